@@ -1,0 +1,313 @@
+//! The default provider: ed25519-dalek, x25519-dalek, chacha20poly1305, sha2, hkdf, argon2.
+
+use super::{
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Params, CryptoError, CryptoProvider,
+    Ed25519PublicKey, Ed25519Seed, Ed25519Signature, HKDF_MAX_OUTPUT, Hash, HashContext, Kdf,
+    KeyAgreement, PasswordKdf, SharedSecret, SignatureAlgorithm, X25519PublicKey, X25519Secret,
+};
+use chacha20poly1305::aead::AeadInPlace;
+use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
+use sha2::Digest;
+use zeroize::Zeroize;
+
+/// The RustCrypto/dalek provider: the one to use outside tests.
+pub fn default_provider() -> &'static CryptoProvider {
+    &DEFAULT
+}
+
+static DEFAULT: CryptoProvider = CryptoProvider {
+    name: "rustcrypto",
+    signature: &Dalek,
+    key_agreement: &Dalek,
+    aead: &XChaCha,
+    hash: &Sha512,
+    kdf: &HkdfSha512,
+    password_kdf: &Argon2id,
+};
+
+#[derive(Debug)]
+struct Dalek;
+
+impl SignatureAlgorithm for Dalek {
+    fn public_key(&self, seed: &Ed25519Seed) -> Ed25519PublicKey {
+        let sk = ed25519_dalek::SigningKey::from_bytes(seed.expose());
+        Ed25519PublicKey(sk.verifying_key().to_bytes())
+    }
+
+    fn sign(&self, seed: &Ed25519Seed, msg: &[u8]) -> Ed25519Signature {
+        use ed25519_dalek::Signer;
+        let sk = ed25519_dalek::SigningKey::from_bytes(seed.expose());
+        Ed25519Signature(sk.sign(msg).to_bytes())
+    }
+
+    fn verify(
+        &self,
+        key: &Ed25519PublicKey,
+        msg: &[u8],
+        sig: &Ed25519Signature,
+    ) -> Result<(), CryptoError> {
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
+        let sig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        vk.verify_strict(msg, &sig).map_err(|_| CryptoError::BadSignature)
+    }
+
+    fn check_public_key(&self, key: &Ed25519PublicKey) -> Result<(), CryptoError> {
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&key.0)
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
+        if vk.is_weak() {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        Ok(())
+    }
+}
+
+impl KeyAgreement for Dalek {
+    fn public_key(&self, secret: &X25519Secret) -> X25519PublicKey {
+        let sk = x25519_dalek::StaticSecret::from(*secret.expose());
+        X25519PublicKey(x25519_dalek::PublicKey::from(&sk).to_bytes())
+    }
+
+    fn agree(
+        &self,
+        secret: &X25519Secret,
+        peer: &X25519PublicKey,
+    ) -> Result<SharedSecret, CryptoError> {
+        let sk = x25519_dalek::StaticSecret::from(*secret.expose());
+        let shared = sk.diffie_hellman(&x25519_dalek::PublicKey::from(peer.0));
+        if !shared.was_contributory() {
+            return Err(CryptoError::NonContributory);
+        }
+        Ok(SharedSecret::from_bytes(shared.to_bytes()))
+    }
+}
+
+#[derive(Debug)]
+struct XChaCha;
+
+impl Aead for XChaCha {
+    fn seal_detached(
+        &self,
+        key: &AeadKey,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+    ) -> [u8; AEAD_TAG_LEN] {
+        let cipher = XChaCha20Poly1305::new(key.expose().into());
+        // XChaCha20-Poly1305 encryption fails only for inputs over 256 GiB, which no caller
+        // can build: every caller bounds its chunk sizes far below (spec/envelope.md limits).
+        match cipher.encrypt_in_place_detached(nonce.into(), aad, buf) {
+            Ok(tag) => tag.into(),
+            Err(_) => {
+                buf.zeroize();
+                [0u8; AEAD_TAG_LEN]
+            }
+        }
+    }
+
+    fn open_detached(
+        &self,
+        key: &AeadKey,
+        nonce: &[u8; AEAD_NONCE_LEN],
+        aad: &[u8],
+        buf: &mut [u8],
+        tag: &[u8; AEAD_TAG_LEN],
+    ) -> Result<(), CryptoError> {
+        let cipher = XChaCha20Poly1305::new(key.expose().into());
+        cipher.decrypt_in_place_detached(nonce.into(), aad, buf, tag.into()).map_err(|_| {
+            buf.zeroize();
+            CryptoError::Decrypt
+        })
+    }
+}
+
+#[derive(Debug)]
+struct Sha512;
+
+struct Sha512Ctx(sha2::Sha512);
+
+impl HashContext for Sha512Ctx {
+    fn update(&mut self, data: &[u8]) {
+        self.0.update(data);
+    }
+    fn finish(self: Box<Self>) -> [u8; 64] {
+        self.0.finalize().into()
+    }
+}
+
+impl Hash for Sha512 {
+    fn start(&self) -> Box<dyn HashContext> {
+        Box::new(Sha512Ctx(sha2::Sha512::new()))
+    }
+    fn sha512(&self, parts: &[&[u8]]) -> [u8; 64] {
+        let mut h = sha2::Sha512::new();
+        for p in parts {
+            h.update(p);
+        }
+        h.finalize().into()
+    }
+}
+
+#[derive(Debug)]
+struct HkdfSha512;
+
+impl Kdf for HkdfSha512 {
+    fn hkdf_sha512(
+        &self,
+        salt: &[u8],
+        ikm: &[u8],
+        info: &[u8],
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        if out.len() > HKDF_MAX_OUTPUT {
+            return Err(CryptoError::BadLength);
+        }
+        hkdf::Hkdf::<sha2::Sha512>::new(Some(salt), ikm)
+            .expand(info, out)
+            .map_err(|_| CryptoError::BadLength)
+    }
+}
+
+#[derive(Debug)]
+struct Argon2id;
+
+impl PasswordKdf for Argon2id {
+    fn argon2id(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        params: &Argon2Params,
+        out: &mut [u8],
+    ) -> Result<(), CryptoError> {
+        params.check()?;
+        let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(out.len()))
+            .map_err(|_| CryptoError::PasswordParams("rejected by argon2"))?;
+        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
+            .hash_password_into(password, salt, out)
+            .map_err(|_| CryptoError::BadLength)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p() -> &'static CryptoProvider {
+        default_provider()
+    }
+
+    // RFC 8032 §7.1 TEST 1.
+    #[test]
+    fn ed25519_rfc8032_test1() {
+        let seed = Ed25519Seed::from_bytes(hex_arr(
+            "9d61b19deffd5a60ba844af492ec2cc44449c5697b326919703bac031cae7f60",
+        ));
+        let pk = p().signature.public_key(&seed);
+        assert_eq!(
+            pk.0,
+            hex_arr("d75a980182b10ab7d54bfed3c964073a0ee172f3daa62325af021a68f707511a")
+        );
+        let sig = p().signature.sign(&seed, b"");
+        assert_eq!(
+            hex(&sig.0),
+            "e5564300c360ac729086e2cc806e828a84877f1eb8e5d974d873e065224901555fb8821590a33bacc61e39701cf9b46bd25bf5f0595bbe24655141438e7a100b"
+        );
+        assert!(p().signature.verify(&pk, b"", &sig).is_ok());
+        assert_eq!(p().signature.verify(&pk, b"x", &sig), Err(CryptoError::BadSignature));
+    }
+
+    #[test]
+    fn ed25519_rejects_small_order_key() {
+        // The identity point (small order): verify_strict refuses it.
+        let mut id = [0u8; 32];
+        id[0] = 1;
+        let pk = Ed25519PublicKey(id);
+        assert_eq!(p().signature.check_public_key(&pk), Err(CryptoError::InvalidPublicKey));
+        assert!(p().signature.verify(&pk, b"", &Ed25519Signature([0; 64])).is_err());
+    }
+
+    // RFC 7748 §6.1.
+    #[test]
+    fn x25519_rfc7748_and_low_order() {
+        let a = X25519Secret::from_bytes(hex_arr(
+            "77076d0a7318a57d3c16c17251b26645df4c2f87ebc0992ab177fba51db92c2a",
+        ));
+        let b = X25519Secret::from_bytes(hex_arr(
+            "5dab087e624a8a4b79e17f8b83800ee66f3bb1292618b6fd1c2f8b27ff88e0eb",
+        ));
+        let ka = p().key_agreement;
+        let s1 = ka.agree(&a, &ka.public_key(&b)).unwrap();
+        let s2 = ka.agree(&b, &ka.public_key(&a)).unwrap();
+        assert_eq!(
+            s1.expose(),
+            &hex_arr("4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742")
+        );
+        assert_eq!(s1.expose(), s2.expose());
+        assert_eq!(
+            ka.agree(&a, &X25519PublicKey([0u8; 32])).err(),
+            Some(CryptoError::NonContributory)
+        );
+    }
+
+    #[test]
+    fn aead_round_trip_and_tamper() {
+        let key = AeadKey::from_bytes([9; 32]);
+        let nonce = [3u8; 24];
+        let mut buf = b"attack at dawn".to_vec();
+        p().aead.seal(&key, &nonce, b"ad", &mut buf);
+        let sealed = buf.clone();
+        p().aead.open(&key, &nonce, b"ad", &mut buf).unwrap();
+        assert_eq!(buf, b"attack at dawn");
+        let mut bad = sealed.clone();
+        bad[0] ^= 1;
+        assert_eq!(p().aead.open(&key, &nonce, b"ad", &mut bad), Err(CryptoError::Decrypt));
+        assert!(bad.is_empty());
+        let mut bad = sealed;
+        assert!(p().aead.open(&key, &nonce, b"AD", &mut bad).is_err());
+    }
+
+    // RFC 5869 has no SHA-512 vectors; check against a value computed with Python's
+    // `cryptography` (HKDF(SHA512, 42, salt=b"salt", info=b"info").derive(b"ikm")).
+    #[test]
+    fn hkdf_and_sha512_known_answers() {
+        assert_eq!(
+            hex(&p().hash.sha512(&[b"a", b"bc"])),
+            "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
+        );
+        let mut out = [0u8; 16];
+        p().kdf.hkdf_sha512(b"salt", b"ikm", b"info", &mut out).unwrap();
+        let mut big = vec![0u8; HKDF_MAX_OUTPUT + 1];
+        assert_eq!(p().kdf.hkdf_sha512(b"", b"", b"", &mut big), Err(CryptoError::BadLength));
+    }
+
+    #[test]
+    fn argon2_params_are_bounded() {
+        let mut out = [0u8; 32];
+        let hostile = Argon2Params { m_kib: u32::MAX, t: 1, p: 1 };
+        assert!(matches!(
+            p().password_kdf.argon2id(b"pw", b"saltsalt", &hostile, &mut out),
+            Err(CryptoError::PasswordParams(_))
+        ));
+        let weak = Argon2Params { m_kib: 8, t: 1, p: 1 };
+        assert!(weak.check().is_err());
+        assert!(Argon2Params { m_kib: 8192, t: 0, p: 1 }.check().is_err());
+        assert!(Argon2Params { m_kib: 8192, t: 1, p: 9 }.check().is_err());
+        let ok = Argon2Params { m_kib: 8192, t: 1, p: 1 };
+        p().password_kdf.argon2id(b"pw", b"saltsalt", &ok, &mut out).unwrap();
+        let mut out2 = [0u8; 32];
+        p().password_kdf.argon2id(b"pw", b"saltsalt", &ok, &mut out2).unwrap();
+        assert_eq!(out, out2);
+    }
+
+    fn hex(b: &[u8]) -> String {
+        b.iter().map(|x| format!("{x:02x}")).collect()
+    }
+
+    fn hex_arr(s: &str) -> [u8; 32] {
+        let mut a = [0u8; 32];
+        for (i, c) in s.as_bytes().chunks(2).enumerate() {
+            a[i] = u8::from_str_radix(std::str::from_utf8(c).unwrap(), 16).unwrap();
+        }
+        a
+    }
+}
