@@ -1,0 +1,1 @@
+//! The `_dx` DNS management record (`spec/dns-record.md`).
