@@ -347,3 +347,6 @@ impl FromStr for Record {
         Record::parse(s)
     }
 }
+
+#[cfg(test)]
+mod tests;
