@@ -97,10 +97,13 @@ impl Policy {
             .find(|p| p.as_str().eq_ignore_ascii_case(s))
     }
 
-    /// Whether a DIME sender may fall back to legacy SMTP when DMTP delivery fails
-    /// (`spec/dns-record.md` §6, row D).
-    pub fn allows_legacy_fallback(self) -> bool {
-        self == Policy::Experimental
+    /// When a DIME sender may fall back to legacy SMTP (`spec/dns-record.md` §6, row D).
+    pub fn legacy_fallback(self) -> LegacyFallback {
+        match self {
+            Policy::Experimental => LegacyFallback::OnAnyDmtpFailure,
+            Policy::Mixed => LegacyFallback::OnlyWithoutAuthenticatedPok,
+            Policy::Strict => LegacyFallback::Never,
+        }
     }
 
     /// Whether a CA-validated TLS certificate may stand in for DNSSEC when the zone is provably
@@ -121,6 +124,20 @@ impl fmt::Display for Policy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// When a DIME sender may deliver by legacy SMTP instead of DMTP (`spec/dns-record.md` §6,
+/// row D). Whatever the value, a bogus record never leads to a fallback (§6.2), and every
+/// fallback is logged and recorded with the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum LegacyFallback {
+    /// `experimental`: after any failure to deliver by DMTP.
+    OnAnyDmtpFailure,
+    /// `mixed`: only when the POK cannot be authenticated at all (insecure zone and CA-TLS
+    /// refused by local policy, or no acceptable certificate); never once it is authenticated.
+    OnlyWithoutAuthenticatedPok,
+    /// `strict`: never.
+    Never,
 }
 
 /// The subdomain rule, `sub=` (`spec/dns-record.md` §7).

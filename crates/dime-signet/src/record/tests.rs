@@ -201,8 +201,10 @@ fn policy_values() {
         err(&format!("{} pol=mixed policy=strict", minimal())),
         RecordError::DuplicateKey { key: "pol" }
     );
-    assert!(Policy::Experimental.allows_legacy_fallback());
-    assert!(!Policy::Mixed.allows_legacy_fallback());
+    assert_eq!(Policy::Experimental.legacy_fallback(), LegacyFallback::OnAnyDmtpFailure);
+    assert_eq!(Policy::Mixed.legacy_fallback(), LegacyFallback::OnlyWithoutAuthenticatedPok);
+    assert_eq!(Policy::Strict.legacy_fallback(), LegacyFallback::Never);
+    assert!(Policy::Experimental.allows_ca_tls_fallback());
     assert!(Policy::Mixed.allows_ca_tls_fallback());
     assert!(!Policy::Strict.allows_ca_tls_fallback());
     assert!(Policy::Mixed.accepts_unsigned());
