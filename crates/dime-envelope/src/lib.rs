@@ -1,0 +1,37 @@
+//! `dime-envelope`: the layered DIME message, format v2 (`spec/envelope.md`).
+//!
+//! What it is: the codec and the cryptography of one message. The author seals it
+//! ([`seal`], [`seal_message`]) for four actors (author, origin, destination, recipient);
+//! each chunk has its own key, wrapped in a key slot for exactly the actors of the matrix
+//! (`spec/envelope.md` §6). Each actor opens its view ([`open_as_recipient`],
+//! [`open_as_origin`], [`open_as_destination`], [`open_as_author`], [`open_streaming`]) and
+//! verifies the signatures it can see; the origin appends its signature chunk
+//! ([`Verified::origin_signature_chunk`]). [`inspect`] describes a message's structure.
+//!
+//! What it is not: a place for I/O, clocks or ambient randomness. Every crypto operation goes
+//! through a `&CryptoProvider`; randomness is a `&mut dyn CryptoRngCore` parameter; streams
+//! are caller-provided `std::io::Read`/`Write` values. Key lookup (signets, DNS) is the
+//! caller's: opening is two-phase ([`Unverified`] then [`Verified`]) so the caller can look
+//! up the claimed signers' keys in between.
+
+mod codec;
+mod engine;
+mod error;
+pub mod format;
+mod inspect;
+pub mod limits;
+mod open;
+mod seal;
+
+pub use codec::{Headers, PartInfo, PartKind};
+pub use engine::{CollectSink, DiscardSink, PartSink};
+pub use error::{DecodeError, OpenError, SealError};
+pub use format::{ChunkType, MessageKind, Role, TreeEntry, padded_len};
+pub use inspect::{ChunkSummary, Inspection, inspect};
+pub use open::{
+    DestinationView, FullView, OriginView, ReaderRole, Unverified, Verified, open_as_author,
+    open_as_destination, open_as_origin, open_as_recipient, open_streaming,
+};
+pub use seal::{
+    ActorKeys, Addressing, Content, Message, Part, PartSource, Signer, seal, seal_message,
+};

@@ -1,0 +1,440 @@
+//! Opening a message as each actor, and verifying its signatures (`spec/envelope.md` §6, §7).
+//!
+//! Opening is two-phase. `open_as_*` decodes, unwraps this actor's slots and opens its chunks
+//! (every tag verified), and returns an [`Unverified`] view that exposes only the claimed
+//! identities needed to find the signers' keys. `verify` checks the signatures with those
+//! keys and returns a [`Verified`] view. Each view type has only the fields its actor may
+//! read: an [`OriginView`] has no body, a [`DestinationView`] no author.
+
+use crate::codec::{Headers, decode_destination, decode_origin, decode_sig, decode_tree_sig};
+use crate::engine::{CollectSink, DiscardSink, Engine, PartSink};
+use crate::error::{DecodeError, OpenError};
+use crate::format::{
+    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, TreeEntry, full_sig_input,
+    origin_sig_input, transit_kek, tree_sig_input,
+};
+use crate::seal::{ChunkSealer, HashWriter, Message, Part};
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Ed25519Seed, X25519Secret};
+use dime_core::{CryptoRngCore, Domain, Mailbox};
+use std::io::Read;
+use zeroize::Zeroizing;
+
+/// What the signatures of a message prove (`spec/envelope.md` §7, §10).
+#[derive(Debug)]
+pub(crate) struct Evidence {
+    header: Header,
+    tree: Vec<TreeEntry>,
+    full_digest: Option<[u8; 64]>,
+    tree_sig: Option<Vec<u8>>,
+    full_sig: Option<Vec<u8>>,
+    origin_sig: Option<Vec<u8>>,
+    origin_signed: bool,
+    transit: Option<Zeroizing<[u8; 32]>>,
+}
+
+impl Evidence {
+    fn from_engine(e: &mut Engine<'_>) -> Result<Self, OpenError> {
+        let header = e.header.ok_or(DecodeError::Truncated)?;
+        Ok(Evidence {
+            header,
+            tree: e.tree(),
+            full_digest: e.full_digest,
+            tree_sig: e.content(ChunkType::AuthorTreeSig).map(<[u8]>::to_vec),
+            full_sig: e.content(ChunkType::AuthorFullSig).map(<[u8]>::to_vec),
+            origin_sig: e.content(ChunkType::OriginSig).map(<[u8]>::to_vec),
+            origin_signed: e.position(ChunkType::OriginSig).is_some(),
+            transit: e.transit.take(),
+        })
+    }
+
+    /// Verifies the author tree and full signatures (§7.1, §7.2).
+    fn verify_author(
+        &self,
+        p: &CryptoProvider,
+        destination: &Domain,
+        key: &Ed25519PublicKey,
+    ) -> Result<(), OpenError> {
+        let (listed, sig) =
+            decode_tree_sig(self.tree_sig.as_deref().ok_or(OpenError::Unauthentic)?)?;
+        let pos = self
+            .tree
+            .iter()
+            .position(|e| e.chunk_type == ChunkType::AuthorTreeSig)
+            .ok_or(DecodeError::MissingChunk("author tree signature"))?;
+        if self.tree.get(..pos) != Some(listed.as_slice()) {
+            return Err(OpenError::Unauthentic);
+        }
+        let input = tree_sig_input(&self.header, destination.as_str(), &listed);
+        p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)?;
+        let sig = decode_sig(self.full_sig.as_deref().ok_or(OpenError::Unauthentic)?)?;
+        let digest = self.full_digest.ok_or(OpenError::Unauthentic)?;
+        p.signature
+            .verify(key, &full_sig_input(&self.header, &digest), &sig)
+            .map_err(|_| OpenError::Unauthentic)
+    }
+
+    /// Verifies the origin signature (§7.3).
+    fn verify_origin(
+        &self,
+        p: &CryptoProvider,
+        origin: &Domain,
+        destination: &Domain,
+        key: &Ed25519PublicKey,
+    ) -> Result<(), OpenError> {
+        let sig = decode_sig(self.origin_sig.as_deref().ok_or(OpenError::OriginSignature)?)?;
+        let pos = self
+            .tree
+            .iter()
+            .position(|e| e.chunk_type == ChunkType::OriginSig)
+            .ok_or(OpenError::OriginSignature)?;
+        let tree = self.tree.get(..pos).ok_or(OpenError::Unauthentic)?;
+        let input = origin_sig_input(&self.header, origin.as_str(), destination.as_str(), tree);
+        p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)
+    }
+}
+
+/// A view whose tags verified but whose signatures are not checked yet. Only the claimed
+/// identities (to look the signers' keys up) are readable; call `verify`.
+#[must_use = "an unverified view proves nothing until verify succeeds"]
+#[derive(Debug)]
+pub struct Unverified<V> {
+    view: V,
+    ev: Evidence,
+}
+
+/// A view whose signatures verified.
+#[must_use]
+#[derive(Debug)]
+pub struct Verified<V> {
+    view: V,
+    ev: Evidence,
+}
+
+impl<V> Verified<V> {
+    /// The verified view.
+    pub fn view(&self) -> &V {
+        &self.view
+    }
+
+    /// The verified view, by value.
+    pub fn into_view(self) -> V {
+        self.view
+    }
+
+    /// Authored or trustful: a trustful message was signed by the origin server on a legacy
+    /// sender's behalf, not by its author (`spec/envelope.md` §10).
+    pub fn kind(&self) -> MessageKind {
+        self.ev.header.kind
+    }
+
+    /// The message id.
+    pub fn message_id(&self) -> &[u8; MESSAGE_ID_LEN] {
+        &self.ev.header.message_id
+    }
+}
+
+impl<V> std::ops::Deref for Verified<V> {
+    type Target = V;
+    fn deref(&self) -> &V {
+        &self.view
+    }
+}
+
+/// What the author and the recipient read: everything (`spec/envelope.md` §6).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FullView {
+    /// The author's mailbox.
+    pub author: Mailbox,
+    /// The origin domain.
+    pub origin: Domain,
+    /// The destination domain.
+    pub destination: Domain,
+    /// The recipient's mailbox.
+    pub recipient: Mailbox,
+    /// Headers and parts (with a streaming sink, part data went to the sink).
+    pub message: Message,
+    /// Whether the message carries the origin's signature.
+    pub origin_signed: bool,
+}
+
+/// What the origin server reads: the author and the destination domain
+/// (`spec/envelope.md` §6). It has no headers and no body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OriginView {
+    /// The author's mailbox.
+    pub author: Mailbox,
+    /// The destination domain.
+    pub destination: Domain,
+    /// Whether the message already carries an origin signature.
+    pub origin_signed: bool,
+}
+
+/// What the destination server reads: the recipient and the origin domain
+/// (`spec/envelope.md` §6). It has no author, headers or body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DestinationView {
+    /// The recipient's mailbox.
+    pub recipient: Mailbox,
+    /// The origin domain.
+    pub origin: Domain,
+}
+
+macro_rules! engine_run {
+    ($p:expr, $reader:expr, $secret:expr, $role:expr, $sink:expr) => {{
+        let mut engine = Engine::new($p, Some($secret), &[$role], true);
+        let mut reader = $reader;
+        engine.run(&mut reader, $sink)?;
+        engine
+    }};
+}
+
+fn full_view(engine: &mut Engine<'_>, parts: Vec<Part>) -> Result<Unverified<FullView>, OpenError> {
+    let (author, destination) =
+        decode_origin(engine.content(ChunkType::Origin).ok_or(OpenError::Unauthentic)?)?;
+    let (recipient, origin) =
+        decode_destination(engine.content(ChunkType::Destination).ok_or(OpenError::Unauthentic)?)?;
+    let common_headers =
+        Headers::decode(engine.content(ChunkType::CommonHeaders).ok_or(OpenError::Unauthentic)?)?;
+    let other_headers =
+        Headers::decode(engine.content(ChunkType::OtherHeaders).ok_or(OpenError::Unauthentic)?)?;
+    let ev = Evidence::from_engine(engine)?;
+    let view = FullView {
+        author,
+        origin,
+        destination,
+        recipient,
+        message: Message { common_headers, other_headers, parts },
+        origin_signed: ev.origin_signed,
+    };
+    Ok(Unverified { view, ev })
+}
+
+/// Opens a message as its recipient, in memory (`spec/envelope.md` §6).
+pub fn open_as_recipient(
+    p: &CryptoProvider,
+    message: &[u8],
+    secret: &X25519Secret,
+) -> Result<Unverified<FullView>, OpenError> {
+    let mut sink = CollectSink::default();
+    let mut engine = engine_run!(p, message, secret, Role::Recipient, &mut sink);
+    full_view(&mut engine, sink.parts)
+}
+
+/// Opens a message as its author (its sent copy), in memory (`spec/envelope.md` §6).
+pub fn open_as_author(
+    p: &CryptoProvider,
+    message: &[u8],
+    secret: &X25519Secret,
+) -> Result<Unverified<FullView>, OpenError> {
+    let mut sink = CollectSink::default();
+    let mut engine = engine_run!(p, message, secret, Role::Author, &mut sink);
+    full_view(&mut engine, sink.parts)
+}
+
+/// Opens a message as its recipient (`Role::Recipient`) or author (`Role::Author`) from a
+/// stream: part data goes to `sink` segment by segment, each after its tag verifies, and the
+/// view's parts carry no data. Memory stays bounded by one segment. If this returns an
+/// error, or `verify` fails, discard what the sink received.
+pub fn open_streaming<R: Read>(
+    p: &CryptoProvider,
+    reader: R,
+    secret: &X25519Secret,
+    role: ReaderRole,
+    sink: &mut dyn PartSink,
+) -> Result<Unverified<FullView>, OpenError> {
+    let role = match role {
+        ReaderRole::Author => Role::Author,
+        ReaderRole::Recipient => Role::Recipient,
+    };
+    let mut parts = PartsSink { inner: sink, parts: Vec::new() };
+    let mut engine = engine_run!(p, reader, secret, role, &mut parts);
+    full_view(&mut engine, parts.parts)
+}
+
+/// The actors that read a whole message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ReaderRole {
+    /// The author.
+    Author,
+    /// The recipient.
+    Recipient,
+}
+
+/// Forwards to the caller's sink, keeping each part's kind and info for the view.
+struct PartsSink<'s> {
+    inner: &'s mut dyn PartSink,
+    parts: Vec<Part>,
+}
+
+impl PartSink for PartsSink<'_> {
+    fn begin(&mut self, kind: crate::PartKind, info: &crate::PartInfo) -> std::io::Result<()> {
+        self.parts.push(Part { kind, info: info.clone(), data: Vec::new() });
+        self.inner.begin(kind, info)
+    }
+    fn data(&mut self, bytes: &[u8]) -> std::io::Result<()> {
+        self.inner.data(bytes)
+    }
+    fn end(&mut self) -> std::io::Result<()> {
+        self.inner.end()
+    }
+}
+
+/// Opens a message as the origin server (`spec/envelope.md` §6). Reads the message as a
+/// stream; pass `&bytes[..]` for a message in memory.
+pub fn open_as_origin<R: Read>(
+    p: &CryptoProvider,
+    reader: R,
+    secret: &X25519Secret,
+) -> Result<Unverified<OriginView>, OpenError> {
+    let mut engine = engine_run!(p, reader, secret, Role::Origin, &mut DiscardSink);
+    let (author, destination) =
+        decode_origin(engine.content(ChunkType::Origin).ok_or(OpenError::Unauthentic)?)?;
+    let ev = Evidence::from_engine(&mut engine)?;
+    let view = OriginView { author, destination, origin_signed: ev.origin_signed };
+    Ok(Unverified { view, ev })
+}
+
+/// Opens a message as the destination server (`spec/envelope.md` §6). Reads the message as
+/// a stream; pass `&bytes[..]` for a message in memory.
+pub fn open_as_destination<R: Read>(
+    p: &CryptoProvider,
+    reader: R,
+    secret: &X25519Secret,
+) -> Result<Unverified<DestinationView>, OpenError> {
+    let mut engine = engine_run!(p, reader, secret, Role::Destination, &mut DiscardSink);
+    let (recipient, origin) =
+        decode_destination(engine.content(ChunkType::Destination).ok_or(OpenError::Unauthentic)?)?;
+    let ev = Evidence::from_engine(&mut engine)?;
+    Ok(Unverified { view: DestinationView { recipient, origin }, ev })
+}
+
+impl<V> Unverified<V> {
+    /// Authored or trustful (`spec/envelope.md` §10): for a trustful message, the author
+    /// signatures are the origin server's, so `verify` takes the origin's key as the author key.
+    pub fn kind(&self) -> MessageKind {
+        self.ev.header.kind
+    }
+
+    /// The message id.
+    pub fn message_id(&self) -> &[u8; MESSAGE_ID_LEN] {
+        &self.ev.header.message_id
+    }
+
+    /// Whether the message carries an origin signature.
+    pub fn origin_signed(&self) -> bool {
+        self.ev.origin_signed
+    }
+}
+
+impl Unverified<FullView> {
+    /// The author the message claims (look up its signing key; for a trustful message, the
+    /// origin's).
+    pub fn claimed_author(&self) -> &Mailbox {
+        &self.view.author
+    }
+
+    /// The origin domain the message claims.
+    pub fn claimed_origin(&self) -> &Domain {
+        &self.view.origin
+    }
+
+    /// Verifies the author signatures with `author` (the origin's key for a trustful message)
+    /// and, when the message carries one, the origin signature with `origin`
+    /// (`spec/envelope.md` §7). An origin key for a message without an origin signature, or
+    /// the reverse, is [`OpenError::OriginSignature`].
+    pub fn verify(
+        self,
+        p: &CryptoProvider,
+        author: &Ed25519PublicKey,
+        origin: Option<&Ed25519PublicKey>,
+    ) -> Result<Verified<FullView>, OpenError> {
+        let Unverified { view, ev } = self;
+        ev.verify_author(p, &view.destination, author)?;
+        match (ev.origin_signed, origin) {
+            (true, Some(k)) => ev.verify_origin(p, &view.origin, &view.destination, k)?,
+            (false, None) => {}
+            _ => return Err(OpenError::OriginSignature),
+        }
+        Ok(Verified { view, ev })
+    }
+}
+
+impl Unverified<OriginView> {
+    /// The author the message claims.
+    pub fn claimed_author(&self) -> &Mailbox {
+        &self.view.author
+    }
+
+    /// Verifies the author tree and full signatures (`spec/envelope.md` §7.1, §7.2) with the
+    /// author's key (the origin's own key for a trustful message).
+    pub fn verify(
+        self,
+        p: &CryptoProvider,
+        author: &Ed25519PublicKey,
+    ) -> Result<Verified<OriginView>, OpenError> {
+        let Unverified { view, ev } = self;
+        ev.verify_author(p, &view.destination, author)?;
+        Ok(Verified { view, ev })
+    }
+}
+
+impl Verified<OriginView> {
+    /// The origin's signature chunk (`spec/envelope.md` §7.3), to append to the message as
+    /// it was opened. It covers the tree of every chunk and both domains, so the message
+    /// cannot be replayed to another destination domain.
+    pub fn origin_signature_chunk(
+        &self,
+        p: &CryptoProvider,
+        rng: &mut dyn CryptoRngCore,
+        origin_seed: &Ed25519Seed,
+        origin_domain: &Domain,
+    ) -> Result<Vec<u8>, OpenError> {
+        if self.ev.origin_signed {
+            return Err(OpenError::AlreadyOriginSigned);
+        }
+        let transit = self.ev.transit.as_ref().ok_or(OpenError::Unauthentic)?;
+        let kek = transit_kek(p, &self.ev.header, transit).map_err(|_| OpenError::Unauthentic)?;
+        let keks = [(Role::Transit, kek)];
+        let input = origin_sig_input(
+            &self.ev.header,
+            origin_domain.as_str(),
+            self.view.destination.as_str(),
+            &self.ev.tree,
+        );
+        let sig = p.signature.sign(origin_seed, &input);
+        let index = u16::try_from(self.ev.tree.len())
+            .map_err(|_| DecodeError::TooMany("chunks", crate::limits::MAX_CHUNKS))?;
+        let mut cs = ChunkSealer { p, header: self.ev.header, keks: &keks, rng };
+        let mut w = HashWriter::new(p, Vec::new(), false);
+        cs.write_chunk(&mut w, ChunkType::OriginSig, index, &mut &sig.0[..], 64).map_err(|e| {
+            match e {
+                crate::SealError::Io(io) => OpenError::Io(io),
+                _ => OpenError::Unauthentic,
+            }
+        })?;
+        Ok(w.into_inner())
+    }
+}
+
+impl Unverified<DestinationView> {
+    /// The origin domain the message claims (look up its organisational key).
+    pub fn claimed_origin(&self) -> &Domain {
+        &self.view.origin
+    }
+
+    /// Verifies the origin signature with the origin's key, for `my_domain`: a message
+    /// signed for another destination domain fails (`spec/envelope.md` §7.3, §9).
+    pub fn verify(
+        self,
+        p: &CryptoProvider,
+        origin: &Ed25519PublicKey,
+        my_domain: &Domain,
+    ) -> Result<Verified<DestinationView>, OpenError> {
+        let Unverified { view, ev } = self;
+        if !ev.origin_signed {
+            return Err(OpenError::OriginSignature);
+        }
+        ev.verify_origin(p, &view.origin, my_domain, origin)?;
+        Ok(Verified { view, ev })
+    }
+}

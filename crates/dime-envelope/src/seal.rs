@@ -1,0 +1,522 @@
+//! Sealing a message as its author (`spec/envelope.md` §5-§7, §10), streaming: parts are
+//! read from `Read` sources and the message is written to a `Write` sink, one segment at a
+//! time, so memory stays bounded by two segments whatever the part sizes.
+
+use crate::codec::{
+    Headers, PartInfo, PartKind, encode_destination, encode_origin, encode_tree_sig,
+};
+use crate::error::{DecodeError, SealError};
+use crate::format::{
+    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, TreeEntry, actor_kek, full_sig_input,
+    padded_len, segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek, tree_sig_input,
+};
+use crate::limits::{HEADERS_MAX_LEN, MAX_PARTS, PART_MAX_LEN, SEGMENT_PAYLOAD};
+use dime_core::crypto::{
+    AeadKey, CryptoProvider, Ed25519PublicKey, Ed25519Seed, HashContext, X25519PublicKey,
+    X25519Secret,
+};
+use dime_core::{CryptoRngCore, Domain, Mailbox};
+use std::io::{Read, Write};
+use zeroize::Zeroizing;
+
+/// The public keys of one actor, as its signet publishes them. An adapter from
+/// `dime-signet` signets comes with that crate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ActorKeys {
+    /// The X25519 key that key slots are sealed to.
+    pub encryption: X25519PublicKey,
+    /// The Ed25519 key that verifies the actor's signatures.
+    pub signing: Ed25519PublicKey,
+}
+
+/// Who a message is sealed for: the four actors' identities and keys (`spec/envelope.md` §6).
+/// For a trustful message the author keys are the origin server's (`spec/envelope.md` §10).
+#[derive(Debug, Clone)]
+pub struct Addressing {
+    /// The author's mailbox (origin chunk).
+    pub author: Mailbox,
+    /// The author's keys.
+    pub author_keys: ActorKeys,
+    /// The origin domain (destination chunk).
+    pub origin: Domain,
+    /// The origin server's keys (its organisational signet).
+    pub origin_keys: ActorKeys,
+    /// The destination domain (origin chunk; bound by every signature).
+    pub destination: Domain,
+    /// The destination server's keys.
+    pub destination_keys: ActorKeys,
+    /// The recipient's mailbox (destination chunk).
+    pub recipient: Mailbox,
+    /// The recipient's keys.
+    pub recipient_keys: ActorKeys,
+}
+
+impl Addressing {
+    fn keys(&self, role: Role) -> &ActorKeys {
+        match role {
+            Role::Author | Role::Transit => &self.author_keys,
+            Role::Origin => &self.origin_keys,
+            Role::Destination => &self.destination_keys,
+            Role::Recipient => &self.recipient_keys,
+        }
+    }
+}
+
+/// Who signs the author signatures, which sets the message kind (`spec/envelope.md` §2, §10).
+#[derive(Debug, Clone, Copy)]
+pub enum Signer<'a> {
+    /// The author's own signing key: an authored message.
+    Author(&'a Ed25519Seed),
+    /// The origin server's key, signing on a legacy sender's behalf: a trustful ("naked")
+    /// message. Every reader sees that the author did not sign it.
+    TrustfulServer(&'a Ed25519Seed),
+}
+
+impl Signer<'_> {
+    fn kind(&self) -> MessageKind {
+        match self {
+            Signer::Author(_) => MessageKind::Authored,
+            Signer::TrustfulServer(_) => MessageKind::Trustful,
+        }
+    }
+    fn seed(&self) -> &Ed25519Seed {
+        match self {
+            Signer::Author(s) | Signer::TrustfulServer(s) => s,
+        }
+    }
+}
+
+/// A part to seal, read from a stream (`spec/envelope.md` §8.4).
+pub struct PartSource<'a> {
+    /// Display or attachment.
+    pub kind: PartKind,
+    /// Content type and file name.
+    pub info: PartInfo,
+    /// The part's data, read to its end.
+    pub data: &'a mut dyn Read,
+}
+
+impl std::fmt::Debug for PartSource<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PartSource").field("kind", &self.kind).field("info", &self.info).finish()
+    }
+}
+
+/// What a message says, with streamed parts. Display parts come before attachments.
+#[derive(Debug)]
+pub struct Content<'a> {
+    /// Common headers (From, To, Cc, Date, Subject...).
+    pub common_headers: &'a Headers,
+    /// Every other header.
+    pub other_headers: &'a Headers,
+    /// Display parts, then attachments.
+    pub parts: Vec<PartSource<'a>>,
+}
+
+/// A part held in memory.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Part {
+    /// Display or attachment.
+    pub kind: PartKind,
+    /// Content type and file name.
+    pub info: PartInfo,
+    /// The data (empty in a view opened with a streaming sink: the sink received it).
+    pub data: Vec<u8>,
+}
+
+/// A whole message held in memory: what the author wrote and what author and recipient read.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Message {
+    /// Common headers.
+    pub common_headers: Headers,
+    /// Other headers.
+    pub other_headers: Headers,
+    /// Display parts, then attachments.
+    pub parts: Vec<Part>,
+}
+
+/// Seals an in-memory message (see [`seal`]).
+pub fn seal_message(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    addressing: &Addressing,
+    signer: Signer<'_>,
+    message: &Message,
+) -> Result<Vec<u8>, SealError> {
+    let mut readers: Vec<&[u8]> = message.parts.iter().map(|p| p.data.as_slice()).collect();
+    let parts = message
+        .parts
+        .iter()
+        .zip(readers.iter_mut())
+        .map(|(part, r)| PartSource { kind: part.kind, info: part.info.clone(), data: r })
+        .collect();
+    let content = Content {
+        common_headers: &message.common_headers,
+        other_headers: &message.other_headers,
+        parts,
+    };
+    seal(p, rng, addressing, signer, content, Vec::new())
+}
+
+/// Seals a message for its author, origin, destination and recipient and writes it to `out`
+/// (`spec/envelope.md` §5-§7). Parts are streamed: memory stays bounded by two segments.
+/// Returns `out`.
+pub fn seal<W: Write>(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    addressing: &Addressing,
+    signer: Signer<'_>,
+    content: Content<'_>,
+    out: W,
+) -> Result<W, SealError> {
+    if content.parts.len() > MAX_PARTS {
+        return Err(SealError::TooLarge("number of parts"));
+    }
+    let mut seen_attachment = false;
+    for part in &content.parts {
+        part.info.check()?;
+        match part.kind {
+            PartKind::Attachment => seen_attachment = true,
+            PartKind::Display if seen_attachment => {
+                return Err(DecodeError::ChunkOrder(ChunkType::Display.code()).into());
+            }
+            PartKind::Display => {}
+        }
+    }
+
+    let mut message_id = [0u8; MESSAGE_ID_LEN];
+    rng.fill_bytes(&mut message_id);
+    let header = Header { kind: signer.kind(), message_id };
+
+    // One ephemeral key per message; one key-encryption key per actor (§4).
+    let eph = X25519Secret::generate(rng);
+    let eph_pub = p.key_agreement.public_key(&eph);
+    let mut keks = Vec::with_capacity(5);
+    for role in Role::ACTORS {
+        let actor = addressing.keys(role).encryption;
+        let shared =
+            p.key_agreement.agree(&eph, &actor).map_err(|_| SealError::BadActorKey(role))?;
+        let kek = actor_kek(p, &shared, &eph_pub, &actor, role)
+            .map_err(|_| SealError::BadActorKey(role))?;
+        keks.push((role, kek));
+    }
+    let mut transit = Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(transit.as_mut());
+    // HKDF with a 32-octet output cannot fail.
+    let tkek =
+        transit_kek(p, &header, &transit).map_err(|_| SealError::BadActorKey(Role::Transit))?;
+    keks.push((Role::Transit, tkek));
+
+    let mut w = HashWriter::new(p, out, true);
+    w.write_raw(&header.to_bytes())?;
+    let mut tree: Vec<TreeEntry> = Vec::new();
+
+    // 0: the ephemeral key, in the clear (§3.2).
+    w.start_chunk();
+    let mut eph_chunk = vec![ChunkType::Ephemeral.code(), 0, 0, 0, 0, 32];
+    eph_chunk.extend_from_slice(&eph_pub.0);
+    w.write_raw(&eph_chunk)?;
+    tree.push(w.end_chunk(ChunkType::Ephemeral, 0));
+
+    let mut cs = ChunkSealer { p, header, keks: &keks, rng };
+    let mut index: u16 = 1;
+    let mut next = |cs: &mut ChunkSealer<'_, '_>,
+                    w: &mut HashWriter<'_, W>,
+                    tree: &mut Vec<TreeEntry>,
+                    ty: ChunkType,
+                    src: &mut dyn Read,
+                    limit: u64|
+     -> Result<(), SealError> {
+        let e = cs.write_chunk(w, ty, index, src, limit)?;
+        tree.push(e);
+        index += 1;
+        Ok(())
+    };
+
+    next(&mut cs, &mut w, &mut tree, ChunkType::Transit, &mut &transit[..], 32)?;
+    let origin = encode_origin(&addressing.author, &addressing.destination);
+    next(
+        &mut cs,
+        &mut w,
+        &mut tree,
+        ChunkType::Origin,
+        &mut origin.as_slice(),
+        HEADERS_MAX_LEN as u64,
+    )?;
+    let dest = encode_destination(&addressing.recipient, &addressing.origin);
+    next(
+        &mut cs,
+        &mut w,
+        &mut tree,
+        ChunkType::Destination,
+        &mut dest.as_slice(),
+        HEADERS_MAX_LEN as u64,
+    )?;
+    let ch = content.common_headers.encode();
+    next(
+        &mut cs,
+        &mut w,
+        &mut tree,
+        ChunkType::CommonHeaders,
+        &mut ch.as_slice(),
+        HEADERS_MAX_LEN as u64,
+    )?;
+    let oh = content.other_headers.encode();
+    next(
+        &mut cs,
+        &mut w,
+        &mut tree,
+        ChunkType::OtherHeaders,
+        &mut oh.as_slice(),
+        HEADERS_MAX_LEN as u64,
+    )?;
+    for part in content.parts {
+        let info = part.info.encode();
+        let mut src = info.as_slice().chain(part.data);
+        next(&mut cs, &mut w, &mut tree, part.kind.chunk_type(), &mut src, PART_MAX_LEN)?;
+    }
+
+    // The author tree signature (§7.1) and full signature (§7.2).
+    let input = tree_sig_input(&header, addressing.destination.as_str(), &tree);
+    let sig = p.signature.sign(signer.seed(), &input);
+    let tree_content = encode_tree_sig(&tree, &sig);
+    let limit = tree_content.len() as u64;
+    next(
+        &mut cs,
+        &mut w,
+        &mut tree,
+        ChunkType::AuthorTreeSig,
+        &mut tree_content.as_slice(),
+        limit,
+    )?;
+    // The full signature covers every octet up to its own chunk's key slots (§7.2).
+    let key = cs.write_head(&mut w, ChunkType::AuthorFullSig, index)?;
+    let digest = w.finish_full();
+    let sig = p.signature.sign(signer.seed(), &full_sig_input(&header, &digest));
+    cs.write_segments(&mut w, &key, ChunkType::AuthorFullSig, index, &mut &sig.0[..], 64)?;
+    w.flush()?;
+    Ok(w.into_inner())
+}
+
+/// A writer that hashes what it writes: the current chunk, and the message up to the full
+/// signature chunk.
+pub(crate) struct HashWriter<'p, W: Write> {
+    p: &'p CryptoProvider,
+    w: W,
+    full: Option<Box<dyn HashContext>>,
+    chunk: Option<Box<dyn HashContext>>,
+}
+
+impl<'p, W: Write> HashWriter<'p, W> {
+    pub(crate) fn new(p: &'p CryptoProvider, w: W, full: bool) -> Self {
+        HashWriter { p, w, full: full.then(|| p.hash.start()), chunk: None }
+    }
+
+    pub(crate) fn write_raw(&mut self, b: &[u8]) -> std::io::Result<()> {
+        if let Some(h) = self.full.as_mut() {
+            h.update(b);
+        }
+        if let Some(h) = self.chunk.as_mut() {
+            h.update(b);
+        }
+        self.w.write_all(b)
+    }
+
+    pub(crate) fn start_chunk(&mut self) {
+        self.chunk = Some(self.p.hash.start());
+    }
+
+    pub(crate) fn end_chunk(&mut self, chunk_type: ChunkType, index: u16) -> TreeEntry {
+        let hash = match self.chunk.take() {
+            Some(h) => h.finish(),
+            None => self.p.hash.sha512(&[]),
+        };
+        TreeEntry { chunk_type, index, hash }
+    }
+
+    fn finish_full(&mut self) -> [u8; 64] {
+        match self.full.take() {
+            Some(h) => h.finish(),
+            None => self.p.hash.sha512(&[]),
+        }
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.w.flush()
+    }
+
+    pub(crate) fn into_inner(self) -> W {
+        self.w
+    }
+}
+
+/// Seals chunks: a fresh chunk key, one slot per role of the matrix, then segments.
+pub(crate) struct ChunkSealer<'k, 'r> {
+    pub(crate) p: &'k CryptoProvider,
+    pub(crate) header: Header,
+    pub(crate) keks: &'k [(Role, AeadKey)],
+    pub(crate) rng: &'r mut dyn CryptoRngCore,
+}
+
+impl ChunkSealer<'_, '_> {
+    /// Writes one encrypted chunk whose content is read from `src` (at most `limit` octets).
+    pub(crate) fn write_chunk<W: Write>(
+        &mut self,
+        w: &mut HashWriter<'_, W>,
+        ty: ChunkType,
+        index: u16,
+        src: &mut dyn Read,
+        limit: u64,
+    ) -> Result<TreeEntry, SealError> {
+        let key = self.write_head(w, ty, index)?;
+        self.write_segments(w, &key, ty, index, src, limit)
+    }
+
+    /// Writes a chunk's head: type, flags, index and key slots (§3.1, §4). Returns the
+    /// chunk key.
+    pub(crate) fn write_head<W: Write>(
+        &mut self,
+        w: &mut HashWriter<'_, W>,
+        ty: ChunkType,
+        index: u16,
+    ) -> Result<AeadKey, SealError> {
+        let p = self.p;
+        let key = AeadKey::generate(self.rng);
+        w.start_chunk();
+        let roles = ty.slot_roles();
+        let mut head = Vec::with_capacity(5 + roles.len() * crate::format::SLOT_LEN);
+        head.push(ty.code());
+        head.push(0);
+        head.extend_from_slice(&index.to_be_bytes());
+        head.push(u8::try_from(roles.len()).unwrap_or(u8::MAX));
+        for &role in roles {
+            let kek = self
+                .keks
+                .iter()
+                .find(|(r, _)| *r == role)
+                .map(|(_, k)| k)
+                .ok_or(SealError::BadActorKey(role))?;
+            let mut wrapped = key.expose().to_vec();
+            p.aead.seal(
+                kek,
+                &slot_nonce(role, index),
+                &slot_aad(&self.header, ty, index, role),
+                &mut wrapped,
+            );
+            head.push(role.code());
+            head.extend_from_slice(&wrapped);
+        }
+        w.write_raw(&head)?;
+        Ok(key)
+    }
+
+    /// Writes a chunk's segments, reading the content from `src` (at most `limit` octets),
+    /// and ends the chunk.
+    pub(crate) fn write_segments<W: Write>(
+        &mut self,
+        w: &mut HashWriter<'_, W>,
+        key: &AeadKey,
+        ty: ChunkType,
+        index: u16,
+        src: &mut dyn Read,
+        limit: u64,
+    ) -> Result<TreeEntry, SealError> {
+        // Segments (§3.3), with one segment of look-ahead so the last one is known.
+        let seg = SEGMENT_PAYLOAD;
+        let mut cur = Zeroizing::new(vec![0u8; 4 + seg]);
+        let mut next = Zeroizing::new(vec![0u8; 4 + seg]);
+        let mut cur_n = fill(src, &mut cur[4..])?;
+        let mut total = cur_n as u64;
+        let mut segment: u32 = 0;
+        let check = |total: u64| {
+            if total > limit { Err(SealError::TooLarge(chunk_name(ty))) } else { Ok(()) }
+        };
+        check(total)?;
+        while cur_n == seg {
+            let next_n = fill(src, &mut next[4..])?;
+            if next_n == 0 {
+                break;
+            }
+            total += next_n as u64;
+            check(total)?;
+            self.emit(w, key, ty, index, segment, false, &mut cur, seg, seg)?;
+            segment += 1;
+            std::mem::swap(&mut cur, &mut next);
+            cur_n = next_n;
+        }
+        let target = if ty.is_padded() { padded_len(total) } else { total };
+        let mut remaining = target - u64::from(segment) * seg as u64;
+        let mut content = cur_n;
+        loop {
+            let payload = usize::try_from(remaining.min(seg as u64)).unwrap_or(seg);
+            if let Some(pad) = cur.get_mut(4 + content..4 + payload) {
+                pad.fill(0);
+            }
+            let last = remaining == payload as u64;
+            self.emit(w, key, ty, index, segment, last, &mut cur, content, payload)?;
+            if last {
+                break;
+            }
+            remaining -= payload as u64;
+            segment += 1;
+            content = 0;
+        }
+        Ok(w.end_chunk(ty, index))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn emit<W: Write>(
+        &self,
+        w: &mut HashWriter<'_, W>,
+        key: &AeadKey,
+        ty: ChunkType,
+        index: u16,
+        segment: u32,
+        last: bool,
+        buf: &mut [u8],
+        content: usize,
+        payload: usize,
+    ) -> Result<(), SealError> {
+        let Some(pt) = buf.get_mut(..4 + payload) else {
+            return Err(SealError::TooLarge("segment"));
+        };
+        pt[..4].copy_from_slice(&u32::try_from(content).unwrap_or(u32::MAX).to_be_bytes());
+        let tag = self.p.aead.seal_detached(
+            key,
+            &segment_nonce(segment, last),
+            &segment_aad(&self.header, ty, 0, index, segment, last),
+            pt,
+        );
+        let ct_len = u32::try_from(pt.len() + 16).unwrap_or(u32::MAX);
+        let mut frame = [0u8; 5];
+        frame[0] = u8::from(last);
+        frame[1..].copy_from_slice(&ct_len.to_be_bytes());
+        w.write_raw(&frame)?;
+        w.write_raw(pt)?;
+        w.write_raw(&tag)?;
+        Ok(())
+    }
+}
+
+fn chunk_name(ty: ChunkType) -> &'static str {
+    match ty {
+        ChunkType::Display | ChunkType::Attachment => "part size (PART_MAX_LEN)",
+        ChunkType::CommonHeaders | ChunkType::OtherHeaders => "header size (HEADERS_MAX_LEN)",
+        _ => "chunk content",
+    }
+}
+
+/// Reads until `buf` is full or the source ends; returns the octets read.
+fn fill(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut n = 0;
+    while n < buf.len() {
+        let Some(rest) = buf.get_mut(n..) else { break };
+        match src.read(rest) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(n)
+}
