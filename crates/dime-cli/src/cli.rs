@@ -1,0 +1,184 @@
+//! Command-line grammar (clap).
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+/// dime: keys, signets and DNS records for the Dark Internet Mail Environment.
+#[derive(Debug, Parser)]
+#[command(name = "dime", version, about)]
+pub struct Cli {
+    /// The command to run.
+    #[command(subcommand)]
+    pub(crate) command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum Command {
+    /// Organisation keys and signets.
+    #[command(subcommand)]
+    Org(OrgCommand),
+    /// User keys and signing requests.
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Signets: inspect and check.
+    #[command(subcommand)]
+    Signet(SignetCommand),
+    /// The `_dx` DNS management record.
+    #[command(subcommand)]
+    Record(RecordCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum OrgCommand {
+    /// Create an organisation: key pair, signet, and the `_dx` record to publish.
+    Init(OrgInitArgs),
+    /// Sign a user's signing request (SSR) into a user signet.
+    SignUser(SignUserArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserCommand {
+    /// Create a user key pair and a signet signing request (SSR) for the organisation.
+    Request(UserRequestArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum SignetCommand {
+    /// Show a signet's fields, validation state and fingerprints.
+    Inspect(InspectArgs),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum RecordCommand {
+    /// Parse a `_dx` record and show what it says.
+    Parse(RecordParseArgs),
+    /// Build a `_dx` record in canonical form.
+    Format(RecordFormatArgs),
+}
+
+/// Where a key file's passphrase comes from.
+#[derive(Debug, Args, Clone)]
+pub(crate) struct PassphraseArgs {
+    /// Read the passphrase from the first line of this file (else: `DIME_PASSPHRASE`, else a
+    /// prompt on the terminal).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) passphrase_file: Option<PathBuf>,
+    /// Write or read private keys WITHOUT encryption. Anyone who can read the file gets the
+    /// keys: use only for throw-away test setups.
+    #[arg(long)]
+    pub(crate) insecure_plaintext: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct OrgInitArgs {
+    /// The organisation's mail domain.
+    #[arg(long)]
+    pub(crate) domain: String,
+    /// Directory to write `org.key`, `org.signet` and `dx-record.txt` into (created if
+    /// missing; existing files are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Organisation name (signet field 16).
+    #[arg(long)]
+    pub(crate) name: Option<String>,
+    /// Delivery hosts to list in the record (`dx=`), in preference order.
+    #[arg(long = "dx", value_name = "HOST[:PORT]")]
+    pub(crate) delivery_hosts: Vec<String>,
+    /// Message policy for the record (`pol=`): experimental, mixed or strict.
+    #[arg(long)]
+    pub(crate) policy: Option<String>,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct SignUserArgs {
+    /// The organisation's key file.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) org_key: PathBuf,
+    /// The organisation's signet.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) org_signet: PathBuf,
+    /// The user's signing request (binary, base64 or armor).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) ssr: PathBuf,
+    /// The user's mail address (signet identifier, field 254).
+    #[arg(long)]
+    pub(crate) address: String,
+    /// Where to write the user signet (armored; never overwritten).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) out: PathBuf,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct UserRequestArgs {
+    /// Directory to write `user.key` and `user.ssr` into (created if missing; existing files
+    /// are never overwritten).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: PathBuf,
+    /// Rotate: the user's current key file; the request then carries a chain-of-custody
+    /// signature by that key.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) previous_key: Option<PathBuf>,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct InspectArgs {
+    /// The signet or request (binary, base64 or armor).
+    pub(crate) file: PathBuf,
+    /// The organisation's signet, to check a user signet's organisation signatures.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) org: Option<PathBuf>,
+    /// The previous signet of the same user, to check the chain of custody.
+    #[arg(long, value_name = "FILE")]
+    pub(crate) previous: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecordParseArgs {
+    /// The record: one argument per TXT character-string (joined without separator), or the
+    /// whole text in one argument. Quotes as in a zone file are accepted.
+    #[arg(required_unless_present = "file")]
+    pub(crate) text: Vec<String>,
+    /// Read the record from a file instead (zone-file presentation or plain text).
+    #[arg(long, value_name = "FILE", conflicts_with = "text")]
+    pub(crate) file: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct RecordFormatArgs {
+    /// Primary organisational keys (43-character unpadded base64), at least one.
+    #[arg(long = "pok", required = true)]
+    pub(crate) poks: Vec<String>,
+    /// TLS certificate pins (86-character unpadded base64).
+    #[arg(long = "tls")]
+    pub(crate) tls: Vec<String>,
+    /// Message policy: experimental, mixed or strict.
+    #[arg(long)]
+    pub(crate) policy: Option<String>,
+    /// Syndicate hosts (`syn=`).
+    #[arg(long = "syn", value_name = "HOST[:PORT]")]
+    pub(crate) syndicates: Vec<String>,
+    /// Delivery hosts (`dx=`), in preference order.
+    #[arg(long = "dx", value_name = "HOST[:PORT]")]
+    pub(crate) delivery_hosts: Vec<String>,
+    /// Cache lifetime in days (`exp=`, 1 to 365).
+    #[arg(long = "exp", value_name = "DAYS")]
+    pub(crate) expiry_days: Option<u16>,
+    /// Subdomain rule: strict, relaxed or explicit.
+    #[arg(long = "sub")]
+    pub(crate) subdomain: Option<String>,
+    /// Print the zone-file form (quoted character-strings) instead of the plain text.
+    #[arg(long)]
+    pub(crate) zone: bool,
+}

@@ -1,0 +1,58 @@
+//! `dime-cli`: the command-line tools of dime.
+//!
+//! The binary `dime` is a thin shell over [`run`]: argument parsing (clap), reading and writing
+//! files, passphrases, and printing. All formats and checks live in the library crates
+//! (`dime-signet`, `dime-core`). Errors are reported as `error: ...` with a non-zero exit
+//! status; a panic (a bug) is reported without Rust's panic text.
+
+mod cli;
+mod files;
+mod org;
+mod record_cmd;
+mod signet_cmd;
+mod user;
+
+use clap::Parser;
+use std::io::Write;
+use std::process::ExitCode;
+
+pub use cli::Cli;
+
+/// Runs the CLI with the process's arguments, printing to stdout and stderr.
+pub fn main_entry() -> ExitCode {
+    std::panic::set_hook(Box::new(|_| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: internal error in dime (a bug: please report it with the command you ran)"
+        );
+    }));
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match run(cli, &mut out) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = out.flush();
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Runs one parsed command, writing its normal output to `out`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
+    match cli.command {
+        cli::Command::Org(cli::OrgCommand::Init(a)) => org::init(a, out),
+        cli::Command::Org(cli::OrgCommand::SignUser(a)) => org::sign_user(a, out),
+        cli::Command::User(cli::UserCommand::Request(a)) => user::request(a, out),
+        cli::Command::Signet(cli::SignetCommand::Inspect(a)) => signet_cmd::inspect(a, out),
+        cli::Command::Record(cli::RecordCommand::Parse(a)) => record_cmd::parse(a, out),
+        cli::Command::Record(cli::RecordCommand::Format(a)) => record_cmd::format(a, out),
+    }
+}
