@@ -1,0 +1,170 @@
+//! Worked vectors (`spec/envelope.md` §15): generated deterministically with the default
+//! provider and a seeded RNG, compared with `spec/vectors/envelope/`, and opened as every
+//! actor. `DIME_REGEN_VECTORS=1` rewrites them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::*;
+use dime_core::crypto::{CryptoProvider, default_provider};
+use dime_envelope::*;
+use dime_testkit::{seeded_rng, vectors_dir};
+use serde_json::{Value, json};
+
+struct Case {
+    name: &'static str,
+    description: &'static str,
+    seed: u64,
+    kind: MessageKind,
+    attachment_len: usize,
+}
+
+const CASES: [Case; 3] = [
+    Case {
+        name: "authored",
+        description: "authored message, one display part and a small attachment, origin-signed",
+        seed: 1001,
+        kind: MessageKind::Authored,
+        attachment_len: 300,
+    },
+    Case {
+        name: "trustful",
+        description: "trustful message: author signatures by the origin server's key",
+        seed: 1002,
+        kind: MessageKind::Trustful,
+        attachment_len: 10,
+    },
+    Case {
+        name: "spanning",
+        description: "authored message whose attachment spans two segments (70000 octets)",
+        seed: 1003,
+        kind: MessageKind::Authored,
+        attachment_len: 70_000,
+    },
+];
+
+fn actor_json(p: &CryptoProvider, a: &Actor, id: &str) -> Value {
+    json!({
+        "id": id,
+        "x25519_secret": hex::encode(a.enc.expose()),
+        "x25519_public": hex::encode(a.keys.encryption.0),
+        "ed25519_public": hex::encode(p.signature.public_key(&a.sign).0),
+    })
+}
+
+fn build(p: &CryptoProvider, case: &Case) -> Value {
+    let w = world(p);
+    let m = sample_message(case.attachment_len);
+    let mut rng = seeded_rng(case.seed);
+    let signer = match case.kind {
+        MessageKind::Authored => Signer::Author(&w.author.sign),
+        MessageKind::Trustful => Signer::TrustfulServer(&w.origin.sign),
+    };
+    let mut msg = seal_message(p, &mut rng, &w.addressing, signer, &m).unwrap();
+    let author_key = match case.kind {
+        MessageKind::Authored => w.author.keys.signing,
+        MessageKind::Trustful => w.origin.keys.signing,
+    };
+    let o = open_as_origin(p, &msg[..], &w.origin.enc).unwrap().verify(p, &author_key).unwrap();
+    msg.extend(
+        o.origin_signature_chunk(p, &mut rng, &w.origin.sign, &w.addressing.origin).unwrap(),
+    );
+    let ins = inspect(p, &msg, None);
+    let headers = |h: &Headers| -> Value {
+        h.fields().iter().map(|(n, v)| json!([n, v])).collect::<Vec<_>>().into()
+    };
+    json!({
+        "description": case.description,
+        "spec": "spec/envelope.md",
+        "provider": p.name,
+        "rng_seed": case.seed,
+        "kind": match case.kind { MessageKind::Authored => "authored", MessageKind::Trustful => "trustful" },
+        "actors": {
+            "author": actor_json(p, &w.author, &w.addressing.author.to_string()),
+            "origin": actor_json(p, &w.origin, w.addressing.origin.as_str()),
+            "destination": actor_json(p, &w.dest, w.addressing.destination.as_str()),
+            "recipient": actor_json(p, &w.recip, &w.addressing.recipient.to_string()),
+        },
+        "author_signing_key": match case.kind { MessageKind::Authored => "author", MessageKind::Trustful => "origin" },
+        "expected": {
+            "author": w.addressing.author.to_string(),
+            "origin_domain": w.addressing.origin.as_str(),
+            "destination_domain": w.addressing.destination.as_str(),
+            "recipient": w.addressing.recipient.to_string(),
+            "common_headers": headers(&m.common_headers),
+            "other_headers": headers(&m.other_headers),
+            "parts": m.parts.iter().map(|pt| json!({
+                "kind": match pt.kind { PartKind::Display => "display", PartKind::Attachment => "attachment" },
+                "content_type": pt.info.content_type,
+                "filename": pt.info.filename,
+                "sha512": hex::encode(p.hash.sha512(&[&pt.data])),
+                "len": pt.data.len(),
+            })).collect::<Vec<_>>(),
+            "chunks": ins.chunks.iter().map(|c| json!({
+                "type": format!("{:#04x}", c.chunk_type.code()),
+                "offset": c.offset,
+                "size": c.size,
+                "segments": c.segments,
+            })).collect::<Vec<_>>(),
+        },
+        "message_hex": hex::encode(&msg),
+    })
+}
+
+#[allow(clippy::disallowed_methods)]
+fn write(path: &std::path::Path, text: &str) {
+    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+    std::fs::write(path, text).unwrap();
+}
+
+#[test]
+fn vectors_are_up_to_date() {
+    let p = default_provider();
+    let dir = vectors_dir().join("envelope");
+    let regen = std::env::var("DIME_REGEN_VECTORS").is_ok_and(|v| v == "1");
+    for case in &CASES {
+        let text = serde_json::to_string_pretty(&build(p, case)).unwrap() + "\n";
+        let path = dir.join(format!("{}.json", case.name));
+        if regen {
+            write(&path, &text);
+        }
+        let stored = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("{}: {e} (run with DIME_REGEN_VECTORS=1)", path.display()));
+        assert!(stored == text, "{} is stale: run with DIME_REGEN_VECTORS=1", path.display());
+    }
+}
+
+#[test]
+fn stored_vectors_open_as_every_actor() {
+    // Independent of regeneration: read the files and check them against their own
+    // expectations.
+    let p = default_provider();
+    let w = world(p);
+    for case in &CASES {
+        let path = vectors_dir().join("envelope").join(format!("{}.json", case.name));
+        let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+        let msg = hex::decode(v["message_hex"].as_str().unwrap()).unwrap();
+        let author_key = if v["author_signing_key"] == "origin" {
+            w.origin.keys.signing
+        } else {
+            w.author.keys.signing
+        };
+        let r = open_as_recipient(p, &msg, &w.recip.enc)
+            .unwrap()
+            .verify(p, &author_key, Some(&w.origin.keys.signing))
+            .unwrap();
+        let e = &v["expected"];
+        assert_eq!(r.author.to_string(), e["author"]);
+        assert_eq!(r.recipient.to_string(), e["recipient"]);
+        assert_eq!(r.message.parts.len(), e["parts"].as_array().unwrap().len());
+        for (pt, ep) in r.message.parts.iter().zip(e["parts"].as_array().unwrap()) {
+            assert_eq!(hex::encode(p.hash.sha512(&[&pt.data])), ep["sha512"]);
+        }
+        let d = open_as_destination(p, &msg[..], &w.dest.enc)
+            .unwrap()
+            .verify(p, &w.origin.keys.signing, &w.addressing.destination)
+            .unwrap();
+        assert_eq!(d.origin.as_str(), e["origin_domain"]);
+        let _ = open_as_origin(p, &msg[..], &w.origin.enc).unwrap().verify(p, &author_key).unwrap();
+    }
+}

@@ -1,0 +1,339 @@
+#!/usr/bin/env python3
+"""Independent check of the dime envelope v2 vectors, written from spec/envelope.md alone.
+
+Opens every spec/vectors/envelope/*.json message as recipient, origin and destination with
+`cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
+checks framing, padding and the actor matrix, and verifies the author tree, author full and
+origin signatures. Also checks that a flipped octet and a low-order ephemeral key are refused.
+
+Requires: python3-cryptography, PyNaCl (`pip install pynacl`). Exit status 0 on success.
+"""
+
+import hashlib
+import json
+import pathlib
+import sys
+
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.exceptions import CryptoError
+
+ROOT = pathlib.Path(__file__).resolve().parent.parent
+VECTORS = ROOT / "spec" / "vectors" / "envelope"
+
+MAGIC = b"DIMEMSG"
+SEG = 65536
+# spec §5: code -> (name, slot roles)
+A, O, D, R, T = 1, 2, 3, 4, 5
+TYPES = {
+    0x01: ("ephemeral", []),
+    0x02: ("transit", [A, O, D, R]),
+    0x03: ("origin", [A, O, R]),
+    0x04: ("destination", [A, D, R]),
+    0x21: ("common-headers", [A, R]),
+    0x22: ("other-headers", [A, R]),
+    0x23: ("display", [A, R]),
+    0x24: ("attachment", [A, R]),
+    0x41: ("author-tree-sig", [A, O, R]),
+    0x42: ("author-full-sig", [A, O, R]),
+    0x61: ("origin-sig", [T]),
+}
+PADDED = {0x03, 0x04, 0x21, 0x22, 0x23, 0x24}
+ORDER = [0x01, 0x02, 0x03, 0x04, 0x21, 0x22]
+ROLE_NAME = {A: b"author", O: b"origin", D: b"destination", R: b"recipient"}
+
+
+class Refused(Exception):
+    pass
+
+
+def u16(b):
+    return int.from_bytes(b, "big")
+
+
+def hkdf(salt, ikm, info):
+    return HKDF(algorithm=hashes.SHA512(), length=32, salt=salt, info=info).derive(ikm)
+
+
+def padme(n):
+    length = max(n, 256)
+    e = length.bit_length() - 1
+    s = e.bit_length()  # floor(log2 e) + 1
+    z = e - s
+    return -(-length // (1 << z)) * (1 << z)
+
+
+def aead_open(key, nonce, aad, ct):
+    try:
+        return crypto_aead_xchacha20poly1305_ietf_decrypt(ct, aad, nonce, key)
+    except CryptoError:
+        raise Refused("aead")
+
+
+def parse(msg):
+    """Framing (§2, §3): returns header fields and a list of chunk dicts."""
+    if len(msg) < 42 or msg[:7] != MAGIC or msg[7] != 2 or msg[8] not in (1, 2) or msg[9] != 0:
+        raise Refused("header")
+    header = msg[:42]
+    pos = 42
+    chunks = []
+    while pos < len(msg):
+        start = pos
+        ctype, flags, index = msg[pos], msg[pos + 1], u16(msg[pos + 2:pos + 4])
+        if ctype not in TYPES or flags != 0 or index != len(chunks):
+            raise Refused("chunk head")
+        pos += 4
+        c = {"type": ctype, "index": index, "slots": {}, "segments": []}
+        if ctype == 0x01:
+            if u16(msg[pos:pos + 2]) != 32:
+                raise Refused("clear length")
+            c["clear"] = msg[pos + 2:pos + 34]
+            pos += 34
+        else:
+            roles = TYPES[ctype][1]
+            if msg[pos] != len(roles):
+                raise Refused("slot count")
+            pos += 1
+            for role in roles:
+                slot = msg[pos:pos + 49]
+                if len(slot) != 49 or slot[0] != role:
+                    raise Refused("slot roles")
+                c["slots"][role] = slot[1:]
+                pos += 49
+            c["head_end"] = pos
+            while True:
+                sflags = msg[pos]
+                length = int.from_bytes(msg[pos + 1:pos + 5], "big")
+                last = sflags == 1
+                if sflags not in (0, 1) or length < 20 or length > SEG + 20 or (not last and length != SEG + 20):
+                    raise Refused("segment length")
+                ct = msg[pos + 5:pos + 5 + length]
+                if len(ct) != length:
+                    raise Refused("truncated")
+                c["segments"].append((last, ct))
+                pos += 5 + length
+                if last:
+                    break
+        c["bytes"] = msg[start:pos]
+        c["end"] = pos
+        chunks.append(c)
+    order = [c["type"] for c in chunks]
+    if order[:6] != ORDER:
+        raise Refused("order")
+    rest = order[6:]
+    i = 0
+    while i < len(rest) and rest[i] == 0x23:
+        i += 1
+    while i < len(rest) and rest[i] == 0x24:
+        i += 1
+    if rest[i:] not in ([0x41, 0x42], [0x41, 0x42, 0x61]):
+        raise Refused("order")
+    return header, chunks
+
+
+def open_chunk(header, c, key):
+    """Decrypts a chunk's segments (§3.3) and checks its padding (§3.4)."""
+    mid, kind = header[10:42], header[8]
+    content, payload_total, done = b"", 0, False
+    for s, (last, ct) in enumerate(c["segments"]):
+        nonce = bytes([int(last)]) + bytes(19) + s.to_bytes(4, "big")
+        aad = (b"dime/v2/chunk\0" + mid + bytes([kind, c["type"], 0]) + c["index"].to_bytes(2, "big")
+               + s.to_bytes(4, "big") + bytes([int(last)]))
+        pt = aead_open(key, nonce, aad, ct)
+        clen = int.from_bytes(pt[:4], "big")
+        data = pt[4:]
+        if clen > len(data) or (done and clen) or any(data[clen:]):
+            raise Refused("padding")
+        if clen < len(data):
+            done = True
+        content += data[:clen]
+        payload_total += len(data)
+    want = padme(len(content)) if c["type"] in PADDED else len(content)
+    if payload_total != want:
+        raise Refused("padding size")
+    return content
+
+
+def unwrap(header, c, role, kek):
+    mid, kind = header[10:42], header[8]
+    nonce = bytes([role]) + bytes(21) + c["index"].to_bytes(2, "big")
+    aad = b"dime/v2/slot\0" + mid + bytes([kind, c["type"]]) + c["index"].to_bytes(2, "big") + bytes([role])
+    return aead_open(kek, nonce, aad, c["slots"][role])
+
+
+def entry(c):
+    return bytes([c["type"]]) + c["index"].to_bytes(2, "big") + hashlib.sha512(c["bytes"]).digest()
+
+
+def tree(chunks):
+    return len(chunks).to_bytes(2, "big") + b"".join(entry(c) for c in chunks)
+
+
+def name(s):
+    b = s.encode()
+    return bytes([len(b)]) + b
+
+
+def str16s(b):
+    out, pos = [], 0
+    while pos < len(b):
+        n = u16(b[pos:pos + 2])
+        out.append(b[pos + 2:pos + 2 + n].decode())
+        pos += 2 + n
+    return out
+
+
+def headers(b):
+    count, pos, out = u16(b[:2]), 2, []
+    for _ in range(count):
+        n = b[pos]
+        nm = b[pos + 1:pos + 1 + n].decode()
+        pos += 1 + n
+        vl = u16(b[pos:pos + 2])
+        out.append([nm, b[pos + 2:pos + 2 + vl].decode()])
+        pos += 2 + vl
+    if pos != len(b):
+        raise Refused("header trailing")
+    return out
+
+
+def verify(pub_hex, sig, data):
+    try:
+        Ed25519PublicKey.from_public_bytes(bytes.fromhex(pub_hex)).verify(sig, data)
+    except InvalidSignature:
+        raise Refused("signature")
+
+
+def open_as(vec, msg, role):
+    """Opens as `role` (A, O, D or R) and verifies what that actor can (§7.4)."""
+    header, chunks = parse(msg)
+    actor = vec["actors"][{A: "author", O: "origin", D: "destination", R: "recipient"}[role]]
+    sk = X25519PrivateKey.from_private_bytes(bytes.fromhex(actor["x25519_secret"]))
+    my_pub = bytes.fromhex(actor["x25519_public"])
+    eph = chunks[0]["clear"]
+    try:
+        z = sk.exchange(X25519PublicKey.from_public_bytes(eph))  # refuses all-zero output
+    except ValueError:
+        raise Refused("low order")
+    if z == bytes(32):
+        raise Refused("low order")
+    keks = {role: hkdf(eph + my_pub, z, b"dime/v2/kek/" + ROLE_NAME[role])}
+    opened = {}
+    for c in chunks[1:]:
+        for r, kek in list(keks.items()):
+            if r in c["slots"]:
+                key = unwrap(header, c, r, kek)
+                opened[c["index"]] = open_chunk(header, c, key)
+                if c["type"] == 0x02:
+                    keks[T] = hkdf(header[10:42], opened[c["index"]], b"dime/v2/kek/transit")
+                break
+    expected_roles = {c["index"] for c in chunks[1:] if role in TYPES[c["type"]][1] or c["type"] == 0x61}
+    if set(opened) != expected_roles:
+        raise Refused("matrix")
+    by_type = {}
+    for c in chunks:
+        by_type.setdefault(c["type"], []).append(c)
+    out = {}
+    e = vec["expected"]
+    author_pub = vec["actors"][vec["author_signing_key"]]["ed25519_public"]
+    origin_pub = vec["actors"]["origin"]["ed25519_public"]
+    if role in (A, O, R):
+        author, dst = str16s(opened[2])
+        out["author"], out["destination_domain"] = author, dst
+        t = by_type[0x41][0]
+        listed = opened[t["index"]]
+        if listed[:-64] != tree(chunks[:t["index"]]):
+            raise Refused("tree")
+        verify(author_pub, listed[-64:], b"dime/v2/sig/author-tree\0" + header + name(dst) + listed[:-64])
+        f = by_type[0x42][0]
+        m = msg[:f["head_end"]]
+        verify(author_pub, opened[f["index"]], b"dime/v2/sig/author-full\0" + header + hashlib.sha512(m).digest())
+    if role in (A, D, R):
+        recipient, org = str16s(opened[3])
+        out["recipient"], out["origin_domain"] = recipient, org
+        dst = e["destination_domain"] if role == D else out["destination_domain"]
+        if 0x61 not in by_type:
+            raise Refused("no origin signature")
+        osig = by_type[0x61][0]
+        verify(origin_pub, opened[osig["index"]],
+               b"dime/v2/sig/origin\0" + header + name(org) + name(dst) + tree(chunks[:osig["index"]]))
+    if role in (A, R):
+        out["common_headers"] = headers(opened[4])
+        out["other_headers"] = headers(opened[5])
+        parts = []
+        for c in chunks:
+            if c["type"] in (0x23, 0x24):
+                b = opened[c["index"]]
+                cl = b[0]
+                ctype = b[1:1 + cl].decode()
+                fl = u16(b[1 + cl:3 + cl])
+                fname = b[3 + cl:3 + cl + fl].decode()
+                data = b[3 + cl + fl:]
+                parts.append({"kind": "display" if c["type"] == 0x23 else "attachment",
+                              "content_type": ctype, "filename": fname,
+                              "sha512": hashlib.sha512(data).hexdigest(), "len": len(data)})
+        out["parts"] = parts
+    return out
+
+
+def check(path):
+    vec = json.loads(path.read_text())
+    msg = bytes.fromhex(vec["message_hex"])
+    e = vec["expected"]
+    failures = []
+    for role, keys in ((R, ["author", "recipient", "origin_domain", "destination_domain", "common_headers",
+                            "other_headers", "parts"]),
+                       (O, ["author", "destination_domain"]),
+                       (D, ["recipient", "origin_domain"])):
+        got = open_as(vec, msg, role)
+        if set(got) != set(keys):
+            failures.append(f"role {role}: sees {sorted(got)}, expected {sorted(keys)}")
+        for k in keys:
+            if got.get(k) != e[k]:
+                failures.append(f"role {role}: {k} = {got.get(k)!r}, expected {e[k]!r}")
+    # Tampering: a flipped octet in every chunk, and low-order ephemeral keys, are refused.
+    _, chunks = parse(msg)
+    for c in chunks:
+        bad = bytearray(msg)
+        bad[c["end"] - 1] ^= 1
+        for role in (R, D):
+            try:
+                open_as(vec, bytes(bad), role)
+                failures.append(f"flip in chunk {c['index']} accepted by role {role}")
+            except Refused:
+                pass
+    for low in (bytes(32), bytes([1]) + bytes(31)):
+        bad = msg[:48] + low + msg[80:]
+        try:
+            open_as(vec, bad, R)
+            failures.append("low-order ephemeral accepted")
+        except Refused:
+            pass
+    return failures
+
+
+def main():
+    files = sorted(VECTORS.glob("*.json"))
+    if not files:
+        print(f"no vectors in {VECTORS}", file=sys.stderr)
+        return 1
+    bad = 0
+    for f in files:
+        try:
+            failures = check(f)
+        except Refused as exc:
+            failures = [f"refused: {exc}"]
+        status = "ok" if not failures else "FAIL"
+        print(f"envelope {f.name}: {status}")
+        for msg in failures:
+            print(f"  {msg}")
+        bad += bool(failures)
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
