@@ -227,6 +227,11 @@ impl OrgKeys {
         OrgKeys { pok, soks, encryption }
     }
 
+    /// The parts: POK seed, SOKs, encryption secret.
+    pub fn into_parts(self) -> (Ed25519Seed, Vec<SokSecret>, EncryptionSecret) {
+        (self.pok, self.soks, self.encryption)
+    }
+
     /// Adds a fresh SOK with `permissions` and returns its index.
     pub fn add_sok(&mut self, rng: &mut dyn CryptoRngCore, permissions: SokPermissions) -> usize {
         self.soks.push(SokSecret { permissions, seed: Ed25519Seed::generate(rng) });
@@ -298,6 +303,11 @@ impl UserKeys {
     /// Keys from their parts.
     pub fn from_parts(signing: Ed25519Seed, encryption: EncryptionSecret) -> UserKeys {
         UserKeys { signing, encryption }
+    }
+
+    /// The parts: signing seed, encryption secret.
+    pub fn into_parts(self) -> (Ed25519Seed, EncryptionSecret) {
+        (self.signing, self.encryption)
     }
 
     /// The signing seed. Never format it.
