@@ -21,6 +21,14 @@ pub enum DecodeError {
     /// The magic number is not one this operation accepts.
     #[error("magic number {0} is not a signet (ssr 1215, org 1776, user 1789)")]
     UnknownMagic(u16),
+    /// A signet of another kind than the one asked for.
+    #[error("expected a {expected} signet, found a {found} signet")]
+    WrongKind {
+        /// The kind asked for (short name).
+        expected: &'static str,
+        /// The kind found (short name).
+        found: &'static str,
+    },
     /// The header's length claims more bytes than follow it.
     #[error("header declares {declared} payload bytes but only {available} follow")]
     Truncated {

@@ -188,7 +188,7 @@ pub fn sign_user_signet(
     };
     if ssr.kind() != SignetKind::Ssr {
         return Err(CreateError::InvalidSsr(Validation::from_decode_error(
-            crate::codec::DecodeError::UnknownMagic(ssr.kind().magic()),
+            crate::codec::DecodeError::WrongKind { expected: "ssr", found: ssr.kind().name() },
         )));
     }
     let v = ssr.validate(provider, &Verifier::new());

@@ -81,7 +81,7 @@ impl Signet {
     pub fn decode_kind(bytes: &[u8], kind: SignetKind) -> Result<Signet, DecodeError> {
         let s = Signet::decode(bytes)?;
         if s.kind != kind {
-            return Err(DecodeError::UnknownMagic(s.kind.magic()));
+            return Err(DecodeError::WrongKind { expected: kind.name(), found: s.kind.name() });
         }
         Ok(s)
     }
@@ -296,7 +296,10 @@ mod tests {
     #[test]
     fn wrong_kind_is_refused() {
         let s = Signet::from_fields(SignetKind::Ssr, &ssr_fields()).unwrap();
-        assert!(Signet::decode_kind(s.as_bytes(), SignetKind::Org).is_err());
+        assert_eq!(
+            Signet::decode_kind(s.as_bytes(), SignetKind::Org),
+            Err(DecodeError::WrongKind { expected: "org", found: "ssr" })
+        );
         assert_eq!(Signet::decode(&[0, 1, 0, 0, 0]), Err(DecodeError::UnknownMagic(1)));
     }
 }
