@@ -14,9 +14,7 @@ use crate::format::{
 use crate::limits::{
     HEADERS_MAX_LEN, MAX_CHUNKS, MAX_PARTS, MAX_SEGMENTS, MAX_TREE_ENTRIES, SEGMENT_PAYLOAD,
 };
-use dime_core::crypto::{
-    AEAD_TAG_LEN, AeadKey, CryptoProvider, HashContext, X25519PublicKey, X25519Secret,
-};
+use dime_core::crypto::{AEAD_TAG_LEN, AeadKey, CryptoProvider, HashContext, X25519PublicKey};
 use std::io::Read;
 use zeroize::Zeroizing;
 
@@ -93,7 +91,7 @@ pub(crate) struct ChunkRecord {
 /// The decoder's state; after `run` (successful or not) it holds what was read.
 pub(crate) struct Engine<'a> {
     p: &'a CryptoProvider,
-    secret: Option<&'a X25519Secret>,
+    secret: Option<&'a crate::ActorSecret>,
     roles: Vec<Role>,
     /// In strict mode (every open), a slot of one of `roles` that fails to unwrap is an
     /// error; `inspect` is lenient.
@@ -204,7 +202,7 @@ fn may_follow(prev: Option<ChunkType>, next: ChunkType) -> bool {
 impl<'a> Engine<'a> {
     pub(crate) fn new(
         p: &'a CryptoProvider,
-        secret: Option<&'a X25519Secret>,
+        secret: Option<&'a crate::ActorSecret>,
         roles: &[Role],
         strict: bool,
     ) -> Self {
@@ -229,7 +227,11 @@ impl<'a> Engine<'a> {
         r: &mut R,
         sink: &mut dyn PartSink,
     ) -> Result<(), OpenError> {
-        let mut src = Src { r, full: Some(self.p.hash.start()), chunk: None, pos: 0 };
+        // Only the readers of the full signature chunk (A, O, R) need the full digest (§7.2).
+        let needs_full =
+            self.roles.iter().any(|r| ChunkType::AuthorFullSig.slot_roles().contains(r));
+        let full = needs_full.then(|| self.p.hash.start());
+        let mut src = Src { r, full, chunk: None, pos: 0 };
         let result = self.run_inner(&mut src, sink);
         self.total_len = src.pos;
         result
@@ -505,12 +507,12 @@ impl<'a> Engine<'a> {
         if self.roles.is_empty() {
             return Ok(());
         }
-        let shared = match self.p.key_agreement.agree(secret, eph) {
+        let shared = match self.p.key_agreement.agree(secret.secret(), eph) {
             Ok(s) => s,
             Err(_) if !self.strict => return Ok(()),
             Err(_) => return Err(OpenError::Unauthentic),
         };
-        let me = self.p.key_agreement.public_key(secret);
+        let me = *secret.public();
         for &role in &self.roles {
             let kek =
                 actor_kek(self.p, &shared, eph, &me, role).map_err(|_| OpenError::Unauthentic)?;

@@ -1,9 +1,10 @@
 //! `inspect`: a message's structure and what a key can open (`spec/envelope.md` §12), for
 //! `dime message inspect FILE [--key KEYFILE]`.
 
+use crate::ActorSecret;
 use crate::engine::{DiscardSink, Engine};
 use crate::format::{ChunkType, MessageKind, Role};
-use dime_core::crypto::{CryptoProvider, X25519Secret};
+use dime_core::crypto::CryptoProvider;
 
 /// One chunk as `inspect` saw it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -44,9 +45,9 @@ pub struct Inspection {
 }
 
 /// Describes `message`: header, chunks, sizes, and, with `key`, which roles' slots that
-/// X25519 secret opens (it is tried as every actor). Never fails: an error is reported in
+/// key opens (it is tried as every actor). Never fails: an error is reported in
 /// [`Inspection::error`] with the structure read up to it.
-pub fn inspect(p: &CryptoProvider, message: &[u8], key: Option<&X25519Secret>) -> Inspection {
+pub fn inspect(p: &CryptoProvider, message: &[u8], key: Option<&ActorSecret>) -> Inspection {
     let roles: &[Role] = if key.is_some() { &Role::ACTORS } else { &[] };
     let mut engine = Engine::new(p, key, roles, false);
     let mut src = message;

@@ -33,5 +33,6 @@ pub use open::{
     open_as_destination, open_as_origin, open_as_recipient, open_streaming,
 };
 pub use seal::{
-    ActorKeys, Addressing, Content, Message, Part, PartSource, Signer, seal, seal_message,
+    ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,
+    seal_message,
 };

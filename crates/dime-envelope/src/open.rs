@@ -6,6 +6,7 @@
 //! keys and returns a [`Verified`] view. Each view type has only the fields its actor may
 //! read: an [`OriginView`] has no body, a [`DestinationView`] no author.
 
+use crate::ActorSecret;
 use crate::codec::{Headers, decode_destination, decode_origin, decode_sig, decode_tree_sig};
 use crate::engine::{CollectSink, DiscardSink, Engine, PartSink};
 use crate::error::{DecodeError, OpenError};
@@ -14,7 +15,7 @@ use crate::format::{
     origin_sig_input, transit_kek, tree_sig_input,
 };
 use crate::seal::{ChunkSealer, HashWriter, Message, Part};
-use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Ed25519Seed, X25519Secret};
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Ed25519Seed};
 use dime_core::{CryptoRngCore, Domain, Mailbox};
 use std::io::Read;
 use zeroize::Zeroizing;
@@ -213,7 +214,7 @@ fn full_view(engine: &mut Engine<'_>, parts: Vec<Part>) -> Result<Unverified<Ful
 pub fn open_as_recipient(
     p: &CryptoProvider,
     message: &[u8],
-    secret: &X25519Secret,
+    secret: &ActorSecret,
 ) -> Result<Unverified<FullView>, OpenError> {
     let mut sink = CollectSink::default();
     let mut engine = engine_run!(p, message, secret, Role::Recipient, &mut sink);
@@ -224,7 +225,7 @@ pub fn open_as_recipient(
 pub fn open_as_author(
     p: &CryptoProvider,
     message: &[u8],
-    secret: &X25519Secret,
+    secret: &ActorSecret,
 ) -> Result<Unverified<FullView>, OpenError> {
     let mut sink = CollectSink::default();
     let mut engine = engine_run!(p, message, secret, Role::Author, &mut sink);
@@ -238,7 +239,7 @@ pub fn open_as_author(
 pub fn open_streaming<R: Read>(
     p: &CryptoProvider,
     reader: R,
-    secret: &X25519Secret,
+    secret: &ActorSecret,
     role: ReaderRole,
     sink: &mut dyn PartSink,
 ) -> Result<Unverified<FullView>, OpenError> {
@@ -284,7 +285,7 @@ impl PartSink for PartsSink<'_> {
 pub fn open_as_origin<R: Read>(
     p: &CryptoProvider,
     reader: R,
-    secret: &X25519Secret,
+    secret: &ActorSecret,
 ) -> Result<Unverified<OriginView>, OpenError> {
     let mut engine = engine_run!(p, reader, secret, Role::Origin, &mut DiscardSink);
     let (author, destination) =
@@ -299,7 +300,7 @@ pub fn open_as_origin<R: Read>(
 pub fn open_as_destination<R: Read>(
     p: &CryptoProvider,
     reader: R,
-    secret: &X25519Secret,
+    secret: &ActorSecret,
 ) -> Result<Unverified<DestinationView>, OpenError> {
     let mut engine = engine_run!(p, reader, secret, Role::Destination, &mut DiscardSink);
     let (recipient, origin) =

@@ -29,6 +29,32 @@ pub struct ActorKeys {
     pub signing: Ed25519PublicKey,
 }
 
+/// An actor's X25519 key pair, for opening: the secret and its public key, computed once
+/// (the key-encryption key's salt needs the public key; opening then costs one X25519).
+#[derive(Debug)]
+pub struct ActorSecret {
+    secret: X25519Secret,
+    public: X25519PublicKey,
+}
+
+impl ActorSecret {
+    /// Wraps a secret and computes its public key.
+    pub fn new(p: &CryptoProvider, secret: X25519Secret) -> Self {
+        let public = p.key_agreement.public_key(&secret);
+        ActorSecret { secret, public }
+    }
+
+    /// The secret.
+    pub fn secret(&self) -> &X25519Secret {
+        &self.secret
+    }
+
+    /// The public key.
+    pub fn public(&self) -> &X25519PublicKey {
+        &self.public
+    }
+}
+
 /// Who a message is sealed for: the four actors' identities and keys (`spec/envelope.md` §6).
 /// For a trustful message the author keys are the origin server's (`spec/envelope.md` §10).
 #[derive(Debug, Clone)]

@@ -46,7 +46,7 @@ const CASES: [Case; 3] = [
 fn actor_json(p: &CryptoProvider, a: &Actor, id: &str) -> Value {
     json!({
         "id": id,
-        "x25519_secret": hex::encode(a.enc.expose()),
+        "x25519_secret": hex::encode(a.enc.secret().expose()),
         "x25519_public": hex::encode(a.keys.encryption.0),
         "ed25519_public": hex::encode(p.signature.public_key(&a.sign).0),
     })

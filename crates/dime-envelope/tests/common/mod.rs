@@ -7,18 +7,15 @@ use dime_core::{CryptoRngCore, Domain, Mailbox};
 use dime_envelope::*;
 
 pub struct Actor {
-    pub enc: X25519Secret,
+    pub enc: ActorSecret,
     pub sign: Ed25519Seed,
     pub keys: ActorKeys,
 }
 
 pub fn actor(p: &CryptoProvider, n: u8) -> Actor {
-    let enc = X25519Secret::from_bytes([n; 32]);
+    let enc = ActorSecret::new(p, X25519Secret::from_bytes([n; 32]));
     let sign = Ed25519Seed::from_bytes([n.wrapping_add(100); 32]);
-    let keys = ActorKeys {
-        encryption: p.key_agreement.public_key(&enc),
-        signing: p.signature.public_key(&sign),
-    };
+    let keys = ActorKeys { encryption: *enc.public(), signing: p.signature.public_key(&sign) };
     Actor { enc, sign, keys }
 }
 
