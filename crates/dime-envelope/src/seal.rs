@@ -181,7 +181,10 @@ pub fn seal_message(
         other_headers: &message.other_headers,
         parts,
     };
-    seal(p, rng, addressing, signer, content, Vec::new())
+    // Padme adds at most 12 %; segments, slots and the fixed chunks add a few KiB.
+    let data: usize = message.parts.iter().map(|p| p.data.len()).sum();
+    let estimate = data.saturating_add(data / 8).saturating_add(16 * 1024);
+    seal(p, rng, addressing, signer, content, Vec::with_capacity(estimate))
 }
 
 /// Seals a message for its author, origin, destination and recipient and writes it to `out`
@@ -447,11 +450,13 @@ impl ChunkSealer<'_, '_> {
         src: &mut dyn Read,
         limit: u64,
     ) -> Result<TreeEntry, SealError> {
-        // Segments (§3.3), with one segment of look-ahead so the last one is known.
+        // Segments (§3.3), with one segment of look-ahead so the last one is known. The
+        // buffers grow to the content actually read (at most one segment each): a small
+        // chunk costs a small buffer to fill and to zeroize.
         let seg = SEGMENT_PAYLOAD;
-        let mut cur = Zeroizing::new(vec![0u8; 4 + seg]);
-        let mut next = Zeroizing::new(vec![0u8; 4 + seg]);
-        let mut cur_n = fill(src, &mut cur[4..])?;
+        let mut cur = Zeroizing::new(vec![0u8; 4]);
+        let mut next = Zeroizing::new(Vec::new());
+        let mut cur_n = read_up_to(src, &mut cur, seg)?;
         let mut total = cur_n as u64;
         let mut segment: u32 = 0;
         let check = |total: u64| {
@@ -459,7 +464,9 @@ impl ChunkSealer<'_, '_> {
         };
         check(total)?;
         while cur_n == seg {
-            let next_n = fill(src, &mut next[4..])?;
+            next.clear();
+            next.extend_from_slice(&[0u8; 4]);
+            let next_n = read_up_to(src, &mut next, seg)?;
             if next_n == 0 {
                 break;
             }
@@ -475,9 +482,8 @@ impl ChunkSealer<'_, '_> {
         let mut content = cur_n;
         loop {
             let payload = usize::try_from(remaining.min(seg as u64)).unwrap_or(seg);
-            if let Some(pad) = cur.get_mut(4 + content..4 + payload) {
-                pad.fill(0);
-            }
+            cur.truncate(4 + content);
+            cur.resize(4 + payload, 0);
             let last = remaining == payload as u64;
             self.emit(w, key, ty, index, segment, last, &mut cur, content, payload)?;
             if last {
@@ -532,17 +538,25 @@ fn chunk_name(ty: ChunkType) -> &'static str {
     }
 }
 
-/// Reads until `buf` is full or the source ends; returns the octets read.
-fn fill(src: &mut dyn Read, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Appends up to `max` octets from `src` to `buf`, stopping early only at the end of the
+/// source; returns the number of octets appended.
+fn read_up_to(src: &mut dyn Read, buf: &mut Vec<u8>, max: usize) -> std::io::Result<usize> {
+    let start = buf.len();
     let mut n = 0;
-    while n < buf.len() {
-        let Some(rest) = buf.get_mut(n..) else { break };
+    while n < max {
+        let want = (max - n).min(16 * 1024);
+        buf.resize(start + n + want, 0);
+        let Some(rest) = buf.get_mut(start + n..) else { break };
         match src.read(rest) {
             Ok(0) => break,
-            Ok(k) => n += k,
+            Ok(k) => n += k.min(want),
             Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
+            Err(e) => {
+                buf.truncate(start + n);
+                return Err(e);
+            }
         }
     }
+    buf.truncate(start + n);
     Ok(n)
 }
