@@ -1,0 +1,282 @@
+//! Repository-level checks: the crate layering of `house-style.md` ("Crates and the direction
+//! of dependencies"), `ARCHITECTURE.md` naming every crate, and the sans-IO `clippy.toml` of
+//! every crate of layers 0-3.
+//!
+//! They live here because `dime-testkit` is the one crate every test may depend on; they read
+//! the repository, not the crate.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use serde_json::Value;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The layer of every crate (`house-style.md`). A crate may depend (normally) only on crates of
+/// its own layer or below. `dime-testkit` is not in the table: it is only ever a dev-dependency.
+const LAYERS: &[(&str, u8)] = &[
+    ("dime-core", 0),
+    ("dime-signet", 1),
+    ("dime-wire", 1),
+    ("dime-envelope", 2),
+    ("dime-dmtp", 3),
+    ("dime-dmap", 3),
+    ("dime-smtp", 3),
+    ("dime-resolver", 4),
+    ("dime-store", 4),
+    ("dime-net", 4),
+    ("dime-server", 5),
+    ("dime-client", 5),
+    ("dime-cli", 6),
+];
+
+/// The test-only crate: never a normal dependency of a product crate.
+const TESTKIT: &str = "dime-testkit";
+
+/// Highest layer whose crates are sans-IO: no runtime, sockets, files, clock or ambient
+/// randomness.
+const SANS_IO_MAX_LAYER: u8 = 3;
+
+/// Crates that crates of layers 0-3 must not pull in, even transitively, as normal dependencies.
+const IO_CRATES: &[&str] =
+    &["tokio", "quinn", "rustls", "hickory-resolver", "hickory-proto", "redb", "mio", "socket2"];
+
+fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..").canonicalize().unwrap()
+}
+
+fn layer_of(name: &str) -> Option<u8> {
+    LAYERS.iter().find(|(n, _)| *n == name).map(|&(_, l)| l)
+}
+
+/// Names of the crate directories under `crates/` (those holding a `Cargo.toml`).
+fn crate_dirs() -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(repo_root().join("crates"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.join("Cargo.toml").is_file())
+        .map(|p| p.file_name().unwrap().to_str().unwrap().to_owned())
+        .collect();
+    names.sort();
+    names
+}
+
+/// Whether `text` contains `word` with no crate-name character (letter, digit, `-`, `_`) on
+/// either side, so `dime-net` is not found inside `dime-network`.
+fn names_word(text: &str, word: &str) -> bool {
+    let is_name_char = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    text.match_indices(word).any(|(at, _)| {
+        let before = text[..at].chars().next_back();
+        let after = text[at + word.len()..].chars().next();
+        !before.is_some_and(is_name_char) && !after.is_some_and(is_name_char)
+    })
+}
+
+#[test]
+fn architecture_names_every_crate() {
+    let architecture = std::fs::read_to_string(repo_root().join("ARCHITECTURE.md")).unwrap();
+    let missing: Vec<String> =
+        crate_dirs().into_iter().filter(|name| !names_word(&architecture, name)).collect();
+    assert!(missing.is_empty(), "ARCHITECTURE.md does not name these crates: {missing:?}");
+}
+
+/// `cargo metadata` of the workspace. Offline first (CI has fetched everything by the time tests
+/// run); online only when the offline resolution lacks a manifest.
+fn cargo_metadata() -> Value {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| env!("CARGO").to_owned());
+    let run = |offline: bool| {
+        let mut cmd = Command::new(&cargo);
+        cmd.args(["metadata", "--format-version", "1"]).current_dir(repo_root());
+        if offline {
+            cmd.arg("--offline");
+        }
+        cmd.output().unwrap()
+    };
+    let offline = run(true);
+    let out = if offline.status.success() { offline } else { run(false) };
+    assert!(
+        out.status.success(),
+        "cargo metadata failed (offline, then online): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// The resolved graph: package id -> name, workspace member ids, and for each package id its
+/// dependencies (a dependency that is only a dev-dependency has neither flag set).
+struct Graph {
+    names: BTreeMap<String, String>,
+    members: BTreeSet<String>,
+    deps: BTreeMap<String, Vec<Dep>>,
+}
+
+struct Dep {
+    pkg: String,
+    normal: bool,
+    build: bool,
+}
+
+impl Graph {
+    fn load() -> Graph {
+        let meta = cargo_metadata();
+        let names = meta["packages"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|p| (p["id"].as_str().unwrap().to_owned(), p["name"].as_str().unwrap().to_owned()))
+            .collect();
+        let members = meta["workspace_members"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|id| id.as_str().unwrap().to_owned())
+            .collect();
+        let deps = meta["resolve"]["nodes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|node| {
+                let deps = node["deps"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|d| {
+                        let kinds: Vec<&Value> =
+                            d["dep_kinds"].as_array().unwrap().iter().map(|k| &k["kind"]).collect();
+                        Dep {
+                            pkg: d["pkg"].as_str().unwrap().to_owned(),
+                            normal: kinds.iter().any(|k| k.is_null()),
+                            build: kinds.iter().any(|k| k.as_str() == Some("build")),
+                        }
+                    })
+                    .collect();
+                (node["id"].as_str().unwrap().to_owned(), deps)
+            })
+            .collect();
+        Graph { names, members, deps }
+    }
+
+    fn name(&self, id: &str) -> &str {
+        &self.names[id]
+    }
+
+    /// Every package reachable from `id` through normal dependencies, with the path that
+    /// reaches it (for the failure message).
+    fn normal_closure(&self, id: &str) -> BTreeMap<String, Vec<String>> {
+        let mut seen: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut queue = VecDeque::from([(id.to_owned(), vec![self.name(id).to_owned()])]);
+        while let Some((at, path)) = queue.pop_front() {
+            for dep in self.deps.get(&at).into_iter().flatten().filter(|d| d.normal) {
+                if seen.contains_key(&dep.pkg) {
+                    continue;
+                }
+                let mut to = path.clone();
+                to.push(self.name(&dep.pkg).to_owned());
+                seen.insert(dep.pkg.clone(), to.clone());
+                queue.push_back((dep.pkg.clone(), to));
+            }
+        }
+        seen
+    }
+}
+
+#[test]
+fn layering() {
+    let graph = Graph::load();
+    let mut problems = Vec::new();
+
+    for member in &graph.members {
+        let name = graph.name(member);
+        if name == TESTKIT {
+            continue;
+        }
+        // (c) the testkit is a dev-dependency only.
+        for dep in &graph.deps[member] {
+            if graph.name(&dep.pkg) == TESTKIT && (dep.normal || dep.build) {
+                problems.push(format!("{name} depends on {TESTKIT} outside [dev-dependencies]"));
+            }
+        }
+
+        let Some(layer) = layer_of(name) else {
+            problems.push(format!(
+                "{name} has no layer: add it to LAYERS in this test and to house-style.md"
+            ));
+            continue;
+        };
+
+        // (a) arrows point down.
+        for dep in &graph.deps[member] {
+            let dep_name = graph.name(&dep.pkg);
+            if dep.normal && graph.members.contains(&dep.pkg) && dep_name != TESTKIT {
+                match layer_of(dep_name) {
+                    Some(dep_layer) if dep_layer > layer => problems.push(format!(
+                        "{name} (layer {layer}) depends on {dep_name} (layer {dep_layer}): \
+                         arrows point down only"
+                    )),
+                    _ => {}
+                }
+            }
+        }
+
+        // (b) layers 0-3 pull in no I/O runtime, even transitively.
+        if layer <= SANS_IO_MAX_LAYER {
+            for (id, path) in graph.normal_closure(member) {
+                if IO_CRATES.contains(&graph.name(&id)) {
+                    problems.push(format!(
+                        "{name} (layer {layer}, sans-IO) pulls in {}: {}",
+                        graph.name(&id),
+                        path.join(" -> ")
+                    ));
+                }
+            }
+        }
+    }
+
+    assert!(problems.is_empty(), "layering violations:\n  {}", problems.join("\n  "));
+}
+
+/// The `::` paths (`std::time::Instant::now`, ...) quoted in a clippy.toml.
+fn quoted_paths(toml: &str) -> BTreeSet<String> {
+    toml.split('"')
+        .skip(1)
+        .step_by(2)
+        .filter(|s| s.contains("::") && !s.contains(' '))
+        .map(str::to_owned)
+        .collect()
+}
+
+#[test]
+fn sans_io_crates_have_the_disallowed_methods_of_dime_core() {
+    let root = repo_root();
+    let reference =
+        quoted_paths(&std::fs::read_to_string(root.join("crates/dime-core/clippy.toml")).unwrap());
+    assert!(
+        reference.contains("std::time::Instant::now"),
+        "crates/dime-core/clippy.toml no longer bans Instant::now: {reference:?}"
+    );
+
+    let mut problems = Vec::new();
+    for name in crate_dirs() {
+        if layer_of(&name).is_none_or(|l| l > SANS_IO_MAX_LAYER) {
+            continue;
+        }
+        let path = root.join("crates").join(&name).join("clippy.toml");
+        let Ok(text) = std::fs::read_to_string(&path) else {
+            problems.push(format!("{name} has no clippy.toml (copy crates/dime-core/clippy.toml)"));
+            continue;
+        };
+        let missing: Vec<&String> =
+            reference.iter().filter(|p| !quoted_paths(&text).contains(*p)).collect();
+        if !missing.is_empty() {
+            problems.push(format!("{name}/clippy.toml does not disallow {missing:?}"));
+        }
+    }
+    assert!(problems.is_empty(), "sans-IO clippy.toml problems:\n  {}", problems.join("\n  "));
+}
+
+#[test]
+fn names_word_respects_crate_name_boundaries() {
+    assert!(names_word("the `dime-net` crate", "dime-net"));
+    assert!(names_word("dime-net", "dime-net"));
+    assert!(!names_word("dime-network", "dime-net"));
+    assert!(!names_word("my-dime-net", "dime-net"));
+}
