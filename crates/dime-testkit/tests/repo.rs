@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The layer of every crate (`house-style.md`). A crate may depend (normally) only on crates of
-/// its own layer or below. `dime-testkit` is not in the table: it is only ever a dev-dependency.
+/// its own layer or below. The [`TEST_ONLY`] crates are not in the table.
 const LAYERS: &[(&str, u8)] = &[
     ("dime-core", 0),
     ("dime-signet", 1),
@@ -29,8 +29,10 @@ const LAYERS: &[(&str, u8)] = &[
     ("dime-cli", 6),
 ];
 
-/// The test-only crate: never a normal dependency of a product crate.
-const TESTKIT: &str = "dime-testkit";
+/// Test-only crates: the testkit (`crates/dime-testkit`) and the interop tests
+/// (`interop-tests/`). They have no layer, may depend on anything, and are never a normal
+/// dependency of a product crate.
+const TEST_ONLY: &[&str] = &["dime-testkit", "dime-interop-tests"];
 
 /// Highest layer whose crates are sans-IO: no runtime, sockets, files, clock or ambient
 /// randomness.
@@ -186,13 +188,14 @@ fn layering() {
 
     for member in &graph.members {
         let name = graph.name(member);
-        if name == TESTKIT {
+        if TEST_ONLY.contains(&name) {
             continue;
         }
-        // (c) the testkit is a dev-dependency only.
+        // (c) test-only crates are dev-dependencies only.
         for dep in &graph.deps[member] {
-            if graph.name(&dep.pkg) == TESTKIT && (dep.normal || dep.build) {
-                problems.push(format!("{name} depends on {TESTKIT} outside [dev-dependencies]"));
+            let dep_name = graph.name(&dep.pkg);
+            if TEST_ONLY.contains(&dep_name) && (dep.normal || dep.build) {
+                problems.push(format!("{name} depends on {dep_name} outside [dev-dependencies]"));
             }
         }
 
@@ -206,7 +209,7 @@ fn layering() {
         // (a) arrows point down.
         for dep in &graph.deps[member] {
             let dep_name = graph.name(&dep.pkg);
-            if dep.normal && graph.members.contains(&dep.pkg) && dep_name != TESTKIT {
+            if dep.normal && graph.members.contains(&dep.pkg) && !TEST_ONLY.contains(&dep_name) {
                 match layer_of(dep_name) {
                     Some(dep_layer) if dep_layer > layer => problems.push(format!(
                         "{name} (layer {layer}) depends on {dep_name} (layer {dep_layer}): \
