@@ -1,0 +1,667 @@
+//! Accounts: creation, login, password change, recovery, rotation, deletion
+//! (`spec/storage.md` §6).
+
+use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::codec::{Dec, Enc, open_record, seal_record};
+use crate::keys::{
+    KeyringEntry, SALT_LEN, Session, account_subkey, decode_keyring, derive, encode_keyring,
+    open, seal, server_salt,
+};
+use crate::{
+    AccountId, Inner, MAX_PASSWORD_LEN, MailboxId, Store, StoreError, Timestamp, quarantine,
+};
+use dime_core::crypto::{Argon2Params, X25519PublicKey, X25519Secret};
+use dime_core::{CryptoRngCore, Mailbox, Secret};
+use dime_signet::{OrgKeys, OrgSigner, Profile, Signet, UserKeys};
+use zeroize::Zeroizing;
+
+pub(crate) const KIND_PASSWORD: u8 = 1;
+pub(crate) const KIND_RECOVERY_CODE: u8 = 2;
+pub(crate) const KIND_ESCROW: u8 = 3;
+pub(crate) const KIND_KEYRING: u8 = 4;
+pub(crate) const KIND_DIRECTORY: u8 = 5;
+
+/// Octets of a recovery code's entropy (`spec/storage.md` §6.3).
+const RECOVERY_CODE_LEN: usize = 20;
+
+/// How an account can be recovered when its password is lost (`spec/storage.md` §6.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recovery {
+    /// None ("high security"): a lost password loses the mail. Tell the user so.
+    None,
+    /// A high-entropy recovery code, shown once at creation.
+    Code,
+    /// The organisation's escrow key (an X25519 public key): the organisation can reset the
+    /// password.
+    Escrow(X25519PublicKey),
+}
+
+impl Recovery {
+    fn code(&self) -> u8 {
+        match self {
+            Recovery::None => 0,
+            Recovery::Code => 1,
+            Recovery::Escrow(_) => 2,
+        }
+    }
+}
+
+/// What [`Store::create_account`] needs.
+#[derive(Debug)]
+pub struct NewAccount<'a> {
+    /// The account's address.
+    pub address: &'a Mailbox,
+    /// The initial password.
+    pub password: &'a [u8],
+    /// The recovery choice.
+    pub recovery: Recovery,
+    /// The quota, in octets of stored envelopes.
+    pub quota_bytes: u64,
+}
+
+/// A recovery code: shown to the user once, never stored.
+pub struct RecoveryCode(Secret<String>);
+
+impl std::fmt::Debug for RecoveryCode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("RecoveryCode(<redacted>)")
+    }
+}
+
+impl RecoveryCode {
+    /// The code's text (groups of hex digits). Show it once; never log it.
+    pub fn expose(&self) -> &str {
+        self.0.expose()
+    }
+
+    /// Parses a code as the user types it back (case, spaces and dashes are ignored).
+    pub fn parse(s: &str) -> Option<RecoveryCode> {
+        let hex: String =
+            s.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
+        if hex.len() != RECOVERY_CODE_LEN * 2 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
+            return None;
+        }
+        Some(RecoveryCode(Secret::new(hex)))
+    }
+
+    fn generate(rng: &mut dyn CryptoRngCore) -> RecoveryCode {
+        let mut b = Zeroizing::new([0u8; RECOVERY_CODE_LEN]);
+        rng.fill_bytes(&mut b[..]);
+        let mut s = String::new();
+        for (i, byte) in b.iter().enumerate() {
+            if i > 0 && i % 4 == 0 {
+                s.push('-');
+            }
+            s.push_str(&format!("{byte:02x}"));
+        }
+        RecoveryCode(Secret::new(s))
+    }
+
+    fn bytes(&self) -> Zeroizing<Vec<u8>> {
+        let hex: Vec<u8> = self.0.expose().bytes().filter(|c| c.is_ascii_hexdigit()).collect();
+        let nib = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
+        Zeroizing::new(hex.chunks(2).map(|p| nib(p[0]) << 4 | nib(*p.get(1).unwrap_or(&b'0'))).collect())
+    }
+}
+
+/// What [`Store::create_account`] returns.
+#[derive(Debug)]
+pub struct Created {
+    /// The new account.
+    pub account: AccountId,
+    /// The user signet, signed by the organisation.
+    pub signet: Signet,
+    /// The recovery code, when [`Recovery::Code`] was chosen: show it once.
+    pub recovery_code: Option<RecoveryCode>,
+}
+
+/// The clear counters of an account (`spec/storage.md` §3.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct AccountRec {
+    pub(crate) recovery: u8,
+    pub(crate) quota: u64,
+    pub(crate) used: u64,
+    pub(crate) count: u64,
+    pub(crate) next_msg: u64,
+    pub(crate) next_mbox: u32,
+    pub(crate) key_gen: u32,
+}
+
+impl AccountRec {
+    fn encode(&self) -> Vec<u8> {
+        Enc::new()
+            .u8(1)
+            .u8(self.recovery)
+            .u64(self.quota)
+            .u64(self.used)
+            .u64(self.count)
+            .u64(self.next_msg)
+            .u32(self.next_mbox)
+            .u32(self.key_gen)
+            .finish()
+    }
+    fn decode(b: &[u8]) -> Result<AccountRec, StoreError> {
+        let mut d = Dec::new(b, "account record");
+        if d.u8()? != 1 {
+            return Err(StoreError::Corrupt { what: "account record" });
+        }
+        let r = AccountRec {
+            recovery: d.u8()?,
+            quota: d.u64()?,
+            used: d.u64()?,
+            count: d.u64()?,
+            next_msg: d.u64()?,
+            next_mbox: d.u32()?,
+            key_gen: d.u32()?,
+        };
+        d.finish()?;
+        Ok(r)
+    }
+}
+
+/// Reads and checks a record; `None` when absent.
+pub(crate) fn get_body(
+    inner: &Inner,
+    t: &dyn ReadTxn,
+    table: Table,
+    key: &[u8],
+    what: &'static str,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    match t.get(table, key)? {
+        None => Ok(None),
+        Some(v) => Ok(Some(open_record(inner.p, table, key, &v, what)?.to_vec())),
+    }
+}
+
+/// Writes a record with its checksum.
+pub(crate) fn put_body(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    table: Table,
+    key: &[u8],
+    body: Vec<u8>,
+) -> Result<(), StoreError> {
+    t.put(table, key, &seal_record(inner.p, table, key, body))
+}
+
+pub(crate) fn load_account(
+    inner: &Inner,
+    t: &dyn ReadTxn,
+    a: AccountId,
+) -> Result<AccountRec, StoreError> {
+    let b = get_body(inner, t, Table::Accounts, &a.0, "account record")?
+        .ok_or(StoreError::UnknownAccount)?;
+    AccountRec::decode(&b)
+}
+
+pub(crate) fn save_account(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    a: AccountId,
+    r: &AccountRec,
+) -> Result<(), StoreError> {
+    put_body(inner, t, Table::Accounts, &a.0, r.encode())
+}
+
+pub(crate) fn key_key(a: AccountId, kind: u8) -> Vec<u8> {
+    let mut k = a.0.to_vec();
+    k.push(kind);
+    k
+}
+
+/// Keys of every record whose key starts with `prefix` sort below this bound.
+pub(crate) fn prefix_end(prefix: &[u8]) -> Vec<u8> {
+    let mut e = prefix.to_vec();
+    e.extend_from_slice(&[0xff; 32]);
+    e
+}
+
+impl Inner {
+    /// The keyed tag under which an address is indexed: the address itself is never stored.
+    pub(crate) fn address_tag(&self, address: &Mailbox) -> Result<[u8; 32], StoreError> {
+        let norm = address.to_string().to_lowercase();
+        let k = derive(self.p, self.pepper.expose(), norm.as_bytes(), &[b"dime-store address tag"])?;
+        Ok(*k.expose())
+    }
+
+    pub(crate) fn account_of(&self, address: &Mailbox) -> Result<AccountId, StoreError> {
+        let tag = self.address_tag(address)?;
+        let mut out = None;
+        self.backend.read(&mut |t| {
+            out = t.get(Table::Addresses, &tag)?;
+            Ok(())
+        })?;
+        let v = out.ok_or(StoreError::UnknownAccount)?;
+        let body = open_record(self.p, Table::Addresses, &tag, &v, "address index")?;
+        Ok(AccountId(body.try_into().map_err(|_| StoreError::Corrupt { what: "address index" })?))
+    }
+
+    pub(crate) fn shred_key(&self, a: AccountId) -> Result<Secret<[u8; 32]>, StoreError> {
+        let mut out = None;
+        self.vault.read(&mut |t| {
+            out = t.get(Table::Vault, &a.0)?;
+            Ok(())
+        })?;
+        let v = out.ok_or(StoreError::Shredded)?;
+        let body = open_record(self.p, Table::Vault, &a.0, &v, "shredding key")?;
+        Ok(Secret::new(body.try_into().map_err(|_| StoreError::Corrupt { what: "shredding key" })?))
+    }
+
+    pub(crate) fn password_body(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        a: AccountId,
+        shred: &Secret<[u8; 32]>,
+        password: &[u8],
+        account_key: &Secret<[u8; 32]>,
+    ) -> Result<Vec<u8>, StoreError> {
+        let params = self.argon2;
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
+        let kek = self.password_kek(a, shred, password, &params, &salt)?;
+        let aad = password_aad(a, &params, &salt);
+        let sealed = seal(self.p, rng, &kek, &aad, account_key.expose());
+        Ok(Enc::new().u32(params.m_kib).u32(params.t).u32(params.p).raw(&salt).bytes(&sealed).finish())
+    }
+
+    fn password_kek(
+        &self,
+        a: AccountId,
+        shred: &Secret<[u8; 32]>,
+        password: &[u8],
+        params: &Argon2Params,
+        salt: &[u8],
+    ) -> Result<dime_core::crypto::AeadKey, StoreError> {
+        if password.len() > MAX_PASSWORD_LEN {
+            return Err(StoreError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN });
+        }
+        params.check().map_err(StoreError::HostileParams)?;
+        let mut stretched = Secret::new([0u8; 32]);
+        self.p.password_kdf.argon2id(password, salt, params, stretched.expose_mut())?;
+        let ss = server_salt(self.pepper.expose(), shred.expose());
+        derive(self.p, &ss, stretched.expose(), &[b"dime-store password kek", &a.0])
+    }
+
+    fn unwrap_password(
+        &self,
+        a: AccountId,
+        shred: &Secret<[u8; 32]>,
+        body: &[u8],
+        password: &[u8],
+    ) -> Result<Secret<[u8; 32]>, StoreError> {
+        let mut d = Dec::new(body, "wrapped key");
+        let params = Argon2Params { m_kib: d.u32()?, t: d.u32()?, p: d.u32()? };
+        let salt = d.array::<SALT_LEN>()?;
+        let sealed = d.bytes()?;
+        d.finish()?;
+        let kek = self.password_kek(a, shred, password, &params, &salt)?;
+        let pt = open(self.p, &kek, &password_aad(a, &params, &salt), sealed)
+            .map_err(|_| StoreError::LoginFailed)?;
+        to_key(&pt)
+    }
+
+    fn session(
+        &self,
+        a: AccountId,
+        address: &Mailbox,
+        account_key: Secret<[u8; 32]>,
+        now: Timestamp,
+    ) -> Result<Session, StoreError> {
+        let mut ring = None;
+        self.backend.read(&mut |t| {
+            ring = get_body(self, t, Table::Keys, &key_key(a, KIND_KEYRING), "keyring")?;
+            Ok(())
+        })?;
+        let ring = ring.ok_or(StoreError::Corrupt { what: "keyring" })?;
+        let rk = account_subkey(self.p, &account_key, a, b"keyring")?;
+        let pt = open(self.p, &rk, &key_key(a, KIND_KEYRING), &ring)
+            .map_err(|_| StoreError::Corrupt { what: "keyring" })?;
+        let keyring = decode_keyring(&pt)?;
+        let meta_key = account_subkey(self.p, &account_key, a, b"meta")?;
+        Ok(Session {
+            account: a,
+            address: address.clone(),
+            account_key,
+            meta_key,
+            keyring,
+            last_active: now,
+            idle_timeout_secs: self.idle_timeout_secs,
+            expired: false,
+        })
+    }
+
+    pub(crate) fn directory_body(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        a: AccountId,
+        shred: &Secret<[u8; 32]>,
+        address: &Mailbox,
+        generation: u32,
+        signet: &Signet,
+    ) -> Result<Vec<u8>, StoreError> {
+        let ss = server_salt(self.pepper.expose(), shred.expose());
+        let k = derive(self.p, &ss, b"", &[b"dime-store directory", &a.0])?;
+        let pt = Enc::new().bytes(address.to_string().as_bytes()).u32(generation).bytes(signet.as_bytes()).finish();
+        Ok(seal(self.p, rng, &k, &key_key(a, KIND_DIRECTORY), &pt))
+    }
+}
+
+fn password_aad(a: AccountId, params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
+    Enc::new().raw(b"dime-store password").raw(&a.0).u32(params.m_kib).u32(params.t).u32(params.p).raw(salt).finish()
+}
+
+fn to_key(pt: &[u8]) -> Result<Secret<[u8; 32]>, StoreError> {
+    let k: [u8; 32] = pt.try_into().map_err(|_| StoreError::Corrupt { what: "wrapped key" })?;
+    Ok(Secret::new(k))
+}
+
+fn signet_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Signet(e.to_string())
+}
+
+impl Store {
+    /// Creates an account: fresh user keys, an SSR signed by `org` (its POK) into the user
+    /// signet, a random account key wrapping the keyring, the password wrap, the recovery
+    /// wrap, and the inbox. The shredding key goes to the vault first.
+    pub fn create_account(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        org: &OrgKeys,
+        new: &NewAccount<'_>,
+        now: Timestamp,
+    ) -> Result<Created, StoreError> {
+        let inner = &*self.inner;
+        let p = inner.p;
+        if new.password.len() > MAX_PASSWORD_LEN {
+            return Err(StoreError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN });
+        }
+        if inner.account_of(new.address).is_ok() {
+            return Err(StoreError::AccountExists);
+        }
+        let keys = UserKeys::generate(rng);
+        let ssr = dime_signet::create_ssr(p, &keys).map_err(signet_err)?;
+        let signet = dime_signet::sign_user_signet(p, org, OrgSigner::Pok, &ssr, new.address, &Profile::new())
+            .map_err(signet_err)?;
+        let mut id = [0u8; 16];
+        rng.fill_bytes(&mut id);
+        let a = AccountId(id);
+        let mut ak = Secret::new([0u8; 32]);
+        rng.fill_bytes(ak.expose_mut());
+        let mut shred = Secret::new([0u8; 32]);
+        rng.fill_bytes(shred.expose_mut());
+
+        // Records, built before the transaction (Argon2 runs outside it).
+        let pw = inner.password_body(rng, a, &shred, new.password, &ak)?;
+        let ring = encode_keyring(&[KeyringEntry { generation: 0, keys }])?;
+        let rk = account_subkey(p, &ak, a, b"keyring")?;
+        let ring_sealed = seal(p, rng, &rk, &key_key(a, KIND_KEYRING), &ring);
+        let dir = inner.directory_body(rng, a, &shred, new.address, 0, &signet)?;
+        let meta = account_subkey(p, &ak, a, b"meta")?;
+        let inbox = crate::mail::new_mailbox_body(p, rng, &meta, a, MailboxId::INBOX, "INBOX", now)?;
+        let mut recovery_code = None;
+        let recovery_body = match new.recovery {
+            Recovery::None => None,
+            Recovery::Code => {
+                let code = RecoveryCode::generate(rng);
+                let kek = derive(p, &server_salt(inner.pepper.expose(), shred.expose()), &code.bytes(), &[
+                    b"dime-store recovery code",
+                    &a.0,
+                ])?;
+                let body = Enc::new().bytes(&seal(p, rng, &kek, &key_key(a, KIND_RECOVERY_CODE), ak.expose())).finish();
+                recovery_code = Some(code);
+                Some((KIND_RECOVERY_CODE, body))
+            }
+            Recovery::Escrow(org_pub) => {
+                let eph = X25519Secret::generate(rng);
+                let eph_pub = p.key_agreement.public_key(&eph);
+                let shared = p.key_agreement.agree(&eph, &org_pub)?;
+                let kek = escrow_kek(inner, &shred, a, shared.expose(), &eph_pub, &org_pub)?;
+                let sealed = seal(p, rng, &kek, &key_key(a, KIND_ESCROW), ak.expose());
+                Some((KIND_ESCROW, Enc::new().raw(&eph_pub.0).raw(&org_pub.0).bytes(&sealed).finish()))
+            }
+        };
+        let tag = inner.address_tag(new.address)?;
+
+        inner.vault.write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
+        let rec = AccountRec {
+            recovery: new.recovery.code(),
+            quota: new.quota_bytes,
+            used: 0,
+            count: 0,
+            next_msg: 1,
+            next_mbox: 1,
+            key_gen: 0,
+        };
+        inner.backend.write(&mut |t| {
+            if t.get(Table::Addresses, &tag)?.is_some() {
+                return Err(StoreError::AccountExists);
+            }
+            put_body(inner, t, Table::Addresses, &tag, a.0.to_vec())?;
+            save_account(inner, t, a, &rec)?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), pw.clone())?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_KEYRING), ring_sealed.clone())?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_DIRECTORY), dir.clone())?;
+            if let Some((kind, body)) = &recovery_body {
+                put_body(inner, t, Table::Keys, &key_key(a, *kind), body.clone())?;
+            }
+            put_body(inner, t, Table::Mailboxes, &crate::mail::mbox_key(a, MailboxId::INBOX), inbox.clone())?;
+            Ok(())
+        })?;
+        Ok(Created { account: a, signet, recovery_code })
+    }
+
+    /// The account of an address.
+    pub fn account_of(&self, address: &Mailbox) -> Result<AccountId, StoreError> {
+        self.inner.account_of(address)
+    }
+
+    /// Logs in: unwraps the account key with the password (the stored Argon2 parameters are
+    /// checked against the fixed bounds first), then the keyring.
+    pub fn login(&self, address: &Mailbox, password: &[u8], now: Timestamp) -> Result<Session, StoreError> {
+        let inner = &*self.inner;
+        let a = inner.account_of(address)?;
+        let shred = inner.shred_key(a)?;
+        let kk = key_key(a, KIND_PASSWORD);
+        let mut body = None;
+        let r = inner.backend.read(&mut |t| {
+            body = get_body(inner, t, Table::Keys, &kk, "wrapped key")?;
+            Ok(())
+        });
+        if let Err(StoreError::Corrupt { what }) = r {
+            quarantine(inner, Table::Keys, &kk);
+            return Err(StoreError::Corrupt { what });
+        }
+        r?;
+        let body = body.ok_or(StoreError::LoginFailed)?;
+        let ak = inner.unwrap_password(a, &shred, &body, password)?;
+        inner.session(a, address, ak, now)
+    }
+
+    /// Changes the password: re-wraps the account key, in one transaction (the old password
+    /// works until it commits, the new one after). Nothing else is re-encrypted.
+    pub fn change_password(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        session: &mut Session,
+        new_password: &[u8],
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        session.touch(now)?;
+        let inner = &*self.inner;
+        let a = session.account;
+        let shred = inner.shred_key(a)?;
+        let body = inner.password_body(rng, a, &shred, new_password, &session.account_key)?;
+        inner.backend.write(&mut |t| put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), body.clone()))
+    }
+
+    /// Recovers with the recovery code shown at creation and sets a new password.
+    pub fn recover_with_code(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        address: &Mailbox,
+        code: &RecoveryCode,
+        new_password: &[u8],
+        now: Timestamp,
+    ) -> Result<Session, StoreError> {
+        let inner = &*self.inner;
+        let a = inner.account_of(address)?;
+        let shred = inner.shred_key(a)?;
+        let body = self.key_record(a, KIND_RECOVERY_CODE)?.ok_or(StoreError::NoRecovery("code"))?;
+        let mut d = Dec::new(&body, "recovery wrap");
+        let sealed = d.bytes()?;
+        d.finish()?;
+        let ss = server_salt(inner.pepper.expose(), shred.expose());
+        let kek = derive(inner.p, &ss, &code.bytes(), &[b"dime-store recovery code", &a.0])?;
+        let pt = open(inner.p, &kek, &key_key(a, KIND_RECOVERY_CODE), sealed).map_err(|_| StoreError::LoginFailed)?;
+        self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)
+    }
+
+    /// Recovers with the organisation's escrow secret and sets a new password.
+    pub fn recover_with_escrow(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        address: &Mailbox,
+        org_secret: &X25519Secret,
+        new_password: &[u8],
+        now: Timestamp,
+    ) -> Result<Session, StoreError> {
+        let inner = &*self.inner;
+        let a = inner.account_of(address)?;
+        let shred = inner.shred_key(a)?;
+        let body = self.key_record(a, KIND_ESCROW)?.ok_or(StoreError::NoRecovery("escrow"))?;
+        let mut d = Dec::new(&body, "escrow wrap");
+        let eph_pub = X25519PublicKey(d.array::<32>()?);
+        let org_pub = X25519PublicKey(d.array::<32>()?);
+        let sealed = d.bytes()?;
+        d.finish()?;
+        let shared = inner.p.key_agreement.agree(org_secret, &eph_pub).map_err(|_| StoreError::LoginFailed)?;
+        let kek = escrow_kek(inner, &shred, a, shared.expose(), &eph_pub, &org_pub)?;
+        let pt = open(inner.p, &kek, &key_key(a, KIND_ESCROW), sealed).map_err(|_| StoreError::LoginFailed)?;
+        self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)
+    }
+
+    fn finish_recovery(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        a: AccountId,
+        address: &Mailbox,
+        ak: Secret<[u8; 32]>,
+        new_password: &[u8],
+        now: Timestamp,
+    ) -> Result<Session, StoreError> {
+        let mut s = self.inner.session(a, address, ak, now)?;
+        self.change_password(rng, &mut s, new_password, now)?;
+        Ok(s)
+    }
+
+    fn key_record(&self, a: AccountId, kind: u8) -> Result<Option<Vec<u8>>, StoreError> {
+        let inner = &*self.inner;
+        let mut out = None;
+        let kk = key_key(a, kind);
+        let r = inner.backend.read(&mut |t| {
+            out = get_body(inner, t, Table::Keys, &kk, "wrapped key")?;
+            Ok(())
+        });
+        if let Err(StoreError::Corrupt { what }) = r {
+            quarantine(inner, Table::Keys, &kk);
+            return Err(StoreError::Corrupt { what });
+        }
+        r?;
+        Ok(out)
+    }
+
+    /// The current user signet of an address (read with the pepper; the data directory alone
+    /// does not hold it in clear).
+    pub fn signet(&self, address: &Mailbox) -> Result<(u32, Signet), StoreError> {
+        let inner = &*self.inner;
+        let a = inner.account_of(address)?;
+        let shred = inner.shred_key(a)?;
+        let body = self.key_record(a, KIND_DIRECTORY)?.ok_or(StoreError::Corrupt { what: "directory entry" })?;
+        let ss = server_salt(inner.pepper.expose(), shred.expose());
+        let k = derive(inner.p, &ss, b"", &[b"dime-store directory", &a.0])?;
+        let pt = open(inner.p, &k, &key_key(a, KIND_DIRECTORY), &body)
+            .map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
+        let mut d = Dec::new(&pt, "directory entry");
+        let _address = d.bytes()?;
+        let generation = d.u32()?;
+        let signet = Signet::decode(d.bytes()?).map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
+        d.finish()?;
+        Ok((generation, signet))
+    }
+
+    /// Rotates the user's keys: new keys, a rotation SSR with the chain-of-custody signature
+    /// by the current keys, signed by `org` into the new user signet. The keyring keeps every
+    /// older generation so old mail still opens. Returns the new signet.
+    pub fn rotate_keys(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        session: &mut Session,
+        org: &OrgKeys,
+        now: Timestamp,
+    ) -> Result<Signet, StoreError> {
+        session.touch(now)?;
+        let inner = &*self.inner;
+        let p = inner.p;
+        let a = session.account;
+        let current = session.current_keys().ok_or(StoreError::SessionExpired)?;
+        let generation = session.current_generation().unwrap_or(0).checked_add(1).ok_or(StoreError::NotV2Keys)?;
+        let new_keys = UserKeys::generate(rng);
+        let ssr = dime_signet::create_rotation_ssr(p, &new_keys, current).map_err(signet_err)?;
+        let signet = dime_signet::sign_user_signet(p, org, OrgSigner::Pok, &ssr, &session.address, &Profile::new())
+            .map_err(signet_err)?;
+        let mut ring: Vec<KeyringEntry> =
+            session.keyring.iter().map(|k| KeyringEntry { generation: k.generation, keys: k.keys.duplicate() }).collect();
+        ring.push(KeyringEntry { generation, keys: new_keys });
+        let rk = account_subkey(p, &session.account_key, a, b"keyring")?;
+        let sealed = seal(p, rng, &rk, &key_key(a, KIND_KEYRING), &encode_keyring(&ring)?);
+        let shred = inner.shred_key(a)?;
+        let dir = inner.directory_body(rng, a, &shred, &session.address, generation, &signet)?;
+        inner.backend.write(&mut |t| {
+            let mut rec = load_account(inner, t, a)?;
+            rec.key_gen = generation;
+            save_account(inner, t, a, &rec)?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_KEYRING), sealed.clone())?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_DIRECTORY), dir.clone())
+        })?;
+        session.keyring = ring;
+        Ok(signet)
+    }
+
+    /// Deletes an account: first its shredding key in the vault (after that, no copy of the
+    /// data directory can be opened with the pepper and any password), then every record.
+    pub fn delete_account(&self, address: &Mailbox) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let a = inner.account_of(address)?;
+        inner.vault.write(&mut |t| t.delete(Table::Vault, &a.0).map(|_| ()))?;
+        let tag = inner.address_tag(address)?;
+        inner.backend.write(&mut |t| {
+            t.delete(Table::Addresses, &tag)?;
+            for table in [
+                Table::Accounts,
+                Table::Keys,
+                Table::Mailboxes,
+                Table::Entries,
+                Table::Messages,
+                Table::Blobs,
+                Table::Jobs,
+            ] {
+                for (k, _) in t.range(table, &a.0, &prefix_end(&a.0), usize::MAX)? {
+                    t.delete(table, &k)?;
+                }
+            }
+            Ok(())
+        })
+    }
+}
+
+fn escrow_kek(
+    inner: &Inner,
+    shred: &Secret<[u8; 32]>,
+    a: AccountId,
+    shared: &[u8; 32],
+    eph_pub: &X25519PublicKey,
+    org_pub: &X25519PublicKey,
+) -> Result<dime_core::crypto::AeadKey, StoreError> {
+    let ss = server_salt(inner.pepper.expose(), shred.expose());
+    derive(inner.p, &ss, shared, &[b"dime-store escrow", &a.0, &eph_pub.0, &org_pub.0])
+}

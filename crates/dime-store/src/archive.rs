@@ -1,0 +1,182 @@
+//! Account export and import (`spec/storage.md` §8): a portable archive, still encrypted.
+//!
+//! The archive holds the account's records as stored (mail, names and flags stay sealed under
+//! the account's keys) and the account key wrapped under Argon2id(archive password) alone: no
+//! pepper, so another server can import it. The whole body is sealed once more under that key.
+
+use crate::account::{
+    AccountRec, KIND_DIRECTORY, KIND_KEYRING, KIND_PASSWORD, get_body, key_key, load_account,
+    prefix_end, put_body, save_account,
+};
+use crate::backend::Table;
+use crate::codec::{Dec, Enc, open_record};
+use crate::keys::{SALT_LEN, Session, derive, open, seal};
+use crate::{AccountId, Store, StoreError, Timestamp};
+use dime_core::crypto::Argon2Params;
+use dime_core::{CryptoRngCore, Mailbox, Secret};
+use dime_signet::Signet;
+use zeroize::Zeroizing;
+
+const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
+const TABLES: [Table; 5] = [Table::Keys, Table::Mailboxes, Table::Entries, Table::Messages, Table::Blobs];
+
+fn archive_key(
+    p: &dime_core::crypto::CryptoProvider,
+    password: &[u8],
+    params: &Argon2Params,
+    salt: &[u8],
+) -> Result<dime_core::crypto::AeadKey, StoreError> {
+    params.check().map_err(StoreError::HostileParams)?;
+    let mut st = Secret::new([0u8; 32]);
+    p.password_kdf.argon2id(password, salt, params, st.expose_mut())?;
+    derive(p, b"dime-store archive", st.expose(), &[b"dime-store archive key"])
+}
+
+fn header(params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
+    Enc::new().raw(MAGIC).u32(params.m_kib).u32(params.t).u32(params.p).raw(salt).finish()
+}
+
+impl Store {
+    /// Exports the session's account to an archive sealed under `archive_password`.
+    pub fn export(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        archive_password: &[u8],
+        now: Timestamp,
+    ) -> Result<Vec<u8>, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let (generation, signet) = self.signet(&s.address)?;
+        let mut records = Vec::new();
+        let mut acc = None;
+        inner.backend.read(&mut |t| {
+            records.clear();
+            acc = Some(load_account(inner, t, a)?);
+            for table in TABLES {
+                for (k, v) in t.range(table, &a.0, &prefix_end(&a.0), usize::MAX)? {
+                    if table == Table::Keys && k != key_key(a, KIND_KEYRING) {
+                        continue;
+                    }
+                    records.push((table.code(), k, v));
+                }
+            }
+            Ok(())
+        })?;
+        let acc = acc.ok_or(StoreError::UnknownAccount)?;
+        let mut body = Enc::new()
+            .raw(&a.0)
+            .raw(s.account_key.expose())
+            .bytes(s.address.to_string().as_bytes())
+            .u32(generation)
+            .bytes(signet.as_bytes())
+            .u64(acc.quota)
+            .u64(acc.next_msg)
+            .u32(acc.next_mbox)
+            .u32(acc.key_gen)
+            .u32(u32::try_from(records.len()).map_err(|_| StoreError::BadArchive("too many records"))?);
+        for (code, k, v) in &records {
+            body = body.u8(*code).bytes(k).bytes(v);
+        }
+        let body = Zeroizing::new(body.finish());
+        let params = inner.argon2;
+        let mut salt = [0u8; SALT_LEN];
+        rng.fill_bytes(&mut salt);
+        let key = archive_key(inner.p, archive_password, &params, &salt)?;
+        let mut out = header(&params, &salt);
+        let sealed = seal(inner.p, rng, &key, &out, &body);
+        out.extend_from_slice(&sealed);
+        Ok(out)
+    }
+
+    /// Imports an archive made by [`Store::export`] (here or on another server), protected by
+    /// `archive_password`; the account's login password becomes `new_password` and its
+    /// recovery is none. Returns the account and its address.
+    pub fn import(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        archive: &[u8],
+        archive_password: &[u8],
+        new_password: &[u8],
+        now: Timestamp,
+    ) -> Result<(AccountId, Mailbox), StoreError> {
+        let _ = now;
+        let inner = &*self.inner;
+        let p = inner.p;
+        let mut d = Dec::new(archive, "archive");
+        if d.take(MAGIC.len()).map_err(|_| StoreError::BadArchive("not a dime store archive"))? != MAGIC {
+            return Err(StoreError::BadArchive("not a dime store archive"));
+        }
+        let bad = |_| StoreError::BadArchive("truncated header");
+        let params = Argon2Params { m_kib: d.u32().map_err(bad)?, t: d.u32().map_err(bad)?, p: d.u32().map_err(bad)? };
+        let salt = d.array::<SALT_LEN>().map_err(bad)?;
+        let hdr = header(&params, &salt);
+        let sealed = archive.get(hdr.len()..).ok_or(StoreError::BadArchive("truncated header"))?;
+        let key = archive_key(p, archive_password, &params, &salt)?;
+        let body = open(p, &key, &hdr, sealed).map_err(|_| StoreError::BadArchive("wrong password or damaged archive"))?;
+        let bad = |_| StoreError::BadArchive("malformed body");
+        let mut d = Dec::new(&body, "archive");
+        let a = AccountId(d.array::<16>().map_err(bad)?);
+        let ak = Secret::new(d.array::<32>().map_err(bad)?);
+        let address = std::str::from_utf8(d.bytes().map_err(bad)?)
+            .ok()
+            .and_then(|s| Mailbox::parse(s).ok())
+            .ok_or(StoreError::BadArchive("bad address"))?;
+        let generation = d.u32().map_err(bad)?;
+        let signet = Signet::decode(d.bytes().map_err(bad)?).map_err(|_| StoreError::BadArchive("bad signet"))?;
+        let quota = d.u64().map_err(bad)?;
+        let next_msg = d.u64().map_err(bad)?;
+        let next_mbox = d.u32().map_err(bad)?;
+        let key_gen = d.u32().map_err(bad)?;
+        let n = d.u32().map_err(bad)?;
+        let mut records = Vec::new();
+        let mut used = 0u64;
+        let mut count = 0u64;
+        for _ in 0..n {
+            let code = d.u8().map_err(bad)?;
+            let table = TABLES.into_iter().find(|t| t.code() == code).ok_or(StoreError::BadArchive("unknown table"))?;
+            let k = d.bytes().map_err(bad)?;
+            let v = d.bytes().map_err(bad)?;
+            if !k.starts_with(&a.0) {
+                return Err(StoreError::BadArchive("record of another account"));
+            }
+            if table == Table::Keys && k != key_key(a, KIND_KEYRING).as_slice() {
+                return Err(StoreError::BadArchive("unexpected key record"));
+            }
+            if table != Table::Blobs {
+                open_record(p, table, k, v, "archive record").map_err(|_| StoreError::BadArchive("record checksum"))?;
+            } else {
+                used += v.len() as u64;
+                count += 1;
+            }
+            records.push((table, k.to_vec(), v.to_vec()));
+        }
+        d.finish().map_err(bad)?;
+        if inner.account_of(&address).is_ok() {
+            return Err(StoreError::AccountExists);
+        }
+        let mut shred = Secret::new([0u8; 32]);
+        rng.fill_bytes(shred.expose_mut());
+        // Wrap under this server's pepper and the fresh shredding key.
+        inner.vault.write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
+        let pw = inner.password_body(rng, a, &shred, new_password, &ak)?;
+        let dir = inner.directory_body(rng, a, &shred, &address, generation, &signet)?;
+        let tag = inner.address_tag(&address)?;
+        let rec = AccountRec { recovery: 0, quota, used, count, next_msg, next_mbox, key_gen };
+        inner.backend.write(&mut |t| {
+            if t.get(Table::Addresses, &tag)?.is_some() || get_body(inner, t, Table::Accounts, &a.0, "account record")?.is_some() {
+                return Err(StoreError::AccountExists);
+            }
+            put_body(inner, t, Table::Addresses, &tag, a.0.to_vec())?;
+            save_account(inner, t, a, &rec)?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), pw.clone())?;
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_DIRECTORY), dir.clone())?;
+            for (table, k, v) in &records {
+                t.put(*table, k, v)?;
+            }
+            Ok(())
+        })?;
+        Ok((a, address))
+    }
+}

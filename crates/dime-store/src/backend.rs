@@ -1,0 +1,260 @@
+//! The storage backend seam (`spec/storage.md` §2): an ordered key-value store with named
+//! tables and atomic, durable write transactions. [`RedbBackend`] is the embedded default; a
+//! PostgreSQL backend implements the same three traits (one `bytea` table per [`Table`]).
+
+use crate::StoreError;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+
+/// The tables of the store (`spec/storage.md` §3). Keys and values are opaque bytes to the
+/// backend.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Table {
+    /// Account counters: quota, message count, next ids.
+    Accounts,
+    /// Keyed address tag → account id.
+    Addresses,
+    /// Wrapped keys: password, recovery and escrow wraps, keyring, directory entry.
+    Keys,
+    /// Mailboxes: encrypted name, UIDVALIDITY, UIDNEXT, HIGHESTMODSEQ.
+    Mailboxes,
+    /// Mailbox entries: (mailbox, UID) → message, MODSEQ, encrypted flags.
+    Entries,
+    /// Message records: size, arrival, key generation, digest, references.
+    Messages,
+    /// Message bodies: the sealed envelope bytes.
+    Blobs,
+    /// Outbound queue entries.
+    Queue,
+    /// Outbound queue index by next-attempt time.
+    QueueDue,
+    /// Resumable jobs (slot re-wrap progress).
+    Jobs,
+    /// Items found corrupt, moved aside.
+    Quarantine,
+    /// Per-account shredding keys (only in the key vault database).
+    Vault,
+}
+
+impl Table {
+    /// Every table, in a fixed order.
+    pub const ALL: [Table; 12] = [
+        Table::Accounts,
+        Table::Addresses,
+        Table::Keys,
+        Table::Mailboxes,
+        Table::Entries,
+        Table::Messages,
+        Table::Blobs,
+        Table::Queue,
+        Table::QueueDue,
+        Table::Jobs,
+        Table::Quarantine,
+        Table::Vault,
+    ];
+
+    /// The table's stable name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Table::Accounts => "accounts",
+            Table::Addresses => "addresses",
+            Table::Keys => "keys",
+            Table::Mailboxes => "mailboxes",
+            Table::Entries => "entries",
+            Table::Messages => "messages",
+            Table::Blobs => "blobs",
+            Table::Queue => "queue",
+            Table::QueueDue => "queue_due",
+            Table::Jobs => "jobs",
+            Table::Quarantine => "quarantine",
+            Table::Vault => "vault",
+        }
+    }
+
+    /// A one-byte code, mixed into record checksums so a record copied into another table
+    /// does not verify.
+    pub fn code(self) -> u8 {
+        match self {
+            Table::Accounts => 1,
+            Table::Addresses => 2,
+            Table::Keys => 3,
+            Table::Mailboxes => 4,
+            Table::Entries => 5,
+            Table::Messages => 6,
+            Table::Blobs => 7,
+            Table::Queue => 8,
+            Table::QueueDue => 9,
+            Table::Jobs => 10,
+            Table::Quarantine => 11,
+            Table::Vault => 12,
+        }
+    }
+}
+
+/// A key-value pair read from a range.
+pub type Pair = (Vec<u8>, Vec<u8>);
+
+/// Reads inside a transaction.
+pub trait ReadTxn {
+    /// The value under `key`.
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Up to `limit` pairs with `start <= key < end`, in key order.
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Pair>, StoreError>;
+}
+
+/// Reads and writes inside one atomic transaction.
+pub trait WriteTxn: ReadTxn {
+    /// Stores `value` under `key`.
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError>;
+    /// Removes `key`; returns whether it existed.
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, StoreError>;
+}
+
+/// A transactional ordered key-value store.
+///
+/// [`Backend::write`] runs `f` in one transaction and commits it durably (on stable storage
+/// before it returns) when `f` returns `Ok`; on `Err` nothing of it is applied.
+pub trait Backend: Send + Sync + std::fmt::Debug {
+    /// Runs `f` over a consistent snapshot.
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+    /// Runs `f` in one atomic, durable write transaction.
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError>;
+}
+
+type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
+
+fn def(table: Table) -> Def {
+    TableDefinition::new(table.name())
+}
+
+fn backend_err(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+/// The embedded default backend: one redb database file. Every write transaction commits
+/// with `Durability::Immediate` (fsync before the commit returns).
+#[derive(Debug)]
+pub struct RedbBackend {
+    db: redb::Database,
+}
+
+impl RedbBackend {
+    /// Opens (or creates) the database at `path` and creates every table.
+    pub fn open(path: &Path) -> Result<RedbBackend, StoreError> {
+        let db = redb::Database::create(path).map_err(backend_err)?;
+        let txn = db.begin_write().map_err(backend_err)?;
+        for t in Table::ALL {
+            txn.open_table(def(t)).map_err(backend_err)?;
+        }
+        txn.commit().map_err(backend_err)?;
+        Ok(RedbBackend { db })
+    }
+}
+
+struct RedbRead(redb::ReadTransaction);
+
+fn range_of<T: ReadableTable<&'static [u8], &'static [u8]>>(
+    t: &T,
+    start: &[u8],
+    end: &[u8],
+    limit: usize,
+) -> Result<Vec<Pair>, StoreError> {
+    let mut out = Vec::new();
+    if start >= end {
+        return Ok(out);
+    }
+    for item in t.range::<&[u8]>(start..end).map_err(backend_err)? {
+        if out.len() >= limit {
+            break;
+        }
+        let (k, v) = item.map_err(backend_err)?;
+        out.push((k.value().to_vec(), v.value().to_vec()));
+    }
+    Ok(out)
+}
+
+impl ReadTxn for RedbRead {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.open_table(def(table)).map_err(backend_err)?;
+        Ok(t.get(key).map_err(backend_err)?.map(|v| v.value().to_vec()))
+    }
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Pair>, StoreError> {
+        let t = self.0.open_table(def(table)).map_err(backend_err)?;
+        range_of(&t, start, end, limit)
+    }
+}
+
+struct RedbWrite<'a>(&'a redb::WriteTransaction);
+
+impl ReadTxn for RedbWrite<'_> {
+    fn get(&self, table: Table, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        let t = self.0.open_table(def(table)).map_err(backend_err)?;
+        Ok(t.get(key).map_err(backend_err)?.map(|v| v.value().to_vec()))
+    }
+    fn range(
+        &self,
+        table: Table,
+        start: &[u8],
+        end: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Pair>, StoreError> {
+        let t = self.0.open_table(def(table)).map_err(backend_err)?;
+        range_of(&t, start, end, limit)
+    }
+}
+
+impl WriteTxn for RedbWrite<'_> {
+    fn put(&mut self, table: Table, key: &[u8], value: &[u8]) -> Result<(), StoreError> {
+        let mut t = self.0.open_table(def(table)).map_err(backend_err)?;
+        t.insert(key, value).map_err(backend_err)?;
+        Ok(())
+    }
+    fn delete(&mut self, table: Table, key: &[u8]) -> Result<bool, StoreError> {
+        let mut t = self.0.open_table(def(table)).map_err(backend_err)?;
+        Ok(t.remove(key).map_err(backend_err)?.is_some())
+    }
+}
+
+impl Backend for RedbBackend {
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let txn = self.db.begin_read().map_err(backend_err)?;
+        f(&RedbRead(txn))
+    }
+
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let mut txn = self.db.begin_write().map_err(backend_err)?;
+        txn.set_durability(redb::Durability::Immediate).map_err(backend_err)?;
+        let r = f(&mut RedbWrite(&txn));
+        match r {
+            Ok(()) => txn.commit().map_err(backend_err),
+            Err(e) => {
+                txn.abort().map_err(backend_err)?;
+                Err(e)
+            }
+        }
+    }
+}

@@ -1,0 +1,299 @@
+//! `dime-store`: the zero-access store of dime (`spec/storage.md`).
+//!
+//! What it is: accounts with wrapped private keys, login sessions, recovery, key rotation,
+//! mailboxes of sealed messages (UID, UIDVALIDITY, MODSEQ, encrypted names and flags, quota,
+//! retention), account export and import, and the durable outbound queue. Everything sits on a
+//! [`Backend`]: [`RedbBackend`] (one embedded redb file in the data directory) by default.
+//!
+//! What it is not: a message codec. A delivered envelope is opaque sealed bytes
+//! ([`Store::deliver`] needs no secret); opening it is `dime-envelope`'s job, with the keys a
+//! [`Session`] holds.
+//!
+//! The promises it keeps (`spec/storage.md` §1): an acknowledged delivery is on stable storage
+//! before [`Store::deliver`] returns; nothing beyond what delivery and quota need is stored in
+//! clear; without the password (or recovery secret), the server's disk plus its configuration
+//! (the pepper) cannot open an account; a password change re-wraps one key, atomically.
+//!
+//! Time and randomness are parameters (`now`, `rng`); the store reads no clock.
+
+mod account;
+mod archive;
+pub mod backend;
+mod codec;
+mod deliver;
+mod keys;
+mod mail;
+mod queue;
+mod rewrap;
+
+pub use account::{Created, NewAccount, Recovery, RecoveryCode};
+pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
+pub use deliver::Delivered;
+pub use keys::Session;
+pub use mail::{EntryInfo, MailboxInfo, Quota};
+pub use queue::{Leased, OutboundEntry, QueueId, Transport};
+pub use rewrap::{RewrapProgress, SlotRewrap};
+
+use dime_core::Secret;
+use dime_core::crypto::{Argon2Params, CryptoError, CryptoProvider};
+use std::fmt;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Largest envelope the store accepts: 64 MiB (`spec/storage.md` §4).
+pub const MAX_ENVELOPE_LEN: usize = 64 * 1024 * 1024;
+/// Largest mailbox name, in octets (`spec/storage.md` §5).
+pub const MAX_MAILBOX_NAME_LEN: usize = 1024;
+/// Largest flag set of one message, in octets of its encoding (`spec/storage.md` §5).
+pub const MAX_FLAGS_LEN: usize = 4096;
+/// Largest password accepted, in octets (`dime_core::limits::PASSPHRASE_MAX_LEN`).
+pub const MAX_PASSWORD_LEN: usize = dime_core::limits::PASSPHRASE_MAX_LEN;
+/// Shortest pepper accepted, in octets (`spec/storage.md` §6).
+pub const MIN_PEPPER_LEN: usize = 32;
+/// Most deliveries one group commit writes in one transaction (`spec/storage.md` §4).
+pub const MAX_GROUP_COMMIT: usize = 256;
+
+/// Seconds since the Unix epoch: every operation that depends on time takes one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Timestamp(pub u64);
+
+/// An account's identifier: 16 random octets, never derived from the address
+/// (`spec/storage.md` §3).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AccountId(pub [u8; 16]);
+
+impl fmt::Debug for AccountId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "AccountId(")?;
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        write!(f, ")")
+    }
+}
+
+/// A mailbox of one account. [`MailboxId::INBOX`] receives deliveries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct MailboxId(pub u32);
+
+impl MailboxId {
+    /// The inbox, created with the account.
+    pub const INBOX: MailboxId = MailboxId(0);
+}
+
+/// A message's UID inside one mailbox (IMAP, RFC 9051 §2.3.1.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Uid(pub u32);
+
+/// How a store is opened.
+pub struct StoreConfig {
+    /// The data directory (created if missing); holds `store.redb`.
+    pub data_dir: PathBuf,
+    /// The key vault file: per-account shredding keys (`spec/storage.md` §6). Keep it out of
+    /// the data directory's backups.
+    pub vault_path: PathBuf,
+    /// The server pepper from configuration; never written to the store.
+    pub pepper: Secret<Vec<u8>>,
+    /// Argon2id parameters for new password wraps.
+    pub argon2: Argon2Params,
+    /// Idle timeout of sessions, in seconds.
+    pub idle_timeout_secs: u64,
+}
+
+impl fmt::Debug for StoreConfig {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("StoreConfig")
+            .field("data_dir", &self.data_dir)
+            .field("vault_path", &self.vault_path)
+            .field("pepper", &"<redacted>")
+            .field("argon2", &self.argon2)
+            .field("idle_timeout_secs", &self.idle_timeout_secs)
+            .finish()
+    }
+}
+
+/// Errors of the store, classified by blame (caller misuse, credentials, stored data, I/O).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum StoreError {
+    /// The backend failed (I/O, database).
+    #[error("storage backend failed: {0}")]
+    Backend(String),
+    /// The configuration is unusable.
+    #[error("configuration refused: {0}")]
+    Config(&'static str),
+    /// No account has that address.
+    #[error("no such account")]
+    UnknownAccount,
+    /// An account with that address exists already.
+    #[error("an account with that address exists already")]
+    AccountExists,
+    /// The password (or recovery secret) does not open the account key.
+    #[error("login failed: wrong password or recovery secret")]
+    LoginFailed,
+    /// The account's shredding key is gone: the account was deleted.
+    #[error("account keys are shredded")]
+    Shredded,
+    /// The session has been idle longer than the idle timeout.
+    #[error("session expired after its idle timeout")]
+    SessionExpired,
+    /// The session belongs to another account.
+    #[error("session does not belong to this account")]
+    WrongSession,
+    /// Stored Argon2 parameters are outside the fixed bounds: refused before running.
+    #[error("stored argon2 parameters refused: {0}")]
+    HostileParams(CryptoError),
+    /// A crypto operation failed.
+    #[error("crypto: {0}")]
+    Crypto(CryptoError),
+    /// A stored item failed its checksum or did not decode: it has been quarantined.
+    #[error("corrupt {what} detected and quarantined")]
+    Corrupt {
+        /// What was corrupt.
+        what: &'static str,
+    },
+    /// Accepting this message would exceed the account's quota.
+    #[error("quota exceeded: {used} of {limit} octets used, message is {size}")]
+    OverQuota {
+        /// Octets in use.
+        used: u64,
+        /// The quota.
+        limit: u64,
+        /// The refused message's size.
+        size: u64,
+    },
+    /// A length is over its named limit.
+    #[error("{what} exceeds its limit of {limit} octets")]
+    TooLarge {
+        /// What was too large.
+        what: &'static str,
+        /// The limit (a constant of this crate).
+        limit: usize,
+    },
+    /// No such mailbox.
+    #[error("no such mailbox")]
+    NoSuchMailbox,
+    /// No such message.
+    #[error("no such message")]
+    NoSuchMessage,
+    /// The inbox cannot be deleted or renamed.
+    #[error("the inbox cannot be deleted or renamed")]
+    InboxIsFixed,
+    /// The account has no recovery of the kind asked for.
+    #[error("account has no {0} recovery")]
+    NoRecovery(&'static str),
+    /// Creating or signing a signet failed.
+    #[error("signet: {0}")]
+    Signet(String),
+    /// The keys are not v2 keys (X25519) this store can wrap.
+    #[error("only v2 (x25519) keys can be stored")]
+    NotV2Keys,
+    /// An archive is malformed or does not open with the password given.
+    #[error("archive refused: {0}")]
+    BadArchive(&'static str),
+    /// No such outbound queue entry (or its lease was lost).
+    #[error("no such queue entry")]
+    NoSuchQueueEntry,
+    /// The store is shutting down.
+    #[error("store is closed")]
+    Closed,
+}
+
+impl From<CryptoError> for StoreError {
+    fn from(e: CryptoError) -> Self {
+        StoreError::Crypto(e)
+    }
+}
+
+pub(crate) struct Inner {
+    pub(crate) backend: Box<dyn Backend>,
+    pub(crate) vault: Box<dyn Backend>,
+    pub(crate) p: &'static CryptoProvider,
+    pub(crate) pepper: Secret<Vec<u8>>,
+    pub(crate) argon2: Argon2Params,
+    pub(crate) idle_timeout_secs: u64,
+}
+
+/// The store: open it once per process and share it (`&Store` is `Sync`).
+pub struct Store {
+    pub(crate) inner: Arc<Inner>,
+    pub(crate) committer: deliver::Committer,
+}
+
+impl fmt::Debug for Store {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Store").field("backend", &self.inner.backend).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens (or creates) the store of `config.data_dir` with the redb backend.
+    pub fn open(config: StoreConfig, provider: &'static CryptoProvider) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Backend(e.to_string()))?;
+        if let Some(parent) = config.vault_path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(e.to_string()))?;
+        }
+        let backend = RedbBackend::open(&config.data_dir.join("store.redb"))?;
+        let vault = RedbBackend::open(&config.vault_path)?;
+        Store::with_backends(Box::new(backend), Box::new(vault), config, provider)
+    }
+
+    /// Opens a store over any backend pair (the store proper and the key vault).
+    pub fn with_backends(
+        backend: Box<dyn Backend>,
+        vault: Box<dyn Backend>,
+        config: StoreConfig,
+        provider: &'static CryptoProvider,
+    ) -> Result<Store, StoreError> {
+        if config.pepper.expose().len() < MIN_PEPPER_LEN {
+            return Err(StoreError::Config("pepper must be at least 32 octets"));
+        }
+        config.argon2.check().map_err(|_| StoreError::Config("argon2 parameters out of bounds"))?;
+        let inner = Arc::new(Inner {
+            backend,
+            vault,
+            p: provider,
+            pepper: config.pepper,
+            argon2: config.argon2,
+            idle_timeout_secs: config.idle_timeout_secs,
+        });
+        let committer = deliver::Committer::start(inner.clone());
+        Ok(Store { inner, committer })
+    }
+
+    /// The backend, for tools (fsck, audits, tests that corrupt records on purpose).
+    pub fn backend(&self) -> &dyn Backend {
+        self.inner.backend.as_ref()
+    }
+
+    /// Items quarantined so far: (table code, original key) of each.
+    pub fn quarantined(&self) -> Result<Vec<(u8, Vec<u8>)>, StoreError> {
+        let mut out = Vec::new();
+        self.inner.backend.read(&mut |t| {
+            out = t
+                .range(Table::Quarantine, &[], &[0xff; 64], usize::MAX)?
+                .into_iter()
+                .filter_map(|(k, _)| {
+                    let (code, rest) = k.split_first()?;
+                    Some((*code, rest.to_vec()))
+                })
+                .collect();
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// Moves `key` of `table` into the quarantine table, in its own transaction.
+pub(crate) fn quarantine(inner: &Inner, table: Table, key: &[u8]) {
+    // Best effort: a failure to quarantine leaves the item where it is, still detected as
+    // corrupt on every read.
+    let _ = inner.backend.write(&mut |t| {
+        if let Some(v) = t.get(table, key)? {
+            let mut qk = vec![table.code()];
+            qk.extend_from_slice(key);
+            t.put(Table::Quarantine, &qk, &v)?;
+            t.delete(table, key)?;
+        }
+        Ok(())
+    });
+}

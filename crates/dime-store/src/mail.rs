@@ -1,0 +1,624 @@
+//! Mailboxes, entries and messages (`spec/storage.md` §5).
+
+use crate::account::{get_body, load_account, prefix_end, put_body, save_account};
+use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::codec::{Dec, Enc, blob_digest};
+use crate::keys::{Session, open, seal};
+use crate::{
+    AccountId, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxId, Store, StoreError, Timestamp,
+    Uid, quarantine,
+};
+use dime_core::CryptoRngCore;
+use dime_core::crypto::{AeadKey, CryptoProvider};
+
+/// Most mailbox entries one message may have (copies), `spec/storage.md` §5.
+pub(crate) const MAX_REFS: u32 = 65_536;
+const DAY: u64 = 86_400;
+const BATCH: usize = 1000;
+
+/// A mailbox as a session sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MailboxInfo {
+    /// Its id.
+    pub id: MailboxId,
+    /// Its name (decrypted).
+    pub name: String,
+    /// UIDVALIDITY.
+    pub uid_validity: u32,
+    /// The next UID to be assigned.
+    pub uid_next: u32,
+    /// HIGHESTMODSEQ (RFC 7162).
+    pub highest_modseq: u64,
+    /// Number of messages.
+    pub messages: u32,
+}
+
+/// One message of a mailbox, as the store sees it without any key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EntryInfo {
+    /// The UID.
+    pub uid: Uid,
+    /// The entry's MODSEQ.
+    pub modseq: u64,
+    /// The sealed envelope's size in octets.
+    pub size: u64,
+    /// Arrival time.
+    pub arrival: Timestamp,
+    /// Key generation the message was delivered under (or re-wrapped to).
+    pub key_generation: u32,
+    /// Whether flags were ever set (their values are encrypted).
+    pub has_flags: bool,
+}
+
+/// An account's quota use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Quota {
+    /// Octets stored.
+    pub used: u64,
+    /// The limit.
+    pub limit: u64,
+    /// Messages stored.
+    pub messages: u64,
+}
+
+pub(crate) struct MboxRec {
+    pub(crate) name: Vec<u8>,
+    pub(crate) uid_validity: u32,
+    pub(crate) uid_next: u32,
+    pub(crate) modseq: u64,
+    pub(crate) count: u32,
+}
+
+impl MboxRec {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        Enc::new()
+            .bytes(&self.name)
+            .u32(self.uid_validity)
+            .u32(self.uid_next)
+            .u64(self.modseq)
+            .u32(self.count)
+            .finish()
+    }
+    pub(crate) fn decode(b: &[u8]) -> Result<MboxRec, StoreError> {
+        let mut d = Dec::new(b, "mailbox record");
+        let r = MboxRec {
+            name: d.bytes()?.to_vec(),
+            uid_validity: d.u32()?,
+            uid_next: d.u32()?,
+            modseq: d.u64()?,
+            count: d.u32()?,
+        };
+        d.finish()?;
+        Ok(r)
+    }
+}
+
+pub(crate) struct EntryRec {
+    pub(crate) seq: u64,
+    pub(crate) modseq: u64,
+    pub(crate) flags: Vec<u8>,
+}
+
+impl EntryRec {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        Enc::new().u64(self.seq).u64(self.modseq).bytes(&self.flags).finish()
+    }
+    pub(crate) fn decode(b: &[u8]) -> Result<EntryRec, StoreError> {
+        let mut d = Dec::new(b, "index record");
+        let r = EntryRec { seq: d.u64()?, modseq: d.u64()?, flags: d.bytes()?.to_vec() };
+        d.finish()?;
+        Ok(r)
+    }
+}
+
+pub(crate) struct MsgRec {
+    pub(crate) size: u64,
+    pub(crate) arrival: u64,
+    pub(crate) key_gen: u32,
+    pub(crate) digest: [u8; 16],
+    pub(crate) refs: Vec<(u32, u32)>,
+}
+
+impl MsgRec {
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::new()
+            .u64(self.size)
+            .u64(self.arrival)
+            .u32(self.key_gen)
+            .raw(&self.digest)
+            .u32(u32::try_from(self.refs.len()).unwrap_or(u32::MAX));
+        for (m, u) in &self.refs {
+            e = e.u32(*m).u32(*u);
+        }
+        e.finish()
+    }
+    pub(crate) fn decode(b: &[u8]) -> Result<MsgRec, StoreError> {
+        let mut d = Dec::new(b, "message record");
+        let size = d.u64()?;
+        let arrival = d.u64()?;
+        let key_gen = d.u32()?;
+        let digest = d.array::<16>()?;
+        let n = d.u32()?;
+        if n > MAX_REFS {
+            return Err(StoreError::Corrupt { what: "message record" });
+        }
+        let mut refs = Vec::with_capacity(n as usize);
+        for _ in 0..n {
+            refs.push((d.u32()?, d.u32()?));
+        }
+        d.finish()?;
+        Ok(MsgRec { size, arrival, key_gen, digest, refs })
+    }
+}
+
+pub(crate) fn mbox_key(a: AccountId, m: MailboxId) -> Vec<u8> {
+    Enc::new().raw(&a.0).u32(m.0).finish()
+}
+pub(crate) fn entry_key(a: AccountId, m: u32, uid: u32) -> Vec<u8> {
+    Enc::new().raw(&a.0).u32(m).u32(uid).finish()
+}
+pub(crate) fn msg_key(a: AccountId, seq: u64) -> Vec<u8> {
+    Enc::new().raw(&a.0).u64(seq).finish()
+}
+
+fn name_aad(a: AccountId, m: MailboxId) -> Vec<u8> {
+    Enc::new().raw(b"dime-store mailbox name").raw(&a.0).u32(m.0).finish()
+}
+fn flags_aad(a: AccountId, seq: u64) -> Vec<u8> {
+    Enc::new().raw(b"dime-store flags").raw(&a.0).u64(seq).finish()
+}
+
+pub(crate) fn new_mailbox_body(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    meta: &AeadKey,
+    a: AccountId,
+    id: MailboxId,
+    name: &str,
+    now: Timestamp,
+) -> Result<Vec<u8>, StoreError> {
+    if name.len() > MAX_MAILBOX_NAME_LEN {
+        return Err(StoreError::TooLarge { what: "mailbox name", limit: MAX_MAILBOX_NAME_LEN });
+    }
+    let uid_validity = ((now.0 as u32).wrapping_add(id.0)).max(1);
+    Ok(MboxRec {
+        name: seal(p, rng, meta, &name_aad(a, id), name.as_bytes()),
+        uid_validity,
+        uid_next: 1,
+        modseq: 1,
+        count: 0,
+    }
+    .encode())
+}
+
+pub(crate) fn load_mbox(
+    inner: &Inner,
+    t: &dyn ReadTxn,
+    a: AccountId,
+    m: MailboxId,
+) -> Result<MboxRec, StoreError> {
+    let b = get_body(inner, t, Table::Mailboxes, &mbox_key(a, m), "mailbox record")?
+        .ok_or(StoreError::NoSuchMailbox)?;
+    MboxRec::decode(&b)
+}
+
+pub(crate) fn load_msg(
+    inner: &Inner,
+    t: &dyn ReadTxn,
+    a: AccountId,
+    seq: u64,
+) -> Result<Option<MsgRec>, StoreError> {
+    match get_body(inner, t, Table::Messages, &msg_key(a, seq), "message record")? {
+        Some(b) => Ok(Some(MsgRec::decode(&b)?)),
+        None => Ok(None),
+    }
+}
+
+/// Removes one mailbox entry; the message goes when its last entry goes.
+pub(crate) fn remove_entry(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    a: AccountId,
+    m: MailboxId,
+    uid: u32,
+) -> Result<bool, StoreError> {
+    let ek = entry_key(a, m.0, uid);
+    let Some(b) = get_body(inner, t, Table::Entries, &ek, "index record")? else {
+        return Ok(false);
+    };
+    let e = EntryRec::decode(&b)?;
+    t.delete(Table::Entries, &ek)?;
+    let mut mb = load_mbox(inner, t, a, m)?;
+    mb.count = mb.count.saturating_sub(1);
+    mb.modseq += 1;
+    put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())?;
+    if let Some(mut msg) = load_msg(inner, t, a, e.seq)? {
+        msg.refs.retain(|r| *r != (m.0, uid));
+        if msg.refs.is_empty() {
+            drop_message(inner, t, a, e.seq, msg.size)?;
+        } else {
+            put_body(inner, t, Table::Messages, &msg_key(a, e.seq), msg.encode())?;
+        }
+    }
+    Ok(true)
+}
+
+fn drop_message(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    a: AccountId,
+    seq: u64,
+    size: u64,
+) -> Result<(), StoreError> {
+    let k = msg_key(a, seq);
+    t.delete(Table::Messages, &k)?;
+    t.delete(Table::Blobs, &k)?;
+    let mut acc = load_account(inner, t, a)?;
+    acc.used = acc.used.saturating_sub(size);
+    acc.count = acc.count.saturating_sub(1);
+    save_account(inner, t, a, &acc)
+}
+
+impl Store {
+    /// Quota use of an account (no secret needed).
+    pub fn quota(&self, a: AccountId) -> Result<Quota, StoreError> {
+        let inner = &*self.inner;
+        let mut q = None;
+        inner.backend.read(&mut |t| {
+            let r = load_account(inner, t, a)?;
+            q = Some(Quota { used: r.used, limit: r.quota, messages: r.count });
+            Ok(())
+        })?;
+        q.ok_or(StoreError::UnknownAccount)
+    }
+
+    /// The entries of a mailbox, by UID (no secret needed). A corrupt index record is
+    /// quarantined and left out.
+    pub fn list(&self, a: AccountId, m: MailboxId) -> Result<Vec<EntryInfo>, StoreError> {
+        let inner = &*self.inner;
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        inner.backend.read(&mut |t| {
+            out.clear();
+            bad.clear();
+            load_mbox(inner, t, a, m)?;
+            let prefix = mbox_key(a, m);
+            for (k, v) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
+                let Some(uid) = k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+                else {
+                    bad.push((Table::Entries, k));
+                    continue;
+                };
+                let e = match crate::codec::open_record(inner.p, Table::Entries, &k, &v, "index record")
+                    .and_then(EntryRec::decode)
+                {
+                    Ok(e) => e,
+                    Err(_) => {
+                        bad.push((Table::Entries, k));
+                        continue;
+                    }
+                };
+                let msg = match load_msg(inner, t, a, e.seq) {
+                    Ok(Some(msg)) => msg,
+                    Ok(None) => continue,
+                    Err(_) => {
+                        bad.push((Table::Messages, msg_key(a, e.seq)));
+                        continue;
+                    }
+                };
+                out.push(EntryInfo {
+                    uid: Uid(uid),
+                    modseq: e.modseq,
+                    size: msg.size,
+                    arrival: Timestamp(msg.arrival),
+                    key_generation: msg.key_gen,
+                    has_flags: !e.flags.is_empty(),
+                });
+            }
+            Ok(())
+        })?;
+        for (table, k) in &bad {
+            quarantine(inner, *table, k);
+        }
+        Ok(out)
+    }
+
+    /// The sealed envelope of one message, checked against its digest. A corrupt message is
+    /// quarantined (and its entries removed), and [`StoreError::Corrupt`] returned.
+    pub fn fetch(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError> {
+        let inner = &*self.inner;
+        let mut found: Option<(u64, Result<(MsgRec, Vec<u8>), StoreError>)> = None;
+        let ek = entry_key(a, m.0, uid.0);
+        let r = inner.backend.read(&mut |t| {
+            let e = get_body(inner, t, Table::Entries, &ek, "index record")?
+                .ok_or(StoreError::NoSuchMessage)?;
+            let e = EntryRec::decode(&e)?;
+            let got = (|| {
+                let msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
+                let blob = t.get(Table::Blobs, &msg_key(a, e.seq))?.ok_or(StoreError::Corrupt { what: "message" })?;
+                Ok((msg, blob))
+            })();
+            found = Some((e.seq, got));
+            Ok(())
+        });
+        if let Err(StoreError::Corrupt { what }) = r {
+            quarantine(inner, Table::Entries, &ek);
+            return Err(StoreError::Corrupt { what });
+        }
+        r?;
+        let Some((seq, got)) = found else { return Err(StoreError::NoSuchMessage) };
+        match got {
+            Ok((msg, blob)) if blob_digest(inner.p, &blob) == msg.digest => Ok(blob),
+            Ok(_) | Err(StoreError::Corrupt { .. }) => {
+                self.quarantine_message(a, seq)?;
+                Err(StoreError::Corrupt { what: "message" })
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    fn quarantine_message(&self, a: AccountId, seq: u64) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let k = msg_key(a, seq);
+        let msg = inner.backend.write(&mut |t| {
+            let msg = load_msg(inner, t, a, seq).ok().flatten();
+            for table in [Table::Blobs, Table::Messages] {
+                if let Some(v) = t.get(table, &k)? {
+                    let mut qk = vec![table.code()];
+                    qk.extend_from_slice(&k);
+                    t.put(Table::Quarantine, &qk, &v)?;
+                    t.delete(table, &k)?;
+                }
+            }
+            if let Some(msg) = msg {
+                for (mb, uid) in &msg.refs {
+                    if t.delete(Table::Entries, &entry_key(a, *mb, *uid))? {
+                        if let Ok(mut r) = load_mbox(inner, t, a, MailboxId(*mb)) {
+                            r.count = r.count.saturating_sub(1);
+                            r.modseq += 1;
+                            put_body(inner, t, Table::Mailboxes, &mbox_key(a, MailboxId(*mb)), r.encode())?;
+                        }
+                    }
+                }
+                let mut acc = load_account(inner, t, a)?;
+                acc.used = acc.used.saturating_sub(msg.size);
+                acc.count = acc.count.saturating_sub(1);
+                save_account(inner, t, a, &acc)?;
+            }
+            Ok(())
+        });
+        msg
+    }
+
+    /// Expunges messages from a mailbox (no secret needed); returns how many were removed.
+    pub fn expunge(&self, a: AccountId, m: MailboxId, uids: &[Uid]) -> Result<usize, StoreError> {
+        let inner = &*self.inner;
+        let mut n = 0;
+        inner.backend.write(&mut |t| {
+            n = 0;
+            for uid in uids {
+                if remove_entry(inner, t, a, m, uid.0)? {
+                    n += 1;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    /// Copies messages into `dst` (the sealed envelope is shared, not duplicated); returns
+    /// (source UID, new UID) pairs.
+    pub fn copy(&self, a: AccountId, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<Vec<(Uid, Uid)>, StoreError> {
+        self.copy_or_move(a, src, uids, dst, false)
+    }
+
+    /// Moves messages into `dst`, atomically.
+    pub fn move_messages(&self, a: AccountId, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<Vec<(Uid, Uid)>, StoreError> {
+        self.copy_or_move(a, src, uids, dst, true)
+    }
+
+    fn copy_or_move(
+        &self,
+        a: AccountId,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+        remove: bool,
+    ) -> Result<Vec<(Uid, Uid)>, StoreError> {
+        let inner = &*self.inner;
+        let mut out = Vec::new();
+        inner.backend.write(&mut |t| {
+            out.clear();
+            for uid in uids {
+                let Some(b) = get_body(inner, t, Table::Entries, &entry_key(a, src.0, uid.0), "index record")? else {
+                    continue;
+                };
+                let e = EntryRec::decode(&b)?;
+                let mut mb = load_mbox(inner, t, a, dst)?;
+                let new_uid = mb.uid_next;
+                mb.uid_next = mb.uid_next.checked_add(1).ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
+                mb.modseq += 1;
+                mb.count += 1;
+                let ne = EntryRec { seq: e.seq, modseq: mb.modseq, flags: e.flags.clone() };
+                put_body(inner, t, Table::Entries, &entry_key(a, dst.0, new_uid), ne.encode())?;
+                put_body(inner, t, Table::Mailboxes, &mbox_key(a, dst), mb.encode())?;
+                let mut msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
+                if msg.refs.len() as u32 >= MAX_REFS {
+                    return Err(StoreError::TooLarge { what: "copies of one message", limit: MAX_REFS as usize });
+                }
+                msg.refs.push((dst.0, new_uid));
+                put_body(inner, t, Table::Messages, &msg_key(a, e.seq), msg.encode())?;
+                if remove {
+                    remove_entry(inner, t, a, src, uid.0)?;
+                }
+                out.push((*uid, Uid(new_uid)));
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    /// Removes every message older than `days` days at `now` (retention); returns how many.
+    pub fn purge_older_than(&self, a: AccountId, days: u64, now: Timestamp) -> Result<u64, StoreError> {
+        let inner = &*self.inner;
+        let cutoff = now.0.saturating_sub(days.saturating_mul(DAY));
+        let mut total = 0u64;
+        let mut start = msg_key(a, 0);
+        let end = prefix_end(&a.0);
+        loop {
+            let mut done = false;
+            let mut n = 0u64;
+            inner.backend.write(&mut |t| {
+                n = 0;
+                let page = t.range(Table::Messages, &start, &end, BATCH)?;
+                done = page.len() < BATCH;
+                for (k, v) in &page {
+                    let Ok(body) = crate::codec::open_record(inner.p, Table::Messages, k, v, "message record") else {
+                        continue;
+                    };
+                    let msg = MsgRec::decode(body)?;
+                    if msg.arrival < cutoff {
+                        for (mb, uid) in &msg.refs {
+                            remove_entry(inner, t, a, MailboxId(*mb), *uid)?;
+                        }
+                        n += 1;
+                    }
+                }
+                if let Some((k, _)) = page.last() {
+                    start = k.clone();
+                    start.push(0);
+                }
+                Ok(())
+            })?;
+            total += n;
+            if done {
+                return Ok(total);
+            }
+        }
+    }
+
+    /// The mailboxes of the session's account, names decrypted.
+    pub fn mailboxes(&self, s: &mut Session, now: Timestamp) -> Result<Vec<MailboxInfo>, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut raw = Vec::new();
+        inner.backend.read(&mut |t| {
+            raw = t.range(Table::Mailboxes, &a.0, &prefix_end(&a.0), usize::MAX)?;
+            Ok(())
+        })?;
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            let Some(id) = k.get(16..20).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) else {
+                continue;
+            };
+            let Ok(r) = crate::codec::open_record(inner.p, Table::Mailboxes, &k, &v, "mailbox record").and_then(MboxRec::decode)
+            else {
+                quarantine(inner, Table::Mailboxes, &k);
+                continue;
+            };
+            let name = open(inner.p, &s.meta_key, &name_aad(a, MailboxId(id)), &r.name)
+                .map_err(|_| StoreError::Corrupt { what: "mailbox name" })?;
+            out.push(MailboxInfo {
+                id: MailboxId(id),
+                name: String::from_utf8_lossy(&name).into_owned(),
+                uid_validity: r.uid_validity,
+                uid_next: r.uid_next,
+                highest_modseq: r.modseq,
+                messages: r.count,
+            });
+        }
+        Ok(out)
+    }
+
+    /// Creates a mailbox with an encrypted name.
+    pub fn create_mailbox(&self, rng: &mut dyn CryptoRngCore, s: &mut Session, name: &str, now: Timestamp) -> Result<MailboxId, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut id = MailboxId(0);
+        inner.backend.write(&mut |t| {
+            let mut acc = load_account(inner, t, a)?;
+            id = MailboxId(acc.next_mbox);
+            acc.next_mbox = acc.next_mbox.checked_add(1).ok_or(StoreError::TooLarge { what: "mailbox ids", limit: u32::MAX as usize })?;
+            // The id is only known inside the transaction; the name is sealed to it here.
+            let body = new_mailbox_body(inner.p, &mut *rng, &s.meta_key, a, id, name, now)?;
+            put_body(inner, t, Table::Mailboxes, &mbox_key(a, id), body)?;
+            save_account(inner, t, a, &acc)
+        })?;
+        Ok(id)
+    }
+
+    /// Deletes a mailbox and expunges its messages (not the inbox).
+    pub fn delete_mailbox(&self, s: &mut Session, m: MailboxId, now: Timestamp) -> Result<(), StoreError> {
+        s.touch(now)?;
+        if m == MailboxId::INBOX {
+            return Err(StoreError::InboxIsFixed);
+        }
+        let inner = &*self.inner;
+        let a = s.account;
+        inner.backend.write(&mut |t| {
+            load_mbox(inner, t, a, m)?;
+            let prefix = mbox_key(a, m);
+            for (k, _) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
+                if let Some(uid) = k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) {
+                    remove_entry(inner, t, a, m, uid)?;
+                }
+            }
+            t.delete(Table::Mailboxes, &prefix)?;
+            Ok(())
+        })
+    }
+
+    /// Sets a message's flags (encrypted under the account's meta key); returns the new
+    /// MODSEQ.
+    pub fn set_flags(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        flags: &[&str],
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let plain = flags.join(" ");
+        if plain.len() > MAX_FLAGS_LEN {
+            return Err(StoreError::TooLarge { what: "flags", limit: MAX_FLAGS_LEN });
+        }
+        let mut modseq = 0;
+        inner.backend.write(&mut |t| {
+            let ek = entry_key(a, m.0, uid.0);
+            let b = get_body(inner, t, Table::Entries, &ek, "index record")?.ok_or(StoreError::NoSuchMessage)?;
+            let mut e = EntryRec::decode(&b)?;
+            let mut mb = load_mbox(inner, t, a, m)?;
+            mb.modseq += 1;
+            modseq = mb.modseq;
+            e.modseq = mb.modseq;
+            e.flags = seal(inner.p, &mut *rng, &s.meta_key, &flags_aad(a, e.seq), plain.as_bytes());
+            put_body(inner, t, Table::Entries, &ek, e.encode())?;
+            put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())
+        })?;
+        Ok(modseq)
+    }
+
+    /// A message's flags, decrypted.
+    pub fn flags(&self, s: &mut Session, m: MailboxId, uid: Uid, now: Timestamp) -> Result<Vec<String>, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut e = None;
+        inner.backend.read(&mut |t| {
+            e = get_body(inner, t, Table::Entries, &entry_key(a, m.0, uid.0), "index record")?;
+            Ok(())
+        })?;
+        let e = EntryRec::decode(&e.ok_or(StoreError::NoSuchMessage)?)?;
+        if e.flags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pt = open(inner.p, &s.meta_key, &flags_aad(a, e.seq), &e.flags).map_err(|_| StoreError::Corrupt { what: "flags" })?;
+        Ok(String::from_utf8_lossy(&pt).split(' ').filter(|f| !f.is_empty()).map(str::to_owned).collect())
+    }
+}

@@ -1,0 +1,216 @@
+//! The durable outbound queue for DMTP and SMTP (`spec/storage.md` §7).
+//!
+//! An entry is due at one time: its next attempt, or, while it is leased, the end of its
+//! lease (a worker that dies loses its lease when the lease ends). The destination and the
+//! payload are sealed under a key derived from the pepper; times and attempt counts are clear.
+
+use crate::account::{get_body, put_body};
+use crate::backend::Table;
+use crate::codec::{Dec, Enc};
+use crate::keys::{derive, open, seal};
+use crate::{Inner, MAX_ENVELOPE_LEN, Store, StoreError, Timestamp};
+use dime_core::CryptoRngCore;
+use dime_core::crypto::AeadKey;
+
+const NEXT_ID: &[u8] = b"queue-next-id";
+
+/// Which transfer protocol an entry leaves by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transport {
+    /// DMTP to a DIME domain.
+    Dmtp,
+    /// SMTP to a legacy domain.
+    Smtp,
+}
+
+/// A queue entry's id.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct QueueId(pub u64);
+
+/// An outbound queue entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutboundEntry {
+    /// Its id.
+    pub id: QueueId,
+    /// The transport.
+    pub transport: Transport,
+    /// The destination (domain or host), as the caller gave it.
+    pub destination: String,
+    /// The payload (a sealed envelope, or what the SMTP bridge sends).
+    pub payload: Vec<u8>,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// When it is next due.
+    pub next_attempt: Timestamp,
+}
+
+/// An entry leased to a worker until `until`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Leased {
+    /// The entry.
+    pub entry: OutboundEntry,
+    /// The lease's end: after it, the entry is due again.
+    pub until: Timestamp,
+}
+
+struct QRec {
+    due: u64,
+    attempts: u32,
+    next_attempt: u64,
+    sealed: Vec<u8>,
+}
+
+impl QRec {
+    fn encode(&self) -> Vec<u8> {
+        Enc::new().u64(self.due).u32(self.attempts).u64(self.next_attempt).bytes(&self.sealed).finish()
+    }
+    fn decode(b: &[u8]) -> Result<QRec, StoreError> {
+        let mut d = Dec::new(b, "queue entry");
+        let r = QRec { due: d.u64()?, attempts: d.u32()?, next_attempt: d.u64()?, sealed: d.bytes()?.to_vec() };
+        d.finish()?;
+        Ok(r)
+    }
+}
+
+fn due_key(due: u64, id: u64) -> Vec<u8> {
+    Enc::new().u64(due).u64(id).finish()
+}
+
+impl Inner {
+    fn queue_key(&self) -> Result<AeadKey, StoreError> {
+        derive(self.p, self.pepper.expose(), b"", &[b"dime-store outbound queue"])
+    }
+
+    fn open_entry(&self, id: u64, r: &QRec) -> Result<OutboundEntry, StoreError> {
+        let pt = open(self.p, &self.queue_key()?, &id.to_be_bytes(), &r.sealed)
+            .map_err(|_| StoreError::Corrupt { what: "queue entry" })?;
+        let mut d = Dec::new(&pt, "queue entry");
+        let transport = match d.u8()? {
+            1 => Transport::Dmtp,
+            2 => Transport::Smtp,
+            _ => return Err(StoreError::Corrupt { what: "queue entry" }),
+        };
+        let destination = String::from_utf8_lossy(d.bytes()?).into_owned();
+        let payload = d.bytes()?.to_vec();
+        d.finish()?;
+        Ok(OutboundEntry {
+            id: QueueId(id),
+            transport,
+            destination,
+            payload,
+            attempts: r.attempts,
+            next_attempt: Timestamp(r.next_attempt),
+        })
+    }
+}
+
+impl Store {
+    /// Adds an entry, due at `now`; durable before it returns.
+    pub fn enqueue(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        transport: Transport,
+        destination: &str,
+        payload: &[u8],
+        now: Timestamp,
+    ) -> Result<QueueId, StoreError> {
+        if payload.len() > MAX_ENVELOPE_LEN {
+            return Err(StoreError::TooLarge { what: "queue payload", limit: MAX_ENVELOPE_LEN });
+        }
+        let inner = &*self.inner;
+        let code = match transport {
+            Transport::Dmtp => 1,
+            Transport::Smtp => 2,
+        };
+        let pt = Enc::new().u8(code).bytes(destination.as_bytes()).bytes(payload).finish();
+        let qk = inner.queue_key()?;
+        let mut id = 0;
+        inner.backend.write(&mut |t| {
+            id = match get_body(inner, t, Table::Jobs, NEXT_ID, "queue counter")? {
+                Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| StoreError::Corrupt { what: "queue counter" })?),
+                None => 1,
+            };
+            put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
+            let sealed = seal(inner.p, &mut *rng, &qk, &id.to_be_bytes(), &pt);
+            let r = QRec { due: now.0, attempts: 0, next_attempt: now.0, sealed };
+            put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
+            t.put(Table::QueueDue, &due_key(now.0, id), &[])
+        })?;
+        Ok(QueueId(id))
+    }
+
+    /// Leases up to `max` entries due at `now` for `lease_secs` seconds.
+    pub fn lease(&self, now: Timestamp, lease_secs: u64, max: usize) -> Result<Vec<Leased>, StoreError> {
+        let inner = &*self.inner;
+        let until = now.0.saturating_add(lease_secs);
+        let mut got = Vec::new();
+        inner.backend.write(&mut |t| {
+            got.clear();
+            let due = t.range(Table::QueueDue, &[], &due_key(now.0, u64::MAX), max)?;
+            for (k, _) in due {
+                t.delete(Table::QueueDue, &k)?;
+                let Some(id) = k.get(8..16).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes) else {
+                    continue;
+                };
+                let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")? else {
+                    continue;
+                };
+                let mut r = QRec::decode(&b)?;
+                r.due = until;
+                put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
+                t.put(Table::QueueDue, &due_key(until, id), &[])?;
+                got.push((id, r));
+            }
+            Ok(())
+        })?;
+        got.iter()
+            .map(|(id, r)| Ok(Leased { entry: inner.open_entry(*id, r)?, until: Timestamp(until) }))
+            .collect()
+    }
+
+    /// Removes a delivered (or bounced) entry.
+    pub fn complete(&self, id: QueueId) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        inner.backend.write(&mut |t| {
+            let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
+                .ok_or(StoreError::NoSuchQueueEntry)?;
+            let r = QRec::decode(&b)?;
+            t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
+            t.delete(Table::Queue, &id.0.to_be_bytes())?;
+            Ok(())
+        })
+    }
+
+    /// Records a failed attempt and schedules the next one at `next_attempt`.
+    pub fn retry_at(&self, id: QueueId, next_attempt: Timestamp) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        inner.backend.write(&mut |t| {
+            let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
+                .ok_or(StoreError::NoSuchQueueEntry)?;
+            let mut r = QRec::decode(&b)?;
+            t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
+            r.attempts = r.attempts.saturating_add(1);
+            r.next_attempt = next_attempt.0;
+            r.due = next_attempt.0;
+            put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
+            t.put(Table::QueueDue, &due_key(r.due, id.0), &[])
+        })
+    }
+
+    /// Every queue entry, in id order.
+    pub fn queue_entries(&self) -> Result<Vec<OutboundEntry>, StoreError> {
+        let inner = &*self.inner;
+        let mut raw = Vec::new();
+        inner.backend.read(&mut |t| {
+            raw = t.range(Table::Queue, &[], &[0xff; 9], usize::MAX)?;
+            Ok(())
+        })?;
+        raw.iter()
+            .map(|(k, v)| {
+                let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| StoreError::Corrupt { what: "queue entry" })?);
+                let body = crate::codec::open_record(inner.p, Table::Queue, k, v, "queue entry")?;
+                inner.open_entry(id, &QRec::decode(body)?)
+            })
+            .collect()
+    }
+}

@@ -1,0 +1,366 @@
+//! Accounts, sessions, mail operations, queue and archives (`spec/storage.md`).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use dime_core::crypto::{Argon2Params, X25519Secret, default_provider};
+use dime_signet::{SignetState, Verifier};
+use dime_store::{
+    MailboxId, Recovery, RecoveryCode, StoreError, Table, Timestamp, Transport, Uid,
+};
+
+#[test]
+fn create_login_and_wrong_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let org = org(1);
+    let alice = mailbox("alice@example.org");
+    let c = create(&store, &org, &alice, b"hunter2", Recovery::None);
+    assert!(c.recovery_code.is_none());
+    let pok = [org.pok(default_provider())];
+    let v = c.signet.validate(default_provider(), &Verifier::new().trusted_poks(&pok));
+    assert_eq!(v.state(), SignetState::Id, "{:?}", v.problem());
+    let s = store.login(&alice, b"hunter2", T0).unwrap();
+    assert_eq!(s.account(), c.account);
+    assert!(s.current_keys().is_some());
+    assert_eq!(store.login(&alice, b"hunter3", T0).unwrap_err(), StoreError::LoginFailed);
+    assert_eq!(store.login(&mailbox("bob@example.org"), b"x", T0).unwrap_err(), StoreError::UnknownAccount);
+    let mut rng = dime_testkit::seeded_rng(9);
+    let again = store.create_account(
+        &mut rng,
+        &org,
+        &dime_store::NewAccount { address: &alice, password: b"p", recovery: Recovery::None, quota_bytes: 1 },
+        T0,
+    );
+    assert_eq!(again.unwrap_err(), StoreError::AccountExists);
+    let (generation, signet) = store.signet(&alice).unwrap();
+    assert_eq!(generation, 0);
+    assert_eq!(signet.as_bytes(), c.signet.as_bytes());
+}
+
+#[test]
+fn session_expires_after_idle_timeout_and_wipes_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    create(&store, &org(1), &alice, b"pw", Recovery::None);
+    let mut s = store.login(&alice, b"pw", T0).unwrap();
+    s.touch(Timestamp(T0.0 + 900)).unwrap();
+    assert!(store.mailboxes(&mut s, Timestamp(T0.0 + 1800)).is_ok());
+    assert_eq!(s.touch(Timestamp(T0.0 + 2701)).unwrap_err(), StoreError::SessionExpired);
+    assert!(s.current_keys().is_none());
+    assert_eq!(s.touch(Timestamp(T0.0 + 2702)).unwrap_err(), StoreError::SessionExpired);
+}
+
+#[test]
+fn password_change_rewraps_only_the_account_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    create(&store, &org(1), &alice, b"old", Recovery::None);
+    let d = store.deliver(&alice, b"sealed mail", T0).unwrap();
+    let before = store.fetch(d.account, MailboxId::INBOX, d.uid).unwrap();
+    let mut s = store.login(&alice, b"old", T0).unwrap();
+    let gen0 = s.current_keys().unwrap().signing_seed().expose().to_vec();
+    store.change_password(&mut dime_testkit::seeded_rng(3), &mut s, b"new", T0).unwrap();
+    assert_eq!(store.login(&alice, b"old", T0).unwrap_err(), StoreError::LoginFailed);
+    let s2 = store.login(&alice, b"new", T0).unwrap();
+    assert_eq!(s2.current_keys().unwrap().signing_seed().expose().to_vec(), gen0);
+    assert_eq!(store.fetch(d.account, MailboxId::INBOX, d.uid).unwrap(), before);
+}
+
+#[test]
+fn recovery_code_and_escrow_set_a_new_password() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let org = org(1);
+    let alice = mailbox("alice@example.org");
+    let c = create(&store, &org, &alice, b"lost", Recovery::Code);
+    let code = c.recovery_code.unwrap();
+    let typed = RecoveryCode::parse(&code.expose().to_uppercase().replace('-', " ")).unwrap();
+    let mut rng = dime_testkit::seeded_rng(4);
+    let bad = RecoveryCode::parse(&"0".repeat(40)).unwrap();
+    assert_eq!(store.recover_with_code(&mut rng, &alice, &bad, b"x", T0).unwrap_err(), StoreError::LoginFailed);
+    store.recover_with_code(&mut rng, &alice, &typed, b"found", T0).unwrap();
+    assert!(store.login(&alice, b"found", T0).is_ok());
+    assert!(store.login(&alice, b"lost", T0).is_err());
+    assert_eq!(
+        store.recover_with_escrow(&mut rng, &alice, &X25519Secret::from_bytes([1; 32]), b"y", T0).unwrap_err(),
+        StoreError::NoRecovery("escrow")
+    );
+
+    let escrow = X25519Secret::generate(&mut rng);
+    let escrow_pub = default_provider().key_agreement.public_key(&escrow);
+    let bob = mailbox("bob@example.org");
+    create(&store, &org, &bob, b"lost", Recovery::Escrow(escrow_pub));
+    let wrong = X25519Secret::generate(&mut rng);
+    assert!(store.recover_with_escrow(&mut rng, &bob, &wrong, b"reset", T0).is_err());
+    store.recover_with_escrow(&mut rng, &bob, &escrow, b"reset", T0).unwrap();
+    assert!(store.login(&bob, b"reset", T0).is_ok());
+
+    let carol = mailbox("carol@example.org");
+    create(&store, &org, &carol, b"pw", Recovery::None);
+    assert_eq!(store.recover_with_code(&mut rng, &carol, &typed, b"x", T0).unwrap_err(), StoreError::NoRecovery("code"));
+}
+
+#[test]
+fn hostile_argon2_parameters_in_a_stored_wrap_are_refused_before_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let c = create(&store, &org(1), &alice, b"pw", Recovery::None);
+    // Rewrite the password wrap's memory cost to 64 GiB (re-checksummed so only the bounds
+    // check can stop it): the record layout is u32 m_kib first.
+    let mut key = c.account.0.to_vec();
+    key.push(1);
+    for hostile in [Argon2Params { m_kib: 64 << 20, t: 1, p: 1 }, Argon2Params { m_kib: 8192, t: 1000, p: 1 }] {
+        store
+            .backend()
+            .write(&mut |t| {
+                let v = t.get(Table::Keys, &key)?.unwrap();
+                let mut body = v[..v.len() - 16].to_vec();
+                body[0..4].copy_from_slice(&hostile.m_kib.to_be_bytes());
+                body[4..8].copy_from_slice(&hostile.t.to_be_bytes());
+                let d = default_provider().hash.sha512(&[
+                    b"dime-store record",
+                    &[Table::Keys.code()],
+                    &(key.len() as u64).to_be_bytes(),
+                    &key,
+                    &body,
+                ]);
+                body.extend_from_slice(&d[..16]);
+                t.put(Table::Keys, &key, &body)
+            })
+            .unwrap();
+        let started = std::time::Instant::now();
+        assert!(matches!(store.login(&alice, b"pw", T0).unwrap_err(), StoreError::HostileParams(_)));
+        assert!(started.elapsed().as_secs() < 5);
+    }
+}
+
+#[test]
+fn mailboxes_uids_modseq_flags_copy_move_expunge_quota() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    let mut rng = dime_testkit::seeded_rng(5);
+    let d1 = store.deliver(&alice, &[1u8; 100], T0).unwrap();
+    let d2 = store.deliver(&alice, &[2u8; 50], T0).unwrap();
+    assert_eq!((d1.uid, d2.uid), (Uid(1), Uid(2)));
+    let q = store.quota(a).unwrap();
+    assert_eq!((q.used, q.messages), (150, 2));
+
+    let mut s = store.login(&alice, b"pw", T0).unwrap();
+    let arch = store.create_mailbox(&mut rng, &mut s, "Archive", T0).unwrap();
+    let boxes = store.mailboxes(&mut s, T0).unwrap();
+    let names: Vec<&str> = boxes.iter().map(|b| b.name.as_str()).collect();
+    assert_eq!(names, ["INBOX", "Archive"]);
+    let inbox_before = boxes[0].highest_modseq;
+
+    let m1 = store.set_flags(&mut rng, &mut s, MailboxId::INBOX, d1.uid, &["\\Seen", "$Work"], T0).unwrap();
+    assert!(m1 > inbox_before);
+    assert_eq!(store.flags(&mut s, MailboxId::INBOX, d1.uid, T0).unwrap(), ["\\Seen", "$Work"]);
+    let listed = store.list(a, MailboxId::INBOX).unwrap();
+    assert_eq!(listed[0].modseq, m1);
+    assert!(listed[0].has_flags && !listed[1].has_flags);
+
+    let copied = store.copy(a, MailboxId::INBOX, &[d1.uid], arch).unwrap();
+    assert_eq!(copied, [(d1.uid, Uid(1))]);
+    assert_eq!(store.flags(&mut s, arch, Uid(1), T0).unwrap(), ["\\Seen", "$Work"]);
+    assert_eq!(store.quota(a).unwrap().used, 150, "a copy shares the envelope");
+    let moved = store.move_messages(a, MailboxId::INBOX, &[d2.uid], arch).unwrap();
+    assert_eq!(moved, [(d2.uid, Uid(2))]);
+    assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 1);
+    assert_eq!(store.fetch(a, arch, Uid(2)).unwrap(), vec![2u8; 50]);
+
+    assert_eq!(store.expunge(a, MailboxId::INBOX, &[d1.uid]).unwrap(), 1);
+    assert_eq!(store.quota(a).unwrap().used, 150, "still referenced from Archive");
+    assert_eq!(store.expunge(a, arch, &[Uid(1), Uid(2), Uid(99)]).unwrap(), 2);
+    let q = store.quota(a).unwrap();
+    assert_eq!((q.used, q.messages), (0, 0));
+    // UIDs are never reused.
+    assert_eq!(store.deliver(&alice, b"x", T0).unwrap().uid, Uid(3));
+    store.delete_mailbox(&mut s, arch, T0).unwrap();
+    assert_eq!(store.delete_mailbox(&mut s, MailboxId::INBOX, T0).unwrap_err(), StoreError::InboxIsFixed);
+    assert_eq!(store.mailboxes(&mut s, T0).unwrap().len(), 1);
+}
+
+#[test]
+fn quota_refuses_delivery_over_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let mut rng = dime_testkit::seeded_rng(1);
+    store
+        .create_account(
+            &mut rng,
+            &org(1),
+            &dime_store::NewAccount { address: &alice, password: b"pw", recovery: Recovery::None, quota_bytes: 100 },
+            T0,
+        )
+        .unwrap();
+    store.deliver(&alice, &[0; 60], T0).unwrap();
+    assert!(matches!(store.deliver(&alice, &[0; 60], T0).unwrap_err(), StoreError::OverQuota { used: 60, limit: 100, size: 60 }));
+    store.deliver(&alice, &[0; 40], T0).unwrap();
+}
+
+#[test]
+fn retention_purges_only_old_mail() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    let day = 86_400;
+    store.deliver(&alice, b"old", Timestamp(T0.0)).unwrap();
+    store.deliver(&alice, b"new", Timestamp(T0.0 + 29 * day)).unwrap();
+    let n = store.purge_older_than(a, 7, Timestamp(T0.0 + 30 * day)).unwrap();
+    assert_eq!(n, 1);
+    let left = store.list(a, MailboxId::INBOX).unwrap();
+    assert_eq!(left.len(), 1);
+    assert_eq!(store.fetch(a, MailboxId::INBOX, left[0].uid).unwrap(), b"new");
+    assert_eq!(store.quota(a).unwrap().used, 3);
+}
+
+#[test]
+fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
+    struct Toy;
+    impl dime_store::SlotRewrap for Toy {
+        fn rewrap(&self, env: &[u8], old: &X25519Secret, new_public: &dime_core::crypto::X25519PublicKey) -> Result<Vec<u8>, String> {
+            let old_pub = default_provider().key_agreement.public_key(old);
+            if env.get(..32) != Some(&old_pub.0[..]) {
+                return Err("not sealed to the old key".into());
+            }
+            let mut out = new_public.0.to_vec();
+            out.extend_from_slice(&env[32..]);
+            Ok(out)
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let org = org(1);
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org, &alice, b"pw", Recovery::None).account;
+    let mut s = store.login(&alice, b"pw", T0).unwrap();
+    let old_pub = default_provider().key_agreement.public_key(match s.current_keys().unwrap().encryption_secret() {
+        dime_signet::EncryptionSecret::X25519(x) => x,
+        _ => unreachable!(),
+    });
+    for i in 0..25u8 {
+        let mut env = old_pub.0.to_vec();
+        env.extend_from_slice(&[i; 40]);
+        store.deliver(&alice, &env, T0).unwrap();
+    }
+    let mut rng = dime_testkit::seeded_rng(7);
+    let (_, old_signet) = store.signet(&alice).unwrap();
+    let signet = store.rotate_keys(&mut rng, &mut s, &org, T0).unwrap();
+    let pok = [org.pok(default_provider())];
+    let v = signet.validate(default_provider(), &Verifier::new().trusted_poks(&pok).previous(&old_signet));
+    assert_eq!(v.state(), SignetState::Id, "{:?}", v.problem());
+    assert!(v.custody_checked(), "rotation signet carries a verified custody signature");
+    assert_eq!(store.signet(&alice).unwrap().0, 1);
+    let s2 = store.login(&alice, b"pw", T0).unwrap();
+    assert_eq!(s2.keyring().count(), 2);
+    assert!(s2.keys_for_generation(0).is_some());
+    // New deliveries are at generation 1 already.
+    store.deliver(&alice, &[9; 10], T0).unwrap();
+    let mut seen = Vec::new();
+    let p = store.rewrap_slots(&mut s, &Toy, 10, T0, &mut |p| seen.push(p)).unwrap();
+    assert_eq!((p.done, p.failed, p.total), (25, 0, 25));
+    assert_eq!(seen.first().unwrap().done, 0);
+    assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
+    let list = store.list(a, MailboxId::INBOX).unwrap();
+    assert!(list.iter().all(|e| e.key_generation == 1));
+    let new_pub = default_provider().key_agreement.public_key(match s.current_keys().unwrap().encryption_secret() {
+        dime_signet::EncryptionSecret::X25519(x) => x,
+        _ => unreachable!(),
+    });
+    assert_eq!(&store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap()[..32], &new_pub.0);
+    let again = store.rewrap_slots(&mut s, &Toy, 10, T0, &mut |_| {}).unwrap();
+    assert_eq!((again.done, again.total), (0, 0));
+}
+
+#[test]
+fn outbound_queue_leases_retries_and_completes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut rng = dime_testkit::seeded_rng(8);
+    let a = store.enqueue(&mut rng, Transport::Dmtp, "example.net", b"env-a", T0).unwrap();
+    let b = store.enqueue(&mut rng, Transport::Smtp, "legacy.example", b"env-b", T0).unwrap();
+    let got = store.lease(T0, 60, 10).unwrap();
+    assert_eq!(got.len(), 2);
+    assert_eq!(got[0].entry.payload, b"env-a");
+    assert_eq!(got[1].entry.transport, Transport::Smtp);
+    assert!(store.lease(Timestamp(T0.0 + 30), 60, 10).unwrap().is_empty(), "leased entries are not due");
+    store.complete(a).unwrap();
+    store.retry_at(b, Timestamp(T0.0 + 300)).unwrap();
+    assert!(store.lease(Timestamp(T0.0 + 100), 60, 10).unwrap().is_empty());
+    let again = store.lease(Timestamp(T0.0 + 300), 60, 10).unwrap();
+    assert_eq!(again.len(), 1);
+    assert_eq!(again[0].entry.attempts, 1);
+    // A lost lease makes the entry due again when the lease ends.
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.lease(Timestamp(T0.0 + 361), 60, 10).unwrap().len(), 1);
+    assert_eq!(store.queue_entries().unwrap().len(), 1);
+    assert_eq!(store.complete(a).unwrap_err(), StoreError::NoSuchQueueEntry);
+}
+
+#[test]
+fn export_and_import_on_another_server_with_another_pepper() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    let mut rng = dime_testkit::seeded_rng(10);
+    store.deliver(&alice, b"one", T0).unwrap();
+    store.deliver(&alice, b"two", T0).unwrap();
+    let mut s = store.login(&alice, b"pw", T0).unwrap();
+    let fld = store.create_mailbox(&mut rng, &mut s, "Folder", T0).unwrap();
+    store.set_flags(&mut rng, &mut s, MailboxId::INBOX, Uid(2), &["\\Flagged"], T0).unwrap();
+    store.copy(a, MailboxId::INBOX, &[Uid(1)], fld).unwrap();
+    let archive = store.export(&mut rng, &mut s, b"archive pw", T0).unwrap();
+    assert!(!archive.windows(3).any(|w| w == b"two"));
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let mut cfg = config(dir2.path());
+    cfg.pepper = dime_core::Secret::new(vec![0x77; 32]);
+    let other = dime_store::Store::open(cfg, default_provider()).unwrap();
+    assert!(matches!(other.import(&mut rng, &archive, b"wrong", b"new", T0).unwrap_err(), StoreError::BadArchive(_)));
+    let (a2, addr) = other.import(&mut rng, &archive, b"archive pw", b"new pw", T0).unwrap();
+    assert_eq!((a2, &addr), (a, &alice));
+    let mut s2 = other.login(&alice, b"new pw", T0).unwrap();
+    let names: Vec<String> = other.mailboxes(&mut s2, T0).unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["INBOX", "Folder"]);
+    assert_eq!(other.flags(&mut s2, MailboxId::INBOX, Uid(2), T0).unwrap(), ["\\Flagged"]);
+    assert_eq!(other.fetch(a2, fld, Uid(1)).unwrap(), b"one");
+    assert_eq!(other.quota(a2).unwrap().used, 6);
+    assert_eq!(other.deliver(&alice, b"three", T0).unwrap().uid, Uid(3));
+    assert_eq!(other.signet(&alice).unwrap().1.as_bytes(), store.signet(&alice).unwrap().1.as_bytes());
+    assert_eq!(other.import(&mut rng, &archive, b"archive pw", b"x", T0).unwrap_err(), StoreError::AccountExists);
+}
+
+#[test]
+fn concurrent_deliveries_all_land_with_distinct_uids() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    let uids = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|sc| {
+        for w in 0..8u8 {
+            let (store, alice, uids) = (&store, &alice, &uids);
+            sc.spawn(move || {
+                for i in 0..10u8 {
+                    let d = store.deliver(alice, &[w, i], T0).unwrap();
+                    uids.lock().unwrap().push(d.uid);
+                }
+            });
+        }
+    });
+    let mut uids = uids.into_inner().unwrap();
+    uids.sort();
+    uids.dedup();
+    assert_eq!(uids.len(), 80);
+    assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 80);
+}
