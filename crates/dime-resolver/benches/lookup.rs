@@ -1,0 +1,3 @@
+//! Placeholder: the lookup bench comes with the cache.
+
+fn main() {}
