@@ -4,8 +4,8 @@
 use crate::backend::{ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, open_record, seal_record};
 use crate::keys::{
-    KeyringEntry, SALT_LEN, Session, account_subkey, decode_keyring, derive, encode_keyring,
-    open, seal, server_salt,
+    KeyringEntry, SALT_LEN, Session, account_subkey, decode_keyring, derive, encode_keyring, open,
+    seal, server_salt,
 };
 use crate::{
     AccountId, Inner, MAX_PASSWORD_LEN, MailboxId, Store, StoreError, Timestamp, quarantine,
@@ -76,8 +76,11 @@ impl RecoveryCode {
 
     /// Parses a code as the user types it back (case, spaces and dashes are ignored).
     pub fn parse(s: &str) -> Option<RecoveryCode> {
-        let hex: String =
-            s.chars().filter(|c| !c.is_whitespace() && *c != '-').map(|c| c.to_ascii_lowercase()).collect();
+        let hex: String = s
+            .chars()
+            .filter(|c| !c.is_whitespace() && *c != '-')
+            .map(|c| c.to_ascii_lowercase())
+            .collect();
         if hex.len() != RECOVERY_CODE_LEN * 2 || !hex.chars().all(|c| c.is_ascii_hexdigit()) {
             return None;
         }
@@ -100,7 +103,9 @@ impl RecoveryCode {
     fn bytes(&self) -> Zeroizing<Vec<u8>> {
         let hex: Vec<u8> = self.0.expose().bytes().filter(|c| c.is_ascii_hexdigit()).collect();
         let nib = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-        Zeroizing::new(hex.chunks(2).map(|p| nib(p[0]) << 4 | nib(*p.get(1).unwrap_or(&b'0'))).collect())
+        Zeroizing::new(
+            hex.chunks(2).map(|p| nib(p[0]) << 4 | nib(*p.get(1).unwrap_or(&b'0'))).collect(),
+        )
     }
 }
 
@@ -220,7 +225,8 @@ impl Inner {
     /// The keyed tag under which an address is indexed: the address itself is never stored.
     pub(crate) fn address_tag(&self, address: &Mailbox) -> Result<[u8; 32], StoreError> {
         let norm = address.to_string().to_lowercase();
-        let k = derive(self.p, self.pepper.expose(), norm.as_bytes(), &[b"dime-store address tag"])?;
+        let k =
+            derive(self.p, self.pepper.expose(), norm.as_bytes(), &[b"dime-store address tag"])?;
         Ok(*k.expose())
     }
 
@@ -261,7 +267,13 @@ impl Inner {
         let kek = self.password_kek(a, shred, password, &params, &salt)?;
         let aad = password_aad(a, &params, &salt);
         let sealed = seal(self.p, rng, &kek, &aad, account_key.expose());
-        Ok(Enc::new().u32(params.m_kib).u32(params.t).u32(params.p).raw(&salt).bytes(&sealed).finish())
+        Ok(Enc::new()
+            .u32(params.m_kib)
+            .u32(params.t)
+            .u32(params.p)
+            .raw(&salt)
+            .bytes(&sealed)
+            .finish())
     }
 
     fn password_kek(
@@ -341,13 +353,24 @@ impl Inner {
     ) -> Result<Vec<u8>, StoreError> {
         let ss = server_salt(self.pepper.expose(), shred.expose());
         let k = derive(self.p, &ss, b"", &[b"dime-store directory", &a.0])?;
-        let pt = Enc::new().bytes(address.to_string().as_bytes()).u32(generation).bytes(signet.as_bytes()).finish();
+        let pt = Enc::new()
+            .bytes(address.to_string().as_bytes())
+            .u32(generation)
+            .bytes(signet.as_bytes())
+            .finish();
         Ok(seal(self.p, rng, &k, &key_key(a, KIND_DIRECTORY), &pt))
     }
 }
 
 fn password_aad(a: AccountId, params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
-    Enc::new().raw(b"dime-store password").raw(&a.0).u32(params.m_kib).u32(params.t).u32(params.p).raw(salt).finish()
+    Enc::new()
+        .raw(b"dime-store password")
+        .raw(&a.0)
+        .u32(params.m_kib)
+        .u32(params.t)
+        .u32(params.p)
+        .raw(salt)
+        .finish()
 }
 
 fn to_key(pt: &[u8]) -> Result<Secret<[u8; 32]>, StoreError> {
@@ -380,8 +403,15 @@ impl Store {
         }
         let keys = UserKeys::generate(rng);
         let ssr = dime_signet::create_ssr(p, &keys).map_err(signet_err)?;
-        let signet = dime_signet::sign_user_signet(p, org, OrgSigner::Pok, &ssr, new.address, &Profile::new())
-            .map_err(signet_err)?;
+        let signet = dime_signet::sign_user_signet(
+            p,
+            org,
+            OrgSigner::Pok,
+            &ssr,
+            new.address,
+            &Profile::new(),
+        )
+        .map_err(signet_err)?;
         let mut id = [0u8; 16];
         rng.fill_bytes(&mut id);
         let a = AccountId(id);
@@ -397,17 +427,22 @@ impl Store {
         let ring_sealed = seal(p, rng, &rk, &key_key(a, KIND_KEYRING), &ring);
         let dir = inner.directory_body(rng, a, &shred, new.address, 0, &signet)?;
         let meta = account_subkey(p, &ak, a, b"meta")?;
-        let inbox = crate::mail::new_mailbox_body(p, rng, &meta, a, MailboxId::INBOX, "INBOX", now)?;
+        let inbox =
+            crate::mail::new_mailbox_body(p, rng, &meta, a, MailboxId::INBOX, "INBOX", now)?;
         let mut recovery_code = None;
         let recovery_body = match new.recovery {
             Recovery::None => None,
             Recovery::Code => {
                 let code = RecoveryCode::generate(rng);
-                let kek = derive(p, &server_salt(inner.pepper.expose(), shred.expose()), &code.bytes(), &[
-                    b"dime-store recovery code",
-                    &a.0,
-                ])?;
-                let body = Enc::new().bytes(&seal(p, rng, &kek, &key_key(a, KIND_RECOVERY_CODE), ak.expose())).finish();
+                let kek = derive(
+                    p,
+                    &server_salt(inner.pepper.expose(), shred.expose()),
+                    &code.bytes(),
+                    &[b"dime-store recovery code", &a.0],
+                )?;
+                let body = Enc::new()
+                    .bytes(&seal(p, rng, &kek, &key_key(a, KIND_RECOVERY_CODE), ak.expose()))
+                    .finish();
                 recovery_code = Some(code);
                 Some((KIND_RECOVERY_CODE, body))
             }
@@ -417,12 +452,17 @@ impl Store {
                 let shared = p.key_agreement.agree(&eph, &org_pub)?;
                 let kek = escrow_kek(inner, &shred, a, shared.expose(), &eph_pub, &org_pub)?;
                 let sealed = seal(p, rng, &kek, &key_key(a, KIND_ESCROW), ak.expose());
-                Some((KIND_ESCROW, Enc::new().raw(&eph_pub.0).raw(&org_pub.0).bytes(&sealed).finish()))
+                Some((
+                    KIND_ESCROW,
+                    Enc::new().raw(&eph_pub.0).raw(&org_pub.0).bytes(&sealed).finish(),
+                ))
             }
         };
         let tag = inner.address_tag(new.address)?;
 
-        inner.vault.write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
+        inner
+            .vault
+            .write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
         let rec = AccountRec {
             recovery: new.recovery.code(),
             quota: new.quota_bytes,
@@ -444,7 +484,13 @@ impl Store {
             if let Some((kind, body)) = &recovery_body {
                 put_body(inner, t, Table::Keys, &key_key(a, *kind), body.clone())?;
             }
-            put_body(inner, t, Table::Mailboxes, &crate::mail::mbox_key(a, MailboxId::INBOX), inbox.clone())?;
+            put_body(
+                inner,
+                t,
+                Table::Mailboxes,
+                &crate::mail::mbox_key(a, MailboxId::INBOX),
+                inbox.clone(),
+            )?;
             Ok(())
         })?;
         Ok(Created { account: a, signet, recovery_code })
@@ -457,7 +503,12 @@ impl Store {
 
     /// Logs in: unwraps the account key with the password (the stored Argon2 parameters are
     /// checked against the fixed bounds first), then the keyring.
-    pub fn login(&self, address: &Mailbox, password: &[u8], now: Timestamp) -> Result<Session, StoreError> {
+    pub fn login(
+        &self,
+        address: &Mailbox,
+        password: &[u8],
+        now: Timestamp,
+    ) -> Result<Session, StoreError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
@@ -491,7 +542,9 @@ impl Store {
         let a = session.account;
         let shred = inner.shred_key(a)?;
         let body = inner.password_body(rng, a, &shred, new_password, &session.account_key)?;
-        inner.backend.write(&mut |t| put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), body.clone()))
+        inner.backend.write(&mut |t| {
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), body.clone())
+        })
     }
 
     /// Recovers with the recovery code shown at creation and sets a new password.
@@ -512,7 +565,8 @@ impl Store {
         d.finish()?;
         let ss = server_salt(inner.pepper.expose(), shred.expose());
         let kek = derive(inner.p, &ss, &code.bytes(), &[b"dime-store recovery code", &a.0])?;
-        let pt = open(inner.p, &kek, &key_key(a, KIND_RECOVERY_CODE), sealed).map_err(|_| StoreError::LoginFailed)?;
+        let pt = open(inner.p, &kek, &key_key(a, KIND_RECOVERY_CODE), sealed)
+            .map_err(|_| StoreError::LoginFailed)?;
         self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)
     }
 
@@ -534,9 +588,14 @@ impl Store {
         let org_pub = X25519PublicKey(d.array::<32>()?);
         let sealed = d.bytes()?;
         d.finish()?;
-        let shared = inner.p.key_agreement.agree(org_secret, &eph_pub).map_err(|_| StoreError::LoginFailed)?;
+        let shared = inner
+            .p
+            .key_agreement
+            .agree(org_secret, &eph_pub)
+            .map_err(|_| StoreError::LoginFailed)?;
         let kek = escrow_kek(inner, &shred, a, shared.expose(), &eph_pub, &org_pub)?;
-        let pt = open(inner.p, &kek, &key_key(a, KIND_ESCROW), sealed).map_err(|_| StoreError::LoginFailed)?;
+        let pt = open(inner.p, &kek, &key_key(a, KIND_ESCROW), sealed)
+            .map_err(|_| StoreError::LoginFailed)?;
         self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)
     }
 
@@ -576,7 +635,9 @@ impl Store {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
-        let body = self.key_record(a, KIND_DIRECTORY)?.ok_or(StoreError::Corrupt { what: "directory entry" })?;
+        let body = self
+            .key_record(a, KIND_DIRECTORY)?
+            .ok_or(StoreError::Corrupt { what: "directory entry" })?;
         let ss = server_salt(inner.pepper.expose(), shred.expose());
         let k = derive(inner.p, &ss, b"", &[b"dime-store directory", &a.0])?;
         let pt = open(inner.p, &k, &key_key(a, KIND_DIRECTORY), &body)
@@ -584,7 +645,8 @@ impl Store {
         let mut d = Dec::new(&pt, "directory entry");
         let _address = d.bytes()?;
         let generation = d.u32()?;
-        let signet = Signet::decode(d.bytes()?).map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
+        let signet = Signet::decode(d.bytes()?)
+            .map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
         d.finish()?;
         Ok((generation, signet))
     }
@@ -604,13 +666,27 @@ impl Store {
         let p = inner.p;
         let a = session.account;
         let current = session.current_keys().ok_or(StoreError::SessionExpired)?;
-        let generation = session.current_generation().unwrap_or(0).checked_add(1).ok_or(StoreError::NotV2Keys)?;
+        let generation = session
+            .current_generation()
+            .unwrap_or(0)
+            .checked_add(1)
+            .ok_or(StoreError::NotV2Keys)?;
         let new_keys = UserKeys::generate(rng);
         let ssr = dime_signet::create_rotation_ssr(p, &new_keys, current).map_err(signet_err)?;
-        let signet = dime_signet::sign_user_signet(p, org, OrgSigner::Pok, &ssr, &session.address, &Profile::new())
-            .map_err(signet_err)?;
-        let mut ring: Vec<KeyringEntry> =
-            session.keyring.iter().map(|k| KeyringEntry { generation: k.generation, keys: k.keys.duplicate() }).collect();
+        let signet = dime_signet::sign_user_signet(
+            p,
+            org,
+            OrgSigner::Pok,
+            &ssr,
+            &session.address,
+            &Profile::new(),
+        )
+        .map_err(signet_err)?;
+        let mut ring: Vec<KeyringEntry> = session
+            .keyring
+            .iter()
+            .map(|k| KeyringEntry { generation: k.generation, keys: k.keys.duplicate() })
+            .collect();
         ring.push(KeyringEntry { generation, keys: new_keys });
         let rk = account_subkey(p, &session.account_key, a, b"keyring")?;
         let sealed = seal(p, rng, &rk, &key_key(a, KIND_KEYRING), &encode_keyring(&ring)?);

@@ -18,7 +18,8 @@ use dime_signet::Signet;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
-const TABLES: [Table; 5] = [Table::Keys, Table::Mailboxes, Table::Entries, Table::Messages, Table::Blobs];
+const TABLES: [Table; 5] =
+    [Table::Keys, Table::Mailboxes, Table::Entries, Table::Messages, Table::Blobs];
 
 fn archive_key(
     p: &dime_core::crypto::CryptoProvider,
@@ -75,7 +76,10 @@ impl Store {
             .u64(acc.next_msg)
             .u32(acc.next_mbox)
             .u32(acc.key_gen)
-            .u32(u32::try_from(records.len()).map_err(|_| StoreError::BadArchive("too many records"))?);
+            .u32(
+                u32::try_from(records.len())
+                    .map_err(|_| StoreError::BadArchive("too many records"))?,
+            );
         for (code, k, v) in &records {
             body = body.u8(*code).bytes(k).bytes(v);
         }
@@ -105,16 +109,23 @@ impl Store {
         let inner = &*self.inner;
         let p = inner.p;
         let mut d = Dec::new(archive, "archive");
-        if d.take(MAGIC.len()).map_err(|_| StoreError::BadArchive("not a dime store archive"))? != MAGIC {
+        if d.take(MAGIC.len()).map_err(|_| StoreError::BadArchive("not a dime store archive"))?
+            != MAGIC
+        {
             return Err(StoreError::BadArchive("not a dime store archive"));
         }
         let bad = |_| StoreError::BadArchive("truncated header");
-        let params = Argon2Params { m_kib: d.u32().map_err(bad)?, t: d.u32().map_err(bad)?, p: d.u32().map_err(bad)? };
+        let params = Argon2Params {
+            m_kib: d.u32().map_err(bad)?,
+            t: d.u32().map_err(bad)?,
+            p: d.u32().map_err(bad)?,
+        };
         let salt = d.array::<SALT_LEN>().map_err(bad)?;
         let hdr = header(&params, &salt);
         let sealed = archive.get(hdr.len()..).ok_or(StoreError::BadArchive("truncated header"))?;
         let key = archive_key(p, archive_password, &params, &salt)?;
-        let body = open(p, &key, &hdr, sealed).map_err(|_| StoreError::BadArchive("wrong password or damaged archive"))?;
+        let body = open(p, &key, &hdr, sealed)
+            .map_err(|_| StoreError::BadArchive("wrong password or damaged archive"))?;
         let bad = |_| StoreError::BadArchive("malformed body");
         let mut d = Dec::new(&body, "archive");
         let a = AccountId(d.array::<16>().map_err(bad)?);
@@ -124,7 +135,8 @@ impl Store {
             .and_then(|s| Mailbox::parse(s).ok())
             .ok_or(StoreError::BadArchive("bad address"))?;
         let generation = d.u32().map_err(bad)?;
-        let signet = Signet::decode(d.bytes().map_err(bad)?).map_err(|_| StoreError::BadArchive("bad signet"))?;
+        let signet = Signet::decode(d.bytes().map_err(bad)?)
+            .map_err(|_| StoreError::BadArchive("bad signet"))?;
         let quota = d.u64().map_err(bad)?;
         let next_msg = d.u64().map_err(bad)?;
         let next_mbox = d.u32().map_err(bad)?;
@@ -135,7 +147,10 @@ impl Store {
         let mut count = 0u64;
         for _ in 0..n {
             let code = d.u8().map_err(bad)?;
-            let table = TABLES.into_iter().find(|t| t.code() == code).ok_or(StoreError::BadArchive("unknown table"))?;
+            let table = TABLES
+                .into_iter()
+                .find(|t| t.code() == code)
+                .ok_or(StoreError::BadArchive("unknown table"))?;
             let k = d.bytes().map_err(bad)?;
             let v = d.bytes().map_err(bad)?;
             if !k.starts_with(&a.0) {
@@ -145,7 +160,8 @@ impl Store {
                 return Err(StoreError::BadArchive("unexpected key record"));
             }
             if table != Table::Blobs {
-                open_record(p, table, k, v, "archive record").map_err(|_| StoreError::BadArchive("record checksum"))?;
+                open_record(p, table, k, v, "archive record")
+                    .map_err(|_| StoreError::BadArchive("record checksum"))?;
             } else {
                 used += v.len() as u64;
                 count += 1;
@@ -159,13 +175,17 @@ impl Store {
         let mut shred = Secret::new([0u8; 32]);
         rng.fill_bytes(shred.expose_mut());
         // Wrap under this server's pepper and the fresh shredding key.
-        inner.vault.write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
+        inner
+            .vault
+            .write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
         let pw = inner.password_body(rng, a, &shred, new_password, &ak)?;
         let dir = inner.directory_body(rng, a, &shred, &address, generation, &signet)?;
         let tag = inner.address_tag(&address)?;
         let rec = AccountRec { recovery: 0, quota, used, count, next_msg, next_mbox, key_gen };
         inner.backend.write(&mut |t| {
-            if t.get(Table::Addresses, &tag)?.is_some() || get_body(inner, t, Table::Accounts, &a.0, "account record")?.is_some() {
+            if t.get(Table::Addresses, &tag)?.is_some()
+                || get_body(inner, t, Table::Accounts, &a.0, "account record")?.is_some()
+            {
                 return Err(StoreError::AccountExists);
             }
             put_body(inner, t, Table::Addresses, &tag, a.0.to_vec())?;

@@ -91,10 +91,9 @@ fn run(inner: &Inner, rx: &mpsc::Receiver<Job>) {
         });
         for (i, j) in batch.into_iter().enumerate() {
             let answer = match &r {
-                Ok(()) => results
-                    .get_mut(i)
-                    .and_then(Option::take)
-                    .unwrap_or(Err(StoreError::Closed)),
+                Ok(()) => {
+                    results.get_mut(i).and_then(Option::take).unwrap_or(Err(StoreError::Closed))
+                }
                 Err(e) => Err(e.clone()),
             };
             let _ = j.reply.send(answer);
@@ -118,9 +117,8 @@ pub(crate) fn deliver_one(
     let m = MailboxId::INBOX;
     let mut mb = load_mbox(inner, t, a, m)?;
     let uid = mb.uid_next;
-    mb.uid_next = uid
-        .checked_add(1)
-        .ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
+    mb.uid_next =
+        uid.checked_add(1).ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
     mb.modseq += 1;
     mb.count += 1;
     let seq = acc.next_msg;
@@ -148,7 +146,12 @@ impl Store {
     /// Delivers a sealed envelope to `recipient`'s inbox. Needs no secret (the recipient may
     /// be offline). Returns only once the message is on stable storage; concurrent deliveries
     /// share one commit (group commit).
-    pub fn deliver(&self, recipient: &Mailbox, envelope: &[u8], now: Timestamp) -> Result<Delivered, StoreError> {
+    pub fn deliver(
+        &self,
+        recipient: &Mailbox,
+        envelope: &[u8],
+        now: Timestamp,
+    ) -> Result<Delivered, StoreError> {
         if envelope.len() > MAX_ENVELOPE_LEN {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }
@@ -157,18 +160,29 @@ impl Store {
     }
 
     /// [`Store::deliver`] by account id.
-    pub fn deliver_to(&self, account: AccountId, envelope: &[u8], now: Timestamp) -> Result<Delivered, StoreError> {
+    pub fn deliver_to(
+        &self,
+        account: AccountId,
+        envelope: &[u8],
+        now: Timestamp,
+    ) -> Result<Delivered, StoreError> {
         if envelope.len() > MAX_ENVELOPE_LEN {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.committer.sender().ok_or(StoreError::Closed)?;
-        tx.send(Job { account, envelope: envelope.to_vec(), now, reply }).map_err(|_| StoreError::Closed)?;
+        tx.send(Job { account, envelope: envelope.to_vec(), now, reply })
+            .map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
     }
 
     /// Delivers many envelopes in one transaction (imports, benchmarks' fill). All or none.
-    pub fn deliver_many(&self, account: AccountId, envelopes: &[&[u8]], now: Timestamp) -> Result<Vec<Delivered>, StoreError> {
+    pub fn deliver_many(
+        &self,
+        account: AccountId,
+        envelopes: &[&[u8]],
+        now: Timestamp,
+    ) -> Result<Vec<Delivered>, StoreError> {
         if envelopes.iter().any(|e| e.len() > MAX_ENVELOPE_LEN) {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }

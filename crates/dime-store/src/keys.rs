@@ -2,10 +2,10 @@
 
 use crate::codec::{Dec, Enc};
 use crate::{AccountId, StoreError, Timestamp};
+use dime_core::crypto::Ed25519Seed;
 use dime_core::crypto::{AEAD_NONCE_LEN, AeadKey, CryptoProvider, X25519Secret};
 use dime_core::{CryptoRngCore, Mailbox, Secret};
 use dime_signet::{EncryptionSecret, UserKeys};
-use dime_core::crypto::Ed25519Seed;
 use zeroize::Zeroizing;
 
 /// Octets of an Argon2id salt.

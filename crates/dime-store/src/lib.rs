@@ -227,8 +227,12 @@ impl fmt::Debug for Store {
 
 impl Store {
     /// Opens (or creates) the store of `config.data_dir` with the redb backend.
-    pub fn open(config: StoreConfig, provider: &'static CryptoProvider) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&config.data_dir).map_err(|e| StoreError::Backend(e.to_string()))?;
+    pub fn open(
+        config: StoreConfig,
+        provider: &'static CryptoProvider,
+    ) -> Result<Store, StoreError> {
+        std::fs::create_dir_all(&config.data_dir)
+            .map_err(|e| StoreError::Backend(e.to_string()))?;
         if let Some(parent) = config.vault_path.parent() {
             std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(e.to_string()))?;
         }

@@ -284,13 +284,20 @@ impl Store {
             load_mbox(inner, t, a, m)?;
             let prefix = mbox_key(a, m);
             for (k, v) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
-                let Some(uid) = k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+                let Some(uid) =
+                    k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
                 else {
                     bad.push((Table::Entries, k));
                     continue;
                 };
-                let e = match crate::codec::open_record(inner.p, Table::Entries, &k, &v, "index record")
-                    .and_then(EntryRec::decode)
+                let e = match crate::codec::open_record(
+                    inner.p,
+                    Table::Entries,
+                    &k,
+                    &v,
+                    "index record",
+                )
+                .and_then(EntryRec::decode)
                 {
                     Ok(e) => e,
                     Err(_) => {
@@ -335,7 +342,9 @@ impl Store {
             let e = EntryRec::decode(&e)?;
             let got = (|| {
                 let msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
-                let blob = t.get(Table::Blobs, &msg_key(a, e.seq))?.ok_or(StoreError::Corrupt { what: "message" })?;
+                let blob = t
+                    .get(Table::Blobs, &msg_key(a, e.seq))?
+                    .ok_or(StoreError::Corrupt { what: "message" })?;
                 Ok((msg, blob))
             })();
             found = Some((e.seq, got));
@@ -376,7 +385,13 @@ impl Store {
                         if let Ok(mut r) = load_mbox(inner, t, a, MailboxId(*mb)) {
                             r.count = r.count.saturating_sub(1);
                             r.modseq += 1;
-                            put_body(inner, t, Table::Mailboxes, &mbox_key(a, MailboxId(*mb)), r.encode())?;
+                            put_body(
+                                inner,
+                                t,
+                                Table::Mailboxes,
+                                &mbox_key(a, MailboxId(*mb)),
+                                r.encode(),
+                            )?;
                         }
                     }
                 }
@@ -408,12 +423,24 @@ impl Store {
 
     /// Copies messages into `dst` (the sealed envelope is shared, not duplicated); returns
     /// (source UID, new UID) pairs.
-    pub fn copy(&self, a: AccountId, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<Vec<(Uid, Uid)>, StoreError> {
+    pub fn copy(
+        &self,
+        a: AccountId,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, StoreError> {
         self.copy_or_move(a, src, uids, dst, false)
     }
 
     /// Moves messages into `dst`, atomically.
-    pub fn move_messages(&self, a: AccountId, src: MailboxId, uids: &[Uid], dst: MailboxId) -> Result<Vec<(Uid, Uid)>, StoreError> {
+    pub fn move_messages(
+        &self,
+        a: AccountId,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, StoreError> {
         self.copy_or_move(a, src, uids, dst, true)
     }
 
@@ -430,13 +457,23 @@ impl Store {
         inner.backend.write(&mut |t| {
             out.clear();
             for uid in uids {
-                let Some(b) = get_body(inner, t, Table::Entries, &entry_key(a, src.0, uid.0), "index record")? else {
+                let Some(b) = get_body(
+                    inner,
+                    t,
+                    Table::Entries,
+                    &entry_key(a, src.0, uid.0),
+                    "index record",
+                )?
+                else {
                     continue;
                 };
                 let e = EntryRec::decode(&b)?;
                 let mut mb = load_mbox(inner, t, a, dst)?;
                 let new_uid = mb.uid_next;
-                mb.uid_next = mb.uid_next.checked_add(1).ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
+                mb.uid_next = mb
+                    .uid_next
+                    .checked_add(1)
+                    .ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
                 mb.modseq += 1;
                 mb.count += 1;
                 let ne = EntryRec { seq: e.seq, modseq: mb.modseq, flags: e.flags.clone() };
@@ -444,7 +481,10 @@ impl Store {
                 put_body(inner, t, Table::Mailboxes, &mbox_key(a, dst), mb.encode())?;
                 let mut msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
                 if msg.refs.len() as u32 >= MAX_REFS {
-                    return Err(StoreError::TooLarge { what: "copies of one message", limit: MAX_REFS as usize });
+                    return Err(StoreError::TooLarge {
+                        what: "copies of one message",
+                        limit: MAX_REFS as usize,
+                    });
                 }
                 msg.refs.push((dst.0, new_uid));
                 put_body(inner, t, Table::Messages, &msg_key(a, e.seq), msg.encode())?;
@@ -459,7 +499,12 @@ impl Store {
     }
 
     /// Removes every message older than `days` days at `now` (retention); returns how many.
-    pub fn purge_older_than(&self, a: AccountId, days: u64, now: Timestamp) -> Result<u64, StoreError> {
+    pub fn purge_older_than(
+        &self,
+        a: AccountId,
+        days: u64,
+        now: Timestamp,
+    ) -> Result<u64, StoreError> {
         let inner = &*self.inner;
         let cutoff = now.0.saturating_sub(days.saturating_mul(DAY));
         let mut total = 0u64;
@@ -473,7 +518,9 @@ impl Store {
                 let page = t.range(Table::Messages, &start, &end, BATCH)?;
                 done = page.len() < BATCH;
                 for (k, v) in &page {
-                    let Ok(body) = crate::codec::open_record(inner.p, Table::Messages, k, v, "message record") else {
+                    let Ok(body) =
+                        crate::codec::open_record(inner.p, Table::Messages, k, v, "message record")
+                    else {
                         continue;
                     };
                     let msg = MsgRec::decode(body)?;
@@ -498,7 +545,11 @@ impl Store {
     }
 
     /// The mailboxes of the session's account, names decrypted.
-    pub fn mailboxes(&self, s: &mut Session, now: Timestamp) -> Result<Vec<MailboxInfo>, StoreError> {
+    pub fn mailboxes(
+        &self,
+        s: &mut Session,
+        now: Timestamp,
+    ) -> Result<Vec<MailboxInfo>, StoreError> {
         s.touch(now)?;
         let inner = &*self.inner;
         let a = s.account;
@@ -509,10 +560,13 @@ impl Store {
         })?;
         let mut out = Vec::new();
         for (k, v) in raw {
-            let Some(id) = k.get(16..20).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) else {
+            let Some(id) = k.get(16..20).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+            else {
                 continue;
             };
-            let Ok(r) = crate::codec::open_record(inner.p, Table::Mailboxes, &k, &v, "mailbox record").and_then(MboxRec::decode)
+            let Ok(r) =
+                crate::codec::open_record(inner.p, Table::Mailboxes, &k, &v, "mailbox record")
+                    .and_then(MboxRec::decode)
             else {
                 quarantine(inner, Table::Mailboxes, &k);
                 continue;
@@ -532,7 +586,13 @@ impl Store {
     }
 
     /// Creates a mailbox with an encrypted name.
-    pub fn create_mailbox(&self, rng: &mut dyn CryptoRngCore, s: &mut Session, name: &str, now: Timestamp) -> Result<MailboxId, StoreError> {
+    pub fn create_mailbox(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<MailboxId, StoreError> {
         s.touch(now)?;
         let inner = &*self.inner;
         let a = s.account;
@@ -540,7 +600,10 @@ impl Store {
         inner.backend.write(&mut |t| {
             let mut acc = load_account(inner, t, a)?;
             id = MailboxId(acc.next_mbox);
-            acc.next_mbox = acc.next_mbox.checked_add(1).ok_or(StoreError::TooLarge { what: "mailbox ids", limit: u32::MAX as usize })?;
+            acc.next_mbox = acc
+                .next_mbox
+                .checked_add(1)
+                .ok_or(StoreError::TooLarge { what: "mailbox ids", limit: u32::MAX as usize })?;
             // The id is only known inside the transaction; the name is sealed to it here.
             let body = new_mailbox_body(inner.p, &mut *rng, &s.meta_key, a, id, name, now)?;
             put_body(inner, t, Table::Mailboxes, &mbox_key(a, id), body)?;
@@ -550,7 +613,12 @@ impl Store {
     }
 
     /// Deletes a mailbox and expunges its messages (not the inbox).
-    pub fn delete_mailbox(&self, s: &mut Session, m: MailboxId, now: Timestamp) -> Result<(), StoreError> {
+    pub fn delete_mailbox(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
         s.touch(now)?;
         if m == MailboxId::INBOX {
             return Err(StoreError::InboxIsFixed);
@@ -561,7 +629,9 @@ impl Store {
             load_mbox(inner, t, a, m)?;
             let prefix = mbox_key(a, m);
             for (k, _) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
-                if let Some(uid) = k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes) {
+                if let Some(uid) =
+                    k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+                {
                     remove_entry(inner, t, a, m, uid)?;
                 }
             }
@@ -591,7 +661,8 @@ impl Store {
         let mut modseq = 0;
         inner.backend.write(&mut |t| {
             let ek = entry_key(a, m.0, uid.0);
-            let b = get_body(inner, t, Table::Entries, &ek, "index record")?.ok_or(StoreError::NoSuchMessage)?;
+            let b = get_body(inner, t, Table::Entries, &ek, "index record")?
+                .ok_or(StoreError::NoSuchMessage)?;
             let mut e = EntryRec::decode(&b)?;
             let mut mb = load_mbox(inner, t, a, m)?;
             mb.modseq += 1;
@@ -605,7 +676,13 @@ impl Store {
     }
 
     /// A message's flags, decrypted.
-    pub fn flags(&self, s: &mut Session, m: MailboxId, uid: Uid, now: Timestamp) -> Result<Vec<String>, StoreError> {
+    pub fn flags(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Vec<String>, StoreError> {
         s.touch(now)?;
         let inner = &*self.inner;
         let a = s.account;
@@ -618,7 +695,12 @@ impl Store {
         if e.flags.is_empty() {
             return Ok(Vec::new());
         }
-        let pt = open(inner.p, &s.meta_key, &flags_aad(a, e.seq), &e.flags).map_err(|_| StoreError::Corrupt { what: "flags" })?;
-        Ok(String::from_utf8_lossy(&pt).split(' ').filter(|f| !f.is_empty()).map(str::to_owned).collect())
+        let pt = open(inner.p, &s.meta_key, &flags_aad(a, e.seq), &e.flags)
+            .map_err(|_| StoreError::Corrupt { what: "flags" })?;
+        Ok(String::from_utf8_lossy(&pt)
+            .split(' ')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect())
     }
 }

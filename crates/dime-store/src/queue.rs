@@ -62,11 +62,21 @@ struct QRec {
 
 impl QRec {
     fn encode(&self) -> Vec<u8> {
-        Enc::new().u64(self.due).u32(self.attempts).u64(self.next_attempt).bytes(&self.sealed).finish()
+        Enc::new()
+            .u64(self.due)
+            .u32(self.attempts)
+            .u64(self.next_attempt)
+            .bytes(&self.sealed)
+            .finish()
     }
     fn decode(b: &[u8]) -> Result<QRec, StoreError> {
         let mut d = Dec::new(b, "queue entry");
-        let r = QRec { due: d.u64()?, attempts: d.u32()?, next_attempt: d.u64()?, sealed: d.bytes()?.to_vec() };
+        let r = QRec {
+            due: d.u64()?,
+            attempts: d.u32()?,
+            next_attempt: d.u64()?,
+            sealed: d.bytes()?.to_vec(),
+        };
         d.finish()?;
         Ok(r)
     }
@@ -127,7 +137,11 @@ impl Store {
         let mut id = 0;
         inner.backend.write(&mut |t| {
             id = match get_body(inner, t, Table::Jobs, NEXT_ID, "queue counter")? {
-                Some(b) => u64::from_be_bytes(b.as_slice().try_into().map_err(|_| StoreError::Corrupt { what: "queue counter" })?),
+                Some(b) => u64::from_be_bytes(
+                    b.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "queue counter" })?,
+                ),
                 None => 1,
             };
             put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
@@ -140,7 +154,12 @@ impl Store {
     }
 
     /// Leases up to `max` entries due at `now` for `lease_secs` seconds.
-    pub fn lease(&self, now: Timestamp, lease_secs: u64, max: usize) -> Result<Vec<Leased>, StoreError> {
+    pub fn lease(
+        &self,
+        now: Timestamp,
+        lease_secs: u64,
+        max: usize,
+    ) -> Result<Vec<Leased>, StoreError> {
         let inner = &*self.inner;
         let until = now.0.saturating_add(lease_secs);
         let mut got = Vec::new();
@@ -149,10 +168,12 @@ impl Store {
             let due = t.range(Table::QueueDue, &[], &due_key(now.0, u64::MAX), max)?;
             for (k, _) in due {
                 t.delete(Table::QueueDue, &k)?;
-                let Some(id) = k.get(8..16).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes) else {
+                let Some(id) = k.get(8..16).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes)
+                else {
                     continue;
                 };
-                let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")? else {
+                let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")?
+                else {
                     continue;
                 };
                 let mut r = QRec::decode(&b)?;
@@ -207,7 +228,11 @@ impl Store {
         })?;
         raw.iter()
             .map(|(k, v)| {
-                let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| StoreError::Corrupt { what: "queue entry" })?);
+                let id = u64::from_be_bytes(
+                    k.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "queue entry" })?,
+                );
                 let body = crate::codec::open_record(inner.p, Table::Queue, k, v, "queue entry")?;
                 inner.open_entry(id, &QRec::decode(body)?)
             })

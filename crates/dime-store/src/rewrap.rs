@@ -68,7 +68,9 @@ impl Store {
                 Ok(())
             })?;
             for (k, v) in &page {
-                if let Ok(m) = open_record(inner.p, Table::Messages, k, v, "message record").and_then(MsgRec::decode) {
+                if let Ok(m) = open_record(inner.p, Table::Messages, k, v, "message record")
+                    .and_then(MsgRec::decode)
+                {
                     if m.key_gen < current {
                         prog.total += 1;
                     }
@@ -96,7 +98,8 @@ impl Store {
                     for (k, v) in got {
                         from = k.clone();
                         from.push(0);
-                        let Ok(m) = open_record(inner.p, Table::Messages, &k, &v, "message record").and_then(MsgRec::decode)
+                        let Ok(m) = open_record(inner.p, Table::Messages, &k, &v, "message record")
+                            .and_then(MsgRec::decode)
                         else {
                             continue;
                         };
@@ -137,12 +140,15 @@ impl Store {
                 let mut acc = load_account(inner, t, a)?;
                 for (k, old, new_blob) in &updates {
                     // Re-read inside the transaction: skip a message expunged meanwhile.
-                    let Some(b) = get_body(inner, t, Table::Messages, k, "message record")? else { continue };
+                    let Some(b) = get_body(inner, t, Table::Messages, k, "message record")? else {
+                        continue;
+                    };
                     let mut m = MsgRec::decode(&b)?;
                     if m.digest != old.digest {
                         continue;
                     }
-                    acc.used = acc.used.saturating_sub(m.size).saturating_add(new_blob.len() as u64);
+                    acc.used =
+                        acc.used.saturating_sub(m.size).saturating_add(new_blob.len() as u64);
                     m.size = new_blob.len() as u64;
                     m.digest = blob_digest(inner.p, new_blob);
                     m.key_gen = current;

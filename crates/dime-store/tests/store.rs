@@ -5,9 +5,7 @@ mod common;
 use common::*;
 use dime_core::crypto::{Argon2Params, X25519Secret, default_provider};
 use dime_signet::{SignetState, Verifier};
-use dime_store::{
-    MailboxId, Recovery, RecoveryCode, StoreError, Table, Timestamp, Transport, Uid,
-};
+use dime_store::{MailboxId, Recovery, RecoveryCode, StoreError, Table, Timestamp, Transport, Uid};
 
 #[test]
 fn create_login_and_wrong_password() {
@@ -24,12 +22,20 @@ fn create_login_and_wrong_password() {
     assert_eq!(s.account(), c.account);
     assert!(s.current_keys().is_some());
     assert_eq!(store.login(&alice, b"hunter3", T0).unwrap_err(), StoreError::LoginFailed);
-    assert_eq!(store.login(&mailbox("bob@example.org"), b"x", T0).unwrap_err(), StoreError::UnknownAccount);
+    assert_eq!(
+        store.login(&mailbox("bob@example.org"), b"x", T0).unwrap_err(),
+        StoreError::UnknownAccount
+    );
     let mut rng = dime_testkit::seeded_rng(9);
     let again = store.create_account(
         &mut rng,
         &org,
-        &dime_store::NewAccount { address: &alice, password: b"p", recovery: Recovery::None, quota_bytes: 1 },
+        &dime_store::NewAccount {
+            address: &alice,
+            password: b"p",
+            recovery: Recovery::None,
+            quota_bytes: 1,
+        },
         T0,
     );
     assert_eq!(again.unwrap_err(), StoreError::AccountExists);
@@ -80,12 +86,17 @@ fn recovery_code_and_escrow_set_a_new_password() {
     let typed = RecoveryCode::parse(&code.expose().to_uppercase().replace('-', " ")).unwrap();
     let mut rng = dime_testkit::seeded_rng(4);
     let bad = RecoveryCode::parse(&"0".repeat(40)).unwrap();
-    assert_eq!(store.recover_with_code(&mut rng, &alice, &bad, b"x", T0).unwrap_err(), StoreError::LoginFailed);
+    assert_eq!(
+        store.recover_with_code(&mut rng, &alice, &bad, b"x", T0).unwrap_err(),
+        StoreError::LoginFailed
+    );
     store.recover_with_code(&mut rng, &alice, &typed, b"found", T0).unwrap();
     assert!(store.login(&alice, b"found", T0).is_ok());
     assert!(store.login(&alice, b"lost", T0).is_err());
     assert_eq!(
-        store.recover_with_escrow(&mut rng, &alice, &X25519Secret::from_bytes([1; 32]), b"y", T0).unwrap_err(),
+        store
+            .recover_with_escrow(&mut rng, &alice, &X25519Secret::from_bytes([1; 32]), b"y", T0)
+            .unwrap_err(),
         StoreError::NoRecovery("escrow")
     );
 
@@ -100,7 +111,10 @@ fn recovery_code_and_escrow_set_a_new_password() {
 
     let carol = mailbox("carol@example.org");
     create(&store, &org, &carol, b"pw", Recovery::None);
-    assert_eq!(store.recover_with_code(&mut rng, &carol, &typed, b"x", T0).unwrap_err(), StoreError::NoRecovery("code"));
+    assert_eq!(
+        store.recover_with_code(&mut rng, &carol, &typed, b"x", T0).unwrap_err(),
+        StoreError::NoRecovery("code")
+    );
 }
 
 #[test]
@@ -113,7 +127,9 @@ fn hostile_argon2_parameters_in_a_stored_wrap_are_refused_before_running() {
     // check can stop it): the record layout is u32 m_kib first.
     let mut key = c.account.0.to_vec();
     key.push(1);
-    for hostile in [Argon2Params { m_kib: 64 << 20, t: 1, p: 1 }, Argon2Params { m_kib: 8192, t: 1000, p: 1 }] {
+    for hostile in
+        [Argon2Params { m_kib: 64 << 20, t: 1, p: 1 }, Argon2Params { m_kib: 8192, t: 1000, p: 1 }]
+    {
         store
             .backend()
             .write(&mut |t| {
@@ -133,7 +149,10 @@ fn hostile_argon2_parameters_in_a_stored_wrap_are_refused_before_running() {
             })
             .unwrap();
         let started = std::time::Instant::now();
-        assert!(matches!(store.login(&alice, b"pw", T0).unwrap_err(), StoreError::HostileParams(_)));
+        assert!(matches!(
+            store.login(&alice, b"pw", T0).unwrap_err(),
+            StoreError::HostileParams(_)
+        ));
         assert!(started.elapsed().as_secs() < 5);
     }
 }
@@ -158,7 +177,9 @@ fn mailboxes_uids_modseq_flags_copy_move_expunge_quota() {
     assert_eq!(names, ["INBOX", "Archive"]);
     let inbox_before = boxes[0].highest_modseq;
 
-    let m1 = store.set_flags(&mut rng, &mut s, MailboxId::INBOX, d1.uid, &["\\Seen", "$Work"], T0).unwrap();
+    let m1 = store
+        .set_flags(&mut rng, &mut s, MailboxId::INBOX, d1.uid, &["\\Seen", "$Work"], T0)
+        .unwrap();
     assert!(m1 > inbox_before);
     assert_eq!(store.flags(&mut s, MailboxId::INBOX, d1.uid, T0).unwrap(), ["\\Seen", "$Work"]);
     let listed = store.list(a, MailboxId::INBOX).unwrap();
@@ -182,7 +203,10 @@ fn mailboxes_uids_modseq_flags_copy_move_expunge_quota() {
     // UIDs are never reused.
     assert_eq!(store.deliver(&alice, b"x", T0).unwrap().uid, Uid(3));
     store.delete_mailbox(&mut s, arch, T0).unwrap();
-    assert_eq!(store.delete_mailbox(&mut s, MailboxId::INBOX, T0).unwrap_err(), StoreError::InboxIsFixed);
+    assert_eq!(
+        store.delete_mailbox(&mut s, MailboxId::INBOX, T0).unwrap_err(),
+        StoreError::InboxIsFixed
+    );
     assert_eq!(store.mailboxes(&mut s, T0).unwrap().len(), 1);
 }
 
@@ -196,12 +220,20 @@ fn quota_refuses_delivery_over_the_limit() {
         .create_account(
             &mut rng,
             &org(1),
-            &dime_store::NewAccount { address: &alice, password: b"pw", recovery: Recovery::None, quota_bytes: 100 },
+            &dime_store::NewAccount {
+                address: &alice,
+                password: b"pw",
+                recovery: Recovery::None,
+                quota_bytes: 100,
+            },
             T0,
         )
         .unwrap();
     store.deliver(&alice, &[0; 60], T0).unwrap();
-    assert!(matches!(store.deliver(&alice, &[0; 60], T0).unwrap_err(), StoreError::OverQuota { used: 60, limit: 100, size: 60 }));
+    assert!(matches!(
+        store.deliver(&alice, &[0; 60], T0).unwrap_err(),
+        StoreError::OverQuota { used: 60, limit: 100, size: 60 }
+    ));
     store.deliver(&alice, &[0; 40], T0).unwrap();
 }
 
@@ -226,7 +258,12 @@ fn retention_purges_only_old_mail() {
 fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
     struct Toy;
     impl dime_store::SlotRewrap for Toy {
-        fn rewrap(&self, env: &[u8], old: &X25519Secret, new_public: &dime_core::crypto::X25519PublicKey) -> Result<Vec<u8>, String> {
+        fn rewrap(
+            &self,
+            env: &[u8],
+            old: &X25519Secret,
+            new_public: &dime_core::crypto::X25519PublicKey,
+        ) -> Result<Vec<u8>, String> {
             let old_pub = default_provider().key_agreement.public_key(old);
             if env.get(..32) != Some(&old_pub.0[..]) {
                 return Err("not sealed to the old key".into());
@@ -242,10 +279,12 @@ fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
     let alice = mailbox("alice@example.org");
     let a = create(&store, &org, &alice, b"pw", Recovery::None).account;
     let mut s = store.login(&alice, b"pw", T0).unwrap();
-    let old_pub = default_provider().key_agreement.public_key(match s.current_keys().unwrap().encryption_secret() {
-        dime_signet::EncryptionSecret::X25519(x) => x,
-        _ => unreachable!(),
-    });
+    let old_pub = default_provider().key_agreement.public_key(
+        match s.current_keys().unwrap().encryption_secret() {
+            dime_signet::EncryptionSecret::X25519(x) => x,
+            _ => unreachable!(),
+        },
+    );
     for i in 0..25u8 {
         let mut env = old_pub.0.to_vec();
         env.extend_from_slice(&[i; 40]);
@@ -255,7 +294,8 @@ fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
     let (_, old_signet) = store.signet(&alice).unwrap();
     let signet = store.rotate_keys(&mut rng, &mut s, &org, T0).unwrap();
     let pok = [org.pok(default_provider())];
-    let v = signet.validate(default_provider(), &Verifier::new().trusted_poks(&pok).previous(&old_signet));
+    let v = signet
+        .validate(default_provider(), &Verifier::new().trusted_poks(&pok).previous(&old_signet));
     assert_eq!(v.state(), SignetState::Id, "{:?}", v.problem());
     assert!(v.custody_checked(), "rotation signet carries a verified custody signature");
     assert_eq!(store.signet(&alice).unwrap().0, 1);
@@ -271,10 +311,12 @@ fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
     assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
     let list = store.list(a, MailboxId::INBOX).unwrap();
     assert!(list.iter().all(|e| e.key_generation == 1));
-    let new_pub = default_provider().key_agreement.public_key(match s.current_keys().unwrap().encryption_secret() {
-        dime_signet::EncryptionSecret::X25519(x) => x,
-        _ => unreachable!(),
-    });
+    let new_pub = default_provider().key_agreement.public_key(
+        match s.current_keys().unwrap().encryption_secret() {
+            dime_signet::EncryptionSecret::X25519(x) => x,
+            _ => unreachable!(),
+        },
+    );
     assert_eq!(&store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap()[..32], &new_pub.0);
     let again = store.rewrap_slots(&mut s, &Toy, 10, T0, &mut |_| {}).unwrap();
     assert_eq!((again.done, again.total), (0, 0));
@@ -291,7 +333,10 @@ fn outbound_queue_leases_retries_and_completes() {
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].entry.payload, b"env-a");
     assert_eq!(got[1].entry.transport, Transport::Smtp);
-    assert!(store.lease(Timestamp(T0.0 + 30), 60, 10).unwrap().is_empty(), "leased entries are not due");
+    assert!(
+        store.lease(Timestamp(T0.0 + 30), 60, 10).unwrap().is_empty(),
+        "leased entries are not due"
+    );
     store.complete(a).unwrap();
     store.retry_at(b, Timestamp(T0.0 + 300)).unwrap();
     assert!(store.lease(Timestamp(T0.0 + 100), 60, 10).unwrap().is_empty());
@@ -326,18 +371,28 @@ fn export_and_import_on_another_server_with_another_pepper() {
     let mut cfg = config(dir2.path());
     cfg.pepper = dime_core::Secret::new(vec![0x77; 32]);
     let other = dime_store::Store::open(cfg, default_provider()).unwrap();
-    assert!(matches!(other.import(&mut rng, &archive, b"wrong", b"new", T0).unwrap_err(), StoreError::BadArchive(_)));
+    assert!(matches!(
+        other.import(&mut rng, &archive, b"wrong", b"new", T0).unwrap_err(),
+        StoreError::BadArchive(_)
+    ));
     let (a2, addr) = other.import(&mut rng, &archive, b"archive pw", b"new pw", T0).unwrap();
     assert_eq!((a2, &addr), (a, &alice));
     let mut s2 = other.login(&alice, b"new pw", T0).unwrap();
-    let names: Vec<String> = other.mailboxes(&mut s2, T0).unwrap().into_iter().map(|m| m.name).collect();
+    let names: Vec<String> =
+        other.mailboxes(&mut s2, T0).unwrap().into_iter().map(|m| m.name).collect();
     assert_eq!(names, ["INBOX", "Folder"]);
     assert_eq!(other.flags(&mut s2, MailboxId::INBOX, Uid(2), T0).unwrap(), ["\\Flagged"]);
     assert_eq!(other.fetch(a2, fld, Uid(1)).unwrap(), b"one");
     assert_eq!(other.quota(a2).unwrap().used, 6);
     assert_eq!(other.deliver(&alice, b"three", T0).unwrap().uid, Uid(3));
-    assert_eq!(other.signet(&alice).unwrap().1.as_bytes(), store.signet(&alice).unwrap().1.as_bytes());
-    assert_eq!(other.import(&mut rng, &archive, b"archive pw", b"x", T0).unwrap_err(), StoreError::AccountExists);
+    assert_eq!(
+        other.signet(&alice).unwrap().1.as_bytes(),
+        store.signet(&alice).unwrap().1.as_bytes()
+    );
+    assert_eq!(
+        other.import(&mut rng, &archive, b"archive pw", b"x", T0).unwrap_err(),
+        StoreError::AccountExists
+    );
 }
 
 #[test]

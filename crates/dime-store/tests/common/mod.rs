@@ -34,7 +34,13 @@ pub fn mailbox(s: &str) -> Mailbox {
     Mailbox::parse(s).unwrap()
 }
 
-pub fn create(store: &Store, org: &OrgKeys, addr: &Mailbox, password: &[u8], recovery: Recovery) -> Created {
+pub fn create(
+    store: &Store,
+    org: &OrgKeys,
+    addr: &Mailbox,
+    password: &[u8],
+    recovery: Recovery,
+) -> Created {
     let mut rng = dime_testkit::seeded_rng(addr.to_string().len() as u64 + password.len() as u64);
     store
         .create_account(
@@ -65,6 +71,10 @@ pub fn copy_dir(from: &Path, to: &Path) {
     for e in std::fs::read_dir(from).unwrap() {
         let p = e.unwrap().path();
         let dest = to.join(p.file_name().unwrap());
-        if p.is_dir() { copy_dir(&p, &dest) } else { std::fs::copy(&p, &dest).unwrap(); }
+        if p.is_dir() {
+            copy_dir(&p, &dest)
+        } else {
+            std::fs::copy(&p, &dest).unwrap();
+        }
     }
 }
