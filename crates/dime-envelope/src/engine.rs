@@ -86,6 +86,41 @@ pub(crate) struct ChunkRecord {
     pub(crate) padded_len: Option<u64>,
     /// Content of a non-part chunk, when opened.
     pub(crate) content: Option<Zeroizing<Vec<u8>>>,
+    /// Left out by a light client (its hash is unknown here).
+    pub(crate) omitted: bool,
+}
+
+/// Chunk order and counts while decoding (§5, §11).
+#[derive(Default)]
+struct LoopState {
+    prev: Option<ChunkType>,
+    parts: usize,
+}
+
+impl LoopState {
+    fn admit(&mut self, ty: ChunkType, count: usize) -> Result<(), OpenError> {
+        if !may_follow(self.prev, ty) {
+            return Err(DecodeError::ChunkOrder(ty.code()).into());
+        }
+        if count >= MAX_CHUNKS {
+            return Err(DecodeError::TooMany("chunks", MAX_CHUNKS).into());
+        }
+        if ty.is_part() {
+            self.parts += 1;
+            if self.parts > MAX_PARTS {
+                return Err(DecodeError::TooMany("parts", MAX_PARTS).into());
+            }
+        }
+        Ok(())
+    }
+
+    fn finish(&self) -> Result<(), OpenError> {
+        match self.prev {
+            Some(ChunkType::AuthorFullSig | ChunkType::OriginSig) => Ok(()),
+            None => Err(DecodeError::MissingChunk("ephemeral").into()),
+            Some(_) => Err(DecodeError::Truncated.into()),
+        }
+    }
 }
 
 /// The decoder's state; after `run` (successful or not) it holds what was read.
@@ -242,6 +277,71 @@ impl<'a> Engine<'a> {
         src: &mut Src<'_, R>,
         sink: &mut dyn PartSink,
     ) -> Result<(), OpenError> {
+        let header = self.read_header(src)?;
+        let mut st = LoopState::default();
+        let mut buf = Zeroizing::new(Vec::new());
+        while let Some(code) = src.peek_byte()? {
+            self.one_chunk(src, &header, code, &mut st, sink, &mut buf)?;
+        }
+        st.finish()
+    }
+
+    /// Decodes a message given as its header and its chunks one by one, some display or
+    /// attachment chunks omitted (a light client, `spec/envelope.md` §7.1). Omitted chunks
+    /// are recorded with a zero hash and `omitted` set.
+    pub(crate) fn run_light(
+        &mut self,
+        header: &[u8],
+        chunks: &[crate::LightChunk<'_>],
+        sink: &mut dyn PartSink,
+    ) -> Result<(), OpenError> {
+        let mut h = header;
+        let mut src = Src { r: &mut h, full: None, chunk: None, pos: 0 };
+        let hdr = self.read_header(&mut src)?;
+        if !h.is_empty() {
+            return Err(DecodeError::TrailingBytes.into());
+        }
+        let mut st = LoopState::default();
+        let mut buf = Zeroizing::new(Vec::new());
+        for c in chunks {
+            match c {
+                crate::LightChunk::Present(bytes) => {
+                    let mut r: &[u8] = bytes;
+                    let mut src = Src { r: &mut r, full: None, chunk: None, pos: 0 };
+                    let code = src.peek_byte()?.ok_or(DecodeError::Truncated)?;
+                    self.one_chunk(&mut src, &hdr, code, &mut st, sink, &mut buf)?;
+                    if !r.is_empty() {
+                        return Err(DecodeError::TrailingBytes.into());
+                    }
+                }
+                crate::LightChunk::Omitted(ty) => {
+                    if !ty.is_part() {
+                        return Err(DecodeError::Field(
+                            "only display and attachment chunks may be omitted",
+                        )
+                        .into());
+                    }
+                    st.admit(*ty, self.chunks.len())?;
+                    let index = u16::try_from(self.chunks.len()).unwrap_or(u16::MAX);
+                    self.chunks.push(ChunkRecord {
+                        entry: TreeEntry { chunk_type: *ty, index, hash: [0; 64] },
+                        offset: 0,
+                        len: 0,
+                        segments: 0,
+                        slots: Vec::new(),
+                        opened_by: None,
+                        padded_len: None,
+                        content: None,
+                        omitted: true,
+                    });
+                    st.prev = Some(*ty);
+                }
+            }
+        }
+        st.finish()
+    }
+
+    fn read_header<R: Read>(&mut self, src: &mut Src<'_, R>) -> Result<Header, OpenError> {
         let mut hb = [0u8; HEADER_LEN];
         src.read_exact(&mut hb)?;
         if hb[..7] != MAGIC {
@@ -258,41 +358,32 @@ impl<'a> Engine<'a> {
         message_id.copy_from_slice(&hb[10..]);
         let header = Header { kind, message_id };
         self.header = Some(header);
+        Ok(header)
+    }
 
-        let mut prev: Option<ChunkType> = None;
-        let mut parts = 0usize;
-        let mut buf = Zeroizing::new(Vec::new());
-        while let Some(code) = src.peek_byte()? {
-            let ty = ChunkType::from_code(code).ok_or(DecodeError::UnknownChunkType(code))?;
-            if !may_follow(prev, ty) {
-                return Err(DecodeError::ChunkOrder(code).into());
-            }
-            if self.chunks.len() >= MAX_CHUNKS {
-                return Err(DecodeError::TooMany("chunks", MAX_CHUNKS).into());
-            }
-            if ty.is_part() {
-                parts += 1;
-                if parts > MAX_PARTS {
-                    return Err(DecodeError::TooMany("parts", MAX_PARTS).into());
-                }
-            }
-            let offset = src.pos;
-            src.chunk = Some(self.p.hash.start());
-            src.absorb(&[code]);
-            self.chunk(src, &header, ty, sink, &mut buf)?;
-            let hash = src.chunk.take().map(|h| h.finish()).unwrap_or([0u8; 64]);
-            if let Some(rec) = self.chunks.last_mut() {
-                rec.entry.hash = hash;
-                rec.len = src.pos - offset;
-                rec.offset = offset;
-            }
-            prev = Some(ty);
+    fn one_chunk<R: Read>(
+        &mut self,
+        src: &mut Src<'_, R>,
+        header: &Header,
+        code: u8,
+        st: &mut LoopState,
+        sink: &mut dyn PartSink,
+        buf: &mut Vec<u8>,
+    ) -> Result<(), OpenError> {
+        let ty = ChunkType::from_code(code).ok_or(DecodeError::UnknownChunkType(code))?;
+        st.admit(ty, self.chunks.len())?;
+        let offset = src.pos;
+        src.chunk = Some(self.p.hash.start());
+        src.absorb(&[code]);
+        self.chunk(src, header, ty, sink, buf)?;
+        let hash = src.chunk.take().map(|h| h.finish()).unwrap_or([0u8; 64]);
+        if let Some(rec) = self.chunks.last_mut() {
+            rec.entry.hash = hash;
+            rec.len = src.pos - offset;
+            rec.offset = offset;
         }
-        match prev {
-            Some(ChunkType::AuthorFullSig | ChunkType::OriginSig) => Ok(()),
-            None => Err(DecodeError::MissingChunk("ephemeral").into()),
-            Some(_) => Err(DecodeError::Truncated.into()),
-        }
+        st.prev = Some(ty);
+        Ok(())
     }
 
     fn chunk<R: Read>(
@@ -321,6 +412,7 @@ impl<'a> Engine<'a> {
             opened_by: None,
             padded_len: None,
             content: None,
+            omitted: false,
         };
 
         if ty == ChunkType::Ephemeral {
@@ -519,6 +611,11 @@ impl<'a> Engine<'a> {
             self.keks.push((role, kek));
         }
         Ok(())
+    }
+
+    /// Which chunks a light client omitted.
+    pub(crate) fn omitted(&self) -> Vec<bool> {
+        self.chunks.iter().map(|c| c.omitted).collect()
     }
 
     /// The tree entries of every chunk read.

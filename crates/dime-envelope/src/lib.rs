@@ -5,7 +5,8 @@
 //! each chunk has its own key, wrapped in a key slot for exactly the actors of the matrix
 //! (`spec/envelope.md` §6). Each actor opens its view ([`open_as_recipient`],
 //! [`open_as_origin`], [`open_as_destination`], [`open_as_author`], [`open_streaming`]) and
-//! verifies the signatures it can see; the origin appends its signature chunk
+//! verifies the signatures it can see (a light client: [`open_light`], without attachment
+//! bodies); the origin appends its signature chunk
 //! ([`Verified::origin_signature_chunk`]). [`inspect`] describes a message's structure.
 //!
 //! What it is not: a place for I/O, clocks or ambient randomness. Every crypto operation goes
@@ -29,8 +30,9 @@ pub use error::{DecodeError, OpenError, SealError};
 pub use format::{ChunkType, MessageKind, Role, TreeEntry, padded_len};
 pub use inspect::{ChunkSummary, Inspection, inspect};
 pub use open::{
-    DestinationView, FullView, OriginView, ReaderRole, Unverified, Verified, open_as_author,
-    open_as_destination, open_as_origin, open_as_recipient, open_streaming,
+    DestinationView, FullView, LightChunk, LightView, OriginView, ReaderRole, Unverified, Verified,
+    chunk_hash, open_as_author, open_as_destination, open_as_origin, open_as_recipient, open_light,
+    open_streaming,
 };
 pub use seal::{
     ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,

@@ -25,6 +25,10 @@ use zeroize::Zeroizing;
 pub(crate) struct Evidence {
     header: Header,
     tree: Vec<TreeEntry>,
+    /// Chunks a light client left out (all false for every other open).
+    omitted: Vec<bool>,
+    /// Opened by a light client: the full digest is not computed.
+    light: bool,
     full_digest: Option<[u8; 64]>,
     tree_sig: Option<Vec<u8>>,
     full_sig: Option<Vec<u8>>,
@@ -39,6 +43,8 @@ impl Evidence {
         Ok(Evidence {
             header,
             tree: e.tree(),
+            omitted: e.omitted(),
+            light: false,
             full_digest: e.full_digest,
             tree_sig: e.content(ChunkType::AuthorTreeSig).map(<[u8]>::to_vec),
             full_sig: e.content(ChunkType::AuthorFullSig).map(<[u8]>::to_vec),
@@ -48,9 +54,11 @@ impl Evidence {
         })
     }
 
-    /// Verifies the author tree and full signatures (§7.1, §7.2).
+    /// Verifies the author tree and full signatures (§7.1, §7.2). For a light client
+    /// (omitted chunks), the full signature cannot be checked and the hashes of omitted
+    /// chunks are taken from the verified tree; `self.tree` is updated with them.
     fn verify_author(
-        &self,
+        &mut self,
         p: &CryptoProvider,
         destination: &Domain,
         key: &Ed25519PublicKey,
@@ -62,11 +70,31 @@ impl Evidence {
             .iter()
             .position(|e| e.chunk_type == ChunkType::AuthorTreeSig)
             .ok_or(DecodeError::MissingChunk("author tree signature"))?;
-        if self.tree.get(..pos) != Some(listed.as_slice()) {
+        if listed.len() != pos {
             return Err(OpenError::Unauthentic);
+        }
+        for (i, l) in listed.iter().enumerate() {
+            let (Some(have), Some(omitted)) = (self.tree.get(i), self.omitted.get(i)) else {
+                return Err(OpenError::Unauthentic);
+            };
+            let same = if *omitted {
+                have.chunk_type == l.chunk_type && have.index == l.index
+            } else {
+                have == l
+            };
+            if !same {
+                return Err(OpenError::Unauthentic);
+            }
         }
         let input = tree_sig_input(&self.header, destination.as_str(), &listed);
         p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)?;
+        // The tree verified: it now vouches for the omitted chunks' hashes.
+        for (have, l) in self.tree.iter_mut().zip(&listed) {
+            *have = *l;
+        }
+        if self.light {
+            return Ok(());
+        }
         let sig = decode_sig(self.full_sig.as_deref().ok_or(OpenError::Unauthentic)?)?;
         let digest = self.full_digest.ok_or(OpenError::Unauthentic)?;
         p.signature
@@ -349,7 +377,7 @@ impl Unverified<FullView> {
         author: &Ed25519PublicKey,
         origin: Option<&Ed25519PublicKey>,
     ) -> Result<Verified<FullView>, OpenError> {
-        let Unverified { view, ev } = self;
+        let Unverified { view, mut ev } = self;
         ev.verify_author(p, &view.destination, author)?;
         match (ev.origin_signed, origin) {
             (true, Some(k)) => ev.verify_origin(p, &view.origin, &view.destination, k)?,
@@ -373,7 +401,7 @@ impl Unverified<OriginView> {
         p: &CryptoProvider,
         author: &Ed25519PublicKey,
     ) -> Result<Verified<OriginView>, OpenError> {
-        let Unverified { view, ev } = self;
+        let Unverified { view, mut ev } = self;
         ev.verify_author(p, &view.destination, author)?;
         Ok(Verified { view, ev })
     }
@@ -436,6 +464,77 @@ impl Unverified<DestinationView> {
             return Err(OpenError::OriginSignature);
         }
         ev.verify_origin(p, &view.origin, my_domain, origin)?;
+        Ok(Verified { view, ev })
+    }
+}
+
+/// One chunk handed to a light client's open: its bytes, or, for a display or attachment
+/// chunk it did not download, only its type (`spec/envelope.md` §7.1).
+#[derive(Debug, Clone, Copy)]
+pub enum LightChunk<'a> {
+    /// The chunk's bytes as sent.
+    Present(&'a [u8]),
+    /// A display or attachment chunk left out.
+    Omitted(ChunkType),
+}
+
+/// What a light client verified: the recipient's view without the omitted parts, and the
+/// tree entries (hashes) of the omitted chunks, vouched for by the author tree signature, to
+/// check them against when they are downloaded ([`chunk_hash`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LightView {
+    /// Everything but the omitted parts.
+    pub view: FullView,
+    /// The verified tree entries of the omitted chunks.
+    pub omitted: Vec<TreeEntry>,
+}
+
+/// SHA-512 of a chunk's bytes as sent: compare with a [`LightView::omitted`] entry.
+pub fn chunk_hash(p: &CryptoProvider, chunk: &[u8]) -> [u8; 64] {
+    p.hash.sha512(&[chunk])
+}
+
+/// Opens a message as its recipient from its header (42 octets) and its chunks, some display
+/// or attachment chunks omitted (`spec/envelope.md` §7.1). `verify` checks authorship from the
+/// tree hashes (the author full signature, which needs every octet, is not checked) and the
+/// origin signature.
+pub fn open_light(
+    p: &CryptoProvider,
+    header: &[u8],
+    chunks: &[LightChunk<'_>],
+    secret: &ActorSecret,
+) -> Result<Unverified<LightView>, OpenError> {
+    let mut sink = CollectSink::default();
+    let mut engine = Engine::new(p, Some(secret), &[Role::Recipient], true);
+    engine.run_light(header, chunks, &mut sink)?;
+    let mut u = full_view(&mut engine, sink.parts)?;
+    u.ev.light = true;
+    Ok(Unverified { view: LightView { view: u.view, omitted: Vec::new() }, ev: u.ev })
+}
+
+impl Unverified<LightView> {
+    /// The author the message claims.
+    pub fn claimed_author(&self) -> &Mailbox {
+        &self.view.view.author
+    }
+
+    /// Verifies the author tree signature (not the full one) and the origin signature, as
+    /// [`Unverified::<FullView>::verify`] does.
+    pub fn verify(
+        self,
+        p: &CryptoProvider,
+        author: &Ed25519PublicKey,
+        origin: Option<&Ed25519PublicKey>,
+    ) -> Result<Verified<LightView>, OpenError> {
+        let Unverified { mut view, mut ev } = self;
+        ev.verify_author(p, &view.view.destination, author)?;
+        match (ev.origin_signed, origin) {
+            (true, Some(k)) => ev.verify_origin(p, &view.view.origin, &view.view.destination, k)?,
+            (false, None) => {}
+            _ => return Err(OpenError::OriginSignature),
+        }
+        view.omitted =
+            ev.tree.iter().zip(&ev.omitted).filter(|(_, o)| **o).map(|(e, _)| *e).collect();
         Ok(Verified { view, ev })
     }
 }

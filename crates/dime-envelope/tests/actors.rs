@@ -238,3 +238,60 @@ fn empty_message_round_trips_and_is_padded() {
         assert_eq!(c.padded_size, Some(256), "{:?}", c.chunk_type);
     }
 }
+
+#[test]
+fn light_client_verifies_authorship_without_attachment_bodies() {
+    // spec/envelope.md §7.1
+    let p = default_provider();
+    let w = world(p);
+    let m = sample_message(150_000);
+    let msg = delivered(p, &mut seeded_rng(13), &w, &m);
+    let ins = inspect(p, &msg, None);
+    let header = &msg[..42];
+    let pieces: Vec<(ChunkType, &[u8])> = ins
+        .chunks
+        .iter()
+        .map(|c| (c.chunk_type, &msg[c.offset as usize..(c.offset + c.size) as usize]))
+        .collect();
+    let light = |omit_as: Option<ChunkType>, tamper: bool| {
+        let mut owned: Vec<Vec<u8>> = pieces.iter().map(|(_, b)| b.to_vec()).collect();
+        if tamper {
+            owned[4][60] ^= 1; // common headers
+        }
+        let chunks: Vec<LightChunk<'_>> = pieces
+            .iter()
+            .zip(&owned)
+            .map(|((t, _), b)| match (t, omit_as) {
+                (ChunkType::Attachment, Some(as_type)) => LightChunk::Omitted(as_type),
+                _ => LightChunk::Present(b),
+            })
+            .collect();
+        open_light(p, header, &chunks, &w.recip.enc)
+            .and_then(|u| u.verify(p, &w.author.keys.signing, Some(&w.origin.keys.signing)))
+    };
+    let v = light(Some(ChunkType::Attachment), false).unwrap();
+    assert_eq!(v.view.message.parts.len(), 1, "only the display part was downloaded");
+    assert_eq!(v.view.message.common_headers, m.common_headers);
+    let (_, att) = pieces.iter().find(|(t, _)| *t == ChunkType::Attachment).unwrap();
+    assert_eq!(v.omitted.len(), 1);
+    assert_eq!(v.omitted[0].hash, chunk_hash(p, att));
+    // Everything present: the same as a full open.
+    let full = light(None, false).unwrap();
+    assert_eq!(full.view.message, m);
+    assert!(full.omitted.is_empty());
+    // A tampered present chunk, or an omitted chunk passed off as another type, fails.
+    assert!(matches!(light(Some(ChunkType::Attachment), true), Err(OpenError::Unauthentic)));
+    assert!(light(Some(ChunkType::Display), false).is_err());
+    // Only parts may be omitted.
+    let chunks: Vec<LightChunk<'_>> = pieces
+        .iter()
+        .map(|(t, b)| {
+            if *t == ChunkType::OtherHeaders {
+                LightChunk::Omitted(*t)
+            } else {
+                LightChunk::Present(b)
+            }
+        })
+        .collect();
+    assert!(matches!(open_light(p, header, &chunks, &w.recip.enc), Err(OpenError::Decode(_))));
+}
