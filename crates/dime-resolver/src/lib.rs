@@ -14,6 +14,7 @@
 pub mod discovery;
 pub mod dns;
 pub mod proof;
+pub mod tls;
 
 pub use discovery::{
     AuthenticatedRecord, Decision, DeferReason, DxOutcome, DxQuery, LocalPolicy, RecordLookup,
