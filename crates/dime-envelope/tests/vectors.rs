@@ -168,3 +168,21 @@ fn stored_vectors_open_as_every_actor() {
         let _ = open_as_origin(p, &msg[..], &w.origin.enc).unwrap().verify(p, &author_key).unwrap();
     }
 }
+
+/// Writes seeds for the envelope fuzz targets (`fuzz/seeds/envelope_*/`): messages sealed
+/// with the insecure provider and the fuzz targets' fixed keys. Run with `--ignored`.
+#[test]
+#[ignore = "writes fuzz seeds; run by hand with --ignored"]
+fn write_fuzz_seeds() {
+    let p = dime_testkit::insecure_provider();
+    let w = world(p);
+    let root = vectors_dir().join("../../fuzz/seeds");
+    for (name, m) in [("small", sample_message(40)), ("spanning", sample_message(66_000))] {
+        let msg = delivered(p, &mut seeded_rng(7), &w, &m);
+        for target in ["envelope_decode", "envelope_open"] {
+            write(&root.join(target).join(format!("{name}.bin")), &String::new());
+            #[allow(clippy::disallowed_methods)]
+            std::fs::write(root.join(target).join(format!("{name}.bin")), &msg).unwrap();
+        }
+    }
+}
