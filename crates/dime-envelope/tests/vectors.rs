@@ -180,7 +180,7 @@ fn write_fuzz_seeds() {
     for (name, m) in [("small", sample_message(40)), ("spanning", sample_message(66_000))] {
         let msg = delivered(p, &mut seeded_rng(7), &w, &m);
         for target in ["envelope_decode", "envelope_open"] {
-            write(&root.join(target).join(format!("{name}.bin")), &String::new());
+            write(&root.join(target).join(format!("{name}.bin")), "");
             #[allow(clippy::disallowed_methods)]
             std::fs::write(root.join(target).join(format!("{name}.bin")), &msg).unwrap();
         }
