@@ -3,10 +3,9 @@
 //! global allocator; test-plan.md "bounded"). The stages run as a pipeline of threads joined
 //! by bounded channels, so the message is never whole in memory.
 //!
-//! Size: 100 MiB in an optimised build (`cargo test --release -p dime-envelope --test memory`).
-//! In a debug build the crypto generics are compiled at opt-level 0 inside `dime-core` and
-//! 100 MiB takes ~45 s, so the default there is 24 MiB (still more than the 16 MiB budget,
-//! so a non-streaming implementation fails). `DIME_MEMORY_TEST_MIB` sets the size.
+//! Size: 100 MiB (a few seconds: the workspace compiles `dime-core`, where the crypto
+//! generics are instantiated, at opt-level 2 in the dev profile too). `DIME_MEMORY_TEST_MIB`
+//! sets another size.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
@@ -122,7 +121,7 @@ fn hundred_mib_attachment_streams_under_16_mib_of_heap() {
     let mib: u64 = std::env::var("DIME_MEMORY_TEST_MIB")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(if cfg!(debug_assertions) { 24 } else { 100 });
+        .unwrap_or(100);
     let len = mib << 20;
     let profiler = dhat::Profiler::builder().testing().build();
     let p = default_provider();
