@@ -11,9 +11,12 @@
 //! What it is not: a DMTP client (DMTP implements [`SignetSource`] later) or a recursive
 //! resolver: it asks configured resolvers and validates what they return.
 
+pub mod cache;
 pub mod discovery;
 pub mod dns;
 pub mod proof;
+pub mod resolver;
+pub mod signets;
 pub mod tls;
 
 pub use discovery::{
@@ -22,3 +25,10 @@ pub use discovery::{
 };
 pub use dns::{Answer, ConfigError, Dns, DnsConfig, TemporaryFailure, TrustAnchor};
 pub use proof::DnssecProof;
+pub use resolver::{
+    DeliveryHost, DiscoveryError, DomainDiscovery, KeyResolver, OrgKey, Provenance, UserKey,
+};
+pub use signets::{
+    ChainStatus, MemoryPinStore, MemorySource, Pin, PinStore, SignetError, SignetSource,
+    SourceError, UserSigner,
+};

@@ -1,0 +1,257 @@
+//! The key resolver: record, decision, signets, pins and caches together
+//! (`spec/discovery.md` §4 to §8).
+
+use crate::cache::{Cache, DEFAULT_CACHE_ENTRIES};
+use crate::discovery::{Decision, LocalPolicy, RecordLookup, decide, lookup_record};
+use crate::dns::{Answer, Dns};
+use crate::proof::DnssecProof;
+use crate::signets::{
+    ChainStatus, PinStore, SignetError, SignetSource, UserSigner, ValidOrg, ValidUser, apply_pin,
+    check_chain, validate_org, validate_user,
+};
+use dime_core::crypto::CryptoProvider;
+use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_signet::record::{Host, Record};
+use std::fmt;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How long a temporary failure is remembered before the next lookup retries, seconds
+/// (`spec/discovery.md` §8).
+pub const FAILURE_CACHE_SECS: u64 = 5;
+
+/// A domain's record lookup and the decision it leads to.
+#[must_use = "a discovery says whether and how the domain's keys may be used"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DomainDiscovery {
+    /// The lookup, with every answer and proof.
+    pub lookup: RecordLookup,
+    /// The decision under local policy.
+    pub decision: Decision,
+}
+
+/// Why keys could not be discovered.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DiscoveryError {
+    /// The decision is not to use the record (defer, unauthenticated, not DIME).
+    #[error("record not usable: {0}")]
+    NotUsable(Decision),
+    /// A signet was refused or not found.
+    #[error("{0}")]
+    Signet(#[from] SignetError),
+}
+
+impl DiscoveryError {
+    /// Whether to defer and retry rather than give up.
+    pub fn is_temporary(&self) -> bool {
+        match self {
+            DiscoveryError::NotUsable(d) => d.is_temporary_failure(),
+            DiscoveryError::Signet(SignetError::Source(
+                crate::signets::SourceError::Unavailable(_),
+            )) => true,
+            DiscoveryError::Signet(_) => false,
+        }
+    }
+}
+
+/// How a key was authenticated: what is recorded with each message (`spec/discovery.md` §7).
+#[must_use = "a provenance is what is recorded with the message"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// The mail domain.
+    pub domain: Domain,
+    /// The domain whose `_dx` record was used.
+    pub record_from: Domain,
+    /// The record's proof (secure, or insecure with CA-TLS required).
+    pub record_proof: DnssecProof,
+    /// Whether the POK still needs a CA-valid TLS connection to stand in for DNSSEC.
+    pub ca_tls_required: bool,
+    /// Index of the record's `pok=` that signed the org signet.
+    pub pok_index: usize,
+    /// The org signet's fingerprint.
+    pub org_fingerprint: Fingerprint,
+    /// For a user key: its crypto fingerprint, signer and chain status.
+    pub user: Option<(Fingerprint, UserSigner, ChainStatus)>,
+}
+
+impl fmt::Display for Provenance {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "domain={} record=_dx.{} dnssec={} channel={} pok={} org={}",
+            self.domain,
+            self.record_from,
+            self.record_proof,
+            if self.ca_tls_required { "ca-tls" } else { "dnssec" },
+            self.pok_index,
+            self.org_fingerprint
+        )?;
+        if let Some((fp, signer, chain)) = &self.user {
+            let signer = match signer {
+                UserSigner::Pok => "pok",
+                UserSigner::Sok => "sok",
+            };
+            write!(f, " user={fp} signed-by={signer} chain={}", chain.as_str())?;
+            if let ChainStatus::Rotated { steps } = chain {
+                write!(f, " steps={steps}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A domain's authenticated org signet.
+#[must_use = "an authenticated key carries how it was proven"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OrgKey {
+    /// The record it was checked against.
+    pub record: Arc<Record>,
+    /// The validated signet.
+    pub org: ValidOrg,
+    /// How.
+    pub provenance: Provenance,
+}
+
+/// A user's authenticated signet.
+#[must_use = "an authenticated key carries how it was proven"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKey {
+    /// The org key it was checked under.
+    pub org: OrgKey,
+    /// The validated signet.
+    pub user: ValidUser,
+    /// How.
+    pub provenance: Provenance,
+}
+
+/// One delivery host and its addresses (`spec/dns-record.md` §5.5).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DeliveryHost {
+    /// The host (and port, from `dx=`).
+    pub host: Host,
+    /// Its addresses (empty when the lookup found none or failed).
+    pub addresses: Vec<IpAddr>,
+    /// The proof of the address answer.
+    pub proof: DnssecProof,
+}
+
+/// The key resolver (`spec/discovery.md`): one per process, shared.
+#[derive(Debug)]
+pub struct KeyResolver<S, P> {
+    dns: Dns,
+    source: S,
+    pins: P,
+    local: LocalPolicy,
+    crypto: &'static CryptoProvider,
+    domains: Cache<Arc<DomainDiscovery>>,
+}
+
+impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
+    /// A resolver over `dns`, fetching signets from `source` and pinning in `pins`.
+    pub fn new(
+        dns: Dns,
+        source: S,
+        pins: P,
+        local: LocalPolicy,
+        crypto: &'static CryptoProvider,
+    ) -> KeyResolver<S, P> {
+        KeyResolver { dns, source, pins, local, crypto, domains: Cache::new(DEFAULT_CACHE_ENTRIES) }
+    }
+
+    /// The DNS client.
+    pub fn dns(&self) -> &Dns {
+        &self.dns
+    }
+
+    /// The domain's record and decision, cached for min(TTL, `exp`) (negative answers for
+    /// their negative TTL, temporary failures for [`FAILURE_CACHE_SECS`]); concurrent lookups
+    /// of one domain share one query.
+    pub async fn discover_domain(&self, domain: &Domain) -> Arc<DomainDiscovery> {
+        let (dns, local) = (&self.dns, self.local);
+        self.domains
+            .get_or_fetch(domain.as_str(), || async move {
+                let lookup = lookup_record(dns, domain).await;
+                let decision = decide(&lookup, &local);
+                let ttl = match &decision {
+                    Decision::Defer(_) => FAILURE_CACHE_SECS,
+                    _ => match &lookup.outcome {
+                        crate::discovery::RecordOutcome::Record { lifetime_secs, .. }
+                        | crate::discovery::RecordOutcome::NoRecord { lifetime_secs } => {
+                            u64::from(*lifetime_secs)
+                        }
+                        _ => FAILURE_CACHE_SECS,
+                    },
+                };
+                (Arc::new(DomainDiscovery { lookup, decision }), Duration::from_secs(ttl))
+            })
+            .await
+    }
+
+    /// The domain's org signet, validated against a usable record.
+    pub async fn org_key(&self, domain: &Domain) -> Result<OrgKey, DiscoveryError> {
+        let disc = self.discover_domain(domain).await;
+        let Some(auth) = disc.decision.usable_record() else {
+            return Err(DiscoveryError::NotUsable(disc.decision.clone()));
+        };
+        let signet = self.source.org_signet(domain).await.map_err(SignetError::from)?;
+        let org = validate_org(self.crypto, &auth.record, domain, signet)?;
+        let provenance = Provenance {
+            domain: domain.clone(),
+            record_from: auth.published_by.clone(),
+            record_proof: auth.proof,
+            ca_tls_required: matches!(disc.decision, Decision::UseWithCaTls(_)),
+            pok_index: org.pok_index,
+            org_fingerprint: org.fingerprint,
+            user: None,
+        };
+        Ok(OrgKey { record: auth.record.clone(), org, provenance })
+    }
+
+    /// The user's signet: validated under the org, chained from the pinned one (rotation
+    /// followed, rollback refused, unchained flagged or refused), and pinned.
+    pub async fn user_key(&self, mailbox: &Mailbox) -> Result<UserKey, DiscoveryError> {
+        let org = self.org_key(mailbox.domain()).await?;
+        let signet = self.source.user_signet(mailbox).await.map_err(SignetError::from)?;
+        let (state, signer, fp) = validate_user(self.crypto, &org.org, mailbox, &signet)?;
+        let pin = self.pins.pin(mailbox);
+        let mut chain = check_chain(self.crypto, pin.as_ref(), &signet, &fp, &[]);
+        if chain == ChainStatus::Unchained
+            && let Some(p) = &pin
+            && let Ok(history) = self.source.user_history(mailbox, &p.fingerprint).await
+        {
+            chain = check_chain(self.crypto, pin.as_ref(), &signet, &fp, &history);
+        }
+        apply_pin(&self.pins, mailbox, &signet, fp, chain, self.local.unchained_signet)?;
+        let mut provenance = org.provenance.clone();
+        provenance.user = Some((fp, signer, chain));
+        let user = ValidUser { signet, state, signer, chain, fingerprint: fp };
+        Ok(UserKey { org, user, provenance })
+    }
+
+    /// Delivery hosts: the record's `dx=` hosts, else the MX hosts, else the domain itself,
+    /// each with its addresses (`spec/dns-record.md` §5.5).
+    pub async fn delivery_hosts(&self, domain: &Domain, record: &Record) -> Vec<DeliveryHost> {
+        let hosts: Vec<Host> = if !record.delivery_hosts.is_empty() {
+            record.delivery_hosts.clone()
+        } else {
+            match self.dns.mx(domain).await {
+                Answer::Found { value, .. } if !value.is_empty() => {
+                    value.into_iter().map(|(_, d)| Host::new(d)).collect()
+                }
+                _ => vec![Host::new(domain.clone())],
+            }
+        };
+        let mut out = Vec::with_capacity(hosts.len());
+        for host in hosts {
+            let ans = self.dns.addresses(&host.name).await;
+            let proof = ans.proof();
+            let addresses = match ans {
+                Answer::Found { value, .. } => value,
+                _ => Vec::new(),
+            };
+            out.push(DeliveryHost { host, addresses, proof });
+        }
+        out
+    }
+}
