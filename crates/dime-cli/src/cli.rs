@@ -40,6 +40,9 @@ pub(crate) enum OrgCommand {
 pub(crate) enum UserCommand {
     /// Create a user key pair and a signet signing request (SSR) for the organisation.
     Request(UserRequestArgs),
+    /// Accounts of the zero-access store.
+    #[command(flatten)]
+    Store(crate::store_cmd::UserStoreCommand),
 }
 
 #[derive(Debug, Subcommand)]

@@ -10,6 +10,7 @@ mod files;
 mod org;
 mod record_cmd;
 mod signet_cmd;
+mod store_cmd;
 mod user;
 
 use clap::Parser;
@@ -51,6 +52,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Org(cli::OrgCommand::Init(a)) => org::init(a, out),
         cli::Command::Org(cli::OrgCommand::SignUser(a)) => org::sign_user(a, out),
         cli::Command::User(cli::UserCommand::Request(a)) => user::request(a, out),
+        cli::Command::User(cli::UserCommand::Store(c)) => store_cmd::run(c, out),
         cli::Command::Signet(cli::SignetCommand::Inspect(a)) => signet_cmd::inspect(a, out),
         cli::Command::Record(cli::RecordCommand::Parse(a)) => record_cmd::parse(a, out),
         cli::Command::Record(cli::RecordCommand::Format(a)) => record_cmd::format(a, out),

@@ -1,0 +1,370 @@
+//! `dime user add|passwd|recover|delete|rotate|export|import|purge`: accounts in the
+//! zero-access store (`spec/storage.md`).
+
+use crate::cli::PassphraseArgs;
+use crate::files::{read_bytes, read_text, write_new};
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use dime_core::crypto::{Argon2Params, default_provider};
+use dime_core::{Mailbox, Secret};
+use dime_signet::{EncryptionSecret, keyfile};
+use dime_store::{NewAccount, Recovery, RecoveryCode, Store, StoreConfig, Timestamp};
+use rand_core::{OsRng, RngCore};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use zeroize::Zeroizing;
+
+/// Where the store and its configuration are.
+#[derive(Debug, Args)]
+pub(crate) struct StoreArgs {
+    /// The store's data directory.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) data_dir: PathBuf,
+    /// The configuration directory holding `pepper` and the key vault `vault.redb` (default:
+    /// the data directory's path with `-config` appended). Keep it out of data backups.
+    #[arg(long, value_name = "DIR")]
+    pub(crate) config_dir: Option<PathBuf>,
+    /// The pepper file (default: `pepper` in the configuration directory).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) pepper_file: Option<PathBuf>,
+    /// The account password from this file's first line (else `DIME_USER_PASSWORD`, else a
+    /// prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+    /// The new password from this file's first line (else `DIME_NEW_PASSWORD`, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) new_password_file: Option<PathBuf>,
+}
+
+/// Accounts of the zero-access store.
+#[derive(Debug, Subcommand)]
+pub(crate) enum UserStoreCommand {
+    /// Create an account: keys, a user signet signed by the organisation, the wrapped keys.
+    Add {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+        /// The organisation's key file (signs the user signet).
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+        /// Recovery: none (a lost password loses the mail), code (shown once) or escrow (the
+        /// organisation's key).
+        #[arg(long, default_value = "code")]
+        recovery: String,
+        /// Quota in MiB.
+        #[arg(long, default_value_t = 1024)]
+        quota_mib: u64,
+        /// Write the user signet (armored) here.
+        #[arg(long, value_name = "FILE")]
+        signet_out: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Change an account's password (re-wraps one key).
+    Passwd {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+    },
+    /// Set a new password with the recovery code or the organisation's escrow key.
+    Recover {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+        /// A file holding the recovery code.
+        #[arg(long, value_name = "FILE")]
+        code_file: Option<PathBuf>,
+        /// The organisation's key file (escrow recovery).
+        #[arg(long, value_name = "FILE")]
+        org_key: Option<PathBuf>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Delete an account and shred its keys.
+    Delete {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+        /// Confirm: the keys and mail are destroyed for good.
+        #[arg(long)]
+        yes: bool,
+    },
+    /// Rotate an account's keys (chain-of-custody signature; old keys stay in the keyring).
+    Rotate {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+        /// The organisation's key file (signs the new user signet).
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
+    },
+    /// Export an account to an encrypted archive (archive password: `DIME_ARCHIVE_PASSWORD`).
+    Export {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+        /// The archive to write (never overwritten).
+        #[arg(long, value_name = "FILE")]
+        out: PathBuf,
+    },
+    /// Import an account from an archive made by `dime user export`.
+    Import {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The archive.
+        #[arg(long, value_name = "FILE")]
+        file: PathBuf,
+    },
+    /// Remove an account's mail older than N days.
+    Purge {
+        #[command(flatten)]
+        store: StoreArgs,
+        /// The account's address.
+        #[arg(long)]
+        address: String,
+        /// Age limit in days.
+        #[arg(long, value_name = "DAYS")]
+        older_than_days: u64,
+    },
+}
+
+fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}
+
+fn config_dir(a: &StoreArgs) -> PathBuf {
+    a.config_dir.clone().unwrap_or_else(|| {
+        let mut s = a.data_dir.clone().into_os_string();
+        s.push("-config");
+        PathBuf::from(s)
+    })
+}
+
+/// Opens the store; the pepper file is created (32 random octets, mode 0600) when `create`.
+fn open_store(a: &StoreArgs, create: bool) -> anyhow::Result<Store> {
+    let cfg = config_dir(a);
+    let pepper_path = a.pepper_file.clone().unwrap_or_else(|| cfg.join("pepper"));
+    if !pepper_path.exists() {
+        if !create {
+            bail!(
+                "no pepper at {}: create an account first, or give --pepper-file",
+                pepper_path.display()
+            );
+        }
+        crate::files::ensure_dir(pepper_path.parent().unwrap_or(Path::new(".")))?;
+        let mut p = Zeroizing::new([0u8; 32]);
+        OsRng.fill_bytes(&mut p[..]);
+        write_new(&pepper_path, &p[..], true)?;
+    }
+    let pepper = Zeroizing::new(read_bytes(&pepper_path)?);
+    let config = StoreConfig {
+        data_dir: a.data_dir.clone(),
+        vault_path: cfg.join("vault.redb"),
+        pepper: Secret::new(pepper.to_vec()),
+        argon2: Argon2Params::DEFAULT,
+        idle_timeout_secs: 900,
+    };
+    Store::open(config, default_provider()).context("cannot open the store")
+}
+
+/// A secret from a file's first line, an environment variable, or a terminal prompt.
+fn secret(file: Option<&Path>, env: &str, prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+    let s =
+        if let Some(f) = file {
+            let t = Zeroizing::new(read_text(f)?);
+            Zeroizing::new(t.lines().next().unwrap_or("").to_owned())
+        } else if let Ok(v) = std::env::var(env) {
+            Zeroizing::new(v)
+        } else {
+            Zeroizing::new(rpassword::prompt_password(prompt).with_context(|| {
+                format!("no {prompt} give a file, set {env}, or run on a terminal")
+            })?)
+        };
+    if s.is_empty() {
+        bail!("the {} is empty", prompt.trim_end_matches([':', ' ']));
+    }
+    Ok(s)
+}
+
+fn address(s: &str) -> anyhow::Result<Mailbox> {
+    Mailbox::parse(s).with_context(|| format!("{s:?} is not a mail address"))
+}
+
+fn org_keys(path: &Path, pass: &PassphraseArgs) -> anyhow::Result<dime_signet::OrgKeys> {
+    match crate::org::read_keys(default_provider(), path, pass)? {
+        keyfile::KeySet::Org(k) => Ok(k),
+        keyfile::KeySet::User(_) => {
+            bail!("{} is a user key file, not an org key file", path.display())
+        }
+    }
+}
+
+fn password(a: &StoreArgs) -> anyhow::Result<Zeroizing<String>> {
+    secret(a.password_file.as_deref(), "DIME_USER_PASSWORD", "account password: ")
+}
+
+fn new_password(a: &StoreArgs) -> anyhow::Result<Zeroizing<String>> {
+    secret(a.new_password_file.as_deref(), "DIME_NEW_PASSWORD", "new account password: ")
+}
+
+pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<()> {
+    let p = default_provider();
+    match cmd {
+        UserStoreCommand::Add {
+            store,
+            address: addr,
+            org_key,
+            recovery,
+            quota_mib,
+            signet_out,
+            passphrase,
+        } => {
+            let mailbox = address(&addr)?;
+            let org = org_keys(&org_key, &passphrase)?;
+            let recovery = match recovery.as_str() {
+                "none" => Recovery::None,
+                "code" => Recovery::Code,
+                "escrow" => match org.encryption_secret() {
+                    EncryptionSecret::X25519(x) => Recovery::Escrow(p.key_agreement.public_key(x)),
+                    EncryptionSecret::Secp256k1(_) => {
+                        bail!("the org key has no x25519 key for escrow")
+                    }
+                },
+                other => bail!("unknown recovery {other:?}: use none, code or escrow"),
+            };
+            let pw = password(&store)?;
+            let st = open_store(&store, true)?;
+            let created = st
+                .create_account(
+                    &mut OsRng,
+                    &org,
+                    &NewAccount {
+                        address: &mailbox,
+                        password: pw.as_bytes(),
+                        recovery,
+                        quota_bytes: quota_mib.saturating_mul(1024 * 1024),
+                    },
+                    now(),
+                )
+                .context("cannot create the account")?;
+            if let Some(path) = signet_out {
+                write_new(&path, created.signet.to_armor().as_bytes(), false)?;
+            }
+            writeln!(out, "created {mailbox}")?;
+            match (&created.recovery_code, recovery) {
+                (Some(code), _) => {
+                    writeln!(out, "recovery code (shown once, keep it offline): {}", code.expose())?
+                }
+                (None, Recovery::None) => writeln!(
+                    out,
+                    "high security: no recovery. If the password is lost, the mail is lost."
+                )?,
+                (None, _) => writeln!(out, "recovery: the organisation's escrow key")?,
+            }
+        }
+        UserStoreCommand::Passwd { store, address: addr } => {
+            let mailbox = address(&addr)?;
+            let st = open_store(&store, false)?;
+            let old = password(&store)?;
+            let mut s = st.login(&mailbox, old.as_bytes(), now()).context("cannot log in")?;
+            let new = new_password(&store)?;
+            st.change_password(&mut OsRng, &mut s, new.as_bytes(), now())?;
+            writeln!(out, "password changed for {mailbox}")?;
+        }
+        UserStoreCommand::Recover { store, address: addr, code_file, org_key, passphrase } => {
+            let mailbox = address(&addr)?;
+            let st = open_store(&store, false)?;
+            let new = new_password(&store)?;
+            match (code_file, org_key) {
+                (Some(f), None) => {
+                    let text = Zeroizing::new(read_text(&f)?);
+                    let code =
+                        RecoveryCode::parse(text.trim()).context("that is not a recovery code")?;
+                    st.recover_with_code(&mut OsRng, &mailbox, &code, new.as_bytes(), now())?;
+                }
+                (None, Some(k)) => {
+                    let org = org_keys(&k, &passphrase)?;
+                    let EncryptionSecret::X25519(x) = org.encryption_secret() else {
+                        bail!("the org key has no x25519 key");
+                    };
+                    st.recover_with_escrow(&mut OsRng, &mailbox, x, new.as_bytes(), now())?;
+                }
+                _ => bail!("give exactly one of --code-file and --org-key"),
+            }
+            writeln!(out, "recovered {mailbox}: new password set")?;
+        }
+        UserStoreCommand::Delete { store, address: addr, yes } => {
+            if !yes {
+                bail!("deleting an account destroys its keys and mail for good: add --yes");
+            }
+            let mailbox = address(&addr)?;
+            open_store(&store, false)?.delete_account(&mailbox)?;
+            writeln!(out, "deleted {mailbox}: its keys are shredded")?;
+        }
+        UserStoreCommand::Rotate { store, address: addr, org_key, passphrase } => {
+            let mailbox = address(&addr)?;
+            let org = org_keys(&org_key, &passphrase)?;
+            let st = open_store(&store, false)?;
+            let pw = password(&store)?;
+            let mut s = st.login(&mailbox, pw.as_bytes(), now()).context("cannot log in")?;
+            st.rotate_keys(&mut OsRng, &mut s, &org, now())?;
+            writeln!(
+                out,
+                "rotated keys of {mailbox}: generation {}",
+                s.current_generation().unwrap_or(0)
+            )?;
+        }
+        UserStoreCommand::Export { store, address: addr, out: path } => {
+            let mailbox = address(&addr)?;
+            let st = open_store(&store, false)?;
+            let pw = password(&store)?;
+            let mut s = st.login(&mailbox, pw.as_bytes(), now()).context("cannot log in")?;
+            let ap = secret(None, "DIME_ARCHIVE_PASSWORD", "archive password: ")?;
+            let archive = st.export(&mut OsRng, &mut s, ap.as_bytes(), now())?;
+            write_new(&path, &archive, true)?;
+            writeln!(
+                out,
+                "exported {mailbox} to {} ({} bytes, encrypted)",
+                path.display(),
+                archive.len()
+            )?;
+        }
+        UserStoreCommand::Import { store, file } => {
+            let archive =
+                std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
+            let st = open_store(&store, true)?;
+            let ap = secret(None, "DIME_ARCHIVE_PASSWORD", "archive password: ")?;
+            let new = new_password(&store)?;
+            let (_, mailbox) =
+                st.import(&mut OsRng, &archive, ap.as_bytes(), new.as_bytes(), now())?;
+            writeln!(out, "imported {mailbox}")?;
+        }
+        UserStoreCommand::Purge { store, address: addr, older_than_days } => {
+            let mailbox = address(&addr)?;
+            let st = open_store(&store, false)?;
+            let a = st.account_of(&mailbox)?;
+            let n = st.purge_older_than(a, older_than_days, now())?;
+            writeln!(out, "purged {n} messages older than {older_than_days} days from {mailbox}")?;
+        }
+    }
+    Ok(())
+}
