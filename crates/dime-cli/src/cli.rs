@@ -26,6 +26,29 @@ pub(crate) enum Command {
     /// The `_dx` DNS management record.
     #[command(subcommand)]
     Record(RecordCommand),
+    /// Envelopes (layered messages): inspect.
+    #[command(subcommand)]
+    Message(MessageCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub(crate) enum MessageCommand {
+    /// Show a message's structure and sizes, and what a key can open.
+    Inspect(MessageInspectArgs),
+}
+
+#[derive(Debug, Args)]
+pub(crate) struct MessageInspectArgs {
+    /// The message (binary, as delivered).
+    pub(crate) file: PathBuf,
+    /// A user or organisation key file: shows which chunks it opens, as which actor.
+    #[arg(long, value_name = "KEYFILE")]
+    pub(crate) key: Option<PathBuf>,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub(crate) json: bool,
+    #[command(flatten)]
+    pub(crate) passphrase: PassphraseArgs,
 }
 
 #[derive(Debug, Subcommand)]

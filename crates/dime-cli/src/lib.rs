@@ -7,6 +7,7 @@
 
 mod cli;
 mod files;
+mod message;
 mod org;
 mod record_cmd;
 mod signet_cmd;
@@ -56,5 +57,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Signet(cli::SignetCommand::Inspect(a)) => signet_cmd::inspect(a, out),
         cli::Command::Record(cli::RecordCommand::Parse(a)) => record_cmd::parse(a, out),
         cli::Command::Record(cli::RecordCommand::Format(a)) => record_cmd::format(a, out),
+        cli::Command::Message(cli::MessageCommand::Inspect(a)) => message::inspect(a, out),
     }
 }

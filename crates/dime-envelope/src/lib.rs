@@ -23,6 +23,7 @@ mod inspect;
 pub mod limits;
 mod open;
 mod seal;
+mod signets;
 
 pub use codec::{Headers, PartInfo, PartKind};
 pub use engine::{CollectSink, DiscardSink, PartSink};
@@ -38,3 +39,4 @@ pub use seal::{
     ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,
     seal_message,
 };
+pub use signets::ActorKeyError;
