@@ -118,7 +118,7 @@ pub(crate) fn open_record<'a>(
     let split = value.len().checked_sub(CHECKSUM_LEN).ok_or(StoreError::Corrupt { what })?;
     let (body, sum) = value.split_at(split);
     let want = checksum(p, table, key, body);
-    if !bool::from(subtle_eq(&want, sum)) {
+    if !subtle_eq(&want, sum) {
         return Err(StoreError::Corrupt { what });
     }
     Ok(body)

@@ -151,6 +151,8 @@ impl MsgRec {
     }
 }
 
+type Fetched = Result<(MsgRec, Vec<u8>), StoreError>;
+
 pub(crate) fn mbox_key(a: AccountId, m: MailboxId) -> Vec<u8> {
     Enc::new().raw(&a.0).u32(m.0).finish()
 }
@@ -334,7 +336,7 @@ impl Store {
     /// quarantined (and its entries removed), and [`StoreError::Corrupt`] returned.
     pub fn fetch(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError> {
         let inner = &*self.inner;
-        let mut found: Option<(u64, Result<(MsgRec, Vec<u8>), StoreError>)> = None;
+        let mut found: Option<(u64, Fetched)> = None;
         let ek = entry_key(a, m.0, uid.0);
         let r = inner.backend.read(&mut |t| {
             let e = get_body(inner, t, Table::Entries, &ek, "index record")?
@@ -369,7 +371,7 @@ impl Store {
     fn quarantine_message(&self, a: AccountId, seq: u64) -> Result<(), StoreError> {
         let inner = &*self.inner;
         let k = msg_key(a, seq);
-        let msg = inner.backend.write(&mut |t| {
+        inner.backend.write(&mut |t| {
             let msg = load_msg(inner, t, a, seq).ok().flatten();
             for table in [Table::Blobs, Table::Messages] {
                 if let Some(v) = t.get(table, &k)? {
@@ -381,8 +383,10 @@ impl Store {
             }
             if let Some(msg) = msg {
                 for (mb, uid) in &msg.refs {
-                    if t.delete(Table::Entries, &entry_key(a, *mb, *uid))? {
-                        if let Ok(mut r) = load_mbox(inner, t, a, MailboxId(*mb)) {
+                    if t.delete(Table::Entries, &entry_key(a, *mb, *uid))?
+                        && let Ok(mut r) = load_mbox(inner, t, a, MailboxId(*mb))
+                    {
+                        {
                             r.count = r.count.saturating_sub(1);
                             r.modseq += 1;
                             put_body(
@@ -401,8 +405,7 @@ impl Store {
                 save_account(inner, t, a, &acc)?;
             }
             Ok(())
-        });
-        msg
+        })
     }
 
     /// Expunges messages from a mailbox (no secret needed); returns how many were removed.

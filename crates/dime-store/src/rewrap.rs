@@ -70,10 +70,9 @@ impl Store {
             for (k, v) in &page {
                 if let Ok(m) = open_record(inner.p, Table::Messages, k, v, "message record")
                     .and_then(MsgRec::decode)
+                    && m.key_gen < current
                 {
-                    if m.key_gen < current {
-                        prog.total += 1;
-                    }
+                    prog.total += 1;
                 }
             }
             match page.last() {
