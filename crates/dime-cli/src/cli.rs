@@ -29,6 +29,31 @@ pub(crate) enum Command {
     /// Envelopes (layered messages): inspect.
     #[command(subcommand)]
     Message(MessageCommand),
+    /// Key discovery: the `_dx` record of a domain or address, its DNSSEC proof and the
+    /// resolver's decision (`spec/discovery.md`).
+    Lookup(LookupArgs),
+}
+
+/// `dime lookup DOMAIN|ADDRESS`.
+#[derive(Debug, Args)]
+pub(crate) struct LookupArgs {
+    /// A domain (`example.com`) or an address (`alice@example.com`).
+    pub(crate) target: String,
+    /// The DNS resolver to ask, IP:PORT (default: the first nameserver of /etc/resolv.conf).
+    #[arg(long)]
+    pub(crate) resolver: Option<std::net::SocketAddr>,
+    /// A file of DNSKEY lines to use as trust anchor instead of the IANA root keys.
+    #[arg(long)]
+    pub(crate) trust_anchor: Option<std::path::PathBuf>,
+    /// Local strict policy: no CA-TLS stand-in, unchained user signets refused.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// The org signet to validate against the record (until DMTP fetches it).
+    #[arg(long)]
+    pub(crate) org_signet: Option<std::path::PathBuf>,
+    /// The user signet to validate under the org signet (with an address).
+    #[arg(long)]
+    pub(crate) user_signet: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -7,6 +7,7 @@
 
 mod cli;
 mod files;
+mod lookup_cmd;
 mod message;
 mod org;
 mod record_cmd;
@@ -58,5 +59,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Record(cli::RecordCommand::Parse(a)) => record_cmd::parse(a, out),
         cli::Command::Record(cli::RecordCommand::Format(a)) => record_cmd::format(a, out),
         cli::Command::Message(cli::MessageCommand::Inspect(a)) => message::inspect(a, out),
+        cli::Command::Lookup(a) => lookup_cmd::lookup(a, out),
     }
 }
