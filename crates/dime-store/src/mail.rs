@@ -310,10 +310,11 @@ impl Store {
                 let msg = match load_msg(inner, t, a, e.seq) {
                     Ok(Some(msg)) => msg,
                     Ok(None) => continue,
-                    Err(_) => {
+                    Err(StoreError::Corrupt { .. }) => {
                         bad.push((Table::Messages, msg_key(a, e.seq)));
                         continue;
                     }
+                    Err(other) => return Err(other),
                 };
                 out.push(EntryInfo {
                     uid: Uid(uid),
