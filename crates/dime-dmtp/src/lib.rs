@@ -1,0 +1,1 @@
+//! `dime-dmtp`: DMTP, sans-IO (in progress).

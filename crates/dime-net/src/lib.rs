@@ -1,0 +1,1 @@
+//! `dime-net`: DMTP transports over QUIC and TLS (in progress).
