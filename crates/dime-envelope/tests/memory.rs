@@ -118,10 +118,8 @@ impl PartSink for HashSink {
 
 #[test]
 fn hundred_mib_attachment_streams_under_16_mib_of_heap() {
-    let mib: u64 = std::env::var("DIME_MEMORY_TEST_MIB")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(100);
+    let mib: u64 =
+        std::env::var("DIME_MEMORY_TEST_MIB").ok().and_then(|v| v.parse().ok()).unwrap_or(100);
     let len = mib << 20;
     let profiler = dhat::Profiler::builder().testing().build();
     let p = default_provider();
