@@ -1,3 +1,5 @@
 //! `dime-interop-tests`: black-box tests of dime against real external peers (knotd, delv),
-//! started by the tests themselves on loopback. The tests live in `tests/`; this library is
-//! empty.
+//! started by the tests themselves on loopback. The tests live in `tests/` and `benches/`;
+//! this library holds the fixtures they share (and that `dime-cli`'s tests reuse): [`knot`].
+
+pub mod knot;

@@ -3,10 +3,8 @@
 //! "Key discovery".
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
-mod common;
-
-use common::{DelvVerdict, Knot, Silent, Zone, ZoneKind};
 use dime_core::Domain;
+use dime_interop_tests::knot::{DelvVerdict, Knot, Silent, Zone, ZoneKind};
 use dime_resolver::{
     Decision, DeferReason, Dns, DnsConfig, DnssecProof, LocalPolicy, RecordOutcome,
     TemporaryFailure, TrustAnchor, decide, lookup_record,

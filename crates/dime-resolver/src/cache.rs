@@ -44,6 +44,13 @@ impl<V: Clone + Send + Sync> Cache<V> {
         self.len() == 0
     }
 
+    /// Forgets every name.
+    pub fn clear(&self) {
+        if let Ok(mut s) = self.slots.lock() {
+            s.clear();
+        }
+    }
+
     /// Forgets `key`.
     pub fn remove(&self, key: &str) {
         if let Ok(mut s) = self.slots.lock() {

@@ -235,6 +235,12 @@ impl Dns {
         Ok(Dns { resolver })
     }
 
+    /// Forgets every cached answer (hickory's record cache), so the next lookups go to the
+    /// servers and validate from the trust anchor again.
+    pub fn clear_cache(&self) {
+        self.resolver.clear_cache();
+    }
+
     async fn query(&self, name: &str, rtype: RecordType) -> Answer<Vec<RR>> {
         let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
         match self.resolver.lookup(fqdn.as_str(), rtype).await {

@@ -26,7 +26,8 @@ pub use discovery::{
 pub use dns::{Answer, ConfigError, Dns, DnsConfig, TemporaryFailure, TrustAnchor};
 pub use proof::DnssecProof;
 pub use resolver::{
-    DeliveryHost, DiscoveryError, DomainDiscovery, KeyResolver, OrgKey, Provenance, UserKey,
+    DeliveryHost, DiscoveryError, DomainDiscovery, HostSource, KeyResolver, OrgKey, Provenance,
+    UserKey,
 };
 pub use signets::{
     ChainStatus, MemoryPinStore, MemorySource, Pin, PinStore, SignetError, SignetSource,

@@ -125,14 +125,42 @@ pub struct UserKey {
     pub provenance: Provenance,
 }
 
+/// Where a delivery host's name came from (`spec/dns-record.md` §5.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostSource {
+    /// A `dx=` value of the record (the record's proof applies to the name).
+    Dx,
+    /// The domain's MX RRset.
+    Mx,
+    /// The domain itself: no `dx=` and no MX.
+    Domain,
+}
+
+impl HostSource {
+    /// The lower-case name used in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HostSource::Dx => "dx",
+            HostSource::Mx => "mx",
+            HostSource::Domain => "domain",
+        }
+    }
+}
+
 /// One delivery host and its addresses (`spec/dns-record.md` §5.5).
+#[must_use = "a delivery host carries the proof of its addresses"]
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DeliveryHost {
-    /// The host (and port, from `dx=`).
+    /// The host and its port (the `dx=` port when the record names one, else `None`: the
+    /// DMTP default ports).
     pub host: Host,
-    /// Its addresses (empty when the lookup found none or failed).
+    /// Where the name came from.
+    pub source: HostSource,
+    /// Its IPv4 then IPv6 addresses (empty when the lookup found none, was bogus or failed).
     pub addresses: Vec<IpAddr>,
-    /// The proof of the address answer.
+    /// The weakest proof of the answers that led to the addresses: the A/AAAA answers, and
+    /// for an MX host (or the domain itself) the MX answer too. Bogus when the MX answer was
+    /// bogus, indeterminate when it failed: then delivery defers.
     pub proof: DnssecProof,
 }
 
@@ -162,6 +190,16 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
     /// The DNS client.
     pub fn dns(&self) -> &Dns {
         &self.dns
+    }
+
+    /// The signet source.
+    pub fn source(&self) -> &S {
+        &self.source
+    }
+
+    /// The pin store.
+    pub fn pins(&self) -> &P {
+        &self.pins
     }
 
     /// The domain's record and decision, cached for min(TTL, `exp`) (negative answers for
@@ -229,28 +267,52 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         Ok(UserKey { org, user, provenance })
     }
 
-    /// Delivery hosts: the record's `dx=` hosts, else the MX hosts, else the domain itself,
-    /// each with its addresses (`spec/dns-record.md` §5.5).
+    /// Forgets every cached domain result, and the DNS client's cached answers: the next
+    /// lookup is cold (benchmarks; an operator's flush).
+    pub fn clear_cache(&self) {
+        self.domains.clear();
+        self.dns.clear_cache();
+    }
+
+    /// Delivery hosts: the record's `dx=` hosts (ports kept), else the MX hosts in preference
+    /// order, else the domain itself, each with its addresses and their proof
+    /// (`spec/dns-record.md` §5.5). A bogus or failed MX answer is not taken for "no MX": it
+    /// gives the domain itself with no address and that proof, so the caller defers.
     pub async fn delivery_hosts(&self, domain: &Domain, record: &Record) -> Vec<DeliveryHost> {
-        let hosts: Vec<Host> = if !record.delivery_hosts.is_empty() {
-            record.delivery_hosts.clone()
+        let (hosts, source, names_proof): (Vec<Host>, HostSource, DnssecProof) = if !record
+            .delivery_hosts
+            .is_empty()
+        {
+            (record.delivery_hosts.clone(), HostSource::Dx, DnssecProof::Secure)
         } else {
-            match self.dns.mx(domain).await {
+            let mx = self.dns.mx(domain).await;
+            let proof = mx.proof();
+            match mx {
                 Answer::Found { value, .. } if !value.is_empty() => {
-                    value.into_iter().map(|(_, d)| Host::new(d)).collect()
+                    (value.into_iter().map(|(_, d)| Host::new(d)).collect(), HostSource::Mx, proof)
                 }
-                _ => vec![Host::new(domain.clone())],
+                Answer::Found { .. } | Answer::Absent { .. } => {
+                    (vec![Host::new(domain.clone())], HostSource::Domain, proof)
+                }
+                Answer::Bogus | Answer::Failed(_) => {
+                    return vec![DeliveryHost {
+                        host: Host::new(domain.clone()),
+                        source: HostSource::Domain,
+                        addresses: Vec::new(),
+                        proof,
+                    }];
+                }
             }
         };
         let mut out = Vec::with_capacity(hosts.len());
         for host in hosts {
             let ans = self.dns.addresses(&host.name).await;
-            let proof = ans.proof();
+            let proof = ans.proof().weakest(names_proof);
             let addresses = match ans {
                 Answer::Found { value, .. } => value,
                 _ => Vec::new(),
             };
-            out.push(DeliveryHost { host, addresses, proof });
+            out.push(DeliveryHost { host, source, addresses, proof });
         }
         out
     }

@@ -1,7 +1,10 @@
 //! A loopback DNSSEC world served by knotd: a fake signed root `.`, a signed `test.`, and one
 //! child zone per case, signed at test time with ldns-signzone; plus `delv` as a second
 //! validator. Everything started here stops when the fixture is dropped.
-#![allow(dead_code, unreachable_pub)]
+//!
+//! Test support only: a failure to set the world up (a missing tool, a refused command) panics
+//! with what to install, which fails the test that asked for it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::fmt::Write as _;
 use std::net::{SocketAddr, TcpListener, UdpSocket};
@@ -32,15 +35,20 @@ pub enum ZoneKind {
 /// the zone's origin).
 #[derive(Debug, Clone)]
 pub struct Zone {
+    /// The label under `test.`.
     pub label: String,
+    /// How it is served.
     pub kind: ZoneKind,
+    /// Zone-file lines relative to the zone's origin.
     pub records: Vec<String>,
 }
 
 impl Zone {
+    /// The zone `<label>.test.` of `kind`, with no records but its SOA and NS.
     pub fn new(label: &str, kind: ZoneKind) -> Zone {
         Zone { label: label.to_owned(), kind, records: Vec::new() }
     }
+    /// Adds a zone-file line, relative to the zone's origin (`www 300 IN A 127.0.0.1`).
     pub fn record(mut self, line: &str) -> Zone {
         self.records.push(line.to_owned());
         self
@@ -135,7 +143,9 @@ fn probe(addr: SocketAddr) -> bool {
 
 /// knotd serving the fake root, `test.` and the child zones, on a free loopback port.
 pub struct Knot {
+    /// The directory holding keys, zones, configuration and knotd's state.
     pub dir: tempfile::TempDir,
+    /// Where knotd listens (UDP and TCP).
     pub addr: SocketAddr,
     /// The fake root's KSK as a DNSKEY line (hickory's anchor format).
     pub anchor_dnskey: PathBuf,
@@ -152,6 +162,7 @@ impl Drop for Knot {
 }
 
 impl Knot {
+    /// Signs the zones, writes the configuration and starts knotd; returns once it answers.
     pub fn start(zones: &[Zone]) -> Knot {
         let dir = tempfile::tempdir().unwrap();
         let d = dir.path();
@@ -300,30 +311,42 @@ impl Knot {
     }
 }
 
+/// What `delv` concluded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DelvVerdict {
+    /// "fully validated" answer.
     Secure,
+    /// "negative response, fully validated".
     SecureAbsent,
+    /// "unsigned answer".
     Insecure,
+    /// "negative response, unsigned answer".
     InsecureAbsent,
+    /// Resolution or validation failed.
     Bogus,
+    /// Anything else.
     Other,
 }
 
+/// One `delv` run.
 #[derive(Debug)]
 pub struct Delv {
+    /// Its verdict.
     pub verdict: DelvVerdict,
+    /// Its whole output, for failure messages.
     pub text: String,
 }
 
 /// A UDP "server" that reads every query and never answers. Stops on drop.
 pub struct Silent {
+    /// Where it listens.
     pub addr: SocketAddr,
     stop: Arc<AtomicBool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Silent {
+    /// Binds a loopback port and starts swallowing queries.
     pub fn start() -> Silent {
         let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
         sock.set_read_timeout(Some(Duration::from_millis(50))).unwrap();
