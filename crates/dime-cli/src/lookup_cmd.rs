@@ -66,34 +66,73 @@ pub(crate) fn lookup(a: LookupArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         }
         writeln!(out, "proof: {}", disc.lookup.proof)?;
         writeln!(out, "decision: {}", disc.decision)?;
-        let Some(auth) = disc.decision.usable_record() else {
-            if let Decision::Unauthenticated { record, .. } = &disc.decision {
-                writeln!(out, "record (unauthenticated): {record}")?;
+        let auth = match &disc.decision {
+            Decision::Defer(reason) => {
+                anyhow::bail!("{domain}: temporary failure, delivery would defer: {reason}")
             }
-            return Ok(());
+            Decision::Unauthenticated { record, .. } => {
+                writeln!(out, "record (unauthenticated): {record}")?;
+                return Ok(());
+            }
+            Decision::NotDime { .. } => return Ok(()),
+            Decision::UseDnssec(auth) | Decision::UseWithCaTls(auth) => auth,
         };
         writeln!(out, "record: {}", auth.record)?;
         writeln!(out, "record from: _dx.{}", auth.published_by)?;
+        let how = match &disc.decision {
+            Decision::UseWithCaTls(_) => {
+                "dnssec insecure: the poks count only over a ca-validated tls connection"
+            }
+            _ => "dnssec secure: the poks are authenticated by dnssec",
+        };
+        writeln!(out, "record authenticated: {how}")?;
         writeln!(out, "cache lifetime: {} s", auth.lifetime_secs)?;
         for h in resolver.delivery_hosts(&domain, &auth.record).await {
             let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
-            writeln!(out, "delivery host: {} [{}] ({})", h.host, addrs.join(" "), h.proof)?;
+            writeln!(
+                out,
+                "delivery host: {} (from {}) [{}] ({})",
+                h.host,
+                h.source.as_str(),
+                addrs.join(" "),
+                h.proof
+            )?;
         }
         if a.org_signet.is_none() {
             writeln!(out, "signets: not fetched (give --org-signet/--user-signet files; DMTP SGNT comes later)")?;
             return Ok(());
         }
+        let org_line = |key: &dime_resolver::OrgKey| {
+            format!(
+                "org signet: state={:?} fingerprint={} authenticated: pok={} of _dx.{} ({})",
+                key.org.state,
+                key.org.fingerprint,
+                key.org.pok_index,
+                key.provenance.record_from,
+                key.provenance.record_proof
+            )
+        };
         match &mailbox {
             Some(m) if a.user_signet.is_some() => {
                 let key = resolver.user_key(m).await?;
-                writeln!(out, "org signet: {:?} {}", key.org.org.state, key.org.org.fingerprint)?;
-                writeln!(out, "user signet: {:?} {}", key.user.state, key.user.fingerprint)?;
-                writeln!(out, "authenticated: {}", key.provenance)?;
+                writeln!(out, "{}", org_line(&key.org))?;
+                let signer = match key.user.signer {
+                    dime_resolver::UserSigner::Pok => "pok",
+                    dime_resolver::UserSigner::Sok => "sok",
+                };
+                writeln!(
+                    out,
+                    "user signet: state={:?} fingerprint={} authenticated: signed-by={signer} chain={}",
+                    key.user.state,
+                    key.user.fingerprint,
+                    key.user.chain.as_str()
+                )?;
+                writeln!(out, "provenance: {}", key.provenance)?;
             }
             _ => {
                 let key = resolver.org_key(&domain).await?;
-                writeln!(out, "org signet: {:?} {}", key.org.state, key.org.fingerprint)?;
-                writeln!(out, "authenticated: {}", key.provenance)?;
+                writeln!(out, "{}", org_line(&key))?;
+                writeln!(out, "provenance: {}", key.provenance)?;
             }
         }
         anyhow::Ok(())
