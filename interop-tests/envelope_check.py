@@ -5,6 +5,9 @@ Opens every spec/vectors/envelope/*.json message as recipient, origin and destin
 `cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
 checks framing, padding and the actor matrix, and verifies the author tree, author full and
 origin signatures. Also checks that a flipped octet and a low-order ephemeral key are refused.
+Opens the key-overlay vector (overlay.json, spec §16) in both forms, opens its message with the
+overlay's chunk keys and verifies it as the recipient; checks that a flipped overlay octet, an
+overlay of another message and an overlay missing a chunk key are refused.
 
 Requires: python3-cryptography, PyNaCl (`pip install pynacl`). Exit status 0 on success.
 """
@@ -19,7 +22,8 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt,
+                           crypto_aead_xchacha20poly1305_ietf_encrypt)
 from nacl.exceptions import CryptoError
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
@@ -208,22 +212,35 @@ def verify(pub_hex, sig, data):
         raise Refused("signature")
 
 
-def open_as(vec, msg, role):
-    """Opens as `role` (A, O, D or R) and verifies what that actor can (§7.4)."""
+def open_as(vec, msg, role, chunk_keys=None):
+    """Opens as `role` (A, O, D or R) and verifies what that actor can (§7.4). With
+    `chunk_keys` ({index: (type, key)} from a key overlay, §16), the recipient's chunks open
+    with those keys instead of their slots."""
     header, chunks = parse(msg)
     actor = vec["actors"][{A: "author", O: "origin", D: "destination", R: "recipient"}[role]]
-    sk = X25519PrivateKey.from_private_bytes(bytes.fromhex(actor["x25519_secret"]))
-    my_pub = bytes.fromhex(actor["x25519_public"])
-    eph = chunks[0]["clear"]
-    try:
-        z = sk.exchange(X25519PublicKey.from_public_bytes(eph))  # refuses all-zero output
-    except ValueError:
-        raise Refused("low order")
-    if z == bytes(32):
-        raise Refused("low order")
-    keks = {role: hkdf(eph + my_pub, z, b"dime/v2/kek/" + ROLE_NAME[role])}
+    if chunk_keys is None:
+        sk = X25519PrivateKey.from_private_bytes(bytes.fromhex(actor["x25519_secret"]))
+        my_pub = bytes.fromhex(actor["x25519_public"])
+        eph = chunks[0]["clear"]
+        try:
+            z = sk.exchange(X25519PublicKey.from_public_bytes(eph))  # refuses all-zero output
+        except ValueError:
+            raise Refused("low order")
+        if z == bytes(32):
+            raise Refused("low order")
+        keks = {role: hkdf(eph + my_pub, z, b"dime/v2/kek/" + ROLE_NAME[role])}
+    else:
+        keks = {}
+        wanted = {c["index"]: c["type"] for c in chunks[1:] if R in c["slots"]}
+        if {i: t for i, (t, _) in chunk_keys.items()} != wanted:
+            raise Refused("overlay keys do not match the recipient chunks")
     opened = {}
     for c in chunks[1:]:
+        if chunk_keys is not None and c["index"] in chunk_keys:
+            opened[c["index"]] = open_chunk(header, c, chunk_keys[c["index"]][1])
+            if c["type"] == 0x02:
+                keks[T] = hkdf(header[10:42], opened[c["index"]], b"dime/v2/kek/transit")
+            continue
         for r, kek in list(keks.items()):
             if r in c["slots"]:
                 key = unwrap(header, c, r, kek)
@@ -316,6 +333,110 @@ def check(path):
     return failures
 
 
+OVERLAY_AAD = b"dime/v2/overlay\0"
+
+
+def overlay_open(msg, overlay, holder_secret=None, read_key=None):
+    """Opens a key overlay of `msg` (§16) into {index: (type, key)}."""
+    header = msg[:42]
+    if len(overlay) < 9 or overlay[:7] != b"DIMEOVL" or overlay[7] != 1:
+        raise Refused("overlay head")
+    form = overlay[8]
+    if form == 1 and holder_secret is not None:
+        sk = X25519PrivateKey.from_private_bytes(holder_secret)
+        holder = sk.public_key().public_bytes_raw()
+        e = overlay[9:41]
+        if len(e) != 32:
+            raise Refused("overlay truncated")
+        try:
+            z = sk.exchange(X25519PublicKey.from_public_bytes(e))
+        except ValueError:
+            raise Refused("low order")
+        kek = hkdf(e + holder, z, b"dime/v2/overlay/x25519")
+        rest = overlay[41:]
+    elif form == 2 and read_key is not None:
+        kek = hkdf(header[10:42], read_key, b"dime/v2/overlay/read")
+        rest = overlay[9:]
+    else:
+        raise Refused("overlay form")
+    aad = OVERLAY_AAD + bytes([form]) + header[10:42] + hashlib.sha512(header).digest()
+    pt = aead_open(kek, rest[:24], aad, rest[24:])
+    count = u16(pt[:2])
+    if count == 0 or len(pt) != 2 + 35 * count:
+        raise Refused("overlay count")
+    keys, prev = {}, -1
+    for i in range(count):
+        e = pt[2 + 35 * i:2 + 35 * (i + 1)]
+        t, index = e[0], u16(e[1:3])
+        if t not in TYPES or R not in TYPES[t][1] or index <= prev:
+            raise Refused("overlay entry")
+        prev = index
+        keys[index] = (t, e[3:])
+    return keys
+
+
+def seal_read_overlay(msg, keys, read_key, nonce):
+    """Builds a read-key overlay (§16) from {index: (type, key)}: used to test a missing key."""
+    header = msg[:42]
+    pt = len(keys).to_bytes(2, "big") + b"".join(
+        bytes([t]) + i.to_bytes(2, "big") + k for i, (t, k) in sorted(keys.items()))
+    kek = hkdf(header[10:42], read_key, b"dime/v2/overlay/read")
+    aad = OVERLAY_AAD + b"\x02" + header[10:42] + hashlib.sha512(header).digest()
+    return b"DIMEOVL\x01\x02" + nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(pt, aad, nonce, kek)
+
+
+def check_overlay(path):
+    ov = json.loads(path.read_text())
+    vec = json.loads((VECTORS / ov["message_vector"]).read_text())
+    msg = bytes.fromhex(vec["message_hex"])
+    e = vec["expected"]
+    secret = bytes.fromhex(ov["holder_x25519_secret"])
+    read_key = bytes.fromhex(ov["read_key"])
+    failures = []
+    forms = (("overlay_x25519_hex", {"holder_secret": secret}), ("overlay_read_hex", {"read_key": read_key}))
+    keys = None
+    for field, kw in forms:
+        overlay = bytes.fromhex(ov[field])
+        keys = overlay_open(msg, overlay, **kw)
+        listed = [(c["type"], c["index"]) for c in ov["expected_chunks"]]
+        if [(f"{t:#04x}", i) for i, (t, _) in sorted(keys.items())] != listed:
+            failures.append(f"{field}: chunk list differs")
+        got = open_as(vec, msg, R, chunk_keys=keys)
+        for k in ["author", "recipient", "origin_domain", "destination_domain", "common_headers",
+                  "other_headers", "parts"]:
+            if got.get(k) != e[k]:
+                failures.append(f"{field}: {k} = {got.get(k)!r}, expected {e[k]!r}")
+        for i in range(len(overlay)):
+            bad = bytearray(overlay)
+            bad[i] ^= 1
+            try:
+                open_as(vec, msg, R, chunk_keys=overlay_open(msg, bytes(bad), **kw))
+                failures.append(f"{field}: flipped octet {i} accepted")
+            except Refused:
+                pass
+        for other in sorted(VECTORS.glob("*.json")):
+            o = json.loads(other.read_text())
+            if "message_hex" not in o or other.name == ov["message_vector"]:
+                continue
+            try:
+                overlay_open(bytes.fromhex(o["message_hex"]), overlay, **kw)
+                failures.append(f"{field}: opened for {other.name}")
+            except Refused:
+                pass
+    for drop in sorted(keys):
+        partial = {i: k for i, k in keys.items() if i != drop}
+        bad = seal_read_overlay(msg, partial, read_key, bytes(24))
+        try:
+            open_as(vec, msg, R, chunk_keys=overlay_open(msg, bad, read_key=read_key))
+            failures.append(f"overlay without the key of chunk {drop} accepted")
+        except Refused:
+            pass
+    # The builder matches the spec: with every key it opens.
+    open_as(vec, msg, R, chunk_keys=overlay_open(msg, seal_read_overlay(msg, keys, read_key, bytes(24)),
+                                                   read_key=read_key))
+    return failures
+
+
 def main():
     files = sorted(VECTORS.glob("*.json"))
     if not files:
@@ -324,7 +445,10 @@ def main():
     bad = 0
     for f in files:
         try:
-            failures = check(f)
+            if json.loads(f.read_text()).get("vector") == "overlay":
+                failures = check_overlay(f)
+            else:
+                failures = check(f)
         except Refused as exc:
             failures = [f"refused: {exc}"]
         status = "ok" if not failures else "FAIL"

@@ -8,6 +8,10 @@
 //! verifies the signatures it can see (a light client: [`open_light`], without attachment
 //! bodies); the origin appends its signature chunk
 //! ([`Verified::origin_signature_chunk`]). [`inspect`] describes a message's structure.
+//! A store keeps a *key overlay* beside a message ([`recipient_chunk_keys`],
+//! [`ChunkKeys::seal_to_x25519`], [`ChunkKeys::seal_with_read_key`],
+//! [`open_as_recipient_with_overlay`]) to re-wrap it after a key rotation or to open it
+//! without an X25519, the message itself unchanged (`spec/envelope.md` §16).
 //!
 //! What it is not: a place for I/O, clocks or ambient randomness. Every crypto operation goes
 //! through a `&CryptoProvider`; randomness is a `&mut dyn CryptoRngCore` parameter; streams
@@ -22,6 +26,7 @@ pub mod format;
 mod inspect;
 pub mod limits;
 mod open;
+mod overlay;
 mod seal;
 mod signets;
 
@@ -34,6 +39,12 @@ pub use open::{
     DestinationView, FullView, LightChunk, LightView, OriginView, ReaderRole, Unverified, Verified,
     chunk_hash, open_as_author, open_as_destination, open_as_origin, open_as_recipient, open_light,
     open_streaming,
+};
+pub use overlay::{
+    ChunkKeys, OVERLAY_AAD_LABEL, OVERLAY_ENTRY_LEN, OVERLAY_MAGIC, OVERLAY_MAX_LEN,
+    OVERLAY_READ_LABEL, OVERLAY_VERSION, OVERLAY_X25519_LABEL, OverlayForm, OverlayKey,
+    open_as_recipient_with_keys, open_as_recipient_with_overlay, open_overlay,
+    recipient_chunk_keys,
 };
 pub use seal::{
     ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,

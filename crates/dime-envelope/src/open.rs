@@ -217,7 +217,10 @@ macro_rules! engine_run {
     }};
 }
 
-fn full_view(engine: &mut Engine<'_>, parts: Vec<Part>) -> Result<Unverified<FullView>, OpenError> {
+pub(crate) fn full_view(
+    engine: &mut Engine<'_>,
+    parts: Vec<Part>,
+) -> Result<Unverified<FullView>, OpenError> {
     let (author, destination) =
         decode_origin(engine.content(ChunkType::Origin).ok_or(OpenError::Unauthentic)?)?;
     let (recipient, origin) =

@@ -111,6 +111,37 @@ fn build(p: &CryptoProvider, case: &Case) -> Value {
     })
 }
 
+/// The overlay vector (`spec/envelope.md` §16): both overlay forms of the authored vector's
+/// message, with the holder's X25519 key, the read key and the expected chunk keys.
+fn build_overlay(p: &CryptoProvider, msg: &[u8]) -> Value {
+    let w = world(p);
+    let mut rng = seeded_rng(1004);
+    let holder = ActorSecret::new(p, dime_core::crypto::X25519Secret::generate(&mut rng));
+    let mut read_key = [0u8; 32];
+    dime_core::RngCore::fill_bytes(&mut rng, &mut read_key);
+    let keys = recipient_chunk_keys(p, msg, &w.recip.enc).unwrap();
+    let x = keys.seal_to_x25519(p, &mut rng, holder.public()).unwrap();
+    let r = keys.seal_with_read_key(p, &mut rng, &read_key).unwrap();
+    let opened = open_overlay(p, msg, &r, OverlayKey::Read(&read_key)).unwrap();
+    json!({
+        "vector": "overlay",
+        "description": "key overlays (X25519 form and read-key form) of authored.json's message, for its recipient",
+        "spec": "spec/envelope.md §16",
+        "provider": p.name,
+        "rng_seed": 1004,
+        "message_vector": "authored.json",
+        "holder_x25519_secret": hex::encode(holder.secret().expose()),
+        "holder_x25519_public": hex::encode(holder.public().0),
+        "read_key": hex::encode(read_key),
+        "overlay_x25519_hex": hex::encode(&x),
+        "overlay_read_hex": hex::encode(&r),
+        "expected_chunks": opened.chunks().map(|(t, i)| json!({
+            "type": format!("{:#04x}", t.code()),
+            "index": i,
+        })).collect::<Vec<_>>(),
+    })
+}
+
 #[allow(clippy::disallowed_methods)]
 fn write(path: &std::path::Path, text: &str) {
     std::fs::create_dir_all(path.parent().unwrap()).unwrap();
@@ -131,6 +162,60 @@ fn vectors_are_up_to_date() {
         let stored = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("{}: {e} (run with DIME_REGEN_VECTORS=1)", path.display()));
         assert!(stored == text, "{} is stale: run with DIME_REGEN_VECTORS=1", path.display());
+    }
+    let authored = build(p, &CASES[0]);
+    let msg = hex::decode(authored["message_hex"].as_str().unwrap()).unwrap();
+    let text = serde_json::to_string_pretty(&build_overlay(p, &msg)).unwrap() + "\n";
+    let path = dir.join("overlay.json");
+    if regen {
+        write(&path, &text);
+    }
+    let stored = std::fs::read_to_string(&path)
+        .unwrap_or_else(|e| panic!("{}: {e} (run with DIME_REGEN_VECTORS=1)", path.display()));
+    assert!(stored == text, "{} is stale: run with DIME_REGEN_VECTORS=1", path.display());
+}
+
+#[test]
+fn stored_overlay_vector_opens_and_verifies() {
+    let p = default_provider();
+    let w = world(p);
+    let dir = vectors_dir().join("envelope");
+    let v: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("overlay.json")).unwrap()).unwrap();
+    let m: Value = serde_json::from_str(
+        &std::fs::read_to_string(dir.join(v["message_vector"].as_str().unwrap())).unwrap(),
+    )
+    .unwrap();
+    let msg = hex::decode(m["message_hex"].as_str().unwrap()).unwrap();
+    let secret: [u8; 32] =
+        hex::decode(v["holder_x25519_secret"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let holder = ActorSecret::new(p, dime_core::crypto::X25519Secret::from_bytes(secret));
+    let read_key: [u8; 32] =
+        hex::decode(v["read_key"].as_str().unwrap()).unwrap().try_into().unwrap();
+    let direct = open_as_recipient(p, &msg, &w.recip.enc)
+        .unwrap()
+        .verify(p, &w.author.keys.signing, Some(&w.origin.keys.signing))
+        .unwrap();
+    for (field, key) in [
+        ("overlay_x25519_hex", OverlayKey::X25519(&holder)),
+        ("overlay_read_hex", OverlayKey::Read(&read_key)),
+    ] {
+        let overlay = hex::decode(v[field].as_str().unwrap()).unwrap();
+        let keys = open_overlay(p, &msg, &overlay, key).unwrap();
+        let listed: Vec<(String, u64)> = v["expected_chunks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| (c["type"].as_str().unwrap().to_owned(), c["index"].as_u64().unwrap()))
+            .collect();
+        let got: Vec<(String, u64)> =
+            keys.chunks().map(|(t, i)| (format!("{:#04x}", t.code()), u64::from(i))).collect();
+        assert_eq!(got, listed);
+        let via = open_as_recipient_with_overlay(p, &msg, &overlay, key)
+            .unwrap()
+            .verify(p, &w.author.keys.signing, Some(&w.origin.keys.signing))
+            .unwrap();
+        assert_eq!(via.view(), direct.view(), "{field}");
     }
 }
 
