@@ -1,0 +1,57 @@
+//! DMTP's named limits and deadlines (`spec/dmtp.md` §8). Each is tested at the limit and one
+//! past it.
+
+use std::time::Duration;
+
+/// Largest frame payload (the protobuf message after the 4-octet length), in octets. A larger
+/// declared length is refused before anything is allocated, and the stream is closed
+/// (`spec/dmtp.md` §4, §8).
+pub const MAX_FRAME_SIZE: usize = 256 * 1024;
+
+/// Length of the frame header: a big-endian `u32` payload length (`spec/dmtp.md` §4).
+pub const FRAME_HEADER_LEN: usize = 4;
+
+/// Largest DATA body (a sealed envelope) a server accepts by default, in octets
+/// (`spec/dmtp.md` §6.4, §8).
+pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
+
+/// Body octets the client puts in one BODY frame (`spec/dmtp.md` §6.4).
+pub const BODY_CHUNK_SIZE: usize = 64 * 1024;
+
+/// RCPT commands per transaction: an envelope is sealed for exactly one destination
+/// (`spec/envelope.md`), so one (`spec/dmtp.md` §6.3, §8).
+pub const MAX_RECIPIENTS: usize = 1;
+
+/// Transactions (DATA bodies accepted or refused) per stream. Over QUIC a stream carries one
+/// transaction and the driver caps streams per connection with the same number
+/// (`spec/dmtp.md` §8).
+pub const MAX_TRANSACTIONS: u32 = 100;
+
+/// Signet lookups (SGNT, VRFY, HIST) per stream (`spec/dmtp.md` §8).
+pub const MAX_LOOKUPS: u32 = 64;
+
+/// Frames refused as undecodable or out of sequence before the server closes the stream
+/// (`spec/dmtp.md` §4.2, §8).
+pub const MAX_ERRORS: u32 = 3;
+
+/// Signets in one HIST reply (`spec/dmtp.md` §6.7, §8).
+pub const MAX_HISTORY_SIGNETS: usize = 64;
+
+/// Longest transaction id a server may return (`spec/dmtp.md` §6.4).
+pub const MAX_TRANSACTION_ID_LEN: usize = 64;
+
+/// Time from the stream's start to a complete HELLO (`spec/dmtp.md` §8).
+pub const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest silence while the server waits for the client's next frame, and the client for a
+/// reply (`spec/dmtp.md` §8).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// Default DMTP port, for TLS over TCP and for QUIC over UDP (`spec/dmtp.md` §2).
+pub const DMTP_PORT: u16 = 26;
+
+/// The ALPN protocol id, for QUIC and for TLS over TCP (`spec/dmtp.md` §3).
+pub const ALPN: &[u8] = b"dmtp/1";
+
+/// The protocol version HELLO carries (`spec/dmtp.md` §6.1).
+pub const VERSION: u32 = 1;

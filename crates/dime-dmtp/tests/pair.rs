@@ -1,0 +1,507 @@
+//! Client and server machines wired back to back in memory, with a driver that decides; the
+//! limits of `spec/dmtp.md` §8 at the limit and one past it; hostile replies to the client.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use dime_core::crypto::default_provider;
+use dime_core::{Domain, Fingerprint};
+use dime_dmtp::frame::{Split, encode_frame, split_frame};
+use dime_dmtp::limits::*;
+use dime_dmtp::*;
+use dime_wire::Message;
+use dime_wire::dmtp::{self, ClientFrame, client_frame::Command, reply::Detail};
+use proptest::prelude::*;
+use std::time::{Duration, Instant};
+
+fn domain(s: &str) -> Domain {
+    Domain::parse(s).unwrap()
+}
+
+fn outgoing(body: Vec<u8>) -> Outgoing {
+    Outgoing {
+        origin: domain("a.test"),
+        origin_fingerprint: Fingerprint([1; 64]),
+        destination: domain("b.test"),
+        destination_fingerprint: Fingerprint([2; 64]),
+        body,
+    }
+}
+
+/// A pair with an accepting driver that keeps what it stores.
+struct Pair {
+    client: Client,
+    server: Server,
+    now: Instant,
+    stored: Vec<Delivery>,
+    client_events: Vec<ClientEvent>,
+}
+
+impl Pair {
+    fn new(config: ServerConfig) -> Pair {
+        let now = Instant::now();
+        let p = *default_provider();
+        Pair {
+            client: Client::new(p, Some(&domain("a.test")), Mode::Transfer, now),
+            server: Server::new(p, config, now),
+            now,
+            stored: Vec::new(),
+            client_events: Vec::new(),
+        }
+    }
+
+    fn default() -> Pair {
+        Pair::new(ServerConfig::new(domain("b.test")))
+    }
+
+    /// Runs until neither side has anything to say.
+    fn drive(&mut self) {
+        loop {
+            let mut progress = false;
+            while let Some(f) = self.client.poll_transmit() {
+                self.server.handle_input(&f, self.now);
+                progress = true;
+            }
+            while let Some(ev) = self.server.poll_event() {
+                progress = true;
+                let now = self.now;
+                match ev {
+                    Event::NeedVerifyOrigin { .. } => self.server.accept_mail(now).unwrap(),
+                    Event::NeedRecipient { .. } => self.server.accept_recipient(now).unwrap(),
+                    Event::MessageReceived(d) => {
+                        self.stored.push(*d);
+                        let id = TransactionId::new(&format!("tx{}", self.stored.len())).unwrap();
+                        self.server.data_stored(id, now).unwrap();
+                    }
+                    Event::NeedSignet { .. } => {
+                        self.server.provide_signet(vec![7; 10], now).unwrap()
+                    }
+                    Event::NeedVerify { .. } => {
+                        self.server.provide_verify(VerifyAnswer::Current, now).unwrap()
+                    }
+                    Event::NeedHistory { .. } => self
+                        .server
+                        .provide_history(vec![vec![1]; MAX_HISTORY_SIGNETS + 1], now)
+                        .unwrap(),
+                    Event::Closed(_) => {}
+                }
+            }
+            while let Some(f) = self.server.poll_transmit() {
+                self.client.handle_input(&f, self.now);
+                progress = true;
+            }
+            while let Some(ev) = self.client.poll_event() {
+                self.client_events.push(ev);
+                progress = true;
+            }
+            if !progress {
+                break;
+            }
+        }
+    }
+
+    fn refused_codes(&self) -> Vec<u16> {
+        self.client_events
+            .iter()
+            .filter_map(|e| match e {
+                ClientEvent::Refused { code, .. } => Some(code.0),
+                _ => None,
+            })
+            .collect()
+    }
+
+    fn delivered(&self) -> usize {
+        self.client_events.iter().filter(|e| matches!(e, ClientEvent::Delivered { .. })).count()
+    }
+}
+
+#[test]
+fn client_delivers_a_multi_frame_body_through_the_server() {
+    let mut pair = Pair::default();
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 251) as u8).collect();
+    let txn = pair.client.send_message(outgoing(body.clone()), pair.now);
+    pair.drive();
+    assert!(
+        matches!(&pair.client_events[0], ClientEvent::Greeted(g) if g.domain == domain("b.test"))
+    );
+    assert!(
+        matches!(&pair.client_events[1], ClientEvent::Delivered { txn: t, id } if *t == txn && id.as_str() == "tx1")
+    );
+    assert_eq!(pair.stored.len(), 1);
+    assert_eq!(pair.stored[0].body, body);
+    assert_eq!(pair.stored[0].origin, domain("a.test"));
+    assert_eq!(pair.stored[0].destination_fingerprint, Fingerprint([2; 64]));
+}
+
+#[test]
+fn pipelined_transactions_and_lookups_on_one_stream() {
+    let mut pair = Pair::default();
+    for i in 0..5u8 {
+        pair.client.send_message(outgoing(vec![i; 100 + usize::from(i)]), pair.now);
+    }
+    let name = SignetName { domain: domain("b.test"), mailbox: None };
+    pair.client.lookup_signet(&name, None, pair.now);
+    pair.client.verify(&name, &Fingerprint([3; 64]), pair.now);
+    pair.client.noop(pair.now);
+    pair.client.quit(pair.now);
+    pair.drive();
+    assert_eq!(pair.delivered(), 5);
+    assert_eq!(
+        pair.stored.iter().map(|d| d.body.len()).collect::<Vec<_>>(),
+        [100, 101, 102, 103, 104]
+    );
+    assert!(pair.client_events.contains(&ClientEvent::Signet(vec![7; 10])));
+    assert!(pair.client_events.contains(&ClientEvent::Verified(VerifyAnswer::Current)));
+    assert_eq!(pair.client_events.last(), Some(&ClientEvent::Closed));
+    assert!(pair.server.is_closed() && pair.client.is_closed());
+}
+
+#[test]
+fn client_holds_commands_after_data_until_354() {
+    let now = Instant::now();
+    let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+    c.send_message(outgoing(vec![1; 10]), now);
+    c.noop(now);
+    let mut frames = Vec::new();
+    while let Some(f) = c.poll_transmit() {
+        frames.push(f);
+    }
+    // HELLO, MAIL, RCPT, DATA; the NOOP waits.
+    assert_eq!(frames.len(), 4);
+}
+
+#[test]
+fn message_size_at_the_limit_gets_354_and_one_past_gets_552() {
+    for (size, code) in [(MAX_MESSAGE_SIZE, 354), (MAX_MESSAGE_SIZE + 1, 552)] {
+        let now = Instant::now();
+        let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+        let send = |s: &mut Server, c: Command| {
+            s.handle_input(&encode_frame(&ClientFrame { command: Some(c) }).unwrap(), now)
+        };
+        send(&mut s, Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 }));
+        send(
+            &mut s,
+            Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] }),
+        );
+        s.accept_mail(now).unwrap();
+        send(
+            &mut s,
+            Command::Rcpt(dmtp::Rcpt { destination: "b.test".into(), fingerprint: vec![2; 64] }),
+        );
+        s.accept_recipient(now).unwrap();
+        send(&mut s, Command::Data(dmtp::Data { size, sha512: vec![0; 64] }));
+        let codes: Vec<u32> =
+            std::iter::from_fn(|| s.poll_transmit()).map(|f| reply_of(&f).code).collect();
+        assert_eq!(codes, [250, 250, 250, code]);
+    }
+}
+
+#[test]
+fn smaller_configured_message_size_at_the_limit_and_one_past() {
+    let mut config = ServerConfig::new(domain("b.test"));
+    config.max_message_size = 1000;
+    let mut pair = Pair::new(config);
+    pair.client.send_message(outgoing(vec![1; 1000]), pair.now);
+    pair.client.send_message(outgoing(vec![1; 1001]), pair.now);
+    pair.drive();
+    assert_eq!(pair.delivered(), 1);
+    assert_eq!(pair.refused_codes(), [552]);
+}
+
+fn reply_of(frame: &[u8]) -> dmtp::Reply {
+    let Ok(Split::Frame { payload, .. }) = split_frame(frame) else { panic!() };
+    dmtp::Reply::decode(payload).unwrap()
+}
+
+/// A server after HELLO and an accepted MAIL.
+fn server_after_mail(now: Instant) -> Server {
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    s.handle_input(
+        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
+        now,
+    );
+    s.handle_input(
+        &frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] })),
+        now,
+    );
+    assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+    s.accept_mail(now).unwrap();
+    while s.poll_transmit().is_some() {}
+    s
+}
+
+fn frame(c: Command) -> Vec<u8> {
+    encode_frame(&ClientFrame { command: Some(c) }).unwrap()
+}
+
+fn codes(s: &mut Server) -> Vec<u32> {
+    std::iter::from_fn(|| s.poll_transmit()).map(|f| reply_of(&f).code).collect()
+}
+
+#[test]
+fn recipients_at_the_limit_and_one_past() {
+    let now = Instant::now();
+    let mut s = server_after_mail(now);
+    let rcpt = || {
+        frame(Command::Rcpt(dmtp::Rcpt { destination: "b.test".into(), fingerprint: vec![2; 64] }))
+    };
+    for _ in 0..MAX_RECIPIENTS {
+        s.handle_input(&rcpt(), now);
+        assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
+        s.accept_recipient(now).unwrap();
+    }
+    s.handle_input(&rcpt(), now);
+    assert_eq!(s.poll_event(), None, "no lookup for a recipient over the limit");
+    assert_eq!(codes(&mut s), [vec![250; MAX_RECIPIENTS], vec![452]].concat());
+}
+
+#[test]
+fn transactions_at_the_limit_and_one_past() {
+    let mut pair = Pair::default();
+    for _ in 0..MAX_TRANSACTIONS {
+        pair.client.send_message(outgoing(vec![5; 8]), pair.now);
+    }
+    pair.drive();
+    assert_eq!(pair.delivered(), MAX_TRANSACTIONS as usize);
+    pair.client.send_message(outgoing(vec![5; 8]), pair.now);
+    pair.drive();
+    assert_eq!(pair.refused_codes(), [452]);
+    assert!(pair.server.is_closed());
+}
+
+#[test]
+fn lookups_at_the_limit_and_one_past() {
+    let mut pair = Pair::default();
+    let name = SignetName { domain: domain("b.test"), mailbox: None };
+    for _ in 0..=MAX_LOOKUPS {
+        pair.client.lookup_signet(&name, None, pair.now);
+    }
+    pair.drive();
+    let signets = pair.client_events.iter().filter(|e| matches!(e, ClientEvent::Signet(_))).count();
+    assert_eq!(signets, MAX_LOOKUPS as usize);
+    assert_eq!(pair.refused_codes(), [452]);
+}
+
+#[test]
+fn errors_at_the_limit_close_and_one_fewer_does_not() {
+    let now = Instant::now();
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    s.handle_input(
+        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
+        now,
+    );
+    for _ in 0..MAX_ERRORS - 1 {
+        s.handle_input(&[0, 0, 0, 1, 0xff], now);
+    }
+    assert!(!s.is_closed());
+    s.handle_input(&[0, 0, 0, 1, 0xff], now);
+    assert!(s.is_closed());
+    let c = codes(&mut s);
+    assert_eq!(c.last(), Some(&421));
+}
+
+#[test]
+fn frame_at_the_limit_is_read_and_one_past_is_refused_and_closes() {
+    let now = Instant::now();
+    let mut s = server_after_mail(now);
+    // A frame of exactly MAX_FRAME_SIZE whose payload does not decode: read (500), stream open.
+    let mut at = (MAX_FRAME_SIZE as u32).to_be_bytes().to_vec();
+    at.resize(FRAME_HEADER_LEN + MAX_FRAME_SIZE, 0xff);
+    s.handle_input(&at, now);
+    assert_eq!(codes(&mut s), [500]);
+    assert!(!s.is_closed());
+    s.handle_input(&((MAX_FRAME_SIZE + 1) as u32).to_be_bytes(), now);
+    assert_eq!(codes(&mut s), [500]);
+    assert!(s.is_closed());
+    assert!(matches!(s.poll_event(), Some(Event::Closed(ProtocolError::FrameTooLarge))));
+}
+
+#[test]
+fn handshake_deadline_at_the_limit_and_one_before() {
+    let now = Instant::now();
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    assert_eq!(s.poll_timeout(), Some(now + HANDSHAKE_TIMEOUT));
+    s.handle_timeout(now + HANDSHAKE_TIMEOUT - Duration::from_nanos(1));
+    assert!(!s.is_closed());
+    s.handle_timeout(now + HANDSHAKE_TIMEOUT);
+    assert!(s.is_closed());
+    assert_eq!(codes(&mut s), [421]);
+}
+
+#[test]
+fn idle_deadline_at_the_limit_and_one_before_and_none_while_deciding() {
+    let now = Instant::now();
+    let mut s = server_after_mail(now);
+    assert_eq!(s.poll_timeout(), Some(now + IDLE_TIMEOUT));
+    s.handle_input(
+        &frame(Command::Rcpt(dmtp::Rcpt {
+            destination: "b.test".into(),
+            fingerprint: vec![2; 64],
+        })),
+        now,
+    );
+    assert_eq!(s.poll_timeout(), None, "no deadline while the driver decides");
+    let later = now + Duration::from_secs(3600);
+    s.accept_recipient(later).unwrap();
+    s.handle_timeout(later + IDLE_TIMEOUT - Duration::from_nanos(1));
+    assert!(!s.is_closed());
+    s.handle_timeout(later + IDLE_TIMEOUT);
+    assert!(s.is_closed());
+}
+
+#[test]
+fn history_is_capped_by_the_server_and_the_client_refuses_more() {
+    let mut pair = Pair::default();
+    let name = SignetName { domain: domain("b.test"), mailbox: None };
+    pair.client.history(&name, &Fingerprint([1; 64]), pair.now);
+    pair.drive();
+    assert!(
+        pair.client_events
+            .iter()
+            .any(|e| matches!(e, ClientEvent::History(h) if h.len() == MAX_HISTORY_SIGNETS))
+    );
+
+    let now = Instant::now();
+    let mut c = Client::new(*default_provider(), None, Mode::Lookup, now);
+    c.history(&name, &Fingerprint([1; 64]), now);
+    c.handle_input(&greeting_frame(), now);
+    let over = dmtp::Reply {
+        code: 250,
+        text: String::new(),
+        detail: Some(Detail::History(dmtp::HistoryReply {
+            signets: vec![vec![1]; MAX_HISTORY_SIGNETS + 1],
+        })),
+    };
+    c.handle_input(&encode_frame(&over).unwrap(), now);
+    let events: Vec<_> = std::iter::from_fn(|| c.poll_event()).collect();
+    assert_eq!(events.last(), Some(&ClientEvent::Failed(ClientError::BadDetail)));
+}
+
+fn greeting_frame() -> Vec<u8> {
+    encode_frame(&dmtp::Reply {
+        code: 250,
+        text: "ok".into(),
+        detail: Some(Detail::Greeting(dmtp::Greeting {
+            version: 1,
+            domain: "b.test".into(),
+            max_message_size: 10,
+            max_recipients: 1,
+            max_frame_size: 10,
+        })),
+    })
+    .unwrap()
+}
+
+fn client_after(replies: &[Vec<u8>]) -> Vec<ClientEvent> {
+    let now = Instant::now();
+    let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+    c.noop(now);
+    for r in replies {
+        c.handle_input(r, now);
+    }
+    let events = std::iter::from_fn(|| c.poll_event()).collect();
+    assert!(c.is_closed());
+    events
+}
+
+#[test]
+fn hostile_replies_close_the_client() {
+    let reply =
+        |code: u32| encode_frame(&dmtp::Reply { code, text: "x".into(), detail: None }).unwrap();
+    let last = |events: Vec<ClientEvent>| events.last().cloned().unwrap();
+    // Unknown code.
+    assert_eq!(
+        last(client_after(&[greeting_frame(), reply(299)])),
+        ClientEvent::Failed(ClientError::UnknownCode)
+    );
+    // Endless continuation: more replies than commands.
+    assert_eq!(
+        last(client_after(&[greeting_frame(), reply(250), reply(250)])),
+        ClientEvent::Failed(ClientError::UnexpectedReply)
+    );
+    // 250 to HELLO without a greeting.
+    assert_eq!(last(client_after(&[reply(250)])), ClientEvent::Failed(ClientError::BadDetail));
+    // A reply frame over the limit.
+    assert_eq!(
+        last(client_after(&[((MAX_FRAME_SIZE + 1) as u32).to_be_bytes().to_vec()])),
+        ClientEvent::Failed(ClientError::Framing(ProtocolError::FrameTooLarge))
+    );
+    // 354 to NOOP.
+    assert_eq!(
+        last(client_after(&[greeting_frame(), reply(354)])),
+        ClientEvent::Failed(ClientError::BadDetail)
+    );
+    // 421.
+    assert_eq!(last(client_after(&[reply(421)])), ClientEvent::Failed(ClientError::ServiceClosing));
+}
+
+#[test]
+fn client_times_out_waiting_for_a_reply() {
+    let now = Instant::now();
+    let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+    let deadline = c.poll_timeout().unwrap();
+    c.handle_timeout(deadline - Duration::from_nanos(1));
+    assert!(!c.is_closed());
+    c.handle_timeout(deadline);
+    assert_eq!(c.poll_event(), Some(ClientEvent::Failed(ClientError::Timeout)));
+}
+
+#[test]
+fn misuse_is_reported_not_panicked() {
+    let now = Instant::now();
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    assert_eq!(s.accept_mail(now), Err(Misuse("accept_mail")));
+    assert!(s.data_stored(TransactionId::new("t").unwrap(), now).is_err());
+    assert!(s.lookup_failed(Refusal::NotFound, now).is_err());
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn server_survives_any_input(chunks in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..64), 0..16)) {
+        let now = Instant::now();
+        let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+        let mut out = 0usize;
+        for c in &chunks {
+            s.handle_input(c, now);
+            while let Some(ev) = s.poll_event() {
+                match ev {
+                    Event::NeedVerifyOrigin { .. } => s.accept_mail(now).unwrap(),
+                    Event::NeedRecipient { .. } => s.accept_recipient(now).unwrap(),
+                    Event::MessageReceived(_) => s.data_stored(TransactionId::new("t").unwrap(), now).unwrap(),
+                    Event::NeedSignet { .. } | Event::NeedVerify { .. } | Event::NeedHistory { .. } => {
+                        s.lookup_failed(Refusal::NotFound, now).unwrap()
+                    }
+                    Event::Closed(_) => {}
+                }
+            }
+            while let Some(f) = s.poll_transmit() {
+                out += f.len();
+            }
+        }
+        // Replies are small and fixed: never more than a few per input frame.
+        prop_assert!(out <= 64 * (chunks.len() + 2) * 8);
+    }
+
+    #[test]
+    fn client_survives_any_input(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+        let now = Instant::now();
+        let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+        c.send_message(outgoing(vec![1; 10]), now);
+        c.handle_input(&bytes, now);
+        while c.poll_event().is_some() {}
+    }
+
+    #[test]
+    fn client_frames_round_trip(size in any::<u64>(), body in proptest::collection::vec(any::<u8>(), 0..256)) {
+        for cmd in [
+            Command::Data(dmtp::Data { size, sha512: body.clone() }),
+            Command::Body(dmtp::Body { chunk: body.clone() }),
+        ] {
+            let f = ClientFrame { command: Some(cmd) };
+            let bytes = encode_frame(&f).unwrap();
+            let Ok(Split::Frame { payload, consumed }) = split_frame(&bytes) else { panic!() };
+            prop_assert_eq!(consumed, bytes.len());
+            prop_assert_eq!(ClientFrame::decode(payload).unwrap(), f);
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! Replays the `C:`/`S:` transcripts of `spec/dmtp.md` §9 through the server machine.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
+use dime_core::crypto::default_provider;
+use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_dmtp::frame::{Split, encode_frame, split_frame};
+use dime_dmtp::{Event, Refusal, Server, ServerConfig, SignetName, TransactionId, VerifyAnswer};
+use dime_wire::Message;
+use dime_wire::dmtp::{self, ClientFrame, client_frame::Command, reply::Detail};
+use std::time::{Duration, Instant};
+
+fn spec() -> String {
+    std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../spec/dmtp.md")).unwrap()
+}
+
+/// Every ```dmtp block, with the heading it sits under.
+fn transcripts() -> Vec<(String, Vec<String>)> {
+    let mut out = Vec::new();
+    let mut heading = String::new();
+    let mut block: Option<Vec<String>> = None;
+    for line in spec().lines() {
+        if line.starts_with('#') {
+            heading = line.to_owned();
+        } else if line == "```dmtp" {
+            block = Some(Vec::new());
+        } else if line == "```" {
+            if let Some(b) = block.take() {
+                out.push((heading.clone(), b));
+            }
+        } else if let Some(b) = block.as_mut() {
+            b.push(line.to_owned());
+        }
+    }
+    out
+}
+
+fn fp(s: &str) -> Fingerprint {
+    let c = s.strip_prefix("fp:").expect("fingerprint is fp:X");
+    assert_eq!(c.len(), 1);
+    Fingerprint([c.as_bytes()[0]; 64])
+}
+
+fn opt_fp(s: &str) -> Option<Fingerprint> {
+    (s != "-").then(|| fp(s))
+}
+
+fn name(domain: &str, mailbox: &str) -> SignetName {
+    SignetName {
+        domain: Domain::parse(domain).unwrap(),
+        mailbox: (mailbox != "-").then(|| Mailbox::parse(mailbox).unwrap()),
+    }
+}
+
+fn wire_name(domain: &str, mailbox: &str) -> Option<dmtp::SignetName> {
+    Some(dmtp::SignetName {
+        domain: domain.to_owned(),
+        mailbox: if mailbox == "-" { String::new() } else { mailbox.to_owned() },
+    })
+}
+
+fn frame(cmd: Command) -> Vec<u8> {
+    encode_frame(&ClientFrame { command: Some(cmd) }).unwrap()
+}
+
+/// `word rest`: the first word and everything after the single space that follows it.
+fn split1(s: &str) -> (&str, &str) {
+    s.split_once(' ').unwrap_or((s, ""))
+}
+
+fn client_bytes(line: &str) -> Vec<u8> {
+    let (cmd, rest) = split1(line);
+    let a: Vec<&str> = rest.split(' ').collect();
+    match cmd {
+        "HELLO" => {
+            let mode = match a[2] {
+                "TRANSFER" => dmtp::Mode::Transfer,
+                "LOOKUP" => dmtp::Mode::Lookup,
+                _ => dmtp::Mode::Unspecified,
+            };
+            frame(Command::Hello(dmtp::Hello {
+                version: a[0].parse().unwrap(),
+                domain: if a[1] == "-" { String::new() } else { a[1].to_owned() },
+                mode: mode.into(),
+            }))
+        }
+        "MAIL" => frame(Command::Mail(dmtp::Mail {
+            origin: a[0].into(),
+            fingerprint: fp(a[1]).0.to_vec(),
+        })),
+        "RCPT" => frame(Command::Rcpt(dmtp::Rcpt {
+            destination: a[0].into(),
+            fingerprint: fp(a[1]).0.to_vec(),
+        })),
+        "DATA" => {
+            let (size, hash) = split1(rest);
+            let text = hash.strip_prefix("sha512:").unwrap();
+            frame(Command::Data(dmtp::Data {
+                size: size.parse().unwrap(),
+                sha512: default_provider().hash.sha512(&[text.as_bytes()]).to_vec(),
+            }))
+        }
+        "BODY" => frame(Command::Body(dmtp::Body { chunk: rest.as_bytes().to_vec() })),
+        "SGNT" => frame(Command::Sgnt(dmtp::Sgnt {
+            name: wire_name(a[0], a[1]),
+            fingerprint: opt_fp(a[2]).map(|f| f.0.to_vec()).unwrap_or_default(),
+        })),
+        "VRFY" => frame(Command::Vrfy(dmtp::Vrfy {
+            name: wire_name(a[0], a[1]),
+            fingerprint: fp(a[2]).0.to_vec(),
+        })),
+        "HIST" => frame(Command::Hist(dmtp::Hist {
+            name: wire_name(a[0], a[1]),
+            from: fp(a[2]).0.to_vec(),
+        })),
+        "NOOP" => frame(Command::Noop(dmtp::Noop {})),
+        "RSET" => frame(Command::Rset(dmtp::Rset {})),
+        "QUIT" => frame(Command::Quit(dmtp::Quit {})),
+        "EMPTY" => encode_frame(&ClientFrame { command: None }).unwrap(),
+        "JUNK" => vec![0, 0, 0, 2, 0xff, 0xff],
+        "RAW" => format!("{rest}\r\n").into_bytes(),
+        other => panic!("unknown client line {other}"),
+    }
+}
+
+fn refusal(s: &str) -> Refusal {
+    match s {
+        "NotFound" => Refusal::NotFound,
+        "StaleFingerprint" => Refusal::StaleFingerprint,
+        "OriginNotVerified" => Refusal::OriginNotVerified,
+        "BadSignature" => Refusal::BadSignature,
+        "Policy" => Refusal::Policy,
+        "Temporary" => Refusal::Temporary,
+        "StoreFailed" => Refusal::StoreFailed,
+        other => panic!("unknown refusal {other}"),
+    }
+}
+
+fn expected_event(line: &str) -> Event {
+    let (kind, rest) = split1(line);
+    let a: Vec<&str> = rest.split(' ').collect();
+    let d = |s: &str| Domain::parse(s).unwrap();
+    match kind {
+        "NeedVerifyOrigin" => Event::NeedVerifyOrigin { origin: d(a[0]), fingerprint: fp(a[1]) },
+        "NeedRecipient" => Event::NeedRecipient { destination: d(a[0]), fingerprint: fp(a[1]) },
+        "MessageReceived" => {
+            let (origin, rest) = split1(rest);
+            let (dest, body) = split1(rest);
+            Event::MessageReceived(Box::new(dime_dmtp::Delivery {
+                origin: d(origin),
+                origin_fingerprint: fp("fp:A"),
+                destination: d(dest),
+                destination_fingerprint: fp("fp:B"),
+                body: body.as_bytes().to_vec(),
+            }))
+        }
+        "NeedSignet" => Event::NeedSignet { name: name(a[0], a[1]), pin: opt_fp(a[2]) },
+        "NeedVerify" => Event::NeedVerify { name: name(a[0], a[1]), fingerprint: fp(a[2]) },
+        "NeedHistory" => Event::NeedHistory { name: name(a[0], a[1]), from: fp(a[2]) },
+        other => panic!("unknown event {other}"),
+    }
+}
+
+fn decide(server: &mut Server, line: &str, now: Instant) {
+    let (what, rest) = split1(line);
+    let r = match what {
+        "accept_mail" => server.accept_mail(now),
+        "reject_mail" => server.reject_mail(refusal(rest), now),
+        "accept_recipient" => server.accept_recipient(now),
+        "reject_recipient" => server.reject_recipient(refusal(rest), now),
+        "data_stored" => server.data_stored(TransactionId::new(rest).unwrap(), now),
+        "data_failed" => server.data_failed(refusal(rest), now),
+        "provide_signet" => server.provide_signet(rest.as_bytes().to_vec(), now),
+        "provide_verify" => {
+            let (status, f) = split1(rest);
+            let answer = if status == "current" {
+                VerifyAnswer::Current
+            } else {
+                VerifyAnswer::Updated(fp(f))
+            };
+            server.provide_verify(answer, now)
+        }
+        "provide_history" => {
+            server.provide_history(rest.split(',').map(|s| s.as_bytes().to_vec()).collect(), now)
+        }
+        "lookup_failed" => server.lookup_failed(refusal(rest), now),
+        other => panic!("unknown decision {other}"),
+    };
+    r.unwrap();
+}
+
+fn next_reply(server: &mut Server) -> Option<dmtp::Reply> {
+    let bytes = server.poll_transmit()?;
+    let Ok(Split::Frame { payload, consumed }) = split_frame(&bytes) else { panic!("bad frame") };
+    assert_eq!(consumed, bytes.len(), "one frame per transmit");
+    Some(dmtp::Reply::decode(payload).unwrap())
+}
+
+fn check_reply(reply: &dmtp::Reply, want: &str, client_sent: &[u8]) {
+    let (code, detail) = split1(want);
+    assert_eq!(reply.code.to_string(), code, "reply code");
+    // Never an echo of client input (spec/dmtp.md §10).
+    if client_sent.len() >= 4 {
+        assert!(!reply.text.as_bytes().windows(4).any(|w| {
+            client_sent.windows(4).any(|c| c == w && !w.iter().all(u8::is_ascii_lowercase))
+        }));
+    }
+    let (kind, arg) = split1(detail);
+    match (kind, &reply.detail) {
+        ("", None) => {}
+        ("GREETING", Some(Detail::Greeting(g))) => assert_eq!(g.domain, arg),
+        ("TXID", Some(Detail::Accepted(a))) => assert_eq!(a.transaction_id, arg),
+        ("SIGNET", Some(Detail::Signet(s))) => assert_eq!(s.signet, arg.as_bytes()),
+        ("VERIFY", Some(Detail::Verify(v))) => {
+            let (status, f) = split1(arg);
+            match status {
+                "CURRENT" => assert_eq!(v.status, dmtp::verify_reply::Status::Current as i32),
+                _ => {
+                    assert_eq!(v.status, dmtp::verify_reply::Status::Updated as i32);
+                    assert_eq!(v.current, fp(f).0.to_vec());
+                }
+            }
+        }
+        ("HISTORY", Some(Detail::History(h))) => assert_eq!(h.signets.len().to_string(), arg),
+        (k, d) => panic!("detail {k} expected, got {d:?}"),
+    }
+}
+
+fn replay(heading: &str, lines: &[String]) {
+    let start = Instant::now();
+    let mut now = start;
+    let config = ServerConfig::new(Domain::parse("b.test").unwrap());
+    let mut server = Server::new(*default_provider(), config, now);
+    let mut sent = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        let ctx = format!("{heading}, line {}: {line}", n + 1);
+        let (tag, body) = line.split_at(3);
+        match tag {
+            "C: " => {
+                let bytes = client_bytes(body);
+                sent.extend_from_slice(&bytes);
+                server.handle_input(&bytes, now);
+            }
+            "E: " => {
+                let got = server.poll_event();
+                if body == "Closed" {
+                    assert!(matches!(got, Some(Event::Closed(_))), "{ctx}: got {got:?}");
+                } else {
+                    assert_eq!(got, Some(expected_event(body)), "{ctx}");
+                }
+            }
+            "D: " => decide(&mut server, body, now),
+            "S: " if body == "CLOSE" => {
+                assert!(server.is_closed(), "{ctx}: not closed");
+                assert!(server.poll_transmit().is_none(), "{ctx}: more output after close");
+                assert!(!server.wants_input(), "{ctx}");
+            }
+            "S: " => {
+                let reply = next_reply(&mut server).unwrap_or_else(|| panic!("{ctx}: no reply"));
+                check_reply(&reply, body, &sent);
+            }
+            "T: " => {
+                let secs: u64 = body.strip_prefix('+').unwrap().parse().unwrap();
+                now += Duration::from_secs(secs);
+                server.handle_timeout(now);
+            }
+            _ => panic!("{ctx}: unknown line"),
+        }
+    }
+    assert!(server.poll_transmit().is_none(), "{heading}: replies left over");
+    assert_eq!(server.poll_event(), None, "{heading}: events left over");
+}
+
+#[test]
+fn spec_transcripts_replay_through_the_server() {
+    let all = transcripts();
+    assert!(all.len() >= 15, "spec/dmtp.md §9 has {} transcripts", all.len());
+    for (heading, lines) in &all {
+        replay(heading, lines);
+    }
+}
