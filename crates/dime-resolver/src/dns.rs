@@ -235,8 +235,9 @@ impl Dns {
         Ok(Dns { resolver })
     }
 
-    /// Forgets every cached answer (hickory's record cache), so the next lookups go to the
-    /// servers and validate from the trust anchor again.
+    /// Forgets every cached answer (hickory's response cache), so the next lookups go to the
+    /// servers again. hickory's cache of RRSIG verifications stays: a fully cold client is a
+    /// new [`Dns`].
     pub fn clear_cache(&self) {
         self.resolver.clear_cache();
     }

@@ -267,8 +267,8 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         Ok(UserKey { org, user, provenance })
     }
 
-    /// Forgets every cached domain result, and the DNS client's cached answers: the next
-    /// lookup is cold (benchmarks; an operator's flush).
+    /// Forgets every cached domain result, and the DNS client's cached answers
+    /// ([`Dns::clear_cache`]): the next lookup asks the servers again (an operator's flush).
     pub fn clear_cache(&self) {
         self.domains.clear();
         self.dns.clear_cache();
