@@ -6,8 +6,8 @@ use crate::discovery::{Decision, LocalPolicy, RecordLookup, decide, lookup_recor
 use crate::dns::{Answer, Dns};
 use crate::proof::DnssecProof;
 use crate::signets::{
-    ChainStatus, PinStore, SignetError, SignetSource, UserSigner, ValidOrg, ValidUser, apply_pin,
-    check_chain, validate_org, validate_user,
+    ChainStatus, PinStore, SignetError, SignetSource, SourceError, UserSigner, ValidOrg, ValidUser,
+    apply_pin, check_chain, validate_org, validate_user,
 };
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint, Mailbox};
@@ -256,8 +256,14 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         let mut chain = check_chain(self.crypto, pin.as_ref(), &signet, &fp, &[]);
         if chain == ChainStatus::Unchained
             && let Some(p) = &pin
-            && let Ok(history) = self.source.user_history(mailbox, &p.fingerprint).await
         {
+            // An unreachable history is a temporary failure, not a reason to flag a rotation
+            // as unchained; a history that does not know the pinned signet is empty.
+            let history = match self.source.user_history(mailbox, &p.fingerprint).await {
+                Ok(h) => h,
+                Err(SourceError::NotFound) => Vec::new(),
+                Err(e) => return Err(SignetError::from(e).into()),
+            };
             chain = check_chain(self.crypto, pin.as_ref(), &signet, &fp, &history);
         }
         apply_pin(&self.pins, mailbox, &signet, fp, chain, self.local.unchained_signet)?;

@@ -118,3 +118,35 @@ async fn rotation_is_followed_rollback_refused_unchained_flagged_or_refused() {
     assert_eq!(step(&unchained, &[], UnchainedSignet::Refuse), (ChainStatus::Same, Ok(())));
     assert_eq!(pins.pin(&w.mailbox).unwrap().superseded.len(), 2);
 }
+
+#[test]
+fn user_signet_by_a_sok_needs_the_signet_permission() {
+    use dime_signet::{SokPermissions, SokSecret};
+    let p = default_provider();
+    let mut rng = dime_testkit::seeded_rng(8);
+    let mut org_keys = OrgKeys::generate(&mut rng);
+    org_keys.add_sok(&mut rng, SokPermissions::SIGNET);
+    let domain: Domain = "example.test".parse().unwrap();
+    let mailbox: Mailbox = "bob@example.test".parse().unwrap();
+    let record = Record::new(vec![org_keys.pok(p)]);
+    let org_signet = create_org_signet(p, &org_keys, &domain, &Profile::new()).unwrap();
+    let org = validate_org(p, &record, &domain, org_signet).unwrap();
+    let ssr = create_ssr(p, &UserKeys::generate(&mut rng)).unwrap();
+    let by_sok =
+        sign_user_signet(p, &org_keys, OrgSigner::Sok(0), &ssr, &mailbox, &Profile::new()).unwrap();
+    let (_, signer, _) = validate_user(p, &org, &mailbox, &by_sok).unwrap();
+    assert_eq!(signer, dime_resolver::UserSigner::Sok);
+
+    // The same SOK published with the message permission only: its user signets are refused.
+    let seed = org_keys.soks()[0].seed.duplicate();
+    let (pok, _, encryption) = org_keys.duplicate().into_parts();
+    let demoted = OrgKeys::from_parts(
+        pok,
+        vec![SokSecret { permissions: SokPermissions::MESSAGE, seed }],
+        encryption,
+    );
+    let demoted_signet = create_org_signet(p, &demoted, &domain, &Profile::new()).unwrap();
+    let demoted_org = validate_org(p, &record, &domain, demoted_signet).unwrap();
+    let err = validate_user(p, &demoted_org, &mailbox, &by_sok).unwrap_err();
+    assert!(matches!(err, SignetError::Invalid { .. }), "{err:?}");
+}
