@@ -1,7 +1,9 @@
 //! Store benchmark (`spec/storage.md` §11), one JSON line per figure:
 //! durable deliveries per second into one mailbox with 1 and 16 writers against a plain
 //! write + fsync + rename file loop (the Maildir floor) in the same run; delivery cost at 1k and
-//! 100k stored messages; login latency with the default Argon2id parameters.
+//! 100k stored messages; login latency with the default Argon2id parameters; opening a stored
+//! message through its slots (one X25519) and through its read-key overlay
+//! (`spec/storage.md` §6.6).
 //!
 //! `cargo bench -p dime-store --bench store` (set `DIME_BENCH_QUICK=1` for a short run).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, missing_docs)]
@@ -146,6 +148,8 @@ fn main() {
         );
     }
 
+    open_costs(quick, fast);
+
     // Login latency with the default Argon2id parameters.
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path(), Argon2Params::DEFAULT);
@@ -160,5 +164,122 @@ fn main() {
     println!(
         "{{\"bench\":\"login\",\"argon2_m_kib\":{},\"argon2_t\":{},\"argon2_p\":{},\"ms\":{ms:.1}}}",
         p.m_kib, p.t, p.p
+    );
+}
+
+/// A real, origin-signed envelope to `to` with a 4 KiB display part.
+fn envelope(store: &Store, to: &Mailbox, seed: u64) -> Vec<u8> {
+    use dime_core::crypto::{Ed25519Seed, X25519Secret};
+    use dime_envelope::*;
+    let p = default_provider();
+    let actor = |n: u8| {
+        let enc = ActorSecret::new(p, X25519Secret::from_bytes([n; 32]));
+        let seed = Ed25519Seed::from_bytes([n + 100; 32]);
+        let keys = ActorKeys { encryption: *enc.public(), signing: p.signature.public_key(&seed) };
+        (enc, seed, keys)
+    };
+    let (_, author_seed, author) = actor(1);
+    let (origin_enc, origin_seed, origin) = actor(2);
+    let (_, _, dest) = actor(3);
+    let (_, signet) = store.signet(to).unwrap();
+    let addressing = Addressing {
+        author: Mailbox::parse("sender@example.com").unwrap(),
+        author_keys: author,
+        origin: dime_core::Domain::parse("example.com").unwrap(),
+        origin_keys: origin,
+        destination: to.domain().clone(),
+        destination_keys: dest,
+        recipient: to.clone(),
+        recipient_keys: ActorKeys::from_signet(&signet).unwrap(),
+    };
+    let m = Message {
+        common_headers: Headers::from_pairs([("Subject", "bench")]).unwrap(),
+        other_headers: Headers::from_pairs([("X-Bench", "1")]).unwrap(),
+        parts: vec![Part {
+            kind: PartKind::Display,
+            info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
+            data: vec![b'a'; BODY],
+        }],
+    };
+    let mut rng = dime_testkit::seeded_rng(seed);
+    let mut sealed =
+        seal_message(p, &mut rng, &addressing, Signer::Author(&author_seed), &m).unwrap();
+    let v =
+        open_as_origin(p, &sealed[..], &origin_enc).unwrap().verify(p, &author.signing).unwrap();
+    sealed.extend(v.origin_signature_chunk(p, &mut rng, &origin_seed, &addressing.origin).unwrap());
+    sealed
+}
+
+/// Opening cost: through the slots (one X25519) against the read-key overlay (one AEAD
+/// unwrap), through the store (fetch, open every tag; no signature check) and for the key step
+/// alone.
+fn open_costs(quick: bool, fast: Argon2Params) {
+    use dime_store::{MailboxId, OpenedVia, Uid};
+    let p = default_provider();
+    let n: u32 = if quick { 100 } else { 500 };
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path(), fast);
+    let addr = Mailbox::parse("reader@example.org").unwrap();
+    account(&store, &addr);
+    let a = store.account_of(&addr).unwrap();
+    let envs: Vec<Vec<u8>> = (0..n).map(|i| envelope(&store, &addr, u64::from(i))).collect();
+    let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
+    store.deliver_many(a, &refs, T0).unwrap();
+    let mut s = store.login(&addr, b"pw", T0).unwrap();
+    let mut rng = dime_testkit::seeded_rng(2);
+    let per = |start: Instant| start.elapsed().as_secs_f64() * 1e6 / f64::from(n);
+
+    let start = Instant::now();
+    for uid in 1..=n {
+        let o = store.open_message_uncached(&mut s, MailboxId::INBOX, Uid(uid), T0).unwrap();
+        assert_eq!(o.via, OpenedVia::Slots(0));
+    }
+    let slots_us = per(start);
+    let start = Instant::now();
+    for uid in 1..=n {
+        store.open_message(&mut rng, &mut s, MailboxId::INBOX, Uid(uid), T0).unwrap();
+    }
+    let first_us = per(start);
+    let start = Instant::now();
+    for uid in 1..=n {
+        let o = store.open_message(&mut rng, &mut s, MailboxId::INBOX, Uid(uid), T0).unwrap();
+        assert_eq!(o.via, OpenedVia::ReadOverlay);
+    }
+    let read_us = per(start);
+    println!(
+        "{{\"bench\":\"open\",\"messages\":{n},\"envelope_bytes\":{},\"via_x25519_us\":{slots_us:.1},\"first_open_writing_read_overlay_us\":{first_us:.1},\"via_read_overlay_us\":{read_us:.1},\"speedup\":{:.2}}}",
+        envs[0].len(),
+        slots_us / read_us
+    );
+
+    // The key step alone: the recipient chunk keys from the slots against from the overlay.
+    let x = match dime_store::Session::current_keys(&s).unwrap().encryption_secret() {
+        dime_signet::EncryptionSecret::X25519(x) => x.duplicate(),
+        _ => unreachable!(),
+    };
+    let me = dime_envelope::ActorSecret::new(p, x);
+    let read_key = [7u8; 32];
+    let overlays: Vec<Vec<u8>> = envs
+        .iter()
+        .map(|e| {
+            dime_envelope::recipient_chunk_keys(p, e, &me)
+                .unwrap()
+                .seal_with_read_key(p, &mut rng, &read_key)
+                .unwrap()
+        })
+        .collect();
+    let start = Instant::now();
+    for e in &envs {
+        dime_envelope::recipient_chunk_keys(p, e, &me).unwrap();
+    }
+    let keys_x = per(start);
+    let start = Instant::now();
+    for (e, o) in envs.iter().zip(&overlays) {
+        dime_envelope::open_overlay(p, e, o, dime_envelope::OverlayKey::Read(&read_key)).unwrap();
+    }
+    let keys_r = per(start);
+    println!(
+        "{{\"bench\":\"open_keys\",\"messages\":{n},\"via_x25519_us\":{keys_x:.1},\"via_read_overlay_us\":{keys_r:.1},\"speedup\":{:.1}}}",
+        keys_x / keys_r
     );
 }

@@ -330,7 +330,9 @@ impl Inner {
             .map_err(|_| StoreError::Corrupt { what: "keyring" })?;
         let keyring = decode_keyring(&pt)?;
         let meta_key = account_subkey(self.p, &account_key, a, b"meta")?;
+        let read_key = account_subkey(self.p, &account_key, a, b"read")?;
         Ok(Session {
+            read_key,
             account: a,
             address: address.clone(),
             account_key,
@@ -719,6 +721,7 @@ impl Store {
                 Table::Entries,
                 Table::Messages,
                 Table::Blobs,
+                Table::Overlays,
                 Table::Jobs,
             ] {
                 for (k, _) in t.range(table, &a.0, &prefix_end(&a.0), usize::MAX)? {

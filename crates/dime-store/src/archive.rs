@@ -18,8 +18,8 @@ use dime_signet::Signet;
 use zeroize::Zeroizing;
 
 const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
-const TABLES: [Table; 5] =
-    [Table::Keys, Table::Mailboxes, Table::Entries, Table::Messages, Table::Blobs];
+const TABLES: [Table; 6] =
+    [Table::Keys, Table::Mailboxes, Table::Entries, Table::Messages, Table::Blobs, Table::Overlays];
 
 fn archive_key(
     p: &dime_core::crypto::CryptoProvider,

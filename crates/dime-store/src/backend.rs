@@ -34,11 +34,14 @@ pub enum Table {
     Quarantine,
     /// Per-account shredding keys (only in the key vault database).
     Vault,
+    /// Key overlays beside stored messages: re-wrap and read-key overlays
+    /// (`spec/storage.md` §6.5, §6.6).
+    Overlays,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 12] = [
+    pub const ALL: [Table; 13] = [
         Table::Accounts,
         Table::Addresses,
         Table::Keys,
@@ -51,6 +54,7 @@ impl Table {
         Table::Jobs,
         Table::Quarantine,
         Table::Vault,
+        Table::Overlays,
     ];
 
     /// The table's stable name.
@@ -68,6 +72,7 @@ impl Table {
             Table::Jobs => "jobs",
             Table::Quarantine => "quarantine",
             Table::Vault => "vault",
+            Table::Overlays => "overlays",
         }
     }
 
@@ -87,6 +92,7 @@ impl Table {
             Table::Jobs => 10,
             Table::Quarantine => 11,
             Table::Vault => 12,
+            Table::Overlays => 13,
         }
     }
 }

@@ -131,6 +131,8 @@ pub struct Session {
     pub(crate) address: Mailbox,
     pub(crate) account_key: Secret<[u8; 32]>,
     pub(crate) meta_key: AeadKey,
+    /// Seals read-key overlays (`spec/storage.md` §6.6).
+    pub(crate) read_key: AeadKey,
     pub(crate) keyring: Vec<KeyringEntry>,
     pub(crate) last_active: Timestamp,
     pub(crate) idle_timeout_secs: u64,
@@ -175,6 +177,7 @@ impl Session {
         self.keyring.clear();
         *self.account_key.expose_mut() = [0u8; 32];
         self.meta_key = AeadKey::from_bytes([0u8; 32]);
+        self.read_key = AeadKey::from_bytes([0u8; 32]);
     }
 
     /// The current (newest) keys.

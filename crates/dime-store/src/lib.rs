@@ -6,8 +6,10 @@
 //! [`Backend`]: [`RedbBackend`] (one embedded redb file in the data directory) by default.
 //!
 //! What it is not: a message codec. A delivered envelope is opaque sealed bytes
-//! ([`Store::deliver`] needs no secret); opening it is `dime-envelope`'s job, with the keys a
-//! [`Session`] holds.
+//! ([`Store::deliver`] needs no secret, and the store keeps it byte for byte). With a
+//! [`Session`], [`Store::open_message`] opens it through `dime-envelope` (its slots, or the key
+//! overlays the store keeps beside it: re-wrap after a rotation, the read-key fast path); the
+//! caller verifies the signatures.
 //!
 //! The promises it keeps (`spec/storage.md` §1): an acknowledged delivery is on stable storage
 //! before [`Store::deliver`] returns; nothing beyond what delivery and quota need is stored in
@@ -32,7 +34,7 @@ pub use deliver::Delivered;
 pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use queue::{Leased, OutboundEntry, QueueId, Transport};
-pub use rewrap::{RewrapProgress, SlotRewrap};
+pub use rewrap::{Opened, OpenedVia, RewrapProgress};
 
 use dime_core::Secret;
 use dime_core::crypto::{Argon2Params, CryptoError, CryptoProvider};
@@ -196,6 +198,10 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
+    /// No key of the session's keyring opens the message (not sealed to this account, or its
+    /// chunks do not authenticate).
+    #[error("message does not open with this account's keys")]
+    Unopenable,
 }
 
 impl From<CryptoError> for StoreError {

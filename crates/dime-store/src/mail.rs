@@ -255,6 +255,7 @@ fn drop_message(
     let k = msg_key(a, seq);
     t.delete(Table::Messages, &k)?;
     t.delete(Table::Blobs, &k)?;
+    crate::rewrap::delete_overlays(t, &k)?;
     let mut acc = load_account(inner, t, a)?;
     acc.used = acc.used.saturating_sub(size);
     acc.count = acc.count.saturating_sub(1);
@@ -382,6 +383,7 @@ impl Store {
                     t.delete(table, &k)?;
                 }
             }
+            crate::rewrap::delete_overlays(t, &k)?;
             if let Some(msg) = msg {
                 for (mb, uid) in &msg.refs {
                     if t.delete(Table::Entries, &entry_key(a, *mb, *uid))?

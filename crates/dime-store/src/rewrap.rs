@@ -1,29 +1,36 @@
-//! Re-wrapping stored messages' recipient slots after a key rotation (`spec/storage.md` §6.5).
+//! Key overlays beside stored messages (`spec/storage.md` §6.5, §6.6, `spec/envelope.md` §16):
+//! re-wrap after a key rotation, and the read-key fast path.
 //!
-//! Only the recipient key slots change, never the bodies: the envelope codec does the slot
-//! surgery through [`SlotRewrap`]; the store drives it in batches, one transaction per batch,
-//! each message's new bytes, digest and key generation written together. A crash loses at most
-//! the batch in flight; the next run skips every message already at the current generation.
+//! A stored envelope is never changed: its author signatures cover its key slots. After a
+//! rotation, [`Store::rewrap_slots`] writes for each older message a *re-wrap overlay* (its
+//! recipient chunk keys sealed to the new X25519 key) and moves the message's key generation
+//! forward, both in one transaction per batch. A crash loses at most the batch in flight; the
+//! next run skips every message already at the current generation.
+//!
+//! [`Store::open_message`] opens a message with the session's keys: through its *read
+//! overlay* (chunk keys sealed under a read key derived from the account key: one HKDF and one
+//! AEAD unwrap) when it has one; otherwise through its re-wrap overlay or its own slots (one
+//! X25519), after which it stores the read overlay for the next open.
 
-use crate::account::{get_body, load_account, prefix_end, put_body, save_account};
-use crate::backend::Table;
+use crate::account::{get_body, load_account, prefix_end, put_body};
+use crate::backend::{Table, WriteTxn};
 use crate::codec::{blob_digest, open_record};
 use crate::keys::Session;
-use crate::mail::{MsgRec, msg_key};
-use crate::{Store, StoreError, Timestamp};
-use dime_core::crypto::{X25519PublicKey, X25519Secret};
+use crate::mail::{EntryRec, MsgRec, entry_key, load_msg, msg_key};
+use crate::{AccountId, MailboxId, Store, StoreError, Timestamp, Uid};
+use dime_core::CryptoRngCore;
+use dime_core::crypto::{CryptoProvider, X25519PublicKey};
+use dime_envelope::{
+    ActorSecret, ChunkKeys, FullView, OverlayKey, Unverified, open_as_recipient_with_keys,
+    open_overlay, recipient_chunk_keys,
+};
+use dime_signet::{EncryptionSecret, UserKeys};
 
-/// The envelope codec's part of a re-wrap: re-encrypt the recipient slots of `envelope` from
-/// `old` to `new_public`, leaving every chunk body as it is.
-pub trait SlotRewrap {
-    /// The re-wrapped envelope, or why it cannot be re-wrapped.
-    fn rewrap(
-        &self,
-        envelope: &[u8],
-        old: &X25519Secret,
-        new_public: &X25519PublicKey,
-    ) -> Result<Vec<u8>, String>;
-}
+/// Overlay kind octet of a re-wrap overlay (X25519 form, sealed to the key of the message's
+/// recorded generation), `spec/storage.md` §6.5.
+pub(crate) const OVERLAY_REWRAP: u8 = 1;
+/// Overlay kind octet of a read overlay (read-key form), `spec/storage.md` §6.6.
+pub(crate) const OVERLAY_READ: u8 = 2;
 
 /// How far a re-wrap has come.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -36,25 +43,202 @@ pub struct RewrapProgress {
     pub total: u64,
 }
 
+/// Which key opened a message ([`Store::open_message`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpenedVia {
+    /// The read overlay: one AEAD unwrap, no X25519.
+    ReadOverlay,
+    /// The re-wrap overlay sealed to the key of the message's generation (one X25519).
+    RewrapOverlay,
+    /// The message's own recipient slots, with the key of this generation (one X25519 per
+    /// generation tried).
+    Slots(u32),
+}
+
+/// A message opened by the store with the session's keys. Its signatures are not checked:
+/// look up the claimed author's (and origin's) keys and call `message.verify`.
+#[derive(Debug)]
+pub struct Opened {
+    /// The recipient's view, to verify.
+    pub message: Unverified<FullView>,
+    /// How it was opened.
+    pub via: OpenedVia,
+}
+
+pub(crate) fn overlay_key(msg_key: &[u8], kind: u8) -> Vec<u8> {
+    let mut k = msg_key.to_vec();
+    k.push(kind);
+    k
+}
+
+/// Deletes both overlays of a message (with the message).
+pub(crate) fn delete_overlays(t: &mut dyn WriteTxn, msg_key: &[u8]) -> Result<(), StoreError> {
+    for kind in [OVERLAY_REWRAP, OVERLAY_READ] {
+        t.delete(Table::Overlays, &overlay_key(msg_key, kind))?;
+    }
+    Ok(())
+}
+
+fn actor_secret(p: &CryptoProvider, keys: &UserKeys) -> Option<ActorSecret> {
+    match keys.encryption_secret() {
+        EncryptionSecret::X25519(x) => Some(ActorSecret::new(p, x.duplicate())),
+        EncryptionSecret::Secp256k1(_) => None,
+    }
+}
+
+/// The recipient chunk keys of a stored message with the session's keyring: its re-wrap
+/// overlay with the key of its generation, else its own slots with each generation's key
+/// (its generation first, then newest to oldest).
+fn chunk_keys_slow(
+    p: &CryptoProvider,
+    s: &Session,
+    key_gen: u32,
+    blob: &[u8],
+    rewrap_overlay: Option<&[u8]>,
+) -> Option<(ChunkKeys, OpenedVia)> {
+    if let Some(ov) = rewrap_overlay
+        && let Some(me) = s.keys_for_generation(key_gen).and_then(|k| actor_secret(p, k))
+        && let Ok(keys) = open_overlay(p, blob, ov, OverlayKey::X25519(&me))
+    {
+        return Some((keys, OpenedVia::RewrapOverlay));
+    }
+    let mut gens: Vec<u32> = vec![key_gen];
+    gens.extend(s.keyring.iter().rev().map(|k| k.generation).filter(|g| *g != key_gen));
+    for g in gens {
+        let Some(me) = s.keys_for_generation(g).and_then(|k| actor_secret(p, k)) else {
+            continue;
+        };
+        if let Ok(keys) = recipient_chunk_keys(p, blob, &me) {
+            return Some((keys, OpenedVia::Slots(g)));
+        }
+    }
+    None
+}
+
+struct Stored {
+    key: Vec<u8>,
+    msg: MsgRec,
+    blob: Vec<u8>,
+    rewrap: Option<Vec<u8>>,
+    read: Option<Vec<u8>>,
+}
+
 impl Store {
-    /// Re-wraps every message delivered under an older key generation to the session's
-    /// current key, `batch` messages per transaction, calling `progress` after each batch.
-    /// Safe to interrupt and run again.
-    pub fn rewrap_slots(
+    /// A message with its record and overlays, its digest checked (a corrupt message is
+    /// quarantined as by [`Store::fetch`]).
+    fn stored(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Stored, StoreError> {
+        let blob = self.fetch(a, m, uid)?;
+        let inner = &*self.inner;
+        let mut out = None;
+        inner.backend.read(&mut |t| {
+            let e = get_body(inner, t, Table::Entries, &entry_key(a, m.0, uid.0), "index record")?
+                .ok_or(StoreError::NoSuchMessage)?;
+            let e = EntryRec::decode(&e)?;
+            let msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
+            let key = msg_key(a, e.seq);
+            let ov = |kind| -> Result<Option<Vec<u8>>, StoreError> {
+                let k = overlay_key(&key, kind);
+                // A corrupt overlay is as good as none: the slow path rebuilds it.
+                Ok(t.get(Table::Overlays, &k)?.and_then(|v| {
+                    open_record(inner.p, Table::Overlays, &k, &v, "overlay")
+                        .ok()
+                        .map(<[u8]>::to_vec)
+                }))
+            };
+            let (rewrap, read) = (ov(OVERLAY_REWRAP)?, ov(OVERLAY_READ)?);
+            out = Some(Stored { key, msg, blob: Vec::new(), rewrap, read });
+            Ok(())
+        })?;
+        let mut st = out.ok_or(StoreError::NoSuchMessage)?;
+        if blob_digest(inner.p, &blob) != st.msg.digest {
+            // Changed between the two reads (re-delivered under the same number cannot
+            // happen; a concurrent expunge can).
+            return Err(StoreError::NoSuchMessage);
+        }
+        st.blob = blob;
+        Ok(st)
+    }
+
+    /// Opens a message with the session's keys (`spec/storage.md` §6.6): through its read
+    /// overlay when it has one (no X25519); otherwise through its re-wrap overlay or its own
+    /// slots (one X25519), then stores a read overlay so that the next open is fast. Old mail
+    /// delivered under a rotated key opens through the keyring or the re-wrap overlay.
+    pub fn open_message(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Opened, StoreError> {
+        s.touch(now)?;
+        let p = self.inner.p;
+        let st = self.stored(s.account, m, uid)?;
+        if let Some(ov) = &st.read
+            && let Ok(keys) = open_overlay(p, &st.blob, ov, OverlayKey::Read(s.read_key.expose()))
+            && let Ok(message) = open_as_recipient_with_keys(p, &st.blob, &keys)
+        {
+            return Ok(Opened { message, via: OpenedVia::ReadOverlay });
+        }
+        let (keys, via) = chunk_keys_slow(p, s, st.msg.key_gen, &st.blob, st.rewrap.as_deref())
+            .ok_or(StoreError::Unopenable)?;
+        let message =
+            open_as_recipient_with_keys(p, &st.blob, &keys).map_err(|_| StoreError::Unopenable)?;
+        let sealed = keys
+            .seal_with_read_key(p, rng, s.read_key.expose())
+            .map_err(|_| StoreError::Unopenable)?;
+        let inner = &*self.inner;
+        let ok = overlay_key(&st.key, OVERLAY_READ);
+        inner.backend.write(&mut |t| {
+            // Only beside the message it was made for, if it is still there.
+            if t.get(Table::Blobs, &st.key)?.is_some() {
+                put_body(inner, t, Table::Overlays, &ok, sealed.clone())?;
+            }
+            Ok(())
+        })?;
+        Ok(Opened { message, via })
+    }
+
+    /// Opens a message with the session's keys without the read overlay (neither read nor
+    /// written): the cost of one X25519. For audits and benchmarks.
+    pub fn open_message_uncached(
         &self,
         s: &mut Session,
-        rewrapper: &dyn SlotRewrap,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Opened, StoreError> {
+        s.touch(now)?;
+        let p = self.inner.p;
+        let st = self.stored(s.account, m, uid)?;
+        let (keys, via) = chunk_keys_slow(p, s, st.msg.key_gen, &st.blob, st.rewrap.as_deref())
+            .ok_or(StoreError::Unopenable)?;
+        let message =
+            open_as_recipient_with_keys(p, &st.blob, &keys).map_err(|_| StoreError::Unopenable)?;
+        Ok(Opened { message, via })
+    }
+
+    /// Re-wraps every message delivered under an older key generation to the session's
+    /// current key (`spec/storage.md` §6.5): for each, a re-wrap overlay (its recipient chunk
+    /// keys sealed to the current X25519 key) and its new generation, `batch` messages per
+    /// transaction; the envelope itself is never changed. Calls `progress` before the first
+    /// batch and after each. Safe to interrupt and run again.
+    pub fn rewrap_slots(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
         batch: usize,
         now: Timestamp,
         progress: &mut dyn FnMut(RewrapProgress),
     ) -> Result<RewrapProgress, StoreError> {
         s.touch(now)?;
         let inner = &*self.inner;
+        let p = inner.p;
         let a = s.account;
         let batch = batch.max(1);
         let current = s.current_generation().ok_or(StoreError::SessionExpired)?;
-        let new_public = match s.current_keys().map(|k| k.encryption_secret()) {
-            Some(dime_signet::EncryptionSecret::X25519(x)) => inner.p.key_agreement.public_key(x),
+        let new_public: X25519PublicKey = match s.current_keys().map(|k| k.encryption_secret()) {
+            Some(EncryptionSecret::X25519(x)) => p.key_agreement.public_key(x),
             _ => return Err(StoreError::NotV2Keys),
         };
         let end = prefix_end(&a.0);
@@ -68,8 +252,8 @@ impl Store {
                 Ok(())
             })?;
             for (k, v) in &page {
-                if let Ok(m) = open_record(inner.p, Table::Messages, k, v, "message record")
-                    .and_then(MsgRec::decode)
+                if let Ok(m) =
+                    open_record(p, Table::Messages, k, v, "message record").and_then(MsgRec::decode)
                     && m.key_gen < current
                 {
                     prog.total += 1;
@@ -97,14 +281,20 @@ impl Store {
                     for (k, v) in got {
                         from = k.clone();
                         from.push(0);
-                        let Ok(m) = open_record(inner.p, Table::Messages, &k, &v, "message record")
+                        let Ok(m) = open_record(p, Table::Messages, &k, &v, "message record")
                             .and_then(MsgRec::decode)
                         else {
                             continue;
                         };
                         if m.key_gen < current {
                             let blob = t.get(Table::Blobs, &k)?.unwrap_or_default();
-                            page.push((k, m, blob));
+                            let ok = overlay_key(&k, OVERLAY_REWRAP);
+                            let ov = t.get(Table::Overlays, &ok)?.and_then(|v| {
+                                open_record(p, Table::Overlays, &ok, &v, "overlay")
+                                    .ok()
+                                    .map(<[u8]>::to_vec)
+                            });
+                            page.push((k, m, blob, ov));
                         }
                     }
                     if !more {
@@ -118,43 +308,43 @@ impl Store {
                 return Ok(prog);
             }
             let mut updates = Vec::new();
-            for (k, m, blob) in page {
-                if blob_digest(inner.p, &blob) != m.digest {
+            for (k, m, blob, ov) in page {
+                if blob_digest(p, &blob) != m.digest {
                     prog.failed += 1;
                     continue;
                 }
-                let Some(dime_signet::EncryptionSecret::X25519(old)) =
-                    s.keys_for_generation(m.key_gen).map(|k| k.encryption_secret())
-                else {
+                let Some((keys, _)) = chunk_keys_slow(p, s, m.key_gen, &blob, ov.as_deref()) else {
                     prog.failed += 1;
                     continue;
                 };
-                match rewrapper.rewrap(&blob, old, &new_public) {
-                    Ok(new_blob) => updates.push((k, m, new_blob)),
+                match keys.seal_to_x25519(p, rng, &new_public) {
+                    Ok(overlay) => updates.push((k, m, overlay)),
                     Err(_) => prog.failed += 1,
                 }
             }
             let n = updates.len() as u64;
             inner.backend.write(&mut |t| {
-                let mut acc = load_account(inner, t, a)?;
-                for (k, old, new_blob) in &updates {
+                load_account(inner, t, a)?;
+                for (k, old, overlay) in &updates {
                     // Re-read inside the transaction: skip a message expunged meanwhile.
                     let Some(b) = get_body(inner, t, Table::Messages, k, "message record")? else {
                         continue;
                     };
                     let mut m = MsgRec::decode(&b)?;
-                    if m.digest != old.digest {
+                    if m.digest != old.digest || m.key_gen != old.key_gen {
                         continue;
                     }
-                    acc.used =
-                        acc.used.saturating_sub(m.size).saturating_add(new_blob.len() as u64);
-                    m.size = new_blob.len() as u64;
-                    m.digest = blob_digest(inner.p, new_blob);
                     m.key_gen = current;
-                    t.put(Table::Blobs, k, new_blob)?;
+                    put_body(
+                        inner,
+                        t,
+                        Table::Overlays,
+                        &overlay_key(k, OVERLAY_REWRAP),
+                        overlay.clone(),
+                    )?;
                     put_body(inner, t, Table::Messages, k, m.encode())?;
                 }
-                save_account(inner, t, a, &acc)
+                Ok(())
             })?;
             prog.done += n;
             progress(prog);

@@ -5,7 +5,9 @@ mod common;
 use common::*;
 use dime_core::crypto::{Argon2Params, X25519Secret, default_provider};
 use dime_signet::{SignetState, Verifier};
-use dime_store::{MailboxId, Recovery, RecoveryCode, StoreError, Table, Timestamp, Transport, Uid};
+use dime_store::{
+    MailboxId, OpenedVia, Recovery, RecoveryCode, StoreError, Table, Timestamp, Transport, Uid,
+};
 
 #[test]
 fn create_login_and_wrong_password() {
@@ -255,40 +257,19 @@ fn retention_purges_only_old_mail() {
 }
 
 #[test]
-fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
-    struct Toy;
-    impl dime_store::SlotRewrap for Toy {
-        fn rewrap(
-            &self,
-            env: &[u8],
-            old: &X25519Secret,
-            new_public: &dime_core::crypto::X25519PublicKey,
-        ) -> Result<Vec<u8>, String> {
-            let old_pub = default_provider().key_agreement.public_key(old);
-            if env.get(..32) != Some(&old_pub.0[..]) {
-                return Err("not sealed to the old key".into());
-            }
-            let mut out = new_public.0.to_vec();
-            out.extend_from_slice(&env[32..]);
-            Ok(out)
-        }
-    }
+fn rotation_keeps_old_keys_and_rewrap_writes_overlays_beside_unchanged_envelopes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let org = org(1);
     let alice = mailbox("alice@example.org");
     let a = create(&store, &org, &alice, b"pw", Recovery::None).account;
     let mut s = store.login(&alice, b"pw", T0).unwrap();
-    let old_pub = default_provider().key_agreement.public_key(
-        match s.current_keys().unwrap().encryption_secret() {
-            dime_signet::EncryptionSecret::X25519(x) => x,
-            _ => unreachable!(),
-        },
-    );
-    for i in 0..25u8 {
-        let mut env = old_pub.0.to_vec();
-        env.extend_from_slice(&[i; 40]);
+    let tx = Sender::new();
+    let mut sent = Vec::new();
+    for i in 0..25u64 {
+        let env = tx.seal(&store, &alice, &format!("old mail {i}"), i);
         store.deliver(&alice, &env, T0).unwrap();
+        sent.push(env);
     }
     let mut rng = dime_testkit::seeded_rng(7);
     let (_, old_signet) = store.signet(&alice).unwrap();
@@ -302,24 +283,132 @@ fn rotation_keeps_old_keys_and_rewrap_is_resumable() {
     let s2 = store.login(&alice, b"pw", T0).unwrap();
     assert_eq!(s2.keyring().count(), 2);
     assert!(s2.keys_for_generation(0).is_some());
-    // New deliveries are at generation 1 already.
-    store.deliver(&alice, &[9; 10], T0).unwrap();
+    // Before the re-wrap, old mail opens through the keyring (generation 0's key).
+    let o = store.open_message_uncached(&mut s, MailboxId::INBOX, Uid(1), T0).unwrap();
+    assert_eq!(o.via, OpenedVia::Slots(0));
+    assert_eq!(tx.verify(o), "old mail 0");
+    // New deliveries are sealed to, and recorded at, generation 1 already.
+    let env = tx.seal(&store, &alice, "new mail", 99);
+    let d = store.deliver(&alice, &env, T0).unwrap();
+    sent.push(env);
+    let o = store.open_message_uncached(&mut s, MailboxId::INBOX, d.uid, T0).unwrap();
+    assert_eq!(o.via, OpenedVia::Slots(1));
     let mut seen = Vec::new();
-    let p = store.rewrap_slots(&mut s, &Toy, 10, T0, &mut |p| seen.push(p)).unwrap();
+    let p = store.rewrap_slots(&mut rng, &mut s, 10, T0, &mut |p| seen.push(p)).unwrap();
     assert_eq!((p.done, p.failed, p.total), (25, 0, 25));
     assert_eq!(seen.first().unwrap().done, 0);
+    assert_eq!(seen.len(), 4, "progress before the first batch and after each of 3");
     assert!(seen.windows(2).all(|w| w[0].done <= w[1].done));
     let list = store.list(a, MailboxId::INBOX).unwrap();
     assert!(list.iter().all(|e| e.key_generation == 1));
-    let new_pub = default_provider().key_agreement.public_key(
-        match s.current_keys().unwrap().encryption_secret() {
-            dime_signet::EncryptionSecret::X25519(x) => x,
-            _ => unreachable!(),
-        },
-    );
-    assert_eq!(&store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap()[..32], &new_pub.0);
-    let again = store.rewrap_slots(&mut s, &Toy, 10, T0, &mut |_| {}).unwrap();
+    for (e, env) in list.iter().zip(&sent) {
+        // The envelope is byte for byte as delivered; it opens through the overlay sealed to
+        // the new key and verifies exactly as before.
+        assert_eq!(&store.fetch(a, MailboxId::INBOX, e.uid).unwrap(), env);
+        let o = store.open_message_uncached(&mut s, MailboxId::INBOX, e.uid, T0).unwrap();
+        if e.uid == d.uid {
+            assert_eq!(o.via, OpenedVia::Slots(1));
+            assert_eq!(tx.verify(o), "new mail");
+        } else {
+            assert_eq!(o.via, OpenedVia::RewrapOverlay);
+            assert_eq!(tx.verify(o), format!("old mail {}", e.uid.0 - 1));
+        }
+    }
+    assert_eq!(store.quota(a).unwrap().used, sent.iter().map(|e| e.len() as u64).sum::<u64>());
+    let again = store.rewrap_slots(&mut rng, &mut s, 10, T0, &mut |_| {}).unwrap();
     assert_eq!((again.done, again.total), (0, 0));
+    // A second rotation re-wraps from the generation-1 overlays.
+    store.rotate_keys(&mut rng, &mut s, &org, T0).unwrap();
+    let p = store.rewrap_slots(&mut rng, &mut s, 7, T0, &mut |_| {}).unwrap();
+    assert_eq!((p.done, p.failed, p.total), (26, 0, 26));
+    let o = store.open_message_uncached(&mut s, MailboxId::INBOX, Uid(3), T0).unwrap();
+    assert_eq!(o.via, OpenedVia::RewrapOverlay);
+    assert_eq!(tx.verify(o), "old mail 2");
+    // Mail that is not an envelope for this account is counted as failed, never lost.
+    store.deliver_to(a, b"not an envelope", T0).unwrap();
+    store.rotate_keys(&mut rng, &mut s, &org, T0).unwrap();
+    let p = store.rewrap_slots(&mut rng, &mut s, 50, T0, &mut |_| {}).unwrap();
+    assert_eq!((p.done, p.failed, p.total), (26, 1, 27));
+    assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 27);
+}
+
+#[test]
+fn the_first_open_stores_a_read_overlay_and_later_opens_use_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let org = org(1);
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org, &alice, b"pw", Recovery::None).account;
+    let tx = Sender::new();
+    let env = tx.seal(&store, &alice, "fast path", 1);
+    let d = store.deliver(&alice, &env, T0).unwrap();
+    let mut rng = dime_testkit::seeded_rng(3);
+    let mut s = store.login(&alice, b"pw", T0).unwrap();
+    let o = store.open_message(&mut rng, &mut s, MailboxId::INBOX, d.uid, T0).unwrap();
+    assert_eq!(o.via, OpenedVia::Slots(0));
+    assert_eq!(tx.verify(o), "fast path");
+    let o = store.open_message(&mut rng, &mut s, MailboxId::INBOX, d.uid, T0).unwrap();
+    assert_eq!(o.via, OpenedVia::ReadOverlay);
+    assert_eq!(tx.verify(o), "fast path");
+    // The overlay outlives the session and a password change (the account key is the same),
+    // and a rotation with re-wrap.
+    store.change_password(&mut rng, &mut s, b"pw2", T0).unwrap();
+    let mut s = store.login(&alice, b"pw2", T0).unwrap();
+    store.rotate_keys(&mut rng, &mut s, &org, T0).unwrap();
+    store.rewrap_slots(&mut rng, &mut s, 10, T0, &mut |_| {}).unwrap();
+    let o = store.open_message(&mut rng, &mut s, MailboxId::INBOX, d.uid, T0).unwrap();
+    assert_eq!(o.via, OpenedVia::ReadOverlay);
+    assert_eq!(tx.verify(o), "fast path");
+    // The envelope is unchanged and the overlays do not count toward the quota.
+    assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap(), env);
+    assert_eq!(store.quota(a).unwrap().used, env.len() as u64);
+    // A corrupt read overlay is ignored and rebuilt.
+    let mut key = None;
+    store
+        .backend()
+        .read(&mut |t| {
+            key = t
+                .range(Table::Overlays, &[], &[0xff; 64], 10)?
+                .into_iter()
+                .map(|(k, _)| k)
+                .find(|k| k.last() == Some(&2));
+            Ok(())
+        })
+        .unwrap();
+    let key = key.unwrap();
+    store
+        .backend()
+        .write(&mut |t| {
+            let mut v = t.get(Table::Overlays, &key)?.unwrap();
+            v[20] ^= 1;
+            t.put(Table::Overlays, &key, &v)
+        })
+        .unwrap();
+    let o = store.open_message(&mut rng, &mut s, MailboxId::INBOX, d.uid, T0).unwrap();
+    assert_eq!(o.via, OpenedVia::RewrapOverlay);
+    let o = store.open_message(&mut rng, &mut s, MailboxId::INBOX, d.uid, T0).unwrap();
+    assert_eq!(o.via, OpenedVia::ReadOverlay);
+    // Another account's session cannot open it.
+    let bob = mailbox("bob@example.org");
+    create(&store, &org, &bob, b"pw", Recovery::None);
+    let mut sb = store.login(&bob, b"pw", T0).unwrap();
+    let bd = store.deliver(&bob, &env, T0).unwrap();
+    assert_eq!(
+        store.open_message(&mut rng, &mut sb, MailboxId::INBOX, bd.uid, T0).unwrap_err(),
+        StoreError::Unopenable
+    );
+    // Expunging the message removes its overlays.
+    store.expunge(a, MailboxId::INBOX, &[d.uid]).unwrap();
+    let mut left = 0;
+    store
+        .backend()
+        .read(&mut |t| {
+            left =
+                t.range(Table::Overlays, &a.0, &[a.0.as_slice(), &[0xff; 32]].concat(), 10)?.len();
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(left, 0);
 }
 
 #[test]

@@ -113,6 +113,16 @@ fn canaries_are_nowhere_in_the_data_directory_or_logs_and_the_recipient_reads_th
             store.mailboxes(&mut s, T0).unwrap().into_iter().map(|b| b.name).collect();
         assert!(names.contains(&MBOX.to_string()));
         assert_eq!(store.flags(&mut s, m, Uid(1), T0).unwrap(), [FLAG]);
+        // Through the store: the first open writes a read overlay, the second uses it; the
+        // overlay is on disk for the audit below.
+        let mut orng = dime_testkit::seeded_rng(77);
+        for want in [dime_store::OpenedVia::Slots(0), dime_store::OpenedVia::ReadOverlay] {
+            let o = store.open_message(&mut orng, &mut s, m, Uid(1), T0).unwrap();
+            assert_eq!(o.via, want);
+            log += &format!("{:?}\n", o.via);
+            let v = o.message.verify(p, &ak.signing, None).unwrap().into_view();
+            assert_eq!(v.message.common_headers.get("Subject"), Some(SUBJECT));
+        }
     }
     // The canaries are really in the sealed bytes' plaintext, not in the sealed bytes.
     let all = common::files(dir.path());

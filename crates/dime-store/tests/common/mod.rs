@@ -78,3 +78,85 @@ pub fn copy_dir(from: &Path, to: &Path) {
         }
     }
 }
+
+/// The other three actors of a real envelope (author, origin, destination) with fixed keys.
+pub struct Sender {
+    pub author: (dime_core::crypto::Ed25519Seed, dime_envelope::ActorSecret),
+    pub origin: (dime_core::crypto::Ed25519Seed, dime_envelope::ActorSecret),
+    pub dest: dime_envelope::ActorSecret,
+}
+
+impl Sender {
+    pub fn new() -> Sender {
+        use dime_core::crypto::{Ed25519Seed, X25519Secret};
+        let p = default_provider();
+        let s = |n: u8| dime_envelope::ActorSecret::new(p, X25519Secret::from_bytes([n; 32]));
+        Sender {
+            author: (Ed25519Seed::from_bytes([101; 32]), s(1)),
+            origin: (Ed25519Seed::from_bytes([102; 32]), s(2)),
+            dest: s(3),
+        }
+    }
+
+    pub fn author_key(&self) -> dime_core::crypto::Ed25519PublicKey {
+        default_provider().signature.public_key(&self.author.0)
+    }
+
+    pub fn origin_key(&self) -> dime_core::crypto::Ed25519PublicKey {
+        default_provider().signature.public_key(&self.origin.0)
+    }
+
+    /// A real envelope (origin-signed) to `to`, sealed to its current signet's key, whose
+    /// subject and body carry `text`.
+    pub fn seal(&self, store: &Store, to: &Mailbox, text: &str, seed: u64) -> Vec<u8> {
+        use dime_envelope::*;
+        let p = default_provider();
+        let keys = |seed: &dime_core::crypto::Ed25519Seed, enc: &ActorSecret| ActorKeys {
+            encryption: *enc.public(),
+            signing: p.signature.public_key(seed),
+        };
+        let (_, signet) = store.signet(to).unwrap();
+        let addressing = Addressing {
+            author: Mailbox::parse("sender@example.com").unwrap(),
+            author_keys: keys(&self.author.0, &self.author.1),
+            origin: dime_core::Domain::parse("example.com").unwrap(),
+            origin_keys: keys(&self.origin.0, &self.origin.1),
+            destination: to.domain().clone(),
+            destination_keys: ActorKeys {
+                encryption: *self.dest.public(),
+                signing: p.signature.public_key(&self.origin.0),
+            },
+            recipient: to.clone(),
+            recipient_keys: ActorKeys::from_signet(&signet).unwrap(),
+        };
+        let m = Message {
+            common_headers: Headers::from_pairs([("Subject", text)]).unwrap(),
+            other_headers: Headers::from_pairs([("X-Test", "1")]).unwrap(),
+            parts: vec![Part {
+                kind: PartKind::Display,
+                info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
+                data: text.as_bytes().to_vec(),
+            }],
+        };
+        let mut rng = dime_testkit::seeded_rng(seed);
+        let mut sealed =
+            seal_message(p, &mut rng, &addressing, Signer::Author(&self.author.0), &m).unwrap();
+        let v = open_as_origin(p, &sealed[..], &self.origin.1)
+            .unwrap()
+            .verify(p, &self.author_key())
+            .unwrap();
+        sealed.extend(
+            v.origin_signature_chunk(p, &mut rng, &self.origin.0, &addressing.origin).unwrap(),
+        );
+        sealed
+    }
+
+    /// Verifies an opened message and returns its display text.
+    pub fn verify(&self, o: dime_store::Opened) -> String {
+        let v = o
+            .message
+            .verify(default_provider(), &self.author_key(), Some(&self.origin_key()))
+            .unwrap();
+        String::from_utf8(v.view().message.parts[0].data.clone()).unwrap()
+    }
+}
