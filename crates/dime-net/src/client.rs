@@ -1,0 +1,305 @@
+//! The client driver: QUIC connections (one stream per transaction, many at once) and TLS over
+//! TCP connections (transactions in turn), each stream run by a [`dime_dmtp::Client`] machine
+//! (`spec/dmtp.md` §2, §7.2).
+
+use crate::NetError;
+use dime_core::crypto::CryptoProvider;
+use dime_core::{Domain, Fingerprint};
+use dime_dmtp::limits::{ALPN, HANDSHAKE_TIMEOUT};
+use dime_dmtp::{Client, ClientEvent, Greeting, Mode, Outgoing, SignetName, TransactionId};
+use rustls_pki_types::ServerName;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::net::TcpStream;
+
+/// Drives `c` until `done` picks an event, which is returned. Refusals and failures that
+/// `done` does not pick end it with an error.
+async fn pump<R, W>(
+    c: &mut Client,
+    reader: &mut R,
+    writer: &mut W,
+    mut done: impl FnMut(&ClientEvent) -> bool,
+) -> Result<ClientEvent, NetError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+{
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let mut wrote = false;
+        while let Some(frame) = c.poll_transmit() {
+            writer.write_all(&frame).await?;
+            wrote = true;
+        }
+        if wrote {
+            writer.flush().await?;
+        }
+        while let Some(ev) = c.poll_event() {
+            if done(&ev) {
+                return Ok(ev);
+            }
+            match ev {
+                ClientEvent::Failed(e) => return Err(NetError::Protocol(e)),
+                ClientEvent::Refused { command, code, .. } => {
+                    return Err(NetError::Refused { command, code });
+                }
+                ClientEvent::Closed => return Err(NetError::Closed),
+                _ => {}
+            }
+        }
+        if c.is_closed() {
+            return Err(NetError::Closed);
+        }
+        let read = reader.read(&mut buf);
+        let n = match c.poll_timeout() {
+            Some(d) => match tokio::time::timeout_at(tokio::time::Instant::from_std(d), read).await
+            {
+                Ok(r) => r?,
+                Err(_) => {
+                    c.handle_timeout(Instant::now());
+                    continue;
+                }
+            },
+            None => read.await?,
+        };
+        match n {
+            0 => c.handle_end(),
+            n => c.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
+        }
+    }
+}
+
+fn delivered(txn: dime_dmtp::TxnHandle) -> impl FnMut(&ClientEvent) -> bool {
+    move |ev| matches!(ev, ClientEvent::Delivered { txn: t, .. } if *t == txn)
+}
+
+fn into_txid(ev: ClientEvent) -> Result<TransactionId, NetError> {
+    match ev {
+        ClientEvent::Delivered { id, .. } => Ok(id),
+        _ => Err(NetError::Misuse("pump returned another event")),
+    }
+}
+
+/// A QUIC client endpoint: opens [`QuicConnection`]s.
+#[derive(Debug, Clone)]
+pub struct QuicClient {
+    endpoint: quinn::Endpoint,
+    provider: &'static CryptoProvider,
+    domain: Domain,
+}
+
+impl QuicClient {
+    /// An endpoint bound to `bind` (port 0 for any), for our `domain`, with `config` from
+    /// [`crate::quic_client_config`].
+    ///
+    /// # Errors
+    /// [`NetError::Io`] when the socket cannot be bound.
+    pub fn new(
+        bind: SocketAddr,
+        config: quinn::ClientConfig,
+        domain: Domain,
+        provider: &'static CryptoProvider,
+    ) -> Result<QuicClient, NetError> {
+        let mut endpoint = quinn::Endpoint::client(bind)?;
+        endpoint.set_default_client_config(config);
+        Ok(QuicClient { endpoint, provider, domain })
+    }
+
+    /// Connects to `addr`, checking the certificate for `server_name`, within
+    /// [`HANDSHAKE_TIMEOUT`].
+    ///
+    /// # Errors
+    /// Connection, handshake (certificate, ALPN) and timeout errors.
+    pub async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+    ) -> Result<QuicConnection, NetError> {
+        let connecting = self.endpoint.connect(addr, server_name)?;
+        let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
+            .await
+            .map_err(|_| NetError::HandshakeTimeout)??;
+        Ok(QuicConnection { conn, provider: self.provider, domain: self.domain.clone() })
+    }
+}
+
+/// One QUIC connection to a DMTP server. Cheap to clone; every call uses its own stream, so
+/// calls may run concurrently.
+#[derive(Debug, Clone)]
+pub struct QuicConnection {
+    conn: quinn::Connection,
+    provider: &'static CryptoProvider,
+    domain: Domain,
+}
+
+impl QuicConnection {
+    async fn stream(
+        &self,
+        mode: Mode,
+    ) -> Result<(Client, quinn::SendStream, quinn::RecvStream), NetError> {
+        let (send, recv) = self.conn.open_bi().await?;
+        let domain = (mode == Mode::Transfer).then_some(&self.domain);
+        Ok((Client::new(*self.provider, domain, mode, Instant::now()), send, recv))
+    }
+
+    /// Delivers one message on a new stream; returns the server's transaction id once the
+    /// server has stored it.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code, protocol and transport errors.
+    pub async fn send(&self, msg: Outgoing) -> Result<TransactionId, NetError> {
+        let (mut c, mut send, mut recv) = self.stream(Mode::Transfer).await?;
+        let txn = c.send_message(msg, Instant::now());
+        let ev = pump(&mut c, &mut recv, &mut send, delivered(txn)).await?;
+        c.quit(Instant::now());
+        let _ = pump(&mut c, &mut recv, &mut send, |e| matches!(e, ClientEvent::Closed)).await;
+        let _ = send.finish();
+        into_txid(ev)
+    }
+
+    /// SGNT on a new stream: the signet's bytes, not yet validated.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code, protocol and transport errors.
+    pub async fn lookup_signet(
+        &self,
+        name: &SignetName,
+        pin: Option<&Fingerprint>,
+    ) -> Result<Vec<u8>, NetError> {
+        let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
+        c.lookup_signet(name, pin, Instant::now());
+        let ev =
+            pump(&mut c, &mut recv, &mut send, |e| matches!(e, ClientEvent::Signet(_))).await?;
+        let _ = send.finish();
+        match ev {
+            ClientEvent::Signet(s) => Ok(s),
+            _ => Err(NetError::Misuse("pump returned another event")),
+        }
+    }
+
+    /// Closes the connection.
+    pub fn close(&self) {
+        self.conn.close(quinn::VarInt::from_u32(0), b"done");
+    }
+
+    /// The underlying QUIC connection.
+    pub fn quic(&self) -> &quinn::Connection {
+        &self.conn
+    }
+}
+
+/// One TLS-over-TCP connection to a DMTP server: one stream, transactions in turn.
+pub struct TlsConnection {
+    client: Client,
+    reader: ReadHalf<tokio_rustls::client::TlsStream<TcpStream>>,
+    writer: WriteHalf<tokio_rustls::client::TlsStream<TcpStream>>,
+    greeting: Option<Greeting>,
+}
+
+impl std::fmt::Debug for TlsConnection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TlsConnection").field("greeting", &self.greeting).finish_non_exhaustive()
+    }
+}
+
+impl TlsConnection {
+    /// Connects to `addr` over TCP, runs the TLS handshake (certificate checked for
+    /// `server_name` by `config`'s verifier, ALPN `dmtp/1`) and HELLO for our `domain`.
+    ///
+    /// # Errors
+    /// Transport, TLS, ALPN, timeout and HELLO refusal errors.
+    pub async fn connect(
+        addr: SocketAddr,
+        server_name: &str,
+        config: Arc<rustls::ClientConfig>,
+        domain: &Domain,
+        provider: &'static CryptoProvider,
+    ) -> Result<TlsConnection, NetError> {
+        let name = ServerName::try_from(server_name.to_owned())
+            .map_err(|_| NetError::Config("server name is not a dns name or ip address"))?;
+        let connector = tokio_rustls::TlsConnector::from(config);
+        let handshake = async {
+            let tcp = TcpStream::connect(addr).await?;
+            tcp.set_nodelay(true)?;
+            Ok::<_, NetError>(connector.connect(name, tcp).await?)
+        };
+        let tls = tokio::time::timeout(HANDSHAKE_TIMEOUT, handshake)
+            .await
+            .map_err(|_| NetError::HandshakeTimeout)??;
+        if tls.get_ref().1.alpn_protocol() != Some(ALPN) {
+            return Err(NetError::Alpn);
+        }
+        let (reader, writer) = tokio::io::split(tls);
+        let client = Client::new(*provider, Some(domain), Mode::Transfer, Instant::now());
+        let mut conn = TlsConnection { client, reader, writer, greeting: None };
+        let ev = pump(&mut conn.client, &mut conn.reader, &mut conn.writer, |e| {
+            matches!(e, ClientEvent::Greeted(_))
+        })
+        .await?;
+        if let ClientEvent::Greeted(g) = ev {
+            conn.greeting = Some(g);
+        }
+        Ok(conn)
+    }
+
+    /// What the server said in its greeting.
+    pub fn greeting(&self) -> Option<&Greeting> {
+        self.greeting.as_ref()
+    }
+
+    /// Delivers one message; returns the server's transaction id once stored.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code, protocol and transport errors.
+    pub async fn send(&mut self, msg: Outgoing) -> Result<TransactionId, NetError> {
+        let txn = self.client.send_message(msg, Instant::now());
+        let ev = pump(&mut self.client, &mut self.reader, &mut self.writer, delivered(txn)).await?;
+        into_txid(ev)
+    }
+
+    /// SGNT: the signet's bytes, not yet validated.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code, protocol and transport errors.
+    pub async fn lookup_signet(
+        &mut self,
+        name: &SignetName,
+        pin: Option<&Fingerprint>,
+    ) -> Result<Vec<u8>, NetError> {
+        self.client.lookup_signet(name, pin, Instant::now());
+        let ev = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| {
+            matches!(e, ClientEvent::Signet(_))
+        })
+        .await?;
+        match ev {
+            ClientEvent::Signet(s) => Ok(s),
+            _ => Err(NetError::Misuse("pump returned another event")),
+        }
+    }
+
+    /// QUIT, then closes the connection.
+    ///
+    /// # Errors
+    /// Transport errors; a refused QUIT.
+    pub async fn quit(mut self) -> Result<(), NetError> {
+        self.client.quit(Instant::now());
+        let r = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| {
+            matches!(e, ClientEvent::Closed)
+        })
+        .await;
+        let _ = self.writer.shutdown().await;
+        r.map(|_| ())
+    }
+}
+
+/// Whether `err` is worth a retry later (a 4xx, a timeout or a transport failure) rather than
+/// a bounce (a 5xx).
+pub fn is_temporary(err: &NetError) -> bool {
+    match err {
+        NetError::Refused { code, .. } => code.is_temporary(),
+        NetError::Config(_) | NetError::Misuse(_) => false,
+        _ => true,
+    }
+}

@@ -1,0 +1,457 @@
+//! DMTP over real loopback sockets: QUIC and TLS over TCP servers on 127.0.0.1:0 whose store is
+//! an in-memory callback that opens each envelope as the destination (`spec/dmtp.md` §2, §3,
+//! §8, §10).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use dime_core::crypto::{CryptoProvider, Ed25519Seed, X25519Secret, default_provider};
+use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_dmtp::frame::{Split, split_frame};
+use dime_dmtp::limits::MAX_FRAME_SIZE;
+use dime_dmtp::{
+    CommandKind, Delivery, Outgoing, Refusal, ReplyCode, SignetName, TransactionId, VerifyAnswer,
+};
+use dime_envelope::{
+    ActorKeys, ActorSecret, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer,
+    open_as_destination, open_as_origin, seal_message,
+};
+use dime_net::*;
+use dime_wire::Message as _;
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const ORIGIN_FP: Fingerprint = Fingerprint([0xa1; 64]);
+const DEST_FP: Fingerprint = Fingerprint([0xb2; 64]);
+
+fn domain(s: &str) -> Domain {
+    Domain::parse(s).unwrap()
+}
+
+fn p() -> &'static CryptoProvider {
+    default_provider()
+}
+
+/// A test verifier: accepts exactly one certificate (the resolver's verifier pins the same
+/// way from the `_dx` record).
+#[derive(Debug)]
+struct PinnedCert(CertificateDer<'static>, Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.0.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate not pinned".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("tls 1.2 not used".into()))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The destination's keys and an in-memory store.
+struct Store {
+    dest: ActorSecret,
+    origin_signing: dime_core::crypto::Ed25519PublicKey,
+    stored: Mutex<Vec<(TransactionId, Mailbox)>>,
+    next: AtomicU64,
+}
+
+impl Handler for Store {
+    async fn verify_origin(&self, origin: Domain, fingerprint: Fingerprint) -> Result<(), Refusal> {
+        if origin == domain("a.test") && fingerprint == ORIGIN_FP {
+            Ok(())
+        } else {
+            Err(Refusal::OriginNotVerified)
+        }
+    }
+
+    async fn check_recipient(
+        &self,
+        destination: Domain,
+        fingerprint: Fingerprint,
+    ) -> Result<(), Refusal> {
+        if destination != domain("b.test") {
+            return Err(Refusal::NotFound);
+        }
+        if fingerprint != DEST_FP {
+            return Err(Refusal::StaleFingerprint);
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, d: Delivery) -> Result<TransactionId, Refusal> {
+        let view = open_as_destination(p(), &d.body[..], &self.dest)
+            .and_then(|u| u.verify(p(), &self.origin_signing, &d.destination))
+            .map_err(|_| Refusal::BadSignature)?;
+        let n = self.next.fetch_add(1, Ordering::SeqCst);
+        let id = TransactionId::new(&format!("tx{n}")).unwrap();
+        self.stored.lock().unwrap().push((id.clone(), view.view().recipient.clone()));
+        Ok(id)
+    }
+
+    async fn signet(
+        &self,
+        name: SignetName,
+        _pin: Option<Fingerprint>,
+    ) -> Result<Vec<u8>, Refusal> {
+        if name.domain == domain("b.test") {
+            Ok(b"org-signet".to_vec())
+        } else {
+            Err(Refusal::NotFound)
+        }
+    }
+
+    async fn verify(&self, _name: SignetName, _fp: Fingerprint) -> Result<VerifyAnswer, Refusal> {
+        Ok(VerifyAnswer::Current)
+    }
+
+    async fn history(
+        &self,
+        _name: SignetName,
+        _from: Fingerprint,
+    ) -> Result<Vec<Vec<u8>>, Refusal> {
+        Ok(Vec::new())
+    }
+}
+
+struct World {
+    store: Arc<Store>,
+    sealed: Vec<u8>,
+    cert: CertificateDer<'static>,
+    key: Vec<u8>,
+}
+
+fn actor(n: u8) -> (ActorSecret, Ed25519Seed, ActorKeys) {
+    let enc = ActorSecret::new(p(), X25519Secret::from_bytes([n; 32]));
+    let sign = Ed25519Seed::from_bytes([n.wrapping_add(100); 32]);
+    let keys = ActorKeys { encryption: *enc.public(), signing: p().signature.public_key(&sign) };
+    (enc, sign, keys)
+}
+
+/// Seals a message as the author and adds the origin's signature: what the origin delivers.
+fn world() -> World {
+    let (_, author_sign, author) = actor(1);
+    let (origin_enc, origin_sign, origin) = actor(2);
+    let (dest_enc, _, dest) = actor(3);
+    let (_, _, recip) = actor(4);
+    let addressing = Addressing {
+        author: Mailbox::parse("alice@a.test").unwrap(),
+        author_keys: author,
+        origin: domain("a.test"),
+        origin_keys: origin,
+        destination: domain("b.test"),
+        destination_keys: dest,
+        recipient: Mailbox::parse("bob@b.test").unwrap(),
+        recipient_keys: recip,
+    };
+    let msg = Message {
+        common_headers: Headers::from_pairs([("Subject", "canary-subject")]).unwrap(),
+        other_headers: Headers::new(),
+        parts: vec![Part {
+            kind: PartKind::Display,
+            info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
+            data: b"hello bob".to_vec(),
+        }],
+    };
+    let mut rng = dime_testkit::seeded_rng(7);
+    let mut sealed =
+        seal_message(p(), &mut rng, &addressing, Signer::Author(&author_sign), &msg).unwrap();
+    let v = open_as_origin(p(), &sealed[..], &origin_enc)
+        .unwrap()
+        .verify(p(), &author.signing)
+        .unwrap();
+    sealed.extend_from_slice(
+        &v.origin_signature_chunk(p(), &mut rng, &origin_sign, &addressing.origin).unwrap(),
+    );
+    let ck = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
+    World {
+        store: Arc::new(Store {
+            dest: dest_enc,
+            origin_signing: origin.signing,
+            stored: Mutex::default(),
+            next: AtomicU64::new(1),
+        }),
+        sealed,
+        cert: ck.cert.der().clone(),
+        key: ck.signing_key.serialize_der(),
+    }
+}
+
+impl World {
+    fn server_tls(&self) -> rustls::ServerConfig {
+        server_tls_config(
+            vec![self.cert.clone()],
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone())),
+        )
+        .unwrap()
+    }
+
+    fn client_tls(&self) -> rustls::ClientConfig {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        client_tls_config(Arc::new(PinnedCert(self.cert.clone(), provider))).unwrap()
+    }
+
+    fn options(&self) -> ServerOptions {
+        ServerOptions::new(domain("b.test"), p())
+    }
+
+    fn quic_server(&self, options: ServerOptions) -> ServerHandle {
+        let config = quic_server_config(self.server_tls()).unwrap();
+        let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+        spawn_quic(endpoint, Arc::clone(&self.store), options).unwrap()
+    }
+
+    async fn tls_server(&self, options: ServerOptions) -> ServerHandle {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        spawn_tls(listener, self.server_tls(), Arc::clone(&self.store), options).unwrap()
+    }
+
+    fn quic_client(&self) -> QuicClient {
+        let config = quic_client_config(self.client_tls()).unwrap();
+        QuicClient::new("127.0.0.1:0".parse().unwrap(), config, domain("a.test"), p()).unwrap()
+    }
+
+    async fn tls_client(&self, addr: SocketAddr) -> Result<TlsConnection, NetError> {
+        TlsConnection::connect(addr, "b.test", Arc::new(self.client_tls()), &domain("a.test"), p())
+            .await
+    }
+
+    fn outgoing(&self) -> Outgoing {
+        Outgoing {
+            origin: domain("a.test"),
+            origin_fingerprint: ORIGIN_FP,
+            destination: domain("b.test"),
+            destination_fingerprint: DEST_FP,
+            body: self.sealed.clone(),
+        }
+    }
+
+    fn stored(&self) -> usize {
+        self.store.stored.lock().unwrap().len()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_delivers_sealed_envelopes_concurrently_on_one_connection() {
+    let w = world();
+    let server = w.quic_server(w.options());
+    let conn = w.quic_client().connect(server.local_addr, "b.test").await.unwrap();
+    let mut tasks = Vec::new();
+    for _ in 0..32 {
+        let (conn, msg) = (conn.clone(), w.outgoing());
+        tasks.push(tokio::spawn(async move { conn.send(msg).await }));
+    }
+    let mut ids = std::collections::BTreeSet::new();
+    for t in tasks {
+        ids.insert(t.await.unwrap().unwrap().as_str().to_owned());
+    }
+    assert_eq!(ids.len(), 32);
+    assert_eq!(w.stored(), 32);
+    assert!(w.store.stored.lock().unwrap().iter().all(|(_, r)| r.local_part() == "bob"));
+    let name = SignetName { domain: domain("b.test"), mailbox: None };
+    assert_eq!(conn.lookup_signet(&name, None).await.unwrap(), b"org-signet");
+    conn.close();
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_delivers_in_turn_on_each_connection_and_concurrently_across_them() {
+    let w = Arc::new(world());
+    let server = w.tls_server(w.options()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..4 {
+        let (w, addr) = (Arc::clone(&w), server.local_addr);
+        tasks.push(tokio::spawn(async move {
+            let mut c = w.tls_client(addr).await.unwrap();
+            assert_eq!(c.greeting().unwrap().domain, domain("b.test"));
+            for _ in 0..8 {
+                c.send(w.outgoing()).await.unwrap();
+            }
+            c.quit().await.unwrap();
+        }));
+    }
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert_eq!(w.stored(), 32);
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
+    let w = world();
+    let server = w.quic_server(w.options());
+    let conn = w.quic_client().connect(server.local_addr, "b.test").await.unwrap();
+    let mut bad = w.outgoing();
+    let mid = bad.body.len() / 2;
+    bad.body[mid] ^= 1;
+    let err = conn.send(bad).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            NetError::Refused { command: CommandKind::Data, code: ReplyCode::BAD_SIGNATURE }
+        ),
+        "{err}"
+    );
+    let mut other = w.outgoing();
+    other.destination = domain("c.test");
+    let err = conn.send(other).await.unwrap_err();
+    assert!(
+        matches!(err, NetError::Refused { command: CommandKind::Rcpt, code: ReplyCode::NOT_FOUND }),
+        "{err}"
+    );
+    let mut stale = w.outgoing();
+    stale.destination_fingerprint = Fingerprint([0; 64]);
+    let err = conn.send(stale).await.unwrap_err();
+    assert!(matches!(err, NetError::Refused { code: ReplyCode::STALE_FINGERPRINT, .. }), "{err}");
+    assert!(!is_temporary(&err));
+    assert_eq!(w.stored(), 0);
+    server.shutdown();
+}
+
+/// Reads what the server sends until it closes (or 5 s pass).
+async fn read_to_close(s: &mut tokio::net::TcpStream) -> Vec<u8> {
+    let mut all = Vec::new();
+    let _ = tokio::time::timeout(Duration::from_secs(5), s.read_to_end(&mut all))
+        .await
+        .expect("server closes");
+    all
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cross_protocol_text_is_closed_without_echo() {
+    let w = world();
+    let server = w.tls_server(w.options()).await;
+    for text in [
+        &b"GET / HTTP/1.1\r\nHost: canary-host\r\n\r\n"[..],
+        b"EHLO canary-host\r\n",
+        b"a001 LOGIN canary-user canary-pass\r\n",
+    ] {
+        let mut s = tokio::net::TcpStream::connect(server.local_addr).await.unwrap();
+        s.write_all(text).await.unwrap();
+        let back = read_to_close(&mut s).await;
+        assert!(!back.windows(6).any(|win| win == b"canary"), "echoed: {back:?}");
+        assert!(back.len() < 64, "at most a TLS alert: {back:?}");
+    }
+    // The server still serves a real client.
+    let mut c = w.tls_client(server.local_addr).await.unwrap();
+    c.send(w.outgoing()).await.unwrap();
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_garbage_datagrams_do_not_disturb_a_real_client() {
+    let w = world();
+    let server = w.quic_server(w.options());
+    let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let mut rng = dime_testkit::seeded_rng(9);
+    for i in 0..200usize {
+        let mut d = vec![0u8; 20 + i * 7 % 1200];
+        rand_core::RngCore::fill_bytes(&mut rng, &mut d);
+        udp.send_to(&d, server.local_addr).await.unwrap();
+    }
+    let conn = w.quic_client().connect(server.local_addr, "b.test").await.unwrap();
+    conn.send(w.outgoing()).await.unwrap();
+    assert_eq!(w.stored(), 1);
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_over_the_limit_is_refused_and_the_stream_closed() {
+    let w = world();
+    let server = w.tls_server(w.options()).await;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(w.client_tls()));
+    let tcp = tokio::net::TcpStream::connect(server.local_addr).await.unwrap();
+    let mut tls = connector.connect(ServerName::try_from("b.test").unwrap(), tcp).await.unwrap();
+    tls.write_all(&((MAX_FRAME_SIZE + 1) as u32).to_be_bytes()).await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut back)).await.unwrap().ok();
+    let Ok(Split::Frame { payload, consumed }) = split_frame(&back) else {
+        panic!("no reply: {back:?}")
+    };
+    assert_eq!(consumed, back.len(), "one reply, then close");
+    assert_eq!(dime_wire::dmtp::Reply::decode(payload).unwrap().code, 500);
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_ip_cap_at_the_limit_and_one_past() {
+    let w = world();
+    let mut options = w.options();
+    options.max_connections_per_ip = 2;
+    let server = w.tls_server(options).await;
+    let a = w.tls_client(server.local_addr).await.unwrap();
+    let b = w.tls_client(server.local_addr).await.unwrap();
+    assert!(w.tls_client(server.local_addr).await.is_err(), "third connection from one ip");
+    drop(a);
+    // The slot comes back once the server sees the close.
+    let mut ok = false;
+    for _ in 0..50 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        if let Ok(c) = w.tls_client(server.local_addr).await {
+            drop(c);
+            ok = true;
+            break;
+        }
+    }
+    assert!(ok, "slot released");
+    drop(b);
+    server.shutdown();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_tcp_peer_is_closed_at_the_handshake_deadline() {
+    let w = world();
+    let mut options = w.options();
+    options.handshake_timeout = Duration::from_millis(200);
+    let server = w.tls_server(options).await;
+    let mut s = tokio::net::TcpStream::connect(server.local_addr).await.unwrap();
+    let back = read_to_close(&mut s).await;
+    assert!(back.is_empty());
+    server.shutdown();
+}
+
+#[test]
+fn early_data_is_disabled_on_both_sides() {
+    let w = world();
+    assert_eq!(w.server_tls().max_early_data_size, 0);
+    assert!(!w.client_tls().enable_early_data);
+    assert_eq!(w.server_tls().alpn_protocols, vec![b"dmtp/1".to_vec()]);
+}
