@@ -22,9 +22,9 @@ pub const BODY_CHUNK_SIZE: usize = 64 * 1024;
 /// (`spec/envelope.md`), so one (`spec/dmtp.md` §6.3, §8).
 pub const MAX_RECIPIENTS: usize = 1;
 
-/// Transactions (DATA bodies accepted or refused) per stream. Over QUIC a stream carries one
-/// transaction and the driver caps streams per connection with the same number
-/// (`spec/dmtp.md` §8).
+/// Transactions (DATA bodies accepted or refused) per stream: over TLS over TCP, per
+/// connection. Over QUIC a stream carries one transaction and `dime-net` caps streams per
+/// connection instead (`spec/dmtp.md` §8).
 pub const MAX_TRANSACTIONS: u32 = 100;
 
 /// Signet lookups (SGNT, VRFY, HIST) per stream (`spec/dmtp.md` §8).
