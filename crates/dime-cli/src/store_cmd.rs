@@ -9,6 +9,7 @@ use dime_core::crypto::{Argon2Params, default_provider};
 use dime_core::{Mailbox, Secret};
 use dime_signet::{EncryptionSecret, keyfile};
 use dime_store::{NewAccount, Recovery, RecoveryCode, Store, StoreConfig, Timestamp};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand_core::{OsRng, RngCore};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -105,8 +106,15 @@ pub(crate) enum UserStoreCommand {
         #[arg(long)]
         address: String,
         /// The organisation's key file (signs the new user signet).
-        #[arg(long, value_name = "FILE")]
-        org_key: PathBuf,
+        #[arg(long, value_name = "FILE", required_unless_present = "resume_rewrap")]
+        org_key: Option<PathBuf>,
+        /// After rotating, re-wrap the stored mail to the new key (key overlays beside the
+        /// unchanged messages; no body is re-encrypted), with a progress bar.
+        #[arg(long)]
+        rewrap: bool,
+        /// Do not rotate: finish an interrupted re-wrap to the current key.
+        #[arg(long, conflicts_with_all = ["org_key", "rewrap"])]
+        resume_rewrap: bool,
         #[command(flatten)]
         passphrase: PassphraseArgs,
     },
@@ -218,6 +226,26 @@ fn org_keys(path: &Path, pass: &PassphraseArgs) -> anyhow::Result<dime_signet::O
     }
 }
 
+/// A progress bar on standard error (drawn only on a terminal): `what [====>   ] 12/40`.
+fn progress_bar(what: &'static str) -> ProgressBar {
+    let pb = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+    if let Ok(style) =
+        ProgressStyle::with_template("{msg:12} [{bar:40}] {pos}/{len} ({elapsed}, eta {eta})")
+    {
+        pb.set_style(style.progress_chars("=> "));
+    }
+    pb.set_message(what);
+    pb
+}
+
+/// Progress callback of a (done, total) operation, drawing on `pb`.
+fn tick(pb: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
+    move |done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    }
+}
+
 fn password(a: &StoreArgs) -> anyhow::Result<Zeroizing<String>> {
     secret(a.password_file.as_deref(), "DIME_USER_PASSWORD", "account password: ")
 }
@@ -320,18 +348,66 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
             open_store(&store, false)?.delete_account(&mailbox)?;
             writeln!(out, "deleted {mailbox}: its keys are shredded")?;
         }
-        UserStoreCommand::Rotate { store, address: addr, org_key, passphrase } => {
+        UserStoreCommand::Rotate {
+            store,
+            address: addr,
+            org_key,
+            rewrap,
+            resume_rewrap,
+            passphrase,
+        } => {
             let mailbox = address(&addr)?;
-            let org = org_keys(&org_key, &passphrase)?;
+            let org = match &org_key {
+                Some(k) if !resume_rewrap => Some(org_keys(k, &passphrase)?),
+                _ => None,
+            };
             let st = open_store(&store, false)?;
             let pw = password(&store)?;
             let mut s = st.login(&mailbox, pw.as_bytes(), now()).context("cannot log in")?;
-            st.rotate_keys(&mut OsRng, &mut s, &org, now())?;
-            writeln!(
-                out,
-                "rotated keys of {mailbox}: generation {}",
-                s.current_generation().unwrap_or(0)
-            )?;
+            if let Some(org) = &org {
+                st.rotate_keys(&mut OsRng, &mut s, org, now())
+                    .with_context(|| format!("cannot rotate the keys of {mailbox}"))?;
+                writeln!(
+                    out,
+                    "rotated keys of {mailbox}: generation {}",
+                    s.current_generation().unwrap_or(0)
+                )?;
+            }
+            if rewrap || resume_rewrap {
+                let pb = progress_bar("re-wrapping");
+                let mut draw = tick(&pb);
+                let r = st.rewrap_slots(&mut OsRng, &mut s, 64, now(), &mut |p| {
+                    draw(p.done + p.failed, p.total)
+                });
+                pb.finish_and_clear();
+                let p = r.with_context(|| {
+                    format!(
+                        "re-wrap of {mailbox} interrupted (what is done is kept): run `dime user \
+                         rotate --resume-rewrap` to finish"
+                    )
+                })?;
+                writeln!(
+                    out,
+                    "re-wrapped {} of {} messages of {mailbox} to generation {}",
+                    p.done,
+                    p.total,
+                    s.current_generation().unwrap_or(0)
+                )?;
+                if p.failed > 0 {
+                    writeln!(
+                        out,
+                        "{} messages do not open with this account's keys and were left as they \
+                         are",
+                        p.failed
+                    )?;
+                }
+            } else {
+                writeln!(
+                    out,
+                    "old mail still opens through the keyring; `dime user rotate \
+                     --resume-rewrap` moves it to the new key"
+                )?;
+            }
         }
         UserStoreCommand::Export { store, address: addr, out: path } => {
             let mailbox = address(&addr)?;
@@ -339,7 +415,11 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
             let pw = password(&store)?;
             let mut s = st.login(&mailbox, pw.as_bytes(), now()).context("cannot log in")?;
             let ap = secret(None, "DIME_ARCHIVE_PASSWORD", "archive password: ")?;
-            let archive = st.export(&mut OsRng, &mut s, ap.as_bytes(), now())?;
+            let pb = progress_bar("exporting");
+            let archive =
+                st.export_with_progress(&mut OsRng, &mut s, ap.as_bytes(), now(), &mut tick(&pb));
+            pb.finish_and_clear();
+            let archive = archive.with_context(|| format!("cannot export {mailbox}"))?;
             write_new(&path, &archive, true)?;
             writeln!(
                 out,
@@ -354,8 +434,17 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
             let st = open_store(&store, true)?;
             let ap = secret(None, "DIME_ARCHIVE_PASSWORD", "archive password: ")?;
             let new = new_password(&store)?;
-            let (_, mailbox) =
-                st.import(&mut OsRng, &archive, ap.as_bytes(), new.as_bytes(), now())?;
+            let pb = progress_bar("importing");
+            let r = st.import_with_progress(
+                &mut OsRng,
+                &archive,
+                ap.as_bytes(),
+                new.as_bytes(),
+                now(),
+                &mut tick(&pb),
+            );
+            pb.finish_and_clear();
+            let (_, mailbox) = r.with_context(|| format!("cannot import {}", file.display()))?;
             writeln!(out, "imported {mailbox}")?;
         }
         UserStoreCommand::Purge { store, address: addr, older_than_days } => {

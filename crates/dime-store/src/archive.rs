@@ -46,6 +46,18 @@ impl Store {
         archive_password: &[u8],
         now: Timestamp,
     ) -> Result<Vec<u8>, StoreError> {
+        self.export_with_progress(rng, s, archive_password, now, &mut |_, _| {})
+    }
+
+    /// [`Store::export`], calling `progress(records done, records total)` as it goes.
+    pub fn export_with_progress(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        archive_password: &[u8],
+        now: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Vec<u8>, StoreError> {
         s.touch(now)?;
         let inner = &*self.inner;
         let a = s.account;
@@ -80,8 +92,11 @@ impl Store {
                 u32::try_from(records.len())
                     .map_err(|_| StoreError::BadArchive("too many records"))?,
             );
-        for (code, k, v) in &records {
+        let total = records.len() as u64;
+        progress(0, total);
+        for (i, (code, k, v)) in records.iter().enumerate() {
             body = body.u8(*code).bytes(k).bytes(v);
+            progress(i as u64 + 1, total);
         }
         let body = Zeroizing::new(body.finish());
         let params = inner.argon2;
@@ -104,6 +119,19 @@ impl Store {
         archive_password: &[u8],
         new_password: &[u8],
         now: Timestamp,
+    ) -> Result<(AccountId, Mailbox), StoreError> {
+        self.import_with_progress(rng, archive, archive_password, new_password, now, &mut |_, _| {})
+    }
+
+    /// [`Store::import`], calling `progress(records checked, records total)` as it goes.
+    pub fn import_with_progress(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        archive: &[u8],
+        archive_password: &[u8],
+        new_password: &[u8],
+        now: Timestamp,
+        progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(AccountId, Mailbox), StoreError> {
         let _ = now;
         let inner = &*self.inner;
@@ -145,7 +173,8 @@ impl Store {
         let mut records = Vec::new();
         let mut used = 0u64;
         let mut count = 0u64;
-        for _ in 0..n {
+        progress(0, u64::from(n));
+        for i in 0..n {
             let code = d.u8().map_err(bad)?;
             let table = TABLES
                 .into_iter()
@@ -167,6 +196,7 @@ impl Store {
                 count += 1;
             }
             records.push((table, k.to_vec(), v.to_vec()));
+            progress(u64::from(i) + 1, u64::from(n));
         }
         d.finish().map_err(bad)?;
         if inner.account_of(&address).is_ok() {
