@@ -278,3 +278,30 @@ fn spec_transcripts_replay_through_the_server() {
         replay(heading, lines);
     }
 }
+
+/// The client byte stream of every transcript is a fuzz seed (`fuzz/seeds/dmtp_server/`, with
+/// the two policy bytes "accept everything, 7-octet chunks", and `fuzz/seeds/dmtp_frame_decode/`).
+/// `DIME_REGENERATE=1` rewrites them; otherwise a missing or different seed fails.
+#[test]
+fn fuzz_seeds_are_the_transcripts_client_streams() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds"));
+    let regenerate = std::env::var_os("DIME_REGENERATE").is_some();
+    let mut stale = Vec::new();
+    for (i, (_, lines)) in transcripts().iter().enumerate() {
+        let stream: Vec<u8> =
+            lines.iter().filter_map(|l| l.strip_prefix("C: ")).flat_map(client_bytes).collect();
+        let server_seed = [&[0u8, 6][..], &stream].concat();
+        for (dir, bytes) in [("dmtp_server", server_seed), ("dmtp_frame_decode", stream)] {
+            let path = root.join(dir).join(format!("transcript-{i:02}.bin"));
+            if std::fs::read(&path).ok().as_deref() != Some(&bytes[..]) {
+                if regenerate {
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(&path, &bytes).unwrap();
+                } else {
+                    stale.push(path.display().to_string());
+                }
+            }
+        }
+    }
+    assert!(stale.is_empty(), "stale fuzz seeds {stale:?}: run with DIME_REGENERATE=1 and commit");
+}
