@@ -153,8 +153,8 @@ impl QuicConnection {
         let (mut c, mut send, mut recv) = self.stream(Mode::Transfer).await?;
         let txn = c.send_message(msg, Instant::now());
         let ev = pump(&mut c, &mut recv, &mut send, delivered(txn)).await?;
-        c.quit(Instant::now());
-        let _ = pump(&mut c, &mut recv, &mut send, |e| matches!(e, ClientEvent::Closed)).await;
+        // The stream carried its one transaction: finishing it ends the server's side too
+        // (no QUIT round trip, `spec/dmtp.md` §2).
         let _ = send.finish();
         into_txid(ev)
     }

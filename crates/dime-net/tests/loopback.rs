@@ -455,3 +455,19 @@ fn early_data_is_disabled_on_both_sides() {
     assert!(!w.client_tls().enable_early_data);
     assert_eq!(w.server_tls().alpn_protocols, vec![b"dmtp/1".to_vec()]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_peer_after_the_tls_handshake_gets_421_at_the_hello_deadline() {
+    let w = world();
+    let mut options = w.options();
+    options.dmtp.handshake_timeout = Duration::from_millis(200);
+    let server = w.tls_server(options).await;
+    let connector = tokio_rustls::TlsConnector::from(Arc::new(w.client_tls()));
+    let tcp = tokio::net::TcpStream::connect(server.local_addr).await.unwrap();
+    let mut tls = connector.connect(ServerName::try_from("b.test").unwrap(), tcp).await.unwrap();
+    let mut back = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut back)).await.unwrap().ok();
+    let Ok(Split::Frame { payload, .. }) = split_frame(&back) else { panic!("no reply: {back:?}") };
+    assert_eq!(dime_wire::dmtp::Reply::decode(payload).unwrap().code, 421);
+    server.shutdown();
+}
