@@ -305,3 +305,119 @@ fn fuzz_seeds_are_the_transcripts_client_streams() {
     }
     assert!(stale.is_empty(), "stale fuzz seeds {stale:?}: run with DIME_REGENERATE=1 and commit");
 }
+
+/// Every ```dmtp-client block (`spec/dmtp.md` §9.13).
+fn client_transcripts() -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    let mut block: Option<Vec<String>> = None;
+    for line in spec().lines() {
+        if line == "```dmtp-client" {
+            block = Some(Vec::new());
+        } else if line == "```" {
+            if let Some(b) = block.take() {
+                out.push(b);
+            }
+        } else if let Some(b) = block.as_mut() {
+            b.push(line.to_owned());
+        }
+    }
+    out
+}
+
+/// A server reply from `<code> [detail]` (the `S:` syntax).
+fn reply_bytes(line: &str) -> Vec<u8> {
+    let (code, detail) = split1(line);
+    let (kind, arg) = split1(detail);
+    let detail = match kind {
+        "" => None,
+        "GREETING" => Some(Detail::Greeting(dmtp::Greeting {
+            version: 1,
+            domain: arg.to_owned(),
+            max_message_size: dime_dmtp::limits::MAX_MESSAGE_SIZE,
+            max_recipients: 1,
+            max_frame_size: dime_dmtp::limits::MAX_FRAME_SIZE as u32,
+        })),
+        "TXID" => Some(Detail::Accepted(dmtp::Accepted { transaction_id: arg.to_owned() })),
+        "SIGNET" => Some(Detail::Signet(dmtp::SignetReply { signet: arg.as_bytes().to_vec() })),
+        other => panic!("unknown reply detail {other}"),
+    };
+    let code: u32 = code.parse().unwrap();
+    encode_frame(&dmtp::Reply { code, text: "x".into(), detail }).unwrap()
+}
+
+fn client_event_text(ev: &dime_dmtp::ClientEvent) -> String {
+    use dime_dmtp::ClientEvent::*;
+    match ev {
+        Greeted(g) => format!("Greeted {}", g.domain.as_str()),
+        Delivered { txn, id } => format!("Delivered {} {id}", txn.0),
+        Refused { txn, command, code } => {
+            let t = txn.map_or("-".to_owned(), |t| t.0.to_string());
+            format!("Refused {t} {command:?} {code}")
+        }
+        Signet(s) => format!("Signet {}", String::from_utf8_lossy(s)),
+        Verified(a) => format!("Verified {a:?}"),
+        History(h) => format!("History {}", h.len()),
+        Done(c) => format!("Done {c:?}"),
+        Closed => "Closed".to_owned(),
+        Failed(e) => format!("Failed {e:?}"),
+    }
+}
+
+#[test]
+fn spec_client_transcripts_replay_through_the_client() {
+    use dime_dmtp::{Client, Mode, Outgoing};
+    let all = client_transcripts();
+    assert!(all.len() >= 6, "spec/dmtp.md §9.13 has {} client transcripts", all.len());
+    for (b, lines) in all.iter().enumerate() {
+        let now = Instant::now();
+        let mut client: Option<Client> = None;
+        for (n, line) in lines.iter().enumerate() {
+            let ctx = format!("client transcript {b}, line {}: {line}", n + 1);
+            let (tag, body) = line.split_at(3);
+            match tag {
+                "A: " => {
+                    let (call, rest) = split1(body);
+                    let a: Vec<&str> = rest.splitn(5, ' ').collect();
+                    if call == "new" {
+                        let d = (a[0] != "-").then(|| Domain::parse(a[0]).unwrap());
+                        let mode = if a[1] == "LOOKUP" { Mode::Lookup } else { Mode::Transfer };
+                        client = Some(Client::new(*default_provider(), d.as_ref(), mode, now));
+                        continue;
+                    }
+                    let c = client.as_mut().unwrap();
+                    match call {
+                        "send" => {
+                            c.send_message(
+                                Outgoing {
+                                    origin: Domain::parse(a[0]).unwrap(),
+                                    origin_fingerprint: fp(a[1]),
+                                    destination: Domain::parse(a[2]).unwrap(),
+                                    destination_fingerprint: fp(a[3]),
+                                    body: a[4].as_bytes().to_vec(),
+                                },
+                                now,
+                            );
+                        }
+                        "sgnt" => c.lookup_signet(&name(a[0], a[1]), opt_fp(a[2]).as_ref(), now),
+                        "noop" => c.noop(now),
+                        "quit" => c.quit(now),
+                        other => panic!("{ctx}: unknown call {other}"),
+                    }
+                }
+                "C: " => {
+                    let got = client.as_mut().unwrap().poll_transmit();
+                    assert_eq!(got, Some(client_bytes(body)), "{ctx}");
+                }
+                "S: " => client.as_mut().unwrap().handle_input(&reply_bytes(body), now),
+                "E: " => {
+                    let got = client.as_mut().unwrap().poll_event();
+                    assert_eq!(got.as_ref().map(client_event_text).as_deref(), Some(body), "{ctx}");
+                }
+                _ => panic!("{ctx}: unknown line"),
+            }
+        }
+        let c = client.as_mut().unwrap();
+        assert_eq!(c.poll_transmit(), None, "client transcript {b}: frames left over");
+        assert_eq!(c.poll_event(), None, "client transcript {b}: events left over");
+    }
+}
