@@ -1,0 +1,223 @@
+//! The destination role and the signet service (`spec/dmtp.md` §6): a [`dime_net::Handler`]
+//! that authenticates the origin, opens the destination chunk with the org key, verifies the
+//! origin's signature, stores the sealed envelope durably, and answers SGNT, VRFY and HIST for
+//! its own domain and users.
+
+use crate::{LocalDomain, now};
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
+use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_dmtp::{Delivery, Refusal, SignetName, TransactionId, VerifyAnswer};
+use dime_envelope::open_as_destination;
+use dime_net::Handler;
+use dime_resolver::{KeyResolver, PinStore, SignetSource};
+use dime_signet::{FingerprintKind, Signet};
+use dime_store::{Store, StoreError};
+use std::collections::HashMap;
+use std::future::Future;
+use std::sync::Arc;
+
+/// Where the destination finds an origin's org signing key, authenticated as the fingerprint
+/// MAIL named: the [`KeyResolver`] in production, a [`StaticOrigins`] map in tests.
+pub trait OriginKeys: Send + Sync + 'static {
+    /// The signing key of `origin`'s org signet whose fingerprint is `fingerprint`.
+    /// [`Refusal::OriginNotVerified`] when it is not that signet, [`Refusal::Temporary`] when
+    /// DNS or the signet fetch failed in a way that may pass.
+    fn origin_key(
+        &self,
+        origin: &Domain,
+        fingerprint: &Fingerprint,
+    ) -> impl Future<Output = Result<Ed25519PublicKey, Refusal>> + Send;
+}
+
+impl<S, P> OriginKeys for KeyResolver<S, P>
+where
+    S: SignetSource + 'static,
+    P: PinStore + 'static,
+{
+    async fn origin_key(
+        &self,
+        origin: &Domain,
+        fingerprint: &Fingerprint,
+    ) -> Result<Ed25519PublicKey, Refusal> {
+        match self.org_key(origin).await {
+            Ok(k) if k.org.fingerprint == *fingerprint => {
+                k.org.signet.signing_key().map_err(|_| Refusal::OriginNotVerified)
+            }
+            Ok(_) => Err(Refusal::OriginNotVerified),
+            Err(e) if e.is_temporary() => Err(Refusal::Temporary),
+            Err(_) => Err(Refusal::OriginNotVerified),
+        }
+    }
+}
+
+/// Origins known in advance (tests, closed federations): domain to (org signet fingerprint,
+/// signing key).
+#[derive(Debug, Default, Clone)]
+pub struct StaticOrigins(pub HashMap<Domain, (Fingerprint, Ed25519PublicKey)>);
+
+impl OriginKeys for StaticOrigins {
+    async fn origin_key(
+        &self,
+        origin: &Domain,
+        fingerprint: &Fingerprint,
+    ) -> Result<Ed25519PublicKey, Refusal> {
+        match self.0.get(origin) {
+            Some((fp, key)) if fp == fingerprint => Ok(*key),
+            _ => Err(Refusal::OriginNotVerified),
+        }
+    }
+}
+
+/// The destination's [`Handler`]: our domain, our store, and where origin keys come from.
+pub struct Destination<O> {
+    local: Arc<LocalDomain>,
+    store: Arc<Store>,
+    origins: Arc<O>,
+    provider: &'static CryptoProvider,
+}
+
+impl<O> std::fmt::Debug for Destination<O> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Destination").field("domain", &self.local.domain).finish_non_exhaustive()
+    }
+}
+
+impl<O: OriginKeys> Destination<O> {
+    /// A handler for `local`, storing into `store`, authenticating origins through `origins`.
+    pub fn new(
+        local: Arc<LocalDomain>,
+        store: Arc<Store>,
+        origins: Arc<O>,
+        provider: &'static CryptoProvider,
+    ) -> Destination<O> {
+        Destination { local, store, origins, provider }
+    }
+
+    /// The current signet of `name` and its fingerprints (full, crypto), if served here.
+    fn current(&self, name: &SignetName) -> Result<Signet, Refusal> {
+        if name.domain != self.local.domain {
+            return Err(Refusal::NotFound);
+        }
+        match &name.mailbox {
+            None => Ok(self.local.org_signet.clone()),
+            Some(m) => user_signet(&self.store, m),
+        }
+    }
+
+    fn matches(&self, signet: &Signet, fp: &Fingerprint) -> bool {
+        [FingerprintKind::Full, FingerprintKind::Crypto]
+            .into_iter()
+            .any(|k| signet.fingerprint(self.provider, k).as_ref() == Some(fp))
+    }
+}
+
+fn user_signet(store: &Store, mailbox: &Mailbox) -> Result<Signet, Refusal> {
+    match store.signet(mailbox) {
+        Ok((_, s)) => Ok(s),
+        Err(StoreError::UnknownAccount) => Err(Refusal::NotFound),
+        Err(e) => {
+            tracing::warn!(error = %e, "signet lookup failed in the store");
+            Err(Refusal::Temporary)
+        }
+    }
+}
+
+/// A transaction id for a stored message: 24 hex digits of a hash of where it landed (no
+/// account id or address in clear).
+fn transaction_id(p: &CryptoProvider, d: &dime_store::Delivered) -> Option<TransactionId> {
+    let h = p.hash.sha512(&[
+        b"dimed transaction id",
+        &d.account.0,
+        &d.mailbox.0.to_be_bytes(),
+        &d.uid.0.to_be_bytes(),
+    ]);
+    let hex: String = h.iter().take(12).map(|b| format!("{b:02x}")).collect();
+    TransactionId::new(&hex).ok()
+}
+
+impl<O: OriginKeys> Handler for Destination<O> {
+    async fn verify_origin(&self, origin: Domain, fingerprint: Fingerprint) -> Result<(), Refusal> {
+        let r = self.origins.origin_key(&origin, &fingerprint).await.map(|_| ());
+        if let Err(e) = &r {
+            tracing::info!(origin = %origin, refusal = %e, "mail refused");
+        }
+        r
+    }
+
+    async fn check_recipient(
+        &self,
+        destination: Domain,
+        fingerprint: Fingerprint,
+    ) -> Result<(), Refusal> {
+        if destination != self.local.domain {
+            return Err(Refusal::NotFound);
+        }
+        if fingerprint != self.local.org_fingerprint {
+            return Err(Refusal::StaleFingerprint);
+        }
+        Ok(())
+    }
+
+    async fn deliver(&self, d: Delivery) -> Result<TransactionId, Refusal> {
+        let key = self.origins.origin_key(&d.origin, &d.origin_fingerprint).await?;
+        let (local, store, p) = (Arc::clone(&self.local), Arc::clone(&self.store), self.provider);
+        let origin = d.origin.clone();
+        let r = tokio::task::spawn_blocking(move || {
+            let view = open_as_destination(p, &d.body[..], &local.secret)
+                .and_then(|u| u.verify(p, &key, &local.domain))
+                .map_err(|_| Refusal::BadSignature)?;
+            let view = view.view();
+            if view.origin != d.origin {
+                return Err(Refusal::BadSignature);
+            }
+            if view.recipient.domain() != &local.domain {
+                return Err(Refusal::NotFound);
+            }
+            let delivered =
+                store.deliver(&view.recipient, &d.body, now()).map_err(|e| match e {
+                    StoreError::UnknownAccount | StoreError::Shredded => Refusal::NotFound,
+                    e => {
+                        tracing::error!(error = %e, "store could not make a delivery durable");
+                        Refusal::StoreFailed
+                    }
+                })?;
+            transaction_id(p, &delivered).ok_or(Refusal::StoreFailed)
+        })
+        .await
+        .unwrap_or(Err(Refusal::StoreFailed));
+        match &r {
+            Ok(id) => tracing::info!(origin = %origin, txid = %id, "message stored"),
+            Err(e) => tracing::info!(origin = %origin, refusal = %e, "message refused"),
+        }
+        r
+    }
+
+    async fn signet(&self, name: SignetName, pin: Option<Fingerprint>) -> Result<Vec<u8>, Refusal> {
+        let s = self.current(&name)?;
+        match pin {
+            Some(fp) if !self.matches(&s, &fp) => Err(Refusal::NotFound),
+            _ => Ok(s.to_bytes()),
+        }
+    }
+
+    async fn verify(
+        &self,
+        name: SignetName,
+        fingerprint: Fingerprint,
+    ) -> Result<VerifyAnswer, Refusal> {
+        let s = self.current(&name)?;
+        if self.matches(&s, &fingerprint) {
+            return Ok(VerifyAnswer::Current);
+        }
+        s.fingerprint(self.provider, FingerprintKind::Full)
+            .map(VerifyAnswer::Updated)
+            .ok_or(Refusal::NotFound)
+    }
+
+    async fn history(&self, name: SignetName, from: Fingerprint) -> Result<Vec<Vec<u8>>, Refusal> {
+        // The store keeps the current signet of a user (its older generations only as keys):
+        // the chain after `from` is the current signet, or nothing when `from` is current.
+        let s = self.current(&name)?;
+        if self.matches(&s, &from) { Ok(Vec::new()) } else { Ok(vec![s.to_bytes()]) }
+    }
+}

@@ -1,0 +1,95 @@
+//! `dime-server`: the server roles of `dimed` (`spec/dmtp.md`), wiring the `dime-dmtp`
+//! machines (through `dime-net`'s drivers) to the store (`dime-store`) and the key resolver
+//! (`dime-resolver`).
+//!
+//! What it is:
+//! - [`Destination`]: the [`dime_net::Handler`] of a destination server. MAIL's origin is
+//!   authenticated through [`OriginKeys`] (the [`dime_resolver::KeyResolver`]); a body is
+//!   opened as the destination with our org key, its origin signature verified against the
+//!   origin's org signet, the recipient found, and the sealed envelope stored durably before
+//!   the 250. It also answers SGNT, VRFY and HIST for our domain and users.
+//! - [`origin`]: the origin's side. [`origin::submit`] checks an author's envelope, adds the
+//!   origin signature and queues it durably; [`origin::Outbound`] leases due entries, resolves
+//!   the destination ([`origin::Routes`]), connects (QUIC first, TLS over TCP as the
+//!   fallback), sends, and completes or reschedules with exponential backoff and jitter until a
+//!   maximum lifetime.
+//! - [`LocalDomain`]: our domain's org keys and org signet.
+//!
+//! What it is not: a protocol or a store. Logs (tracing) carry domains, transaction ids and
+//! codes; never a secret, a local part, a subject or a body.
+
+mod destination;
+pub mod origin;
+
+pub use destination::{Destination, OriginKeys, StaticOrigins};
+
+use dime_core::crypto::CryptoProvider;
+use dime_core::{Domain, Fingerprint};
+use dime_envelope::ActorSecret;
+use dime_signet::{FingerprintKind, OrgKeys, Signet};
+use dime_store::Timestamp;
+
+/// Errors setting up a server role.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// The org keys cannot open envelopes (not a v2 X25519 key set).
+    #[error("org keys have no x25519 encryption key")]
+    OrgKeys,
+    /// The org signet has no full fingerprint (it lacks field 253).
+    #[error("org signet has no full fingerprint")]
+    OrgSignet,
+}
+
+/// Our domain: its org keys (secret) and its org signet.
+pub struct LocalDomain {
+    /// The domain.
+    pub domain: Domain,
+    /// The org signet we publish.
+    pub org_signet: Signet,
+    /// Its full fingerprint (what MAIL and RCPT name, `spec/dmtp.md` §6.2).
+    pub org_fingerprint: Fingerprint,
+    keys: OrgKeys,
+    secret: ActorSecret,
+}
+
+impl std::fmt::Debug for LocalDomain {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDomain")
+            .field("domain", &self.domain)
+            .field("org_fingerprint", &self.org_fingerprint.to_string())
+            .finish_non_exhaustive()
+    }
+}
+
+impl LocalDomain {
+    /// Our domain from its org `keys` and `org_signet`.
+    ///
+    /// # Errors
+    /// [`ServerError`] when the keys cannot open envelopes or the signet has no fingerprint.
+    pub fn new(
+        p: &CryptoProvider,
+        domain: Domain,
+        keys: OrgKeys,
+        org_signet: Signet,
+    ) -> Result<LocalDomain, ServerError> {
+        let secret = ActorSecret::from_org_keys(p, &keys).map_err(|_| ServerError::OrgKeys)?;
+        let org_fingerprint =
+            org_signet.fingerprint(p, FingerprintKind::Full).ok_or(ServerError::OrgSignet)?;
+        Ok(LocalDomain { domain, org_signet, org_fingerprint, keys, secret })
+    }
+
+    /// The org keys (the origin signs with the POK).
+    pub fn keys(&self) -> &OrgKeys {
+        &self.keys
+    }
+}
+
+/// The wall clock as a store [`Timestamp`] (seconds since the Unix epoch).
+pub fn now() -> Timestamp {
+    Timestamp(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    )
+}

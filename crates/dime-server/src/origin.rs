@@ -1,0 +1,537 @@
+//! The origin role (`spec/dmtp.md` §2, §5.1): submission into the durable outbound queue, and
+//! the worker that delivers queued envelopes to their destination servers.
+//!
+//! A queue entry's destination is the destination domain; its payload is [`PAYLOAD_MAGIC`],
+//! the time it was queued (8 octets, big-endian seconds) and the origin-signed envelope. The
+//! worker leases due entries, resolves the destination ([`Routes`]), tries QUIC first and TLS
+//! over TCP when QUIC gets no answer, and then: completes the entry on 250; completes it as
+//! failed on a permanent refusal (5xx); reschedules it with [`backoff`] on a temporary failure
+//! (4xx, transport, indeterminate or bogus DNS); gives up once [`RetryPolicy::max_lifetime_secs`]
+//! has passed since it was queued. Time and randomness are parameters of
+//! [`Outbound::run_once`].
+
+use crate::LocalDomain;
+use dime_core::crypto::CryptoProvider;
+use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
+use dime_dmtp::{Outgoing, TransactionId};
+use dime_envelope::open_as_origin;
+use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection, is_temporary};
+use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
+use dime_resolver::{DnssecProof, KeyResolver, PinStore, SignetSource};
+use dime_store::{QueueId, Store, StoreError, Timestamp, Transport};
+use rustls::client::danger::ServerCertVerifier;
+use std::collections::HashMap;
+use std::future::Future;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// The first octets of a DMTP queue payload written by [`submit`].
+pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ1\0";
+/// The DMTP port when the record names none (`spec/dmtp.md` §2).
+pub const DMTP_PORT: u16 = 26;
+
+/// Why a submission was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The envelope does not open for our org key, or its author signature does not verify.
+    #[error("envelope does not open as the origin or its author signature does not verify")]
+    Envelope,
+    /// The author is not one of our users.
+    #[error("author is not a user of this domain")]
+    NotOurUser,
+    /// The store refused (unknown author, I/O).
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Checks an envelope submitted by `author` (authenticated by the caller: a login session) as
+/// the origin: it opens with our org key, `author` is ours, signed it and is the author it
+/// names. Then appends the origin signature and queues it durably for its destination.
+/// (`dime-envelope`'s `Unverified<OriginView>` exposes no claimed author, so the caller names
+/// the author and the verified view must agree.)
+///
+/// # Errors
+/// [`SubmitError`].
+pub fn submit(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    store: &Store,
+    local: &LocalDomain,
+    author: &Mailbox,
+    envelope: &[u8],
+    now: Timestamp,
+) -> Result<(QueueId, Domain), SubmitError> {
+    if author.domain() != &local.domain {
+        return Err(SubmitError::NotOurUser);
+    }
+    let unverified =
+        open_as_origin(p, envelope, &local.secret).map_err(|_| SubmitError::Envelope)?;
+    let (_, signet) = store.signet(author)?;
+    let key = signet.signing_key().map_err(|_| SubmitError::Envelope)?;
+    let verified = unverified.verify(p, &key).map_err(|_| SubmitError::Envelope)?;
+    if &verified.view().author != author {
+        return Err(SubmitError::NotOurUser);
+    }
+    let chunk = verified
+        .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain)
+        .map_err(|_| SubmitError::Envelope)?;
+    let destination = verified.view().destination.clone();
+    let mut payload = Vec::with_capacity(12 + envelope.len() + chunk.len());
+    payload.extend_from_slice(PAYLOAD_MAGIC);
+    payload.extend_from_slice(&now.0.to_be_bytes());
+    payload.extend_from_slice(envelope);
+    payload.extend_from_slice(&chunk);
+    let id = store.enqueue(rng, Transport::Dmtp, destination.as_str(), &payload, now)?;
+    tracing::info!(destination = %destination, queue_id = id.0, "message queued");
+    Ok((id, destination))
+}
+
+/// Splits a queue payload into the time it was queued and the envelope.
+pub fn parse_payload(payload: &[u8]) -> Option<(Timestamp, &[u8])> {
+    let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
+    let (t, env) = rest.split_at_checked(8)?;
+    Some((Timestamp(u64::from_be_bytes(t.try_into().ok()?)), env))
+}
+
+/// One server to try: the name its certificate is checked for, and its addresses.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// The host name (the certificate's name).
+    pub server_name: String,
+    /// Addresses with ports, in order.
+    pub addrs: Vec<SocketAddr>,
+}
+
+/// Where and how to deliver to a destination domain.
+#[derive(Clone)]
+pub struct Route {
+    /// The destination's current org signet fingerprint (RCPT, `spec/dmtp.md` §6.3).
+    pub destination_fingerprint: Fingerprint,
+    /// Its delivery hosts in order.
+    pub targets: Vec<Target>,
+    /// The certificate verifier for its servers (the resolver's pinning verifier).
+    pub verifier: Arc<dyn ServerCertVerifier>,
+}
+
+impl std::fmt::Debug for Route {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Route").field("targets", &self.targets).finish_non_exhaustive()
+    }
+}
+
+/// Why a route could not be found.
+#[derive(Debug, Clone, thiserror::Error)]
+pub enum RouteError {
+    /// It may work later (DNS indeterminate or bogus, fetch failed): defer.
+    #[error("route temporarily unavailable: {0}")]
+    Temporary(&'static str),
+    /// It will not work (not a DIME domain, signet refused): fail.
+    #[error("no route: {0}")]
+    Permanent(&'static str),
+}
+
+/// Resolves a destination domain to a [`Route`].
+pub trait Routes: Send + Sync + 'static {
+    /// The route to `destination`.
+    fn route(&self, destination: &Domain)
+    -> impl Future<Output = Result<Route, RouteError>> + Send;
+}
+
+/// [`Routes`] through the [`KeyResolver`]: the org signet's fingerprint, the delivery hosts
+/// (`spec/dns-record.md` §5.5) and a [`DimeCertVerifier`] for the record's pins.
+#[derive(Debug)]
+pub struct ResolverRoutes<S, P> {
+    resolver: Arc<KeyResolver<S, P>>,
+    provider: &'static CryptoProvider,
+    extra_ca: Option<PathBuf>,
+}
+
+impl<S, P> ResolverRoutes<S, P> {
+    /// Routes through `resolver`; `extra_ca` adds PEM roots for WebPKI checks.
+    pub fn new(
+        resolver: Arc<KeyResolver<S, P>>,
+        provider: &'static CryptoProvider,
+        extra_ca: Option<PathBuf>,
+    ) -> ResolverRoutes<S, P> {
+        ResolverRoutes { resolver, provider, extra_ca }
+    }
+}
+
+impl<S, P> Routes for ResolverRoutes<S, P>
+where
+    S: SignetSource + 'static,
+    P: PinStore + 'static,
+{
+    async fn route(&self, destination: &Domain) -> Result<Route, RouteError> {
+        let org = self.resolver.org_key(destination).await.map_err(|e| {
+            if e.is_temporary() {
+                RouteError::Temporary("org signet lookup deferred")
+            } else {
+                RouteError::Permanent("org signet refused")
+            }
+        })?;
+        let discovery = self.resolver.discover_domain(destination).await;
+        let record =
+            discovery.decision.usable_record().ok_or(RouteError::Temporary("no usable record"))?;
+        let hosts = self.resolver.delivery_hosts(destination, &record.record).await;
+        let mut targets = Vec::new();
+        for h in hosts {
+            if matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate) {
+                continue;
+            }
+            let port = h.host.port.unwrap_or(DMTP_PORT);
+            let addrs = h.addresses.iter().map(|a| SocketAddr::new(*a, port)).collect();
+            targets.push(Target { server_name: h.host.name.as_str().to_owned(), addrs });
+        }
+        if targets.is_empty() {
+            return Err(RouteError::Temporary("no delivery host with a trustworthy address"));
+        }
+        let roots = root_store(self.extra_ca.as_deref())
+            .map_err(|_| RouteError::Temporary("certificate roots unavailable"))?;
+        let verifier = DimeCertVerifier::new(CertPolicy::for_record(record), roots, self.provider)
+            .map_err(|_| RouteError::Temporary("certificate verifier unavailable"))?;
+        Ok(Route {
+            destination_fingerprint: org.org.fingerprint,
+            targets,
+            verifier: Arc::new(verifier),
+        })
+    }
+}
+
+/// Which transports the worker tries.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Transports {
+    /// QUIC first, TLS over TCP when QUIC gets no answer (`spec/dmtp.md` §2).
+    QuicThenTls,
+    /// QUIC only.
+    QuicOnly,
+    /// TLS over TCP only.
+    TlsOnly,
+}
+
+/// Retry schedule and limits of the outbound worker.
+#[derive(Debug, Clone)]
+pub struct RetryPolicy {
+    /// Delay before the first retry, seconds.
+    pub base_secs: u64,
+    /// Largest delay between attempts, seconds.
+    pub max_backoff_secs: u64,
+    /// Time after queueing when the worker gives up, seconds.
+    pub max_lifetime_secs: u64,
+    /// How long a leased entry is held before another worker may take it, seconds.
+    pub lease_secs: u64,
+    /// Entries leased per pass.
+    pub batch: usize,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> RetryPolicy {
+        RetryPolicy {
+            base_secs: 60,
+            max_backoff_secs: 6 * 3600,
+            max_lifetime_secs: 5 * 24 * 3600,
+            lease_secs: 300,
+            batch: 64,
+        }
+    }
+}
+
+/// The delay before the next attempt after `attempts` failed ones: `base * 2^attempts`, capped
+/// at `max_backoff_secs`, with "equal jitter" (half fixed, half uniform random).
+pub fn backoff(policy: &RetryPolicy, attempts: u32, rng: &mut dyn CryptoRngCore) -> u64 {
+    let exp = policy
+        .base_secs
+        .saturating_mul(1u64 << attempts.min(32))
+        .min(policy.max_backoff_secs)
+        .max(1);
+    let half = exp / 2;
+    half + rng.next_u64() % (exp - half + 1)
+}
+
+/// What happened to one queue entry in a pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// Stored by the destination under its transaction id; the entry is complete.
+    Delivered {
+        /// The entry.
+        id: QueueId,
+        /// The destination's transaction id.
+        txid: TransactionId,
+    },
+    /// A temporary failure; the entry is due again at `next`.
+    Deferred {
+        /// The entry.
+        id: QueueId,
+        /// Its next attempt.
+        next: Timestamp,
+        /// Why, for the log.
+        reason: String,
+    },
+    /// A permanent failure, or the maximum lifetime passed; the entry is complete (a bounce
+    /// to the author is due).
+    Failed {
+        /// The entry.
+        id: QueueId,
+        /// Why, for the log.
+        reason: String,
+    },
+}
+
+enum SendError {
+    Temporary(String),
+    Permanent(String),
+}
+
+fn classify(e: NetError) -> SendError {
+    if is_temporary(&e) {
+        SendError::Temporary(e.to_string())
+    } else {
+        SendError::Permanent(e.to_string())
+    }
+}
+
+/// The outbound worker: one per origin server.
+pub struct Outbound<R> {
+    store: Arc<Store>,
+    local: Arc<LocalDomain>,
+    routes: Arc<R>,
+    policy: RetryPolicy,
+    transports: Transports,
+    provider: &'static CryptoProvider,
+    quic: Mutex<HashMap<Domain, (QuicClient, QuicConnection)>>,
+}
+
+impl<R> std::fmt::Debug for Outbound<R> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Outbound")
+            .field("domain", &self.local.domain)
+            .field("policy", &self.policy)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<R: Routes> Outbound<R> {
+    /// A worker delivering `store`'s queue for `local` along `routes`.
+    pub fn new(
+        store: Arc<Store>,
+        local: Arc<LocalDomain>,
+        routes: Arc<R>,
+        policy: RetryPolicy,
+        transports: Transports,
+        provider: &'static CryptoProvider,
+    ) -> Outbound<R> {
+        Outbound {
+            store,
+            local,
+            routes,
+            policy,
+            transports,
+            provider,
+            quic: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// One pass at time `now`: leases the due entries and tries each once.
+    ///
+    /// # Errors
+    /// [`StoreError`] when the queue cannot be read or updated.
+    pub async fn run_once(
+        &self,
+        now: Timestamp,
+        rng: &mut (dyn CryptoRngCore + Send),
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let leased = self.store.lease(now, self.policy.lease_secs, self.policy.batch)?;
+        let mut out = Vec::with_capacity(leased.len());
+        for l in leased {
+            let e = l.entry;
+            if e.transport != Transport::Dmtp {
+                continue;
+            }
+            let parsed = parse_payload(&e.payload);
+            let destination = Domain::parse(&e.destination).ok();
+            let (Some((queued, envelope)), Some(destination)) = (parsed, destination) else {
+                self.store.complete(e.id)?;
+                out.push(Outcome::Failed { id: e.id, reason: "unreadable queue entry".into() });
+                continue;
+            };
+            let result = self.send(&destination, envelope).await;
+            let outcome = match result {
+                Ok(txid) => {
+                    self.store.complete(e.id)?;
+                    Outcome::Delivered { id: e.id, txid }
+                }
+                Err(SendError::Permanent(reason)) => {
+                    self.store.complete(e.id)?;
+                    Outcome::Failed { id: e.id, reason }
+                }
+                Err(SendError::Temporary(reason)) => {
+                    let next =
+                        Timestamp(now.0.saturating_add(backoff(&self.policy, e.attempts, rng)));
+                    if next.0 > queued.0.saturating_add(self.policy.max_lifetime_secs) {
+                        self.store.complete(e.id)?;
+                        Outcome::Failed {
+                            id: e.id,
+                            reason: format!("maximum lifetime reached: {reason}"),
+                        }
+                    } else {
+                        self.store.retry_at(e.id, next)?;
+                        Outcome::Deferred { id: e.id, next, reason }
+                    }
+                }
+            };
+            match &outcome {
+                Outcome::Delivered { id, txid } => {
+                    tracing::info!(destination = %destination, queue_id = id.0, txid = %txid, "delivered")
+                }
+                Outcome::Deferred { id, next, reason } => {
+                    tracing::info!(destination = %destination, queue_id = id.0, next = next.0, reason = %reason, "deferred")
+                }
+                Outcome::Failed { id, reason } => {
+                    tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, "delivery failed")
+                }
+            }
+            out.push(outcome);
+        }
+        Ok(out)
+    }
+
+    async fn send(
+        &self,
+        destination: &Domain,
+        envelope: &[u8],
+    ) -> Result<TransactionId, SendError> {
+        let route = self.routes.route(destination).await.map_err(|e| match e {
+            RouteError::Temporary(r) => SendError::Temporary(r.into()),
+            RouteError::Permanent(r) => SendError::Permanent(r.into()),
+        })?;
+        let msg = Outgoing {
+            origin: self.local.domain.clone(),
+            origin_fingerprint: self.local.org_fingerprint,
+            destination: destination.clone(),
+            destination_fingerprint: route.destination_fingerprint,
+            body: envelope.to_vec(),
+        };
+        if self.transports != Transports::TlsOnly {
+            let cached =
+                self.quic.lock().ok().and_then(|m| m.get(destination).map(|c| c.1.clone()));
+            if let Some(conn) = cached {
+                match conn.send(msg.clone()).await {
+                    Ok(id) => return Ok(id),
+                    Err(NetError::Refused { code, .. }) if !code.is_temporary() => {
+                        return Err(SendError::Permanent(format!("refused with {code}")));
+                    }
+                    Err(_) => {
+                        if let Ok(mut m) = self.quic.lock() {
+                            m.remove(destination);
+                        }
+                    }
+                }
+            }
+        }
+        let mut last = SendError::Temporary("no address answered".into());
+        for t in &route.targets {
+            for addr in &t.addrs {
+                match self.try_addr(destination, &route, t, *addr, &msg).await {
+                    Ok(id) => return Ok(id),
+                    Err(SendError::Permanent(r)) => return Err(SendError::Permanent(r)),
+                    Err(e) => last = e,
+                }
+            }
+        }
+        Err(last)
+    }
+
+    async fn try_addr(
+        &self,
+        destination: &Domain,
+        route: &Route,
+        target: &Target,
+        addr: SocketAddr,
+        msg: &Outgoing,
+    ) -> Result<TransactionId, SendError> {
+        let tls = dime_net::client_tls_config(Arc::clone(&route.verifier))
+            .map_err(|e| SendError::Temporary(e.to_string()))?;
+        let mut last = SendError::Temporary("no transport tried".into());
+        if self.transports != Transports::TlsOnly {
+            match self.quic_send(destination, tls.clone(), target, addr, msg).await {
+                Ok(id) => return Ok(id),
+                Err(NetError::Refused { code, .. }) if !code.is_temporary() => {
+                    return Err(SendError::Permanent(format!("refused with {code}")));
+                }
+                Err(NetError::Refused { code, .. }) => {
+                    return Err(SendError::Temporary(format!("refused with {code}")));
+                }
+                Err(e) => {
+                    tracing::debug!(destination = %destination, error = %e, "quic failed");
+                    last = classify(e);
+                }
+            }
+        }
+        if self.transports != Transports::QuicOnly {
+            let r = async {
+                let mut c = TlsConnection::connect(
+                    addr,
+                    &target.server_name,
+                    Arc::new(tls),
+                    &self.local.domain,
+                    self.provider,
+                )
+                .await?;
+                let id = c.send(msg.clone()).await?;
+                let _ = c.quit().await;
+                Ok::<_, NetError>(id)
+            }
+            .await;
+            return r.map_err(classify);
+        }
+        Err(last)
+    }
+
+    async fn quic_send(
+        &self,
+        destination: &Domain,
+        tls: rustls::ClientConfig,
+        target: &Target,
+        addr: SocketAddr,
+        msg: &Outgoing,
+    ) -> Result<TransactionId, NetError> {
+        let bind_ip = match addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let config = dime_net::quic_client_config(tls)?;
+        let client = QuicClient::new(
+            SocketAddr::new(bind_ip, 0),
+            config,
+            self.local.domain.clone(),
+            self.provider,
+        )?;
+        let conn = client.connect(addr, &target.server_name).await?;
+        let id = conn.send(msg.clone()).await?;
+        if let Ok(mut m) = self.quic.lock() {
+            m.insert(destination.clone(), (client, conn));
+        }
+        Ok(id)
+    }
+
+    /// Runs passes every `interval` until `shutdown` resolves.
+    pub async fn run(
+        self,
+        interval: std::time::Duration,
+        mut rng: impl CryptoRngCore + Send,
+        shutdown: impl Future<Output = ()>,
+    ) {
+        tokio::pin!(shutdown);
+        loop {
+            if let Err(e) = self.run_once(crate::now(), &mut rng).await {
+                tracing::error!(error = %e, "outbound queue pass failed");
+            }
+            tokio::select! {
+                () = &mut shutdown => return,
+                () = tokio::time::sleep(interval) => {}
+            }
+        }
+    }
+}
