@@ -32,6 +32,12 @@ pub(crate) enum Command {
     /// Key discovery: the `_dx` record of a domain or address, its DNSSEC proof and the
     /// resolver's decision (`spec/discovery.md`).
     Lookup(LookupArgs),
+    /// Send a text message as a user through dimed's submission socket.
+    Send(crate::mail_cmd::SendArgs),
+    /// List a user's inbox through dimed's submission socket.
+    Inbox(crate::mail_cmd::InboxArgs),
+    /// Read one message of a user's inbox (opened and verified) through dimed.
+    Read(crate::mail_cmd::ReadArgs),
 }
 
 /// `dime lookup DOMAIN|ADDRESS`.

@@ -6,8 +6,10 @@
 //! status; a panic (a bug) is reported without Rust's panic text.
 
 mod cli;
+mod dimed_cmd;
 mod files;
 mod lookup_cmd;
+mod mail_cmd;
 mod message;
 mod org;
 mod record_cmd;
@@ -20,6 +22,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 pub use cli::Cli;
+pub use dimed_cmd::dimed_main;
 
 /// Runs the CLI with the process's arguments, printing to stdout and stderr.
 pub fn main_entry() -> ExitCode {
@@ -60,5 +63,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Record(cli::RecordCommand::Format(a)) => record_cmd::format(a, out),
         cli::Command::Message(cli::MessageCommand::Inspect(a)) => message::inspect(a, out),
         cli::Command::Lookup(a) => lookup_cmd::lookup(a, out),
+        cli::Command::Send(a) => mail_cmd::send(a, out),
+        cli::Command::Inbox(a) => mail_cmd::inbox(a, out),
+        cli::Command::Read(a) => mail_cmd::read(a, out),
     }
 }

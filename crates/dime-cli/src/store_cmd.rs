@@ -195,7 +195,11 @@ fn open_store(a: &StoreArgs, create: bool) -> anyhow::Result<Store> {
 }
 
 /// A secret from a file's first line, an environment variable, or a terminal prompt.
-fn secret(file: Option<&Path>, env: &str, prompt: &str) -> anyhow::Result<Zeroizing<String>> {
+pub(crate) fn secret(
+    file: Option<&Path>,
+    env: &str,
+    prompt: &str,
+) -> anyhow::Result<Zeroizing<String>> {
     let s =
         if let Some(f) = file {
             let t = Zeroizing::new(read_text(f)?);

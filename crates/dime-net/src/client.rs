@@ -179,6 +179,27 @@ impl QuicConnection {
         }
     }
 
+    /// HIST on a new stream: the signets of `name` published after the one whose fingerprint
+    /// is `from`, oldest first, not yet validated.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code, protocol and transport errors.
+    pub async fn history(
+        &self,
+        name: &SignetName,
+        from: &Fingerprint,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
+        let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
+        c.history(name, from, Instant::now());
+        let ev =
+            pump(&mut c, &mut recv, &mut send, |e| matches!(e, ClientEvent::History(_))).await?;
+        let _ = send.finish();
+        match ev {
+            ClientEvent::History(h) => Ok(h),
+            _ => Err(NetError::Misuse("pump returned another event")),
+        }
+    }
+
     /// Closes the connection.
     pub fn close(&self) {
         self.conn.close(quinn::VarInt::from_u32(0), b"done");
@@ -275,6 +296,26 @@ impl TlsConnection {
         .await?;
         match ev {
             ClientEvent::Signet(s) => Ok(s),
+            _ => Err(NetError::Misuse("pump returned another event")),
+        }
+    }
+
+    /// HIST: the signets of `name` published after `from`, oldest first, not yet validated.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code, protocol and transport errors.
+    pub async fn history(
+        &mut self,
+        name: &SignetName,
+        from: &Fingerprint,
+    ) -> Result<Vec<Vec<u8>>, NetError> {
+        self.client.history(name, from, Instant::now());
+        let ev = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| {
+            matches!(e, ClientEvent::History(_))
+        })
+        .await?;
+        match ev {
+            ClientEvent::History(h) => Ok(h),
             _ => Err(NetError::Misuse("pump returned another event")),
         }
     }

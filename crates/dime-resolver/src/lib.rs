@@ -27,7 +27,7 @@ pub use dns::{Answer, ConfigError, Dns, DnsConfig, TemporaryFailure, TrustAnchor
 pub use proof::DnssecProof;
 pub use resolver::{
     DeliveryHost, DiscoveryError, DomainDiscovery, HostSource, KeyResolver, OrgKey, Provenance,
-    UserKey,
+    UserKey, delivery_hosts,
 };
 pub use signets::{
     ChainStatus, MemoryPinStore, MemorySource, Pin, PinStore, SignetError, SignetSource,

@@ -280,18 +280,22 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         self.dns.clear_cache();
     }
 
-    /// Delivery hosts: the record's `dx=` hosts (ports kept), else the MX hosts in preference
-    /// order, else the domain itself, each with its addresses and their proof
-    /// (`spec/dns-record.md` §5.5). A bogus or failed MX answer is not taken for "no MX": it
-    /// gives the domain itself with no address and that proof, so the caller defers.
+    /// Delivery hosts of `domain` under `record` ([`delivery_hosts`] over this resolver's DNS).
     pub async fn delivery_hosts(&self, domain: &Domain, record: &Record) -> Vec<DeliveryHost> {
-        let (hosts, source, names_proof): (Vec<Host>, HostSource, DnssecProof) = if !record
-            .delivery_hosts
-            .is_empty()
-        {
+        delivery_hosts(&self.dns, domain, record).await
+    }
+}
+
+/// Delivery hosts: the record's `dx=` hosts (ports kept), else the MX hosts in preference
+/// order, else the domain itself, each with its addresses and their proof
+/// (`spec/dns-record.md` §5.5). A bogus or failed MX answer is not taken for "no MX": it
+/// gives the domain itself with no address and that proof, so the caller defers.
+pub async fn delivery_hosts(dns: &Dns, domain: &Domain, record: &Record) -> Vec<DeliveryHost> {
+    let (hosts, source, names_proof): (Vec<Host>, HostSource, DnssecProof) =
+        if !record.delivery_hosts.is_empty() {
             (record.delivery_hosts.clone(), HostSource::Dx, DnssecProof::Secure)
         } else {
-            let mx = self.dns.mx(domain).await;
+            let mx = dns.mx(domain).await;
             let proof = mx.proof();
             match mx {
                 Answer::Found { value, .. } if !value.is_empty() => {
@@ -310,16 +314,15 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
                 }
             }
         };
-        let mut out = Vec::with_capacity(hosts.len());
-        for host in hosts {
-            let ans = self.dns.addresses(&host.name).await;
-            let proof = ans.proof().weakest(names_proof);
-            let addresses = match ans {
-                Answer::Found { value, .. } => value,
-                _ => Vec::new(),
-            };
-            out.push(DeliveryHost { host, source, addresses, proof });
-        }
-        out
+    let mut out = Vec::with_capacity(hosts.len());
+    for host in hosts {
+        let ans = dns.addresses(&host.name).await;
+        let proof = ans.proof().weakest(names_proof);
+        let addresses = match ans {
+            Answer::Found { value, .. } => value,
+            _ => Vec::new(),
+        };
+        out.push(DeliveryHost { host, source, addresses, proof });
     }
+    out
 }

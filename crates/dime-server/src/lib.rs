@@ -18,8 +18,13 @@
 //! What it is not: a protocol or a store. Logs (tracing) carry domains, transaction ids and
 //! codes; never a secret, a local part, a subject or a body.
 
+pub mod config;
+pub mod daemon;
 mod destination;
 pub mod origin;
+pub mod setup;
+pub mod signets;
+pub mod submission;
 
 pub use destination::{Destination, OriginKeys, StaticOrigins};
 

@@ -1,0 +1,258 @@
+//! `dimed`: the server (`spec/dimed.md`). `dimed init` creates a domain, `dimed serve` runs
+//! it from its `dimed.toml`, `dimed quickstart` does both on loopback with one user.
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use dime_core::crypto::default_provider;
+use dime_core::{Domain, Mailbox, Secret};
+use dime_server::config::Config;
+use dime_server::setup::{NewDomain, create_domain, files, read_org_keys};
+use dime_store::{NewAccount, Recovery, Store, StoreConfig};
+use rand_core::{OsRng, RngCore};
+use std::io::Write;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// dimed: the dime mail server (DMTP over QUIC and TLS, the zero-access store).
+#[derive(Debug, Parser)]
+#[command(name = "dimed", version, about)]
+struct Dimed {
+    #[command(subcommand)]
+    command: DimedCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum DimedCommand {
+    /// Create a domain: org keys and signet, TLS key and certificate, pepper, the `_dx`
+    /// record to publish, and `dimed.toml`, under DIR.
+    Init {
+        /// The directory to create (`dimed.toml`, `data/`, `config/`).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The mail domain.
+        #[arg(long)]
+        domain: String,
+        /// The delivery host name (default: `mx.` + the domain).
+        #[arg(long)]
+        host: Option<String>,
+        /// Where DMTP listens (QUIC and TLS).
+        #[arg(long, default_value = "127.0.0.1:2626")]
+        listen: SocketAddr,
+        /// The port to publish in the record (default: the listen port).
+        #[arg(long)]
+        published_port: Option<u16>,
+    },
+    /// Run the server of a `dimed.toml`.
+    Serve {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
+    /// Create a local domain with one user (unless DIR has one), then serve it on loopback.
+    Quickstart {
+        /// The directory for the domain (created).
+        #[arg(long, value_name = "DIR")]
+        data_dir: PathBuf,
+        /// The domain.
+        #[arg(long, default_value = "example.test")]
+        domain: String,
+        /// The user to create (local part).
+        #[arg(long, default_value = "alice")]
+        user: String,
+        /// Where DMTP listens.
+        #[arg(long, default_value = "127.0.0.1:2626")]
+        listen: SocketAddr,
+        /// Create the domain and user, print how to use them, and exit without serving.
+        #[arg(long)]
+        no_serve: bool,
+    },
+}
+
+/// Runs `dimed` with the process's arguments.
+pub fn dimed_main() -> ExitCode {
+    std::panic::set_hook(Box::new(|_| {
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: internal error in dimed (a bug: please report it with the command you ran)"
+        );
+    }));
+    let cli = match Dimed::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
+        }
+    };
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Logs to standard error at `DIMED_LOG` (error, warn, info, debug, trace; default info).
+fn init_logging() {
+    let level = std::env::var("DIMED_LOG")
+        .ok()
+        .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
+        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
+    let _ = tracing_subscriber::fmt()
+        .with_max_level(level)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .try_init();
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread().enable_all().build().context("tokio runtime")
+}
+
+fn run(cli: Dimed) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    match cli.command {
+        DimedCommand::Init { dir, domain, host, listen, published_port } => {
+            let created = init(&dir, &domain, host.as_deref(), listen, published_port)?;
+            print_created(&mut out, &created, &dir)?;
+            Ok(())
+        }
+        DimedCommand::Serve { config } => serve(&config),
+        DimedCommand::Quickstart { data_dir, domain, user, listen, no_serve } => {
+            let config = data_dir.join("dimed.toml");
+            if config.exists() {
+                writeln!(out, "using the existing domain in {}", data_dir.display())?;
+            } else {
+                let created = init(&data_dir, &domain, None, listen, None)?;
+                print_created(&mut out, &created, &data_dir)?;
+                let address = format!("{user}@{domain}");
+                let password = add_user(&config, &address)?;
+                writeln!(
+                    out,
+                    "\nuser {address} created; password (shown once): {}",
+                    password.expose()
+                )?;
+                writeln!(
+                    out,
+                    "try, while dimed runs:\n  DIME_USER_PASSWORD='<password>' dime send --socket {sock} --user {address} --to {address} --subject hello --body 'first dime mail'\n  DIME_USER_PASSWORD='<password>' dime inbox --socket {sock} --user {address}",
+                    sock = data_dir.join("data").join("dimed.sock").display()
+                )?;
+            }
+            out.flush()?;
+            if no_serve { Ok(()) } else { serve(&config) }
+        }
+    }
+}
+
+fn init(
+    dir: &Path,
+    domain: &str,
+    host: Option<&str>,
+    listen: SocketAddr,
+    published_port: Option<u16>,
+) -> anyhow::Result<dime_server::setup::CreatedDomain> {
+    let domain = Domain::parse(domain).with_context(|| format!("{domain:?} is not a domain"))?;
+    let host = match host {
+        Some(h) => Domain::parse(h).with_context(|| format!("{h:?} is not a host name"))?,
+        None => Domain::parse(&format!("mx.{}", domain.as_str()))
+            .context("mx.<domain> is not a host name")?,
+    };
+    let new = NewDomain {
+        domain,
+        host,
+        listen,
+        published_port: published_port.unwrap_or(listen.port()),
+        dir: dir.to_owned(),
+    };
+    Ok(create_domain(default_provider(), &mut OsRng, &new)?)
+}
+
+fn print_created(
+    out: &mut dyn Write,
+    created: &dime_server::setup::CreatedDomain,
+    dir: &Path,
+) -> anyhow::Result<()> {
+    writeln!(out, "created {}", created.config_file.display())?;
+    writeln!(
+        out,
+        "publish this DNS record (DNSSEC-signed zone), also in {}:",
+        dir.join("config").join(files::RECORD_ZONE).display()
+    )?;
+    let zone = std::fs::read_to_string(dir.join("config").join(files::RECORD_ZONE))?;
+    write!(out, "{zone}")?;
+    Ok(())
+}
+
+/// Creates `address` in the store of `config` (dimed must not be running: the store is
+/// opened exclusively); returns the generated password.
+fn add_user(config: &Path, address: &str) -> anyhow::Result<Secret<String>> {
+    let p = default_provider();
+    let c = Config::load(config)?;
+    let address =
+        Mailbox::parse(address).with_context(|| format!("{address:?} is not an address"))?;
+    let keys = read_org_keys(p, &c, None).map_err(anyhow::Error::msg)?;
+    let pepper = std::fs::read(c.secret_path(files::PEPPER)).context("pepper")?;
+    let store = Store::open(
+        StoreConfig {
+            data_dir: c.data_dir.clone(),
+            vault_path: c.secret_path(files::VAULT),
+            pepper: Secret::new(pepper),
+            argon2: dime_core::crypto::Argon2Params::DEFAULT,
+            idle_timeout_secs: 900,
+        },
+        p,
+    )
+    .context("cannot open the store")?;
+    let password = match std::env::var("DIME_USER_PASSWORD") {
+        Ok(p) if !p.is_empty() => p,
+        _ => {
+            let mut b = [0u8; 12];
+            OsRng.fill_bytes(&mut b);
+            b.iter().map(|x| format!("{x:02x}")).collect()
+        }
+    };
+    store.create_account(
+        &mut OsRng,
+        &keys,
+        &NewAccount {
+            address: &address,
+            password: password.as_bytes(),
+            recovery: Recovery::None,
+            quota_bytes: 1 << 30,
+        },
+        dime_server::now(),
+    )?;
+    Ok(Secret::new(password))
+}
+
+fn serve(config: &Path) -> anyhow::Result<()> {
+    let c = Config::load(config)?;
+    let rt = runtime()?;
+    rt.block_on(async {
+        let running = dime_server::daemon::start(&c, default_provider())
+            .await
+            .with_context(|| format!("cannot start dimed from {}", config.display()))?;
+        let mut out = std::io::stdout().lock();
+        writeln!(
+            out,
+            "dimed serving {} (quic {}, tls {}, submission {})",
+            running.local.domain,
+            running.quic_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+            running.tls_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+            running.submission.display()
+        )?;
+        out.flush()?;
+        drop(out);
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .context("signal handler")?;
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        tracing::info!("dimed stopping");
+        running.shutdown().await;
+        Ok::<_, anyhow::Error>(())
+    })
+}

@@ -1,0 +1,122 @@
+//! `dime send|inbox|read`: a user's mail through `dimed`'s local submission socket
+//! (`spec/dimed.md` §4).
+
+use anyhow::{Context, bail};
+use clap::Args;
+use dime_server::submission::Response;
+use serde_json::json;
+use std::io::{BufRead, BufReader, Write};
+use std::os::unix::net::UnixStream;
+use std::path::PathBuf;
+
+/// Where `dimed` is and who is asking.
+#[derive(Debug, Args)]
+pub(crate) struct SocketArgs {
+    /// `dimed`'s submission socket (`data/dimed.sock` under the server's directory).
+    #[arg(long, value_name = "PATH")]
+    pub(crate) socket: PathBuf,
+    /// The user's address.
+    #[arg(long)]
+    pub(crate) user: String,
+    /// The password from this file's first line (else `DIME_USER_PASSWORD`, else a prompt).
+    #[arg(long, value_name = "FILE")]
+    pub(crate) password_file: Option<PathBuf>,
+}
+
+/// `dime send`.
+#[derive(Debug, Args)]
+pub(crate) struct SendArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    /// The recipient.
+    #[arg(long)]
+    pub(crate) to: String,
+    /// The subject.
+    #[arg(long, default_value = "")]
+    pub(crate) subject: String,
+    /// The text body (else read from standard input).
+    #[arg(long)]
+    pub(crate) body: Option<String>,
+}
+
+/// `dime inbox`.
+#[derive(Debug, Args)]
+pub(crate) struct InboxArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+/// `dime read`.
+#[derive(Debug, Args)]
+pub(crate) struct ReadArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    /// The message's UID (from `dime inbox`).
+    pub(crate) uid: u32,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
+fn call(a: &SocketArgs, mut req: serde_json::Value) -> anyhow::Result<Response> {
+    let password = crate::store_cmd::secret(
+        a.password_file.as_deref(),
+        "DIME_USER_PASSWORD",
+        "account password: ",
+    )?;
+    req["user"] = json!(a.user);
+    req["password"] = json!(password.as_str());
+    let mut line = zeroize::Zeroizing::new(serde_json::to_vec(&req)?);
+    line.push(b'\n');
+    let mut s = UnixStream::connect(&a.socket).with_context(|| {
+        format!("cannot reach dimed at {} (is it running?)", a.socket.display())
+    })?;
+    s.write_all(&line)?;
+    let mut resp = String::new();
+    BufReader::new(s).read_line(&mut resp).context("dimed closed the connection")?;
+    let r: Response = serde_json::from_str(&resp).context("dimed sent a malformed answer")?;
+    if !r.ok {
+        bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
+    }
+    Ok(r)
+}
+
+pub(crate) fn send(a: SendArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let body = match a.body {
+        Some(b) => b,
+        None => std::io::read_to_string(std::io::stdin()).context("reading the body")?,
+    };
+    let r = call(&a.socket, json!({"op": "send", "to": a.to, "subject": a.subject, "body": body}))?;
+    writeln!(out, "queued as {}", r.queue_id.unwrap_or_default())?;
+    Ok(())
+}
+
+pub(crate) fn inbox(a: InboxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let r = call(&a.socket, json!({"op": "list"}))?;
+    let msgs = r.messages.unwrap_or_default();
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&msgs)?)?;
+        return Ok(());
+    }
+    for m in msgs {
+        let mark = if m.verified { ' ' } else { '!' };
+        writeln!(out, "{:>5}{mark} {:<32} {:>8}  {}", m.uid, m.from, m.size, m.subject)?;
+    }
+    Ok(())
+}
+
+pub(crate) fn read(a: ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let r = call(&a.socket, json!({"op": "read", "uid": a.uid}))?;
+    let m = r.message.context("dimed sent no message")?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&m)?)?;
+        return Ok(());
+    }
+    writeln!(out, "From: {}\nTo: {}\nSubject: {}", m.from, m.to, m.subject)?;
+    writeln!(out, "X-Dime: {} via {}, signatures verified\n", m.kind, m.origin)?;
+    writeln!(out, "{}", m.body)?;
+    Ok(())
+}

@@ -1,0 +1,355 @@
+//! `dimed`'s configuration: one TOML file (`spec/dimed.md` §2). Unknown keys are errors, so a
+//! misspelt setting is never silently ignored; relative paths are relative to the file's
+//! directory.
+
+use crate::origin::{RetryPolicy, Transports};
+use dime_core::Domain;
+use serde::Deserialize;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Why a configuration was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names the key and line).
+    #[error("{path}: {message}")]
+    Syntax {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message.
+        message: String,
+    },
+    /// A value is out of its range or inconsistent with another.
+    #[error("{path}: {key}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// The key.
+        key: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// The whole configuration.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// Our domain.
+    pub domain: String,
+    /// The host name our certificate is for (the `dx=` host of our record).
+    pub host: String,
+    /// Where the store lives (`store.redb`).
+    pub data_dir: PathBuf,
+    /// Secrets kept out of data backups: `pepper`, `vault.redb`, the org key and its
+    /// passphrase, the TLS key.
+    pub config_dir: PathBuf,
+    /// Listening addresses.
+    pub listen: Listen,
+    /// DNS and key discovery.
+    #[serde(default)]
+    pub dns: DnsSection,
+    /// The outbound queue worker.
+    #[serde(default)]
+    pub outbound: Outbound,
+    /// Limits of the DMTP listener.
+    #[serde(default)]
+    pub limits: Limits,
+}
+
+/// `[listen]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Listen {
+    /// DMTP over QUIC (UDP).
+    pub quic: Option<SocketAddr>,
+    /// DMTP over TLS (TCP).
+    pub tls: Option<SocketAddr>,
+    /// The local submission socket (`spec/dimed.md` §4); default `dimed.sock` in the data
+    /// directory.
+    pub submission: Option<PathBuf>,
+}
+
+/// `[dns]`.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DnsSection {
+    /// Validating-resolver addresses (empty: the system's `/etc/resolv.conf` servers).
+    #[serde(default)]
+    pub servers: Vec<SocketAddr>,
+    /// A trust anchor file (DNSKEY lines); default the IANA root.
+    pub trust_anchor: Option<PathBuf>,
+    /// Refuse the CA-TLS fallback for provably unsigned records.
+    #[serde(default)]
+    pub strict: bool,
+    /// Refuse (rather than flag) a user signet not chained from the pinned one.
+    #[serde(default)]
+    pub refuse_unchained: bool,
+    /// Extra PEM roots for WebPKI checks of peer certificates.
+    pub extra_ca: Option<PathBuf>,
+    /// Seconds per DNS query attempt.
+    pub timeout_secs: Option<u64>,
+}
+
+/// `[outbound]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Outbound {
+    /// `quic-then-tls`, `quic` or `tls`.
+    pub transports: String,
+    /// Milliseconds between queue passes.
+    pub interval_ms: u64,
+    /// First retry delay, seconds.
+    pub retry_base_secs: u64,
+    /// Longest retry delay, seconds.
+    pub max_backoff_secs: u64,
+    /// Lifetime of a queued message before it bounces, seconds.
+    pub max_lifetime_secs: u64,
+}
+
+impl Default for Outbound {
+    fn default() -> Outbound {
+        let r = RetryPolicy::default();
+        Outbound {
+            transports: "quic-then-tls".into(),
+            interval_ms: 1000,
+            retry_base_secs: r.base_secs,
+            max_backoff_secs: r.max_backoff_secs,
+            max_lifetime_secs: r.max_lifetime_secs,
+        }
+    }
+}
+
+/// `[limits]` (defaults: `spec/dmtp.md` §8).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// Largest message, octets.
+    pub max_message_size: Option<u64>,
+    /// Recipients per transaction.
+    pub max_recipients: Option<usize>,
+    /// Transactions per stream.
+    pub max_transactions: Option<u32>,
+    /// Signet lookups per stream.
+    pub max_lookups: Option<u32>,
+    /// Connections at once from one IP address.
+    pub max_connections_per_ip: Option<usize>,
+    /// Streams per QUIC connection.
+    pub max_streams_per_connection: Option<u64>,
+    /// Seconds for the TLS or QUIC handshake and for HELLO.
+    pub handshake_timeout_secs: Option<u64>,
+    /// Seconds a stream may stay silent.
+    pub idle_timeout_secs: Option<u64>,
+}
+
+impl Config {
+    /// Reads and checks `path`; relative paths in it are made relative to its directory.
+    ///
+    /// # Errors
+    /// [`ConfigError`] naming the file, the key and what is wrong.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        let mut c: Config = toml::from_str(&text)
+            .map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        c.resolve(base);
+        c.check(path)?;
+        Ok(c)
+    }
+
+    fn resolve(&mut self, base: &Path) {
+        let fix = |p: &mut PathBuf| {
+            if p.is_relative() {
+                *p = base.join(&*p);
+            }
+        };
+        fix(&mut self.data_dir);
+        fix(&mut self.config_dir);
+        if let Some(p) = &mut self.listen.submission {
+            fix(p);
+        }
+        if let Some(p) = &mut self.dns.trust_anchor {
+            fix(p);
+        }
+        if let Some(p) = &mut self.dns.extra_ca {
+            fix(p);
+        }
+    }
+
+    fn check(&self, path: &Path) -> Result<(), ConfigError> {
+        let bad = |key, message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message: message.to_owned(),
+        };
+        Domain::parse(&self.domain).map_err(|_| bad("domain", "not a domain name"))?;
+        Domain::parse(&self.host).map_err(|_| bad("host", "not a host name"))?;
+        if self.listen.quic.is_none() && self.listen.tls.is_none() {
+            return Err(bad("listen", "give quic, tls or both"));
+        }
+        self.transports()
+            .ok_or_else(|| bad("outbound.transports", "must be quic-then-tls, quic or tls"))?;
+        if self.outbound.interval_ms == 0 || self.outbound.retry_base_secs == 0 {
+            return Err(bad("outbound", "intervals must be positive"));
+        }
+        if self.outbound.max_backoff_secs < self.outbound.retry_base_secs {
+            return Err(bad("outbound.max_backoff_secs", "smaller than retry_base_secs"));
+        }
+        let l = &self.limits;
+        let zero = [
+            l.max_message_size.map(|v| v == 0),
+            l.max_recipients.map(|v| v == 0),
+            l.max_transactions.map(|v| v == 0),
+            l.max_lookups.map(|v| v == 0),
+            l.max_connections_per_ip.map(|v| v == 0),
+            l.max_streams_per_connection.map(|v| v == 0),
+            l.handshake_timeout_secs.map(|v| v == 0),
+            l.idle_timeout_secs.map(|v| v == 0),
+        ];
+        if zero.into_iter().flatten().any(|z| z) {
+            return Err(bad("limits", "a limit of 0 would refuse everything"));
+        }
+        Ok(())
+    }
+
+    /// Our domain (checked by [`Config::load`]).
+    pub fn domain(&self) -> Option<Domain> {
+        Domain::parse(&self.domain).ok()
+    }
+
+    /// The transports setting.
+    pub fn transports(&self) -> Option<Transports> {
+        match self.outbound.transports.as_str() {
+            "quic-then-tls" => Some(Transports::QuicThenTls),
+            "quic" => Some(Transports::QuicOnly),
+            "tls" => Some(Transports::TlsOnly),
+            _ => None,
+        }
+    }
+
+    /// The retry policy.
+    pub fn retry_policy(&self) -> RetryPolicy {
+        RetryPolicy {
+            base_secs: self.outbound.retry_base_secs,
+            max_backoff_secs: self.outbound.max_backoff_secs,
+            max_lifetime_secs: self.outbound.max_lifetime_secs,
+            ..RetryPolicy::default()
+        }
+    }
+
+    /// The submission socket's path.
+    pub fn submission_socket(&self) -> PathBuf {
+        self.listen.submission.clone().unwrap_or_else(|| self.data_dir.join("dimed.sock"))
+    }
+
+    /// The DMTP listener options.
+    pub fn server_options(
+        &self,
+        domain: Domain,
+        provider: &'static dime_core::crypto::CryptoProvider,
+    ) -> dime_net::ServerOptions {
+        let mut o = dime_net::ServerOptions::new(domain, provider);
+        let l = &self.limits;
+        if let Some(v) = l.max_message_size {
+            o.dmtp.max_message_size = v;
+        }
+        if let Some(v) = l.max_recipients {
+            o.dmtp.max_recipients = v;
+        }
+        if let Some(v) = l.max_transactions {
+            o.dmtp.max_transactions = v;
+        }
+        if let Some(v) = l.max_lookups {
+            o.dmtp.max_lookups = v;
+        }
+        if let Some(v) = l.max_connections_per_ip {
+            o.max_connections_per_ip = v;
+        }
+        if let Some(v) = l.max_streams_per_connection {
+            o.max_streams_per_connection = v;
+        }
+        if let Some(v) = l.handshake_timeout_secs {
+            o.handshake_timeout = Duration::from_secs(v);
+            o.dmtp.handshake_timeout = Duration::from_secs(v);
+        }
+        if let Some(v) = l.idle_timeout_secs {
+            o.dmtp.idle_timeout = Duration::from_secs(v);
+        }
+        o
+    }
+
+    /// Files under the configuration directory.
+    pub fn secret_path(&self, name: &str) -> PathBuf {
+        self.config_dir.join(name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn load(text: &str) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir()
+            .map_err(|source| ConfigError::Read { path: PathBuf::from("tempdir"), source })?;
+        let p = dir.path().join("dimed.toml");
+        std::fs::write(&p, text).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        Config::load(&p)
+    }
+
+    const MINIMAL: &str = "domain = \"a.test\"\nhost = \"mx.a.test\"\ndata_dir = \"data\"\n\
+                           config_dir = \"conf\"\n[listen]\nquic = \"127.0.0.1:2626\"\n";
+
+    #[test]
+    fn minimal_file_gets_defaults_and_relative_paths() -> Result<(), ConfigError> {
+        let c = load(MINIMAL)?;
+        assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("data"));
+        assert_eq!(c.transports(), Some(Transports::QuicThenTls));
+        assert_eq!(c.retry_policy().base_secs, RetryPolicy::default().base_secs);
+        assert!(c.submission_socket().ends_with("data/dimed.sock"));
+        Ok(())
+    }
+
+    #[test]
+    fn unknown_keys_bad_values_and_missing_listeners_are_named() {
+        let e = load(&format!("{MINIMAL}[outbound]\ntransport = \"quic\"\n")).err();
+        assert!(
+            matches!(&e, Some(ConfigError::Syntax { message, .. }) if message.contains("transport")),
+            "{e:?}"
+        );
+        let e = load(&format!("{MINIMAL}[outbound]\ntransports = \"smtp\"\n")).err();
+        assert!(matches!(e, Some(ConfigError::Invalid { key: "outbound.transports", .. })));
+        let e = load(&MINIMAL.replace("quic = \"127.0.0.1:2626\"\n", "")).err();
+        assert!(matches!(e, Some(ConfigError::Invalid { key: "listen", .. })));
+        let e = load(&MINIMAL.replace("a.test\"", "a..test\"")).err();
+        assert!(matches!(e, Some(ConfigError::Invalid { key: "domain", .. })));
+        let e = load(&format!("{MINIMAL}[limits]\nmax_recipients = 0\n")).err();
+        assert!(matches!(e, Some(ConfigError::Invalid { key: "limits", .. })));
+    }
+
+    #[test]
+    fn limits_reach_the_listener_options() -> Result<(), ConfigError> {
+        let c = load(&format!(
+            "{MINIMAL}[limits]\nmax_message_size = 4096\nmax_connections_per_ip = 3\nidle_timeout_secs = 7\n"
+        ))?;
+        let d = c.domain().ok_or(ConfigError::Invalid {
+            path: PathBuf::new(),
+            key: "domain",
+            message: String::new(),
+        })?;
+        let o = c.server_options(d, dime_core::crypto::default_provider());
+        assert_eq!(o.dmtp.max_message_size, 4096);
+        assert_eq!(o.max_connections_per_ip, 3);
+        assert_eq!(o.dmtp.idle_timeout, Duration::from_secs(7));
+        Ok(())
+    }
+}

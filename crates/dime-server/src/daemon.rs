@@ -1,0 +1,328 @@
+//! `dimed` put together (`spec/dimed.md`): the store, the org keys, the key resolver with the
+//! DMTP signet source, the DMTP listeners (QUIC and TLS over TCP) with the destination
+//! handler, the outbound worker, and the local submission socket.
+
+use crate::config::Config;
+use crate::origin::{
+    DMTP_PORT, Outbound, ResolverRoutes, Route, RouteError, Routes, Target, Transports,
+};
+use crate::setup::{files, read_org_keys};
+use crate::signets::{DmtpSignets, SignetServer};
+use crate::{Destination, LocalDomain, OriginKeys, StaticOrigins};
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
+use dime_core::{Domain, Fingerprint, Secret};
+use dime_dmtp::Refusal;
+use dime_resolver::Dns;
+use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
+use dime_resolver::{
+    DnsConfig, KeyResolver, LocalPolicy, MemoryPinStore, TrustAnchor, UnchainedSignet,
+};
+use dime_signet::record::Record;
+use dime_signet::{Signet, SignetKind};
+use dime_store::{Store, StoreConfig};
+use rustls_pki_types::pem::PemObject;
+use rustls_pki_types::{CertificateDer, PrivateKeyDer};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::watch;
+
+/// The resolver `dimed` uses.
+pub type Resolver = KeyResolver<DmtpSignets, MemoryPinStore>;
+
+/// Why `dimed` could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// A file, key or setting is wrong (the message says which).
+    #[error("{0}")]
+    Setup(String),
+    /// The store could not be opened.
+    #[error("store: {0}")]
+    Store(#[from] dime_store::StoreError),
+    /// A listener could not be started.
+    #[error("listener: {0}")]
+    Net(#[from] dime_net::NetError),
+    /// A socket could not be bound.
+    #[error("cannot bind {what}: {source}")]
+    Bind {
+        /// Which socket.
+        what: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+fn setup<E: std::fmt::Display>(what: &str) -> impl FnOnce(E) -> StartError + '_ {
+    move |e| StartError::Setup(format!("{what}: {e}"))
+}
+
+/// Origin keys: our own domain from memory, every other through the resolver.
+pub struct Origins {
+    local: StaticOrigins,
+    resolver: Arc<Resolver>,
+}
+
+impl OriginKeys for Origins {
+    async fn origin_key(
+        &self,
+        origin: &Domain,
+        fingerprint: &Fingerprint,
+    ) -> Result<Ed25519PublicKey, Refusal> {
+        if self.local.0.contains_key(origin) {
+            return self.local.origin_key(origin, fingerprint).await;
+        }
+        self.resolver.origin_key(origin, fingerprint).await
+    }
+}
+
+/// Routes: our own domain to our own listener (its certificate pinned by our record), every
+/// other through the resolver.
+pub struct DimedRoutes {
+    local: (Domain, Route),
+    resolver: ResolverRoutes<DmtpSignets, MemoryPinStore>,
+}
+
+impl Routes for DimedRoutes {
+    async fn route(&self, destination: &Domain) -> Result<Route, RouteError> {
+        if *destination == self.local.0 {
+            return Ok(self.local.1.clone());
+        }
+        self.resolver.route(destination).await
+    }
+}
+
+/// A running `dimed`: stop it with [`Running::shutdown`].
+pub struct Running {
+    /// Where QUIC listens.
+    pub quic_addr: Option<SocketAddr>,
+    /// Where TLS listens.
+    pub tls_addr: Option<SocketAddr>,
+    /// The submission socket.
+    pub submission: std::path::PathBuf,
+    /// Our domain.
+    pub local: Arc<LocalDomain>,
+    /// The store.
+    pub store: Arc<Store>,
+    /// The resolver.
+    pub resolver: Arc<Resolver>,
+    stop: watch::Sender<bool>,
+    listeners: Vec<dime_net::ServerHandle>,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Running {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Running")
+            .field("domain", &self.local.domain)
+            .field("quic", &self.quic_addr)
+            .field("tls", &self.tls_addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Running {
+    /// Stops listening, lets the outbound pass in flight finish, closes the store.
+    pub async fn shutdown(self) {
+        let _ = self.stop.send(true);
+        for l in self.listeners {
+            l.shutdown();
+        }
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        let _ = std::fs::remove_file(&self.submission);
+    }
+}
+
+fn read(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
+    std::fs::read(path)
+        .map_err(|e| StartError::Setup(format!("cannot read {}: {e}", path.display())))
+}
+
+/// The DNS servers of `/etc/resolv.conf`, port 53.
+fn system_servers() -> Vec<SocketAddr> {
+    std::fs::read_to_string("/etc/resolv.conf")
+        .unwrap_or_default()
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
+}
+
+/// Starts `dimed` from `config` (inside a tokio runtime).
+///
+/// # Errors
+/// [`StartError`] saying what is missing or wrong.
+pub async fn start(
+    config: &Config,
+    provider: &'static CryptoProvider,
+) -> Result<Running, StartError> {
+    let p = provider;
+    let domain = config.domain().ok_or_else(|| StartError::Setup("bad domain".into()))?;
+    let keys = read_org_keys(p, config, None).map_err(StartError::Setup)?;
+    let signet_text = read(&config.secret_path(files::ORG_SIGNET))?;
+    let org_signet = Signet::decode_any(&signet_text).map_err(setup("org signet"))?;
+    if org_signet.kind() != SignetKind::Org {
+        return Err(StartError::Setup("org.signet is not an org signet".into()));
+    }
+    let record_text =
+        String::from_utf8_lossy(&read(&config.secret_path(files::RECORD))?).trim().to_owned();
+    let record = Record::parse(&record_text).map_err(setup("dx-record.txt"))?;
+    let local =
+        Arc::new(LocalDomain::new(p, domain.clone(), keys, org_signet).map_err(setup("org keys"))?);
+    if !record.poks.contains(&local.keys().pok(p)) {
+        return Err(StartError::Setup("dx-record.txt does not name our POK".into()));
+    }
+
+    let pepper = read(&config.secret_path(files::PEPPER))?;
+    let store = Arc::new(Store::open(
+        StoreConfig {
+            data_dir: config.data_dir.clone(),
+            vault_path: config.secret_path(files::VAULT),
+            pepper: Secret::new(pepper),
+            argon2: dime_core::crypto::Argon2Params::DEFAULT,
+            idle_timeout_secs: 900,
+        },
+        p,
+    )?);
+
+    // TLS material.
+    let cert_pem = read(&config.secret_path(files::TLS_CERT))?;
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
+        .collect::<Result<_, _>>()
+        .map_err(setup("tls.crt"))?;
+    let key_pem = zeroize::Zeroizing::new(read(&config.secret_path(files::TLS_KEY))?);
+    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(setup("tls.key"))?;
+    let server_tls = dime_net::server_tls_config(chain, key)?;
+
+    // The resolver, with our own domain answered without DNS.
+    let transports = config.transports().unwrap_or(Transports::QuicThenTls);
+    let mut dns_config = DnsConfig::new(if config.dns.servers.is_empty() {
+        system_servers()
+    } else {
+        config.dns.servers.clone()
+    });
+    if let Some(a) = &config.dns.trust_anchor {
+        dns_config = dns_config.trust_anchor(TrustAnchor::File(a.clone()));
+    }
+    if let Some(t) = config.dns.timeout_secs {
+        dns_config = dns_config.timeouts(Duration::from_secs(t.max(1)), 2);
+    }
+    let dns = Dns::new(&dns_config).map_err(setup("dns"))?;
+    let policy = LocalPolicy {
+        allow_ca_tls: !config.dns.strict,
+        unchained_signet: if config.dns.refuse_unchained {
+            UnchainedSignet::Refuse
+        } else {
+            UnchainedSignet::Flag
+        },
+    };
+    let own_record = Arc::new(record);
+    let own_verifier: Arc<DimeCertVerifier> = Arc::new(
+        DimeCertVerifier::new(
+            CertPolicy::SecureRecord(own_record),
+            root_store(None).map_err(setup("roots"))?,
+            p,
+        )
+        .map_err(setup("own certificate verifier"))?,
+    );
+    let own_addr = config
+        .listen
+        .quic
+        .or(config.listen.tls)
+        .ok_or_else(|| StartError::Setup("no listener".into()))?;
+    let own_server = SignetServer {
+        server_name: config.host.clone(),
+        addr: own_addr,
+        tls: Arc::new(dime_net::client_tls_config(own_verifier.clone())?),
+    };
+    let source = DmtpSignets::new(
+        dns.clone(),
+        policy,
+        p,
+        domain.clone(),
+        config.dns.extra_ca.clone(),
+        transports,
+    )
+    .with_fixed(domain.clone(), own_server);
+    let resolver = Arc::new(KeyResolver::new(dns, source, MemoryPinStore::default(), policy, p));
+
+    // Listeners.
+    let options = config.server_options(domain.clone(), p);
+    let mut statics = StaticOrigins::default();
+    statics.0.insert(domain.clone(), (local.org_fingerprint, local.keys().pok(p)));
+    let origins = Arc::new(Origins { local: statics, resolver: Arc::clone(&resolver) });
+    let handler = Arc::new(Destination::new(Arc::clone(&local), Arc::clone(&store), origins, p));
+    let mut listeners = Vec::new();
+    let (mut quic_addr, mut tls_addr) = (None, None);
+    if let Some(a) = config.listen.quic {
+        let qc = dime_net::quic_server_config(server_tls.clone())?;
+        let ep = quinn::Endpoint::server(qc, a)
+            .map_err(|source| StartError::Bind { what: format!("quic {a}"), source })?;
+        let h = dime_net::spawn_quic(ep, Arc::clone(&handler), options.clone())?;
+        quic_addr = Some(h.local_addr);
+        listeners.push(h);
+    }
+    if let Some(a) = config.listen.tls {
+        let l = tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|source| StartError::Bind { what: format!("tls {a}"), source })?;
+        let h = dime_net::spawn_tls(l, server_tls.clone(), Arc::clone(&handler), options.clone())?;
+        tls_addr = Some(h.local_addr);
+        listeners.push(h);
+    }
+
+    // The outbound worker; our own domain is delivered to our own listener.
+    let own_target = quic_addr.or(tls_addr).unwrap_or(own_addr);
+    let local_route = Route {
+        destination_fingerprint: local.org_fingerprint,
+        targets: vec![Target { server_name: config.host.clone(), addrs: vec![own_target] }],
+        verifier: own_verifier,
+    };
+    let routes = Arc::new(DimedRoutes {
+        local: (domain.clone(), local_route),
+        resolver: ResolverRoutes::new(Arc::clone(&resolver), p, config.dns.extra_ca.clone()),
+    });
+    let _ = DMTP_PORT;
+    let worker = Outbound::new(
+        Arc::clone(&store),
+        Arc::clone(&local),
+        routes,
+        config.retry_policy(),
+        transports,
+        p,
+    );
+    let (stop, stop_rx) = watch::channel(false);
+    let mut tasks = Vec::new();
+    let interval = Duration::from_millis(config.outbound.interval_ms);
+    let mut rx = stop_rx.clone();
+    tasks.push(tokio::spawn(async move {
+        let shutdown = async move {
+            let _ = rx.wait_for(|s| *s).await;
+        };
+        worker.run(interval, rand_core::OsRng, shutdown).await;
+    }));
+
+    // Local submission.
+    let submission = config.submission_socket();
+    let sub = crate::submission::Submission {
+        store: Arc::clone(&store),
+        local: Arc::clone(&local),
+        resolver: Arc::clone(&resolver),
+        provider: p,
+    };
+    tasks.push(
+        crate::submission::serve(&submission, Arc::new(sub), stop_rx).map_err(|source| {
+            StartError::Bind { what: submission.display().to_string(), source }
+        })?,
+    );
+
+    tracing::info!(
+        domain = %domain,
+        quic = ?quic_addr,
+        tls = ?tls_addr,
+        "dimed started"
+    );
+    Ok(Running { quic_addr, tls_addr, submission, local, store, resolver, stop, listeners, tasks })
+}

@@ -1,0 +1,264 @@
+//! The resolver's [`SignetSource`] over DMTP (`spec/dmtp.md` §6.5, `spec/discovery.md` §6):
+//! signets are fetched with SGNT and HIST from the domain's own delivery hosts, found through
+//! its `_dx` record, over QUIC with TLS over TCP as the fallback, the server certificate
+//! checked by the resolver's verifier for that record.
+//!
+//! What comes back is not trusted for being fetched this way: the [`KeyResolver`] validates
+//! every signet against the record's POKs (org) or the org signet (user) before use. The
+//! channel's authentication only keeps an active attacker from making lookups fail quietly.
+//!
+//! [`KeyResolver`]: dime_resolver::KeyResolver
+
+use crate::origin::{DMTP_PORT, Transports};
+use dime_core::crypto::CryptoProvider;
+use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_dmtp::SignetName;
+use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection};
+use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
+use dime_resolver::{
+    Dns, DnssecProof, LocalPolicy, SignetSource, SourceError, decide, delivery_hosts, lookup_record,
+};
+use dime_signet::Signet;
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+
+/// A server to ask for a domain's signets: the certificate name, an address, how to check it.
+#[derive(Clone)]
+pub struct SignetServer {
+    /// The name the server's certificate is checked for.
+    pub server_name: String,
+    /// Its address and port.
+    pub addr: SocketAddr,
+    /// The client TLS configuration (certificate verifier, ALPN).
+    pub tls: Arc<rustls::ClientConfig>,
+}
+
+impl std::fmt::Debug for SignetServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignetServer")
+            .field("server_name", &self.server_name)
+            .field("addr", &self.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+/// [`SignetSource`] over DMTP: SGNT/HIST to the domain's delivery hosts.
+pub struct DmtpSignets {
+    dns: Dns,
+    local: LocalPolicy,
+    provider: &'static CryptoProvider,
+    our_domain: Domain,
+    extra_ca: Option<PathBuf>,
+    transports: Transports,
+    /// Servers known without DNS (our own domain, configured peers).
+    fixed: HashMap<Domain, SignetServer>,
+    quic: Mutex<HashMap<SocketAddr, QuicConnection>>,
+}
+
+impl std::fmt::Debug for DmtpSignets {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DmtpSignets")
+            .field("our_domain", &self.our_domain)
+            .field("transports", &self.transports)
+            .finish_non_exhaustive()
+    }
+}
+
+fn unavailable(what: &str) -> SourceError {
+    SourceError::Unavailable(what.to_owned())
+}
+
+fn from_net(e: NetError) -> SourceError {
+    match e {
+        NetError::Refused { code, .. } if !code.is_temporary() => SourceError::NotFound,
+        e => SourceError::Unavailable(e.to_string()),
+    }
+}
+
+impl DmtpSignets {
+    /// A source that finds servers through `dns` under `local` policy; `our_domain` is what
+    /// HELLO names over TLS; `extra_ca` adds PEM roots for WebPKI checks.
+    pub fn new(
+        dns: Dns,
+        local: LocalPolicy,
+        provider: &'static CryptoProvider,
+        our_domain: Domain,
+        extra_ca: Option<PathBuf>,
+        transports: Transports,
+    ) -> DmtpSignets {
+        DmtpSignets {
+            dns,
+            local,
+            provider,
+            our_domain,
+            extra_ca,
+            transports,
+            fixed: HashMap::new(),
+            quic: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Asks `server` for `domain`'s signets instead of looking it up in DNS.
+    pub fn with_fixed(mut self, domain: Domain, server: SignetServer) -> DmtpSignets {
+        self.fixed.insert(domain, server);
+        self
+    }
+
+    /// The servers to ask for `domain`'s signets, in order.
+    async fn servers(&self, domain: &Domain) -> Result<Vec<SignetServer>, SourceError> {
+        if let Some(s) = self.fixed.get(domain) {
+            return Ok(vec![s.clone()]);
+        }
+        let lookup = lookup_record(&self.dns, domain).await;
+        let decision = decide(&lookup, &self.local);
+        let Some(record) = decision.usable_record() else {
+            return Err(if decision.is_temporary_failure() {
+                unavailable("the domain's record could not be authenticated")
+            } else {
+                SourceError::NotFound
+            });
+        };
+        let roots = root_store(self.extra_ca.as_deref())
+            .map_err(|_| unavailable("certificate roots unavailable"))?;
+        let verifier = DimeCertVerifier::new(CertPolicy::for_record(record), roots, self.provider)
+            .map_err(|_| unavailable("certificate verifier unavailable"))?;
+        let tls = Arc::new(
+            dime_net::client_tls_config(Arc::new(verifier))
+                .map_err(|_| unavailable("tls configuration unavailable"))?,
+        );
+        let mut out = Vec::new();
+        for h in delivery_hosts(&self.dns, domain, &record.record).await {
+            if matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate) {
+                continue;
+            }
+            let port = h.host.port.unwrap_or(DMTP_PORT);
+            for a in &h.addresses {
+                out.push(SignetServer {
+                    server_name: h.host.name.as_str().to_owned(),
+                    addr: SocketAddr::new(*a, port),
+                    tls: Arc::clone(&tls),
+                });
+            }
+        }
+        if out.is_empty() {
+            return Err(unavailable("no delivery host with a trustworthy address"));
+        }
+        Ok(out)
+    }
+
+    async fn quic(&self, s: &SignetServer) -> Result<QuicConnection, NetError> {
+        if let Some(c) = self.quic.lock().ok().and_then(|m| m.get(&s.addr).cloned())
+            && c.quic().close_reason().is_none()
+        {
+            return Ok(c);
+        }
+        let bind = match s.addr.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let config = dime_net::quic_client_config((*s.tls).clone())?;
+        let client = QuicClient::new(
+            SocketAddr::new(bind, 0),
+            config,
+            self.our_domain.clone(),
+            self.provider,
+        )?;
+        let c = client.connect(s.addr, &s.server_name).await?;
+        if let Ok(mut m) = self.quic.lock() {
+            m.insert(s.addr, c.clone());
+        }
+        Ok(c)
+    }
+
+    /// Runs `sgnt` (or HIST) against the servers of `domain` until one answers.
+    async fn ask(&self, domain: &Domain, req: &Request) -> Result<Vec<Vec<u8>>, SourceError> {
+        let mut last = unavailable("no server answered");
+        for s in self.servers(domain).await? {
+            if self.transports != Transports::TlsOnly {
+                let r = async {
+                    let c = self.quic(&s).await?;
+                    match req {
+                        Request::Signet(name) => c.lookup_signet(name, None).await.map(|b| vec![b]),
+                        Request::History(name, from) => c.history(name, from).await,
+                    }
+                }
+                .await;
+                match r {
+                    Ok(v) => return Ok(v),
+                    Err(e) => {
+                        let e = from_net(e);
+                        if matches!(e, SourceError::NotFound) {
+                            return Err(e);
+                        }
+                        if let Ok(mut m) = self.quic.lock() {
+                            m.remove(&s.addr);
+                        }
+                        last = e;
+                    }
+                }
+            }
+            if self.transports != Transports::QuicOnly {
+                let r = async {
+                    let mut c = TlsConnection::connect(
+                        s.addr,
+                        &s.server_name,
+                        Arc::clone(&s.tls),
+                        &self.our_domain,
+                        self.provider,
+                    )
+                    .await?;
+                    let v = match req {
+                        Request::Signet(name) => c.lookup_signet(name, None).await.map(|b| vec![b]),
+                        Request::History(name, from) => c.history(name, from).await,
+                    };
+                    let _ = c.quit().await;
+                    v
+                }
+                .await;
+                match r.map_err(from_net) {
+                    Ok(v) => return Ok(v),
+                    Err(SourceError::NotFound) => return Err(SourceError::NotFound),
+                    Err(e) => last = e,
+                }
+            }
+        }
+        Err(last)
+    }
+}
+
+enum Request {
+    Signet(SignetName),
+    History(SignetName, Fingerprint),
+}
+
+fn parse(bytes: &[u8]) -> Result<Signet, SourceError> {
+    Signet::decode(bytes).map_err(|_| unavailable("the server sent a malformed signet"))
+}
+
+impl SignetSource for DmtpSignets {
+    async fn org_signet(&self, domain: &Domain) -> Result<Signet, SourceError> {
+        let name = SignetName { domain: domain.clone(), mailbox: None };
+        let v = self.ask(domain, &Request::Signet(name)).await?;
+        parse(v.first().map(Vec::as_slice).unwrap_or_default())
+    }
+
+    async fn user_signet(&self, mailbox: &Mailbox) -> Result<Signet, SourceError> {
+        let domain = mailbox.domain().clone();
+        let name = SignetName { domain: domain.clone(), mailbox: Some(mailbox.clone()) };
+        let v = self.ask(&domain, &Request::Signet(name)).await?;
+        parse(v.first().map(Vec::as_slice).unwrap_or_default())
+    }
+
+    async fn user_history(
+        &self,
+        mailbox: &Mailbox,
+        since: &Fingerprint,
+    ) -> Result<Vec<Signet>, SourceError> {
+        let domain = mailbox.domain().clone();
+        let name = SignetName { domain: domain.clone(), mailbox: Some(mailbox.clone()) };
+        let v = self.ask(&domain, &Request::History(name, *since)).await?;
+        v.iter().map(|b| parse(b)).collect()
+    }
+}
