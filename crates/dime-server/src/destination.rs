@@ -105,7 +105,7 @@ impl<O: OriginKeys> Destination<O> {
     }
 
     fn matches(&self, signet: &Signet, fp: &Fingerprint) -> bool {
-        [FingerprintKind::Full, FingerprintKind::Crypto]
+        [FingerprintKind::Id, FingerprintKind::Full, FingerprintKind::Crypto]
             .into_iter()
             .any(|k| signet.fingerprint(self.provider, k).as_ref() == Some(fp))
     }
@@ -209,7 +209,7 @@ impl<O: OriginKeys> Handler for Destination<O> {
         if self.matches(&s, &fingerprint) {
             return Ok(VerifyAnswer::Current);
         }
-        s.fingerprint(self.provider, FingerprintKind::Full)
+        crate::signet_fingerprint(self.provider, &s)
             .map(VerifyAnswer::Updated)
             .ok_or(Refusal::NotFound)
     }

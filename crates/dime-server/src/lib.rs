@@ -40,8 +40,8 @@ pub enum ServerError {
     /// The org keys cannot open envelopes (not a v2 X25519 key set).
     #[error("org keys have no x25519 encryption key")]
     OrgKeys,
-    /// The org signet has no full fingerprint (it lacks field 253).
-    #[error("org signet has no full fingerprint")]
+    /// The org signet has no fingerprint (it lacks its signatures).
+    #[error("org signet has no fingerprint")]
     OrgSignet,
 }
 
@@ -51,7 +51,7 @@ pub struct LocalDomain {
     pub domain: Domain,
     /// The org signet we publish.
     pub org_signet: Signet,
-    /// Its full fingerprint (what MAIL and RCPT name, `spec/dmtp.md` §6.2).
+    /// Its fingerprint as MAIL and RCPT name it ([`signet_fingerprint`]).
     pub org_fingerprint: Fingerprint,
     keys: OrgKeys,
     secret: ActorSecret,
@@ -78,8 +78,7 @@ impl LocalDomain {
         org_signet: Signet,
     ) -> Result<LocalDomain, ServerError> {
         let secret = ActorSecret::from_org_keys(p, &keys).map_err(|_| ServerError::OrgKeys)?;
-        let org_fingerprint =
-            org_signet.fingerprint(p, FingerprintKind::Full).ok_or(ServerError::OrgSignet)?;
+        let org_fingerprint = signet_fingerprint(p, &org_signet).ok_or(ServerError::OrgSignet)?;
         Ok(LocalDomain { domain, org_signet, org_fingerprint, keys, secret })
     }
 
@@ -87,6 +86,16 @@ impl LocalDomain {
     pub fn keys(&self) -> &OrgKeys {
         &self.keys
     }
+}
+
+/// The fingerprint that names a signet in MAIL, RCPT and VRFY (`spec/dmtp.md` §6.2): its id
+/// fingerprint when it has one, else its full fingerprint, else its crypto fingerprint (the
+/// resolver's rule, so both ends compute the same value).
+pub fn signet_fingerprint(p: &CryptoProvider, signet: &Signet) -> Option<Fingerprint> {
+    signet
+        .fingerprint(p, FingerprintKind::Id)
+        .or_else(|| signet.fingerprint(p, FingerprintKind::Full))
+        .or_else(|| signet.fingerprint(p, FingerprintKind::Crypto))
 }
 
 /// The wall clock as a store [`Timestamp`] (seconds since the Unix epoch).

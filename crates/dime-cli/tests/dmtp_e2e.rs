@@ -1,0 +1,331 @@
+//! End to end (issue 6): two `dimed` processes, `a.test` on 127.0.0.2 and `b.test` on
+//! 127.0.0.3, their `_dx` records in DNSSEC-signed zones served by knotd (the interop-tests
+//! fixture). A user at a.test sends to b.test over QUIC, then (a.test restarted with TLS
+//! only) over TLS on TCP; the mail lands sealed in b.test's store and the recipient opens and
+//! verifies it through b.test's submission socket. Then the canary audit: the origin's data
+//! and logs never hold the recipient's local part; the destination's never hold the author's
+//! local part, the subject or the body.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use dime_interop_tests::knot::{Knot, Zone, ZoneKind};
+use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+const AUTHOR: &str = "author-canary-41c2";
+const RECIPIENT: &str = "rcpt-canary-7f3a9";
+const SUBJECT: &str = "subject-canary-90be";
+const BODY: &str = "body-canary-d13f";
+const PASSWORD: &str = "e2e password";
+
+fn free_port(ip: Ipv4Addr) -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind((ip, 0)).unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind((ip, port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port on {ip}");
+}
+
+fn dime(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_dime"))
+        .args(args)
+        .env("DIME_USER_PASSWORD", PASSWORD)
+        .output()
+        .expect("run dime")
+}
+
+fn ok(args: &[&str]) -> String {
+    let o = dime(args);
+    assert!(o.status.success(), "dime {args:?}: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// One domain's directory, created by `dimed init`.
+struct Domain {
+    dir: PathBuf,
+    name: &'static str,
+    addr: SocketAddr,
+}
+
+impl Domain {
+    fn init(root: &Path, name: &'static str, ip: Ipv4Addr) -> Domain {
+        let dir = root.join(name);
+        let addr = SocketAddr::from((ip, free_port(ip)));
+        let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+            .args(["init", "--domain", name, "--host", &format!("mx.{name}"), "--listen"])
+            .arg(addr.to_string())
+            .arg("--dir")
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "dimed init: {}", String::from_utf8_lossy(&o.stderr));
+        Domain { dir, name, addr }
+    }
+
+    fn record(&self) -> String {
+        std::fs::read_to_string(self.dir.join("config/dx-record.txt")).unwrap().trim().to_owned()
+    }
+
+    fn zone(&self) -> Zone {
+        let label = self.name.trim_end_matches(".test");
+        Zone::new(label, ZoneKind::Signed)
+            .dx(&self.record())
+            .record(&format!("mx 300 IN A {}", self.addr.ip()))
+    }
+
+    fn socket(&self) -> String {
+        self.dir.join("data/dimed.sock").display().to_string()
+    }
+
+    /// Points the resolver at knotd and sets the transports.
+    fn configure(&self, knot: &Knot, transports: &str) {
+        let path = self.dir.join("dimed.toml");
+        let text = std::fs::read_to_string(&path).unwrap();
+        let base = text.split("[dns]").next().unwrap().to_owned();
+        let text = format!(
+            "{base}[dns]\nservers = [\"{}\"]\ntrust_anchor = \"{}\"\ntimeout_secs = 2\n\n\
+             [outbound]\ntransports = \"{transports}\"\ninterval_ms = 200\nretry_base_secs = 1\n",
+            knot.addr,
+            knot.anchor_dnskey.display()
+        );
+        std::fs::write(path, text).unwrap();
+    }
+
+    fn add_user(&self, local: &str) {
+        let conf = self.dir.join("config");
+        ok(&[
+            "user",
+            "add",
+            "--data-dir",
+            self.dir.join("data").to_str().unwrap(),
+            "--config-dir",
+            conf.to_str().unwrap(),
+            "--address",
+            &format!("{local}@{}", self.name),
+            "--org-key",
+            conf.join("org.key").to_str().unwrap(),
+            "--passphrase-file",
+            conf.join("org.pass").to_str().unwrap(),
+            "--recovery",
+            "none",
+        ]);
+    }
+
+    fn start(&self, log_name: &str) -> Server {
+        let log = self.dir.parent().unwrap().join(log_name);
+        let child = Command::new(env!("CARGO_BIN_EXE_dimed"))
+            .arg("serve")
+            .arg("--config")
+            .arg(self.dir.join("dimed.toml"))
+            .env("DIMED_LOG", "debug")
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let mut s = Server { child, log };
+        let t0 = Instant::now();
+        while std::os::unix::net::UnixStream::connect(self.socket()).is_err() {
+            if let Ok(Some(st)) = s.child.try_wait() {
+                panic!("dimed {} exited {st}: {}", self.name, s.log_text());
+            }
+            assert!(t0.elapsed() < Duration::from_secs(20), "dimed {} did not start", self.name);
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        s
+    }
+}
+
+/// A running `dimed`, stopped (SIGTERM, then SIGKILL) when dropped.
+struct Server {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Server {
+    fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    fn stop(mut self) {
+        self.terminate();
+    }
+
+    fn terminate(&mut self) {
+        let _ = Command::new("kill").arg("-TERM").arg(self.child.id().to_string()).status();
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(15) {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            self.terminate();
+        }
+    }
+}
+
+fn inbox(b: &Domain, user: &str) -> Vec<serde_json::Value> {
+    let out = ok(&["inbox", "--socket", &b.socket(), "--user", user, "--json"]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
+fn wait_for_messages(
+    b: &Domain,
+    user: &str,
+    n: usize,
+    servers: &[&Server],
+) -> Vec<serde_json::Value> {
+    let t0 = Instant::now();
+    loop {
+        let msgs = inbox(b, user);
+        if msgs.len() >= n {
+            return msgs;
+        }
+        if t0.elapsed() > Duration::from_secs(60) {
+            let logs: Vec<String> = servers.iter().map(|s| s.log_text()).collect();
+            panic!("{n} message(s) did not arrive; logs:\n{}", logs.join("\n-----\n"));
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+/// Every file under `dir` and the `logs`, searched for each needle (as bytes).
+fn audit(what: &str, dirs: &[&Path], logs: &[&Path], needles: &[&str]) {
+    let mut files = Vec::new();
+    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                files.push(p);
+            }
+        }
+    }
+    files.extend(logs.iter().map(|l| l.to_path_buf()));
+    assert!(files.len() > 5, "{what}: nothing to audit");
+    for f in &files {
+        let Ok(bytes) = std::fs::read(f) else { continue };
+        for n in needles {
+            assert!(
+                !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
+                "{what}: {n:?} found in {}",
+                f.display()
+            );
+        }
+    }
+}
+
+#[test]
+fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
+    let root = tempfile::tempdir().unwrap();
+    let a = Domain::init(root.path(), "a.test", Ipv4Addr::new(127, 0, 0, 2));
+    let b = Domain::init(root.path(), "b.test", Ipv4Addr::new(127, 0, 0, 3));
+    let knot = Knot::start(&[a.zone(), b.zone()]);
+    a.configure(&knot, "quic");
+    b.configure(&knot, "quic-then-tls");
+    a.add_user(AUTHOR);
+    b.add_user(RECIPIENT);
+    let (author, recipient) = (format!("{AUTHOR}@a.test"), format!("{RECIPIENT}@b.test"));
+
+    // Over QUIC.
+    let sa = a.start("a-quic.log");
+    let sb = b.start("b.log");
+    let sent = ok(&[
+        "send",
+        "--socket",
+        &a.socket(),
+        "--user",
+        &author,
+        "--to",
+        &recipient,
+        "--subject",
+        &format!("{SUBJECT} one"),
+        "--body",
+        &format!("{BODY} over quic"),
+    ]);
+    assert!(sent.starts_with("queued as "), "{sent}");
+    let msgs = wait_for_messages(&b, &recipient, 1, &[&sa, &sb]);
+    assert_eq!(msgs[0]["from"], author.as_str());
+    assert_eq!(msgs[0]["verified"], true, "{msgs:?}");
+    assert_eq!(msgs[0]["subject"], format!("{SUBJECT} one").as_str());
+    let uid = msgs[0]["uid"].as_u64().unwrap().to_string();
+    let read: serde_json::Value = serde_json::from_str(
+        ok(&["read", &uid, "--socket", &b.socket(), "--user", &recipient, "--json"]).trim(),
+    )
+    .unwrap();
+    assert_eq!(read["body"], format!("{BODY} over quic").as_str());
+    assert_eq!(read["kind"], "authored");
+    assert_eq!(read["origin"], "a.test");
+    assert_eq!(read["to"], recipient.as_str());
+    assert!(sa.log_text().contains("delivered destination=b.test"), "{}", sa.log_text());
+    sa.stop();
+
+    // Again over TLS on TCP only.
+    a.configure(&knot, "tls");
+    let sa = a.start("a-tls.log");
+    ok(&[
+        "send",
+        "--socket",
+        &a.socket(),
+        "--user",
+        &author,
+        "--to",
+        &recipient,
+        "--subject",
+        &format!("{SUBJECT} two"),
+        "--body",
+        &format!("{BODY} over tls"),
+    ]);
+    let msgs = wait_for_messages(&b, &recipient, 2, &[&sa, &sb]);
+    let second = msgs.iter().find(|m| m["subject"] == format!("{SUBJECT} two").as_str()).unwrap();
+    assert_eq!(second["verified"], true);
+    let uid = second["uid"].as_u64().unwrap().to_string();
+    let read: serde_json::Value = serde_json::from_str(
+        ok(&["read", &uid, "--socket", &b.socket(), "--user", &recipient, "--json"]).trim(),
+    )
+    .unwrap();
+    assert_eq!(read["body"], format!("{BODY} over tls").as_str());
+    assert!(sa.log_text().contains("delivered destination=b.test"), "{}", sa.log_text());
+
+    // A wrong password reads nothing.
+    let o = Command::new(env!("CARGO_BIN_EXE_dime"))
+        .args(["inbox", "--socket", &b.socket(), "--user", &recipient])
+        .env("DIME_USER_PASSWORD", "not the password")
+        .output()
+        .unwrap();
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("login failed"));
+
+    let (a_log_quic, a_log_tls, b_log) =
+        (root.path().join("a-quic.log"), root.path().join("a-tls.log"), root.path().join("b.log"));
+    sa.stop();
+    sb.stop();
+
+    // Canary audit: the origin never holds the recipient's local part; the destination
+    // never holds the author's local part, the subject or the body.
+    // The audit finds a planted canary (it can fail).
+    let planted = root.path().join("planted");
+    std::fs::create_dir_all(planted.join("d")).unwrap();
+    for i in 0..6 {
+        std::fs::write(planted.join(format!("d/f{i}")), format!("x{i}")).unwrap();
+    }
+    std::fs::write(planted.join("d/f3"), format!("...{RECIPIENT}...")).unwrap();
+    let found = std::panic::catch_unwind(|| audit("planted", &[&planted], &[], &[RECIPIENT]));
+    assert!(found.is_err(), "the audit missed a planted canary");
+    audit("origin a.test", &[&a.dir], &[&a_log_quic, &a_log_tls], &[RECIPIENT]);
+    audit("destination b.test", &[&b.dir], &[&b_log], &[AUTHOR, SUBJECT, BODY]);
+}
