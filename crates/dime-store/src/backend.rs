@@ -37,11 +37,15 @@ pub enum Table {
     /// Key overlays beside stored messages: re-wrap and read-key overlays
     /// (`spec/storage.md` §6.5, §6.6).
     Overlays,
+    /// Delivery status of outbound queue entries (`spec/storage.md` §7.1).
+    Status,
+    /// Delivery status index by time of the last change.
+    StatusTime,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 13] = [
+    pub const ALL: [Table; 15] = [
         Table::Accounts,
         Table::Addresses,
         Table::Keys,
@@ -55,6 +59,8 @@ impl Table {
         Table::Quarantine,
         Table::Vault,
         Table::Overlays,
+        Table::Status,
+        Table::StatusTime,
     ];
 
     /// The table's stable name.
@@ -73,6 +79,8 @@ impl Table {
             Table::Quarantine => "quarantine",
             Table::Vault => "vault",
             Table::Overlays => "overlays",
+            Table::Status => "delivery_status",
+            Table::StatusTime => "delivery_status_time",
         }
     }
 
@@ -93,6 +101,8 @@ impl Table {
             Table::Quarantine => 11,
             Table::Vault => 12,
             Table::Overlays => 13,
+            Table::Status => 14,
+            Table::StatusTime => 15,
         }
     }
 }

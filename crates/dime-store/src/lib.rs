@@ -2,8 +2,9 @@
 //!
 //! What it is: accounts with wrapped private keys, login sessions, recovery, key rotation,
 //! mailboxes of sealed messages (UID, UIDVALIDITY, MODSEQ, encrypted names and flags, quota,
-//! retention), account export and import, and the durable outbound queue. Everything sits on a
-//! [`Backend`]: [`RedbBackend`] (one embedded redb file in the data directory) by default.
+//! retention), account export and import, and the durable outbound queue with the delivery
+//! status of each entry. Everything sits on a [`Backend`]: [`RedbBackend`] (one embedded redb
+//! file in the data directory) by default.
 //!
 //! What it is not: a message codec. A delivered envelope is opaque sealed bytes
 //! ([`Store::deliver`] needs no secret, and the store keeps it byte for byte). With a
@@ -27,6 +28,7 @@ mod keys;
 mod mail;
 mod queue;
 mod rewrap;
+mod status;
 
 pub use account::{Created, NewAccount, Recovery, RecoveryCode};
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
@@ -35,6 +37,7 @@ pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use queue::{Leased, OutboundEntry, QueueId, Transport};
 pub use rewrap::{Opened, OpenedVia, RewrapProgress};
+pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 
 use dime_core::Secret;
 use dime_core::crypto::{Argon2Params, CryptoError, CryptoProvider};

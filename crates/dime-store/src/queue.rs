@@ -3,14 +3,20 @@
 //! An entry is due at one time: its next attempt, or, while it is leased, the end of its
 //! lease (a worker that dies loses its lease when the lease ends). The destination and the
 //! payload are sealed under a key derived from the pepper; times and attempt counts are clear.
+//!
+//! Each entry has a delivery status (`status.rs`, `spec/storage.md` §7.1), written in the same
+//! transaction as the entry's change: [`Store::enqueue`] (queued), [`Store::defer`],
+//! [`Store::complete_delivered`], [`Store::complete_failed`] and [`Store::complete_bounced`].
 
 use crate::account::{get_body, put_body};
-use crate::backend::Table;
+use crate::backend::{Table, WriteTxn};
 use crate::codec::{Dec, Enc};
+use crate::deliver::{Delivered, deliver_one};
 use crate::keys::{derive, open, seal};
-use crate::{Inner, MAX_ENVELOPE_LEN, Store, StoreError, Timestamp};
-use dime_core::CryptoRngCore;
+use crate::status::{DeliveryState, DeliveryStatus, load_status, put_status};
+use crate::{AccountId, Inner, MAX_ENVELOPE_LEN, Store, StoreError, Timestamp};
 use dime_core::crypto::AeadKey;
+use dime_core::{CryptoRngCore, Mailbox};
 
 const NEXT_ID: &[u8] = b"queue-next-id";
 
@@ -134,6 +140,7 @@ impl Store {
         };
         let pt = Enc::new().u8(code).bytes(destination.as_bytes()).bytes(payload).finish();
         let qk = inner.queue_key()?;
+        let sk = inner.status_key()?;
         let mut id = 0;
         inner.backend.write(&mut |t| {
             id = match get_body(inner, t, Table::Jobs, NEXT_ID, "queue counter")? {
@@ -148,7 +155,16 @@ impl Store {
             let sealed = seal(inner.p, &mut *rng, &qk, &id.to_be_bytes(), &pt);
             let r = QRec { due: now.0, attempts: 0, next_attempt: now.0, sealed };
             put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
-            t.put(Table::QueueDue, &due_key(now.0, id), &[])
+            t.put(Table::QueueDue, &due_key(now.0, id), &[])?;
+            let status = DeliveryStatus {
+                id: QueueId(id),
+                destination: destination.to_owned(),
+                queued: now,
+                updated: now,
+                attempts: 0,
+                state: DeliveryState::Queued,
+            };
+            put_status(inner, t, &mut *rng, &sk, &status)
         })?;
         Ok(QueueId(id))
     }
@@ -189,7 +205,9 @@ impl Store {
             .collect()
     }
 
-    /// Removes a delivered (or bounced) entry.
+    /// Removes an entry without recording a status (its status is pruned with the old ones);
+    /// the outbound worker uses [`Store::complete_delivered`], [`Store::complete_failed`] or
+    /// [`Store::complete_bounced`].
     pub fn complete(&self, id: QueueId) -> Result<(), StoreError> {
         let inner = &*self.inner;
         inner.backend.write(&mut |t| {
@@ -202,7 +220,8 @@ impl Store {
         })
     }
 
-    /// Records a failed attempt and schedules the next one at `next_attempt`.
+    /// Records a failed attempt and schedules the next one at `next_attempt`, without
+    /// touching the status ([`Store::defer`] records it).
     pub fn retry_at(&self, id: QueueId, next_attempt: Timestamp) -> Result<(), StoreError> {
         let inner = &*self.inner;
         inner.backend.write(&mut |t| {
@@ -216,6 +235,127 @@ impl Store {
             put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
             t.put(Table::QueueDue, &due_key(r.due, id.0), &[])
         })
+    }
+
+    /// Records a failed attempt, schedules the next one at `next_attempt`, and records the
+    /// status deferred (`reason`, the attempts so far, the next attempt), in one transaction.
+    /// Returns the attempts made so far.
+    pub fn defer(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        id: QueueId,
+        next_attempt: Timestamp,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<u32, StoreError> {
+        let state = DeliveryState::Deferred { next_attempt, reason: reason.to_owned() };
+        self.settle(rng, id, state, None, now).map(|(attempts, _)| attempts)
+    }
+
+    /// Removes a delivered entry and records its status delivered with the destination's
+    /// transaction id, in one transaction.
+    pub fn complete_delivered(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        id: QueueId,
+        txid: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let state = DeliveryState::Delivered { txid: txid.to_owned() };
+        self.settle(rng, id, state, None, now).map(|_| ())
+    }
+
+    /// Removes an entry that failed for good and records its status failed with `reason`, in
+    /// one transaction.
+    pub fn complete_failed(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        id: QueueId,
+        reason: &str,
+        now: Timestamp,
+    ) -> Result<(), StoreError> {
+        let state = DeliveryState::Failed { reason: reason.to_owned() };
+        self.settle(rng, id, state, None, now).map(|_| ())
+    }
+
+    /// Removes an entry that failed for good, delivers `bounce` (a sealed envelope) to the
+    /// inbox of `author` (a local account) and records the status bounced with `reason`, all
+    /// in one transaction. When the bounce cannot be delivered (no such account, over quota)
+    /// nothing is written and the error is returned: record the failure with
+    /// [`Store::complete_failed`].
+    pub fn complete_bounced(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        id: QueueId,
+        reason: &str,
+        author: &Mailbox,
+        bounce: &[u8],
+        now: Timestamp,
+    ) -> Result<Delivered, StoreError> {
+        if bounce.len() > MAX_ENVELOPE_LEN {
+            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
+        }
+        let account = self.inner.account_of(author)?;
+        let state = DeliveryState::Bounced { reason: reason.to_owned() };
+        let (_, delivered) = self.settle(rng, id, state, Some((account, bounce)), now)?;
+        delivered.ok_or(StoreError::Closed)
+    }
+
+    /// Changes entry `id` to `state` (deferred: one more attempt, rescheduled; final: removed),
+    /// delivers `bounce` if given, and writes the status, in one transaction.
+    fn settle(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        id: QueueId,
+        state: DeliveryState,
+        bounce: Option<(AccountId, &[u8])>,
+        now: Timestamp,
+    ) -> Result<(u32, Option<Delivered>), StoreError> {
+        let inner = &*self.inner;
+        let sk = inner.status_key()?;
+        let mut out = (0, None);
+        inner.backend.write(&mut |t: &mut dyn WriteTxn| {
+            let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
+                .ok_or(StoreError::NoSuchQueueEntry)?;
+            let mut r = QRec::decode(&b)?;
+            // A status that does not open is replaced; the destination then comes from the
+            // entry itself.
+            let (destination, queued) = match load_status(inner, t, &sk, id.0) {
+                Ok(Some(s)) => (s.destination, s.queued),
+                Ok(None) | Err(StoreError::Corrupt { .. }) => {
+                    (inner.open_entry(id.0, &r)?.destination, now)
+                }
+                Err(e) => return Err(e),
+            };
+            let delivered = match bounce {
+                // Every check of a delivery comes before its first write: a refused bounce
+                // leaves this transaction empty.
+                Some((account, envelope)) => Some(deliver_one(inner, t, account, envelope, now)?),
+                None => None,
+            };
+            t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
+            r.attempts = r.attempts.saturating_add(1);
+            if let DeliveryState::Deferred { next_attempt, .. } = &state {
+                r.next_attempt = next_attempt.0;
+                r.due = next_attempt.0;
+                put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
+                t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
+            } else {
+                t.delete(Table::Queue, &id.0.to_be_bytes())?;
+            }
+            let status = DeliveryStatus {
+                id,
+                destination,
+                queued,
+                updated: now,
+                attempts: r.attempts,
+                state: state.clone(),
+            };
+            put_status(inner, t, &mut *rng, &sk, &status)?;
+            out = (r.attempts, delivered);
+            Ok(())
+        })?;
+        Ok(out)
     }
 
     /// Every queue entry, in id order.

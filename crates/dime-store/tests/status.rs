@@ -1,0 +1,218 @@
+//! Delivery status of outbound queue entries (`spec/storage.md` §7.1): every change to an
+//! entry and its status is one transaction, statuses survive reopening, list by time, prune,
+//! keep the destination and texts sealed, and a bounce lands atomically with its status.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+use common::*;
+use dime_core::crypto::default_provider;
+use dime_store::{
+    DeliveryState, MAX_STATUS_TEXT_LEN, MailboxId, NewAccount, QueueId, Recovery, Store,
+    StoreError, Table, Timestamp, Transport,
+};
+
+const DEST: &str = "qzdestcanary31.example";
+const REASON: &str = "qzReasonCanary64 refused with 550";
+const TXID: &str = "qzTxidCanary27";
+
+fn at(secs: u64) -> Timestamp {
+    Timestamp(T0.0 + secs)
+}
+
+#[test]
+fn status_follows_the_entry_from_queued_to_deferred_to_delivered_and_survives_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = dime_testkit::seeded_rng(1);
+    let id;
+    {
+        let store = open(dir.path());
+        id = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+        let s = store.delivery_status(id).unwrap().unwrap();
+        assert_eq!(s.state, DeliveryState::Queued);
+        assert_eq!((s.destination.as_str(), s.queued, s.updated, s.attempts), (DEST, T0, T0, 0));
+        assert!(!s.state.is_final());
+
+        assert_eq!(store.defer(&mut rng, id, at(60), "no answer", at(1)).unwrap(), 1);
+        assert_eq!(store.defer(&mut rng, id, at(200), REASON, at(61)).unwrap(), 2);
+        let s = store.delivery_status(id).unwrap().unwrap();
+        assert_eq!(
+            s.state,
+            DeliveryState::Deferred { next_attempt: at(200), reason: REASON.into() }
+        );
+        assert_eq!((s.queued, s.updated, s.attempts), (T0, at(61), 2));
+        // The queue agrees: two attempts, due at the next attempt.
+        assert!(store.lease(at(199), 60, 10).unwrap().is_empty());
+        let leased = store.lease(at(200), 60, 10).unwrap();
+        assert_eq!(leased[0].entry.attempts, 2);
+    }
+    let store = open(dir.path());
+    assert_eq!(store.delivery_status(id).unwrap().unwrap().attempts, 2);
+    store.complete_delivered(&mut rng, id, TXID, at(201)).unwrap();
+    assert!(store.queue_entries().unwrap().is_empty());
+    drop(store);
+    let store = open(dir.path());
+    let s = store.delivery_status(id).unwrap().unwrap();
+    assert_eq!(s.state, DeliveryState::Delivered { txid: TXID.into() });
+    assert_eq!((s.queued, s.updated, s.attempts), (T0, at(201), 3));
+    assert!(s.state.is_final());
+    // A completed entry cannot be completed again, and its status stays.
+    assert_eq!(
+        store.complete_failed(&mut rng, id, "late", at(300)).unwrap_err(),
+        StoreError::NoSuchQueueEntry
+    );
+    assert!(matches!(
+        store.delivery_status(id).unwrap().unwrap().state,
+        DeliveryState::Delivered { .. }
+    ));
+    assert_eq!(store.delivery_status(QueueId(999)).unwrap(), None);
+}
+
+#[test]
+fn a_bounce_lands_with_its_status_in_one_transaction_or_not_at_all() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let author = mailbox("author@example.org");
+    let a = create(&store, &org(1), &author, b"pw", Recovery::None).account;
+    let mut rng = dime_testkit::seeded_rng(2);
+    let id = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+    // An author who is not ours: nothing is written, the entry and its status stay.
+    let stranger = mailbox("nobody@example.org");
+    assert_eq!(
+        store.complete_bounced(&mut rng, id, REASON, &stranger, b"bounce", at(5)).unwrap_err(),
+        StoreError::UnknownAccount
+    );
+    assert_eq!(store.queue_entries().unwrap().len(), 1);
+    assert_eq!(store.delivery_status(id).unwrap().unwrap().state, DeliveryState::Queued);
+
+    let d = store.complete_bounced(&mut rng, id, REASON, &author, b"bounce", at(5)).unwrap();
+    assert_eq!((d.account, d.mailbox), (a, MailboxId::INBOX));
+    assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap(), b"bounce");
+    assert!(store.queue_entries().unwrap().is_empty());
+    let s = store.delivery_status(id).unwrap().unwrap();
+    assert_eq!(s.state, DeliveryState::Bounced { reason: REASON.into() });
+    assert_eq!(s.attempts, 1);
+
+    // Over quota: the bounce is refused and nothing changes; the caller records a failure.
+    let small = mailbox("small@example.org");
+    store
+        .create_account(
+            &mut rng,
+            &org(1),
+            &NewAccount {
+                address: &small,
+                password: b"pw",
+                recovery: Recovery::None,
+                quota_bytes: 4,
+            },
+            T0,
+        )
+        .unwrap();
+    let id2 = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+    assert!(matches!(
+        store.complete_bounced(&mut rng, id2, REASON, &small, b"too big", at(9)).unwrap_err(),
+        StoreError::OverQuota { .. }
+    ));
+    assert_eq!(store.queue_entries().unwrap().len(), 1);
+    store.complete_failed(&mut rng, id2, REASON, at(9)).unwrap();
+    let s = store.delivery_status(id2).unwrap().unwrap();
+    assert_eq!(s.state, DeliveryState::Failed { reason: REASON.into() });
+    assert!(store.queue_entries().unwrap().is_empty());
+}
+
+#[test]
+fn statuses_list_by_time_and_old_complete_ones_are_pruned() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut rng = dime_testkit::seeded_rng(3);
+    let ids: Vec<QueueId> = (0..4)
+        .map(|i| store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", at(i)).unwrap())
+        .collect();
+    store.complete_delivered(&mut rng, ids[0], "t0", at(10)).unwrap();
+    store.complete_failed(&mut rng, ids[1], "gone", at(20)).unwrap();
+    store.defer(&mut rng, ids[2], at(1000), "later", at(30)).unwrap();
+    // Completed without a status (the bare call): its queued status is an orphan.
+    store.complete(ids[3]).unwrap();
+
+    let all = store.delivery_statuses(T0, 100).unwrap();
+    let order: Vec<QueueId> = all.iter().map(|s| s.id).collect();
+    assert_eq!(order, [ids[3], ids[0], ids[1], ids[2]], "oldest change first");
+    let recent = store.delivery_statuses(at(15), 100).unwrap();
+    assert_eq!(recent.iter().map(|s| s.id).collect::<Vec<_>>(), [ids[1], ids[2]]);
+    assert_eq!(store.delivery_statuses(T0, 2).unwrap().len(), 2);
+
+    assert_eq!(store.prune_delivery_statuses(at(15)).unwrap(), 2, "the orphan and ids[0]");
+    assert_eq!(store.delivery_status(ids[0]).unwrap(), None);
+    assert_eq!(store.delivery_status(ids[3]).unwrap(), None);
+    assert!(store.delivery_status(ids[1]).unwrap().is_some());
+    // The deferred entry is still queued: kept however old.
+    assert_eq!(store.prune_delivery_statuses(at(10_000)).unwrap(), 1);
+    assert!(store.delivery_status(ids[2]).unwrap().is_some());
+    assert_eq!(store.prune_delivery_statuses(at(10_000)).unwrap(), 0);
+    assert_eq!(store.delivery_statuses(T0, 100).unwrap().len(), 1);
+}
+
+#[test]
+fn long_reasons_are_cut_to_the_limit() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut rng = dime_testkit::seeded_rng(4);
+    let id = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+    let long = "x".repeat(MAX_STATUS_TEXT_LEN * 4);
+    store.complete_failed(&mut rng, id, &long, at(1)).unwrap();
+    let DeliveryState::Failed { reason } = store.delivery_status(id).unwrap().unwrap().state else {
+        panic!()
+    };
+    assert_eq!(reason.len(), MAX_STATUS_TEXT_LEN);
+}
+
+#[test]
+fn destination_and_texts_are_not_in_clear_and_a_corrupt_status_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = dime_testkit::seeded_rng(5);
+    let (a, b);
+    {
+        let store = open(dir.path());
+        a = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+        b = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+        store.defer(&mut rng, a, at(60), REASON, at(1)).unwrap();
+        store.complete_delivered(&mut rng, b, TXID, at(2)).unwrap();
+        let log = format!("{:?}", store.delivery_statuses(T0, 10).unwrap());
+        assert!(log.contains(DEST), "the reader API gives them back");
+    }
+    for canary in [DEST, "qzReasonCanary64", TXID] {
+        for f in files(dir.path()) {
+            let bytes = std::fs::read(&f).unwrap();
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{canary} found in {}",
+                f.display()
+            );
+        }
+    }
+    // Another pepper does not open the statuses.
+    let mut cfg = config(dir.path());
+    cfg.pepper = dime_core::Secret::new(vec![0x11; 32]);
+    let other = Store::open(cfg, default_provider()).unwrap();
+    assert!(matches!(other.delivery_status(b), Err(StoreError::Corrupt { .. })));
+    drop(other);
+
+    // A flipped bit: reported corrupt and quarantined; the entry's next change replaces it.
+    let store = open(dir.path());
+    store
+        .backend()
+        .write(&mut |t| {
+            let key = a.0.to_be_bytes();
+            let mut v = t.get(Table::Status, &key)?.unwrap();
+            v[3] ^= 1;
+            t.put(Table::Status, &key, &v)
+        })
+        .unwrap();
+    assert!(matches!(store.delivery_status(a), Err(StoreError::Corrupt { .. })));
+    let quarantined = store.quarantined().unwrap();
+    assert!(quarantined.contains(&(Table::Status.code(), a.0.to_be_bytes().to_vec())));
+    assert_eq!(store.delivery_status(a).unwrap(), None);
+    store.complete_failed(&mut rng, a, "gone", at(70)).unwrap();
+    let s = store.delivery_status(a).unwrap().unwrap();
+    assert_eq!(s.destination, DEST, "taken from the entry");
+    assert_eq!(s.state, DeliveryState::Failed { reason: "gone".into() });
+}
