@@ -18,6 +18,7 @@
 //! What it is not: a protocol or a store. Logs (tracing) carry domains, transaction ids and
 //! codes; never a secret, a local part, a subject or a body.
 
+mod bounce;
 pub mod config;
 pub mod daemon;
 mod destination;

@@ -1,16 +1,20 @@
-//! The origin role (`spec/dmtp.md` §2, §5.1): submission into the durable outbound queue, and
-//! the worker that delivers queued envelopes to their destination servers.
+//! The origin role (`spec/dmtp.md` §2, §5.1, §11): submission into the durable outbound
+//! queue, and the worker that delivers queued envelopes to their destination servers.
 //!
 //! A queue entry's destination is the destination domain; its payload is [`PAYLOAD_MAGIC`],
 //! the time it was queued (8 octets, big-endian seconds) and the origin-signed envelope. The
 //! worker leases due entries, resolves the destination ([`Routes`]), tries QUIC first and TLS
-//! over TCP when QUIC gets no answer, and then: completes the entry on 250; completes it as
-//! failed on a permanent refusal (5xx); reschedules it with [`backoff`] on a temporary failure
-//! (4xx, transport, indeterminate or bogus DNS); gives up once [`RetryPolicy::max_lifetime_secs`]
-//! has passed since it was queued. Time and randomness are parameters of
-//! [`Outbound::run_once`].
+//! over TCP when QUIC gets no answer, and then: completes the entry on 250; fails it on a
+//! permanent refusal (5xx); reschedules it with [`backoff`] on a temporary failure (4xx,
+//! transport, indeterminate or bogus DNS); fails it once [`RetryPolicy::max_lifetime_secs`]
+//! would pass since it was queued. A failed entry is bounced: a notice signed by our org key
+//! is delivered to its author's inbox (`spec/dmtp.md` §11.3). Each change to an entry is
+//! recorded with its delivery status in the same store transaction
+//! ([`dime_store::DeliveryStatus`], `spec/storage.md` §7.1). Time and randomness are
+//! parameters of [`Outbound::run_once`].
 
 use crate::LocalDomain;
+use crate::bounce::{self, Failure};
 use dime_core::crypto::CryptoProvider;
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
@@ -18,7 +22,7 @@ use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
 use dime_resolver::{DnssecProof, KeyResolver, PinStore, SignetSource};
-use dime_store::{QueueId, Store, StoreError, Timestamp, Transport};
+use dime_store::{OutboundEntry, QueueId, Store, StoreError, Timestamp, Transport};
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
 use std::future::Future;
@@ -30,6 +34,11 @@ use std::sync::{Arc, Mutex};
 pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ1\0";
 /// The DMTP port when the record names none (`spec/dmtp.md` §2).
 pub const DMTP_PORT: u16 = 26;
+/// How long the delivery status of a completed entry is kept by default: 30 days
+/// (`spec/dmtp.md` §11.4).
+pub const DEFAULT_STATUS_RETENTION_SECS: u64 = 30 * 24 * 3600;
+
+pub use crate::bounce::{BOUNCE_LOCAL_PART, BOUNCE_REASON_MAX_CHARS};
 
 /// Why a submission was refused.
 #[derive(Debug, thiserror::Error)]
@@ -268,13 +277,14 @@ pub enum Outcome {
         /// Why, for the log.
         reason: String,
     },
-    /// A permanent failure, or the maximum lifetime passed; the entry is complete (a bounce
-    /// to the author is due).
+    /// A permanent failure, or the maximum lifetime passed; the entry is complete.
     Failed {
         /// The entry.
         id: QueueId,
         /// Why, for the log.
         reason: String,
+        /// Whether a bounce was delivered to the author (status bounced; else failed).
+        bounced: bool,
     },
 }
 
@@ -299,6 +309,7 @@ pub struct Outbound<R> {
     policy: RetryPolicy,
     transports: Transports,
     provider: &'static CryptoProvider,
+    status_retention_secs: u64,
     quic: Mutex<HashMap<Domain, (QuicClient, QuicConnection)>>,
 }
 
@@ -308,6 +319,7 @@ impl<R> std::fmt::Debug for Outbound<R> {
             .field("domain", &self.local.domain)
             .field("policy", &self.policy)
             .field("transports", &self.transports)
+            .field("status_retention_secs", &self.status_retention_secs)
             .finish_non_exhaustive()
     }
 }
@@ -329,11 +341,21 @@ impl<R: Routes> Outbound<R> {
             policy,
             transports,
             provider,
+            status_retention_secs: DEFAULT_STATUS_RETENTION_SECS,
             quic: Mutex::new(HashMap::new()),
         }
     }
 
-    /// One pass at time `now`: leases the due entries and tries each once.
+    /// Keeps the delivery status of completed entries for `secs` seconds after their last
+    /// change (default [`DEFAULT_STATUS_RETENTION_SECS`]); each pass prunes older ones.
+    #[must_use]
+    pub fn with_status_retention(mut self, secs: u64) -> Outbound<R> {
+        self.status_retention_secs = secs;
+        self
+    }
+
+    /// One pass at time `now`: prunes old delivery statuses, leases the due entries and tries
+    /// each once, recording each outcome in the entry's status (`spec/dmtp.md` §11).
     ///
     /// # Errors
     /// [`StoreError`] when the queue cannot be read or updated.
@@ -342,6 +364,12 @@ impl<R: Routes> Outbound<R> {
         now: Timestamp,
         rng: &mut (dyn CryptoRngCore + Send),
     ) -> Result<Vec<Outcome>, StoreError> {
+        let before = Timestamp(now.0.saturating_sub(self.status_retention_secs));
+        match self.store.prune_delivery_statuses(before) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "old delivery statuses pruned"),
+            Err(e) => tracing::warn!(error = %e, "delivery status pruning failed"),
+        }
         let leased = self.store.lease(now, self.policy.lease_secs, self.policy.batch)?;
         let mut out = Vec::with_capacity(leased.len());
         for l in leased {
@@ -352,31 +380,32 @@ impl<R: Routes> Outbound<R> {
             let parsed = parse_payload(&e.payload);
             let destination = Domain::parse(&e.destination).ok();
             let (Some((queued, envelope)), Some(destination)) = (parsed, destination) else {
-                self.store.complete(e.id)?;
-                out.push(Outcome::Failed { id: e.id, reason: "unreadable queue entry".into() });
+                self.store.complete_failed(rng, e.id, "unreadable queue entry", now)?;
+                tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
+                out.push(Outcome::Failed {
+                    id: e.id,
+                    reason: "unreadable queue entry".into(),
+                    bounced: false,
+                });
                 continue;
             };
             let result = self.send(&destination, envelope).await;
             let outcome = match result {
                 Ok(txid) => {
-                    self.store.complete(e.id)?;
+                    self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
                     Outcome::Delivered { id: e.id, txid }
                 }
                 Err(SendError::Permanent(reason)) => {
-                    self.store.complete(e.id)?;
-                    Outcome::Failed { id: e.id, reason }
+                    self.fail(rng, &e, &destination, queued, envelope, reason, now)?
                 }
                 Err(SendError::Temporary(reason)) => {
                     let next =
                         Timestamp(now.0.saturating_add(backoff(&self.policy, e.attempts, rng)));
                     if next.0 > queued.0.saturating_add(self.policy.max_lifetime_secs) {
-                        self.store.complete(e.id)?;
-                        Outcome::Failed {
-                            id: e.id,
-                            reason: format!("maximum lifetime reached: {reason}"),
-                        }
+                        let reason = format!("maximum lifetime reached: {reason}");
+                        self.fail(rng, &e, &destination, queued, envelope, reason, now)?
                     } else {
-                        self.store.retry_at(e.id, next)?;
+                        self.store.defer(rng, e.id, next, &reason, now)?;
                         Outcome::Deferred { id: e.id, next, reason }
                     }
                 }
@@ -388,13 +417,61 @@ impl<R: Routes> Outbound<R> {
                 Outcome::Deferred { id, next, reason } => {
                     tracing::info!(destination = %destination, queue_id = id.0, next = next.0, reason = %reason, "deferred")
                 }
-                Outcome::Failed { id, reason } => {
-                    tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, "delivery failed")
+                Outcome::Failed { id, reason, bounced } => {
+                    tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, bounced = *bounced, "delivery failed")
                 }
             }
             out.push(outcome);
         }
         Ok(out)
+    }
+
+    /// Completes a failed entry: bounces it to its author and records it bounced, or, when no
+    /// bounce can be built or delivered, records it failed (`spec/dmtp.md` §11.3).
+    #[allow(clippy::too_many_arguments)]
+    fn fail(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        e: &OutboundEntry,
+        destination: &Domain,
+        queued: Timestamp,
+        envelope: &[u8],
+        reason: String,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let failure = Failure {
+            id: e.id,
+            destination,
+            reason: &reason,
+            queued,
+            failed: now,
+            attempts: e.attempts.saturating_add(1),
+        };
+        let built = bounce::build(self.provider, rng, &self.local, &self.store, envelope, &failure);
+        let bounced = match built {
+            Ok(b) => {
+                match self.store.complete_bounced(rng, e.id, &reason, &b.author, &b.envelope, now) {
+                    Ok(_) => true,
+                    Err(
+                        err @ (StoreError::Backend(_)
+                        | StoreError::Closed
+                        | StoreError::NoSuchQueueEntry),
+                    ) => return Err(err),
+                    Err(err) => {
+                        tracing::warn!(destination = %destination, queue_id = e.id.0, error = %err, "bounce not delivered");
+                        false
+                    }
+                }
+            }
+            Err(err) => {
+                tracing::warn!(destination = %destination, queue_id = e.id.0, error = %err, "bounce not built");
+                false
+            }
+        };
+        if !bounced {
+            self.store.complete_failed(rng, e.id, &reason, now)?;
+        }
+        Ok(Outcome::Failed { id: e.id, reason, bounced })
     }
 
     async fn send(
