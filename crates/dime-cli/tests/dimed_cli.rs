@@ -1,0 +1,128 @@
+//! `dimed` as a user meets it: quickstart creates a domain and a user, serves it, and mail
+//! sent to itself through the submission socket arrives verified; bad configuration gets a
+//! one-line error naming the key, never a panic.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::net::{TcpListener, UdpSocket};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
+
+fn dime(args: &[&str], password: &str) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_dime"))
+        .args(args)
+        .env("DIME_USER_PASSWORD", password)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn quickstart_serves_a_domain_that_delivers_to_itself() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("qs");
+    let listen = format!("127.0.0.1:{}", free_port());
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["quickstart", "--listen", &listen, "--data-dir"])
+        .arg(&data)
+        .env("DIME_USER_PASSWORD", "quickstart pw")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let mut seen = String::new();
+    for l in lines.by_ref() {
+        let l = l.unwrap();
+        seen.push_str(&l);
+        seen.push('\n');
+        if l.starts_with("dimed serving") {
+            break;
+        }
+    }
+    assert!(seen.contains("_dx.example.test. IN TXT \"ver=1 pok="), "{seen}");
+    assert!(seen.contains("password (shown once): quickstart pw"), "{seen}");
+    let sock = data.join("data/dimed.sock");
+    let sock = sock.to_str().unwrap();
+    let me = "alice@example.test";
+    let o = dime(
+        &[
+            "send",
+            "--socket",
+            sock,
+            "--user",
+            me,
+            "--to",
+            me,
+            "--subject",
+            "hi",
+            "--body",
+            "to myself",
+        ],
+        "quickstart pw",
+    );
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t0 = Instant::now();
+    let listing = loop {
+        let o = dime(&["inbox", "--socket", sock, "--user", me], "quickstart pw");
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let out = String::from_utf8(o.stdout).unwrap();
+        if !out.trim().is_empty() {
+            break out;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "the message did not arrive");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert!(listing.contains(me) && listing.contains("hi") && !listing.contains('!'), "{listing}");
+    let o = dime(&["read", "1", "--socket", sock, "--user", me], "quickstart pw");
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(text.contains("signatures verified") && text.ends_with("to myself\n"), "{text}");
+    let o = dime(&["inbox", "--socket", sock, "--user", me], "wrong");
+    assert!(!o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "error: login failed");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let status = child.wait().unwrap();
+    assert!(status.success(), "dimed did not stop cleanly on SIGTERM: {status}");
+    assert!(!data.join("data/dimed.sock").exists(), "the socket is removed on shutdown");
+}
+
+#[test]
+fn bad_configuration_is_one_line_naming_the_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("dimed.toml");
+    let run = |text: &str| {
+        std::fs::write(&conf, text).unwrap();
+        let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+            .args(["serve", "--config"])
+            .arg(&conf)
+            .output()
+            .unwrap();
+        assert!(!o.status.success());
+        let err = String::from_utf8(o.stderr).unwrap();
+        assert!(err.starts_with("error: ") && !err.contains("panicked"), "{err}");
+        err
+    };
+    let base = "domain = \"a.test\"\nhost = \"mx.a.test\"\ndata_dir = \"d\"\nconfig_dir = \"c\"\n";
+    let err =
+        run(&format!("{base}[listen]\nquic = \"127.0.0.1:1\"\n[outbound]\ntransport = \"quic\"\n"));
+    assert!(err.contains("transport"), "{err}");
+    let err = run(&format!("{base}[listen]\n"));
+    assert!(err.contains("listen: give quic, tls or both"), "{err}");
+    let err = run(&format!("{base}[listen]\nquic = \"127.0.0.1:1\"\n"));
+    assert!(err.contains("org.key"), "missing files are named: {err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["serve", "--config", "/nonexistent/dimed.toml"])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /nonexistent/dimed.toml"));
+}
