@@ -294,6 +294,12 @@ pub fn spawn_tls<H: Handler>(
                 drop(tcp);
                 continue;
             };
+            // Replies are small frames written one by one: with Nagle's algorithm a reply
+            // written while the previous one is unacknowledged waits for the client's delayed
+            // ACK (40 ms on Linux), once per transaction. The client sets it too.
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "tcp nodelay not set");
+            }
             let (handler, options, acceptor) =
                 (Arc::clone(&handler), Arc::clone(&options), acceptor.clone());
             tokio::spawn(async move {
