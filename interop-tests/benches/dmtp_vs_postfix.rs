@@ -1,0 +1,1261 @@
+//! DMTP delivery throughput against Postfix (issue 6, benchmark): sustained durable delivery
+//! of pre-sealed messages with a 4 KiB body from one origin (a.test) to one destination
+//! (b.test), with 1 and 32 concurrent transactions, over QUIC (streams on one connection) and
+//! over TLS (one connection per concurrent transaction); against a Postfix instance of its own
+//! receiving the same number of 4 KiB messages over SMTP from `smtp-source` with 10 sessions
+//! and delivering them to its `discard` transport.
+//!
+//! The dime side is the real thing on loopback: `dime_server::Destination` with the default
+//! crypto provider, a `dime_store::Store` (redb, fsync before a commit returns, group commit)
+//! in a directory under `CARGO_TARGET_TMPDIR`, `dime_net` QUIC and TLS servers on 127.0.0.1,
+//! self-signed certificates pinned by the client. Each delivery is opened as the destination,
+//! its origin signature verified and the envelope stored durably before the 250. Messages are
+//! sealed (author signature, origin signature chunk) before the clock starts; a fresh store
+//! per case; afterwards the store must hold exactly the acknowledged count, or the bench
+//! panics.
+//!
+//! Postfix (Debian package `postfix`, which also ships `/usr/sbin/smtp-source`) runs from a
+//! private configuration directory under `CARGO_TARGET_TMPDIR` (queue and data directories
+//! there too, not the system instance's), listening on a free port of 127.0.0.1 only, with
+//! its defaults otherwise (queue files fsynced before the 250), no DNS, every recipient
+//! delivered to `discard`, and nothing to relay with (no `smtp` service in its master.cf). It
+//! is warmed up with one message per session, then timed from the start of `smtp-source -d`
+//! (sessions reused, as DMTP reuses its connections) until its log shows every message
+//! discarded.
+//!
+//! What is measured and printed, one JSON object per case on stdout, then a table on stderr:
+//! messages per second; latency p50/p99 (dime: from `send` to the 250 at the client; Postfix:
+//! the `delay=` of its log, from arrival in the queue to discarded, as `smtp-source` reports
+//! no per-message latency); peak RSS (dime: each case runs in a child process of the bench
+//! that holds client, server and the pre-sealed messages, its `VmHWM` reset once they are
+//! sealed; Postfix: the peak of the sampled sum over its master and the master's children, RSS
+//! and PSS, without `smtp-source`); for dime also the CPU time per message (client and server
+//! together). The target is >= 2x Postfix's messages per second; the table says whether each
+//! case meets it. No timing is asserted.
+//!
+//! Run: `cargo bench -p dime-interop-tests --bench dmtp_vs_postfix` (as root, with Debian's
+//! `postfix` installed; without it the Postfix half is skipped with a message).
+//! `DIME_BENCH_MESSAGES` sets the messages per case (default 5000); `DIME_BENCH_POSTFIX=0`
+//! skips Postfix. `cargo test --benches` runs a smoke pass of 16 messages per case.
+#![allow(
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::panic,
+    clippy::print_stdout,
+    clippy::print_stderr
+)]
+
+use dime_core::crypto::{Argon2Params, CryptoProvider, default_provider};
+use dime_core::{Domain, Fingerprint, Mailbox, Secret};
+use dime_dmtp::Outgoing;
+use dime_dmtp::limits::MAX_TRANSACTIONS;
+use dime_envelope::{
+    ActorKeys, ActorSecret, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer,
+    open_as_origin, seal_message,
+};
+use dime_net::{QuicClient, ServerHandle, ServerOptions, TlsConnection};
+use dime_server::{Destination, LocalDomain, StaticOrigins};
+use dime_signet::{
+    FingerprintKind, OrgKeys, OrgSigner, Profile, Signet, UserKeys, create_org_signet, create_ssr,
+    sign_user_signet,
+};
+use dime_store::{AccountId, MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use std::collections::HashMap;
+use std::io::{Read, Seek, SeekFrom};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// The message body (the display part of the envelope; `smtp-source -l`).
+const BODY_LEN: usize = 4096;
+/// Messages per case in a full run (`DIME_BENCH_MESSAGES` overrides).
+const DEFAULT_MESSAGES: usize = 5000;
+/// Messages per case in the smoke pass (`cargo test --benches`).
+const SMOKE_MESSAGES: usize = 16;
+/// Concurrent transactions of the "many" cases.
+const MANY: usize = 32;
+/// `smtp-source -s`.
+const SMTP_SESSIONS: usize = 10;
+/// The target: dime's messages per second over Postfix's.
+const TARGET_RATIO: f64 = 2.0;
+
+const AUTHOR: &str = "author@a.test";
+const RECIPIENT: &str = "rcpt@b.test";
+
+fn p() -> &'static CryptoProvider {
+    default_provider()
+}
+
+fn domain(s: &str) -> Domain {
+    Domain::parse(s).unwrap()
+}
+
+fn mailbox(s: &str) -> Mailbox {
+    Mailbox::parse(s).unwrap()
+}
+
+// ---------------------------------------------------------------------------------------------
+// Results
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Transport {
+    Quic,
+    Tls,
+}
+
+struct CaseResult {
+    name: String,
+    messages: usize,
+    seconds: f64,
+    /// Sorted.
+    latencies_ms: Vec<f64>,
+    peak_rss_kib: Option<u64>,
+    /// Extra `"key":value` JSON members, already formatted.
+    extra: Vec<(&'static str, String)>,
+}
+
+impl CaseResult {
+    fn msgs_per_sec(&self) -> f64 {
+        self.messages as f64 / self.seconds
+    }
+
+    fn quantile(&self, q: f64) -> f64 {
+        let v = &self.latencies_ms;
+        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
+        v.get(i).copied().unwrap_or(f64::NAN)
+    }
+
+    fn json(&self) -> String {
+        let mut s = format!(
+            "{{\"bench\":\"dmtp_vs_postfix\",\"name\":\"{}\",\"messages\":{},\"seconds\":{:.3},\"msgs_per_sec\":{:.1},\"p50_ms\":{:.3},\"p99_ms\":{:.3},\"peak_rss_kib\":{}",
+            self.name,
+            self.messages,
+            self.seconds,
+            self.msgs_per_sec(),
+            self.quantile(0.5),
+            self.quantile(0.99),
+            self.peak_rss_kib.map_or("null".into(), |k| k.to_string()),
+        );
+        for (k, v) in &self.extra {
+            s.push_str(&format!(",\"{k}\":{v}"));
+        }
+        s.push('}');
+        s
+    }
+}
+
+/// One line of the table, from a case's JSON line.
+struct Row {
+    name: String,
+    messages: String,
+    seconds: f64,
+    msgs_per_sec: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    peak_rss_kib: String,
+    json: String,
+}
+
+/// The raw value of `key` in a flat JSON object printed by [`CaseResult::json`].
+fn json_value<'a>(json: &'a str, key: &str) -> Option<&'a str> {
+    let rest = &json[json.find(&format!("\"{key}\":"))? + key.len() + 3..];
+    let end = rest.find([',', '}']).unwrap_or(rest.len());
+    Some(rest[..end].trim_matches('"'))
+}
+
+impl Row {
+    fn parse(json: &str) -> Row {
+        let text = |k: &str| json_value(json, k).unwrap_or("-").to_owned();
+        let num = |k: &str| json_value(json, k).and_then(|v| v.parse().ok()).unwrap_or(f64::NAN);
+        Row {
+            name: text("name"),
+            messages: text("messages"),
+            seconds: num("seconds"),
+            msgs_per_sec: num("msgs_per_sec"),
+            p50_ms: num("p50_ms"),
+            p99_ms: num("p99_ms"),
+            peak_rss_kib: text("peak_rss_kib"),
+            json: json.to_owned(),
+        }
+    }
+
+    /// The JSON line with the ratio to Postfix's messages per second, when there is one.
+    fn json_against(&self, postfix: Option<f64>) -> String {
+        match postfix {
+            Some(pf) => {
+                let ratio = self.msgs_per_sec / pf;
+                format!(
+                    "{},\"ratio_to_postfix\":{ratio:.2},\"meets_target\":{}}}",
+                    self.json.trim_end_matches('}'),
+                    ratio >= TARGET_RATIO
+                )
+            }
+            None => self.json.clone(),
+        }
+    }
+}
+
+fn quoted(s: &str) -> String {
+    format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
+}
+
+/// A `kB` field of a `/proc/<pid>/status`-like file.
+fn proc_kib(path: &Path, key: &str) -> Option<u64> {
+    let text = std::fs::read_to_string(path).ok()?;
+    text.lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+}
+
+/// User and system CPU time of this process, all threads, in seconds (`/proc/self/stat`, in
+/// clock ticks of 1/100 s, Linux's USER_HZ).
+fn cpu_seconds() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    let fields: Vec<&str> =
+        stat.rsplit_once(')').map_or(Vec::new(), |(_, rest)| rest.split_whitespace().collect());
+    // After the command name: state is field 3 of the man page, utime 14 and stime 15.
+    let ticks = |i: usize| fields.get(i - 3).and_then(|v| v.parse::<u64>().ok()).unwrap_or(0);
+    (ticks(14) + ticks(15)) as f64 / 100.0
+}
+
+/// Resets this process's peak RSS (`VmHWM`) to its current RSS (Linux >= 4.0).
+fn reset_peak_rss() -> bool {
+    std::fs::write("/proc/self/clear_refs", "5").is_ok()
+}
+
+// ---------------------------------------------------------------------------------------------
+// The dime side
+
+/// Accepts exactly one certificate (the resolver's verifier pins the same way).
+#[derive(Debug)]
+struct PinnedCert(CertificateDer<'static>, Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.0.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate not pinned".into()))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("tls 1.2 not used".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The origin a.test: its org keys and signet, and one author.
+struct Origin {
+    org: OrgKeys,
+    org_signet: Signet,
+    org_fingerprint: Fingerprint,
+    secret: ActorSecret,
+    author: UserKeys,
+    author_signet: Signet,
+}
+
+impl Origin {
+    fn new() -> Origin {
+        let mut rng = dime_testkit::seeded_rng(1);
+        let org = OrgKeys::generate(&mut rng);
+        let org_signet = create_org_signet(p(), &org, &domain("a.test"), &Profile::new()).unwrap();
+        let org_fingerprint = org_signet.fingerprint(p(), FingerprintKind::Full).unwrap();
+        let secret = ActorSecret::from_org_keys(p(), &org).unwrap();
+        let author = UserKeys::generate(&mut rng);
+        let ssr = create_ssr(p(), &author).unwrap();
+        let author_signet =
+            sign_user_signet(p(), &org, OrgSigner::Pok, &ssr, &mailbox(AUTHOR), &Profile::new())
+                .unwrap();
+        Origin { org, org_signet, org_fingerprint, secret, author, author_signet }
+    }
+}
+
+/// Seed of the destination's keys: every case's store gets the same org and recipient keys, so
+/// the messages sealed once by the parent open in each.
+const DEST_SEED: u64 = 2;
+
+/// The destination's store side: b.test's keys and a fresh store holding the recipient.
+struct DestinationStore {
+    store: Store,
+    account: AccountId,
+    local: LocalDomain,
+    recipient_signet: Signet,
+}
+
+fn destination_store(dir: &Path) -> DestinationStore {
+    let config = StoreConfig {
+        data_dir: dir.join("data"),
+        vault_path: dir.join("vault").join("vault.redb"),
+        pepper: Secret::new(vec![DEST_SEED as u8; 32]),
+        // Only account creation and login run Argon2; deliveries do not.
+        argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
+        idle_timeout_secs: 900,
+    };
+    let store = Store::open(config, p()).expect("open the destination store");
+    let mut rng = dime_testkit::seeded_rng(DEST_SEED);
+    let keys = OrgKeys::generate(&mut rng);
+    let signet = create_org_signet(p(), &keys, &domain("b.test"), &Profile::new()).unwrap();
+    let created = store
+        .create_account(
+            &mut rng,
+            &keys,
+            &NewAccount {
+                address: &mailbox(RECIPIENT),
+                password: b"pw",
+                recovery: Recovery::None,
+                quota_bytes: 1 << 40,
+            },
+            Timestamp(1_700_000_000),
+        )
+        .expect("create the recipient account");
+    let local = LocalDomain::new(p(), domain("b.test"), keys, signet).unwrap();
+    DestinationStore { store, account: created.account, local, recipient_signet: created.signet }
+}
+
+/// The destination b.test: its store, QUIC and TLS servers on loopback.
+struct DestinationWorld {
+    store: Arc<Store>,
+    account: AccountId,
+    local: Arc<LocalDomain>,
+    recipient_signet: Signet,
+    quic: ServerHandle,
+    tls: ServerHandle,
+    cert: CertificateDer<'static>,
+}
+
+async fn destination(dir: &Path, origin: &Origin) -> DestinationWorld {
+    let DestinationStore { store, account, local, recipient_signet } = destination_store(dir);
+    let (store, local) = (Arc::new(store), Arc::new(local));
+    let mut origins = HashMap::new();
+    origins.insert(
+        domain("a.test"),
+        (origin.org_fingerprint, origin.org_signet.signing_key().unwrap()),
+    );
+    let handler = Arc::new(Destination::new(
+        Arc::clone(&local),
+        Arc::clone(&store),
+        Arc::new(StaticOrigins(origins)),
+        p(),
+    ));
+    let ck = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
+    let tls = dime_net::server_tls_config(vec![cert.clone()], key).unwrap();
+    let endpoint = quinn::Endpoint::server(
+        dime_net::quic_server_config(tls.clone()).unwrap(),
+        "127.0.0.1:0".parse().unwrap(),
+    )
+    .expect("bind the quic endpoint on loopback");
+    let mut options = ServerOptions::new(domain("b.test"), p());
+    // The TLS case with 32 concurrent transactions opens 32 connections from 127.0.0.1; the
+    // default per-IP cap is 16.
+    options.max_connections_per_ip = 2 * MANY;
+    let quic = dime_net::spawn_quic(endpoint, Arc::clone(&handler), options.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = dime_net::spawn_tls(listener, tls, handler, options).unwrap();
+    DestinationWorld { store, account, local, recipient_signet, quic, tls, cert }
+}
+
+/// A 4 KiB text body, different for every message.
+fn body(i: usize) -> Vec<u8> {
+    let mut b = Vec::with_capacity(BODY_LEN + 80);
+    while b.len() < BODY_LEN {
+        b.extend_from_slice(
+            format!("message {i:08}, line {:04}: the quick brown fox jumps over it.\n", b.len())
+                .as_bytes(),
+        );
+    }
+    b.truncate(BODY_LEN);
+    b
+}
+
+/// Seals `n` messages from the author to the recipient and adds the origin signature chunk,
+/// as `dime_server::origin::submit` does; on every core.
+fn seal_all(origin: &Origin, dest: &DestinationStore, n: usize) -> Vec<Vec<u8>> {
+    let addressing = Addressing {
+        author: mailbox(AUTHOR),
+        author_keys: ActorKeys::from_signet(&origin.author_signet).unwrap(),
+        origin: domain("a.test"),
+        origin_keys: ActorKeys::from_signet(&origin.org_signet).unwrap(),
+        destination: domain("b.test"),
+        destination_keys: ActorKeys::from_signet(&dest.local.org_signet).unwrap(),
+        recipient: mailbox(RECIPIENT),
+        recipient_keys: ActorKeys::from_signet(&dest.recipient_signet).unwrap(),
+    };
+    let author_key = origin.author_signet.signing_key().unwrap();
+    let threads = std::thread::available_parallelism().map_or(2, |n| n.get()).clamp(1, 8);
+    let seal_range = |range: std::ops::Range<usize>| {
+        let mut rng = dime_testkit::seeded_rng(1000 + range.start as u64);
+        range
+            .map(|i| {
+                let subject = format!("bench {i}");
+                let msg = Message {
+                    common_headers: Headers::from_pairs([("Subject", subject.as_str())]).unwrap(),
+                    other_headers: Headers::new(),
+                    parts: vec![Part {
+                        kind: PartKind::Display,
+                        info: PartInfo {
+                            content_type: "text/plain".into(),
+                            filename: String::new(),
+                        },
+                        data: body(i),
+                    }],
+                };
+                let mut sealed = seal_message(
+                    p(),
+                    &mut rng,
+                    &addressing,
+                    Signer::Author(origin.author.signing_seed()),
+                    &msg,
+                )
+                .expect("seal");
+                let chunk = open_as_origin(p(), &sealed[..], &origin.secret)
+                    .expect("open as the origin")
+                    .verify(p(), &author_key)
+                    .expect("author signature")
+                    .origin_signature_chunk(p(), &mut rng, origin.org.pok_seed(), &domain("a.test"))
+                    .expect("origin signature");
+                sealed.extend_from_slice(&chunk);
+                sealed
+            })
+            .collect::<Vec<_>>()
+    };
+    let per = n.div_ceil(threads);
+    std::thread::scope(|s| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * per).min(n)..((t + 1) * per).min(n);
+                s.spawn(move || seal_range(range))
+            })
+            .collect();
+        handles.into_iter().flat_map(|h| h.join().unwrap()).collect()
+    })
+}
+
+/// Writes the sealed messages for the case processes: the recipient's signet and the
+/// destination's fingerprint they were sealed to, then the envelopes; lengths are big-endian
+/// `u32`.
+fn write_sealed(path: &Path, dest: &DestinationStore, bodies: &[Vec<u8>]) {
+    let signet = dest.recipient_signet.to_bytes();
+    let mut out = Vec::with_capacity(bodies.iter().map(|b| b.len() + 4).sum::<usize>() + 512);
+    out.extend_from_slice(&(signet.len() as u32).to_be_bytes());
+    out.extend_from_slice(&signet);
+    out.extend_from_slice(&dest.local.org_fingerprint.0);
+    out.extend_from_slice(&(bodies.len() as u32).to_be_bytes());
+    for b in bodies {
+        out.extend_from_slice(&(b.len() as u32).to_be_bytes());
+        out.extend_from_slice(b);
+    }
+    std::fs::write(path, out).expect("write the sealed messages");
+}
+
+/// Reads [`write_sealed`]'s file; panics unless it was sealed to `dest`'s keys.
+fn read_sealed(path: &Path, dest: &DestinationWorld) -> Vec<Vec<u8>> {
+    let data = std::fs::read(path).expect("read the sealed messages");
+    let mut rest = &data[..];
+    let mut take = |n: usize| {
+        assert!(rest.len() >= n, "sealed messages file is truncated");
+        let (head, tail) = rest.split_at(n);
+        rest = tail;
+        head
+    };
+    let len = |b: &[u8]| u32::from_be_bytes(b.try_into().unwrap()) as usize;
+    let n = len(take(4));
+    let signet = take(n).to_vec();
+    let fingerprint = take(64).to_vec();
+    assert!(
+        signet == dest.recipient_signet.to_bytes() && fingerprint == dest.local.org_fingerprint.0,
+        "the messages were sealed to other destination keys than this case's store has"
+    );
+    let count = len(take(4));
+    (0..count)
+        .map(|_| {
+            let n = len(take(4));
+            take(n).to_vec()
+        })
+        .collect()
+}
+
+#[derive(Default)]
+struct Tally {
+    latencies: Vec<Duration>,
+    acked: usize,
+    errors: Vec<String>,
+}
+
+impl Tally {
+    fn merge(&mut self, other: Tally) {
+        self.latencies.extend(other.latencies);
+        self.acked += other.acked;
+        self.errors.extend(other.errors);
+    }
+}
+
+type Queue = Arc<Mutex<Vec<Outgoing>>>;
+
+fn next(q: &Queue) -> Option<Outgoing> {
+    q.lock().unwrap().pop()
+}
+
+async fn send_quic(dest: &DestinationWorld, msgs: Queue, concurrency: usize) -> (Tally, Duration) {
+    let tls = client_tls(dest);
+    let client = QuicClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dime_net::quic_client_config(tls).unwrap(),
+        domain("a.test"),
+        p(),
+    )
+    .unwrap();
+    let conn = client.connect(dest.quic.local_addr, "b.test").await.expect("quic connect");
+    let start = Instant::now();
+    let tasks: Vec<_> = (0..concurrency)
+        .map(|_| {
+            let (conn, q) = (conn.clone(), Arc::clone(&msgs));
+            tokio::spawn(async move {
+                let mut t = Tally::default();
+                while let Some(m) = next(&q) {
+                    let t0 = Instant::now();
+                    match conn.send(m).await {
+                        Ok(_) => {
+                            t.latencies.push(t0.elapsed());
+                            t.acked += 1;
+                        }
+                        Err(e) => t.errors.push(e.to_string()),
+                    }
+                }
+                t
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    for task in tasks {
+        tally.merge(task.await.unwrap());
+    }
+    let elapsed = start.elapsed();
+    conn.close();
+    (tally, elapsed)
+}
+
+/// Over TLS a connection carries at most `MAX_TRANSACTIONS` transactions (`spec/dmtp.md` §8):
+/// each worker then says QUIT and connects again, inside the clock (the reconnect counts in
+/// the latency of the message that waited for it).
+async fn send_tls(dest: &DestinationWorld, msgs: Queue, concurrency: usize) -> (Tally, Duration) {
+    let tls = Arc::new(client_tls(dest));
+    let addr = dest.tls.local_addr;
+    let connect = move |tls: Arc<rustls::ClientConfig>| async move {
+        TlsConnection::connect(addr, "b.test", tls, &domain("a.test"), p())
+            .await
+            .expect("tls connect")
+    };
+    let mut conns = Vec::with_capacity(concurrency);
+    for _ in 0..concurrency {
+        conns.push(connect(Arc::clone(&tls)).await);
+    }
+    let start = Instant::now();
+    let tasks: Vec<_> = conns
+        .into_iter()
+        .map(|mut conn| {
+            let (q, tls) = (Arc::clone(&msgs), Arc::clone(&tls));
+            tokio::spawn(async move {
+                let mut t = Tally::default();
+                let mut on_conn = 0;
+                while let Some(m) = next(&q) {
+                    let t0 = Instant::now();
+                    if on_conn == MAX_TRANSACTIONS {
+                        let _ = conn.quit().await;
+                        conn = connect(Arc::clone(&tls)).await;
+                        on_conn = 0;
+                    }
+                    on_conn += 1;
+                    match conn.send(m).await {
+                        Ok(_) => {
+                            t.latencies.push(t0.elapsed());
+                            t.acked += 1;
+                        }
+                        Err(e) => t.errors.push(e.to_string()),
+                    }
+                }
+                (t, conn)
+            })
+        })
+        .collect();
+    let mut tally = Tally::default();
+    let mut open = Vec::new();
+    for task in tasks {
+        let (t, conn) = task.await.unwrap();
+        tally.merge(t);
+        open.push(conn);
+    }
+    let elapsed = start.elapsed();
+    for conn in open {
+        let _ = conn.quit().await;
+    }
+    (tally, elapsed)
+}
+
+fn client_tls(dest: &DestinationWorld) -> rustls::ClientConfig {
+    let verifier =
+        PinnedCert(dest.cert.clone(), Arc::new(rustls::crypto::ring::default_provider()));
+    dime_net::client_tls_config(Arc::new(verifier)).unwrap()
+}
+
+async fn dmtp_case(
+    root: &Path,
+    origin: &Origin,
+    transport: Transport,
+    concurrency: usize,
+    sealed: &Path,
+) -> CaseResult {
+    let name = match transport {
+        Transport::Quic => format!("dmtp_quic_c{concurrency}"),
+        Transport::Tls => format!("dmtp_tls_c{concurrency}"),
+    };
+    let dir = tempfile::Builder::new().prefix(&name).tempdir_in(root).unwrap();
+    let dest = destination(dir.path(), origin).await;
+    let msgs: Vec<Outgoing> = read_sealed(sealed, &dest)
+        .into_iter()
+        .map(|body| Outgoing {
+            origin: domain("a.test"),
+            origin_fingerprint: origin.org_fingerprint,
+            destination: domain("b.test"),
+            destination_fingerprint: dest.local.org_fingerprint,
+            body,
+        })
+        .collect();
+    let n = msgs.len();
+    let envelope_len = msgs.first().map_or(0, |m| m.body.len());
+    let sealed_kib = msgs.iter().map(|m| m.body.len()).sum::<usize>() / 1024;
+    let queue: Queue = Arc::new(Mutex::new(msgs));
+    let reset = reset_peak_rss();
+    let start_rss = proc_kib(Path::new("/proc/self/status"), "VmRSS:");
+    eprintln!("{name}: delivering");
+    let cpu_start = cpu_seconds();
+    let (mut tally, elapsed) = match transport {
+        Transport::Quic => send_quic(&dest, queue, concurrency).await,
+        Transport::Tls => send_tls(&dest, queue, concurrency).await,
+    };
+    let cpu = cpu_seconds() - cpu_start;
+    let peak = proc_kib(Path::new("/proc/self/status"), "VmHWM:");
+
+    // The store must hold exactly what was acknowledged, and everything must have been.
+    let quota = dest.store.quota(dest.account).expect("read the recipient's quota");
+    let listed = dest.store.list(dest.account, MailboxId::INBOX).expect("list the inbox").len();
+    if !tally.errors.is_empty() || tally.acked != n {
+        panic!(
+            "{name}: {} of {n} acknowledged; {} errors, first: {:?}",
+            tally.acked,
+            tally.errors.len(),
+            tally.errors.first()
+        );
+    }
+    if quota.messages != tally.acked as u64 || listed != tally.acked {
+        panic!(
+            "{name}: {} acknowledged but the store holds {} (account count) / {listed} (inbox)",
+            tally.acked, quota.messages
+        );
+    }
+
+    let DestinationWorld { store, quic, tls, .. } = dest;
+    quic.shutdown();
+    tls.shutdown();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(store);
+
+    tally.latencies.sort();
+    let scope = if reset {
+        "a child process of the bench (client, server, pre-sealed messages), VmHWM reset after loading them"
+    } else {
+        "a child process of the bench (client, server, pre-sealed messages), VmHWM since it started"
+    };
+    CaseResult {
+        name,
+        messages: n,
+        seconds: elapsed.as_secs_f64(),
+        latencies_ms: tally.latencies.iter().map(|d| d.as_secs_f64() * 1000.0).collect(),
+        peak_rss_kib: peak,
+        extra: vec![
+            ("transport", quoted(if transport == Transport::Quic { "quic" } else { "tls" })),
+            ("concurrency", concurrency.to_string()),
+            ("envelope_octets", envelope_len.to_string()),
+            ("latency", quoted("send to 250 at the client")),
+            ("rss_at_start_kib", start_rss.map_or("null".into(), |k| k.to_string())),
+            ("sealed_kib", sealed_kib.to_string()),
+            ("rss_scope", quoted(scope)),
+            ("cpu_seconds", format!("{cpu:.3}")),
+            ("cpu_us_per_msg", format!("{:.1}", cpu * 1e6 / n as f64)),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// The Postfix side
+
+/// Where a program of the Postfix package is, if installed.
+fn find_program(name: &str) -> Option<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    ["/usr/sbin", "/usr/bin", "/usr/local/sbin"]
+        .iter()
+        .map(PathBuf::from)
+        .chain(std::env::split_paths(&path))
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(str::to_owned))
+        .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
+        .unwrap_or(false)
+}
+
+fn uid_of(user: &str) -> Option<u32> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        (f.next() == Some(user)).then(|| f.nth(1)?.parse().ok()).flatten()
+    })
+}
+
+fn run(cmd: &mut Command) -> std::process::Output {
+    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
+    if !out.status.success() {
+        panic!(
+            "{cmd:?} failed ({}): {}{}",
+            out.status,
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    out
+}
+
+/// A private Postfix instance; stopped on drop.
+struct Postfix {
+    dir: tempfile::TempDir,
+    postfix: PathBuf,
+    port: u16,
+    master: u32,
+}
+
+impl Postfix {
+    fn etc(&self) -> PathBuf {
+        self.dir.path().join("etc")
+    }
+    fn maillog(&self) -> PathBuf {
+        self.dir.path().join("maillog")
+    }
+
+    fn start(root: &Path, postfix: PathBuf) -> Postfix {
+        let postconf = find_program("postconf").expect("postconf is in the postfix package");
+        let default = |param: &str| {
+            let out = run(Command::new(&postconf).args(["-d", "-h", param]));
+            String::from_utf8_lossy(&out.stdout).trim().to_owned()
+        };
+        let dir = tempfile::Builder::new().prefix("postfix").tempdir_in(root).unwrap();
+        let d = dir.path();
+        // Postfix daemons run as `postfix`: they must reach the queue and own the data dir.
+        let mode = |path: &Path, m: u32| {
+            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
+        };
+        mode(root, 0o755);
+        mode(d, 0o755);
+        for sub in ["etc", "queue", "data"] {
+            std::fs::create_dir(d.join(sub)).unwrap();
+        }
+        let postfix_uid = uid_of("postfix").expect("the postfix user (created by the package)");
+        std::os::unix::fs::chown(d.join("data"), Some(postfix_uid), None).unwrap();
+        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let main_cf = format!(
+            "# A private instance for dmtp_vs_postfix: loopback only, discard delivery, no DNS.
+compatibility_level = 3.6
+config_directory = {d}/etc
+queue_directory = {d}/queue
+data_directory = {d}/data
+daemon_directory = {daemon}
+command_directory = {command}
+shlib_directory = {shlib}
+meta_directory = {meta}
+mail_owner = postfix
+setgid_group = postdrop
+maillog_file = {d}/maillog
+maillog_file_prefixes = {d}
+delay_logging_resolution_limit = 3
+myhostname = postfix-bench.test
+mydomain = postfix-bench.test
+myorigin = postfix-bench.test
+mydestination = b.test
+inet_interfaces = 127.0.0.1
+inet_protocols = ipv4
+mynetworks_style = host
+mynetworks = 127.0.0.0/8
+smtpd_client_restrictions = permit_mynetworks, reject
+smtpd_relay_restrictions = permit_mynetworks, reject
+smtpd_recipient_restrictions = permit_mynetworks, reject
+smtpd_peername_lookup = no
+smtp_dns_support_level = disabled
+local_recipient_maps =
+alias_maps =
+alias_database =
+local_transport = discard
+virtual_transport = discard
+relay_transport = discard
+default_transport = discard
+biff = no
+append_dot_mydomain = no
+",
+            d = d.display(),
+            daemon = default("daemon_directory"),
+            command = default("command_directory"),
+            shlib = default("shlib_directory"),
+            meta = default("meta_directory"),
+        );
+        // No chroot (the private queue has no chroot tree); no smtp/relay/local service, so
+        // nothing can leave the machine even by mistake.
+        let master_cf = format!(
+            "127.0.0.1:{port} inet n - n - - smtpd
+pickup    unix  n - n 60    1 pickup
+cleanup   unix  n - n -     0 cleanup
+qmgr      unix  n - n 300   1 qmgr
+rewrite   unix  - - n -     - trivial-rewrite
+bounce    unix  - - n -     0 bounce
+defer     unix  - - n -     0 bounce
+trace     unix  - - n -     0 bounce
+verify    unix  - - n -     1 verify
+flush     unix  n - n 1000? 0 flush
+proxymap  unix  - - n -     - proxymap
+showq     unix  n - n -     - showq
+error     unix  - - n -     - error
+retry     unix  - - n -     - error
+discard   unix  - - n -     - discard
+anvil     unix  - - n -     1 anvil
+scache    unix  - - n -     1 scache
+postlog   unix-dgram n - n - 1 postlogd
+"
+        );
+        std::fs::write(d.join("etc/main.cf"), main_cf).unwrap();
+        std::fs::write(d.join("etc/master.cf"), master_cf).unwrap();
+        let etc = d.join("etc");
+        let out = Command::new(&postfix).arg("-c").arg(&etc).arg("start").output().unwrap();
+        let log = std::fs::read_to_string(d.join("maillog")).unwrap_or_default();
+        if !out.status.success() {
+            panic!("postfix start failed ({}): {log}", out.status);
+        }
+        let pid_file = d.join("queue/pid/master.pid");
+        let master = std::fs::read_to_string(&pid_file)
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or_else(|| panic!("no master pid in {}: {log}", pid_file.display()));
+        Postfix { dir, postfix, port, master }
+    }
+
+    /// Files still in the queue (incoming, active, deferred, hold, maildrop).
+    fn queued(&self) -> usize {
+        fn count(dir: &Path) -> usize {
+            std::fs::read_dir(dir).map_or(0, |rd| {
+                rd.flatten()
+                    .map(|e| {
+                        let p = e.path();
+                        if p.is_dir() { count(&p) } else { 1 }
+                    })
+                    .sum()
+            })
+        }
+        ["incoming", "active", "deferred", "hold", "maildrop"]
+            .iter()
+            .map(|q| count(&self.dir.path().join("queue").join(q)))
+            .sum()
+    }
+}
+
+impl Drop for Postfix {
+    fn drop(&mut self) {
+        let _ = Command::new(&self.postfix)
+            .arg("-c")
+            .arg(self.etc())
+            .arg("stop")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status();
+        let gone = Instant::now() + Duration::from_secs(10);
+        while Path::new(&format!("/proc/{}", self.master)).exists() && Instant::now() < gone {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+/// Follows Postfix's log file: counts messages discarded and their `delay=`.
+struct MailLog {
+    path: PathBuf,
+    pos: u64,
+    partial: Vec<u8>,
+    sent: usize,
+    delays_ms: Vec<f64>,
+    problems: Vec<String>,
+}
+
+impl MailLog {
+    fn new(path: PathBuf) -> MailLog {
+        MailLog {
+            path,
+            pos: 0,
+            partial: Vec::new(),
+            sent: 0,
+            delays_ms: Vec::new(),
+            problems: Vec::new(),
+        }
+    }
+
+    fn poll(&mut self) {
+        let Ok(mut f) = std::fs::File::open(&self.path) else { return };
+        f.seek(SeekFrom::Start(self.pos)).unwrap();
+        let mut new = Vec::new();
+        self.pos += f.read_to_end(&mut new).unwrap() as u64;
+        self.partial.extend_from_slice(&new);
+        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
+            let line: Vec<u8> = self.partial.drain(..=i).collect();
+            let line = String::from_utf8_lossy(&line);
+            if line.contains("postfix/discard[") && line.contains(" status=sent ") {
+                self.sent += 1;
+                let delay = line
+                    .split(", ")
+                    .find_map(|f| f.strip_prefix("delay="))
+                    .and_then(|v| v.parse::<f64>().ok());
+                if let Some(s) = delay {
+                    self.delays_ms.push(s * 1000.0);
+                }
+            } else if line.contains(" status=")
+                || line.contains("fatal:")
+                || line.contains("panic:")
+                || line.contains("warning:")
+            {
+                self.problems.push(line.trim().to_owned());
+            }
+        }
+    }
+}
+
+/// Samples the RSS and PSS of a Postfix master and its children until stopped; returns the
+/// peaks of the sums (KiB) and the most processes seen at once.
+fn sample_postfix(
+    master: u32,
+    stop: Arc<AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64, usize)> {
+    std::thread::spawn(move || {
+        let (mut rss, mut pss, mut procs) = (0u64, 0u64, 0usize);
+        while !stop.load(Ordering::Relaxed) {
+            let mut pids = vec![master];
+            if let Ok(rd) = std::fs::read_dir("/proc") {
+                for e in rd.flatten() {
+                    let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
+                    else {
+                        continue;
+                    };
+                    let stat =
+                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+                    let ppid = stat
+                        .rsplit_once(')')
+                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
+                        .and_then(|s| s.parse::<u32>().ok());
+                    if ppid == Some(master) {
+                        pids.push(pid);
+                    }
+                }
+            }
+            let (mut r, mut s) = (0, 0);
+            for pid in &pids {
+                r += proc_kib(Path::new(&format!("/proc/{pid}/status")), "VmRSS:").unwrap_or(0);
+                s += proc_kib(Path::new(&format!("/proc/{pid}/smaps_rollup")), "Pss:").unwrap_or(0);
+            }
+            rss = rss.max(r);
+            pss = pss.max(s);
+            procs = procs.max(pids.len());
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        (rss, pss, procs)
+    })
+}
+
+fn smtp_source(smtp_source: &Path, port: u16, sessions: usize, n: usize) -> Command {
+    let mut c = Command::new(smtp_source);
+    c.args(["-d", "-s", &sessions.to_string(), "-m", &n.to_string(), "-l", &BODY_LEN.to_string()])
+        .args(["-M", "a.test", "-f", AUTHOR, "-t", RECIPIENT])
+        .arg(format!("127.0.0.1:{port}"))
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    c
+}
+
+/// Waits until the log shows `want` messages discarded.
+fn wait_discarded(log: &mut MailLog, want: usize, deadline: Instant) {
+    loop {
+        log.poll();
+        if let Some(bad) = log.problems.iter().find(|l| !l.contains("warning:")) {
+            panic!("postfix did not discard a message: {bad}");
+        }
+        if log.sent >= want {
+            return;
+        }
+        if Instant::now() > deadline {
+            panic!("postfix discarded {} of {want} messages before the deadline", log.sent);
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+fn postfix_case(root: &Path, n: usize) -> Result<CaseResult, String> {
+    let (Some(postfix), Some(smtp_src)) = (find_program("postfix"), find_program("smtp-source"))
+    else {
+        return Err("postfix is not installed: apt-get install postfix (it ships smtp-source); \
+                    preseed `postfix postfix/main_mailer_type select No configuration`"
+            .into());
+    };
+    if !is_root() {
+        return Err("postfix needs root to start its own instance: run the bench as root".into());
+    }
+    let name = format!("postfix_smtp_s{SMTP_SESSIONS}");
+    let pf = Postfix::start(root, postfix);
+    let mut log = MailLog::new(pf.maillog());
+    // Warm-up: one message per session, so smtpd, cleanup, trivial-rewrite and discard
+    // processes exist before the clock starts.
+    run(&mut smtp_source(&smtp_src, pf.port, SMTP_SESSIONS, SMTP_SESSIONS));
+    wait_discarded(&mut log, SMTP_SESSIONS, Instant::now() + Duration::from_secs(60));
+    let warm = log.sent;
+    log.delays_ms.clear();
+
+    eprintln!("{name}: delivering");
+    let stop = Arc::new(AtomicBool::new(false));
+    let sampler = sample_postfix(pf.master, Arc::clone(&stop));
+    let start = Instant::now();
+    let child = smtp_source(&smtp_src, pf.port, SMTP_SESSIONS, n).spawn().unwrap();
+    // smtp-source exits once its last message has its 250; Postfix discards a moment later.
+    let waiter = std::thread::spawn(move || {
+        let out = child.wait_with_output();
+        (Instant::now(), out)
+    });
+    let deadline = start + Duration::from_secs(120) + Duration::from_millis(20 * n as u64);
+    wait_discarded(&mut log, warm + n, deadline);
+    let elapsed = start.elapsed();
+    stop.store(true, Ordering::Relaxed);
+    let (rss, pss, procs) = sampler.join().unwrap();
+    let (exited, out) = waiter.join().unwrap();
+    let out = out.expect("wait for smtp-source");
+    if !out.status.success() {
+        panic!("smtp-source failed ({}): {}", out.status, String::from_utf8_lossy(&out.stderr));
+    }
+    let smtp_seconds = exited.duration_since(start);
+    let drained = Instant::now() + Duration::from_secs(10);
+    while pf.queued() > 0 {
+        assert!(Instant::now() < drained, "postfix queue not empty after the run");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    for w in &log.problems {
+        eprintln!("{name}: postfix log: {w}");
+    }
+    let mut delays = std::mem::take(&mut log.delays_ms);
+    delays.sort_by(f64::total_cmp);
+    drop(pf);
+    Ok(CaseResult {
+        name,
+        messages: n,
+        seconds: elapsed.as_secs_f64(),
+        latencies_ms: delays,
+        peak_rss_kib: Some(rss),
+        extra: vec![
+            ("transport", quoted("smtp")),
+            ("concurrency", SMTP_SESSIONS.to_string()),
+            ("smtp_source_seconds", format!("{:.3}", smtp_seconds.as_secs_f64())),
+            ("latency", quoted("queue arrival to discarded (log delay=, 1 ms resolution)")),
+            ("peak_pss_kib", pss.to_string()),
+            ("peak_processes", procs.to_string()),
+            (
+                "rss_scope",
+                quoted(
+                    "postfix master and children, sampled every 50 ms, sum; without smtp-source",
+                ),
+            ),
+        ],
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+
+/// Runs one dime case in this process (a child of the bench, so that its peak RSS is its own)
+/// and prints its JSON line.
+fn child_case(spec: &str, sealed: &Path, root: &Path) {
+    let (transport, concurrency) = spec.split_once(':').expect("--dime-case TRANSPORT:CONCURRENCY");
+    let transport = match transport {
+        "quic" => Transport::Quic,
+        "tls" => Transport::Tls,
+        other => panic!("unknown transport {other}"),
+    };
+    let concurrency: usize = concurrency.parse().expect("concurrency");
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    let origin = Origin::new();
+    let r = rt.block_on(dmtp_case(root, &origin, transport, concurrency, sealed));
+    println!("{}", r.json());
+}
+
+fn arg_after(args: &[String], flag: &str) -> Option<String> {
+    args.iter().position(|a| a == flag).and_then(|i| args.get(i + 1)).cloned()
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    if let Some(spec) = arg_after(&args, "--dime-case") {
+        let sealed = PathBuf::from(arg_after(&args, "--sealed").expect("--sealed"));
+        let root = PathBuf::from(arg_after(&args, "--dir").expect("--dir"));
+        child_case(&spec, &sealed, &root);
+        return;
+    }
+    // `cargo bench` passes `--bench`; `cargo test --benches` runs it with no argument: then
+    // only a smoke pass.
+    let full = args.iter().any(|a| a == "--bench");
+    let n = std::env::var("DIME_BENCH_MESSAGES")
+        .ok()
+        .map(|v| v.parse::<usize>().expect("DIME_BENCH_MESSAGES is a number of messages"))
+        .unwrap_or(if full { DEFAULT_MESSAGES } else { SMOKE_MESSAGES });
+    assert!(n > 0, "DIME_BENCH_MESSAGES must be at least 1");
+    // Both stores and the Postfix queue on the same file system (the target directory's).
+    let root = tempfile::Builder::new()
+        .prefix("dmtp-vs-postfix")
+        .tempdir_in(env!("CARGO_TARGET_TMPDIR"))
+        .unwrap();
+    eprintln!(
+        "dmtp_vs_postfix: {n} messages per case, body {BODY_LEN} octets, in {}",
+        root.path().display()
+    );
+
+    let postfix = if std::env::var("DIME_BENCH_POSTFIX").is_ok_and(|v| v == "0") {
+        Err("DIME_BENCH_POSTFIX=0".to_owned())
+    } else {
+        postfix_case(root.path(), n)
+    };
+    let postfix = match postfix {
+        Ok(r) => {
+            let row = Row::parse(&r.json());
+            println!("{}", row.json);
+            Some(row)
+        }
+        Err(why) => {
+            eprintln!("postfix half skipped: {why}");
+            None
+        }
+    };
+    let baseline = postfix.as_ref().map(|r| r.msgs_per_sec);
+
+    // The messages, sealed once for every case (the destination keys are the same in each).
+    let origin = Origin::new();
+    let sealed = root.path().join("sealed.bin");
+    {
+        eprintln!("dmtp: sealing {n} messages");
+        let dest = destination_store(&root.path().join("sealer"));
+        write_sealed(&sealed, &dest, &seal_all(&origin, &dest, n));
+    }
+
+    // Each dime case in a child process of its own: a fresh heap, so its peak RSS is its own.
+    let exe = std::env::current_exe().expect("the bench's own path");
+    let mut rows = Vec::new();
+    for spec in ["quic:1", &format!("quic:{MANY}"), "tls:1", &format!("tls:{MANY}")] {
+        let out = Command::new(&exe)
+            .args(["--dime-case", spec, "--sealed"])
+            .arg(&sealed)
+            .arg("--dir")
+            .arg(root.path())
+            .stderr(Stdio::inherit())
+            .output()
+            .expect("run a dime case");
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        let line = stdout.lines().find(|l| l.starts_with('{'));
+        let (true, Some(line)) = (out.status.success(), line) else {
+            panic!("dime case {spec} failed ({}): {stdout}", out.status);
+        };
+        let row = Row::parse(line);
+        println!("{}", row.json_against(baseline));
+        rows.push(row);
+    }
+
+    eprintln!();
+    eprintln!(
+        "{:<18} {:>8} {:>9} {:>9} {:>9} {:>9} {:>13} {:>11}",
+        "case", "messages", "seconds", "msgs/s", "p50 ms", "p99 ms", "peak RSS KiB", "vs postfix"
+    );
+    for r in postfix.iter().chain(rows.iter()) {
+        let ratio = match baseline {
+            Some(b) if !r.name.starts_with("postfix") => {
+                let x = r.msgs_per_sec / b;
+                format!("{x:.2}x {}", if x >= TARGET_RATIO { "ok" } else { "MISS" })
+            }
+            _ => "-".into(),
+        };
+        eprintln!(
+            "{:<18} {:>8} {:>9.2} {:>9.1} {:>9.3} {:>9.3} {:>13} {:>11}",
+            r.name,
+            r.messages,
+            r.seconds,
+            r.msgs_per_sec,
+            r.p50_ms,
+            r.p99_ms,
+            r.peak_rss_kib,
+            ratio
+        );
+    }
+    eprintln!();
+    if let Some(pf) = &postfix {
+        let pss = json_value(&pf.json, "peak_pss_kib").unwrap_or("-");
+        eprintln!(
+            "postfix: smtp-source -d -s {SMTP_SESSIONS} (sessions reused); latency is queue \
+             arrival to discarded (its log's delay=); peak RSS is the sampled sum over its \
+             master and children ({pss} KiB as PSS, which counts shared pages once), \
+             smtp-source not included."
+        );
+    }
+    let sealed_kib = rows.first().and_then(|r| json_value(&r.json, "sealed_kib")).unwrap_or("-");
+    eprintln!(
+        "dime: latency is send to 250 at the client; peak RSS is VmHWM of a child process \
+         holding client, server and the pre-sealed messages ({sealed_kib} KiB of envelopes; \
+         rss_at_start_kib in the JSON: before the first send)."
+    );
+    match baseline {
+        Some(b) => {
+            let met = rows.iter().filter(|r| r.msgs_per_sec >= TARGET_RATIO * b).count();
+            eprintln!(
+                "target >= {TARGET_RATIO}x postfix msgs/s: {met} of {} dime cases meet it",
+                rows.len()
+            );
+        }
+        None => eprintln!("target >= {TARGET_RATIO}x postfix msgs/s: not evaluated (no postfix)"),
+    }
+}
