@@ -53,6 +53,7 @@ use dime_envelope::{
     ActorKeys, ActorSecret, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer,
     open_as_origin, seal_message,
 };
+use dime_interop_tests::postfix::{MailLog, Postfix, proc_kib, sample_tree};
 use dime_net::{QuicClient, ServerHandle, ServerOptions, TlsConnection};
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{
@@ -64,7 +65,6 @@ use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, Server
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
 use rustls::{DigitallySignedStruct, SignatureScheme};
 use std::collections::HashMap;
-use std::io::{Read, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -202,14 +202,6 @@ impl Row {
 
 fn quoted(s: &str) -> String {
     format!("\"{}\"", s.replace('\\', "\\\\").replace('"', "\\\""))
-}
-
-/// A `kB` field of a `/proc/<pid>/status`-like file.
-fn proc_kib(path: &Path, key: &str) -> Option<u64> {
-    let text = std::fs::read_to_string(path).ok()?;
-    text.lines()
-        .find_map(|l| l.strip_prefix(key))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
 }
 
 /// User and system CPU time of this process, all threads, in seconds (`/proc/self/stat`, in
@@ -722,354 +714,37 @@ async fn dmtp_case(
 // ---------------------------------------------------------------------------------------------
 // The Postfix side
 
-/// Where a program of the Postfix package is, if installed.
-fn find_program(name: &str) -> Option<PathBuf> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    ["/usr/sbin", "/usr/bin", "/usr/local/sbin"]
-        .iter()
-        .map(PathBuf::from)
-        .chain(std::env::split_paths(&path))
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
-fn is_root() -> bool {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("Uid:")).map(str::to_owned))
-        .and_then(|l| l.split_whitespace().nth(1).map(|e| e == "0"))
-        .unwrap_or(false)
-}
-
-fn uid_of(user: &str) -> Option<u32> {
-    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
-    passwd.lines().find_map(|l| {
-        let mut f = l.split(':');
-        (f.next() == Some(user)).then(|| f.nth(1)?.parse().ok()).flatten()
-    })
-}
-
-fn run(cmd: &mut Command) -> std::process::Output {
-    let out = cmd.output().unwrap_or_else(|e| panic!("{cmd:?}: {e}"));
-    if !out.status.success() {
-        panic!(
-            "{cmd:?} failed ({}): {}{}",
-            out.status,
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-    out
-}
-
-/// A private Postfix instance; stopped on drop.
-struct Postfix {
-    dir: tempfile::TempDir,
-    postfix: PathBuf,
-    port: u16,
-    master: u32,
-}
-
-impl Postfix {
-    fn etc(&self) -> PathBuf {
-        self.dir.path().join("etc")
-    }
-    fn maillog(&self) -> PathBuf {
-        self.dir.path().join("maillog")
-    }
-
-    fn start(root: &Path, postfix: PathBuf) -> Postfix {
-        let postconf = find_program("postconf").expect("postconf is in the postfix package");
-        let default = |param: &str| {
-            let out = run(Command::new(&postconf).args(["-d", "-h", param]));
-            String::from_utf8_lossy(&out.stdout).trim().to_owned()
-        };
-        let dir = tempfile::Builder::new().prefix("postfix").tempdir_in(root).unwrap();
-        let d = dir.path();
-        // Postfix daemons run as `postfix`: they must reach the queue and own the data dir.
-        let mode = |path: &Path, m: u32| {
-            std::fs::set_permissions(path, std::os::unix::fs::PermissionsExt::from_mode(m)).unwrap()
-        };
-        mode(root, 0o755);
-        mode(d, 0o755);
-        for sub in ["etc", "queue", "data"] {
-            std::fs::create_dir(d.join(sub)).unwrap();
-        }
-        let postfix_uid = uid_of("postfix").expect("the postfix user (created by the package)");
-        std::os::unix::fs::chown(d.join("data"), Some(postfix_uid), None).unwrap();
-        let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
-        let main_cf = format!(
-            "# A private instance for dmtp_vs_postfix: loopback only, discard delivery, no DNS.
-compatibility_level = 3.6
-config_directory = {d}/etc
-queue_directory = {d}/queue
-data_directory = {d}/data
-daemon_directory = {daemon}
-command_directory = {command}
-shlib_directory = {shlib}
-meta_directory = {meta}
-mail_owner = postfix
-setgid_group = postdrop
-maillog_file = {d}/maillog
-maillog_file_prefixes = {d}
-delay_logging_resolution_limit = 3
-myhostname = postfix-bench.test
-mydomain = postfix-bench.test
-myorigin = postfix-bench.test
-mydestination = b.test
-inet_interfaces = 127.0.0.1
-inet_protocols = ipv4
-mynetworks_style = host
-mynetworks = 127.0.0.0/8
-smtpd_client_restrictions = permit_mynetworks, reject
-smtpd_relay_restrictions = permit_mynetworks, reject
-smtpd_recipient_restrictions = permit_mynetworks, reject
-smtpd_peername_lookup = no
-smtp_dns_support_level = disabled
-local_recipient_maps =
-alias_maps =
-alias_database =
-local_transport = discard
-virtual_transport = discard
-relay_transport = discard
-default_transport = discard
-biff = no
-append_dot_mydomain = no
-",
-            d = d.display(),
-            daemon = default("daemon_directory"),
-            command = default("command_directory"),
-            shlib = default("shlib_directory"),
-            meta = default("meta_directory"),
-        );
-        // No chroot (the private queue has no chroot tree); no smtp/relay/local service, so
-        // nothing can leave the machine even by mistake.
-        let master_cf = format!(
-            "127.0.0.1:{port} inet n - n - - smtpd
-pickup    unix  n - n 60    1 pickup
-cleanup   unix  n - n -     0 cleanup
-qmgr      unix  n - n 300   1 qmgr
-rewrite   unix  - - n -     - trivial-rewrite
-bounce    unix  - - n -     0 bounce
-defer     unix  - - n -     0 bounce
-trace     unix  - - n -     0 bounce
-verify    unix  - - n -     1 verify
-flush     unix  n - n 1000? 0 flush
-proxymap  unix  - - n -     - proxymap
-showq     unix  n - n -     - showq
-error     unix  - - n -     - error
-retry     unix  - - n -     - error
-discard   unix  - - n -     - discard
-anvil     unix  - - n -     1 anvil
-scache    unix  - - n -     1 scache
-postlog   unix-dgram n - n - 1 postlogd
-"
-        );
-        std::fs::write(d.join("etc/main.cf"), main_cf).unwrap();
-        std::fs::write(d.join("etc/master.cf"), master_cf).unwrap();
-        let etc = d.join("etc");
-        let out = Command::new(&postfix).arg("-c").arg(&etc).arg("start").output().unwrap();
-        let log = std::fs::read_to_string(d.join("maillog")).unwrap_or_default();
-        if !out.status.success() {
-            panic!("postfix start failed ({}): {log}", out.status);
-        }
-        let pid_file = d.join("queue/pid/master.pid");
-        let master = std::fs::read_to_string(&pid_file)
-            .ok()
-            .and_then(|s| s.trim().parse().ok())
-            .unwrap_or_else(|| panic!("no master pid in {}: {log}", pid_file.display()));
-        Postfix { dir, postfix, port, master }
-    }
-
-    /// Files still in the queue (incoming, active, deferred, hold, maildrop).
-    fn queued(&self) -> usize {
-        fn count(dir: &Path) -> usize {
-            std::fs::read_dir(dir).map_or(0, |rd| {
-                rd.flatten()
-                    .map(|e| {
-                        let p = e.path();
-                        if p.is_dir() { count(&p) } else { 1 }
-                    })
-                    .sum()
-            })
-        }
-        ["incoming", "active", "deferred", "hold", "maildrop"]
-            .iter()
-            .map(|q| count(&self.dir.path().join("queue").join(q)))
-            .sum()
-    }
-}
-
-impl Drop for Postfix {
-    fn drop(&mut self) {
-        let _ = Command::new(&self.postfix)
-            .arg("-c")
-            .arg(self.etc())
-            .arg("stop")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .status();
-        let gone = Instant::now() + Duration::from_secs(10);
-        while Path::new(&format!("/proc/{}", self.master)).exists() && Instant::now() < gone {
-            std::thread::sleep(Duration::from_millis(20));
-        }
-    }
-}
-
-/// Follows Postfix's log file: counts messages discarded and their `delay=`.
-struct MailLog {
-    path: PathBuf,
-    pos: u64,
-    partial: Vec<u8>,
-    sent: usize,
-    delays_ms: Vec<f64>,
-    problems: Vec<String>,
-}
-
-impl MailLog {
-    fn new(path: PathBuf) -> MailLog {
-        MailLog {
-            path,
-            pos: 0,
-            partial: Vec::new(),
-            sent: 0,
-            delays_ms: Vec::new(),
-            problems: Vec::new(),
-        }
-    }
-
-    fn poll(&mut self) {
-        let Ok(mut f) = std::fs::File::open(&self.path) else { return };
-        f.seek(SeekFrom::Start(self.pos)).unwrap();
-        let mut new = Vec::new();
-        self.pos += f.read_to_end(&mut new).unwrap() as u64;
-        self.partial.extend_from_slice(&new);
-        while let Some(i) = self.partial.iter().position(|b| *b == b'\n') {
-            let line: Vec<u8> = self.partial.drain(..=i).collect();
-            let line = String::from_utf8_lossy(&line);
-            if line.contains("postfix/discard[") && line.contains(" status=sent ") {
-                self.sent += 1;
-                let delay = line
-                    .split(", ")
-                    .find_map(|f| f.strip_prefix("delay="))
-                    .and_then(|v| v.parse::<f64>().ok());
-                if let Some(s) = delay {
-                    self.delays_ms.push(s * 1000.0);
-                }
-            } else if line.contains(" status=")
-                || line.contains("fatal:")
-                || line.contains("panic:")
-                || line.contains("warning:")
-            {
-                self.problems.push(line.trim().to_owned());
-            }
-        }
-    }
-}
-
-/// Samples the RSS and PSS of a Postfix master and its children until stopped; returns the
-/// peaks of the sums (KiB) and the most processes seen at once.
-fn sample_postfix(
-    master: u32,
-    stop: Arc<AtomicBool>,
-) -> std::thread::JoinHandle<(u64, u64, usize)> {
-    std::thread::spawn(move || {
-        let (mut rss, mut pss, mut procs) = (0u64, 0u64, 0usize);
-        while !stop.load(Ordering::Relaxed) {
-            let mut pids = vec![master];
-            if let Ok(rd) = std::fs::read_dir("/proc") {
-                for e in rd.flatten() {
-                    let Some(pid) = e.file_name().to_str().and_then(|s| s.parse::<u32>().ok())
-                    else {
-                        continue;
-                    };
-                    let stat =
-                        std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-                    let ppid = stat
-                        .rsplit_once(')')
-                        .and_then(|(_, rest)| rest.split_whitespace().nth(1))
-                        .and_then(|s| s.parse::<u32>().ok());
-                    if ppid == Some(master) {
-                        pids.push(pid);
-                    }
-                }
-            }
-            let (mut r, mut s) = (0, 0);
-            for pid in &pids {
-                r += proc_kib(Path::new(&format!("/proc/{pid}/status")), "VmRSS:").unwrap_or(0);
-                s += proc_kib(Path::new(&format!("/proc/{pid}/smaps_rollup")), "Pss:").unwrap_or(0);
-            }
-            rss = rss.max(r);
-            pss = pss.max(s);
-            procs = procs.max(pids.len());
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        (rss, pss, procs)
-    })
-}
-
-fn smtp_source(smtp_source: &Path, port: u16, sessions: usize, n: usize) -> Command {
-    let mut c = Command::new(smtp_source);
-    c.args(["-d", "-s", &sessions.to_string(), "-m", &n.to_string(), "-l", &BODY_LEN.to_string()])
-        .args(["-M", "a.test", "-f", AUTHOR, "-t", RECIPIENT])
-        .arg(format!("127.0.0.1:{port}"))
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped());
-    c
-}
-
-/// Waits until the log shows `want` messages discarded.
-fn wait_discarded(log: &mut MailLog, want: usize, deadline: Instant) {
-    loop {
-        log.poll();
-        if let Some(bad) = log.problems.iter().find(|l| !l.contains("warning:")) {
-            panic!("postfix did not discard a message: {bad}");
-        }
-        if log.sent >= want {
-            return;
-        }
-        if Instant::now() > deadline {
-            panic!("postfix discarded {} of {want} messages before the deadline", log.sent);
-        }
-        std::thread::sleep(Duration::from_millis(2));
-    }
-}
-
 fn postfix_case(root: &Path, n: usize) -> Result<CaseResult, String> {
-    let (Some(postfix), Some(smtp_src)) = (find_program("postfix"), find_program("smtp-source"))
-    else {
-        return Err("postfix is not installed: apt-get install postfix (it ships smtp-source); \
-                    preseed `postfix postfix/main_mailer_type select No configuration`"
-            .into());
-    };
-    if !is_root() {
-        return Err("postfix needs root to start its own instance: run the bench as root".into());
+    if let Some(why) = Postfix::unavailable() {
+        return Err(why);
     }
     let name = format!("postfix_smtp_s{SMTP_SESSIONS}");
-    let pf = Postfix::start(root, postfix);
+    let pf = Postfix::start(root, "b.test");
     let mut log = MailLog::new(pf.maillog());
+    let smtp_source = |n: usize| pf.smtp_source(SMTP_SESSIONS, n, BODY_LEN, AUTHOR, RECIPIENT);
     // Warm-up: one message per session, so smtpd, cleanup, trivial-rewrite and discard
     // processes exist before the clock starts.
-    run(&mut smtp_source(&smtp_src, pf.port, SMTP_SESSIONS, SMTP_SESSIONS));
-    wait_discarded(&mut log, SMTP_SESSIONS, Instant::now() + Duration::from_secs(60));
+    let warm = smtp_source(SMTP_SESSIONS).output().expect("run smtp-source");
+    assert!(warm.status.success(), "smtp-source: {}", String::from_utf8_lossy(&warm.stderr));
+    log.wait_discarded(SMTP_SESSIONS, Instant::now() + Duration::from_secs(60));
     let warm = log.sent;
     log.delays_ms.clear();
 
     eprintln!("{name}: delivering");
     let stop = Arc::new(AtomicBool::new(false));
-    let sampler = sample_postfix(pf.master, Arc::clone(&stop));
+    let sampler = sample_tree(pf.master, Arc::clone(&stop));
     let start = Instant::now();
-    let child = smtp_source(&smtp_src, pf.port, SMTP_SESSIONS, n).spawn().unwrap();
+    let child = smtp_source(n).spawn().expect("start smtp-source");
     // smtp-source exits once its last message has its 250; Postfix discards a moment later.
     let waiter = std::thread::spawn(move || {
         let out = child.wait_with_output();
         (Instant::now(), out)
     });
     let deadline = start + Duration::from_secs(120) + Duration::from_millis(20 * n as u64);
-    wait_discarded(&mut log, warm + n, deadline);
+    log.wait_discarded(warm + n, deadline);
     let elapsed = start.elapsed();
     stop.store(true, Ordering::Relaxed);
-    let (rss, pss, procs) = sampler.join().unwrap();
+    let peak = sampler.join().unwrap();
     let (exited, out) = waiter.join().unwrap();
     let out = out.expect("wait for smtp-source");
     if !out.status.success() {
@@ -1092,14 +767,14 @@ fn postfix_case(root: &Path, n: usize) -> Result<CaseResult, String> {
         messages: n,
         seconds: elapsed.as_secs_f64(),
         latencies_ms: delays,
-        peak_rss_kib: Some(rss),
+        peak_rss_kib: Some(peak.rss_kib),
         extra: vec![
             ("transport", quoted("smtp")),
             ("concurrency", SMTP_SESSIONS.to_string()),
             ("smtp_source_seconds", format!("{:.3}", smtp_seconds.as_secs_f64())),
             ("latency", quoted("queue arrival to discarded (log delay=, 1 ms resolution)")),
-            ("peak_pss_kib", pss.to_string()),
-            ("peak_processes", procs.to_string()),
+            ("peak_pss_kib", peak.pss_kib.to_string()),
+            ("peak_processes", peak.processes.to_string()),
             (
                 "rss_scope",
                 quoted(
