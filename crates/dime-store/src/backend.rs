@@ -166,10 +166,19 @@ pub struct RedbBackend {
     db: redb::Database,
 }
 
+/// redb's page cache for one database, octets. redb's own default (1 GiB) lets a long-running
+/// server's memory grow with the mail it has stored; 64 MiB keeps it bounded (the DMTP bench
+/// measured about 1.2× the stored bytes of growth with the default).
+pub const REDB_CACHE_BYTES: usize = 64 * 1024 * 1024;
+
 impl RedbBackend {
-    /// Opens (or creates) the database at `path` and creates every table.
+    /// Opens (or creates) the database at `path` with a [`REDB_CACHE_BYTES`] page cache and
+    /// creates every table.
     pub fn open(path: &Path) -> Result<RedbBackend, StoreError> {
-        let db = redb::Database::create(path).map_err(backend_err)?;
+        let db = redb::Builder::new()
+            .set_cache_size(REDB_CACHE_BYTES)
+            .create(path)
+            .map_err(backend_err)?;
         let txn = db.begin_write().map_err(backend_err)?;
         for t in Table::ALL {
             txn.open_table(def(t)).map_err(backend_err)?;
