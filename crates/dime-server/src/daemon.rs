@@ -285,6 +285,7 @@ pub async fn start(
         resolver: ResolverRoutes::new(Arc::clone(&resolver), p, config.dns.extra_ca.clone()),
     });
     let _ = DMTP_PORT;
+    let wake = Arc::new(tokio::sync::Notify::new());
     let worker = Outbound::new(
         Arc::clone(&store),
         Arc::clone(&local),
@@ -292,7 +293,8 @@ pub async fn start(
         config.retry_policy(),
         transports,
         p,
-    );
+    )
+    .with_wake(Arc::clone(&wake));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let interval = Duration::from_millis(config.outbound.interval_ms);
@@ -311,6 +313,7 @@ pub async fn start(
         local: Arc::clone(&local),
         resolver: Arc::clone(&resolver),
         provider: p,
+        wake,
     };
     tasks.push(
         crate::submission::serve(&submission, Arc::new(sub), stop_rx).map_err(|source| {

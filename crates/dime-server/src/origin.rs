@@ -310,6 +310,7 @@ pub struct Outbound<R> {
     transports: Transports,
     provider: &'static CryptoProvider,
     status_retention_secs: u64,
+    wake: Option<Arc<tokio::sync::Notify>>,
     quic: Mutex<HashMap<Domain, (QuicClient, QuicConnection)>>,
 }
 
@@ -342,6 +343,7 @@ impl<R: Routes> Outbound<R> {
             transports,
             provider,
             status_retention_secs: DEFAULT_STATUS_RETENTION_SECS,
+            wake: None,
             quic: Mutex::new(HashMap::new()),
         }
     }
@@ -351,6 +353,13 @@ impl<R: Routes> Outbound<R> {
     #[must_use]
     pub fn with_status_retention(mut self, secs: u64) -> Outbound<R> {
         self.status_retention_secs = secs;
+        self
+    }
+
+    /// [`Outbound::run`] also starts a pass as soon as `wake` is notified (a submission), not
+    /// only every interval.
+    pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Outbound<R> {
+        self.wake = Some(wake);
         self
     }
 
@@ -605,9 +614,17 @@ impl<R: Routes> Outbound<R> {
             if let Err(e) = self.run_once(crate::now(), &mut rng).await {
                 tracing::error!(error = %e, "outbound queue pass failed");
             }
+            let wake = self.wake.clone();
+            let woken = async move {
+                match wake {
+                    Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
             tokio::select! {
                 () = &mut shutdown => return,
                 () = tokio::time::sleep(interval) => {}
+                () = woken => {}
             }
         }
     }

@@ -35,6 +35,8 @@ pub struct Submission {
     pub resolver: Arc<Resolver>,
     /// The crypto provider.
     pub provider: &'static CryptoProvider,
+    /// Notified after each queued submission: the outbound worker starts a pass at once.
+    pub wake: Arc<tokio::sync::Notify>,
 }
 
 /// A request (`"op"` names it).
@@ -305,6 +307,7 @@ async fn send(
             crate::now(),
         )
         .map_err(|e| format!("submit: {e}"))?;
+        sub.wake.notify_one();
         Ok(Response { ok: true, queue_id: Some(id.0), ..Response::default() })
     })
     .await
