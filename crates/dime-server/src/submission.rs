@@ -270,7 +270,7 @@ async fn send(
             recipient_keys,
         };
         let mut common = Headers::new();
-        let date = httpdate(crate::now().0);
+        let date = crate::bounce::rfc5322_date(crate::now());
         for (k, v) in [
             ("From", author.to_string()),
             ("To", to.to_string()),
@@ -312,35 +312,6 @@ async fn send(
     })
     .await
     .map_err(|_| "internal error".to_owned())?
-}
-
-/// An RFC 5322 date (UTC) for `secs` since the epoch.
-fn httpdate(secs: u64) -> String {
-    let days = secs / 86_400;
-    let rem = secs % 86_400;
-    // Civil from days (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    const MONTHS: [&str; 12] =
-        ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];
-    const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
-    format!(
-        "{}, {:02} {} {} {:02}:{:02}:{:02} +0000",
-        DAYS[(days % 7) as usize],
-        d,
-        MONTHS[(m - 1).clamp(0, 11) as usize],
-        y,
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
 }
 
 /// The author's and origin's signing keys for verifying a message.
@@ -487,14 +458,4 @@ async fn read(
         }),
         ..Response::default()
     })
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn dates_are_rfc5322() {
-        assert_eq!(super::httpdate(0), "Thu, 01 Jan 1970 00:00:00 +0000");
-        assert_eq!(super::httpdate(1_795_000_000), "Wed, 18 Nov 2026 11:06:40 +0000");
-        assert_eq!(super::httpdate(951_782_400), "Tue, 29 Feb 2000 00:00:00 +0000");
-    }
 }
