@@ -1,0 +1,261 @@
+//! Shared setup of the origin/destination integration tests: two local domains (a.test with
+//! the author, b.test with the recipient) in a temporary directory, b.test serving DMTP over
+//! QUIC and TLS on loopback, and an outbound worker at a.test routed to it with a pinned
+//! certificate.
+#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+
+use dime_core::crypto::{Argon2Params, CryptoProvider, default_provider};
+use dime_core::{Domain, Mailbox, Secret};
+use dime_envelope::{
+    ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, seal_message,
+};
+use dime_net::{ServerHandle, ServerOptions};
+use dime_server::origin::{Outbound, RetryPolicy, Route, RouteError, Routes, Target, Transports};
+use dime_server::{Destination, LocalDomain, StaticOrigins};
+use dime_signet::{OrgKeys, Profile, create_org_signet};
+use dime_store::{NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+
+pub const T0: Timestamp = Timestamp(1_700_000_000);
+pub const AUTHOR: &str = "canaryauthor@a.test";
+pub const RECIPIENT: &str = "canaryrcpt@b.test";
+
+pub fn p() -> &'static CryptoProvider {
+    default_provider()
+}
+
+pub fn domain(s: &str) -> Domain {
+    Domain::parse(s).unwrap()
+}
+
+pub fn mailbox(s: &str) -> Mailbox {
+    Mailbox::parse(s).unwrap()
+}
+
+#[derive(Debug)]
+pub struct PinnedCert(CertificateDer<'static>, Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for PinnedCert {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _: &[CertificateDer<'_>],
+        _: &ServerName<'_>,
+        _: &[u8],
+        _: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.0.as_ref() {
+            Ok(ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate not pinned".into()))
+        }
+    }
+    fn verify_tls12_signature(
+        &self,
+        _: &[u8],
+        _: &CertificateDer<'_>,
+        _: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::General("tls 1.2 not used".into()))
+    }
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.1.signature_verification_algorithms,
+        )
+    }
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.1.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// A fixed route to b.test (one target, a pinned certificate); every other domain is not a
+/// DIME domain (permanent).
+pub struct StaticRoutes(Route);
+
+impl Routes for StaticRoutes {
+    async fn route(&self, destination: &Domain) -> Result<Route, RouteError> {
+        if destination == &domain("b.test") {
+            Ok(self.0.clone())
+        } else {
+            Err(RouteError::Permanent("not a known domain"))
+        }
+    }
+}
+
+pub fn store_config(dir: &Path, seed: u64) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.join("data"),
+        vault_path: dir.join("vault").join("vault.redb"),
+        pepper: Secret::new(vec![seed as u8; 32]),
+        argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
+        idle_timeout_secs: 900,
+    }
+}
+
+pub struct Side {
+    pub local: Arc<LocalDomain>,
+    pub store: Arc<Store>,
+}
+
+pub fn side(dir: &Path, name: &str, seed: u64, user: &str) -> Side {
+    let store = Store::open(store_config(dir, seed), p()).unwrap();
+    let mut rng = dime_testkit::seeded_rng(seed);
+    let keys = OrgKeys::generate(&mut rng);
+    let signet = create_org_signet(p(), &keys, &domain(name), &Profile::new()).unwrap();
+    store
+        .create_account(
+            &mut rng,
+            &keys,
+            &NewAccount {
+                address: &mailbox(user),
+                password: b"pw",
+                recovery: Recovery::None,
+                quota_bytes: 1 << 30,
+            },
+            T0,
+        )
+        .unwrap();
+    let local = LocalDomain::new(p(), domain(name), keys, signet).unwrap();
+    Side { local: Arc::new(local), store: Arc::new(store) }
+}
+
+pub struct World {
+    pub dir: tempfile::TempDir,
+    pub a: Side,
+    pub b: Side,
+    pub quic: ServerHandle,
+    pub tls: ServerHandle,
+    pub cert: CertificateDer<'static>,
+    /// The canary subject and body of the messages `seal` writes.
+    pub subject: &'static str,
+    pub body: &'static str,
+}
+
+/// Both sides, b.test listening on QUIC and TLS; `seal` writes `subject` and `body`.
+pub async fn world(subject: &'static str, body: &'static str) -> World {
+    let dir = tempfile::tempdir().unwrap();
+    let a = side(&dir.path().join("a"), "a.test", 1, AUTHOR);
+    let b = side(&dir.path().join("b"), "b.test", 2, RECIPIENT);
+    let mut origins = HashMap::new();
+    origins.insert(
+        domain("a.test"),
+        (a.local.org_fingerprint, a.local.org_signet.signing_key().unwrap()),
+    );
+    let handler = Arc::new(Destination::new(
+        Arc::clone(&b.local),
+        Arc::clone(&b.store),
+        Arc::new(StaticOrigins(origins)),
+        p(),
+    ));
+    let ck = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
+    let cert = ck.cert.der().clone();
+    let key = ck.signing_key.serialize_der();
+    let tls = dime_net::server_tls_config(
+        vec![cert.clone()],
+        PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
+    )
+    .unwrap();
+    let qcfg = dime_net::quic_server_config(tls.clone()).unwrap();
+    let endpoint = quinn::Endpoint::server(qcfg, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let options = ServerOptions::new(domain("b.test"), p());
+    let quic = dime_net::spawn_quic(endpoint, Arc::clone(&handler), options.clone()).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let tls = dime_net::spawn_tls(listener, tls, handler, options).unwrap();
+    World { dir, a, b, quic, tls, cert, subject, body }
+}
+
+impl World {
+    pub fn outbound(&self, addr: SocketAddr, transports: Transports) -> Outbound<StaticRoutes> {
+        let verifier = Arc::new(PinnedCert(
+            self.cert.clone(),
+            Arc::new(rustls::crypto::ring::default_provider()),
+        ));
+        let route = Route {
+            destination_fingerprint: self.b.local.org_fingerprint,
+            targets: vec![Target { server_name: "b.test".into(), addrs: vec![addr] }],
+            verifier,
+        };
+        Outbound::new(
+            Arc::clone(&self.a.store),
+            Arc::clone(&self.a.local),
+            Arc::new(StaticRoutes(route)),
+            RetryPolicy::default(),
+            transports,
+            p(),
+        )
+    }
+
+    /// The author seals a message to the recipient at `to_domain` (keys from both sides'
+    /// signets: b.test's whatever the domain).
+    pub fn seal(&self, seed: u64, to_domain: &str) -> Vec<u8> {
+        let mut s = self.a.store.login(&mailbox(AUTHOR), b"pw", T0).unwrap();
+        let author_keys = s.current_keys().unwrap();
+        let (_, author_signet) = self.a.store.signet(&mailbox(AUTHOR)).unwrap();
+        let (_, recip_signet) = self.b.store.signet(&mailbox(RECIPIENT)).unwrap();
+        let recipient = mailbox(&RECIPIENT.replace("b.test", to_domain));
+        let addressing = Addressing {
+            author: mailbox(AUTHOR),
+            author_keys: ActorKeys::from_signet(&author_signet).unwrap(),
+            origin: domain("a.test"),
+            origin_keys: ActorKeys::from_signet(&self.a.local.org_signet).unwrap(),
+            destination: domain(to_domain),
+            destination_keys: ActorKeys::from_signet(&self.b.local.org_signet).unwrap(),
+            recipient,
+            recipient_keys: ActorKeys::from_signet(&recip_signet).unwrap(),
+        };
+        let msg = Message {
+            common_headers: Headers::from_pairs([("Subject", self.subject)]).unwrap(),
+            other_headers: Headers::new(),
+            parts: vec![Part {
+                kind: PartKind::Display,
+                info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
+                data: self.body.as_bytes().to_vec(),
+            }],
+        };
+        let mut rng = dime_testkit::seeded_rng(seed);
+        let sealed = seal_message(
+            p(),
+            &mut rng,
+            &addressing,
+            Signer::Author(author_keys.signing_seed()),
+            &msg,
+        )
+        .unwrap();
+        s.expire();
+        sealed
+    }
+}
+
+fn files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() { stack.push(p) } else { out.push(p) }
+        }
+    }
+    out
+}
+
+/// Whether any file below `dir` holds `needle`.
+pub fn contains(dir: &Path, needle: &str) -> bool {
+    files(dir).iter().any(|f| {
+        let data = std::fs::read(f).unwrap();
+        data.windows(needle.len()).any(|w| w == needle.as_bytes())
+    })
+}
