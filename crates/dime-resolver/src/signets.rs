@@ -123,7 +123,7 @@ pub struct Pin {
     pub superseded: Vec<Fingerprint>,
 }
 
-/// Where pins live: in memory here; the store crate persists them later.
+/// Where pins live: [`MemoryPinStore`] here; `dimed` keeps them in its store (`dime_server::pins`).
 pub trait PinStore: Send + Sync {
     /// The pin of `mailbox`, if any.
     fn pin(&self, mailbox: &Mailbox) -> Option<Pin>;

@@ -6,6 +6,7 @@ use crate::config::Config;
 use crate::origin::{
     DMTP_PORT, Outbound, ResolverRoutes, Route, RouteError, Routes, Target, Transports,
 };
+use crate::pins::StorePins;
 use crate::setup::{files, read_org_keys};
 use crate::signets::{DmtpSignets, SignetServer};
 use crate::{Destination, LocalDomain, OriginKeys, StaticOrigins};
@@ -14,9 +15,7 @@ use dime_core::{Domain, Fingerprint, Secret};
 use dime_dmtp::Refusal;
 use dime_resolver::Dns;
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
-use dime_resolver::{
-    DnsConfig, KeyResolver, LocalPolicy, MemoryPinStore, TrustAnchor, UnchainedSignet,
-};
+use dime_resolver::{DnsConfig, KeyResolver, LocalPolicy, TrustAnchor, UnchainedSignet};
 use dime_signet::record::Record;
 use dime_signet::{Signet, SignetKind};
 use dime_store::{Store, StoreConfig};
@@ -28,7 +27,7 @@ use std::time::Duration;
 use tokio::sync::watch;
 
 /// The resolver `dimed` uses.
-pub type Resolver = KeyResolver<DmtpSignets, MemoryPinStore>;
+pub type Resolver = KeyResolver<DmtpSignets, StorePins>;
 
 /// Why `dimed` could not start.
 #[derive(Debug, thiserror::Error)]
@@ -79,7 +78,7 @@ impl OriginKeys for Origins {
 /// other through the resolver.
 pub struct DimedRoutes {
     local: (Domain, Route),
-    resolver: ResolverRoutes<DmtpSignets, MemoryPinStore>,
+    resolver: ResolverRoutes<DmtpSignets, StorePins>,
 }
 
 impl Routes for DimedRoutes {
@@ -246,7 +245,8 @@ pub async fn start(
         transports,
     )
     .with_fixed(domain.clone(), own_server);
-    let resolver = Arc::new(KeyResolver::new(dns, source, MemoryPinStore::default(), policy, p));
+    let resolver =
+        Arc::new(KeyResolver::new(dns, source, StorePins::new(Arc::clone(&store)), policy, p));
 
     // Listeners.
     let options = config.server_options(domain.clone(), p);

@@ -23,6 +23,7 @@ pub mod config;
 pub mod daemon;
 mod destination;
 pub mod origin;
+pub mod pins;
 pub mod setup;
 pub mod signets;
 pub mod submission;

@@ -41,11 +41,13 @@ pub enum Table {
     Status,
     /// Delivery status index by time of the last change.
     StatusTime,
+    /// The resolver's signet pins, by keyed address tag (`spec/storage.md` §7.2).
+    Pins,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 15] = [
+    pub const ALL: [Table; 16] = [
         Table::Accounts,
         Table::Addresses,
         Table::Keys,
@@ -61,6 +63,7 @@ impl Table {
         Table::Overlays,
         Table::Status,
         Table::StatusTime,
+        Table::Pins,
     ];
 
     /// The table's stable name.
@@ -81,6 +84,7 @@ impl Table {
             Table::Overlays => "overlays",
             Table::Status => "delivery_status",
             Table::StatusTime => "delivery_status_time",
+            Table::Pins => "pins",
         }
     }
 
@@ -103,6 +107,7 @@ impl Table {
             Table::Overlays => 13,
             Table::Status => 14,
             Table::StatusTime => 15,
+            Table::Pins => 16,
         }
     }
 }
