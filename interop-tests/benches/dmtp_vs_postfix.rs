@@ -61,9 +61,7 @@ use dime_signet::{
     sign_user_signet,
 };
 use dime_store::{AccountId, MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
-use rustls::{DigitallySignedStruct, SignatureScheme};
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -222,51 +220,6 @@ fn reset_peak_rss() -> bool {
 
 // ---------------------------------------------------------------------------------------------
 // The dime side
-
-/// Accepts exactly one certificate (the resolver's verifier pins the same way).
-#[derive(Debug)]
-struct PinnedCert(CertificateDer<'static>, Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("certificate not pinned".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("tls 1.2 not used".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
-}
 
 /// The origin a.test: its org keys and signet, and one author.
 struct Origin {
@@ -618,8 +571,7 @@ async fn send_tls(dest: &DestinationWorld, msgs: Queue, concurrency: usize) -> (
 }
 
 fn client_tls(dest: &DestinationWorld) -> rustls::ClientConfig {
-    let verifier =
-        PinnedCert(dest.cert.clone(), Arc::new(rustls::crypto::ring::default_provider()));
+    let verifier = dime_net::PinnedCertVerifier::new(dest.cert.clone());
     dime_net::client_tls_config(Arc::new(verifier)).unwrap()
 }
 

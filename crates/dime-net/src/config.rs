@@ -84,3 +84,64 @@ pub fn quic_client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConf
     config.transport_config(transport());
     Ok(config)
 }
+
+/// A certificate verifier that accepts exactly one end-entity certificate, byte for byte, and
+/// checks the handshake signature with it (TLS 1.3 only). For peers whose certificate is known
+/// in advance: tests, benchmarks, closed federations configured by hand. Domains found in DNS
+/// use the resolver's verifier (`dime_resolver::tls::DimeCertVerifier`) instead.
+#[derive(Debug)]
+pub struct PinnedCertVerifier {
+    cert: CertificateDer<'static>,
+    provider: Arc<rustls::crypto::CryptoProvider>,
+}
+
+impl PinnedCertVerifier {
+    /// Accepts `cert` only.
+    pub fn new(cert: CertificateDer<'static>) -> PinnedCertVerifier {
+        PinnedCertVerifier { cert, provider: provider() }
+    }
+}
+
+impl ServerCertVerifier for PinnedCertVerifier {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &rustls_pki_types::ServerName<'_>,
+        _ocsp: &[u8],
+        _now: rustls_pki_types::UnixTime,
+    ) -> Result<rustls::client::danger::ServerCertVerified, rustls::Error> {
+        if end_entity.as_ref() == self.cert.as_ref() {
+            Ok(rustls::client::danger::ServerCertVerified::assertion())
+        } else {
+            Err(rustls::Error::General("certificate is not the pinned one".into()))
+        }
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        _message: &[u8],
+        _cert: &CertificateDer<'_>,
+        _dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        Err(rustls::Error::PeerIncompatible(rustls::PeerIncompatible::Tls12NotOffered))
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &rustls::DigitallySignedStruct,
+    ) -> Result<rustls::client::danger::HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.provider.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<rustls::SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}

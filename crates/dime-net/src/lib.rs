@@ -19,8 +19,8 @@ mod server;
 pub use caps::{ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP};
 pub use client::{QuicClient, QuicConnection, TlsConnection, is_temporary};
 pub use config::{
-    MAX_CONCURRENT_STREAMS, client_tls_config, quic_client_config, quic_server_config,
-    server_tls_config,
+    MAX_CONCURRENT_STREAMS, PinnedCertVerifier, client_tls_config, quic_client_config,
+    quic_server_config, server_tls_config,
 };
 pub use server::{
     Handler, MAX_STREAMS_PER_CONNECTION, ServerHandle, ServerOptions, serve_stream, spawn_quic,

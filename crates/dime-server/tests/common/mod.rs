@@ -14,9 +14,7 @@ use dime_server::origin::{Outbound, RetryPolicy, Route, RouteError, Routes, Targ
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{OrgKeys, Profile, create_org_signet};
 use dime_store::{NewAccount, Recovery, Store, StoreConfig, Timestamp};
-use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
-use rustls::{DigitallySignedStruct, SignatureScheme};
-use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName, UnixTime};
+use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -36,50 +34,6 @@ pub fn domain(s: &str) -> Domain {
 
 pub fn mailbox(s: &str) -> Mailbox {
     Mailbox::parse(s).unwrap()
-}
-
-#[derive(Debug)]
-pub struct PinnedCert(CertificateDer<'static>, Arc<rustls::crypto::CryptoProvider>);
-
-impl ServerCertVerifier for PinnedCert {
-    fn verify_server_cert(
-        &self,
-        end_entity: &CertificateDer<'_>,
-        _: &[CertificateDer<'_>],
-        _: &ServerName<'_>,
-        _: &[u8],
-        _: UnixTime,
-    ) -> Result<ServerCertVerified, rustls::Error> {
-        if end_entity.as_ref() == self.0.as_ref() {
-            Ok(ServerCertVerified::assertion())
-        } else {
-            Err(rustls::Error::General("certificate not pinned".into()))
-        }
-    }
-    fn verify_tls12_signature(
-        &self,
-        _: &[u8],
-        _: &CertificateDer<'_>,
-        _: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        Err(rustls::Error::General("tls 1.2 not used".into()))
-    }
-    fn verify_tls13_signature(
-        &self,
-        message: &[u8],
-        cert: &CertificateDer<'_>,
-        dss: &DigitallySignedStruct,
-    ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.1.signature_verification_algorithms,
-        )
-    }
-    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.1.signature_verification_algorithms.supported_schemes()
-    }
 }
 
 /// A fixed route to b.test (one target, a pinned certificate); every other domain is not a
@@ -180,10 +134,7 @@ pub async fn world(subject: &'static str, body: &'static str) -> World {
 
 impl World {
     pub fn outbound(&self, addr: SocketAddr, transports: Transports) -> Outbound<StaticRoutes> {
-        let verifier = Arc::new(PinnedCert(
-            self.cert.clone(),
-            Arc::new(rustls::crypto::ring::default_provider()),
-        ));
+        let verifier = Arc::new(dime_net::PinnedCertVerifier::new(self.cert.clone()));
         let route = Route {
             destination_fingerprint: self.b.local.org_fingerprint,
             targets: vec![Target { server_name: "b.test".into(), addrs: vec![addr] }],
