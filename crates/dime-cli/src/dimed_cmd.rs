@@ -210,7 +210,7 @@ fn add_user(config: &Path, address: &str) -> anyhow::Result<Secret<String>> {
         _ => {
             let mut b = [0u8; 12];
             OsRng.fill_bytes(&mut b);
-            b.iter().map(|x| format!("{x:02x}")).collect()
+            hex::encode(b)
         }
     };
     store.create_account(

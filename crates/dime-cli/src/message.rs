@@ -39,7 +39,7 @@ fn to_text(i: &Inspection, keyed: bool, out: &mut dyn Write) -> anyhow::Result<(
         None => writeln!(out, "kind: unknown (header does not decode)")?,
     }
     if let Some(id) = i.message_id {
-        writeln!(out, "message id: {}", hex(&id))?;
+        writeln!(out, "message id: {}", hex::encode(id))?;
     }
     writeln!(out, "size: {} bytes, {} chunks", i.size, i.chunks.len())?;
     for c in &i.chunks {
@@ -70,7 +70,7 @@ fn to_text(i: &Inspection, keyed: bool, out: &mut dyn Write) -> anyhow::Result<(
 fn to_json(i: &Inspection) -> serde_json::Value {
     serde_json::json!({
         "kind": i.kind.map(|k| format!("{k:?}")),
-        "message_id": i.message_id.map(|id| hex(&id)),
+        "message_id": i.message_id.map(hex::encode),
         "size": i.size,
         "chunks": i.chunks.iter().map(|c| serde_json::json!({
             "index": c.index,
@@ -85,8 +85,4 @@ fn to_json(i: &Inspection) -> serde_json::Value {
         "key_roles": i.key_roles.iter().map(|r| format!("{r:?}")).collect::<Vec<_>>(),
         "error": i.error,
     })
-}
-
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -24,8 +24,6 @@ pub struct ServerConfig {
     pub domain: Domain,
     /// Largest DATA body accepted.
     pub max_message_size: u64,
-    /// RCPTs per transaction.
-    pub max_recipients: usize,
     /// Transactions per stream.
     pub max_transactions: u32,
     /// Signet lookups per stream.
@@ -42,7 +40,6 @@ impl ServerConfig {
         ServerConfig {
             domain,
             max_message_size: MAX_MESSAGE_SIZE,
-            max_recipients: MAX_RECIPIENTS,
             max_transactions: MAX_TRANSACTIONS,
             max_lookups: MAX_LOOKUPS,
             handshake_timeout: HANDSHAKE_TIMEOUT,
@@ -170,7 +167,9 @@ enum State {
 struct Transaction {
     mail: Option<(Domain, Fingerprint)>,
     pending_rcpt: Option<(Domain, Fingerprint)>,
-    rcpt: Vec<(Domain, Fingerprint)>,
+    /// The one destination (an envelope is sealed for one destination domain, so a
+    /// transaction has at most [`MAX_RECIPIENTS`] = 1).
+    rcpt: Option<(Domain, Fingerprint)>,
 }
 
 /// The server side of one DMTP stream, sans-IO (`spec/dmtp.md` §7.1).
@@ -318,7 +317,7 @@ impl Server {
     pub fn accept_recipient(&mut self, now: Instant) -> Result<(), Misuse> {
         self.decide(Awaiting::Recipient, "accept_recipient", now)?;
         if let Some(r) = self.txn.pending_rcpt.take() {
-            self.txn.rcpt.push(r);
+            self.txn.rcpt = Some(r);
         }
         self.reply(ReplyCode::OK, None);
         self.resume(now);
@@ -368,7 +367,7 @@ impl Server {
     /// [`Misuse`] when the machine does not wait for this decision.
     pub fn provide_signet(&mut self, signet: Vec<u8>, now: Instant) -> Result<(), Misuse> {
         self.decide(Awaiting::Signet, "provide_signet", now)?;
-        self.reply_sized(Detail::Signet(dmtp::SignetReply { signet }));
+        self.reply(ReplyCode::OK, Some(Detail::Signet(dmtp::SignetReply { signet })));
         self.resume(now);
         Ok(())
     }
@@ -408,7 +407,7 @@ impl Server {
         if signets.len() > MAX_HISTORY_SIGNETS {
             signets.drain(..signets.len() - MAX_HISTORY_SIGNETS);
         }
-        self.reply_sized(Detail::History(dmtp::HistoryReply { signets }));
+        self.reply(ReplyCode::OK, Some(Detail::History(dmtp::HistoryReply { signets })));
         self.resume(now);
         Ok(())
     }
@@ -445,19 +444,6 @@ impl Server {
 
     fn reply(&mut self, code: ReplyCode, detail: Option<Detail>) {
         let reply = dmtp::Reply { code: u32::from(code.0), text: code.text().to_owned(), detail };
-        match encode_frame(&reply) {
-            Ok(frame) => self.out.push_back(frame),
-            Err(_) => self.reply(ReplyCode::LOCAL_ERROR, None),
-        }
-    }
-
-    /// A 250 with a detail that may not fit a frame (a large signet or history): 451 if not.
-    fn reply_sized(&mut self, detail: Detail) {
-        let reply = dmtp::Reply {
-            code: u32::from(ReplyCode::OK.0),
-            text: ReplyCode::OK.text().to_owned(),
-            detail: Some(detail),
-        };
         match encode_frame(&reply) {
             Ok(frame) => self.out.push_back(frame),
             Err(_) => self.reply(ReplyCode::LOCAL_ERROR, None),
@@ -611,7 +597,7 @@ impl Server {
             version: VERSION,
             domain: self.config.domain.as_str().to_owned(),
             max_message_size: self.config.max_message_size,
-            max_recipients: u32::try_from(self.config.max_recipients).unwrap_or(u32::MAX),
+            max_recipients: MAX_RECIPIENTS as u32,
             // MAX_FRAME_SIZE fits in u32 (256 KiB).
             max_frame_size: MAX_FRAME_SIZE as u32,
         };
@@ -644,7 +630,7 @@ impl Server {
         if self.txn.mail.is_none() {
             return Err(ProtocolError::BadSequence);
         }
-        if self.txn.rcpt.len() >= self.config.max_recipients {
+        if self.txn.rcpt.is_some() {
             return Err(ProtocolError::TooManyRecipients);
         }
         let destination = parse_domain(&r.destination)?;
@@ -657,7 +643,7 @@ impl Server {
 
     fn data(&mut self, d: &dmtp::Data) -> Result<(), ProtocolError> {
         self.require_transfer()?;
-        if self.txn.mail.is_none() || self.txn.rcpt.is_empty() {
+        if self.txn.mail.is_none() || self.txn.rcpt.is_none() {
             return Err(ProtocolError::BadSequence);
         }
         if d.size == 0 {
@@ -705,7 +691,7 @@ impl Server {
             return Err(ProtocolError::BodyHashMismatch);
         }
         let (Some((origin, origin_fingerprint)), Some((destination, destination_fingerprint))) =
-            (txn.mail, txn.rcpt.into_iter().next())
+            (txn.mail, txn.rcpt)
         else {
             return Err(ProtocolError::BadSequence);
         };

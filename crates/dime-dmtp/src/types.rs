@@ -45,11 +45,7 @@ impl SignetName {
     pub(crate) fn to_wire(&self) -> dmtp::SignetName {
         dmtp::SignetName {
             domain: self.domain.as_str().to_owned(),
-            mailbox: self
-                .mailbox
-                .as_ref()
-                .map(|m| format!("{}@{}", m.local_part(), m.domain().as_str()))
-                .unwrap_or_default(),
+            mailbox: self.mailbox.as_ref().map(|m| m.to_string()).unwrap_or_default(),
         }
     }
 

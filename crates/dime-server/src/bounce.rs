@@ -93,7 +93,7 @@ pub(crate) fn build(
 ) -> Result<Bounce, BounceError> {
     let opened = open_as_origin(p, envelope, &local.secret).map_err(|_| BounceError::Open)?;
     let author = opened.claimed_author().clone();
-    let message_id = hex(opened.message_id());
+    let message_id = hex::encode(opened.message_id());
     if author.domain() != &local.domain {
         return Err(BounceError::NotOurUser);
     }
@@ -192,14 +192,6 @@ fn printable(s: &str) -> String {
         .take(BOUNCE_REASON_MAX_CHARS)
         .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
         .collect()
-}
-
-fn hex(b: &[u8]) -> String {
-    use std::fmt::Write;
-    b.iter().fold(String::with_capacity(b.len() * 2), |mut s, x| {
-        let _ = write!(s, "{x:02x}");
-        s
-    })
 }
 
 /// An RFC 5322 date in UTC, e.g. `Tue, 14 Nov 2023 22:13:20 +0000`.

@@ -135,8 +135,6 @@ impl Default for Outbound {
 pub struct Limits {
     /// Largest message, octets.
     pub max_message_size: Option<u64>,
-    /// Recipients per transaction.
-    pub max_recipients: Option<usize>,
     /// Transactions per stream.
     pub max_transactions: Option<u32>,
     /// Signet lookups per stream.
@@ -208,7 +206,6 @@ impl Config {
         let l = &self.limits;
         let zero = [
             l.max_message_size.map(|v| v == 0),
-            l.max_recipients.map(|v| v == 0),
             l.max_transactions.map(|v| v == 0),
             l.max_lookups.map(|v| v == 0),
             l.max_connections_per_ip.map(|v| v == 0),
@@ -262,9 +259,6 @@ impl Config {
         let l = &self.limits;
         if let Some(v) = l.max_message_size {
             o.dmtp.max_message_size = v;
-        }
-        if let Some(v) = l.max_recipients {
-            o.dmtp.max_recipients = v;
         }
         if let Some(v) = l.max_transactions {
             o.dmtp.max_transactions = v;
@@ -332,7 +326,7 @@ mod tests {
         assert!(matches!(e, Some(ConfigError::Invalid { key: "listen", .. })));
         let e = load(&MINIMAL.replace("a.test\"", "a..test\"")).err();
         assert!(matches!(e, Some(ConfigError::Invalid { key: "domain", .. })));
-        let e = load(&format!("{MINIMAL}[limits]\nmax_recipients = 0\n")).err();
+        let e = load(&format!("{MINIMAL}[limits]\nmax_lookups = 0\n")).err();
         assert!(matches!(e, Some(ConfigError::Invalid { key: "limits", .. })));
     }
 

@@ -3,9 +3,7 @@
 //! handler, the outbound worker, and the local submission socket.
 
 use crate::config::Config;
-use crate::origin::{
-    DMTP_PORT, Outbound, ResolverRoutes, Route, RouteError, Routes, Target, Transports,
-};
+use crate::origin::{Outbound, ResolverRoutes, Route, RouteError, Routes, Target, Transports};
 use crate::pins::StorePins;
 use crate::setup::{files, read_org_keys};
 use crate::signets::{DmtpSignets, SignetServer};
@@ -284,7 +282,6 @@ pub async fn start(
         local: (domain.clone(), local_route),
         resolver: ResolverRoutes::new(Arc::clone(&resolver), p, config.dns.extra_ca.clone()),
     });
-    let _ = DMTP_PORT;
     let wake = Arc::new(tokio::sync::Notify::new());
     let worker = Outbound::new(
         Arc::clone(&store),

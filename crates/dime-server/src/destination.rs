@@ -131,8 +131,7 @@ fn transaction_id(p: &CryptoProvider, d: &dime_store::Delivered) -> Option<Trans
         &d.mailbox.0.to_be_bytes(),
         &d.uid.0.to_be_bytes(),
     ]);
-    let hex: String = h.iter().take(12).map(|b| format!("{b:02x}")).collect();
-    TransactionId::new(&hex).ok()
+    TransactionId::new(&hex::encode(h.get(..12)?)).ok()
 }
 
 impl<O: OriginKeys> Handler for Destination<O> {

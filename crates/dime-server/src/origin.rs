@@ -21,7 +21,7 @@ use dime_dmtp::{Outgoing, TransactionId};
 use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
-use dime_resolver::{DnssecProof, KeyResolver, PinStore, SignetSource};
+use dime_resolver::{AuthenticatedRecord, DnssecProof, KeyResolver, PinStore, SignetSource};
 use dime_store::{OutboundEntry, QueueId, Store, StoreError, Timestamp, Transport};
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
@@ -183,29 +183,52 @@ where
         let discovery = self.resolver.discover_domain(destination).await;
         let record =
             discovery.decision.usable_record().ok_or(RouteError::Temporary("no usable record"))?;
-        let hosts = self.resolver.delivery_hosts(destination, &record.record).await;
-        let mut targets = Vec::new();
-        for h in hosts {
-            if matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate) {
-                continue;
-            }
-            let port = h.host.port.unwrap_or(DMTP_PORT);
-            let addrs = h.addresses.iter().map(|a| SocketAddr::new(*a, port)).collect();
-            targets.push(Target { server_name: h.host.name.as_str().to_owned(), addrs });
-        }
+        let targets = delivery_targets(self.resolver.dns(), destination, record).await;
         if targets.is_empty() {
             return Err(RouteError::Temporary("no delivery host with a trustworthy address"));
         }
-        let roots = root_store(self.extra_ca.as_deref())
-            .map_err(|_| RouteError::Temporary("certificate roots unavailable"))?;
-        let verifier = DimeCertVerifier::new(CertPolicy::for_record(record), roots, self.provider)
-            .map_err(|_| RouteError::Temporary("certificate verifier unavailable"))?;
-        Ok(Route {
-            destination_fingerprint: org.org.fingerprint,
-            targets,
-            verifier: Arc::new(verifier),
-        })
+        let verifier = record_verifier(record, self.extra_ca.as_deref(), self.provider)
+            .map_err(RouteError::Temporary)?;
+        Ok(Route { destination_fingerprint: org.org.fingerprint, targets, verifier })
     }
+}
+
+/// The delivery hosts of `domain` under its usable `record` whose addresses can be trusted
+/// (bogus or indeterminate answers are skipped), with their ports (`spec/dns-record.md` §5.5).
+pub async fn delivery_targets(
+    dns: &dime_resolver::Dns,
+    domain: &Domain,
+    record: &AuthenticatedRecord,
+) -> Vec<Target> {
+    dime_resolver::delivery_hosts(dns, domain, &record.record)
+        .await
+        .into_iter()
+        .filter(|h| !matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate))
+        .map(|h| {
+            let port = h.host.port.unwrap_or(DMTP_PORT);
+            Target {
+                server_name: h.host.name.as_str().to_owned(),
+                addrs: h.addresses.iter().map(|a| SocketAddr::new(*a, port)).collect(),
+            }
+        })
+        .filter(|t| !t.addrs.is_empty())
+        .collect()
+}
+
+/// The certificate verifier for a domain's servers under its usable `record`: its `tls=` pins
+/// (secure record) or WebPKI (CA-TLS), with `extra_ca` roots.
+///
+/// # Errors
+/// A short reason when the roots or the verifier cannot be set up.
+pub fn record_verifier(
+    record: &AuthenticatedRecord,
+    extra_ca: Option<&std::path::Path>,
+    provider: &'static CryptoProvider,
+) -> Result<Arc<DimeCertVerifier>, &'static str> {
+    let roots = root_store(extra_ca).map_err(|_| "certificate roots unavailable")?;
+    DimeCertVerifier::new(CertPolicy::for_record(record), roots, provider)
+        .map(Arc::new)
+        .map_err(|_| "certificate verifier unavailable")
 }
 
 /// Which transports the worker tries.

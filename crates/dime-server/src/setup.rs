@@ -103,10 +103,6 @@ pub fn write_new(path: &Path, data: &[u8], secret: bool) -> Result<(), SetupErro
     f.write_all(data).and_then(|()| f.sync_all()).map_err(io(path))
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Creates the domain's keys, certificate, record and configuration under `new.dir`.
 ///
 /// # Errors
@@ -133,9 +129,9 @@ pub fn create_domain(
     let keys = OrgKeys::generate(rng);
     let signet = create_org_signet(p, &keys, &new.domain, &Profile::new())
         .map_err(|e| SetupError::Create(format!("org signet: {e}")))?;
-    let mut pass = [0u8; 32];
-    rng.fill_bytes(&mut pass);
-    let pass = zeroize::Zeroizing::new(hex(&pass));
+    let mut raw = zeroize::Zeroizing::new([0u8; 32]);
+    rng.fill_bytes(raw.as_mut_slice());
+    let pass = zeroize::Zeroizing::new(hex::encode(raw.as_slice()));
     let key_file = keys
         .to_encrypted_bytes(p, rng, pass.as_bytes(), &Argon2Params::DEFAULT)
         .map_err(|e| SetupError::Create(format!("org key file: {e}")))?;

@@ -9,15 +9,12 @@
 //!
 //! [`KeyResolver`]: dime_resolver::KeyResolver
 
-use crate::origin::{DMTP_PORT, Transports};
+use crate::origin::{Transports, delivery_targets, record_verifier};
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::SignetName;
 use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection};
-use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
-use dime_resolver::{
-    Dns, DnssecProof, LocalPolicy, SignetSource, SourceError, decide, delivery_hosts, lookup_record,
-};
+use dime_resolver::{Dns, LocalPolicy, SignetSource, SourceError, decide, lookup_record};
 use dime_signet::Signet;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -120,28 +117,24 @@ impl DmtpSignets {
                 SourceError::NotFound
             });
         };
-        let roots = root_store(self.extra_ca.as_deref())
-            .map_err(|_| unavailable("certificate roots unavailable"))?;
-        let verifier = DimeCertVerifier::new(CertPolicy::for_record(record), roots, self.provider)
-            .map_err(|_| unavailable("certificate verifier unavailable"))?;
+        let verifier = record_verifier(record, self.extra_ca.as_deref(), self.provider)
+            .map_err(unavailable)?;
         let tls = Arc::new(
-            dime_net::client_tls_config(Arc::new(verifier))
+            dime_net::client_tls_config(verifier)
                 .map_err(|_| unavailable("tls configuration unavailable"))?,
         );
-        let mut out = Vec::new();
-        for h in delivery_hosts(&self.dns, domain, &record.record).await {
-            if matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate) {
-                continue;
-            }
-            let port = h.host.port.unwrap_or(DMTP_PORT);
-            for a in &h.addresses {
-                out.push(SignetServer {
-                    server_name: h.host.name.as_str().to_owned(),
-                    addr: SocketAddr::new(*a, port),
+        let out: Vec<SignetServer> = delivery_targets(&self.dns, domain, record)
+            .await
+            .into_iter()
+            .flat_map(|t| {
+                let tls = Arc::clone(&tls);
+                t.addrs.into_iter().map(move |addr| SignetServer {
+                    server_name: t.server_name.clone(),
+                    addr,
                     tls: Arc::clone(&tls),
-                });
-            }
-        }
+                })
+            })
+            .collect();
         if out.is_empty() {
             return Err(unavailable("no delivery host with a trustworthy address"));
         }

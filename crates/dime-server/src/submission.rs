@@ -15,11 +15,11 @@ use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, MessageKind, Part, PartInfo, PartKind, Signer,
     seal_message,
 };
-use dime_store::{MailboxId, Store, StoreError, Uid};
+use dime_store::{MailboxId, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncWriteExt, BufReader};
+use tokio::io::{AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 /// Longest request line, octets (a message body travels in it).
@@ -195,8 +195,6 @@ async fn connection(stream: tokio::net::UnixStream, sub: Arc<Submission>) {
         }
     }
 }
-
-use tokio::io::AsyncReadExt as _;
 
 async fn handle(sub: &Arc<Submission>, req: Request) -> Response {
     let sub2 = Arc::clone(sub);
@@ -441,7 +439,6 @@ async fn read(
         .map(|p| String::from_utf8_lossy(&p.data).into_owned())
         .collect::<Vec<_>>()
         .join("\n");
-    let _ = Uid(uid);
     Ok(Response {
         ok: true,
         message: Some(ReadMessage {

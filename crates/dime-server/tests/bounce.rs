@@ -65,10 +65,6 @@ impl World {
     }
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|x| format!("{x:02x}")).collect()
-}
-
 /// Records every tracing event and span field of this test binary (every test, every
 /// thread), as `name=value` text.
 struct Capture(Arc<Mutex<String>>);
@@ -137,10 +133,12 @@ async fn unknown_recipient_is_bounced_to_the_author_signed_by_the_origin() {
     assert_eq!(other.get("Auto-Submitted"), Some("auto-replied"));
     assert_eq!(other.get("Dime-Bounce-Destination"), Some("b.test"));
     assert_eq!(other.get("Dime-Bounce-Reason"), Some(reason.as_str()));
-    assert_eq!(other.get("Dime-Bounce-Message-Id"), Some(hex(&message_id).as_str()));
+    assert_eq!(other.get("Dime-Bounce-Message-Id"), Some(hex::encode(message_id).as_str()));
     assert_eq!(other.get("Dime-Bounce-Queued"), Some(T0.0.to_string().as_str()));
     assert_eq!(other.get("Dime-Bounce-Queue-Id"), Some(id.0.to_string().as_str()));
-    for want in ["b.test", reason.as_str(), &hex(&message_id), "Tue, 14 Nov 2023 22:13:20 +0000"] {
+    for want in
+        ["b.test", reason.as_str(), &hex::encode(message_id), "Tue, 14 Nov 2023 22:13:20 +0000"]
+    {
         assert!(text.contains(want), "{want} not in {text}");
     }
 
@@ -196,7 +194,7 @@ async fn unreachable_destination_is_deferred_then_bounced_after_the_maximum_life
     let (_, other, text) = w.author_reads_bounce(late, 1);
     assert_eq!(other.get("Dime-Bounce-Destination"), Some("b.test"));
     assert!(other.get("Dime-Bounce-Reason").unwrap().starts_with("maximum lifetime reached"));
-    assert_eq!(other.get("Dime-Bounce-Message-Id"), Some(hex(&message_id).as_str()));
+    assert_eq!(other.get("Dime-Bounce-Message-Id"), Some(hex::encode(message_id).as_str()));
     assert!(text.contains("Attempts:    3"), "{text}");
     assert!(out.run_once(late, &mut rng).await.unwrap().is_empty(), "bounced once");
 }

@@ -514,18 +514,7 @@ impl Store {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
-        let kk = key_key(a, KIND_PASSWORD);
-        let mut body = None;
-        let r = inner.backend.read(&mut |t| {
-            body = get_body(inner, t, Table::Keys, &kk, "wrapped key")?;
-            Ok(())
-        });
-        if let Err(StoreError::Corrupt { what }) = r {
-            quarantine(inner, Table::Keys, &kk);
-            return Err(StoreError::Corrupt { what });
-        }
-        r?;
-        let body = body.ok_or(StoreError::LoginFailed)?;
+        let body = self.key_record(a, KIND_PASSWORD)?.ok_or(StoreError::LoginFailed)?;
         let ak = inner.unwrap_password(a, &shred, &body, password)?;
         inner.session(a, address, ak, now)
     }
