@@ -7,7 +7,7 @@
 
 use crate::account::{load_account, put_body, save_account};
 use crate::backend::{Table, WriteTxn};
-use crate::codec::blob_digest;
+use crate::codec::{CHECKSUM_LEN, blob_digest};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
     AccountId, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId, Store, StoreError, Timestamp,
@@ -32,6 +32,9 @@ pub struct Delivered {
 struct Job {
     account: AccountId,
     envelope: Vec<u8>,
+    /// [`blob_digest`] of the envelope, computed by the caller's thread before queueing, so
+    /// the committer (which every delivery in a batch waits on) does no hashing.
+    digest: [u8; CHECKSUM_LEN],
     now: Timestamp,
     reply: mpsc::SyncSender<Result<Delivered, StoreError>>,
 }
@@ -82,7 +85,7 @@ fn run(inner: &Inner, rx: &mpsc::Receiver<Job>) {
             for j in &batch {
                 // Item errors (quota) are decided before the item writes anything; a backend
                 // error aborts the whole batch.
-                match deliver_one(inner, t, j.account, &j.envelope, j.now) {
+                match deliver_one(inner, t, j.account, &j.envelope, &j.digest, j.now) {
                     Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
                     other => results.push(Some(other)),
                 }
@@ -107,6 +110,7 @@ pub(crate) fn deliver_one(
     t: &mut dyn WriteTxn,
     a: AccountId,
     envelope: &[u8],
+    digest: &[u8; CHECKSUM_LEN],
     now: Timestamp,
 ) -> Result<Delivered, StoreError> {
     let mut acc = load_account(inner, t, a)?;
@@ -129,7 +133,7 @@ pub(crate) fn deliver_one(
         size,
         arrival: now.0,
         key_gen: acc.key_gen,
-        digest: blob_digest(inner.p, envelope),
+        digest: *digest,
         refs: vec![(m.0, uid)],
     };
     let mk = msg_key(a, seq);
@@ -169,9 +173,10 @@ impl Store {
         if envelope.len() > MAX_ENVELOPE_LEN {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }
+        let digest = blob_digest(self.inner.p, envelope);
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.committer.sender().ok_or(StoreError::Closed)?;
-        tx.send(Job { account, envelope: envelope.to_vec(), now, reply })
+        tx.send(Job { account, envelope: envelope.to_vec(), digest, now, reply })
             .map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
     }
@@ -187,11 +192,12 @@ impl Store {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }
         let inner = &*self.inner;
+        let digests: Vec<_> = envelopes.iter().map(|e| blob_digest(inner.p, e)).collect();
         let mut out = Vec::new();
         inner.backend.write(&mut |t| {
             out.clear();
-            for e in envelopes {
-                out.push(deliver_one(inner, t, account, e, now)?);
+            for (e, d) in envelopes.iter().zip(&digests) {
+                out.push(deliver_one(inner, t, account, e, d, now)?);
             }
             Ok(())
         })?;

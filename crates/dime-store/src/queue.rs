@@ -312,6 +312,8 @@ impl Store {
         now: Timestamp,
     ) -> Result<(u32, Option<Delivered>), StoreError> {
         let inner = &*self.inner;
+        // Hashed once, outside the write transaction.
+        let bounce = bounce.map(|(a, e)| (a, e, crate::codec::blob_digest(inner.p, e)));
         let sk = inner.status_key()?;
         let mut out = (0, None);
         inner.backend.write(&mut |t: &mut dyn WriteTxn| {
@@ -330,7 +332,9 @@ impl Store {
             let delivered = match bounce {
                 // Every check of a delivery comes before its first write: a refused bounce
                 // leaves this transaction empty.
-                Some((account, envelope)) => Some(deliver_one(inner, t, account, envelope, now)?),
+                Some((account, envelope, digest)) => {
+                    Some(deliver_one(inner, t, account, envelope, &digest, now)?)
+                }
                 None => None,
             };
             t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
