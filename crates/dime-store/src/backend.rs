@@ -152,6 +152,27 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError>;
+
+    /// Whether [`Backend::write_deferred`] defers durability. When it does, the store makes
+    /// deliveries durable in its delivery log first (`spec/storage.md` §4.1).
+    fn defers(&self) -> bool {
+        false
+    }
+
+    /// Runs `f` in one atomic write transaction that is visible when this returns but durable
+    /// only after the next [`Backend::write`] or [`Backend::checkpoint`]; a crash before then
+    /// rolls it back, whole. The default is a durable [`Backend::write`].
+    fn write_deferred(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.write(f)
+    }
+
+    /// Makes every deferred write durable.
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 }
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -164,8 +185,9 @@ fn backend_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-/// The embedded default backend: one redb database file. Every write transaction commits
-/// with `Durability::Immediate` (fsync before the commit returns).
+/// The embedded default backend: one redb database file. [`Backend::write`] commits with
+/// `Durability::Immediate` (fsync before the commit returns); [`Backend::write_deferred`] with
+/// `Durability::None`.
 #[derive(Debug)]
 pub struct RedbBackend {
     db: redb::Database,
@@ -276,8 +298,34 @@ impl Backend for RedbBackend {
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
+        self.write_with(redb::Durability::Immediate, f)
+    }
+
+    fn defers(&self) -> bool {
+        true
+    }
+
+    fn write_deferred(
+        &self,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.write_with(redb::Durability::None, f)
+    }
+
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        // An empty durable commit persists every `Durability::None` commit before it.
+        self.write_with(redb::Durability::Immediate, &mut |_| Ok(()))
+    }
+}
+
+impl RedbBackend {
+    fn write_with(
+        &self,
+        durability: redb::Durability,
+        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
         let mut txn = self.db.begin_write().map_err(backend_err)?;
-        txn.set_durability(redb::Durability::Immediate).map_err(backend_err)?;
+        txn.set_durability(durability).map_err(backend_err)?;
         let r = f(&mut RedbWrite(&txn));
         match r {
             Ok(()) => txn.commit().map_err(backend_err),

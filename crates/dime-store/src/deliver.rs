@@ -1,13 +1,16 @@
 //! Delivery with group commit (`spec/storage.md` §4).
 //!
 //! [`Store::deliver`] hands the envelope to one committer thread and waits. The committer takes
-//! every delivery waiting in its queue (up to [`MAX_GROUP_COMMIT`]), writes them in one
-//! transaction, commits it durably (one fsync for the batch), then answers each caller. A
-//! caller therefore returns only after its own delivery is on stable storage.
+//! every delivery waiting in its queue (up to [`MAX_GROUP_COMMIT`]) and makes the batch durable
+//! with one `fdatasync`: on a backend that defers durability (redb), it appends the batch to
+//! the delivery log (`spec/storage.md` §4.1), then applies it in one deferred transaction; on
+//! any other backend it commits the batch durably. Then it answers each caller. A caller
+//! therefore returns only after its own delivery is on stable storage.
 
-use crate::account::{load_account, put_body, save_account};
-use crate::backend::{Table, WriteTxn};
-use crate::codec::{CHECKSUM_LEN, blob_digest};
+use crate::account::{get_body, load_account, put_body, save_account};
+use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::codec::{CHECKSUM_LEN, Dec, blob_digest};
+use crate::log::{DeliveryLog, LOG_FILE, MAX_LOGGED_ENVELOPE, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
     AccountId, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId, Store, StoreError, Timestamp,
@@ -17,6 +20,7 @@ use dime_core::Mailbox;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 /// Where a delivered message landed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -45,11 +49,11 @@ pub(crate) struct Committer {
 }
 
 impl Committer {
-    pub(crate) fn start(inner: Arc<Inner>) -> Committer {
+    pub(crate) fn start(inner: Arc<Inner>, log: Option<DeliveryLog>) -> Committer {
         let (tx, rx) = mpsc::channel::<Job>();
         let thread = std::thread::Builder::new()
             .name("dime-store-committer".into())
-            .spawn(move || run(&inner, &rx))
+            .spawn(move || run(&inner, &rx, log))
             .ok();
         Committer { tx: Mutex::new(Some(tx)), thread }
     }
@@ -70,8 +74,168 @@ impl Drop for Committer {
     }
 }
 
-fn run(inner: &Inner, rx: &mpsc::Receiver<Job>) {
-    while let Ok(first) = rx.recv() {
+/// The key of the delivery log's durable mark in [`Table::Jobs`]: the sequence number of the
+/// last log record the backend holds (`spec/storage.md` §4.1).
+const LOG_MARK: &[u8] = b"delivery log";
+/// Deferred commits after which the committer checkpoints.
+const MAX_DEFERRED: usize = 1024;
+/// Idle time after which the committer checkpoints pending deferred commits.
+const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
+
+/// The sequence number of the last delivery log record the backend holds.
+pub(crate) fn log_mark(inner: &Inner, t: &dyn ReadTxn) -> Result<u64, StoreError> {
+    match get_body(inner, t, Table::Jobs, LOG_MARK, "delivery log mark")? {
+        None => Ok(0),
+        Some(b) => {
+            let mut d = Dec::new(&b, "delivery log mark");
+            let v = d.u64()?;
+            d.finish()?;
+            Ok(v)
+        }
+    }
+}
+
+fn set_log_mark(inner: &Inner, t: &mut dyn WriteTxn, seq: u64) -> Result<(), StoreError> {
+    put_body(inner, t, Table::Jobs, LOG_MARK, seq.to_be_bytes().to_vec())
+}
+
+/// Opens the delivery log of `dir` and applies, durably and in order, the records the backend
+/// lost in a crash (`spec/storage.md` §4.1).
+pub(crate) fn recover(
+    inner: &Inner,
+    dir: &std::path::Path,
+) -> Result<(DeliveryLog, usize), StoreError> {
+    let mut mark = 0;
+    inner.backend.read(&mut |t| {
+        mark = log_mark(inner, t)?;
+        Ok(())
+    })?;
+    std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
+    let (mut log, replay) = DeliveryLog::open(&dir.join(LOG_FILE), inner.p, mark)?;
+    if let Some(last) = replay.last().map(|r| r.seq) {
+        inner.backend.write(&mut |t| {
+            for r in &replay {
+                // Item errors (quota, a deleted account) are what the first run decided too.
+                if let Err(StoreError::Backend(e)) =
+                    deliver_one(inner, t, r.account, &r.envelope, &r.digest, r.now)
+                {
+                    return Err(StoreError::Backend(e));
+                }
+            }
+            set_log_mark(inner, t, last)
+        })?;
+    }
+    // The backend now holds every record durably.
+    log.restart();
+    Ok((log, replay.len()))
+}
+
+type Answer = Result<Delivered, StoreError>;
+
+/// Writes `batch` in one transaction: `deferred` after the delivery log holds it, durable
+/// otherwise. Returns each item's answer (or the batch's error).
+fn write_batch(inner: &Inner, batch: &[Job], mark: Option<u64>) -> Result<Vec<Answer>, StoreError> {
+    let mut results = Vec::new();
+    let mut f = |t: &mut dyn WriteTxn| {
+        results.clear();
+        for j in batch {
+            // Item errors (quota) are decided before the item writes anything; a backend
+            // error aborts the whole batch.
+            match deliver_one(inner, t, j.account, &j.envelope, &j.digest, j.now) {
+                Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
+                other => results.push(other),
+            }
+        }
+        match mark {
+            Some(seq) => set_log_mark(inner, t, seq),
+            None => Ok(()),
+        }
+    };
+    if mark.is_some() {
+        inner.backend.write_deferred(&mut f)
+    } else {
+        inner.backend.write(&mut f)
+    }?;
+    Ok(results)
+}
+
+struct Committing<'a> {
+    inner: &'a Inner,
+    log: Option<DeliveryLog>,
+    /// Deferred commits since the last checkpoint.
+    deferred: usize,
+}
+
+impl Committing<'_> {
+    fn commit(&mut self, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
+        let logged = batch.iter().all(|j| j.envelope.len() <= MAX_LOGGED_ENVELOPE);
+        let Some(log) = self.log.as_mut().filter(|_| logged) else {
+            // A durable commit, which also makes every deferred one durable.
+            let r = write_batch(self.inner, batch, None)?;
+            self.checkpointed();
+            return Ok(r);
+        };
+        let (end, seq) = (log.used(), log.next_seq());
+        let records: Vec<Record<'_>> = batch
+            .iter()
+            .map(|j| Record {
+                account: j.account,
+                now: j.now,
+                digest: j.digest,
+                envelope: &j.envelope,
+            })
+            .collect();
+        let first = log.append(&records)?;
+        let last = first + batch.len() as u64 - 1;
+        match write_batch(self.inner, batch, Some(last)) {
+            Ok(r) => {
+                self.deferred += 1;
+                Ok(r)
+            }
+            Err(e) => {
+                // Not applied, so not acknowledged: take the records back.
+                let _ = log.truncate_to(end, seq);
+                Err(e)
+            }
+        }
+    }
+
+    fn due(&self) -> bool {
+        self.deferred >= MAX_DEFERRED || self.log.as_ref().is_some_and(|l| l.used() >= WRAP_BYTES)
+    }
+
+    fn checkpoint(&mut self) {
+        if self.deferred > 0 && self.inner.backend.checkpoint().is_ok() {
+            self.checkpointed();
+        }
+    }
+
+    fn checkpointed(&mut self) {
+        self.deferred = 0;
+        if let Some(log) = self.log.as_mut() {
+            log.restart();
+        }
+    }
+}
+
+fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
+    let mut c = Committing { inner, log, deferred: 0 };
+    loop {
+        let first = if c.deferred > 0 {
+            match rx.recv_timeout(IDLE_CHECKPOINT) {
+                Ok(j) => j,
+                Err(mpsc::RecvTimeoutError::Timeout) => {
+                    c.checkpoint();
+                    continue;
+                }
+                Err(mpsc::RecvTimeoutError::Disconnected) => break,
+            }
+        } else {
+            match rx.recv() {
+                Ok(j) => j,
+                Err(_) => break,
+            }
+        };
         let mut batch = vec![first];
         while batch.len() < MAX_GROUP_COMMIT {
             match rx.try_recv() {
@@ -79,29 +243,19 @@ fn run(inner: &Inner, rx: &mpsc::Receiver<Job>) {
                 Err(_) => break,
             }
         }
-        let mut results: Vec<Option<Result<Delivered, StoreError>>> = Vec::new();
-        let r = inner.backend.write(&mut |t| {
-            results.clear();
-            for j in &batch {
-                // Item errors (quota) are decided before the item writes anything; a backend
-                // error aborts the whole batch.
-                match deliver_one(inner, t, j.account, &j.envelope, &j.digest, j.now) {
-                    Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
-                    other => results.push(Some(other)),
-                }
-            }
-            Ok(())
-        });
-        for (i, j) in batch.into_iter().enumerate() {
-            let answer = match &r {
-                Ok(()) => {
-                    results.get_mut(i).and_then(Option::take).unwrap_or(Err(StoreError::Closed))
-                }
-                Err(e) => Err(e.clone()),
-            };
-            let _ = j.reply.send(answer);
+        let r = c.commit(&batch);
+        let mut answers = match r {
+            Ok(v) => v.into_iter().map(Some).collect(),
+            Err(e) => vec![Some(Err(e)); batch.len()],
+        };
+        for (j, a) in batch.into_iter().zip(answers.iter_mut()) {
+            let _ = j.reply.send(a.take().unwrap_or(Err(StoreError::Closed)));
+        }
+        if c.due() {
+            c.checkpoint();
         }
     }
+    c.checkpoint();
 }
 
 /// Writes one delivery inside a transaction; all checks come before the first write.

@@ -25,6 +25,7 @@ pub mod backend;
 mod codec;
 mod deliver;
 mod keys;
+mod log;
 mod mail;
 mod pins;
 mod queue;
@@ -228,6 +229,8 @@ pub(crate) struct Inner {
 pub struct Store {
     pub(crate) inner: Arc<Inner>,
     pub(crate) committer: deliver::Committer,
+    /// Deliveries the delivery log gave back when the store was opened.
+    replayed: usize,
 }
 
 impl fmt::Debug for Store {
@@ -263,6 +266,7 @@ impl Store {
             return Err(StoreError::Config("pepper must be at least 32 octets"));
         }
         config.argon2.check().map_err(|_| StoreError::Config("argon2 parameters out of bounds"))?;
+        let data_dir = config.data_dir;
         let inner = Arc::new(Inner {
             backend,
             vault,
@@ -271,8 +275,21 @@ impl Store {
             argon2: config.argon2,
             idle_timeout_secs: config.idle_timeout_secs,
         });
-        let committer = deliver::Committer::start(inner.clone());
-        Ok(Store { inner, committer })
+        let (log, replayed) = if inner.backend.defers() {
+            let (log, n) = deliver::recover(&inner, &data_dir)?;
+            (Some(log), n)
+        } else {
+            (None, 0)
+        };
+        let committer = deliver::Committer::start(inner.clone(), log);
+        Ok(Store { inner, committer, replayed })
+    }
+
+    /// How many deliveries the delivery log gave back when this store was opened: those
+    /// acknowledged before a crash that the backend had not yet made durable
+    /// (`spec/storage.md` §4.1).
+    pub fn replayed_deliveries(&self) -> usize {
+        self.replayed
     }
 
     /// The backend, for tools (fsck, audits, tests that corrupt records on purpose).

@@ -144,9 +144,11 @@ fn crash_during_delivery_loses_no_acknowledged_message() {
     let dir = tempfile::tempdir().unwrap();
     drop(setup(dir.path()));
     let mut acked = Vec::new();
+    let mut replayed = 0;
     for it in 0..iterations() {
         acked.extend(run_and_kill(dir.path(), "deliver", 100 + it as u64, &[]));
         let store = open(dir.path());
+        replayed += store.replayed_deliveries();
         let a = store.account_of(&mailbox(ALICE)).unwrap();
         let list = store.list(a, MailboxId::INBOX).unwrap();
         let mut bodies = std::collections::HashSet::new();
@@ -169,9 +171,11 @@ fn crash_during_delivery_loses_no_acknowledged_message() {
         assert!(uids.windows(2).all(|w| w[0] < w[1]));
     }
     eprintln!(
-        "crash harness: delivery: {} kills, {} acknowledged deliveries verified",
+        "crash harness: delivery: {} kills, {} acknowledged deliveries verified, {} of them \
+         given back by the delivery log",
         iterations(),
-        acked.len()
+        acked.len(),
+        replayed
     );
 }
 

@@ -1,0 +1,219 @@
+//! The delivery log (`spec/storage.md` §4.1): where a delivery becomes durable before the
+//! backend's transaction does.
+//!
+//! A batch of deliveries is appended as records to `<data-dir>/deliveries.log` with one write
+//! and one `fdatasync`; the batch is then applied to the backend with a deferred commit
+//! (visible at once, durable at the next checkpoint). After a crash, the records whose sequence
+//! number is above the one the backend last made durable are applied again, in order; a
+//! delivery is deterministic given the state before it, so the replay lands every message
+//! where it first landed, with the same UID.
+//!
+//! The file is zero-filled ahead of the records (a write into already-allocated blocks needs no
+//! metadata update on `fdatasync`), and writing starts again at offset 0 after each checkpoint.
+//! A record is valid when its header checksum holds, its sequence number is the one expected,
+//! and its envelope matches the digest the header carries; the scan stops at the first record
+//! that is not.
+
+use crate::codec::{CHECKSUM_LEN, blob_digest};
+use crate::{AccountId, StoreError, Timestamp};
+use dime_core::crypto::CryptoProvider;
+use std::fs::{File, OpenOptions};
+use std::io::Read;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+/// The file's name in the data directory.
+pub(crate) const LOG_FILE: &str = "deliveries.log";
+/// The magic of a record.
+const MAGIC: &[u8; 4] = b"DLG1";
+/// Octets of a record header: magic, u64 sequence, account id, u64 time, digest, u32 length,
+/// checksum.
+pub(crate) const HEADER_LEN: usize = 4 + 8 + 16 + 8 + CHECKSUM_LEN + 4 + CHECKSUM_LEN;
+/// The file grows by zero-filled steps of this size.
+const GROW_STEP: u64 = 1024 * 1024;
+/// After a checkpoint, writing restarts at offset 0 once the log holds this many octets.
+pub(crate) const WRAP_BYTES: u64 = 16 * 1024 * 1024;
+/// Largest envelope written through the log; a batch with a larger one commits durably in the
+/// backend instead (its bytes are written once, not twice).
+pub(crate) const MAX_LOGGED_ENVELOPE: usize = 1024 * 1024;
+
+/// One delivery as the log keeps it.
+pub(crate) struct Record<'a> {
+    pub(crate) account: AccountId,
+    pub(crate) now: Timestamp,
+    pub(crate) digest: [u8; CHECKSUM_LEN],
+    pub(crate) envelope: &'a [u8],
+}
+
+/// A record read back by [`DeliveryLog::open`].
+pub(crate) struct Replayed {
+    pub(crate) seq: u64,
+    pub(crate) account: AccountId,
+    pub(crate) now: Timestamp,
+    pub(crate) digest: [u8; CHECKSUM_LEN],
+    pub(crate) envelope: Vec<u8>,
+}
+
+fn io_err(e: std::io::Error) -> StoreError {
+    StoreError::Backend(format!("delivery log: {e}"))
+}
+
+fn header_checksum(p: &CryptoProvider, fields: &[u8]) -> [u8; CHECKSUM_LEN] {
+    let d = p.hash.sha512(&[b"dime-store log record", fields]);
+    let mut out = [0u8; CHECKSUM_LEN];
+    out.copy_from_slice(&d[..CHECKSUM_LEN]);
+    out
+}
+
+fn encode(p: &CryptoProvider, seq: u64, r: &Record<'_>, out: &mut Vec<u8>) {
+    let start = out.len();
+    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(&seq.to_be_bytes());
+    out.extend_from_slice(&r.account.0);
+    out.extend_from_slice(&r.now.0.to_be_bytes());
+    out.extend_from_slice(&r.digest);
+    out.extend_from_slice(&(r.envelope.len() as u32).to_be_bytes());
+    let sum = header_checksum(p, &out[start..]);
+    out.extend_from_slice(&sum);
+    out.extend_from_slice(r.envelope);
+}
+
+/// A decoded header: (sequence, account, time, digest, envelope length).
+type Header = (u64, AccountId, Timestamp, [u8; CHECKSUM_LEN], usize);
+
+fn decode_header(p: &CryptoProvider, h: &[u8; HEADER_LEN]) -> Option<Header> {
+    let (fields, sum) = h.split_at(HEADER_LEN - CHECKSUM_LEN);
+    if &fields[..4] != MAGIC || header_checksum(p, fields) != *sum {
+        return None;
+    }
+    let seq = u64::from_be_bytes(fields[4..12].try_into().ok()?);
+    let account = AccountId(fields[12..28].try_into().ok()?);
+    let now = Timestamp(u64::from_be_bytes(fields[28..36].try_into().ok()?));
+    let digest: [u8; CHECKSUM_LEN] = fields[36..52].try_into().ok()?;
+    let len = u32::from_be_bytes(fields[52..56].try_into().ok()?) as usize;
+    (len <= crate::MAX_ENVELOPE_LEN).then_some((seq, account, now, digest, len))
+}
+
+/// The open log of one store.
+pub(crate) struct DeliveryLog {
+    file: File,
+    p: &'static CryptoProvider,
+    /// Where the next record goes.
+    end: u64,
+    /// Octets zero-filled (the file's length as this log knows it).
+    size: u64,
+    /// The next record's sequence number.
+    next_seq: u64,
+}
+
+impl DeliveryLog {
+    /// Opens (or creates) the log at `path` and reads every valid record with a sequence
+    /// number above `durable` (the last one the backend holds durably), in order.
+    pub(crate) fn open(
+        path: &Path,
+        p: &'static CryptoProvider,
+        durable: u64,
+    ) -> Result<(DeliveryLog, Vec<Replayed>), StoreError> {
+        let created = !path.exists();
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)
+            .map_err(io_err)?;
+        if created {
+            file.sync_all().map_err(io_err)?;
+            if let Some(dir) = path.parent() {
+                File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
+            }
+        }
+        let size = file.metadata().map_err(io_err)?.len();
+        let mut replay = Vec::new();
+        let mut off = 0u64;
+        let mut expect: Option<u64> = None;
+        let mut reader = std::io::BufReader::new(&file);
+        loop {
+            let mut h = [0u8; HEADER_LEN];
+            if off + HEADER_LEN as u64 > size || reader.read_exact(&mut h).is_err() {
+                break;
+            }
+            let Some((seq, account, now, digest, len)) = decode_header(p, &h) else { break };
+            if expect.is_some_and(|e| e != seq) || off + (HEADER_LEN + len) as u64 > size {
+                break;
+            }
+            let mut envelope = vec![0u8; len];
+            if reader.read_exact(&mut envelope).is_err() || blob_digest(p, &envelope) != digest {
+                break;
+            }
+            off += (HEADER_LEN + len) as u64;
+            expect = seq.checked_add(1);
+            if seq > durable {
+                replay.push(Replayed { seq, account, now, digest, envelope });
+            }
+        }
+        let last = replay.last().map_or(durable, |r| r.seq);
+        let log = DeliveryLog { file, p, end: 0, size, next_seq: last.saturating_add(1) };
+        Ok((log, replay))
+    }
+
+    /// The sequence number the next appended record takes.
+    pub(crate) fn next_seq(&self) -> u64 {
+        self.next_seq
+    }
+
+    /// Octets written since the last [`DeliveryLog::restart`].
+    pub(crate) fn used(&self) -> u64 {
+        self.end
+    }
+
+    /// Appends `records` with one write and one `fdatasync`; returns the sequence number of
+    /// the first. On success every record is on stable storage.
+    pub(crate) fn append(&mut self, records: &[Record<'_>]) -> Result<u64, StoreError> {
+        let first = self.next_seq;
+        let mut buf = Vec::with_capacity(
+            records.iter().map(|r| HEADER_LEN + r.envelope.len()).sum::<usize>(),
+        );
+        for (i, r) in records.iter().enumerate() {
+            encode(self.p, first + i as u64, r, &mut buf);
+        }
+        let need = self.end + buf.len() as u64;
+        if need > self.size {
+            // Zero-fill ahead, so that later records overwrite allocated blocks.
+            let target = need.div_ceil(GROW_STEP) * GROW_STEP;
+            let zeros = vec![0u8; (target - self.size) as usize];
+            self.file.write_all_at(&zeros, self.size).map_err(io_err)?;
+            self.size = target;
+        }
+        let written = self.file.write_all_at(&buf, self.end).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            // Nothing of the batch is acknowledged. Zero what may have reached the disk, so a
+            // later scan never finds part of it (best effort: the disk is failing already).
+            let _ = self.file.write_all_at(&vec![0u8; buf.len()], self.end);
+            let _ = self.file.sync_data();
+            return Err(io_err(e));
+        }
+        self.end = need;
+        self.next_seq = first + records.len() as u64;
+        Ok(first)
+    }
+
+    /// Takes back the records appended after offset `end`, from sequence number `seq` on
+    /// (their batch was not applied): they are overwritten with zeros.
+    pub(crate) fn truncate_to(&mut self, end: u64, seq: u64) -> Result<(), StoreError> {
+        let n = self.end.saturating_sub(end) as usize;
+        let r = self.file.write_all_at(&vec![0u8; n], end).and_then(|()| self.file.sync_data());
+        // Even when zeroing failed, the next batch overwrites the same place with the same
+        // sequence numbers.
+        self.end = end;
+        self.next_seq = seq;
+        r.map_err(io_err)
+    }
+
+    /// Writing starts again at offset 0: call only when the backend holds every record
+    /// durably (after a checkpoint). Older records left behind carry lower sequence numbers,
+    /// so a scan stops where the new ones end.
+    pub(crate) fn restart(&mut self) {
+        self.end = 0;
+    }
+}
