@@ -8,8 +8,8 @@
 use crate::codec::{PartInfo, PartKind};
 use crate::error::{DecodeError, OpenError};
 use crate::format::{
-    ChunkType, HEADER_LEN, Header, MAGIC, MessageKind, Role, SLOT_LEN, TreeEntry, VERSION,
-    actor_kek, padded_len, segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek,
+    ChunkType, HEADER_LEN, Header, Role, SLOT_LEN, TreeEntry, actor_kek, padded_len, segment_aad,
+    segment_nonce, slot_aad, slot_nonce, transit_kek,
 };
 use crate::limits::{
     HEADERS_MAX_LEN, MAX_CHUNKS, MAX_PARTS, MAX_SEGMENTS, MAX_TREE_ENTRIES, SEGMENT_PAYLOAD,
@@ -357,19 +357,7 @@ impl<'a> Engine<'a> {
     fn read_header<R: Read>(&mut self, src: &mut Src<'_, R>) -> Result<Header, OpenError> {
         let mut hb = [0u8; HEADER_LEN];
         src.read_exact(&mut hb)?;
-        if hb[..7] != MAGIC {
-            return Err(DecodeError::BadMagic.into());
-        }
-        if hb[7] != VERSION {
-            return Err(DecodeError::UnsupportedVersion(hb[7]).into());
-        }
-        let kind = MessageKind::from_code(hb[8]).ok_or(DecodeError::UnknownKind(hb[8]))?;
-        if hb[9] != 0 {
-            return Err(DecodeError::ReservedBits.into());
-        }
-        let mut message_id = [0u8; 32];
-        message_id.copy_from_slice(&hb[10..]);
-        let header = Header { kind, message_id };
+        let header = Header::from_bytes(&hb)?;
         self.header = Some(header);
         Ok(header)
     }
@@ -660,10 +648,5 @@ impl<'a> Engine<'a> {
             .find(|c| c.entry.chunk_type == ty)
             .and_then(|c| c.content.as_ref())
             .map(|c| c.as_slice())
-    }
-
-    /// The position of the first chunk of a type.
-    pub(crate) fn position(&self, ty: ChunkType) -> Option<usize> {
-        self.chunks.iter().position(|c| c.entry.chunk_type == ty)
     }
 }

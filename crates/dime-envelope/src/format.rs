@@ -2,6 +2,7 @@
 //! matrix, nonces, associated data, KDF labels, padding and signature inputs
 //! (`spec/envelope.md` §2-§9).
 
+use crate::error::DecodeError;
 use dime_core::crypto::{AEAD_NONCE_LEN, AeadKey, CryptoError, CryptoProvider, X25519PublicKey};
 
 /// The first seven octets of every v2 message: `DIMEMSG` (`spec/envelope.md` §2). A libdime
@@ -236,6 +237,24 @@ impl Header {
         b[9] = 0;
         b[10..].copy_from_slice(&self.message_id);
         b
+    }
+
+    /// Parses and checks a header: magic, version, kind and the reserved flags octet
+    /// (`spec/envelope.md` §2).
+    pub fn from_bytes(b: &[u8; HEADER_LEN]) -> Result<Header, DecodeError> {
+        if b[..7] != MAGIC {
+            return Err(DecodeError::BadMagic);
+        }
+        if b[7] != VERSION {
+            return Err(DecodeError::UnsupportedVersion(b[7]));
+        }
+        let kind = MessageKind::from_code(b[8]).ok_or(DecodeError::UnknownKind(b[8]))?;
+        if b[9] != 0 {
+            return Err(DecodeError::ReservedBits);
+        }
+        let mut message_id = [0u8; MESSAGE_ID_LEN];
+        message_id.copy_from_slice(&b[10..]);
+        Ok(Header { kind, message_id })
     }
 }
 

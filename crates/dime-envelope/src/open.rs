@@ -33,7 +33,6 @@ pub(crate) struct Evidence {
     tree_sig: Option<Vec<u8>>,
     full_sig: Option<Vec<u8>>,
     origin_sig: Option<Vec<u8>>,
-    origin_signed: bool,
     transit: Option<Zeroizing<[u8; 32]>>,
 }
 
@@ -49,7 +48,6 @@ impl Evidence {
             tree_sig: e.content(ChunkType::AuthorTreeSig).map(<[u8]>::to_vec),
             full_sig: e.content(ChunkType::AuthorFullSig).map(<[u8]>::to_vec),
             origin_sig: e.content(ChunkType::OriginSig).map(<[u8]>::to_vec),
-            origin_signed: e.position(ChunkType::OriginSig).is_some(),
             transit: e.transit.take(),
         })
     }
@@ -102,14 +100,26 @@ impl Evidence {
             .map_err(|_| OpenError::Unauthentic)
     }
 
-    /// Verifies the origin signature (§7.3).
+    /// Whether the message carries an origin signature chunk.
+    fn origin_signed(&self) -> bool {
+        self.tree.iter().any(|e| e.chunk_type == ChunkType::OriginSig)
+    }
+
+    /// Verifies the origin signature (§7.3) with `key`. A key for a message without an
+    /// origin signature, or no key for a message with one, is
+    /// [`OpenError::OriginSignature`]; no key and no signature is fine.
     fn verify_origin(
         &self,
         p: &CryptoProvider,
         origin: &Domain,
         destination: &Domain,
-        key: &Ed25519PublicKey,
+        key: Option<&Ed25519PublicKey>,
     ) -> Result<(), OpenError> {
+        let key = match (self.origin_signed(), key) {
+            (true, Some(k)) => k,
+            (false, None) => return Ok(()),
+            _ => return Err(OpenError::OriginSignature),
+        };
         let sig = decode_sig(self.origin_sig.as_deref().ok_or(OpenError::OriginSignature)?)?;
         let pos = self
             .tree
@@ -208,13 +218,18 @@ pub struct DestinationView {
     pub origin: Domain,
 }
 
-macro_rules! engine_run {
-    ($p:expr, $reader:expr, $secret:expr, $role:expr, $sink:expr) => {{
-        let mut engine = Engine::new($p, Some($secret), &[$role], true);
-        let mut reader = $reader;
-        engine.run(&mut reader, $sink)?;
-        engine
-    }};
+/// Decodes a whole message as `role` with `secret` (strict: a slot of `role` that fails to
+/// unwrap refuses the message).
+fn run_engine<'a, R: Read>(
+    p: &'a CryptoProvider,
+    mut reader: R,
+    secret: &'a ActorSecret,
+    role: Role,
+    sink: &mut dyn PartSink,
+) -> Result<Engine<'a>, OpenError> {
+    let mut engine = Engine::new(p, Some(secret), &[role], true);
+    engine.run(&mut reader, sink)?;
+    Ok(engine)
 }
 
 pub(crate) fn full_view(
@@ -236,7 +251,7 @@ pub(crate) fn full_view(
         destination,
         recipient,
         message: Message { common_headers, other_headers, parts },
-        origin_signed: ev.origin_signed,
+        origin_signed: ev.origin_signed(),
     };
     Ok(Unverified { view, ev })
 }
@@ -248,7 +263,7 @@ pub fn open_as_recipient(
     secret: &ActorSecret,
 ) -> Result<Unverified<FullView>, OpenError> {
     let mut sink = CollectSink::default();
-    let mut engine = engine_run!(p, message, secret, Role::Recipient, &mut sink);
+    let mut engine = run_engine(p, message, secret, Role::Recipient, &mut sink)?;
     full_view(&mut engine, sink.parts)
 }
 
@@ -259,7 +274,7 @@ pub fn open_as_author(
     secret: &ActorSecret,
 ) -> Result<Unverified<FullView>, OpenError> {
     let mut sink = CollectSink::default();
-    let mut engine = engine_run!(p, message, secret, Role::Author, &mut sink);
+    let mut engine = run_engine(p, message, secret, Role::Author, &mut sink)?;
     full_view(&mut engine, sink.parts)
 }
 
@@ -279,7 +294,7 @@ pub fn open_streaming<R: Read>(
         ReaderRole::Recipient => Role::Recipient,
     };
     let mut parts = PartsSink { inner: sink, parts: Vec::new() };
-    let mut engine = engine_run!(p, reader, secret, role, &mut parts);
+    let mut engine = run_engine(p, reader, secret, role, &mut parts)?;
     full_view(&mut engine, parts.parts)
 }
 
@@ -318,11 +333,11 @@ pub fn open_as_origin<R: Read>(
     reader: R,
     secret: &ActorSecret,
 ) -> Result<Unverified<OriginView>, OpenError> {
-    let mut engine = engine_run!(p, reader, secret, Role::Origin, &mut DiscardSink);
+    let mut engine = run_engine(p, reader, secret, Role::Origin, &mut DiscardSink)?;
     let (author, destination) =
         decode_origin(engine.content(ChunkType::Origin).ok_or(OpenError::Unauthentic)?)?;
     let ev = Evidence::from_engine(&mut engine)?;
-    let view = OriginView { author, destination, origin_signed: ev.origin_signed };
+    let view = OriginView { author, destination, origin_signed: ev.origin_signed() };
     Ok(Unverified { view, ev })
 }
 
@@ -333,7 +348,7 @@ pub fn open_as_destination<R: Read>(
     reader: R,
     secret: &ActorSecret,
 ) -> Result<Unverified<DestinationView>, OpenError> {
-    let mut engine = engine_run!(p, reader, secret, Role::Destination, &mut DiscardSink);
+    let mut engine = run_engine(p, reader, secret, Role::Destination, &mut DiscardSink)?;
     let (recipient, origin) =
         decode_destination(engine.content(ChunkType::Destination).ok_or(OpenError::Unauthentic)?)?;
     let ev = Evidence::from_engine(&mut engine)?;
@@ -354,7 +369,7 @@ impl<V> Unverified<V> {
 
     /// Whether the message carries an origin signature.
     pub fn origin_signed(&self) -> bool {
-        self.ev.origin_signed
+        self.ev.origin_signed()
     }
 }
 
@@ -382,11 +397,7 @@ impl Unverified<FullView> {
     ) -> Result<Verified<FullView>, OpenError> {
         let Unverified { view, mut ev } = self;
         ev.verify_author(p, &view.destination, author)?;
-        match (ev.origin_signed, origin) {
-            (true, Some(k)) => ev.verify_origin(p, &view.origin, &view.destination, k)?,
-            (false, None) => {}
-            _ => return Err(OpenError::OriginSignature),
-        }
+        ev.verify_origin(p, &view.origin, &view.destination, origin)?;
         Ok(Verified { view, ev })
     }
 }
@@ -421,7 +432,7 @@ impl Verified<OriginView> {
         origin_seed: &Ed25519Seed,
         origin_domain: &Domain,
     ) -> Result<Vec<u8>, OpenError> {
-        if self.ev.origin_signed {
+        if self.ev.origin_signed() {
             return Err(OpenError::AlreadyOriginSigned);
         }
         let transit = self.ev.transit.as_ref().ok_or(OpenError::Unauthentic)?;
@@ -463,10 +474,7 @@ impl Unverified<DestinationView> {
         my_domain: &Domain,
     ) -> Result<Verified<DestinationView>, OpenError> {
         let Unverified { view, ev } = self;
-        if !ev.origin_signed {
-            return Err(OpenError::OriginSignature);
-        }
-        ev.verify_origin(p, &view.origin, my_domain, origin)?;
+        ev.verify_origin(p, &view.origin, my_domain, Some(origin))?;
         Ok(Verified { view, ev })
     }
 }
@@ -531,11 +539,7 @@ impl Unverified<LightView> {
     ) -> Result<Verified<LightView>, OpenError> {
         let Unverified { mut view, mut ev } = self;
         ev.verify_author(p, &view.view.destination, author)?;
-        match (ev.origin_signed, origin) {
-            (true, Some(k)) => ev.verify_origin(p, &view.view.origin, &view.view.destination, k)?,
-            (false, None) => {}
-            _ => return Err(OpenError::OriginSignature),
-        }
+        ev.verify_origin(p, &view.view.origin, &view.view.destination, origin)?;
         view.omitted =
             ev.tree.iter().zip(&ev.omitted).filter(|(_, o)| **o).map(|(e, _)| *e).collect();
         Ok(Verified { view, ev })

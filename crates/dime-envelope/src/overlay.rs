@@ -12,7 +12,7 @@
 
 use crate::engine::{CollectSink, Engine};
 use crate::error::{DecodeError, OpenError, SealError};
-use crate::format::{ChunkType, HEADER_LEN, Header, MAGIC, MESSAGE_ID_LEN, MessageKind, Role};
+use crate::format::{ChunkType, Header, MESSAGE_ID_LEN, Role};
 use crate::limits::MAX_CHUNKS;
 use crate::open::{FullView, Unverified, full_view};
 use crate::seal::ActorSecret;
@@ -226,24 +226,9 @@ fn overlay_aad(p: &CryptoProvider, header: &Header, form: OverlayForm) -> Vec<u8
     a
 }
 
-/// The message header `H` (§2), checked.
+/// The header `H` (§2) at the start of `msg`, checked.
 fn message_header(msg: &[u8]) -> Result<Header, OpenError> {
-    let h = msg.get(..HEADER_LEN).ok_or(DecodeError::Truncated)?;
-    if h.get(..7) != Some(&MAGIC[..]) {
-        return Err(DecodeError::BadMagic.into());
-    }
-    let version = h.get(7).copied().unwrap_or(0);
-    if version != crate::format::VERSION {
-        return Err(DecodeError::UnsupportedVersion(version).into());
-    }
-    let k = h.get(8).copied().unwrap_or(0);
-    let kind = MessageKind::from_code(k).ok_or(DecodeError::UnknownKind(k))?;
-    if h.get(9) != Some(&0) {
-        return Err(DecodeError::ReservedBits.into());
-    }
-    let mut message_id = [0u8; MESSAGE_ID_LEN];
-    message_id.copy_from_slice(h.get(10..HEADER_LEN).ok_or(DecodeError::Truncated)?);
-    Ok(Header { kind, message_id })
+    Ok(Header::from_bytes(msg.first_chunk().ok_or(DecodeError::Truncated)?)?)
 }
 
 /// The recipient chunk keys of `message`: unwraps only the recipient slots with `secret`

@@ -3,7 +3,7 @@
 //! Decoding keeps offsets into the input (copied once into the [`crate::Signet`]); it never
 //! allocates more than a constant factor of the input size, whatever the lengths claim.
 
-use crate::fields::{Definition, SignetKind, Width, field_info};
+use crate::fields::{Definition, FieldInfo, SignetKind, Width, field_info};
 use dime_core::limits::{SIGNET_HEADER_LEN, SIGNET_MAX_PAYLOAD};
 
 /// Length of an Ed25519 signature field's data (`spec/signet.md` §3.2).
@@ -230,6 +230,37 @@ pub fn write_header(out: &mut Vec<u8>, magic: u16, payload_len: usize) -> Result
     Ok(())
 }
 
+/// The container rules on the sequence of field ids (`spec/signet.md` §3): no reserved id,
+/// ids ascending, a unique id at most once. Shared by the decoder and the encoder.
+struct FieldOrder {
+    kind: SignetKind,
+    previous: Option<u8>,
+}
+
+impl FieldOrder {
+    fn new(kind: SignetKind) -> FieldOrder {
+        FieldOrder { kind, previous: None }
+    }
+
+    /// Admits the next field, `id` at `offset`, and returns its table entry.
+    fn admit(&mut self, id: u8, offset: usize) -> Result<FieldInfo, DecodeError> {
+        let info = field_info(self.kind, id);
+        if info.definition == Definition::Reserved {
+            return Err(DecodeError::ReservedField { id, offset, kind: self.kind.name() });
+        }
+        if let Some(prev) = self.previous {
+            if id < prev {
+                return Err(DecodeError::OutOfOrder { id, previous: prev, offset });
+            }
+            if id == prev && info.unique {
+                return Err(DecodeError::Duplicate { id, offset });
+            }
+        }
+        self.previous = Some(id);
+        Ok(info)
+    }
+}
+
 fn be(bytes: &[u8]) -> usize {
     bytes.iter().fold(0usize, |acc, &b| acc << 8 | usize::from(b))
 }
@@ -239,23 +270,12 @@ fn be(bytes: &[u8]) -> usize {
 pub(crate) fn index_fields(kind: SignetKind, payload: &[u8]) -> Result<Vec<Span>, DecodeError> {
     let mut spans = Vec::new();
     let mut at = 0usize;
-    let mut previous: Option<u8> = None;
+    let mut order = FieldOrder::new(kind);
     while at < payload.len() {
         let offset = at;
         let id = payload[at];
         at += 1;
-        let info = field_info(kind, id);
-        if info.definition == Definition::Reserved {
-            return Err(DecodeError::ReservedField { id, offset, kind: kind.name() });
-        }
-        if let Some(prev) = previous {
-            if id < prev {
-                return Err(DecodeError::OutOfOrder { id, previous: prev, offset });
-            }
-            if id == prev && info.unique {
-                return Err(DecodeError::Duplicate { id, offset });
-            }
-        }
+        let info = order.admit(id, offset)?;
         let truncated = DecodeError::FieldTruncated { id, offset };
         let take = |at: &mut usize, n: usize| -> Result<usize, DecodeError> {
             let start = *at;
@@ -290,7 +310,6 @@ pub(crate) fn index_fields(kind: SignetKind, payload: &[u8]) -> Result<Vec<Span>
             data_start: data_start as u32,
             end: at as u32,
         });
-        previous = Some(id);
     }
     Ok(spans)
 }
@@ -308,30 +327,11 @@ pub fn encode_signet(kind: SignetKind, fields: &[FieldData]) -> Result<Vec<u8>, 
 /// Encodes fields into a payload (no header); see [`encode_signet`].
 pub fn encode_payload(kind: SignetKind, fields: &[FieldData]) -> Result<Vec<u8>, EncodeError> {
     let mut out = Vec::new();
-    let mut previous: Option<u8> = None;
+    let mut order = FieldOrder::new(kind);
     for f in fields {
         let offset = out.len();
-        let info = field_info(kind, f.id);
         let id = f.id;
-        if info.definition == Definition::Reserved {
-            return Err(EncodeError::Rule(DecodeError::ReservedField {
-                id,
-                offset,
-                kind: kind.name(),
-            }));
-        }
-        if let Some(prev) = previous {
-            if id < prev {
-                return Err(EncodeError::Rule(DecodeError::OutOfOrder {
-                    id,
-                    previous: prev,
-                    offset,
-                }));
-            }
-            if id == prev && info.unique {
-                return Err(EncodeError::Rule(DecodeError::Duplicate { id, offset }));
-            }
-        }
+        let info = order.admit(id, offset).map_err(EncodeError::Rule)?;
         if (info.width == Width::Named) != f.name.is_some() {
             return Err(EncodeError::Name { id });
         }
@@ -369,7 +369,6 @@ pub fn encode_payload(kind: SignetKind, fields: &[FieldData]) -> Result<Vec<u8>,
         if out.len() > SIGNET_MAX_PAYLOAD {
             return Err(EncodeError::TooLarge);
         }
-        previous = Some(id);
     }
     Ok(out)
 }

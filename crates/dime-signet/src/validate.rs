@@ -163,13 +163,13 @@ impl<'a> Verifier<'a> {
         let mut keys = Vec::new();
         if let Some(org) = self.org {
             keys.extend(org.signing_key().ok());
-            for f in org.fields_with_id(2) {
-                if let Ok(sok) = crate::keys::Sok::parse(f.data)
-                    && sok.permissions.contains(SokPermissions::SIGNET)
-                {
-                    keys.push(sok.key);
-                }
-            }
+            // An org signet with a malformed SOK is itself malformed: none of its SOKs count.
+            let soks = org.soks().unwrap_or_default();
+            keys.extend(
+                soks.iter()
+                    .filter(|s| s.permissions.contains(SokPermissions::SIGNET))
+                    .map(|s| s.key),
+            );
         }
         keys.extend(self.trusted_poks.unwrap_or(&[]).iter().copied());
         Some(keys)

@@ -3,8 +3,8 @@
 
 use dime_core::crypto::{Ed25519Seed, default_provider};
 use dime_signet::{
-    CreateError, OrgKeys, OrgSigner, Problem, Profile, SignetState, SokPermissions, SokSecret,
-    UserKeys, Verifier, create_org_signet, create_ssr, sign_user_signet,
+    CreateError, FieldData, OrgKeys, OrgSigner, Problem, Profile, Signet, SignetKind, SignetState,
+    SokPermissions, SokSecret, UserKeys, Verifier, create_org_signet, create_ssr, sign_user_signet,
 };
 
 fn seed_copy(s: &Ed25519Seed) -> Ed25519Seed {
@@ -41,6 +41,29 @@ fn a_sok_without_the_signet_bit_neither_signs_nor_validates() {
     assert_eq!(e.unwrap_err(), CreateError::SokLacksSignetPermission(0));
     let e = sign_user_signet(p, &demoted, OrgSigner::Sok(5), &ssr, &mailbox, &Profile::new());
     assert_eq!(e.unwrap_err(), CreateError::NoSuchSok(5));
+}
+
+#[test]
+fn an_org_signet_with_a_malformed_sok_lends_no_sok_its_trust() {
+    let p = default_provider();
+    let mut rng = dime_testkit::seeded_rng(14);
+    let mut keys = OrgKeys::generate(&mut rng);
+    keys.add_sok(&mut rng, SokPermissions::SIGNET);
+    let ssr = create_ssr(p, &UserKeys::generate(&mut rng)).unwrap();
+    let mailbox = "u@example.com".parse().unwrap();
+    let signed =
+        sign_user_signet(p, &keys, OrgSigner::Sok(0), &ssr, &mailbox, &Profile::new()).unwrap();
+    let org =
+        create_org_signet(p, &keys, &"example.com".parse().unwrap(), &Profile::new()).unwrap();
+    // A second field 2 that is not a SOK: the org signet is malformed (its `soks()` fails),
+    // so the well-formed SOK beside it does not count as a signer either.
+    let mut fields = org.field_data();
+    let at = fields.iter().rposition(|f| f.id == 2).unwrap() + 1;
+    fields.insert(at, FieldData::new(2, vec![1u8; 5]));
+    let bad_org = Signet::from_fields(SignetKind::Org, &fields).unwrap();
+    assert!(bad_org.soks().is_err());
+    let v = signed.validate(p, &Verifier::new().org(&bad_org));
+    assert_eq!((v.state(), v.problem()), (SignetState::Invalid, Some(&Problem::BadSignature(6))));
 }
 
 #[test]
