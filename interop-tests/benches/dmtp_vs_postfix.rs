@@ -35,6 +35,7 @@
 //!
 //! Run: `cargo bench -p dime-interop-tests --bench dmtp_vs_postfix` (as root, with Debian's
 //! `postfix` installed; without it the Postfix half is skipped with a message).
+//! `DIME_BENCH_CASES=quic:1,tls:32` runs only the dime cases named (for profiling one).
 //! `DIME_BENCH_MESSAGES` sets the messages per case (default 5000); `DIME_BENCH_POSTFIX=0`
 //! skips Postfix. `cargo test --benches` runs a smoke pass of 16 messages per case.
 #![allow(
@@ -815,7 +816,14 @@ fn main() {
     // Each dime case in a child process of its own: a fresh heap, so its peak RSS is its own.
     let exe = std::env::current_exe().expect("the bench's own path");
     let mut rows = Vec::new();
-    for spec in ["quic:1", &format!("quic:{MANY}"), "tls:1", &format!("tls:{MANY}")] {
+    let all =
+        ["quic:1".to_owned(), format!("quic:{MANY}"), "tls:1".to_owned(), format!("tls:{MANY}")];
+    // DIME_BENCH_CASES=quic:1,tls:1 runs only those (profiling one case).
+    let chosen: Vec<String> = match std::env::var("DIME_BENCH_CASES") {
+        Ok(v) => v.split(',').map(str::to_owned).collect(),
+        Err(_) => all.to_vec(),
+    };
+    for spec in &chosen {
         let out = Command::new(&exe)
             .args(["--dime-case", spec, "--sealed"])
             .arg(&sealed)

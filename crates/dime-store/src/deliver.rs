@@ -3,14 +3,15 @@
 //! [`Store::deliver`] hands the envelope to one committer thread and waits. The committer takes
 //! every delivery waiting in its queue (up to [`MAX_GROUP_COMMIT`]) and makes the batch durable
 //! with one `fdatasync`: on a backend that defers durability (redb), it appends the batch to
-//! the delivery log (`spec/storage.md` §4.1), then applies it in one deferred transaction; on
+//! the delivery log (`spec/storage.md` §4.1) and, while the log thread writes it, applies it
+//! in one deferred transaction that commits once the records are on stable storage; on
 //! any other backend it commits the batch durably. Then it answers each caller. A caller
 //! therefore returns only after its own delivery is on stable storage.
 
 use crate::account::{get_body, load_account, put_body, save_account};
 use crate::backend::{ReadTxn, Table, WriteTxn};
 use crate::codec::{CHECKSUM_LEN, Dec, blob_digest};
-use crate::log::{DeliveryLog, LOG_FILE, MAX_LOGGED_ENVELOPE, Record, WRAP_BYTES};
+use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_ENVELOPE, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
     AccountId, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId, Store, StoreError, Timestamp,
@@ -132,9 +133,16 @@ pub(crate) fn recover(
 
 type Answer = Result<Delivered, StoreError>;
 
-/// Writes `batch` in one transaction: `deferred` after the delivery log holds it, durable
-/// otherwise. Returns each item's answer (or the batch's error).
-fn write_batch(inner: &Inner, batch: &[Job], mark: Option<u64>) -> Result<Vec<Answer>, StoreError> {
+/// Writes `batch` in one transaction: deferred when `mark` is given (the delivery log holds
+/// the batch up to that sequence number), durable otherwise. `before_commit` runs after the
+/// batch is written and before the transaction commits; its error aborts the transaction.
+/// Returns each item's answer (or the batch's error).
+fn write_batch(
+    inner: &Inner,
+    batch: &[Job],
+    mark: Option<u64>,
+    before_commit: &mut dyn FnMut() -> Result<(), StoreError>,
+) -> Result<Vec<Answer>, StoreError> {
     let mut results = Vec::new();
     let mut f = |t: &mut dyn WriteTxn| {
         results.clear();
@@ -146,10 +154,10 @@ fn write_batch(inner: &Inner, batch: &[Job], mark: Option<u64>) -> Result<Vec<An
                 other => results.push(other),
             }
         }
-        match mark {
-            Some(seq) => set_log_mark(inner, t, seq),
-            None => Ok(()),
+        if let Some(seq) = mark {
+            set_log_mark(inner, t, seq)?;
         }
+        before_commit()
     };
     if mark.is_some() {
         inner.backend.write_deferred(&mut f)
@@ -159,9 +167,53 @@ fn write_batch(inner: &Inner, batch: &[Job], mark: Option<u64>) -> Result<Vec<An
     Ok(results)
 }
 
+/// The thread that writes and `fdatasync`s log batches, so that the committer applies a batch
+/// to the backend while its records go to the disk.
+struct Syncer {
+    tx: Option<mpsc::Sender<Batch>>,
+    done: mpsc::Receiver<Result<(), StoreError>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl Syncer {
+    fn start() -> Syncer {
+        let (tx, rx) = mpsc::channel::<Batch>();
+        let (done_tx, done) = mpsc::channel();
+        let thread = std::thread::Builder::new()
+            .name("dime-store-log".into())
+            .spawn(move || {
+                while let Ok(b) = rx.recv() {
+                    if done_tx.send(b.write()).is_err() {
+                        break;
+                    }
+                }
+            })
+            .ok();
+        Syncer { tx: Some(tx), done, thread }
+    }
+
+    /// Starts writing `batch`; [`Syncer::wait`] gives the outcome.
+    fn send(&self, batch: Batch) -> Result<(), StoreError> {
+        self.tx.as_ref().and_then(|tx| tx.send(batch).ok()).ok_or(StoreError::Closed)
+    }
+
+    fn wait(&self) -> Result<(), StoreError> {
+        self.done.recv().unwrap_or(Err(StoreError::Closed))
+    }
+}
+
+impl Drop for Syncer {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
 struct Committing<'a> {
     inner: &'a Inner,
-    log: Option<DeliveryLog>,
+    log: Option<(DeliveryLog, Syncer)>,
     /// Deferred commits since the last checkpoint.
     deferred: usize,
 }
@@ -169,13 +221,12 @@ struct Committing<'a> {
 impl Committing<'_> {
     fn commit(&mut self, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
         let logged = batch.iter().all(|j| j.envelope.len() <= MAX_LOGGED_ENVELOPE);
-        let Some(log) = self.log.as_mut().filter(|_| logged) else {
+        let Some((log, syncer)) = self.log.as_mut().filter(|_| logged) else {
             // A durable commit, which also makes every deferred one durable.
-            let r = write_batch(self.inner, batch, None)?;
+            let r = write_batch(self.inner, batch, None, &mut || Ok(()))?;
             self.checkpointed();
             return Ok(r);
         };
-        let (end, seq) = (log.used(), log.next_seq());
         let records: Vec<Record<'_>> = batch
             .iter()
             .map(|j| Record {
@@ -185,23 +236,34 @@ impl Committing<'_> {
                 envelope: &j.envelope,
             })
             .collect();
-        let first = log.append(&records)?;
-        let last = first + batch.len() as u64 - 1;
-        match write_batch(self.inner, batch, Some(last)) {
-            Ok(r) => {
+        let prepared = log.prepare(&records);
+        let (span, len) = (prepared.span, prepared.len());
+        syncer.send(prepared)?;
+        // The batch is applied while its records are written; the deferred transaction
+        // commits (becomes visible) only once they are on stable storage.
+        let mut synced = None;
+        let applied = write_batch(self.inner, batch, Some(span.last()), &mut || {
+            synced.get_or_insert_with(|| syncer.wait()).clone()
+        });
+        match (synced.unwrap_or_else(|| syncer.wait()), applied) {
+            (Ok(()), Ok(r)) => {
+                log.written(&span, len);
                 self.deferred += 1;
                 Ok(r)
             }
-            Err(e) => {
+            (Ok(()), Err(e)) => {
                 // Not applied, so not acknowledged: take the records back.
-                let _ = log.truncate_to(end, seq);
+                log.written(&span, len);
+                let _ = log.truncate_to(span.at, span.first);
                 Err(e)
             }
+            (Err(e), _) => Err(e),
         }
     }
 
     fn due(&self) -> bool {
-        self.deferred >= MAX_DEFERRED || self.log.as_ref().is_some_and(|l| l.used() >= WRAP_BYTES)
+        self.deferred >= MAX_DEFERRED
+            || self.log.as_ref().is_some_and(|(l, _)| l.used() >= WRAP_BYTES)
     }
 
     fn checkpoint(&mut self) {
@@ -212,14 +274,14 @@ impl Committing<'_> {
 
     fn checkpointed(&mut self) {
         self.deferred = 0;
-        if let Some(log) = self.log.as_mut() {
+        if let Some((log, _)) = self.log.as_mut() {
             log.restart();
         }
     }
 }
 
 fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
-    let mut c = Committing { inner, log, deferred: 0 };
+    let mut c = Committing { inner, log: log.map(|l| (l, Syncer::start())), deferred: 0 };
     loop {
         let first = if c.deferred > 0 {
             match rx.recv_timeout(IDLE_CHECKPOINT) {

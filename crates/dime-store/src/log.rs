@@ -21,6 +21,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
+use std::sync::Arc;
 
 /// The file's name in the data directory.
 pub(crate) const LOG_FILE: &str = "deliveries.log";
@@ -94,9 +95,62 @@ fn decode_header(p: &CryptoProvider, h: &[u8; HEADER_LEN]) -> Option<Header> {
     (len <= crate::MAX_ENVELOPE_LEN).then_some((seq, account, now, digest, len))
 }
 
+/// Where a prepared batch goes in the log.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Span {
+    /// Its offset.
+    pub(crate) at: u64,
+    /// The sequence number of its first record.
+    pub(crate) first: u64,
+    /// How many records it holds.
+    pub(crate) count: u64,
+    /// The file's zero-filled length after it, when it grows the file.
+    grow_to: Option<u64>,
+}
+
+impl Span {
+    /// The sequence number of its last record.
+    pub(crate) fn last(&self) -> u64 {
+        self.first + self.count.saturating_sub(1)
+    }
+}
+
+/// A batch encoded for the log, not yet written.
+pub(crate) struct Batch {
+    file: Arc<File>,
+    buf: Vec<u8>,
+    pub(crate) span: Span,
+    grow_from: Option<u64>,
+}
+
+impl Batch {
+    /// Its length in octets.
+    pub(crate) fn len(&self) -> u64 {
+        self.buf.len() as u64
+    }
+
+    /// Writes the batch and `fdatasync`s the file: on success every record is on stable
+    /// storage. On failure nothing of it is acknowledged, and what may have reached the disk is
+    /// zeroed (best effort: the disk is failing already), so no scan finds part of it.
+    pub(crate) fn write(&self) -> Result<(), StoreError> {
+        if let (Some(from), Some(to)) = (self.grow_from, self.span.grow_to) {
+            let zeros = vec![0u8; (to - from) as usize];
+            self.file.write_all_at(&zeros, from).map_err(io_err)?;
+        }
+        let written =
+            self.file.write_all_at(&self.buf, self.span.at).and_then(|()| self.file.sync_data());
+        if let Err(e) = written {
+            let _ = self.file.write_all_at(&vec![0u8; self.buf.len()], self.span.at);
+            let _ = self.file.sync_data();
+            return Err(io_err(e));
+        }
+        Ok(())
+    }
+}
+
 /// The open log of one store.
 pub(crate) struct DeliveryLog {
-    file: File,
+    file: Arc<File>,
     p: &'static CryptoProvider,
     /// Where the next record goes.
     end: u64,
@@ -153,13 +207,9 @@ impl DeliveryLog {
             }
         }
         let last = replay.last().map_or(durable, |r| r.seq);
-        let log = DeliveryLog { file, p, end: 0, size, next_seq: last.saturating_add(1) };
+        let log =
+            DeliveryLog { file: Arc::new(file), p, end: 0, size, next_seq: last.saturating_add(1) };
         Ok((log, replay))
-    }
-
-    /// The sequence number the next appended record takes.
-    pub(crate) fn next_seq(&self) -> u64 {
-        self.next_seq
     }
 
     /// Octets written since the last [`DeliveryLog::restart`].
@@ -167,9 +217,9 @@ impl DeliveryLog {
         self.end
     }
 
-    /// Appends `records` with one write and one `fdatasync`; returns the sequence number of
-    /// the first. On success every record is on stable storage.
-    pub(crate) fn append(&mut self, records: &[Record<'_>]) -> Result<u64, StoreError> {
+    /// Encodes `records` as the next batch (no I/O): write it with [`Batch::write`], on any
+    /// thread, then tell the log with [`DeliveryLog::written`].
+    pub(crate) fn prepare(&self, records: &[Record<'_>]) -> Batch {
         let first = self.next_seq;
         let mut buf = Vec::with_capacity(
             records.iter().map(|r| HEADER_LEN + r.envelope.len()).sum::<usize>(),
@@ -178,24 +228,28 @@ impl DeliveryLog {
             encode(self.p, first + i as u64, r, &mut buf);
         }
         let need = self.end + buf.len() as u64;
-        if need > self.size {
-            // Zero-fill ahead, so that later records overwrite allocated blocks.
-            let target = need.div_ceil(GROW_STEP) * GROW_STEP;
-            let zeros = vec![0u8; (target - self.size) as usize];
-            self.file.write_all_at(&zeros, self.size).map_err(io_err)?;
-            self.size = target;
+        // Zero-fill ahead, so that later records overwrite allocated blocks.
+        let grow = (need > self.size).then(|| (self.size, need.div_ceil(GROW_STEP) * GROW_STEP));
+        Batch {
+            file: Arc::clone(&self.file),
+            buf,
+            span: Span {
+                at: self.end,
+                first,
+                count: records.len() as u64,
+                grow_to: grow.map(|g| g.1),
+            },
+            grow_from: grow.map(|g| g.0),
         }
-        let written = self.file.write_all_at(&buf, self.end).and_then(|()| self.file.sync_data());
-        if let Err(e) = written {
-            // Nothing of the batch is acknowledged. Zero what may have reached the disk, so a
-            // later scan never finds part of it (best effort: the disk is failing already).
-            let _ = self.file.write_all_at(&vec![0u8; buf.len()], self.end);
-            let _ = self.file.sync_data();
-            return Err(io_err(e));
+    }
+
+    /// Records that `span` (prepared by [`DeliveryLog::prepare`]) is on stable storage.
+    pub(crate) fn written(&mut self, span: &Span, len: u64) {
+        self.end = span.at + len;
+        self.next_seq = span.first + span.count;
+        if let Some(to) = span.grow_to {
+            self.size = self.size.max(to);
         }
-        self.end = need;
-        self.next_seq = first + records.len() as u64;
-        Ok(first)
     }
 
     /// Takes back the records appended after offset `end`, from sequence number `seq` on
