@@ -11,7 +11,7 @@
 use crate::account::{get_body, load_account, put_body, save_account};
 use crate::backend::{ReadTxn, Table, WriteTxn};
 use crate::codec::{CHECKSUM_LEN, Dec, blob_digest};
-use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_ENVELOPE, Record, WRAP_BYTES};
+use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
     AccountId, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId, Store, StoreError, Timestamp,
@@ -78,8 +78,9 @@ impl Drop for Committer {
 /// The key of the delivery log's durable mark in [`Table::Jobs`]: the sequence number of the
 /// last log record the backend holds (`spec/storage.md` §4.1).
 const LOG_MARK: &[u8] = b"delivery log";
-/// Deferred commits after which the committer checkpoints.
-const MAX_DEFERRED: usize = 1024;
+/// Deferred commits after which the committer checkpoints (small messages: the log bound of
+/// [`WRAP_BYTES`] comes first for messages over 4 KiB).
+const MAX_DEFERRED: usize = 256;
 /// Idle time after which the committer checkpoints pending deferred commits.
 const IDLE_CHECKPOINT: Duration = Duration::from_millis(500);
 
@@ -220,7 +221,7 @@ struct Committing<'a> {
 
 impl Committing<'_> {
     fn commit(&mut self, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
-        let logged = batch.iter().all(|j| j.envelope.len() <= MAX_LOGGED_ENVELOPE);
+        let logged = batch.iter().map(|j| j.envelope.len()).sum::<usize>() <= MAX_LOGGED_BATCH;
         let Some((log, syncer)) = self.log.as_mut().filter(|_| logged) else {
             // A durable commit, which also makes every deferred one durable.
             let r = write_batch(self.inner, batch, None, &mut || Ok(()))?;
