@@ -14,14 +14,14 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
-/// Drives `c` until `done` picks an event, which is returned. Refusals and failures that
-/// `done` does not pick end it with an error.
-async fn pump<R, W>(
+/// Drives `c` until `pick` takes an event (returns `Ok`), and returns what it made of it.
+/// Refusals and failures that `pick` gives back end it with an error.
+async fn pump<R, W, T>(
     c: &mut Client,
     reader: &mut R,
     writer: &mut W,
-    mut done: impl FnMut(&ClientEvent) -> bool,
-) -> Result<ClientEvent, NetError>
+    mut pick: impl FnMut(ClientEvent) -> Result<T, ClientEvent>,
+) -> Result<T, NetError>
 where
     R: AsyncRead + Unpin,
     W: AsyncWrite + Unpin,
@@ -37,16 +37,16 @@ where
             writer.flush().await?;
         }
         while let Some(ev) = c.poll_event() {
-            if done(&ev) {
-                return Ok(ev);
-            }
-            match ev {
-                ClientEvent::Failed(e) => return Err(NetError::Protocol(e)),
-                ClientEvent::Refused { command, code, .. } => {
-                    return Err(NetError::Refused { command, code });
-                }
-                ClientEvent::Closed => return Err(NetError::Closed),
-                _ => {}
+            match pick(ev) {
+                Ok(picked) => return Ok(picked),
+                Err(ev) => match ev {
+                    ClientEvent::Failed(e) => return Err(NetError::Protocol(e)),
+                    ClientEvent::Refused { command, code, .. } => {
+                        return Err(NetError::Refused { command, code });
+                    }
+                    ClientEvent::Closed => return Err(NetError::Closed),
+                    _ => {}
+                },
             }
         }
         if c.is_closed() {
@@ -71,14 +71,29 @@ where
     }
 }
 
-fn delivered(txn: dime_dmtp::TxnHandle) -> impl FnMut(&ClientEvent) -> bool {
-    move |ev| matches!(ev, ClientEvent::Delivered { txn: t, .. } if *t == txn)
+/// Picks the transaction id of `txn`'s delivery.
+fn delivered(
+    txn: dime_dmtp::TxnHandle,
+) -> impl FnMut(ClientEvent) -> Result<TransactionId, ClientEvent> {
+    move |ev| match ev {
+        ClientEvent::Delivered { txn: t, id } if t == txn => Ok(id),
+        other => Err(other),
+    }
 }
 
-fn into_txid(ev: ClientEvent) -> Result<TransactionId, NetError> {
+/// Picks a signet's bytes (SGNT).
+fn signet(ev: ClientEvent) -> Result<Vec<u8>, ClientEvent> {
     match ev {
-        ClientEvent::Delivered { id, .. } => Ok(id),
-        _ => Err(NetError::Misuse("pump returned another event")),
+        ClientEvent::Signet(s) => Ok(s),
+        other => Err(other),
+    }
+}
+
+/// Picks a chain of signets (HIST).
+fn history(ev: ClientEvent) -> Result<Vec<Vec<u8>>, ClientEvent> {
+    match ev {
+        ClientEvent::History(h) => Ok(h),
+        other => Err(other),
     }
 }
 
@@ -152,11 +167,11 @@ impl QuicConnection {
     pub async fn send(&self, msg: Outgoing) -> Result<TransactionId, NetError> {
         let (mut c, mut send, mut recv) = self.stream(Mode::Transfer).await?;
         let txn = c.send_message(msg, Instant::now());
-        let ev = pump(&mut c, &mut recv, &mut send, delivered(txn)).await?;
+        let id = pump(&mut c, &mut recv, &mut send, delivered(txn)).await?;
         // The stream carried its one transaction: finishing it ends the server's side too
         // (no QUIT round trip, `spec/dmtp.md` §2).
         let _ = send.finish();
-        into_txid(ev)
+        Ok(id)
     }
 
     /// SGNT on a new stream: the signet's bytes, not yet validated.
@@ -170,13 +185,9 @@ impl QuicConnection {
     ) -> Result<Vec<u8>, NetError> {
         let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
         c.lookup_signet(name, pin, Instant::now());
-        let ev =
-            pump(&mut c, &mut recv, &mut send, |e| matches!(e, ClientEvent::Signet(_))).await?;
+        let s = pump(&mut c, &mut recv, &mut send, signet).await?;
         let _ = send.finish();
-        match ev {
-            ClientEvent::Signet(s) => Ok(s),
-            _ => Err(NetError::Misuse("pump returned another event")),
-        }
+        Ok(s)
     }
 
     /// HIST on a new stream: the signets of `name` published after the one whose fingerprint
@@ -191,13 +202,9 @@ impl QuicConnection {
     ) -> Result<Vec<Vec<u8>>, NetError> {
         let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
         c.history(name, from, Instant::now());
-        let ev =
-            pump(&mut c, &mut recv, &mut send, |e| matches!(e, ClientEvent::History(_))).await?;
+        let h = pump(&mut c, &mut recv, &mut send, history).await?;
         let _ = send.finish();
-        match ev {
-            ClientEvent::History(h) => Ok(h),
-            _ => Err(NetError::Misuse("pump returned another event")),
-        }
+        Ok(h)
     }
 
     /// Closes the connection.
@@ -255,13 +262,12 @@ impl TlsConnection {
         let (reader, writer) = tokio::io::split(tls);
         let client = Client::new(*provider, Some(domain), Mode::Transfer, Instant::now());
         let mut conn = TlsConnection { client, reader, writer, greeting: None };
-        let ev = pump(&mut conn.client, &mut conn.reader, &mut conn.writer, |e| {
-            matches!(e, ClientEvent::Greeted(_))
+        let g = pump(&mut conn.client, &mut conn.reader, &mut conn.writer, |e| match e {
+            ClientEvent::Greeted(g) => Ok(g),
+            other => Err(other),
         })
         .await?;
-        if let ClientEvent::Greeted(g) = ev {
-            conn.greeting = Some(g);
-        }
+        conn.greeting = Some(g);
         Ok(conn)
     }
 
@@ -276,8 +282,7 @@ impl TlsConnection {
     /// [`NetError::Refused`] with the server's code, protocol and transport errors.
     pub async fn send(&mut self, msg: Outgoing) -> Result<TransactionId, NetError> {
         let txn = self.client.send_message(msg, Instant::now());
-        let ev = pump(&mut self.client, &mut self.reader, &mut self.writer, delivered(txn)).await?;
-        into_txid(ev)
+        pump(&mut self.client, &mut self.reader, &mut self.writer, delivered(txn)).await
     }
 
     /// SGNT: the signet's bytes, not yet validated.
@@ -290,14 +295,7 @@ impl TlsConnection {
         pin: Option<&Fingerprint>,
     ) -> Result<Vec<u8>, NetError> {
         self.client.lookup_signet(name, pin, Instant::now());
-        let ev = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| {
-            matches!(e, ClientEvent::Signet(_))
-        })
-        .await?;
-        match ev {
-            ClientEvent::Signet(s) => Ok(s),
-            _ => Err(NetError::Misuse("pump returned another event")),
-        }
+        pump(&mut self.client, &mut self.reader, &mut self.writer, signet).await
     }
 
     /// HIST: the signets of `name` published after `from`, oldest first, not yet validated.
@@ -310,14 +308,7 @@ impl TlsConnection {
         from: &Fingerprint,
     ) -> Result<Vec<Vec<u8>>, NetError> {
         self.client.history(name, from, Instant::now());
-        let ev = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| {
-            matches!(e, ClientEvent::History(_))
-        })
-        .await?;
-        match ev {
-            ClientEvent::History(h) => Ok(h),
-            _ => Err(NetError::Misuse("pump returned another event")),
-        }
+        pump(&mut self.client, &mut self.reader, &mut self.writer, history).await
     }
 
     /// QUIT, then closes the connection.
@@ -326,12 +317,13 @@ impl TlsConnection {
     /// Transport errors; a refused QUIT.
     pub async fn quit(mut self) -> Result<(), NetError> {
         self.client.quit(Instant::now());
-        let r = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| {
-            matches!(e, ClientEvent::Closed)
+        let r = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| match e {
+            ClientEvent::Closed => Ok(()),
+            other => Err(other),
         })
         .await;
         let _ = self.writer.shutdown().await;
-        r.map(|_| ())
+        r
     }
 }
 
