@@ -319,13 +319,20 @@ impl Store {
 pub(crate) fn quarantine(inner: &Inner, table: Table, key: &[u8]) {
     // Best effort: a failure to quarantine leaves the item where it is, still detected as
     // corrupt on every read.
-    let _ = inner.backend.write(&mut |t| {
-        if let Some(v) = t.get(table, key)? {
-            let mut qk = vec![table.code()];
-            qk.extend_from_slice(key);
-            t.put(Table::Quarantine, &qk, &v)?;
-            t.delete(table, key)?;
-        }
-        Ok(())
-    });
+    let _ = inner.backend.write(&mut |t| quarantine_in(t, table, key));
+}
+
+/// Moves `key` of `table` (if present) into the quarantine table, under table code ‖ key,
+/// inside the transaction `t` (`spec/storage.md` §9).
+pub(crate) fn quarantine_in(
+    t: &mut dyn WriteTxn,
+    table: Table,
+    key: &[u8],
+) -> Result<(), StoreError> {
+    if let Some(v) = t.get(table, key)? {
+        let qk = [&[table.code()][..], key].concat();
+        t.put(Table::Quarantine, &qk, &v)?;
+        t.delete(table, key)?;
+    }
+    Ok(())
 }

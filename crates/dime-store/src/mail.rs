@@ -6,7 +6,7 @@ use crate::codec::{Dec, Enc, blob_digest};
 use crate::keys::{Session, open, seal};
 use crate::{
     AccountId, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxId, Store, StoreError, Timestamp,
-    Uid, quarantine,
+    Uid, quarantine, quarantine_in,
 };
 use dime_core::CryptoRngCore;
 use dime_core::crypto::{AeadKey, CryptoProvider};
@@ -151,7 +151,16 @@ impl MsgRec {
     }
 }
 
-type Fetched = Result<(MsgRec, Vec<u8>), StoreError>;
+/// A message as one read transaction saw it, its blob checked against its digest
+/// ([`Store::fetch_with`]).
+pub(crate) struct Fetched<T> {
+    /// Its message number.
+    pub(crate) seq: u64,
+    pub(crate) msg: MsgRec,
+    pub(crate) blob: Vec<u8>,
+    /// What the caller read beside it, in the same transaction.
+    pub(crate) beside: T,
+}
 
 pub(crate) fn mbox_key(a: AccountId, m: MailboxId) -> Vec<u8> {
     Enc::new().raw(&a.0).u32(m.0).finish()
@@ -337,19 +346,32 @@ impl Store {
     /// The sealed envelope of one message, checked against its digest. A corrupt message is
     /// quarantined (and its entries removed), and [`StoreError::Corrupt`] returned.
     pub fn fetch(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError> {
+        Ok(self.fetch_with(a, m, uid, |_, _| Ok(()))?.blob)
+    }
+
+    /// [`Store::fetch`] with its record, reading in the same read transaction what `beside`
+    /// reads given the message key (it reports only backend errors: a corrupt item it reads
+    /// is its own to handle). The blob's digest is checked once.
+    pub(crate) fn fetch_with<T>(
+        &self,
+        a: AccountId,
+        m: MailboxId,
+        uid: Uid,
+        mut beside: impl FnMut(&dyn ReadTxn, &[u8]) -> Result<T, StoreError>,
+    ) -> Result<Fetched<T>, StoreError> {
         let inner = &*self.inner;
-        let mut found: Option<(u64, Fetched)> = None;
+        let mut found: Option<(u64, Result<Fetched<T>, StoreError>)> = None;
         let ek = entry_key(a, m.0, uid.0);
         let r = inner.backend.read(&mut |t| {
             let e = get_body(inner, t, Table::Entries, &ek, "index record")?
                 .ok_or(StoreError::NoSuchMessage)?;
             let e = EntryRec::decode(&e)?;
             let got = (|| {
+                let key = msg_key(a, e.seq);
                 let msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
-                let blob = t
-                    .get(Table::Blobs, &msg_key(a, e.seq))?
-                    .ok_or(StoreError::Corrupt { what: "message" })?;
-                Ok((msg, blob))
+                let blob =
+                    t.get(Table::Blobs, &key)?.ok_or(StoreError::Corrupt { what: "message" })?;
+                Ok(Fetched { seq: e.seq, msg, blob, beside: beside(t, &key)? })
             })();
             found = Some((e.seq, got));
             Ok(())
@@ -361,7 +383,7 @@ impl Store {
         r?;
         let Some((seq, got)) = found else { return Err(StoreError::NoSuchMessage) };
         match got {
-            Ok((msg, blob)) if blob_digest(inner.p, &blob) == msg.digest => Ok(blob),
+            Ok(f) if blob_digest(inner.p, &f.blob) == f.msg.digest => Ok(f),
             Ok(_) | Err(StoreError::Corrupt { .. }) => {
                 self.quarantine_message(a, seq)?;
                 Err(StoreError::Corrupt { what: "message" })
@@ -376,12 +398,7 @@ impl Store {
         inner.backend.write(&mut |t| {
             let msg = load_msg(inner, t, a, seq).ok().flatten();
             for table in [Table::Blobs, Table::Messages] {
-                if let Some(v) = t.get(table, &k)? {
-                    let mut qk = vec![table.code()];
-                    qk.extend_from_slice(&k);
-                    t.put(Table::Quarantine, &qk, &v)?;
-                    t.delete(table, &k)?;
-                }
+                quarantine_in(t, table, &k)?;
             }
             crate::rewrap::delete_overlays(t, &k)?;
             if let Some(msg) = msg {

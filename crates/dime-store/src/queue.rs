@@ -220,23 +220,6 @@ impl Store {
         })
     }
 
-    /// Records a failed attempt and schedules the next one at `next_attempt`, without
-    /// touching the status ([`Store::defer`] records it).
-    pub fn retry_at(&self, id: QueueId, next_attempt: Timestamp) -> Result<(), StoreError> {
-        let inner = &*self.inner;
-        inner.backend.write(&mut |t| {
-            let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
-                .ok_or(StoreError::NoSuchQueueEntry)?;
-            let mut r = QRec::decode(&b)?;
-            t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
-            r.attempts = r.attempts.saturating_add(1);
-            r.next_attempt = next_attempt.0;
-            r.due = next_attempt.0;
-            put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
-            t.put(Table::QueueDue, &due_key(r.due, id.0), &[])
-        })
-    }
-
     /// Records a failed attempt, schedules the next one at `next_attempt`, and records the
     /// status deferred (`reason`, the attempts so far, the next attempt), in one transaction.
     /// Returns the attempts made so far.

@@ -16,7 +16,7 @@ use crate::account::{get_body, load_account, prefix_end, put_body};
 use crate::backend::{Table, WriteTxn};
 use crate::codec::{blob_digest, open_record};
 use crate::keys::Session;
-use crate::mail::{EntryRec, MsgRec, entry_key, load_msg, msg_key};
+use crate::mail::{MsgRec, msg_key};
 use crate::{AccountId, MailboxId, Store, StoreError, Timestamp, Uid};
 use dime_core::CryptoRngCore;
 use dime_core::crypto::{CryptoProvider, X25519PublicKey};
@@ -124,39 +124,22 @@ struct Stored {
 }
 
 impl Store {
-    /// A message with its record and overlays, its digest checked (a corrupt message is
-    /// quarantined as by [`Store::fetch`]).
+    /// A message with its record and overlays, read in one transaction, its digest checked
+    /// (a corrupt message is quarantined as by [`Store::fetch`]).
     fn stored(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Stored, StoreError> {
-        let blob = self.fetch(a, m, uid)?;
-        let inner = &*self.inner;
-        let mut out = None;
-        inner.backend.read(&mut |t| {
-            let e = get_body(inner, t, Table::Entries, &entry_key(a, m.0, uid.0), "index record")?
-                .ok_or(StoreError::NoSuchMessage)?;
-            let e = EntryRec::decode(&e)?;
-            let msg = load_msg(inner, t, a, e.seq)?.ok_or(StoreError::NoSuchMessage)?;
-            let key = msg_key(a, e.seq);
+        let p = self.inner.p;
+        let f = self.fetch_with(a, m, uid, |t, key| {
             let ov = |kind| -> Result<Option<Vec<u8>>, StoreError> {
-                let k = overlay_key(&key, kind);
+                let k = overlay_key(key, kind);
                 // A corrupt overlay is as good as none: the slow path rebuilds it.
                 Ok(t.get(Table::Overlays, &k)?.and_then(|v| {
-                    open_record(inner.p, Table::Overlays, &k, &v, "overlay")
-                        .ok()
-                        .map(<[u8]>::to_vec)
+                    open_record(p, Table::Overlays, &k, &v, "overlay").ok().map(<[u8]>::to_vec)
                 }))
             };
-            let (rewrap, read) = (ov(OVERLAY_REWRAP)?, ov(OVERLAY_READ)?);
-            out = Some(Stored { key, msg, blob: Vec::new(), rewrap, read });
-            Ok(())
+            Ok((ov(OVERLAY_REWRAP)?, ov(OVERLAY_READ)?))
         })?;
-        let mut st = out.ok_or(StoreError::NoSuchMessage)?;
-        if blob_digest(inner.p, &blob) != st.msg.digest {
-            // Changed between the two reads (re-delivered under the same number cannot
-            // happen; a concurrent expunge can).
-            return Err(StoreError::NoSuchMessage);
-        }
-        st.blob = blob;
-        Ok(st)
+        let (rewrap, read) = f.beside;
+        Ok(Stored { key: msg_key(a, f.seq), msg: f.msg, blob: f.blob, rewrap, read })
     }
 
     /// Opens a message with the session's keys (`spec/storage.md` §6.6): through its read

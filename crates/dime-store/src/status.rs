@@ -13,7 +13,7 @@ use crate::backend::{ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, open_record};
 use crate::keys::{derive, open, seal};
 use crate::queue::QueueId;
-use crate::{Inner, Store, StoreError, Timestamp, quarantine};
+use crate::{Inner, Store, StoreError, Timestamp, quarantine, quarantine_in};
 use dime_core::CryptoRngCore;
 use dime_core::crypto::AeadKey;
 
@@ -389,13 +389,7 @@ impl Store {
                         t.delete(Table::Status, &key)?;
                         removed += 1;
                     }
-                    Prune::Corrupt => {
-                        if let Some(v) = t.get(Table::Status, &key)? {
-                            let qk = [&[Table::Status.code()][..], &key].concat();
-                            t.put(Table::Quarantine, &qk, &v)?;
-                            t.delete(Table::Status, &key)?;
-                        }
-                    }
+                    Prune::Corrupt => quarantine_in(t, Table::Status, &key)?,
                 }
                 t.delete(Table::StatusTime, &k)?;
             }

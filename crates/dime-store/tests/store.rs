@@ -427,7 +427,10 @@ fn outbound_queue_leases_retries_and_completes() {
         "leased entries are not due"
     );
     store.complete(a).unwrap();
-    store.retry_at(b, Timestamp(T0.0 + 300)).unwrap();
+    assert_eq!(
+        store.defer(&mut rng, b, Timestamp(T0.0 + 300), "later", Timestamp(T0.0 + 30)).unwrap(),
+        1
+    );
     assert!(store.lease(Timestamp(T0.0 + 100), 60, 10).unwrap().is_empty());
     let again = store.lease(Timestamp(T0.0 + 300), 60, 10).unwrap();
     assert_eq!(again.len(), 1);
