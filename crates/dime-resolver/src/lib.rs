@@ -8,8 +8,9 @@
 //! follows user-signet rotation with a [`PinStore`], and caches it all. The normative text is
 //! `spec/discovery.md`.
 //!
-//! What it is not: a DMTP client (DMTP implements [`SignetSource`] later) or a recursive
-//! resolver: it asks configured resolvers and validates what they return.
+//! What it is not: a DMTP client (`dime-server`'s `DmtpSignets` implements [`SignetSource`]
+//! over DMTP) or a recursive resolver: it asks configured resolvers and validates what they
+//! return.
 
 pub mod cache;
 pub mod discovery;
@@ -26,8 +27,8 @@ pub use discovery::{
 pub use dns::{Answer, ConfigError, Dns, DnsConfig, TemporaryFailure, TrustAnchor};
 pub use proof::DnssecProof;
 pub use resolver::{
-    DeliveryHost, DiscoveryError, DomainDiscovery, HostSource, KeyResolver, OrgKey, Provenance,
-    UserKey, delivery_hosts,
+    AuthenticatedDomain, DeliveryHost, DiscoveryError, DomainDiscovery, HostSource, KeyResolver,
+    OrgKey, Provenance, UserKey, delivery_hosts,
 };
 pub use signets::{
     ChainStatus, MemoryPinStore, MemorySource, Pin, PinStore, SignetError, SignetSource,

@@ -2,7 +2,9 @@
 //! (`spec/discovery.md` §4 to §8).
 
 use crate::cache::{Cache, DEFAULT_CACHE_ENTRIES};
-use crate::discovery::{Decision, LocalPolicy, RecordLookup, decide, lookup_record};
+use crate::discovery::{
+    AuthenticatedRecord, Decision, LocalPolicy, RecordLookup, decide, lookup_record,
+};
 use crate::dns::{Answer, Dns};
 use crate::proof::DnssecProof;
 use crate::signets::{
@@ -16,6 +18,7 @@ use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio::sync::OnceCell;
 
 /// How long a temporary failure is remembered before the next lookup retries, seconds
 /// (`spec/discovery.md` §8).
@@ -164,6 +167,64 @@ pub struct DeliveryHost {
     pub proof: DnssecProof,
 }
 
+/// A domain whose `_dx` record the resolver has authenticated (`spec/discovery.md` §5): what a
+/// [`SignetSource`] is given, so that it never looks the record up again. Its delivery hosts
+/// (`spec/discovery.md` §4.1) are looked up on the first [`AuthenticatedDomain::delivery_hosts`]
+/// and kept, so the fetches of one resolver operation (org signet, user signet, history) and
+/// the route built from it share one lookup.
+#[derive(Debug)]
+pub struct AuthenticatedDomain {
+    domain: Domain,
+    record: AuthenticatedRecord,
+    dns: Option<Dns>,
+    hosts: OnceCell<Vec<DeliveryHost>>,
+}
+
+impl AuthenticatedDomain {
+    /// `domain` under its usable `record`; the delivery hosts are looked up through `dns` when
+    /// first asked for.
+    pub fn new(domain: Domain, record: AuthenticatedRecord, dns: Dns) -> AuthenticatedDomain {
+        AuthenticatedDomain { domain, record, dns: Some(dns), hosts: OnceCell::new() }
+    }
+
+    /// `domain` under its usable `record`, with delivery hosts already known (tests, tools).
+    pub fn with_hosts(
+        domain: Domain,
+        record: AuthenticatedRecord,
+        hosts: Vec<DeliveryHost>,
+    ) -> AuthenticatedDomain {
+        AuthenticatedDomain { domain, record, dns: None, hosts: OnceCell::new_with(Some(hosts)) }
+    }
+
+    /// The mail domain.
+    pub fn domain(&self) -> &Domain {
+        &self.domain
+    }
+
+    /// Its usable record and how it was authenticated.
+    pub fn record(&self) -> &AuthenticatedRecord {
+        &self.record
+    }
+
+    /// Whether the record's POKs count only over a CA-valid TLS connection (the record is
+    /// DNSSEC-insecure: `Decision::UseWithCaTls`).
+    pub fn ca_tls_required(&self) -> bool {
+        self.record.proof != DnssecProof::Secure
+    }
+
+    /// The delivery hosts under the record ([`delivery_hosts`]), looked up once.
+    pub async fn delivery_hosts(&self) -> &[DeliveryHost] {
+        self.hosts
+            .get_or_init(|| async {
+                match &self.dns {
+                    Some(dns) => delivery_hosts(dns, &self.domain, &self.record.record).await,
+                    None => Vec::new(),
+                }
+            })
+            .await
+    }
+}
+
 /// The key resolver (`spec/discovery.md`): one per process, shared.
 #[derive(Debug)]
 pub struct KeyResolver<S, P> {
@@ -226,19 +287,44 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
             .await
     }
 
-    /// The domain's org signet, validated against a usable record.
-    pub async fn org_key(&self, domain: &Domain) -> Result<OrgKey, DiscoveryError> {
+    /// The domain with its usable record, as a [`SignetSource`] is given it: the record from
+    /// [`KeyResolver::discover_domain`] (cached), its delivery hosts looked up on first use.
+    ///
+    /// # Errors
+    /// [`DiscoveryError::NotUsable`] when the decision is not to use the record.
+    pub async fn authenticated_domain(
+        &self,
+        domain: &Domain,
+    ) -> Result<AuthenticatedDomain, DiscoveryError> {
         let disc = self.discover_domain(domain).await;
         let Some(auth) = disc.decision.usable_record() else {
             return Err(DiscoveryError::NotUsable(disc.decision.clone()));
         };
+        Ok(AuthenticatedDomain::new(domain.clone(), auth.clone(), self.dns.clone()))
+    }
+
+    /// The domain's org signet, validated against a usable record.
+    pub async fn org_key(&self, domain: &Domain) -> Result<OrgKey, DiscoveryError> {
+        let domain = self.authenticated_domain(domain).await?;
+        self.org_key_for(&domain).await
+    }
+
+    /// The org signet of a domain whose record is already authenticated
+    /// ([`KeyResolver::authenticated_domain`]), validated against that record. A caller that
+    /// also needs the delivery hosts reads them from `domain` afterwards: a source that
+    /// fetched the signet from them has looked them up already.
+    pub async fn org_key_for(
+        &self,
+        domain: &AuthenticatedDomain,
+    ) -> Result<OrgKey, DiscoveryError> {
+        let auth = domain.record();
         let signet = self.source.org_signet(domain).await.map_err(SignetError::from)?;
-        let org = validate_org(self.crypto, &auth.record, domain, signet)?;
+        let org = validate_org(self.crypto, &auth.record, domain.domain(), signet)?;
         let provenance = Provenance {
-            domain: domain.clone(),
+            domain: domain.domain().clone(),
             record_from: auth.published_by.clone(),
             record_proof: auth.proof,
-            ca_tls_required: matches!(disc.decision, Decision::UseWithCaTls(_)),
+            ca_tls_required: domain.ca_tls_required(),
             pok_index: org.pok_index,
             org_fingerprint: org.fingerprint,
             user: None,
@@ -249,8 +335,9 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
     /// The user's signet: validated under the org, chained from the pinned one (rotation
     /// followed, rollback refused, unchained flagged or refused), and pinned.
     pub async fn user_key(&self, mailbox: &Mailbox) -> Result<UserKey, DiscoveryError> {
-        let org = self.org_key(mailbox.domain()).await?;
-        let signet = self.source.user_signet(mailbox).await.map_err(SignetError::from)?;
+        let domain = self.authenticated_domain(mailbox.domain()).await?;
+        let org = self.org_key_for(&domain).await?;
+        let signet = self.source.user_signet(&domain, mailbox).await.map_err(SignetError::from)?;
         let (state, signer, fp) = validate_user(self.crypto, &org.org, mailbox, &signet)?;
         let pin = self.pins.pin(mailbox);
         let mut chain = check_chain(self.crypto, pin.as_ref(), &signet, &fp, &[]);
@@ -259,7 +346,7 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         {
             // An unreachable history is a temporary failure, not a reason to flag a rotation
             // as unchained; a history that does not know the pinned signet is empty.
-            let history = match self.source.user_history(mailbox, &p.fingerprint).await {
+            let history = match self.source.user_history(&domain, mailbox, &p.fingerprint).await {
                 Ok(h) => h,
                 Err(SourceError::NotFound) => Vec::new(),
                 Err(e) => return Err(SignetError::from(e).into()),

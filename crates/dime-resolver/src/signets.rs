@@ -1,6 +1,7 @@
 //! Signet fetch and validation, rotation and pinning (`spec/discovery.md` §6).
 
 use crate::discovery::UnchainedSignet;
+use crate::resolver::AuthenticatedDomain;
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_signet::record::Record;
@@ -26,23 +27,30 @@ pub enum SourceError {
     Unavailable(String),
 }
 
-/// Where signets come from: DMTP's `SGNT`/`HIST` later, an in-process map in tests
-/// (`spec/discovery.md` §6).
+/// Where signets come from: DMTP's `SGNT`/`HIST` (`dime_server::signets::DmtpSignets`), an
+/// in-process map in tests (`spec/discovery.md` §6.2).
+///
+/// The resolver calls a source only for a domain whose record it has authenticated, and hands
+/// it that [`AuthenticatedDomain`]: a source that needs the domain's servers takes them from
+/// it ([`AuthenticatedDomain::delivery_hosts`]) instead of looking the record up again. What a
+/// source returns is validated by the resolver all the same.
 pub trait SignetSource: Send + Sync {
     /// The organisation signet of `domain`.
     fn org_signet(
         &self,
-        domain: &Domain,
+        domain: &AuthenticatedDomain,
     ) -> impl Future<Output = Result<Signet, SourceError>> + Send;
-    /// The current user signet of `mailbox`.
+    /// The current user signet of `mailbox`, an address of `domain`.
     fn user_signet(
         &self,
+        domain: &AuthenticatedDomain,
         mailbox: &Mailbox,
     ) -> impl Future<Output = Result<Signet, SourceError>> + Send;
-    /// The user signets of `mailbox` published after the one whose crypto fingerprint is
-    /// `since`, oldest first (at most [`MAX_ROTATION_WALK`] are used).
+    /// The user signets of `mailbox` (an address of `domain`) published after the one whose
+    /// crypto fingerprint is `since`, oldest first (at most [`MAX_ROTATION_WALK`] are used).
     fn user_history(
         &self,
+        domain: &AuthenticatedDomain,
         mailbox: &Mailbox,
         since: &Fingerprint,
     ) -> impl Future<Output = Result<Vec<Signet>, SourceError>> + Send;
@@ -57,7 +65,7 @@ pub struct MemorySource {
 }
 
 impl MemorySource {
-    /// An empty source; `crypto` computes fingerprints for [`SignetSource::user_history`].
+    /// An empty source; `crypto` computes fingerprints for [`MemorySource::history`].
     pub fn new(crypto: &'static CryptoProvider) -> MemorySource {
         MemorySource { crypto: Some(crypto), ..MemorySource::default() }
     }
@@ -82,20 +90,22 @@ impl MemorySource {
             m.insert(mailbox.to_string(), history);
         }
     }
-}
 
-impl SignetSource for MemorySource {
-    async fn org_signet(&self, domain: &Domain) -> Result<Signet, SourceError> {
+    /// The published org signet of `domain`.
+    pub fn org(&self, domain: &Domain) -> Result<Signet, SourceError> {
         let m = self.orgs.lock().map_err(|_| SourceError::Unavailable("poisoned".into()))?;
         m.get(domain.as_str()).cloned().ok_or(SourceError::NotFound)
     }
 
-    async fn user_signet(&self, mailbox: &Mailbox) -> Result<Signet, SourceError> {
+    /// The current user signet of `mailbox`.
+    pub fn user(&self, mailbox: &Mailbox) -> Result<Signet, SourceError> {
         let m = self.users.lock().map_err(|_| SourceError::Unavailable("poisoned".into()))?;
         m.get(&mailbox.to_string()).and_then(|h| h.last().cloned()).ok_or(SourceError::NotFound)
     }
 
-    async fn user_history(
+    /// The user signets of `mailbox` published after the one whose crypto fingerprint is
+    /// `since`, oldest first (empty when `since` is not in its history).
+    pub fn history(
         &self,
         mailbox: &Mailbox,
         since: &Fingerprint,
@@ -107,6 +117,29 @@ impl SignetSource for MemorySource {
             .iter()
             .position(|s| s.fingerprint(crypto, FingerprintKind::Crypto).as_ref() == Some(since));
         Ok(pos.map(|p| h.iter().skip(p + 1).cloned().collect()).unwrap_or_default())
+    }
+}
+
+impl SignetSource for MemorySource {
+    async fn org_signet(&self, domain: &AuthenticatedDomain) -> Result<Signet, SourceError> {
+        self.org(domain.domain())
+    }
+
+    async fn user_signet(
+        &self,
+        _domain: &AuthenticatedDomain,
+        mailbox: &Mailbox,
+    ) -> Result<Signet, SourceError> {
+        self.user(mailbox)
+    }
+
+    async fn user_history(
+        &self,
+        _domain: &AuthenticatedDomain,
+        mailbox: &Mailbox,
+        since: &Fingerprint,
+    ) -> Result<Vec<Signet>, SourceError> {
+        self.history(mailbox, since)
     }
 }
 

@@ -7,6 +7,10 @@
 //! WebPKI for the host name (webpki-roots, plus an optional extra CA file), and, for an
 //! insecure record with pins, match a pin as well. What authenticated the connection is kept
 //! and read back with [`DimeCertVerifier::authentication`] after the handshake.
+//!
+//! The roots are loaded once into a [`WebPki`] (the extra CA file read at that time) and shared
+//! by every verifier built from it: building a [`DimeCertVerifier`] reads no file and builds
+//! no root store.
 
 use crate::discovery::AuthenticatedRecord;
 use crate::proof::DnssecProof;
@@ -107,30 +111,57 @@ pub enum CertAuthentication {
     WebPki,
 }
 
-/// The rustls verifier for DMTP connections. Build one per connection and read
-/// [`DimeCertVerifier::authentication`] after the handshake.
+/// The WebPKI half of every [`DimeCertVerifier`]: the roots ([`root_store`]) with rustls's
+/// verifier over them and the ring provider, built once and shared (cloning is cheap).
+#[derive(Debug, Clone)]
+pub struct WebPki {
+    provider: Arc<CryptoProvider>,
+    verifier: Arc<WebPkiServerVerifier>,
+}
+
+impl WebPki {
+    /// The WebPKI verifier over `roots`, with the ring provider.
+    ///
+    /// # Errors
+    /// [`TlsSetupError::Verifier`] when rustls refuses the roots.
+    pub fn new(roots: RootCertStore) -> Result<WebPki, TlsSetupError> {
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let verifier =
+            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
+                .build()
+                .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
+        Ok(WebPki { provider, verifier })
+    }
+
+    /// The WebPKI verifier over webpki-roots plus the PEM certificates of `extra_ca_file`
+    /// ([`root_store`]), the file read now.
+    ///
+    /// # Errors
+    /// [`TlsSetupError`] when the file cannot be read or holds no certificate.
+    pub fn load(extra_ca_file: Option<&Path>) -> Result<WebPki, TlsSetupError> {
+        WebPki::new(root_store(extra_ca_file)?)
+    }
+}
+
+/// The rustls verifier for DMTP connections. Build one per connection (cheap: the WebPKI part
+/// is a shared [`WebPki`]) and read [`DimeCertVerifier::authentication`] after the handshake.
 #[derive(Debug)]
 pub struct DimeCertVerifier {
     policy: CertPolicy,
     crypto: &'static DimeCrypto,
-    provider: Arc<CryptoProvider>,
-    webpki: Arc<WebPkiServerVerifier>,
+    webpki: WebPki,
     outcome: Mutex<Option<CertAuthentication>>,
 }
 
 impl DimeCertVerifier {
-    /// A verifier for `policy`, with `roots` for WebPKI checks and the ring provider for the
+    /// A verifier for `policy`, with `webpki` for WebPKI checks and its ring provider for the
     /// handshake signatures.
     pub fn new(
         policy: CertPolicy,
-        roots: RootCertStore,
+        webpki: &WebPki,
         crypto: &'static DimeCrypto,
-    ) -> Result<DimeCertVerifier, TlsSetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let webpki = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-            .build()
-            .map_err(|e| TlsSetupError::Verifier(e.to_string()))?;
-        Ok(DimeCertVerifier { policy, crypto, provider, webpki, outcome: Mutex::new(None) })
+    ) -> DimeCertVerifier {
+        DimeCertVerifier { policy, crypto, webpki: webpki.clone(), outcome: Mutex::new(None) }
     }
 
     /// How the last accepted certificate was authenticated (`None` before a handshake or
@@ -141,7 +172,7 @@ impl DimeCertVerifier {
 
     /// A rustls client configuration (ring provider, TLS 1.3 and 1.2) using this verifier.
     pub fn client_config(self: &Arc<Self>) -> Result<rustls::ClientConfig, TlsSetupError> {
-        Ok(rustls::ClientConfig::builder_with_provider(self.provider.clone())
+        Ok(rustls::ClientConfig::builder_with_provider(self.webpki.provider.clone())
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsSetupError::Verifier(e.to_string()))?
             .dangerous()
@@ -179,7 +210,7 @@ impl ServerCertVerifier for DimeCertVerifier {
             *g = None;
         }
         let webpki = || {
-            self.webpki.verify_server_cert(
+            self.webpki.verifier.verify_server_cert(
                 end_entity,
                 intermediates,
                 server_name,
@@ -223,7 +254,7 @@ impl ServerCertVerifier for DimeCertVerifier {
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
+            &self.webpki.provider.signature_verification_algorithms,
         )
     }
 
@@ -237,11 +268,11 @@ impl ServerCertVerifier for DimeCertVerifier {
             message,
             cert,
             dss,
-            &self.provider.signature_verification_algorithms,
+            &self.webpki.provider.signature_verification_algorithms,
         )
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider.signature_verification_algorithms.supported_schemes()
+        self.webpki.provider.signature_verification_algorithms.supported_schemes()
     }
 }

@@ -3,11 +3,11 @@
 
 use dime_core::crypto::default_provider;
 use dime_core::{Domain, Mailbox};
-use dime_resolver::UnchainedSignet;
 use dime_resolver::signets::{
     ChainStatus, MemoryPinStore, MemorySource, PinStore, SignetError, SignetSource, apply_pin,
     check_chain, validate_org, validate_user,
 };
+use dime_resolver::{AuthenticatedDomain, AuthenticatedRecord, DnssecProof, UnchainedSignet};
 use dime_signet::record::Record;
 use dime_signet::{
     OrgKeys, OrgSigner, Profile, Signet, UserKeys, create_org_signet, create_rotation_ssr,
@@ -97,7 +97,18 @@ async fn rotation_is_followed_rollback_refused_unchained_flagged_or_refused() {
         source.publish_user(&w.mailbox, (*s).clone());
     }
     let since = pins.pin(&w.mailbox).unwrap().fingerprint;
-    let history = source.user_history(&w.mailbox, &since).await.unwrap();
+    let domain = AuthenticatedDomain::with_hosts(
+        w.domain.clone(),
+        AuthenticatedRecord {
+            record: std::sync::Arc::new(w.record.clone()),
+            published_by: w.domain.clone(),
+            proof: DnssecProof::Secure,
+            lifetime_secs: 3600,
+        },
+        Vec::new(),
+    );
+    let history = source.user_history(&domain, &w.mailbox, &since).await.unwrap();
+    assert_eq!(source.user_signet(&domain, &w.mailbox).await.unwrap(), s3);
     assert_eq!(history.len(), 2);
     assert_eq!(step(&s3, &[], UnchainedSignet::Refuse).0, ChainStatus::Unchained);
     assert_eq!(

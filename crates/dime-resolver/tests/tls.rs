@@ -3,7 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use dime_core::crypto::default_provider;
-use dime_resolver::tls::{CertAuthentication, CertPolicy, DimeCertVerifier, root_store};
+use dime_resolver::tls::{CertAuthentication, CertPolicy, DimeCertVerifier, WebPki, root_store};
 use dime_signet::OrgKeys;
 use dime_signet::record::{Record, tls_value};
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
@@ -92,7 +92,7 @@ fn record_with_pin(keys: &OrgKeys, cert: Option<&Cert>) -> Arc<Record> {
 }
 
 fn verifier(policy: CertPolicy, ca: Option<&std::path::Path>) -> DimeCertVerifier {
-    DimeCertVerifier::new(policy, root_store(ca).unwrap(), default_provider()).unwrap()
+    DimeCertVerifier::new(policy, &WebPki::load(ca).unwrap(), default_provider())
 }
 
 #[test]
@@ -190,4 +190,23 @@ fn extra_ca_file_without_certificates_is_refused() {
     let f = dir.path().join("empty.pem");
     std::fs::write(&f, "nothing here\n").unwrap();
     assert!(root_store(Some(&f)).is_err());
+    assert!(WebPki::load(Some(&f)).is_err());
+}
+
+#[test]
+fn roots_are_read_once_and_shared_by_every_verifier() {
+    let keys = OrgKeys::generate(&mut dime_testkit::seeded_rng(8));
+    let dir = tempfile::tempdir().unwrap();
+    let (ca, leaf) = ca_and_leaf(dir.path(), HOST);
+    let webpki = WebPki::load(Some(&ca)).unwrap();
+    // The CA file is not read again: verifiers built after it is gone still know its roots.
+    std::fs::remove_file(&ca).unwrap();
+    for policy in [
+        CertPolicy::WebPkiOnly,
+        CertPolicy::SecureRecord(record_with_pin(&keys, None)),
+        CertPolicy::InsecureRecordCaTls(record_with_pin(&keys, None)),
+    ] {
+        let v = DimeCertVerifier::new(policy, &webpki, default_provider());
+        assert!(handshake(&leaf, v).0);
+    }
 }

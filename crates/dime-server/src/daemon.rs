@@ -12,7 +12,7 @@ use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{Domain, Fingerprint, Secret};
 use dime_dmtp::Refusal;
 use dime_resolver::Dns;
-use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
+use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{DnsConfig, KeyResolver, LocalPolicy, TrustAnchor, UnchainedSignet};
 use dime_signet::record::Record;
 use dime_signet::{Signet, SignetKind};
@@ -215,15 +215,11 @@ pub async fn start(
             UnchainedSignet::Flag
         },
     };
+    // The WebPKI roots (with `dns.extra_ca`), read once and shared by every verifier.
+    let webpki = WebPki::load(config.dns.extra_ca.as_deref()).map_err(setup("dns.extra_ca"))?;
     let own_record = Arc::new(record);
-    let own_verifier: Arc<DimeCertVerifier> = Arc::new(
-        DimeCertVerifier::new(
-            CertPolicy::SecureRecord(own_record),
-            root_store(None).map_err(setup("roots"))?,
-            p,
-        )
-        .map_err(setup("own certificate verifier"))?,
-    );
+    let own_verifier: Arc<DimeCertVerifier> =
+        Arc::new(DimeCertVerifier::new(CertPolicy::SecureRecord(own_record), &webpki, p));
     let own_addr = config
         .listen
         .quic
@@ -234,15 +230,8 @@ pub async fn start(
         addr: own_addr,
         tls: Arc::new(dime_net::client_tls_config(own_verifier.clone())?),
     };
-    let source = DmtpSignets::new(
-        dns.clone(),
-        policy,
-        p,
-        domain.clone(),
-        config.dns.extra_ca.clone(),
-        transports,
-    )
-    .with_fixed(domain.clone(), own_server);
+    let source = DmtpSignets::new(p, domain.clone(), webpki.clone(), transports)
+        .with_fixed(domain.clone(), own_server);
     let resolver =
         Arc::new(KeyResolver::new(dns, source, StorePins::new(Arc::clone(&store)), policy, p));
 
@@ -280,7 +269,7 @@ pub async fn start(
     };
     let routes = Arc::new(DimedRoutes {
         local: (domain.clone(), local_route),
-        resolver: ResolverRoutes::new(Arc::clone(&resolver), p, config.dns.extra_ca.clone()),
+        resolver: ResolverRoutes::new(Arc::clone(&resolver), p, webpki),
     });
     let wake = Arc::new(tokio::sync::Notify::new());
     let worker = Outbound::new(

@@ -20,14 +20,16 @@ use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
 use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection, is_temporary};
-use dime_resolver::tls::{CertPolicy, DimeCertVerifier, root_store};
-use dime_resolver::{AuthenticatedRecord, DnssecProof, KeyResolver, PinStore, SignetSource};
+use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
+use dime_resolver::{
+    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
+    SignetSource,
+};
 use dime_store::{OutboundEntry, QueueId, Store, StoreError, Timestamp, Transport};
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
 use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// The first octets of a DMTP queue payload written by [`submit`].
@@ -148,22 +150,32 @@ pub trait Routes: Send + Sync + 'static {
 }
 
 /// [`Routes`] through the [`KeyResolver`]: the org signet's fingerprint, the delivery hosts
-/// (`spec/dns-record.md` §5.5) and a [`DimeCertVerifier`] for the record's pins.
+/// (`spec/dns-record.md` §5.5) and a [`DimeCertVerifier`] for the record's pins. The record
+/// and the hosts are those the resolver used for the org signet, not looked up again.
 #[derive(Debug)]
 pub struct ResolverRoutes<S, P> {
     resolver: Arc<KeyResolver<S, P>>,
     provider: &'static CryptoProvider,
-    extra_ca: Option<PathBuf>,
+    webpki: WebPki,
 }
 
 impl<S, P> ResolverRoutes<S, P> {
-    /// Routes through `resolver`; `extra_ca` adds PEM roots for WebPKI checks.
+    /// Routes through `resolver`; `webpki` is the shared WebPKI verifier (its roots loaded
+    /// once) for certificates the record's pins do not decide.
     pub fn new(
         resolver: Arc<KeyResolver<S, P>>,
         provider: &'static CryptoProvider,
-        extra_ca: Option<PathBuf>,
+        webpki: WebPki,
     ) -> ResolverRoutes<S, P> {
-        ResolverRoutes { resolver, provider, extra_ca }
+        ResolverRoutes { resolver, provider, webpki }
+    }
+}
+
+fn route_error(e: &DiscoveryError) -> RouteError {
+    if e.is_temporary() {
+        RouteError::Temporary("org signet lookup deferred")
+    } else {
+        RouteError::Permanent("org signet refused")
     }
 }
 
@@ -173,36 +185,26 @@ where
     P: PinStore + 'static,
 {
     async fn route(&self, destination: &Domain) -> Result<Route, RouteError> {
-        let org = self.resolver.org_key(destination).await.map_err(|e| {
-            if e.is_temporary() {
-                RouteError::Temporary("org signet lookup deferred")
-            } else {
-                RouteError::Permanent("org signet refused")
-            }
-        })?;
-        let discovery = self.resolver.discover_domain(destination).await;
-        let record =
-            discovery.decision.usable_record().ok_or(RouteError::Temporary("no usable record"))?;
-        let targets = delivery_targets(self.resolver.dns(), destination, record).await;
+        let domain =
+            self.resolver.authenticated_domain(destination).await.map_err(|e| route_error(&e))?;
+        let org = self.resolver.org_key_for(&domain).await.map_err(|e| route_error(&e))?;
+        let targets = delivery_targets(&domain).await;
         if targets.is_empty() {
             return Err(RouteError::Temporary("no delivery host with a trustworthy address"));
         }
-        let verifier = record_verifier(record, self.extra_ca.as_deref(), self.provider)
-            .map_err(RouteError::Temporary)?;
+        let verifier = record_verifier(domain.record(), &self.webpki, self.provider);
         Ok(Route { destination_fingerprint: org.org.fingerprint, targets, verifier })
     }
 }
 
-/// The delivery hosts of `domain` under its usable `record` whose addresses can be trusted
-/// (bogus or indeterminate answers are skipped), with their ports (`spec/dns-record.md` §5.5).
-pub async fn delivery_targets(
-    dns: &dime_resolver::Dns,
-    domain: &Domain,
-    record: &AuthenticatedRecord,
-) -> Vec<Target> {
-    dime_resolver::delivery_hosts(dns, domain, &record.record)
+/// The delivery hosts of an authenticated `domain` whose addresses can be trusted (bogus or
+/// indeterminate answers are skipped), with their ports (`spec/dns-record.md` §5.5). The hosts
+/// are looked up once per [`AuthenticatedDomain`].
+pub async fn delivery_targets(domain: &AuthenticatedDomain) -> Vec<Target> {
+    domain
+        .delivery_hosts()
         .await
-        .into_iter()
+        .iter()
         .filter(|h| !matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate))
         .map(|h| {
             let port = h.host.port.unwrap_or(DMTP_PORT);
@@ -216,19 +218,14 @@ pub async fn delivery_targets(
 }
 
 /// The certificate verifier for a domain's servers under its usable `record`: its `tls=` pins
-/// (secure record) or WebPKI (CA-TLS), with `extra_ca` roots.
-///
-/// # Errors
-/// A short reason when the roots or the verifier cannot be set up.
+/// (secure record) or the WebPKI (CA-TLS) through the shared `webpki`. Cheap: no file is read
+/// and no root store built.
 pub fn record_verifier(
     record: &AuthenticatedRecord,
-    extra_ca: Option<&std::path::Path>,
+    webpki: &WebPki,
     provider: &'static CryptoProvider,
-) -> Result<Arc<DimeCertVerifier>, &'static str> {
-    let roots = root_store(extra_ca).map_err(|_| "certificate roots unavailable")?;
-    DimeCertVerifier::new(CertPolicy::for_record(record), roots, provider)
-        .map(Arc::new)
-        .map_err(|_| "certificate verifier unavailable")
+) -> Arc<DimeCertVerifier> {
+    Arc::new(DimeCertVerifier::new(CertPolicy::for_record(record), webpki, provider))
 }
 
 /// Which transports the worker tries.

@@ -1,7 +1,9 @@
 //! The resolver's [`SignetSource`] over DMTP (`spec/dmtp.md` §6.5, `spec/discovery.md` §6):
-//! signets are fetched with SGNT and HIST from the domain's own delivery hosts, found through
-//! its `_dx` record, over QUIC with TLS over TCP as the fallback, the server certificate
-//! checked by the resolver's verifier for that record.
+//! signets are fetched with SGNT and HIST from the domain's own delivery hosts, over QUIC with
+//! TLS over TCP as the fallback, the server certificate checked by the resolver's verifier for
+//! the domain's record. The record and the hosts are those the resolver hands over
+//! ([`AuthenticatedDomain`]): nothing is looked up again here, and the roots of the WebPKI
+//! checks are the shared [`WebPki`] loaded once.
 //!
 //! What comes back is not trusted for being fetched this way: the [`KeyResolver`] validates
 //! every signet against the record's POKs (org) or the org signet (user) before use. The
@@ -14,11 +16,11 @@ use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::SignetName;
 use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection};
-use dime_resolver::{Dns, LocalPolicy, SignetSource, SourceError, decide, lookup_record};
+use dime_resolver::tls::WebPki;
+use dime_resolver::{AuthenticatedDomain, SignetSource, SourceError};
 use dime_signet::Signet;
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 /// A server to ask for a domain's signets: the certificate name, an address, how to check it.
@@ -43,11 +45,9 @@ impl std::fmt::Debug for SignetServer {
 
 /// [`SignetSource`] over DMTP: SGNT/HIST to the domain's delivery hosts.
 pub struct DmtpSignets {
-    dns: Dns,
-    local: LocalPolicy,
     provider: &'static CryptoProvider,
     our_domain: Domain,
-    extra_ca: Option<PathBuf>,
+    webpki: WebPki,
     transports: Transports,
     /// Servers known without DNS (our own domain, configured peers).
     fixed: HashMap<Domain, SignetServer>,
@@ -75,22 +75,19 @@ fn from_net(e: NetError) -> SourceError {
 }
 
 impl DmtpSignets {
-    /// A source that finds servers through `dns` under `local` policy; `our_domain` is what
-    /// HELLO names over TLS; `extra_ca` adds PEM roots for WebPKI checks.
+    /// A source asking the delivery hosts of the domains the resolver hands it; `our_domain` is
+    /// what HELLO names over TLS; `webpki` is the shared WebPKI verifier (its roots loaded
+    /// once) for certificates the record's pins do not decide.
     pub fn new(
-        dns: Dns,
-        local: LocalPolicy,
         provider: &'static CryptoProvider,
         our_domain: Domain,
-        extra_ca: Option<PathBuf>,
+        webpki: WebPki,
         transports: Transports,
     ) -> DmtpSignets {
         DmtpSignets {
-            dns,
-            local,
             provider,
             our_domain,
-            extra_ca,
+            webpki,
             transports,
             fixed: HashMap::new(),
             quic: Mutex::new(HashMap::new()),
@@ -103,27 +100,21 @@ impl DmtpSignets {
         self
     }
 
-    /// The servers to ask for `domain`'s signets, in order.
-    async fn servers(&self, domain: &Domain) -> Result<Vec<SignetServer>, SourceError> {
-        if let Some(s) = self.fixed.get(domain) {
+    /// The servers to ask for `domain`'s signets, in order: a fixed one, else its delivery
+    /// hosts under its authenticated record.
+    async fn servers(
+        &self,
+        domain: &AuthenticatedDomain,
+    ) -> Result<Vec<SignetServer>, SourceError> {
+        if let Some(s) = self.fixed.get(domain.domain()) {
             return Ok(vec![s.clone()]);
         }
-        let lookup = lookup_record(&self.dns, domain).await;
-        let decision = decide(&lookup, &self.local);
-        let Some(record) = decision.usable_record() else {
-            return Err(if decision.is_temporary_failure() {
-                unavailable("the domain's record could not be authenticated")
-            } else {
-                SourceError::NotFound
-            });
-        };
-        let verifier = record_verifier(record, self.extra_ca.as_deref(), self.provider)
-            .map_err(unavailable)?;
+        let verifier = record_verifier(domain.record(), &self.webpki, self.provider);
         let tls = Arc::new(
             dime_net::client_tls_config(verifier)
                 .map_err(|_| unavailable("tls configuration unavailable"))?,
         );
-        let out: Vec<SignetServer> = delivery_targets(&self.dns, domain, record)
+        let out: Vec<SignetServer> = delivery_targets(domain)
             .await
             .into_iter()
             .flat_map(|t| {
@@ -166,7 +157,11 @@ impl DmtpSignets {
     }
 
     /// Runs `sgnt` (or HIST) against the servers of `domain` until one answers.
-    async fn ask(&self, domain: &Domain, req: &Request) -> Result<Vec<Vec<u8>>, SourceError> {
+    async fn ask(
+        &self,
+        domain: &AuthenticatedDomain,
+        req: &Request,
+    ) -> Result<Vec<Vec<u8>>, SourceError> {
         let mut last = unavailable("no server answered");
         for s in self.servers(domain).await? {
             if self.transports != Transports::TlsOnly {
@@ -231,27 +226,30 @@ fn parse(bytes: &[u8]) -> Result<Signet, SourceError> {
 }
 
 impl SignetSource for DmtpSignets {
-    async fn org_signet(&self, domain: &Domain) -> Result<Signet, SourceError> {
-        let name = SignetName { domain: domain.clone(), mailbox: None };
+    async fn org_signet(&self, domain: &AuthenticatedDomain) -> Result<Signet, SourceError> {
+        let name = SignetName { domain: domain.domain().clone(), mailbox: None };
         let v = self.ask(domain, &Request::Signet(name)).await?;
         parse(v.first().map(Vec::as_slice).unwrap_or_default())
     }
 
-    async fn user_signet(&self, mailbox: &Mailbox) -> Result<Signet, SourceError> {
-        let domain = mailbox.domain().clone();
-        let name = SignetName { domain: domain.clone(), mailbox: Some(mailbox.clone()) };
-        let v = self.ask(&domain, &Request::Signet(name)).await?;
+    async fn user_signet(
+        &self,
+        domain: &AuthenticatedDomain,
+        mailbox: &Mailbox,
+    ) -> Result<Signet, SourceError> {
+        let name = SignetName { domain: mailbox.domain().clone(), mailbox: Some(mailbox.clone()) };
+        let v = self.ask(domain, &Request::Signet(name)).await?;
         parse(v.first().map(Vec::as_slice).unwrap_or_default())
     }
 
     async fn user_history(
         &self,
+        domain: &AuthenticatedDomain,
         mailbox: &Mailbox,
         since: &Fingerprint,
     ) -> Result<Vec<Signet>, SourceError> {
-        let domain = mailbox.domain().clone();
-        let name = SignetName { domain: domain.clone(), mailbox: Some(mailbox.clone()) };
-        let v = self.ask(&domain, &Request::History(name, *since)).await?;
+        let name = SignetName { domain: mailbox.domain().clone(), mailbox: Some(mailbox.clone()) };
+        let v = self.ask(domain, &Request::History(name, *since)).await?;
         v.iter().map(|b| parse(b)).collect()
     }
 }
