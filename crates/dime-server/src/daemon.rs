@@ -27,6 +27,10 @@ use tokio::sync::watch;
 /// The resolver `dimed` uses.
 pub type Resolver = KeyResolver<DmtpSignets, StorePins>;
 
+/// Longest wait at shutdown for the QUIC listeners' connection closes to be sent: a peer that
+/// never hears of the close keeps using a dead connection until its idle timeout.
+const QUIC_CLOSE_WAIT: Duration = Duration::from_secs(2);
+
 /// Why `dimed` could not start.
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -104,6 +108,7 @@ pub struct Running {
     pub resolver: Arc<Resolver>,
     stop: watch::Sender<bool>,
     listeners: Vec<dime_net::ServerHandle>,
+    quic_endpoints: Vec<quinn::Endpoint>,
     tasks: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -118,11 +123,15 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
-    /// Stops listening, lets the outbound pass in flight finish, closes the store.
+    /// Stops listening (QUIC connections closed, the closes sent to the peers), lets the
+    /// outbound pass in flight finish, closes the store.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for l in self.listeners {
             l.shutdown();
+        }
+        for ep in self.quic_endpoints {
+            let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, ep.wait_idle()).await;
         }
         for t in self.tasks {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
@@ -242,11 +251,13 @@ pub async fn start(
     let origins = Arc::new(Origins { local: statics, resolver: Arc::clone(&resolver) });
     let handler = Arc::new(Destination::new(Arc::clone(&local), Arc::clone(&store), origins, p));
     let mut listeners = Vec::new();
+    let mut quic_endpoints = Vec::new();
     let (mut quic_addr, mut tls_addr) = (None, None);
     if let Some(a) = config.listen.quic {
         let qc = dime_net::quic_server_config(server_tls.clone())?;
         let ep = quinn::Endpoint::server(qc, a)
             .map_err(|source| StartError::Bind { what: format!("quic {a}"), source })?;
+        quic_endpoints.push(ep.clone());
         let h = dime_net::spawn_quic(ep, Arc::clone(&handler), options.clone())?;
         quic_addr = Some(h.local_addr);
         listeners.push(h);
@@ -313,5 +324,16 @@ pub async fn start(
         tls = ?tls_addr,
         "dimed started"
     );
-    Ok(Running { quic_addr, tls_addr, submission, local, store, resolver, stop, listeners, tasks })
+    Ok(Running {
+        quic_addr,
+        tls_addr,
+        submission,
+        local,
+        store,
+        resolver,
+        stop,
+        listeners,
+        quic_endpoints,
+        tasks,
+    })
 }
