@@ -353,7 +353,7 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
             };
             chain = check_chain(self.crypto, pin.as_ref(), &signet, &fp, &history);
         }
-        apply_pin(&self.pins, mailbox, &signet, fp, chain, self.local.unchained_signet)?;
+        apply_pin(&self.pins, mailbox, pin, &signet, fp, chain, self.local.unchained_signet)?;
         let mut provenance = org.provenance.clone();
         provenance.user = Some((fp, signer, chain));
         let user = ValidUser { signet, state, signer, chain, fingerprint: fp };

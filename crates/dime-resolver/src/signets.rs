@@ -389,16 +389,17 @@ pub fn check_chain(
 }
 
 /// Applies the chain status under local policy and updates the pin (`spec/discovery.md` §6):
-/// a rollback is always refused; an unchained signet is refused or flagged.
+/// a rollback is always refused; an unchained signet is refused or flagged. `old` is the pin
+/// `chain` was checked against (as read from `pins`).
 pub fn apply_pin(
     pins: &dyn PinStore,
     mailbox: &Mailbox,
+    old: Option<Pin>,
     signet: &Signet,
     fp: Fingerprint,
     chain: ChainStatus,
     policy: UnchainedSignet,
 ) -> Result<(), SignetError> {
-    let old = pins.pin(mailbox);
     match chain {
         ChainStatus::Rollback => return Err(SignetError::Rollback),
         ChainStatus::Unchained if policy == UnchainedSignet::Refuse => {

@@ -87,8 +87,9 @@ async fn rotation_is_followed_rollback_refused_unchained_flagged_or_refused() {
     let pins = MemoryPinStore::default();
     let step = |s: &Signet, history: &[Signet], policy| {
         let (_, _, fp) = validate_user(p, &org, &w.mailbox, s).unwrap();
-        let chain = check_chain(p, pins.pin(&w.mailbox).as_ref(), s, &fp, history);
-        (chain, apply_pin(&pins, &w.mailbox, s, fp, chain, policy))
+        let pin = pins.pin(&w.mailbox);
+        let chain = check_chain(p, pin.as_ref(), s, &fp, history);
+        (chain, apply_pin(&pins, &w.mailbox, pin, s, fp, chain, policy))
     };
     assert_eq!(step(&s1, &[], UnchainedSignet::Refuse), (ChainStatus::First, Ok(())));
     assert_eq!(step(&s1, &[], UnchainedSignet::Refuse), (ChainStatus::Same, Ok(())));
