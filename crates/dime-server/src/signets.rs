@@ -67,6 +67,20 @@ fn unavailable(what: &str) -> SourceError {
     SourceError::Unavailable(what.to_owned())
 }
 
+/// The time one signet request may take on one server and transport, connecting included; a
+/// server that stops answering (a peer that crashed behind a cached QUIC connection) costs at
+/// most this before the next transport or server is tried.
+pub const SIGNET_REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
+async fn within<T>(
+    f: impl std::future::Future<Output = Result<T, NetError>>,
+) -> Result<T, SourceError> {
+    match tokio::time::timeout(SIGNET_REQUEST_TIMEOUT, f).await {
+        Ok(r) => r.map_err(from_net),
+        Err(_) => Err(unavailable("the signet server did not answer in time")),
+    }
+}
+
 fn from_net(e: NetError) -> SourceError {
     match e {
         NetError::Refused { code, .. } if !code.is_temporary() => SourceError::NotFound,
@@ -165,18 +179,17 @@ impl DmtpSignets {
         let mut last = unavailable("no server answered");
         for s in self.servers(domain).await? {
             if self.transports != Transports::TlsOnly {
-                let r = async {
+                let r = within(async {
                     let c = self.quic(&s).await?;
                     match req {
                         Request::Signet(name) => c.lookup_signet(name, None).await.map(|b| vec![b]),
                         Request::History(name, from) => c.history(name, from).await,
                     }
-                }
+                })
                 .await;
                 match r {
                     Ok(v) => return Ok(v),
                     Err(e) => {
-                        let e = from_net(e);
                         if matches!(e, SourceError::NotFound) {
                             return Err(e);
                         }
@@ -188,7 +201,7 @@ impl DmtpSignets {
                 }
             }
             if self.transports != Transports::QuicOnly {
-                let r = async {
+                let r = within(async {
                     let mut c = TlsConnection::connect(
                         s.addr,
                         &s.server_name,
@@ -203,9 +216,9 @@ impl DmtpSignets {
                     };
                     let _ = c.quit().await;
                     v
-                }
+                })
                 .await;
-                match r.map_err(from_net) {
+                match r {
                     Ok(v) => return Ok(v),
                     Err(SourceError::NotFound) => return Err(SourceError::NotFound),
                     Err(e) => last = e,
