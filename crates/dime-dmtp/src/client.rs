@@ -1,7 +1,9 @@
 //! The client side of one DMTP stream (`spec/dmtp.md` §7.2).
 
 use crate::frame::{Split, decode_payload, encode_frame, split_frame};
-use crate::limits::{BODY_CHUNK_SIZE, IDLE_TIMEOUT, MAX_HISTORY_SIGNETS, VERSION};
+use crate::limits::{
+    BODY_CHUNK_SIZE, BODY_FOLLOWS_MAX, IDLE_TIMEOUT, MAX_HISTORY_SIGNETS, VERSION,
+};
 use crate::reply::{ProtocolError, ReplyCode};
 use crate::types::{
     Greeting, Mode, SignetName, TransactionId, VerifyAnswer, parse_domain, parse_fingerprint,
@@ -146,8 +148,9 @@ enum Pending {
 }
 
 /// The client side of one DMTP stream, sans-IO (`spec/dmtp.md` §7.2). It sends HELLO on
-/// creation; commands may be pipelined, except that nothing follows a DATA until the server's
-/// 354 (the body goes first).
+/// creation; commands may be pipelined. A body of at most [`BODY_FOLLOWS_MAX`] octets follows
+/// its DATA at once (`body_follows`); after a DATA with a larger body nothing is sent until the
+/// server's 354 (the body goes first).
 ///
 /// Polling order, after every input (a command call, `handle_input`, `handle_end`,
 /// `handle_timeout`): drain [`Client::poll_transmit`] to the stream, drain
@@ -217,11 +220,22 @@ impl Client {
             fingerprint: msg.destination_fingerprint.0.to_vec(),
         };
         self.send(Command::Rcpt(rcpt), Pending::Rcpt(txn), now);
+        // A body up to BODY_FOLLOWS_MAX goes right after DATA (one round trip less); a larger
+        // one waits for the 354, so a refusal does not cost its transfer (spec/dmtp.md §6.4.1).
+        let follows = msg.body.len() <= BODY_FOLLOWS_MAX;
         let data = dmtp::Data {
             size: msg.body.len() as u64,
             sha512: self.provider.hash.sha512(&[&msg.body]).to_vec(),
+            body_follows: follows,
         };
-        self.send(Command::Data(data), Pending::Data(txn, msg.body), now);
+        if follows {
+            self.send(Command::Data(data), Pending::Data(txn, Vec::new()), now);
+            if !self.closed {
+                self.out.extend(body_frames(&msg.body).into_iter().map(|f| (f, false)));
+            }
+        } else {
+            self.send(Command::Data(data), Pending::Data(txn, msg.body), now);
+        }
         txn
     }
 
@@ -338,7 +352,8 @@ impl Client {
         if self.closed {
             return;
         }
-        let is_data = matches!(pending, Pending::Data(..));
+        // Nothing follows a DATA whose body waits for the 354.
+        let is_data = matches!(&pending, Pending::Data(_, body) if !body.is_empty());
         match encode_frame(&ClientFrame { command: Some(cmd) }) {
             Ok(frame) => {
                 self.out.push_back((frame, is_data));
@@ -401,17 +416,9 @@ impl Client {
                     // An earlier refusal in this transaction and still a 354: a broken server.
                     return self.fail(ClientError::UnexpectedReply);
                 }
-                // The body goes before anything queued after DATA.
-                let frames: Vec<Vec<u8>> = body
-                    .chunks(BODY_CHUNK_SIZE)
-                    .filter_map(|c| {
-                        encode_frame(&ClientFrame {
-                            command: Some(Command::Body(dmtp::Body { chunk: c.to_vec() })),
-                        })
-                        .ok()
-                    })
-                    .collect();
-                for f in frames.into_iter().rev() {
+                // The body goes before anything queued after DATA (when it did not follow DATA
+                // at once: then it is empty here).
+                for f in body_frames(&body).into_iter().rev() {
                     self.out.push_front((f, false));
                 }
                 self.pending.push_front(Pending::Body(txn));
@@ -458,6 +465,18 @@ impl Client {
             _ => self.fail(ClientError::BadDetail),
         }
     }
+}
+
+/// The BODY frames of `body`, `BODY_CHUNK_SIZE` octets each.
+fn body_frames(body: &[u8]) -> Vec<Vec<u8>> {
+    body.chunks(BODY_CHUNK_SIZE)
+        .filter_map(|c| {
+            encode_frame(&ClientFrame {
+                command: Some(Command::Body(dmtp::Body { chunk: c.to_vec() })),
+            })
+            .ok()
+        })
+        .collect()
 }
 
 fn kind_of(p: &Pending) -> CommandKind {

@@ -18,6 +18,11 @@ pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 /// Body octets the client puts in one BODY frame (`spec/dmtp.md` §6.4).
 pub const BODY_CHUNK_SIZE: usize = 64 * 1024;
 
+/// Largest body the client sends right after its DATA (`body_follows`), without waiting for
+/// the 354: one round trip less per message; a larger body waits, so that a refusal does not
+/// cost its transfer (`spec/dmtp.md` §6.4.1, §8).
+pub const BODY_FOLLOWS_MAX: usize = 256 * 1024;
+
 /// RCPT commands per transaction: an envelope is sealed for exactly one destination
 /// (`spec/envelope.md`), so one (`spec/dmtp.md` §6.3, §8).
 pub const MAX_RECIPIENTS: usize = 1;

@@ -156,6 +156,9 @@ enum State {
     ExpectCommand,
     /// BODY frames until the declared size.
     ExpectBody(BodyIn),
+    /// BODY frames of a refused DATA with `body_follows`, read and dropped until this many
+    /// octets have gone (`spec/dmtp.md` §6.4.1).
+    DiscardBody(u64),
     /// A driver decision.
     Await(Awaiting),
     /// Nothing more: flush the output, then the driver closes the stream.
@@ -235,7 +238,8 @@ impl Server {
         if matches!(self.state, State::Closed) {
             return;
         }
-        let mid = !self.inbuf.is_empty() || matches!(self.state, State::ExpectBody(_));
+        let mid = !self.inbuf.is_empty()
+            || matches!(self.state, State::ExpectBody(_) | State::DiscardBody(_));
         if mid {
             self.fail(ProtocolError::UnexpectedEnd);
         } else if !matches!(self.state, State::Await(_)) {
@@ -467,7 +471,7 @@ impl Server {
         } else if self.errors >= MAX_ERRORS {
             self.reply(ReplyCode::SERVICE_CLOSING, None);
             self.close(ProtocolError::TooManyErrors);
-        } else if matches!(self.state, State::ExpectBody(_)) {
+        } else if matches!(self.state, State::ExpectBody(_) | State::DiscardBody(_)) {
             // An error inside a body: the transaction is abandoned and the stream closed, so
             // no body byte is ever read as a command (spec/dmtp.md §6.4).
             self.close(err);
@@ -517,7 +521,9 @@ impl Server {
             self.deadline = match self.state {
                 State::ExpectHello => self.deadline,
                 State::Await(_) | State::Closed => None,
-                State::ExpectCommand | State::ExpectBody(_) => Some(now + self.config.idle_timeout),
+                State::ExpectCommand | State::ExpectBody(_) | State::DiscardBody(_) => {
+                    Some(now + self.config.idle_timeout)
+                }
             };
         }
     }
@@ -526,6 +532,20 @@ impl Server {
         if let State::ExpectBody(_) = self.state {
             return match cmd {
                 Command::Body(b) => self.body(&b.chunk),
+                _ => Err(ProtocolError::BadSequence),
+            };
+        }
+        if let State::DiscardBody(left) = self.state {
+            return match cmd {
+                Command::Body(b) => {
+                    let n = b.chunk.len() as u64;
+                    if n > left {
+                        return Err(ProtocolError::BodyOverrun);
+                    }
+                    self.state =
+                        if n == left { State::ExpectCommand } else { State::DiscardBody(left - n) };
+                    Ok(())
+                }
                 _ => Err(ProtocolError::BadSequence),
             };
         }
@@ -544,7 +564,16 @@ impl Server {
             Command::Hello(_) | Command::Body(_) => Err(ProtocolError::BadSequence),
             Command::Mail(m) => self.mail(&m),
             Command::Rcpt(r) => self.rcpt(&r),
-            Command::Data(d) => self.data(&d),
+            Command::Data(d) => {
+                let refused = self.data(&d);
+                match refused {
+                    Err(e) if d.body_follows => {
+                        self.refuse_following_body(e, d.size);
+                        Ok(())
+                    }
+                    r => r,
+                }
+            }
             Command::Sgnt(s) => {
                 let name = SignetName::from_wire(s.name.as_ref())?;
                 let pin = if s.fingerprint.is_empty() {
@@ -665,6 +694,22 @@ impl Server {
         });
         self.reply(ReplyCode::START_BODY, None);
         Ok(())
+    }
+
+    /// A DATA with `body_follows` was refused with `err`: its reply goes out, then its body is
+    /// read and dropped, or, when the declared size is over the limit, the stream is closed
+    /// rather than read that far (`spec/dmtp.md` §6.4.1).
+    fn refuse_following_body(&mut self, err: ProtocolError, size: u64) {
+        let too_large = size > self.config.max_message_size;
+        self.fail(err);
+        if matches!(self.state, State::Closed) {
+            return;
+        }
+        if too_large {
+            self.close(ProtocolError::MessageTooLarge);
+        } else if size > 0 {
+            self.state = State::DiscardBody(size);
+        }
     }
 
     fn body(&mut self, chunk: &[u8]) -> Result<(), ProtocolError> {

@@ -155,17 +155,103 @@ fn pipelined_transactions_and_lookups_on_one_stream() {
 }
 
 #[test]
-fn client_holds_commands_after_data_until_354() {
-    let now = Instant::now();
-    let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
-    c.send_message(outgoing(vec![1; 10]), now);
-    c.noop(now);
-    let mut frames = Vec::new();
-    while let Some(f) = c.poll_transmit() {
-        frames.push(f);
+fn a_body_at_the_follow_limit_goes_at_once_and_one_past_waits_for_354() {
+    let frames_of = |len: usize| {
+        let now = Instant::now();
+        let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+        c.send_message(outgoing(vec![1; len]), now);
+        c.noop(now);
+        std::iter::from_fn(|| c.poll_transmit()).count()
+    };
+    let body_frames = BODY_FOLLOWS_MAX.div_ceil(BODY_CHUNK_SIZE);
+    // HELLO, MAIL, RCPT, DATA, the body, NOOP: nothing waits.
+    assert_eq!(frames_of(BODY_FOLLOWS_MAX), 4 + body_frames + 1);
+    // HELLO, MAIL, RCPT, DATA; the body and the NOOP wait for the 354.
+    assert_eq!(frames_of(BODY_FOLLOWS_MAX + 1), 4);
+}
+
+/// A server after HELLO, MAIL and RCPT, the given MAIL decision taken.
+fn server_at_data(now: Instant, accept_mail: bool) -> Server {
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    s.handle_input(
+        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
+        now,
+    );
+    s.handle_input(
+        &frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] })),
+        now,
+    );
+    s.handle_input(
+        &frame(Command::Rcpt(dmtp::Rcpt {
+            destination: "b.test".into(),
+            fingerprint: vec![2; 64],
+        })),
+        now,
+    );
+    assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+    if accept_mail {
+        s.accept_mail(now).unwrap();
+        assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
+        s.accept_recipient(now).unwrap();
+    } else {
+        s.reject_mail(Refusal::OriginNotVerified, now).unwrap();
     }
-    // HELLO, MAIL, RCPT, DATA; the NOOP waits.
-    assert_eq!(frames.len(), 4);
+    s
+}
+
+fn data_following(size: u64) -> Vec<u8> {
+    frame(Command::Data(dmtp::Data { size, sha512: vec![0; 64], body_follows: true }))
+}
+
+fn body(chunk: &[u8]) -> Vec<u8> {
+    frame(Command::Body(dmtp::Body { chunk: chunk.to_vec() }))
+}
+
+#[test]
+fn a_refused_data_with_its_body_following_drops_exactly_that_body() {
+    let now = Instant::now();
+    let mut s = server_at_data(now, false);
+    // The greeting, MAIL 553, RCPT 503 (no MAIL), DATA 503 (no MAIL): no reply for the body,
+    // which is read
+    // and dropped, never as commands; then the stream goes on.
+    let mut input = data_following(7);
+    input.extend(body(b"abc"));
+    input.extend(body(b"defg"));
+    input.extend(frame(Command::Noop(dmtp::Noop {})));
+    s.handle_input(&input, now);
+    assert_eq!(codes(&mut s), [250, 553, 503, 503, 250]);
+    assert_eq!(s.poll_event(), None);
+    assert!(!s.is_closed());
+}
+
+#[test]
+fn a_dropped_body_one_octet_past_its_size_closes_the_stream() {
+    let now = Instant::now();
+    let mut s = server_at_data(now, false);
+    let mut input = data_following(7);
+    input.extend(body(b"abcdefgh"));
+    s.handle_input(&input, now);
+    assert_eq!(codes(&mut s), [250, 553, 503, 503, 552]);
+    assert!(s.is_closed());
+}
+
+#[test]
+fn a_following_body_over_the_size_limit_is_not_read_the_stream_closes() {
+    for (size, closed) in [(MAX_MESSAGE_SIZE, false), (MAX_MESSAGE_SIZE + 1, true)] {
+        let now = Instant::now();
+        let mut s = server_at_data(now, false);
+        s.handle_input(&data_following(size), now);
+        assert_eq!(s.is_closed(), closed, "size {size}");
+    }
+    // Accepted MAIL and RCPT: at the limit 354 and the body is read, one past 552 and closed.
+    for (size, code, closed) in [(MAX_MESSAGE_SIZE, 354, false), (MAX_MESSAGE_SIZE + 1, 552, true)]
+    {
+        let now = Instant::now();
+        let mut s = server_at_data(now, true);
+        s.handle_input(&data_following(size), now);
+        assert_eq!(codes(&mut s), [250, 250, 250, code], "size {size}");
+        assert_eq!(s.is_closed(), closed, "size {size}");
+    }
 }
 
 #[test]
@@ -187,7 +273,7 @@ fn message_size_at_the_limit_gets_354_and_one_past_gets_552() {
             Command::Rcpt(dmtp::Rcpt { destination: "b.test".into(), fingerprint: vec![2; 64] }),
         );
         s.accept_recipient(now).unwrap();
-        send(&mut s, Command::Data(dmtp::Data { size, sha512: vec![0; 64] }));
+        send(&mut s, Command::Data(dmtp::Data { size, sha512: vec![0; 64], body_follows: false }));
         let codes: Vec<u32> =
             std::iter::from_fn(|| s.poll_transmit()).map(|f| reply_of(&f).code).collect();
         assert_eq!(codes, [250, 250, 250, code]);
@@ -494,7 +580,7 @@ proptest! {
     #[test]
     fn client_frames_round_trip(size in any::<u64>(), body in proptest::collection::vec(any::<u8>(), 0..256)) {
         for cmd in [
-            Command::Data(dmtp::Data { size, sha512: body.clone() }),
+            Command::Data(dmtp::Data { size, sha512: body.clone(), body_follows: false }),
             Command::Body(dmtp::Body { chunk: body.clone() }),
         ] {
             let f = ClientFrame { command: Some(cmd) };

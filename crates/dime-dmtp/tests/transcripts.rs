@@ -91,12 +91,13 @@ fn client_bytes(line: &str) -> Vec<u8> {
             destination: a[0].into(),
             fingerprint: fp(a[1]).0.to_vec(),
         })),
-        "DATA" => {
+        "DATA" | "DATA+" => {
             let (size, hash) = split1(rest);
             let text = hash.strip_prefix("sha512:").unwrap();
             frame(Command::Data(dmtp::Data {
                 size: size.parse().unwrap(),
                 sha512: default_provider().hash.sha512(&[text.as_bytes()]).to_vec(),
+                body_follows: cmd == "DATA+",
             }))
         }
         "BODY" => frame(Command::Body(dmtp::Body { chunk: rest.as_bytes().to_vec() })),
@@ -306,7 +307,7 @@ fn fuzz_seeds_are_the_transcripts_client_streams() {
     assert!(stale.is_empty(), "stale fuzz seeds {stale:?}: run with DIME_REGENERATE=1 and commit");
 }
 
-/// Every ```dmtp-client block (`spec/dmtp.md` §9.13).
+/// Every ```dmtp-client block (`spec/dmtp.md` §9.14).
 fn client_transcripts() -> Vec<Vec<String>> {
     let mut out = Vec::new();
     let mut block: Option<Vec<String>> = None;
@@ -367,7 +368,7 @@ fn client_event_text(ev: &dime_dmtp::ClientEvent) -> String {
 fn spec_client_transcripts_replay_through_the_client() {
     use dime_dmtp::{Client, Mode, Outgoing};
     let all = client_transcripts();
-    assert!(all.len() >= 6, "spec/dmtp.md §9.13 has {} client transcripts", all.len());
+    assert!(all.len() >= 6, "spec/dmtp.md §9.14 has {} client transcripts", all.len());
     for (b, lines) in all.iter().enumerate() {
         let now = Instant::now();
         let mut client: Option<Client> = None;

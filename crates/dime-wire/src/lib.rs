@@ -24,10 +24,12 @@ mod tests {
 
     #[test]
     fn client_frame_round_trips() {
-        let frame =
-            ClientFrame { command: Some(Command::Data(Data { size: 4096, sha512: vec![7; 64] })) };
-        let bytes = frame.encode_to_vec();
-        assert_eq!(ClientFrame::decode(bytes.as_slice()).unwrap(), frame);
+        for body_follows in [false, true] {
+            let data = Data { size: 4096, sha512: vec![7; 64], body_follows };
+            let frame = ClientFrame { command: Some(Command::Data(data)) };
+            let bytes = frame.encode_to_vec();
+            assert_eq!(ClientFrame::decode(bytes.as_slice()).unwrap(), frame);
+        }
     }
 
     #[test]

@@ -63,15 +63,20 @@ pub struct Rcpt {
     #[prost(bytes = "vec", tag = "2")]
     pub fingerprint: ::prost::alloc::vec::Vec<u8>,
 }
-/// DATA: the body's exact size in octets and its SHA-512 (spec/dmtp.md §6.4).
+/// DATA: the body's exact size in octets and its SHA-512 (spec/dmtp.md §6.4). With
+/// body_follows, the BODY frames follow at once, without waiting for the 354; a refused DATA's
+/// body is then read and discarded (spec/dmtp.md §6.4.1).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Data {
     #[prost(uint64, tag = "1")]
     pub size: u64,
     #[prost(bytes = "vec", tag = "2")]
     pub sha512: ::prost::alloc::vec::Vec<u8>,
+    #[prost(bool, tag = "3")]
+    pub body_follows: bool,
 }
-/// A piece of the DATA body, sent after the server's 354 (spec/dmtp.md §6.4).
+/// A piece of the DATA body, sent after the server's 354, or right after a DATA with
+/// body_follows (spec/dmtp.md §6.4).
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct Body {
     #[prost(bytes = "vec", tag = "1")]
