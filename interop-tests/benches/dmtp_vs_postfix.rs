@@ -1,9 +1,10 @@
 //! DMTP delivery throughput against Postfix (issue 6, benchmark): sustained durable delivery
 //! of pre-sealed messages with a 4 KiB body from one origin (a.test) to one destination
-//! (b.test), with 1 and 32 concurrent transactions, over QUIC (streams on one connection) and
-//! over TLS (one connection per concurrent transaction); against a Postfix instance of its own
-//! receiving the same number of 4 KiB messages over SMTP from `smtp-source` with 10 sessions
-//! and delivering them to its `discard` transport.
+//! (b.test), with 1 and 32 concurrent transactions (and 10, Postfix's own concurrency, for a
+//! like-for-like row), over QUIC (streams on one connection) and over TLS (one connection per
+//! concurrent transaction); against a Postfix instance of its own receiving the same number of
+//! 4 KiB messages over SMTP from `smtp-source` with 10 sessions and delivering them to its
+//! `discard` transport.
 //!
 //! The dime side is the real thing on loopback: `dime_server::Destination` with the default
 //! crypto provider, a `dime_store::Store` (redb, fsync before a commit returns, group commit)
@@ -816,12 +817,14 @@ fn main() {
     // Each dime case in a child process of its own: a fresh heap, so its peak RSS is its own.
     let exe = std::env::current_exe().expect("the bench's own path");
     let mut rows = Vec::new();
-    let all =
-        ["quic:1".to_owned(), format!("quic:{MANY}"), "tls:1".to_owned(), format!("tls:{MANY}")];
+    let all: Vec<String> = ["quic", "tls"]
+        .iter()
+        .flat_map(|t| [1, SMTP_SESSIONS, MANY].map(|c| format!("{t}:{c}")))
+        .collect();
     // DIME_BENCH_CASES=quic:1,tls:1 runs only those (profiling one case).
     let chosen: Vec<String> = match std::env::var("DIME_BENCH_CASES") {
         Ok(v) => v.split(',').map(str::to_owned).collect(),
-        Err(_) => all.to_vec(),
+        Err(_) => all.clone(),
     };
     for spec in &chosen {
         let out = Command::new(&exe)
