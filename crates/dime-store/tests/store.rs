@@ -601,3 +601,95 @@ fn a_torn_or_stale_delivery_log_tail_is_not_replayed() {
     assert_eq!(uids, vec![1, 2, 3, 4, 5]);
     assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(5)).unwrap(), vec![0x41; 10]);
 }
+
+/// redb whose next deferred write fails (an injected backend error) when the test says so.
+#[derive(Debug)]
+struct FailingDeferred {
+    inner: dime_store::RedbBackend,
+    fail_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl dime_store::Backend for FailingDeferred {
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn dime_store::ReadTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner.read(f)
+    }
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn dime_store::WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        self.inner.write(f)
+    }
+    fn defers(&self) -> bool {
+        true
+    }
+    fn write_deferred(
+        &self,
+        f: &mut dyn FnMut(&mut dyn dime_store::WriteTxn) -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Backend("injected failure".into()));
+        }
+        self.inner.write_deferred(f)
+    }
+    fn checkpoint(&self) -> Result<(), StoreError> {
+        self.inner.checkpoint()
+    }
+}
+
+#[test]
+fn a_delivery_whose_deferred_commit_failed_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = mailbox("alice@example.org");
+    let cfg = config(dir.path());
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    std::fs::create_dir_all(cfg.vault_path.parent().unwrap()).unwrap();
+    let fail_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let backend = FailingDeferred {
+        inner: dime_store::RedbBackend::open(&cfg.data_dir.join("store.redb")).unwrap(),
+        fail_next: std::sync::Arc::clone(&fail_next),
+    };
+    let vault = dime_store::RedbBackend::open(&cfg.vault_path).unwrap();
+    let store = dime_store::Store::with_backends(
+        Box::new(backend),
+        Box::new(vault),
+        cfg,
+        default_provider(),
+    )
+    .unwrap();
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    let snapshot = std::fs::read(dir.path().join("data/store.redb")).unwrap();
+    assert_eq!(store.deliver(&alice, b"first", T0).unwrap().uid, Uid(1));
+    fail_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert!(matches!(store.deliver(&alice, b"refused", T0), Err(StoreError::Backend(_))));
+    assert_eq!(store.deliver(&alice, b"third", T0).unwrap().uid, Uid(2));
+    drop(store);
+    // The backend loses everything after the snapshot; the log gives back exactly the two
+    // acknowledged deliveries, never the one whose commit failed.
+    roll_back_backend(dir.path(), &snapshot);
+    let store = open(dir.path());
+    assert_eq!(store.replayed_deliveries(), 2);
+    assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap(), b"first");
+    assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(2)).unwrap(), b"third");
+    assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 2);
+}
+
+#[test]
+fn a_batch_over_the_log_bound_commits_durably_and_the_log_stays_small() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = mailbox("alice@example.org");
+    let big = vec![0x6bu8; 5 * 1024 * 1024];
+    let a = {
+        let store = open(dir.path());
+        let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+        store.deliver(&alice, b"small", T0).unwrap();
+        assert_eq!(store.deliver(&alice, &big, T0).unwrap().uid, Uid(2));
+        a
+    };
+    let log = std::fs::metadata(dir.path().join("data/deliveries.log")).unwrap().len();
+    assert!(log <= 1024 * 1024, "the big envelope did not go through the log ({log} octets)");
+    let store = open(dir.path());
+    assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(2)).unwrap(), big);
+}
