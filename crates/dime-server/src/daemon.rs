@@ -192,6 +192,13 @@ pub async fn start(
         },
         p,
     )?);
+    if store.replayed_deliveries() > 0 {
+        // Acknowledged before an unclean stop, made durable again from the delivery log.
+        tracing::warn!(
+            deliveries = store.replayed_deliveries(),
+            "store: the delivery log gave back deliveries after an unclean stop"
+        );
+    }
 
     // TLS material.
     let cert_pem = read(&config.secret_path(files::TLS_CERT))?;
