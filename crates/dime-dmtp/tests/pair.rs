@@ -170,17 +170,10 @@ fn a_body_at_the_follow_limit_goes_at_once_and_one_past_waits_for_354() {
     assert_eq!(frames_of(BODY_FOLLOWS_MAX + 1), 4);
 }
 
-/// A server after HELLO, MAIL and RCPT, the given MAIL decision taken.
+/// A server after HELLO, MAIL (accepted or refused) and RCPT (accepted, after an accepted
+/// MAIL), its replies not yet read.
 fn server_at_data(now: Instant, accept_mail: bool) -> Server {
-    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
-    s.handle_input(
-        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
-        now,
-    );
-    s.handle_input(
-        &frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] })),
-        now,
-    );
+    let mut s = server_with_mail(now, accept_mail);
     s.handle_input(
         &frame(Command::Rcpt(dmtp::Rcpt {
             destination: "b.test".into(),
@@ -188,13 +181,9 @@ fn server_at_data(now: Instant, accept_mail: bool) -> Server {
         })),
         now,
     );
-    assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
     if accept_mail {
-        s.accept_mail(now).unwrap();
         assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
         s.accept_recipient(now).unwrap();
-    } else {
-        s.reject_mail(Refusal::OriginNotVerified, now).unwrap();
     }
     s
 }
@@ -237,46 +226,30 @@ fn a_dropped_body_one_octet_past_its_size_closes_the_stream() {
 
 #[test]
 fn a_following_body_over_the_size_limit_is_not_read_the_stream_closes() {
+    // After a refused MAIL too: at the limit the body would be dropped, one past it closes.
     for (size, closed) in [(MAX_MESSAGE_SIZE, false), (MAX_MESSAGE_SIZE + 1, true)] {
         let now = Instant::now();
         let mut s = server_at_data(now, false);
         s.handle_input(&data_following(size), now);
         assert_eq!(s.is_closed(), closed, "size {size}");
     }
-    // Accepted MAIL and RCPT: at the limit 354 and the body is read, one past 552 and closed.
-    for (size, code, closed) in [(MAX_MESSAGE_SIZE, 354, false), (MAX_MESSAGE_SIZE + 1, 552, true)]
-    {
-        let now = Instant::now();
-        let mut s = server_at_data(now, true);
-        s.handle_input(&data_following(size), now);
-        assert_eq!(codes(&mut s), [250, 250, 250, code], "size {size}");
-        assert_eq!(s.is_closed(), closed, "size {size}");
-    }
 }
 
 #[test]
 fn message_size_at_the_limit_gets_354_and_one_past_gets_552() {
-    for (size, code) in [(MAX_MESSAGE_SIZE, 354), (MAX_MESSAGE_SIZE + 1, 552)] {
-        let now = Instant::now();
-        let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
-        let send = |s: &mut Server, c: Command| {
-            s.handle_input(&encode_frame(&ClientFrame { command: Some(c) }).unwrap(), now)
-        };
-        send(&mut s, Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 }));
-        send(
-            &mut s,
-            Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] }),
-        );
-        s.accept_mail(now).unwrap();
-        send(
-            &mut s,
-            Command::Rcpt(dmtp::Rcpt { destination: "b.test".into(), fingerprint: vec![2; 64] }),
-        );
-        s.accept_recipient(now).unwrap();
-        send(&mut s, Command::Data(dmtp::Data { size, sha512: vec![0; 64], body_follows: false }));
-        let codes: Vec<u32> =
-            std::iter::from_fn(|| s.poll_transmit()).map(|f| reply_of(&f).code).collect();
-        assert_eq!(codes, [250, 250, 250, code]);
+    // With the body waiting for the 354 or following at once: the same replies, and a size
+    // over the limit closes the stream only when its body would follow.
+    for body_follows in [false, true] {
+        for (size, code) in [(MAX_MESSAGE_SIZE, 354), (MAX_MESSAGE_SIZE + 1, 552)] {
+            let now = Instant::now();
+            let mut s = server_at_data(now, true);
+            s.handle_input(
+                &frame(Command::Data(dmtp::Data { size, sha512: vec![0; 64], body_follows })),
+                now,
+            );
+            assert_eq!(codes(&mut s), [250, 250, 250, code], "size {size}");
+            assert_eq!(s.is_closed(), body_follows && code == 552, "size {size}");
+        }
     }
 }
 
@@ -297,8 +270,8 @@ fn reply_of(frame: &[u8]) -> dmtp::Reply {
     dmtp::Reply::decode(payload).unwrap()
 }
 
-/// A server after HELLO and an accepted MAIL.
-fn server_after_mail(now: Instant) -> Server {
+/// A server after HELLO and MAIL, accepted or refused, its replies not yet read.
+fn server_with_mail(now: Instant, accept: bool) -> Server {
     let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
     s.handle_input(
         &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
@@ -309,7 +282,17 @@ fn server_after_mail(now: Instant) -> Server {
         now,
     );
     assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
-    s.accept_mail(now).unwrap();
+    if accept {
+        s.accept_mail(now).unwrap();
+    } else {
+        s.reject_mail(Refusal::OriginNotVerified, now).unwrap();
+    }
+    s
+}
+
+/// A server after HELLO and an accepted MAIL, its replies read.
+fn server_after_mail(now: Instant) -> Server {
+    let mut s = server_with_mail(now, true);
     while s.poll_transmit().is_some() {}
     s
 }
