@@ -43,7 +43,7 @@ pub use rewrap::{Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 
 use dime_core::Secret;
-use dime_core::crypto::{Argon2Params, CryptoError, CryptoProvider};
+use dime_core::crypto::{AeadKey, Argon2Params, CryptoError, CryptoProvider};
 use std::fmt;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -216,11 +216,34 @@ impl From<CryptoError> for StoreError {
     }
 }
 
+/// Keys derived from the pepper alone, once at open: they seal what the server keeps without
+/// any account's key.
+pub(crate) struct PepperKeys {
+    /// Outbound queue entries (`spec/storage.md` §7).
+    pub(crate) queue: AeadKey,
+    /// Delivery statuses (§7.1).
+    pub(crate) status: AeadKey,
+    /// Signet pins (§7.2).
+    pub(crate) pins: AeadKey,
+}
+
+impl PepperKeys {
+    fn derive(p: &CryptoProvider, pepper: &[u8]) -> Result<PepperKeys, StoreError> {
+        let key = |purpose: &[u8]| keys::derive(p, pepper, b"", &[purpose]);
+        Ok(PepperKeys {
+            queue: key(b"dime-store outbound queue")?,
+            status: key(b"dime-store delivery status")?,
+            pins: key(b"dime-store signet pins")?,
+        })
+    }
+}
+
 pub(crate) struct Inner {
     pub(crate) backend: Box<dyn Backend>,
     pub(crate) vault: Box<dyn Backend>,
     pub(crate) p: &'static CryptoProvider,
     pub(crate) pepper: Secret<Vec<u8>>,
+    pub(crate) keys: PepperKeys,
     pub(crate) argon2: Argon2Params,
     pub(crate) idle_timeout_secs: u64,
 }
@@ -267,10 +290,12 @@ impl Store {
         }
         config.argon2.check().map_err(|_| StoreError::Config("argon2 parameters out of bounds"))?;
         let data_dir = config.data_dir;
+        let keys = PepperKeys::derive(provider, config.pepper.expose())?;
         let inner = Arc::new(Inner {
             backend,
             vault,
             p: provider,
+            keys,
             pepper: config.pepper,
             argon2: config.argon2,
             idle_timeout_secs: config.idle_timeout_secs,

@@ -8,19 +8,12 @@
 //! under a key derived from the pepper with the tag as associated data.
 
 use crate::backend::Table;
-use crate::keys::{derive, open, seal};
-use crate::{Inner, Store, StoreError, quarantine};
-use dime_core::crypto::AeadKey;
+use crate::keys::{open, seal};
+use crate::{Store, StoreError, quarantine};
 use dime_core::{CryptoRngCore, Mailbox};
 
 /// Largest pin record, octets (a signet and a bounded list of fingerprints).
 pub const MAX_PIN_LEN: usize = 64 * 1024;
-
-impl Inner {
-    fn pin_key(&self) -> Result<AeadKey, StoreError> {
-        derive(self.p, self.pepper.expose(), b"", &[b"dime-store signet pins"])
-    }
-}
 
 impl Store {
     /// The pin record of `address`, if one was stored. A record that does not open is
@@ -34,7 +27,7 @@ impl Store {
             Ok(())
         })?;
         let Some(sealed) = sealed else { return Ok(None) };
-        match open(inner.p, &inner.pin_key()?, &tag, &sealed) {
+        match open(inner.p, &inner.keys.pins, &tag, &sealed) {
             Ok(pt) => Ok(Some(pt.to_vec())),
             Err(_) => {
                 quarantine(inner, Table::Pins, &tag);
@@ -55,7 +48,7 @@ impl Store {
         }
         let inner = &*self.inner;
         let tag = inner.address_tag(address)?;
-        let sealed = seal(inner.p, rng, &inner.pin_key()?, &tag, record);
+        let sealed = seal(inner.p, rng, &inner.keys.pins, &tag, record);
         inner.backend.write(&mut |t| t.put(Table::Pins, &tag, &sealed))
     }
 }

@@ -12,10 +12,9 @@ use crate::account::{get_body, put_body};
 use crate::backend::{Table, WriteTxn};
 use crate::codec::{Dec, Enc};
 use crate::deliver::{Delivered, deliver_one};
-use crate::keys::{derive, open, seal};
+use crate::keys::{open, seal};
 use crate::status::{DeliveryState, DeliveryStatus, load_status, put_status};
 use crate::{AccountId, Inner, MAX_ENVELOPE_LEN, Store, StoreError, Timestamp};
-use dime_core::crypto::AeadKey;
 use dime_core::{CryptoRngCore, Mailbox};
 
 const NEXT_ID: &[u8] = b"queue-next-id";
@@ -93,12 +92,8 @@ fn due_key(due: u64, id: u64) -> Vec<u8> {
 }
 
 impl Inner {
-    fn queue_key(&self) -> Result<AeadKey, StoreError> {
-        derive(self.p, self.pepper.expose(), b"", &[b"dime-store outbound queue"])
-    }
-
     fn open_entry(&self, id: u64, r: &QRec) -> Result<OutboundEntry, StoreError> {
-        let pt = open(self.p, &self.queue_key()?, &id.to_be_bytes(), &r.sealed)
+        let pt = open(self.p, &self.keys.queue, &id.to_be_bytes(), &r.sealed)
             .map_err(|_| StoreError::Corrupt { what: "queue entry" })?;
         let mut d = Dec::new(&pt, "queue entry");
         let transport = match d.u8()? {
@@ -139,8 +134,7 @@ impl Store {
             Transport::Smtp => 2,
         };
         let pt = Enc::new().u8(code).bytes(destination.as_bytes()).bytes(payload).finish();
-        let qk = inner.queue_key()?;
-        let sk = inner.status_key()?;
+        let (qk, sk) = (&inner.keys.queue, &inner.keys.status);
         let mut id = 0;
         inner.backend.write(&mut |t| {
             id = match get_body(inner, t, Table::Jobs, NEXT_ID, "queue counter")? {
@@ -152,7 +146,7 @@ impl Store {
                 None => 1,
             };
             put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
-            let sealed = seal(inner.p, &mut *rng, &qk, &id.to_be_bytes(), &pt);
+            let sealed = seal(inner.p, &mut *rng, qk, &id.to_be_bytes(), &pt);
             let r = QRec { due: now.0, attempts: 0, next_attempt: now.0, sealed };
             put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
             t.put(Table::QueueDue, &due_key(now.0, id), &[])?;
@@ -164,7 +158,7 @@ impl Store {
                 attempts: 0,
                 state: DeliveryState::Queued,
             };
-            put_status(inner, t, &mut *rng, &sk, &status)
+            put_status(inner, t, &mut *rng, sk, &status)
         })?;
         Ok(QueueId(id))
     }
@@ -297,7 +291,7 @@ impl Store {
         let inner = &*self.inner;
         // Hashed once, outside the write transaction.
         let bounce = bounce.map(|(a, e)| (a, e, crate::codec::blob_digest(inner.p, e)));
-        let sk = inner.status_key()?;
+        let sk = &inner.keys.status;
         let mut out = (0, None);
         inner.backend.write(&mut |t: &mut dyn WriteTxn| {
             let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
@@ -305,7 +299,7 @@ impl Store {
             let mut r = QRec::decode(&b)?;
             // A status that does not open is replaced; the destination then comes from the
             // entry itself.
-            let (destination, queued) = match load_status(inner, t, &sk, id.0) {
+            let (destination, queued) = match load_status(inner, t, sk, id.0) {
                 Ok(Some(s)) => (s.destination, s.queued),
                 Ok(None) | Err(StoreError::Corrupt { .. }) => {
                     (inner.open_entry(id.0, &r)?.destination, now)
@@ -338,7 +332,7 @@ impl Store {
                 attempts: r.attempts,
                 state: state.clone(),
             };
-            put_status(inner, t, &mut *rng, &sk, &status)?;
+            put_status(inner, t, &mut *rng, sk, &status)?;
             out = (r.attempts, delivered);
             Ok(())
         })?;

@@ -11,7 +11,7 @@
 use crate::account::{get_body, put_body};
 use crate::backend::{ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, open_record};
-use crate::keys::{derive, open, seal};
+use crate::keys::{open, seal};
 use crate::queue::QueueId;
 use crate::{Inner, Store, StoreError, Timestamp, quarantine, quarantine_in};
 use dime_core::CryptoRngCore;
@@ -174,12 +174,6 @@ fn time_key(updated: u64, id: u64) -> Vec<u8> {
     Enc::new().u64(updated).u64(id).finish()
 }
 
-impl Inner {
-    pub(crate) fn status_key(&self) -> Result<AeadKey, StoreError> {
-        derive(self.p, self.pepper.expose(), b"", &[b"dime-store delivery status"])
-    }
-}
-
 /// The status of `id`, opened with `key`.
 pub(crate) fn load_status(
     inner: &Inner,
@@ -296,10 +290,10 @@ impl Store {
     /// corrupt record is quarantined and reported as [`StoreError::Corrupt`].
     pub fn delivery_status(&self, id: QueueId) -> Result<Option<DeliveryStatus>, StoreError> {
         let inner = &*self.inner;
-        let key = inner.status_key()?;
+        let key = &inner.keys.status;
         let mut out = None;
         let r = inner.backend.read(&mut |t| {
-            out = load_status(inner, t, &key, id.0)?;
+            out = load_status(inner, t, key, id.0)?;
             Ok(())
         });
         if let Err(StoreError::Corrupt { what }) = r {
@@ -318,7 +312,7 @@ impl Store {
         max: usize,
     ) -> Result<Vec<DeliveryStatus>, StoreError> {
         let inner = &*self.inner;
-        let key = inner.status_key()?;
+        let key = &inner.keys.status;
         let mut out = Vec::new();
         let mut bad = Vec::new();
         inner.backend.read(&mut |t| {
@@ -333,7 +327,7 @@ impl Store {
                 from = [last.as_slice(), &[0]].concat();
                 for (k, _) in &batch {
                     let Some((updated, id)) = index_id(k) else { continue };
-                    match load_status(inner, t, &key, id) {
+                    match load_status(inner, t, key, id) {
                         Ok(Some(s)) if s.updated.0 == updated => out.push(s),
                         Ok(_) => {}
                         Err(StoreError::Corrupt { .. }) => bad.push(id),
