@@ -11,7 +11,7 @@ use rustls_pki_types::ServerName;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
 /// Drives `c` until `pick` takes an event (returns `Ok`), and returns what it made of it.
@@ -52,21 +52,10 @@ where
         if c.is_closed() {
             return Err(NetError::Closed);
         }
-        let read = reader.read(&mut buf);
-        let n = match c.poll_timeout() {
-            Some(d) => match tokio::time::timeout_at(tokio::time::Instant::from_std(d), read).await
-            {
-                Ok(r) => r?,
-                Err(_) => {
-                    c.handle_timeout(Instant::now());
-                    continue;
-                }
-            },
-            None => read.await?,
-        };
-        match n {
-            0 => c.handle_end(),
-            n => c.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
+        match crate::read_until(reader, &mut buf, c.poll_timeout()).await? {
+            None => c.handle_timeout(Instant::now()),
+            Some(0) => c.handle_end(),
+            Some(n) => c.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
         }
     }
 }

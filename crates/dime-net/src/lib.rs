@@ -16,6 +16,25 @@ mod client;
 mod config;
 mod server;
 
+/// Reads what `reader` has, waiting at most until the machine's `deadline`: `Some(n)` octets
+/// (0 at the end of the stream), or `None` when the deadline came first (the caller then
+/// tells its machine the timer fired). Both drivers read this way.
+async fn read_until<R: tokio::io::AsyncRead + Unpin>(
+    reader: &mut R,
+    buf: &mut [u8],
+    deadline: Option<std::time::Instant>,
+) -> Result<Option<usize>, NetError> {
+    use tokio::io::AsyncReadExt;
+    let read = reader.read(buf);
+    Ok(match deadline {
+        Some(d) => match tokio::time::timeout_at(tokio::time::Instant::from_std(d), read).await {
+            Ok(r) => Some(r?),
+            Err(_) => None,
+        },
+        None => Some(read.await?),
+    })
+}
+
 pub use caps::{ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP};
 pub use client::{QuicClient, QuicConnection, TlsConnection, is_temporary};
 pub use config::{

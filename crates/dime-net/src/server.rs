@@ -13,7 +13,7 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
@@ -147,23 +147,10 @@ where
             // Every event was answered above, so the machine can only be waiting for input.
             return Err(NetError::Misuse("machine wants no input and has nothing to do"));
         }
-        let read = reader.read(&mut buf);
-        let n = match m.poll_timeout() {
-            Some(deadline) => {
-                match tokio::time::timeout_at(tokio::time::Instant::from_std(deadline), read).await
-                {
-                    Ok(r) => r?,
-                    Err(_) => {
-                        m.handle_timeout(Instant::now());
-                        continue;
-                    }
-                }
-            }
-            None => read.await?,
-        };
-        match n {
-            0 => m.handle_end(Instant::now()),
-            n => m.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
+        match crate::read_until(&mut reader, &mut buf, m.poll_timeout()).await? {
+            None => m.handle_timeout(Instant::now()),
+            Some(0) => m.handle_end(Instant::now()),
+            Some(n) => m.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
         }
     }
 }
