@@ -238,11 +238,21 @@ fn parse(bytes: &[u8]) -> Result<Signet, SourceError> {
     Signet::decode(bytes).map_err(|_| unavailable("the server sent a malformed signet"))
 }
 
-impl SignetSource for DmtpSignets {
-    async fn org_signet(&self, domain: &AuthenticatedDomain) -> Result<Signet, SourceError> {
-        let name = SignetName { domain: domain.domain().clone(), mailbox: None };
+impl DmtpSignets {
+    /// SGNT for the current signet of `name`, from `domain`'s servers.
+    async fn current(
+        &self,
+        domain: &AuthenticatedDomain,
+        name: SignetName,
+    ) -> Result<Signet, SourceError> {
         let v = self.ask(domain, &Request::Signet(name)).await?;
         parse(v.first().map(Vec::as_slice).unwrap_or_default())
+    }
+}
+
+impl SignetSource for DmtpSignets {
+    async fn org_signet(&self, domain: &AuthenticatedDomain) -> Result<Signet, SourceError> {
+        self.current(domain, SignetName { domain: domain.domain().clone(), mailbox: None }).await
     }
 
     async fn user_signet(
@@ -251,8 +261,7 @@ impl SignetSource for DmtpSignets {
         mailbox: &Mailbox,
     ) -> Result<Signet, SourceError> {
         let name = SignetName { domain: mailbox.domain().clone(), mailbox: Some(mailbox.clone()) };
-        let v = self.ask(domain, &Request::Signet(name)).await?;
-        parse(v.first().map(Vec::as_slice).unwrap_or_default())
+        self.current(domain, name).await
     }
 
     async fn user_history(
