@@ -71,18 +71,9 @@ enum DimedCommand {
 
 /// Runs `dimed` with the process's arguments.
 pub fn dimed_main() -> ExitCode {
-    std::panic::set_hook(Box::new(|_| {
-        let _ = writeln!(
-            std::io::stderr(),
-            "error: internal error in dimed (a bug: please report it with the command you ran)"
-        );
-    }));
-    let cli = match Dimed::try_parse() {
+    let cli = match crate::start::<Dimed>("dimed") {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
-        }
+        Err(code) => return code,
     };
     init_logging();
     match run(cli) {

@@ -24,20 +24,26 @@ use std::process::ExitCode;
 pub use cli::Cli;
 pub use dimed_cmd::dimed_main;
 
-/// Runs the CLI with the process's arguments, printing to stdout and stderr.
-pub fn main_entry() -> ExitCode {
-    std::panic::set_hook(Box::new(|_| {
+/// What both binaries do first: a panic prints one line naming `bin` (never a backtrace or a
+/// value), then the arguments are parsed; a usage error exits 2, `--help` and `--version` 0.
+pub(crate) fn start<P: Parser>(bin: &'static str) -> Result<P, ExitCode> {
+    std::panic::set_hook(Box::new(move |_| {
         let _ = writeln!(
             std::io::stderr(),
-            "error: internal error in dime (a bug: please report it with the command you ran)"
+            "error: internal error in {bin} (a bug: please report it with the command you ran)"
         );
     }));
-    let cli = match Cli::try_parse() {
+    P::try_parse().map_err(|e| {
+        let _ = e.print();
+        if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS }
+    })
+}
+
+/// Runs the CLI with the process's arguments, printing to stdout and stderr.
+pub fn main_entry() -> ExitCode {
+    let cli = match start::<Cli>("dime") {
         Ok(c) => c,
-        Err(e) => {
-            let _ = e.print();
-            return if e.use_stderr() { ExitCode::from(2) } else { ExitCode::SUCCESS };
-        }
+        Err(code) => return code,
     };
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
