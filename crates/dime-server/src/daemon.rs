@@ -177,7 +177,8 @@ pub async fn start(
     let record = Record::parse(&record_text).map_err(setup("dx-record.txt"))?;
     let local =
         Arc::new(LocalDomain::new(p, domain.clone(), keys, org_signet).map_err(setup("org keys"))?);
-    if !record.poks.contains(&local.keys().pok(p)) {
+    let pok = local.keys().pok(p);
+    if !record.poks.contains(&pok) {
         return Err(StartError::Setup("dx-record.txt does not name our POK".into()));
     }
 
@@ -254,7 +255,7 @@ pub async fn start(
     // Listeners.
     let options = config.server_options(domain.clone(), p);
     let mut statics = StaticOrigins::default();
-    statics.0.insert(domain.clone(), (local.org_fingerprint, local.keys().pok(p)));
+    statics.0.insert(domain.clone(), (local.org_fingerprint, pok));
     let origins = Arc::new(Origins { local: statics, resolver: Arc::clone(&resolver) });
     let handler = Arc::new(Destination::new(Arc::clone(&local), Arc::clone(&store), origins, p));
     let mut listeners = Vec::new();

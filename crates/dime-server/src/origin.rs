@@ -401,6 +401,8 @@ impl<R: Routes> Outbound<R> {
         }
         let leased = self.store.lease(now, self.policy.lease_secs, self.policy.batch)?;
         let mut out = Vec::with_capacity(leased.len());
+        // One route lookup (record, org signet, delivery hosts) per destination and pass.
+        let mut routes: HashMap<Domain, Result<Route, RouteError>> = HashMap::new();
         for l in leased {
             let e = l.entry;
             if e.transport != Transport::Dmtp {
@@ -418,7 +420,19 @@ impl<R: Routes> Outbound<R> {
                 });
                 continue;
             };
-            let result = self.send(&destination, envelope).await;
+            let route = match routes.get(&destination) {
+                Some(r) => r.clone(),
+                None => {
+                    let r = self.routes.route(&destination).await;
+                    routes.insert(destination.clone(), r.clone());
+                    r
+                }
+            };
+            let result = match route {
+                Ok(route) => self.send(&destination, &route, envelope).await,
+                Err(RouteError::Temporary(r)) => Err(SendError::Temporary(r.into())),
+                Err(RouteError::Permanent(r)) => Err(SendError::Permanent(r.into())),
+            };
             let outcome = match result {
                 Ok(txid) => {
                     self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
@@ -506,12 +520,9 @@ impl<R: Routes> Outbound<R> {
     async fn send(
         &self,
         destination: &Domain,
+        route: &Route,
         envelope: &[u8],
     ) -> Result<TransactionId, SendError> {
-        let route = self.routes.route(destination).await.map_err(|e| match e {
-            RouteError::Temporary(r) => SendError::Temporary(r.into()),
-            RouteError::Permanent(r) => SendError::Permanent(r.into()),
-        })?;
         let msg = Outgoing {
             origin: self.local.domain.clone(),
             origin_fingerprint: self.local.org_fingerprint,
@@ -536,10 +547,15 @@ impl<R: Routes> Outbound<R> {
                 }
             }
         }
+        // One TLS configuration for every address of the route.
+        let tls = Arc::new(
+            dime_net::client_tls_config(Arc::clone(&route.verifier))
+                .map_err(|e| SendError::Temporary(e.to_string()))?,
+        );
         let mut last = SendError::Temporary("no address answered".into());
         for t in &route.targets {
             for addr in &t.addrs {
-                match self.try_addr(destination, &route, t, *addr, &msg).await {
+                match self.try_addr(destination, &tls, t, *addr, &msg).await {
                     Ok(id) => return Ok(id),
                     Err(SendError::Permanent(r)) => return Err(SendError::Permanent(r)),
                     Err(e) => last = e,
@@ -552,16 +568,14 @@ impl<R: Routes> Outbound<R> {
     async fn try_addr(
         &self,
         destination: &Domain,
-        route: &Route,
+        tls: &Arc<rustls::ClientConfig>,
         target: &Target,
         addr: SocketAddr,
         msg: &Outgoing,
     ) -> Result<TransactionId, SendError> {
-        let tls = dime_net::client_tls_config(Arc::clone(&route.verifier))
-            .map_err(|e| SendError::Temporary(e.to_string()))?;
         let mut last = SendError::Temporary("no transport tried".into());
         if self.transports != Transports::TlsOnly {
-            match self.quic_send(destination, tls.clone(), target, addr, msg).await {
+            match self.quic_send(destination, (**tls).clone(), target, addr, msg).await {
                 Ok(id) => return Ok(id),
                 Err(NetError::Refused { code, .. }) if !code.is_temporary() => {
                     return Err(SendError::Permanent(format!("refused with {code}")));
@@ -580,7 +594,7 @@ impl<R: Routes> Outbound<R> {
                 let mut c = TlsConnection::connect(
                     addr,
                     &target.server_name,
-                    Arc::new(tls),
+                    Arc::clone(tls),
                     &self.local.domain,
                     self.provider,
                 )

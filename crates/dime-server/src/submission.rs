@@ -197,13 +197,13 @@ async fn connection(stream: tokio::net::UnixStream, sub: Arc<Submission>) {
 }
 
 async fn handle(sub: &Arc<Submission>, req: Request) -> Response {
-    let sub2 = Arc::clone(sub);
+    let sub = Arc::clone(sub);
     let r = match req {
         Request::Send { user, password, to, subject, body } => {
-            send(sub2, user, password, to, subject, body).await
+            send(sub, user, password, to, subject, body).await
         }
-        Request::List { user, password } => list(sub2, user, password).await,
-        Request::Read { user, password, uid } => read(sub2, user, password, uid).await,
+        Request::List { user, password } => list(sub, user, password).await,
+        Request::Read { user, password, uid } => read(sub, user, password, uid).await,
     };
     r.unwrap_or_else(fail)
 }
@@ -243,14 +243,14 @@ async fn send(
     let p = sub.provider;
     // The recipient's and destination's keys: from the store for our own domain, else
     // discovered (DNSSEC or CA-TLS, signets validated and pinned).
+    let origin_keys = keys_of(&sub.local.org_signet, "our org")?;
     let (recipient_keys, destination_keys) = if to.domain() == &sub.local.domain {
         let (_, s) = sub.store.signet(&to).map_err(|_| format!("no such user {to}"))?;
-        (keys_of(&s, "recipient")?, keys_of(&sub.local.org_signet, "our org")?)
+        (keys_of(&s, "recipient")?, origin_keys)
     } else {
         let k = sub.resolver.user_key(&to).await.map_err(|e| format!("recipient keys: {e}"))?;
         (keys_of(&k.user.signet, "recipient")?, keys_of(&k.org.org.signet, "destination")?)
     };
-    let origin_keys = keys_of(&sub.local.org_signet, "our org")?;
     let sub2 = Arc::clone(&sub);
     tokio::task::spawn_blocking(move || {
         let sub = sub2;
