@@ -176,6 +176,29 @@ impl Drop for Server {
     }
 }
 
+/// `dime send` through `from`'s submission socket; returns its output.
+fn send(from: &Domain, user: &str, to: &str, subject: &str, body: &str) -> String {
+    ok(&[
+        "send",
+        "--socket",
+        &from.socket(),
+        "--user",
+        user,
+        "--to",
+        to,
+        "--subject",
+        subject,
+        "--body",
+        body,
+    ])
+}
+
+/// `dime read UID --json` through `b`'s submission socket.
+fn read_json(b: &Domain, user: &str, uid: &str) -> serde_json::Value {
+    let out = ok(&["read", uid, "--socket", &b.socket(), "--user", user, "--json"]);
+    serde_json::from_str(out.trim()).unwrap()
+}
+
 fn inbox(b: &Domain, user: &str) -> Vec<serde_json::Value> {
     let out = ok(&["inbox", "--socket", &b.socket(), "--user", user, "--json"]);
     serde_json::from_str(out.trim()).unwrap()
@@ -244,29 +267,15 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     // Over QUIC.
     let sa = a.start("a-quic.log");
     let sb = b.start("b.log");
-    let sent = ok(&[
-        "send",
-        "--socket",
-        &a.socket(),
-        "--user",
-        &author,
-        "--to",
-        &recipient,
-        "--subject",
-        &format!("{SUBJECT} one"),
-        "--body",
-        &format!("{BODY} over quic"),
-    ]);
+    let sent =
+        send(&a, &author, &recipient, &format!("{SUBJECT} one"), &format!("{BODY} over quic"));
     assert!(sent.starts_with("queued as "), "{sent}");
     let msgs = wait_for_messages(&b, &recipient, 1, &[&sa, &sb]);
     assert_eq!(msgs[0]["from"], author.as_str());
     assert_eq!(msgs[0]["verified"], true, "{msgs:?}");
     assert_eq!(msgs[0]["subject"], format!("{SUBJECT} one").as_str());
     let uid = msgs[0]["uid"].as_u64().unwrap().to_string();
-    let read: serde_json::Value = serde_json::from_str(
-        ok(&["read", &uid, "--socket", &b.socket(), "--user", &recipient, "--json"]).trim(),
-    )
-    .unwrap();
+    let read = read_json(&b, &recipient, &uid);
     assert_eq!(read["body"], format!("{BODY} over quic").as_str());
     assert_eq!(read["kind"], "authored");
     assert_eq!(read["origin"], "a.test");
@@ -277,27 +286,12 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     // Again over TLS on TCP only.
     a.configure(&knot, "tls");
     let sa = a.start("a-tls.log");
-    ok(&[
-        "send",
-        "--socket",
-        &a.socket(),
-        "--user",
-        &author,
-        "--to",
-        &recipient,
-        "--subject",
-        &format!("{SUBJECT} two"),
-        "--body",
-        &format!("{BODY} over tls"),
-    ]);
+    send(&a, &author, &recipient, &format!("{SUBJECT} two"), &format!("{BODY} over tls"));
     let msgs = wait_for_messages(&b, &recipient, 2, &[&sa, &sb]);
     let second = msgs.iter().find(|m| m["subject"] == format!("{SUBJECT} two").as_str()).unwrap();
     assert_eq!(second["verified"], true);
     let uid = second["uid"].as_u64().unwrap().to_string();
-    let read: serde_json::Value = serde_json::from_str(
-        ok(&["read", &uid, "--socket", &b.socket(), "--user", &recipient, "--json"]).trim(),
-    )
-    .unwrap();
+    let read = read_json(&b, &recipient, &uid);
     assert_eq!(read["body"], format!("{BODY} over tls").as_str());
     assert!(sa.log_text().contains("delivered destination=b.test"), "{}", sa.log_text());
 

@@ -1,8 +1,11 @@
 //! `dime user add|passwd|recover|delete|rotate|export|import|purge` end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
+
+#[path = "../../dime-store/tests/common/mod.rs"]
+mod store_common;
 
 fn dime(args: &[&str], env: &[(&str, &str)]) -> Output {
     let mut c = Command::new(env!("CARGO_BIN_EXE_dime"));
@@ -31,31 +34,49 @@ fn s(p: &Path) -> &str {
     p.to_str().unwrap()
 }
 
-#[test]
-fn account_lifecycle_through_the_cli() {
+/// A temporary directory holding an `example.org` org (`org init`): the directory and the org
+/// key's path.
+fn with_org() -> (tempfile::TempDir, PathBuf) {
     let t = tempfile::tempdir().unwrap();
     let org = t.path().join("org");
     ok(&["org", "init", "--domain", "example.org", "--out", s(&org)], &[]);
     let key = org.join("org.key");
-    let data = t.path().join("data");
-    let d = s(&data);
-    let pw = [("DIME_USER_PASSWORD", "first")];
+    (t, key)
+}
 
-    let out = ok(
+/// `dime user add` of `address` with this recovery mode; returns its output.
+fn add_user(
+    data_dir: &str,
+    address: &str,
+    org_key: &Path,
+    recovery: &str,
+    env: &[(&str, &str)],
+) -> String {
+    ok(
         &[
             "user",
             "add",
             "--data-dir",
-            d,
+            data_dir,
             "--address",
-            "alice@example.org",
+            address,
             "--org-key",
-            s(&key),
+            s(org_key),
             "--recovery",
-            "none",
+            recovery,
         ],
-        &pw,
-    );
+        env,
+    )
+}
+
+#[test]
+fn account_lifecycle_through_the_cli() {
+    let (t, key) = with_org();
+    let data = t.path().join("data");
+    let d = s(&data);
+    let pw = [("DIME_USER_PASSWORD", "first")];
+
+    let out = add_user(d, "alice@example.org", &key, "none", &pw);
     assert!(out.contains("high security") && out.contains("the mail is lost"), "{out}");
     assert!(t.path().join("data-config/pepper").is_file());
     let e = fails(
@@ -64,21 +85,7 @@ fn account_lifecycle_through_the_cli() {
     );
     assert!(e.contains("exists already"), "{e}");
 
-    let out = ok(
-        &[
-            "user",
-            "add",
-            "--data-dir",
-            d,
-            "--address",
-            "bob@example.org",
-            "--org-key",
-            s(&key),
-            "--recovery",
-            "code",
-        ],
-        &pw,
-    );
+    let out = add_user(d, "bob@example.org", &key, "code", &pw);
     let code = out
         .lines()
         .find_map(|l| l.strip_prefix("recovery code (shown once, keep it offline): "))
@@ -191,80 +198,22 @@ fn open_store(t: &Path) -> dime_store::Store {
     .unwrap()
 }
 
-/// A real, origin-signed envelope to `to` (sealed to its current signet's key).
-fn envelope(store: &dime_store::Store, to: &dime_core::Mailbox, text: &str, seed: u64) -> Vec<u8> {
-    use dime_core::crypto::{Ed25519Seed, X25519Secret, default_provider};
-    use dime_envelope::*;
-    let p = default_provider();
-    let actor = |n: u8| {
-        let enc = ActorSecret::new(p, X25519Secret::from_bytes([n; 32]));
-        let seed = Ed25519Seed::from_bytes([n + 100; 32]);
-        let keys = ActorKeys { encryption: *enc.public(), signing: p.signature.public_key(&seed) };
-        (enc, seed, keys)
-    };
-    let (_, author_seed, author) = actor(1);
-    let (origin_enc, origin_seed, origin) = actor(2);
-    let (_, _, dest) = actor(3);
-    let (_, signet) = store.signet(to).unwrap();
-    let addressing = Addressing {
-        author: dime_core::Mailbox::parse("sender@example.com").unwrap(),
-        author_keys: author,
-        origin: dime_core::Domain::parse("example.com").unwrap(),
-        origin_keys: origin,
-        destination: to.domain().clone(),
-        destination_keys: dest,
-        recipient: to.clone(),
-        recipient_keys: ActorKeys::from_signet(&signet).unwrap(),
-    };
-    let m = Message {
-        common_headers: Headers::from_pairs([("Subject", text)]).unwrap(),
-        other_headers: Headers::from_pairs([("X-Test", "1")]).unwrap(),
-        parts: vec![Part {
-            kind: PartKind::Display,
-            info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
-            data: text.as_bytes().to_vec(),
-        }],
-    };
-    let mut rng = dime_testkit::seeded_rng(seed);
-    let mut sealed =
-        seal_message(p, &mut rng, &addressing, Signer::Author(&author_seed), &m).unwrap();
-    let v =
-        open_as_origin(p, &sealed[..], &origin_enc).unwrap().verify(p, &author.signing).unwrap();
-    sealed.extend(v.origin_signature_chunk(p, &mut rng, &origin_seed, &addressing.origin).unwrap());
-    sealed
-}
-
 #[test]
 fn rotate_rewrap_moves_stored_mail_to_the_new_key() {
-    let t = tempfile::tempdir().unwrap();
-    let org = t.path().join("org");
-    ok(&["org", "init", "--domain", "example.org", "--out", s(&org)], &[]);
-    let key = org.join("org.key");
+    let (t, key) = with_org();
     let data = t.path().join("data");
     let d = s(&data);
     let pw = [("DIME_USER_PASSWORD", "pw")];
     let addr = "carol@example.org";
-    ok(
-        &[
-            "user",
-            "add",
-            "--data-dir",
-            d,
-            "--address",
-            addr,
-            "--org-key",
-            s(&key),
-            "--recovery",
-            "none",
-        ],
-        &pw,
-    );
+    add_user(d, addr, &key, "none", &pw);
     let carol = dime_core::Mailbox::parse(addr).unwrap();
+    // Real, origin-signed envelopes sealed to carol's current signet's key.
+    let tx = store_common::Sender::new();
     let mut sent = Vec::new();
     {
         let store = open_store(t.path());
         for i in 0..3u64 {
-            let env = envelope(&store, &carol, &format!("mail {i}"), i);
+            let env = tx.seal(&store, &carol, &format!("mail {i}"), i);
             store.deliver(&carol, &env, dime_store::Timestamp(1)).unwrap();
             sent.push(env);
         }
@@ -310,9 +259,6 @@ fn rotate_rewrap_moves_stored_mail_to_the_new_key() {
     let store = open_store(t.path());
     let mut s = store.login(&carol, b"pw", dime_store::Timestamp(2)).unwrap();
     let a = s.account();
-    let p = dime_core::crypto::default_provider();
-    let author = p.signature.public_key(&dime_core::crypto::Ed25519Seed::from_bytes([101; 32]));
-    let origin = p.signature.public_key(&dime_core::crypto::Ed25519Seed::from_bytes([102; 32]));
     for (i, e) in store.list(a, dime_store::MailboxId::INBOX).unwrap().iter().enumerate() {
         assert_eq!(e.key_generation, 1);
         assert_eq!(store.fetch(a, dime_store::MailboxId::INBOX, e.uid).unwrap(), sent[i]);
@@ -325,7 +271,6 @@ fn rotate_rewrap_moves_stored_mail_to_the_new_key() {
             )
             .unwrap();
         assert_eq!(o.via, dime_store::OpenedVia::RewrapOverlay);
-        let v = o.message.verify(p, &author, Some(&origin)).unwrap();
-        assert_eq!(v.view().message.parts[0].data, format!("mail {i}").into_bytes());
+        assert_eq!(tx.verify(o), format!("mail {i}"));
     }
 }

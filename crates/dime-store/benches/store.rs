@@ -16,6 +16,9 @@ use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 const BODY: usize = 4096;
 const T0: Timestamp = Timestamp(1_700_000_000);
 
@@ -167,49 +170,6 @@ fn main() {
     );
 }
 
-/// A real, origin-signed envelope to `to` with a 4 KiB display part.
-fn envelope(store: &Store, to: &Mailbox, seed: u64) -> Vec<u8> {
-    use dime_core::crypto::{Ed25519Seed, X25519Secret};
-    use dime_envelope::*;
-    let p = default_provider();
-    let actor = |n: u8| {
-        let enc = ActorSecret::new(p, X25519Secret::from_bytes([n; 32]));
-        let seed = Ed25519Seed::from_bytes([n + 100; 32]);
-        let keys = ActorKeys { encryption: *enc.public(), signing: p.signature.public_key(&seed) };
-        (enc, seed, keys)
-    };
-    let (_, author_seed, author) = actor(1);
-    let (origin_enc, origin_seed, origin) = actor(2);
-    let (_, _, dest) = actor(3);
-    let (_, signet) = store.signet(to).unwrap();
-    let addressing = Addressing {
-        author: Mailbox::parse("sender@example.com").unwrap(),
-        author_keys: author,
-        origin: dime_core::Domain::parse("example.com").unwrap(),
-        origin_keys: origin,
-        destination: to.domain().clone(),
-        destination_keys: dest,
-        recipient: to.clone(),
-        recipient_keys: ActorKeys::from_signet(&signet).unwrap(),
-    };
-    let m = Message {
-        common_headers: Headers::from_pairs([("Subject", "bench")]).unwrap(),
-        other_headers: Headers::from_pairs([("X-Bench", "1")]).unwrap(),
-        parts: vec![Part {
-            kind: PartKind::Display,
-            info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
-            data: vec![b'a'; BODY],
-        }],
-    };
-    let mut rng = dime_testkit::seeded_rng(seed);
-    let mut sealed =
-        seal_message(p, &mut rng, &addressing, Signer::Author(&author_seed), &m).unwrap();
-    let v =
-        open_as_origin(p, &sealed[..], &origin_enc).unwrap().verify(p, &author.signing).unwrap();
-    sealed.extend(v.origin_signature_chunk(p, &mut rng, &origin_seed, &addressing.origin).unwrap());
-    sealed
-}
-
 /// Opening cost: through the slots (one X25519) against the read-key overlay (one AEAD
 /// unwrap), through the store (fetch, open every tag; no signature check) and for the key step
 /// alone.
@@ -222,7 +182,11 @@ fn open_costs(quick: bool, fast: Argon2Params) {
     let addr = Mailbox::parse("reader@example.org").unwrap();
     account(&store, &addr);
     let a = store.account_of(&addr).unwrap();
-    let envs: Vec<Vec<u8>> = (0..n).map(|i| envelope(&store, &addr, u64::from(i))).collect();
+    // Real, origin-signed envelopes with a 4 KiB display part.
+    let tx = common::Sender::new();
+    let body = [b'a'; BODY];
+    let envs: Vec<Vec<u8>> =
+        (0..n).map(|i| tx.seal_body(&store, &addr, "bench", &body, u64::from(i))).collect();
     let refs: Vec<&[u8]> = envs.iter().map(Vec::as_slice).collect();
     store.deliver_many(a, &refs, T0).unwrap();
     let mut s = store.login(&addr, b"pw", T0).unwrap();

@@ -109,6 +109,19 @@ impl Sender {
     /// A real envelope (origin-signed) to `to`, sealed to its current signet's key, whose
     /// subject and body carry `text`.
     pub fn seal(&self, store: &Store, to: &Mailbox, text: &str, seed: u64) -> Vec<u8> {
+        self.seal_body(store, to, text, text.as_bytes(), seed)
+    }
+
+    /// A real envelope (origin-signed) to `to`, sealed to its current signet's key, with this
+    /// subject and a `text/plain` display part holding `body`.
+    pub fn seal_body(
+        &self,
+        store: &Store,
+        to: &Mailbox,
+        subject: &str,
+        body: &[u8],
+        seed: u64,
+    ) -> Vec<u8> {
         use dime_envelope::*;
         let p = default_provider();
         let keys = |seed: &dime_core::crypto::Ed25519Seed, enc: &ActorSecret| ActorKeys {
@@ -130,12 +143,12 @@ impl Sender {
             recipient_keys: ActorKeys::from_signet(&signet).unwrap(),
         };
         let m = Message {
-            common_headers: Headers::from_pairs([("Subject", text)]).unwrap(),
+            common_headers: Headers::from_pairs([("Subject", subject)]).unwrap(),
             other_headers: Headers::from_pairs([("X-Test", "1")]).unwrap(),
             parts: vec![Part {
                 kind: PartKind::Display,
                 info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
-                data: text.as_bytes().to_vec(),
+                data: body.to_vec(),
             }],
         };
         let mut rng = dime_testkit::seeded_rng(seed);
