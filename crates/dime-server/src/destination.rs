@@ -208,9 +208,7 @@ impl<O: OriginKeys> Handler for Destination<O> {
         if self.matches(&s, &fingerprint) {
             return Ok(VerifyAnswer::Current);
         }
-        crate::signet_fingerprint(self.provider, &s)
-            .map(VerifyAnswer::Updated)
-            .ok_or(Refusal::NotFound)
+        s.naming_fingerprint(self.provider).map(VerifyAnswer::Updated).ok_or(Refusal::NotFound)
     }
 
     async fn history(&self, name: SignetName, from: Fingerprint) -> Result<Vec<Vec<u8>>, Refusal> {

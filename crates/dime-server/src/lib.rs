@@ -33,7 +33,7 @@ pub use destination::{Destination, OriginKeys, StaticOrigins};
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint};
 use dime_envelope::ActorSecret;
-use dime_signet::{FingerprintKind, OrgKeys, Signet};
+use dime_signet::{OrgKeys, Signet};
 use dime_store::Timestamp;
 
 /// Errors setting up a server role.
@@ -53,7 +53,7 @@ pub struct LocalDomain {
     pub domain: Domain,
     /// The org signet we publish.
     pub org_signet: Signet,
-    /// Its fingerprint as MAIL and RCPT name it ([`signet_fingerprint`]).
+    /// Its fingerprint as MAIL and RCPT name it ([`Signet::naming_fingerprint`]).
     pub org_fingerprint: Fingerprint,
     keys: OrgKeys,
     secret: ActorSecret,
@@ -80,7 +80,7 @@ impl LocalDomain {
         org_signet: Signet,
     ) -> Result<LocalDomain, ServerError> {
         let secret = ActorSecret::from_org_keys(p, &keys).map_err(|_| ServerError::OrgKeys)?;
-        let org_fingerprint = signet_fingerprint(p, &org_signet).ok_or(ServerError::OrgSignet)?;
+        let org_fingerprint = org_signet.naming_fingerprint(p).ok_or(ServerError::OrgSignet)?;
         Ok(LocalDomain { domain, org_signet, org_fingerprint, keys, secret })
     }
 
@@ -88,16 +88,6 @@ impl LocalDomain {
     pub fn keys(&self) -> &OrgKeys {
         &self.keys
     }
-}
-
-/// The fingerprint that names a signet in MAIL, RCPT and VRFY (`spec/dmtp.md` §6.2): its id
-/// fingerprint when it has one, else its full fingerprint, else its crypto fingerprint (the
-/// resolver's rule, so both ends compute the same value).
-pub fn signet_fingerprint(p: &CryptoProvider, signet: &Signet) -> Option<Fingerprint> {
-    signet
-        .fingerprint(p, FingerprintKind::Id)
-        .or_else(|| signet.fingerprint(p, FingerprintKind::Full))
-        .or_else(|| signet.fingerprint(p, FingerprintKind::Crypto))
 }
 
 /// The wall clock as a store [`Timestamp`] (seconds since the Unix epoch).

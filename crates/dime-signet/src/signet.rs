@@ -242,6 +242,15 @@ impl Signet {
         self.fingerprint_input(kind).map(|m| Fingerprint(provider.hash.sha512(&[m])))
     }
 
+    /// The fingerprint that names this signet in DMTP (MAIL, RCPT, VRFY) and in pins: its id
+    /// fingerprint when it has one, else its full one, else its crypto one
+    /// (`spec/dmtp.md` §6.2, `spec/discovery.md`).
+    pub fn naming_fingerprint(&self, provider: &CryptoProvider) -> Option<Fingerprint> {
+        [FingerprintKind::Id, FingerprintKind::Full, FingerprintKind::Crypto]
+            .into_iter()
+            .find_map(|k| self.fingerprint(provider, k))
+    }
+
     /// The armored text form (`spec/signet.md` §8).
     pub fn to_armor(&self) -> String {
         // A decoded signet always has a signet magic, which always has a label.
