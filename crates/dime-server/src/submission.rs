@@ -241,6 +241,11 @@ async fn send(
 ) -> Result<Response, String> {
     let to = address(&to)?;
     let p = sub.provider;
+    // Log in first: a request that does not authenticate causes no lookup.
+    let sub2 = Arc::clone(&sub);
+    let (author, session) = tokio::task::spawn_blocking(move || login(&sub2, &user, &password))
+        .await
+        .map_err(|_| "internal error".to_owned())??;
     // The recipient's and destination's keys: from the store for our own domain, else
     // discovered (DNSSEC or CA-TLS, signets validated and pinned).
     let origin_keys = keys_of(&sub.local.org_signet, "our org")?;
@@ -251,10 +256,7 @@ async fn send(
         let k = sub.resolver.user_key(&to).await.map_err(|e| format!("recipient keys: {e}"))?;
         (keys_of(&k.user.signet, "recipient")?, keys_of(&k.org.org.signet, "destination")?)
     };
-    let sub2 = Arc::clone(&sub);
     tokio::task::spawn_blocking(move || {
-        let sub = sub2;
-        let (author, session) = login(&sub, &user, &password)?;
         let (_, author_signet) =
             sub.store.signet(&author).map_err(|e| format!("author signet: {e}"))?;
         let addressing = Addressing {
