@@ -237,11 +237,26 @@ pub async fn start(
     let own_record = Arc::new(record);
     let own_verifier: Arc<DimeCertVerifier> =
         Arc::new(DimeCertVerifier::new(CertPolicy::SecureRecord(own_record), &webpki, p));
-    let own_addr = config
-        .listen
-        .quic
-        .or(config.listen.tls)
-        .ok_or_else(|| StartError::Setup("no listener".into()))?;
+    // Bind first, so that our own signet server and route name the bound addresses (a
+    // configured port 0 becomes the port the system chose).
+    let quic_endpoint = match config.listen.quic {
+        Some(a) => Some(
+            quinn::Endpoint::server(dime_net::quic_server_config(server_tls.clone())?, a)
+                .map_err(|source| StartError::Bind { what: format!("quic {a}"), source })?,
+        ),
+        None => None,
+    };
+    let tcp_listener = match config.listen.tls {
+        Some(a) => Some(
+            tokio::net::TcpListener::bind(a)
+                .await
+                .map_err(|source| StartError::Bind { what: format!("tls {a}"), source })?,
+        ),
+        None => None,
+    };
+    let quic_addr = quic_endpoint.as_ref().and_then(|ep| ep.local_addr().ok());
+    let tls_addr = tcp_listener.as_ref().and_then(|l| l.local_addr().ok());
+    let own_addr = quic_addr.or(tls_addr).ok_or_else(|| StartError::Setup("no listener".into()))?;
     let own_server = SignetServer {
         server_name: config.host.clone(),
         addr: own_addr,
@@ -260,30 +275,23 @@ pub async fn start(
     let handler = Arc::new(Destination::new(Arc::clone(&local), Arc::clone(&store), origins, p));
     let mut listeners = Vec::new();
     let mut quic_endpoints = Vec::new();
-    let (mut quic_addr, mut tls_addr) = (None, None);
-    if let Some(a) = config.listen.quic {
-        let qc = dime_net::quic_server_config(server_tls.clone())?;
-        let ep = quinn::Endpoint::server(qc, a)
-            .map_err(|source| StartError::Bind { what: format!("quic {a}"), source })?;
+    if let Some(ep) = quic_endpoint {
         quic_endpoints.push(ep.clone());
-        let h = dime_net::spawn_quic(ep, Arc::clone(&handler), options.clone())?;
-        quic_addr = Some(h.local_addr);
-        listeners.push(h);
+        listeners.push(dime_net::spawn_quic(ep, Arc::clone(&handler), options.clone())?);
     }
-    if let Some(a) = config.listen.tls {
-        let l = tokio::net::TcpListener::bind(a)
-            .await
-            .map_err(|source| StartError::Bind { what: format!("tls {a}"), source })?;
-        let h = dime_net::spawn_tls(l, server_tls.clone(), Arc::clone(&handler), options.clone())?;
-        tls_addr = Some(h.local_addr);
-        listeners.push(h);
+    if let Some(l) = tcp_listener {
+        listeners.push(dime_net::spawn_tls(
+            l,
+            server_tls.clone(),
+            Arc::clone(&handler),
+            options.clone(),
+        )?);
     }
 
     // The outbound worker; our own domain is delivered to our own listener.
-    let own_target = quic_addr.or(tls_addr).unwrap_or(own_addr);
     let local_route = Route {
         destination_fingerprint: local.org_fingerprint,
-        targets: vec![Target { server_name: config.host.clone(), addrs: vec![own_target] }],
+        targets: vec![Target { server_name: config.host.clone(), addrs: vec![own_addr] }],
         verifier: own_verifier,
     };
     let routes = Arc::new(DimedRoutes {
