@@ -17,7 +17,7 @@ use dime_signet::record::{Host, Record};
 use std::fmt;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 use tokio::sync::OnceCell;
 
 /// How long a temporary failure is remembered before the next lookup retries, seconds
@@ -234,6 +234,9 @@ pub struct KeyResolver<S, P> {
     local: LocalPolicy,
     crypto: &'static CryptoProvider,
     domains: Cache<Arc<DomainDiscovery>>,
+    /// Validated org keys by mail domain, each with the record it was validated against: an
+    /// entry counts only while that record is still the live one in `domains`.
+    org_keys: Cache<(Arc<Record>, Result<OrgKey, DiscoveryError>)>,
 }
 
 impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
@@ -245,7 +248,15 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         local: LocalPolicy,
         crypto: &'static CryptoProvider,
     ) -> KeyResolver<S, P> {
-        KeyResolver { dns, source, pins, local, crypto, domains: Cache::new(DEFAULT_CACHE_ENTRIES) }
+        KeyResolver {
+            dns,
+            source,
+            pins,
+            local,
+            crypto,
+            domains: Cache::new(DEFAULT_CACHE_ENTRIES),
+            org_keys: Cache::new(DEFAULT_CACHE_ENTRIES),
+        }
     }
 
     /// The DNS client.
@@ -303,7 +314,8 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         Ok(AuthenticatedDomain::new(domain.clone(), auth.clone(), self.dns.clone()))
     }
 
-    /// The domain's org signet, validated against a usable record.
+    /// The domain's org signet, validated against a usable record; cached with the record
+    /// ([`KeyResolver::org_key_for`]).
     pub async fn org_key(&self, domain: &Domain) -> Result<OrgKey, DiscoveryError> {
         let domain = self.authenticated_domain(domain).await?;
         self.org_key_for(&domain).await
@@ -313,10 +325,52 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
     /// ([`KeyResolver::authenticated_domain`]), validated against that record. A caller that
     /// also needs the delivery hosts reads them from `domain` afterwards: a source that
     /// fetched the signet from them has looked them up already.
+    ///
+    /// The validated key is cached while `domain`'s record is the live cached record of the
+    /// domain ([`KeyResolver::discover_domain`]): when that entry expires or the record
+    /// changes, the signet is fetched and validated again. Failures are not cached; concurrent
+    /// calls for one domain share one fetch (`spec/discovery.md` §8).
     pub async fn org_key_for(
         &self,
         domain: &AuthenticatedDomain,
     ) -> Result<OrgKey, DiscoveryError> {
+        let name = domain.domain().as_str();
+        let record = &domain.record().record;
+        let now = Instant::now();
+        if !self.is_live_record(name, record, now) {
+            // Not (or no longer) the cached record: nothing to keep the key under.
+            return self.fetch_org_key(domain).await;
+        }
+        if self.org_keys.get(name, now).is_some_and(|(r, _)| !Arc::ptr_eq(&r, record)) {
+            // Validated against a record that has since been replaced.
+            self.org_keys.remove(name);
+        }
+        let lifetime = Duration::from_secs(u64::from(domain.record().lifetime_secs));
+        let (validated_against, key) = self
+            .org_keys
+            .get_or_fetch(name, || async {
+                let key = self.fetch_org_key(domain).await;
+                let ttl = if key.is_ok() { lifetime } else { Duration::ZERO };
+                ((record.clone(), key), ttl)
+            })
+            .await;
+        if Arc::ptr_eq(&validated_against, record) {
+            key
+        } else {
+            // A concurrent fetch under another record answered: validate under ours.
+            self.fetch_org_key(domain).await
+        }
+    }
+
+    /// Whether `record` is the live cached record of `name` at `now`.
+    fn is_live_record(&self, name: &str, record: &Arc<Record>, now: Instant) -> bool {
+        self.domains.get(name, now).is_some_and(|d| {
+            d.decision.usable_record().is_some_and(|a| Arc::ptr_eq(&a.record, record))
+        })
+    }
+
+    /// Fetches the org signet of `domain` and validates it against `domain`'s record.
+    async fn fetch_org_key(&self, domain: &AuthenticatedDomain) -> Result<OrgKey, DiscoveryError> {
         let auth = domain.record();
         let signet = self.source.org_signet(domain).await.map_err(SignetError::from)?;
         let org = validate_org(self.crypto, &auth.record, domain.domain(), signet)?;
@@ -360,10 +414,12 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         Ok(UserKey { org, user, provenance })
     }
 
-    /// Forgets every cached domain result, and the DNS client's cached answers
-    /// ([`Dns::clear_cache`]): the next lookup asks the servers again (an operator's flush).
+    /// Forgets every cached domain result and validated org key, and the DNS client's cached
+    /// answers ([`Dns::clear_cache`]): the next lookup asks the servers again (an operator's
+    /// flush).
     pub fn clear_cache(&self) {
         self.domains.clear();
+        self.org_keys.clear();
         self.dns.clear_cache();
     }
 
@@ -412,4 +468,188 @@ pub async fn delivery_hosts(dns: &Dns, domain: &Domain, record: &Record) -> Vec<
         out.push(DeliveryHost { host, source, addresses, proof });
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::discovery::RecordOutcome;
+    use crate::dns::DnsConfig;
+    use crate::signets::{MemoryPinStore, MemorySource};
+    use dime_core::crypto::default_provider;
+    use dime_signet::{OrgKeys, Profile, Signet, create_org_signet};
+    use std::sync::atomic::{AtomicUsize, Ordering};
+
+    /// A [`MemorySource`] that counts org signet fetches.
+    #[derive(Debug)]
+    struct Counting {
+        inner: MemorySource,
+        org_fetches: AtomicUsize,
+    }
+
+    impl Counting {
+        fn fetches(&self) -> usize {
+            self.org_fetches.load(Ordering::SeqCst)
+        }
+    }
+
+    impl SignetSource for Counting {
+        async fn org_signet(&self, domain: &AuthenticatedDomain) -> Result<Signet, SourceError> {
+            self.org_fetches.fetch_add(1, Ordering::SeqCst);
+            self.inner.org_signet(domain).await
+        }
+
+        async fn user_signet(
+            &self,
+            domain: &AuthenticatedDomain,
+            mailbox: &Mailbox,
+        ) -> Result<Signet, SourceError> {
+            self.inner.user_signet(domain, mailbox).await
+        }
+
+        async fn user_history(
+            &self,
+            domain: &AuthenticatedDomain,
+            mailbox: &Mailbox,
+            since: &Fingerprint,
+        ) -> Result<Vec<Signet>, SourceError> {
+            self.inner.user_history(domain, mailbox, since).await
+        }
+    }
+
+    type Resolver = KeyResolver<Counting, MemoryPinStore>;
+
+    struct World {
+        resolver: Resolver,
+        domain: Domain,
+        record: Record,
+        org: Signet,
+    }
+
+    /// A resolver whose DNS is never asked (every lookup is answered from the record cache,
+    /// seeded by [`seed`]), and an org whose signet is not yet published.
+    fn world(seed: u64) -> World {
+        let p = default_provider();
+        let org_keys = OrgKeys::generate(&mut dime_testkit::seeded_rng(seed));
+        let domain: Domain = "example.test".parse().unwrap();
+        let org = create_org_signet(p, &org_keys, &domain, &Profile::new()).unwrap();
+        let record = Record::new(vec![org_keys.pok(p)]);
+        let config = DnsConfig::new(vec!["127.0.0.1:9".parse().unwrap()])
+            .timeouts(Duration::from_millis(100), 1);
+        let source = Counting { inner: MemorySource::new(p), org_fetches: AtomicUsize::new(0) };
+        let resolver = KeyResolver::new(
+            Dns::new(&config).unwrap(),
+            source,
+            MemoryPinStore::default(),
+            LocalPolicy::default(),
+            p,
+        );
+        World { resolver, domain, record, org }
+    }
+
+    /// Caches `record` as the domain's usable record for `ttl`, as a lookup would (a record
+    /// lookup makes a new `Arc` each time), unless a live entry is there.
+    async fn seed(w: &World, record: Arc<Record>, ttl: Duration) -> Arc<DomainDiscovery> {
+        let auth = AuthenticatedRecord {
+            record: record.clone(),
+            published_by: w.domain.clone(),
+            proof: DnssecProof::Secure,
+            lifetime_secs: 3600,
+        };
+        let lookup = RecordLookup {
+            domain: w.domain.clone(),
+            outcome: RecordOutcome::Record {
+                record,
+                published_by: w.domain.clone(),
+                lifetime_secs: 3600,
+            },
+            proof: DnssecProof::Secure,
+            consulted: Vec::new(),
+        };
+        let disc = DomainDiscovery { lookup, decision: Decision::UseDnssec(auth) };
+        w.resolver
+            .domains
+            .get_or_fetch(w.domain.as_str(), || async move { (Arc::new(disc), ttl) })
+            .await
+    }
+
+    #[tokio::test]
+    async fn org_key_is_fetched_once_while_the_record_is_cached() {
+        let w = world(1);
+        w.resolver.source().inner.publish_org(&w.domain, w.org.clone());
+        seed(&w, Arc::new(w.record.clone()), Duration::from_secs(60)).await;
+        let first = w.resolver.org_key(&w.domain).await.unwrap();
+        let second = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(first, second);
+        assert_eq!(w.resolver.source().fetches(), 1);
+        // The resolver's other paths share it.
+        let domain = w.resolver.authenticated_domain(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.org_key_for(&domain).await.unwrap(), first);
+        assert_eq!(w.resolver.source().fetches(), 1);
+    }
+
+    #[tokio::test]
+    async fn org_key_is_fetched_again_when_the_record_entry_expires_or_changes() {
+        let w = world(2);
+        w.resolver.source().inner.publish_org(&w.domain, w.org.clone());
+        seed(&w, Arc::new(w.record.clone()), Duration::from_millis(150)).await;
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        let stale = w.resolver.authenticated_domain(&w.domain).await.unwrap();
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 1);
+
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        // The record entry has expired: the record is looked up again (here: re-seeded, the
+        // same record under a new lookup), and the org signet fetched and validated again.
+        seed(&w, Arc::new(w.record.clone()), Duration::from_secs(60)).await;
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 2);
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 2);
+        // A caller still holding the expired record is not answered from the cache.
+        let _ = w.resolver.org_key_for(&stale).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 3);
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 3);
+
+        // The record changes (another POK): the cached key does not count for it.
+        let other = world(3);
+        w.resolver.domains.remove(w.domain.as_str());
+        seed(&w, Arc::new(other.record.clone()), Duration::from_secs(60)).await;
+        let err = w.resolver.org_key(&w.domain).await.unwrap_err();
+        assert!(matches!(err, DiscoveryError::Signet(SignetError::Invalid { .. })), "{err:?}");
+        assert_eq!(w.resolver.source().fetches(), 4);
+    }
+
+    #[tokio::test]
+    async fn clear_cache_forgets_org_keys() {
+        let w = world(4);
+        w.resolver.source().inner.publish_org(&w.domain, w.org.clone());
+        let record = Arc::new(w.record.clone());
+        seed(&w, record.clone(), Duration::from_secs(60)).await;
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 1);
+        w.resolver.clear_cache();
+        assert!(w.resolver.org_keys.is_empty());
+        // The very same record cached again: only the cleared org key cache makes it fetch.
+        seed(&w, record, Duration::from_secs(60)).await;
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 2);
+    }
+
+    #[tokio::test]
+    async fn failures_are_not_cached() {
+        let w = world(5);
+        seed(&w, Arc::new(w.record.clone()), Duration::from_secs(60)).await;
+        for n in 1..=2 {
+            let err = w.resolver.org_key(&w.domain).await.unwrap_err();
+            assert_eq!(err, DiscoveryError::Signet(SignetError::Source(SourceError::NotFound)));
+            assert_eq!(w.resolver.source().fetches(), n);
+        }
+        w.resolver.source().inner.publish_org(&w.domain, w.org.clone());
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        let _ = w.resolver.org_key(&w.domain).await.unwrap();
+        assert_eq!(w.resolver.source().fetches(), 3);
+    }
 }
