@@ -2,7 +2,6 @@
 
 use crate::cli::PassphraseArgs;
 use anyhow::{Context, bail};
-use std::io::Write;
 use std::path::Path;
 use zeroize::Zeroizing;
 
@@ -25,27 +24,9 @@ pub(crate) fn read_text(path: &Path) -> anyhow::Result<String> {
         .with_context(|| format!("{} is not UTF-8 text", path.display()))
 }
 
-/// Writes a new file; never overwrites. Private files get mode 0600.
+/// Writes a new file; never overwrites. Private files get mode 0600 (`dimed init`'s writer).
 pub(crate) fn write_new(path: &Path, data: &[u8], private: bool) -> anyhow::Result<()> {
-    let mut opts = std::fs::OpenOptions::new();
-    opts.write(true).create_new(true);
-    #[cfg(unix)]
-    if private {
-        use std::os::unix::fs::OpenOptionsExt;
-        opts.mode(0o600);
-    }
-    #[cfg(not(unix))]
-    let _ = private;
-    let mut f = opts.open(path).with_context(|| {
-        if path.exists() {
-            format!("{} exists already: refusing to overwrite it", path.display())
-        } else {
-            format!("cannot create {}", path.display())
-        }
-    })?;
-    f.write_all(data).with_context(|| format!("cannot write {}", path.display()))?;
-    f.sync_all().with_context(|| format!("cannot sync {}", path.display()))?;
-    Ok(())
+    Ok(dime_server::setup::write_new(path, data, private)?)
 }
 
 /// Creates a directory (and parents) if missing.

@@ -44,8 +44,8 @@ pub enum SetupError {
         /// Why.
         source: std::io::Error,
     },
-    /// Something already exists where a new domain would be written.
-    #[error("{0} already exists: refusing to overwrite a domain")]
+    /// Something already exists where a new file would be written.
+    #[error("{0} exists already: refusing to overwrite it")]
     Exists(PathBuf),
     /// Key, signet, certificate or record creation failed.
     #[error("{0}")]
