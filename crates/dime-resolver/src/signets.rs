@@ -285,12 +285,6 @@ pub struct ValidUser {
     pub fingerprint: Fingerprint,
 }
 
-fn best_fingerprint(crypto: &CryptoProvider, s: &Signet) -> Option<Fingerprint> {
-    s.fingerprint(crypto, FingerprintKind::Id)
-        .or_else(|| s.fingerprint(crypto, FingerprintKind::Full))
-        .or_else(|| s.fingerprint(crypto, FingerprintKind::Crypto))
-}
-
 /// Validates an org signet against the record: its POK must be a `pok=` of the record and its
 /// signatures must verify (at least the crypto state); a field 254 must name `domain`.
 pub fn validate_org(
@@ -318,7 +312,8 @@ pub fn validate_org(
         .signed_by()
         .ok_or(SignetError::Invalid { state: v.state(), problem: "no signing key".into() })?;
     let pok_index = record.poks.iter().position(|k| k == &pok).unwrap_or(0);
-    let fingerprint = best_fingerprint(crypto, &signet)
+    let fingerprint = signet
+        .naming_fingerprint(crypto)
         .ok_or(SignetError::Invalid { state: v.state(), problem: "no fingerprint".into() })?;
     Ok(ValidOrg { state: v.state(), signet, pok, pok_index, fingerprint })
 }
