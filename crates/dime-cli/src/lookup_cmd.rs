@@ -13,12 +13,10 @@ use dime_signet::Signet;
 use std::io::Write;
 use std::net::SocketAddr;
 
+/// The first server of `/etc/resolv.conf` ([`DnsConfig::system_servers`]).
 fn system_resolver() -> anyhow::Result<SocketAddr> {
-    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
-    text.lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|ip| ip.trim().parse::<std::net::IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53))
+    DnsConfig::system_servers()
+        .into_iter()
         .next()
         .context("no --resolver given and no nameserver in /etc/resolv.conf")
 }

@@ -57,6 +57,13 @@ impl DnsConfig {
         }
     }
 
+    /// The system's DNS servers: the `nameserver` lines of `/etc/resolv.conf`, in order, each
+    /// on port 53. Empty when the file cannot be read or names no server (the caller chooses
+    /// the fallback: [`Dns::new`] refuses an empty list).
+    pub fn system_servers() -> Vec<SocketAddr> {
+        resolv_conf_servers(&std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default())
+    }
+
     /// Replaces the trust anchor.
     pub fn trust_anchor(mut self, anchor: TrustAnchor) -> DnsConfig {
         self.trust_anchor = anchor;
@@ -69,6 +76,16 @@ impl DnsConfig {
         self.attempts = attempts.max(1);
         self
     }
+}
+
+/// The `nameserver` addresses of a `resolv.conf` text, port 53; lines that do not parse are
+/// skipped.
+fn resolv_conf_servers(text: &str) -> Vec<SocketAddr> {
+    text.lines()
+        .filter_map(|l| l.trim().strip_prefix("nameserver"))
+        .filter_map(|a| a.trim().parse::<IpAddr>().ok())
+        .map(|ip| SocketAddr::new(ip, 53))
+        .collect()
 }
 
 /// A configuration error: the resolver cannot be built.
@@ -382,5 +399,22 @@ fn classify_error<T>(e: &NetError) -> Answer<T> {
                 Answer::Failed(TemporaryFailure::Other(text))
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolv_conf_nameservers_in_order_on_port_53() {
+        let text = "# comment\nsearch example.test\nnameserver 192.0.2.1\n  nameserver  2001:db8::53 \n\
+                    nameserver not-an-address\noptions edns0\nnameserver 192.0.2.2\n";
+        let want: Vec<SocketAddr> = ["192.0.2.1:53", "[2001:db8::53]:53", "192.0.2.2:53"]
+            .iter()
+            .map(|s| s.parse().unwrap())
+            .collect();
+        assert_eq!(resolv_conf_servers(text), want);
+        assert!(resolv_conf_servers("search example.test\n").is_empty());
     }
 }

@@ -1,6 +1,7 @@
 //! `dimed`'s configuration: one TOML file (`spec/dimed.md` §2). Unknown keys are errors, so a
 //! misspelt setting is never silently ignored; relative paths are relative to the file's
-//! directory.
+//! directory. [`Config::load`] checks every value once and hands out typed values (the
+//! domain as a [`Domain`], the transports as [`Transports`]).
 
 use crate::origin::{RetryPolicy, Transports};
 use dime_core::Domain;
@@ -40,12 +41,11 @@ pub enum ConfigError {
     },
 }
 
-/// The whole configuration.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
+/// The whole configuration, as [`Config::load`] checked it.
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Our domain.
-    pub domain: String,
+    pub domain: Domain,
     /// The host name our certificate is for (the `dx=` host of our record).
     pub host: String,
     /// Where the store lives (`store.redb`).
@@ -56,14 +56,28 @@ pub struct Config {
     /// Listening addresses.
     pub listen: Listen,
     /// DNS and key discovery.
-    #[serde(default)]
     pub dns: DnsSection,
     /// The outbound queue worker.
-    #[serde(default)]
     pub outbound: Outbound,
     /// Limits of the DMTP listener.
-    #[serde(default)]
     pub limits: Limits,
+}
+
+/// The file as written, before [`RawConfig::check`] types and checks its values.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawConfig {
+    domain: String,
+    host: String,
+    data_dir: PathBuf,
+    config_dir: PathBuf,
+    listen: Listen,
+    #[serde(default)]
+    dns: DnsSection,
+    #[serde(default)]
+    outbound: RawOutbound,
+    #[serde(default)]
+    limits: Limits,
 }
 
 /// `[listen]`.
@@ -101,11 +115,10 @@ pub struct DnsSection {
 }
 
 /// `[outbound]`.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields, default)]
+#[derive(Debug, Clone)]
 pub struct Outbound {
-    /// `quic-then-tls`, `quic` or `tls`.
-    pub transports: String,
+    /// How the origin connects (`quic-then-tls`, `quic` or `tls` in the file).
+    pub transports: Transports,
     /// Milliseconds between queue passes.
     pub interval_ms: u64,
     /// First retry delay, seconds.
@@ -116,10 +129,21 @@ pub struct Outbound {
     pub max_lifetime_secs: u64,
 }
 
-impl Default for Outbound {
-    fn default() -> Outbound {
+/// `[outbound]` as written.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct RawOutbound {
+    transports: String,
+    interval_ms: u64,
+    retry_base_secs: u64,
+    max_backoff_secs: u64,
+    max_lifetime_secs: u64,
+}
+
+impl Default for RawOutbound {
+    fn default() -> RawOutbound {
         let r = RetryPolicy::default();
-        Outbound {
+        RawOutbound {
             transports: "quic-then-tls".into(),
             interval_ms: 1000,
             retry_base_secs: r.base_secs,
@@ -149,6 +173,65 @@ pub struct Limits {
     pub idle_timeout_secs: Option<u64>,
 }
 
+impl RawConfig {
+    /// Checks every value and types the domain and the transports; the first wrong value is
+    /// the error.
+    fn check(self, path: &Path) -> Result<Config, ConfigError> {
+        let bad = |key, message: &str| ConfigError::Invalid {
+            path: path.to_owned(),
+            key,
+            message: message.to_owned(),
+        };
+        let domain = Domain::parse(&self.domain).map_err(|_| bad("domain", "not a domain name"))?;
+        Domain::parse(&self.host).map_err(|_| bad("host", "not a host name"))?;
+        if self.listen.quic.is_none() && self.listen.tls.is_none() {
+            return Err(bad("listen", "give quic, tls or both"));
+        }
+        let o = self.outbound;
+        let transports = match o.transports.as_str() {
+            "quic-then-tls" => Transports::QuicThenTls,
+            "quic" => Transports::QuicOnly,
+            "tls" => Transports::TlsOnly,
+            _ => return Err(bad("outbound.transports", "must be quic-then-tls, quic or tls")),
+        };
+        if o.interval_ms == 0 || o.retry_base_secs == 0 {
+            return Err(bad("outbound", "intervals must be positive"));
+        }
+        if o.max_backoff_secs < o.retry_base_secs {
+            return Err(bad("outbound.max_backoff_secs", "smaller than retry_base_secs"));
+        }
+        let l = &self.limits;
+        let zero = [
+            l.max_message_size.map(|v| v == 0),
+            l.max_transactions.map(|v| v == 0),
+            l.max_lookups.map(|v| v == 0),
+            l.max_connections_per_ip.map(|v| v == 0),
+            l.max_streams_per_connection.map(|v| v == 0),
+            l.handshake_timeout_secs.map(|v| v == 0),
+            l.idle_timeout_secs.map(|v| v == 0),
+        ];
+        if zero.into_iter().flatten().any(|z| z) {
+            return Err(bad("limits", "a limit of 0 would refuse everything"));
+        }
+        Ok(Config {
+            domain,
+            host: self.host,
+            data_dir: self.data_dir,
+            config_dir: self.config_dir,
+            listen: self.listen,
+            dns: self.dns,
+            outbound: Outbound {
+                transports,
+                interval_ms: o.interval_ms,
+                retry_base_secs: o.retry_base_secs,
+                max_backoff_secs: o.max_backoff_secs,
+                max_lifetime_secs: o.max_lifetime_secs,
+            },
+            limits: self.limits,
+        })
+    }
+}
+
 impl Config {
     /// Reads and checks `path`; relative paths in it are made relative to its directory.
     ///
@@ -157,11 +240,11 @@ impl Config {
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
             .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
-        let mut c: Config = toml::from_str(&text)
+        let raw: RawConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
+        let mut c = raw.check(path)?;
         let base = path.parent().unwrap_or(Path::new("."));
         c.resolve(base);
-        c.check(path)?;
         Ok(c)
     }
 
@@ -181,56 +264,6 @@ impl Config {
         }
         if let Some(p) = &mut self.dns.extra_ca {
             fix(p);
-        }
-    }
-
-    fn check(&self, path: &Path) -> Result<(), ConfigError> {
-        let bad = |key, message: &str| ConfigError::Invalid {
-            path: path.to_owned(),
-            key,
-            message: message.to_owned(),
-        };
-        Domain::parse(&self.domain).map_err(|_| bad("domain", "not a domain name"))?;
-        Domain::parse(&self.host).map_err(|_| bad("host", "not a host name"))?;
-        if self.listen.quic.is_none() && self.listen.tls.is_none() {
-            return Err(bad("listen", "give quic, tls or both"));
-        }
-        self.transports()
-            .ok_or_else(|| bad("outbound.transports", "must be quic-then-tls, quic or tls"))?;
-        if self.outbound.interval_ms == 0 || self.outbound.retry_base_secs == 0 {
-            return Err(bad("outbound", "intervals must be positive"));
-        }
-        if self.outbound.max_backoff_secs < self.outbound.retry_base_secs {
-            return Err(bad("outbound.max_backoff_secs", "smaller than retry_base_secs"));
-        }
-        let l = &self.limits;
-        let zero = [
-            l.max_message_size.map(|v| v == 0),
-            l.max_transactions.map(|v| v == 0),
-            l.max_lookups.map(|v| v == 0),
-            l.max_connections_per_ip.map(|v| v == 0),
-            l.max_streams_per_connection.map(|v| v == 0),
-            l.handshake_timeout_secs.map(|v| v == 0),
-            l.idle_timeout_secs.map(|v| v == 0),
-        ];
-        if zero.into_iter().flatten().any(|z| z) {
-            return Err(bad("limits", "a limit of 0 would refuse everything"));
-        }
-        Ok(())
-    }
-
-    /// Our domain (checked by [`Config::load`]).
-    pub fn domain(&self) -> Option<Domain> {
-        Domain::parse(&self.domain).ok()
-    }
-
-    /// The transports setting.
-    pub fn transports(&self) -> Option<Transports> {
-        match self.outbound.transports.as_str() {
-            "quic-then-tls" => Some(Transports::QuicThenTls),
-            "quic" => Some(Transports::QuicOnly),
-            "tls" => Some(Transports::TlsOnly),
-            _ => None,
         }
     }
 
@@ -307,7 +340,7 @@ mod tests {
     fn minimal_file_gets_defaults_and_relative_paths() -> Result<(), ConfigError> {
         let c = load(MINIMAL)?;
         assert!(c.data_dir.is_absolute() && c.data_dir.ends_with("data"));
-        assert_eq!(c.transports(), Some(Transports::QuicThenTls));
+        assert_eq!(c.outbound.transports, Transports::QuicThenTls);
         assert_eq!(c.retry_policy().base_secs, RetryPolicy::default().base_secs);
         assert!(c.submission_socket().ends_with("data/dimed.sock"));
         Ok(())
@@ -331,16 +364,25 @@ mod tests {
     }
 
     #[test]
+    fn domain_and_transports_come_typed() -> Result<(), ConfigError> {
+        for (text, want) in [
+            ("quic-then-tls", Transports::QuicThenTls),
+            ("quic", Transports::QuicOnly),
+            ("tls", Transports::TlsOnly),
+        ] {
+            let c = load(&format!("{MINIMAL}[outbound]\ntransports = \"{text}\"\n"))?;
+            assert_eq!(c.outbound.transports, want);
+            assert_eq!(c.domain.as_str(), "a.test");
+        }
+        Ok(())
+    }
+
+    #[test]
     fn limits_reach_the_listener_options() -> Result<(), ConfigError> {
         let c = load(&format!(
             "{MINIMAL}[limits]\nmax_message_size = 4096\nmax_connections_per_ip = 3\nidle_timeout_secs = 7\n"
         ))?;
-        let d = c.domain().ok_or(ConfigError::Invalid {
-            path: PathBuf::new(),
-            key: "domain",
-            message: String::new(),
-        })?;
-        let o = c.server_options(d, dime_core::crypto::default_provider());
+        let o = c.server_options(c.domain.clone(), dime_core::crypto::default_provider());
         assert_eq!(o.dmtp.max_message_size, 4096);
         assert_eq!(o.max_connections_per_ip, 3);
         assert_eq!(o.dmtp.idle_timeout, Duration::from_secs(7));

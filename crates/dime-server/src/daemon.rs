@@ -3,7 +3,7 @@
 //! handler, the outbound worker, and the local submission socket.
 
 use crate::config::Config;
-use crate::origin::{Outbound, ResolverRoutes, Route, RouteError, Routes, Target, Transports};
+use crate::origin::{Outbound, ResolverRoutes, Route, RouteError, Routes, Target};
 use crate::pins::StorePins;
 use crate::setup::{files, read_org_keys};
 use crate::signets::{DmtpSignets, SignetServer};
@@ -145,17 +145,6 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
         .map_err(|e| StartError::Setup(format!("cannot read {}: {e}", path.display())))
 }
 
-/// The DNS servers of `/etc/resolv.conf`, port 53.
-fn system_servers() -> Vec<SocketAddr> {
-    std::fs::read_to_string("/etc/resolv.conf")
-        .unwrap_or_default()
-        .lines()
-        .filter_map(|l| l.trim().strip_prefix("nameserver"))
-        .filter_map(|a| a.trim().parse::<std::net::IpAddr>().ok())
-        .map(|ip| SocketAddr::new(ip, 53))
-        .collect()
-}
-
 /// Starts `dimed` from `config` (inside a tokio runtime).
 ///
 /// # Errors
@@ -165,7 +154,7 @@ pub async fn start(
     provider: &'static CryptoProvider,
 ) -> Result<Running, StartError> {
     let p = provider;
-    let domain = config.domain().ok_or_else(|| StartError::Setup("bad domain".into()))?;
+    let domain = config.domain.clone();
     let keys = read_org_keys(p, config, None).map_err(StartError::Setup)?;
     let signet_text = read(&config.secret_path(files::ORG_SIGNET))?;
     let org_signet = Signet::decode_any(&signet_text).map_err(setup("org signet"))?;
@@ -211,9 +200,9 @@ pub async fn start(
     let server_tls = dime_net::server_tls_config(chain, key)?;
 
     // The resolver, with our own domain answered without DNS.
-    let transports = config.transports().unwrap_or(Transports::QuicThenTls);
+    let transports = config.outbound.transports;
     let mut dns_config = DnsConfig::new(if config.dns.servers.is_empty() {
-        system_servers()
+        DnsConfig::system_servers()
     } else {
         config.dns.servers.clone()
     });
