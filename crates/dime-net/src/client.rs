@@ -8,7 +8,7 @@ use dime_core::{Domain, Fingerprint};
 use dime_dmtp::limits::{ALPN, HANDSHAKE_TIMEOUT};
 use dime_dmtp::{Client, ClientEvent, Greeting, Mode, Outgoing, SignetName, TransactionId};
 use rustls_pki_types::ServerName;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
@@ -109,6 +109,27 @@ impl QuicClient {
         let mut endpoint = quinn::Endpoint::client(bind)?;
         endpoint.set_default_client_config(config);
         Ok(QuicClient { endpoint, provider, domain })
+    }
+
+    /// An endpoint for connecting to `peer`: bound to the unspecified address of `peer`'s IP
+    /// family on any port, with the QUIC client configuration over `tls`
+    /// ([`crate::quic_client_config`]).
+    ///
+    /// # Errors
+    /// [`NetError::Config`] when `tls` cannot carry QUIC; [`NetError::Io`] when the socket
+    /// cannot be bound.
+    pub fn for_peer(
+        peer: SocketAddr,
+        tls: rustls::ClientConfig,
+        domain: Domain,
+        provider: &'static CryptoProvider,
+    ) -> Result<QuicClient, NetError> {
+        let bind = match peer.ip() {
+            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
+        };
+        let config = crate::quic_client_config(tls)?;
+        QuicClient::new(SocketAddr::new(bind, 0), config, domain, provider)
     }
 
     /// Connects to `addr`, checking the certificate for `server_name`, within

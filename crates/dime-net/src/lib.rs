@@ -14,6 +14,7 @@
 mod caps;
 mod client;
 mod config;
+mod pool;
 mod server;
 
 /// Reads what `reader` has, waiting at most until the machine's `deadline`: `Some(n)` octets
@@ -41,6 +42,7 @@ pub use config::{
     MAX_CONCURRENT_STREAMS, PinnedCertVerifier, client_tls_config, quic_client_config,
     quic_server_config, server_tls_config,
 };
+pub use pool::QuicPool;
 pub use server::{
     Handler, MAX_STREAMS_PER_CONNECTION, ServerHandle, ServerOptions, serve_stream, spawn_quic,
     spawn_tls,

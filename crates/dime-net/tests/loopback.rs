@@ -294,6 +294,63 @@ async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
     server.shutdown();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_reuses_a_live_connection_keeps_it_on_a_refusal_and_reconnects_on_a_failure() {
+    let w = world();
+    let server = w.quic_server(w.options());
+    let addr = server.local_addr;
+    let tls = w.client_tls();
+    let pool: QuicPool<SocketAddr> = QuicPool::new(domain("a.test"), p());
+    let send = |msg: Outgoing| {
+        move |c: QuicConnection| {
+            let msg = msg.clone();
+            async move { c.send(msg).await }
+        }
+    };
+    let id_of = |pool: &QuicPool<SocketAddr>| pool.live(&addr).unwrap().quic().stable_id();
+    // A new connection, then the same one again.
+    assert!(!pool.is_live(&addr));
+    pool.run(&addr, addr, "b.test", &tls, send(w.outgoing())).await.unwrap();
+    let first = id_of(&pool);
+    pool.run(&addr, addr, "b.test", &tls, send(w.outgoing())).await.unwrap();
+    assert_eq!(id_of(&pool), first);
+    // A refusal is the server's answer: returned as it is, the connection kept.
+    let mut stale = w.outgoing();
+    stale.destination_fingerprint = Fingerprint([0; 64]);
+    let err = pool.run(&addr, addr, "b.test", &tls, send(stale)).await.unwrap_err();
+    assert!(matches!(err, NetError::Refused { code: ReplyCode::STALE_FINGERPRINT, .. }), "{err}");
+    assert_eq!(id_of(&pool), first);
+    // A closed connection is replaced.
+    pool.live(&addr).unwrap().close();
+    assert!(!pool.is_live(&addr));
+    pool.run(&addr, addr, "b.test", &tls, send(w.outgoing())).await.unwrap();
+    let second = id_of(&pool);
+    assert_ne!(second, first);
+    // A failure other than a reply on a reused connection: dropped, the request made once
+    // more on a new connection.
+    let calls = AtomicU64::new(0);
+    let flaky = |c: QuicConnection| {
+        let n = calls.fetch_add(1, Ordering::SeqCst);
+        let msg = w.outgoing();
+        async move { if n == 0 { Err(NetError::Closed) } else { c.send(msg).await } }
+    };
+    pool.run(&addr, addr, "b.test", &tls, flaky).await.unwrap();
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
+    assert_ne!(id_of(&pool), second);
+    // On a new connection it is not retried, and the connection is dropped.
+    let other: SocketAddr = "127.0.0.2:1".parse().unwrap();
+    let calls = AtomicU64::new(0);
+    let failing = |_c: QuicConnection| {
+        calls.fetch_add(1, Ordering::SeqCst);
+        async { Err::<(), _>(NetError::Closed) }
+    };
+    assert!(matches!(pool.run(&other, addr, "b.test", &tls, failing).await, Err(NetError::Closed)));
+    assert_eq!(calls.load(Ordering::SeqCst), 1);
+    assert!(!pool.is_live(&other));
+    assert_eq!(w.stored(), 4);
+    server.shutdown();
+}
+
 /// Reads what the server sends until it closes (or 5 s pass).
 async fn read_to_close(s: &mut tokio::net::TcpStream) -> Vec<u8> {
     let mut all = Vec::new();

@@ -15,11 +15,11 @@
 
 use crate::LocalDomain;
 use crate::bounce::{self, Failure};
-use dime_core::crypto::CryptoProvider;
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
 use dime_envelope::open_as_origin;
-use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection, is_temporary};
+use dime_net::{NetError, QuicPool, TlsConnection, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
     AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
@@ -29,8 +29,8 @@ use dime_store::{OutboundEntry, QueueId, Store, StoreError, Timestamp, Transport
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
 use std::future::Future;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// The first octets of a DMTP queue payload written by [`submit`].
 pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ1\0";
@@ -60,7 +60,8 @@ pub enum SubmitError {
 /// the origin: it opens with our org key, `author` is ours, signed it and is the author it
 /// names. Then appends the origin signature and queues it durably for its destination.
 /// (`dime-envelope`'s `Unverified<OriginView>` exposes no claimed author, so the caller names
-/// the author and the verified view must agree.)
+/// the author and the verified view must agree.) The author's signing key is that of their
+/// current signet in `store`; a caller already holding it uses [`submit_signed_by`].
 ///
 /// # Errors
 /// [`SubmitError`].
@@ -76,11 +77,33 @@ pub fn submit(
     if author.domain() != &local.domain {
         return Err(SubmitError::NotOurUser);
     }
-    let unverified =
-        open_as_origin(p, envelope, &local.secret).map_err(|_| SubmitError::Envelope)?;
     let (_, signet) = store.signet(author)?;
     let key = signet.signing_key().map_err(|_| SubmitError::Envelope)?;
-    let verified = unverified.verify(p, &key).map_err(|_| SubmitError::Envelope)?;
+    submit_signed_by(p, rng, store, local, author, &key, envelope, now)
+}
+
+/// [`submit`] with the author's signing key from the caller: the key of `author`'s current
+/// signet in `store`, read by the caller (one read per submission, not two).
+///
+/// # Errors
+/// [`SubmitError`].
+#[allow(clippy::too_many_arguments)]
+pub fn submit_signed_by(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    store: &Store,
+    local: &LocalDomain,
+    author: &Mailbox,
+    author_key: &Ed25519PublicKey,
+    envelope: &[u8],
+    now: Timestamp,
+) -> Result<(QueueId, Domain), SubmitError> {
+    if author.domain() != &local.domain {
+        return Err(SubmitError::NotOurUser);
+    }
+    let unverified =
+        open_as_origin(p, envelope, &local.secret).map_err(|_| SubmitError::Envelope)?;
+    let verified = unverified.verify(p, author_key).map_err(|_| SubmitError::Envelope)?;
     if &verified.view().author != author {
         return Err(SubmitError::NotOurUser);
     }
@@ -313,6 +336,9 @@ enum SendError {
     Permanent(String),
 }
 
+/// The one mapping of a delivery's failure, over QUIC or TLS, on a new or a reused connection
+/// alike (`spec/dmtp.md` §11.2): a 4xx and transport failures are temporary, a 5xx and local
+/// configuration or misuse errors permanent.
 fn classify(e: NetError) -> SendError {
     if is_temporary(&e) {
         SendError::Temporary(e.to_string())
@@ -331,7 +357,8 @@ pub struct Outbound<R> {
     provider: &'static CryptoProvider,
     status_retention_secs: u64,
     wake: Option<Arc<tokio::sync::Notify>>,
-    quic: Mutex<HashMap<Domain, (QuicClient, QuicConnection)>>,
+    /// QUIC connections by destination and address, reused while live.
+    quic: QuicPool<(Domain, SocketAddr)>,
 }
 
 impl<R> std::fmt::Debug for Outbound<R> {
@@ -356,6 +383,7 @@ impl<R: Routes> Outbound<R> {
         provider: &'static CryptoProvider,
     ) -> Outbound<R> {
         Outbound {
+            quic: QuicPool::new(local.domain.clone(), provider),
             store,
             local,
             routes,
@@ -364,7 +392,6 @@ impl<R: Routes> Outbound<R> {
             provider,
             status_retention_secs: DEFAULT_STATUS_RETENTION_SECS,
             wake: None,
-            quic: Mutex::new(HashMap::new()),
         }
     }
 
@@ -530,41 +557,30 @@ impl<R: Routes> Outbound<R> {
             destination_fingerprint: route.destination_fingerprint,
             body: envelope.to_vec(),
         };
-        if self.transports != Transports::TlsOnly {
-            let cached =
-                self.quic.lock().ok().and_then(|m| m.get(destination).map(|c| c.1.clone()));
-            if let Some(conn) = cached {
-                match conn.send(msg.clone()).await {
-                    Ok(id) => return Ok(id),
-                    Err(NetError::Refused { code, .. }) if !code.is_temporary() => {
-                        return Err(SendError::Permanent(format!("refused with {code}")));
-                    }
-                    Err(_) => {
-                        if let Ok(mut m) = self.quic.lock() {
-                            m.remove(destination);
-                        }
-                    }
-                }
-            }
-        }
         // One TLS configuration for every address of the route.
         let tls = Arc::new(
             dime_net::client_tls_config(Arc::clone(&route.verifier))
                 .map_err(|e| SendError::Temporary(e.to_string()))?,
         );
+        // Every address of every host in order, those with a live QUIC connection first.
+        let mut addrs: Vec<(&Target, SocketAddr)> =
+            route.targets.iter().flat_map(|t| t.addrs.iter().map(move |a| (t, *a))).collect();
+        if self.transports != Transports::TlsOnly {
+            addrs.sort_by_cached_key(|(_, a)| !self.quic.is_live(&(destination.clone(), *a)));
+        }
         let mut last = SendError::Temporary("no address answered".into());
-        for t in &route.targets {
-            for addr in &t.addrs {
-                match self.try_addr(destination, &tls, t, *addr, &msg).await {
-                    Ok(id) => return Ok(id),
-                    Err(SendError::Permanent(r)) => return Err(SendError::Permanent(r)),
-                    Err(e) => last = e,
-                }
+        for (t, addr) in addrs {
+            match self.try_addr(destination, &tls, t, addr, &msg).await {
+                Ok(id) => return Ok(id),
+                Err(SendError::Permanent(r)) => return Err(SendError::Permanent(r)),
+                Err(e) => last = e,
             }
         }
         Err(last)
     }
 
+    /// One address: QUIC (a live pooled connection, else a new one), then TLS over TCP when
+    /// QUIC failed without a reply. A reply is the server's answer on either transport.
     async fn try_addr(
         &self,
         destination: &Domain,
@@ -575,14 +591,17 @@ impl<R: Routes> Outbound<R> {
     ) -> Result<TransactionId, SendError> {
         let mut last = SendError::Temporary("no transport tried".into());
         if self.transports != Transports::TlsOnly {
-            match self.quic_send(destination, (**tls).clone(), target, addr, msg).await {
+            let key = (destination.clone(), addr);
+            let sent = self
+                .quic
+                .run(&key, addr, &target.server_name, tls, |c| {
+                    let msg = msg.clone();
+                    async move { c.send(msg).await }
+                })
+                .await;
+            match sent {
                 Ok(id) => return Ok(id),
-                Err(NetError::Refused { code, .. }) if !code.is_temporary() => {
-                    return Err(SendError::Permanent(format!("refused with {code}")));
-                }
-                Err(NetError::Refused { code, .. }) => {
-                    return Err(SendError::Temporary(format!("refused with {code}")));
-                }
+                Err(e @ NetError::Refused { .. }) => return Err(classify(e)),
                 Err(e) => {
                     tracing::debug!(destination = %destination, error = %e, "quic failed");
                     last = classify(e);
@@ -607,33 +626,6 @@ impl<R: Routes> Outbound<R> {
             return r.map_err(classify);
         }
         Err(last)
-    }
-
-    async fn quic_send(
-        &self,
-        destination: &Domain,
-        tls: rustls::ClientConfig,
-        target: &Target,
-        addr: SocketAddr,
-        msg: &Outgoing,
-    ) -> Result<TransactionId, NetError> {
-        let bind_ip = match addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let config = dime_net::quic_client_config(tls)?;
-        let client = QuicClient::new(
-            SocketAddr::new(bind_ip, 0),
-            config,
-            self.local.domain.clone(),
-            self.provider,
-        )?;
-        let conn = client.connect(addr, &target.server_name).await?;
-        let id = conn.send(msg.clone()).await?;
-        if let Ok(mut m) = self.quic.lock() {
-            m.insert(destination.clone(), (client, conn));
-        }
-        Ok(id)
     }
 
     /// Runs passes every `interval` until `shutdown` resolves.

@@ -15,13 +15,13 @@ use crate::origin::{Transports, delivery_targets, record_verifier};
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::SignetName;
-use dime_net::{NetError, QuicClient, QuicConnection, TlsConnection};
+use dime_net::{NetError, QuicPool, TlsConnection};
 use dime_resolver::tls::WebPki;
 use dime_resolver::{AuthenticatedDomain, SignetSource, SourceError};
 use dime_signet::Signet;
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
+use std::sync::Arc;
 
 /// A server to ask for a domain's signets: the certificate name, an address, how to check it.
 #[derive(Clone)]
@@ -51,7 +51,8 @@ pub struct DmtpSignets {
     transports: Transports,
     /// Servers known without DNS (our own domain, configured peers).
     fixed: HashMap<Domain, SignetServer>,
-    quic: Mutex<HashMap<SocketAddr, QuicConnection>>,
+    /// QUIC connections by server address, reused while live.
+    quic: QuicPool<SocketAddr>,
 }
 
 impl std::fmt::Debug for DmtpSignets {
@@ -77,8 +78,12 @@ async fn within<T>(
 ) -> Result<T, SourceError> {
     match tokio::time::timeout(SIGNET_REQUEST_TIMEOUT, f).await {
         Ok(r) => r.map_err(from_net),
-        Err(_) => Err(unavailable("the signet server did not answer in time")),
+        Err(_) => Err(timed_out()),
     }
+}
+
+fn timed_out() -> SourceError {
+    unavailable("the signet server did not answer in time")
 }
 
 fn from_net(e: NetError) -> SourceError {
@@ -99,12 +104,12 @@ impl DmtpSignets {
         transports: Transports,
     ) -> DmtpSignets {
         DmtpSignets {
+            quic: QuicPool::new(our_domain.clone(), provider),
             provider,
             our_domain,
             webpki,
             transports,
             fixed: HashMap::new(),
-            quic: Mutex::new(HashMap::new()),
         }
     }
 
@@ -146,30 +151,6 @@ impl DmtpSignets {
         Ok(out)
     }
 
-    async fn quic(&self, s: &SignetServer) -> Result<QuicConnection, NetError> {
-        if let Some(c) = self.quic.lock().ok().and_then(|m| m.get(&s.addr).cloned())
-            && c.quic().close_reason().is_none()
-        {
-            return Ok(c);
-        }
-        let bind = match s.addr.ip() {
-            IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
-        };
-        let config = dime_net::quic_client_config((*s.tls).clone())?;
-        let client = QuicClient::new(
-            SocketAddr::new(bind, 0),
-            config,
-            self.our_domain.clone(),
-            self.provider,
-        )?;
-        let c = client.connect(s.addr, &s.server_name).await?;
-        if let Ok(mut m) = self.quic.lock() {
-            m.insert(s.addr, c.clone());
-        }
-        Ok(c)
-    }
-
     /// Runs `sgnt` (or HIST) against the servers of `domain` until one answers.
     async fn ask(
         &self,
@@ -179,24 +160,29 @@ impl DmtpSignets {
         let mut last = unavailable("no server answered");
         for s in self.servers(domain).await? {
             if self.transports != Transports::TlsOnly {
-                let r = within(async {
-                    let c = self.quic(&s).await?;
-                    match req {
-                        Request::Signet(name) => c.lookup_signet(name, None).await.map(|b| vec![b]),
-                        Request::History(name, from) => c.history(name, from).await,
-                    }
-                })
+                // A reply leaves the connection pooled; the pool drops one that failed, and
+                // one that did not answer in time is dropped here.
+                let r = tokio::time::timeout(
+                    SIGNET_REQUEST_TIMEOUT,
+                    self.quic.run(&s.addr, s.addr, &s.server_name, &s.tls, |c| async move {
+                        match req {
+                            Request::Signet(name) => {
+                                c.lookup_signet(name, None).await.map(|b| vec![b])
+                            }
+                            Request::History(name, from) => c.history(name, from).await,
+                        }
+                    }),
+                )
                 .await;
                 match r {
-                    Ok(v) => return Ok(v),
-                    Err(e) => {
-                        if matches!(e, SourceError::NotFound) {
-                            return Err(e);
-                        }
-                        if let Ok(mut m) = self.quic.lock() {
-                            m.remove(&s.addr);
-                        }
-                        last = e;
+                    Ok(Ok(v)) => return Ok(v),
+                    Ok(Err(e)) => match from_net(e) {
+                        SourceError::NotFound => return Err(SourceError::NotFound),
+                        e => last = e,
+                    },
+                    Err(_) => {
+                        self.quic.remove(&s.addr);
+                        last = timed_out();
                     }
                 }
             }

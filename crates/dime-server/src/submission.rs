@@ -259,9 +259,11 @@ async fn send(
     tokio::task::spawn_blocking(move || {
         let (_, author_signet) =
             sub.store.signet(&author).map_err(|e| format!("author signet: {e}"))?;
+        let author_keys = keys_of(&author_signet, "author")?;
+        let author_key = author_keys.signing;
         let addressing = Addressing {
             author: author.clone(),
-            author_keys: keys_of(&author_signet, "author")?,
+            author_keys,
             origin: sub.local.domain.clone(),
             origin_keys,
             destination: to.domain().clone(),
@@ -297,12 +299,13 @@ async fn send(
             seal_message(p, &mut rng, &addressing, Signer::Author(keys.signing_seed()), &message)
                 .map_err(|e| format!("seal: {e}"))?;
         drop(session);
-        let (id, _) = crate::origin::submit(
+        let (id, _) = crate::origin::submit_signed_by(
             p,
             &mut rng,
             &sub.store,
             &sub.local,
             &author,
+            &author_key,
             &envelope,
             crate::now(),
         )

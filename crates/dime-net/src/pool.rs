@@ -1,0 +1,139 @@
+//! QUIC client connections kept for reuse (`spec/dmtp.md` §2, §11.2): one per key, the key
+//! chosen by the caller (a server address; a destination domain and an address). A live
+//! connection is reused; one the peer or the idle timeout closed is replaced by a new one.
+//!
+//! A reply code is the server's answer whatever the connection's age: a refusal leaves the
+//! connection pooled. Any other failure (transport, protocol, a stream closed early) drops it;
+//! when the connection was a reused one, the request is made once more on a new connection.
+
+use crate::{NetError, QuicClient, QuicConnection};
+use dime_core::Domain;
+use dime_core::crypto::CryptoProvider;
+use std::collections::HashMap;
+use std::future::Future;
+use std::hash::Hash;
+use std::net::SocketAddr;
+use std::sync::{Mutex, MutexGuard, PoisonError};
+
+/// QUIC connections to DMTP servers for our `domain`, one per key, each on its own endpoint
+/// ([`QuicClient::for_peer`]). Shared by reference; every method takes `&self`.
+pub struct QuicPool<K> {
+    domain: Domain,
+    provider: &'static CryptoProvider,
+    conns: Mutex<HashMap<K, (QuicClient, QuicConnection)>>,
+}
+
+impl<K> std::fmt::Debug for QuicPool<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.conns.lock().map_or(0, |m| m.len());
+        f.debug_struct("QuicPool")
+            .field("domain", &self.domain)
+            .field("connections", &n)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Whether `e` is the server's answer (a reply code) rather than a failure of the connection.
+fn is_reply(e: &NetError) -> bool {
+    matches!(e, NetError::Refused { .. })
+}
+
+fn is_live(c: &QuicConnection) -> bool {
+    c.quic().close_reason().is_none()
+}
+
+impl<K: Eq + Hash + Clone> QuicPool<K> {
+    /// An empty pool whose connections name our `domain` (HELLO on transfer streams).
+    pub fn new(domain: Domain, provider: &'static CryptoProvider) -> QuicPool<K> {
+        QuicPool { domain, provider, conns: Mutex::new(HashMap::new()) }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<K, (QuicClient, QuicConnection)>> {
+        self.conns.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The live connection pooled under `key`, if any.
+    pub fn live(&self, key: &K) -> Option<QuicConnection> {
+        self.map().get(key).map(|(_, c)| c).filter(|c| is_live(c)).cloned()
+    }
+
+    /// Whether a live connection is pooled under `key`.
+    pub fn is_live(&self, key: &K) -> bool {
+        self.live(key).is_some()
+    }
+
+    /// The live connection under `key` (`true`: reused), else a new one to `addr`, its
+    /// certificate checked for `server_name` by `tls`'s verifier, pooled under `key` (`false`).
+    ///
+    /// # Errors
+    /// Configuration, socket, connection and handshake errors ([`QuicClient::connect`]).
+    pub async fn connection(
+        &self,
+        key: &K,
+        addr: SocketAddr,
+        server_name: &str,
+        tls: &rustls::ClientConfig,
+    ) -> Result<(QuicConnection, bool), NetError> {
+        if let Some(c) = self.live(key) {
+            return Ok((c, true));
+        }
+        let client = QuicClient::for_peer(addr, tls.clone(), self.domain.clone(), self.provider)?;
+        let conn = client.connect(addr, server_name).await?;
+        let mut m = self.map();
+        // Closed connections go with their endpoints.
+        m.retain(|_, (_, c)| is_live(c));
+        m.insert(key.clone(), (client, conn.clone()));
+        Ok((conn, false))
+    }
+
+    /// Drops the connection pooled under `key` (one that stopped answering).
+    pub fn remove(&self, key: &K) {
+        self.map().remove(key);
+    }
+
+    /// Drops `conn` from under `key` unless another has replaced it there.
+    fn discard(&self, key: &K, conn: &QuicConnection) {
+        let mut m = self.map();
+        if m.get(key).is_some_and(|(_, c)| c.quic().stable_id() == conn.quic().stable_id()) {
+            m.remove(key);
+        }
+    }
+
+    /// Runs `request` on the connection under `key` ([`QuicPool::connection`]). A refusal is
+    /// returned as it is and the connection stays pooled. Any other failure drops the
+    /// connection; when it was a reused one, `request` runs once more on a new connection.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code; connection, transport and protocol
+    /// errors.
+    pub async fn run<T, F, Fut>(
+        &self,
+        key: &K,
+        addr: SocketAddr,
+        server_name: &str,
+        tls: &rustls::ClientConfig,
+        request: F,
+    ) -> Result<T, NetError>
+    where
+        F: Fn(QuicConnection) -> Fut,
+        Fut: Future<Output = Result<T, NetError>>,
+    {
+        let (conn, reused) = self.connection(key, addr, server_name, tls).await?;
+        match request(conn.clone()).await {
+            Err(e) if !is_reply(&e) => {
+                self.discard(key, &conn);
+                if !reused {
+                    return Err(e);
+                }
+                tracing::debug!(%addr, error = %e, "pooled quic connection failed; reconnecting");
+                let (conn, _) = self.connection(key, addr, server_name, tls).await?;
+                let r = request(conn.clone()).await;
+                if r.as_ref().is_err_and(|e| !is_reply(e)) {
+                    self.discard(key, &conn);
+                }
+                r
+            }
+            r => r,
+        }
+    }
+}
