@@ -52,7 +52,9 @@ pub struct DmtpSignets {
     /// Servers known without DNS (our own domain, configured peers).
     fixed: HashMap<Domain, SignetServer>,
     /// QUIC connections by server address, reused while live.
-    quic: QuicPool<SocketAddr>,
+    /// QUIC connections by (domain, address): a connection's certificate was checked under one
+    /// domain's record, so another domain at the same address gets its own.
+    quic: QuicPool<(Domain, SocketAddr)>,
 }
 
 impl std::fmt::Debug for DmtpSignets {
@@ -159,12 +161,13 @@ impl DmtpSignets {
     ) -> Result<Vec<Vec<u8>>, SourceError> {
         let mut last = unavailable("no server answered");
         for s in self.servers(domain).await? {
+            let key = (domain.domain().clone(), s.addr);
             if self.transports != Transports::TlsOnly {
                 // A reply leaves the connection pooled; the pool drops one that failed, and
                 // one that did not answer in time is dropped here.
                 let r = tokio::time::timeout(
                     SIGNET_REQUEST_TIMEOUT,
-                    self.quic.run(&s.addr, s.addr, &s.server_name, &s.tls, |c| async move {
+                    self.quic.run(&key, s.addr, &s.server_name, &s.tls, |c| async move {
                         match req {
                             Request::Signet(name) => {
                                 c.lookup_signet(name, None).await.map(|b| vec![b])
@@ -181,7 +184,7 @@ impl DmtpSignets {
                         e => last = e,
                     },
                     Err(_) => {
-                        self.quic.remove(&s.addr);
+                        self.quic.remove(&key);
                         last = timed_out();
                     }
                 }
