@@ -34,6 +34,11 @@
 //! together). The target is >= 2x Postfix's messages per second; the table says whether each
 //! case meets it. No timing is asserted.
 //!
+//! A last child process measures the serial floor of 1 in flight (`floor_case`): the median
+//! of each step a message waits for in series at 1 in flight, each timed alone (the
+//! destination's crypto, one `fdatasync`, one request/reply round trip), and what their sum
+//! allows at most, beside Postfix's rate.
+//!
 //! Run: `cargo bench -p dime-interop-tests --bench dmtp_vs_postfix` (as root, with Debian's
 //! `postfix` installed; without it the Postfix half is skipped with a message).
 //! `DIME_BENCH_CASES=quic:1,tls:32` runs only the dime cases named (for profiling one).
@@ -50,10 +55,10 @@
 use dime_core::crypto::{Argon2Params, CryptoProvider, default_provider};
 use dime_core::{Domain, Fingerprint, Mailbox, Secret};
 use dime_dmtp::Outgoing;
-use dime_dmtp::limits::MAX_TRANSACTIONS;
+use dime_dmtp::limits::{MAX_LOOKUPS, MAX_TRANSACTIONS};
 use dime_envelope::{
     ActorKeys, ActorSecret, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer,
-    open_as_origin, seal_message,
+    open_as_destination, open_as_origin, seal_message,
 };
 use dime_interop_tests::postfix::{MailLog, Postfix, proc_kib, sample_tree};
 use dime_net::{QuicClient, ServerHandle, ServerOptions, TlsConnection};
@@ -258,6 +263,8 @@ struct DestinationStore {
     store: Store,
     account: AccountId,
     local: LocalDomain,
+    /// The org's decryption keys, as [`Destination`] holds them (for the floor case).
+    org_secret: ActorSecret,
     recipient_signet: Signet,
 }
 
@@ -287,8 +294,15 @@ fn destination_store(dir: &Path) -> DestinationStore {
             Timestamp(1_700_000_000),
         )
         .expect("create the recipient account");
+    let org_secret = ActorSecret::from_org_keys(p(), &keys).unwrap();
     let local = LocalDomain::new(p(), domain("b.test"), keys, signet).unwrap();
-    DestinationStore { store, account: created.account, local, recipient_signet: created.signet }
+    DestinationStore {
+        store,
+        account: created.account,
+        local,
+        org_secret,
+        recipient_signet: created.signet,
+    }
 }
 
 /// The destination b.test: its store, QUIC and TLS servers on loopback.
@@ -296,6 +310,7 @@ struct DestinationWorld {
     store: Arc<Store>,
     account: AccountId,
     local: Arc<LocalDomain>,
+    org_secret: ActorSecret,
     recipient_signet: Signet,
     quic: ServerHandle,
     tls: ServerHandle,
@@ -303,7 +318,8 @@ struct DestinationWorld {
 }
 
 async fn destination(dir: &Path, origin: &Origin) -> DestinationWorld {
-    let DestinationStore { store, account, local, recipient_signet } = destination_store(dir);
+    let DestinationStore { store, account, local, org_secret, recipient_signet } =
+        destination_store(dir);
     let (store, local) = (Arc::new(store), Arc::new(local));
     let mut origins = HashMap::new();
     origins.insert(
@@ -332,7 +348,7 @@ async fn destination(dir: &Path, origin: &Origin) -> DestinationWorld {
     let quic = dime_net::spawn_quic(endpoint, Arc::clone(&handler), options.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let tls = dime_net::spawn_tls(listener, tls, handler, options).unwrap();
-    DestinationWorld { store, account, local, recipient_signet, quic, tls, cert }
+    DestinationWorld { store, account, local, org_secret, recipient_signet, quic, tls, cert }
 }
 
 /// A 4 KiB text body, different for every message.
@@ -666,6 +682,136 @@ async fn dmtp_case(
 }
 
 // ---------------------------------------------------------------------------------------------
+// The serial floor of 1 in flight
+
+/// Samples per step of the floor case (fewer in the smoke pass: one per message).
+const FLOOR_SAMPLES: usize = 400;
+
+fn median_us(mut v: Vec<Duration>) -> f64 {
+    v.sort();
+    v.get(v.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+}
+
+/// Times `f` `k` times; the median in microseconds.
+fn time_each(k: usize, mut f: impl FnMut(usize)) -> f64 {
+    median_us(
+        (0..k)
+            .map(|i| {
+                let t = Instant::now();
+                f(i);
+                t.elapsed()
+            })
+            .collect(),
+    )
+}
+
+/// With one transaction in flight, every message waits, one after another, for three steps
+/// that no implementation detail removes: the destination's crypto (open the destination chunk,
+/// verify the origin signature, as `Destination::deliver` does), one `fdatasync` of the
+/// message (durable before the 250), and a request/reply round trip on the open connection.
+/// Each is timed here on its own, median of [`FLOOR_SAMPLES`], in the same run and on the same
+/// file system as the cases; their sum bounds the messages per second of 1 in flight as long
+/// as the three run in series, as they do now (`spec/storage.md` §4.1: a delivery is logged
+/// only once its signature has verified). The store's own work, the committer and the
+/// checkpoints come on top.
+async fn floor_case(root: &Path, origin: &Origin, sealed: &Path) -> String {
+    let dir = tempfile::Builder::new().prefix("floor").tempdir_in(root).unwrap();
+    let dest = destination(dir.path(), origin).await;
+    let msgs = read_sealed(sealed, &dest);
+    let k = FLOOR_SAMPLES.min(msgs.len());
+    let origin_key = origin.org_signet.signing_key().unwrap();
+    let b_test = domain("b.test");
+
+    let crypto_us = time_each(k, |i| {
+        let opened = open_as_destination(p(), &msgs[i][..], &dest.org_secret)
+            .and_then(|u| u.verify(p(), &origin_key, &b_test))
+            .expect("a sealed message opens as the destination");
+        let _ = std::hint::black_box(opened);
+    });
+
+    // Records of one envelope (plus a log header's worth) appended to a zero-filled file, as
+    // the delivery log writes them.
+    let record = vec![0x5a_u8; msgs[0].len() + 64];
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(true)
+        .read(true)
+        .write(true)
+        .open(dir.path().join("floor.log"))
+        .unwrap();
+    {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&vec![0; record.len() * k], 0).unwrap();
+        file.sync_all().unwrap();
+    }
+    let fsync_us = time_each(k, |i| {
+        use std::os::unix::fs::FileExt;
+        file.write_all_at(&record, (i * record.len()) as u64).unwrap();
+        file.sync_data().unwrap();
+    });
+
+    // SGNT for b.test's org signet: one request and its reply on the open connection.
+    let name = dime_dmtp::SignetName { domain: b_test.clone(), mailbox: None };
+    let quic = QuicClient::new(
+        "127.0.0.1:0".parse().unwrap(),
+        dime_net::quic_client_config(client_tls(&dest)).unwrap(),
+        domain("a.test"),
+        p(),
+    )
+    .unwrap()
+    .connect(dest.quic.local_addr, "b.test")
+    .await
+    .expect("quic connect");
+    let mut rtts = Vec::with_capacity(k);
+    for _ in 0..k {
+        let t = Instant::now();
+        quic.lookup_signet(&name, None).await.expect("SGNT over QUIC");
+        rtts.push(t.elapsed());
+    }
+    quic.close();
+    let rtt_quic_us = median_us(rtts);
+    // A TLS stream answers at most MAX_LOOKUPS SGNTs (`spec/dmtp.md` §8): then a new
+    // connection, outside the timed requests.
+    let tls_config = Arc::new(client_tls(&dest));
+    let mut rtts = Vec::with_capacity(k);
+    while rtts.len() < k {
+        let mut tls = TlsConnection::connect(
+            dest.tls.local_addr,
+            "b.test",
+            Arc::clone(&tls_config),
+            &domain("a.test"),
+            p(),
+        )
+        .await
+        .expect("tls connect");
+        for _ in 0..MAX_LOOKUPS.min((k - rtts.len()) as u32) {
+            let t = Instant::now();
+            tls.lookup_signet(&name, None).await.expect("SGNT over TLS");
+            rtts.push(t.elapsed());
+        }
+        let _ = tls.quit().await;
+    }
+    let rtt_tls_us = median_us(rtts);
+
+    let DestinationWorld { quic, tls, .. } = dest;
+    quic.shutdown();
+    tls.shutdown();
+    let floor = |rtt: f64| crypto_us + fsync_us + rtt;
+    format!(
+        "{{\"bench\":\"dmtp_vs_postfix\",\"name\":\"floor_1_in_flight\",\"samples\":{k},\
+         \"crypto_us\":{crypto_us:.1},\"fsync_us\":{fsync_us:.1},\"rtt_quic_us\":{rtt_quic_us:.1},\
+         \"rtt_tls_us\":{rtt_tls_us:.1},\"floor_quic_us\":{:.1},\"floor_tls_us\":{:.1},\
+         \"max_msgs_per_sec_quic\":{:.1},\"max_msgs_per_sec_tls\":{:.1},\
+         \"meaning\":\"medians of each step alone; 1 in flight runs them in series, so 1e6 / \
+         their sum bounds its messages per second\"}}",
+        floor(rtt_quic_us),
+        floor(rtt_tls_us),
+        1e6 / floor(rtt_quic_us),
+        1e6 / floor(rtt_tls_us),
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
 // The Postfix side
 
 fn postfix_case(root: &Path, n: usize) -> Result<CaseResult, String> {
@@ -744,6 +890,11 @@ fn postfix_case(root: &Path, n: usize) -> Result<CaseResult, String> {
 /// Runs one dime case in this process (a child of the bench, so that its peak RSS is its own)
 /// and prints its JSON line.
 fn child_case(spec: &str, sealed: &Path, root: &Path) {
+    if spec == "floor" {
+        let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+        println!("{}", rt.block_on(floor_case(root, &Origin::new(), sealed)));
+        return;
+    }
     let (transport, concurrency) = spec.split_once(':').expect("--dime-case TRANSPORT:CONCURRENCY");
     let transport = match transport {
         "quic" => Transport::Quic,
@@ -817,11 +968,14 @@ fn main() {
     // Each dime case in a child process of its own: a fresh heap, so its peak RSS is its own.
     let exe = std::env::current_exe().expect("the bench's own path");
     let mut rows = Vec::new();
+    let mut floor = None;
     let all: Vec<String> = ["quic", "tls"]
         .iter()
         .flat_map(|t| [1, SMTP_SESSIONS, MANY].map(|c| format!("{t}:{c}")))
+        .chain(["floor".to_owned()])
         .collect();
-    // DIME_BENCH_CASES=quic:1,tls:1 runs only those (profiling one case).
+    // DIME_BENCH_CASES=quic:1,tls:1 runs only those (profiling one case); `floor` names the
+    // serial floor of 1 in flight (`floor_case`).
     let chosen: Vec<String> = match std::env::var("DIME_BENCH_CASES") {
         Ok(v) => v.split(',').map(str::to_owned).collect(),
         Err(_) => all.clone(),
@@ -840,9 +994,27 @@ fn main() {
         let (true, Some(line)) = (out.status.success(), line) else {
             panic!("dime case {spec} failed ({}): {stdout}", out.status);
         };
+        if spec == "floor" {
+            floor = Some(line.to_owned());
+            continue;
+        }
         let row = Row::parse(line);
         println!("{}", row.json_against(baseline));
         rows.push(row);
+    }
+    if let Some(f) = &floor {
+        let max = |t: &str| {
+            json_value(f, &format!("max_msgs_per_sec_{t}")).and_then(|v| v.parse::<f64>().ok())
+        };
+        match (baseline, max("quic"), max("tls")) {
+            (Some(b), Some(q), Some(t)) => println!(
+                "{},\"max_ratio_to_postfix_quic\":{:.2},\"max_ratio_to_postfix_tls\":{:.2}}}",
+                f.trim_end_matches('}'),
+                q / b,
+                t / b
+            ),
+            _ => println!("{f}"),
+        }
     }
 
     eprintln!();
@@ -886,6 +1058,28 @@ fn main() {
          holding client, server and the pre-sealed messages ({sealed_kib} KiB of envelopes; \
          rss_at_start_kib in the JSON: before the first send)."
     );
+    if let Some(f) = &floor {
+        let v = |k: &str| json_value(f, k).unwrap_or("-").to_owned();
+        let ratio = |t: &str| match (baseline, json_value(f, &format!("max_msgs_per_sec_{t}"))) {
+            (Some(b), Some(m)) => {
+                m.parse::<f64>().map_or("-".into(), |m| format!("{:.2}x postfix", m / b))
+            }
+            _ => "-".into(),
+        };
+        eprintln!(
+            "serial floor of 1 in flight (medians of each step alone): destination crypto {} us \
+             + fdatasync {} us + round trip {} us (QUIC) / {} us (TLS): at most {} msgs/s over \
+             QUIC ({}), {} over TLS ({}).",
+            v("crypto_us"),
+            v("fsync_us"),
+            v("rtt_quic_us"),
+            v("rtt_tls_us"),
+            v("max_msgs_per_sec_quic"),
+            ratio("quic"),
+            v("max_msgs_per_sec_tls"),
+            ratio("tls"),
+        );
+    }
     match baseline {
         Some(b) => {
             let met = rows.iter().filter(|r| r.msgs_per_sec >= TARGET_RATIO * b).count();
