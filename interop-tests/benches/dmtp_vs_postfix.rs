@@ -711,9 +711,9 @@ fn time_each(k: usize, mut f: impl FnMut(usize)) -> f64 {
 /// message (durable before the 250), and a request/reply round trip on the open connection.
 /// Each is timed here on its own, median of [`FLOOR_SAMPLES`], in the same run and on the same
 /// file system as the cases; their sum bounds the messages per second of 1 in flight as long
-/// as the three run in series, as they do now (`spec/storage.md` §4.1: a delivery is logged
-/// only once its signature has verified). The store's own work, the committer and the
-/// checkpoints come on top.
+/// as the three run in series, as they do now (`spec/dmtp.md` §6.4: the driver opens the
+/// destination chunk, verifies the origin's signature, then stores durably, then answers).
+/// The store's own work, the committer and the checkpoints come on top.
 async fn floor_case(root: &Path, origin: &Origin, sealed: &Path) -> String {
     let dir = tempfile::Builder::new().prefix("floor").tempdir_in(root).unwrap();
     let dest = destination(dir.path(), origin).await;
