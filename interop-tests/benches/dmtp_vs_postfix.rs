@@ -130,9 +130,7 @@ impl CaseResult {
     }
 
     fn quantile(&self, q: f64) -> f64 {
-        let v = &self.latencies_ms;
-        let i = ((v.len() as f64 - 1.0) * q).round() as usize;
-        v.get(i).copied().unwrap_or(f64::NAN)
+        quantile(&self.latencies_ms, q)
     }
 
     fn json(&self) -> String {
@@ -203,6 +201,12 @@ impl Row {
             None => self.json.clone(),
         }
     }
+}
+
+/// The `q` quantile of `sorted` (nearest rank); NaN when empty.
+fn quantile(sorted: &[f64], q: f64) -> f64 {
+    let i = ((sorted.len() as f64 - 1.0) * q).round() as usize;
+    sorted.get(i).copied().unwrap_or(f64::NAN)
 }
 
 fn quoted(s: &str) -> String {
@@ -687,9 +691,10 @@ async fn dmtp_case(
 /// Samples per step of the floor case (fewer in the smoke pass: one per message).
 const FLOOR_SAMPLES: usize = 400;
 
-fn median_us(mut v: Vec<Duration>) -> f64 {
-    v.sort();
-    v.get(v.len() / 2).map_or(f64::NAN, |d| d.as_secs_f64() * 1e6)
+fn median_us(v: Vec<Duration>) -> f64 {
+    let mut us: Vec<f64> = v.iter().map(|d| d.as_secs_f64() * 1e6).collect();
+    us.sort_by(f64::total_cmp);
+    quantile(&us, 0.5)
 }
 
 /// Times `f` `k` times; the median in microseconds.
@@ -809,6 +814,22 @@ async fn floor_case(root: &Path, origin: &Origin, sealed: &Path) -> String {
         1e6 / floor(rtt_quic_us),
         1e6 / floor(rtt_tls_us),
     )
+}
+
+/// The floor case's JSON line with the ratios of its rates to Postfix's, when there is one.
+fn floor_against(json: &str, postfix: Option<f64>) -> String {
+    let max = |t: &str| {
+        json_value(json, &format!("max_msgs_per_sec_{t}")).and_then(|v| v.parse::<f64>().ok())
+    };
+    match (postfix, max("quic"), max("tls")) {
+        (Some(b), Some(q), Some(t)) => format!(
+            "{},\"max_ratio_to_postfix_quic\":{:.2},\"max_ratio_to_postfix_tls\":{:.2}}}",
+            json.trim_end_matches('}'),
+            q / b,
+            t / b
+        ),
+        _ => json.to_owned(),
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -995,26 +1016,14 @@ fn main() {
             panic!("dime case {spec} failed ({}): {stdout}", out.status);
         };
         if spec == "floor" {
-            floor = Some(line.to_owned());
+            let f = floor_against(line, baseline);
+            println!("{f}");
+            floor = Some(f);
             continue;
         }
         let row = Row::parse(line);
         println!("{}", row.json_against(baseline));
         rows.push(row);
-    }
-    if let Some(f) = &floor {
-        let max = |t: &str| {
-            json_value(f, &format!("max_msgs_per_sec_{t}")).and_then(|v| v.parse::<f64>().ok())
-        };
-        match (baseline, max("quic"), max("tls")) {
-            (Some(b), Some(q), Some(t)) => println!(
-                "{},\"max_ratio_to_postfix_quic\":{:.2},\"max_ratio_to_postfix_tls\":{:.2}}}",
-                f.trim_end_matches('}'),
-                q / b,
-                t / b
-            ),
-            _ => println!("{f}"),
-        }
     }
 
     eprintln!();
@@ -1060,11 +1069,9 @@ fn main() {
     );
     if let Some(f) = &floor {
         let v = |k: &str| json_value(f, k).unwrap_or("-").to_owned();
-        let ratio = |t: &str| match (baseline, json_value(f, &format!("max_msgs_per_sec_{t}"))) {
-            (Some(b), Some(m)) => {
-                m.parse::<f64>().map_or("-".into(), |m| format!("{:.2}x postfix", m / b))
-            }
-            _ => "-".into(),
+        let ratio = |t: &str| {
+            json_value(f, &format!("max_ratio_to_postfix_{t}"))
+                .map_or("-".into(), |r| format!("{r}x postfix"))
         };
         eprintln!(
             "serial floor of 1 in flight (medians of each step alone): destination crypto {} us \
