@@ -4,9 +4,10 @@
 //! every delivery waiting in its queue (up to [`MAX_GROUP_COMMIT`]) and makes the batch durable
 //! with one `fdatasync`: on a backend that defers durability (redb), it appends the batch to
 //! the delivery log (`spec/storage.md` §4.1) and, while the log thread writes it, applies it
-//! in one deferred transaction that commits once the records are on stable storage; on
-//! any other backend it commits the batch durably. Then it answers each caller. A caller
-//! therefore returns only after its own delivery is on stable storage.
+//! in one deferred transaction; once the records are on stable storage it answers each caller
+//! and then commits (the read gate of [`crate::gate`] holds readers back until it has). On any
+//! other backend it commits the batch durably, then answers. A caller therefore returns only
+//! after its own delivery is on stable storage.
 
 use crate::account::{get_body, load_account, put_body, save_account};
 use crate::backend::{ReadTxn, Table, WriteTxn};
@@ -136,13 +137,13 @@ type Answer = Result<Delivered, StoreError>;
 
 /// Writes `batch` in one transaction: deferred when `mark` is given (the delivery log holds
 /// the batch up to that sequence number), durable otherwise. `before_commit` runs after the
-/// batch is written and before the transaction commits; its error aborts the transaction.
-/// Returns each item's answer (or the batch's error).
+/// batch is written and before the transaction commits, with each item's answer; its error
+/// aborts the transaction. Returns each item's answer (or the batch's error).
 fn write_batch(
     inner: &Inner,
     batch: &[Job],
     mark: Option<u64>,
-    before_commit: &mut dyn FnMut() -> Result<(), StoreError>,
+    before_commit: &mut dyn FnMut(&[Answer]) -> Result<(), StoreError>,
 ) -> Result<Vec<Answer>, StoreError> {
     let mut results = Vec::new();
     let mut f = |t: &mut dyn WriteTxn| {
@@ -158,7 +159,7 @@ fn write_batch(
         if let Some(seq) = mark {
             set_log_mark(inner, t, seq)?;
         }
-        before_commit()
+        before_commit(&results)
     };
     if mark.is_some() {
         inner.backend.write_deferred(&mut f)
@@ -166,6 +167,21 @@ fn write_batch(
         inner.backend.write(&mut f)
     }?;
     Ok(results)
+}
+
+fn answer(batch: &[Job], answers: Result<Vec<Answer>, StoreError>) {
+    match answers {
+        Ok(v) => {
+            for (j, a) in batch.iter().zip(v) {
+                let _ = j.reply.send(a);
+            }
+        }
+        Err(e) => {
+            for j in batch {
+                let _ = j.reply.send(Err(e.clone()));
+            }
+        }
+    }
 }
 
 /// The thread that writes and `fdatasync`s log batches, so that the committer applies a batch
@@ -217,16 +233,26 @@ struct Committing<'a> {
     log: Option<(DeliveryLog, Syncer)>,
     /// Deferred commits since the last checkpoint.
     deferred: usize,
+    /// The number of the last logged batch (for the read gate, `crate::gate`).
+    batches: u64,
+    /// Set when an answered batch failed to commit: nothing more is written.
+    poisoned: bool,
 }
 
 impl Committing<'_> {
-    fn commit(&mut self, batch: &[Job]) -> Result<Vec<Answer>, StoreError> {
+    /// Makes `batch` durable and answers each caller.
+    fn commit(&mut self, batch: &[Job]) {
+        if self.poisoned {
+            return answer(batch, self.inner.backend.check().map(|()| Vec::new()));
+        }
         let logged = batch.iter().map(|j| j.envelope.len()).sum::<usize>() <= MAX_LOGGED_BATCH;
         let Some((log, syncer)) = self.log.as_mut().filter(|_| logged) else {
             // A durable commit, which also makes every deferred one durable.
-            let r = write_batch(self.inner, batch, None, &mut || Ok(()))?;
-            self.checkpointed();
-            return Ok(r);
+            let r = write_batch(self.inner, batch, None, &mut |_| Ok(()));
+            if r.is_ok() {
+                self.checkpointed();
+            }
+            return answer(batch, r);
         };
         let records: Vec<Record<'_>> = batch
             .iter()
@@ -239,26 +265,45 @@ impl Committing<'_> {
             .collect();
         let prepared = log.prepare(&records);
         let (span, len) = (prepared.span, prepared.len());
-        syncer.send(prepared)?;
-        // The batch is applied while its records are written; the deferred transaction
-        // commits (becomes visible) only once they are on stable storage.
+        if let Err(e) = syncer.send(prepared) {
+            return answer(batch, Err(e));
+        }
+        self.batches += 1;
+        let n = self.batches;
+        let gate = &self.inner.backend;
+        // The batch is applied while its records are written. Once they are on stable
+        // storage, every caller is answered, and then the deferred transaction commits: the
+        // read gate holds readers back until it has (`spec/storage.md` §4.1).
         let mut synced = None;
-        let applied = write_batch(self.inner, batch, Some(span.last()), &mut || {
-            synced.get_or_insert_with(|| syncer.wait()).clone()
+        let mut answered = false;
+        let applied = write_batch(self.inner, batch, Some(span.last()), &mut |results| {
+            synced.get_or_insert_with(|| syncer.wait()).clone()?;
+            gate.answering(n);
+            answer(batch, Ok(results.to_vec()));
+            answered = true;
+            Ok(())
         });
         match (synced.unwrap_or_else(|| syncer.wait()), applied) {
-            (Ok(()), Ok(r)) => {
+            (Ok(()), Ok(_)) => {
                 log.written(&span, len);
                 self.deferred += 1;
-                Ok(r)
+                gate.committed(n);
+            }
+            (Ok(()), Err(e)) if answered => {
+                // Acknowledged and durable in the log, but not in the backend: the next
+                // batch would be given the same UIDs. Stop until the store is reopened,
+                // which replays these records.
+                log.written(&span, len);
+                self.poisoned = true;
+                gate.poison(&e.to_string());
             }
             (Ok(()), Err(e)) => {
                 // Not applied, so not acknowledged: take the records back.
                 log.written(&span, len);
                 let _ = log.truncate_to(span.at, span.first);
-                Err(e)
+                answer(batch, Err(e));
             }
-            (Err(e), _) => Err(e),
+            (Err(e), _) => answer(batch, Err(e)),
         }
     }
 
@@ -268,7 +313,8 @@ impl Committing<'_> {
     }
 
     fn checkpoint(&mut self) {
-        if self.deferred > 0 && self.inner.backend.checkpoint().is_ok() {
+        // Poisoned, the log must keep the records the backend lacks: no restart.
+        if self.deferred > 0 && !self.poisoned && self.inner.backend.checkpoint().is_ok() {
             self.checkpointed();
         }
     }
@@ -282,7 +328,13 @@ impl Committing<'_> {
 }
 
 fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
-    let mut c = Committing { inner, log: log.map(|l| (l, Syncer::start())), deferred: 0 };
+    let mut c = Committing {
+        inner,
+        log: log.map(|l| (l, Syncer::start())),
+        deferred: 0,
+        batches: 0,
+        poisoned: false,
+    };
     loop {
         let first = if c.deferred > 0 {
             match rx.recv_timeout(IDLE_CHECKPOINT) {
@@ -306,14 +358,7 @@ fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
                 Err(_) => break,
             }
         }
-        let r = c.commit(&batch);
-        let mut answers = match r {
-            Ok(v) => v.into_iter().map(Some).collect(),
-            Err(e) => vec![Some(Err(e)); batch.len()],
-        };
-        for (j, a) in batch.into_iter().zip(answers.iter_mut()) {
-            let _ = j.reply.send(a.take().unwrap_or(Err(StoreError::Closed)));
-        }
+        c.commit(&batch);
         if c.due() {
             c.checkpoint();
         }

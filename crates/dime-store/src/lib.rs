@@ -24,6 +24,7 @@ mod archive;
 pub mod backend;
 mod codec;
 mod deliver;
+mod gate;
 mod keys;
 mod log;
 mod mail;
@@ -239,7 +240,8 @@ impl PepperKeys {
 }
 
 pub(crate) struct Inner {
-    pub(crate) backend: Box<dyn Backend>,
+    /// The store proper, behind the read gate of the delivery log.
+    pub(crate) backend: gate::Gated,
     pub(crate) vault: Box<dyn Backend>,
     pub(crate) p: &'static CryptoProvider,
     pub(crate) pepper: Secret<Vec<u8>>,
@@ -292,7 +294,7 @@ impl Store {
         let data_dir = config.data_dir;
         let keys = PepperKeys::derive(provider, config.pepper.expose())?;
         let inner = Arc::new(Inner {
-            backend,
+            backend: gate::Gated::new(backend),
             vault,
             p: provider,
             keys,
@@ -319,7 +321,7 @@ impl Store {
 
     /// The backend, for tools (fsck, audits, tests that corrupt records on purpose).
     pub fn backend(&self) -> &dyn Backend {
-        self.inner.backend.as_ref()
+        &self.inner.backend
     }
 
     /// Items quarantined so far: (table code, original key) of each.

@@ -602,11 +602,14 @@ fn a_torn_or_stale_delivery_log_tail_is_not_replayed() {
     assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(5)).unwrap(), vec![0x41; 10]);
 }
 
-/// redb whose next deferred write fails (an injected backend error) when the test says so.
+/// redb whose next deferred write fails (an injected backend error) when the test says so:
+/// before it applies anything (`fail_next`), or at its commit, after the store's
+/// `before_commit` step ran (`fail_commit_next`).
 #[derive(Debug)]
 struct FailingDeferred {
     inner: dime_store::RedbBackend,
     fail_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    fail_commit_next: std::sync::Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl dime_store::Backend for FailingDeferred {
@@ -632,6 +635,12 @@ impl dime_store::Backend for FailingDeferred {
         if self.fail_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
             return Err(StoreError::Backend("injected failure".into()));
         }
+        if self.fail_commit_next.swap(false, std::sync::atomic::Ordering::SeqCst) {
+            return self.inner.write_deferred(&mut |t| {
+                f(t)?;
+                Err(StoreError::Backend("injected commit failure".into()))
+            });
+        }
         self.inner.write_deferred(f)
     }
     fn checkpoint(&self) -> Result<(), StoreError> {
@@ -639,17 +648,23 @@ impl dime_store::Backend for FailingDeferred {
     }
 }
 
-#[test]
-fn a_delivery_whose_deferred_commit_failed_is_not_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let alice = mailbox("alice@example.org");
-    let cfg = config(dir.path());
+/// A store over [`FailingDeferred`]: (store, fail_next, fail_commit_next).
+fn failing_store(
+    root: &std::path::Path,
+) -> (
+    dime_store::Store,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+    std::sync::Arc<std::sync::atomic::AtomicBool>,
+) {
+    let cfg = config(root);
     std::fs::create_dir_all(&cfg.data_dir).unwrap();
     std::fs::create_dir_all(cfg.vault_path.parent().unwrap()).unwrap();
     let fail_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let fail_commit_next = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let backend = FailingDeferred {
         inner: dime_store::RedbBackend::open(&cfg.data_dir.join("store.redb")).unwrap(),
         fail_next: std::sync::Arc::clone(&fail_next),
+        fail_commit_next: std::sync::Arc::clone(&fail_commit_next),
     };
     let vault = dime_store::RedbBackend::open(&cfg.vault_path).unwrap();
     let store = dime_store::Store::with_backends(
@@ -659,6 +674,14 @@ fn a_delivery_whose_deferred_commit_failed_is_not_replayed() {
         default_provider(),
     )
     .unwrap();
+    (store, fail_next, fail_commit_next)
+}
+
+#[test]
+fn a_delivery_whose_deferred_commit_failed_is_not_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = mailbox("alice@example.org");
+    let (store, fail_next, _) = failing_store(dir.path());
     let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
     let snapshot = std::fs::read(dir.path().join("data/store.redb")).unwrap();
     assert_eq!(store.deliver(&alice, b"first", T0).unwrap().uid, Uid(1));
@@ -674,6 +697,61 @@ fn a_delivery_whose_deferred_commit_failed_is_not_replayed() {
     assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap(), b"first");
     assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(2)).unwrap(), b"third");
     assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 2);
+}
+
+#[test]
+fn an_acknowledged_delivery_whose_commit_fails_poisons_the_store_and_comes_back_on_reopening() {
+    let dir = tempfile::tempdir().unwrap();
+    let alice = mailbox("alice@example.org");
+    let (store, _, fail_commit_next) = failing_store(dir.path());
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    assert_eq!(store.deliver(&alice, b"first", T0).unwrap().uid, Uid(1));
+    // The commit fails after the records were synced and the caller answered: the
+    // acknowledgement stands (the log holds it) ...
+    fail_commit_next.store(true, std::sync::atomic::Ordering::SeqCst);
+    assert_eq!(store.deliver(&alice, b"second", T0).unwrap().uid, Uid(2));
+    // ... but the backend lacks it, so nothing is read or written until the store is opened
+    // again: a read would miss UID 2, and a new delivery would be given UID 2 a second time.
+    let refused = |r: Result<(), StoreError>| match r {
+        Err(StoreError::Backend(why)) => assert!(why.contains("opened again"), "{why}"),
+        other => panic!("expected the poisoned store's error, got {other:?}"),
+    };
+    refused(store.list(a, MailboxId::INBOX).map(drop));
+    refused(store.deliver(&alice, b"third", T0).map(drop));
+    refused(store.quota(a).map(drop));
+    drop(store);
+    let store = open(dir.path());
+    assert_eq!(store.replayed_deliveries(), 1);
+    assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(2)).unwrap(), b"second");
+    assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 2);
+    assert_eq!(store.deliver(&alice, b"third", T0).unwrap().uid, Uid(3));
+}
+
+#[test]
+fn a_caller_reads_its_delivery_as_soon_as_it_is_answered() {
+    // The committer answers before the deferred transaction commits; the read gate must make
+    // every answered delivery readable at once, from any thread.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    // Addresses of different lengths: `create` seeds its RNG (the account id) with the length.
+    let boxes: Vec<dime_core::Mailbox> =
+        (1..5).map(|i| mailbox(&format!("{}@example.org", "u".repeat(i)))).collect();
+    let accounts: Vec<_> =
+        boxes.iter().map(|m| create(&store, &org(1), m, b"pw", Recovery::None).account).collect();
+    std::thread::scope(|s| {
+        for (m, a) in boxes.iter().zip(&accounts) {
+            let store = &store;
+            s.spawn(move || {
+                for i in 0..150u32 {
+                    let body = i.to_be_bytes();
+                    let d = store.deliver(m, &body, T0).unwrap();
+                    assert_eq!(d.uid, Uid(i + 1));
+                    assert_eq!(store.fetch(*a, MailboxId::INBOX, d.uid).unwrap(), body);
+                    assert_eq!(store.quota(*a).unwrap().messages, u64::from(i) + 1);
+                }
+            });
+        }
+    });
 }
 
 #[test]
