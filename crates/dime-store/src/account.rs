@@ -1,7 +1,7 @@
 //! Accounts: creation, login, password change, recovery, rotation, deletion
 //! (`spec/storage.md` §6).
 
-use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, open_record, seal_record};
 use crate::keys::{
     KeyringEntry, SALT_LEN, Session, account_subkey, decode_keyring, derive, encode_keyring, open,

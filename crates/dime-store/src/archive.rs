@@ -8,7 +8,7 @@ use crate::account::{
     AccountRec, KIND_DIRECTORY, KIND_KEYRING, KIND_PASSWORD, get_body, key_key, load_account,
     prefix_end, put_body, save_account,
 };
-use crate::backend::Table;
+use crate::backend::{Backend, Table};
 use crate::codec::{Dec, Enc, open_record};
 use crate::keys::{SALT_LEN, Session, derive, open, seal};
 use crate::{AccountId, Store, StoreError, Timestamp};

@@ -10,7 +10,7 @@
 //! after its own delivery is on stable storage.
 
 use crate::account::{get_body, load_account, put_body, save_account};
-use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{CHECKSUM_LEN, Dec, blob_digest};
 use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
@@ -233,17 +233,13 @@ struct Committing<'a> {
     log: Option<(DeliveryLog, Syncer)>,
     /// Deferred commits since the last checkpoint.
     deferred: usize,
-    /// The number of the last logged batch (for the read gate, `crate::gate`).
-    batches: u64,
-    /// Set when an answered batch failed to commit: nothing more is written.
-    poisoned: bool,
 }
 
 impl Committing<'_> {
     /// Makes `batch` durable and answers each caller.
     fn commit(&mut self, batch: &[Job]) {
-        if self.poisoned {
-            return answer(batch, self.inner.backend.check().map(|()| Vec::new()));
+        if let Err(e) = self.inner.backend.check() {
+            return answer(batch, Err(e));
         }
         let logged = batch.iter().map(|j| j.envelope.len()).sum::<usize>() <= MAX_LOGGED_BATCH;
         let Some((log, syncer)) = self.log.as_mut().filter(|_| logged) else {
@@ -268,21 +264,21 @@ impl Committing<'_> {
         if let Err(e) = syncer.send(prepared) {
             return answer(batch, Err(e));
         }
-        self.batches += 1;
-        let n = self.batches;
+        // The gate counts batches by their last sequence number (never reused once answered).
+        let n = span.last();
         let gate = &self.inner.backend;
         // The batch is applied while its records are written. Once they are on stable
         // storage, every caller is answered, and then the deferred transaction commits: the
         // read gate holds readers back until it has (`spec/storage.md` §4.1).
         let mut synced = None;
-        let mut answered = false;
         let applied = write_batch(self.inner, batch, Some(span.last()), &mut |results| {
             synced.get_or_insert_with(|| syncer.wait()).clone()?;
             gate.answering(n);
             answer(batch, Ok(results.to_vec()));
-            answered = true;
             Ok(())
         });
+        // The callers were answered exactly when the records were synced before the commit.
+        let answered = matches!(synced, Some(Ok(())));
         match (synced.unwrap_or_else(|| syncer.wait()), applied) {
             (Ok(()), Ok(_)) => {
                 log.written(&span, len);
@@ -294,7 +290,6 @@ impl Committing<'_> {
                 // batch would be given the same UIDs. Stop until the store is reopened,
                 // which replays these records.
                 log.written(&span, len);
-                self.poisoned = true;
                 gate.poison(&e.to_string());
             }
             (Ok(()), Err(e)) => {
@@ -314,7 +309,10 @@ impl Committing<'_> {
 
     fn checkpoint(&mut self) {
         // Poisoned, the log must keep the records the backend lacks: no restart.
-        if self.deferred > 0 && !self.poisoned && self.inner.backend.checkpoint().is_ok() {
+        if self.deferred > 0
+            && self.inner.backend.check().is_ok()
+            && self.inner.backend.checkpoint().is_ok()
+        {
             self.checkpointed();
         }
     }
@@ -328,13 +326,7 @@ impl Committing<'_> {
 }
 
 fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
-    let mut c = Committing {
-        inner,
-        log: log.map(|l| (l, Syncer::start())),
-        deferred: 0,
-        batches: 0,
-        poisoned: false,
-    };
+    let mut c = Committing { inner, log: log.map(|l| (l, Syncer::start())), deferred: 0 };
     loop {
         let first = if c.deferred > 0 {
             match rx.recv_timeout(IDLE_CHECKPOINT) {

@@ -95,10 +95,8 @@ impl Gated {
     }
 }
 
-// Inherent, so that `inner.backend.read(..)` needs no trait import; the `Backend` impl below
-// forwards to these.
-impl Gated {
-    pub(crate) fn read(
+impl Backend for Gated {
+    fn read(
         &self,
         f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -108,7 +106,7 @@ impl Gated {
 
     /// Waits inside the transaction: once it holds the write lock, the committer's open
     /// transaction (if any) has ended, committed or failed, and the gate learns which at once.
-    pub(crate) fn write(
+    fn write(
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
@@ -118,49 +116,18 @@ impl Gated {
         })
     }
 
-    pub(crate) fn defers(&self) -> bool {
-        self.backend.defers()
-    }
-
-    pub(crate) fn write_deferred(
-        &self,
-        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        self.backend.write_deferred(f)
-    }
-
-    pub(crate) fn checkpoint(&self) -> Result<(), StoreError> {
-        self.backend.checkpoint()
-    }
-}
-
-impl Backend for Gated {
-    fn read(
-        &self,
-        f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        Gated::read(self, f)
-    }
-
-    fn write(
-        &self,
-        f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
-    ) -> Result<(), StoreError> {
-        Gated::write(self, f)
-    }
-
     fn defers(&self) -> bool {
-        Gated::defers(self)
+        self.backend.defers()
     }
 
     fn write_deferred(
         &self,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        Gated::write_deferred(self, f)
+        self.backend.write_deferred(f)
     }
 
     fn checkpoint(&self) -> Result<(), StoreError> {
-        Gated::checkpoint(self)
+        self.backend.checkpoint()
     }
 }

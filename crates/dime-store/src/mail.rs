@@ -1,7 +1,7 @@
 //! Mailboxes, entries and messages (`spec/storage.md` §5).
 
 use crate::account::{get_body, load_account, prefix_end, put_body, save_account};
-use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, blob_digest};
 use crate::keys::{Session, open, seal};
 use crate::{

@@ -7,7 +7,7 @@
 //! address is in clear); the value is opaque to the store (the resolver's encoding), sealed
 //! under a key derived from the pepper with the tag as associated data.
 
-use crate::backend::Table;
+use crate::backend::{Backend, Table};
 use crate::keys::{open, seal};
 use crate::{Store, StoreError, quarantine};
 use dime_core::{CryptoRngCore, Mailbox};

@@ -9,7 +9,7 @@
 //! [`Store::complete_delivered`], [`Store::complete_failed`] and [`Store::complete_bounced`].
 
 use crate::account::{get_body, put_body};
-use crate::backend::{Table, WriteTxn};
+use crate::backend::{Backend, Table, WriteTxn};
 use crate::codec::{Dec, Enc};
 use crate::deliver::{Delivered, deliver_one};
 use crate::keys::{open, seal};

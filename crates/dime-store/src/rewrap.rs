@@ -13,7 +13,7 @@
 //! X25519), after which it stores the read overlay for the next open.
 
 use crate::account::{get_body, load_account, prefix_end, put_body};
-use crate::backend::{Table, WriteTxn};
+use crate::backend::{Backend, Table, WriteTxn};
 use crate::codec::{blob_digest, open_record};
 use crate::keys::Session;
 use crate::mail::{MsgRec, msg_key};

@@ -9,7 +9,7 @@
 //! attempt count are clear (listing and pruning run on them without opening anything).
 
 use crate::account::{get_body, put_body};
-use crate::backend::{ReadTxn, Table, WriteTxn};
+use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, open_record};
 use crate::keys::{open, seal};
 use crate::queue::QueueId;
