@@ -28,12 +28,14 @@ where
 {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        let mut wrote = false;
+        // Every frame ready goes out in one write: a pipelined transaction then leaves in one
+        // burst of packets (or one TLS record), not one per command.
+        let mut out = Vec::new();
         while let Some(frame) = c.poll_transmit() {
-            writer.write_all(&frame).await?;
-            wrote = true;
+            out.extend_from_slice(&frame);
         }
-        if wrote {
+        if !out.is_empty() {
+            writer.write_all(&out).await?;
             writer.flush().await?;
         }
         while let Some(ev) = c.poll_event() {

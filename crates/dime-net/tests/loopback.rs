@@ -476,3 +476,67 @@ async fn silent_peer_after_the_tls_handshake_gets_421_at_the_hello_deadline() {
     assert_eq!(dime_wire::dmtp::Reply::decode(payload).unwrap().code, 421);
     server.shutdown();
 }
+
+/// A writer that keeps each write it is given, as one entry.
+#[derive(Default, Clone)]
+struct Writes(Arc<Mutex<Vec<Vec<u8>>>>);
+
+impl tokio::io::AsyncWrite for Writes {
+    fn poll_write(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        self.0.lock().unwrap().push(buf.to_vec());
+        std::task::Poll::Ready(Ok(buf.len()))
+    }
+
+    fn poll_flush(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+
+    fn poll_shutdown(
+        self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::task::Poll::Ready(Ok(()))
+    }
+}
+
+fn frames_in(mut buf: &[u8]) -> usize {
+    let mut n = 0;
+    while let Ok(Split::Frame { consumed, .. }) = split_frame(buf) {
+        buf = &buf[consumed..];
+        n += 1;
+    }
+    assert!(buf.is_empty(), "a write ends inside a frame");
+    n
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_replies_to_a_pipelined_transaction_leave_in_one_write() {
+    let w = world();
+    // What a client sends for one transaction, all at once: HELLO, MAIL, RCPT, DATA, body.
+    let mut c = dime_dmtp::Client::new(
+        *p(),
+        Some(&domain("a.test")),
+        dime_dmtp::Mode::Transfer,
+        std::time::Instant::now(),
+    );
+    c.send_message(w.outgoing(), std::time::Instant::now());
+    let mut input = Vec::new();
+    while let Some(f) = c.poll_transmit() {
+        input.extend_from_slice(&f);
+    }
+    let writes = Writes::default();
+    serve_stream(&input[..], writes.clone(), w.store.as_ref(), &w.options()).await.unwrap();
+    assert_eq!(w.stored(), 1);
+    let writes = writes.0.lock().unwrap();
+    // Every reply of the transaction in one write: the greeting (HELLO's), MAIL's, RCPT's,
+    // DATA's 354 and the stored reply (one write each before).
+    let counts: Vec<usize> = writes.iter().map(|b| frames_in(b)).collect();
+    assert_eq!(counts, vec![5]);
+}
