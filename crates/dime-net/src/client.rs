@@ -28,14 +28,7 @@ where
 {
     let mut buf = vec![0u8; 16 * 1024];
     loop {
-        // Every frame ready goes out in one write: a pipelined transaction then leaves in one
-        // burst of packets (or one TLS record), not one per command.
-        let mut out = Vec::new();
-        while let Some(frame) = c.poll_transmit() {
-            out.extend_from_slice(&frame);
-        }
-        if !out.is_empty() {
-            writer.write_all(&out).await?;
+        if crate::write_frames(writer, || c.poll_transmit()).await? {
             writer.flush().await?;
         }
         while let Some(ev) = c.poll_event() {

@@ -135,15 +135,7 @@ where
         while let Some(ev) = m.poll_event() {
             decide(&mut m, ev, handler).await?;
         }
-        // The replies to every pipelined command go out in one write (one packet or TLS
-        // record where they fit), not one each.
-        let mut out = Vec::new();
-        while let Some(frame) = m.poll_transmit() {
-            out.extend_from_slice(&frame);
-        }
-        if !out.is_empty() {
-            writer.write_all(&out).await?;
-        }
+        crate::write_frames(&mut writer, || m.poll_transmit()).await?;
         if m.is_closed() {
             writer.flush().await?;
             let _ = writer.shutdown().await;
