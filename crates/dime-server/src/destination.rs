@@ -161,7 +161,8 @@ impl<O: OriginKeys> Handler for Destination<O> {
         let key = self.origins.origin_key(&d.origin, &d.origin_fingerprint).await?;
         let (local, store, p) = (Arc::clone(&self.local), Arc::clone(&self.store), self.provider);
         let origin = d.origin.clone();
-        let r = tokio::task::spawn_blocking(move || {
+        // The crypto and the durable write run in place of this task (`run_blocking`).
+        let r = run_blocking(move || {
             let view = open_as_destination(p, &d.body[..], &local.secret)
                 .and_then(|u| u.verify(p, &key, &local.domain))
                 .map_err(|_| Refusal::BadSignature)?;
@@ -216,5 +217,24 @@ impl<O: OriginKeys> Handler for Destination<O> {
         // the chain after `from` is the current signet, or nothing when `from` is current.
         let s = self.current(&name)?;
         if self.matches(&s, &from) { Ok(Vec::new()) } else { Ok(vec![s.to_bytes()]) }
+    }
+}
+
+/// Runs `f`, blocking work (the destination's crypto and a durable store write), from async
+/// code, and gives its result, or `None` when it panicked. On a multi-threaded runtime it runs
+/// in place ([`tokio::task::block_in_place`]: the worker hands its other tasks to another
+/// thread), which spares a delivery two thread switches, one to a blocking thread and one
+/// back; on a current-thread runtime it runs on the blocking pool.
+async fn run_blocking<T, F>(f: F) -> Option<T>
+where
+    T: Send + 'static,
+    F: FnOnce() -> T + Send + 'static,
+{
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::current().runtime_flavor() {
+        RuntimeFlavor::MultiThread => tokio::task::block_in_place(|| {
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
+        }),
+        _ => tokio::task::spawn_blocking(f).await.ok(),
     }
 }
