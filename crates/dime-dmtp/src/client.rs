@@ -343,6 +343,13 @@ impl Client {
         self.closed
     }
 
+    /// Whether every frame of the commands given so far has been handed out and none waits
+    /// on a reply (a body held for its 354): a driver whose stream carries no further command
+    /// may end its sending side now (`spec/dmtp.md` §2).
+    pub fn all_sent(&self) -> bool {
+        self.out.is_empty() && !self.held
+    }
+
     /// Commands sent or queued and not yet answered.
     pub fn pending(&self) -> usize {
         self.pending.len()

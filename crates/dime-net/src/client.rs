@@ -14,12 +14,24 @@ use std::time::Instant;
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt, ReadHalf, WriteHalf};
 use tokio::net::TcpStream;
 
+/// How [`pump`] treats the sending side of its stream.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sending {
+    /// It stays open: more commands follow (a TLS connection).
+    Open,
+    /// It ends as soon as every frame is out (a QUIC stream that carries one command): the end
+    /// travels with the last frames, and the server ends its side with its last reply, so
+    /// neither side stops or resets the other (`spec/dmtp.md` §2).
+    EndWhenSent,
+}
+
 /// Drives `c` until `pick` takes an event (returns `Ok`), and returns what it made of it.
 /// Refusals and failures that `pick` gives back end it with an error.
 async fn pump<R, W, T>(
     c: &mut Client,
     reader: &mut R,
     writer: &mut W,
+    sending: Sending,
     mut pick: impl FnMut(ClientEvent) -> Result<T, ClientEvent>,
 ) -> Result<T, NetError>
 where
@@ -27,9 +39,17 @@ where
     W: AsyncWrite + Unpin,
 {
     let mut buf = vec![0u8; 16 * 1024];
+    let mut ended = false;
     loop {
-        if crate::write_frames(writer, || c.poll_transmit()).await? {
+        if ended {
+            // Only a machine that failed queues more (its own closing): it has nowhere to go.
+            while c.poll_transmit().is_some() {}
+        } else if crate::write_frames(writer, || c.poll_transmit()).await? {
             writer.flush().await?;
+        }
+        if sending == Sending::EndWhenSent && !ended && c.all_sent() {
+            writer.shutdown().await?;
+            ended = true;
         }
         while let Some(ev) = c.poll_event() {
             match pick(ev) {
@@ -172,11 +192,9 @@ impl QuicConnection {
     pub async fn send(&self, msg: Outgoing) -> Result<TransactionId, NetError> {
         let (mut c, mut send, mut recv) = self.stream(Mode::Transfer).await?;
         let txn = c.send_message(msg, Instant::now());
-        let id = pump(&mut c, &mut recv, &mut send, delivered(txn)).await?;
-        // The stream carried its one transaction: finishing it ends the server's side too
-        // (no QUIT round trip, `spec/dmtp.md` §2).
-        let _ = send.finish();
-        Ok(id)
+        // The stream carries this one transaction: its end goes with the body, which ends the
+        // server's side too (no QUIT round trip, `spec/dmtp.md` §2).
+        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, delivered(txn)).await
     }
 
     /// SGNT on a new stream: the signet's bytes, not yet validated.
@@ -190,9 +208,7 @@ impl QuicConnection {
     ) -> Result<Vec<u8>, NetError> {
         let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
         c.lookup_signet(name, pin, Instant::now());
-        let s = pump(&mut c, &mut recv, &mut send, signet).await?;
-        let _ = send.finish();
-        Ok(s)
+        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, signet).await
     }
 
     /// HIST on a new stream: the signets of `name` published after the one whose fingerprint
@@ -207,9 +223,7 @@ impl QuicConnection {
     ) -> Result<Vec<Vec<u8>>, NetError> {
         let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
         c.history(name, from, Instant::now());
-        let h = pump(&mut c, &mut recv, &mut send, history).await?;
-        let _ = send.finish();
-        Ok(h)
+        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, history).await
     }
 
     /// Closes the connection.
@@ -267,11 +281,18 @@ impl TlsConnection {
         let (reader, writer) = tokio::io::split(tls);
         let client = Client::new(*provider, Some(domain), Mode::Transfer, Instant::now());
         let mut conn = TlsConnection { client, reader, writer, greeting: None };
-        let g = pump(&mut conn.client, &mut conn.reader, &mut conn.writer, |e| match e {
-            ClientEvent::Greeted(g) => Ok(g),
-            other => Err(other),
-        })
-        .await?;
+        let g =
+            pump(
+                &mut conn.client,
+                &mut conn.reader,
+                &mut conn.writer,
+                Sending::Open,
+                |e| match e {
+                    ClientEvent::Greeted(g) => Ok(g),
+                    other => Err(other),
+                },
+            )
+            .await?;
         conn.greeting = Some(g);
         Ok(conn)
     }
@@ -287,7 +308,8 @@ impl TlsConnection {
     /// [`NetError::Refused`] with the server's code, protocol and transport errors.
     pub async fn send(&mut self, msg: Outgoing) -> Result<TransactionId, NetError> {
         let txn = self.client.send_message(msg, Instant::now());
-        pump(&mut self.client, &mut self.reader, &mut self.writer, delivered(txn)).await
+        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, delivered(txn))
+            .await
     }
 
     /// SGNT: the signet's bytes, not yet validated.
@@ -300,7 +322,7 @@ impl TlsConnection {
         pin: Option<&Fingerprint>,
     ) -> Result<Vec<u8>, NetError> {
         self.client.lookup_signet(name, pin, Instant::now());
-        pump(&mut self.client, &mut self.reader, &mut self.writer, signet).await
+        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, signet).await
     }
 
     /// HIST: the signets of `name` published after `from`, oldest first, not yet validated.
@@ -313,7 +335,7 @@ impl TlsConnection {
         from: &Fingerprint,
     ) -> Result<Vec<Vec<u8>>, NetError> {
         self.client.history(name, from, Instant::now());
-        pump(&mut self.client, &mut self.reader, &mut self.writer, history).await
+        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, history).await
     }
 
     /// QUIT, then closes the connection.
@@ -322,11 +344,18 @@ impl TlsConnection {
     /// Transport errors; a refused QUIT.
     pub async fn quit(mut self) -> Result<(), NetError> {
         self.client.quit(Instant::now());
-        let r = pump(&mut self.client, &mut self.reader, &mut self.writer, |e| match e {
-            ClientEvent::Closed => Ok(()),
-            other => Err(other),
-        })
-        .await;
+        let r =
+            pump(
+                &mut self.client,
+                &mut self.reader,
+                &mut self.writer,
+                Sending::Open,
+                |e| match e {
+                    ClientEvent::Closed => Ok(()),
+                    other => Err(other),
+                },
+            )
+            .await;
         let _ = self.writer.shutdown().await;
         r
     }

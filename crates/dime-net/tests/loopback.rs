@@ -540,3 +540,30 @@ async fn the_replies_to_a_pipelined_transaction_leave_in_one_write() {
     let counts: Vec<usize> = writes.iter().map(|b| frames_in(b)).collect();
     assert_eq!(counts, vec![5]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_quic_transaction_ends_the_clients_side_with_its_frames() {
+    let w = world();
+    let config = quic_server_config(w.server_tls()).unwrap();
+    let endpoint = quinn::Endpoint::server(config, "127.0.0.1:0".parse().unwrap()).unwrap();
+    let addr = endpoint.local_addr().unwrap();
+    let (store, options) = (Arc::clone(&w.store), w.options());
+    // A server that reads the whole stream before it answers anything: the read ends only if
+    // the client ends its side with the transaction, without waiting for a reply
+    // (`spec/dmtp.md` §2). Before, the client ended it after the stored reply.
+    let server = tokio::spawn(async move {
+        let conn = endpoint.accept().await.unwrap().await.unwrap();
+        let (send, mut recv) = conn.accept_bi().await.unwrap();
+        let input = tokio::time::timeout(Duration::from_secs(10), recv.read_to_end(1 << 20))
+            .await
+            .expect("the client's side did not end before a reply")
+            .unwrap();
+        serve_stream(&input[..], send, store.as_ref(), &options).await.unwrap();
+        conn.closed().await;
+    });
+    let conn = w.quic_client().connect(addr, "b.test").await.unwrap();
+    conn.send(w.outgoing()).await.unwrap();
+    assert_eq!(w.stored(), 1);
+    conn.close();
+    server.await.unwrap();
+}
