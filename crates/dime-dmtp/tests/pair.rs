@@ -170,6 +170,45 @@ fn a_body_at_the_follow_limit_goes_at_once_and_one_past_waits_for_354() {
     assert_eq!(frames_of(BODY_FOLLOWS_MAX + 1), 4);
 }
 
+#[test]
+fn all_sent_holds_once_the_last_frame_is_out_and_not_while_a_body_waits_for_354() {
+    // At the follow limit: every frame goes at once, and only then is everything sent.
+    let mut pair = Pair::default();
+    pair.client.send_message(outgoing(vec![1; BODY_FOLLOWS_MAX]), pair.now);
+    assert!(!pair.client.all_sent());
+    let frames = std::iter::from_fn(|| pair.client.poll_transmit()).count();
+    assert_eq!(frames, 4 + BODY_FOLLOWS_MAX.div_ceil(BODY_CHUNK_SIZE));
+    assert!(pair.client.all_sent());
+
+    // One past: DATA goes, and the body waits for the 354, so not everything is sent until the
+    // server has answered and the body has gone too.
+    let mut pair = Pair::default();
+    pair.client.send_message(outgoing(vec![1; BODY_FOLLOWS_MAX + 1]), pair.now);
+    let mut first = Vec::new();
+    while let Some(f) = pair.client.poll_transmit() {
+        first.push(f);
+    }
+    assert_eq!(first.len(), 4);
+    assert!(!pair.client.all_sent());
+    for f in &first {
+        pair.server.handle_input(f, pair.now);
+    }
+    while let Some(ev) = pair.server.poll_event() {
+        match ev {
+            Event::NeedVerifyOrigin { .. } => pair.server.accept_mail(pair.now).unwrap(),
+            Event::NeedRecipient { .. } => pair.server.accept_recipient(pair.now).unwrap(),
+            other => panic!("unexpected event {other:?}"),
+        }
+    }
+    while let Some(f) = pair.server.poll_transmit() {
+        pair.client.handle_input(&f, pair.now);
+    }
+    assert!(!pair.client.all_sent(), "the body is queued after the 354, not yet handed out");
+    assert!(pair.client.poll_transmit().is_some());
+    while pair.client.poll_transmit().is_some() {}
+    assert!(pair.client.all_sent());
+}
+
 /// A server after HELLO, MAIL (accepted or refused) and RCPT (accepted, after an accepted
 /// MAIL), its replies not yet read.
 fn server_at_data(now: Instant, accept_mail: bool) -> Server {
