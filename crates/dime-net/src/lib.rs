@@ -106,6 +106,10 @@ pub enum NetError {
     /// No handshake within HANDSHAKE_TIMEOUT.
     #[error("no handshake within HANDSHAKE_TIMEOUT")]
     HandshakeTimeout,
+    /// A pooled connection attempt made at the same time, which this request waited for,
+    /// failed ([`QuicPool`]).
+    #[error("a connection attempt made at the same time failed")]
+    ConnectFailed,
     /// The peer did not negotiate the ALPN `dmtp/1`.
     #[error("alpn dmtp/1 not negotiated")]
     Alpn,

@@ -5,6 +5,9 @@
 //! A reply code is the server's answer whatever the connection's age: a refusal leaves the
 //! connection pooled. Any other failure (transport, protocol, a stream closed early) drops it;
 //! when the connection was a reused one, the request is made once more on a new connection.
+//! Requests under way at once for a key without a live connection wait for one connection
+//! attempt rather than each making its own; when that attempt fails, they fail with
+//! [`NetError::ConnectFailed`] at once rather than each trying in turn.
 
 use crate::{NetError, QuicClient, QuicConnection};
 use dime_core::Domain;
@@ -13,7 +16,8 @@ use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::net::SocketAddr;
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::Instant;
 
 /// QUIC connections to DMTP servers for our `domain`, one per key, each on its own endpoint
 /// ([`QuicClient::for_peer`]). Shared by reference; every method takes `&self`.
@@ -21,6 +25,8 @@ pub struct QuicPool<K> {
     domain: Domain,
     provider: &'static CryptoProvider,
     conns: Mutex<HashMap<K, (QuicClient, QuicConnection)>>,
+    /// One lock per key, held while connecting to it; it holds when the last attempt failed.
+    connecting: Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
 }
 
 impl<K> std::fmt::Debug for QuicPool<K> {
@@ -45,7 +51,12 @@ fn is_live(c: &QuicConnection) -> bool {
 impl<K: Eq + Hash + Clone> QuicPool<K> {
     /// An empty pool whose connections name our `domain` (HELLO on transfer streams).
     pub fn new(domain: Domain, provider: &'static CryptoProvider) -> QuicPool<K> {
-        QuicPool { domain, provider, conns: Mutex::new(HashMap::new()) }
+        QuicPool {
+            domain,
+            provider,
+            conns: Mutex::new(HashMap::new()),
+            connecting: Mutex::new(HashMap::new()),
+        }
     }
 
     fn map(&self) -> MutexGuard<'_, HashMap<K, (QuicClient, QuicConnection)>> {
@@ -77,8 +88,30 @@ impl<K: Eq + Hash + Clone> QuicPool<K> {
         if let Some(c) = self.live(key) {
             return Ok((c, true));
         }
-        let client = QuicClient::for_peer(addr, tls.clone(), self.domain.clone(), self.provider)?;
-        let conn = client.connect(addr, server_name).await?;
+        // One connection attempt per key at a time: a request that waited for another's gets
+        // its connection, or its failure.
+        let asked = Instant::now();
+        let lock = {
+            let mut m = self.connecting.lock().unwrap_or_else(PoisonError::into_inner);
+            m.retain(|k, l| k == key || Arc::strong_count(l) > 1);
+            Arc::clone(m.entry(key.clone()).or_default())
+        };
+        let mut failed = lock.lock().await;
+        if let Some(c) = self.live(key) {
+            return Ok((c, true));
+        }
+        if failed.is_some_and(|at| at >= asked) {
+            return Err(NetError::ConnectFailed);
+        }
+        let connected = async {
+            let client =
+                QuicClient::for_peer(addr, tls.clone(), self.domain.clone(), self.provider)?;
+            let conn = client.connect(addr, server_name).await?;
+            Ok::<_, NetError>((client, conn))
+        }
+        .await;
+        *failed = connected.is_err().then(Instant::now);
+        let (client, conn) = connected?;
         let mut m = self.map();
         // Closed connections go with their endpoints.
         m.retain(|_, (_, c)| is_live(c));

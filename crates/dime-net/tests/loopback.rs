@@ -567,3 +567,41 @@ async fn a_quic_transaction_ends_the_clients_side_with_its_frames() {
     conn.close();
     server.await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pool_requests_at_once_share_one_connection_attempt() {
+    let w = world();
+    let server = w.quic_server(w.options());
+    let addr = server.local_addr;
+    let tls = w.client_tls();
+    let pool: QuicPool<SocketAddr> = QuicPool::new(domain("a.test"), p());
+    // Eight at once and no live connection: one connection for all of them.
+    let ids = Mutex::new(std::collections::HashSet::new());
+    let send = |c: QuicConnection| {
+        ids.lock().unwrap().insert(c.quic().stable_id());
+        let msg = w.outgoing();
+        async move { c.send(msg).await }
+    };
+    let runs = (0..8).map(|_| pool.run(&addr, addr, "b.test", &tls, send));
+    for r in futures_util::future::join_all(runs).await {
+        r.unwrap();
+    }
+    assert_eq!(ids.lock().unwrap().len(), 1, "one connection");
+    assert_eq!(w.stored(), 8);
+    // A server whose certificate the pin refuses: the first attempt fails, and the requests
+    // that waited for it fail at once, without an attempt of their own.
+    let other = world();
+    let refused = other.quic_server(other.options());
+    let key = refused.local_addr;
+    let runs = (0..4).map(|_| pool.run(&key, key, "b.test", &tls, send));
+    let errors: Vec<NetError> =
+        futures_util::future::join_all(runs).await.into_iter().map(|r| r.unwrap_err()).collect();
+    let waited = errors.iter().filter(|e| matches!(e, NetError::ConnectFailed)).count();
+    assert_eq!(waited, 3, "{errors:?}");
+    assert!(!pool.is_live(&key));
+    // A request after the failure makes its own attempt.
+    let again = pool.run(&key, key, "b.test", &tls, send).await.unwrap_err();
+    assert!(!matches!(again, NetError::ConnectFailed), "{again}");
+    refused.shutdown();
+    server.shutdown();
+}
