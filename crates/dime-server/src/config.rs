@@ -127,6 +127,8 @@ pub struct Outbound {
     pub max_backoff_secs: u64,
     /// Lifetime of a queued message before it bounces, seconds.
     pub max_lifetime_secs: u64,
+    /// Attempts under way at once in a queue pass.
+    pub in_flight: usize,
 }
 
 /// `[outbound]` as written.
@@ -138,6 +140,7 @@ struct RawOutbound {
     retry_base_secs: u64,
     max_backoff_secs: u64,
     max_lifetime_secs: u64,
+    in_flight: usize,
 }
 
 impl Default for RawOutbound {
@@ -149,6 +152,7 @@ impl Default for RawOutbound {
             retry_base_secs: r.base_secs,
             max_backoff_secs: r.max_backoff_secs,
             max_lifetime_secs: r.max_lifetime_secs,
+            in_flight: r.in_flight,
         }
     }
 }
@@ -197,6 +201,9 @@ impl RawConfig {
         if o.interval_ms == 0 || o.retry_base_secs == 0 {
             return Err(bad("outbound", "intervals must be positive"));
         }
+        if o.in_flight == 0 {
+            return Err(bad("outbound.in_flight", "0 would deliver nothing"));
+        }
         if o.max_backoff_secs < o.retry_base_secs {
             return Err(bad("outbound.max_backoff_secs", "smaller than retry_base_secs"));
         }
@@ -226,6 +233,7 @@ impl RawConfig {
                 retry_base_secs: o.retry_base_secs,
                 max_backoff_secs: o.max_backoff_secs,
                 max_lifetime_secs: o.max_lifetime_secs,
+                in_flight: o.in_flight,
             },
             limits: self.limits,
         })
@@ -273,6 +281,7 @@ impl Config {
             base_secs: self.outbound.retry_base_secs,
             max_backoff_secs: self.outbound.max_backoff_secs,
             max_lifetime_secs: self.outbound.max_lifetime_secs,
+            in_flight: self.outbound.in_flight,
             ..RetryPolicy::default()
         }
     }
@@ -361,6 +370,16 @@ mod tests {
         assert!(matches!(e, Some(ConfigError::Invalid { key: "domain", .. })));
         let e = load(&format!("{MINIMAL}[limits]\nmax_lookups = 0\n")).err();
         assert!(matches!(e, Some(ConfigError::Invalid { key: "limits", .. })));
+        let e = load(&format!("{MINIMAL}[outbound]\nin_flight = 0\n")).err();
+        assert!(matches!(e, Some(ConfigError::Invalid { key: "outbound.in_flight", .. })));
+    }
+
+    #[test]
+    fn in_flight_reaches_the_retry_policy() -> Result<(), ConfigError> {
+        assert_eq!(load(MINIMAL)?.retry_policy().in_flight, RetryPolicy::default().in_flight);
+        let c = load(&format!("{MINIMAL}[outbound]\nin_flight = 1\n"))?;
+        assert_eq!(c.retry_policy().in_flight, 1);
+        Ok(())
     }
 
     #[test]

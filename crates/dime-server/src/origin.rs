@@ -26,6 +26,7 @@ use dime_resolver::{
     SignetSource,
 };
 use dime_store::{OutboundEntry, QueueId, Store, StoreError, Timestamp, Transport};
+use futures_util::stream::{FuturesUnordered, StreamExt};
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
 use std::future::Future;
@@ -275,6 +276,8 @@ pub struct RetryPolicy {
     pub lease_secs: u64,
     /// Entries leased per pass.
     pub batch: usize,
+    /// Attempts under way at once in a pass (0 counts as 1).
+    pub in_flight: usize,
 }
 
 impl Default for RetryPolicy {
@@ -285,6 +288,7 @@ impl Default for RetryPolicy {
             max_lifetime_secs: 5 * 24 * 3600,
             lease_secs: 300,
             batch: 64,
+            in_flight: 16,
         }
     }
 }
@@ -430,14 +434,15 @@ impl<R: Routes> Outbound<R> {
         let mut out = Vec::with_capacity(leased.len());
         // One route lookup (record, org signet, delivery hosts) per destination and pass.
         let mut routes: HashMap<Domain, Result<Route, RouteError>> = HashMap::new();
+        let mut attempts = Vec::with_capacity(leased.len());
         for l in leased {
             let e = l.entry;
             if e.transport != Transport::Dmtp {
                 continue;
             }
-            let parsed = parse_payload(&e.payload);
+            let readable = parse_payload(&e.payload).is_some();
             let destination = Domain::parse(&e.destination).ok();
-            let (Some((queued, envelope)), Some(destination)) = (parsed, destination) else {
+            let (true, Some(destination)) = (readable, destination) else {
                 self.store.complete_failed(rng, e.id, "unreadable queue entry", now)?;
                 tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
                 out.push(Outcome::Failed {
@@ -455,45 +460,86 @@ impl<R: Routes> Outbound<R> {
                     r
                 }
             };
-            let result = match route {
-                Ok(route) => self.send(&destination, &route, envelope).await,
-                Err(RouteError::Temporary(r)) => Err(SendError::Temporary(r.into())),
-                Err(RouteError::Permanent(r)) => Err(SendError::Permanent(r.into())),
-            };
-            let outcome = match result {
-                Ok(txid) => {
-                    self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
-                    Outcome::Delivered { id: e.id, txid }
-                }
-                Err(SendError::Permanent(reason)) => {
-                    self.fail(rng, &e, &destination, queued, envelope, reason, now)?
-                }
-                Err(SendError::Temporary(reason)) => {
-                    let next =
-                        Timestamp(now.0.saturating_add(backoff(&self.policy, e.attempts, rng)));
-                    if next.0 > queued.0.saturating_add(self.policy.max_lifetime_secs) {
-                        let reason = format!("maximum lifetime reached: {reason}");
-                        self.fail(rng, &e, &destination, queued, envelope, reason, now)?
-                    } else {
-                        self.store.defer(rng, e.id, next, &reason, now)?;
-                        Outcome::Deferred { id: e.id, next, reason }
-                    }
-                }
-            };
-            match &outcome {
-                Outcome::Delivered { id, txid } => {
-                    tracing::info!(destination = %destination, queue_id = id.0, txid = %txid, "delivered")
-                }
-                Outcome::Deferred { id, next, reason } => {
-                    tracing::info!(destination = %destination, queue_id = id.0, next = next.0, reason = %reason, "deferred")
-                }
-                Outcome::Failed { id, reason, bounced } => {
-                    tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, bounced = *bounced, "delivery failed")
-                }
+            attempts.push((e, destination, route));
+        }
+        // The attempts run at once, at most `in_flight` of them; each outcome is recorded as
+        // its attempt ends (`spec/dmtp.md` §11.2).
+        let mut waiting = attempts.into_iter();
+        let mut running = FuturesUnordered::new();
+        loop {
+            while running.len() < self.policy.in_flight.max(1) {
+                let Some((e, destination, route)) = waiting.next() else { break };
+                running.push(async move {
+                    let result = match (&route, parse_payload(&e.payload)) {
+                        (Ok(route), Some((_, envelope))) => {
+                            self.send(&destination, route, envelope).await
+                        }
+                        (Err(RouteError::Temporary(r)), _) => {
+                            Err(SendError::Temporary((*r).into()))
+                        }
+                        (Err(RouteError::Permanent(r)), _) => {
+                            Err(SendError::Permanent((*r).into()))
+                        }
+                        (Ok(_), None) => Err(SendError::Permanent("unreadable queue entry".into())),
+                    };
+                    (e, destination, result)
+                });
             }
-            out.push(outcome);
+            let Some((e, destination, result)) = running.next().await else { break };
+            out.push(self.record(rng, &e, &destination, result, now)?);
         }
         Ok(out)
+    }
+
+    /// Records the result of one attempt in the queue: delivered, deferred or failed.
+    fn record(
+        &self,
+        rng: &mut (dyn CryptoRngCore + Send),
+        e: &OutboundEntry,
+        destination: &Domain,
+        result: Result<TransactionId, SendError>,
+        now: Timestamp,
+    ) -> Result<Outcome, StoreError> {
+        let Some((queued, envelope)) = parse_payload(&e.payload) else {
+            // Checked before the attempt.
+            self.store.complete_failed(rng, e.id, "unreadable queue entry", now)?;
+            return Ok(Outcome::Failed {
+                id: e.id,
+                reason: "unreadable queue entry".into(),
+                bounced: false,
+            });
+        };
+        let outcome = match result {
+            Ok(txid) => {
+                self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
+                Outcome::Delivered { id: e.id, txid }
+            }
+            Err(SendError::Permanent(reason)) => {
+                self.fail(rng, e, destination, queued, envelope, reason, now)?
+            }
+            Err(SendError::Temporary(reason)) => {
+                let next = Timestamp(now.0.saturating_add(backoff(&self.policy, e.attempts, rng)));
+                if next.0 > queued.0.saturating_add(self.policy.max_lifetime_secs) {
+                    let reason = format!("maximum lifetime reached: {reason}");
+                    self.fail(rng, e, destination, queued, envelope, reason, now)?
+                } else {
+                    self.store.defer(rng, e.id, next, &reason, now)?;
+                    Outcome::Deferred { id: e.id, next, reason }
+                }
+            }
+        };
+        match &outcome {
+            Outcome::Delivered { id, txid } => {
+                tracing::info!(destination = %destination, queue_id = id.0, txid = %txid, "delivered")
+            }
+            Outcome::Deferred { id, next, reason } => {
+                tracing::info!(destination = %destination, queue_id = id.0, next = next.0, reason = %reason, "deferred")
+            }
+            Outcome::Failed { id, reason, bounced } => {
+                tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, bounced = *bounced, "delivery failed")
+            }
+        }
+        Ok(outcome)
     }
 
     /// Completes a failed entry: bounces it to its author and records it bounced, or, when no

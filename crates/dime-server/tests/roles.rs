@@ -75,6 +75,30 @@ async fn delivers_over_quic_and_tls_and_the_recipient_opens_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_pass_delivers_its_entries_at_once_up_to_in_flight() {
+    for (transports, addr) in [(Transports::QuicOnly, 0), (Transports::TlsOnly, 1)] {
+        let w = world(SUBJECT, BODY).await;
+        let addr = if addr == 0 { w.quic.local_addr } else { w.tls.local_addr };
+        w.handler.hold_ms.store(50, std::sync::atomic::Ordering::SeqCst);
+        let mut rng = dime_testkit::seeded_rng(40);
+        for seed in 0..12 {
+            let sealed = w.seal(40 + seed, "b.test");
+            submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
+        }
+        let policy = RetryPolicy { in_flight: 5, ..RetryPolicy::default() };
+        let out = w.outbound_with(addr, transports, policy);
+        let o = out.run_once(T0, &mut rng).await.unwrap();
+        assert_eq!(o.len(), 12);
+        assert!(o.iter().all(|o| matches!(o, Outcome::Delivered { .. })), "{o:?}");
+        // Before, a pass made its attempts one after the other: never more than 1 at once.
+        let most = w.handler.most.load(std::sync::atomic::Ordering::SeqCst);
+        assert!((2..=5).contains(&most), "{transports:?}: {most} deliveries at once");
+        assert_eq!(w.recipient_reads(), 12);
+        assert!(w.a.store.queue_entries().unwrap().is_empty());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_destination_defers_with_backoff_then_gives_up() {
     let w = world(SUBJECT, BODY).await;
     let sealed = w.seal(5, "b.test");

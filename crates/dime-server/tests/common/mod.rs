@@ -2,14 +2,15 @@
 //! the author, b.test with the recipient) in a temporary directory, b.test serving DMTP over
 //! QUIC and TLS on loopback, and an outbound worker at a.test routed to it with a pinned
 //! certificate.
-#![allow(unreachable_pub, clippy::unwrap_used, clippy::expect_used)]
+#![allow(unreachable_pub, dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 use dime_core::crypto::{Argon2Params, CryptoProvider, default_provider};
-use dime_core::{Domain, Mailbox, Secret};
+use dime_core::{Domain, Fingerprint, Mailbox, Secret};
+use dime_dmtp::{Delivery, Refusal, SignetName, TransactionId, VerifyAnswer};
 use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, seal_message,
 };
-use dime_net::{ServerHandle, ServerOptions};
+use dime_net::{Handler, ServerHandle, ServerOptions};
 use dime_server::origin::{Outbound, RetryPolicy, Route, RouteError, Routes, Target, Transports};
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{OrgKeys, Profile, create_org_signet};
@@ -19,6 +20,7 @@ use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 pub const T0: Timestamp = Timestamp(1_700_000_000);
 pub const AUTHOR: &str = "canaryauthor@a.test";
@@ -87,6 +89,68 @@ pub fn side(dir: &Path, name: &str, seed: u64, user: &str) -> Side {
     Side { local: Arc::new(local), store: Arc::new(store) }
 }
 
+/// A handler that passes everything to `inner` and counts the deliveries under way at once;
+/// each delivery waits `hold` first, so that deliveries sent at once meet.
+pub struct Counting<H> {
+    inner: H,
+    now: AtomicUsize,
+    /// The most deliveries under way at once.
+    pub most: AtomicUsize,
+    /// Milliseconds each delivery waits before it is passed on.
+    pub hold_ms: AtomicU64,
+}
+
+impl<H> Counting<H> {
+    pub fn new(inner: H) -> Counting<H> {
+        Counting {
+            inner,
+            now: AtomicUsize::new(0),
+            most: AtomicUsize::new(0),
+            hold_ms: AtomicU64::new(0),
+        }
+    }
+}
+
+impl<H: Handler> Handler for Counting<H> {
+    async fn verify_origin(&self, origin: Domain, fingerprint: Fingerprint) -> Result<(), Refusal> {
+        self.inner.verify_origin(origin, fingerprint).await
+    }
+
+    async fn check_recipient(
+        &self,
+        destination: Domain,
+        fingerprint: Fingerprint,
+    ) -> Result<(), Refusal> {
+        self.inner.check_recipient(destination, fingerprint).await
+    }
+
+    async fn deliver(&self, delivery: Delivery) -> Result<TransactionId, Refusal> {
+        let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
+        self.most.fetch_max(n, Ordering::SeqCst);
+        let hold = self.hold_ms.load(Ordering::SeqCst);
+        tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
+        let r = self.inner.deliver(delivery).await;
+        self.now.fetch_sub(1, Ordering::SeqCst);
+        r
+    }
+
+    async fn signet(&self, name: SignetName, pin: Option<Fingerprint>) -> Result<Vec<u8>, Refusal> {
+        self.inner.signet(name, pin).await
+    }
+
+    async fn verify(
+        &self,
+        name: SignetName,
+        fingerprint: Fingerprint,
+    ) -> Result<VerifyAnswer, Refusal> {
+        self.inner.verify(name, fingerprint).await
+    }
+
+    async fn history(&self, name: SignetName, from: Fingerprint) -> Result<Vec<Vec<u8>>, Refusal> {
+        self.inner.history(name, from).await
+    }
+}
+
 pub struct World {
     pub dir: tempfile::TempDir,
     pub a: Side,
@@ -94,6 +158,8 @@ pub struct World {
     pub quic: ServerHandle,
     pub tls: ServerHandle,
     pub cert: CertificateDer<'static>,
+    /// b.test's handler: it counts the deliveries under way at once.
+    pub handler: Arc<Counting<Destination<StaticOrigins>>>,
     /// The canary subject and body of the messages `seal` writes.
     pub subject: &'static str,
     pub body: &'static str,
@@ -109,12 +175,12 @@ pub async fn world(subject: &'static str, body: &'static str) -> World {
         domain("a.test"),
         (a.local.org_fingerprint, a.local.org_signet.signing_key().unwrap()),
     );
-    let handler = Arc::new(Destination::new(
+    let handler = Arc::new(Counting::new(Destination::new(
         Arc::clone(&b.local),
         Arc::clone(&b.store),
         Arc::new(StaticOrigins(origins)),
         p(),
-    ));
+    )));
     let ck = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
     let cert = ck.cert.der().clone();
     let key = ck.signing_key.serialize_der();
@@ -128,12 +194,21 @@ pub async fn world(subject: &'static str, body: &'static str) -> World {
     let options = ServerOptions::new(domain("b.test"), p());
     let quic = dime_net::spawn_quic(endpoint, Arc::clone(&handler), options.clone()).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let tls = dime_net::spawn_tls(listener, tls, handler, options).unwrap();
-    World { dir, a, b, quic, tls, cert, subject, body }
+    let tls = dime_net::spawn_tls(listener, tls, Arc::clone(&handler), options).unwrap();
+    World { dir, a, b, quic, tls, cert, handler, subject, body }
 }
 
 impl World {
     pub fn outbound(&self, addr: SocketAddr, transports: Transports) -> Outbound<StaticRoutes> {
+        self.outbound_with(addr, transports, RetryPolicy::default())
+    }
+
+    pub fn outbound_with(
+        &self,
+        addr: SocketAddr,
+        transports: Transports,
+        policy: RetryPolicy,
+    ) -> Outbound<StaticRoutes> {
         let verifier = Arc::new(dime_net::PinnedCertVerifier::new(self.cert.clone()));
         let route = Route {
             destination_fingerprint: self.b.local.org_fingerprint,
@@ -144,7 +219,7 @@ impl World {
             Arc::clone(&self.a.store),
             Arc::clone(&self.a.local),
             Arc::new(StaticRoutes(route)),
-            RetryPolicy::default(),
+            policy,
             transports,
             p(),
         )
