@@ -288,7 +288,7 @@ impl Default for RetryPolicy {
             max_lifetime_secs: 5 * 24 * 3600,
             lease_secs: 300,
             batch: 64,
-            in_flight: 16,
+            in_flight: 8,
         }
     }
 }
