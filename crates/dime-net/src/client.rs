@@ -42,7 +42,8 @@ where
     let mut ended = false;
     loop {
         if ended {
-            // Only a machine that failed queues more (its own closing): it has nowhere to go.
+            // The stream carried one command and nothing follows it; were the machine to
+            // queue more, it would have nowhere to go.
             while c.poll_transmit().is_some() {}
         } else if crate::write_frames(writer, || c.poll_transmit()).await? {
             writer.flush().await?;

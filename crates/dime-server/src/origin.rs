@@ -122,6 +122,21 @@ pub fn submit_signed_by(
     Ok((id, destination))
 }
 
+/// One leased entry to try: its payload read, its route looked up.
+struct Attempt {
+    e: OutboundEntry,
+    destination: Domain,
+    queued: Timestamp,
+    route: Result<Route, RouteError>,
+}
+
+impl Attempt {
+    /// The envelope of the payload (read when the attempt was made).
+    fn envelope(&self) -> &[u8] {
+        parse_payload(&self.e.payload).map_or(&[], |(_, env)| env)
+    }
+}
+
 /// Splits a queue payload into the time it was queued and the envelope.
 pub fn parse_payload(payload: &[u8]) -> Option<(Timestamp, &[u8])> {
     let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
@@ -440,9 +455,9 @@ impl<R: Routes> Outbound<R> {
             if e.transport != Transport::Dmtp {
                 continue;
             }
-            let readable = parse_payload(&e.payload).is_some();
+            let queued = parse_payload(&e.payload).map(|(t, _)| t);
             let destination = Domain::parse(&e.destination).ok();
-            let (true, Some(destination)) = (readable, destination) else {
+            let (Some(queued), Some(destination)) = (queued, destination) else {
                 self.store.complete_failed(rng, e.id, "unreadable queue entry", now)?;
                 tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
                 out.push(Outcome::Failed {
@@ -460,7 +475,7 @@ impl<R: Routes> Outbound<R> {
                     r
                 }
             };
-            attempts.push((e, destination, route));
+            attempts.push(Attempt { e, destination, queued, route });
         }
         // The attempts run at once, at most `in_flight` of them; each outcome is recorded as
         // its attempt ends (`spec/dmtp.md` §11.2).
@@ -468,25 +483,18 @@ impl<R: Routes> Outbound<R> {
         let mut running = FuturesUnordered::new();
         loop {
             while running.len() < self.policy.in_flight.max(1) {
-                let Some((e, destination, route)) = waiting.next() else { break };
+                let Some(a) = waiting.next() else { break };
                 running.push(async move {
-                    let result = match (&route, parse_payload(&e.payload)) {
-                        (Ok(route), Some((_, envelope))) => {
-                            self.send(&destination, route, envelope).await
-                        }
-                        (Err(RouteError::Temporary(r)), _) => {
-                            Err(SendError::Temporary((*r).into()))
-                        }
-                        (Err(RouteError::Permanent(r)), _) => {
-                            Err(SendError::Permanent((*r).into()))
-                        }
-                        (Ok(_), None) => Err(SendError::Permanent("unreadable queue entry".into())),
+                    let result = match &a.route {
+                        Ok(route) => self.send(&a.destination, route, a.envelope()).await,
+                        Err(RouteError::Temporary(r)) => Err(SendError::Temporary((*r).into())),
+                        Err(RouteError::Permanent(r)) => Err(SendError::Permanent((*r).into())),
                     };
-                    (e, destination, result)
+                    (a, result)
                 });
             }
-            let Some((e, destination, result)) = running.next().await else { break };
-            out.push(self.record(rng, &e, &destination, result, now)?);
+            let Some((a, result)) = running.next().await else { break };
+            out.push(self.record(rng, &a, result, now)?);
         }
         Ok(out)
     }
@@ -495,20 +503,11 @@ impl<R: Routes> Outbound<R> {
     fn record(
         &self,
         rng: &mut (dyn CryptoRngCore + Send),
-        e: &OutboundEntry,
-        destination: &Domain,
+        a: &Attempt,
         result: Result<TransactionId, SendError>,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        let Some((queued, envelope)) = parse_payload(&e.payload) else {
-            // Checked before the attempt.
-            self.store.complete_failed(rng, e.id, "unreadable queue entry", now)?;
-            return Ok(Outcome::Failed {
-                id: e.id,
-                reason: "unreadable queue entry".into(),
-                bounced: false,
-            });
-        };
+        let (e, destination, queued, envelope) = (&a.e, &a.destination, a.queued, a.envelope());
         let outcome = match result {
             Ok(txid) => {
                 self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
