@@ -90,6 +90,18 @@ impl LocalDomain {
     }
 }
 
+/// Runs `f`, blocking work such as a durable store write, from async code without stalling
+/// the other tasks of the worker it runs on: on a multi-threaded runtime through
+/// [`tokio::task::block_in_place`] (the worker hands its other tasks to another thread
+/// meanwhile); on a current-thread runtime, or outside a runtime, directly.
+pub(crate) fn in_place<T>(f: impl FnOnce() -> T) -> T {
+    use tokio::runtime::{Handle, RuntimeFlavor};
+    match Handle::try_current().map(|h| h.runtime_flavor()) {
+        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
+        _ => f(),
+    }
+}
+
 /// The wall clock as a store [`Timestamp`] (seconds since the Unix epoch).
 pub fn now() -> Timestamp {
     Timestamp(
@@ -98,4 +110,47 @@ pub fn now() -> Timestamp {
             .map(|d| d.as_secs())
             .unwrap_or(0),
     )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::time::Duration;
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+    async fn in_place_lets_the_workers_other_tasks_run() {
+        let ticks = Arc::new(AtomicU64::new(0));
+        let t = Arc::clone(&ticks);
+        let ticker = tokio::spawn(async move {
+            loop {
+                t.fetch_add(1, Ordering::SeqCst);
+                tokio::time::sleep(Duration::from_millis(1)).await;
+            }
+        });
+        while ticks.load(Ordering::SeqCst) == 0 {
+            tokio::time::sleep(Duration::from_millis(1)).await;
+        }
+        // On the only worker: called directly, this would hold the ticker for the whole wait.
+        let t = Arc::clone(&ticks);
+        let (before, after) = tokio::spawn(async move {
+            in_place(|| {
+                let before = t.load(Ordering::SeqCst);
+                std::thread::sleep(Duration::from_millis(200));
+                (before, t.load(Ordering::SeqCst))
+            })
+        })
+        .await
+        .unwrap();
+        ticker.abort();
+        assert!(after > before, "the ticker stood still: {before} then {after}");
+    }
+
+    #[tokio::test]
+    async fn in_place_runs_directly_on_a_current_thread_runtime() {
+        assert_eq!(in_place(|| 7), 7);
+        assert_eq!(in_place(|| std::thread::current().id()), std::thread::current().id());
+    }
 }

@@ -13,8 +13,8 @@
 //! ([`dime_store::DeliveryStatus`], `spec/storage.md` §7.1). Time and randomness are
 //! parameters of [`Outbound::run_once`].
 
-use crate::LocalDomain;
 use crate::bounce::{self, Failure};
+use crate::{LocalDomain, in_place};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
@@ -439,13 +439,15 @@ impl<R: Routes> Outbound<R> {
         now: Timestamp,
         rng: &mut (dyn CryptoRngCore + Send),
     ) -> Result<Vec<Outcome>, StoreError> {
+        // The store's writes are durable commits: each runs in place (`crate::in_place`), so
+        // the worker's other tasks (the destination's streams, in `dimed`) go on meanwhile.
         let before = Timestamp(now.0.saturating_sub(self.status_retention_secs));
-        match self.store.prune_delivery_statuses(before) {
+        match in_place(|| self.store.prune_delivery_statuses(before)) {
             Ok(0) => {}
             Ok(n) => tracing::debug!(pruned = n, "old delivery statuses pruned"),
             Err(e) => tracing::warn!(error = %e, "delivery status pruning failed"),
         }
-        let leased = self.store.lease(now, self.policy.lease_secs, self.policy.batch)?;
+        let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, self.policy.batch))?;
         let mut out = Vec::with_capacity(leased.len());
         // One route lookup (record, org signet, delivery hosts) per destination and pass.
         let mut routes: HashMap<Domain, Result<Route, RouteError>> = HashMap::new();
@@ -458,7 +460,7 @@ impl<R: Routes> Outbound<R> {
             let queued = parse_payload(&e.payload).map(|(t, _)| t);
             let destination = Domain::parse(&e.destination).ok();
             let (Some(queued), Some(destination)) = (queued, destination) else {
-                self.store.complete_failed(rng, e.id, "unreadable queue entry", now)?;
+                in_place(|| self.store.complete_failed(rng, e.id, "unreadable queue entry", now))?;
                 tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
                 out.push(Outcome::Failed {
                     id: e.id,
@@ -494,7 +496,7 @@ impl<R: Routes> Outbound<R> {
                 });
             }
             let Some((a, result)) = running.next().await else { break };
-            out.push(self.record(rng, &a, result, now)?);
+            out.push(in_place(|| self.record(rng, &a, result, now))?);
         }
         Ok(out)
     }
