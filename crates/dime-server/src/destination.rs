@@ -76,7 +76,7 @@ pub struct Destination<O> {
     origins: Arc<O>,
     provider: &'static CryptoProvider,
     /// Deliveries between their DATA and their reply (see [`run_blocking`]).
-    delivering: Arc<AtomicUsize>,
+    delivering: AtomicUsize,
 }
 
 impl<O> std::fmt::Debug for Destination<O> {
@@ -93,7 +93,7 @@ impl<O: OriginKeys> Destination<O> {
         origins: Arc<O>,
         provider: &'static CryptoProvider,
     ) -> Destination<O> {
-        Destination { local, store, origins, provider, delivering: Arc::default() }
+        Destination { local, store, origins, provider, delivering: AtomicUsize::new(0) }
     }
 
     /// The current signet of `name` and its fingerprints (full, crypto), if served here.
@@ -223,9 +223,9 @@ impl<O: OriginKeys> Handler for Destination<O> {
 }
 
 /// Counts one delivery in `delivering` while it lives.
-struct Delivering(Arc<AtomicUsize>);
+struct Delivering<'a>(&'a AtomicUsize);
 
-impl Drop for Delivering {
+impl Drop for Delivering<'_> {
     fn drop(&mut self) {
         self.0.fetch_sub(1, Ordering::Relaxed);
     }
@@ -238,18 +238,15 @@ impl Drop for Delivering {
 /// thread and one back (about 65 µs at 1 in flight in the DMTP bench). Otherwise it runs on
 /// the blocking pool: a worker blocked in place hands its other tasks to another thread, which
 /// under many deliveries at once doubled the 99th percentile latency.
-async fn run_blocking<T, F>(delivering: &Arc<AtomicUsize>, f: F) -> Option<T>
+async fn run_blocking<T, F>(delivering: &AtomicUsize, f: F) -> Option<T>
 where
     T: Send + 'static,
     F: FnOnce() -> T + Send + 'static,
 {
-    use tokio::runtime::{Handle, RuntimeFlavor};
     let alone = delivering.fetch_add(1, Ordering::Relaxed) == 0;
-    let _counted = Delivering(Arc::clone(delivering));
-    if alone && Handle::current().runtime_flavor() == RuntimeFlavor::MultiThread {
-        tokio::task::block_in_place(|| {
-            std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok()
-        })
+    let _counted = Delivering(delivering);
+    if alone && crate::multi_threaded() {
+        crate::in_place(|| std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).ok())
     } else {
         tokio::task::spawn_blocking(f).await.ok()
     }
@@ -264,7 +261,7 @@ mod tests {
 
     /// Runs `f` through [`run_blocking`] and tells whether it ran on the caller's thread.
     async fn on_own_thread<T: Send + 'static>(
-        d: &Arc<AtomicUsize>,
+        d: &AtomicUsize,
         f: impl FnOnce() -> T + Send + 'static,
     ) -> (Option<T>, bool) {
         let caller = current().id();

@@ -95,11 +95,14 @@ impl LocalDomain {
 /// [`tokio::task::block_in_place`] (the worker hands its other tasks to another thread
 /// meanwhile); on a current-thread runtime, or outside a runtime, directly.
 pub(crate) fn in_place<T>(f: impl FnOnce() -> T) -> T {
+    if multi_threaded() { tokio::task::block_in_place(f) } else { f() }
+}
+
+/// Whether this code runs on a multi-threaded tokio runtime, where [`in_place`] hands the
+/// worker's other tasks to another thread (elsewhere it cannot).
+pub(crate) fn multi_threaded() -> bool {
     use tokio::runtime::{Handle, RuntimeFlavor};
-    match Handle::try_current().map(|h| h.runtime_flavor()) {
-        Ok(RuntimeFlavor::MultiThread) => tokio::task::block_in_place(f),
-        _ => f(),
-    }
+    Handle::try_current().is_ok_and(|h| h.runtime_flavor() == RuntimeFlavor::MultiThread)
 }
 
 /// The wall clock as a store [`Timestamp`] (seconds since the Unix epoch).

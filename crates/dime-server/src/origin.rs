@@ -130,17 +130,20 @@ struct Attempt {
     route: Result<Route, RouteError>,
 }
 
+/// Where a payload's envelope starts: after the magic and the time of queueing.
+const ENVELOPE_AT: usize = PAYLOAD_MAGIC.len() + 8;
+
 impl Attempt {
-    /// The envelope of the payload (read when the attempt was made).
+    /// The envelope of the payload, which [`parse_payload`] read before the attempt was made.
     fn envelope(&self) -> &[u8] {
-        parse_payload(&self.e.payload).map_or(&[], |(_, env)| env)
+        self.e.payload.get(ENVELOPE_AT..).unwrap_or_default()
     }
 }
 
 /// Splits a queue payload into the time it was queued and the envelope.
 pub fn parse_payload(payload: &[u8]) -> Option<(Timestamp, &[u8])> {
     let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
-    let (t, env) = rest.split_at_checked(8)?;
+    let (t, env) = rest.split_at_checked(ENVELOPE_AT - PAYLOAD_MAGIC.len())?;
     Some((Timestamp(u64::from_be_bytes(t.try_into().ok()?)), env))
 }
 
