@@ -11,7 +11,8 @@
 //! in a directory under `CARGO_TARGET_TMPDIR`, `dime_net` QUIC and TLS servers on 127.0.0.1,
 //! self-signed certificates pinned by the client. Each delivery is opened as the destination,
 //! its origin signature verified and the envelope stored durably before the 250. Messages are
-//! sealed (author signature, origin signature chunk) before the clock starts; a fresh store
+//! sealed (author signature, origin signature chunk) and hashed (the DATA commitment, which an
+//! origin computes once when it queues a message) before the clock starts; a fresh store
 //! per case; afterwards the store must hold exactly the acknowledged count, or the bench
 //! panics.
 //!
@@ -52,7 +53,7 @@
     clippy::print_stderr
 )]
 
-use dime_core::crypto::{Argon2Params, CryptoProvider, default_provider};
+use dime_core::crypto::{Argon2Params, CryptoProvider, Hashed, default_provider};
 use dime_core::{Domain, Fingerprint, Mailbox, Secret};
 use dime_dmtp::Outgoing;
 use dime_dmtp::limits::{MAX_LOOKUPS, MAX_TRANSACTIONS};
@@ -502,7 +503,6 @@ async fn send_quic(dest: &DestinationWorld, msgs: Queue, concurrency: usize) -> 
         "127.0.0.1:0".parse().unwrap(),
         dime_net::quic_client_config(tls).unwrap(),
         domain("a.test"),
-        p(),
     )
     .unwrap();
     let conn = client.connect(dest.quic.local_addr, "b.test").await.expect("quic connect");
@@ -542,9 +542,7 @@ async fn send_tls(dest: &DestinationWorld, msgs: Queue, concurrency: usize) -> (
     let tls = Arc::new(client_tls(dest));
     let addr = dest.tls.local_addr;
     let connect = move |tls: Arc<rustls::ClientConfig>| async move {
-        TlsConnection::connect(addr, "b.test", tls, &domain("a.test"), p())
-            .await
-            .expect("tls connect")
+        TlsConnection::connect(addr, "b.test", tls, &domain("a.test")).await.expect("tls connect")
     };
     let mut conns = Vec::with_capacity(concurrency);
     for _ in 0..concurrency {
@@ -617,7 +615,8 @@ async fn dmtp_case(
             origin_fingerprint: origin.org_fingerprint,
             destination: domain("b.test"),
             destination_fingerprint: dest.local.org_fingerprint,
-            body,
+            // Hashed once, as an origin does when it queues a message (the DATA commitment).
+            body: Hashed::new(p(), body),
         })
         .collect();
     let n = msgs.len();
@@ -761,7 +760,6 @@ async fn floor_case(root: &Path, origin: &Origin, sealed: &Path) -> String {
         "127.0.0.1:0".parse().unwrap(),
         dime_net::quic_client_config(client_tls(&dest)).unwrap(),
         domain("a.test"),
-        p(),
     )
     .unwrap()
     .connect(dest.quic.local_addr, "b.test")
@@ -785,7 +783,6 @@ async fn floor_case(root: &Path, origin: &Origin, sealed: &Path) -> String {
             "b.test",
             Arc::clone(&tls_config),
             &domain("a.test"),
-            p(),
         )
         .await
         .expect("tls connect");

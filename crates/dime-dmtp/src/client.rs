@@ -8,7 +8,7 @@ use crate::reply::{ProtocolError, ReplyCode};
 use crate::types::{
     Greeting, Mode, SignetName, TransactionId, VerifyAnswer, parse_domain, parse_fingerprint,
 };
-use dime_core::crypto::CryptoProvider;
+use dime_core::crypto::Hashed;
 use dime_core::{Domain, Fingerprint};
 use dime_wire::dmtp::{self, ClientFrame, client_frame::Command, reply::Detail};
 use std::collections::VecDeque;
@@ -51,8 +51,9 @@ pub struct Outgoing {
     pub destination: Domain,
     /// The destination signet's fingerprint the envelope is sealed to.
     pub destination_fingerprint: Fingerprint,
-    /// The sealed envelope.
-    pub body: Vec<u8>,
+    /// The sealed envelope, hashed once (by the origin when it queued it): its SHA-512 is the
+    /// DATA commitment.
+    pub body: Hashed,
 }
 
 impl fmt::Debug for Outgoing {
@@ -157,7 +158,6 @@ enum Pending {
 /// [`Client::poll_event`], re-arm the timer with [`Client::poll_timeout`]. When
 /// [`Client::is_closed`], close the stream.
 pub struct Client {
-    provider: CryptoProvider,
     inbuf: Vec<u8>,
     /// Frames to write; `true` marks a DATA frame.
     out: VecDeque<(Vec<u8>, bool)>,
@@ -179,14 +179,8 @@ impl fmt::Debug for Client {
 
 impl Client {
     /// A new stream: queues HELLO for `domain` (ours; may be `None` in lookup mode).
-    pub fn new(
-        provider: CryptoProvider,
-        domain: Option<&Domain>,
-        mode: Mode,
-        now: Instant,
-    ) -> Client {
+    pub fn new(domain: Option<&Domain>, mode: Mode, now: Instant) -> Client {
         let mut c = Client {
-            provider,
             inbuf: Vec::new(),
             out: VecDeque::new(),
             held: false,
@@ -225,7 +219,7 @@ impl Client {
         let follows = msg.body.len() <= BODY_FOLLOWS_MAX;
         let data = dmtp::Data {
             size: msg.body.len() as u64,
-            sha512: self.provider.hash.sha512(&[&msg.body]).to_vec(),
+            sha512: msg.body.sha512().to_vec(),
             body_follows: follows,
         };
         if follows {
@@ -234,7 +228,7 @@ impl Client {
                 self.out.extend(body_frames(&msg.body).into_iter().map(|f| (f, false)));
             }
         } else {
-            self.send(Command::Data(data), Pending::Data(txn, msg.body), now);
+            self.send(Command::Data(data), Pending::Data(txn, msg.body.into_bytes()), now);
         }
         txn
     }

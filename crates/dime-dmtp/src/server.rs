@@ -9,7 +9,7 @@ use crate::reply::{ProtocolError, Refusal, ReplyCode};
 use crate::types::{
     Mode, SignetName, TransactionId, VerifyAnswer, parse_domain, parse_fingerprint,
 };
-use dime_core::crypto::{CryptoProvider, HashContext};
+use dime_core::crypto::{CryptoProvider, Hashed, HashingBuffer};
 use dime_core::{Domain, Fingerprint};
 use dime_wire::dmtp::{self, ClientFrame, client_frame::Command, reply::Detail};
 use std::collections::VecDeque;
@@ -110,8 +110,9 @@ pub struct Delivery {
     pub destination: Domain,
     /// The destination signet's fingerprint named by RCPT.
     pub destination_fingerprint: Fingerprint,
-    /// The sealed envelope, exactly as declared.
-    pub body: Vec<u8>,
+    /// The sealed envelope, exactly as declared, with the SHA-512 that matched the DATA
+    /// commitment.
+    pub body: Hashed,
 }
 
 impl fmt::Debug for Delivery {
@@ -144,8 +145,7 @@ enum Awaiting {
 struct BodyIn {
     declared: u64,
     expected: [u8; 64],
-    body: Vec<u8>,
-    hash: Box<dyn HashContext>,
+    body: HashingBuffer,
 }
 
 /// The states, each named for what it waits for (`spec/dmtp.md` §7.1).
@@ -689,8 +689,7 @@ impl Server {
         self.state = State::ExpectBody(BodyIn {
             declared: d.size,
             expected,
-            body: Vec::new(),
-            hash: self.provider.hash.start(),
+            body: HashingBuffer::new(&self.provider),
         });
         self.reply(ReplyCode::START_BODY, None);
         Ok(())
@@ -720,8 +719,7 @@ impl Server {
         if total > body.declared {
             return Err(ProtocolError::BodyOverrun);
         }
-        body.body.extend_from_slice(chunk);
-        body.hash.update(chunk);
+        body.body.extend(chunk);
         if total < body.declared {
             return Ok(());
         }
@@ -730,9 +728,9 @@ impl Server {
             return Err(ProtocolError::BadSequence);
         };
         self.transactions += 1;
-        let digest = body.hash.finish();
+        let received = body.body.finish();
         let txn = std::mem::take(&mut self.txn);
-        if digest != body.expected {
+        if *received.sha512() != body.expected {
             return Err(ProtocolError::BodyHashMismatch);
         }
         let (Some((origin, origin_fingerprint)), Some((destination, destination_fingerprint))) =
@@ -746,7 +744,7 @@ impl Server {
             origin_fingerprint,
             destination,
             destination_fingerprint,
-            body: body.body,
+            body: received,
         })));
         Ok(())
     }

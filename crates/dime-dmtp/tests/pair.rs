@@ -2,7 +2,7 @@
 //! limits of `spec/dmtp.md` §8 at the limit and one past it; hostile replies to the client.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
-use dime_core::crypto::default_provider;
+use dime_core::crypto::{Hashed, default_provider};
 use dime_core::{Domain, Fingerprint};
 use dime_dmtp::frame::{Split, encode_frame, split_frame};
 use dime_dmtp::limits::*;
@@ -22,7 +22,7 @@ fn outgoing(body: Vec<u8>) -> Outgoing {
         origin_fingerprint: Fingerprint([1; 64]),
         destination: domain("b.test"),
         destination_fingerprint: Fingerprint([2; 64]),
-        body,
+        body: Hashed::new(default_provider(), body),
     }
 }
 
@@ -40,7 +40,7 @@ impl Pair {
         let now = Instant::now();
         let p = *default_provider();
         Pair {
-            client: Client::new(p, Some(&domain("a.test")), Mode::Transfer, now),
+            client: Client::new(Some(&domain("a.test")), Mode::Transfer, now),
             server: Server::new(p, config, now),
             now,
             stored: Vec::new(),
@@ -126,7 +126,8 @@ fn client_delivers_a_multi_frame_body_through_the_server() {
         matches!(&pair.client_events[1], ClientEvent::Delivered { txn: t, id } if *t == txn && id.as_str() == "tx1")
     );
     assert_eq!(pair.stored.len(), 1);
-    assert_eq!(pair.stored[0].body, body);
+    assert_eq!(pair.stored[0].body.bytes(), &body[..]);
+    assert_eq!(pair.stored[0].body.sha512(), &default_provider().hash.sha512(&[&body]));
     assert_eq!(pair.stored[0].origin, domain("a.test"));
     assert_eq!(pair.stored[0].destination_fingerprint, Fingerprint([2; 64]));
 }
@@ -158,7 +159,7 @@ fn pipelined_transactions_and_lookups_on_one_stream() {
 fn a_body_at_the_follow_limit_goes_at_once_and_one_past_waits_for_354() {
     let frames_of = |len: usize| {
         let now = Instant::now();
-        let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+        let mut c = Client::new(Some(&domain("a.test")), Mode::Transfer, now);
         c.send_message(outgoing(vec![1; len]), now);
         c.noop(now);
         std::iter::from_fn(|| c.poll_transmit()).count()
@@ -468,7 +469,7 @@ fn history_is_capped_by_the_server_and_the_client_refuses_more() {
     );
 
     let now = Instant::now();
-    let mut c = Client::new(*default_provider(), None, Mode::Lookup, now);
+    let mut c = Client::new(None, Mode::Lookup, now);
     c.history(&name, &Fingerprint([1; 64]), now);
     c.handle_input(&greeting_frame(), now);
     let over = dmtp::Reply {
@@ -500,7 +501,7 @@ fn greeting_frame() -> Vec<u8> {
 
 fn client_after(replies: &[Vec<u8>]) -> Vec<ClientEvent> {
     let now = Instant::now();
-    let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+    let mut c = Client::new(Some(&domain("a.test")), Mode::Transfer, now);
     c.noop(now);
     for r in replies {
         c.handle_input(r, now);
@@ -544,7 +545,7 @@ fn hostile_replies_close_the_client() {
 #[test]
 fn client_times_out_waiting_for_a_reply() {
     let now = Instant::now();
-    let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+    let mut c = Client::new(Some(&domain("a.test")), Mode::Transfer, now);
     let deadline = c.poll_timeout().unwrap();
     c.handle_timeout(deadline - Duration::from_nanos(1));
     assert!(!c.is_closed());
@@ -593,7 +594,7 @@ proptest! {
     #[test]
     fn client_survives_any_input(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
         let now = Instant::now();
-        let mut c = Client::new(*default_provider(), Some(&domain("a.test")), Mode::Transfer, now);
+        let mut c = Client::new(Some(&domain("a.test")), Mode::Transfer, now);
         c.send_message(outgoing(vec![1; 10]), now);
         c.handle_input(&bytes, now);
         while c.poll_event().is_some() {}

@@ -1,7 +1,7 @@
 //! Replays the `C:`/`S:` transcripts of `spec/dmtp.md` §9 through the server machine.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
-use dime_core::crypto::default_provider;
+use dime_core::crypto::{Hashed, default_provider};
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::frame::{Split, encode_frame, split_frame};
 use dime_dmtp::{Event, Refusal, Server, ServerConfig, SignetName, TransactionId, VerifyAnswer};
@@ -151,7 +151,7 @@ fn expected_event(line: &str) -> Event {
                 origin_fingerprint: fp("fp:A"),
                 destination: d(dest),
                 destination_fingerprint: fp("fp:B"),
-                body: body.as_bytes().to_vec(),
+                body: Hashed::new(default_provider(), body.as_bytes().to_vec()),
             }))
         }
         "NeedSignet" => Event::NeedSignet { name: name(a[0], a[1]), pin: opt_fp(a[2]) },
@@ -382,7 +382,7 @@ fn spec_client_transcripts_replay_through_the_client() {
                     if call == "new" {
                         let d = (a[0] != "-").then(|| Domain::parse(a[0]).unwrap());
                         let mode = if a[1] == "LOOKUP" { Mode::Lookup } else { Mode::Transfer };
-                        client = Some(Client::new(*default_provider(), d.as_ref(), mode, now));
+                        client = Some(Client::new(d.as_ref(), mode, now));
                         continue;
                     }
                     let c = client.as_mut().unwrap();
@@ -394,7 +394,7 @@ fn spec_client_transcripts_replay_through_the_client() {
                                     origin_fingerprint: fp(a[1]),
                                     destination: Domain::parse(a[2]).unwrap(),
                                     destination_fingerprint: fp(a[3]),
-                                    body: a[4].as_bytes().to_vec(),
+                                    body: Hashed::new(default_provider(), a[4].as_bytes().to_vec()),
                                 },
                                 now,
                             );

@@ -3,7 +3,6 @@
 //! (`spec/dmtp.md` §2, §7.2).
 
 use crate::NetError;
-use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint};
 use dime_dmtp::limits::{ALPN, HANDSHAKE_TIMEOUT};
 use dime_dmtp::{Client, ClientEvent, Greeting, Mode, Outgoing, SignetName, TransactionId};
@@ -106,7 +105,6 @@ fn history(ev: ClientEvent) -> Result<Vec<Vec<u8>>, ClientEvent> {
 #[derive(Debug, Clone)]
 pub struct QuicClient {
     endpoint: quinn::Endpoint,
-    provider: &'static CryptoProvider,
     domain: Domain,
 }
 
@@ -120,11 +118,10 @@ impl QuicClient {
         bind: SocketAddr,
         config: quinn::ClientConfig,
         domain: Domain,
-        provider: &'static CryptoProvider,
     ) -> Result<QuicClient, NetError> {
         let mut endpoint = quinn::Endpoint::client(bind)?;
         endpoint.set_default_client_config(config);
-        Ok(QuicClient { endpoint, provider, domain })
+        Ok(QuicClient { endpoint, domain })
     }
 
     /// An endpoint for connecting to `peer`: bound to the unspecified address of `peer`'s IP
@@ -138,14 +135,13 @@ impl QuicClient {
         peer: SocketAddr,
         tls: rustls::ClientConfig,
         domain: Domain,
-        provider: &'static CryptoProvider,
     ) -> Result<QuicClient, NetError> {
         let bind = match peer.ip() {
             IpAddr::V4(_) => IpAddr::V4(Ipv4Addr::UNSPECIFIED),
             IpAddr::V6(_) => IpAddr::V6(Ipv6Addr::UNSPECIFIED),
         };
         let config = crate::quic_client_config(tls)?;
-        QuicClient::new(SocketAddr::new(bind, 0), config, domain, provider)
+        QuicClient::new(SocketAddr::new(bind, 0), config, domain)
     }
 
     /// Connects to `addr`, checking the certificate for `server_name`, within
@@ -162,7 +158,7 @@ impl QuicClient {
         let conn = tokio::time::timeout(HANDSHAKE_TIMEOUT, connecting)
             .await
             .map_err(|_| NetError::HandshakeTimeout)??;
-        Ok(QuicConnection { conn, provider: self.provider, domain: self.domain.clone() })
+        Ok(QuicConnection { conn, domain: self.domain.clone() })
     }
 }
 
@@ -171,7 +167,6 @@ impl QuicClient {
 #[derive(Debug, Clone)]
 pub struct QuicConnection {
     conn: quinn::Connection,
-    provider: &'static CryptoProvider,
     domain: Domain,
 }
 
@@ -182,7 +177,7 @@ impl QuicConnection {
     ) -> Result<(Client, quinn::SendStream, quinn::RecvStream), NetError> {
         let (send, recv) = self.conn.open_bi().await?;
         let domain = (mode == Mode::Transfer).then_some(&self.domain);
-        Ok((Client::new(*self.provider, domain, mode, Instant::now()), send, recv))
+        Ok((Client::new(domain, mode, Instant::now()), send, recv))
     }
 
     /// Delivers one message on a new stream; returns the server's transaction id once the
@@ -263,7 +258,6 @@ impl TlsConnection {
         server_name: &str,
         config: Arc<rustls::ClientConfig>,
         domain: &Domain,
-        provider: &'static CryptoProvider,
     ) -> Result<TlsConnection, NetError> {
         let name = ServerName::try_from(server_name.to_owned())
             .map_err(|_| NetError::Config("server name is not a dns name or ip address"))?;
@@ -280,7 +274,7 @@ impl TlsConnection {
             return Err(NetError::Alpn);
         }
         let (reader, writer) = tokio::io::split(tls);
-        let client = Client::new(*provider, Some(domain), Mode::Transfer, Instant::now());
+        let client = Client::new(Some(domain), Mode::Transfer, Instant::now());
         let mut conn = TlsConnection { client, reader, writer, greeting: None };
         let g =
             pump(

@@ -11,7 +11,6 @@
 
 use crate::{NetError, QuicClient, QuicConnection};
 use dime_core::Domain;
-use dime_core::crypto::CryptoProvider;
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
@@ -23,7 +22,6 @@ use std::time::Instant;
 /// ([`QuicClient::for_peer`]). Shared by reference; every method takes `&self`.
 pub struct QuicPool<K> {
     domain: Domain,
-    provider: &'static CryptoProvider,
     conns: Mutex<HashMap<K, (QuicClient, QuicConnection)>>,
     /// One lock per key, held while connecting to it; it holds when the last attempt failed.
     connecting: Mutex<HashMap<K, Arc<tokio::sync::Mutex<Option<Instant>>>>>,
@@ -50,10 +48,9 @@ fn is_live(c: &QuicConnection) -> bool {
 
 impl<K: Eq + Hash + Clone> QuicPool<K> {
     /// An empty pool whose connections name our `domain` (HELLO on transfer streams).
-    pub fn new(domain: Domain, provider: &'static CryptoProvider) -> QuicPool<K> {
+    pub fn new(domain: Domain) -> QuicPool<K> {
         QuicPool {
             domain,
-            provider,
             conns: Mutex::new(HashMap::new()),
             connecting: Mutex::new(HashMap::new()),
         }
@@ -104,8 +101,7 @@ impl<K: Eq + Hash + Clone> QuicPool<K> {
             return Err(NetError::ConnectFailed);
         }
         let connected = async {
-            let client =
-                QuicClient::for_peer(addr, tls.clone(), self.domain.clone(), self.provider)?;
+            let client = QuicClient::for_peer(addr, tls.clone(), self.domain.clone())?;
             let conn = client.connect(addr, server_name).await?;
             Ok::<_, NetError>((client, conn))
         }

@@ -3,7 +3,7 @@
 //! §8, §10).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use dime_core::crypto::{CryptoProvider, Ed25519Seed, X25519Secret, default_provider};
+use dime_core::crypto::{CryptoProvider, Ed25519Seed, Hashed, X25519Secret, default_provider};
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::frame::{Split, split_frame};
 use dime_dmtp::limits::MAX_FRAME_SIZE;
@@ -193,12 +193,11 @@ impl World {
 
     fn quic_client(&self) -> QuicClient {
         let config = quic_client_config(self.client_tls()).unwrap();
-        QuicClient::new("127.0.0.1:0".parse().unwrap(), config, domain("a.test"), p()).unwrap()
+        QuicClient::new("127.0.0.1:0".parse().unwrap(), config, domain("a.test")).unwrap()
     }
 
     async fn tls_client(&self, addr: SocketAddr) -> Result<TlsConnection, NetError> {
-        TlsConnection::connect(addr, "b.test", Arc::new(self.client_tls()), &domain("a.test"), p())
-            .await
+        TlsConnection::connect(addr, "b.test", Arc::new(self.client_tls()), &domain("a.test")).await
     }
 
     fn outgoing(&self) -> Outgoing {
@@ -207,7 +206,7 @@ impl World {
             origin_fingerprint: ORIGIN_FP,
             destination: domain("b.test"),
             destination_fingerprint: DEST_FP,
-            body: self.sealed.clone(),
+            body: Hashed::new(p(), self.sealed.clone()),
         }
     }
 
@@ -267,9 +266,12 @@ async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
     let w = world();
     let server = w.quic_server(w.options());
     let conn = w.quic_client().connect(server.local_addr, "b.test").await.unwrap();
+    // Tampered before it was hashed: the commitment holds, the envelope does not open.
     let mut bad = w.outgoing();
-    let mid = bad.body.len() / 2;
-    bad.body[mid] ^= 1;
+    let mut body = bad.body.into_bytes();
+    let mid = body.len() / 2;
+    body[mid] ^= 1;
+    bad.body = Hashed::new(p(), body);
     let err = conn.send(bad).await.unwrap_err();
     assert!(
         matches!(
@@ -300,7 +302,7 @@ async fn pool_reuses_a_live_connection_keeps_it_on_a_refusal_and_reconnects_on_a
     let server = w.quic_server(w.options());
     let addr = server.local_addr;
     let tls = w.client_tls();
-    let pool: QuicPool<SocketAddr> = QuicPool::new(domain("a.test"), p());
+    let pool: QuicPool<SocketAddr> = QuicPool::new(domain("a.test"));
     let send = |msg: Outgoing| {
         move |c: QuicConnection| {
             let msg = msg.clone();
@@ -521,7 +523,6 @@ async fn the_replies_to_a_pipelined_transaction_leave_in_one_write() {
     let w = world();
     // What a client sends for one transaction, all at once: HELLO, MAIL, RCPT, DATA, body.
     let mut c = dime_dmtp::Client::new(
-        *p(),
         Some(&domain("a.test")),
         dime_dmtp::Mode::Transfer,
         std::time::Instant::now(),
@@ -574,7 +575,7 @@ async fn pool_requests_at_once_share_one_connection_attempt() {
     let server = w.quic_server(w.options());
     let addr = server.local_addr;
     let tls = w.client_tls();
-    let pool: QuicPool<SocketAddr> = QuicPool::new(domain("a.test"), p());
+    let pool: QuicPool<SocketAddr> = QuicPool::new(domain("a.test"));
     // Eight at once and no live connection: one connection for all of them.
     let ids = Mutex::new(std::collections::HashSet::new());
     let send = |c: QuicConnection| {

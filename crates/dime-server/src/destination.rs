@@ -176,7 +176,7 @@ impl<O: OriginKeys> Handler for Destination<O> {
                 return Err(Refusal::NotFound);
             }
             let delivered =
-                store.deliver(&view.recipient, &d.body, now()).map_err(|e| match e {
+                store.deliver_hashed(&view.recipient, &d.body, now()).map_err(|e| match e {
                     StoreError::UnknownAccount | StoreError::Shredded => Refusal::NotFound,
                     e => {
                         tracing::error!(error = %e, "store could not make a delivery durable");

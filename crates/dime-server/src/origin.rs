@@ -2,7 +2,8 @@
 //! queue, and the worker that delivers queued envelopes to their destination servers.
 //!
 //! A queue entry's destination is the destination domain; its payload is [`PAYLOAD_MAGIC`],
-//! the time it was queued (8 octets, big-endian seconds) and the origin-signed envelope. The
+//! the time it was queued (8 octets, big-endian seconds), the SHA-512 of the origin-signed
+//! envelope (each attempt's DATA commitment, computed once) and that envelope. The
 //! worker leases due entries, resolves the destination ([`Routes`]), tries QUIC first and TLS
 //! over TCP when QUIC gets no answer, and then: completes the entry on 250; fails it on a
 //! permanent refusal (5xx); reschedules it with [`backoff`] on a temporary failure (4xx,
@@ -15,7 +16,7 @@
 
 use crate::bounce::{self, Failure};
 use crate::{LocalDomain, in_place};
-use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Hashed};
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
 use dime_envelope::open_as_origin;
@@ -34,7 +35,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 /// The first octets of a DMTP queue payload written by [`submit`].
-pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ1\0";
+pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ2\0";
+/// The first octets of a payload queued before the envelope's SHA-512 was kept in it: the
+/// time, then the envelope (read, never written).
+const PAYLOAD_MAGIC_V1: &[u8; 4] = b"DQ1\0";
 /// The DMTP port when the record names none (`spec/dmtp.md` §2).
 pub const DMTP_PORT: u16 = 26;
 /// How long the delivery status of a completed entry is kept by default: 30 days
@@ -112,9 +116,11 @@ pub fn submit_signed_by(
         .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain)
         .map_err(|_| SubmitError::Envelope)?;
     let destination = verified.view().destination.clone();
-    let mut payload = Vec::with_capacity(12 + envelope.len() + chunk.len());
+    let sha512 = p.hash.sha512(&[envelope, &chunk]);
+    let mut payload = Vec::with_capacity(ENVELOPE_AT + envelope.len() + chunk.len());
     payload.extend_from_slice(PAYLOAD_MAGIC);
     payload.extend_from_slice(&now.0.to_be_bytes());
+    payload.extend_from_slice(&sha512);
     payload.extend_from_slice(envelope);
     payload.extend_from_slice(&chunk);
     let id = store.enqueue(rng, Transport::Dmtp, destination.as_str(), &payload, now)?;
@@ -122,29 +128,39 @@ pub fn submit_signed_by(
     Ok((id, destination))
 }
 
-/// One leased entry to try: its payload read, its route looked up.
+/// One leased entry to try: its payload read (the entry keeps none), its route looked up.
 struct Attempt {
     e: OutboundEntry,
     destination: Domain,
-    queued: Timestamp,
+    payload: Payload,
     route: Result<Route, RouteError>,
 }
 
-/// Where a payload's envelope starts: after the magic and the time of queueing.
-const ENVELOPE_AT: usize = PAYLOAD_MAGIC.len() + 8;
+/// Where a payload's envelope starts: after the magic, the time of queueing and the hash.
+const ENVELOPE_AT: usize = PAYLOAD_MAGIC.len() + 8 + 64;
 
-impl Attempt {
-    /// The envelope of the payload, which [`parse_payload`] read before the attempt was made.
-    fn envelope(&self) -> &[u8] {
-        self.e.payload.get(ENVELOPE_AT..).unwrap_or_default()
-    }
+/// A queue payload, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// When the entry was queued.
+    pub queued: Timestamp,
+    /// The origin-signed envelope, with its SHA-512.
+    pub envelope: Hashed,
 }
 
-/// Splits a queue payload into the time it was queued and the envelope.
-pub fn parse_payload(payload: &[u8]) -> Option<(Timestamp, &[u8])> {
+/// Reads a queue payload. One queued before the hash was kept (`DQ1`) has its envelope hashed
+/// here.
+pub fn parse_payload(p: &CryptoProvider, payload: &[u8]) -> Option<Payload> {
+    let time = |t: &[u8]| Some(Timestamp(u64::from_be_bytes(t.try_into().ok()?)));
+    if let Some(rest) = payload.strip_prefix(PAYLOAD_MAGIC_V1) {
+        let (t, env) = rest.split_at_checked(8)?;
+        return Some(Payload { queued: time(t)?, envelope: Hashed::new(p, env.to_vec()) });
+    }
     let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
-    let (t, env) = rest.split_at_checked(ENVELOPE_AT - PAYLOAD_MAGIC.len())?;
-    Some((Timestamp(u64::from_be_bytes(t.try_into().ok()?)), env))
+    let (t, rest) = rest.split_at_checked(8)?;
+    let (sha512, env) = rest.split_at_checked(64)?;
+    let sha512 = <[u8; 64]>::try_from(sha512).ok()?;
+    Some(Payload { queued: time(t)?, envelope: Hashed::from_parts(env.to_vec(), sha512) })
 }
 
 /// One server to try: the name its certificate is checked for, and its addresses.
@@ -405,7 +421,7 @@ impl<R: Routes> Outbound<R> {
         provider: &'static CryptoProvider,
     ) -> Outbound<R> {
         Outbound {
-            quic: QuicPool::new(local.domain.clone(), provider),
+            quic: QuicPool::new(local.domain.clone()),
             store,
             local,
             routes,
@@ -456,13 +472,13 @@ impl<R: Routes> Outbound<R> {
         let mut routes: HashMap<Domain, Result<Route, RouteError>> = HashMap::new();
         let mut attempts = Vec::with_capacity(leased.len());
         for l in leased {
-            let e = l.entry;
+            let mut e = l.entry;
             if e.transport != Transport::Dmtp {
                 continue;
             }
-            let queued = parse_payload(&e.payload).map(|(t, _)| t);
+            let payload = parse_payload(self.provider, &std::mem::take(&mut e.payload));
             let destination = Domain::parse(&e.destination).ok();
-            let (Some(queued), Some(destination)) = (queued, destination) else {
+            let (Some(payload), Some(destination)) = (payload, destination) else {
                 in_place(|| self.store.complete_failed(rng, e.id, "unreadable queue entry", now))?;
                 tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
                 out.push(Outcome::Failed {
@@ -480,7 +496,7 @@ impl<R: Routes> Outbound<R> {
                     r
                 }
             };
-            attempts.push(Attempt { e, destination, queued, route });
+            attempts.push(Attempt { e, destination, payload, route });
         }
         // The attempts run at once, at most `in_flight` of them; each outcome is recorded as
         // its attempt ends (`spec/dmtp.md` §11.2).
@@ -491,7 +507,7 @@ impl<R: Routes> Outbound<R> {
                 let Some(a) = waiting.next() else { break };
                 running.push(async move {
                     let result = match &a.route {
-                        Ok(route) => self.send(&a.destination, route, a.envelope()).await,
+                        Ok(route) => self.send(&a.destination, route, &a.payload.envelope).await,
                         Err(RouteError::Temporary(r)) => Err(SendError::Temporary((*r).into())),
                         Err(RouteError::Permanent(r)) => Err(SendError::Permanent((*r).into())),
                     };
@@ -512,7 +528,8 @@ impl<R: Routes> Outbound<R> {
         result: Result<TransactionId, SendError>,
         now: Timestamp,
     ) -> Result<Outcome, StoreError> {
-        let (e, destination, queued, envelope) = (&a.e, &a.destination, a.queued, a.envelope());
+        let (e, destination) = (&a.e, &a.destination);
+        let (queued, envelope) = (a.payload.queued, a.payload.envelope.bytes());
         let outcome = match result {
             Ok(txid) => {
                 self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
@@ -598,14 +615,14 @@ impl<R: Routes> Outbound<R> {
         &self,
         destination: &Domain,
         route: &Route,
-        envelope: &[u8],
+        envelope: &Hashed,
     ) -> Result<TransactionId, SendError> {
         let msg = Outgoing {
             origin: self.local.domain.clone(),
             origin_fingerprint: self.local.org_fingerprint,
             destination: destination.clone(),
             destination_fingerprint: route.destination_fingerprint,
-            body: envelope.to_vec(),
+            body: envelope.clone(),
         };
         // One TLS configuration for every address of the route.
         let tls = Arc::new(
@@ -665,7 +682,6 @@ impl<R: Routes> Outbound<R> {
                     &target.server_name,
                     Arc::clone(tls),
                     &self.local.domain,
-                    self.provider,
                 )
                 .await?;
                 let id = c.send(msg.clone()).await?;
@@ -703,5 +719,31 @@ impl<R: Routes> Outbound<R> {
                 () = woken => {}
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dime_core::crypto::default_provider;
+
+    #[test]
+    fn payloads_of_both_versions_read_with_the_envelopes_hash() {
+        let p = default_provider();
+        let envelope = b"an origin-signed envelope".to_vec();
+        let want =
+            Some(Payload { queued: Timestamp(7), envelope: Hashed::new(p, envelope.clone()) });
+        let mut v2 = PAYLOAD_MAGIC.to_vec();
+        v2.extend_from_slice(&7u64.to_be_bytes());
+        v2.extend_from_slice(&p.hash.sha512(&[&envelope]));
+        v2.extend_from_slice(&envelope);
+        assert_eq!(parse_payload(p, &v2), want);
+        let mut v1 = PAYLOAD_MAGIC_V1.to_vec();
+        v1.extend_from_slice(&7u64.to_be_bytes());
+        v1.extend_from_slice(&envelope);
+        assert_eq!(parse_payload(p, &v1), want, "a DQ1 payload's envelope is hashed when read");
+        assert_eq!(parse_payload(p, &v2[..ENVELOPE_AT - 1]), None, "cut inside the hash");
+        assert_eq!(parse_payload(p, &v1[..11]), None, "cut inside the time");
+        assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
     }
 }

@@ -106,7 +106,7 @@ impl DmtpSignets {
         transports: Transports,
     ) -> DmtpSignets {
         DmtpSignets {
-            quic: QuicPool::new(our_domain.clone(), provider),
+            quic: QuicPool::new(our_domain.clone()),
             provider,
             our_domain,
             webpki,
@@ -196,7 +196,6 @@ impl DmtpSignets {
                         &s.server_name,
                         Arc::clone(&s.tls),
                         &self.our_domain,
-                        self.provider,
                     )
                     .await?;
                     let v = match req {

@@ -3,7 +3,7 @@
 
 use crate::StoreError;
 use crate::backend::Table;
-use dime_core::crypto::CryptoProvider;
+use dime_core::crypto::{CryptoProvider, Hashed};
 
 /// Octets of the record checksum (SHA-512 truncated), `spec/storage.md` §3.
 pub(crate) const CHECKSUM_LEN: usize = 16;
@@ -128,12 +128,39 @@ fn subtle_eq(a: &[u8], b: &[u8]) -> bool {
     a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
-/// The 16-octet digest of a message blob (`spec/storage.md` §3).
-pub(crate) fn blob_digest(p: &CryptoProvider, blob: &[u8]) -> [u8; CHECKSUM_LEN] {
-    let d = p.hash.sha512(&[b"dime-store blob", blob]);
+/// How a store computes the 16-octet digest of a message blob (`spec/storage.md` §3), fixed by
+/// the store's format when it is created (§2.1).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum BlobDigest {
+    /// Format 1: the first 16 octets of SHA-512("dime-store blob" ‖ blob).
+    Prefixed,
+    /// Format 2: the first 16 octets of SHA-512(blob), the hash a DMTP destination has already
+    /// checked against the DATA commitment.
+    Plain,
+}
+
+fn first_16(d: &[u8; 64]) -> [u8; CHECKSUM_LEN] {
     let mut out = [0u8; CHECKSUM_LEN];
     out.copy_from_slice(&d[..CHECKSUM_LEN]);
     out
+}
+
+impl BlobDigest {
+    /// The digest of `blob`.
+    pub(crate) fn of(self, p: &CryptoProvider, blob: &[u8]) -> [u8; CHECKSUM_LEN] {
+        match self {
+            BlobDigest::Prefixed => first_16(&p.hash.sha512(&[b"dime-store blob", blob])),
+            BlobDigest::Plain => first_16(&p.hash.sha512(&[blob])),
+        }
+    }
+
+    /// The digest of a blob whose SHA-512 is known: no hashing in format 2.
+    pub(crate) fn of_hashed(self, p: &CryptoProvider, blob: &Hashed) -> [u8; CHECKSUM_LEN] {
+        match self {
+            BlobDigest::Prefixed => self.of(p, blob.bytes()),
+            BlobDigest::Plain => first_16(blob.sha512()),
+        }
+    }
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@
 
 use crate::account::{get_body, load_account, put_body, save_account};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
-use crate::codec::{CHECKSUM_LEN, Dec, blob_digest};
+use crate::codec::{CHECKSUM_LEN, Dec};
 use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
@@ -19,6 +19,7 @@ use crate::{
     Uid,
 };
 use dime_core::Mailbox;
+use dime_core::crypto::Hashed;
 use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
@@ -38,8 +39,9 @@ pub struct Delivered {
 struct Job {
     account: AccountId,
     envelope: Vec<u8>,
-    /// [`blob_digest`] of the envelope, computed by the caller's thread before queueing, so
-    /// the committer (which every delivery in a batch waits on) does no hashing.
+    /// The envelope's blob digest, computed by the caller's thread before queueing (or taken
+    /// from the hash the caller has), so the committer (which every delivery in a batch waits
+    /// on) does no hashing.
     digest: [u8; CHECKSUM_LEN],
     now: Timestamp,
     reply: mpsc::SyncSender<Result<Delivered, StoreError>>,
@@ -114,7 +116,8 @@ pub(crate) fn recover(
         Ok(())
     })?;
     std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
-    let (mut log, replay) = DeliveryLog::open(&dir.join(LOG_FILE), inner.p, mark)?;
+    let (mut log, replay) =
+        DeliveryLog::open(&dir.join(LOG_FILE), inner.p, inner.blob_digest, mark)?;
     if let Some(last) = replay.last().map(|r| r.seq) {
         inner.backend.write(&mut |t| {
             for r in &replay {
@@ -417,6 +420,23 @@ impl Store {
         self.deliver_to(account, envelope, now)
     }
 
+    /// [`Store::deliver`] of an envelope whose SHA-512 the caller has (a DMTP destination
+    /// checked it against the DATA commitment): a store of format 2 takes the blob digest from
+    /// it instead of hashing the envelope again (`spec/storage.md` §2.1, §3).
+    pub fn deliver_hashed(
+        &self,
+        recipient: &Mailbox,
+        envelope: &Hashed,
+        now: Timestamp,
+    ) -> Result<Delivered, StoreError> {
+        if envelope.len() > MAX_ENVELOPE_LEN {
+            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
+        }
+        let account = self.inner.account_of(recipient)?;
+        let digest = self.inner.blob_digest.of_hashed(self.inner.p, envelope);
+        self.deliver_digested(account, envelope, digest, now)
+    }
+
     /// [`Store::deliver`] by account id.
     pub fn deliver_to(
         &self,
@@ -427,7 +447,18 @@ impl Store {
         if envelope.len() > MAX_ENVELOPE_LEN {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }
-        let digest = blob_digest(self.inner.p, envelope);
+        let digest = self.inner.blob_digest.of(self.inner.p, envelope);
+        self.deliver_digested(account, envelope, digest, now)
+    }
+
+    /// Hands a delivery with its blob digest to the committer and waits for its answer.
+    fn deliver_digested(
+        &self,
+        account: AccountId,
+        envelope: &[u8],
+        digest: [u8; CHECKSUM_LEN],
+        now: Timestamp,
+    ) -> Result<Delivered, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.committer.sender().ok_or(StoreError::Closed)?;
         tx.send(Job { account, envelope: envelope.to_vec(), digest, now, reply })
@@ -446,7 +477,7 @@ impl Store {
             return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
         }
         let inner = &*self.inner;
-        let digests: Vec<_> = envelopes.iter().map(|e| blob_digest(inner.p, e)).collect();
+        let digests: Vec<_> = envelopes.iter().map(|e| inner.blob_digest.of(inner.p, e)).collect();
         let mut out = Vec::new();
         inner.backend.write(&mut |t| {
             out.clear();

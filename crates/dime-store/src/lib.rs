@@ -24,6 +24,7 @@ mod archive;
 pub mod backend;
 mod codec;
 mod deliver;
+mod format;
 mod gate;
 mod keys;
 mod log;
@@ -244,6 +245,8 @@ pub(crate) struct Inner {
     pub(crate) backend: gate::Gated,
     pub(crate) vault: Box<dyn Backend>,
     pub(crate) p: &'static CryptoProvider,
+    /// How this store's blob digests are computed (its format, `spec/storage.md` §2.1).
+    pub(crate) blob_digest: codec::BlobDigest,
     pub(crate) pepper: Secret<Vec<u8>>,
     pub(crate) keys: PepperKeys,
     pub(crate) argon2: Argon2Params,
@@ -293,10 +296,12 @@ impl Store {
         config.argon2.check().map_err(|_| StoreError::Config("argon2 parameters out of bounds"))?;
         let data_dir = config.data_dir;
         let keys = PepperKeys::derive(provider, config.pepper.expose())?;
+        let blob_digest = format::open(provider, &*backend)?;
         let inner = Arc::new(Inner {
             backend: gate::Gated::new(backend),
             vault,
             p: provider,
+            blob_digest,
             keys,
             pepper: config.pepper,
             argon2: config.argon2,

@@ -14,7 +14,7 @@
 //! and its envelope matches the digest the header carries; the scan stops at the first record
 //! that is not.
 
-use crate::codec::{CHECKSUM_LEN, blob_digest};
+use crate::codec::{BlobDigest, CHECKSUM_LEN};
 use crate::{AccountId, StoreError, Timestamp};
 use dime_core::crypto::CryptoProvider;
 use std::fs::{File, OpenOptions};
@@ -170,6 +170,7 @@ impl DeliveryLog {
     pub(crate) fn open(
         path: &Path,
         p: &'static CryptoProvider,
+        blob_digest: BlobDigest,
         durable: u64,
     ) -> Result<(DeliveryLog, Vec<Replayed>), StoreError> {
         let created = !path.exists();
@@ -201,7 +202,7 @@ impl DeliveryLog {
                 break;
             }
             let mut envelope = vec![0u8; len];
-            if reader.read_exact(&mut envelope).is_err() || blob_digest(p, &envelope) != digest {
+            if reader.read_exact(&mut envelope).is_err() || blob_digest.of(p, &envelope) != digest {
                 break;
             }
             off += (HEADER_LEN + len) as u64;

@@ -2,7 +2,7 @@
 
 use crate::account::{get_body, load_account, prefix_end, put_body, save_account};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
-use crate::codec::{Dec, Enc, blob_digest};
+use crate::codec::{Dec, Enc};
 use crate::keys::{Session, open, seal};
 use crate::{
     AccountId, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxId, Store, StoreError, Timestamp,
@@ -383,7 +383,7 @@ impl Store {
         r?;
         let Some((seq, got)) = found else { return Err(StoreError::NoSuchMessage) };
         match got {
-            Ok(f) if blob_digest(inner.p, &f.blob) == f.msg.digest => Ok(f),
+            Ok(f) if inner.blob_digest.of(inner.p, &f.blob) == f.msg.digest => Ok(f),
             Ok(_) | Err(StoreError::Corrupt { .. }) => {
                 self.quarantine_message(a, seq)?;
                 Err(StoreError::Corrupt { what: "message" })

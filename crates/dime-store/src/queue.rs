@@ -290,7 +290,7 @@ impl Store {
     ) -> Result<(u32, Option<Delivered>), StoreError> {
         let inner = &*self.inner;
         // Hashed once, outside the write transaction.
-        let bounce = bounce.map(|(a, e)| (a, e, crate::codec::blob_digest(inner.p, e)));
+        let bounce = bounce.map(|(a, e)| (a, e, inner.blob_digest.of(inner.p, e)));
         let sk = &inner.keys.status;
         let mut out = (0, None);
         inner.backend.write(&mut |t: &mut dyn WriteTxn| {

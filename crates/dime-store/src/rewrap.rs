@@ -14,7 +14,7 @@
 
 use crate::account::{get_body, load_account, prefix_end, put_body};
 use crate::backend::{Backend, Table, WriteTxn};
-use crate::codec::{blob_digest, open_record};
+use crate::codec::open_record;
 use crate::keys::Session;
 use crate::mail::{MsgRec, msg_key};
 use crate::{AccountId, MailboxId, Store, StoreError, Timestamp, Uid};
@@ -292,7 +292,7 @@ impl Store {
             }
             let mut updates = Vec::new();
             for (k, m, blob, ov) in page {
-                if blob_digest(p, &blob) != m.digest {
+                if inner.blob_digest.of(p, &blob) != m.digest {
                     prog.failed += 1;
                     continue;
                 }

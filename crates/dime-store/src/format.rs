@@ -1,0 +1,193 @@
+//! The store's format (`spec/storage.md` §2.1): a number kept in the `jobs` table, fixed when
+//! the store is created, that says how its blob digests are computed. A store written before
+//! the number existed is format 1 when it holds an account or a message, and keeps that format;
+//! an empty one becomes format 2.
+
+use crate::StoreError;
+use crate::backend::{Backend, Table};
+use crate::codec::{BlobDigest, open_record, seal_record};
+use dime_core::crypto::CryptoProvider;
+
+/// The key of the format in [`Table::Jobs`].
+const FORMAT_KEY: &[u8] = b"store format";
+/// The format a new store is created with.
+pub(crate) const CURRENT: u32 = 2;
+
+/// Reads the format of the store on `backend`, writing it first when the store has none, and
+/// gives how its blob digests are computed.
+pub(crate) fn open(p: &CryptoProvider, backend: &dyn Backend) -> Result<BlobDigest, StoreError> {
+    let mut found = None;
+    let mut empty = false;
+    backend.read(&mut |t| {
+        found = match t.get(Table::Jobs, FORMAT_KEY)? {
+            None => None,
+            Some(v) => {
+                let b = open_record(p, Table::Jobs, FORMAT_KEY, &v, "store format")?;
+                let b: [u8; 4] =
+                    b.try_into().map_err(|_| StoreError::Corrupt { what: "store format" })?;
+                Some(u32::from_be_bytes(b))
+            }
+        };
+        empty = [Table::Accounts, Table::Messages]
+            .into_iter()
+            .map(|table| t.range(table, &[], &[0xff; 64], 1))
+            .collect::<Result<Vec<_>, _>>()?
+            .iter()
+            .all(Vec::is_empty);
+        Ok(())
+    })?;
+    let format = match found {
+        Some(f) => f,
+        None => {
+            let f = if empty { CURRENT } else { 1 };
+            let v = seal_record(p, Table::Jobs, FORMAT_KEY, f.to_be_bytes().to_vec());
+            backend.write(&mut |t| t.put(Table::Jobs, FORMAT_KEY, &v))?;
+            f
+        }
+    };
+    match format {
+        1 => Ok(BlobDigest::Prefixed),
+        2 => Ok(BlobDigest::Plain),
+        _ => Err(StoreError::Config("the store's format is newer than this version of dime")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::mail::MsgRec;
+    use crate::{MailboxId, NewAccount, Recovery, RedbBackend, Store, StoreConfig, Timestamp, Uid};
+    use dime_core::crypto::{Argon2Params, Hashed, default_provider};
+    use dime_core::{Mailbox, Secret};
+    use std::path::Path;
+
+    const T0: Timestamp = Timestamp(1_700_000_000);
+
+    fn open_store(dir: &Path) -> Store {
+        let config = StoreConfig {
+            data_dir: dir.join("data"),
+            vault_path: dir.join("vault.redb"),
+            pepper: Secret::new(vec![7; 32]),
+            argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
+            idle_timeout_secs: 900,
+        };
+        Store::open(config, default_provider()).unwrap()
+    }
+
+    fn raw(dir: &Path) -> RedbBackend {
+        RedbBackend::open(&dir.join("data").join("store.redb")).unwrap()
+    }
+
+    fn stored_format(b: &dyn Backend) -> Option<u32> {
+        let mut f = None;
+        b.read(&mut |t| {
+            f = t
+                .get(Table::Jobs, FORMAT_KEY)?
+                .map(|v| u32::from_be_bytes(v[..4].try_into().unwrap()));
+            Ok(())
+        })
+        .unwrap();
+        f
+    }
+
+    /// What a store written before formats looks like: no format record, every message's
+    /// digest computed the format 1 way.
+    fn make_pre_format(dir: &Path) {
+        let p = default_provider();
+        raw(dir)
+            .write(&mut |t| {
+                t.delete(Table::Jobs, FORMAT_KEY)?;
+                for (k, v) in t.range(Table::Messages, &[], &[0xff; 64], usize::MAX)? {
+                    let mut m = MsgRec::decode(open_record(p, Table::Messages, &k, &v, "m")?)?;
+                    let blob = t.get(Table::Blobs, &k)?.unwrap();
+                    m.digest = BlobDigest::Prefixed.of(p, &blob);
+                    t.put(Table::Messages, &k, &seal_record(p, Table::Messages, &k, m.encode()))?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
+    fn account(store: &Store, alice: &Mailbox) -> crate::AccountId {
+        let org = dime_signet::OrgKeys::generate(&mut dime_testkit::seeded_rng(1));
+        let new = NewAccount {
+            address: alice,
+            password: b"pw",
+            recovery: Recovery::None,
+            quota_bytes: 1 << 20,
+        };
+        store.create_account(&mut dime_testkit::seeded_rng(2), &org, &new, T0).unwrap().account
+    }
+
+    #[test]
+    fn a_new_store_is_format_2_and_takes_the_digest_from_the_hash_it_is_given() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = default_provider();
+        let store = open_store(dir.path());
+        assert_eq!(stored_format(store.backend()), Some(CURRENT));
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        let a = account(&store, &alice);
+        let good = store.deliver_hashed(&alice, &Hashed::new(p, b"one".to_vec()), T0).unwrap();
+        let plain = store.deliver(&alice, b"two", T0).unwrap();
+        // A hash that is not the envelope's is taken as given: the message then reads as
+        // corrupt, so the digest came from the hash and not from hashing the envelope.
+        let wrong = Hashed::from_parts(b"three".to_vec(), [9; 64]);
+        let lied = store.deliver_hashed(&alice, &wrong, T0).unwrap();
+        assert_eq!(store.fetch(a, MailboxId::INBOX, good.uid).unwrap(), b"one");
+        assert_eq!(store.fetch(a, MailboxId::INBOX, plain.uid).unwrap(), b"two");
+        assert_eq!(
+            store.fetch(a, MailboxId::INBOX, lied.uid).unwrap_err(),
+            StoreError::Corrupt { what: "message" }
+        );
+    }
+
+    #[test]
+    fn a_store_written_before_formats_keeps_format_1_and_its_digests() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = default_provider();
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        let a = {
+            let store = open_store(dir.path());
+            let a = account(&store, &alice);
+            store.deliver(&alice, b"before", T0).unwrap();
+            a
+        };
+        make_pre_format(dir.path());
+        assert_eq!(stored_format(&raw(dir.path())), None);
+        let store = open_store(dir.path());
+        assert_eq!(stored_format(store.backend()), Some(1));
+        assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap(), b"before");
+        let d = store.deliver_hashed(&alice, &Hashed::new(p, b"after".to_vec()), T0).unwrap();
+        assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap(), b"after");
+        drop(store);
+        // Kept: a reopened store is format 1 still.
+        let store = open_store(dir.path());
+        assert_eq!(stored_format(store.backend()), Some(1));
+        assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap(), b"after");
+    }
+
+    #[test]
+    fn an_empty_store_without_a_format_becomes_format_2_and_a_newer_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(open_store(dir.path()));
+        make_pre_format(dir.path());
+        let store = open_store(dir.path());
+        assert_eq!(stored_format(store.backend()), Some(CURRENT));
+        drop(store);
+        let p = default_provider();
+        let v = seal_record(p, Table::Jobs, FORMAT_KEY, 3u32.to_be_bytes().to_vec());
+        raw(dir.path()).write(&mut |t| t.put(Table::Jobs, FORMAT_KEY, &v)).unwrap();
+        let config = StoreConfig {
+            data_dir: dir.path().join("data"),
+            vault_path: dir.path().join("vault.redb"),
+            pepper: Secret::new(vec![7; 32]),
+            argon2: Argon2Params::DEFAULT,
+            idle_timeout_secs: 900,
+        };
+        assert_eq!(
+            Store::open(config, p).unwrap_err(),
+            StoreError::Config("the store's format is newer than this version of dime")
+        );
+    }
+}
