@@ -135,7 +135,11 @@ where
         while let Some(ev) = m.poll_event() {
             decide(&mut m, ev, handler).await?;
         }
-        crate::write_frames(&mut writer, || m.poll_transmit()).await?;
+        if crate::write_frames(&mut writer, || m.poll_transmit()).await? {
+            // A TLS writer may keep records that the socket did not take at once (rustls
+            // buffers them): only a flush sends them before the next read waits.
+            writer.flush().await?;
+        }
         if m.is_closed() {
             writer.flush().await?;
             let _ = writer.shutdown().await;

@@ -519,6 +519,45 @@ fn frames_in(mut buf: &[u8]) -> usize {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_server_flushes_its_replies_before_it_reads_again() {
+    let w = world();
+    let mut c = dime_dmtp::Client::new(
+        Some(&domain("a.test")),
+        dime_dmtp::Mode::Transfer,
+        std::time::Instant::now(),
+    );
+    let txn = c.send_message(w.outgoing(), std::time::Instant::now());
+    let (client_io, server_io) = tokio::io::duplex(1 << 20);
+    let (sr, sw) = tokio::io::split(server_io);
+    // A writer that holds what it is given until it is flushed, as a TLS stream does with
+    // records the socket did not take at once.
+    let sw = tokio::io::BufWriter::new(sw);
+    let (store, options) = (Arc::clone(&w.store), w.options());
+    let server = tokio::spawn(async move { serve_stream(sr, sw, store.as_ref(), &options).await });
+    let (mut cr, mut cw) = tokio::io::split(client_io);
+    while let Some(f) = c.poll_transmit() {
+        cw.write_all(&f).await.unwrap();
+    }
+    // The stream stays open: the replies must come without more input.
+    let mut buf = vec![0u8; 4096];
+    let delivered = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            let n = cr.read(&mut buf).await.unwrap();
+            assert!(n > 0, "the server ended the stream");
+            c.handle_input(&buf[..n], std::time::Instant::now());
+            while let Some(ev) = c.poll_event() {
+                if matches!(ev, dime_dmtp::ClientEvent::Delivered { txn: t, .. } if t == txn) {
+                    return;
+                }
+            }
+        }
+    })
+    .await;
+    assert!(delivered.is_ok(), "the replies stayed in the server's writer");
+    server.abort();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replies_to_a_pipelined_transaction_leave_in_one_write() {
     let w = world();
     // What a client sends for one transaction, all at once: HELLO, MAIL, RCPT, DATA, body.
