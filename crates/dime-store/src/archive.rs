@@ -9,8 +9,9 @@ use crate::account::{
     prefix_end, put_body, save_account,
 };
 use crate::backend::{Backend, Table};
-use crate::codec::{Dec, Enc, open_record};
+use crate::codec::{BlobDigest, Dec, Enc, open_record, seal_record};
 use crate::keys::{SALT_LEN, Session, derive, open, seal};
+use crate::mail::MsgRec;
 use crate::{AccountId, Store, StoreError, Timestamp};
 use dime_core::crypto::Argon2Params;
 use dime_core::{CryptoRngCore, Mailbox, Secret};
@@ -199,6 +200,7 @@ impl Store {
             progress(u64::from(i) + 1, u64::from(n));
         }
         d.finish().map_err(bad)?;
+        in_this_format(inner, &mut records)?;
         if inner.account_of(&address).is_ok() {
             return Err(StoreError::AccountExists);
         }
@@ -229,4 +231,42 @@ impl Store {
         })?;
         Ok((a, address))
     }
+}
+
+/// Gives the message records of an archive the blob digests of this store's format: an archive
+/// made by a store of another format (`spec/storage.md` §2.1) carries that format's digests. A
+/// digest that matches its envelope under no format is kept, so the damage still reads as
+/// corrupt here.
+fn in_this_format(
+    inner: &crate::Inner,
+    records: &mut [(Table, Vec<u8>, Vec<u8>)],
+) -> Result<(), StoreError> {
+    let p = inner.p;
+    let blobs: std::collections::HashMap<&[u8], &[u8]> = records
+        .iter()
+        .filter(|(t, _, _)| *t == Table::Blobs)
+        .map(|(_, k, v)| (k.as_slice(), v.as_slice()))
+        .collect();
+    let mut rewritten = Vec::new();
+    for (i, (table, k, v)) in records.iter().enumerate() {
+        if *table != Table::Messages {
+            continue;
+        }
+        let Some(blob) = blobs.get(k.as_slice()) else { continue };
+        let mut m = MsgRec::decode(open_record(p, *table, k, v, "archive record")?)?;
+        let ours = inner.blob_digest.of(p, blob);
+        let other = [BlobDigest::Prefixed, BlobDigest::Plain]
+            .into_iter()
+            .any(|f| f != inner.blob_digest && f.of(p, blob) == m.digest);
+        if m.digest != ours && other {
+            m.digest = ours;
+            rewritten.push((i, seal_record(p, *table, k, m.encode())));
+        }
+    }
+    for (i, v) in rewritten {
+        if let Some(r) = records.get_mut(i) {
+            r.2 = v;
+        }
+    }
+    Ok(())
 }

@@ -168,6 +168,27 @@ mod tests {
     }
 
     #[test]
+    fn an_account_exported_from_a_format_1_store_imports_into_a_format_2_store() {
+        let (old, new) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        {
+            let store = open_store(old.path());
+            account(&store, &alice);
+            store.deliver(&alice, b"before", T0).unwrap();
+        }
+        make_pre_format(old.path());
+        let store = open_store(old.path());
+        assert_eq!(stored_format(store.backend()), Some(1));
+        let mut rng = dime_testkit::seeded_rng(3);
+        let mut s = store.login(&alice, b"pw", T0).unwrap();
+        let archive = store.export(&mut rng, &mut s, b"archive pw", T0).unwrap();
+        let other = open_store(new.path());
+        assert_eq!(stored_format(other.backend()), Some(CURRENT));
+        let (a, _) = other.import(&mut rng, &archive, b"archive pw", b"new pw", T0).unwrap();
+        assert_eq!(other.fetch(a, MailboxId::INBOX, Uid(1)).unwrap(), b"before");
+    }
+
+    #[test]
     fn an_empty_store_without_a_format_becomes_format_2_and_a_newer_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         drop(open_store(dir.path()));
