@@ -182,6 +182,14 @@ pub async fn start(
         },
         p,
     )?);
+    if store.format() < dime_store::STORE_FORMAT {
+        tracing::info!(
+            format = store.format(),
+            current = dime_store::STORE_FORMAT,
+            "store: an older format, kept; each delivery hashes its envelope once more \
+             (an export and import moves an account to the current format)"
+        );
+    }
     if store.replayed_deliveries() > 0 {
         // Acknowledged before an unclean stop, made durable again from the delivery log.
         tracing::warn!(

@@ -146,6 +146,14 @@ fn first_16(d: &[u8; 64]) -> [u8; CHECKSUM_LEN] {
 }
 
 impl BlobDigest {
+    /// The store format that computes digests so (`spec/storage.md` §2.1).
+    pub(crate) fn format(self) -> u32 {
+        match self {
+            BlobDigest::Prefixed => 1,
+            BlobDigest::Plain => 2,
+        }
+    }
+
     /// The digest of `blob`.
     pub(crate) fn of(self, p: &CryptoProvider, blob: &[u8]) -> [u8; CHECKSUM_LEN] {
         match self {

@@ -11,7 +11,7 @@ use dime_core::crypto::CryptoProvider;
 /// The key of the format in [`Table::Jobs`].
 const FORMAT_KEY: &[u8] = b"store format";
 /// The format a new store is created with.
-pub(crate) const CURRENT: u32 = 2;
+pub(crate) const CURRENT: u32 = crate::STORE_FORMAT;
 
 /// Reads the format of the store on `backend`, writing it first when the store has none, and
 /// gives how its blob digests are computed.
@@ -45,11 +45,10 @@ pub(crate) fn open(p: &CryptoProvider, backend: &dyn Backend) -> Result<BlobDige
             f
         }
     };
-    match format {
-        1 => Ok(BlobDigest::Prefixed),
-        2 => Ok(BlobDigest::Plain),
-        _ => Err(StoreError::Config("the store's format is newer than this version of dime")),
-    }
+    [BlobDigest::Prefixed, BlobDigest::Plain]
+        .into_iter()
+        .find(|d| d.format() == format)
+        .ok_or(StoreError::Config("the store's format is newer than this version of dime"))
 }
 
 #[cfg(test)]
@@ -126,6 +125,7 @@ mod tests {
         let p = default_provider();
         let store = open_store(dir.path());
         assert_eq!(stored_format(store.backend()), Some(CURRENT));
+        assert_eq!(store.format(), CURRENT);
         let alice = Mailbox::parse("alice@example.org").unwrap();
         let a = account(&store, &alice);
         let good = store.deliver_hashed(&alice, &Hashed::new(p, b"one".to_vec()), T0).unwrap();
@@ -157,6 +157,7 @@ mod tests {
         assert_eq!(stored_format(&raw(dir.path())), None);
         let store = open_store(dir.path());
         assert_eq!(stored_format(store.backend()), Some(1));
+        assert_eq!(store.format(), 1);
         assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap(), b"before");
         let d = store.deliver_hashed(&alice, &Hashed::new(p, b"after".to_vec()), T0).unwrap();
         assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap(), b"after");
@@ -164,6 +165,7 @@ mod tests {
         // Kept: a reopened store is format 1 still.
         let store = open_store(dir.path());
         assert_eq!(stored_format(store.backend()), Some(1));
+        assert_eq!(store.format(), 1);
         assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap(), b"after");
     }
 
@@ -179,6 +181,7 @@ mod tests {
         make_pre_format(old.path());
         let store = open_store(old.path());
         assert_eq!(stored_format(store.backend()), Some(1));
+        assert_eq!(store.format(), 1);
         let mut rng = dime_testkit::seeded_rng(3);
         let mut s = store.login(&alice, b"pw", T0).unwrap();
         let archive = store.export(&mut rng, &mut s, b"archive pw", T0).unwrap();
@@ -195,6 +198,7 @@ mod tests {
         make_pre_format(dir.path());
         let store = open_store(dir.path());
         assert_eq!(stored_format(store.backend()), Some(CURRENT));
+        assert_eq!(store.format(), CURRENT);
         drop(store);
         let p = default_provider();
         let v = seal_record(p, Table::Jobs, FORMAT_KEY, 3u32.to_be_bytes().to_vec());

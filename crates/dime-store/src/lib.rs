@@ -60,6 +60,9 @@ pub const MAX_FLAGS_LEN: usize = 4096;
 pub const MAX_PASSWORD_LEN: usize = dime_core::limits::PASSPHRASE_MAX_LEN;
 /// Shortest pepper accepted, in octets (`spec/storage.md` §6).
 pub const MIN_PEPPER_LEN: usize = 32;
+/// The format a new store is created with (`spec/storage.md` §2.1); [`Store::format`] is the
+/// format of an open one.
+pub const STORE_FORMAT: u32 = 2;
 /// Most deliveries one group commit writes in one transaction (`spec/storage.md` §4).
 pub const MAX_GROUP_COMMIT: usize = 256;
 
@@ -322,6 +325,12 @@ impl Store {
     /// (`spec/storage.md` §4.1).
     pub fn replayed_deliveries(&self) -> usize {
         self.replayed
+    }
+
+    /// The store's format (`spec/storage.md` §2.1): [`STORE_FORMAT`], or 1 for a store
+    /// written before formats, which keeps it.
+    pub fn format(&self) -> u32 {
+        self.inner.blob_digest.format()
     }
 
     /// The backend, for tools (fsck, audits, tests that corrupt records on purpose).
