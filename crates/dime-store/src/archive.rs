@@ -255,7 +255,7 @@ fn in_this_format(
         let Some(blob) = blobs.get(k.as_slice()) else { continue };
         let mut m = MsgRec::decode(open_record(p, *table, k, v, "archive record")?)?;
         let ours = inner.blob_digest.of(p, blob);
-        let other = [BlobDigest::Prefixed, BlobDigest::Plain]
+        let other = BlobDigest::ALL
             .into_iter()
             .any(|f| f != inner.blob_digest && f.of(p, blob) == m.digest);
         if m.digest != ours && other {

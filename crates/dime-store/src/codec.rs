@@ -146,6 +146,9 @@ fn first_16(d: &[u8; 64]) -> [u8; CHECKSUM_LEN] {
 }
 
 impl BlobDigest {
+    /// Every format's, oldest first.
+    pub(crate) const ALL: [BlobDigest; 2] = [BlobDigest::Prefixed, BlobDigest::Plain];
+
     /// The store format that computes digests so (`spec/storage.md` §2.1).
     pub(crate) fn format(self) -> u32 {
         match self {

@@ -45,7 +45,7 @@ pub(crate) fn open(p: &CryptoProvider, backend: &dyn Backend) -> Result<BlobDige
             f
         }
     };
-    [BlobDigest::Prefixed, BlobDigest::Plain]
+    BlobDigest::ALL
         .into_iter()
         .find(|d| d.format() == format)
         .ok_or(StoreError::Config("the store's format is newer than this version of dime"))
