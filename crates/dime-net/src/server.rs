@@ -141,7 +141,6 @@ where
             writer.flush().await?;
         }
         if m.is_closed() {
-            writer.flush().await?;
             let _ = writer.shutdown().await;
             return Ok(());
         }
