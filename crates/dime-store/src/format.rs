@@ -10,8 +10,6 @@ use dime_core::crypto::CryptoProvider;
 
 /// The key of the format in [`Table::Jobs`].
 const FORMAT_KEY: &[u8] = b"store format";
-/// The format a new store is created with.
-pub(crate) const CURRENT: u32 = crate::STORE_FORMAT;
 
 /// Reads the format of the store on `backend`, writing it first when the store has none, and
 /// gives how its blob digests are computed.
@@ -22,10 +20,12 @@ pub(crate) fn open(p: &CryptoProvider, backend: &dyn Backend) -> Result<BlobDige
         found = match t.get(Table::Jobs, FORMAT_KEY)? {
             None => None,
             Some(v) => {
-                let b = open_record(p, Table::Jobs, FORMAT_KEY, &v, "store format")?;
-                let b: [u8; 4] =
-                    b.try_into().map_err(|_| StoreError::Corrupt { what: "store format" })?;
-                Some(u32::from_be_bytes(b))
+                // Nothing says which format a store with a damaged format record has: it is
+                // not opened (and the record is not quarantined, which would lose it).
+                let corrupt = || StoreError::Backend("the store format record is corrupt".into());
+                let b = open_record(p, Table::Jobs, FORMAT_KEY, &v, "store format")
+                    .map_err(|_| corrupt())?;
+                Some(u32::from_be_bytes(b.try_into().map_err(|_| corrupt())?))
             }
         };
         empty = [Table::Accounts, Table::Messages]
@@ -39,7 +39,7 @@ pub(crate) fn open(p: &CryptoProvider, backend: &dyn Backend) -> Result<BlobDige
     let format = match found {
         Some(f) => f,
         None => {
-            let f = if empty { CURRENT } else { 1 };
+            let f = if empty { crate::STORE_FORMAT } else { 1 };
             let v = seal_record(p, Table::Jobs, FORMAT_KEY, f.to_be_bytes().to_vec());
             backend.write(&mut |t| t.put(Table::Jobs, FORMAT_KEY, &v))?;
             f
@@ -63,15 +63,18 @@ mod tests {
 
     const T0: Timestamp = Timestamp(1_700_000_000);
 
-    fn open_store(dir: &Path) -> Store {
-        let config = StoreConfig {
+    fn config(dir: &Path) -> StoreConfig {
+        StoreConfig {
             data_dir: dir.join("data"),
             vault_path: dir.join("vault.redb"),
             pepper: Secret::new(vec![7; 32]),
             argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
             idle_timeout_secs: 900,
-        };
-        Store::open(config, default_provider()).unwrap()
+        }
+    }
+
+    fn open_store(dir: &Path) -> Store {
+        Store::open(config(dir), default_provider()).unwrap()
     }
 
     fn raw(dir: &Path) -> RedbBackend {
@@ -124,8 +127,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = default_provider();
         let store = open_store(dir.path());
-        assert_eq!(stored_format(store.backend()), Some(CURRENT));
-        assert_eq!(store.format(), CURRENT);
+        assert_eq!(stored_format(store.backend()), Some(crate::STORE_FORMAT));
+        assert_eq!(store.format(), crate::STORE_FORMAT);
         let alice = Mailbox::parse("alice@example.org").unwrap();
         let a = account(&store, &alice);
         let good = store.deliver_hashed(&alice, &Hashed::new(p, b"one".to_vec()), T0).unwrap();
@@ -186,33 +189,34 @@ mod tests {
         let mut s = store.login(&alice, b"pw", T0).unwrap();
         let archive = store.export(&mut rng, &mut s, b"archive pw", T0).unwrap();
         let other = open_store(new.path());
-        assert_eq!(stored_format(other.backend()), Some(CURRENT));
+        assert_eq!(stored_format(other.backend()), Some(crate::STORE_FORMAT));
         let (a, _) = other.import(&mut rng, &archive, b"archive pw", b"new pw", T0).unwrap();
         assert_eq!(other.fetch(a, MailboxId::INBOX, Uid(1)).unwrap(), b"before");
     }
 
     #[test]
-    fn an_empty_store_without_a_format_becomes_format_2_and_a_newer_one_is_refused() {
+    fn an_empty_store_without_a_format_becomes_format_2_and_a_newer_or_damaged_one_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         drop(open_store(dir.path()));
         make_pre_format(dir.path());
         let store = open_store(dir.path());
-        assert_eq!(stored_format(store.backend()), Some(CURRENT));
-        assert_eq!(store.format(), CURRENT);
+        assert_eq!(stored_format(store.backend()), Some(crate::STORE_FORMAT));
+        assert_eq!(store.format(), crate::STORE_FORMAT);
         drop(store);
         let p = default_provider();
         let v = seal_record(p, Table::Jobs, FORMAT_KEY, 3u32.to_be_bytes().to_vec());
         raw(dir.path()).write(&mut |t| t.put(Table::Jobs, FORMAT_KEY, &v)).unwrap();
-        let config = StoreConfig {
-            data_dir: dir.path().join("data"),
-            vault_path: dir.path().join("vault.redb"),
-            pepper: Secret::new(vec![7; 32]),
-            argon2: Argon2Params::DEFAULT,
-            idle_timeout_secs: 900,
-        };
         assert_eq!(
-            Store::open(config, p).unwrap_err(),
+            Store::open(config(dir.path()), p).unwrap_err(),
             StoreError::Config("the store's format is newer than this version of dime")
         );
+        let mut damaged = seal_record(p, Table::Jobs, FORMAT_KEY, 2u32.to_be_bytes().to_vec());
+        damaged[0] ^= 1;
+        raw(dir.path()).write(&mut |t| t.put(Table::Jobs, FORMAT_KEY, &damaged)).unwrap();
+        assert_eq!(
+            Store::open(config(dir.path()), p).unwrap_err(),
+            StoreError::Backend("the store format record is corrupt".into())
+        );
+        assert!(stored_format(&raw(dir.path())).is_some(), "the damaged record is kept");
     }
 }
