@@ -403,6 +403,14 @@ pub(crate) fn deliver_one(
     Ok(Delivered { account: a, mailbox: m, uid: Uid(uid) })
 }
 
+/// Refuses an envelope over [`MAX_ENVELOPE_LEN`], before any lookup or hashing.
+fn fits(envelope: &[u8]) -> Result<(), StoreError> {
+    if envelope.len() > MAX_ENVELOPE_LEN {
+        return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
+    }
+    Ok(())
+}
+
 impl Store {
     /// Delivers a sealed envelope to `recipient`'s inbox. Needs no secret (the recipient may
     /// be offline). Returns only once the message is on stable storage; concurrent deliveries
@@ -413,11 +421,10 @@ impl Store {
         envelope: &[u8],
         now: Timestamp,
     ) -> Result<Delivered, StoreError> {
-        if envelope.len() > MAX_ENVELOPE_LEN {
-            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
-        }
+        fits(envelope)?;
         let account = self.inner.account_of(recipient)?;
-        self.deliver_to(account, envelope, now)
+        let digest = self.inner.blob_digest.of(self.inner.p, envelope);
+        self.deliver_digested(account, envelope, digest, now)
     }
 
     /// [`Store::deliver`] of an envelope whose SHA-512 the caller has (a DMTP destination
@@ -429,9 +436,7 @@ impl Store {
         envelope: &Hashed,
         now: Timestamp,
     ) -> Result<Delivered, StoreError> {
-        if envelope.len() > MAX_ENVELOPE_LEN {
-            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
-        }
+        fits(envelope)?;
         let account = self.inner.account_of(recipient)?;
         let digest = self.inner.blob_digest.of_hashed(self.inner.p, envelope);
         self.deliver_digested(account, envelope, digest, now)
@@ -444,9 +449,7 @@ impl Store {
         envelope: &[u8],
         now: Timestamp,
     ) -> Result<Delivered, StoreError> {
-        if envelope.len() > MAX_ENVELOPE_LEN {
-            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
-        }
+        fits(envelope)?;
         let digest = self.inner.blob_digest.of(self.inner.p, envelope);
         self.deliver_digested(account, envelope, digest, now)
     }
@@ -473,9 +476,7 @@ impl Store {
         envelopes: &[&[u8]],
         now: Timestamp,
     ) -> Result<Vec<Delivered>, StoreError> {
-        if envelopes.iter().any(|e| e.len() > MAX_ENVELOPE_LEN) {
-            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
-        }
+        envelopes.iter().try_for_each(|e| fits(e))?;
         let inner = &*self.inner;
         let digests: Vec<_> = envelopes.iter().map(|e| inner.blob_digest.of(inner.p, e)).collect();
         let mut out = Vec::new();

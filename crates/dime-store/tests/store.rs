@@ -3,10 +3,11 @@
 
 mod common;
 use common::*;
-use dime_core::crypto::{Argon2Params, X25519Secret, default_provider};
+use dime_core::crypto::{Argon2Params, Hashed, X25519Secret, default_provider};
 use dime_signet::{SignetState, Verifier};
 use dime_store::{
-    MailboxId, OpenedVia, Recovery, RecoveryCode, StoreError, Table, Timestamp, Transport, Uid,
+    MAX_ENVELOPE_LEN, MailboxId, OpenedVia, Recovery, RecoveryCode, StoreError, Table, Timestamp,
+    Transport, Uid,
 };
 
 #[test]
@@ -770,4 +771,24 @@ fn a_batch_over_the_log_bound_commits_durably_and_the_log_stays_small() {
     assert!(log <= 1024 * 1024, "the big envelope did not go through the log ({log} octets)");
     let store = open(dir.path());
     assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(2)).unwrap(), big);
+}
+
+#[test]
+fn an_envelope_at_the_size_limit_is_stored_and_one_octet_more_is_refused_by_every_entry() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let a = create(&store, &org(1), &alice, b"pw", Recovery::None).account;
+    let too_large = StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN };
+    let over = vec![7u8; MAX_ENVELOPE_LEN + 1];
+    assert_eq!(store.deliver(&alice, &over, T0).unwrap_err(), too_large);
+    assert_eq!(store.deliver_to(a, &over, T0).unwrap_err(), too_large);
+    assert_eq!(store.deliver_many(a, &[b"small", &over], T0).unwrap_err(), too_large);
+    let over = Hashed::from_parts(over, [0; 64]);
+    assert_eq!(store.deliver_hashed(&alice, &over, T0).unwrap_err(), too_large);
+    assert_eq!(store.quota(a).unwrap().messages, 0, "nothing refused was stored");
+    let mut at = over.into_bytes();
+    at.pop();
+    let d = store.deliver_hashed(&alice, &Hashed::new(default_provider(), at), T0).unwrap();
+    assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap().len(), MAX_ENVELOPE_LEN);
 }
