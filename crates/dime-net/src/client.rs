@@ -171,13 +171,23 @@ pub struct QuicConnection {
 }
 
 impl QuicConnection {
-    async fn stream(
+    /// Runs one command on a new stream: `start` gives it to the stream's machine and returns
+    /// what picks its answer ([`pump`]). The stream carries that one command: its end goes
+    /// with the command's last frame, which ends the server's side too (no QUIT round trip,
+    /// `spec/dmtp.md` §2).
+    async fn one<T, P>(
         &self,
         mode: Mode,
-    ) -> Result<(Client, quinn::SendStream, quinn::RecvStream), NetError> {
-        let (send, recv) = self.conn.open_bi().await?;
+        start: impl FnOnce(&mut Client) -> P,
+    ) -> Result<T, NetError>
+    where
+        P: FnMut(ClientEvent) -> Result<T, ClientEvent>,
+    {
+        let (mut send, mut recv) = self.conn.open_bi().await?;
         let domain = (mode == Mode::Transfer).then_some(&self.domain);
-        Ok((Client::new(domain, mode, Instant::now()), send, recv))
+        let mut c = Client::new(domain, mode, Instant::now());
+        let pick = start(&mut c);
+        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, pick).await
     }
 
     /// Delivers one message on a new stream; returns the server's transaction id once the
@@ -186,11 +196,7 @@ impl QuicConnection {
     /// # Errors
     /// [`NetError::Refused`] with the server's code, protocol and transport errors.
     pub async fn send(&self, msg: Outgoing) -> Result<TransactionId, NetError> {
-        let (mut c, mut send, mut recv) = self.stream(Mode::Transfer).await?;
-        let txn = c.send_message(msg, Instant::now());
-        // The stream carries this one transaction: its end goes with the body, which ends the
-        // server's side too (no QUIT round trip, `spec/dmtp.md` §2).
-        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, delivered(txn)).await
+        self.one(Mode::Transfer, |c| delivered(c.send_message(msg, Instant::now()))).await
     }
 
     /// SGNT on a new stream: the signet's bytes, not yet validated.
@@ -202,9 +208,11 @@ impl QuicConnection {
         name: &SignetName,
         pin: Option<&Fingerprint>,
     ) -> Result<Vec<u8>, NetError> {
-        let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
-        c.lookup_signet(name, pin, Instant::now());
-        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, signet).await
+        self.one(Mode::Lookup, |c| {
+            c.lookup_signet(name, pin, Instant::now());
+            signet
+        })
+        .await
     }
 
     /// HIST on a new stream: the signets of `name` published after the one whose fingerprint
@@ -217,9 +225,11 @@ impl QuicConnection {
         name: &SignetName,
         from: &Fingerprint,
     ) -> Result<Vec<Vec<u8>>, NetError> {
-        let (mut c, mut send, mut recv) = self.stream(Mode::Lookup).await?;
-        c.history(name, from, Instant::now());
-        pump(&mut c, &mut recv, &mut send, Sending::EndWhenSent, history).await
+        self.one(Mode::Lookup, |c| {
+            c.history(name, from, Instant::now());
+            history
+        })
+        .await
     }
 
     /// Closes the connection.
@@ -248,6 +258,15 @@ impl std::fmt::Debug for TlsConnection {
 }
 
 impl TlsConnection {
+    /// Drives the connection's machine until `pick` takes an event ([`pump`]); the sending
+    /// side stays open for the next command.
+    async fn run<T>(
+        &mut self,
+        pick: impl FnMut(ClientEvent) -> Result<T, ClientEvent>,
+    ) -> Result<T, NetError> {
+        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, pick).await
+    }
+
     /// Connects to `addr` over TCP, runs the TLS handshake (certificate checked for
     /// `server_name` by `config`'s verifier, ALPN `dmtp/1`) and HELLO for our `domain`.
     ///
@@ -276,17 +295,11 @@ impl TlsConnection {
         let (reader, writer) = tokio::io::split(tls);
         let client = Client::new(Some(domain), Mode::Transfer, Instant::now());
         let mut conn = TlsConnection { client, reader, writer, greeting: None };
-        let g =
-            pump(
-                &mut conn.client,
-                &mut conn.reader,
-                &mut conn.writer,
-                Sending::Open,
-                |e| match e {
-                    ClientEvent::Greeted(g) => Ok(g),
-                    other => Err(other),
-                },
-            )
+        let g = conn
+            .run(|e| match e {
+                ClientEvent::Greeted(g) => Ok(g),
+                other => Err(other),
+            })
             .await?;
         conn.greeting = Some(g);
         Ok(conn)
@@ -303,8 +316,7 @@ impl TlsConnection {
     /// [`NetError::Refused`] with the server's code, protocol and transport errors.
     pub async fn send(&mut self, msg: Outgoing) -> Result<TransactionId, NetError> {
         let txn = self.client.send_message(msg, Instant::now());
-        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, delivered(txn))
-            .await
+        self.run(delivered(txn)).await
     }
 
     /// SGNT: the signet's bytes, not yet validated.
@@ -317,7 +329,7 @@ impl TlsConnection {
         pin: Option<&Fingerprint>,
     ) -> Result<Vec<u8>, NetError> {
         self.client.lookup_signet(name, pin, Instant::now());
-        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, signet).await
+        self.run(signet).await
     }
 
     /// HIST: the signets of `name` published after `from`, oldest first, not yet validated.
@@ -330,7 +342,7 @@ impl TlsConnection {
         from: &Fingerprint,
     ) -> Result<Vec<Vec<u8>>, NetError> {
         self.client.history(name, from, Instant::now());
-        pump(&mut self.client, &mut self.reader, &mut self.writer, Sending::Open, history).await
+        self.run(history).await
     }
 
     /// QUIT, then closes the connection.
@@ -339,17 +351,11 @@ impl TlsConnection {
     /// Transport errors; a refused QUIT.
     pub async fn quit(mut self) -> Result<(), NetError> {
         self.client.quit(Instant::now());
-        let r =
-            pump(
-                &mut self.client,
-                &mut self.reader,
-                &mut self.writer,
-                Sending::Open,
-                |e| match e {
-                    ClientEvent::Closed => Ok(()),
-                    other => Err(other),
-                },
-            )
+        let r = self
+            .run(|e| match e {
+                ClientEvent::Closed => Ok(()),
+                other => Err(other),
+            })
             .await;
         let _ = self.writer.shutdown().await;
         r
