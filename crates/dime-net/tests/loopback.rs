@@ -210,6 +210,19 @@ impl World {
         }
     }
 
+    /// A client machine given one transaction, and what it sends for it, all at once: HELLO,
+    /// MAIL, RCPT, DATA, body.
+    fn one_transaction(&self) -> (dime_dmtp::Client, dime_dmtp::TxnHandle, Vec<u8>) {
+        let now = std::time::Instant::now();
+        let mut c = dime_dmtp::Client::new(Some(&domain("a.test")), dime_dmtp::Mode::Transfer, now);
+        let txn = c.send_message(self.outgoing(), now);
+        let mut input = Vec::new();
+        while let Some(f) = c.poll_transmit() {
+            input.extend_from_slice(&f);
+        }
+        (c, txn, input)
+    }
+
     fn stored(&self) -> usize {
         self.store.stored.lock().unwrap().len()
     }
@@ -521,12 +534,7 @@ fn frames_in(mut buf: &[u8]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_server_flushes_its_replies_before_it_reads_again() {
     let w = world();
-    let mut c = dime_dmtp::Client::new(
-        Some(&domain("a.test")),
-        dime_dmtp::Mode::Transfer,
-        std::time::Instant::now(),
-    );
-    let txn = c.send_message(w.outgoing(), std::time::Instant::now());
+    let (mut c, txn, input) = w.one_transaction();
     let (client_io, server_io) = tokio::io::duplex(1 << 20);
     let (sr, sw) = tokio::io::split(server_io);
     // A writer that holds what it is given until it is flushed, as a TLS stream does with
@@ -535,9 +543,7 @@ async fn the_server_flushes_its_replies_before_it_reads_again() {
     let (store, options) = (Arc::clone(&w.store), w.options());
     let server = tokio::spawn(async move { serve_stream(sr, sw, store.as_ref(), &options).await });
     let (mut cr, mut cw) = tokio::io::split(client_io);
-    while let Some(f) = c.poll_transmit() {
-        cw.write_all(&f).await.unwrap();
-    }
+    cw.write_all(&input).await.unwrap();
     // The stream stays open: the replies must come without more input.
     let mut buf = vec![0u8; 4096];
     let delivered = tokio::time::timeout(Duration::from_secs(10), async {
@@ -560,17 +566,7 @@ async fn the_server_flushes_its_replies_before_it_reads_again() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_replies_to_a_pipelined_transaction_leave_in_one_write() {
     let w = world();
-    // What a client sends for one transaction, all at once: HELLO, MAIL, RCPT, DATA, body.
-    let mut c = dime_dmtp::Client::new(
-        Some(&domain("a.test")),
-        dime_dmtp::Mode::Transfer,
-        std::time::Instant::now(),
-    );
-    c.send_message(w.outgoing(), std::time::Instant::now());
-    let mut input = Vec::new();
-    while let Some(f) = c.poll_transmit() {
-        input.extend_from_slice(&f);
-    }
+    let (_, _, input) = w.one_transaction();
     let writes = Writes::default();
     serve_stream(&input[..], writes.clone(), w.store.as_ref(), &w.options()).await.unwrap();
     assert_eq!(w.stored(), 1);
