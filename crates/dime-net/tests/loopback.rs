@@ -604,6 +604,44 @@ async fn a_quic_transaction_ends_the_clients_side_with_its_frames() {
     server.await.unwrap();
 }
 
+/// A UDP relay on loopback to `to`: it holds each datagram from a client `delay` before
+/// passing it on, and passes the answers back at once. Each client gets its own socket
+/// towards `to`. Runs until the test's runtime ends.
+async fn slow_relay(to: SocketAddr, delay: Duration) -> SocketAddr {
+    let front = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+    let addr = front.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut backs: std::collections::HashMap<SocketAddr, Arc<tokio::net::UdpSocket>> =
+            std::collections::HashMap::new();
+        let mut buf = vec![0u8; 65536];
+        loop {
+            let Ok((n, client)) = front.recv_from(&mut buf).await else { return };
+            let back = match backs.get(&client) {
+                Some(b) => Arc::clone(b),
+                None => {
+                    let b = Arc::new(tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap());
+                    b.connect(to).await.unwrap();
+                    let (b2, f2) = (Arc::clone(&b), Arc::clone(&front));
+                    tokio::spawn(async move {
+                        let mut buf = vec![0u8; 65536];
+                        while let Ok(n) = b2.recv(&mut buf).await {
+                            let _ = f2.send_to(&buf[..n], client).await;
+                        }
+                    });
+                    backs.insert(client, Arc::clone(&b));
+                    b
+                }
+            };
+            let datagram = buf[..n].to_vec();
+            tokio::spawn(async move {
+                tokio::time::sleep(delay).await;
+                let _ = back.send(&datagram).await;
+            });
+        }
+    });
+    addr
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn pool_requests_at_once_share_one_connection_attempt() {
     let w = world();
@@ -626,9 +664,11 @@ async fn pool_requests_at_once_share_one_connection_attempt() {
     assert_eq!(w.stored(), 8);
     // A server whose certificate the pin refuses: the first attempt fails, and the requests
     // that waited for it fail at once, without an attempt of their own.
+    // Reached through a relay that holds each client datagram 100 ms, so that the first
+    // attempt cannot end before the other three have asked (on a loaded machine it did).
     let other = world();
     let refused = other.quic_server(other.options());
-    let key = refused.local_addr;
+    let key = slow_relay(refused.local_addr, Duration::from_millis(100)).await;
     let runs = (0..4).map(|_| pool.run(&key, key, "b.test", &tls, send));
     let errors: Vec<NetError> =
         futures_util::future::join_all(runs).await.into_iter().map(|r| r.unwrap_err()).collect();
