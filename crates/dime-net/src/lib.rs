@@ -77,7 +77,7 @@ pub use config::{
     MAX_CONCURRENT_STREAMS, PinnedCertVerifier, client_tls_config, quic_client_config,
     quic_server_config, server_tls_config,
 };
-pub use pool::QuicPool;
+pub use pool::{QuicPool, TLS_IDLE, TlsPool};
 pub use server::{
     Handler, MAX_STREAMS_PER_CONNECTION, ServerHandle, ServerOptions, serve_stream, spawn_quic,
     spawn_tls,

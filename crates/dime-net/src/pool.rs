@@ -1,5 +1,7 @@
-//! QUIC client connections kept for reuse (`spec/dmtp.md` §2, §11.2): one per key, the key
-//! chosen by the caller (a server address; a destination domain and an address). A live
+//! Client connections kept for reuse (`spec/dmtp.md` §2, §11.2), under a key chosen by the
+//! caller (a server address; a destination domain and an address).
+//!
+//! [`QuicPool`]: one QUIC connection per key, its transactions on streams side by side. A live
 //! connection is reused; one the peer or the idle timeout closed is replaced by a new one.
 //!
 //! A reply code is the server's answer whatever the connection's age: a refusal leaves the
@@ -8,15 +10,24 @@
 //! Requests under way at once for a key without a live connection wait for one connection
 //! attempt rather than each making its own; when that attempt fails, they fail with
 //! [`NetError::ConnectFailed`] at once rather than each trying in turn.
+//!
+//! [`TlsPool`]: TLS-over-TCP connections idle between transactions, any number per key (a TCP
+//! connection carries one transaction at a time, so transactions at once each take their
+//! own). A transaction takes an idle connection, or connects, and gives it back when it ends
+//! with a reply; a connection idle for [`TLS_IDLE`] or at [`MAX_TRANSACTIONS`] is not reused.
+//! The same failure rule holds: a failure other than a reply on a reused connection is tried
+//! once more on a new one.
 
-use crate::{NetError, QuicClient, QuicConnection};
+use crate::{NetError, QuicClient, QuicConnection, TlsConnection};
 use dime_core::Domain;
+use dime_dmtp::limits::{IDLE_TIMEOUT, MAX_TRANSACTIONS};
+use dime_dmtp::{Outgoing, TransactionId};
 use std::collections::HashMap;
 use std::future::Future;
 use std::hash::Hash;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 /// QUIC connections to DMTP servers for our `domain`, one per key, each on its own endpoint
 /// ([`QuicClient::for_peer`]). Shared by reference; every method takes `&self`.
@@ -164,5 +175,129 @@ impl<K: Eq + Hash + Clone> QuicPool<K> {
             }
             r => r,
         }
+    }
+}
+
+/// How long a [`TlsPool`] keeps a connection idle: half the server's idle timeout
+/// ([`IDLE_TIMEOUT`]), so that a connection taken from the pool is not one the server is about
+/// to close.
+pub const TLS_IDLE: Duration = Duration::from_secs(IDLE_TIMEOUT.as_secs() / 2);
+
+/// Idle connections a [`TlsPool`] keeps per key; more are closed.
+const TLS_IDLE_PER_KEY: usize = 64;
+
+/// A pooled TLS connection: the transactions it carried, and since when it is idle.
+struct IdleTls {
+    conn: TlsConnection,
+    transactions: u32,
+    since: Instant,
+}
+
+/// TLS-over-TCP connections to DMTP servers for our `domain`, idle between transactions,
+/// under keys (see the module's documentation). Shared by reference; every method takes
+/// `&self`.
+pub struct TlsPool<K> {
+    domain: Domain,
+    idle: Mutex<HashMap<K, Vec<IdleTls>>>,
+}
+
+impl<K> std::fmt::Debug for TlsPool<K> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let n = self.idle.lock().map_or(0, |m| m.values().map(Vec::len).sum());
+        f.debug_struct("TlsPool")
+            .field("domain", &self.domain)
+            .field("idle", &n)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<K: Eq + Hash + Clone> TlsPool<K> {
+    /// An empty pool whose connections name our `domain` (HELLO).
+    pub fn new(domain: Domain) -> TlsPool<K> {
+        TlsPool { domain, idle: Mutex::new(HashMap::new()) }
+    }
+
+    fn map(&self) -> MutexGuard<'_, HashMap<K, Vec<IdleTls>>> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Idle connections under `key`.
+    pub fn idle(&self, key: &K) -> usize {
+        self.map().get(key).map_or(0, Vec::len)
+    }
+
+    /// The most recently idle connection under `key` not idle for [`TLS_IDLE`] yet (older ones
+    /// are dropped).
+    fn take(&self, key: &K) -> Option<IdleTls> {
+        let mut m = self.map();
+        let list = m.get_mut(key)?;
+        list.retain(|c| c.since.elapsed() < TLS_IDLE);
+        let c = list.pop();
+        if list.is_empty() {
+            m.remove(key);
+        }
+        c
+    }
+
+    /// Gives `conn` back after a transaction that ended with a reply, or says QUIT on it once
+    /// it carried [`MAX_TRANSACTIONS`] (the server's limit).
+    async fn give_back(&self, key: &K, mut conn: IdleTls) {
+        conn.transactions = conn.transactions.saturating_add(1);
+        if conn.transactions >= MAX_TRANSACTIONS {
+            let _ = conn.conn.quit().await;
+            return;
+        }
+        conn.since = Instant::now();
+        let mut m = self.map();
+        let list = m.entry(key.clone()).or_default();
+        if list.len() < TLS_IDLE_PER_KEY {
+            list.push(conn);
+        }
+    }
+
+    async fn connect(
+        &self,
+        addr: SocketAddr,
+        server_name: &str,
+        tls: &Arc<rustls::ClientConfig>,
+    ) -> Result<IdleTls, NetError> {
+        let conn = TlsConnection::connect(addr, server_name, Arc::clone(tls), &self.domain).await?;
+        Ok(IdleTls { conn, transactions: 0, since: Instant::now() })
+    }
+
+    /// Delivers `msg` on an idle connection under `key`, or on a new one to `addr` (its
+    /// certificate checked for `server_name` by `tls`'s verifier). A reply (the transaction id,
+    /// or a refusal) gives the connection back to the pool. Any other failure drops the
+    /// connection; when it was a reused one, `msg` is sent once more on a new connection.
+    ///
+    /// # Errors
+    /// [`NetError::Refused`] with the server's code; connection, transport and protocol
+    /// errors.
+    pub async fn send(
+        &self,
+        key: &K,
+        addr: SocketAddr,
+        server_name: &str,
+        tls: &Arc<rustls::ClientConfig>,
+        msg: &Outgoing,
+    ) -> Result<TransactionId, NetError> {
+        let (mut conn, reused) = match self.take(key) {
+            Some(c) => (c, true),
+            None => (self.connect(addr, server_name, tls).await?, false),
+        };
+        let mut r = conn.conn.send(msg.clone()).await;
+        if reused && r.as_ref().is_err_and(|e| !is_reply(e)) {
+            if let Err(e) = &r {
+                tracing::debug!(%addr, error = %e, "pooled tls connection failed; reconnecting");
+            }
+            conn = self.connect(addr, server_name, tls).await?;
+            r = conn.conn.send(msg.clone()).await;
+        }
+        match &r {
+            Ok(_) => self.give_back(key, conn).await,
+            Err(e) if is_reply(e) => self.give_back(key, conn).await,
+            Err(_) => {}
+        }
+        r
     }
 }

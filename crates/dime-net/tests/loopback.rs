@@ -681,3 +681,89 @@ async fn pool_requests_at_once_share_one_connection_attempt() {
     refused.shutdown();
     server.shutdown();
 }
+
+/// A TCP relay on loopback to `to` that counts the connections it accepted; `cut` closes
+/// every connection it carries.
+struct TcpRelay {
+    addr: SocketAddr,
+    accepted: Arc<AtomicU64>,
+    carrying: Arc<Mutex<Vec<tokio::task::AbortHandle>>>,
+}
+
+impl TcpRelay {
+    async fn start(to: SocketAddr) -> TcpRelay {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let accepted = Arc::new(AtomicU64::new(0));
+        let carrying = Arc::new(Mutex::new(Vec::new()));
+        let (a, c) = (Arc::clone(&accepted), Arc::clone(&carrying));
+        tokio::spawn(async move {
+            while let Ok((mut front, _)) = listener.accept().await {
+                a.fetch_add(1, Ordering::SeqCst);
+                let task = tokio::spawn(async move {
+                    let mut back = tokio::net::TcpStream::connect(to).await.unwrap();
+                    let _ = tokio::io::copy_bidirectional(&mut front, &mut back).await;
+                });
+                c.lock().unwrap().push(task.abort_handle());
+            }
+        });
+        TcpRelay { addr, accepted, carrying }
+    }
+
+    fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::SeqCst)
+    }
+
+    fn cut(&self) {
+        for t in self.carrying.lock().unwrap().drain(..) {
+            t.abort();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_pool_reuses_idle_connections_and_replaces_closed_and_spent_ones() {
+    let w = world();
+    let server = w.tls_server(w.options()).await;
+    let relay = TcpRelay::start(server.local_addr).await;
+    let (key, tls) = (relay.addr, Arc::new(w.client_tls()));
+    let pool: TlsPool<SocketAddr> = TlsPool::new(domain("a.test"));
+    let send = |msg: Outgoing| {
+        let (pool, tls) = (&pool, &tls);
+        async move { pool.send(&key, key, "b.test", tls, &msg).await }
+    };
+    // A new connection, then the same one again.
+    send(w.outgoing()).await.unwrap();
+    send(w.outgoing()).await.unwrap();
+    assert_eq!((relay.accepted(), pool.idle(&key)), (1, 1));
+    // A refusal is the server's answer: returned as it is, the connection kept, and the next
+    // transaction on it goes through.
+    let mut stale = w.outgoing();
+    stale.destination_fingerprint = Fingerprint([0; 64]);
+    let err = send(stale).await.unwrap_err();
+    assert!(matches!(err, NetError::Refused { code: ReplyCode::STALE_FINGERPRINT, .. }), "{err}");
+    assert_eq!(pool.idle(&key), 1);
+    send(w.outgoing()).await.unwrap();
+    assert_eq!(relay.accepted(), 1);
+    // A pooled connection closed under it: the message goes once more, on a new connection.
+    relay.cut();
+    send(w.outgoing()).await.unwrap();
+    assert_eq!((relay.accepted(), pool.idle(&key)), (2, 1));
+    // Two at once: the idle one and a new one, both kept.
+    let (a, b) = tokio::join!(send(w.outgoing()), send(w.outgoing()));
+    a.unwrap();
+    b.unwrap();
+    assert_eq!((relay.accepted(), pool.idle(&key)), (3, 2));
+    assert_eq!(w.stored(), 6);
+    // A connection that carried MAX_TRANSACTIONS (the server's limit) says QUIT and is not
+    // kept; the next transaction connects again.
+    let pool: TlsPool<SocketAddr> = TlsPool::new(domain("a.test"));
+    let before = relay.accepted();
+    for _ in 0..dime_dmtp::limits::MAX_TRANSACTIONS {
+        pool.send(&key, key, "b.test", &tls, &w.outgoing()).await.unwrap();
+    }
+    assert_eq!((relay.accepted(), pool.idle(&key)), (before + 1, 0));
+    pool.send(&key, key, "b.test", &tls, &w.outgoing()).await.unwrap();
+    assert_eq!((relay.accepted(), pool.idle(&key)), (before + 2, 1));
+    server.shutdown();
+}

@@ -20,13 +20,14 @@ use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Hashed};
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
 use dime_envelope::open_as_origin;
-use dime_net::{NetError, QuicPool, TlsConnection, is_temporary};
+use dime_net::{NetError, QuicPool, TlsPool, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
     AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
     SignetSource,
 };
-use dime_store::{OutboundEntry, QueueId, Store, StoreError, Timestamp, Transport};
+use dime_store::{OutboundEntry, QueueId, Settlement, Store, StoreError, Timestamp, Transport};
+use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
@@ -369,6 +370,17 @@ pub enum Outcome {
     },
 }
 
+impl Outcome {
+    /// The entry.
+    pub fn id(&self) -> QueueId {
+        match self {
+            Outcome::Delivered { id, .. }
+            | Outcome::Deferred { id, .. }
+            | Outcome::Failed { id, .. } => *id,
+        }
+    }
+}
+
 enum SendError {
     Temporary(String),
     Permanent(String),
@@ -397,6 +409,8 @@ pub struct Outbound<R> {
     wake: Option<Arc<tokio::sync::Notify>>,
     /// QUIC connections by destination and address, reused while live.
     quic: QuicPool<(Domain, SocketAddr)>,
+    /// TLS connections by destination and address, idle between transactions.
+    tls: TlsPool<(Domain, SocketAddr)>,
 }
 
 impl<R> std::fmt::Debug for Outbound<R> {
@@ -422,6 +436,7 @@ impl<R: Routes> Outbound<R> {
     ) -> Outbound<R> {
         Outbound {
             quic: QuicPool::new(local.domain.clone()),
+            tls: TlsPool::new(local.domain.clone()),
             store,
             local,
             routes,
@@ -498,8 +513,9 @@ impl<R: Routes> Outbound<R> {
             };
             attempts.push(Attempt { e, destination, payload, route });
         }
-        // The attempts run at once, at most `in_flight` of them; each outcome is recorded as
-        // its attempt ends (`spec/dmtp.md` §11.2).
+        // The attempts run at once, at most `in_flight` of them. Their outcomes are recorded
+        // as they end: every attempt that has ended by then in one durable commit
+        // (`spec/dmtp.md` §11.2).
         let mut waiting = attempts.into_iter();
         let mut running = FuturesUnordered::new();
         loop {
@@ -514,53 +530,76 @@ impl<R: Routes> Outbound<R> {
                     (a, result)
                 });
             }
-            let Some((a, result)) = running.next().await else { break };
-            out.push(in_place(|| self.record(rng, &a, result, now))?);
+            let Some(first) = running.next().await else { break };
+            let mut ended = vec![first];
+            while let Some(Some(next)) = running.next().now_or_never() {
+                ended.push(next);
+            }
+            out.extend(in_place(|| self.record(rng, ended, now))?);
         }
         Ok(out)
     }
 
-    /// Records the result of one attempt in the queue: delivered, deferred or failed.
+    /// Records the results of attempts that ended in the queue: delivered, deferred or failed.
+    /// Deliveries and deferrals are recorded together, in one transaction; a failure is
+    /// recorded alone, with its bounce.
     fn record(
         &self,
         rng: &mut (dyn CryptoRngCore + Send),
-        a: &Attempt,
-        result: Result<TransactionId, SendError>,
+        ended: Vec<(Attempt, Result<TransactionId, SendError>)>,
         now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
-        let (e, destination) = (&a.e, &a.destination);
-        let (queued, envelope) = (a.payload.queued, a.payload.envelope.bytes());
-        let outcome = match result {
-            Ok(txid) => {
-                self.store.complete_delivered(rng, e.id, txid.as_str(), now)?;
-                Outcome::Delivered { id: e.id, txid }
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let mut outcomes = Vec::with_capacity(ended.len());
+        // (index in `outcomes`, destination) of each entry in `settle`.
+        let mut settled = Vec::new();
+        let mut settle = Vec::new();
+        for (a, result) in ended {
+            let (e, destination) = (&a.e, &a.destination);
+            let (queued, envelope) = (a.payload.queued, a.payload.envelope.bytes());
+            let (outcome, settlement) = match result {
+                Ok(txid) => {
+                    let s = Settlement::Delivered { txid: txid.as_str().to_owned() };
+                    (Outcome::Delivered { id: e.id, txid }, Some(s))
+                }
+                Err(SendError::Permanent(reason)) => {
+                    (self.fail(rng, e, destination, queued, envelope, reason, now)?, None)
+                }
+                Err(SendError::Temporary(reason)) => {
+                    let next =
+                        Timestamp(now.0.saturating_add(backoff(&self.policy, e.attempts, rng)));
+                    if next.0 > queued.0.saturating_add(self.policy.max_lifetime_secs) {
+                        let reason = format!("maximum lifetime reached: {reason}");
+                        (self.fail(rng, e, destination, queued, envelope, reason, now)?, None)
+                    } else {
+                        let s = Settlement::Deferred { next_attempt: next, reason: reason.clone() };
+                        (Outcome::Deferred { id: e.id, next, reason }, Some(s))
+                    }
+                }
+            };
+            match settlement {
+                Some(s) => {
+                    settled.push((outcomes.len(), a.destination));
+                    settle.push((e.id, s));
+                }
+                None => log_outcome(destination, &outcome),
             }
-            Err(SendError::Permanent(reason)) => {
-                self.fail(rng, e, destination, queued, envelope, reason, now)?
-            }
-            Err(SendError::Temporary(reason)) => {
-                let next = Timestamp(now.0.saturating_add(backoff(&self.policy, e.attempts, rng)));
-                if next.0 > queued.0.saturating_add(self.policy.max_lifetime_secs) {
-                    let reason = format!("maximum lifetime reached: {reason}");
-                    self.fail(rng, e, destination, queued, envelope, reason, now)?
-                } else {
-                    self.store.defer(rng, e.id, next, &reason, now)?;
-                    Outcome::Deferred { id: e.id, next, reason }
+            outcomes.push(outcome);
+        }
+        if settle.is_empty() {
+            return Ok(outcomes);
+        }
+        let answers = self.store.settle_all(rng, &settle, now)?;
+        for ((i, destination), answer) in settled.into_iter().zip(answers) {
+            match answer {
+                Ok(_) => log_outcome(&destination, &outcomes[i]),
+                // Gone or unreadable since it was leased (another worker's lease ran out and it
+                // completed the entry; damage): nothing more to record.
+                Err(err) => {
+                    tracing::warn!(destination = %destination, queue_id = outcomes[i].id().0, error = %err, "outcome not recorded")
                 }
             }
-        };
-        match &outcome {
-            Outcome::Delivered { id, txid } => {
-                tracing::info!(destination = %destination, queue_id = id.0, txid = %txid, "delivered")
-            }
-            Outcome::Deferred { id, next, reason } => {
-                tracing::info!(destination = %destination, queue_id = id.0, next = next.0, reason = %reason, "deferred")
-            }
-            Outcome::Failed { id, reason, bounced } => {
-                tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, bounced = *bounced, "delivery failed")
-            }
         }
-        Ok(outcome)
+        Ok(outcomes)
     }
 
     /// Completes a failed entry: bounces it to its author and records it bounced, or, when no
@@ -646,8 +685,9 @@ impl<R: Routes> Outbound<R> {
         Err(last)
     }
 
-    /// One address: QUIC (a live pooled connection, else a new one), then TLS over TCP when
-    /// QUIC failed without a reply. A reply is the server's answer on either transport.
+    /// One address: QUIC (a live pooled connection, else a new one), then TLS over TCP (an
+    /// idle pooled connection, else a new one) when QUIC failed without a reply. A reply is
+    /// the server's answer on either transport.
     async fn try_addr(
         &self,
         destination: &Domain,
@@ -676,20 +716,12 @@ impl<R: Routes> Outbound<R> {
             }
         }
         if self.transports != Transports::QuicOnly {
-            let r = async {
-                let mut c = TlsConnection::connect(
-                    addr,
-                    &target.server_name,
-                    Arc::clone(tls),
-                    &self.local.domain,
-                )
-                .await?;
-                let id = c.send(msg.clone()).await?;
-                let _ = c.quit().await;
-                Ok::<_, NetError>(id)
-            }
-            .await;
-            return r.map_err(classify);
+            let key = (destination.clone(), addr);
+            return self
+                .tls
+                .send(&key, addr, &target.server_name, tls, msg)
+                .await
+                .map_err(classify);
         }
         Err(last)
     }
@@ -718,6 +750,21 @@ impl<R: Routes> Outbound<R> {
                 () = tokio::time::sleep(interval) => {}
                 () = woken => {}
             }
+        }
+    }
+}
+
+/// Logs an outcome once recorded.
+fn log_outcome(destination: &Domain, outcome: &Outcome) {
+    match outcome {
+        Outcome::Delivered { id, txid } => {
+            tracing::info!(destination = %destination, queue_id = id.0, txid = %txid, "delivered")
+        }
+        Outcome::Deferred { id, next, reason } => {
+            tracing::info!(destination = %destination, queue_id = id.0, next = next.0, reason = %reason, "deferred")
+        }
+        Outcome::Failed { id, reason, bounced } => {
+            tracing::warn!(destination = %destination, queue_id = id.0, reason = %reason, bounced = *bounced, "delivery failed")
         }
     }
 }

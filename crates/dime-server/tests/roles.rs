@@ -12,7 +12,7 @@ use dime_dmtp::{Refusal, SignetName, VerifyAnswer};
 use dime_net::Handler;
 use dime_server::origin::{Outcome, RetryPolicy, Transports, backoff, submit};
 use dime_server::{Destination, StaticOrigins};
-use dime_store::{MailboxId, Timestamp};
+use dime_store::{DeliveryState, MailboxId, Timestamp};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -98,6 +98,13 @@ async fn a_pass_delivers_its_entries_at_once_up_to_in_flight() {
         assert!((2..=5).contains(&most), "{transports:?}: {most} deliveries at once");
         assert_eq!(w.recipient_reads(), 12);
         assert!(w.a.store.queue_entries().unwrap().is_empty());
+        // Outcomes that ended together are recorded together; each status says delivered,
+        // with the transaction id the destination gave.
+        for o in &o {
+            let Outcome::Delivered { id, txid } = o else { unreachable!() };
+            let s = w.a.store.delivery_status(*id).unwrap().unwrap();
+            assert_eq!(s.state, DeliveryState::Delivered { txid: txid.as_str().to_owned() });
+        }
     }
 }
 

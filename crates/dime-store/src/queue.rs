@@ -291,52 +291,47 @@ impl Store {
         let inner = &*self.inner;
         // Hashed once, outside the write transaction.
         let bounce = bounce.map(|(a, e)| (a, e, inner.blob_digest.of(inner.p, e)));
-        let sk = &inner.keys.status;
         let mut out = (0, None);
         inner.backend.write(&mut |t: &mut dyn WriteTxn| {
-            let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
-                .ok_or(StoreError::NoSuchQueueEntry)?;
-            let mut r = QRec::decode(&b)?;
-            // A status that does not open is replaced; the destination then comes from the
-            // entry itself.
-            let (destination, queued) = match load_status(inner, t, sk, id.0) {
-                Ok(Some(s)) => (s.destination, s.queued),
-                Ok(None) | Err(StoreError::Corrupt { .. }) => {
-                    (inner.open_entry(id.0, &r)?.destination, now)
-                }
-                Err(e) => return Err(e),
-            };
-            let delivered = match bounce {
-                // Every check of a delivery comes before its first write: a refused bounce
-                // leaves this transaction empty.
-                Some((account, envelope, digest)) => {
-                    Some(deliver_one(inner, t, account, envelope, &digest, now)?)
-                }
-                None => None,
-            };
-            t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
-            r.attempts = r.attempts.saturating_add(1);
-            if let DeliveryState::Deferred { next_attempt, .. } = &state {
-                r.next_attempt = next_attempt.0;
-                r.due = next_attempt.0;
-                put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
-                t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
-            } else {
-                t.delete(Table::Queue, &id.0.to_be_bytes())?;
-            }
-            let status = DeliveryStatus {
-                id,
-                destination,
-                queued,
-                updated: now,
-                attempts: r.attempts,
-                state: state.clone(),
-            };
-            put_status(inner, t, &mut *rng, sk, &status)?;
-            out = (r.attempts, delivered);
+            out = settle_in(inner, t, &mut *rng, id, &state, bounce, now)?;
             Ok(())
         })?;
         Ok(out)
+    }
+
+    /// Records the outcomes of many attempts in one transaction (one durable commit), each as
+    /// [`Store::complete_delivered`], [`Store::defer`] or [`Store::complete_failed`] would
+    /// (a bounce goes through [`Store::complete_bounced`], which also delivers it). An entry
+    /// that is gone or does not read is its own error in the answer, in the order given, and
+    /// the others are recorded; for a deferred entry the answer is its attempts so far.
+    ///
+    /// # Errors
+    /// Backend errors, for the whole batch: then nothing of it is recorded.
+    pub fn settle_all(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        outcomes: &[(QueueId, Settlement)],
+        now: Timestamp,
+    ) -> Result<Vec<Result<u32, StoreError>>, StoreError> {
+        let inner = &*self.inner;
+        let states: Vec<DeliveryState> = outcomes.iter().map(|(_, s)| s.state()).collect();
+        let mut answers = Vec::with_capacity(outcomes.len());
+        inner.backend.write(&mut |t: &mut dyn WriteTxn| {
+            answers.clear();
+            for ((id, _), state) in outcomes.iter().zip(&states) {
+                // Each entry's reads come before its first write: an entry refused here leaves
+                // nothing of itself in the transaction.
+                match settle_in(inner, t, &mut *rng, *id, state, None, now) {
+                    Ok((attempts, _)) => answers.push(Ok(attempts)),
+                    Err(e @ (StoreError::NoSuchQueueEntry | StoreError::Corrupt { .. })) => {
+                        answers.push(Err(e));
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            Ok(())
+        })?;
+        Ok(answers)
     }
 
     /// Every queue entry, in id order.
@@ -359,4 +354,92 @@ impl Store {
             })
             .collect()
     }
+}
+
+/// What [`Store::settle_all`] records of one attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Settlement {
+    /// Stored by the destination: the entry is removed, its status delivered.
+    Delivered {
+        /// The destination's transaction id.
+        txid: String,
+    },
+    /// A temporary failure: one more attempt counted, due again at `next_attempt`.
+    Deferred {
+        /// The next attempt.
+        next_attempt: Timestamp,
+        /// Why the attempt failed.
+        reason: String,
+    },
+    /// Failed for good, without a bounce: the entry is removed, its status failed.
+    Failed {
+        /// Why.
+        reason: String,
+    },
+}
+
+impl Settlement {
+    fn state(&self) -> DeliveryState {
+        match self {
+            Settlement::Delivered { txid } => DeliveryState::Delivered { txid: txid.clone() },
+            Settlement::Deferred { next_attempt, reason } => {
+                DeliveryState::Deferred { next_attempt: *next_attempt, reason: reason.clone() }
+            }
+            Settlement::Failed { reason } => DeliveryState::Failed { reason: reason.clone() },
+        }
+    }
+}
+
+/// Changes entry `id` to `state` inside `t` (see [`Store::settle`]); `bounce` is the account,
+/// the envelope and its blob digest. Every read comes before the first write.
+fn settle_in(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    rng: &mut dyn CryptoRngCore,
+    id: QueueId,
+    state: &DeliveryState,
+    bounce: Option<(AccountId, &[u8], [u8; crate::codec::CHECKSUM_LEN])>,
+    now: Timestamp,
+) -> Result<(u32, Option<Delivered>), StoreError> {
+    let sk = &inner.keys.status;
+    let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
+        .ok_or(StoreError::NoSuchQueueEntry)?;
+    let mut r = QRec::decode(&b)?;
+    // A status that does not open is replaced; the destination then comes from the entry
+    // itself.
+    let (destination, queued) = match load_status(inner, t, sk, id.0) {
+        Ok(Some(s)) => (s.destination, s.queued),
+        Ok(None) | Err(StoreError::Corrupt { .. }) => {
+            (inner.open_entry(id.0, &r)?.destination, now)
+        }
+        Err(e) => return Err(e),
+    };
+    let delivered = match bounce {
+        // Every check of a delivery comes before its first write: a refused bounce leaves
+        // this transaction empty.
+        Some((account, envelope, digest)) => {
+            Some(deliver_one(inner, t, account, envelope, &digest, now)?)
+        }
+        None => None,
+    };
+    t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
+    r.attempts = r.attempts.saturating_add(1);
+    if let DeliveryState::Deferred { next_attempt, .. } = state {
+        r.next_attempt = next_attempt.0;
+        r.due = next_attempt.0;
+        put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
+        t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
+    } else {
+        t.delete(Table::Queue, &id.0.to_be_bytes())?;
+    }
+    let status = DeliveryStatus {
+        id,
+        destination,
+        queued,
+        updated: now,
+        attempts: r.attempts,
+        state: state.clone(),
+    };
+    put_status(inner, t, rng, sk, &status)?;
+    Ok((r.attempts, delivered))
 }

@@ -7,8 +7,8 @@ mod common;
 use common::*;
 use dime_core::crypto::default_provider;
 use dime_store::{
-    DeliveryState, MAX_STATUS_TEXT_LEN, MailboxId, NewAccount, QueueId, Recovery, Store,
-    StoreError, Table, Timestamp, Transport,
+    DeliveryState, MAX_STATUS_TEXT_LEN, MailboxId, NewAccount, QueueId, Recovery, Settlement,
+    Store, StoreError, Table, Timestamp, Transport,
 };
 
 const DEST: &str = "qzdestcanary31.example";
@@ -215,4 +215,45 @@ fn destination_and_texts_are_not_in_clear_and_a_corrupt_status_is_quarantined() 
     let s = store.delivery_status(a).unwrap().unwrap();
     assert_eq!(s.destination, DEST, "taken from the entry");
     assert_eq!(s.state, DeliveryState::Failed { reason: "gone".into() });
+}
+
+#[test]
+fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut rng = dime_testkit::seeded_rng(5);
+    let store = open(dir.path());
+    let ids: Vec<QueueId> = (0..3)
+        .map(|_| store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap())
+        .collect();
+    assert_eq!(store.lease(T0, 60, 10).unwrap().len(), 3);
+    let outcomes = [
+        (ids[0], Settlement::Delivered { txid: TXID.into() }),
+        (ids[1], Settlement::Deferred { next_attempt: at(600), reason: REASON.into() }),
+        (QueueId(999), Settlement::Delivered { txid: "t".into() }),
+        (ids[2], Settlement::Failed { reason: REASON.into() }),
+    ];
+    let answers = store.settle_all(&mut rng, &outcomes, at(5)).unwrap();
+    assert_eq!(answers.len(), 4);
+    assert!(matches!(answers[0], Ok(1)), "{:?}", answers[0]);
+    assert!(matches!(answers[1], Ok(1)), "{:?}", answers[1]);
+    assert!(matches!(answers[2], Err(StoreError::NoSuchQueueEntry)), "{:?}", answers[2]);
+    assert!(matches!(answers[3], Ok(1)), "{:?}", answers[3]);
+    drop(store);
+    // Durable, and each as its one-entry form records it.
+    let store = open(dir.path());
+    let state = |id| store.delivery_status(id).unwrap().unwrap().state;
+    assert_eq!(state(ids[0]), DeliveryState::Delivered { txid: TXID.into() });
+    assert_eq!(
+        state(ids[1]),
+        DeliveryState::Deferred { next_attempt: at(600), reason: REASON.into() }
+    );
+    assert_eq!(state(ids[2]), DeliveryState::Failed { reason: REASON.into() });
+    let left = store.queue_entries().unwrap();
+    assert_eq!(left.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(), vec![(ids[1], 1)]);
+    assert!(store.lease(at(599), 60, 10).unwrap().is_empty());
+    assert_eq!(store.lease(at(600), 60, 10).unwrap().len(), 1);
+    // Completed entries cannot be settled again; nothing else changes.
+    let again = store.settle_all(&mut rng, &outcomes[..1], at(7)).unwrap();
+    assert!(matches!(again[0], Err(StoreError::NoSuchQueueEntry)));
+    assert_eq!(store.delivery_status(ids[0]).unwrap().unwrap().updated, at(5));
 }
