@@ -35,6 +35,12 @@
 //! together). The target is >= 2x Postfix's messages per second; the table says whether each
 //! case meets it. No timing is asserted.
 //!
+//! Two cases go through the origin's own path as `dimed` runs it (`origin_case`, names
+//! `origin_quic_c32` and `origin_tls_c32`): the messages are submitted to a.test's store
+//! (origin-signed, queued durably; timed apart), and the outbound worker drains the queue with
+//! 32 attempts at once, recording every outcome durably in the queue. Their clock runs over the
+//! drain.
+//!
 //! A last child process measures the serial floor of 1 in flight (`floor_case`): the median
 //! of each step a message waits for in series at 1 in flight, each timed alone (the
 //! destination's crypto, one `fdatasync`, one request/reply round trip), and what their sum
@@ -42,7 +48,8 @@
 //!
 //! Run: `cargo bench -p dime-interop-tests --bench dmtp_vs_postfix` (as root, with Debian's
 //! `postfix` installed; without it the Postfix half is skipped with a message).
-//! `DIME_BENCH_CASES=quic:1,tls:32` runs only the dime cases named (for profiling one).
+//! `DIME_BENCH_CASES=quic:1,tls:32,origin:quic:32,floor` runs only the dime cases named (for
+//! profiling one).
 //! `DIME_BENCH_MESSAGES` sets the messages per case (default 5000); `DIME_BENCH_POSTFIX=0`
 //! skips Postfix. `cargo test --benches` runs a smoke pass of 16 messages per case.
 #![allow(
@@ -58,11 +65,14 @@ use dime_core::{Domain, Fingerprint, Mailbox, Secret};
 use dime_dmtp::Outgoing;
 use dime_dmtp::limits::{MAX_LOOKUPS, MAX_TRANSACTIONS};
 use dime_envelope::{
-    ActorKeys, ActorSecret, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer,
-    open_as_destination, open_as_origin, seal_message,
+    ActorKeys, ActorSecret, Addressing, ChunkType, Headers, Message, Part, PartInfo, PartKind,
+    Signer, inspect, open_as_destination, open_as_origin, seal_message,
 };
 use dime_interop_tests::postfix::{MailLog, Postfix, proc_kib, sample_tree};
 use dime_net::{QuicClient, ServerHandle, ServerOptions, TlsConnection};
+use dime_server::origin::{
+    Outbound, Outcome, RetryPolicy, Route, RouteError, Routes, Target, Transports, submit_signed_by,
+};
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{
     FingerprintKind, OrgKeys, OrgSigner, Profile, Signet, UserKeys, create_org_signet, create_ssr,
@@ -685,6 +695,172 @@ async fn dmtp_case(
 }
 
 // ---------------------------------------------------------------------------------------------
+// Through the origin's queue
+
+/// Entries the origin's worker leases per pass in the origin cases.
+const ORIGIN_BATCH: usize = 256;
+
+/// The route to b.test, fixed: its fingerprint, one address, its pinned certificate.
+struct FixedRoute(Route);
+
+impl Routes for FixedRoute {
+    async fn route(&self, _: &Domain) -> Result<Route, RouteError> {
+        Ok(self.0.clone())
+    }
+}
+
+/// The envelope as its author submitted it: without the origin signature chunk the parent
+/// appended.
+fn without_origin_signature(envelope: &[u8]) -> &[u8] {
+    let at = inspect(p(), envelope, None)
+        .chunks
+        .iter()
+        .find(|c| c.chunk_type == ChunkType::OriginSig)
+        .map(|c| c.offset as usize)
+        .expect("the sealed message carries an origin signature");
+    &envelope[..at]
+}
+
+/// The origin's own path, which a `dimed` runs: each message is submitted to a.test's store
+/// (`submit_signed_by`: opened as the origin, the author's signature verified, origin-signed,
+/// queued durably), then the outbound worker drains the queue (`Outbound::run_once` passes,
+/// [`ORIGIN_BATCH`] entries leased a pass, `concurrency` attempts at once over one transport,
+/// each outcome recorded durably in the queue). The clock runs over the drain; the
+/// submissions are timed apart (`submit_us_per_msg`). Latency samples are whole passes.
+async fn origin_case(
+    root: &Path,
+    origin: &Origin,
+    transport: Transport,
+    concurrency: usize,
+    sealed: &Path,
+) -> CaseResult {
+    let t = if transport == Transport::Quic { "quic" } else { "tls" };
+    let name = format!("origin_{t}_c{concurrency}");
+    let dir = tempfile::Builder::new().prefix(&name).tempdir_in(root).unwrap();
+    // A `dimed` names its org signet by its naming fingerprint (`LocalDomain`).
+    let mut named = Origin::new();
+    named.org_fingerprint = named.org_signet.naming_fingerprint(p()).unwrap();
+    let dest = destination(dir.path(), &named).await;
+    let bodies = read_sealed(sealed, &dest);
+    let n = bodies.len();
+    let config = StoreConfig {
+        data_dir: dir.path().join("origin"),
+        vault_path: dir.path().join("origin-vault.redb"),
+        pepper: Secret::new(vec![1; 32]),
+        argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
+        idle_timeout_secs: 900,
+    };
+    let store = Arc::new(Store::open(config, p()).expect("open the origin store"));
+    let keys = Origin::new();
+    let local =
+        Arc::new(LocalDomain::new(p(), domain("a.test"), keys.org, keys.org_signet).unwrap());
+    let author_key = origin.author_signet.signing_key().unwrap();
+    let now = Timestamp(1_700_000_000);
+    let mut rng = dime_testkit::seeded_rng(7);
+    eprintln!("{name}: submitting");
+    let submitting = Instant::now();
+    for b in &bodies {
+        let unsigned = without_origin_signature(b);
+        submit_signed_by(
+            p(),
+            &mut rng,
+            &store,
+            &local,
+            &mailbox(AUTHOR),
+            &author_key,
+            unsigned,
+            now,
+        )
+        .expect("submit");
+    }
+    let submit_us = submitting.elapsed().as_secs_f64() * 1e6 / n as f64;
+    drop(bodies);
+
+    let (addr, transports) = match transport {
+        Transport::Quic => (dest.quic.local_addr, Transports::QuicOnly),
+        Transport::Tls => (dest.tls.local_addr, Transports::TlsOnly),
+    };
+    let route = Route {
+        destination_fingerprint: dest.local.org_fingerprint,
+        targets: vec![Target { server_name: "b.test".into(), addrs: vec![addr] }],
+        verifier: Arc::new(dime_net::PinnedCertVerifier::new(dest.cert.clone())),
+    };
+    let policy =
+        RetryPolicy { batch: ORIGIN_BATCH, in_flight: concurrency, ..RetryPolicy::default() };
+    let outbound = Outbound::new(
+        Arc::clone(&store),
+        local,
+        Arc::new(FixedRoute(route)),
+        policy,
+        transports,
+        p(),
+    );
+    let reset = reset_peak_rss();
+    let start_rss = proc_kib(Path::new("/proc/self/status"), "VmRSS:");
+    eprintln!("{name}: delivering");
+    let cpu_start = cpu_seconds();
+    let start = Instant::now();
+    let (mut delivered, mut passes) = (0, Vec::new());
+    loop {
+        let pass = Instant::now();
+        let out = outbound.run_once(now, &mut rng).await.expect("an outbound pass");
+        if out.is_empty() {
+            break;
+        }
+        for o in out {
+            match o {
+                Outcome::Delivered { .. } => delivered += 1,
+                other => panic!("{name}: an attempt did not deliver: {other:?}"),
+            }
+        }
+        passes.push(pass.elapsed());
+    }
+    let elapsed = start.elapsed();
+    let cpu = cpu_seconds() - cpu_start;
+    let peak = proc_kib(Path::new("/proc/self/status"), "VmHWM:");
+
+    // Everything queued was delivered, and the destination holds exactly that.
+    let left = store.queue_entries().expect("read the origin's queue").len();
+    let listed = dest.store.list(dest.account, MailboxId::INBOX).expect("list the inbox").len();
+    if delivered != n || left != 0 || listed != n {
+        panic!("{name}: {delivered} of {n} delivered, {left} left in the queue, {listed} stored");
+    }
+    let DestinationWorld { store: dest_store, quic, tls, .. } = dest;
+    drop(outbound);
+    quic.shutdown();
+    tls.shutdown();
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    drop(dest_store);
+
+    let mut latencies_ms: Vec<f64> = passes.iter().map(|d| d.as_secs_f64() * 1000.0).collect();
+    latencies_ms.sort_by(f64::total_cmp);
+    let scope = if reset {
+        "a child process of the bench (origin store and worker, destination server), VmHWM reset after the submissions"
+    } else {
+        "a child process of the bench (origin store and worker, destination server), VmHWM since it started"
+    };
+    CaseResult {
+        name,
+        messages: n,
+        seconds: elapsed.as_secs_f64(),
+        latencies_ms,
+        peak_rss_kib: peak,
+        extra: vec![
+            ("transport", quoted(t)),
+            ("concurrency", concurrency.to_string()),
+            ("batch", ORIGIN_BATCH.to_string()),
+            ("passes", passes.len().to_string()),
+            ("latency", quoted("one pass of the outbound worker (lease, attempts, records)")),
+            ("submit_us_per_msg", format!("{submit_us:.1}")),
+            ("rss_at_start_kib", start_rss.map_or("null".into(), |k| k.to_string())),
+            ("rss_scope", quoted(scope)),
+            ("cpu_seconds", format!("{cpu:.3}")),
+            ("cpu_us_per_msg", format!("{:.1}", cpu * 1e6 / n as f64)),
+        ],
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
 // The serial floor of 1 in flight
 
 /// Samples per step of the floor case (fewer in the smoke pass: one per message).
@@ -913,6 +1089,10 @@ fn child_case(spec: &str, sealed: &Path, root: &Path) {
         println!("{}", rt.block_on(floor_case(root, &Origin::new(), sealed)));
         return;
     }
+    let (through_origin, spec) = match spec.strip_prefix("origin:") {
+        Some(rest) => (true, rest),
+        None => (false, spec),
+    };
     let (transport, concurrency) = spec.split_once(':').expect("--dime-case TRANSPORT:CONCURRENCY");
     let transport = match transport {
         "quic" => Transport::Quic,
@@ -922,7 +1102,11 @@ fn child_case(spec: &str, sealed: &Path, root: &Path) {
     let concurrency: usize = concurrency.parse().expect("concurrency");
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     let origin = Origin::new();
-    let r = rt.block_on(dmtp_case(root, &origin, transport, concurrency, sealed));
+    let r = if through_origin {
+        rt.block_on(origin_case(root, &origin, transport, concurrency, sealed))
+    } else {
+        rt.block_on(dmtp_case(root, &origin, transport, concurrency, sealed))
+    };
     println!("{}", r.json());
 }
 
@@ -990,10 +1174,12 @@ fn main() {
     let all: Vec<String> = ["quic", "tls"]
         .iter()
         .flat_map(|t| [1, SMTP_SESSIONS, MANY].map(|c| format!("{t}:{c}")))
+        .chain(["quic", "tls"].iter().map(|t| format!("origin:{t}:{MANY}")))
         .chain(["floor".to_owned()])
         .collect();
-    // DIME_BENCH_CASES=quic:1,tls:1 runs only those (profiling one case); `floor` names the
-    // serial floor of 1 in flight (`floor_case`).
+    // DIME_BENCH_CASES=quic:1,tls:1 runs only those (profiling one case); `origin:quic:32`
+    // names a case through the origin's queue (`origin_case`), `floor` the serial floor of 1
+    // in flight (`floor_case`).
     let chosen: Vec<String> = match std::env::var("DIME_BENCH_CASES") {
         Ok(v) => v.split(',').map(str::to_owned).collect(),
         Err(_) => all.clone(),
