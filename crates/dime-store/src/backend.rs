@@ -24,8 +24,10 @@ pub enum Table {
     Messages,
     /// Message bodies: the sealed envelope bytes.
     Blobs,
-    /// Outbound queue entries.
+    /// Outbound queue entries: their schedule.
     Queue,
+    /// Outbound queue entries: their sealed transport, destination and payload.
+    QueuePayload,
     /// Outbound queue index by next-attempt time.
     QueueDue,
     /// Resumable jobs (slot re-wrap progress).
@@ -47,7 +49,7 @@ pub enum Table {
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 16] = [
+    pub const ALL: [Table; 17] = [
         Table::Accounts,
         Table::Addresses,
         Table::Keys,
@@ -64,6 +66,7 @@ impl Table {
         Table::Status,
         Table::StatusTime,
         Table::Pins,
+        Table::QueuePayload,
     ];
 
     /// The table's stable name.
@@ -85,6 +88,7 @@ impl Table {
             Table::Status => "delivery_status",
             Table::StatusTime => "delivery_status_time",
             Table::Pins => "pins",
+            Table::QueuePayload => "queue_payload",
         }
     }
 
@@ -108,6 +112,7 @@ impl Table {
             Table::Status => 14,
             Table::StatusTime => 15,
             Table::Pins => 16,
+            Table::QueuePayload => 17,
         }
     }
 }

@@ -3,13 +3,16 @@
 //! An entry is due at one time: its next attempt, or, while it is leased, the end of its
 //! lease (a worker that dies loses its lease when the lease ends). The destination and the
 //! payload are sealed under a key derived from the pepper; times and attempt counts are clear.
+//! An entry is two records: its schedule in `queue`, small, which leasing and each attempt's
+//! outcome rewrite, and its sealed payload in `queue_payload`, written once (an entry queued
+//! before that table kept its payload in its schedule record, and moves it at its first lease).
 //!
 //! Each entry has a delivery status (`status.rs`, `spec/storage.md` §7.1), written in the same
 //! transaction as the entry's change: [`Store::enqueue`] (queued), [`Store::defer`],
 //! [`Store::complete_delivered`], [`Store::complete_failed`] and [`Store::complete_bounced`].
 
 use crate::account::{get_body, put_body};
-use crate::backend::{Backend, Table, WriteTxn};
+use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc};
 use crate::deliver::{Delivered, deliver_one};
 use crate::keys::{open, seal};
@@ -62,6 +65,7 @@ struct QRec {
     due: u64,
     attempts: u32,
     next_attempt: u64,
+    /// The sealed payload of an entry queued before `queue_payload`; empty otherwise.
     sealed: Vec<u8>,
 }
 
@@ -91,9 +95,27 @@ fn due_key(due: u64, id: u64) -> Vec<u8> {
     Enc::new().u64(due).u64(id).finish()
 }
 
+/// The sealed payload of entry `id` whose schedule is `r`: kept in `r` (queued before
+/// `queue_payload`) or in `queue_payload`.
+fn sealed_of(inner: &Inner, t: &dyn ReadTxn, id: u64, r: &QRec) -> Result<Vec<u8>, StoreError> {
+    if !r.sealed.is_empty() {
+        return Ok(r.sealed.clone());
+    }
+    get_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), "queue entry")?
+        .ok_or(StoreError::Corrupt { what: "queue entry" })
+}
+
+/// Removes entry `id`, whose schedule is `r`: its schedule, due index and payload.
+fn remove_entry(t: &mut dyn WriteTxn, id: u64, r: &QRec) -> Result<(), StoreError> {
+    t.delete(Table::QueueDue, &due_key(r.due, id))?;
+    t.delete(Table::Queue, &id.to_be_bytes())?;
+    t.delete(Table::QueuePayload, &id.to_be_bytes())?;
+    Ok(())
+}
+
 impl Inner {
-    fn open_entry(&self, id: u64, r: &QRec) -> Result<OutboundEntry, StoreError> {
-        let pt = open(self.p, &self.keys.queue, &id.to_be_bytes(), &r.sealed)
+    fn open_entry(&self, id: u64, r: &QRec, sealed: &[u8]) -> Result<OutboundEntry, StoreError> {
+        let pt = open(self.p, &self.keys.queue, &id.to_be_bytes(), sealed)
             .map_err(|_| StoreError::Corrupt { what: "queue entry" })?;
         let mut d = Dec::new(&pt, "queue entry");
         let transport = match d.u8()? {
@@ -147,7 +169,8 @@ impl Store {
             };
             put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
             let sealed = seal(inner.p, &mut *rng, qk, &id.to_be_bytes(), &pt);
-            let r = QRec { due: now.0, attempts: 0, next_attempt: now.0, sealed };
+            put_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), sealed)?;
+            let r = QRec { due: now.0, attempts: 0, next_attempt: now.0, sealed: Vec::new() };
             put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
             t.put(Table::QueueDue, &due_key(now.0, id), &[])?;
             let status = DeliveryStatus {
@@ -187,15 +210,23 @@ impl Store {
                     continue;
                 };
                 let mut r = QRec::decode(&b)?;
+                let sealed = sealed_of(inner, t, id, &r)?;
+                if !r.sealed.is_empty() {
+                    // Queued before `queue_payload`: the payload moves there, once.
+                    let moved = std::mem::take(&mut r.sealed);
+                    put_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), moved)?;
+                }
                 r.due = until;
                 put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
                 t.put(Table::QueueDue, &due_key(until, id), &[])?;
-                got.push((id, r));
+                got.push((id, r, sealed));
             }
             Ok(())
         })?;
         got.iter()
-            .map(|(id, r)| Ok(Leased { entry: inner.open_entry(*id, r)?, until: Timestamp(until) }))
+            .map(|(id, r, sealed)| {
+                Ok(Leased { entry: inner.open_entry(*id, r, sealed)?, until: Timestamp(until) })
+            })
             .collect()
     }
 
@@ -208,9 +239,7 @@ impl Store {
             let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
                 .ok_or(StoreError::NoSuchQueueEntry)?;
             let r = QRec::decode(&b)?;
-            t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
-            t.delete(Table::Queue, &id.0.to_be_bytes())?;
-            Ok(())
+            remove_entry(t, id.0, &r)
         })
     }
 
@@ -339,20 +368,21 @@ impl Store {
         let inner = &*self.inner;
         let mut raw = Vec::new();
         inner.backend.read(&mut |t| {
-            raw = t.range(Table::Queue, &[], &[0xff; 9], usize::MAX)?;
-            Ok(())
-        })?;
-        raw.iter()
-            .map(|(k, v)| {
+            raw.clear();
+            for (k, v) in t.range(Table::Queue, &[], &[0xff; 9], usize::MAX)? {
                 let id = u64::from_be_bytes(
                     k.as_slice()
                         .try_into()
                         .map_err(|_| StoreError::Corrupt { what: "queue entry" })?,
                 );
-                let body = crate::codec::open_record(inner.p, Table::Queue, k, v, "queue entry")?;
-                inner.open_entry(id, &QRec::decode(body)?)
-            })
-            .collect()
+                let body = crate::codec::open_record(inner.p, Table::Queue, &k, &v, "queue entry")?;
+                let r = QRec::decode(body)?;
+                let sealed = sealed_of(inner, t, id, &r)?;
+                raw.push((id, r, sealed));
+            }
+            Ok(())
+        })?;
+        raw.iter().map(|(id, r, sealed)| inner.open_entry(*id, r, sealed)).collect()
     }
 }
 
@@ -410,7 +440,8 @@ fn settle_in(
     let (destination, queued) = match load_status(inner, t, sk, id.0) {
         Ok(Some(s)) => (s.destination, s.queued),
         Ok(None) | Err(StoreError::Corrupt { .. }) => {
-            (inner.open_entry(id.0, &r)?.destination, now)
+            let sealed = sealed_of(inner, t, id.0, &r)?;
+            (inner.open_entry(id.0, &r, &sealed)?.destination, now)
         }
         Err(e) => return Err(e),
     };
@@ -422,15 +453,15 @@ fn settle_in(
         }
         None => None,
     };
-    t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
     r.attempts = r.attempts.saturating_add(1);
     if let DeliveryState::Deferred { next_attempt, .. } = state {
+        t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
         r.next_attempt = next_attempt.0;
         r.due = next_attempt.0;
         put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
         t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
     } else {
-        t.delete(Table::Queue, &id.0.to_be_bytes())?;
+        remove_entry(t, id.0, &r)?;
     }
     let status = DeliveryStatus {
         id,
@@ -442,4 +473,111 @@ fn settle_in(
     };
     put_status(inner, t, rng, sk, &status)?;
     Ok((r.attempts, delivered))
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::StoreConfig;
+    use dime_core::Secret;
+    use dime_core::crypto::{Argon2Params, default_provider};
+
+    const T0: Timestamp = Timestamp(1_700_000_000);
+
+    fn open_store(dir: &std::path::Path) -> Store {
+        let config = StoreConfig {
+            data_dir: dir.join("data"),
+            vault_path: dir.join("vault.redb"),
+            pepper: Secret::new(vec![7; 32]),
+            argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
+            idle_timeout_secs: 900,
+        };
+        Store::open(config, default_provider()).unwrap()
+    }
+
+    /// The raw value of `table` under entry `id`'s key.
+    fn raw(store: &Store, table: Table, id: QueueId) -> Option<Vec<u8>> {
+        let mut v = None;
+        store
+            .inner
+            .backend
+            .read(&mut |t| {
+                v = t.get(table, &id.0.to_be_bytes())?;
+                Ok(())
+            })
+            .unwrap();
+        v
+    }
+
+    fn payload_records(store: &Store) -> usize {
+        let mut n = 0;
+        store
+            .inner
+            .backend
+            .read(&mut |t| {
+                n = t.range(Table::QueuePayload, &[], &[0xff; 9], usize::MAX)?.len();
+                Ok(())
+            })
+            .unwrap();
+        n
+    }
+
+    #[test]
+    fn leasing_and_deferring_leave_the_payload_record_as_written_and_completion_removes_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(1);
+        let id = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"payload-1", T0).unwrap();
+        let written = raw(&store, Table::QueuePayload, id).unwrap();
+        let schedule = raw(&store, Table::Queue, id).unwrap();
+        assert!(schedule.len() < 64, "the schedule record holds no payload: {}", schedule.len());
+        let leased = store.lease(T0, 60, 10).unwrap();
+        assert_eq!(leased[0].entry.payload, b"payload-1");
+        store.defer(&mut rng, id, Timestamp(T0.0 + 100), "later", T0).unwrap();
+        let leased = store.lease(Timestamp(T0.0 + 100), 60, 10).unwrap();
+        assert_eq!(
+            (leased[0].entry.payload.as_slice(), leased[0].entry.attempts),
+            (&b"payload-1"[..], 1)
+        );
+        assert_eq!(raw(&store, Table::QueuePayload, id).unwrap(), written);
+        store.complete_delivered(&mut rng, id, "tx", T0).unwrap();
+        assert_eq!(payload_records(&store), 0);
+        let id = store.enqueue(&mut rng, Transport::Smtp, "c.test", b"payload-2", T0).unwrap();
+        store.complete(id).unwrap();
+        assert_eq!((payload_records(&store), raw(&store, Table::Queue, id)), (0, None));
+    }
+
+    #[test]
+    fn an_entry_queued_before_the_payload_table_is_read_and_its_payload_moves_at_its_lease() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(2);
+        let id = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"old-payload", T0).unwrap();
+        // Rewritten as an entry was written before `queue_payload`: its payload inline.
+        let inner = &*store.inner;
+        let key = id.0.to_be_bytes();
+        inner
+            .backend
+            .write(&mut |t| {
+                let sealed = get_body(inner, t, Table::QueuePayload, &key, "q")?.unwrap();
+                let mut r = QRec::decode(&get_body(inner, t, Table::Queue, &key, "q")?.unwrap())?;
+                r.sealed = sealed;
+                put_body(inner, t, Table::Queue, &key, r.encode())?;
+                t.delete(Table::QueuePayload, &key)?;
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(payload_records(&store), 0);
+        assert_eq!(store.queue_entries().unwrap()[0].payload, b"old-payload");
+        let leased = store.lease(T0, 60, 10).unwrap();
+        assert_eq!(leased[0].entry.payload, b"old-payload");
+        // Moved, once: the schedule record is small again, the payload in its own record.
+        assert!(raw(&store, Table::Queue, id).unwrap().len() < 64);
+        assert_eq!(payload_records(&store), 1);
+        assert_eq!(store.queue_entries().unwrap()[0].payload, b"old-payload");
+        store.complete_failed(&mut rng, id, "refused", T0).unwrap();
+        assert_eq!(payload_records(&store), 0);
+        assert!(store.queue_entries().unwrap().is_empty());
+    }
 }
