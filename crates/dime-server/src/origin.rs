@@ -473,6 +473,15 @@ impl<R: Routes> Outbound<R> {
         now: Timestamp,
         rng: &mut (dyn CryptoRngCore + Send),
     ) -> Result<Vec<Outcome>, StoreError> {
+        self.pass(now, rng).await.map(|(out, _)| out)
+    }
+
+    /// [`Outbound::run_once`], also saying how many entries it leased.
+    async fn pass(
+        &self,
+        now: Timestamp,
+        rng: &mut (dyn CryptoRngCore + Send),
+    ) -> Result<(Vec<Outcome>, usize), StoreError> {
         // The store's writes are durable commits: each runs in place (`crate::in_place`), so
         // the worker's other tasks (the destination's streams, in `dimed`) go on meanwhile.
         let before = Timestamp(now.0.saturating_sub(self.status_retention_secs));
@@ -482,6 +491,7 @@ impl<R: Routes> Outbound<R> {
             Err(e) => tracing::warn!(error = %e, "delivery status pruning failed"),
         }
         let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, self.policy.batch))?;
+        let leased_count = leased.len();
         let mut out = Vec::with_capacity(leased.len());
         // One route lookup (record, org signet, delivery hosts) per destination and pass.
         let mut routes: HashMap<Domain, Result<Route, RouteError>> = HashMap::new();
@@ -537,7 +547,7 @@ impl<R: Routes> Outbound<R> {
             }
             out.extend(in_place(|| self.record(rng, ended, now))?);
         }
-        Ok(out)
+        Ok((out, leased_count))
     }
 
     /// Records the results of attempts that ended in the queue: delivered, deferred or failed.
@@ -726,7 +736,8 @@ impl<R: Routes> Outbound<R> {
         Err(last)
     }
 
-    /// Runs passes every `interval` until `shutdown` resolves.
+    /// Runs passes every `interval`, at once after a [`Outbound::with_wake`] notification or
+    /// after a pass that leased a whole batch, until `shutdown` resolves.
     pub async fn run(
         self,
         interval: std::time::Duration,
@@ -735,8 +746,21 @@ impl<R: Routes> Outbound<R> {
     ) {
         tokio::pin!(shutdown);
         loop {
-            if let Err(e) = self.run_once(crate::now(), &mut rng).await {
-                tracing::error!(error = %e, "outbound queue pass failed");
+            let full = match self.pass(crate::now(), &mut rng).await {
+                Ok((_, leased)) => leased >= self.policy.batch.max(1),
+                Err(e) => {
+                    tracing::error!(error = %e, "outbound queue pass failed");
+                    false
+                }
+            };
+            // A pass that leased a whole batch may have left due entries behind: the next
+            // pass starts at once (a backlog drains at the worker's pace, not a batch per
+            // interval).
+            if full {
+                if (&mut shutdown).now_or_never().is_some() {
+                    return;
+                }
+                continue;
             }
             let wake = self.wake.clone();
             let woken = async move {

@@ -109,6 +109,36 @@ async fn a_pass_delivers_its_entries_at_once_up_to_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backlog_drains_pass_after_pass_without_waiting_for_the_interval() {
+    let w = world(SUBJECT, BODY).await;
+    let mut rng = dime_testkit::seeded_rng(60);
+    for seed in 0..10 {
+        let sealed = w.seal(60 + seed, "b.test");
+        submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
+    }
+    // Four a pass and an hour between passes: only passes that follow a full one at once
+    // deliver all ten (three passes) before the deadline.
+    let policy = RetryPolicy { batch: 4, ..RetryPolicy::default() };
+    let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(out.run(
+        std::time::Duration::from_secs(3600),
+        dime_testkit::seeded_rng(61),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !w.a.store.queue_entries().unwrap().is_empty() {
+        assert!(std::time::Instant::now() < deadline, "the backlog did not drain");
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(w.recipient_reads(), 10);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unreachable_destination_defers_with_backoff_then_gives_up() {
     let w = world(SUBJECT, BODY).await;
     let sealed = w.seal(5, "b.test");
