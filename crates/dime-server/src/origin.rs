@@ -29,6 +29,8 @@ use dime_resolver::{
 use dime_store::{OutboundEntry, QueueId, Settlement, Store, StoreError, Timestamp, Transport};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
+use rand_chacha::ChaCha20Rng;
+use rand_chacha::rand_core::SeedableRng;
 use rustls::client::danger::ServerCertVerifier;
 use std::collections::HashMap;
 use std::future::Future;
@@ -528,6 +530,9 @@ impl<R: Routes> Outbound<R> {
         // (`spec/dmtp.md` §11.2).
         let mut waiting = attempts.into_iter();
         let mut running = FuturesUnordered::new();
+        let mut ended = Vec::new();
+        // At most one transaction of outcomes under way.
+        let mut recording = FuturesUnordered::new();
         loop {
             while running.len() < self.policy.in_flight.max(1) {
                 let Some(a) = waiting.next() else { break };
@@ -540,25 +545,74 @@ impl<R: Routes> Outbound<R> {
                     (a, result)
                 });
             }
-            let Some(first) = running.next().await else { break };
-            let mut ended = vec![first];
-            while let Some(Some(next)) = running.next().now_or_never() {
-                ended.push(next);
+            // The attempts that ended go to one transaction, on the blocking pool, while the
+            // others go on; those that end meanwhile wait for the next.
+            if recording.is_empty() && !ended.is_empty() {
+                let batch = in_place(|| self.classify(rng, std::mem::take(&mut ended), now))?;
+                if batch.settle.is_empty() {
+                    out.extend(batch.outcomes);
+                } else {
+                    recording.push(self.settle(batch, rng, now));
+                }
             }
-            out.extend(in_place(|| self.record(rng, ended, now))?);
+            if running.is_empty() && recording.is_empty() && ended.is_empty() {
+                break;
+            }
+            tokio::select! {
+                Some(a) = running.next(), if !running.is_empty() => {
+                    ended.push(a);
+                    while let Some(Some(a)) = running.next().now_or_never() {
+                        ended.push(a);
+                    }
+                }
+                Some(r) = recording.next(), if !recording.is_empty() => out.extend(r?),
+            }
         }
         Ok((out, leased_count))
     }
 
-    /// Records the results of attempts that ended in the queue: delivered, deferred or failed.
-    /// Deliveries and deferrals are recorded together, in one transaction; a failure is
-    /// recorded alone, with its bounce.
-    fn record(
+    /// Records `batch`'s deliveries and deferrals in one transaction on the blocking pool
+    /// ([`Store::settle_all`]), then logs each; resolves to the batch's outcomes.
+    fn settle(
+        &self,
+        batch: Classified,
+        rng: &mut (dyn CryptoRngCore + Send),
+        now: Timestamp,
+    ) -> impl Future<Output = Result<Vec<Outcome>, StoreError>> + use<R> {
+        let store = Arc::clone(&self.store);
+        // The status seals take their nonces from a generator of their own, seeded from `rng`.
+        let mut seed = [0u8; 32];
+        rng.fill_bytes(&mut seed);
+        let mut own = ChaCha20Rng::from_seed(seed);
+        let Classified { outcomes, settled, settle } = batch;
+        let write = tokio::task::spawn_blocking(move || store.settle_all(&mut own, &settle, now));
+        async move {
+            let answers = write
+                .await
+                .map_err(|e| StoreError::Backend(format!("recording outcomes stopped: {e}")))??;
+            for ((i, destination), answer) in settled.into_iter().zip(answers) {
+                match answer {
+                    Ok(_) => log_outcome(&destination, &outcomes[i]),
+                    // Gone or unreadable since it was leased (another worker's lease ran out and
+                    // it completed the entry; damage): nothing more to record.
+                    Err(err) => {
+                        tracing::warn!(destination = %destination, queue_id = outcomes[i].id().0, error = %err, "outcome not recorded")
+                    }
+                }
+            }
+            Ok(outcomes)
+        }
+    }
+
+    /// The outcomes of attempts that ended: delivered, deferred or failed. A failure is
+    /// recorded here, alone, with its bounce; deliveries and deferrals are left to
+    /// [`Outbound::settle`], together.
+    fn classify(
         &self,
         rng: &mut (dyn CryptoRngCore + Send),
         ended: Vec<(Attempt, Result<TransactionId, SendError>)>,
         now: Timestamp,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    ) -> Result<Classified, StoreError> {
         let mut outcomes = Vec::with_capacity(ended.len());
         // (index in `outcomes`, destination) of each entry in `settle`.
         let mut settled = Vec::new();
@@ -595,21 +649,7 @@ impl<R: Routes> Outbound<R> {
             }
             outcomes.push(outcome);
         }
-        if settle.is_empty() {
-            return Ok(outcomes);
-        }
-        let answers = self.store.settle_all(rng, &settle, now)?;
-        for ((i, destination), answer) in settled.into_iter().zip(answers) {
-            match answer {
-                Ok(_) => log_outcome(&destination, &outcomes[i]),
-                // Gone or unreadable since it was leased (another worker's lease ran out and it
-                // completed the entry; damage): nothing more to record.
-                Err(err) => {
-                    tracing::warn!(destination = %destination, queue_id = outcomes[i].id().0, error = %err, "outcome not recorded")
-                }
-            }
-        }
-        Ok(outcomes)
+        Ok(Classified { outcomes, settled, settle })
     }
 
     /// Completes a failed entry: bounces it to its author and records it bounced, or, when no
@@ -776,6 +816,15 @@ impl<R: Routes> Outbound<R> {
             }
         }
     }
+}
+
+/// Outcomes of attempts that ended, the failures among them recorded.
+struct Classified {
+    outcomes: Vec<Outcome>,
+    /// (index in `outcomes`, destination) of each entry in `settle`.
+    settled: Vec<(usize, Domain)>,
+    /// The deliveries and deferrals to record.
+    settle: Vec<(QueueId, Settlement)>,
 }
 
 /// Logs an outcome once recorded.
