@@ -14,7 +14,8 @@
 //! [`TlsPool`]: TLS-over-TCP connections idle between transactions, any number per key (a TCP
 //! connection carries one transaction at a time, so transactions at once each take their
 //! own). A transaction takes an idle connection, or connects, and gives it back when it ends
-//! with a reply; a connection idle for [`TLS_IDLE`] or at [`MAX_TRANSACTIONS`] is not reused.
+//! with a reply; a connection idle for [`TLS_IDLE`] or at [`MAX_TRANSACTIONS`] is not reused,
+//! and idle ones are closed once they pass [`TLS_IDLE`], whichever key they are under.
 //! The same failure rule holds: a failure other than a reply on a reused connection is tried
 //! once more on a new one.
 
@@ -198,12 +199,19 @@ struct IdleTls {
 /// `&self`.
 pub struct TlsPool<K> {
     domain: Domain,
-    idle: Mutex<HashMap<K, Vec<IdleTls>>>,
+    max_idle: Duration,
+    idle: Mutex<IdleMap<K>>,
+}
+
+/// The idle connections by key, and when those idle too long were last closed.
+struct IdleMap<K> {
+    by_key: HashMap<K, Vec<IdleTls>>,
+    pruned: Instant,
 }
 
 impl<K> std::fmt::Debug for TlsPool<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let n = self.idle.lock().map_or(0, |m| m.values().map(Vec::len).sum());
+        let n = self.idle.lock().map_or(0, |m| m.by_key.values().map(Vec::len).sum());
         f.debug_struct("TlsPool")
             .field("domain", &self.domain)
             .field("idle", &n)
@@ -214,27 +222,57 @@ impl<K> std::fmt::Debug for TlsPool<K> {
 impl<K: Eq + Hash + Clone> TlsPool<K> {
     /// An empty pool whose connections name our `domain` (HELLO).
     pub fn new(domain: Domain) -> TlsPool<K> {
-        TlsPool { domain, idle: Mutex::new(HashMap::new()) }
+        TlsPool {
+            domain,
+            max_idle: TLS_IDLE,
+            idle: Mutex::new(IdleMap { by_key: HashMap::new(), pruned: Instant::now() }),
+        }
     }
 
-    fn map(&self) -> MutexGuard<'_, HashMap<K, Vec<IdleTls>>> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    /// Keeps a connection idle for at most `max_idle` rather than [`TLS_IDLE`] (tests; a
+    /// server whose peers close idle connections sooner).
+    #[must_use]
+    pub fn with_max_idle(mut self, max_idle: Duration) -> TlsPool<K> {
+        self.max_idle = max_idle;
+        self
+    }
+
+    /// The idle connections, those idle for the pool's longest idle time closed first (under
+    /// every key, at most once a second: a connection to a destination not asked again is
+    /// closed too).
+    fn map(&self) -> MutexGuard<'_, IdleMap<K>> {
+        let mut m = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        if m.pruned.elapsed() >= self.max_idle.min(Duration::from_secs(1)) {
+            let max_idle = self.max_idle;
+            m.by_key.retain(|_, list| {
+                list.retain(|c| c.since.elapsed() < max_idle);
+                !list.is_empty()
+            });
+            m.pruned = Instant::now();
+        }
+        m
     }
 
     /// Idle connections under `key`.
     pub fn idle(&self, key: &K) -> usize {
-        self.map().get(key).map_or(0, Vec::len)
+        self.map().by_key.get(key).map_or(0, Vec::len)
     }
 
-    /// The most recently idle connection under `key` not idle for [`TLS_IDLE`] yet (older ones
-    /// are dropped).
+    /// Idle connections under every key.
+    pub fn idle_total(&self) -> usize {
+        self.map().by_key.values().map(Vec::len).sum()
+    }
+
+    /// The most recently idle connection under `key` not idle for the pool's longest idle time
+    /// yet (older ones are dropped).
     fn take(&self, key: &K) -> Option<IdleTls> {
+        let max_idle = self.max_idle;
         let mut m = self.map();
-        let list = m.get_mut(key)?;
-        list.retain(|c| c.since.elapsed() < TLS_IDLE);
+        let list = m.by_key.get_mut(key)?;
+        list.retain(|c| c.since.elapsed() < max_idle);
         let c = list.pop();
         if list.is_empty() {
-            m.remove(key);
+            m.by_key.remove(key);
         }
         c
     }
@@ -249,7 +287,7 @@ impl<K: Eq + Hash + Clone> TlsPool<K> {
         }
         conn.since = Instant::now();
         let mut m = self.map();
-        let list = m.entry(key.clone()).or_default();
+        let list = m.by_key.entry(key.clone()).or_default();
         if list.len() < TLS_IDLE_PER_KEY {
             list.push(conn);
         }

@@ -767,3 +767,24 @@ async fn tls_pool_reuses_idle_connections_and_replaces_closed_and_spent_ones() {
     assert_eq!((relay.accepted(), pool.idle(&key)), (before + 2, 1));
     server.shutdown();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_pool_closes_connections_idle_too_long_under_any_key() {
+    let w = world();
+    let server = w.tls_server(w.options()).await;
+    let relay = TcpRelay::start(server.local_addr).await;
+    let (key, tls) = (relay.addr, Arc::new(w.client_tls()));
+    let pool: TlsPool<SocketAddr> =
+        TlsPool::new(domain("a.test")).with_max_idle(Duration::from_millis(300));
+    pool.send(&key, key, "b.test", &tls, &w.outgoing()).await.unwrap();
+    assert_eq!(pool.idle(&key), 1);
+    // Idle past its time: not reused, a new connection instead.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    pool.send(&key, key, "b.test", &tls, &w.outgoing()).await.unwrap();
+    assert_eq!((relay.accepted(), pool.idle(&key)), (2, 1));
+    // And closed even when its key is not asked again.
+    tokio::time::sleep(Duration::from_millis(400)).await;
+    assert_eq!(pool.idle_total(), 0);
+    assert_eq!(w.stored(), 2);
+    server.shutdown();
+}
