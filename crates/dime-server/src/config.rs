@@ -119,7 +119,7 @@ pub struct DnsSection {
 pub struct Outbound {
     /// How the origin connects (`quic-then-tls`, `quic` or `tls` in the file).
     pub transports: Transports,
-    /// Milliseconds between queue passes.
+    /// Milliseconds between the outbound worker's looks for due entries (and status pruning).
     pub interval_ms: u64,
     /// First retry delay, seconds.
     pub retry_base_secs: u64,
@@ -127,7 +127,7 @@ pub struct Outbound {
     pub max_backoff_secs: u64,
     /// Lifetime of a queued message before it bounces, seconds.
     pub max_lifetime_secs: u64,
-    /// Attempts under way at once in a queue pass.
+    /// Attempts under way at once.
     pub in_flight: usize,
 }
 

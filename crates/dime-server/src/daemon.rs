@@ -124,7 +124,8 @@ impl std::fmt::Debug for Running {
 
 impl Running {
     /// Stops listening (QUIC connections closed, the closes sent to the peers), lets the
-    /// outbound pass in flight finish, closes the store.
+    /// outbound attempts under way end (the entries leased and not tried are handed back),
+    /// closes the store.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
         for l in self.listeners {

@@ -32,10 +32,11 @@ use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 use rustls::client::danger::ServerCertVerifier;
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use tokio::sync::OnceCell;
 
 /// The first octets of a DMTP queue payload written by [`submit`].
 pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ2\0";
@@ -131,12 +132,13 @@ pub fn submit_signed_by(
     Ok((id, destination))
 }
 
-/// One leased entry to try: its payload read (the entry keeps none), its route looked up.
+/// One leased entry to try: its payload read (the entry keeps none), and its route, looked up
+/// by the first attempt to its destination that starts.
 struct Attempt {
     e: OutboundEntry,
     destination: Domain,
     payload: Payload,
-    route: Result<Route, RouteError>,
+    route: Arc<OnceCell<Result<Route, RouteError>>>,
 }
 
 /// Where a payload's envelope starts: after the magic, the time of queueing and the hash.
@@ -311,9 +313,9 @@ pub struct RetryPolicy {
     pub max_lifetime_secs: u64,
     /// How long a leased entry is held before another worker may take it, seconds.
     pub lease_secs: u64,
-    /// Entries leased per pass.
+    /// Entries leased at once (a pass of [`Outbound::run_once`]; a lease of the worker).
     pub batch: usize,
-    /// Attempts under way at once in a pass (0 counts as 1).
+    /// Attempts under way at once (0 counts as 1).
     pub in_flight: usize,
 }
 
@@ -451,22 +453,25 @@ impl<R: Routes> Outbound<R> {
     }
 
     /// Keeps the delivery status of completed entries for `secs` seconds after their last
-    /// change (default [`DEFAULT_STATUS_RETENTION_SECS`]); each pass prunes older ones.
+    /// change (default [`DEFAULT_STATUS_RETENTION_SECS`]); older ones are pruned every interval
+    /// ([`Outbound::run`]) and at the start of [`Outbound::run_once`].
     #[must_use]
     pub fn with_status_retention(mut self, secs: u64) -> Outbound<R> {
         self.status_retention_secs = secs;
         self
     }
 
-    /// [`Outbound::run`] also starts a pass as soon as `wake` is notified (a submission), not
-    /// only every interval.
+    /// [`Outbound::run`] also looks for due entries as soon as `wake` is notified (a
+    /// submission), not only every interval.
     pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> Outbound<R> {
         self.wake = Some(wake);
         self
     }
 
-    /// One pass at time `now`: prunes old delivery statuses, leases the due entries and tries
-    /// each once, recording each outcome in the entry's status (`spec/dmtp.md` §11).
+    /// One pass at time `now`: prunes old delivery statuses, leases the due entries (up to
+    /// the policy's batch) and tries each once, recording each outcome in the entry's status
+    /// (`spec/dmtp.md` §11). [`Outbound::run`] is the worker `dimed` runs: it does not go by
+    /// passes.
     ///
     /// # Errors
     /// [`StoreError`] when the queue cannot be read or updated.
@@ -475,60 +480,8 @@ impl<R: Routes> Outbound<R> {
         now: Timestamp,
         rng: &mut (dyn CryptoRngCore + Send),
     ) -> Result<Vec<Outcome>, StoreError> {
-        self.pass(now, rng).await.map(|(out, _)| out)
-    }
-
-    /// [`Outbound::run_once`], also saying how many entries it leased.
-    async fn pass(
-        &self,
-        now: Timestamp,
-        rng: &mut (dyn CryptoRngCore + Send),
-    ) -> Result<(Vec<Outcome>, usize), StoreError> {
-        // The store's writes are durable commits: each runs in place (`crate::in_place`), so
-        // the worker's other tasks (the destination's streams, in `dimed`) go on meanwhile.
-        let before = Timestamp(now.0.saturating_sub(self.status_retention_secs));
-        match in_place(|| self.store.prune_delivery_statuses(before)) {
-            Ok(0) => {}
-            Ok(n) => tracing::debug!(pruned = n, "old delivery statuses pruned"),
-            Err(e) => tracing::warn!(error = %e, "delivery status pruning failed"),
-        }
-        self.tls.close_idle();
-        let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, self.policy.batch))?;
-        let leased_count = leased.len();
-        let mut out = Vec::with_capacity(leased.len());
-        // One route lookup (record, org signet, delivery hosts) per destination and pass.
-        let mut routes: HashMap<Domain, Result<Route, RouteError>> = HashMap::new();
-        let mut attempts = Vec::with_capacity(leased.len());
-        for l in leased {
-            let mut e = l.entry;
-            if e.transport != Transport::Dmtp {
-                continue;
-            }
-            let payload = parse_payload(self.provider, &std::mem::take(&mut e.payload));
-            let destination = Domain::parse(&e.destination).ok();
-            let (Some(payload), Some(destination)) = (payload, destination) else {
-                in_place(|| self.store.complete_failed(rng, e.id, "unreadable queue entry", now))?;
-                tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
-                out.push(Outcome::Failed {
-                    id: e.id,
-                    reason: "unreadable queue entry".into(),
-                    bounced: false,
-                });
-                continue;
-            };
-            let route = match routes.get(&destination) {
-                Some(r) => r.clone(),
-                None => {
-                    let r = self.routes.route(&destination).await;
-                    routes.insert(destination.clone(), r.clone());
-                    r
-                }
-            };
-            attempts.push(Attempt { e, destination, payload, route });
-        }
-        // The attempts run at once, at most `in_flight` of them. Their outcomes are recorded
-        // as they end: every attempt that has ended by then in one durable commit
-        // (`spec/dmtp.md` §11.2).
+        self.housekeeping(now);
+        let (attempts, mut out) = self.lease_attempts(rng, now).await?;
         let mut waiting = attempts.into_iter();
         let mut running = FuturesUnordered::new();
         let mut ended = Vec::new();
@@ -537,24 +490,12 @@ impl<R: Routes> Outbound<R> {
         loop {
             while running.len() < self.policy.in_flight.max(1) {
                 let Some(a) = waiting.next() else { break };
-                running.push(async move {
-                    let result = match &a.route {
-                        Ok(route) => self.send(&a.destination, route, &a.payload.envelope).await,
-                        Err(RouteError::Temporary(r)) => Err(SendError::Temporary((*r).into())),
-                        Err(RouteError::Permanent(r)) => Err(SendError::Permanent((*r).into())),
-                    };
-                    (a, result)
-                });
+                running.push(self.attempt(a));
             }
-            // The attempts that ended go to one transaction, on the blocking pool, while the
-            // others go on; those that end meanwhile wait for the next.
             if recording.is_empty() && !ended.is_empty() {
-                let batch = in_place(|| self.classify(rng, std::mem::take(&mut ended), now))?;
-                if batch.settle.is_empty() {
-                    out.extend(batch.outcomes);
-                } else {
-                    recording.push(self.settle(batch, rng, now));
-                }
+                let (done, settling) = self.record(rng, std::mem::take(&mut ended), now)?;
+                out.extend(done);
+                recording.extend(settling);
             }
             if running.is_empty() && recording.is_empty() && ended.is_empty() {
                 break;
@@ -569,7 +510,84 @@ impl<R: Routes> Outbound<R> {
                 Some(r) = recording.next(), if !recording.is_empty() => out.extend(r?),
             }
         }
-        Ok((out, leased_count))
+        Ok(out)
+    }
+
+    /// Prunes the delivery statuses older than the retention, and closes the TLS connections
+    /// idle past their time.
+    fn housekeeping(&self, now: Timestamp) {
+        // The store's writes are durable commits: each runs in place (`crate::in_place`), so
+        // the worker's other tasks (the destination's streams, in `dimed`) go on meanwhile.
+        let before = Timestamp(now.0.saturating_sub(self.status_retention_secs));
+        match in_place(|| self.store.prune_delivery_statuses(before)) {
+            Ok(0) => {}
+            Ok(n) => tracing::debug!(pruned = n, "old delivery statuses pruned"),
+            Err(e) => tracing::warn!(error = %e, "delivery status pruning failed"),
+        }
+        self.tls.close_idle();
+    }
+
+    /// Leases up to a batch of due entries as attempts. An entry that does not read fails
+    /// here (its outcome is the second part). The attempts to one destination share one route
+    /// lookup, made by the first of them to start. Also says whether the lease was full.
+    async fn lease_attempts(
+        &self,
+        rng: &mut (dyn CryptoRngCore + Send),
+        now: Timestamp,
+    ) -> Result<(Vec<Attempt>, Vec<Outcome>), StoreError> {
+        let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, self.policy.batch))?;
+        let mut failed = Vec::new();
+        let mut routes: HashMap<Domain, Arc<OnceCell<Result<Route, RouteError>>>> = HashMap::new();
+        let mut attempts = Vec::with_capacity(leased.len());
+        for l in leased {
+            let mut e = l.entry;
+            if e.transport != Transport::Dmtp {
+                continue;
+            }
+            let payload = parse_payload(self.provider, &std::mem::take(&mut e.payload));
+            let destination = Domain::parse(&e.destination).ok();
+            let (Some(payload), Some(destination)) = (payload, destination) else {
+                in_place(|| self.store.complete_failed(rng, e.id, "unreadable queue entry", now))?;
+                tracing::warn!(queue_id = e.id.0, "unreadable queue entry failed");
+                failed.push(Outcome::Failed {
+                    id: e.id,
+                    reason: "unreadable queue entry".into(),
+                    bounced: false,
+                });
+                continue;
+            };
+            let route = Arc::clone(routes.entry(destination.clone()).or_default());
+            attempts.push(Attempt { e, destination, payload, route });
+        }
+        Ok((attempts, failed))
+    }
+
+    /// One attempt: its route (looked up once for the attempts that share it), then the
+    /// delivery.
+    async fn attempt(&self, a: Attempt) -> (Attempt, Result<TransactionId, SendError>) {
+        let route = a.route.get_or_init(|| self.routes.route(&a.destination)).await;
+        let result = match route {
+            Ok(route) => self.send(&a.destination, route, &a.payload.envelope).await,
+            Err(RouteError::Temporary(r)) => Err(SendError::Temporary((*r).into())),
+            Err(RouteError::Permanent(r)) => Err(SendError::Permanent((*r).into())),
+        };
+        (a, result)
+    }
+
+    /// Records the outcomes of attempts that ended: failures here, in place, each with its
+    /// bounce; deliveries and deferrals together, in the transaction the second part runs on
+    /// the blocking pool ([`Outbound::settle`]). The first part is the outcomes recorded.
+    fn record(
+        &self,
+        rng: &mut (dyn CryptoRngCore + Send),
+        ended: Vec<(Attempt, Result<TransactionId, SendError>)>,
+        now: Timestamp,
+    ) -> Result<(Vec<Outcome>, Option<Recording>), StoreError> {
+        let batch = in_place(|| self.classify(rng, ended, now))?;
+        if batch.settle.is_empty() {
+            return Ok((batch.outcomes, None));
+        }
+        Ok((Vec::new(), Some(Box::pin(self.settle(batch, rng, now)))))
     }
 
     /// Records `batch`'s deliveries and deferrals in one transaction on the blocking pool
@@ -777,8 +795,14 @@ impl<R: Routes> Outbound<R> {
         Err(last)
     }
 
-    /// Runs passes every `interval`, at once after a [`Outbound::with_wake`] notification or
-    /// after a pass that leased a whole batch, until `shutdown` resolves.
+    /// The worker: keeps up to `in_flight` attempts under way until `shutdown` resolves. It
+    /// leases a batch of due entries when fewer than `in_flight` wait to start and entries may
+    /// be due: at start, every `interval`, after a [`Outbound::with_wake`] notification, and
+    /// after a lease that was full (a backlog drains at the worker's pace). An attempt does not
+    /// wait for others that started before it (one slow destination holds back no other).
+    /// Every `interval` it also prunes old statuses and closes idle TLS connections. At
+    /// `shutdown` it starts nothing more, lets the attempts under way end and records them,
+    /// and hands back the entries it leased and did not try (due again at once).
     pub async fn run(
         self,
         interval: std::time::Duration,
@@ -786,22 +810,41 @@ impl<R: Routes> Outbound<R> {
         shutdown: impl Future<Output = ()>,
     ) {
         tokio::pin!(shutdown);
+        let in_flight = self.policy.in_flight.max(1);
+        let mut waiting: VecDeque<Attempt> = VecDeque::new();
+        let mut running = FuturesUnordered::new();
+        let mut ended = Vec::new();
+        let mut recording: FuturesUnordered<Recording> = FuturesUnordered::new();
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let (mut due, mut stopping) = (true, false);
         loop {
-            let full = match self.pass(crate::now(), &mut rng).await {
-                Ok((_, leased)) => leased >= self.policy.batch.max(1),
-                Err(e) => {
-                    tracing::error!(error = %e, "outbound queue pass failed");
-                    false
+            let now = crate::now();
+            if !stopping && due && waiting.len() < in_flight {
+                match self.lease_attempts(&mut rng, now).await {
+                    Ok((attempts, failed)) => {
+                        // A full lease may have left due entries behind.
+                        due = attempts.len() + failed.len() >= self.policy.batch.max(1);
+                        waiting.extend(attempts);
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, "outbound queue lease failed");
+                        due = false;
+                    }
                 }
-            };
-            // A pass that leased a whole batch may have left due entries behind: the next
-            // pass starts at once (a backlog drains at the worker's pace, not a batch per
-            // interval).
-            if full {
-                if (&mut shutdown).now_or_never().is_some() {
-                    return;
+            }
+            while !stopping && running.len() < in_flight {
+                let Some(a) = waiting.pop_front() else { break };
+                running.push(self.attempt(a));
+            }
+            if recording.is_empty() && !ended.is_empty() {
+                match self.record(&mut rng, std::mem::take(&mut ended), now) {
+                    Ok((_, settling)) => recording.extend(settling),
+                    Err(e) => tracing::error!(error = %e, "outbound outcomes not recorded"),
                 }
-                continue;
+            }
+            if stopping && running.is_empty() && recording.is_empty() && ended.is_empty() {
+                break;
             }
             let wake = self.wake.clone();
             let woken = async move {
@@ -811,13 +854,36 @@ impl<R: Routes> Outbound<R> {
                 }
             };
             tokio::select! {
-                () = &mut shutdown => return,
-                () = tokio::time::sleep(interval) => {}
-                () = woken => {}
+                Some(a) = running.next(), if !running.is_empty() => {
+                    ended.push(a);
+                    while let Some(Some(a)) = running.next().now_or_never() {
+                        ended.push(a);
+                    }
+                }
+                Some(r) = recording.next(), if !recording.is_empty() => {
+                    if let Err(e) = r {
+                        tracing::error!(error = %e, "outbound outcomes not recorded");
+                    }
+                }
+                () = &mut shutdown, if !stopping => stopping = true,
+                _ = tick.tick(), if !stopping => {
+                    self.housekeeping(crate::now());
+                    due = true;
+                }
+                () = woken, if !stopping => due = true,
             }
+        }
+        let untried: Vec<QueueId> = waiting.iter().map(|a| a.e.id).collect();
+        if !untried.is_empty()
+            && let Err(e) = in_place(|| self.store.release(&untried, crate::now()))
+        {
+            tracing::warn!(error = %e, "leased entries not handed back");
         }
     }
 }
+
+/// A transaction of outcomes under way ([`Outbound::settle`]).
+type Recording = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Outcome>, StoreError>> + Send>>;
 
 /// Outcomes of attempts that ended, the failures among them recorded.
 struct Classified {

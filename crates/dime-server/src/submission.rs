@@ -35,7 +35,7 @@ pub struct Submission {
     pub resolver: Arc<Resolver>,
     /// The crypto provider.
     pub provider: &'static CryptoProvider,
-    /// Notified after each queued submission: the outbound worker starts a pass at once.
+    /// Notified after each queued submission: the outbound worker looks for due entries at once.
     pub wake: Arc<tokio::sync::Notify>,
 }
 

@@ -109,15 +109,15 @@ async fn a_pass_delivers_its_entries_at_once_up_to_in_flight() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_backlog_drains_pass_after_pass_without_waiting_for_the_interval() {
+async fn a_backlog_drains_without_waiting_for_the_interval() {
     let w = world(SUBJECT, BODY).await;
     let mut rng = dime_testkit::seeded_rng(60);
     for seed in 0..10 {
         let sealed = w.seal(60 + seed, "b.test");
         submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
     }
-    // Four a pass and an hour between passes: only passes that follow a full one at once
-    // deliver all ten (three passes) before the deadline.
+    // Four a lease and an hour between ticks: only a worker that leases again after a full
+    // lease delivers all ten (three leases) before the deadline.
     let policy = RetryPolicy { batch: 4, ..RetryPolicy::default() };
     let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
@@ -136,6 +136,85 @@ async fn a_backlog_drains_pass_after_pass_without_waiting_for_the_interval() {
     stop.send(()).unwrap();
     worker.await.unwrap();
     assert_eq!(w.recipient_reads(), 10);
+}
+
+/// Waits (up to 20 s) until `done` holds.
+async fn until(what: &str, mut done: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !done() {
+        assert!(std::time::Instant::now() < deadline, "{what}: not within 20 s");
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_worker_starts_new_mail_while_an_earlier_attempt_is_under_way() {
+    let w = world(SUBJECT, BODY).await;
+    // Each delivery takes 1.5 s at the destination.
+    w.handler.hold_ms.store(1500, std::sync::atomic::Ordering::SeqCst);
+    let mut rng = dime_testkit::seeded_rng(70);
+    let wake = Arc::new(tokio::sync::Notify::new());
+    let policy = RetryPolicy { in_flight: 4, ..RetryPolicy::default() };
+    let out = w
+        .outbound_with(w.quic.local_addr, Transports::QuicOnly, policy)
+        .with_wake(Arc::clone(&wake));
+    let first = w.seal(70, "b.test");
+    submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &first, T0).unwrap();
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(out.run(
+        std::time::Duration::from_secs(3600),
+        dime_testkit::seeded_rng(71),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    until("the first delivery starts", || w.handler.under_way() == 1).await;
+    // Submitted while the first is under way: it starts at once, beside it (a worker that went
+    // by passes started it only once the first had ended).
+    let second = w.seal(71, "b.test");
+    submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &second, T0).unwrap();
+    wake.notify_one();
+    until("both delivered", || w.a.store.queue_entries().unwrap().is_empty()).await;
+    assert_eq!(w.handler.most.load(std::sync::atomic::Ordering::SeqCst), 2);
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(w.recipient_reads(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn at_shutdown_the_worker_ends_its_attempts_and_hands_back_what_it_did_not_try() {
+    let w = world(SUBJECT, BODY).await;
+    w.handler.hold_ms.store(500, std::sync::atomic::Ordering::SeqCst);
+    let mut rng = dime_testkit::seeded_rng(80);
+    let mut ids = Vec::new();
+    for seed in 0..3 {
+        let sealed = w.seal(80 + seed, "b.test");
+        let (id, _) =
+            submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
+        ids.push(id);
+    }
+    // One at a time: the first is under way, the other two wait, leased.
+    let policy = RetryPolicy { in_flight: 1, ..RetryPolicy::default() };
+    let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(out.run(
+        std::time::Duration::from_secs(3600),
+        dime_testkit::seeded_rng(81),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    until("the first delivery starts", || w.handler.under_way() == 1).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    // The attempt under way ended and was recorded; the two untried are due again at once,
+    // not at the end of their lease.
+    let status = w.a.store.delivery_status(ids[0]).unwrap().unwrap();
+    assert!(matches!(status.state, DeliveryState::Delivered { .. }), "{status:?}");
+    let now = dime_server::now();
+    let again = w.a.store.lease(now, 60, 10).unwrap();
+    assert_eq!(again.iter().map(|l| l.entry.id).collect::<Vec<_>>(), ids[1..].to_vec());
+    assert_eq!(w.recipient_reads(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

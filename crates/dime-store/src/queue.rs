@@ -230,6 +230,29 @@ impl Store {
             .collect()
     }
 
+    /// Hands back leased entries that were not tried: each is due at `now` again, not at the
+    /// end of its lease (a worker that stops). An entry that is gone is skipped.
+    ///
+    /// # Errors
+    /// Backend errors.
+    pub fn release(&self, ids: &[QueueId], now: Timestamp) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        inner.backend.write(&mut |t| {
+            for id in ids {
+                let key = id.0.to_be_bytes();
+                let Some(b) = get_body(inner, t, Table::Queue, &key, "queue entry")? else {
+                    continue;
+                };
+                let mut r = QRec::decode(&b)?;
+                t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
+                r.due = now.0;
+                put_body(inner, t, Table::Queue, &key, r.encode())?;
+                t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
+            }
+            Ok(())
+        })
+    }
+
     /// Removes an entry without recording a status (its status is pruned with the old ones);
     /// the outbound worker uses [`Store::complete_delivered`], [`Store::complete_failed`] or
     /// [`Store::complete_bounced`].
@@ -546,6 +569,23 @@ mod tests {
         let id = store.enqueue(&mut rng, Transport::Smtp, "c.test", b"payload-2", T0).unwrap();
         store.complete(id).unwrap();
         assert_eq!((payload_records(&store), raw(&store, Table::Queue, id)), (0, None));
+    }
+
+    #[test]
+    fn a_released_entry_is_due_again_at_once_and_a_gone_one_is_skipped() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(3);
+        let a = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"a", T0).unwrap();
+        let b = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"b", T0).unwrap();
+        assert_eq!(store.lease(T0, 300, 10).unwrap().len(), 2);
+        assert!(store.lease(Timestamp(T0.0 + 1), 300, 10).unwrap().is_empty());
+        store.complete(b).unwrap();
+        store.release(&[a, b], Timestamp(T0.0 + 1)).unwrap();
+        let again = store.lease(Timestamp(T0.0 + 1), 300, 10).unwrap();
+        assert_eq!(again.iter().map(|l| l.entry.id).collect::<Vec<_>>(), vec![a]);
+        assert_eq!((again[0].entry.payload.as_slice(), again[0].entry.attempts), (&b"a"[..], 0));
+        assert!(store.queue_entries().unwrap().iter().all(|e| e.id != b));
     }
 
     #[test]

@@ -109,6 +109,11 @@ impl<H> Counting<H> {
             hold_ms: AtomicU64::new(0),
         }
     }
+
+    /// Deliveries under way now.
+    pub fn under_way(&self) -> usize {
+        self.now.load(Ordering::SeqCst)
+    }
 }
 
 impl<H: Handler> Handler for Counting<H> {
