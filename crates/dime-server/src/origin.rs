@@ -139,6 +139,8 @@ struct Attempt {
     destination: Domain,
     payload: Payload,
     route: Arc<OnceCell<Result<Route, RouteError>>>,
+    /// The end of its lease.
+    until: Timestamp,
 }
 
 /// Where a payload's envelope starts: after the magic, the time of queueing and the hash.
@@ -481,7 +483,7 @@ impl<R: Routes> Outbound<R> {
         rng: &mut (dyn CryptoRngCore + Send),
     ) -> Result<Vec<Outcome>, StoreError> {
         self.housekeeping(now);
-        let (attempts, mut out) = self.lease_attempts(rng, now).await?;
+        let (attempts, mut out) = self.lease_attempts(rng, now, self.policy.batch).await?;
         let mut waiting = attempts.into_iter();
         let mut running = FuturesUnordered::new();
         let mut ended = Vec::new();
@@ -527,15 +529,16 @@ impl<R: Routes> Outbound<R> {
         self.tls.close_idle();
     }
 
-    /// Leases up to a batch of due entries as attempts. An entry that does not read fails
+    /// Leases up to `max` due entries as attempts. An entry that does not read fails
     /// here (its outcome is the second part). The attempts to one destination share one route
     /// lookup, made by the first of them to start. Also says whether the lease was full.
     async fn lease_attempts(
         &self,
         rng: &mut (dyn CryptoRngCore + Send),
         now: Timestamp,
+        max: usize,
     ) -> Result<(Vec<Attempt>, Vec<Outcome>), StoreError> {
-        let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, self.policy.batch))?;
+        let leased = in_place(|| self.store.lease(now, self.policy.lease_secs, max))?;
         let mut failed = Vec::new();
         let mut routes: HashMap<Domain, Arc<OnceCell<Result<Route, RouteError>>>> = HashMap::new();
         let mut attempts = Vec::with_capacity(leased.len());
@@ -557,7 +560,7 @@ impl<R: Routes> Outbound<R> {
                 continue;
             };
             let route = Arc::clone(routes.entry(destination.clone()).or_default());
-            attempts.push(Attempt { e, destination, payload, route });
+            attempts.push(Attempt { e, destination, payload, route, until: l.until });
         }
         Ok((attempts, failed))
     }
@@ -818,13 +821,16 @@ impl<R: Routes> Outbound<R> {
         let mut tick = tokio::time::interval(interval);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut due, mut stopping) = (true, false);
+        let margin = (self.policy.lease_secs / 4).min(LEASE_MARGIN_SECS);
         loop {
             let now = crate::now();
+            // At most twice `in_flight` wait, so that each starts well within its lease.
             if !stopping && due && waiting.len() < in_flight {
-                match self.lease_attempts(&mut rng, now).await {
+                let max = self.policy.batch.clamp(1, 2 * in_flight - waiting.len());
+                match self.lease_attempts(&mut rng, now, max).await {
                     Ok((attempts, failed)) => {
                         // A full lease may have left due entries behind.
-                        due = attempts.len() + failed.len() >= self.policy.batch.max(1);
+                        due = attempts.len() + failed.len() >= max;
                         waiting.extend(attempts);
                     }
                     Err(e) => {
@@ -835,6 +841,12 @@ impl<R: Routes> Outbound<R> {
             }
             while !stopping && running.len() < in_flight {
                 let Some(a) = waiting.pop_front() else { break };
+                // A lease that ran out while its entry waited may be another attempt's now: the
+                // entry is left to whoever leases it next.
+                if crate::now().0.saturating_add(margin) >= a.until.0 {
+                    tracing::warn!(queue_id = a.e.id.0, "lease ran out before the attempt; left");
+                    continue;
+                }
                 running.push(self.attempt(a));
             }
             if recording.is_empty() && !ended.is_empty() {
@@ -881,6 +893,10 @@ impl<R: Routes> Outbound<R> {
         }
     }
 }
+
+/// An attempt whose lease ends within this many seconds (or a quarter of the lease, if less) is
+/// not started.
+const LEASE_MARGIN_SECS: u64 = 60;
 
 /// A transaction of outcomes under way ([`Outbound::settle`]).
 type Recording = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Outcome>, StoreError>> + Send>>;

@@ -207,14 +207,50 @@ async fn at_shutdown_the_worker_ends_its_attempts_and_hands_back_what_it_did_not
     until("the first delivery starts", || w.handler.under_way() == 1).await;
     stop.send(()).unwrap();
     worker.await.unwrap();
-    // The attempt under way ended and was recorded; the two untried are due again at once,
-    // not at the end of their lease.
+    // The attempt under way ended and was recorded; the other two are due at once: the one
+    // leased and not tried was handed back, not left leased until its lease ends.
     let status = w.a.store.delivery_status(ids[0]).unwrap().unwrap();
     assert!(matches!(status.state, DeliveryState::Delivered { .. }), "{status:?}");
     let now = dime_server::now();
-    let again = w.a.store.lease(now, 60, 10).unwrap();
-    assert_eq!(again.iter().map(|l| l.entry.id).collect::<Vec<_>>(), ids[1..].to_vec());
+    let mut again: Vec<_> =
+        w.a.store.lease(now, 60, 10).unwrap().iter().map(|l| l.entry.id).collect();
+    again.sort();
+    assert_eq!(again, ids[1..].to_vec());
     assert_eq!(w.recipient_reads(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_entry_whose_lease_runs_out_while_it_waits_is_not_tried_twice() {
+    let w = world(SUBJECT, BODY).await;
+    // Each delivery takes 3.5 s; one at a time; leases of 4 s (a margin of 1 s).
+    w.handler.hold_ms.store(3500, std::sync::atomic::Ordering::SeqCst);
+    let mut rng = dime_testkit::seeded_rng(90);
+    let mut ids = Vec::new();
+    for seed in 0..2 {
+        let sealed = w.seal(90 + seed, "b.test");
+        let (id, _) =
+            submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
+        ids.push(id);
+    }
+    let policy = RetryPolicy { in_flight: 1, lease_secs: 4, ..RetryPolicy::default() };
+    let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let worker = tokio::spawn(out.run(
+        std::time::Duration::from_millis(500),
+        dime_testkit::seeded_rng(91),
+        async move {
+            let _ = stopped.await;
+        },
+    ));
+    // The second waited 3.5 s of its 4 s lease: it is left, leased again once due, and tried
+    // once. Started as it was, it would also have been leased again and delivered twice.
+    until("both delivered", || w.a.store.queue_entries().unwrap().is_empty()).await;
+    stop.send(()).unwrap();
+    worker.await.unwrap();
+    assert_eq!(w.recipient_reads(), 2);
+    for id in ids {
+        assert_eq!(w.a.store.delivery_status(id).unwrap().unwrap().attempts, 1);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
