@@ -6,11 +6,11 @@
 
 mod common;
 
-use common::{AUTHOR, RECIPIENT, T0, World, contains, domain, mailbox, p, world};
+use common::{AUTHOR, RECIPIENT, StaticRoutes, T0, World, contains, domain, mailbox, p, world};
 use dime_core::Fingerprint;
 use dime_dmtp::{Refusal, SignetName, VerifyAnswer};
 use dime_net::Handler;
-use dime_server::origin::{Outcome, RetryPolicy, Transports, backoff, submit};
+use dime_server::origin::{Outbound, Outcome, RetryPolicy, Transports, backoff, submit};
 use dime_server::{Destination, StaticOrigins};
 use dime_store::{DeliveryState, MailboxId, Timestamp};
 use std::net::SocketAddr;
@@ -120,22 +120,38 @@ async fn a_backlog_drains_without_waiting_for_the_interval() {
     // lease delivers all ten (three leases) before the deadline.
     let policy = RetryPolicy { batch: 4, ..RetryPolicy::default() };
     let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(out.run(
-        std::time::Duration::from_secs(3600),
-        dime_testkit::seeded_rng(61),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = Worker::start(out, std::time::Duration::from_secs(3600), 61);
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
     while !w.a.store.queue_entries().unwrap().is_empty() {
         assert!(std::time::Instant::now() < deadline, "the backlog did not drain");
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    stop.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     assert_eq!(w.recipient_reads(), 10);
+}
+
+/// An outbound worker ([`Outbound::run`]) on its own task.
+struct Worker {
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl Worker {
+    /// Runs `out` with `interval` between its looks for due entries.
+    fn start(out: Outbound<StaticRoutes>, interval: std::time::Duration, seed: u64) -> Worker {
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let shutdown = async move {
+            let _ = stopped.await;
+        };
+        let task = tokio::spawn(out.run(interval, dime_testkit::seeded_rng(seed), shutdown));
+        Worker { stop, task }
+    }
+
+    /// Shuts it down and waits for it to end.
+    async fn stop(self) {
+        self.stop.send(()).unwrap();
+        self.task.await.unwrap();
+    }
 }
 
 /// Waits (up to 20 s) until `done` holds.
@@ -160,14 +176,7 @@ async fn the_worker_starts_new_mail_while_an_earlier_attempt_is_under_way() {
         .with_wake(Arc::clone(&wake));
     let first = w.seal(70, "b.test");
     submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &first, T0).unwrap();
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(out.run(
-        std::time::Duration::from_secs(3600),
-        dime_testkit::seeded_rng(71),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = Worker::start(out, std::time::Duration::from_secs(3600), 71);
     until("the first delivery starts", || w.handler.under_way() == 1).await;
     // Submitted while the first is under way: it starts at once, beside it (a worker that went
     // by passes started it only once the first had ended).
@@ -176,8 +185,7 @@ async fn the_worker_starts_new_mail_while_an_earlier_attempt_is_under_way() {
     wake.notify_one();
     until("both delivered", || w.a.store.queue_entries().unwrap().is_empty()).await;
     assert_eq!(w.handler.most.load(std::sync::atomic::Ordering::SeqCst), 2);
-    stop.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     assert_eq!(w.recipient_reads(), 2);
 }
 
@@ -196,17 +204,9 @@ async fn at_shutdown_the_worker_ends_its_attempts_and_hands_back_what_it_did_not
     // One at a time: the first is under way, the other two wait, leased.
     let policy = RetryPolicy { in_flight: 1, ..RetryPolicy::default() };
     let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(out.run(
-        std::time::Duration::from_secs(3600),
-        dime_testkit::seeded_rng(81),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = Worker::start(out, std::time::Duration::from_secs(3600), 81);
     until("the first delivery starts", || w.handler.under_way() == 1).await;
-    stop.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     // The attempt under way ended and was recorded; the other two are due at once: the one
     // leased and not tried was handed back, not left leased until its lease ends.
     let status = w.a.store.delivery_status(ids[0]).unwrap().unwrap();
@@ -234,19 +234,11 @@ async fn an_entry_whose_lease_runs_out_while_it_waits_is_not_tried_twice() {
     }
     let policy = RetryPolicy { in_flight: 1, lease_secs: 4, ..RetryPolicy::default() };
     let out = w.outbound_with(w.quic.local_addr, Transports::QuicOnly, policy);
-    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let worker = tokio::spawn(out.run(
-        std::time::Duration::from_millis(500),
-        dime_testkit::seeded_rng(91),
-        async move {
-            let _ = stopped.await;
-        },
-    ));
+    let worker = Worker::start(out, std::time::Duration::from_millis(500), 91);
     // The second waited 3.5 s of its 4 s lease: it is left, leased again once due, and tried
     // once. Started as it was, it would also have been leased again and delivered twice.
     until("both delivered", || w.a.store.queue_entries().unwrap().is_empty()).await;
-    stop.send(()).unwrap();
-    worker.await.unwrap();
+    worker.stop().await;
     assert_eq!(w.recipient_reads(), 2);
     for id in ids {
         assert_eq!(w.a.store.delivery_status(id).unwrap().unwrap().attempts, 1);
