@@ -482,37 +482,7 @@ impl<R: Routes> Outbound<R> {
         now: Timestamp,
         rng: &mut (dyn CryptoRngCore + Send),
     ) -> Result<Vec<Outcome>, StoreError> {
-        self.housekeeping(now);
-        let (attempts, mut out) = self.lease_attempts(rng, now, self.policy.batch).await?;
-        let mut waiting = attempts.into_iter();
-        let mut running = FuturesUnordered::new();
-        let mut ended = Vec::new();
-        // At most one transaction of outcomes under way.
-        let mut recording = FuturesUnordered::new();
-        loop {
-            while running.len() < self.policy.in_flight.max(1) {
-                let Some(a) = waiting.next() else { break };
-                running.push(self.attempt(a));
-            }
-            if recording.is_empty() && !ended.is_empty() {
-                let (done, settling) = self.record(rng, std::mem::take(&mut ended), now)?;
-                out.extend(done);
-                recording.extend(settling);
-            }
-            if running.is_empty() && recording.is_empty() && ended.is_empty() {
-                break;
-            }
-            tokio::select! {
-                Some(a) = running.next(), if !running.is_empty() => {
-                    ended.push(a);
-                    while let Some(Some(a)) = running.next().now_or_never() {
-                        ended.push(a);
-                    }
-                }
-                Some(r) = recording.next(), if !recording.is_empty() => out.extend(r?),
-            }
-        }
-        Ok(out)
+        self.drive(rng, Some(now), None, std::pin::pin!(std::future::pending())).await
     }
 
     /// Prunes the delivery statuses older than the retention, and closes the TLS connections
@@ -531,8 +501,8 @@ impl<R: Routes> Outbound<R> {
 
     /// Leases up to `max` due entries as attempts. An entry that does not read fails
     /// here (its outcome is the second part). The attempts to one destination share one route
-    /// lookup, made by the first of them to start. Also says whether the lease was full.
-    async fn lease_attempts(
+    /// lookup, made by the first of them to start.
+    fn lease_attempts(
         &self,
         rng: &mut (dyn CryptoRngCore + Send),
         now: Timestamp,
@@ -805,63 +775,113 @@ impl<R: Routes> Outbound<R> {
     /// wait for others that started before it (one slow destination holds back no other).
     /// Every `interval` it also prunes old statuses and closes idle TLS connections. At
     /// `shutdown` it starts nothing more, lets the attempts under way end and records them,
-    /// and hands back the entries it leased and did not try (due again at once).
+    /// and hands back the entries it leased and did not try (due again at once). It logs the
+    /// store's errors and goes on.
     pub async fn run(
         self,
         interval: std::time::Duration,
         mut rng: impl CryptoRngCore + Send,
         shutdown: impl Future<Output = ()>,
     ) {
-        tokio::pin!(shutdown);
+        let mut tick = tokio::time::interval(interval);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let _ = self.drive(&mut rng, None, Some(tick), std::pin::pin!(shutdown)).await;
+    }
+
+    /// Runs attempts: one pass at `once` ([`Outbound::run_once`]: one lease, its attempts,
+    /// their outcomes, which it returns; the store's first error ends it), or the worker on the
+    /// wall clock ([`Outbound::run`]: leases as places free and at each `tick`, until
+    /// `shutdown` resolves; errors are logged; no outcome is kept).
+    async fn drive<S: Future<Output = ()>>(
+        &self,
+        rng: &mut (dyn CryptoRngCore + Send),
+        once: Option<Timestamp>,
+        mut tick: Option<tokio::time::Interval>,
+        mut shutdown: std::pin::Pin<&mut S>,
+    ) -> Result<Vec<Outcome>, StoreError> {
+        let worker = once.is_none();
+        let clock = || once.unwrap_or_else(crate::now);
         let in_flight = self.policy.in_flight.max(1);
+        // A lease that ends this close is not started (never, for leases of 0 s).
+        let margin = (self.policy.lease_secs / 4).min(LEASE_MARGIN_SECS);
+        let mut out = Vec::new();
+        let mut keep = |outcomes: Vec<Outcome>| {
+            if !worker {
+                out.extend(outcomes);
+            }
+        };
         let mut waiting: VecDeque<Attempt> = VecDeque::new();
         let mut running = FuturesUnordered::new();
         let mut ended = Vec::new();
+        // At most one transaction of outcomes under way.
         let mut recording: FuturesUnordered<Recording> = FuturesUnordered::new();
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let (mut due, mut stopping) = (true, false);
-        let margin = (self.policy.lease_secs / 4).min(LEASE_MARGIN_SECS);
+        if let Some(now) = once {
+            // The worker does this at its first tick.
+            self.housekeeping(now);
+        }
         loop {
-            let now = crate::now();
-            // At most twice `in_flight` wait, so that each starts well within its lease.
+            let now = clock();
+            // A pass leases once; the worker keeps at most twice `in_flight` waiting, so that
+            // each starts well within its lease.
             if !stopping && due && waiting.len() < in_flight {
-                let max = self.policy.batch.clamp(1, 2 * in_flight - waiting.len());
-                match self.lease_attempts(&mut rng, now, max).await {
+                let max = if worker {
+                    self.policy.batch.clamp(1, 2 * in_flight - waiting.len())
+                } else {
+                    self.policy.batch
+                };
+                match self.lease_attempts(rng, now, max) {
                     Ok((attempts, failed)) => {
                         // A full lease may have left due entries behind.
-                        due = attempts.len() + failed.len() >= max;
+                        due = worker && attempts.len() + failed.len() >= max;
                         waiting.extend(attempts);
+                        keep(failed);
                     }
-                    Err(e) => {
+                    Err(e) if worker => {
                         tracing::error!(error = %e, "outbound queue lease failed");
                         due = false;
                     }
+                    Err(e) => return Err(e),
                 }
             }
             while !stopping && running.len() < in_flight {
                 let Some(a) = waiting.pop_front() else { break };
                 // A lease that ran out while its entry waited may be another attempt's now: the
                 // entry is left to whoever leases it next.
-                if crate::now().0.saturating_add(margin) >= a.until.0 {
+                if self.policy.lease_secs > 0 && clock().0.saturating_add(margin) >= a.until.0 {
                     tracing::warn!(queue_id = a.e.id.0, "lease ran out before the attempt; left");
                     continue;
                 }
                 running.push(self.attempt(a));
             }
             if recording.is_empty() && !ended.is_empty() {
-                match self.record(&mut rng, std::mem::take(&mut ended), now) {
-                    Ok((_, settling)) => recording.extend(settling),
-                    Err(e) => tracing::error!(error = %e, "outbound outcomes not recorded"),
+                match self.record(rng, std::mem::take(&mut ended), now) {
+                    Ok((done, settling)) => {
+                        keep(done);
+                        recording.extend(settling);
+                    }
+                    Err(e) if worker => {
+                        tracing::error!(error = %e, "outbound outcomes not recorded")
+                    }
+                    Err(e) => return Err(e),
                 }
             }
-            if stopping && running.is_empty() && recording.is_empty() && ended.is_empty() {
+            let idle = running.is_empty() && recording.is_empty() && ended.is_empty();
+            if idle && (stopping || (!worker && waiting.is_empty())) {
                 break;
             }
-            let wake = self.wake.clone();
+            let wake = self.wake.clone().filter(|_| worker);
             let woken = async move {
                 match wake {
                     Some(w) => w.notified().await,
+                    None => std::future::pending().await,
+                }
+            };
+            let ticked = async {
+                match tick.as_mut() {
+                    Some(t) => {
+                        t.tick().await;
+                    }
                     None => std::future::pending().await,
                 }
             };
@@ -872,13 +892,13 @@ impl<R: Routes> Outbound<R> {
                         ended.push(a);
                     }
                 }
-                Some(r) = recording.next(), if !recording.is_empty() => {
-                    if let Err(e) = r {
-                        tracing::error!(error = %e, "outbound outcomes not recorded");
-                    }
-                }
-                () = &mut shutdown, if !stopping => stopping = true,
-                _ = tick.tick(), if !stopping => {
+                Some(r) = recording.next(), if !recording.is_empty() => match r {
+                    Ok(done) => keep(done),
+                    Err(e) if worker => tracing::error!(error = %e, "outbound outcomes not recorded"),
+                    Err(e) => return Err(e),
+                },
+                () = shutdown.as_mut(), if worker && !stopping => stopping = true,
+                () = ticked, if !stopping => {
                     self.housekeeping(crate::now());
                     due = true;
                 }
@@ -887,10 +907,11 @@ impl<R: Routes> Outbound<R> {
         }
         let untried: Vec<QueueId> = waiting.iter().map(|a| a.e.id).collect();
         if !untried.is_empty()
-            && let Err(e) = in_place(|| self.store.release(&untried, crate::now()))
+            && let Err(e) = in_place(|| self.store.release(&untried, clock()))
         {
             tracing::warn!(error = %e, "leased entries not handed back");
         }
+        Ok(out)
     }
 }
 

@@ -56,26 +56,13 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::mail::MsgRec;
-    use crate::{MailboxId, NewAccount, Recovery, RedbBackend, Store, StoreConfig, Timestamp, Uid};
-    use dime_core::crypto::{Argon2Params, Hashed, default_provider};
-    use dime_core::{Mailbox, Secret};
+    use crate::testing::{config, open_store};
+    use crate::{MailboxId, NewAccount, Recovery, RedbBackend, Store, Timestamp, Uid};
+    use dime_core::Mailbox;
+    use dime_core::crypto::{Hashed, default_provider};
     use std::path::Path;
 
     const T0: Timestamp = Timestamp(1_700_000_000);
-
-    fn config(dir: &Path) -> StoreConfig {
-        StoreConfig {
-            data_dir: dir.join("data"),
-            vault_path: dir.join("vault.redb"),
-            pepper: Secret::new(vec![7; 32]),
-            argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
-            idle_timeout_secs: 900,
-        }
-    }
-
-    fn open_store(dir: &Path) -> Store {
-        Store::open(config(dir), default_provider()).unwrap()
-    }
 
     fn raw(dir: &Path) -> RedbBackend {
         RedbBackend::open(&dir.join("data").join("store.redb")).unwrap()

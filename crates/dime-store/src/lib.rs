@@ -33,6 +33,8 @@ mod pins;
 mod queue;
 mod rewrap;
 mod status;
+#[cfg(test)]
+mod testing;
 
 pub use account::{Created, NewAccount, Recovery, RecoveryCode};
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};

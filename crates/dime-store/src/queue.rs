@@ -105,6 +105,20 @@ fn sealed_of(inner: &Inner, t: &dyn ReadTxn, id: u64, r: &QRec) -> Result<Vec<u8
         .ok_or(StoreError::Corrupt { what: "queue entry" })
 }
 
+/// Makes entry `id`, whose schedule is `r`, due at `due`: its schedule record and its index.
+fn reschedule(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    id: u64,
+    r: &mut QRec,
+    due: u64,
+) -> Result<(), StoreError> {
+    t.delete(Table::QueueDue, &due_key(r.due, id))?;
+    r.due = due;
+    put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
+    t.put(Table::QueueDue, &due_key(due, id), &[])
+}
+
 /// Removes entry `id`, whose schedule is `r`: its schedule, due index and payload.
 fn remove_entry(t: &mut dyn WriteTxn, id: u64, r: &QRec) -> Result<(), StoreError> {
     t.delete(Table::QueueDue, &due_key(r.due, id))?;
@@ -216,9 +230,7 @@ impl Store {
                     let moved = std::mem::take(&mut r.sealed);
                     put_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), moved)?;
                 }
-                r.due = until;
-                put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
-                t.put(Table::QueueDue, &due_key(until, id), &[])?;
+                reschedule(inner, t, id, &mut r, until)?;
                 got.push((id, r, sealed));
             }
             Ok(())
@@ -243,11 +255,7 @@ impl Store {
                 let Some(b) = get_body(inner, t, Table::Queue, &key, "queue entry")? else {
                     continue;
                 };
-                let mut r = QRec::decode(&b)?;
-                t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
-                r.due = now.0;
-                put_body(inner, t, Table::Queue, &key, r.encode())?;
-                t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
+                reschedule(inner, t, id.0, &mut QRec::decode(&b)?, now.0)?;
             }
             Ok(())
         })
@@ -478,11 +486,8 @@ fn settle_in(
     };
     r.attempts = r.attempts.saturating_add(1);
     if let DeliveryState::Deferred { next_attempt, .. } = state {
-        t.delete(Table::QueueDue, &due_key(r.due, id.0))?;
         r.next_attempt = next_attempt.0;
-        r.due = next_attempt.0;
-        put_body(inner, t, Table::Queue, &id.0.to_be_bytes(), r.encode())?;
-        t.put(Table::QueueDue, &due_key(r.due, id.0), &[])?;
+        reschedule(inner, t, id.0, &mut r, next_attempt.0)?;
     } else {
         remove_entry(t, id.0, &r)?;
     }
@@ -502,22 +507,9 @@ fn settle_in(
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
-    use crate::StoreConfig;
-    use dime_core::Secret;
-    use dime_core::crypto::{Argon2Params, default_provider};
+    use crate::testing::open_store;
 
     const T0: Timestamp = Timestamp(1_700_000_000);
-
-    fn open_store(dir: &std::path::Path) -> Store {
-        let config = StoreConfig {
-            data_dir: dir.join("data"),
-            vault_path: dir.join("vault.redb"),
-            pepper: Secret::new(vec![7; 32]),
-            argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
-            idle_timeout_secs: 900,
-        };
-        Store::open(config, default_provider()).unwrap()
-    }
 
     /// The raw value of `table` under entry `id`'s key.
     fn raw(store: &Store, table: Table, id: QueueId) -> Option<Vec<u8>> {

@@ -1,0 +1,23 @@
+//! Shared set-up for the unit tests.
+#![allow(clippy::unwrap_used)]
+
+use crate::{Store, StoreConfig};
+use dime_core::Secret;
+use dime_core::crypto::{Argon2Params, default_provider};
+use std::path::Path;
+
+/// A store in `dir` with the cheapest Argon2id parameters.
+pub(crate) fn config(dir: &Path) -> StoreConfig {
+    StoreConfig {
+        data_dir: dir.join("data"),
+        vault_path: dir.join("vault.redb"),
+        pepper: Secret::new(vec![7; 32]),
+        argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
+        idle_timeout_secs: 900,
+    }
+}
+
+/// Opens [`config`]'s store.
+pub(crate) fn open_store(dir: &Path) -> Store {
+    Store::open(config(dir), default_provider()).unwrap()
+}
