@@ -167,6 +167,9 @@ pub struct Client {
     events: VecDeque<ClientEvent>,
     deadline: Option<Instant>,
     failed: Option<TxnHandle>,
+    /// A transaction was refused since the last RSET: the server may still hold its MAIL, so
+    /// the next transaction starts with RSET (`spec/dmtp.md` §6.9).
+    reset_due: bool,
     next_txn: u64,
     closed: bool,
 }
@@ -188,6 +191,7 @@ impl Client {
             events: VecDeque::new(),
             deadline: None,
             failed: None,
+            reset_due: false,
             next_txn: 0,
             closed: false,
         };
@@ -200,8 +204,12 @@ impl Client {
         c
     }
 
-    /// Starts a transaction: MAIL, RCPT, DATA, then the body after 354.
+    /// Starts a transaction: MAIL, RCPT, DATA, then the body after 354. After a refused
+    /// transaction, RSET goes first, in the same flight (`spec/dmtp.md` §6.9).
     pub fn send_message(&mut self, msg: Outgoing, now: Instant) -> TxnHandle {
+        if self.reset_due {
+            self.rset(now);
+        }
         let txn = TxnHandle(self.next_txn);
         self.next_txn += 1;
         let mail = dmtp::Mail {
@@ -261,6 +269,7 @@ impl Client {
 
     /// RSET.
     pub fn rset(&mut self, now: Instant) {
+        self.reset_due = false;
         self.send(Command::Rset(dmtp::Rset {}), Pending::Rset, now);
     }
 
@@ -391,6 +400,7 @@ impl Client {
             return;
         }
         self.failed = txn;
+        self.reset_due |= txn.is_some();
         self.events.push_back(ClientEvent::Refused { txn, command: kind_of(pending), code });
     }
 

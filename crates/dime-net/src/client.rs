@@ -5,9 +5,7 @@
 use crate::NetError;
 use dime_core::{Domain, Fingerprint};
 use dime_dmtp::limits::{ALPN, HANDSHAKE_TIMEOUT};
-use dime_dmtp::{
-    Client, ClientEvent, CommandKind, Greeting, Mode, Outgoing, SignetName, TransactionId,
-};
+use dime_dmtp::{Client, ClientEvent, Greeting, Mode, Outgoing, SignetName, TransactionId};
 use rustls_pki_types::ServerName;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::sync::Arc;
@@ -316,24 +314,9 @@ impl TlsConnection {
     ///
     /// # Errors
     /// [`NetError::Refused`] with the server's code, protocol and transport errors.
-    ///
-    /// After a refusal it says RSET: a refused RCPT or DATA leaves the server's transaction
-    /// open, and RSET ends it so that the connection carries the next one (`spec/dmtp.md`
-    /// §6.9). The refusal is returned whatever becomes of the RSET; a connection that failed
-    /// there fails its next command.
     pub async fn send(&mut self, msg: Outgoing) -> Result<TransactionId, NetError> {
         let txn = self.client.send_message(msg, Instant::now());
-        let r = self.run(delivered(txn)).await;
-        if matches!(r, Err(NetError::Refused { .. })) {
-            self.client.rset(Instant::now());
-            let _ = self
-                .run(|e| match e {
-                    ClientEvent::Done(CommandKind::Rset) => Ok(()),
-                    other => Err(other),
-                })
-                .await;
-        }
-        r
+        self.run(delivered(txn)).await
     }
 
     /// SGNT: the signet's bytes, not yet validated.

@@ -194,6 +194,13 @@ struct IdleTls {
     since: Instant,
 }
 
+impl IdleTls {
+    /// Whether it has been idle for less than `max_idle`.
+    fn fresh(&self, max_idle: Duration) -> bool {
+        self.since.elapsed() < max_idle
+    }
+}
+
 /// TLS-over-TCP connections to DMTP servers for our `domain`, idle between transactions,
 /// under keys (see the module's documentation). Shared by reference; every method takes
 /// `&self`.
@@ -213,7 +220,7 @@ impl<K> IdleMap<K> {
     /// Drops the connections idle for `max_idle` (closing them), under every key.
     fn close_idle(&mut self, max_idle: Duration) {
         self.by_key.retain(|_, list| {
-            list.retain(|c| c.since.elapsed() < max_idle);
+            list.retain(|c| c.fresh(max_idle));
             !list.is_empty()
         });
         self.pruned = Instant::now();
@@ -282,7 +289,7 @@ impl<K: Eq + Hash + Clone> TlsPool<K> {
         let max_idle = self.max_idle;
         let mut m = self.map();
         let list = m.by_key.get_mut(key)?;
-        list.retain(|c| c.since.elapsed() < max_idle);
+        list.retain(|c| c.fresh(max_idle));
         let c = list.pop();
         if list.is_empty() {
             m.by_key.remove(key);
