@@ -753,11 +753,20 @@ async fn origin_case(
     };
     let store = Arc::new(Store::open(config, p()).expect("open the origin store"));
     let keys = Origin::new();
+    let now = Timestamp(1_700_000_000);
+    let mut rng = dime_testkit::seeded_rng(7);
+    // The author's account, which each queued entry's status names (its signet in the store
+    // is not used: the messages were sealed with `origin`'s author keys).
+    let account = NewAccount {
+        address: &mailbox(AUTHOR),
+        password: b"pw",
+        recovery: Recovery::None,
+        quota_bytes: 1 << 40,
+    };
+    store.create_account(&mut rng, &keys.org, &account, now).expect("create the author account");
     let local =
         Arc::new(LocalDomain::new(p(), domain("a.test"), keys.org, keys.org_signet).unwrap());
     let author_key = origin.author_signet.signing_key().unwrap();
-    let now = Timestamp(1_700_000_000);
-    let mut rng = dime_testkit::seeded_rng(7);
     eprintln!("{name}: submitting");
     let submitting = Instant::now();
     for b in &bodies {

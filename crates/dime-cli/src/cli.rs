@@ -38,6 +38,8 @@ pub(crate) enum Command {
     Inbox(crate::mail_cmd::InboxArgs),
     /// Read one message of a user's inbox (opened and verified) through dimed.
     Read(crate::mail_cmd::ReadArgs),
+    /// Show what became of a message the user sent (`dime send`'s queue id) through dimed.
+    Status(crate::mail_cmd::StatusArgs),
 }
 
 /// `dime lookup DOMAIN|ADDRESS`.

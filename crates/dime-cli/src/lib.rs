@@ -72,5 +72,6 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Send(a) => mail_cmd::send(a, out),
         cli::Command::Inbox(a) => mail_cmd::inbox(a, out),
         cli::Command::Read(a) => mail_cmd::read(a, out),
+        cli::Command::Status(a) => mail_cmd::status(a, out),
     }
 }

@@ -1,4 +1,4 @@
-//! `dime send|inbox|read`: a user's mail through `dimed`'s local submission socket
+//! `dime send|inbox|read|status`: a user's mail through `dimed`'s local submission socket
 //! (`spec/dimed.md` §4).
 
 use anyhow::{Context, bail};
@@ -61,6 +61,18 @@ pub(crate) struct ReadArgs {
     pub(crate) json: bool,
 }
 
+/// `dime status`.
+#[derive(Debug, Args)]
+pub(crate) struct StatusArgs {
+    #[command(flatten)]
+    pub(crate) socket: SocketArgs,
+    /// The queue id `dime send` printed.
+    pub(crate) queue_id: u64,
+    /// Print JSON.
+    #[arg(long)]
+    pub(crate) json: bool,
+}
+
 fn call(a: &SocketArgs, mut req: serde_json::Value) -> anyhow::Result<Response> {
     let password = crate::store_cmd::secret(
         a.password_file.as_deref(),
@@ -118,5 +130,29 @@ pub(crate) fn read(a: ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     writeln!(out, "From: {}\nTo: {}\nSubject: {}", m.from, m.to, m.subject)?;
     writeln!(out, "X-Dime: {} via {}, signatures verified\n", m.kind, m.origin)?;
     writeln!(out, "{}", m.body)?;
+    Ok(())
+}
+
+pub(crate) fn status(a: StatusArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let r = call(&a.socket, json!({"op": "status", "queue_id": a.queue_id}))?;
+    let s = r.status.context("dimed sent no status")?;
+    if a.json {
+        writeln!(out, "{}", serde_json::to_string(&s)?)?;
+        return Ok(());
+    }
+    let date = |t: u64| dime_server::rfc5322_date(dime_store::Timestamp(t));
+    let plural = if s.attempts == 1 { "" } else { "s" };
+    writeln!(out, "{} to {}: {}", s.queue_id, s.destination, s.state)?;
+    writeln!(out, "queued:   {}", date(s.queued))?;
+    writeln!(out, "updated:  {} ({} attempt{plural})", date(s.updated), s.attempts)?;
+    if let Some(t) = s.next_attempt {
+        writeln!(out, "next:     {}", date(t))?;
+    }
+    if let Some(r) = &s.reason {
+        writeln!(out, "reason:   {r}")?;
+    }
+    if let Some(id) = &s.txid {
+        writeln!(out, "txid:     {id}")?;
+    }
     Ok(())
 }

@@ -87,6 +87,17 @@ fn quickstart_serves_a_domain_that_delivers_to_itself() {
     let o = dime(&["read", "1", "--socket", sock, "--user", me], "quickstart pw");
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("signatures verified") && text.ends_with("to myself\n"), "{text}");
+    // The author sees the delivery (the origin records it once the delivery has ended).
+    let status = loop {
+        let o = dime(&["status", "1", "--socket", sock, "--user", me], "quickstart pw");
+        let out = String::from_utf8(o.stdout).unwrap();
+        if out.starts_with("1 to example.test: delivered\n") {
+            break out;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "not delivered: {out}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(status.contains("(1 attempt)") && status.contains("\ntxid:     "), "{status}");
     let o = dime(&["inbox", "--socket", sock, "--user", me], "wrong");
     assert!(!o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "error: login failed");

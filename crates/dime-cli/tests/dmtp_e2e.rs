@@ -2,7 +2,8 @@
 //! 127.0.0.3, their `_dx` records in DNSSEC-signed zones served by knotd (the interop-tests
 //! fixture). A user at a.test sends to b.test over QUIC, then (a.test restarted with TLS
 //! only) over TLS on TCP; the mail lands sealed in b.test's store and the recipient opens and
-//! verifies it through b.test's submission socket. Then the canary audit: the origin's data
+//! verifies it through b.test's submission socket; the author, and no other user of a.test,
+//! sees it delivered with b.test's transaction id (`dime status`). Then the canary audit: the origin's data
 //! and logs never hold the recipient's local part; the destination's never hold the author's
 //! local part, the subject or the body.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
@@ -18,6 +19,8 @@ const RECIPIENT: &str = "rcpt-canary-7f3a9";
 const SUBJECT: &str = "subject-canary-90be";
 const BODY: &str = "body-canary-d13f";
 const PASSWORD: &str = "e2e password";
+/// Another user of a.test.
+const NEIGHBOUR: &str = "neighbour";
 
 fn free_port(ip: Ipv4Addr) -> u16 {
     for _ in 0..50 {
@@ -199,6 +202,21 @@ fn read_json(b: &Domain, user: &str, uid: &str) -> serde_json::Value {
     serde_json::from_str(out.trim()).unwrap()
 }
 
+/// `dime status QUEUE_ID --json` through `a`'s submission socket, polled until the entry's
+/// state is final (the origin records an outcome after the delivery ends).
+fn final_status(a: &Domain, user: &str, queue_id: &str) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let out = ok(&["status", queue_id, "--socket", &a.socket(), "--user", user, "--json"]);
+        let s: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+        if !matches!(s["state"].as_str(), Some("queued" | "deferred")) {
+            return s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "not final in 30 s: {s}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn inbox(b: &Domain, user: &str) -> Vec<serde_json::Value> {
     let out = ok(&["inbox", "--socket", &b.socket(), "--user", user, "--json"]);
     serde_json::from_str(out.trim()).unwrap()
@@ -261,6 +279,7 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     a.configure(&knot, "quic");
     b.configure(&knot, "quic-then-tls");
     a.add_user(AUTHOR);
+    a.add_user(NEIGHBOUR);
     b.add_user(RECIPIENT);
     let (author, recipient) = (format!("{AUTHOR}@a.test"), format!("{RECIPIENT}@b.test"));
 
@@ -281,6 +300,22 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     assert_eq!(read["origin"], "a.test");
     assert_eq!(read["to"], recipient.as_str());
     assert!(sa.log_text().contains("delivered destination=b.test"), "{}", sa.log_text());
+
+    // The author sees it delivered, with the transaction id b.test gave it; another user of
+    // a.test gets the answer of an unknown entry.
+    let queue_id = sent.trim().strip_prefix("queued as ").unwrap();
+    let status = final_status(&a, &author, queue_id);
+    assert_eq!(status["state"], "delivered", "{status}");
+    assert_eq!(status["destination"], "b.test", "{status}");
+    assert_eq!(status["attempts"], 1, "{status}");
+    let txid = status["txid"].as_str().unwrap();
+    assert!(sb.log_text().contains(&format!("message stored origin=a.test txid={txid}")));
+    let neighbour = format!("{NEIGHBOUR}@a.test");
+    for id in [queue_id, "999"] {
+        let o = dime(&["status", id, "--socket", &a.socket(), "--user", &neighbour]);
+        assert!(!o.status.success());
+        assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "error: no such queued message");
+    }
     sa.stop();
 
     // Again over TLS on TCP only.

@@ -195,7 +195,7 @@ fn printable(s: &str) -> String {
 }
 
 /// An RFC 5322 date in UTC, e.g. `Tue, 14 Nov 2023 22:13:20 +0000`.
-pub(crate) fn rfc5322_date(t: Timestamp) -> String {
+pub fn rfc5322_date(t: Timestamp) -> String {
     const DAYS: [&str; 7] = ["Thu", "Fri", "Sat", "Sun", "Mon", "Tue", "Wed"];
     const MONTHS: [&str; 12] =
         ["Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec"];

@@ -28,6 +28,7 @@ pub mod setup;
 pub mod signets;
 pub mod submission;
 
+pub use bounce::rfc5322_date;
 pub use destination::{Destination, OriginKeys, StaticOrigins};
 
 use dime_core::crypto::CryptoProvider;

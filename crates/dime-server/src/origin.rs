@@ -127,7 +127,8 @@ pub fn submit_signed_by(
     payload.extend_from_slice(&sha512);
     payload.extend_from_slice(envelope);
     payload.extend_from_slice(&chunk);
-    let id = store.enqueue(rng, Transport::Dmtp, destination.as_str(), &payload, now)?;
+    let account = store.account_of(author)?;
+    let id = store.enqueue(rng, Transport::Dmtp, account, destination.as_str(), &payload, now)?;
     tracing::info!(destination = %destination, queue_id = id.0, "message queued");
     Ok((id, destination))
 }

@@ -1,8 +1,9 @@
 //! The local submission socket (`spec/dimed.md` §4): a Unix socket (mode 0660) where local
 //! tools send mail as a user and read the user's mail. Each request names the user and the
 //! password: the server logs in (the keys are unwrapped inside that request only), seals as
-//! the author with the user's own key and queues (send), or opens the user's mail (list,
-//! read). One JSON object per line each way.
+//! the author with the user's own key and queues (send), shows the delivery status of what
+//! the user queued (status), or opens the user's mail (list, read). One JSON object per line
+//! each way.
 //!
 //! This is the interim local access path until DMAP; the socket is local and its file
 //! permissions are the access control for reaching it at all.
@@ -15,7 +16,7 @@ use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, MessageKind, Part, PartInfo, PartKind, Signer,
     seal_message,
 };
-use dime_store::{MailboxId, Store, StoreError};
+use dime_store::{DeliveryState, DeliveryStatus, MailboxId, QueueId, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +73,66 @@ pub enum Request {
         /// Its UID.
         uid: u32,
     },
+    /// The delivery status of a message the user queued (`send`'s `queue_id`).
+    Status {
+        /// The user.
+        user: String,
+        /// The password.
+        password: String,
+        /// The queue entry.
+        queue_id: u64,
+    },
+}
+
+/// The answer to `status`: a queued message's delivery status (`spec/storage.md` §7.1).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq)]
+pub struct QueueStatus {
+    /// The queue entry.
+    pub queue_id: u64,
+    /// The destination domain.
+    pub destination: String,
+    /// `queued`, `deferred`, `delivered`, `failed` or `bounced`.
+    pub state: String,
+    /// Delivery attempts made so far.
+    pub attempts: u32,
+    /// When it was queued, seconds since the Unix epoch.
+    pub queued: u64,
+    /// When the status last changed, seconds since the Unix epoch.
+    pub updated: u64,
+    /// deferred: the next attempt, seconds since the Unix epoch.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_attempt: Option<u64>,
+    /// deferred, failed, bounced: why the (last) attempt failed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    /// delivered: the destination's transaction id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub txid: Option<String>,
+}
+
+impl From<DeliveryStatus> for QueueStatus {
+    fn from(s: DeliveryStatus) -> QueueStatus {
+        let (state, next_attempt, reason, txid) = match s.state {
+            DeliveryState::Queued => ("queued", None, None, None),
+            DeliveryState::Deferred { next_attempt, reason } => {
+                ("deferred", Some(next_attempt.0), Some(reason), None)
+            }
+            DeliveryState::Delivered { txid } => ("delivered", None, None, Some(txid)),
+            DeliveryState::Failed { reason } => ("failed", None, Some(reason), None),
+            DeliveryState::Bounced { reason } => ("bounced", None, Some(reason), None),
+        };
+        QueueStatus {
+            queue_id: s.id.0,
+            destination: s.destination,
+            state: state.to_owned(),
+            attempts: s.attempts,
+            queued: s.queued.0,
+            updated: s.updated.0,
+            next_attempt,
+            reason,
+            txid,
+        }
+    }
 }
 
 /// A message in a listing.
@@ -106,6 +167,9 @@ pub struct Response {
     /// read: the message.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub message: Option<ReadMessage>,
+    /// status: the delivery status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub status: Option<QueueStatus>,
 }
 
 /// A message as read.
@@ -204,6 +268,9 @@ async fn handle(sub: &Arc<Submission>, req: Request) -> Response {
         }
         Request::List { user, password } => list(sub, user, password).await,
         Request::Read { user, password, uid } => read(sub, user, password, uid).await,
+        Request::Status { user, password, queue_id } => {
+            status(sub, user, password, QueueId(queue_id)).await
+        }
     };
     r.unwrap_or_else(fail)
 }
@@ -312,6 +379,31 @@ async fn send(
         .map_err(|e| format!("submit: {e}"))?;
         sub.wake.notify_one();
         Ok(Response { ok: true, queue_id: Some(id.0), ..Response::default() })
+    })
+    .await
+    .map_err(|_| "internal error".to_owned())?
+}
+
+/// The answer to a status request for an entry that is not the user's, or not (or no longer)
+/// known: the same for both, so that nobody learns of another user's mail.
+const NO_SUCH_ENTRY: &str = "no such queued message";
+
+/// The delivery status of `id`, when the user queued it.
+async fn status(
+    sub: Arc<Submission>,
+    user: String,
+    password: String,
+    id: QueueId,
+) -> Result<Response, String> {
+    tokio::task::spawn_blocking(move || {
+        let account = login(&sub, &user, &password)?.1.account();
+        match sub.store.delivery_status(id) {
+            Ok(Some(s)) if s.author == Some(account) => {
+                Ok(Response { ok: true, status: Some(s.into()), ..Response::default() })
+            }
+            Ok(_) => Err(NO_SUCH_ENTRY.to_owned()),
+            Err(e) => Err(format!("store: {e}")),
+        }
     })
     .await
     .map_err(|_| "internal error".to_owned())?

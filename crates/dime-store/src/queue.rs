@@ -152,11 +152,13 @@ impl Inner {
 }
 
 impl Store {
-    /// Adds an entry, due at `now`; durable before it returns.
+    /// Adds an entry queued by the account `author`, due at `now`; durable before it returns.
+    /// Its status (queued) records `author`, sealed: [`DeliveryStatus::author`].
     pub fn enqueue(
         &self,
         rng: &mut dyn CryptoRngCore,
         transport: Transport,
+        author: AccountId,
         destination: &str,
         payload: &[u8],
         now: Timestamp,
@@ -189,6 +191,7 @@ impl Store {
             t.put(Table::QueueDue, &due_key(now.0, id), &[])?;
             let status = DeliveryStatus {
                 id: QueueId(id),
+                author: Some(author),
                 destination: destination.to_owned(),
                 queued: now,
                 updated: now,
@@ -467,12 +470,12 @@ fn settle_in(
         .ok_or(StoreError::NoSuchQueueEntry)?;
     let mut r = QRec::decode(&b)?;
     // A status that does not open is replaced; the destination then comes from the entry
-    // itself.
-    let (destination, queued) = match load_status(inner, t, sk, id.0) {
-        Ok(Some(s)) => (s.destination, s.queued),
+    // itself, and the author is lost.
+    let (author, destination, queued) = match load_status(inner, t, sk, id.0) {
+        Ok(Some(s)) => (s.author, s.destination, s.queued),
         Ok(None) | Err(StoreError::Corrupt { .. }) => {
             let sealed = sealed_of(inner, t, id.0, &r)?;
-            (inner.open_entry(id.0, &r, &sealed)?.destination, now)
+            (None, inner.open_entry(id.0, &r, &sealed)?.destination, now)
         }
         Err(e) => return Err(e),
     };
@@ -493,6 +496,7 @@ fn settle_in(
     }
     let status = DeliveryStatus {
         id,
+        author,
         destination,
         queued,
         updated: now,
@@ -510,6 +514,7 @@ mod tests {
     use crate::testing::open_store;
 
     const T0: Timestamp = Timestamp(1_700_000_000);
+    const AUTHOR: AccountId = AccountId([0x5a; 16]);
 
     /// The raw value of `table` under entry `id`'s key.
     fn raw(store: &Store, table: Table, id: QueueId) -> Option<Vec<u8>> {
@@ -543,7 +548,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path());
         let mut rng = dime_testkit::seeded_rng(1);
-        let id = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"payload-1", T0).unwrap();
+        let id =
+            store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"payload-1", T0).unwrap();
         let written = raw(&store, Table::QueuePayload, id).unwrap();
         let schedule = raw(&store, Table::Queue, id).unwrap();
         assert!(schedule.len() < 64, "the schedule record holds no payload: {}", schedule.len());
@@ -558,7 +564,8 @@ mod tests {
         assert_eq!(raw(&store, Table::QueuePayload, id).unwrap(), written);
         store.complete_delivered(&mut rng, id, "tx", T0).unwrap();
         assert_eq!(payload_records(&store), 0);
-        let id = store.enqueue(&mut rng, Transport::Smtp, "c.test", b"payload-2", T0).unwrap();
+        let id =
+            store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "c.test", b"payload-2", T0).unwrap();
         store.complete(id).unwrap();
         assert_eq!((payload_records(&store), raw(&store, Table::Queue, id)), (0, None));
     }
@@ -568,8 +575,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path());
         let mut rng = dime_testkit::seeded_rng(3);
-        let a = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"a", T0).unwrap();
-        let b = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"b", T0).unwrap();
+        let a = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"a", T0).unwrap();
+        let b = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"b", T0).unwrap();
         assert_eq!(store.lease(T0, 300, 10).unwrap().len(), 2);
         assert!(store.lease(Timestamp(T0.0 + 1), 300, 10).unwrap().is_empty());
         store.complete(b).unwrap();
@@ -585,7 +592,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path());
         let mut rng = dime_testkit::seeded_rng(2);
-        let id = store.enqueue(&mut rng, Transport::Dmtp, "b.test", b"old-payload", T0).unwrap();
+        let id =
+            store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"old-payload", T0).unwrap();
         // Rewritten as an entry was written before `queue_payload`: its payload inline.
         let inner = &*store.inner;
         let key = id.0.to_be_bytes();

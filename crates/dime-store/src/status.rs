@@ -6,14 +6,16 @@
 //! ([`Store::complete_delivered`], [`Store::complete_failed`], [`Store::complete_bounced`],
 //! [`Store::defer`]), so no crash leaves an entry gone without a final status. The destination
 //! and the texts are sealed under a key derived from the pepper; the state, the times and the
-//! attempt count are clear (listing and pruning run on them without opening anything).
+//! attempt count are clear (listing and pruning run on them without opening anything). The
+//! author's account id is sealed with the destination, so that the author, and nobody else,
+//! can be shown the status.
 
 use crate::account::{get_body, put_body};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc, open_record};
 use crate::keys::{open, seal};
 use crate::queue::QueueId;
-use crate::{Inner, Store, StoreError, Timestamp, quarantine, quarantine_in};
+use crate::{AccountId, Inner, Store, StoreError, Timestamp, quarantine, quarantine_in};
 use dime_core::CryptoRngCore;
 use dime_core::crypto::AeadKey;
 
@@ -21,8 +23,10 @@ use dime_core::crypto::AeadKey;
 /// longer text is cut at a character boundary.
 pub const MAX_STATUS_TEXT_LEN: usize = 256;
 
-/// The record version (`spec/storage.md` §7.1).
-const VERSION: u8 = 1;
+/// The record version written (`spec/storage.md` §7.1): 2 seals the author's account id.
+const VERSION: u8 = 2;
+/// The record version before the author: read, never written.
+const VERSION_1: u8 = 1;
 
 /// Where a queue entry's delivery stands (`spec/storage.md` §7.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -97,6 +101,9 @@ fn is_final_code(code: u8) -> bool {
 pub struct DeliveryStatus {
     /// The queue entry.
     pub id: QueueId,
+    /// The account that queued it: `None` for a status written before statuses recorded it
+    /// (version 1), or rewritten after its record did not open.
+    pub author: Option<AccountId>,
     /// Its destination (domain or host), as it was queued.
     pub destination: String,
     /// When it was queued.
@@ -123,6 +130,7 @@ fn cut(text: &str) -> &str {
 
 /// The clear part of a status record.
 struct Head {
+    version: u8,
     state: u8,
     queued: u64,
     updated: u64,
@@ -133,7 +141,7 @@ struct Head {
 impl Head {
     fn encode(&self) -> Vec<u8> {
         Enc::new()
-            .u8(VERSION)
+            .u8(self.version)
             .u8(self.state)
             .u64(self.queued)
             .u64(self.updated)
@@ -146,10 +154,12 @@ impl Head {
 /// Decodes a record body into its clear part, its encoded clear part and the sealed part.
 fn decode(b: &[u8]) -> Result<(Head, &[u8], &[u8]), StoreError> {
     let mut d = Dec::new(b, "delivery status");
-    if d.u8()? != VERSION {
+    let version = d.u8()?;
+    if version != VERSION && version != VERSION_1 {
         return Err(StoreError::Corrupt { what: "delivery status" });
     }
     let head = Head {
+        version,
         state: d.u8()?,
         queued: d.u64()?,
         updated: d.u64()?,
@@ -190,6 +200,16 @@ pub(crate) fn load_status(
     let mut d = Dec::new(&pt, "delivery status");
     let destination = String::from_utf8_lossy(d.bytes()?).into_owned();
     let text = String::from_utf8_lossy(d.bytes()?).into_owned();
+    let author = if h.version == VERSION_1 {
+        None
+    } else {
+        match d.bytes()? {
+            [] => None,
+            a => Some(AccountId(
+                a.try_into().map_err(|_| StoreError::Corrupt { what: "delivery status" })?,
+            )),
+        }
+    };
     d.finish()?;
     let state = match h.state {
         1 => DeliveryState::Queued,
@@ -200,6 +220,7 @@ pub(crate) fn load_status(
     };
     Ok(Some(DeliveryStatus {
         id: QueueId(id),
+        author,
         destination,
         queued: Timestamp(h.queued),
         updated: Timestamp(h.updated),
@@ -225,6 +246,7 @@ pub(crate) fn put_status(
         t.delete(Table::StatusTime, &time_key(h.updated, id))?;
     }
     let head = Head {
+        version: VERSION,
         state: s.state.code(),
         queued: s.queued.0,
         updated: s.updated.0,
@@ -232,8 +254,12 @@ pub(crate) fn put_status(
         next_attempt: s.state.next_attempt(),
     };
     let clear = head.encode();
-    let pt =
-        Enc::new().bytes(s.destination.as_bytes()).bytes(cut(s.state.text()).as_bytes()).finish();
+    let author = s.author.as_ref().map_or(&[][..], |a| &a.0[..]);
+    let pt = Enc::new()
+        .bytes(s.destination.as_bytes())
+        .bytes(cut(s.state.text()).as_bytes())
+        .bytes(author)
+        .finish();
     let sealed = seal(inner.p, rng, key, &status_aad(id, &clear), &pt);
     let body = Enc::new().raw(&clear).bytes(&sealed).finish();
     put_body(inner, t, Table::Status, &id.to_be_bytes(), body)?;
@@ -395,7 +421,10 @@ impl Store {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::queue::Transport;
+    use crate::testing::open_store;
 
     #[test]
     fn cut_keeps_short_text_and_cuts_at_a_char_boundary() {
@@ -408,15 +437,77 @@ mod tests {
 
     #[test]
     fn decode_refuses_unknown_versions_and_states() {
-        let h = Head { state: 3, queued: 1, updated: 2, attempts: 1, next_attempt: 0 };
+        let h = Head { version: 2, state: 3, queued: 1, updated: 2, attempts: 1, next_attempt: 0 };
         let good = Enc::new().raw(&h.encode()).bytes(b"x").finish();
         assert!(decode(&good).is_ok());
         let mut v = good.clone();
-        v[0] = 2;
-        assert!(decode(&v).is_err());
+        v[0] = 1;
+        assert!(decode(&v).is_ok(), "version 1 records are read");
+        for bad in [0, 3] {
+            v[0] = bad;
+            assert!(decode(&v).is_err());
+        }
         let mut s = good.clone();
         s[1] = 6;
         assert!(decode(&s).is_err());
         assert!(decode(&good[..good.len() - 1]).is_err());
+    }
+
+    /// Writes `s` as a version 1 record (before statuses recorded the author), as `put_status`
+    /// wrote it then.
+    fn put_version_1(store: &Store, s: &DeliveryStatus) {
+        let inner = &*store.inner;
+        let mut rng = dime_testkit::seeded_rng(3);
+        inner
+            .backend
+            .write(&mut |t| {
+                let head = Head {
+                    version: VERSION_1,
+                    state: s.state.code(),
+                    queued: s.queued.0,
+                    updated: s.updated.0,
+                    attempts: s.attempts,
+                    next_attempt: s.state.next_attempt(),
+                };
+                let clear = head.encode();
+                let pt = Enc::new()
+                    .bytes(s.destination.as_bytes())
+                    .bytes(s.state.text().as_bytes())
+                    .finish();
+                let aad = status_aad(s.id.0, &clear);
+                let sealed = seal(inner.p, &mut rng, &inner.keys.status, &aad, &pt);
+                let body = Enc::new().raw(&clear).bytes(&sealed).finish();
+                put_body(inner, t, Table::Status, &s.id.0.to_be_bytes(), body)
+            })
+            .unwrap();
+    }
+
+    #[test]
+    fn a_version_1_status_reads_without_an_author_and_its_next_change_writes_version_2() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(4);
+        let author = AccountId([9; 16]);
+        let id = store.enqueue(&mut rng, Transport::Dmtp, author, "b.test", b"env", Timestamp(5));
+        let id = id.unwrap();
+        let mut old = store.delivery_status(id).unwrap().unwrap();
+        assert_eq!(old.author, Some(author));
+        old.author = None;
+        put_version_1(&store, &old);
+        assert_eq!(store.delivery_status(id).unwrap().unwrap(), old);
+        store.defer(&mut rng, id, Timestamp(60), "no answer", Timestamp(6)).unwrap();
+        let s = store.delivery_status(id).unwrap().unwrap();
+        assert_eq!((s.author, s.attempts, s.queued), (None, 1, Timestamp(5)));
+        let mut version = None;
+        store
+            .inner
+            .backend
+            .read(&mut |t| {
+                let b = get_body(&store.inner, t, Table::Status, &id.0.to_be_bytes(), "status")?;
+                version = b.and_then(|b| b.first().copied());
+                Ok(())
+            })
+            .unwrap();
+        assert_eq!(version, Some(VERSION));
     }
 }

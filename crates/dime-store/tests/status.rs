@@ -26,10 +26,11 @@ fn status_follows_the_entry_from_queued_to_deferred_to_delivered_and_survives_re
     let id;
     {
         let store = open(dir.path());
-        id = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+        id = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
         let s = store.delivery_status(id).unwrap().unwrap();
         assert_eq!(s.state, DeliveryState::Queued);
         assert_eq!((s.destination.as_str(), s.queued, s.updated, s.attempts), (DEST, T0, T0, 0));
+        assert_eq!(s.author, Some(AUTHOR));
         assert!(!s.state.is_final());
 
         assert_eq!(store.defer(&mut rng, id, at(60), "no answer", at(1)).unwrap(), 1);
@@ -40,6 +41,7 @@ fn status_follows_the_entry_from_queued_to_deferred_to_delivered_and_survives_re
             DeliveryState::Deferred { next_attempt: at(200), reason: REASON.into() }
         );
         assert_eq!((s.queued, s.updated, s.attempts), (T0, at(61), 2));
+        assert_eq!(s.author, Some(AUTHOR), "each change keeps the author");
         // The queue agrees: two attempts, due at the next attempt.
         assert!(store.lease(at(199), 60, 10).unwrap().is_empty());
         let leased = store.lease(at(200), 60, 10).unwrap();
@@ -54,6 +56,7 @@ fn status_follows_the_entry_from_queued_to_deferred_to_delivered_and_survives_re
     let s = store.delivery_status(id).unwrap().unwrap();
     assert_eq!(s.state, DeliveryState::Delivered { txid: TXID.into() });
     assert_eq!((s.queued, s.updated, s.attempts), (T0, at(201), 3));
+    assert_eq!(s.author, Some(AUTHOR));
     assert!(s.state.is_final());
     // A completed entry cannot be completed again, and its status stays.
     assert_eq!(
@@ -74,7 +77,7 @@ fn a_bounce_lands_with_its_status_in_one_transaction_or_not_at_all() {
     let author = mailbox("author@example.org");
     let a = create(&store, &org(1), &author, b"pw", Recovery::None).account;
     let mut rng = dime_testkit::seeded_rng(2);
-    let id = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+    let id = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
     // An author who is not ours: nothing is written, the entry and its status stay.
     let stranger = mailbox("nobody@example.org");
     assert_eq!(
@@ -107,7 +110,7 @@ fn a_bounce_lands_with_its_status_in_one_transaction_or_not_at_all() {
             T0,
         )
         .unwrap();
-    let id2 = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+    let id2 = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
     assert!(matches!(
         store.complete_bounced(&mut rng, id2, REASON, &small, b"too big", at(9)).unwrap_err(),
         StoreError::OverQuota { .. }
@@ -125,7 +128,7 @@ fn statuses_list_by_time_and_old_complete_ones_are_pruned() {
     let store = open(dir.path());
     let mut rng = dime_testkit::seeded_rng(3);
     let ids: Vec<QueueId> = (0..4)
-        .map(|i| store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", at(i)).unwrap())
+        .map(|i| store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", at(i)).unwrap())
         .collect();
     store.complete_delivered(&mut rng, ids[0], "t0", at(10)).unwrap();
     store.complete_failed(&mut rng, ids[1], "gone", at(20)).unwrap();
@@ -156,7 +159,7 @@ fn long_reasons_are_cut_to_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let mut rng = dime_testkit::seeded_rng(4);
-    let id = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+    let id = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
     let long = "x".repeat(MAX_STATUS_TEXT_LEN * 4);
     store.complete_failed(&mut rng, id, &long, at(1)).unwrap();
     let DeliveryState::Failed { reason } = store.delivery_status(id).unwrap().unwrap().state else {
@@ -172,8 +175,8 @@ fn destination_and_texts_are_not_in_clear_and_a_corrupt_status_is_quarantined() 
     let (a, b);
     {
         let store = open(dir.path());
-        a = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
-        b = store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap();
+        a = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
+        b = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
         store.defer(&mut rng, a, at(60), REASON, at(1)).unwrap();
         store.complete_delivered(&mut rng, b, TXID, at(2)).unwrap();
         let log = format!("{:?}", store.delivery_statuses(T0, 10).unwrap());
@@ -223,7 +226,7 @@ fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
     let mut rng = dime_testkit::seeded_rng(5);
     let store = open(dir.path());
     let ids: Vec<QueueId> = (0..3)
-        .map(|_| store.enqueue(&mut rng, Transport::Dmtp, DEST, b"env", T0).unwrap())
+        .map(|_| store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap())
         .collect();
     assert_eq!(store.lease(T0, 60, 10).unwrap().len(), 3);
     let outcomes = [

@@ -417,8 +417,9 @@ fn outbound_queue_leases_retries_and_completes() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
     let mut rng = dime_testkit::seeded_rng(8);
-    let a = store.enqueue(&mut rng, Transport::Dmtp, "example.net", b"env-a", T0).unwrap();
-    let b = store.enqueue(&mut rng, Transport::Smtp, "legacy.example", b"env-b", T0).unwrap();
+    let a = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "example.net", b"env-a", T0).unwrap();
+    let b =
+        store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "legacy.example", b"env-b", T0).unwrap();
     let got = store.lease(T0, 60, 10).unwrap();
     assert_eq!(got.len(), 2);
     assert_eq!(got[0].entry.payload, b"env-a");

@@ -86,6 +86,7 @@ fn canaries_are_nowhere_in_the_data_directory_or_logs_and_the_recipient_reads_th
             .enqueue(
                 &mut rng,
                 dime_store::Transport::Smtp,
+                d.account,
                 "example.net",
                 format!("Subject: {SUBJECT}").as_bytes(),
                 T0,

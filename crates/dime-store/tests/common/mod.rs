@@ -4,13 +4,16 @@
 use dime_core::crypto::{Argon2Params, default_provider};
 use dime_core::{Mailbox, Secret};
 use dime_signet::OrgKeys;
-use dime_store::{Created, NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_store::{AccountId, Created, NewAccount, Recovery, Store, StoreConfig, Timestamp};
 use std::path::Path;
 
 /// Cheapest Argon2id parameters the bounds accept: tests stay fast.
 pub const FAST: Argon2Params = Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 };
 pub const PEPPER: [u8; 32] = [0x5a; 32];
 pub const T0: Timestamp = Timestamp(1_700_000_000);
+/// The account that queues the outbound entries of the tests.
+#[allow(dead_code)]
+pub const AUTHOR: AccountId = AccountId([0x5a; 16]);
 
 pub fn config(dir: &Path) -> StoreConfig {
     StoreConfig {
