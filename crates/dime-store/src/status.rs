@@ -139,6 +139,33 @@ struct Head {
 }
 
 impl Head {
+    /// The clear part of `s`'s record, in record `version`.
+    fn of(s: &DeliveryStatus, version: u8) -> Head {
+        Head {
+            version,
+            state: s.state.code(),
+            queued: s.queued.0,
+            updated: s.updated.0,
+            attempts: s.attempts,
+            next_attempt: s.state.next_attempt(),
+        }
+    }
+
+    /// The record of entry `id`: this clear part, then `pt` sealed under `key` with the clear
+    /// part in its associated data.
+    fn seal(
+        &self,
+        inner: &Inner,
+        rng: &mut dyn CryptoRngCore,
+        key: &AeadKey,
+        id: u64,
+        pt: &[u8],
+    ) -> Vec<u8> {
+        let clear = self.encode();
+        let sealed = seal(inner.p, rng, key, &status_aad(id, &clear), pt);
+        Enc::new().raw(&clear).bytes(&sealed).finish()
+    }
+
     fn encode(&self) -> Vec<u8> {
         Enc::new()
             .u8(self.version)
@@ -245,23 +272,13 @@ pub(crate) fn put_status(
     {
         t.delete(Table::StatusTime, &time_key(h.updated, id))?;
     }
-    let head = Head {
-        version: VERSION,
-        state: s.state.code(),
-        queued: s.queued.0,
-        updated: s.updated.0,
-        attempts: s.attempts,
-        next_attempt: s.state.next_attempt(),
-    };
-    let clear = head.encode();
     let author = s.author.as_ref().map_or(&[][..], |a| &a.0[..]);
     let pt = Enc::new()
         .bytes(s.destination.as_bytes())
         .bytes(cut(s.state.text()).as_bytes())
         .bytes(author)
         .finish();
-    let sealed = seal(inner.p, rng, key, &status_aad(id, &clear), &pt);
-    let body = Enc::new().raw(&clear).bytes(&sealed).finish();
+    let body = Head::of(s, VERSION).seal(inner, rng, key, id, &pt);
     put_body(inner, t, Table::Status, &id.to_be_bytes(), body)?;
     t.put(Table::StatusTime, &time_key(s.updated.0, id), &[])
 }
@@ -461,22 +478,12 @@ mod tests {
         inner
             .backend
             .write(&mut |t| {
-                let head = Head {
-                    version: VERSION_1,
-                    state: s.state.code(),
-                    queued: s.queued.0,
-                    updated: s.updated.0,
-                    attempts: s.attempts,
-                    next_attempt: s.state.next_attempt(),
-                };
-                let clear = head.encode();
                 let pt = Enc::new()
                     .bytes(s.destination.as_bytes())
                     .bytes(s.state.text().as_bytes())
                     .finish();
-                let aad = status_aad(s.id.0, &clear);
-                let sealed = seal(inner.p, &mut rng, &inner.keys.status, &aad, &pt);
-                let body = Enc::new().raw(&clear).bytes(&sealed).finish();
+                let key = &inner.keys.status;
+                let body = Head::of(s, VERSION_1).seal(inner, &mut rng, key, s.id.0, &pt);
                 put_body(inner, t, Table::Status, &s.id.0.to_be_bytes(), body)
             })
             .unwrap();
