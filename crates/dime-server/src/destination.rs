@@ -178,6 +178,11 @@ impl<O: OriginKeys> Handler for Destination<O> {
             let delivered =
                 store.deliver_hashed(&view.recipient, &d.body, now()).map_err(|e| match e {
                     StoreError::UnknownAccount | StoreError::Shredded => Refusal::NotFound,
+                    // The mailbox may have room later: the origin retries from its queue.
+                    StoreError::OverQuota { .. } => {
+                        tracing::info!("recipient over quota");
+                        Refusal::Temporary
+                    }
                     e => {
                         tracing::error!(error = %e, "store could not make a delivery durable");
                         Refusal::StoreFailed
