@@ -1,5 +1,6 @@
 //! `dimed`: the server (`spec/dimed.md`). `dimed init` creates a domain, `dimed serve` runs
-//! it from its `dimed.toml`, `dimed quickstart` does both on loopback with one user.
+//! it from its `dimed.toml`, `dimed quickstart` does both on loopback with one user, and
+//! `dimed queue` lists the running server's outbound queue through its operator's socket.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -66,6 +67,16 @@ enum DimedCommand {
         /// Create the domain and user, print how to use them, and exit without serving.
         #[arg(long)]
         no_serve: bool,
+    },
+    /// List the outbound queue of the running server of a `dimed.toml` (its operator's
+    /// socket): each entry's state, attempts, due time, destination domain and last reason.
+    Queue {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON (one array of every entry).
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -134,7 +145,65 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             out.flush()?;
             if no_serve { Ok(()) } else { serve(&config) }
         }
+        DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
     }
+}
+
+/// `dimed queue`: every entry, a page at a time, from the operator's socket.
+fn queue(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
+    use dime_server::admin::{AdminResponse, MAX_LISTED, QueuedView};
+    use std::io::{BufRead, BufReader};
+    let path = Config::load(config)?.admin_socket();
+    let s = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
+        format!("cannot reach dimed's operator socket {} (is it running?)", path.display())
+    })?;
+    let mut reader = BufReader::new(s.try_clone()?);
+    let mut w = s;
+    let mut entries: Vec<QueuedView> = Vec::new();
+    loop {
+        let after = entries.last().map_or(0, |e| e.queue_id);
+        let req = serde_json::json!({"op": "queue", "after": after, "max": MAX_LISTED});
+        writeln!(w, "{req}")?;
+        let mut line = String::new();
+        reader.read_line(&mut line).context("dimed closed the connection")?;
+        let r: AdminResponse =
+            serde_json::from_str(&line).context("dimed sent a malformed answer")?;
+        if !r.ok {
+            anyhow::bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
+        }
+        let page = r.entries.unwrap_or_default();
+        let last = page.len() < MAX_LISTED;
+        entries.extend(page);
+        if last {
+            break;
+        }
+    }
+    if json {
+        writeln!(out, "{}", serde_json::to_string(&entries)?)?;
+        return Ok(());
+    }
+    if entries.is_empty() {
+        writeln!(out, "the queue is empty")?;
+        return Ok(());
+    }
+    for e in &entries {
+        let date = dime_server::rfc5322_date(dime_store::Timestamp(e.due));
+        let (state, destination, reason) = match &e.status {
+            Some(s) => (s.state.as_str(), s.destination.as_str(), s.reason.as_deref()),
+            None => ("unknown", "?", None),
+        };
+        write!(
+            out,
+            "{:>8}  {state:<9} {:>3} attempts  due {date}  {destination}",
+            e.queue_id, e.attempts
+        )?;
+        match reason {
+            Some(r) => writeln!(out, "  ({r})")?,
+            None => writeln!(out)?,
+        }
+    }
+    writeln!(out, "{} entries", entries.len())?;
+    Ok(())
 }
 
 fn init(

@@ -2,7 +2,9 @@
 //! 127.0.0.3, their `_dx` records in DNSSEC-signed zones served by knotd (the interop-tests
 //! fixture). A user at a.test sends to b.test over QUIC, then (a.test restarted with TLS
 //! only) over TLS on TCP; the mail lands sealed in b.test's store and the recipient opens and
-//! verifies it through b.test's submission socket; the author, and no other user of a.test,
+//! verifies it through b.test's submission socket. A message to a mailbox over its quota
+//! waits deferred in a.test's queue, which its author (`dime status`) and the operator
+//! (`dimed queue`) see; the author, and no other user of a.test,
 //! sees it delivered with b.test's transaction id (`dime status`). Then the canary audit: the origin's data
 //! and logs never hold the recipient's local part; the destination's never hold the author's
 //! local part, the subject or the body.
@@ -21,6 +23,8 @@ const BODY: &str = "body-canary-d13f";
 const PASSWORD: &str = "e2e password";
 /// Another user of a.test.
 const NEIGHBOUR: &str = "neighbour";
+/// A user of b.test whose mailbox has no room (a quota of 0).
+const FULL: &str = "full";
 
 fn free_port(ip: Ipv4Addr) -> u16 {
     for _ in 0..50 {
@@ -98,8 +102,9 @@ impl Domain {
         std::fs::write(path, text).unwrap();
     }
 
-    fn add_user(&self, local: &str) {
+    fn add_user(&self, local: &str, quota_mib: u64) {
         let conf = self.dir.join("config");
+        let quota = quota_mib.to_string();
         ok(&[
             "user",
             "add",
@@ -115,6 +120,8 @@ impl Domain {
             conf.join("org.pass").to_str().unwrap(),
             "--recovery",
             "none",
+            "--quota-mib",
+            &quota,
         ]);
     }
 
@@ -217,6 +224,33 @@ fn final_status(a: &Domain, user: &str, queue_id: &str) -> serde_json::Value {
     }
 }
 
+/// `dimed queue` of `a`'s running server (JSON or text).
+fn dimed_queue(a: &Domain, json: bool) -> String {
+    let config = a.dir.join("dimed.toml");
+    let mut args = vec!["queue", "--config", config.to_str().unwrap()];
+    if json {
+        args.push("--json");
+    }
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed")).args(&args).output().unwrap();
+    assert!(o.status.success(), "dimed queue: {}", String::from_utf8_lossy(&o.stderr));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// The entry `queue_id` of `a`'s queue, polled until its status is deferred.
+fn deferred_entry(a: &Domain, queue_id: u64) -> serde_json::Value {
+    let t0 = Instant::now();
+    loop {
+        let entries: Vec<serde_json::Value> =
+            serde_json::from_str(dimed_queue(a, true).trim()).unwrap();
+        let entry = entries.into_iter().find(|e| e["queue_id"] == queue_id);
+        if let Some(e) = entry.filter(|e| e["status"]["state"] == "deferred") {
+            return e;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "entry {queue_id} not deferred");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn inbox(b: &Domain, user: &str) -> Vec<serde_json::Value> {
     let out = ok(&["inbox", "--socket", &b.socket(), "--user", user, "--json"]);
     serde_json::from_str(out.trim()).unwrap()
@@ -278,9 +312,10 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     let knot = Knot::start(&[a.zone(), b.zone()]);
     a.configure(&knot, "quic");
     b.configure(&knot, "quic-then-tls");
-    a.add_user(AUTHOR);
-    a.add_user(NEIGHBOUR);
-    b.add_user(RECIPIENT);
+    a.add_user(AUTHOR, 1024);
+    a.add_user(NEIGHBOUR, 1024);
+    b.add_user(RECIPIENT, 1024);
+    b.add_user(FULL, 0);
     let (author, recipient) = (format!("{AUTHOR}@a.test"), format!("{RECIPIENT}@b.test"));
 
     // Over QUIC.
@@ -321,6 +356,20 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     // Again over TLS on TCP only.
     a.configure(&knot, "tls");
     let sa = a.start("a-tls.log");
+    // First to a mailbox over its quota: b.test answers 450, and the message waits in
+    // a.test's queue, deferred, where its author and the operator see it.
+    let full = format!("{FULL}@b.test");
+    let sent = send(&a, &author, &full, "for a full mailbox", "it waits");
+    let waiting: u64 = sent.trim().strip_prefix("queued as ").unwrap().parse().unwrap();
+    let entry = deferred_entry(&a, waiting);
+    assert_eq!(entry["status"]["destination"], "b.test", "{entry}");
+    assert!(entry["attempts"].as_u64().unwrap() >= 1, "{entry}");
+    assert!(entry["status"]["reason"].as_str().unwrap().contains("450"), "{entry}");
+    assert!(entry["due"].as_u64() >= entry["status"]["updated"].as_u64(), "{entry}");
+    let status = ok(&["status", &waiting.to_string(), "--socket", &a.socket(), "--user", &author]);
+    assert!(status.starts_with(&format!("{waiting} to b.test: deferred\n")), "{status}");
+    assert!(sb.log_text().contains("recipient over quota"), "{}", sb.log_text());
+    // Then to the recipient, delivered; the full mailbox's message is still waiting.
     send(&a, &author, &recipient, &format!("{SUBJECT} two"), &format!("{BODY} over tls"));
     let msgs = wait_for_messages(&b, &recipient, 2, &[&sa, &sb]);
     let second = msgs.iter().find(|m| m["subject"] == format!("{SUBJECT} two").as_str()).unwrap();
@@ -329,6 +378,10 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     let read = read_json(&b, &recipient, &uid);
     assert_eq!(read["body"], format!("{BODY} over tls").as_str());
     assert!(sa.log_text().contains("delivered destination=b.test"), "{}", sa.log_text());
+    let listing = dimed_queue(&a, false);
+    assert!(listing.contains(&format!("{waiting}  deferred")), "{listing}");
+    assert!(listing.contains("b.test") && listing.ends_with("\n1 entries\n"), "{listing}");
+    assert!(!listing.contains(RECIPIENT) && !listing.contains(FULL), "{listing}");
 
     // A wrong password reads nothing.
     let o = Command::new(env!("CARGO_BIN_EXE_dime"))
@@ -339,8 +392,8 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("login failed"));
 
-    let (a_log_quic, a_log_tls, b_log) =
-        (root.path().join("a-quic.log"), root.path().join("a-tls.log"), root.path().join("b.log"));
+    let (a_log_quic, a_log_tls) = (root.path().join("a-quic.log"), root.path().join("a-tls.log"));
+    let b_log = root.path().join("b.log");
     sa.stop();
     sb.stop();
 

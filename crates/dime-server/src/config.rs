@@ -91,6 +91,9 @@ pub struct Listen {
     /// The local submission socket (`spec/dimed.md` §4); default `dimed.sock` in the data
     /// directory.
     pub submission: Option<PathBuf>,
+    /// The operator's socket (`spec/dimed.md` §5); default `dimed-admin.sock` in the data
+    /// directory.
+    pub admin: Option<PathBuf>,
 }
 
 /// `[dns]`.
@@ -267,6 +270,9 @@ impl Config {
         if let Some(p) = &mut self.listen.submission {
             fix(p);
         }
+        if let Some(p) = &mut self.listen.admin {
+            fix(p);
+        }
         if let Some(p) = &mut self.dns.trust_anchor {
             fix(p);
         }
@@ -289,6 +295,11 @@ impl Config {
     /// The submission socket's path.
     pub fn submission_socket(&self) -> PathBuf {
         self.listen.submission.clone().unwrap_or_else(|| self.data_dir.join("dimed.sock"))
+    }
+
+    /// The operator's socket's path.
+    pub fn admin_socket(&self) -> PathBuf {
+        self.listen.admin.clone().unwrap_or_else(|| self.data_dir.join("dimed-admin.sock"))
     }
 
     /// The DMTP listener options.
@@ -352,6 +363,11 @@ mod tests {
         assert_eq!(c.outbound.transports, Transports::QuicThenTls);
         assert_eq!(c.retry_policy().base_secs, RetryPolicy::default().base_secs);
         assert!(c.submission_socket().ends_with("data/dimed.sock"));
+        assert!(c.admin_socket().ends_with("data/dimed-admin.sock"));
+        // Socket paths given relative are relative to the file too.
+        let c = load(&format!("{MINIMAL}submission = \"s.sock\"\nadmin = \"run/a.sock\"\n"))?;
+        assert!(c.submission_socket().is_absolute() && c.submission_socket().ends_with("s.sock"));
+        assert!(c.admin_socket().is_absolute() && c.admin_socket().ends_with("run/a.sock"));
         Ok(())
     }
 

@@ -100,6 +100,8 @@ pub struct Running {
     pub tls_addr: Option<SocketAddr>,
     /// The submission socket.
     pub submission: std::path::PathBuf,
+    /// The operator's socket.
+    pub admin: std::path::PathBuf,
     /// Our domain.
     pub local: Arc<LocalDomain>,
     /// The store.
@@ -138,6 +140,7 @@ impl Running {
             let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
         let _ = std::fs::remove_file(&self.submission);
+        let _ = std::fs::remove_file(&self.admin);
     }
 }
 
@@ -327,9 +330,15 @@ pub async fn start(
         wake,
     };
     tasks.push(
-        crate::submission::serve(&submission, Arc::new(sub), stop_rx).map_err(|source| {
-            StartError::Bind { what: submission.display().to_string(), source }
-        })?,
+        crate::submission::serve(&submission, Arc::new(sub), stop_rx.clone()).map_err(
+            |source| StartError::Bind { what: submission.display().to_string(), source },
+        )?,
+    );
+    let admin = config.admin_socket();
+    let a = Arc::new(crate::admin::Admin { store: Arc::clone(&store) });
+    tasks.push(
+        crate::admin::serve(&admin, a, stop_rx)
+            .map_err(|source| StartError::Bind { what: admin.display().to_string(), source })?,
     );
 
     tracing::info!(
@@ -342,6 +351,7 @@ pub async fn start(
         quic_addr,
         tls_addr,
         submission,
+        admin,
         local,
         store,
         resolver,

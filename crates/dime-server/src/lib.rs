@@ -18,10 +18,12 @@
 //! What it is not: a protocol or a store. Logs (tracing) carry domains, transaction ids and
 //! codes; never a secret, a local part, a subject or a body.
 
+pub mod admin;
 mod bounce;
 pub mod config;
 pub mod daemon;
 mod destination;
+mod lines;
 pub mod origin;
 pub mod pins;
 pub mod setup;

@@ -20,7 +20,6 @@ use dime_store::{DeliveryState, DeliveryStatus, MailboxId, QueueId, Store, Store
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 /// Longest request line, octets (a message body travels in it).
@@ -195,68 +194,27 @@ fn fail(msg: impl Into<String>) -> Response {
     Response { ok: false, error: Some(msg.into()), ..Response::default() }
 }
 
-/// Binds `path` (replacing a stale socket) and serves it until `stop` turns true.
+/// Binds `path` (replacing a stale socket, mode 0660) and serves it until `stop` turns true.
 ///
 /// # Errors
 /// The socket cannot be bound.
 pub fn serve(
     path: &Path,
     sub: Arc<Submission>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    if path.exists() {
-        std::fs::remove_file(path)?;
-    }
-    let listener = tokio::net::UnixListener::bind(path)?;
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o660))?;
-    }
-    Ok(tokio::spawn(async move {
-        loop {
-            tokio::select! {
-                _ = stop.wait_for(|s| *s) => return,
-                a = listener.accept() => {
-                    let Ok((stream, _)) = a else { continue };
-                    let sub = Arc::clone(&sub);
-                    tokio::spawn(async move { connection(stream, sub).await });
-                }
-            }
-        }
-    }))
+    crate::lines::serve(path, 0o660, sub, stop)
 }
 
-async fn connection(stream: tokio::net::UnixStream, sub: Arc<Submission>) {
-    let (r, mut w) = stream.into_split();
-    let mut r = BufReader::new(r);
-    let mut line = Vec::new();
-    loop {
-        line.clear();
-        let mut limited = (&mut r).take(MAX_REQUEST_LEN as u64 + 1);
-        let n = match tokio::io::AsyncBufReadExt::read_until(&mut limited, b'\n', &mut line).await {
-            Ok(n) => n,
-            Err(_) => return,
+impl crate::lines::Service for Submission {
+    const MAX_REQUEST_LEN: usize = MAX_REQUEST_LEN;
+
+    async fn answer(self: Arc<Self>, line: Vec<u8>) -> Vec<u8> {
+        let resp = match serde_json::from_slice::<Request>(&line) {
+            Ok(req) => handle(&self, req).await,
+            Err(e) => fail(format!("bad request: {e}")),
         };
-        if n == 0 {
-            return;
-        }
-        let resp = if line.len() > MAX_REQUEST_LEN {
-            fail("request too long")
-        } else {
-            match serde_json::from_slice::<Request>(&line) {
-                Ok(req) => handle(&sub, req).await,
-                Err(e) => fail(format!("bad request: {e}")),
-            }
-        };
-        let mut out = serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false}".to_vec());
-        out.push(b'\n');
-        if w.write_all(&out).await.is_err() {
-            return;
-        }
-        if line.len() > MAX_REQUEST_LEN {
-            return;
-        }
+        serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false}".to_vec())
     }
 }
 

@@ -42,7 +42,7 @@ pub use deliver::Delivered;
 pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
-pub use queue::{Leased, OutboundEntry, QueueId, Settlement, Transport};
+pub use queue::{Leased, OutboundEntry, QueueId, QueuedEntry, Settlement, Transport};
 pub use rewrap::{Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 

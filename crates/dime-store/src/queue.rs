@@ -52,6 +52,22 @@ pub struct OutboundEntry {
     pub next_attempt: Timestamp,
 }
 
+/// A queue entry as the operator lists it ([`Store::queued`]): its schedule and its status,
+/// without its payload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueuedEntry {
+    /// Its id.
+    pub id: QueueId,
+    /// When it is due: its next attempt or, while an attempt is under way, the end of its
+    /// lease.
+    pub due: Timestamp,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Its delivery status; `None` when it has none or its record does not open (then
+    /// quarantined, `spec/storage.md` §7.1).
+    pub status: Option<DeliveryStatus>,
+}
+
 /// An entry leased to a worker until `until`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Leased {
@@ -395,6 +411,50 @@ impl Store {
             Ok(())
         })?;
         Ok(answers)
+    }
+
+    /// Up to `max` queue entries with ids above `after`, in id order, each with its schedule
+    /// and status. Opens no payload.
+    ///
+    /// # Errors
+    /// Backend errors; [`StoreError::Corrupt`] for a schedule record that does not read.
+    pub fn queued(&self, after: QueueId, max: usize) -> Result<Vec<QueuedEntry>, StoreError> {
+        let inner = &*self.inner;
+        let mut out = Vec::new();
+        let mut bad = Vec::new();
+        inner.backend.read(&mut |t| {
+            out.clear();
+            bad.clear();
+            let Some(from) = after.0.checked_add(1) else { return Ok(()) };
+            for (k, v) in t.range(Table::Queue, &from.to_be_bytes(), &[0xff; 9], max)? {
+                let id = u64::from_be_bytes(
+                    k.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "queue entry" })?,
+                );
+                let body = crate::codec::open_record(inner.p, Table::Queue, &k, &v, "queue entry")?;
+                let r = QRec::decode(body)?;
+                let status = match load_status(inner, t, &inner.keys.status, id) {
+                    Ok(s) => s,
+                    Err(StoreError::Corrupt { .. }) => {
+                        bad.push(id);
+                        None
+                    }
+                    Err(e) => return Err(e),
+                };
+                out.push(QueuedEntry {
+                    id: QueueId(id),
+                    due: Timestamp(r.due),
+                    attempts: r.attempts,
+                    status,
+                });
+            }
+            Ok(())
+        })?;
+        for id in bad {
+            crate::quarantine(inner, Table::Status, &id.to_be_bytes());
+        }
+        Ok(out)
     }
 
     /// Every queue entry, in id order.

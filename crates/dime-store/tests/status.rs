@@ -155,6 +155,36 @@ fn statuses_list_by_time_and_old_complete_ones_are_pruned() {
 }
 
 #[test]
+fn the_operator_lists_the_queue_with_schedules_and_statuses_page_by_page() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut rng = dime_testkit::seeded_rng(9);
+    let ids: Vec<_> = (0..4)
+        .map(|_| store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap())
+        .collect();
+    store.defer(&mut rng, ids[0], at(60), REASON, at(1)).unwrap();
+    store.complete_delivered(&mut rng, ids[1], TXID, at(2)).unwrap();
+    // ids[2] and ids[3] are leased (an attempt under way), due again when the lease ends.
+    assert_eq!(store.lease(at(3), 300, 2).unwrap().len(), 2);
+
+    let all = store.queued(QueueId(0), 10).unwrap();
+    let listed: Vec<_> = all.iter().map(|e| (e.id, e.due, e.attempts)).collect();
+    assert_eq!(listed, [(ids[0], at(60), 1), (ids[2], at(303), 0), (ids[3], at(303), 0)]);
+    assert_eq!(
+        all[0].status.as_ref().unwrap().state,
+        DeliveryState::Deferred { next_attempt: at(60), reason: REASON.into() }
+    );
+    assert_eq!(all[1].status.as_ref().unwrap().state, DeliveryState::Queued);
+    assert_eq!(all[2].status.as_ref().unwrap().destination, DEST);
+    // Pages: after an id, at most `max`.
+    assert_eq!(store.queued(QueueId(0), 1).unwrap(), all[..1]);
+    assert_eq!(store.queued(ids[0], 1).unwrap(), all[1..2]);
+    assert_eq!(store.queued(ids[2], 10).unwrap(), all[2..]);
+    assert!(store.queued(ids[3], 10).unwrap().is_empty());
+    assert!(store.queued(QueueId(u64::MAX), 10).unwrap().is_empty());
+}
+
+#[test]
 fn long_reasons_are_cut_to_the_limit() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
