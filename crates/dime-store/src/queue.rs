@@ -121,6 +121,23 @@ fn sealed_of(inner: &Inner, t: &dyn ReadTxn, id: u64, r: &QRec) -> Result<Vec<u8
         .ok_or(StoreError::Corrupt { what: "queue entry" })
 }
 
+/// Up to `max` schedule records from the key `from` on, in id order, with their ids.
+fn schedules(
+    inner: &Inner,
+    t: &dyn ReadTxn,
+    from: &[u8],
+    max: usize,
+) -> Result<Vec<(u64, QRec)>, StoreError> {
+    let corrupt = || StoreError::Corrupt { what: "queue entry" };
+    let mut out = Vec::new();
+    for (k, v) in t.range(Table::Queue, from, &[0xff; 9], max)? {
+        let id = u64::from_be_bytes(k.as_slice().try_into().map_err(|_| corrupt())?);
+        let body = crate::codec::open_record(inner.p, Table::Queue, &k, &v, "queue entry")?;
+        out.push((id, QRec::decode(body)?));
+    }
+    Ok(out)
+}
+
 /// Makes entry `id`, whose schedule is `r`, due at `due`: its schedule record and its index.
 fn reschedule(
     inner: &Inner,
@@ -426,14 +443,7 @@ impl Store {
             out.clear();
             bad.clear();
             let Some(from) = after.0.checked_add(1) else { return Ok(()) };
-            for (k, v) in t.range(Table::Queue, &from.to_be_bytes(), &[0xff; 9], max)? {
-                let id = u64::from_be_bytes(
-                    k.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt { what: "queue entry" })?,
-                );
-                let body = crate::codec::open_record(inner.p, Table::Queue, &k, &v, "queue entry")?;
-                let r = QRec::decode(body)?;
+            for (id, r) in schedules(inner, t, &from.to_be_bytes(), max)? {
                 let status = match load_status(inner, t, &inner.keys.status, id) {
                     Ok(s) => s,
                     Err(StoreError::Corrupt { .. }) => {
@@ -463,14 +473,7 @@ impl Store {
         let mut raw = Vec::new();
         inner.backend.read(&mut |t| {
             raw.clear();
-            for (k, v) in t.range(Table::Queue, &[], &[0xff; 9], usize::MAX)? {
-                let id = u64::from_be_bytes(
-                    k.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt { what: "queue entry" })?,
-                );
-                let body = crate::codec::open_record(inner.p, Table::Queue, &k, &v, "queue entry")?;
-                let r = QRec::decode(body)?;
+            for (id, r) in schedules(inner, t, &[], usize::MAX)? {
                 let sealed = sealed_of(inner, t, id, &r)?;
                 raw.push((id, r, sealed));
             }
