@@ -5,6 +5,7 @@
 
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener, UdpSocket};
+use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -98,6 +99,14 @@ fn quickstart_serves_a_domain_that_delivers_to_itself() {
         std::thread::sleep(Duration::from_millis(100));
     };
     assert!(status.contains("(1 attempt)") && status.contains("\ntxid:     "), "{status}");
+    // The operator's socket: owner only, and the queue is empty again.
+    let admin = data.join("data/dimed-admin.sock");
+    assert_eq!(std::fs::metadata(&admin).unwrap().permissions().mode() & 0o777, 0o600);
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["queue", "--config", data.join("dimed.toml").to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "the queue is empty\n");
     let o = dime(&["inbox", "--socket", sock, "--user", me], "wrong");
     assert!(!o.status.success());
     assert_eq!(String::from_utf8_lossy(&o.stderr).trim(), "error: login failed");
@@ -105,6 +114,7 @@ fn quickstart_serves_a_domain_that_delivers_to_itself() {
     let status = child.wait().unwrap();
     assert!(status.success(), "dimed did not stop cleanly on SIGTERM: {status}");
     assert!(!data.join("data/dimed.sock").exists(), "the socket is removed on shutdown");
+    assert!(!admin.exists(), "the operator's socket is removed on shutdown");
 }
 
 #[test]
