@@ -149,9 +149,10 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
     }
 }
 
-/// `dimed queue`: every entry, a page at a time, from the operator's socket.
+/// `dimed queue`: every entry, a page at a time, from the operator's socket; each page is
+/// printed as it comes (a queue of any length takes one page of memory).
 fn queue(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    use dime_server::admin::{AdminResponse, MAX_LISTED, QueuedView};
+    use dime_server::admin::{AdminResponse, MAX_LISTED};
     use std::io::{BufRead, BufReader};
     let path = Config::load(config)?.admin_socket();
     let s = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
@@ -159,9 +160,11 @@ fn queue(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     })?;
     let mut reader = BufReader::new(s.try_clone()?);
     let mut w = s;
-    let mut entries: Vec<QueuedView> = Vec::new();
+    let (mut after, mut listed) = (0, 0_u64);
+    if json {
+        write!(out, "[")?;
+    }
     loop {
-        let after = entries.last().map_or(0, |e| e.queue_id);
         let req = serde_json::json!({"op": "queue", "after": after, "max": MAX_LISTED});
         writeln!(w, "{req}")?;
         let mut line = String::new();
@@ -172,37 +175,40 @@ fn queue(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
             anyhow::bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
         }
         let page = r.entries.unwrap_or_default();
-        let last = page.len() < MAX_LISTED;
-        entries.extend(page);
-        if last {
-            break;
+        for e in &page {
+            if json {
+                let comma = if listed == 0 { "" } else { "," };
+                write!(out, "{comma}{}", serde_json::to_string(e)?)?;
+            } else {
+                let date = dime_server::rfc5322_date(dime_store::Timestamp(e.due));
+                let (state, destination, reason) = match &e.status {
+                    Some(s) => (s.state.as_str(), s.destination.as_str(), s.reason.as_deref()),
+                    None => ("unknown", "?", None),
+                };
+                write!(
+                    out,
+                    "{:>8}  {state:<9} {:>3} attempts  due {date}  {destination}",
+                    e.queue_id, e.attempts
+                )?;
+                match reason {
+                    Some(r) => writeln!(out, "  ({r})")?,
+                    None => writeln!(out)?,
+                }
+            }
+            listed += 1;
+        }
+        match page.last() {
+            Some(e) if page.len() == MAX_LISTED => after = e.queue_id,
+            _ => break,
         }
     }
     if json {
-        writeln!(out, "{}", serde_json::to_string(&entries)?)?;
-        return Ok(());
-    }
-    if entries.is_empty() {
+        writeln!(out, "]")?;
+    } else if listed == 0 {
         writeln!(out, "the queue is empty")?;
-        return Ok(());
+    } else {
+        writeln!(out, "{listed} entries")?;
     }
-    for e in &entries {
-        let date = dime_server::rfc5322_date(dime_store::Timestamp(e.due));
-        let (state, destination, reason) = match &e.status {
-            Some(s) => (s.state.as_str(), s.destination.as_str(), s.reason.as_deref()),
-            None => ("unknown", "?", None),
-        };
-        write!(
-            out,
-            "{:>8}  {state:<9} {:>3} attempts  due {date}  {destination}",
-            e.queue_id, e.attempts
-        )?;
-        match reason {
-            Some(r) => writeln!(out, "  ({r})")?,
-            None => writeln!(out)?,
-        }
-    }
-    writeln!(out, "{} entries", entries.len())?;
     Ok(())
 }
 
