@@ -283,15 +283,20 @@ struct DestinationStore {
     recipient_signet: Signet,
 }
 
-fn destination_store(dir: &Path) -> DestinationStore {
-    let config = StoreConfig {
+/// A store under `dir` with a pepper of `seed`'s octet. Only account creation and login run
+/// Argon2 (deliveries and submissions do not), with the cheapest parameters.
+fn store_config(dir: &Path, seed: u64) -> StoreConfig {
+    StoreConfig {
         data_dir: dir.join("data"),
         vault_path: dir.join("vault").join("vault.redb"),
-        pepper: Secret::new(vec![DEST_SEED as u8; 32]),
-        // Only account creation and login run Argon2; deliveries do not.
+        pepper: Secret::new(vec![seed as u8; 32]),
         argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
         idle_timeout_secs: 900,
-    };
+    }
+}
+
+fn destination_store(dir: &Path) -> DestinationStore {
+    let config = store_config(dir, DEST_SEED);
     let store = Store::open(config, p()).expect("open the destination store");
     let mut rng = dime_testkit::seeded_rng(DEST_SEED);
     let keys = OrgKeys::generate(&mut rng);
@@ -744,13 +749,7 @@ async fn origin_case(
     let dest = destination(dir.path(), &named).await;
     let bodies = read_sealed(sealed, &dest);
     let n = bodies.len();
-    let config = StoreConfig {
-        data_dir: dir.path().join("origin"),
-        vault_path: dir.path().join("origin-vault.redb"),
-        pepper: Secret::new(vec![1; 32]),
-        argon2: Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 },
-        idle_timeout_secs: 900,
-    };
+    let config = store_config(&dir.path().join("origin"), 1);
     let store = Arc::new(Store::open(config, p()).expect("open the origin store"));
     let keys = Origin::new();
     let now = Timestamp(1_700_000_000);
