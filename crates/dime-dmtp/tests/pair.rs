@@ -614,3 +614,46 @@ proptest! {
         }
     }
 }
+
+/// The reply to a body is the driver's decision, never the machine's: after the body has
+/// arrived whole, nothing is sent (not even for commands pipelined behind it), however long
+/// the driver takes, until `data_stored` (250 with the transaction id) or `data_failed` (its
+/// refusal's code); then exactly one reply for the body, and the pipelined command's after
+/// it (`spec/dmtp.md` §5, §6.3: a 250 only once the message is durable).
+#[test]
+fn no_reply_to_a_body_before_the_driver_decides() {
+    for stored in [true, false] {
+        let now = Instant::now();
+        let mut s = server_at_data(now, true);
+        assert_eq!(codes(&mut s), [250, 250, 250], "greeting, MAIL, RCPT");
+        let payload = b"sealed envelope".to_vec();
+        let sha512 = default_provider().hash.sha512(&[&payload]).to_vec();
+        let data = dmtp::Data { size: payload.len() as u64, sha512, body_follows: true };
+        s.handle_input(&frame(Command::Data(data)), now);
+        assert_eq!(codes(&mut s), [354], "DATA");
+        let mut input = body(&payload);
+        input.extend(frame(Command::Noop(dmtp::Noop {})));
+        s.handle_input(&input, now);
+        let Some(Event::MessageReceived(d)) = s.poll_event() else { panic!("no delivery") };
+        assert_eq!(&d.body[..], &payload[..]);
+        assert_eq!(s.poll_transmit(), None, "a reply before the driver decided");
+        // Time passes while the store works: still nothing, and the stream stays open.
+        let later = now + Duration::from_secs(3600);
+        s.handle_timeout(later);
+        assert_eq!(s.poll_transmit(), None, "a reply before the driver decided");
+        assert!(!s.is_closed());
+        assert_eq!(s.poll_event(), None, "the pipelined NOOP waits behind the body");
+        if stored {
+            s.data_stored(TransactionId::new("txid-1").unwrap(), later).unwrap();
+            let r = reply_of(&s.poll_transmit().unwrap());
+            assert_eq!(r.code, 250);
+            let Some(Detail::Accepted(a)) = r.detail else { panic!("{r:?}") };
+            assert_eq!(a.transaction_id, "txid-1");
+        } else {
+            s.data_failed(Refusal::StoreFailed, later).unwrap();
+            assert_eq!(reply_of(&s.poll_transmit().unwrap()).code, 451);
+        }
+        assert_eq!(codes(&mut s), [250], "the NOOP's reply, after the body's");
+        assert_eq!(s.poll_event(), None);
+    }
+}

@@ -249,7 +249,13 @@ fn replay(heading: &str, lines: &[String]) {
                     assert_eq!(got, Some(expected_event(body)), "{ctx}");
                 }
             }
-            "D: " => decide(&mut server, body, now),
+            "D: " => {
+                // The body's reply is the driver's decision: nothing may precede it.
+                if body.starts_with("data_") {
+                    assert!(server.poll_transmit().is_none(), "{ctx}: a reply before the decision");
+                }
+                decide(&mut server, body, now)
+            }
             "S: " if body == "CLOSE" => {
                 assert!(server.is_closed(), "{ctx}: not closed");
                 assert!(server.poll_transmit().is_none(), "{ctx}: more output after close");

@@ -5,7 +5,7 @@ mod common;
 
 use common::*;
 use dime_core::Domain;
-use dime_core::crypto::default_provider;
+use dime_core::crypto::{Ed25519PublicKey, default_provider};
 use dime_envelope::*;
 use dime_testkit::seeded_rng;
 
@@ -253,7 +253,7 @@ fn light_client_verifies_authorship_without_attachment_bodies() {
         .iter()
         .map(|c| (c.chunk_type, &msg[c.offset as usize..(c.offset + c.size) as usize]))
         .collect();
-    let light = |omit_as: Option<ChunkType>, tamper: bool| {
+    let light_by = |omit_as: Option<ChunkType>, tamper: bool, author: &Ed25519PublicKey| {
         let mut owned: Vec<Vec<u8>> = pieces.iter().map(|(_, b)| b.to_vec()).collect();
         if tamper {
             owned[4][60] ^= 1; // common headers
@@ -267,8 +267,9 @@ fn light_client_verifies_authorship_without_attachment_bodies() {
             })
             .collect();
         open_light(p, header, &chunks, &w.recip.enc)
-            .and_then(|u| u.verify(p, &w.author.keys.signing, Some(&w.origin.keys.signing)))
+            .and_then(|u| u.verify(p, author, Some(&w.origin.keys.signing)))
     };
+    let light = |omit_as, tamper| light_by(omit_as, tamper, &w.author.keys.signing);
     let v = light(Some(ChunkType::Attachment), false).unwrap();
     assert_eq!(v.view.message.parts.len(), 1, "only the display part was downloaded");
     assert_eq!(v.view.message.common_headers, m.common_headers);
@@ -282,6 +283,17 @@ fn light_client_verifies_authorship_without_attachment_bodies() {
     // A tampered present chunk, or an omitted chunk passed off as another type, fails.
     assert!(matches!(light(Some(ChunkType::Attachment), true), Err(OpenError::Unauthentic)));
     assert!(light(Some(ChunkType::Display), false).is_err());
+    // The author tree signature is what a light client's authorship rests on: with any key
+    // but the author's it fails, whether chunks were omitted or not, although every tag and
+    // the origin signature hold.
+    for wrong in [&w.origin.keys.signing, &w.recip.keys.signing, &w.dest.keys.signing] {
+        for omit in [Some(ChunkType::Attachment), None] {
+            assert!(
+                matches!(light_by(omit, false, wrong), Err(OpenError::Unauthentic)),
+                "omitted {omit:?}"
+            );
+        }
+    }
     // Only parts may be omitted.
     let chunks: Vec<LightChunk<'_>> = pieces
         .iter()

@@ -401,3 +401,185 @@ pub fn decide(lookup: &RecordLookup, local: &LocalPolicy) -> Decision {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    //! `decide` and `decide_record` over every proof, outcome and policy, written from the
+    //! table of `spec/discovery.md` §5 (not from the code): a bogus or indeterminate answer
+    //! anywhere in the walk defers, and nothing else ever leads to a usable key without a
+    //! secure proof or the CA-TLS row.
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use DnssecProof::{Bogus, Indeterminate, Insecure, Secure};
+
+    const POK: &str = "0EqyMnQrtKs6E2i9RhXk5tAiSrcaAWuvhSCjMsl3hzc";
+    const ALL_PROOFS: [DnssecProof; 4] = [Secure, Insecure, Bogus, Indeterminate];
+
+    fn d(s: &str) -> Domain {
+        Domain::parse(s).unwrap()
+    }
+
+    fn record(extra: &str) -> Arc<Record> {
+        let text = format!("ver=1 pok={POK}{extra}");
+        Arc::new(Record::parse_rrset(&[vec![text.into_bytes()]]).unwrap().unwrap())
+    }
+
+    fn lookup(outcome: RecordOutcome, proof: DnssecProof) -> RecordLookup {
+        RecordLookup { domain: d("mail.test"), outcome, proof, consulted: Vec::new() }
+    }
+
+    fn policies() -> [LocalPolicy; 2] {
+        [
+            LocalPolicy { allow_ca_tls: true, ..LocalPolicy::default() },
+            LocalPolicy { allow_ca_tls: false, ..LocalPolicy::default() },
+        ]
+    }
+
+    fn auth(record: &Arc<Record>, proof: DnssecProof) -> AuthenticatedRecord {
+        AuthenticatedRecord {
+            record: Arc::clone(record),
+            published_by: d("mail.test"),
+            proof,
+            lifetime_secs: 300,
+        }
+    }
+
+    #[test]
+    fn a_record_is_decided_by_its_proof_its_policy_and_ours() {
+        for (pol, extra) in [
+            (Policy::Experimental, ""),
+            (Policy::Experimental, " pol=experimental"),
+            (Policy::Mixed, " pol=mixed"),
+            (Policy::Strict, " pol=strict"),
+        ] {
+            let r = record(extra);
+            assert_eq!(r.effective_policy(), pol);
+            for local in policies() {
+                for proof in ALL_PROOFS {
+                    let l = lookup(
+                        RecordOutcome::Record {
+                            record: Arc::clone(&r),
+                            published_by: d("mail.test"),
+                            lifetime_secs: 300,
+                        },
+                        proof,
+                    );
+                    let want = match (proof, pol, local.allow_ca_tls) {
+                        (Secure, _, _) => Decision::UseDnssec(auth(&r, Secure)),
+                        (Insecure, Policy::Strict, _) => {
+                            Decision::Defer(DeferReason::InsecureStrict)
+                        }
+                        (Insecure, _, true) => Decision::UseWithCaTls(auth(&r, Insecure)),
+                        (Insecure, _, false) => {
+                            Decision::Unauthenticated { record: Arc::clone(&r), policy: pol }
+                        }
+                        (Bogus, _, _) => Decision::Defer(DeferReason::Bogus { at: d("mail.test") }),
+                        (Indeterminate, _, _) => Decision::Defer(DeferReason::Indeterminate),
+                    };
+                    let got = decide(&l, &local);
+                    assert_eq!(got, want, "{proof} pol={pol:?} local={local:?}");
+                    if matches!(proof, Bogus | Indeterminate) {
+                        assert!(got.is_temporary_failure(), "{proof} never downgrades");
+                    }
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn no_record_is_not_dime_only_with_a_proof_of_absence() {
+        for local in policies() {
+            for proof in ALL_PROOFS {
+                let got =
+                    decide(&lookup(RecordOutcome::NoRecord { lifetime_secs: 60 }, proof), &local);
+                let want = match proof {
+                    Secure | Insecure => Decision::NotDime { proof },
+                    Bogus => Decision::Defer(DeferReason::Bogus { at: d("mail.test") }),
+                    Indeterminate => Decision::Defer(DeferReason::Indeterminate),
+                };
+                assert_eq!(got, want, "{proof}");
+            }
+        }
+    }
+
+    #[test]
+    fn bogus_broken_and_failed_lookups_defer_whatever_the_proof() {
+        let broken = RecordError::MultipleRecords;
+        for local in policies() {
+            for proof in ALL_PROOFS {
+                let cases = [
+                    (
+                        RecordOutcome::Bogus { at: d("test"), broken: None },
+                        DeferReason::Bogus { at: d("test") },
+                    ),
+                    (
+                        RecordOutcome::Bogus { at: d("test"), broken: Some(broken.clone()) },
+                        DeferReason::BrokenRecord { at: d("test"), error: broken.clone() },
+                    ),
+                    (
+                        RecordOutcome::Failed { at: d("test"), reason: TemporaryFailure::Timeout },
+                        DeferReason::Lookup { at: d("test"), reason: TemporaryFailure::Timeout },
+                    ),
+                ];
+                for (outcome, reason) in cases {
+                    assert_eq!(decide(&lookup(outcome, proof), &local), Decision::Defer(reason));
+                }
+            }
+        }
+    }
+
+    fn query(domain: &str, outcome: DxOutcome, proof: DnssecProof) -> DxQuery {
+        DxQuery { domain: d(domain), outcome, proof }
+    }
+
+    #[test]
+    fn one_bogus_answer_anywhere_in_the_walk_makes_the_lookup_bogus() {
+        // The domain's own record is secure and usable; an ancestor's answer is bogus (or
+        // broken, or failed): the walk's result is never the record alone.
+        let own =
+            || query("a.mail.test", DxOutcome::Record { record: record(""), ttl: 300 }, Secure);
+        let cases = [
+            (query("mail.test", DxOutcome::Bogus, Bogus), "bogus"),
+            (query("mail.test", DxOutcome::NoRecord { ttl: 60 }, Bogus), "bogus proof"),
+            (query("mail.test", DxOutcome::Broken(RecordError::MultipleRecords), Secure), "broken"),
+            (
+                query("mail.test", DxOutcome::Failed(TemporaryFailure::Timeout), Indeterminate),
+                "failed",
+            ),
+        ];
+        for (ancestor, what) in cases {
+            let l = decide_record(d("a.mail.test"), vec![own(), ancestor]);
+            for local in policies() {
+                let got = decide(&l, &local);
+                assert!(got.is_temporary_failure(), "{what}: {got:?}");
+            }
+        }
+        // A record whose own answer carries a bogus proof (hickory may hand one back as an
+        // answer rather than an error) is bogus too, never insecure.
+        let l = decide_record(
+            d("mail.test"),
+            vec![query("mail.test", DxOutcome::Record { record: record(""), ttl: 300 }, Bogus)],
+        );
+        assert_eq!(l.proof, Bogus);
+        for local in policies() {
+            assert_eq!(
+                decide(&l, &local),
+                Decision::Defer(DeferReason::Bogus { at: d("mail.test") })
+            );
+        }
+        // All secure: the record is used.
+        let l = decide_record(
+            d("a.mail.test"),
+            vec![own(), query("mail.test", DxOutcome::NoRecord { ttl: 60 }, Secure)],
+        );
+        assert!(matches!(decide(&l, &LocalPolicy::default()), Decision::UseDnssec(_)));
+        // One insecure ancestor answer makes the whole lookup insecure: CA-TLS at best.
+        let l = decide_record(
+            d("a.mail.test"),
+            vec![own(), query("mail.test", DxOutcome::NoRecord { ttl: 60 }, Insecure)],
+        );
+        assert_eq!(l.proof, Insecure);
+        assert!(matches!(decide(&l, &LocalPolicy::default()), Decision::UseWithCaTls(_)));
+    }
+}

@@ -139,7 +139,8 @@ pub enum Answer<T> {
     Found {
         /// The records' data.
         value: T,
-        /// Their DNSSEC status: the weakest among the records.
+        /// Their DNSSEC status: the weakest among the records and the CNAMEs that led to
+        /// them; never [`DnssecProof::Bogus`] (a bogus answer is [`Answer::Bogus`]).
         proof: DnssecProof,
         /// The smallest TTL among them, in seconds.
         ttl: u32,
@@ -262,18 +263,7 @@ impl Dns {
     async fn query(&self, name: &str, rtype: RecordType) -> Answer<Vec<RR>> {
         let fqdn = if name.ends_with('.') { name.to_owned() } else { format!("{name}.") };
         match self.resolver.lookup(fqdn.as_str(), rtype).await {
-            Ok(lookup) => {
-                let records: Vec<RR> =
-                    lookup.answers().iter().filter(|r| r.record_type() == rtype).cloned().collect();
-                if records.is_empty() {
-                    // Only CNAMEs (or nothing) answered: no record of this type.
-                    let proof = weakest_of(lookup.answers().iter().map(|r| r.proof));
-                    return Answer::Absent { nxdomain: false, proof, ttl: 0 };
-                }
-                let proof = weakest_of(records.iter().map(|r| r.proof));
-                let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
-                Answer::Found { value: records, proof, ttl }
-            }
+            Ok(lookup) => answer_of(lookup.answers(), rtype),
             Err(e) => classify_error(&e),
         }
     }
@@ -353,6 +343,25 @@ impl Dns {
     }
 }
 
+/// The answer a successful lookup gives for `rtype`: its records with their weakest proof. A
+/// bogus proof on any record (hickory may hand one back inside an answer rather than as an
+/// error) makes the whole answer [`Answer::Bogus`], as a bogus error does: a bogus answer is
+/// never used, whatever path it took (`spec/discovery.md` §3).
+fn answer_of(answers: &[RR], rtype: RecordType) -> Answer<Vec<RR>> {
+    let records: Vec<RR> = answers.iter().filter(|r| r.record_type() == rtype).cloned().collect();
+    // Every record of the answer counts, CNAMEs leading to the records included.
+    let proof = weakest_of(answers.iter().map(|r| r.proof));
+    if proof == DnssecProof::Bogus {
+        return Answer::Bogus;
+    }
+    if records.is_empty() {
+        // Only CNAMEs (or nothing) answered: no record of this type.
+        return Answer::Absent { nxdomain: false, proof, ttl: 0 };
+    }
+    let ttl = records.iter().map(|r| r.ttl).min().unwrap_or(0);
+    Answer::Found { value: records, proof, ttl }
+}
+
 fn weakest_of(proofs: impl Iterator<Item = hickory_resolver::proto::dnssec::Proof>) -> DnssecProof {
     let mut out: Option<DnssecProof> = None;
     for p in proofs {
@@ -405,6 +414,9 @@ fn classify_error<T>(e: &NetError) -> Answer<T> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use hickory_resolver::proto::dnssec::Proof;
+    use hickory_resolver::proto::rr::Name;
+    use hickory_resolver::proto::rr::RecordType::TXT;
 
     #[test]
     fn resolv_conf_nameservers_in_order_on_port_53() {
@@ -416,5 +428,57 @@ mod tests {
             .collect();
         assert_eq!(resolv_conf_servers(text), want);
         assert!(resolv_conf_servers("search example.test\n").is_empty());
+    }
+
+    fn txt(name: &str, ttl: u32, proof: Proof) -> RR {
+        let rdata = RData::TXT(hickory_resolver::proto::rr::rdata::TXT::new(vec!["ver=1".into()]));
+        let mut r = RR::from_rdata(Name::from_ascii(name).unwrap(), ttl, rdata);
+        r.proof = proof;
+        r
+    }
+
+    fn cname(name: &str, to: &str, proof: Proof) -> RR {
+        let target = Name::from_ascii(to).unwrap();
+        let rdata = RData::CNAME(hickory_resolver::proto::rr::rdata::CNAME(target));
+        let mut r = RR::from_rdata(Name::from_ascii(name).unwrap(), 60, rdata);
+        r.proof = proof;
+        r
+    }
+
+    #[test]
+    fn hickory_proofs_map_one_to_one() {
+        for (h, ours) in [
+            (Proof::Secure, DnssecProof::Secure),
+            (Proof::Insecure, DnssecProof::Insecure),
+            (Proof::Bogus, DnssecProof::Bogus),
+            (Proof::Indeterminate, DnssecProof::Indeterminate),
+        ] {
+            assert_eq!(DnssecProof::from_hickory(h), ours);
+            assert_eq!(weakest_of([h].into_iter()), ours);
+        }
+        assert_eq!(weakest_of(std::iter::empty()), DnssecProof::Indeterminate);
+        assert_eq!(weakest_of([Proof::Secure, Proof::Insecure].into_iter()), DnssecProof::Insecure);
+        assert_eq!(weakest_of([Proof::Bogus, Proof::Secure].into_iter()), DnssecProof::Bogus);
+    }
+
+    #[test]
+    fn an_answer_with_any_bogus_record_is_bogus_never_insecure() {
+        let n = "_dx.mail.test.";
+        let secure = answer_of(&[txt(n, 300, Proof::Secure), txt(n, 100, Proof::Secure)], TXT);
+        assert!(matches!(secure, Answer::Found { proof: DnssecProof::Secure, ttl: 100, .. }));
+        let mixed = answer_of(&[txt(n, 300, Proof::Secure), txt(n, 300, Proof::Insecure)], TXT);
+        assert_eq!(mixed.proof(), DnssecProof::Insecure);
+        for bogus in [
+            vec![txt(n, 300, Proof::Secure), txt(n, 300, Proof::Bogus)],
+            vec![txt(n, 300, Proof::Bogus)],
+            // A secure record reached through a bogus CNAME.
+            vec![cname("_dx.a.test.", n, Proof::Bogus), txt(n, 300, Proof::Secure)],
+            // Only a bogus CNAME: not a proof of absence.
+            vec![cname("_dx.a.test.", n, Proof::Bogus)],
+        ] {
+            assert!(matches!(answer_of(&bogus, TXT), Answer::Bogus));
+        }
+        let absent = answer_of(&[cname("_dx.a.test.", n, Proof::Insecure)], TXT);
+        assert!(matches!(absent, Answer::Absent { proof: DnssecProof::Insecure, .. }));
     }
 }

@@ -8,7 +8,9 @@ mod common;
 
 use common::{AUTHOR, RECIPIENT, StaticRoutes, T0, World, contains, domain, mailbox, p, world};
 use dime_core::Fingerprint;
-use dime_dmtp::{Refusal, SignetName, VerifyAnswer};
+use dime_core::crypto::{Ed25519Seed, Hashed};
+use dime_dmtp::{Delivery, Refusal, SignetName, VerifyAnswer};
+use dime_envelope::{ActorSecret, open_as_origin};
 use dime_net::Handler;
 use dime_server::origin::{Outbound, Outcome, RetryPolicy, Transports, backoff, submit};
 use dime_server::{Destination, StaticOrigins};
@@ -336,4 +338,58 @@ async fn unknown_recipient_fails_permanently() {
     let o = out.run_once(T0, &mut rng).await.unwrap();
     let Outcome::Failed { reason, .. } = &o[0] else { panic!("{o:?}") };
     assert!(reason.contains("550"), "{reason}");
+}
+
+/// The destination checks the origin's signature before it stores anything: a body with no
+/// origin signature, one signed with another key, one signed for another destination domain,
+/// or one whose signed origin is not the domain MAIL named is refused with 554 and not
+/// stored; the rightly signed body is stored (`spec/dmtp.md` §6, `spec/envelope.md` §7.3).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_destination_refuses_a_body_without_the_origin_signature() {
+    let w = world(SUBJECT, BODY).await;
+    let a_key = w.a.local.org_signet.signing_key().unwrap();
+    let mut origins = std::collections::HashMap::new();
+    origins.insert(domain("a.test"), (w.a.local.org_fingerprint, a_key));
+    // c.test is vouched for with a.test's own key: only the signed origin domain differs.
+    origins.insert(domain("c.test"), (w.a.local.org_fingerprint, a_key));
+    let h = Destination::new(
+        Arc::clone(&w.b.local),
+        Arc::clone(&w.b.store),
+        Arc::new(StaticOrigins(origins)),
+        p(),
+    );
+    let author_key = w.a.store.signet(&mailbox(AUTHOR)).unwrap().1.signing_key().unwrap();
+    let a_secret = ActorSecret::from_org_keys(p(), w.a.local.keys()).unwrap();
+    let origin_signed = |sealed: &[u8], seed: &Ed25519Seed| -> Vec<u8> {
+        let v = open_as_origin(p(), sealed, &a_secret).unwrap().verify(p(), &author_key).unwrap();
+        let mut rng = dime_testkit::seeded_rng(31);
+        let chunk = v.origin_signature_chunk(p(), &mut rng, seed, &domain("a.test")).unwrap();
+        [sealed, &chunk].concat()
+    };
+    let delivery = |origin: &str, body: Vec<u8>| Delivery {
+        origin: domain(origin),
+        origin_fingerprint: w.a.local.org_fingerprint,
+        destination: domain("b.test"),
+        destination_fingerprint: w.b.local.org_fingerprint,
+        body: Hashed::new(p(), body),
+    };
+    let account = w.b.store.account_of(&mailbox(RECIPIENT)).unwrap();
+    let stored = || w.b.store.list(account, MailboxId::INBOX).unwrap().len();
+
+    let sealed = w.seal(30, "b.test");
+    let a_seed = w.a.local.keys().pok_seed();
+    let b_seed = w.b.local.keys().pok_seed();
+    let for_c = origin_signed(&w.seal(32, "c.test"), a_seed);
+    let refused = [
+        ("no origin signature", delivery("a.test", sealed.clone())),
+        ("signed with another key", delivery("a.test", origin_signed(&sealed, b_seed))),
+        ("signed for another destination", delivery("a.test", for_c)),
+        ("MAIL named another origin", delivery("c.test", origin_signed(&sealed, a_seed))),
+    ];
+    for (what, d) in refused {
+        assert_eq!(h.deliver(d).await, Err(Refusal::BadSignature), "{what}");
+        assert_eq!(stored(), 0, "{what}: nothing stored");
+    }
+    h.deliver(delivery("a.test", origin_signed(&sealed, a_seed))).await.unwrap();
+    assert_eq!(stored(), 1);
 }

@@ -226,6 +226,28 @@ mod tests {
         assert!(p().signature.verify(&pk, b"", &Ed25519Signature([0; 64])).is_err());
     }
 
+    #[test]
+    fn ed25519_identity_key_and_identity_r_with_zero_s_fails_for_every_message() {
+        // Public key A = identity and signature (R = identity, s = 0): the cofactorless
+        // equation [s]B = R + [k]A holds for every message (both sides are the identity), so
+        // plain `verify` accepts it. The strict rule (spec/signet.md §1, rules 2 and 3: no
+        // small-order A or R) refuses it, at every verification site.
+        let mut identity = [0u8; 32];
+        identity[0] = 1;
+        let pk = Ed25519PublicKey(identity);
+        let mut sig = [0u8; 64];
+        sig[..32].copy_from_slice(&identity);
+        let sig = Ed25519Signature(sig);
+        for msg in [&b""[..], b"dime", &[0xff; 100]] {
+            assert!(p().signature.verify(&pk, msg, &sig).is_err(), "{msg:?}");
+        }
+        // The same check through dalek directly shows what the strict rule adds: the lax
+        // `verify` accepts this signature.
+        let vk = ed25519_dalek::VerifyingKey::from_bytes(&identity).unwrap();
+        let dsig = ed25519_dalek::Signature::from_bytes(&sig.0);
+        assert!(ed25519_dalek::Verifier::verify(&vk, b"dime", &dsig).is_ok());
+    }
+
     // RFC 7748 §6.1.
     #[test]
     fn x25519_rfc7748_and_low_order() {
