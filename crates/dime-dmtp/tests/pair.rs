@@ -657,3 +657,58 @@ fn no_reply_to_a_body_before_the_driver_decides() {
         assert_eq!(s.poll_event(), None);
     }
 }
+
+/// The end of the client's stream: between commands it closes the session quietly (no reply,
+/// no error); in the middle of a frame or of a body, kept or dropped, it is an error
+/// (`UnexpectedEnd`: its reply, then closed); while the driver decides, the session stays
+/// open for the decision's reply (`spec/dmtp.md` §4, §10).
+#[test]
+fn the_end_of_the_stream_is_quiet_between_commands_and_an_error_mid_frame_or_mid_body() {
+    let now = Instant::now();
+    let ended = |s: &mut Server| {
+        s.handle_end(now);
+        assert!(s.is_closed());
+        assert!(!s.wants_input());
+        (codes(s), std::iter::from_fn(|| s.poll_event()).collect::<Vec<_>>())
+    };
+    let unexpected = (
+        vec![u32::from(ProtocolError::UnexpectedEnd.code().0)],
+        vec![Event::Closed(ProtocolError::UnexpectedEnd)],
+    );
+
+    let mut s = server_after_mail(now);
+    assert_eq!(ended(&mut s), (vec![], vec![]), "between commands");
+
+    let mut s = server_after_mail(now);
+    let noop = frame(Command::Noop(dmtp::Noop {}));
+    s.handle_input(&noop[..noop.len() - 1], now);
+    assert_eq!(ended(&mut s), unexpected, "mid-frame");
+
+    for accepted in [true, false] {
+        let mut s = server_at_data(now, accepted);
+        let _ = codes(&mut s);
+        let mut input = data_following(7);
+        input.extend(body(b"abc"));
+        s.handle_input(&input, now);
+        let _ = codes(&mut s);
+        assert_eq!(ended(&mut s), unexpected, "mid-body, body kept: {accepted}");
+    }
+
+    // MAIL waits for the driver: the end of input does not close the session before the
+    // decision is answered.
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    s.handle_input(
+        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
+        now,
+    );
+    s.handle_input(
+        &frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] })),
+        now,
+    );
+    assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+    s.handle_end(now);
+    assert!(!s.is_closed(), "closed before the decision");
+    s.accept_mail(now).unwrap();
+    assert_eq!(codes(&mut s), [250, 250], "greeting, then MAIL's reply");
+    assert_eq!(s.poll_event(), None);
+}

@@ -296,8 +296,16 @@ mod tests {
             hex(&p().hash.sha512(&[b"a", b"bc"])),
             "ddaf35a193617abacc417349ae20413112e6fa4e89a97ea20a9eeee64b55d39a2192992a274fc1a836ba3c23a3feebbd454d4423643ce80e2a9ac94fa54ca49f"
         );
-        let mut out = [0u8; 16];
+        let mut out = [0u8; 42];
         p().kdf.hkdf_sha512(b"salt", b"ikm", b"info", &mut out).unwrap();
+        assert_eq!(
+            hex(&out),
+            "f8666bd3fdd88840c947614272dd065c71c541b0de03ff738644dffc3facec646317f3819f453c7f0c4b"
+        );
+        // At the limit and one past it (RFC 5869 §2.3: L <= 255 HashLen).
+        let mut most = vec![0u8; HKDF_MAX_OUTPUT];
+        p().kdf.hkdf_sha512(b"salt", b"ikm", b"info", &mut most).unwrap();
+        assert_eq!(most[..42], out, "a longer output extends the shorter one");
         let mut big = vec![0u8; HKDF_MAX_OUTPUT + 1];
         assert_eq!(p().kdf.hkdf_sha512(b"", b"", b"", &mut big), Err(CryptoError::BadLength));
     }

@@ -209,9 +209,8 @@ impl Argon2Params {
         if self.p == 0 || self.p > Self::MAX_P {
             return Err(CryptoError::PasswordParams("parallelism must be 1 to 8"));
         }
-        if self.m_kib < 8 * self.p {
-            return Err(CryptoError::PasswordParams("memory must be at least 8 KiB per lane"));
-        }
+        // Argon2 needs at least 8 KiB per lane: the bounds above imply it.
+        const _: () = assert!(Argon2Params::MIN_M_KIB >= 8 * Argon2Params::MAX_P);
         Ok(())
     }
 }
@@ -245,4 +244,51 @@ pub struct CryptoProvider {
     pub kdf: &'static dyn Kdf,
     /// Argon2id.
     pub password_kdf: &'static dyn PasswordKdf,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A provider's hash that implements only `start`: `sha512` is the trait's own.
+    #[derive(Debug)]
+    struct OnlyStart;
+
+    impl Hash for OnlyStart {
+        fn start(&self) -> Box<dyn HashContext> {
+            default_provider().hash.start()
+        }
+    }
+
+    #[test]
+    fn the_default_sha512_hashes_the_concatenation_of_the_parts() {
+        let parts: [&[u8]; 3] = [b"a", b"", b"bc"];
+        let want = default_provider().hash.sha512(&[b"abc"]);
+        assert_eq!(OnlyStart.sha512(&parts), want);
+        assert_eq!(OnlyStart.sha512(&[b"abc"]), want);
+        assert_ne!(OnlyStart.sha512(&[b"abd"]), want);
+        assert_eq!(OnlyStart.sha512(&[]), default_provider().hash.sha512(&[b""]));
+    }
+
+    #[test]
+    fn lengths_are_those_of_the_algorithms() {
+        assert_eq!(HKDF_MAX_OUTPUT, 16_320);
+        assert_eq!(Argon2Params::MIN_M_KIB, 8_192);
+        assert_eq!(Argon2Params::MAX_M_KIB, 2_097_152);
+        assert_eq!(Argon2Params::DEFAULT, Argon2Params { m_kib: 19_456, t: 2, p: 1 });
+        assert!(Argon2Params::DEFAULT.check().is_ok());
+    }
+
+    #[test]
+    fn argon2_bounds_hold_at_the_limit_and_refuse_one_past() {
+        let ok = |m_kib, t, p| Argon2Params { m_kib, t, p }.check().is_ok();
+        let (min_m, max_m) = (Argon2Params::MIN_M_KIB, Argon2Params::MAX_M_KIB);
+        let (max_t, max_p) = (Argon2Params::MAX_T, Argon2Params::MAX_P);
+        assert!(ok(min_m, 1, 1) && ok(max_m, 1, 1));
+        assert!(!ok(min_m - 1, 1, 1) && !ok(max_m + 1, 1, 1) && !ok(0, 1, 1));
+        assert!(ok(min_m, max_t, 1) && ok(min_m, 1, max_p) && ok(min_m, max_t, max_p));
+        assert!(!ok(min_m, max_t + 1, 1) && !ok(min_m, 0, 1));
+        assert!(!ok(min_m, 1, max_p + 1) && !ok(min_m, 1, 0));
+        assert!(!ok(u32::MAX, 1, 1) && !ok(min_m, u32::MAX, 1) && !ok(min_m, 1, u32::MAX));
+    }
 }
