@@ -1,6 +1,6 @@
 //! The file layer under a store (`spec/storage.md` §2, §10): the few file operations the store
 //! does, behind [`StoreFs`] and [`StoreFile`], so that a test can put the store on a file system
-//! that loses what was never synced.
+//! that loses what was never synced ([`crate::PowerCutFs`]).
 //!
 //! The store touches files in three places: its directories (the data directory, the key
 //! vault's), the delivery log (`spec/storage.md` §4.1: opened or created, scanned, then one

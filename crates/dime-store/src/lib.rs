@@ -5,7 +5,8 @@
 //! retention), account export and import, and the durable outbound queue with the delivery
 //! status of each entry. Everything sits on a [`Backend`]: [`RedbBackend`] (one embedded redb
 //! file in the data directory) by default. Its files (the redb databases and the delivery log)
-//! are reached through a file layer, [`StoreFs`]: [`OsFs`] is the real file system
+//! are reached through a file layer, [`StoreFs`]: [`OsFs`] is the real file system,
+//! [`PowerCutFs`] an in-memory one for crash tests, whose power can be cut
 //! ([`Store::open_with_fs`]).
 //!
 //! What it is not: a message codec. A delivered envelope is opaque sealed bytes
@@ -33,6 +34,7 @@ mod keys;
 mod log;
 mod mail;
 mod pins;
+mod powercut;
 mod queue;
 mod rewrap;
 mod status;
@@ -46,6 +48,7 @@ pub use fs::{OsFs, StoreFile, StoreFs};
 pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
+pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};
 pub use queue::{Leased, OutboundEntry, QueueId, QueuedEntry, Settlement, Transport};
 pub use rewrap::{Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
@@ -286,7 +289,8 @@ impl Store {
     }
 
     /// [`Store::open`] on the file system `fs`: its directories, the redb files (the store
-    /// and the key vault) and the delivery log live there. [`OsFs`] is the real one.
+    /// and the key vault) and the delivery log live there. [`OsFs`] is the real one; a crash
+    /// test passes a [`PowerCutFs`] (`spec/storage.md` §10).
     pub fn open_with_fs(
         config: StoreConfig,
         provider: &'static CryptoProvider,
