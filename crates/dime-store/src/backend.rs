@@ -3,6 +3,7 @@
 //! PostgreSQL backend implements the same three traits (one `bytea` table per [`Table`]).
 
 use crate::StoreError;
+use crate::fs::{OsFs, RedbFile, StoreFs, open_durably};
 use redb::{ReadableDatabase, ReadableTable, TableDefinition};
 use std::path::Path;
 
@@ -207,10 +208,22 @@ impl RedbBackend {
     /// Opens (or creates) the database at `path` with a [`REDB_CACHE_BYTES`] page cache and
     /// creates every table.
     pub fn open(path: &Path) -> Result<RedbBackend, StoreError> {
-        let db = redb::Builder::new()
-            .set_cache_size(REDB_CACHE_BYTES)
-            .create(path)
-            .map_err(backend_err)?;
+        RedbBackend::open_with_fs(&OsFs, path)
+    }
+
+    /// [`RedbBackend::open`] on the file system `fs` (a new file is made durable in its
+    /// directory first). A file of the operating system goes to redb's own file backend, as
+    /// `redb::Builder::create` does; any other through [`crate::StoreFile`].
+    pub fn open_with_fs(fs: &dyn StoreFs, path: &Path) -> Result<RedbBackend, StoreError> {
+        let file = open_durably(fs, path)?;
+        let mut builder = redb::Builder::new();
+        builder.set_cache_size(REDB_CACHE_BYTES);
+        let db = match file.into_os_file() {
+            Ok(file) => builder
+                .create_with_backend(redb::backends::FileBackend::new(file).map_err(backend_err)?),
+            Err(file) => builder.create_with_backend(RedbFile(file)),
+        }
+        .map_err(backend_err)?;
         let txn = db.begin_write().map_err(backend_err)?;
         for t in Table::ALL {
             txn.open_table(def(t)).map_err(backend_err)?;

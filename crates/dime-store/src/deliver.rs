@@ -12,6 +12,7 @@
 use crate::account::{get_body, load_account, put_body, save_account};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{CHECKSUM_LEN, Dec};
+use crate::fs::{StoreFs, create_dir_durably};
 use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
@@ -104,10 +105,11 @@ fn set_log_mark(inner: &Inner, t: &mut dyn WriteTxn, seq: u64) -> Result<(), Sto
     put_body(inner, t, Table::Jobs, LOG_MARK, seq.to_be_bytes().to_vec())
 }
 
-/// Opens the delivery log of `dir` and applies, durably and in order, the records the backend
-/// lost in a crash (`spec/storage.md` §4.1).
+/// Opens the delivery log of `dir` on `fs` and applies, durably and in order, the records the
+/// backend lost in a crash (`spec/storage.md` §4.1).
 pub(crate) fn recover(
     inner: &Inner,
+    fs: &dyn StoreFs,
     dir: &std::path::Path,
 ) -> Result<(DeliveryLog, usize), StoreError> {
     let mut mark = 0;
@@ -115,9 +117,9 @@ pub(crate) fn recover(
         mark = log_mark(inner, t)?;
         Ok(())
     })?;
-    std::fs::create_dir_all(dir).map_err(|e| StoreError::Backend(e.to_string()))?;
+    create_dir_durably(fs, dir)?;
     let (mut log, replay) =
-        DeliveryLog::open(&dir.join(LOG_FILE), inner.p, inner.blob_digest, mark)?;
+        DeliveryLog::open(fs, &dir.join(LOG_FILE), inner.p, inner.blob_digest, mark)?;
     if let Some(last) = replay.last().map(|r| r.seq) {
         inner.backend.write(&mut |t| {
             for r in &replay {

@@ -4,7 +4,10 @@
 //! mailboxes of sealed messages (UID, UIDVALIDITY, MODSEQ, encrypted names and flags, quota,
 //! retention), account export and import, and the durable outbound queue with the delivery
 //! status of each entry. Everything sits on a [`Backend`]: [`RedbBackend`] (one embedded redb
-//! file in the data directory) by default.
+//! file in the data directory) by default. Its files (the redb databases and the delivery log)
+//! are reached through a file layer, [`StoreFs`]: [`OsFs`] is the real file system,
+//! [`PowerCutFs`] an in-memory one for crash tests, whose power can be cut
+//! ([`Store::open_with_fs`]).
 //!
 //! What it is not: a message codec. A delivered envelope is opaque sealed bytes
 //! ([`Store::deliver`] needs no secret, and the store keeps it byte for byte). With a
@@ -25,11 +28,13 @@ pub mod backend;
 mod codec;
 mod deliver;
 mod format;
+mod fs;
 mod gate;
 mod keys;
 mod log;
 mod mail;
 mod pins;
+mod powercut;
 mod queue;
 mod rewrap;
 mod status;
@@ -39,9 +44,11 @@ mod testing;
 pub use account::{Created, NewAccount, Recovery, RecoveryCode};
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
 pub use deliver::Delivered;
+pub use fs::{OsFs, StoreFile, StoreFs};
 pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
+pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};
 pub use queue::{Leased, OutboundEntry, QueueId, QueuedEntry, Settlement, Transport};
 pub use rewrap::{Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
@@ -102,7 +109,7 @@ pub struct Uid(pub u32);
 
 /// How a store is opened.
 pub struct StoreConfig {
-    /// The data directory (created if missing); holds `store.redb`.
+    /// The data directory (created if missing); holds `store.redb` and the delivery log.
     pub data_dir: PathBuf,
     /// The key vault file: per-account shredding keys (`spec/storage.md` §6). Keep it out of
     /// the data directory's backups.
@@ -278,22 +285,44 @@ impl Store {
         config: StoreConfig,
         provider: &'static CryptoProvider,
     ) -> Result<Store, StoreError> {
-        std::fs::create_dir_all(&config.data_dir)
-            .map_err(|e| StoreError::Backend(e.to_string()))?;
-        if let Some(parent) = config.vault_path.parent() {
-            std::fs::create_dir_all(parent).map_err(|e| StoreError::Backend(e.to_string()))?;
-        }
-        let backend = RedbBackend::open(&config.data_dir.join("store.redb"))?;
-        let vault = RedbBackend::open(&config.vault_path)?;
-        Store::with_backends(Box::new(backend), Box::new(vault), config, provider)
+        Store::open_with_fs(config, provider, &OsFs)
     }
 
-    /// Opens a store over any backend pair (the store proper and the key vault).
+    /// [`Store::open`] on the file system `fs`: its directories, the redb files (the store
+    /// and the key vault) and the delivery log live there. [`OsFs`] is the real one; a crash
+    /// test passes a [`PowerCutFs`] (`spec/storage.md` §10).
+    pub fn open_with_fs(
+        config: StoreConfig,
+        provider: &'static CryptoProvider,
+        fs: &dyn StoreFs,
+    ) -> Result<Store, StoreError> {
+        fs::create_dir_durably(fs, &config.data_dir)?;
+        if let Some(parent) = config.vault_path.parent() {
+            fs::create_dir_durably(fs, parent)?;
+        }
+        let backend = RedbBackend::open_with_fs(fs, &config.data_dir.join("store.redb"))?;
+        let vault = RedbBackend::open_with_fs(fs, &config.vault_path)?;
+        Store::assemble(Box::new(backend), Box::new(vault), config, provider, fs)
+    }
+
+    /// Opens a store over any backend pair (the store proper and the key vault); its delivery
+    /// log, when the backend defers durability, is in `config.data_dir` on the real file
+    /// system.
     pub fn with_backends(
         backend: Box<dyn Backend>,
         vault: Box<dyn Backend>,
         config: StoreConfig,
         provider: &'static CryptoProvider,
+    ) -> Result<Store, StoreError> {
+        Store::assemble(backend, vault, config, provider, &OsFs)
+    }
+
+    fn assemble(
+        backend: Box<dyn Backend>,
+        vault: Box<dyn Backend>,
+        config: StoreConfig,
+        provider: &'static CryptoProvider,
+        fs: &dyn StoreFs,
     ) -> Result<Store, StoreError> {
         if config.pepper.expose().len() < MIN_PEPPER_LEN {
             return Err(StoreError::Config("pepper must be at least 32 octets"));
@@ -313,7 +342,7 @@ impl Store {
             idle_timeout_secs: config.idle_timeout_secs,
         });
         let (log, replayed) = if inner.backend.defers() {
-            let (log, n) = deliver::recover(&inner, &data_dir)?;
+            let (log, n) = deliver::recover(&inner, fs, &data_dir)?;
             (Some(log), n)
         } else {
             (None, 0)

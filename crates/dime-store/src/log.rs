@@ -15,11 +15,10 @@
 //! that is not.
 
 use crate::codec::{BlobDigest, CHECKSUM_LEN};
+use crate::fs::{StoreFile, StoreFs, open_durably};
 use crate::{AccountId, StoreError, Timestamp};
 use dime_core::crypto::CryptoProvider;
-use std::fs::{File, OpenOptions};
 use std::io::Read;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -121,7 +120,7 @@ impl Span {
 
 /// A batch encoded for the log, not yet written.
 pub(crate) struct Batch {
-    file: Arc<File>,
+    file: Arc<dyn StoreFile>,
     buf: Vec<u8>,
     pub(crate) span: Span,
     grow_from: Option<u64>,
@@ -152,9 +151,25 @@ impl Batch {
     }
 }
 
+/// Reads a log file from the start, in order (under a `BufReader`, as large reads).
+struct Scan<'a> {
+    file: &'a dyn StoreFile,
+    at: u64,
+    size: u64,
+}
+
+impl Read for Scan<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = (self.size.saturating_sub(self.at)).min(buf.len() as u64) as usize;
+        self.file.read_exact_at(&mut buf[..n], self.at)?;
+        self.at += n as u64;
+        Ok(n)
+    }
+}
+
 /// The open log of one store.
 pub(crate) struct DeliveryLog {
-    file: Arc<File>,
+    file: Arc<dyn StoreFile>,
     p: &'static CryptoProvider,
     /// Where the next record goes.
     end: u64,
@@ -165,33 +180,21 @@ pub(crate) struct DeliveryLog {
 }
 
 impl DeliveryLog {
-    /// Opens (or creates) the log at `path` and reads every valid record with a sequence
-    /// number above `durable` (the last one the backend holds durably), in order.
+    /// Opens (or creates, durably) the log at `path` on `fs` and reads every valid record with
+    /// a sequence number above `durable` (the last one the backend holds durably), in order.
     pub(crate) fn open(
+        fs: &dyn StoreFs,
         path: &Path,
         p: &'static CryptoProvider,
         blob_digest: BlobDigest,
         durable: u64,
     ) -> Result<(DeliveryLog, Vec<Replayed>), StoreError> {
-        let created = !path.exists();
-        let file = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(path)
-            .map_err(io_err)?;
-        if created {
-            file.sync_all().map_err(io_err)?;
-            if let Some(dir) = path.parent() {
-                File::open(dir).and_then(|d| d.sync_all()).map_err(io_err)?;
-            }
-        }
-        let size = file.metadata().map_err(io_err)?.len();
+        let file = open_durably(fs, path)?;
+        let size = file.len().map_err(io_err)?;
         let mut replay = Vec::new();
         let mut off = 0u64;
         let mut expect: Option<u64> = None;
-        let mut reader = std::io::BufReader::new(&file);
+        let mut reader = std::io::BufReader::new(Scan { file: &*file, at: 0, size });
         loop {
             let mut h = [0u8; HEADER_LEN];
             if off + HEADER_LEN as u64 > size || reader.read_exact(&mut h).is_err() {
@@ -212,8 +215,13 @@ impl DeliveryLog {
             }
         }
         let last = replay.last().map_or(durable, |r| r.seq);
-        let log =
-            DeliveryLog { file: Arc::new(file), p, end: 0, size, next_seq: last.saturating_add(1) };
+        let log = DeliveryLog {
+            file: Arc::from(file),
+            p,
+            end: 0,
+            size,
+            next_seq: last.saturating_add(1),
+        };
         Ok((log, replay))
     }
 
