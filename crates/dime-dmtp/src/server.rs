@@ -2,8 +2,8 @@
 
 use crate::frame::{Split, decode_payload, encode_frame, split_frame};
 use crate::limits::{
-    FRAME_HEADER_LEN, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_ERRORS, MAX_FRAME_SIZE,
-    MAX_HISTORY_SIGNETS, MAX_LOOKUPS, MAX_MESSAGE_SIZE, MAX_RECIPIENTS, MAX_TRANSACTIONS, VERSION,
+    HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_ERRORS, MAX_FRAME_SIZE, MAX_HISTORY_SIGNETS, MAX_LOOKUPS,
+    MAX_MESSAGE_SIZE, MAX_RECIPIENTS, MAX_TRANSACTIONS, VERSION,
 };
 use crate::reply::{ProtocolError, Refusal, ReplyCode};
 use crate::types::{
@@ -408,9 +408,7 @@ impl Server {
         now: Instant,
     ) -> Result<(), Misuse> {
         self.decide(Awaiting::History, "provide_history", now)?;
-        if signets.len() > MAX_HISTORY_SIGNETS {
-            signets.drain(..signets.len() - MAX_HISTORY_SIGNETS);
-        }
+        signets.drain(..signets.len().saturating_sub(MAX_HISTORY_SIGNETS));
         self.reply(ReplyCode::OK, Some(Detail::History(dmtp::HistoryReply { signets })));
         self.resume(now);
         Ok(())
@@ -493,13 +491,9 @@ impl Server {
                 break;
             }
             let (frame, consumed) = match split_frame(&self.inbuf) {
-                Ok(Split::Incomplete) => {
-                    // A stream that sends nothing useful cannot hold more than one frame.
-                    if self.inbuf.len() > FRAME_HEADER_LEN + MAX_FRAME_SIZE {
-                        self.fail(ProtocolError::FrameTooLarge);
-                    }
-                    break;
-                }
+                // An incomplete frame is shorter than FRAME_HEADER_LEN + MAX_FRAME_SIZE:
+                // `split_frame` refuses a larger length as soon as the header is in.
+                Ok(Split::Incomplete) => break,
                 Err(e) => {
                     self.fail(e);
                     break;

@@ -712,3 +712,190 @@ fn the_end_of_the_stream_is_quiet_between_commands_and_an_error_mid_frame_or_mid
     assert_eq!(codes(&mut s), [250, 250], "greeting, then MAIL's reply");
     assert_eq!(s.poll_event(), None);
 }
+
+/// The driver reads while the machine can use input: not while a decision is pending (even
+/// with a frame buffered behind it), and not after close.
+#[test]
+fn wants_input_only_when_it_can_use_it() {
+    let now = Instant::now();
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    assert!(s.wants_input(), "a new stream");
+    let hello = frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 }));
+    s.handle_input(&hello[..3], now);
+    assert!(s.wants_input(), "half a header");
+    s.handle_input(&hello[3..], now);
+    assert!(s.wants_input(), "after HELLO");
+    let mut input =
+        frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] }));
+    input.extend(frame(Command::Noop(dmtp::Noop {})));
+    s.handle_input(&input, now);
+    assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+    assert!(!s.wants_input(), "a decision pending, a NOOP buffered");
+    s.accept_mail(now).unwrap();
+    assert!(s.wants_input(), "the NOOP was read");
+    assert_eq!(codes(&mut s), [250, 250, 250]);
+    s.handle_input(&[0xff; 4], now);
+    assert!(s.is_closed());
+    assert!(!s.wants_input(), "closed");
+}
+
+/// A decision answers the question asked, and only that one: any other is misuse, and the
+/// machine keeps waiting for the right one.
+#[test]
+fn a_decision_for_another_question_is_misuse() {
+    let now = Instant::now();
+    let mut s = server_with_mail(now, true);
+    let _ = codes(&mut s);
+    s.handle_input(
+        &frame(Command::Rcpt(dmtp::Rcpt {
+            destination: "b.test".into(),
+            fingerprint: vec![2; 64],
+        })),
+        now,
+    );
+    assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
+    assert_eq!(s.accept_mail(now), Err(Misuse("accept_mail")));
+    assert_eq!(s.reject_mail(Refusal::Policy, now), Err(Misuse("reject_mail")));
+    assert_eq!(s.data_stored(TransactionId::new("t").unwrap(), now), Err(Misuse("data_stored")));
+    assert_eq!(s.data_failed(Refusal::StoreFailed, now), Err(Misuse("data_failed")));
+    assert_eq!(s.provide_signet(vec![1], now), Err(Misuse("provide_signet")));
+    assert_eq!(s.provide_verify(VerifyAnswer::Current, now), Err(Misuse("provide_verify")));
+    assert_eq!(s.provide_history(vec![], now), Err(Misuse("provide_history")));
+    assert_eq!(s.lookup_failed(Refusal::NotFound, now), Err(Misuse("lookup_failed")));
+    assert_eq!(codes(&mut s), Vec::<u32>::new(), "no reply for a misused decision");
+    s.accept_recipient(now).unwrap();
+    assert_eq!(codes(&mut s), [250]);
+}
+
+/// HIST gives at most MAX_HISTORY_SIGNETS signets, the newest, however many the driver has.
+#[test]
+fn history_keeps_the_newest_signets() {
+    let now = Instant::now();
+    for n in [0, 1, MAX_HISTORY_SIGNETS, MAX_HISTORY_SIGNETS + 1, 2 * MAX_HISTORY_SIGNETS + 3] {
+        let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+        s.handle_input(
+            &frame(Command::Hello(dmtp::Hello { version: 1, domain: String::new(), mode: 2 })),
+            now,
+        );
+        s.handle_input(
+            &frame(Command::Hist(dmtp::Hist {
+                name: Some(dmtp::SignetName { domain: "b.test".into(), mailbox: String::new() }),
+                from: vec![1; 64],
+            })),
+            now,
+        );
+        assert!(matches!(s.poll_event(), Some(Event::NeedHistory { .. })));
+        let all: Vec<Vec<u8>> = (0..n).map(|i| (i as u32).to_be_bytes().to_vec()).collect();
+        s.provide_history(all.clone(), now).unwrap();
+        let replies: Vec<_> = std::iter::from_fn(|| s.poll_transmit()).collect();
+        let Some(Detail::History(h)) = reply_of(replies.last().unwrap()).detail else {
+            panic!("no history")
+        };
+        let keep = n.min(MAX_HISTORY_SIGNETS);
+        assert_eq!(h.signets, all[n - keep..], "{n} signets");
+    }
+}
+
+/// HELLO: a transfer session names a valid origin domain; a lookup session may name none,
+/// and a domain it names must be valid.
+#[test]
+fn hello_needs_a_valid_domain_for_transfer_and_none_for_lookup() {
+    let now = Instant::now();
+    for (domain_text, mode, ok) in [
+        ("a.test", 1, true),
+        ("", 1, false),
+        ("not a domain", 1, false),
+        ("", 2, true),
+        ("a.test", 2, true),
+        ("not a domain", 2, false),
+    ] {
+        let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+        let hello = dmtp::Hello { version: 1, domain: domain_text.into(), mode };
+        s.handle_input(&frame(Command::Hello(hello)), now);
+        let got = codes(&mut s);
+        assert_eq!(got.first() == Some(&250), ok, "{domain_text:?} mode {mode}: {got:?}");
+        assert_eq!(s.is_closed(), !ok, "{domain_text:?} mode {mode}");
+    }
+}
+
+/// DATA needs both MAIL and RCPT accepted.
+#[test]
+fn data_without_rcpt_is_out_of_sequence() {
+    let now = Instant::now();
+    let mut s = server_after_mail(now);
+    s.handle_input(
+        &frame(Command::Data(dmtp::Data { size: 7, sha512: vec![0; 64], body_follows: false })),
+        now,
+    );
+    assert_eq!(codes(&mut s), [503]);
+    assert_eq!(s.poll_event(), None);
+    assert!(!s.is_closed());
+}
+
+/// A DATA refused as too large still counts as one of the stream's transactions.
+#[test]
+fn a_data_refused_as_too_large_counts_as_a_transaction() {
+    let now = Instant::now();
+    let mut config = ServerConfig::new(domain("b.test"));
+    config.max_message_size = 100;
+    config.max_transactions = 2;
+    let mut s = Server::new(*default_provider(), config, now);
+    s.handle_input(
+        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
+        now,
+    );
+    let mail =
+        || frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] }));
+    for _ in 0..2 {
+        s.handle_input(&mail(), now);
+        assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+        s.accept_mail(now).unwrap();
+        s.handle_input(
+            &frame(Command::Rcpt(dmtp::Rcpt {
+                destination: "b.test".into(),
+                fingerprint: vec![2; 64],
+            })),
+            now,
+        );
+        assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
+        s.accept_recipient(now).unwrap();
+        s.handle_input(
+            &frame(Command::Data(dmtp::Data {
+                size: 101,
+                sha512: vec![0; 64],
+                body_follows: false,
+            })),
+            now,
+        );
+    }
+    s.handle_input(&mail(), now);
+    assert_eq!(s.poll_event(), Some(Event::Closed(ProtocolError::TooManyTransactions)));
+    assert_eq!(*codes(&mut s).last().unwrap(), 452, "no third transaction");
+}
+
+/// A refused DATA whose body follows: at the size limit the body is read and dropped and the
+/// stream goes on; one octet past it, the stream closes rather than read it.
+#[test]
+fn a_refused_following_body_at_the_size_limit_is_dropped_and_one_past_closes() {
+    let now = Instant::now();
+    for (size, closes) in [(100u64, false), (101, true)] {
+        let mut config = ServerConfig::new(domain("b.test"));
+        config.max_message_size = 100;
+        let mut s = Server::new(*default_provider(), config, now);
+        s.handle_input(
+            &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
+            now,
+        );
+        // No MAIL: the DATA is refused (503) with its body following.
+        let mut input = data_following(size);
+        if !closes {
+            input.extend(body(&vec![7; size as usize]));
+            input.extend(frame(Command::Noop(dmtp::Noop {})));
+        }
+        s.handle_input(&input, now);
+        assert_eq!(s.is_closed(), closes, "size {size}");
+        if !closes {
+            assert_eq!(codes(&mut s), [250, 503, 250], "the body dropped, the NOOP read");
+        }
+    }
+}

@@ -479,12 +479,23 @@ mod tests {
                     };
                     let got = decide(&l, &local);
                     assert_eq!(got, want, "{proof} pol={pol:?} local={local:?}");
+                    assert_eq!(got.is_temporary_failure(), matches!(want, Decision::Defer(_)));
                     if matches!(proof, Bogus | Indeterminate) {
                         assert!(got.is_temporary_failure(), "{proof} never downgrades");
                     }
                 }
             }
         }
+    }
+
+    #[test]
+    fn the_strict_local_policy_refuses_the_ca_tls_stand_in_and_unchained_signets() {
+        let strict = LocalPolicy::strict();
+        assert!(!strict.allow_ca_tls);
+        assert_eq!(strict.unchained_signet, UnchainedSignet::Refuse);
+        let default = LocalPolicy::default();
+        assert!(default.allow_ca_tls);
+        assert_eq!(default.unchained_signet, UnchainedSignet::Flag);
     }
 
     #[test]
@@ -549,7 +560,20 @@ mod tests {
             ),
         ];
         for (ancestor, what) in cases {
-            let l = decide_record(d("a.mail.test"), vec![own(), ancestor]);
+            let l = decide_record(d("a.mail.test"), vec![own(), ancestor.clone()]);
+            let want = match &ancestor.outcome {
+                DxOutcome::Bogus => RecordOutcome::Bogus { at: d("mail.test"), broken: None },
+                DxOutcome::Broken(e) => {
+                    RecordOutcome::Bogus { at: d("mail.test"), broken: Some(e.clone()) }
+                }
+                DxOutcome::Failed(reason) => {
+                    RecordOutcome::Failed { at: d("mail.test"), reason: reason.clone() }
+                }
+                // A bogus proof of absence: the record outcome stands, the proof is bogus.
+                _ => l.outcome.clone(),
+            };
+            assert_eq!(l.outcome, want, "{what}");
+            assert_eq!(l.consulted, vec![own(), ancestor.clone()]);
             for local in policies() {
                 let got = decide(&l, &local);
                 assert!(got.is_temporary_failure(), "{what}: {got:?}");
@@ -568,12 +592,37 @@ mod tests {
                 Decision::Defer(DeferReason::Bogus { at: d("mail.test") })
             );
         }
-        // All secure: the record is used.
+        // All secure: the record is used, cached no longer than the shortest TTL consulted.
         let l = decide_record(
             d("a.mail.test"),
             vec![own(), query("mail.test", DxOutcome::NoRecord { ttl: 60 }, Secure)],
         );
+        assert_eq!(
+            l.outcome,
+            RecordOutcome::Record {
+                record: record(""),
+                published_by: d("a.mail.test"),
+                lifetime_secs: 60
+            }
+        );
         assert!(matches!(decide(&l, &LocalPolicy::default()), Decision::UseDnssec(_)));
+        let l = decide_record(
+            d("a.mail.test"),
+            vec![
+                query("a.mail.test", DxOutcome::Record { record: record(""), ttl: 40 }, Secure),
+                query("mail.test", DxOutcome::NoRecord { ttl: 60 }, Secure),
+            ],
+        );
+        assert!(matches!(l.outcome, RecordOutcome::Record { lifetime_secs: 40, .. }));
+        // No record anywhere: not DIME, for the shortest negative TTL.
+        let l = decide_record(
+            d("a.mail.test"),
+            vec![
+                query("a.mail.test", DxOutcome::NoRecord { ttl: 90 }, Secure),
+                query("mail.test", DxOutcome::NoRecord { ttl: 30 }, Secure),
+            ],
+        );
+        assert_eq!(l.outcome, RecordOutcome::NoRecord { lifetime_secs: 30 });
         // One insecure ancestor answer makes the whole lookup insecure: CA-TLS at best.
         let l = decide_record(
             d("a.mail.test"),

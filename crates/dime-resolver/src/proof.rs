@@ -71,7 +71,7 @@ impl fmt::Display for DnssecProof {
 
 #[cfg(test)]
 mod tests {
-    use super::DnssecProof::{self, *};
+    use super::DnssecProof::*;
 
     #[test]
     fn weakest_is_commutative_and_bogus_dominates() {
@@ -88,9 +88,18 @@ mod tests {
 
     #[test]
     fn names_are_lower_case() {
-        for p in [Secure, Insecure, Bogus, Indeterminate] {
-            assert_eq!(p.to_string(), p.as_str().to_lowercase());
-            let _: DnssecProof = p;
+        let names = ["secure", "insecure", "bogus", "indeterminate"];
+        for (p, name) in [Secure, Insecure, Bogus, Indeterminate].into_iter().zip(names) {
+            assert_eq!(p.as_str(), name);
+            assert_eq!(p.to_string(), name);
+        }
+    }
+
+    #[test]
+    fn only_secure_is_secure() {
+        assert!(Secure.is_secure());
+        for p in [Insecure, Bogus, Indeterminate] {
+            assert!(!p.is_secure(), "{p}");
         }
     }
 }
