@@ -899,3 +899,22 @@ fn a_refused_following_body_at_the_size_limit_is_dropped_and_one_past_closes() {
         }
     }
 }
+
+/// A refused DATA that declares an empty body following has no body to drop: the next frame
+/// is a command.
+#[test]
+fn a_refused_following_body_of_zero_octets_drops_nothing() {
+    let now = Instant::now();
+    for accept_mail in [true, false] {
+        let mut s = server_at_data(now, accept_mail);
+        let _ = codes(&mut s);
+        let mut input = data_following(0);
+        input.extend(frame(Command::Noop(dmtp::Noop {})));
+        s.handle_input(&input, now);
+        let got = codes(&mut s);
+        assert_eq!(got.len(), 2, "{got:?}");
+        assert_ne!(got[0], 354);
+        assert_eq!(got[1], 250, "the NOOP is read as a command");
+        assert!(!s.is_closed());
+    }
+}
