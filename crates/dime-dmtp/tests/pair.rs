@@ -661,7 +661,7 @@ fn no_reply_to_a_body_before_the_driver_decides() {
 /// The end of the client's stream: between commands it closes the session quietly (no reply,
 /// no error); in the middle of a frame or of a body, kept or dropped, it is an error
 /// (`UnexpectedEnd`: its reply, then closed); while the driver decides, the session stays
-/// open for the decision's reply (`spec/dmtp.md` §4, §10).
+/// open for the decision's reply (`spec/dmtp.md` §7.1).
 #[test]
 fn the_end_of_the_stream_is_quiet_between_commands_and_an_error_mid_frame_or_mid_body() {
     let now = Instant::now();
@@ -901,7 +901,7 @@ fn a_refused_following_body_at_the_size_limit_is_dropped_and_one_past_closes() {
 }
 
 /// A refused DATA that declares an empty body following has no body to drop: the next frame
-/// is a command.
+/// is a command (`spec/dmtp.md` §7.1).
 #[test]
 fn a_refused_following_body_of_zero_octets_drops_nothing() {
     let now = Instant::now();
