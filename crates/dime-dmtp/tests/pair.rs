@@ -214,13 +214,7 @@ fn all_sent_holds_once_the_last_frame_is_out_and_not_while_a_body_waits_for_354(
 /// MAIL), its replies not yet read.
 fn server_at_data(now: Instant, accept_mail: bool) -> Server {
     let mut s = server_with_mail(now, accept_mail);
-    s.handle_input(
-        &frame(Command::Rcpt(dmtp::Rcpt {
-            destination: "b.test".into(),
-            fingerprint: vec![2; 64],
-        })),
-        now,
-    );
+    s.handle_input(&rcpt(), now);
     if accept_mail {
         assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
         s.accept_recipient(now).unwrap();
@@ -310,8 +304,8 @@ fn reply_of(frame: &[u8]) -> dmtp::Reply {
     dmtp::Reply::decode(payload).unwrap()
 }
 
-/// A server after HELLO and MAIL, accepted or refused, its replies not yet read.
-fn server_with_mail(now: Instant, accept: bool) -> Server {
+/// A server after HELLO and MAIL, waiting for the MAIL decision, its replies not yet read.
+fn server_asking_mail(now: Instant) -> Server {
     let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
     s.handle_input(
         &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
@@ -322,6 +316,12 @@ fn server_with_mail(now: Instant, accept: bool) -> Server {
         now,
     );
     assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+    s
+}
+
+/// A server after HELLO and MAIL, accepted or refused, its replies not yet read.
+fn server_with_mail(now: Instant, accept: bool) -> Server {
+    let mut s = server_asking_mail(now);
     if accept {
         s.accept_mail(now).unwrap();
     } else {
@@ -339,6 +339,11 @@ fn server_after_mail(now: Instant) -> Server {
 
 fn frame(c: Command) -> Vec<u8> {
     encode_frame(&ClientFrame { command: Some(c) }).unwrap()
+}
+
+/// RCPT for b.test.
+fn rcpt() -> Vec<u8> {
+    frame(Command::Rcpt(dmtp::Rcpt { destination: "b.test".into(), fingerprint: vec![2; 64] }))
 }
 
 fn codes(s: &mut Server) -> Vec<u32> {
@@ -440,13 +445,7 @@ fn idle_deadline_at_the_limit_and_one_before_and_none_while_deciding() {
     let now = Instant::now();
     let mut s = server_after_mail(now);
     assert_eq!(s.poll_timeout(), Some(now + IDLE_TIMEOUT));
-    s.handle_input(
-        &frame(Command::Rcpt(dmtp::Rcpt {
-            destination: "b.test".into(),
-            fingerprint: vec![2; 64],
-        })),
-        now,
-    );
+    s.handle_input(&rcpt(), now);
     assert_eq!(s.poll_timeout(), None, "no deadline while the driver decides");
     let later = now + Duration::from_secs(3600);
     s.accept_recipient(later).unwrap();
@@ -696,16 +695,7 @@ fn the_end_of_the_stream_is_quiet_between_commands_and_an_error_mid_frame_or_mid
 
     // MAIL waits for the driver: the end of input does not close the session before the
     // decision is answered.
-    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
-    s.handle_input(
-        &frame(Command::Hello(dmtp::Hello { version: 1, domain: "a.test".into(), mode: 1 })),
-        now,
-    );
-    s.handle_input(
-        &frame(Command::Mail(dmtp::Mail { origin: "a.test".into(), fingerprint: vec![1; 64] })),
-        now,
-    );
-    assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
+    let mut s = server_asking_mail(now);
     s.handle_end(now);
     assert!(!s.is_closed(), "closed before the decision");
     s.accept_mail(now).unwrap();
@@ -746,13 +736,7 @@ fn a_decision_for_another_question_is_misuse() {
     let now = Instant::now();
     let mut s = server_with_mail(now, true);
     let _ = codes(&mut s);
-    s.handle_input(
-        &frame(Command::Rcpt(dmtp::Rcpt {
-            destination: "b.test".into(),
-            fingerprint: vec![2; 64],
-        })),
-        now,
-    );
+    s.handle_input(&rcpt(), now);
     assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
     assert_eq!(s.accept_mail(now), Err(Misuse("accept_mail")));
     assert_eq!(s.reject_mail(Refusal::Policy, now), Err(Misuse("reject_mail")));
@@ -850,13 +834,7 @@ fn a_data_refused_as_too_large_counts_as_a_transaction() {
         s.handle_input(&mail(), now);
         assert!(matches!(s.poll_event(), Some(Event::NeedVerifyOrigin { .. })));
         s.accept_mail(now).unwrap();
-        s.handle_input(
-            &frame(Command::Rcpt(dmtp::Rcpt {
-                destination: "b.test".into(),
-                fingerprint: vec![2; 64],
-            })),
-            now,
-        );
+        s.handle_input(&rcpt(), now);
         assert!(matches!(s.poll_event(), Some(Event::NeedRecipient { .. })));
         s.accept_recipient(now).unwrap();
         s.handle_input(

@@ -8,16 +8,15 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr, clippy::print_stdout)]
 
 mod common;
+use common::after_crash::{self, ALICE, FLAGGED};
 use common::*;
 use dime_core::RngCore;
-use dime_store::{MailboxId, OpenedVia, Recovery, Store, Uid};
+use dime_store::{MailboxId, Recovery, Store, Uid};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
-
-const ALICE: &str = "alice@example.org";
 
 fn iterations() -> usize {
     std::env::var("DIME_CRASH_ITERATIONS").ok().and_then(|v| v.parse().ok()).unwrap_or(5)
@@ -55,7 +54,7 @@ fn crash_child() {
         "flags" => {
             let mut s = store.login(&alice, b"pw", T0).unwrap();
             for n in 0u64.. {
-                let uid = (rng.next_u32() % 20) + 1;
+                let uid = (rng.next_u32() % FLAGGED) + 1;
                 let flag = format!("v{tag:04}{n:08}");
                 store
                     .set_flags(&mut rng, &mut s, MailboxId::INBOX, Uid(uid), &[&flag], T0)
@@ -149,26 +148,7 @@ fn crash_during_delivery_loses_no_acknowledged_message() {
         acked.extend(run_and_kill(dir.path(), "deliver", 100 + it as u64, &[]));
         let store = open(dir.path());
         replayed += store.replayed_deliveries();
-        let a = store.account_of(&mailbox(ALICE)).unwrap();
-        let list = store.list(a, MailboxId::INBOX).unwrap();
-        let mut bodies = std::collections::HashSet::new();
-        let mut total = 0;
-        for e in &list {
-            let b = store.fetch(a, MailboxId::INBOX, e.uid).unwrap();
-            assert_eq!(b.len() as u64, e.size);
-            total += e.size;
-            let s = String::from_utf8(b).unwrap();
-            let unit = s.split_inclusive('-').take(4).collect::<String>();
-            assert_eq!(s, unit.repeat(20), "message intact (all or nothing)");
-            bodies.insert(s);
-        }
-        for body in &acked {
-            assert!(bodies.contains(body), "acknowledged delivery lost");
-        }
-        let q = store.quota(a).unwrap();
-        assert_eq!((q.used, q.messages), (total, list.len() as u64));
-        let uids: Vec<u32> = list.iter().map(|e| e.uid.0).collect();
-        assert!(uids.windows(2).all(|w| w[0] < w[1]));
+        after_crash::deliveries(&store, &acked, "crash");
     }
     eprintln!(
         "crash harness: delivery: {} kills, {} acknowledged deliveries verified, {} of them \
@@ -184,7 +164,7 @@ fn crash_during_flag_updates_keeps_the_last_acknowledged_flags_or_a_later_one() 
     let dir = tempfile::tempdir().unwrap();
     {
         let store = setup(dir.path());
-        for i in 0..20u8 {
+        for i in 0..FLAGGED as u8 {
             store.deliver(&mailbox(ALICE), &[i; 32], T0).unwrap();
         }
     }
@@ -196,30 +176,7 @@ fn crash_during_flag_updates_keeps_the_last_acknowledged_flags_or_a_later_one() 
             last.insert(uid.parse().unwrap(), flag.to_owned());
             n += 1;
         }
-        let store = open(dir.path());
-        let mut s = store.login(&mailbox(ALICE), b"pw", T0).unwrap();
-        for uid in 1..=20u32 {
-            let flags = store.flags(&mut s, MailboxId::INBOX, Uid(uid), T0).unwrap();
-            if let Some(want) = last.get(&uid) {
-                assert_eq!(flags.len(), 1);
-                assert!(
-                    flags[0] >= *want,
-                    "uid {uid}: {:?} older than acknowledged {want}",
-                    flags[0]
-                );
-            }
-        }
-        // Flags written but not acknowledged become the new floor.
-        for uid in 1..=20u32 {
-            if let Some(f) = store.flags(&mut s, MailboxId::INBOX, Uid(uid), T0).unwrap().pop() {
-                last.insert(uid, f);
-            }
-        }
-        let boxes = store.mailboxes(&mut s, T0).unwrap();
-        let a = s.account();
-        let max_entry =
-            store.list(a, MailboxId::INBOX).unwrap().iter().map(|e| e.modseq).max().unwrap();
-        assert!(boxes[0].highest_modseq >= max_entry);
+        after_crash::flags(&open(dir.path()), &mut last);
     }
     eprintln!("crash harness: flags: {} kills, {n} acknowledged updates verified", iterations());
 }
@@ -242,16 +199,7 @@ fn crash_during_password_change_leaves_exactly_one_password_working() {
         );
         n += acks.len();
         let acked = acks.last().map(|a| a.parse().unwrap()).unwrap_or(current);
-        let store = open(dir.path());
-        let alice = mailbox(ALICE);
-        let old = store.login(&alice, format!("pw{acked}").as_bytes(), T0).is_ok();
-        let new = store.login(&alice, format!("pw{}", acked + 1).as_bytes(), T0).is_ok();
-        assert!(
-            old ^ new,
-            "exactly one of pw{acked} / pw{} works (old {old}, new {new})",
-            acked + 1
-        );
-        current = if old { acked } else { acked + 1 };
+        current = after_crash::password(&open(dir.path()), acked);
     }
     eprintln!("crash harness: password: {} kills, {n} acknowledged changes verified", iterations());
 }
@@ -261,58 +209,15 @@ fn crash_during_slot_rewrap_leaves_every_message_whole_at_one_generation() {
     // Real envelopes (spec/envelope.md), re-wrapped through key overlays (spec/envelope.md
     // §16): each kill lands during a rotation or a re-wrap; every iteration rotates again, so
     // later runs re-wrap from the overlays of earlier ones.
-    const N: u32 = 60;
     let dir = tempfile::tempdir().unwrap();
     let tx = Sender::new();
-    let mut sent = Vec::new();
-    {
-        let store = setup(dir.path());
-        let alice = mailbox(ALICE);
-        let a = store.account_of(&alice).unwrap();
-        for i in 0..N {
-            sent.push(tx.seal(&store, &alice, &format!("payload-{i:05}"), u64::from(i)));
-        }
-        let refs: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
-        store.deliver_many(a, &refs, T0).unwrap();
-    }
+    let sent = after_crash::deliver_rewrap_messages(&setup(dir.path()), &tx);
     let (mut n, mut mid) = (0, 0);
     for it in 0..iterations() {
         let acks = run_and_kill(dir.path(), "rewrap", 400 + it as u64, &[]);
         n += acks.len();
         mid += usize::from(!acks.iter().any(|a| a == "finished"));
-        let store = open(dir.path());
-        let mut s = store.login(&mailbox(ALICE), b"pw", T0).unwrap();
-        let a = s.account();
-        let list = store.list(a, MailboxId::INBOX).unwrap();
-        assert_eq!(list.len(), N as usize);
-        let mut at_current = 0;
-        for e in &list {
-            let b = store.fetch(a, MailboxId::INBOX, e.uid).unwrap();
-            assert_eq!(b, sent[e.uid.0 as usize - 1], "envelope byte-identical");
-            let o = store.open_message_uncached(&mut s, MailboxId::INBOX, e.uid, T0).unwrap();
-            // Whole at its recorded generation: its own slots at generation 0, the overlay
-            // sealed to that generation's key after a re-wrap.
-            let want =
-                if e.key_generation == 0 { OpenedVia::Slots(0) } else { OpenedVia::RewrapOverlay };
-            assert_eq!(o.via, want, "uid {} at generation {}", e.uid.0, e.key_generation);
-            assert_eq!(tx.verify(o), format!("payload-{:05}", e.uid.0 - 1), "body intact");
-            if Some(e.key_generation) == s.current_generation() {
-                at_current += 1;
-            }
-        }
-        let rotated = acks.iter().find_map(|a| a.strip_prefix("rotated "));
-        if let Some(rotated) = rotated {
-            // An acknowledged rotation is durable.
-            assert_eq!(s.current_generation(), Some(rotated.parse().unwrap()));
-        }
-        if acks.iter().any(|a| a == "finished") {
-            assert_eq!(at_current, N as usize);
-        } else if let Some(done) = acks.iter().rev().find_map(|a| a.strip_prefix("progress "))
-            && rotated.is_some()
-        {
-            // Acknowledged re-wrap progress toward the acknowledged generation is durable.
-            assert!(at_current >= done.parse::<usize>().unwrap());
-        }
+        after_crash::rewrap(&open(dir.path()), &tx, &sent, &acks);
     }
     eprintln!(
         "crash harness: slot re-wrap: {} kills ({mid} before the re-wrap finished), {n} acknowledged steps verified",

@@ -16,17 +16,17 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
 
 mod common;
+use common::after_crash::{self, ALICE, FLAGGED};
 use common::*;
 use dime_core::RngCore;
 use dime_core::crypto::default_provider;
-use dime_store::{CutMode, MailboxId, OpenedVia, PowerCutFs, Recovery, Store, Uid};
-use std::collections::{BTreeMap, HashMap, HashSet};
+use dime_store::{CutMode, MailboxId, PowerCutFs, Recovery, Store, Uid};
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-const ALICE: &str = "alice@example.org";
 /// Where the store lives in the in-memory file system.
 const ROOT: &str = "/powercut";
 
@@ -164,29 +164,7 @@ fn delivery(cut: Cut) {
         acked.extend(acks);
         let store = open_on(&fs);
         replayed += store.replayed_deliveries();
-        let a = store.account_of(&alice).unwrap();
-        let list = store.list(a, MailboxId::INBOX).unwrap();
-        let mut bodies = HashSet::new();
-        let mut total = 0;
-        for e in &list {
-            let b = store.fetch(a, MailboxId::INBOX, e.uid).unwrap();
-            assert_eq!(b.len() as u64, e.size);
-            total += e.size;
-            let s = String::from_utf8(b).unwrap();
-            let unit = s.split_inclusive('-').take(4).collect::<String>();
-            assert_eq!(s, unit.repeat(20), "message intact (all or nothing)");
-            bodies.insert(s);
-        }
-        for body in &acked {
-            assert!(
-                bodies.contains(body),
-                "acknowledged delivery lost in a power cut: {body:.24}…"
-            );
-        }
-        let q = store.quota(a).unwrap();
-        assert_eq!((q.used, q.messages), (total, list.len() as u64));
-        let uids: Vec<u32> = list.iter().map(|e| e.uid.0).collect();
-        assert!(uids.windows(2).all(|w| w[0] < w[1]));
+        after_crash::deliveries(&store, &acked, "power cut");
     }
     eprintln!(
         "power-cut harness ({cut:?}): delivery: {} cuts, {} acknowledged deliveries verified, {} \
@@ -205,7 +183,7 @@ fn flags(cut: Cut) {
     setup(&fs);
     {
         let store = open_on(&fs);
-        for i in 0..20u8 {
+        for i in 0..FLAGGED as u8 {
             store.deliver(&mailbox(ALICE), &[i; 32], T0).unwrap();
         }
     }
@@ -219,7 +197,7 @@ fn flags(cut: Cut) {
                 let mut rng = dime_testkit::seeded_rng(tag);
                 let Ok(mut s) = store.login(&alice, b"pw", T0) else { return };
                 for n in (0u64..).take_while(|_| acks.on()) {
-                    let uid = (rng.next_u32() % 20) + 1;
+                    let uid = (rng.next_u32() % FLAGGED) + 1;
                     let flag = format!("v{tag:04}{n:08}");
                     if store
                         .set_flags(&mut rng, &mut s, MailboxId::INBOX, Uid(uid), &[&flag], T0)
@@ -237,31 +215,7 @@ fn flags(cut: Cut) {
             last.insert(uid.parse().unwrap(), flag.to_owned());
             n += 1;
         }
-        let store = open_on(&fs);
-        assert!(store.account_of(&alice).is_ok(), "the account survives the cut");
-        let mut s = store.login(&alice, b"pw", T0).unwrap();
-        for uid in 1..=20u32 {
-            let flags = store.flags(&mut s, MailboxId::INBOX, Uid(uid), T0).unwrap();
-            if let Some(want) = last.get(&uid) {
-                assert_eq!(flags.len(), 1);
-                assert!(
-                    flags[0] >= *want,
-                    "uid {uid}: {:?} older than acknowledged {want}",
-                    flags[0]
-                );
-            }
-        }
-        // Flags written but not acknowledged become the new floor.
-        for uid in 1..=20u32 {
-            if let Some(f) = store.flags(&mut s, MailboxId::INBOX, Uid(uid), T0).unwrap().pop() {
-                last.insert(uid, f);
-            }
-        }
-        let boxes = store.mailboxes(&mut s, T0).unwrap();
-        let a = s.account();
-        let max_entry =
-            store.list(a, MailboxId::INBOX).unwrap().iter().map(|e| e.modseq).max().unwrap();
-        assert!(boxes[0].highest_modseq >= max_entry);
+        after_crash::flags(&open_on(&fs), &mut last);
     }
     eprintln!(
         "power-cut harness ({cut:?}): flags: {} cuts, {n} acknowledged updates verified, in \
@@ -302,16 +256,7 @@ fn password(cut: Cut) {
         fs = after;
         n += acks.len();
         let acked = acks.last().map(|a| a.parse().unwrap()).unwrap_or(current);
-        let store = open_on(&fs);
-        assert!(store.account_of(&alice).is_ok(), "the account survives the cut");
-        let old = store.login(&alice, format!("pw{acked}").as_bytes(), T0).is_ok();
-        let new = store.login(&alice, format!("pw{}", acked + 1).as_bytes(), T0).is_ok();
-        assert!(
-            old ^ new,
-            "exactly one of pw{acked} / pw{} works (old {old}, new {new})",
-            acked + 1
-        );
-        current = if old { acked } else { acked + 1 };
+        current = after_crash::password(&open_on(&fs), acked);
     }
     eprintln!(
         "power-cut harness ({cut:?}): password: {} cuts, {n} acknowledged changes verified, in \
@@ -325,23 +270,13 @@ fn slot_rewrap(cut: Cut) {
     // Real envelopes (spec/envelope.md), re-wrapped through key overlays (spec/envelope.md
     // §16): each cut lands during a rotation or a re-wrap; every iteration rotates again, so
     // later runs re-wrap from the overlays of earlier ones.
-    const N: u32 = 60;
     let started = Instant::now();
     let mut in_flight = InFlight::default();
     let mut fs = PowerCutFs::new();
     let tx = Sender::new();
     let alice = mailbox(ALICE);
-    let mut sent = Vec::new();
-    {
-        setup(&fs);
-        let store = open_on(&fs);
-        let a = store.account_of(&alice).unwrap();
-        for i in 0..N {
-            sent.push(tx.seal(&store, &alice, &format!("payload-{i:05}"), u64::from(i)));
-        }
-        let refs: Vec<&[u8]> = sent.iter().map(Vec::as_slice).collect();
-        store.deliver_many(a, &refs, T0).unwrap();
-    }
+    setup(&fs);
+    let sent = after_crash::deliver_rewrap_messages(&open_on(&fs), &tx);
     let (mut n, mut mid) = (0, 0);
     for it in 0..iterations() {
         let tag = 400 + it as u64;
@@ -368,39 +303,7 @@ fn slot_rewrap(cut: Cut) {
         fs = after;
         n += acks.len();
         mid += usize::from(!acks.iter().any(|a| a == "finished"));
-        let store = open_on(&fs);
-        let mut s = store.login(&alice, b"pw", T0).unwrap();
-        let a = s.account();
-        let list = store.list(a, MailboxId::INBOX).unwrap();
-        assert_eq!(list.len(), N as usize);
-        let mut at_current = 0;
-        for e in &list {
-            let b = store.fetch(a, MailboxId::INBOX, e.uid).unwrap();
-            assert_eq!(b, sent[e.uid.0 as usize - 1], "envelope byte-identical");
-            let o = store.open_message_uncached(&mut s, MailboxId::INBOX, e.uid, T0).unwrap();
-            // Whole at its recorded generation: its own slots at generation 0, the overlay
-            // sealed to that generation's key after a re-wrap.
-            let want =
-                if e.key_generation == 0 { OpenedVia::Slots(0) } else { OpenedVia::RewrapOverlay };
-            assert_eq!(o.via, want, "uid {} at generation {}", e.uid.0, e.key_generation);
-            assert_eq!(tx.verify(o), format!("payload-{:05}", e.uid.0 - 1), "body intact");
-            if Some(e.key_generation) == s.current_generation() {
-                at_current += 1;
-            }
-        }
-        let rotated = acks.iter().find_map(|a| a.strip_prefix("rotated "));
-        if let Some(rotated) = rotated {
-            // An acknowledged rotation is durable.
-            assert_eq!(s.current_generation(), Some(rotated.parse().unwrap()));
-        }
-        if acks.iter().any(|a| a == "finished") {
-            assert_eq!(at_current, N as usize);
-        } else if let Some(done) = acks.iter().rev().find_map(|a| a.strip_prefix("progress "))
-            && rotated.is_some()
-        {
-            // Acknowledged re-wrap progress toward the acknowledged generation is durable.
-            assert!(at_current >= done.parse::<usize>().unwrap());
-        }
+        after_crash::rewrap(&open_on(&fs), &tx, &sent, &acks);
     }
     eprintln!(
         "power-cut harness ({cut:?}): slot re-wrap: {} cuts ({mid} before the re-wrap \

@@ -7,6 +7,8 @@ use dime_signet::OrgKeys;
 use dime_store::{AccountId, Created, NewAccount, Recovery, Store, StoreConfig, Timestamp};
 use std::path::Path;
 
+pub mod after_crash;
+
 /// Cheapest Argon2id parameters the bounds accept: tests stay fast.
 pub const FAST: Argon2Params = Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 };
 pub const PEPPER: [u8; 32] = [0x5a; 32];
