@@ -240,6 +240,26 @@ fn empty_message_round_trips_and_is_padded() {
 }
 
 #[test]
+fn the_message_id_is_the_one_sealed_in_the_header_for_every_reader() {
+    // spec/envelope.md §2: the header carries the message id; every role reads the same one.
+    let p = default_provider();
+    let w = world(p);
+    let m = sample_message(10);
+    let a = delivered(p, &mut seeded_rng(40), &w, &m);
+    let b = delivered(p, &mut seeded_rng(41), &w, &m);
+    let id = |msg: &[u8]| inspect(p, msg, None).message_id.unwrap();
+    assert_ne!(id(&a), id(&b), "each message its own id");
+    for msg in [&a, &b] {
+        let u = open_as_recipient(p, msg, &w.recip.enc).unwrap();
+        assert_eq!(u.message_id(), &id(msg));
+        let v = u.verify(p, &w.author.keys.signing, Some(&w.origin.keys.signing)).unwrap();
+        assert_eq!(v.message_id(), &id(msg));
+        let d = open_as_destination(p, &msg[..], &w.dest.enc).unwrap();
+        assert_eq!(d.message_id(), &id(msg));
+    }
+}
+
+#[test]
 fn light_client_verifies_authorship_without_attachment_bodies() {
     // spec/envelope.md §7.1
     let p = default_provider();

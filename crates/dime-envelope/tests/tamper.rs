@@ -222,10 +222,13 @@ fn slot_swaps_are_detected() {
 #[derive(Default)]
 struct Recorder {
     data: Vec<u8>,
+    /// The calls in order: the part's kind at `begin`, "end" at `end`.
+    calls: Vec<String>,
 }
 
 impl PartSink for Recorder {
-    fn begin(&mut self, _: PartKind, _: &PartInfo) -> std::io::Result<()> {
+    fn begin(&mut self, kind: PartKind, _: &PartInfo) -> std::io::Result<()> {
+        self.calls.push(format!("{kind:?}"));
         Ok(())
     }
     fn data(&mut self, b: &[u8]) -> std::io::Result<()> {
@@ -233,6 +236,7 @@ impl PartSink for Recorder {
         Ok(())
     }
     fn end(&mut self) -> std::io::Result<()> {
+        self.calls.push("end".into());
         Ok(())
     }
 }
@@ -270,6 +274,8 @@ fn streaming_open_releases_nothing_from_a_bad_segment() {
     assert_eq!(v.message.parts.len(), 2);
     assert!(v.message.parts.iter().all(|p| p.data.is_empty()));
     assert_eq!(sink.data.len(), display.len() + good.len());
+    // Each part begins and ends, in order, through the caller's sink.
+    assert_eq!(sink.calls, ["Display", "end", "Attachment", "end"]);
 }
 
 /// Low-order X25519 points (RFC 7748 §5 list as used by libsodium), as little-endian octets.
