@@ -9,7 +9,7 @@ use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Delivery, Refusal, SignetName, TransactionId, VerifyAnswer};
 use dime_envelope::open_as_destination;
 use dime_net::Handler;
-use dime_resolver::{KeyResolver, PinStore, SignetSource};
+use dime_resolver::{DiscoveryError, KeyResolver, OrgKey, PinStore, SignetSource};
 use dime_signet::{FingerprintKind, Signet};
 use dime_store::{Store, StoreError};
 use std::collections::HashMap;
@@ -40,14 +40,24 @@ where
         origin: &Domain,
         fingerprint: &Fingerprint,
     ) -> Result<Ed25519PublicKey, Refusal> {
-        match self.org_key(origin).await {
-            Ok(k) if k.org.fingerprint == *fingerprint => {
-                k.org.signet.signing_key().map_err(|_| Refusal::OriginNotVerified)
-            }
-            Ok(_) => Err(Refusal::OriginNotVerified),
-            Err(e) if e.is_temporary() => Err(Refusal::Temporary),
-            Err(_) => Err(Refusal::OriginNotVerified),
+        origin_key_of(self.org_key(origin).await, fingerprint)
+    }
+}
+
+/// What MAIL's origin check makes of the resolver's answer: the org signet's signing key when
+/// the authenticated signet is the one MAIL named; [`Refusal::OriginNotVerified`] when it is
+/// another, or when discovery failed for good; [`Refusal::Temporary`] when it may pass later.
+fn origin_key_of(
+    found: Result<OrgKey, DiscoveryError>,
+    fingerprint: &Fingerprint,
+) -> Result<Ed25519PublicKey, Refusal> {
+    match found {
+        Ok(k) if k.org.fingerprint == *fingerprint => {
+            k.org.signet.signing_key().map_err(|_| Refusal::OriginNotVerified)
         }
+        Ok(_) => Err(Refusal::OriginNotVerified),
+        Err(e) if e.is_temporary() => Err(Refusal::Temporary),
+        Err(_) => Err(Refusal::OriginNotVerified),
     }
 }
 
@@ -261,8 +271,57 @@ where
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use dime_resolver::signets::ValidOrg;
+    use dime_resolver::{Decision, DeferReason, DnssecProof, Provenance, SignetError, SourceError};
+    use dime_signet::record::Record;
+    use dime_signet::{OrgKeys, Profile, SignetState, create_org_signet};
     use std::thread::{ThreadId, current};
     use std::time::Duration;
+
+    #[test]
+    fn the_origin_key_is_the_named_signets_and_failures_keep_their_kind() {
+        let p = dime_core::crypto::default_provider();
+        let keys = OrgKeys::generate(&mut dime_testkit::seeded_rng(5));
+        let domain: Domain = "a.test".parse().unwrap();
+        let signet = create_org_signet(p, &keys, &domain, &Profile::new()).unwrap();
+        let named = signet.naming_fingerprint(p).unwrap();
+        let found = |fingerprint: Fingerprint| OrgKey {
+            record: Arc::new(Record::new(vec![keys.pok(p)])),
+            org: ValidOrg {
+                signet: signet.clone(),
+                state: SignetState::Full,
+                pok: keys.pok(p),
+                pok_index: 0,
+                fingerprint,
+            },
+            provenance: Provenance {
+                domain: domain.clone(),
+                record_from: domain.clone(),
+                record_proof: DnssecProof::Secure,
+                ca_tls_required: false,
+                pok_index: 0,
+                org_fingerprint: fingerprint,
+                user: None,
+            },
+        };
+        assert_eq!(origin_key_of(Ok(found(named)), &named), Ok(signet.signing_key().unwrap()));
+        let other = Fingerprint([7; 64]);
+        assert_eq!(origin_key_of(Ok(found(other)), &named), Err(Refusal::OriginNotVerified));
+        let temporary = [
+            DiscoveryError::NotUsable(Decision::Defer(DeferReason::Indeterminate)),
+            DiscoveryError::Signet(SignetError::Source(SourceError::Unavailable("down".into()))),
+        ];
+        for e in temporary {
+            assert_eq!(origin_key_of(Err(e), &named), Err(Refusal::Temporary));
+        }
+        let permanent = [
+            DiscoveryError::NotUsable(Decision::NotDime { proof: DnssecProof::Secure }),
+            DiscoveryError::Signet(SignetError::Source(SourceError::NotFound)),
+        ];
+        for e in permanent {
+            assert_eq!(origin_key_of(Err(e), &named), Err(Refusal::OriginNotVerified));
+        }
+    }
 
     /// Runs `f` through [`run_blocking`] and tells whether it ran on the caller's thread.
     async fn on_own_thread<T: Send + 'static>(

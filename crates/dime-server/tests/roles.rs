@@ -14,6 +14,7 @@ use dime_envelope::{ActorSecret, open_as_origin};
 use dime_net::Handler;
 use dime_server::origin::{Outbound, Outcome, RetryPolicy, Transports, backoff, submit};
 use dime_server::{Destination, StaticOrigins};
+use dime_signet::FingerprintKind;
 use dime_store::{DeliveryState, MailboxId, Timestamp};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -316,6 +317,20 @@ async fn destination_refusals_and_signet_service() {
     let other = SignetName { domain: domain("a.test"), mailbox: None };
     assert_eq!(h.signet(other, None).await, Err(Refusal::NotFound));
     assert_eq!(h.signet(org.clone(), Some(Fingerprint([1; 64]))).await, Err(Refusal::NotFound));
+    // Pinned to its own fingerprint, of any kind, the signet is given.
+    for kind in [FingerprintKind::Id, FingerprintKind::Full, FingerprintKind::Crypto] {
+        let Some(fp) = w.b.local.org_signet.fingerprint(p(), kind) else { continue };
+        assert_eq!(
+            h.signet(org.clone(), Some(fp)).await.unwrap(),
+            w.b.local.org_signet.to_bytes(),
+            "{kind:?}"
+        );
+        assert_eq!(h.verify(org.clone(), fp).await, Ok(VerifyAnswer::Current), "{kind:?}");
+    }
+    assert_eq!(
+        h.signet(user.clone(), Some(us.naming_fingerprint(p()).unwrap())).await.unwrap(),
+        us.to_bytes()
+    );
     // VRFY and HIST.
     assert_eq!(h.verify(org.clone(), w.b.local.org_fingerprint).await, Ok(VerifyAnswer::Current));
     assert_eq!(
@@ -357,6 +372,16 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
         Arc::clone(&w.b.store),
         Arc::new(StaticOrigins(origins)),
         p(),
+    );
+    // MAIL's check: the origin's org signet must be the one named, by its fingerprint.
+    assert_eq!(h.verify_origin(domain("a.test"), w.a.local.org_fingerprint).await, Ok(()));
+    assert_eq!(
+        h.verify_origin(domain("a.test"), w.b.local.org_fingerprint).await,
+        Err(Refusal::OriginNotVerified)
+    );
+    assert_eq!(
+        h.verify_origin(domain("d.test"), w.a.local.org_fingerprint).await,
+        Err(Refusal::OriginNotVerified)
     );
     let author_key = w.a.store.signet(&mailbox(AUTHOR)).unwrap().1.signing_key().unwrap();
     let a_secret = ActorSecret::from_org_keys(p(), w.a.local.keys()).unwrap();
