@@ -971,4 +971,14 @@ mod tests {
         assert_eq!(parse_payload(p, &v1[..11]), None, "cut inside the time");
         assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
     }
+
+    #[test]
+    fn the_defaults_are_the_specs() {
+        // spec/dmtp.md §11.1, §11.2, §11.4, in seconds.
+        assert_eq!(DEFAULT_STATUS_RETENTION_SECS, 2_592_000);
+        let d = RetryPolicy::default();
+        assert_eq!((d.base_secs, d.max_backoff_secs, d.max_lifetime_secs), (60, 21_600, 432_000));
+        assert_eq!((d.lease_secs, d.batch, d.in_flight), (300, 64, 8));
+        assert_eq!(DMTP_PORT, 26);
+    }
 }
