@@ -23,8 +23,8 @@ use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicPool, TlsPool, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
-    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
-    SignetSource,
+    AuthenticatedDomain, AuthenticatedRecord, DeliveryHost, DiscoveryError, DnssecProof,
+    KeyResolver, PinStore, SignetSource,
 };
 use dime_store::{OutboundEntry, QueueId, Settlement, Store, StoreError, Timestamp, Transport};
 use futures_util::FutureExt;
@@ -267,9 +267,13 @@ where
 /// indeterminate answers are skipped), with their ports (`spec/dns-record.md` §5.5). The hosts
 /// are looked up once per [`AuthenticatedDomain`].
 pub async fn delivery_targets(domain: &AuthenticatedDomain) -> Vec<Target> {
-    domain
-        .delivery_hosts()
-        .await
+    targets_of(domain.delivery_hosts().await)
+}
+
+/// The targets of `hosts`: each host with a secure or insecure proof and at least one address,
+/// its addresses on its port (the record's, else [`DMTP_PORT`]).
+fn targets_of(hosts: &[DeliveryHost]) -> Vec<Target> {
+    hosts
         .iter()
         .filter(|h| !matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate))
         .map(|h| {
@@ -970,6 +974,35 @@ mod tests {
         assert_eq!(parse_payload(p, &v2[..ENVELOPE_AT - 1]), None, "cut inside the hash");
         assert_eq!(parse_payload(p, &v1[..11]), None, "cut inside the time");
         assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
+    }
+
+    #[test]
+    fn only_hosts_with_a_trustworthy_proof_and_an_address_are_targets() {
+        use dime_resolver::HostSource;
+        use dime_signet::record::Host;
+        let host = |name: &str, port, proof, addresses: &[&str]| DeliveryHost {
+            host: Host { name: name.parse().unwrap(), port },
+            source: HostSource::Dx,
+            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
+            proof,
+        };
+        let hosts = [
+            host("secure.test", None, DnssecProof::Secure, &["192.0.2.1", "2001:db8::1"]),
+            host("insecure.test", Some(2600), DnssecProof::Insecure, &["192.0.2.2"]),
+            host("bogus.test", None, DnssecProof::Bogus, &["192.0.2.3"]),
+            host("unknown.test", None, DnssecProof::Indeterminate, &["192.0.2.4"]),
+            host("empty.test", None, DnssecProof::Secure, &[]),
+        ];
+        let got: Vec<(String, Vec<SocketAddr>)> =
+            targets_of(&hosts).into_iter().map(|t| (t.server_name, t.addrs)).collect();
+        let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
+        assert_eq!(
+            got,
+            [
+                ("secure.test".to_owned(), vec![addr("192.0.2.1:26"), addr("[2001:db8::1]:26")]),
+                ("insecure.test".to_owned(), vec![addr("192.0.2.2:2600")]),
+            ]
+        );
     }
 
     #[test]
