@@ -1005,6 +1005,50 @@ mod tests {
         );
     }
 
+    /// An "rng" that always draws `r`.
+    struct Draws(u64);
+
+    impl dime_core::RngCore for Draws {
+        fn next_u32(&mut self) -> u32 {
+            self.0 as u32
+        }
+        fn next_u64(&mut self) -> u64 {
+            self.0
+        }
+        fn fill_bytes(&mut self, dest: &mut [u8]) {
+            dest.fill(0);
+        }
+        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+            dest.fill(0);
+            Ok(())
+        }
+    }
+
+    impl dime_core::CryptoRng for Draws {}
+
+    #[test]
+    fn backoff_is_the_specs_equal_jitter_for_every_draw() {
+        // spec/dmtp.md §11.2: e = max(1, min(base * 2^min(n, 32), max_backoff)),
+        // delay = floor(e/2) + (r mod (e - floor(e/2) + 1)).
+        let policy =
+            RetryPolicy { base_secs: 61, max_backoff_secs: 1000, ..RetryPolicy::default() };
+        for (n, e) in [(0, 61u64), (1, 122), (2, 244), (3, 488), (4, 976), (5, 1000), (40, 1000)] {
+            let half = e / 2;
+            let span = e - half + 1;
+            for r in [0, 1, span - 1, span, span + 1, u64::MAX] {
+                let want = half + r % span;
+                assert_eq!(backoff(&policy, n, &mut Draws(r)), want, "n {n}, r {r}");
+            }
+            assert_eq!(backoff(&policy, n, &mut Draws(span - 1)), e, "the top is reached");
+            assert_eq!(backoff(&policy, n, &mut Draws(0)), half, "and the bottom");
+        }
+        let zero = RetryPolicy { base_secs: 0, ..RetryPolicy::default() };
+        assert_eq!(backoff(&zero, 3, &mut Draws(0)), 0);
+        assert_eq!(backoff(&zero, 3, &mut Draws(1)), 1, "e is at least 1");
+        let huge = RetryPolicy { base_secs: u64::MAX, max_backoff_secs: u64::MAX, ..zero };
+        assert_eq!(backoff(&huge, 40, &mut Draws(0)), u64::MAX / 2, "saturating");
+    }
+
     #[test]
     fn the_defaults_are_the_specs() {
         // spec/dmtp.md §11.1, §11.2, §11.4, in seconds.

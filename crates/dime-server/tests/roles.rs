@@ -418,3 +418,50 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
     h.deliver(delivery("a.test", origin_signed(&sealed, a_seed))).await.unwrap();
     assert_eq!(stored(), 1);
 }
+
+/// Draws 0 from `next_u64`/`next_u32` (the backoff's jitter: the shortest delay), random
+/// bytes otherwise (nonces).
+struct ShortestDelay(rand_chacha::ChaCha20Rng);
+
+impl dime_core::RngCore for ShortestDelay {
+    fn next_u32(&mut self) -> u32 {
+        0
+    }
+    fn next_u64(&mut self) -> u64 {
+        0
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.0.fill_bytes(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
+        self.0.try_fill_bytes(dest)
+    }
+}
+
+impl dime_core::CryptoRng for ShortestDelay {}
+
+/// The lifetime ends at queueing plus `max_lifetime`: a next attempt due exactly then is
+/// still made; one due a second later fails the entry instead (`spec/dmtp.md` §11.2).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_retry_due_exactly_at_the_end_of_the_lifetime_is_still_made() {
+    use rand_core::SeedableRng;
+    let w = world(SUBJECT, BODY).await;
+    let sealed = w.seal(6, "b.test");
+    let mut rng = ShortestDelay(rand_chacha::ChaCha20Rng::seed_from_u64(6));
+    submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
+    let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // e = 100 s whatever the attempt, so the shortest delay is 50 s.
+    let policy = RetryPolicy {
+        base_secs: 100,
+        max_backoff_secs: 100,
+        max_lifetime_secs: 1000,
+        ..RetryPolicy::default()
+    };
+    let out = w.outbound_with(dead, Transports::TlsOnly, policy);
+    let at = |s: u64| Timestamp(T0.0 + s);
+    let o = out.run_once(at(950), &mut rng).await.unwrap();
+    assert!(matches!(o[0], Outcome::Deferred { next, .. } if next == at(1000)), "{o:?}");
+    let o = out.run_once(at(1000), &mut rng).await.unwrap();
+    let Outcome::Failed { reason, .. } = &o[0] else { panic!("{o:?}") };
+    assert!(reason.starts_with("maximum lifetime reached"), "{reason}");
+}
