@@ -976,8 +976,8 @@ mod tests {
         assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
     }
 
-    #[test]
-    fn only_hosts_with_a_trustworthy_proof_and_an_address_are_targets() {
+    #[tokio::test]
+    async fn only_hosts_with_a_trustworthy_proof_and_an_address_are_targets() {
         use dime_resolver::HostSource;
         use dime_signet::record::Host;
         let host = |name: &str, port, proof, addresses: &[&str]| DeliveryHost {
@@ -993,8 +993,17 @@ mod tests {
             host("unknown.test", None, DnssecProof::Indeterminate, &["192.0.2.4"]),
             host("empty.test", None, DnssecProof::Secure, &[]),
         ];
+        let keys = dime_signet::OrgKeys::generate(&mut dime_testkit::seeded_rng(3));
+        let record = AuthenticatedRecord {
+            record: Arc::new(dime_signet::record::Record::new(vec![keys.pok(default_provider())])),
+            published_by: "mail.test".parse().unwrap(),
+            proof: DnssecProof::Secure,
+            lifetime_secs: 300,
+        };
+        let domain =
+            AuthenticatedDomain::with_hosts("mail.test".parse().unwrap(), record, hosts.to_vec());
         let got: Vec<(String, Vec<SocketAddr>)> =
-            targets_of(&hosts).into_iter().map(|t| (t.server_name, t.addrs)).collect();
+            delivery_targets(&domain).await.into_iter().map(|t| (t.server_name, t.addrs)).collect();
         let addr = |s: &str| s.parse::<SocketAddr>().unwrap();
         assert_eq!(
             got,
