@@ -23,8 +23,8 @@ use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicPool, TlsPool, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
-    AuthenticatedDomain, AuthenticatedRecord, DeliveryHost, DiscoveryError, DnssecProof,
-    KeyResolver, PinStore, SignetSource,
+    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
+    SignetSource,
 };
 use dime_store::{OutboundEntry, QueueId, Settlement, Store, StoreError, Timestamp, Transport};
 use futures_util::FutureExt;
@@ -267,13 +267,9 @@ where
 /// indeterminate answers are skipped), with their ports (`spec/dns-record.md` §5.5). The hosts
 /// are looked up once per [`AuthenticatedDomain`].
 pub async fn delivery_targets(domain: &AuthenticatedDomain) -> Vec<Target> {
-    targets_of(domain.delivery_hosts().await)
-}
-
-/// The targets of `hosts`: each host with a secure or insecure proof and at least one address,
-/// its addresses on its port (the record's, else [`DMTP_PORT`]).
-fn targets_of(hosts: &[DeliveryHost]) -> Vec<Target> {
-    hosts
+    domain
+        .delivery_hosts()
+        .await
         .iter()
         .filter(|h| !matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate))
         .map(|h| {
@@ -955,6 +951,8 @@ fn log_outcome(destination: &Domain, outcome: &Outcome) {
 mod tests {
     use super::*;
     use dime_core::crypto::default_provider;
+    use dime_resolver::DeliveryHost;
+    use dime_testkit::FixedDraws;
 
     #[test]
     fn payloads_of_both_versions_read_with_the_envelopes_hash() {
@@ -1014,27 +1012,6 @@ mod tests {
         );
     }
 
-    /// An "rng" that always draws `r`.
-    struct Draws(u64);
-
-    impl dime_core::RngCore for Draws {
-        fn next_u32(&mut self) -> u32 {
-            self.0 as u32
-        }
-        fn next_u64(&mut self) -> u64 {
-            self.0
-        }
-        fn fill_bytes(&mut self, dest: &mut [u8]) {
-            dest.fill(0);
-        }
-        fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-            dest.fill(0);
-            Ok(())
-        }
-    }
-
-    impl dime_core::CryptoRng for Draws {}
-
     #[test]
     fn backoff_is_the_specs_equal_jitter_for_every_draw() {
         // spec/dmtp.md §11.2: e = max(1, min(base * 2^min(n, 32), max_backoff)),
@@ -1046,16 +1023,20 @@ mod tests {
             let span = e - half + 1;
             for r in [0, 1, span - 1, span, span + 1, u64::MAX] {
                 let want = half + r % span;
-                assert_eq!(backoff(&policy, n, &mut Draws(r)), want, "n {n}, r {r}");
+                assert_eq!(backoff(&policy, n, &mut FixedDraws::new(r, 0)), want, "n {n}, r {r}");
             }
-            assert_eq!(backoff(&policy, n, &mut Draws(span - 1)), e, "the top is reached");
-            assert_eq!(backoff(&policy, n, &mut Draws(0)), half, "and the bottom");
+            assert_eq!(
+                backoff(&policy, n, &mut FixedDraws::new(span - 1, 0)),
+                e,
+                "the top is reached"
+            );
+            assert_eq!(backoff(&policy, n, &mut FixedDraws::new(0, 0)), half, "and the bottom");
         }
         let zero = RetryPolicy { base_secs: 0, ..RetryPolicy::default() };
-        assert_eq!(backoff(&zero, 3, &mut Draws(0)), 0);
-        assert_eq!(backoff(&zero, 3, &mut Draws(1)), 1, "e is at least 1");
+        assert_eq!(backoff(&zero, 3, &mut FixedDraws::new(0, 0)), 0);
+        assert_eq!(backoff(&zero, 3, &mut FixedDraws::new(1, 0)), 1, "e is at least 1");
         let huge = RetryPolicy { base_secs: u64::MAX, max_backoff_secs: u64::MAX, ..zero };
-        assert_eq!(backoff(&huge, 40, &mut Draws(0)), u64::MAX / 2, "saturating");
+        assert_eq!(backoff(&huge, 40, &mut FixedDraws::new(0, 0)), u64::MAX / 2, "saturating");
     }
 
     #[test]

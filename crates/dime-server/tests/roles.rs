@@ -419,35 +419,14 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
     assert_eq!(stored(), 1);
 }
 
-/// Draws 0 from `next_u64`/`next_u32` (the backoff's jitter: the shortest delay), random
-/// bytes otherwise (nonces).
-struct ShortestDelay(rand_chacha::ChaCha20Rng);
-
-impl dime_core::RngCore for ShortestDelay {
-    fn next_u32(&mut self) -> u32 {
-        0
-    }
-    fn next_u64(&mut self) -> u64 {
-        0
-    }
-    fn fill_bytes(&mut self, dest: &mut [u8]) {
-        self.0.fill_bytes(dest);
-    }
-    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_core::Error> {
-        self.0.try_fill_bytes(dest)
-    }
-}
-
-impl dime_core::CryptoRng for ShortestDelay {}
-
 /// The lifetime ends at queueing plus `max_lifetime`: a next attempt due exactly then is
 /// still made; one due a second later fails the entry instead (`spec/dmtp.md` §11.2).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_retry_due_exactly_at_the_end_of_the_lifetime_is_still_made() {
-    use rand_core::SeedableRng;
     let w = world(SUBJECT, BODY).await;
     let sealed = w.seal(6, "b.test");
-    let mut rng = ShortestDelay(rand_chacha::ChaCha20Rng::seed_from_u64(6));
+    // Every jitter draw is 0: the shortest delay.
+    let mut rng = dime_testkit::FixedDraws::new(0, 6);
     submit(p(), &mut rng, &w.a.store, &w.a.local, &mailbox(AUTHOR), &sealed, T0).unwrap();
     let dead = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
     // e = 100 s whatever the attempt, so the shortest delay is 50 s.

@@ -5,6 +5,8 @@
 //!   and AEAD are cheap, transparent functions. A fuzzer can satisfy them, so it reaches the
 //!   code behind the signature and tag checks. It is **not** cryptography.
 //! - [`seeded_rng`]: a reproducible RNG for deterministic vectors.
+//! - [`FixedDraws`]: an RNG whose integer draws are pinned (a jitter, a choice), its bytes
+//!   still seeded random.
 //! - [`vectors_dir`]: where `spec/vectors/` lives.
 
 use dime_core::crypto::{
@@ -21,6 +23,39 @@ use rand_chacha::rand_core::SeedableRng;
 pub fn seeded_rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
 }
+
+/// An RNG whose `next_u32` and `next_u64` always draw the same value (to pin a random
+/// choice, such as a backoff's jitter, in a test), and whose bytes (`fill_bytes`: nonces,
+/// keys) come from [`seeded_rng`], so they stay distinct.
+#[derive(Debug)]
+pub struct FixedDraws {
+    draw: u64,
+    bytes: ChaCha20Rng,
+}
+
+impl FixedDraws {
+    /// Draws `draw` (its low 32 bits for `next_u32`); bytes from `seeded_rng(seed)`.
+    pub fn new(draw: u64, seed: u64) -> FixedDraws {
+        FixedDraws { draw, bytes: seeded_rng(seed) }
+    }
+}
+
+impl dime_core::RngCore for FixedDraws {
+    fn next_u32(&mut self) -> u32 {
+        self.draw as u32
+    }
+    fn next_u64(&mut self) -> u64 {
+        self.draw
+    }
+    fn fill_bytes(&mut self, dest: &mut [u8]) {
+        self.bytes.fill_bytes(dest);
+    }
+    fn try_fill_bytes(&mut self, dest: &mut [u8]) -> Result<(), rand_chacha::rand_core::Error> {
+        self.bytes.try_fill_bytes(dest)
+    }
+}
+
+impl dime_core::CryptoRng for FixedDraws {}
 
 /// The repository's `spec/vectors/` directory.
 pub fn vectors_dir() -> PathBuf {
