@@ -192,23 +192,25 @@ impl DeliveryLog {
         let file = open_durably(fs, path)?;
         let size = file.len().map_err(io_err)?;
         let mut replay = Vec::new();
-        let mut off = 0u64;
         let mut expect: Option<u64> = None;
+        // The scan reads no further than the file's end: a record cut by it reads short.
         let mut reader = std::io::BufReader::new(Scan { file: &*file, at: 0, size });
         loop {
             let mut h = [0u8; HEADER_LEN];
-            if off + HEADER_LEN as u64 > size || reader.read_exact(&mut h).is_err() {
+            if reader.read_exact(&mut h).is_err() {
                 break;
             }
             let Some((seq, account, now, digest, len)) = decode_header(p, &h) else { break };
-            if expect.is_some_and(|e| e != seq) || off + (HEADER_LEN + len) as u64 > size {
+            if expect.is_some_and(|e| e != seq) {
                 break;
             }
-            let mut envelope = vec![0u8; len];
-            if reader.read_exact(&mut envelope).is_err() || blob_digest.of(p, &envelope) != digest {
+            // Grown as the octets arrive: a length past the file's end allocates no more than
+            // the file holds.
+            let mut envelope = Vec::new();
+            let read = (&mut reader).take(len as u64).read_to_end(&mut envelope);
+            if read.ok() != Some(len) || blob_digest.of(p, &envelope) != digest {
                 break;
             }
-            off += (HEADER_LEN + len) as u64;
             expect = seq.checked_add(1);
             if seq > durable {
                 replay.push(Replayed { seq, account, now, digest, envelope });
@@ -282,5 +284,200 @@ impl DeliveryLog {
     /// so a scan stops where the new ones end.
     pub(crate) fn restart(&mut self) {
         self.end = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::fs::OsFs;
+
+    const P: fn() -> &'static CryptoProvider = dime_core::crypto::default_provider;
+    const DIGEST: BlobDigest = BlobDigest::Plain;
+
+    fn record(account: u8, envelope: &[u8]) -> Record<'_> {
+        Record {
+            account: AccountId([account; 16]),
+            now: Timestamp(1_700_000_000 + u64::from(account)),
+            digest: DIGEST.of(P(), envelope),
+            envelope,
+        }
+    }
+
+    /// Opens the log at `path`, replaying above `durable`: (the log, the replayed records'
+    /// sequence numbers and accounts' first octets).
+    fn open(path: &Path, durable: u64) -> (DeliveryLog, Vec<(u64, u8)>) {
+        let (log, replay) = DeliveryLog::open(&OsFs, path, P(), DIGEST, durable).unwrap();
+        (log, replay.iter().map(|r| (r.seq, r.account.0[0])).collect())
+    }
+
+    /// Appends `records` as one batch, as the committer does.
+    fn append(log: &mut DeliveryLog, records: &[Record<'_>]) -> Span {
+        let batch = log.prepare(records);
+        batch.write().unwrap();
+        log.written(&batch.span, batch.len());
+        batch.span
+    }
+
+    fn file_len(path: &Path) -> u64 {
+        std::fs::metadata(path).unwrap().len()
+    }
+
+    fn flip(path: &Path, at: u64) {
+        let mut bytes = std::fs::read(path).unwrap();
+        bytes[at as usize] ^= 1;
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn a_record_is_laid_out_as_the_spec_says() {
+        // spec/storage.md §4.1: magic, u64 sequence, account id, u64 time, digest, u32 length,
+        // the first 16 octets of SHA-512("dime-store log record" ‖ the 56 octets before), then
+        // the envelope; all big-endian.
+        let r = record(7, b"sealed");
+        let mut out = Vec::new();
+        encode(P(), 0x0102_0304_0506_0708, &r, &mut out);
+        let mut fields = b"DLG1".to_vec();
+        fields.extend_from_slice(&[1, 2, 3, 4, 5, 6, 7, 8]);
+        fields.extend_from_slice(&[7; 16]);
+        fields.extend_from_slice(&(1_700_000_007u64).to_be_bytes());
+        fields.extend_from_slice(&r.digest);
+        fields.extend_from_slice(&[0, 0, 0, 6]);
+        assert_eq!(fields.len(), 56);
+        let sum = P().hash.sha512(&[b"dime-store log record".as_slice(), &fields]);
+        let mut want = fields;
+        want.extend_from_slice(&sum[..16]);
+        assert_eq!(want.len(), HEADER_LEN);
+        want.extend_from_slice(b"sealed");
+        assert_eq!(out, want);
+        let header: [u8; HEADER_LEN] = out[..HEADER_LEN].try_into().unwrap();
+        let (seq, account, now, digest, len) = decode_header(P(), &header).unwrap();
+        assert_eq!(
+            (seq, account, now, digest, len),
+            (0x0102_0304_0506_0708, r.account, r.now, r.digest, 6)
+        );
+    }
+
+    #[test]
+    fn records_above_the_durable_mark_are_replayed_in_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let (mut log, replay) = open(&path, 0);
+        assert!(replay.is_empty());
+        append(&mut log, &[record(1, b"one"), record(2, b"two")]);
+        append(&mut log, &[record(3, b"three")]);
+        drop(log);
+        assert_eq!(open(&path, 0).1, [(1, 1), (2, 2), (3, 3)]);
+        assert_eq!(open(&path, 2).1, [(3, 3)]);
+        let (log, replay) = open(&path, 3);
+        assert!(replay.is_empty());
+        // Numbering goes on after the mark, never reusing one.
+        assert_eq!(log.prepare(&[record(4, b"four")]).span.first, 4);
+    }
+
+    #[test]
+    fn a_header_changed_after_it_was_written_stops_the_scan() {
+        // The magic still holds; the checksum does not, so the changed record (and every one
+        // after it) is not applied, though its envelope still matches its digest.
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let (mut log, _) = open(&path, 0);
+        append(&mut log, &[record(1, b"one"), record(2, b"two"), record(3, b"three")]);
+        drop(log);
+        let second = (HEADER_LEN + 3) as u64;
+        flip(&path, second + 12); // the second record's account id
+        assert_eq!(open(&path, 0).1, [(1, 1)]);
+        flip(&path, second + 12);
+        assert_eq!(open(&path, 0).1, [(1, 1), (2, 2), (3, 3)]);
+        flip(&path, second + 4 + 8 + 16 + 8); // its envelope digest: now the envelope fails it
+        assert_eq!(open(&path, 0).1, [(1, 1)]);
+    }
+
+    #[test]
+    fn a_record_ending_exactly_at_the_end_of_the_file_is_valid_and_one_cut_by_it_is_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = Vec::new();
+        encode(P(), 1, &record(1, &[9; 100]), &mut bytes);
+        encode(P(), 2, &record(2, b""), &mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(open(&path, 0).1, [(1, 1), (2, 2)]);
+        encode(P(), 3, &record(3, b"three"), &mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(open(&path, 0).1, [(1, 1), (2, 2), (3, 3)]);
+        for cut in [1, 5, 6, HEADER_LEN + 5] {
+            std::fs::write(&path, &bytes[..bytes.len() - cut]).unwrap();
+            assert_eq!(open(&path, 0).1, [(1, 1), (2, 2)], "cut {cut}");
+        }
+    }
+
+    #[test]
+    fn a_record_out_of_sequence_stops_the_scan() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let mut bytes = Vec::new();
+        encode(P(), 5, &record(1, b"one"), &mut bytes);
+        encode(P(), 7, &record(2, b"two"), &mut bytes);
+        std::fs::write(&path, &bytes).unwrap();
+        assert_eq!(open(&path, 0).1, [(5, 1)]);
+        let (log, _) = open(&path, 0);
+        assert_eq!(log.prepare(&[record(3, b"x")]).span.first, 6);
+    }
+
+    #[test]
+    fn the_file_grows_in_zero_filled_steps_of_one_mebibyte() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let (mut log, _) = open(&path, 0);
+        assert_eq!(file_len(&path), 0);
+        let span = append(&mut log, &[record(1, b"one")]);
+        assert_eq!(span.grow_to, Some(1 << 20));
+        assert_eq!(file_len(&path), 1 << 20);
+        assert_eq!(log.used(), (HEADER_LEN + 3) as u64);
+        // Inside the zero-filled length, a batch writes over allocated blocks only.
+        let big = vec![3u8; (1 << 20) - 2 * HEADER_LEN - 3];
+        assert_eq!(append(&mut log, &[record(2, &big)]).grow_to, None);
+        assert_eq!(log.used(), 1 << 20);
+        assert_eq!(file_len(&path), 1 << 20);
+        // One octet past it grows the file by the next whole step.
+        let span = append(&mut log, &[record(3, b"")]);
+        assert_eq!(span.grow_to, Some(2 << 20));
+        assert_eq!(file_len(&path), 2 << 20);
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes[(1 << 20) + HEADER_LEN..].iter().all(|&b| b == 0));
+        assert_eq!(open(&path, 0).1, [(1, 1), (2, 2), (3, 3)]);
+    }
+
+    #[test]
+    fn after_a_restart_records_go_to_offset_zero_and_older_ones_are_not_replayed() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let (mut log, _) = open(&path, 0);
+        append(&mut log, &[record(1, b"one"), record(2, b"two"), record(3, b"six")]);
+        log.restart();
+        assert_eq!(log.used(), 0);
+        let span = append(&mut log, &[record(4, b"own")]);
+        assert_eq!((span.at, span.first), (0, 4));
+        assert_eq!(log.used(), (HEADER_LEN + 3) as u64);
+        drop(log);
+        // Record 4 lies over record 1; record 2 follows it, but 2 is not 5.
+        assert_eq!(open(&path, 3).1, [(4, 4)]);
+        assert_eq!(open(&path, 0).1, [(4, 4)]);
+    }
+
+    #[test]
+    fn records_taken_back_are_zeroed_and_their_numbers_given_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let (mut log, _) = open(&path, 0);
+        append(&mut log, &[record(1, b"one")]);
+        let span = append(&mut log, &[record(2, b"two"), record(3, b"three")]);
+        log.truncate_to(span.at, span.first).unwrap();
+        assert_eq!(log.used(), span.at);
+        assert!(std::fs::read(&path).unwrap()[span.at as usize..].iter().all(|&b| b == 0));
+        assert_eq!(open(&path, 0).1, [(1, 1)]);
+        let again = append(&mut log, &[record(5, b"five")]);
+        assert_eq!((again.at, again.first), (span.at, 2));
+        assert_eq!(open(&path, 0).1, [(1, 1), (2, 5)]);
     }
 }
