@@ -711,12 +711,8 @@ impl<R: Routes> Outbound<R> {
             dime_net::client_tls_config(Arc::clone(&route.verifier))
                 .map_err(|e| SendError::Temporary(e.to_string()))?,
         );
-        // Every address of every host in order, those with a live QUIC connection first.
-        let mut addrs: Vec<(&Target, SocketAddr)> =
-            route.targets.iter().flat_map(|t| t.addrs.iter().map(move |a| (t, *a))).collect();
-        if self.transports != Transports::TlsOnly {
-            addrs.sort_by_cached_key(|(_, a)| !self.quic.is_live(&(destination.clone(), *a)));
-        }
+        // (Without QUIC no connection is live.)
+        let addrs = attempt_order(&route.targets, |a| self.quic.is_live(&(destination.clone(), a)));
         let mut last = SendError::Temporary("no address answered".into());
         for (t, addr) in addrs {
             match self.try_addr(destination, &tls, t, addr, &msg).await {
@@ -804,7 +800,7 @@ impl<R: Routes> Outbound<R> {
         let clock = || once.unwrap_or_else(crate::now);
         let in_flight = self.policy.in_flight.max(1);
         // A lease that ends this close is not started (never, for leases of 0 s).
-        let margin = (self.policy.lease_secs / 4).min(LEASE_MARGIN_SECS);
+        let margin = lease_margin(self.policy.lease_secs);
         let mut out = Vec::new();
         let mut keep = |outcomes: Vec<Outcome>| {
             if !worker {
@@ -827,7 +823,7 @@ impl<R: Routes> Outbound<R> {
             // each starts well within its lease.
             if !stopping && due && waiting.len() < in_flight {
                 let max = if worker {
-                    self.policy.batch.clamp(1, 2 * in_flight - waiting.len())
+                    worker_lease_size(self.policy.batch, in_flight, waiting.len())
                 } else {
                     self.policy.batch
                 };
@@ -919,6 +915,30 @@ impl<R: Routes> Outbound<R> {
 /// An attempt whose lease ends within this many seconds (or a quarter of the lease, if less) is
 /// not started.
 const LEASE_MARGIN_SECS: u64 = 60;
+
+/// How close to the end of a lease of `lease_secs` an attempt is no longer started.
+fn lease_margin(lease_secs: u64) -> u64 {
+    (lease_secs / 4).min(LEASE_MARGIN_SECS)
+}
+
+/// How many entries the worker leases, with `in_flight` attempts at once and `waiting` leased
+/// entries not started (fewer than `in_flight`): the policy's `batch`, at least 1, and no more
+/// than leaves twice `in_flight` waiting, so that each starts well within its lease.
+fn worker_lease_size(batch: usize, in_flight: usize, waiting: usize) -> usize {
+    batch.clamp(1, 2 * in_flight - waiting)
+}
+
+/// The order in which a route's addresses are tried: every address of every host, in the
+/// route's order, except that those with a live QUIC connection (`live`) come first.
+fn attempt_order(
+    targets: &[Target],
+    live: impl Fn(SocketAddr) -> bool,
+) -> Vec<(&Target, SocketAddr)> {
+    let mut addrs: Vec<(&Target, SocketAddr)> =
+        targets.iter().flat_map(|t| t.addrs.iter().map(move |a| (t, *a))).collect();
+    addrs.sort_by_cached_key(|(_, a)| !live(*a));
+    addrs
+}
 
 /// A transaction of outcomes under way ([`Outbound::settle`]).
 type Recording = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Outcome>, StoreError>> + Send>>;
@@ -1037,6 +1057,62 @@ mod tests {
         assert_eq!(backoff(&zero, 3, &mut FixedDraws::new(1, 0)), 1, "e is at least 1");
         let huge = RetryPolicy { base_secs: u64::MAX, max_backoff_secs: u64::MAX, ..zero };
         assert_eq!(backoff(&huge, 40, &mut FixedDraws::new(0, 0)), u64::MAX / 2, "saturating");
+    }
+
+    #[test]
+    fn an_entry_is_not_started_within_60_s_or_a_quarter_of_its_lease_of_the_end() {
+        // spec/dmtp.md §11.2.
+        for (lease, margin) in [(0, 0), (3, 0), (4, 1), (100, 25), (240, 60), (241, 60), (300, 60)]
+        {
+            assert_eq!(lease_margin(lease), margin, "lease {lease}");
+        }
+        assert_eq!(lease_margin(u64::MAX), LEASE_MARGIN_SECS);
+        assert_eq!(LEASE_MARGIN_SECS, 60);
+    }
+
+    #[test]
+    fn the_worker_leases_up_to_batch_and_keeps_at_most_twice_in_flight_waiting() {
+        // spec/dmtp.md §11.2: (batch, in_flight, waiting) -> leased.
+        for (batch, in_flight, waiting, leased) in [
+            (64, 8, 0, 16),
+            (64, 8, 7, 9),
+            (10, 8, 0, 10),
+            (10, 8, 7, 9),
+            (0, 8, 0, 1),
+            (0, 1, 0, 1),
+            (64, 1, 0, 2),
+            (3, 4, 3, 3),
+        ] {
+            assert_eq!(
+                worker_lease_size(batch, in_flight, waiting),
+                leased,
+                "batch {batch}, in_flight {in_flight}, waiting {waiting}"
+            );
+        }
+    }
+
+    #[test]
+    fn addresses_are_tried_in_route_order_with_live_quic_connections_first() {
+        let a = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let targets = [
+            Target { server_name: "mx1.b.test".into(), addrs: vec![a(1), a(2)] },
+            Target { server_name: "mx2.b.test".into(), addrs: vec![] },
+            Target { server_name: "mx3.b.test".into(), addrs: vec![a(3), a(4)] },
+        ];
+        let order = |live: &[u16]| -> Vec<(String, u16)> {
+            attempt_order(&targets, |addr| live.contains(&addr.port()))
+                .into_iter()
+                .map(|(t, addr)| (t.server_name.clone(), addr.port()))
+                .collect()
+        };
+        let named = |v: &[(&str, u16)]| -> Vec<(String, u16)> {
+            v.iter().map(|(n, p)| (format!("{n}.b.test"), *p)).collect()
+        };
+        let in_order = named(&[("mx1", 1), ("mx1", 2), ("mx3", 3), ("mx3", 4)]);
+        assert_eq!(order(&[]), in_order);
+        assert_eq!(order(&[1, 2, 3, 4]), in_order, "a stable order among the live");
+        assert_eq!(order(&[4]), named(&[("mx3", 4), ("mx1", 1), ("mx1", 2), ("mx3", 3)]));
+        assert_eq!(order(&[2, 3]), named(&[("mx1", 2), ("mx3", 3), ("mx1", 1), ("mx3", 4)]));
     }
 
     #[test]

@@ -68,7 +68,11 @@ pub struct Side {
 }
 
 pub fn side(dir: &Path, name: &str, seed: u64, user: &str) -> Side {
-    let store = Store::open(store_config(dir, seed), p()).unwrap();
+    side_on(Store::open(store_config(dir, seed), p()).unwrap(), name, seed, user)
+}
+
+/// [`side`] on a store already open (on another file system).
+pub fn side_on(store: Store, name: &str, seed: u64, user: &str) -> Side {
     let mut rng = dime_testkit::seeded_rng(seed);
     let keys = OrgKeys::generate(&mut rng);
     let signet = create_org_signet(p(), &keys, &domain(name), &Profile::new()).unwrap();
