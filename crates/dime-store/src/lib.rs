@@ -29,6 +29,9 @@ mod codec;
 mod deliver;
 mod format;
 mod fs;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod fuzzing;
 mod gate;
 mod keys;
 mod log;

@@ -77,7 +77,7 @@ pub struct Leased {
     pub until: Timestamp,
 }
 
-struct QRec {
+pub(crate) struct QRec {
     due: u64,
     attempts: u32,
     next_attempt: u64,
@@ -86,7 +86,7 @@ struct QRec {
 }
 
 impl QRec {
-    fn encode(&self) -> Vec<u8> {
+    pub(crate) fn encode(&self) -> Vec<u8> {
         Enc::new()
             .u64(self.due)
             .u32(self.attempts)
@@ -94,7 +94,7 @@ impl QRec {
             .bytes(&self.sealed)
             .finish()
     }
-    fn decode(b: &[u8]) -> Result<QRec, StoreError> {
+    pub(crate) fn decode(b: &[u8]) -> Result<QRec, StoreError> {
         let mut d = Dec::new(b, "queue entry");
         let r = QRec {
             due: d.u64()?,

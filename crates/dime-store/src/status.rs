@@ -129,7 +129,7 @@ fn cut(text: &str) -> &str {
 }
 
 /// The clear part of a status record.
-struct Head {
+pub(crate) struct Head {
     version: u8,
     state: u8,
     queued: u64,
@@ -179,7 +179,7 @@ impl Head {
 }
 
 /// Decodes a record body into its clear part, its encoded clear part and the sealed part.
-fn decode(b: &[u8]) -> Result<(Head, &[u8], &[u8]), StoreError> {
+pub(crate) fn decode(b: &[u8]) -> Result<(Head, &[u8], &[u8]), StoreError> {
     let mut d = Dec::new(b, "delivery status");
     let version = d.u8()?;
     if version != VERSION && version != VERSION_1 {
