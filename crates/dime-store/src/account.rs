@@ -100,12 +100,15 @@ impl RecoveryCode {
         RecoveryCode(Secret::new(s))
     }
 
+    /// The code's octets (the key derivation's input), from its hex digits.
     fn bytes(&self) -> Zeroizing<Vec<u8>> {
-        let hex: Vec<u8> = self.0.expose().bytes().filter(|c| c.is_ascii_hexdigit()).collect();
-        let nib = |c: u8| (c as char).to_digit(16).unwrap_or(0) as u8;
-        Zeroizing::new(
-            hex.chunks(2).map(|p| nib(p[0]) << 4 | nib(*p.get(1).unwrap_or(&b'0'))).collect(),
-        )
+        let hex: Zeroizing<Vec<u8>> =
+            Zeroizing::new(self.0.expose().bytes().filter(u8::is_ascii_hexdigit).collect());
+        // `parse` and `generate` make exactly 2 × RECOVERY_CODE_LEN hex digits.
+        let octet = |pair: &[u8]| {
+            std::str::from_utf8(pair).ok().and_then(|p| u8::from_str_radix(p, 16).ok())
+        };
+        Zeroizing::new(hex.chunks(2).map(|pair| octet(pair).unwrap_or(0)).collect())
     }
 }
 
@@ -732,4 +735,94 @@ fn escrow_kek(
 ) -> Result<dime_core::crypto::AeadKey, StoreError> {
     let ss = server_salt(inner.pepper.expose(), shred.expose());
     derive(inner.p, &ss, shared, &[b"dime-store escrow", &a.0, &eph_pub.0, &org_pub.0])
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::testing::open_store;
+
+    #[test]
+    fn a_recovery_code_is_five_dashed_groups_of_eight_hex_digits_of_20_random_octets() {
+        // spec/storage.md §6.3.
+        let mut rng = dime_testkit::seeded_rng(1);
+        for _ in 0..20 {
+            let code = RecoveryCode::generate(&mut rng);
+            let groups: Vec<&str> = code.expose().split('-').collect();
+            assert_eq!(groups.len(), 5, "{groups:?}");
+            for g in &groups {
+                assert_eq!(g.len(), 8);
+                assert!(g.bytes().all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c)));
+            }
+            let octets = code.bytes();
+            assert_eq!(octets.len(), RECOVERY_CODE_LEN);
+            assert_eq!(hex_of(&octets), groups.concat());
+        }
+    }
+
+    fn hex_of(b: &[u8]) -> String {
+        b.iter().map(|o| format!("{o:02x}")).collect()
+    }
+
+    #[test]
+    fn a_typed_recovery_code_gives_the_octets_it_shows() {
+        let want: Vec<u8> = (0..20u8).map(|i| i.wrapping_mul(17).wrapping_add(0x0f)).collect();
+        let text = hex_of(&want);
+        for typed in [
+            text.clone(),
+            text.to_uppercase(),
+            format!(" {}-{} ", &text[..8], &text[8..]),
+            text.chars().flat_map(|c| [c, ' ']).collect(),
+        ] {
+            let code = RecoveryCode::parse(&typed).unwrap();
+            assert_eq!(&code.bytes()[..], &want[..], "{typed:?}");
+        }
+    }
+
+    #[test]
+    fn a_recovery_code_of_the_wrong_length_or_with_other_characters_is_refused() {
+        let text = "00112233445566778899aabbccddeeff01234567";
+        assert!(RecoveryCode::parse(text).is_some());
+        for bad in [
+            &text[..39],
+            &format!("{text}0"),
+            "",
+            &text.replace('a', "g"),
+            &text.replace('0', "o"),
+            &format!("{}+{}", &text[..20], &text[21..]),
+        ] {
+            assert!(RecoveryCode::parse(bad).is_none(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_account_record_says_which_recovery_the_account_has() {
+        // spec/storage.md §3.1: u8 recovery, 0 none, 1 code, 2 escrow.
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(2);
+        let org = OrgKeys::generate(&mut rng);
+        let escrow = X25519Secret::generate(&mut rng);
+        let escrow = dime_core::crypto::default_provider().key_agreement.public_key(&escrow);
+        for (user, recovery, code) in [
+            ("none", Recovery::None, 0),
+            ("code", Recovery::Code, 1),
+            ("escrow", Recovery::Escrow(escrow), 2),
+        ] {
+            let address = Mailbox::parse(&format!("{user}@example.org")).unwrap();
+            let new = NewAccount { address: &address, password: b"pw", recovery, quota_bytes: 1 };
+            let a = store.create_account(&mut rng, &org, &new, Timestamp(1)).unwrap().account;
+            let mut rec = None;
+            store
+                .inner
+                .backend
+                .read(&mut |t| {
+                    rec = Some(load_account(&store.inner, t, a)?);
+                    Ok(())
+                })
+                .unwrap();
+            assert_eq!(rec.unwrap().recovery, code, "{user}");
+        }
+    }
 }
