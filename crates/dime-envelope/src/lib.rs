@@ -48,6 +48,6 @@ pub use overlay::{
 };
 pub use seal::{
     ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,
-    seal_message,
+    seal_message, seal_message_origin_signed,
 };
 pub use signets::ActorKeyError;

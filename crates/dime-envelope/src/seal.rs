@@ -8,7 +8,8 @@ use crate::codec::{
 use crate::error::{DecodeError, SealError};
 use crate::format::{
     ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, TreeEntry, actor_kek, full_sig_input,
-    padded_len, segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek, tree_sig_input,
+    origin_sig_input, padded_len, segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek,
+    tree_sig_input,
 };
 use crate::limits::{HEADERS_MAX_LEN, MAX_PARTS, PART_MAX_LEN, SEGMENT_PAYLOAD};
 use dime_core::crypto::{
@@ -187,6 +188,47 @@ pub fn seal_message(
     seal(p, rng, addressing, signer, content, Vec::with_capacity(estimate))
 }
 
+/// [`seal_message`] by an origin server for its own user (or, with
+/// [`Signer::TrustfulServer`], for a legacy sender), with the origin signature (§7.3, made
+/// with `origin_seed`, the key of `addressing.origin`) appended at once: the message as an
+/// origin sends it, without opening it again. The bytes are those of [`seal_message`] followed
+/// by the chunk [`crate::Verified::origin_signature_chunk`] makes.
+///
+/// # Errors
+/// [`SealError`], as [`seal_message`].
+pub fn seal_message_origin_signed(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    addressing: &Addressing,
+    signer: Signer<'_>,
+    origin_seed: &Ed25519Seed,
+    message: &Message,
+) -> Result<Vec<u8>, SealError> {
+    let mut readers: Vec<&[u8]> = message.parts.iter().map(|p| p.data.as_slice()).collect();
+    let parts = message
+        .parts
+        .iter()
+        .zip(readers.iter_mut())
+        .map(|(part, r)| PartSource { kind: part.kind, info: part.info.clone(), data: r })
+        .collect();
+    let content = Content {
+        common_headers: &message.common_headers,
+        other_headers: &message.other_headers,
+        parts,
+    };
+    let data: usize = message.parts.iter().map(|p| p.data.len()).sum();
+    let estimate = data.saturating_add(data / 8).saturating_add(16 * 1024);
+    seal_signed(
+        p,
+        rng,
+        addressing,
+        signer,
+        Some(origin_seed),
+        content,
+        Vec::with_capacity(estimate),
+    )
+}
+
 /// Seals a message for its author, origin, destination and recipient and writes it to `out`
 /// (`spec/envelope.md` §5-§7). Parts are streamed: memory stays bounded by two segments.
 /// Returns `out`.
@@ -195,6 +237,19 @@ pub fn seal<W: Write>(
     rng: &mut dyn CryptoRngCore,
     addressing: &Addressing,
     signer: Signer<'_>,
+    content: Content<'_>,
+    out: W,
+) -> Result<W, SealError> {
+    seal_signed(p, rng, addressing, signer, None, content, out)
+}
+
+/// [`seal`], and with `origin_seed` the origin signature appended (§7.3).
+fn seal_signed<W: Write>(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    addressing: &Addressing,
+    signer: Signer<'_>,
+    origin_seed: Option<&Ed25519Seed>,
     content: Content<'_>,
     out: W,
 ) -> Result<W, SealError> {
@@ -322,7 +377,22 @@ pub fn seal<W: Write>(
     let key = cs.write_head(&mut w, ChunkType::AuthorFullSig, index)?;
     let digest = w.finish_full();
     let sig = p.signature.sign(signer.seed(), &full_sig_input(&header, &digest));
-    cs.write_segments(&mut w, &key, ChunkType::AuthorFullSig, index, &mut &sig.0[..], 64)?;
+    let full =
+        cs.write_segments(&mut w, &key, ChunkType::AuthorFullSig, index, &mut &sig.0[..], 64)?;
+    if let Some(seed) = origin_seed {
+        // The origin signature covers the tree of every chunk before it and both domains.
+        tree.push(full);
+        let input = origin_sig_input(
+            &header,
+            addressing.origin.as_str(),
+            addressing.destination.as_str(),
+            &tree,
+        );
+        let sig = p.signature.sign(seed, &input);
+        let index = u16::try_from(tree.len())
+            .map_err(|_| DecodeError::TooMany("chunks", crate::limits::MAX_CHUNKS))?;
+        cs.write_chunk(&mut w, ChunkType::OriginSig, index, &mut &sig.0[..], 64)?;
+    }
     w.flush()?;
     Ok(w.into_inner())
 }

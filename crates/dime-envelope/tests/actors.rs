@@ -167,6 +167,55 @@ fn replay_to_another_destination_domain_fails() {
 }
 
 #[test]
+fn an_origin_sealing_for_its_user_signs_at_once_with_the_same_bytes_as_after_opening() {
+    // spec/envelope.md §7.3: sealing with the origin signature appended gives the octets of
+    // sealing, opening as the origin and appending its signature chunk (same draws).
+    let p = default_provider();
+    let w = world(p);
+    for m in [sample_message(10), sample_message(200_000), Message::default()] {
+        let two_steps = delivered(p, &mut seeded_rng(21), &w, &m);
+        let at_once = seal_message_origin_signed(
+            p,
+            &mut seeded_rng(21),
+            &w.addressing,
+            Signer::Author(&w.author.sign),
+            &w.origin.sign,
+            &m,
+        )
+        .unwrap();
+        assert_eq!(at_once, two_steps);
+        assert_eq!(all_accept(p, &w, &at_once), [true; 4]);
+    }
+    // Signed with another key than the origin's: the destination and the recipient refuse it.
+    let m = sample_message(10);
+    let wrong = seal_message_origin_signed(
+        p,
+        &mut seeded_rng(22),
+        &w.addressing,
+        Signer::Author(&w.author.sign),
+        &w.author.sign,
+        &m,
+    )
+    .unwrap();
+    assert_eq!(all_accept(p, &w, &wrong), [false, true, false, false]);
+    // A trustful message (a legacy sender's), sealed and signed by the origin at once.
+    let trustful = seal_message_origin_signed(
+        p,
+        &mut seeded_rng(23),
+        &w.addressing,
+        Signer::TrustfulServer(&w.origin.sign),
+        &w.origin.sign,
+        &m,
+    )
+    .unwrap();
+    let r = open_as_recipient(p, &trustful, &w.recip.enc).unwrap();
+    let v = r.verify(p, &w.origin.keys.signing, Some(&w.origin.keys.signing)).unwrap();
+    assert_eq!((v.kind(), v.origin_signed), (MessageKind::Trustful, true));
+    let d = open_as_destination(p, &trustful[..], &w.dest.enc).unwrap();
+    assert!(d.verify(p, &w.origin.keys.signing, &w.addressing.destination).is_ok());
+}
+
+#[test]
 fn trustful_messages_say_so_and_verify_only_under_the_server_key() {
     // spec/envelope.md §10
     let p = default_provider();
