@@ -428,3 +428,50 @@ fn spec_client_transcripts_replay_through_the_client() {
         assert_eq!(c.poll_event(), None, "client transcript {b}: events left over");
     }
 }
+
+/// The client transcripts as seeds of the `dmtp_client` fuzz target (`fuzz/seeds/dmtp_client/`),
+/// in its input form (`fuzz/fuzz_targets/dmtp_client.rs`): the set-up octet from `new`, one op
+/// per call (`send` with its body's length, `sgnt` with or without a pin, `noop`, `quit`) and
+/// each server reply as input steps of at most 255 octets. `DIME_REGENERATE=1` rewrites them;
+/// otherwise a missing or different seed fails.
+#[test]
+fn fuzz_seeds_are_the_client_transcripts() {
+    let root = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../../fuzz/seeds"));
+    let regenerate = std::env::var_os("DIME_REGENERATE").is_some();
+    let mut stale = Vec::new();
+    for (i, lines) in client_transcripts().iter().enumerate() {
+        let mut seed = Vec::new();
+        for line in lines {
+            let (tag, body) = line.split_at(3);
+            let (call, rest) = split1(body);
+            let a: Vec<&str> = rest.splitn(5, ' ').collect();
+            match (tag, call) {
+                ("A: ", "new") => {
+                    seed.push(u8::from(a[0] == "-") | (u8::from(a[1] == "LOOKUP") << 1));
+                }
+                ("A: ", "send") => seed.extend([3, u8::try_from(a[4].len()).unwrap()]),
+                ("A: ", "sgnt") => seed.push(if a[2] == "-" { 5 } else { 17 }),
+                ("A: ", "noop") => seed.push(8),
+                ("A: ", "quit") => seed.push(10),
+                ("A: ", other) => panic!("no fuzz op for the call {other}"),
+                ("S: ", _) => {
+                    for piece in reply_bytes(body).chunks(255) {
+                        seed.extend([0, u8::try_from(piece.len()).unwrap()]);
+                        seed.extend_from_slice(piece);
+                    }
+                }
+                _ => {}
+            }
+        }
+        let path = root.join("dmtp_client").join(format!("client-transcript-{i:02}.bin"));
+        if std::fs::read(&path).ok().as_deref() != Some(&seed[..]) {
+            if regenerate {
+                std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                std::fs::write(&path, &seed).unwrap();
+            } else {
+                stale.push(path.display().to_string());
+            }
+        }
+    }
+    assert!(stale.is_empty(), "stale fuzz seeds {stale:?}: run with DIME_REGENERATE=1 and commit");
+}
