@@ -79,6 +79,7 @@ use dime_signet::{
     sign_user_signet,
 };
 use dime_store::{AccountId, MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_testkit::tls_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -355,7 +356,7 @@ async fn destination(dir: &Path, origin: &Origin) -> DestinationWorld {
     let ck = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
     let cert = ck.cert.der().clone();
     let key = PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(ck.signing_key.serialize_der()));
-    let tls = dime_net::server_tls_config(vec![cert.clone()], key).unwrap();
+    let tls = dime_net::server_tls_config(tls_provider(), vec![cert.clone()], key).unwrap();
     let endpoint = quinn::Endpoint::server(
         dime_net::quic_server_config(tls.clone()).unwrap(),
         "127.0.0.1:0".parse().unwrap(),
@@ -606,8 +607,8 @@ async fn send_tls(dest: &DestinationWorld, msgs: Queue, concurrency: usize) -> (
 }
 
 fn client_tls(dest: &DestinationWorld) -> rustls::ClientConfig {
-    let verifier = dime_net::PinnedCertVerifier::new(dest.cert.clone());
-    dime_net::client_tls_config(Arc::new(verifier)).unwrap()
+    let verifier = dime_net::PinnedCertVerifier::new(tls_provider(), dest.cert.clone());
+    dime_net::client_tls_config(tls_provider(), Arc::new(verifier)).unwrap()
 }
 
 async fn dmtp_case(
@@ -792,7 +793,7 @@ async fn origin_case(
     let route = Route {
         destination_fingerprint: dest.local.org_fingerprint,
         targets: vec![Target { server_name: "b.test".into(), addrs: vec![addr] }],
-        verifier: Arc::new(dime_net::PinnedCertVerifier::new(dest.cert.clone())),
+        verifier: Arc::new(dime_net::PinnedCertVerifier::new(tls_provider(), dest.cert.clone())),
     };
     let policy =
         RetryPolicy { batch: ORIGIN_BATCH, in_flight: concurrency, ..RetryPolicy::default() };
@@ -803,6 +804,7 @@ async fn origin_case(
         policy,
         transports,
         p(),
+        tls_provider(),
     );
     let reset = reset_peak_rss();
     let start_rss = proc_kib(Path::new("/proc/self/status"), "VmRSS:");

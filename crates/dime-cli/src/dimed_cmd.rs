@@ -297,7 +297,7 @@ fn serve(config: &Path) -> anyhow::Result<()> {
     let c = Config::load(config)?;
     let rt = runtime()?;
     rt.block_on(async {
-        let running = dime_server::daemon::start(&c, default_provider())
+        let running = dime_server::daemon::start(&c, default_provider(), crate::tls_provider())
             .await
             .with_context(|| format!("cannot start dimed from {}", config.display()))?;
         let mut out = std::io::stdout().lock();

@@ -24,6 +24,14 @@ use std::process::ExitCode;
 pub use cli::Cli;
 pub use dimed_cmd::dimed_main;
 
+/// The process's one rustls crypto provider (ring), built here, by the binary, and passed down
+/// to every TLS and QUIC configuration and certificate verifier; no library crate builds one
+/// (`ARCHITECTURE.md`, "Crypto provider seam"). `dimed serve` calls it once; `dime` builds no
+/// TLS configuration.
+pub(crate) fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
+
 /// What both binaries do first: a panic prints one line naming `bin` (never a backtrace or a
 /// value), then the arguments are parsed; a usage error exits 2, `--help` and `--version` 0.
 pub(crate) fn start<P: Parser>(bin: &'static str) -> Result<P, ExitCode> {

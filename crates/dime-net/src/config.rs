@@ -1,5 +1,6 @@
-//! rustls and quinn configurations for DMTP (`spec/dmtp.md` §2, §3, §10): TLS 1.3 only, the
-//! ring provider, ALPN `dmtp/1`, no early data.
+//! rustls and quinn configurations for DMTP (`spec/dmtp.md` §2, §3, §10): TLS 1.3 only, ALPN
+//! `dmtp/1`, no early data, over the rustls crypto provider the caller passes in (the binaries
+//! build the one ring provider of the process and pass it down; no library crate builds one).
 
 use crate::NetError;
 use dime_dmtp::limits::{ALPN, IDLE_TIMEOUT};
@@ -10,20 +11,22 @@ use std::sync::Arc;
 /// Largest number of DMTP streams open at once on one QUIC connection (`spec/dmtp.md` §8).
 pub const MAX_CONCURRENT_STREAMS: u32 = 64;
 
-fn provider() -> Arc<rustls::crypto::CryptoProvider> {
-    Arc::new(rustls::crypto::ring::default_provider())
-}
+/// The rustls crypto provider every TLS and QUIC configuration is built over. The binaries
+/// build it once per process (rustls's ring provider) and pass it down; tests take
+/// `dime_testkit::tls_provider()`.
+pub type TlsProvider = Arc<rustls::crypto::CryptoProvider>;
 
 /// The server's rustls configuration: TLS 1.3, ALPN `dmtp/1`, no early data (0-RTT is
-/// disabled, `spec/dmtp.md` §10), certificate `chain` with its `key`.
+/// disabled, `spec/dmtp.md` §10), certificate `chain` with its `key`, over `provider`.
 ///
 /// # Errors
 /// [`NetError::Tls`] when rustls refuses the certificate or key.
 pub fn server_tls_config(
+    provider: TlsProvider,
     chain: Vec<CertificateDer<'static>>,
     key: PrivateKeyDer<'static>,
 ) -> Result<rustls::ServerConfig, NetError> {
-    let mut config = rustls::ServerConfig::builder_with_provider(provider())
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_no_client_auth()
         .with_single_cert(chain, key)?;
@@ -34,14 +37,16 @@ pub fn server_tls_config(
 }
 
 /// The client's rustls configuration: TLS 1.3, ALPN `dmtp/1`, no early data, the server's
-/// certificate checked by `verifier` (the resolver's pinning verifier in production).
+/// certificate checked by `verifier` (the resolver's pinning verifier in production), over
+/// `provider`.
 ///
 /// # Errors
 /// [`NetError::Tls`] when rustls refuses the protocol versions for the provider.
 pub fn client_tls_config(
+    provider: TlsProvider,
     verifier: Arc<dyn ServerCertVerifier>,
 ) -> Result<rustls::ClientConfig, NetError> {
-    let mut config = rustls::ClientConfig::builder_with_provider(provider())
+    let mut config = rustls::ClientConfig::builder_with_provider(provider)
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
         .with_custom_certificate_verifier(verifier)
@@ -92,13 +97,13 @@ pub fn quic_client_config(tls: rustls::ClientConfig) -> Result<quinn::ClientConf
 #[derive(Debug)]
 pub struct PinnedCertVerifier {
     cert: CertificateDer<'static>,
-    provider: Arc<rustls::crypto::CryptoProvider>,
+    provider: TlsProvider,
 }
 
 impl PinnedCertVerifier {
-    /// Accepts `cert` only.
-    pub fn new(cert: CertificateDer<'static>) -> PinnedCertVerifier {
-        PinnedCertVerifier { cert, provider: provider() }
+    /// Accepts `cert` only; handshake signatures are checked with `provider`'s algorithms.
+    pub fn new(provider: TlsProvider, cert: CertificateDer<'static>) -> PinnedCertVerifier {
+        PinnedCertVerifier { cert, provider }
     }
 }
 

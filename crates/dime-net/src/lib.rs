@@ -1,7 +1,8 @@
 //! `dime-net`: DMTP's transports (`spec/dmtp.md` §2, §3).
 //!
-//! What it is: QUIC endpoints (quinn) and TLS 1.3 over TCP (rustls with the ring provider),
-//! both under the ALPN `dmtp/1` with 0-RTT disabled; the drivers that connect the sans-IO
+//! What it is: QUIC endpoints (quinn) and TLS 1.3 over TCP (rustls), both under the ALPN
+//! `dmtp/1` with 0-RTT disabled and over the rustls crypto provider the caller passes in
+//! ([`TlsProvider`]; the binaries build ring's once); the drivers that connect the sans-IO
 //! machines of `dime-dmtp` to their streams (one QUIC stream per transaction, many in flight;
 //! transactions in turn over TCP); per-IP connection caps, handshake and idle deadlines. The
 //! server side asks a [`Handler`] (the resolver, the store, the signet service) for every
@@ -74,7 +75,7 @@ async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
 pub use caps::{ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP};
 pub use client::{QuicClient, QuicConnection, TlsConnection, is_temporary};
 pub use config::{
-    MAX_CONCURRENT_STREAMS, PinnedCertVerifier, client_tls_config, quic_client_config,
+    MAX_CONCURRENT_STREAMS, PinnedCertVerifier, TlsProvider, client_tls_config, quic_client_config,
     quic_server_config, server_tls_config,
 };
 pub use pool::{QuicPool, TLS_IDLE, TlsPool};

@@ -15,6 +15,7 @@ use dime_envelope::{
     open_as_destination, open_as_origin, seal_message,
 };
 use dime_net::*;
+use dime_testkit::tls_provider;
 use dime_wire::Message as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::net::SocketAddr;
@@ -166,6 +167,7 @@ fn world() -> World {
 impl World {
     fn server_tls(&self) -> rustls::ServerConfig {
         server_tls_config(
+            tls_provider(),
             vec![self.cert.clone()],
             PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(self.key.clone())),
         )
@@ -173,7 +175,8 @@ impl World {
     }
 
     fn client_tls(&self) -> rustls::ClientConfig {
-        client_tls_config(Arc::new(PinnedCertVerifier::new(self.cert.clone()))).unwrap()
+        let verifier = PinnedCertVerifier::new(tls_provider(), self.cert.clone());
+        client_tls_config(tls_provider(), Arc::new(verifier)).unwrap()
     }
 
     fn options(&self) -> ServerOptions {

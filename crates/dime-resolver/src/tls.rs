@@ -112,7 +112,8 @@ pub enum CertAuthentication {
 }
 
 /// The WebPKI half of every [`DimeCertVerifier`]: the roots ([`root_store`]) with rustls's
-/// verifier over them and the ring provider, built once and shared (cloning is cheap).
+/// verifier over them and the caller's rustls crypto provider, built once and shared (cloning
+/// is cheap).
 #[derive(Debug, Clone)]
 pub struct WebPki {
     provider: Arc<CryptoProvider>,
@@ -120,12 +121,14 @@ pub struct WebPki {
 }
 
 impl WebPki {
-    /// The WebPKI verifier over `roots`, with the ring provider.
+    /// The WebPKI verifier over `roots`, with `provider` (the binaries' one rustls provider).
     ///
     /// # Errors
     /// [`TlsSetupError::Verifier`] when rustls refuses the roots.
-    pub fn new(roots: RootCertStore) -> Result<WebPki, TlsSetupError> {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+    pub fn new(
+        provider: Arc<CryptoProvider>,
+        roots: RootCertStore,
+    ) -> Result<WebPki, TlsSetupError> {
         let verifier =
             WebPkiServerVerifier::builder_with_provider(Arc::new(roots), provider.clone())
                 .build()
@@ -134,12 +137,20 @@ impl WebPki {
     }
 
     /// The WebPKI verifier over webpki-roots plus the PEM certificates of `extra_ca_file`
-    /// ([`root_store`]), the file read now.
+    /// ([`root_store`]), the file read now, with `provider`.
     ///
     /// # Errors
     /// [`TlsSetupError`] when the file cannot be read or holds no certificate.
-    pub fn load(extra_ca_file: Option<&Path>) -> Result<WebPki, TlsSetupError> {
-        WebPki::new(root_store(extra_ca_file)?)
+    pub fn load(
+        provider: Arc<CryptoProvider>,
+        extra_ca_file: Option<&Path>,
+    ) -> Result<WebPki, TlsSetupError> {
+        WebPki::new(provider, root_store(extra_ca_file)?)
+    }
+
+    /// The rustls crypto provider this verifier was built with.
+    pub fn provider(&self) -> &Arc<CryptoProvider> {
+        &self.provider
     }
 }
 
@@ -154,7 +165,7 @@ pub struct DimeCertVerifier {
 }
 
 impl DimeCertVerifier {
-    /// A verifier for `policy`, with `webpki` for WebPKI checks and its ring provider for the
+    /// A verifier for `policy`, with `webpki` for WebPKI checks and its rustls provider for the
     /// handshake signatures.
     pub fn new(
         policy: CertPolicy,
@@ -170,7 +181,8 @@ impl DimeCertVerifier {
         self.outcome.lock().ok().and_then(|g| *g)
     }
 
-    /// A rustls client configuration (ring provider, TLS 1.3 and 1.2) using this verifier.
+    /// A rustls client configuration (the [`WebPki`]'s provider, TLS 1.3 and 1.2) using this
+    /// verifier.
     pub fn client_config(self: &Arc<Self>) -> Result<rustls::ClientConfig, TlsSetupError> {
         Ok(rustls::ClientConfig::builder_with_provider(self.webpki.provider.clone())
             .with_safe_default_protocol_versions()

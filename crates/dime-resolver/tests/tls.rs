@@ -6,6 +6,7 @@ use dime_core::crypto::default_provider;
 use dime_resolver::tls::{CertAuthentication, CertPolicy, DimeCertVerifier, WebPki, root_store};
 use dime_signet::OrgKeys;
 use dime_signet::record::{Record, tls_value};
+use dime_testkit::tls_provider;
 use rcgen::{BasicConstraints, CertificateParams, IsCa, Issuer, KeyPair};
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::io::{Read, Write};
@@ -44,8 +45,7 @@ fn ca_and_leaf(dir: &std::path::Path, name: &str) -> (std::path::PathBuf, Cert) 
 /// Serves one TLS handshake with `cert` on loopback; returns whether the client accepted it
 /// (it then exchanges one byte) and how the verifier authenticated it.
 fn handshake(cert: &Cert, verifier: DimeCertVerifier) -> (bool, Option<CertAuthentication>) {
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let server_config = rustls::ServerConfig::builder_with_provider(provider)
+    let server_config = rustls::ServerConfig::builder_with_provider(tls_provider())
         .with_safe_default_protocol_versions()
         .unwrap()
         .with_no_client_auth()
@@ -92,7 +92,7 @@ fn record_with_pin(keys: &OrgKeys, cert: Option<&Cert>) -> Arc<Record> {
 }
 
 fn verifier(policy: CertPolicy, ca: Option<&std::path::Path>) -> DimeCertVerifier {
-    DimeCertVerifier::new(policy, &WebPki::load(ca).unwrap(), default_provider())
+    DimeCertVerifier::new(policy, &WebPki::load(tls_provider(), ca).unwrap(), default_provider())
 }
 
 #[test]
@@ -190,7 +190,7 @@ fn extra_ca_file_without_certificates_is_refused() {
     let f = dir.path().join("empty.pem");
     std::fs::write(&f, "nothing here\n").unwrap();
     assert!(root_store(Some(&f)).is_err());
-    assert!(WebPki::load(Some(&f)).is_err());
+    assert!(WebPki::load(tls_provider(), Some(&f)).is_err());
 }
 
 #[test]
@@ -198,7 +198,7 @@ fn roots_are_read_once_and_shared_by_every_verifier() {
     let keys = OrgKeys::generate(&mut dime_testkit::seeded_rng(8));
     let dir = tempfile::tempdir().unwrap();
     let (ca, leaf) = ca_and_leaf(dir.path(), HOST);
-    let webpki = WebPki::load(Some(&ca)).unwrap();
+    let webpki = WebPki::load(tls_provider(), Some(&ca)).unwrap();
     // The CA file is not read again: verifiers built after it is gone still know its roots.
     std::fs::remove_file(&ca).unwrap();
     for policy in [

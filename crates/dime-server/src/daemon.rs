@@ -11,6 +11,7 @@ use crate::{Destination, LocalDomain, OriginKeys, StaticOrigins};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{Domain, Fingerprint, Secret};
 use dime_dmtp::Refusal;
+use dime_net::TlsProvider;
 use dime_resolver::Dns;
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{DnsConfig, KeyResolver, LocalPolicy, TrustAnchor, UnchainedSignet};
@@ -149,13 +150,16 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
         .map_err(|e| StartError::Setup(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Starts `dimed` from `config` (inside a tokio runtime).
+/// Starts `dimed` from `config` (inside a tokio runtime): DIME's primitives from `provider`,
+/// every TLS and QUIC configuration and certificate check over `tls_provider` (the binary's
+/// one rustls provider).
 ///
 /// # Errors
 /// [`StartError`] saying what is missing or wrong.
 pub async fn start(
     config: &Config,
     provider: &'static CryptoProvider,
+    tls_provider: TlsProvider,
 ) -> Result<Running, StartError> {
     let p = provider;
     let domain = config.domain.clone();
@@ -209,7 +213,7 @@ pub async fn start(
         .map_err(setup("tls.crt"))?;
     let key_pem = zeroize::Zeroizing::new(read(&config.secret_path(files::TLS_KEY))?);
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(setup("tls.key"))?;
-    let server_tls = dime_net::server_tls_config(chain, key)?;
+    let server_tls = dime_net::server_tls_config(Arc::clone(&tls_provider), chain, key)?;
 
     // The resolver, with our own domain answered without DNS.
     let transports = config.outbound.transports;
@@ -234,7 +238,8 @@ pub async fn start(
         },
     };
     // The WebPKI roots (with `dns.extra_ca`), read once and shared by every verifier.
-    let webpki = WebPki::load(config.dns.extra_ca.as_deref()).map_err(setup("dns.extra_ca"))?;
+    let webpki = WebPki::load(Arc::clone(&tls_provider), config.dns.extra_ca.as_deref())
+        .map_err(setup("dns.extra_ca"))?;
     let own_record = Arc::new(record);
     let own_verifier: Arc<DimeCertVerifier> =
         Arc::new(DimeCertVerifier::new(CertPolicy::SecureRecord(own_record), &webpki, p));
@@ -261,7 +266,10 @@ pub async fn start(
     let own_server = SignetServer {
         server_name: config.host.clone(),
         addr: own_addr,
-        tls: Arc::new(dime_net::client_tls_config(own_verifier.clone())?),
+        tls: Arc::new(dime_net::client_tls_config(
+            Arc::clone(&tls_provider),
+            own_verifier.clone(),
+        )?),
     };
     let source = DmtpSignets::new(p, domain.clone(), webpki.clone(), transports)
         .with_fixed(domain.clone(), own_server);
@@ -307,6 +315,7 @@ pub async fn start(
         config.retry_policy(),
         transports,
         p,
+        tls_provider,
     )
     .with_wake(Arc::clone(&wake));
     let (stop, stop_rx) = watch::channel(false);

@@ -20,7 +20,7 @@ use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Hashed};
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
 use dime_envelope::open_as_origin;
-use dime_net::{NetError, QuicPool, TlsPool, is_temporary};
+use dime_net::{NetError, QuicPool, TlsPool, TlsProvider, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
     AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
@@ -412,6 +412,8 @@ pub struct Outbound<R> {
     policy: RetryPolicy,
     transports: Transports,
     provider: &'static CryptoProvider,
+    /// The rustls provider every client configuration is built over.
+    tls_provider: TlsProvider,
     status_retention_secs: u64,
     wake: Option<Arc<tokio::sync::Notify>>,
     /// QUIC connections by destination and address, reused while live.
@@ -432,7 +434,8 @@ impl<R> std::fmt::Debug for Outbound<R> {
 }
 
 impl<R: Routes> Outbound<R> {
-    /// A worker delivering `store`'s queue for `local` along `routes`.
+    /// A worker delivering `store`'s queue for `local` along `routes`; DIME's primitives from
+    /// `provider`, its TLS and QUIC client configurations over `tls_provider`.
     pub fn new(
         store: Arc<Store>,
         local: Arc<LocalDomain>,
@@ -440,6 +443,7 @@ impl<R: Routes> Outbound<R> {
         policy: RetryPolicy,
         transports: Transports,
         provider: &'static CryptoProvider,
+        tls_provider: TlsProvider,
     ) -> Outbound<R> {
         Outbound {
             quic: QuicPool::new(local.domain.clone()),
@@ -450,6 +454,7 @@ impl<R: Routes> Outbound<R> {
             policy,
             transports,
             provider,
+            tls_provider,
             status_retention_secs: DEFAULT_STATUS_RETENTION_SECS,
             wake: None,
         }
@@ -708,8 +713,11 @@ impl<R: Routes> Outbound<R> {
         };
         // One TLS configuration for every address of the route.
         let tls = Arc::new(
-            dime_net::client_tls_config(Arc::clone(&route.verifier))
-                .map_err(|e| SendError::Temporary(e.to_string()))?,
+            dime_net::client_tls_config(
+                Arc::clone(&self.tls_provider),
+                Arc::clone(&route.verifier),
+            )
+            .map_err(|e| SendError::Temporary(e.to_string()))?,
         );
         // (Without QUIC no connection is live.)
         let addrs = attempt_order(&route.targets, |a| self.quic.is_live(&(destination.clone(), a)));

@@ -98,7 +98,8 @@ fn from_net(e: NetError) -> SourceError {
 impl DmtpSignets {
     /// A source asking the delivery hosts of the domains the resolver hands it; `our_domain` is
     /// what HELLO names over TLS; `webpki` is the shared WebPKI verifier (its roots loaded
-    /// once) for certificates the record's pins do not decide.
+    /// once) for certificates the record's pins do not decide, and its rustls provider is the
+    /// one the client configurations are built over.
     pub fn new(
         provider: &'static CryptoProvider,
         our_domain: Domain,
@@ -132,7 +133,7 @@ impl DmtpSignets {
         }
         let verifier = record_verifier(domain.record(), &self.webpki, self.provider);
         let tls = Arc::new(
-            dime_net::client_tls_config(verifier)
+            dime_net::client_tls_config(Arc::clone(self.webpki.provider()), verifier)
                 .map_err(|_| unavailable("tls configuration unavailable"))?,
         );
         let out: Vec<SignetServer> = delivery_targets(domain)

