@@ -797,6 +797,86 @@ mod tests {
     }
 
     #[test]
+    fn the_password_wrap_opens_by_the_specs_formula_and_nothing_else() {
+        // spec/storage.md §6: a second implementation opens the wrap from the spec alone.
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(3);
+        let org = OrgKeys::generate(&mut rng);
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        let new = NewAccount {
+            address: &alice,
+            password: b"pw",
+            recovery: Recovery::None,
+            quota_bytes: 1,
+        };
+        let a = store.create_account(&mut rng, &org, &new, Timestamp(1)).unwrap().account;
+        let session = store.login(&alice, b"pw", Timestamp(2)).unwrap();
+        let body = store.key_record(a, KIND_PASSWORD).unwrap().unwrap();
+        let u32_at = |i: usize| u32::from_be_bytes(body[i..i + 4].try_into().unwrap());
+        let params = Argon2Params { m_kib: u32_at(0), t: u32_at(4), p: u32_at(8) };
+        let salt = &body[12..28];
+        let sealed = &body[32..];
+        assert_eq!(u32_at(28) as usize, sealed.len());
+
+        let p = dime_core::crypto::default_provider();
+        let mut stretched = [0u8; 32];
+        p.password_kdf.argon2id(b"pw", salt, &params, &mut stretched).unwrap();
+        let server_salt = [&[7u8; 32][..], store.inner.shred_key(a).unwrap().expose()].concat();
+        let info = [&b"dime-store password kek"[..], &a.0].concat();
+        let mut kek = [0u8; 32];
+        p.kdf.hkdf_sha512(&server_salt, &stretched, &info, &mut kek).unwrap();
+        let mut aad = b"dime-store password".to_vec();
+        aad.extend_from_slice(&a.0);
+        for v in [params.m_kib, params.t, params.p] {
+            aad.extend_from_slice(&v.to_be_bytes());
+        }
+        aad.extend_from_slice(salt);
+        let (nonce, ct) = sealed.split_at(dime_core::crypto::AEAD_NONCE_LEN);
+        let nonce = nonce.try_into().unwrap();
+        let kek = dime_core::crypto::AeadKey::from_bytes(kek);
+        let mut buf = ct.to_vec();
+        p.aead.open(&kek, nonce, &aad, &mut buf).unwrap();
+        assert_eq!(&buf[..], &session.account_key.expose()[..]);
+        // The associated data and the server salt each matter.
+        let mut buf = ct.to_vec();
+        assert!(p.aead.open(&kek, nonce, &aad[..aad.len() - 1], &mut buf).is_err());
+        let mut other = [0u8; 32];
+        p.kdf.hkdf_sha512(&[7u8; 32], &stretched, &info, &mut other).unwrap();
+        let mut buf = ct.to_vec();
+        let other = dime_core::crypto::AeadKey::from_bytes(other);
+        assert!(
+            p.aead.open(&other, nonce, &aad, &mut buf).is_err(),
+            "the shredding key is in the salt"
+        );
+    }
+
+    #[test]
+    fn a_password_of_the_longest_length_is_accepted_and_one_octet_more_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(4);
+        let org = OrgKeys::generate(&mut rng);
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        let longest = vec![b'x'; MAX_PASSWORD_LEN];
+        let too_long = vec![b'x'; MAX_PASSWORD_LEN + 1];
+        let new = |password| NewAccount {
+            address: &alice,
+            password,
+            recovery: Recovery::None,
+            quota_bytes: 1,
+        };
+        let refused = StoreError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN };
+        assert_eq!(
+            store.create_account(&mut rng, &org, &new(&too_long), Timestamp(1)).unwrap_err(),
+            refused
+        );
+        store.create_account(&mut rng, &org, &new(&longest), Timestamp(1)).unwrap();
+        store.login(&alice, &longest, Timestamp(2)).unwrap();
+        assert_eq!(store.login(&alice, &too_long, Timestamp(2)).unwrap_err(), refused);
+    }
+
+    #[test]
     fn the_account_record_says_which_recovery_the_account_has() {
         // spec/storage.md §3.1: u8 recovery, 0 none, 1 code, 2 escrow.
         let dir = tempfile::tempdir().unwrap();

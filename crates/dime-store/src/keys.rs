@@ -57,10 +57,9 @@ pub(crate) fn open(
     aad: &[u8],
     sealed: &[u8],
 ) -> Result<Zeroizing<Vec<u8>>, StoreError> {
-    if sealed.len() < AEAD_NONCE_LEN {
-        return Err(StoreError::Crypto(dime_core::crypto::CryptoError::Decrypt));
-    }
-    let (n, ct) = sealed.split_at(AEAD_NONCE_LEN);
+    let (n, ct) = sealed
+        .split_at_checked(AEAD_NONCE_LEN)
+        .ok_or(StoreError::Crypto(dime_core::crypto::CryptoError::Decrypt))?;
     let nonce: [u8; AEAD_NONCE_LEN] =
         n.try_into().map_err(|_| StoreError::Crypto(dime_core::crypto::CryptoError::Decrypt))?;
     let mut buf = Zeroizing::new(ct.to_vec());
@@ -217,6 +216,22 @@ mod tests {
         assert_eq!(back.len(), 2);
         assert_eq!(back[1].keys.signing_seed().expose(), ring[1].keys.signing_seed().expose());
         assert!(decode_keyring(&0u32.to_be_bytes()).is_err());
+        // At most MAX_KEYRING generations.
+        let most: Vec<KeyringEntry> = (0..MAX_KEYRING)
+            .map(|g| KeyringEntry {
+                generation: g,
+                keys: UserKeys::from_parts(
+                    Ed25519Seed::from_bytes([1; 32]),
+                    EncryptionSecret::X25519(X25519Secret::from_bytes([2; 32])),
+                ),
+            })
+            .collect();
+        let b = encode_keyring(&most).unwrap();
+        assert_eq!(decode_keyring(&b).unwrap().len(), MAX_KEYRING as usize);
+        let mut over = b.to_vec();
+        over[..4].copy_from_slice(&(MAX_KEYRING + 1).to_be_bytes());
+        over.extend_from_slice(&b[4..4 + 68]);
+        assert!(decode_keyring(&over).is_err());
         assert!(decode_keyring(&b[..b.len() - 1]).is_err());
     }
 
