@@ -73,27 +73,41 @@ pub(crate) struct StatusArgs {
     pub(crate) json: bool,
 }
 
-fn call(a: &SocketArgs, mut req: serde_json::Value) -> anyhow::Result<Response> {
+/// Logs in on a new connection to the socket, then sends `req` on it: the answer to `req`.
+fn call(a: &SocketArgs, req: serde_json::Value) -> anyhow::Result<Response> {
     let password = crate::store_cmd::secret(
         a.password_file.as_deref(),
         "DIME_USER_PASSWORD",
         "account password: ",
     )?;
-    req["user"] = json!(a.user);
-    req["password"] = json!(password.as_str());
-    let mut line = zeroize::Zeroizing::new(serde_json::to_vec(&req)?);
+    #[derive(serde::Serialize)]
+    struct Login<'a> {
+        op: &'static str,
+        user: &'a str,
+        password: &'a str,
+    }
+    let login = Login { op: "login", user: &a.user, password: password.as_str() };
+    let mut line = zeroize::Zeroizing::new(serde_json::to_vec(&login)?);
     line.push(b'\n');
-    let mut s = UnixStream::connect(&a.socket).with_context(|| {
+    let s = UnixStream::connect(&a.socket).with_context(|| {
         format!("cannot reach dimed at {} (is it running?)", a.socket.display())
     })?;
-    s.write_all(&line)?;
-    let mut resp = String::new();
-    BufReader::new(s).read_line(&mut resp).context("dimed closed the connection")?;
-    let r: Response = serde_json::from_str(&resp).context("dimed sent a malformed answer")?;
-    if !r.ok {
-        bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
-    }
-    Ok(r)
+    let mut w = &s;
+    let mut r = BufReader::new(&s);
+    let mut answer = |line: &[u8]| -> anyhow::Result<Response> {
+        w.write_all(line)?;
+        let mut resp = String::new();
+        r.read_line(&mut resp).context("dimed closed the connection")?;
+        let r: Response = serde_json::from_str(&resp).context("dimed sent a malformed answer")?;
+        if !r.ok {
+            bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
+        }
+        Ok(r)
+    };
+    answer(&line)?;
+    let mut line = serde_json::to_vec(&req)?;
+    line.push(b'\n');
+    answer(&line)
 }
 
 pub(crate) fn send(a: SendArgs, out: &mut dyn Write) -> anyhow::Result<()> {

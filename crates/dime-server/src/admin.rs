@@ -80,7 +80,9 @@ pub const MAX_ADMIN_REQUEST_LEN: usize = 4096;
 impl Service for Admin {
     const MAX_REQUEST_LEN: usize = MAX_ADMIN_REQUEST_LEN;
 
-    async fn answer(self: Arc<Self>, line: Vec<u8>) -> Vec<u8> {
+    type Connection = ();
+
+    async fn answer(self: Arc<Self>, _: &mut (), line: Vec<u8>) -> Vec<u8> {
         let AdminRequest::Queue { after, max } = match serde_json::from_slice(&line) {
             Ok(r) => r,
             Err(e) => return error_answer(&format!("bad request: {e}")),

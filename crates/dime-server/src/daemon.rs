@@ -331,13 +331,14 @@ pub async fn start(
 
     // Local submission.
     let submission = config.submission_socket();
-    let sub = crate::submission::Submission {
-        store: Arc::clone(&store),
-        local: Arc::clone(&local),
-        resolver: Arc::clone(&resolver),
-        provider: p,
-        wake,
-    };
+    let service = crate::service::MailService::new(
+        Arc::clone(&store),
+        Arc::clone(&local),
+        Arc::clone(&resolver),
+        p,
+    )
+    .with_wake(wake);
+    let sub = crate::submission::Submission { service: Arc::new(service) };
     tasks.push(
         crate::submission::serve(&submission, Arc::new(sub), stop_rx.clone()).map_err(
             |source| StartError::Bind { what: submission.display().to_string(), source },

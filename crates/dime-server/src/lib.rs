@@ -26,6 +26,7 @@ mod destination;
 mod lines;
 pub mod origin;
 pub mod pins;
+pub mod service;
 pub mod setup;
 pub mod signets;
 pub mod submission;

@@ -14,9 +14,17 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// The longest request line, octets.
     const MAX_REQUEST_LEN: usize;
 
-    /// The answer to the request `line` (its line end included): one JSON object, without a
-    /// line end.
-    fn answer(self: Arc<Self>, line: Vec<u8>) -> impl Future<Output = Vec<u8>> + Send;
+    /// What one connection keeps between its requests (a login session): made when the
+    /// connection opens, dropped when it closes.
+    type Connection: Default + Send;
+
+    /// The answer to the request `line` (its line end included) on connection `conn`: one
+    /// JSON object, without a line end.
+    fn answer(
+        self: Arc<Self>,
+        conn: &mut Self::Connection,
+        line: Vec<u8>,
+    ) -> impl Future<Output = Vec<u8>> + Send;
 }
 
 /// The error answer `{"ok":false,"error":msg}`.
@@ -60,6 +68,7 @@ pub(crate) fn serve<S: Service>(
 async fn connection<S: Service>(stream: tokio::net::UnixStream, service: Arc<S>) {
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
+    let mut conn = S::Connection::default();
     loop {
         let mut line = Vec::new();
         let mut limited = (&mut r).take(S::MAX_REQUEST_LEN as u64 + 1);
@@ -74,7 +83,7 @@ async fn connection<S: Service>(stream: tokio::net::UnixStream, service: Arc<S>)
         let mut out = if too_long {
             error_answer("request too long")
         } else {
-            Arc::clone(&service).answer(line).await
+            Arc::clone(&service).answer(&mut conn, line).await
         };
         out.push(b'\n');
         if w.write_all(&out).await.is_err() || too_long {

@@ -38,11 +38,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
-/// The first octets of a DMTP queue payload written by [`submit`].
-pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ2\0";
-/// The first octets of a payload queued before the envelope's SHA-512 was kept in it: the
-/// time, then the envelope (read, never written).
-const PAYLOAD_MAGIC_V1: &[u8; 4] = b"DQ1\0";
+use crate::service::outbox::queue_envelope;
+pub use crate::service::outbox::{PAYLOAD_MAGIC, Payload, parse_payload};
 /// The DMTP port when the record names none (`spec/dmtp.md` §2).
 pub const DMTP_PORT: u16 = 26;
 /// How long the delivery status of a completed entry is kept by default: 30 days
@@ -120,16 +117,8 @@ pub fn submit_signed_by(
         .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain)
         .map_err(|_| SubmitError::Envelope)?;
     let destination = verified.view().destination.clone();
-    let sha512 = p.hash.sha512(&[envelope, &chunk]);
-    let mut payload = Vec::with_capacity(ENVELOPE_AT + envelope.len() + chunk.len());
-    payload.extend_from_slice(PAYLOAD_MAGIC);
-    payload.extend_from_slice(&now.0.to_be_bytes());
-    payload.extend_from_slice(&sha512);
-    payload.extend_from_slice(envelope);
-    payload.extend_from_slice(&chunk);
     let account = store.account_of(author)?;
-    let id = store.enqueue(rng, Transport::Dmtp, account, destination.as_str(), &payload, now)?;
-    tracing::info!(destination = %destination, queue_id = id.0, "message queued");
+    let id = queue_envelope(p, rng, store, account, &destination, &[envelope, &chunk], now)?;
     Ok((id, destination))
 }
 
@@ -142,33 +131,6 @@ struct Attempt {
     route: Arc<OnceCell<Result<Route, RouteError>>>,
     /// The end of its lease.
     until: Timestamp,
-}
-
-/// Where a payload's envelope starts: after the magic, the time of queueing and the hash.
-const ENVELOPE_AT: usize = PAYLOAD_MAGIC.len() + 8 + 64;
-
-/// A queue payload, read.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Payload {
-    /// When the entry was queued.
-    pub queued: Timestamp,
-    /// The origin-signed envelope, with its SHA-512.
-    pub envelope: Hashed,
-}
-
-/// Reads a queue payload. One queued before the hash was kept (`DQ1`) has its envelope hashed
-/// here.
-pub fn parse_payload(p: &CryptoProvider, payload: &[u8]) -> Option<Payload> {
-    let time = |t: &[u8]| Some(Timestamp(u64::from_be_bytes(t.try_into().ok()?)));
-    if let Some(rest) = payload.strip_prefix(PAYLOAD_MAGIC_V1) {
-        let (t, env) = rest.split_at_checked(8)?;
-        return Some(Payload { queued: time(t)?, envelope: Hashed::new(p, env.to_vec()) });
-    }
-    let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
-    let (t, rest) = rest.split_at_checked(8)?;
-    let (sha512, env) = rest.split_at_checked(64)?;
-    let sha512 = <[u8; 64]>::try_from(sha512).ok()?;
-    Some(Payload { queued: time(t)?, envelope: Hashed::from_parts(env.to_vec(), sha512) })
 }
 
 /// One server to try: the name its certificate is checked for, and its addresses.
@@ -981,26 +943,6 @@ mod tests {
     use dime_core::crypto::default_provider;
     use dime_resolver::DeliveryHost;
     use dime_testkit::FixedDraws;
-
-    #[test]
-    fn payloads_of_both_versions_read_with_the_envelopes_hash() {
-        let p = default_provider();
-        let envelope = b"an origin-signed envelope".to_vec();
-        let want =
-            Some(Payload { queued: Timestamp(7), envelope: Hashed::new(p, envelope.clone()) });
-        let mut v2 = PAYLOAD_MAGIC.to_vec();
-        v2.extend_from_slice(&7u64.to_be_bytes());
-        v2.extend_from_slice(&p.hash.sha512(&[&envelope]));
-        v2.extend_from_slice(&envelope);
-        assert_eq!(parse_payload(p, &v2), want);
-        let mut v1 = PAYLOAD_MAGIC_V1.to_vec();
-        v1.extend_from_slice(&7u64.to_be_bytes());
-        v1.extend_from_slice(&envelope);
-        assert_eq!(parse_payload(p, &v1), want, "a DQ1 payload's envelope is hashed when read");
-        assert_eq!(parse_payload(p, &v2[..ENVELOPE_AT - 1]), None, "cut inside the hash");
-        assert_eq!(parse_payload(p, &v1[..11]), None, "cut inside the time");
-        assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
-    }
 
     #[tokio::test]
     async fn only_hosts_with_a_trustworthy_proof_and_an_address_are_targets() {

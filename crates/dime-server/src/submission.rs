@@ -1,54 +1,50 @@
 //! The local submission socket (`spec/dimed.md` §4): a Unix socket (mode 0660) where local
-//! tools send mail as a user and read the user's mail. Each request names the user and the
-//! password: the server logs in (the keys are unwrapped inside that request only), seals as
-//! the author with the user's own key and queues (send), shows the delivery status of what
-//! the user queued (status), or opens the user's mail (list, read). One JSON object per line
-//! each way.
+//! tools send mail as a user and read the user's mail, one JSON object per line each way. A
+//! thin adapter over the mail service ([`crate::service`]): `login` opens the connection's
+//! session (Argon2id once), later requests on the connection use it, and it ends at `logout`,
+//! at its expiry or when the connection closes.
 //!
 //! This is the interim local access path until DMAP; the socket is local and its file
 //! permissions are the access control for reaching it at all.
 
-use crate::LocalDomain;
 use crate::daemon::Resolver;
-use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
-use dime_core::{Domain, Mailbox};
-use dime_envelope::{
-    ActorKeys, Addressing, Headers, Message, MessageKind, Part, PartInfo, PartKind, Signer,
-    seal_message,
+use crate::service::{
+    Directory, Draft, Listed, MailService, Password, ReadError, UserSession, Verification,
 };
-use dime_store::{DeliveryState, DeliveryStatus, MailboxId, QueueId, Store, StoreError};
+use dime_core::Mailbox;
+use dime_envelope::MessageKind;
+use dime_store::{DeliveryState, DeliveryStatus, MailboxId, QueueId, Uid};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
 use tokio::sync::watch;
+use zeroize::Zeroizing;
 
 /// Longest request line, octets (a message body travels in it).
 pub const MAX_REQUEST_LEN: usize = 16 * 1024 * 1024;
 
-/// What serves the socket.
-pub struct Submission {
-    /// The store.
-    pub store: Arc<Store>,
-    /// Our domain.
-    pub local: Arc<LocalDomain>,
-    /// The key resolver (recipients' and authors' signets elsewhere).
-    pub resolver: Arc<Resolver>,
-    /// The crypto provider.
-    pub provider: &'static CryptoProvider,
-    /// Notified after each queued submission: the outbound worker looks for due entries at once.
-    pub wake: Arc<tokio::sync::Notify>,
+/// What serves the socket: the mail service of our domain (with `D` finding other domains'
+/// keys: the key resolver in `dimed`).
+pub struct Submission<D = Resolver> {
+    /// The service.
+    pub service: Arc<MailService<D>>,
 }
 
 /// A request (`"op"` names it).
 #[derive(Deserialize)]
 #[serde(tag = "op", rename_all = "lowercase", deny_unknown_fields)]
 pub enum Request {
+    /// Log in: the connection's session, for every later request on it.
+    Login {
+        /// The user (an address of this domain).
+        user: String,
+        /// The password.
+        password: Password,
+    },
+    /// End the connection's session now.
+    Logout {},
     /// Seal and queue a text message.
     Send {
-        /// The author (a user of this domain).
-        user: String,
-        /// The author's password.
-        password: String,
         /// The recipient.
         to: String,
         /// The subject.
@@ -57,27 +53,14 @@ pub enum Request {
         body: String,
     },
     /// The user's inbox: one line per message.
-    List {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
-    },
+    List {},
     /// One message of the inbox, opened and verified.
     Read {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
         /// Its UID.
         uid: u32,
     },
     /// The delivery status of a message the user queued (`send`'s `queue_id`).
     Status {
-        /// The user.
-        user: String,
-        /// The password.
-        password: String,
         /// The queue entry.
         queue_id: u64,
     },
@@ -194,320 +177,136 @@ fn fail(msg: impl Into<String>) -> Response {
     Response { ok: false, error: Some(msg.into()), ..Response::default() }
 }
 
+fn done() -> Response {
+    Response { ok: true, ..Response::default() }
+}
+
 /// Binds `path` (replacing a stale socket, mode 0660) and serves it until `stop` turns true.
 ///
 /// # Errors
 /// The socket cannot be bound.
-pub fn serve(
+pub fn serve<D: Directory>(
     path: &Path,
-    sub: Arc<Submission>,
+    sub: Arc<Submission<D>>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     crate::lines::serve(path, 0o660, sub, stop)
 }
 
-impl crate::lines::Service for Submission {
+impl<D: Directory> crate::lines::Service for Submission<D> {
     const MAX_REQUEST_LEN: usize = MAX_REQUEST_LEN;
+    type Connection = Option<UserSession>;
 
-    async fn answer(self: Arc<Self>, line: Vec<u8>) -> Vec<u8> {
+    async fn answer(self: Arc<Self>, session: &mut Option<UserSession>, line: Vec<u8>) -> Vec<u8> {
+        // The line may hold a password: zeroized once parsed.
+        let line = Zeroizing::new(line);
         let resp = match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => handle(&self, req).await,
+            Ok(req) => handle(&self.service, session, req).await,
             Err(e) => fail(format!("bad request: {e}")),
         };
         serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false}".to_vec())
     }
 }
 
-async fn handle(sub: &Arc<Submission>, req: Request) -> Response {
-    let sub = Arc::clone(sub);
-    let r = match req {
-        Request::Send { user, password, to, subject, body } => {
-            send(sub, user, password, to, subject, body).await
-        }
-        Request::List { user, password } => list(sub, user, password).await,
-        Request::Read { user, password, uid } => read(sub, user, password, uid).await,
-        Request::Status { user, password, queue_id } => {
-            status(sub, user, password, QueueId(queue_id)).await
-        }
-    };
-    r.unwrap_or_else(fail)
-}
-
 fn address(s: &str) -> Result<Mailbox, String> {
     Mailbox::parse(s).map_err(|_| format!("{s:?} is not a mail address"))
 }
 
-fn login(
-    sub: &Submission,
-    user: &str,
-    password: &str,
-) -> Result<(Mailbox, dime_store::Session), String> {
-    let user = address(user)?;
-    let s = sub.store.login(&user, password.as_bytes(), crate::now()).map_err(|e| match e {
-        StoreError::LoginFailed | StoreError::UnknownAccount | StoreError::Shredded => {
-            "login failed".to_owned()
-        }
-        e => format!("store: {e}"),
-    })?;
-    Ok((user, s))
-}
-
-fn keys_of(signet: &dime_signet::Signet, what: &str) -> Result<ActorKeys, String> {
-    ActorKeys::from_signet(signet).map_err(|e| format!("{what}'s signet has no usable keys: {e}"))
-}
-
-async fn send(
-    sub: Arc<Submission>,
-    user: String,
-    password: String,
-    to: String,
-    subject: String,
-    body: String,
-) -> Result<Response, String> {
-    let to = address(&to)?;
-    let p = sub.provider;
-    // Log in first: a request that does not authenticate causes no lookup.
-    let sub2 = Arc::clone(&sub);
-    let (author, session) = tokio::task::spawn_blocking(move || login(&sub2, &user, &password))
-        .await
-        .map_err(|_| "internal error".to_owned())??;
-    // The recipient's and destination's keys: from the store for our own domain, else
-    // discovered (DNSSEC or CA-TLS, signets validated and pinned).
-    let origin_keys = keys_of(&sub.local.org_signet, "our org")?;
-    let (recipient_keys, destination_keys) = if to.domain() == &sub.local.domain {
-        let (_, s) = sub.store.signet(&to).map_err(|_| format!("no such user {to}"))?;
-        (keys_of(&s, "recipient")?, origin_keys)
-    } else {
-        let k = sub.resolver.user_key(&to).await.map_err(|e| format!("recipient keys: {e}"))?;
-        (keys_of(&k.user.signet, "recipient")?, keys_of(&k.org.org.signet, "destination")?)
-    };
-    tokio::task::spawn_blocking(move || {
-        let (_, author_signet) =
-            sub.store.signet(&author).map_err(|e| format!("author signet: {e}"))?;
-        let author_keys = keys_of(&author_signet, "author")?;
-        let author_key = author_keys.signing;
-        let addressing = Addressing {
-            author: author.clone(),
-            author_keys,
-            origin: sub.local.domain.clone(),
-            origin_keys,
-            destination: to.domain().clone(),
-            destination_keys,
-            recipient: to.clone(),
-            recipient_keys,
-        };
-        let mut common = Headers::new();
-        let date = crate::bounce::rfc5322_date(crate::now());
-        for (k, v) in [
-            ("From", author.to_string()),
-            ("To", to.to_string()),
-            ("Subject", subject),
-            ("Date", date),
-        ] {
-            common.push(k, &v).map_err(|e| format!("header {k}: {e}"))?;
-        }
-        let message = Message {
-            common_headers: common,
-            other_headers: Headers::new(),
-            parts: vec![Part {
-                kind: PartKind::Display,
-                info: PartInfo {
-                    content_type: "text/plain; charset=utf-8".into(),
-                    filename: String::new(),
-                },
-                data: body.into_bytes(),
-            }],
-        };
-        let keys = session.current_keys().ok_or("session expired")?;
-        let mut rng = rand_core::OsRng;
-        let envelope =
-            seal_message(p, &mut rng, &addressing, Signer::Author(keys.signing_seed()), &message)
-                .map_err(|e| format!("seal: {e}"))?;
-        drop(session);
-        let (id, _) = crate::origin::submit_signed_by(
-            p,
-            &mut rng,
-            &sub.store,
-            &sub.local,
-            &author,
-            &author_key,
-            &envelope,
-            crate::now(),
-        )
-        .map_err(|e| format!("submit: {e}"))?;
-        sub.wake.notify_one();
-        Ok(Response { ok: true, queue_id: Some(id.0), ..Response::default() })
-    })
-    .await
-    .map_err(|_| "internal error".to_owned())?
-}
-
-/// The answer to a status request for an entry that is not the user's, or not (or no longer)
-/// known: the same for both, so that nobody learns of another user's mail.
-const NO_SUCH_ENTRY: &str = "no such queued message";
-
-/// The delivery status of `id`, when the user queued it.
-async fn status(
-    sub: Arc<Submission>,
-    user: String,
-    password: String,
-    id: QueueId,
-) -> Result<Response, String> {
-    tokio::task::spawn_blocking(move || {
-        let account = login(&sub, &user, &password)?.1.account();
-        match sub.store.delivery_status(id) {
-            Ok(Some(s)) if s.author == Some(account) => {
-                Ok(Response { ok: true, status: Some(s.into()), ..Response::default() })
+async fn handle<D: Directory>(
+    service: &MailService<D>,
+    session: &mut Option<UserSession>,
+    req: Request,
+) -> Response {
+    let now = crate::now();
+    let req = match req {
+        Request::Login { user, password } => {
+            // A new login ends the connection's session first, whatever its outcome.
+            if let Some(old) = session.take() {
+                old.logout();
             }
-            Ok(_) => Err(NO_SUCH_ENTRY.to_owned()),
-            Err(e) => Err(format!("store: {e}")),
+            let user = match address(&user) {
+                Ok(u) => u,
+                Err(e) => return fail(e),
+            };
+            return match service.login(&user, password, now).await {
+                Ok(s) => {
+                    *session = Some(s);
+                    done()
+                }
+                Err(e) => fail(e.to_string()),
+            };
         }
-    })
-    .await
-    .map_err(|_| "internal error".to_owned())?
-}
-
-/// The author's and origin's signing keys for verifying a message.
-async fn signer_keys(
-    sub: &Submission,
-    kind: MessageKind,
-    author: &Mailbox,
-    origin: &Domain,
-    origin_signed: bool,
-) -> Result<(Ed25519PublicKey, Option<Ed25519PublicKey>), String> {
-    let p = sub.provider;
-    let origin_key = if *origin == sub.local.domain {
-        sub.local.keys().pok(p)
-    } else {
-        let k = sub.resolver.org_key(origin).await.map_err(|e| format!("origin keys: {e}"))?;
-        k.org.signet.signing_key().map_err(|e| format!("origin key: {e}"))?
+        Request::Logout {} => {
+            if let Some(old) = session.take() {
+                old.logout();
+            }
+            return done();
+        }
+        req => req,
     };
-    let author_key = match kind {
-        MessageKind::Trustful => origin_key,
-        _ if author.domain() == &sub.local.domain => {
-            let (_, s) = sub.store.signet(author).map_err(|e| format!("author signet: {e}"))?;
-            s.signing_key().map_err(|e| format!("author key: {e}"))?
-        }
-        _ => {
-            let k = sub.resolver.user_key(author).await.map_err(|e| format!("author keys: {e}"))?;
-            k.user.signet.signing_key().map_err(|e| format!("author key: {e}"))?
-        }
-    };
-    Ok((author_key, origin_signed.then_some(origin_key)))
-}
-
-struct OpenedMail {
-    uid: u32,
-    size: u64,
-    message: dime_envelope::Unverified<dime_envelope::FullView>,
-}
-
-fn open_inbox(
-    sub: &Submission,
-    user: &str,
-    password: &str,
-    only: Option<u32>,
-) -> Result<Vec<OpenedMail>, String> {
-    let (_, mut session) = login(sub, user, password)?;
-    let a = session.account();
-    let entries = sub.store.list(a, MailboxId::INBOX).map_err(|e| format!("store: {e}"))?;
-    let mut out = Vec::new();
-    let mut rng = rand_core::OsRng;
-    for e in entries {
-        if only.is_some_and(|u| u != e.uid.0) {
-            continue;
-        }
-        let o = sub
-            .store
-            .open_message(&mut rng, &mut session, MailboxId::INBOX, e.uid, crate::now())
-            .map_err(|e| format!("open: {e}"))?;
-        out.push(OpenedMail { uid: e.uid.0, size: e.size, message: o.message });
+    let Some(s) = session.as_mut() else { return fail("not logged in") };
+    let r = op(service, s, req, now).await;
+    if s.touch(now).is_err() {
+        // Expired: the keys are gone; the connection needs a new login.
+        *session = None;
     }
-    if only.is_some() && out.is_empty() {
-        return Err("no such message".into());
-    }
-    Ok(out)
+    r.unwrap_or_else(fail)
 }
 
-/// Verifies a message: its view when every signature holds, else why not (with the author it
-/// claims). Nothing of an unverified message's content is shown.
-async fn verify(
-    sub: &Submission,
-    m: dime_envelope::Unverified<dime_envelope::FullView>,
-) -> Result<(dime_envelope::FullView, MessageKind), (Mailbox, String)> {
-    let kind = m.kind();
-    let (author, origin) = (m.claimed_author().clone(), m.claimed_origin().clone());
-    let (a, o) = signer_keys(sub, kind, &author, &origin, m.origin_signed())
-        .await
-        .map_err(|e| (author.clone(), e))?;
-    m.verify(sub.provider, &a, o.as_ref())
-        .map(|v| (v.into_view(), kind))
-        .map_err(|_| (author, "signatures do not verify".to_owned()))
-}
-
-async fn list(sub: Arc<Submission>, user: String, password: String) -> Result<Response, String> {
-    let s2 = Arc::clone(&sub);
-    let opened = tokio::task::spawn_blocking(move || open_inbox(&s2, &user, &password, None))
-        .await
-        .map_err(|_| "internal error".to_owned())??;
-    let mut messages = Vec::new();
-    for o in opened {
-        messages.push(match verify(&sub, o.message).await {
-            Ok((v, _)) => Summary {
-                uid: o.uid,
-                size: o.size,
-                from: v.author.to_string(),
-                subject: v.message.common_headers.get("Subject").unwrap_or("").to_owned(),
-                verified: true,
-            },
-            Err((author, why)) => Summary {
-                uid: o.uid,
-                size: o.size,
-                from: author.to_string(),
-                subject: format!("(not verified: {why})"),
-                verified: false,
-            },
-        });
-    }
-    Ok(Response { ok: true, messages: Some(messages), ..Response::default() })
-}
-
-async fn read(
-    sub: Arc<Submission>,
-    user: String,
-    password: String,
-    uid: u32,
+async fn op<D: Directory>(
+    service: &MailService<D>,
+    s: &mut UserSession,
+    req: Request,
+    now: dime_store::Timestamp,
 ) -> Result<Response, String> {
-    let s2 = Arc::clone(&sub);
-    let mut opened =
-        tokio::task::spawn_blocking(move || open_inbox(&s2, &user, &password, Some(uid)))
-            .await
-            .map_err(|_| "internal error".to_owned())??;
-    let o = opened.pop().ok_or("no such message")?;
-    let (v, kind) =
-        verify(&sub, o.message).await.map_err(|(_, why)| format!("message not shown: {why}"))?;
-    let body = v
-        .message
-        .parts
-        .iter()
-        .filter(|p| p.kind == PartKind::Display)
-        .map(|p| String::from_utf8_lossy(&p.data).into_owned())
-        .collect::<Vec<_>>()
-        .join("\n");
-    Ok(Response {
-        ok: true,
-        message: Some(ReadMessage {
-            from: v.author.to_string(),
-            to: v.recipient.to_string(),
-            origin: v.origin.as_str().to_owned(),
-            subject: v.message.common_headers.get("Subject").unwrap_or("").to_owned(),
-            kind: match kind {
-                MessageKind::Trustful => "trustful".into(),
-                _ => "authored".into(),
-            },
-            verified: true,
-            body,
-        }),
-        ..Response::default()
+    Ok(match req {
+        Request::Send { to, subject, body } => {
+            let draft = Draft { to: address(&to)?, subject, body };
+            let id = service.send(s, &draft, now).await.map_err(|e| e.to_string())?;
+            Response { ok: true, queue_id: Some(id.0), ..Response::default() }
+        }
+        Request::List {} => {
+            let listed = service.list(s, MailboxId::INBOX, now).await.map_err(|e| e.to_string())?;
+            let messages = listed.into_iter().map(Summary::from).collect();
+            Response { ok: true, messages: Some(messages), ..Response::default() }
+        }
+        Request::Read { uid } => {
+            let m =
+                service.read(s, MailboxId::INBOX, Uid(uid), now).await.map_err(|e| match e {
+                    ReadError::NoSuchMessage => "no such message".to_owned(),
+                    e => e.to_string(),
+                })?;
+            Response {
+                ok: true,
+                message: Some(ReadMessage {
+                    from: m.from.to_string(),
+                    to: m.to.to_string(),
+                    origin: m.origin.as_str().to_owned(),
+                    subject: m.subject,
+                    kind: match m.kind {
+                        MessageKind::Trustful => "trustful".into(),
+                        _ => "authored".into(),
+                    },
+                    verified: true,
+                    body: m.body,
+                }),
+                ..Response::default()
+            }
+        }
+        Request::Status { queue_id } => {
+            let st = service.status(s, QueueId(queue_id), now).map_err(|e| e.to_string())?;
+            Response { ok: true, status: Some(st.into()), ..Response::default() }
+        }
+        Request::Login { .. } | Request::Logout {} => return Err("internal error".into()),
     })
+}
+
+impl From<Listed> for Summary {
+    fn from(l: Listed) -> Summary {
+        let (subject, verified) = match l.verification {
+            Verification::Verified => (l.subject, true),
+            Verification::NotVerified(why) => (format!("(not verified: {why})"), false),
+        };
+        Summary { uid: l.uid.0, size: l.size, from: l.from.to_string(), subject, verified }
+    }
 }

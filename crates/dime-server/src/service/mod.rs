@@ -1,0 +1,126 @@
+//! The mail service: one typed, protocol-neutral service under every front end
+//! (`spec/dimed.md` §4 today; DMAP and the SMTP bridge next). A front end parses its protocol,
+//! calls the service and maps the service's errors to its own codes; it seals, opens, lists and
+//! queues nothing itself.
+//!
+//! - [`session`]: log in once (Argon2id once), keep the unlocked keys with idle and absolute
+//!   expiry and explicit logout, zeroized on every exit path.
+//! - [`compose`]: seal as the session's user, origin-signed at once.
+//! - [`mailbox`]: list and read (opened with the session's keys, verified with signer keys
+//!   cached for the session).
+//! - [`outbox`]: queue an origin-signed envelope (the queue payload format) and show its
+//!   delivery status to its author.
+//!
+//! Every operation that uses a session takes it `&mut` and the current time: the session is
+//! bound to one connection (or token) and never shared across users. Blocking work (Argon2id,
+//! durable store writes) runs off the async workers.
+
+pub mod compose;
+pub mod mailbox;
+pub mod outbox;
+pub mod session;
+
+use crate::LocalDomain;
+use dime_core::crypto::CryptoProvider;
+use dime_core::{Domain, Mailbox};
+use dime_resolver::DiscoveryError;
+use dime_signet::Signet;
+use dime_store::Store;
+use std::future::Future;
+use std::sync::Arc;
+
+pub use compose::{ComposeError, Composed, Draft};
+pub use mailbox::{Listed, ReadError, ReadMessage, Verification};
+pub use outbox::{SendError, StatusError};
+pub use session::{LoginError, Password, SessionError, UserSession};
+
+/// Authenticated keys of other domains (discovery, `spec/discovery.md`).
+pub trait Directory: Send + Sync + 'static {
+    /// The signet of `user` (of another domain) and its organisation's, authenticated.
+    fn user_signets(
+        &self,
+        user: &Mailbox,
+    ) -> impl Future<Output = Result<(Signet, Signet), DiscoveryError>> + Send;
+
+    /// The org signet of `domain`, authenticated.
+    fn org_signet(
+        &self,
+        domain: &Domain,
+    ) -> impl Future<Output = Result<Signet, DiscoveryError>> + Send;
+}
+
+impl Directory for crate::daemon::Resolver {
+    async fn user_signets(&self, user: &Mailbox) -> Result<(Signet, Signet), DiscoveryError> {
+        let k = self.user_key(user).await?;
+        Ok((k.user.signet, k.org.org.signet))
+    }
+
+    async fn org_signet(&self, domain: &Domain) -> Result<Signet, DiscoveryError> {
+        Ok(self.org_key(domain).await?.org.signet)
+    }
+}
+
+/// The mail service of one domain.
+pub struct MailService<D> {
+    store: Arc<Store>,
+    local: Arc<LocalDomain>,
+    directory: Arc<D>,
+    provider: &'static CryptoProvider,
+    /// Notified after each queued message: the outbound worker looks for due entries at once.
+    wake: Option<Arc<tokio::sync::Notify>>,
+    /// A session's longest life, seconds, however active ([`session::SESSION_MAX_SECS`]).
+    session_max_secs: u64,
+}
+
+impl<D: Directory> MailService<D> {
+    /// The service of `local` over `store`, with `directory` for other domains' keys.
+    pub fn new(
+        store: Arc<Store>,
+        local: Arc<LocalDomain>,
+        directory: Arc<D>,
+        provider: &'static CryptoProvider,
+    ) -> MailService<D> {
+        MailService {
+            store,
+            local,
+            directory,
+            provider,
+            wake: None,
+            session_max_secs: session::SESSION_MAX_SECS,
+        }
+    }
+
+    /// Notifies `wake` after each queued message.
+    #[must_use]
+    pub fn with_wake(mut self, wake: Arc<tokio::sync::Notify>) -> MailService<D> {
+        self.wake = Some(wake);
+        self
+    }
+
+    /// Sessions end `secs` seconds after their login, however active (default
+    /// [`session::SESSION_MAX_SECS`]).
+    #[must_use]
+    pub fn with_session_max_secs(mut self, secs: u64) -> MailService<D> {
+        self.session_max_secs = secs;
+        self
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Arc<Store> {
+        &self.store
+    }
+
+    /// Our domain.
+    pub fn local(&self) -> &Arc<LocalDomain> {
+        &self.local
+    }
+}
+
+/// Runs blocking work (Argon2id, a durable store write) off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> T {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(v) => v,
+        // The closure panicked (a bug): let the caller's task see it.
+        Err(e) => std::panic::resume_unwind(e.into_panic()),
+    }
+}

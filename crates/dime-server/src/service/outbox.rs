@@ -1,0 +1,196 @@
+//! The outbox (`spec/storage.md` §7.2, `spec/dmtp.md` §11.1): origin-signed envelopes queued
+//! durably for their destination, the queue payload format, and the delivery status shown to
+//! the message's author.
+
+use super::compose::{ComposeError, Composed, Draft};
+use super::session::{SessionError, UserSession};
+use super::{Directory, MailService, blocking};
+use dime_core::crypto::{CryptoProvider, Hashed};
+use dime_store::{AccountId, DeliveryStatus, QueueId, Store, StoreError, Timestamp, Transport};
+use std::sync::Arc;
+
+/// The first octets of a DMTP queue payload.
+pub const PAYLOAD_MAGIC: &[u8; 4] = b"DQ2\0";
+/// The first octets of a payload queued before the envelope's SHA-512 was kept in it: the
+/// time, then the envelope (read, never written).
+const PAYLOAD_MAGIC_V1: &[u8; 4] = b"DQ1\0";
+/// Where a payload's envelope starts: after the magic, the time of queueing and the hash.
+const ENVELOPE_AT: usize = PAYLOAD_MAGIC.len() + 8 + 64;
+
+/// A queue payload, read.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Payload {
+    /// When the entry was queued.
+    pub queued: Timestamp,
+    /// The origin-signed envelope, with its SHA-512.
+    pub envelope: Hashed,
+}
+
+/// The payload of an origin-signed envelope made of `parts` (concatenated), queued at `now`:
+/// [`PAYLOAD_MAGIC`], the time (u64, big-endian seconds), the envelope's SHA-512 (each
+/// attempt's DATA commitment, computed once) and the envelope.
+pub fn encode_payload(p: &CryptoProvider, now: Timestamp, parts: &[&[u8]]) -> Vec<u8> {
+    let len: usize = parts.iter().map(|b| b.len()).sum();
+    let mut payload = Vec::with_capacity(ENVELOPE_AT + len);
+    payload.extend_from_slice(PAYLOAD_MAGIC);
+    payload.extend_from_slice(&now.0.to_be_bytes());
+    payload.extend_from_slice(&p.hash.sha512(parts));
+    for b in parts {
+        payload.extend_from_slice(b);
+    }
+    payload
+}
+
+/// Reads a queue payload. One queued before the hash was kept (`DQ1`) has its envelope hashed
+/// here.
+pub fn parse_payload(p: &CryptoProvider, payload: &[u8]) -> Option<Payload> {
+    let time = |t: &[u8]| Some(Timestamp(u64::from_be_bytes(t.try_into().ok()?)));
+    if let Some(rest) = payload.strip_prefix(PAYLOAD_MAGIC_V1) {
+        let (t, env) = rest.split_at_checked(8)?;
+        return Some(Payload { queued: time(t)?, envelope: Hashed::new(p, env.to_vec()) });
+    }
+    let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
+    let (t, rest) = rest.split_at_checked(8)?;
+    let (sha512, env) = rest.split_at_checked(64)?;
+    let sha512 = <[u8; 64]>::try_from(sha512).ok()?;
+    Some(Payload { queued: time(t)?, envelope: Hashed::from_parts(env.to_vec(), sha512) })
+}
+
+/// Queues the origin-signed envelope made of `parts` durably for `destination`, as `author`'s.
+///
+/// # Errors
+/// The store's.
+pub fn queue_envelope(
+    p: &CryptoProvider,
+    rng: &mut dyn dime_core::CryptoRngCore,
+    store: &Store,
+    author: AccountId,
+    destination: &dime_core::Domain,
+    parts: &[&[u8]],
+    now: Timestamp,
+) -> Result<QueueId, StoreError> {
+    let payload = encode_payload(p, now, parts);
+    let id = store.enqueue(rng, Transport::Dmtp, author, destination.as_str(), &payload, now)?;
+    tracing::info!(destination = %destination, queue_id = id.0, "message queued");
+    Ok(id)
+}
+
+/// Why a message was not sent.
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    /// It could not be composed.
+    #[error(transparent)]
+    Compose(#[from] ComposeError),
+    /// It could not be queued.
+    #[error("queue: {0}")]
+    Store(#[from] StoreError),
+}
+
+/// Why a delivery status is not shown.
+#[derive(Debug, thiserror::Error)]
+pub enum StatusError {
+    /// The session ended.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Not the user's, or not (or no longer) known: the same for both, so that nobody learns
+    /// of another user's mail.
+    #[error("no such queued message")]
+    NoSuchEntry,
+    /// The store failed.
+    #[error("store: {0}")]
+    Store(#[from] StoreError),
+}
+
+impl<D: Directory> MailService<D> {
+    /// Queues `composed` (from [`MailService::compose`]) durably as the session's user's:
+    /// returned once it is on stable storage.
+    ///
+    /// # Errors
+    /// [`SendError::Store`]; [`SendError::Compose`] when the session ended.
+    pub async fn queue(
+        &self,
+        session: &mut UserSession,
+        composed: Composed,
+        now: Timestamp,
+    ) -> Result<QueueId, SendError> {
+        session.touch(now).map_err(ComposeError::from)?;
+        let (p, store, author) = (self.provider, Arc::clone(&self.store), session.account());
+        let id = blocking(move || {
+            let parts = [composed.envelope.as_slice()];
+            queue_envelope(
+                p,
+                &mut rand_core::OsRng,
+                &store,
+                author,
+                &composed.destination,
+                &parts,
+                now,
+            )
+        })
+        .await?;
+        if let Some(w) = &self.wake {
+            w.notify_one();
+        }
+        Ok(id)
+    }
+
+    /// Composes `draft` and queues it: [`MailService::compose`], then [`MailService::queue`].
+    ///
+    /// # Errors
+    /// [`SendError`].
+    pub async fn send(
+        &self,
+        session: &mut UserSession,
+        draft: &Draft,
+        now: Timestamp,
+    ) -> Result<QueueId, SendError> {
+        let composed = self.compose(session, draft, now).await?;
+        self.queue(session, composed, now).await
+    }
+
+    /// The delivery status of `id`, when the session's user queued it.
+    ///
+    /// # Errors
+    /// [`StatusError`].
+    pub fn status(
+        &self,
+        session: &mut UserSession,
+        id: QueueId,
+        now: Timestamp,
+    ) -> Result<DeliveryStatus, StatusError> {
+        session.touch(now)?;
+        match self.store.delivery_status(id)? {
+            Some(s) if s.author == Some(session.account()) => Ok(s),
+            _ => Err(StatusError::NoSuchEntry),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use dime_core::crypto::default_provider;
+
+    #[test]
+    fn payloads_of_both_versions_read_with_the_envelopes_hash() {
+        let p = default_provider();
+        let envelope = b"an origin-signed envelope".to_vec();
+        let want =
+            Some(Payload { queued: Timestamp(7), envelope: Hashed::new(p, envelope.clone()) });
+        let mut v2 = PAYLOAD_MAGIC.to_vec();
+        v2.extend_from_slice(&7u64.to_be_bytes());
+        v2.extend_from_slice(&p.hash.sha512(&[&envelope]));
+        v2.extend_from_slice(&envelope);
+        assert_eq!(parse_payload(p, &v2), want);
+        // What is written: the same octets, from the envelope in one part or several.
+        assert_eq!(encode_payload(p, Timestamp(7), &[&envelope]), v2);
+        assert_eq!(encode_payload(p, Timestamp(7), &[&envelope[..5], b"", &envelope[5..]]), v2);
+        let mut v1 = PAYLOAD_MAGIC_V1.to_vec();
+        v1.extend_from_slice(&7u64.to_be_bytes());
+        v1.extend_from_slice(&envelope);
+        assert_eq!(parse_payload(p, &v1), want, "a DQ1 payload's envelope is hashed when read");
+        assert_eq!(parse_payload(p, &v2[..ENVELOPE_AT - 1]), None, "cut inside the hash");
+        assert_eq!(parse_payload(p, &v1[..11]), None, "cut inside the time");
+        assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
+    }
+}

@@ -1,0 +1,194 @@
+//! The mail service (`dime_server::service`) and the local socket over it (`spec/dimed.md`
+//! §4): a session logs in once and serves every later request of its connection; it ends at
+//! logout, at a new login, at its idle timeout and at its longest life; mail composed by the
+//! service is origin-signed at once and reads back verified; the socket answers requests
+//! without a session with `not logged in`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{T0, domain, mailbox, p, side};
+use dime_core::{Domain, Mailbox};
+use dime_resolver::{Decision, DeferReason, DiscoveryError};
+use dime_server::origin::parse_payload;
+use dime_server::service::{
+    Directory, Draft, LoginError, MailService, Password, ReadError, SessionError, Verification,
+};
+use dime_server::submission::{Response, Submission};
+use dime_signet::Signet;
+use dime_store::{DeliveryState, MailboxId, Timestamp, Uid};
+use std::sync::Arc;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+/// No other domain's keys: every lookup defers.
+struct NoDirectory;
+
+fn deferred(at: &Domain) -> DiscoveryError {
+    DiscoveryError::NotUsable(Decision::Defer(DeferReason::Bogus { at: at.clone() }))
+}
+
+impl Directory for NoDirectory {
+    async fn user_signets(&self, user: &Mailbox) -> Result<(Signet, Signet), DiscoveryError> {
+        Err(deferred(user.domain()))
+    }
+    async fn org_signet(&self, domain: &Domain) -> Result<Signet, DiscoveryError> {
+        Err(deferred(domain))
+    }
+}
+
+const ALICE: &str = "alice@a.test";
+const BOB: &str = "bob@a.test";
+
+/// a.test with alice (password "pw") and bob (password "bob-pw").
+fn service(dir: &std::path::Path) -> MailService<NoDirectory> {
+    let a = side(dir, "a.test", 1, ALICE);
+    let mut rng = dime_testkit::seeded_rng(2);
+    a.store
+        .create_account(
+            &mut rng,
+            a.local.keys(),
+            &dime_store::NewAccount {
+                address: &mailbox(BOB),
+                password: b"bob-pw",
+                recovery: dime_store::Recovery::None,
+                quota_bytes: 1 << 30,
+            },
+            T0,
+        )
+        .unwrap();
+    MailService::new(a.store, a.local, Arc::new(NoDirectory), p())
+}
+
+fn pw(s: &str) -> Password {
+    Password::from(s.to_owned())
+}
+
+fn at(secs: u64) -> Timestamp {
+    Timestamp(T0.0 + secs)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_session_sends_and_reads_without_logging_in_again_and_ends_as_the_spec_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    assert!(matches!(svc.login(&mailbox(ALICE), pw("wrong"), T0).await, Err(LoginError::Failed)));
+    assert!(matches!(
+        svc.login(&mailbox("nobody@a.test"), pw("pw"), T0).await,
+        Err(LoginError::Failed)
+    ));
+    let mut alice = svc.login(&mailbox(ALICE), pw("pw"), T0).await.unwrap();
+    assert_eq!(alice.address(), &mailbox(ALICE));
+
+    // Two messages to bob in one session; each is queued origin-signed.
+    let mut ids = Vec::new();
+    for (i, subject) in ["first", "second"].into_iter().enumerate() {
+        let draft = Draft { to: mailbox(BOB), subject: subject.into(), body: format!("body {i}") };
+        ids.push(svc.send(&mut alice, &draft, at(10 * i as u64)).await.unwrap());
+    }
+    let status = svc.status(&mut alice, ids[0], at(20)).unwrap();
+    assert_eq!((status.state, status.destination.as_str()), (DeliveryState::Queued, "a.test"));
+    // The destination's part, by hand: each queued envelope is delivered to bob as is.
+    let queued = svc.store().queue_entries().unwrap();
+    assert_eq!(queued.len(), 2);
+    for e in &queued {
+        let payload = parse_payload(p(), &e.payload).unwrap();
+        svc.store().deliver(&mailbox(BOB), payload.envelope.bytes(), at(30)).unwrap();
+    }
+
+    let mut bob = svc.login(&mailbox(BOB), pw("bob-pw"), at(40)).await.unwrap();
+    // Another user's queued message: not shown, as if it did not exist.
+    assert!(svc.status(&mut bob, ids[0], at(40)).is_err());
+    let listed = svc.list(&mut bob, MailboxId::INBOX, at(41)).await.unwrap();
+    let subjects: Vec<(&str, &Verification)> =
+        listed.iter().map(|l| (l.subject.as_str(), &l.verification)).collect();
+    assert_eq!(subjects, [("first", &Verification::Verified), ("second", &Verification::Verified)]);
+    assert!(listed.iter().all(|l| l.from == mailbox(ALICE)));
+    let m = svc.read(&mut bob, MailboxId::INBOX, listed[1].uid, at(42)).await.unwrap();
+    assert_eq!((m.from, m.to, m.origin), (mailbox(ALICE), mailbox(BOB), domain("a.test")));
+    assert_eq!((m.subject.as_str(), m.body.as_str()), ("second", "body 1"));
+    assert!(matches!(
+        svc.read(&mut bob, MailboxId::INBOX, Uid(99), at(43)).await,
+        Err(ReadError::NoSuchMessage)
+    ));
+
+    // Idle past the store's timeout (900 s): expired, for good.
+    assert!(matches!(
+        svc.list(&mut bob, MailboxId::INBOX, at(43 + 901)).await,
+        Err(ReadError::Session(SessionError::Expired))
+    ));
+    assert!(bob.touch(at(43 + 902)).is_err());
+    // Active, but past its longest life.
+    let svc = svc.with_session_max_secs(100);
+    let mut s = svc.login(&mailbox(BOB), pw("bob-pw"), T0).await.unwrap();
+    for t in (10..=100).step_by(10) {
+        s.touch(at(t)).unwrap();
+    }
+    assert!(matches!(s.touch(at(101)), Err(SessionError::Expired)));
+}
+
+/// One request line on `conn`, its answer.
+async fn ask(
+    conn: &mut (tokio::net::unix::OwnedWriteHalf, BufReader<tokio::net::unix::OwnedReadHalf>),
+    req: serde_json::Value,
+) -> Response {
+    let mut line = serde_json::to_vec(&req).unwrap();
+    line.push(b'\n');
+    conn.0.write_all(&line).await.unwrap();
+    let mut answer = String::new();
+    conn.1.read_line(&mut answer).await.unwrap();
+    serde_json::from_str(&answer).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_keeps_one_session_per_connection_until_logout() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let path = dir.path().join("dimed.sock");
+    let (stop, stop_rx) = tokio::sync::watch::channel(false);
+    let server = dime_server::submission::serve(
+        &path,
+        Arc::new(Submission { service: Arc::new(svc) }),
+        stop_rx,
+    )
+    .unwrap();
+    let connect = || async {
+        let (r, w) = tokio::net::UnixStream::connect(&path).await.unwrap().into_split();
+        (w, BufReader::new(r))
+    };
+    let mut c = connect().await;
+    let e = ask(&mut c, serde_json::json!({"op": "list"})).await;
+    assert_eq!((e.ok, e.error.as_deref()), (false, Some("not logged in")));
+    let e = ask(&mut c, serde_json::json!({"op": "login", "user": ALICE, "password": "no"})).await;
+    assert_eq!(e.error.as_deref(), Some("login failed"));
+    let ok = ask(&mut c, serde_json::json!({"op": "login", "user": ALICE, "password": "pw"})).await;
+    assert!(ok.ok, "{:?}", ok.error);
+    let sent =
+        ask(&mut c, serde_json::json!({"op": "send", "to": BOB, "subject": "s", "body": "b"}))
+            .await;
+    let id = sent.queue_id.unwrap();
+    let st = ask(&mut c, serde_json::json!({"op": "status", "queue_id": id})).await;
+    assert_eq!(st.status.unwrap().state, "queued");
+    let inbox = ask(&mut c, serde_json::json!({"op": "list"})).await;
+    assert_eq!(inbox.messages.unwrap(), []);
+    // Another connection has no session of its own.
+    let mut other = connect().await;
+    let e = ask(&mut other, serde_json::json!({"op": "status", "queue_id": id})).await;
+    assert_eq!(e.error.as_deref(), Some("not logged in"));
+    // Credentials in another request are refused (they belong in login).
+    let e =
+        ask(&mut other, serde_json::json!({"op": "list", "user": ALICE, "password": "pw"})).await;
+    assert!(e.error.unwrap().starts_with("bad request"));
+    // A failed login ends the connection's session too.
+    let e = ask(&mut c, serde_json::json!({"op": "login", "user": BOB, "password": "no"})).await;
+    assert!(!e.ok);
+    let e = ask(&mut c, serde_json::json!({"op": "list"})).await;
+    assert_eq!(e.error.as_deref(), Some("not logged in"));
+    let ok =
+        ask(&mut c, serde_json::json!({"op": "login", "user": BOB, "password": "bob-pw"})).await;
+    assert!(ok.ok);
+    assert!(ask(&mut c, serde_json::json!({"op": "logout"})).await.ok);
+    let e = ask(&mut c, serde_json::json!({"op": "list"})).await;
+    assert_eq!(e.error.as_deref(), Some("not logged in"));
+    stop.send(true).unwrap();
+    server.await.unwrap();
+}
