@@ -44,7 +44,7 @@ fuzz_target!(|data: &[u8]| {
     let mut large_sent = false;
     while let Some((&op, tail)) = rest.split_first() {
         rest = tail;
-        let mut message = |len: usize| Outgoing {
+        let message = |len: usize| Outgoing {
             origin: ours.clone(),
             origin_fingerprint: Fingerprint([1; 64]),
             destination: theirs.clone(),
