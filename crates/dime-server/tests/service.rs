@@ -103,6 +103,24 @@ async fn a_session_sends_and_reads_without_logging_in_again_and_ends_as_the_spec
         listed.iter().map(|l| (l.subject.as_str(), &l.verification)).collect();
     assert_eq!(subjects, [("first", &Verification::Verified), ("second", &Verification::Verified)]);
     assert!(listed.iter().all(|l| l.from == mailbox(ALICE)));
+    // The listing stored each verified message's summary (off the read path: wait for it);
+    // the next listing shows the same from them.
+    let mut keys = svc.store().login(&mailbox(BOB), b"bob-pw", at(41)).unwrap();
+    for _ in 0..500 {
+        let s = svc.store().list_summaries(&mut keys, MailboxId::INBOX, at(41)).unwrap();
+        if s.iter().all(|(_, summary)| summary.is_some()) {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+    }
+    let s = svc.store().list_summaries(&mut keys, MailboxId::INBOX, at(41)).unwrap();
+    assert!(s.iter().all(|(_, summary)| summary.is_some()), "summaries stored");
+    assert_eq!(svc.list(&mut bob, MailboxId::INBOX, at(41)).await.unwrap(), listed);
+    // Another user's session reads no summary of bob's (nor lists bob's mail).
+    let mut alice_keys = svc.store().login(&mailbox(ALICE), b"pw", at(41)).unwrap();
+    assert!(
+        svc.store().list_summaries(&mut alice_keys, MailboxId::INBOX, at(41)).unwrap().is_empty()
+    );
     let m = svc.read(&mut bob, MailboxId::INBOX, listed[1].uid, at(42)).await.unwrap();
     assert_eq!((m.from, m.to, m.origin), (mailbox(ALICE), mailbox(BOB), domain("a.test")));
     assert_eq!((m.subject.as_str(), m.body.as_str()), ("second", "body 1"));

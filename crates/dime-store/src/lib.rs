@@ -41,6 +41,7 @@ mod powercut;
 mod queue;
 mod rewrap;
 mod status;
+mod summary;
 #[cfg(test)]
 mod testing;
 
@@ -55,6 +56,7 @@ pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};
 pub use queue::{Leased, OutboundEntry, QueueId, QueuedEntry, Settlement, Transport};
 pub use rewrap::{Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
+pub use summary::{MAX_SUMMARY_LEN, SealedSummaries};
 
 use dime_core::Secret;
 use dime_core::crypto::{AeadKey, Argon2Params, CryptoError, CryptoProvider};

@@ -287,6 +287,15 @@ impl Store {
     /// The entries of a mailbox, by UID (no secret needed). A corrupt index record is
     /// quarantined and left out.
     pub fn list(&self, a: AccountId, m: MailboxId) -> Result<Vec<EntryInfo>, StoreError> {
+        Ok(self.list_with_seqs(a, m)?.into_iter().map(|(e, _)| e).collect())
+    }
+
+    /// [`Store::list`], each entry with its message's sequence number.
+    pub(crate) fn list_with_seqs(
+        &self,
+        a: AccountId,
+        m: MailboxId,
+    ) -> Result<Vec<(EntryInfo, u64)>, StoreError> {
         let inner = &*self.inner;
         let mut out = Vec::new();
         let mut bad = Vec::new();
@@ -326,14 +335,17 @@ impl Store {
                     }
                     Err(other) => return Err(other),
                 };
-                out.push(EntryInfo {
-                    uid: Uid(uid),
-                    modseq: e.modseq,
-                    size: msg.size,
-                    arrival: Timestamp(msg.arrival),
-                    key_generation: msg.key_gen,
-                    has_flags: !e.flags.is_empty(),
-                });
+                out.push((
+                    EntryInfo {
+                        uid: Uid(uid),
+                        modseq: e.modseq,
+                        size: msg.size,
+                        arrival: Timestamp(msg.arrival),
+                        key_generation: msg.key_gen,
+                        has_flags: !e.flags.is_empty(),
+                    },
+                    e.seq,
+                ));
             }
             Ok(())
         })?;

@@ -73,7 +73,7 @@ pub(crate) fn overlay_key(msg_key: &[u8], kind: u8) -> Vec<u8> {
 
 /// Deletes both overlays of a message (with the message).
 pub(crate) fn delete_overlays(t: &mut dyn WriteTxn, msg_key: &[u8]) -> Result<(), StoreError> {
-    for kind in [OVERLAY_REWRAP, OVERLAY_READ] {
+    for kind in [OVERLAY_REWRAP, OVERLAY_READ, crate::summary::OVERLAY_SUMMARY] {
         t.delete(Table::Overlays, &overlay_key(msg_key, kind))?;
     }
     Ok(())

@@ -21,3 +21,15 @@ pub(crate) fn config(dir: &Path) -> StoreConfig {
 pub(crate) fn open_store(dir: &Path) -> Store {
     Store::open(config(dir), default_provider()).unwrap()
 }
+
+/// Whether any file under `dir` holds `needle`.
+pub(crate) fn any_file_contains(dir: &Path, needle: &[u8]) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| {
+        let path = e.unwrap().path();
+        if path.is_dir() {
+            any_file_contains(&path, needle)
+        } else {
+            std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle)
+        }
+    })
+}

@@ -80,7 +80,11 @@ impl From<StoreError> for ReadError {
 }
 
 impl<D: Directory> MailService<D> {
-    /// Every message of `mailbox`, in UID order, verified.
+    /// Every message of `mailbox`, in UID order, verified. A message listed before is shown
+    /// from its summary (one small record, sealed under the session's read key: no message
+    /// opened, no signature checked again, no lookup); the others are opened and verified, and
+    /// the summaries of those that verify are stored afterwards, off the read path (the listing
+    /// does not wait for that write).
     ///
     /// # Errors
     /// [`ReadError`] (never `NotShown`: an unverified message is listed as such).
@@ -90,20 +94,28 @@ impl<D: Directory> MailService<D> {
         mailbox: MailboxId,
         now: Timestamp,
     ) -> Result<Vec<Listed>, ReadError> {
-        session.touch(now)?;
-        let entries = crate::in_place(|| self.store.list(session.account(), mailbox))?;
+        let keys = session.keys(now)?;
+        let entries = crate::in_place(|| self.store.list_summaries(keys, mailbox, now))?;
         let mut out = Vec::with_capacity(entries.len());
-        for e in entries {
-            let opened = self.open(session, mailbox, e.uid, now)?;
+        let mut made: Vec<(Uid, Vec<u8>)> = Vec::new();
+        for (e, summary) in entries {
+            if let Some((from, subject)) = summary.as_deref().and_then(|b| decode_summary(b)) {
+                let verification = Verification::Verified;
+                out.push(Listed { uid: e.uid, size: e.size, from, subject, verification });
+                continue;
+            }
+            let keys = session.keys(now)?;
+            let opened =
+                crate::in_place(|| self.store.open_message_uncached(keys, mailbox, e.uid, now))?
+                    .message;
             let author = opened.claimed_author().clone();
             out.push(match self.verify(session, opened).await {
-                Ok((view, _)) => Listed {
-                    uid: e.uid,
-                    size: e.size,
-                    subject: subject_of(&view),
-                    from: view.author,
-                    verification: Verification::Verified,
-                },
+                Ok((view, kind)) => {
+                    let subject = subject_of(&view);
+                    made.push((e.uid, encode_summary(kind, &view.author, &subject)));
+                    let verification = Verification::Verified;
+                    Listed { uid: e.uid, size: e.size, from: view.author, subject, verification }
+                }
                 Err(why) => Listed {
                     uid: e.uid,
                     size: e.size,
@@ -112,6 +124,18 @@ impl<D: Directory> MailService<D> {
                     verification: Verification::NotVerified(why),
                 },
             });
+        }
+        if !made.is_empty() {
+            let items: Vec<(Uid, &[u8])> = made.iter().map(|(u, b)| (*u, b.as_slice())).collect();
+            let keys = session.keys(now)?;
+            let sealed =
+                self.store.seal_summaries(&mut rand_core::OsRng, keys, mailbox, &items, now)?;
+            let store = std::sync::Arc::clone(&self.store);
+            drop(tokio::task::spawn_blocking(move || {
+                if let Err(e) = store.put_summaries(&sealed) {
+                    tracing::warn!(error = %e, "message summaries not stored");
+                }
+            }));
         }
         Ok(out)
     }
@@ -220,6 +244,35 @@ impl<D: Directory> MailService<D> {
         session.author_keys.insert(author.clone(), key);
         Ok(key)
     }
+}
+
+/// A summary (`spec/dimed.md` §4.3): u8 version 1, u8 kind (1 authored, 2 trustful), then the
+/// author's address and the subject, each a u32-length-prefixed UTF-8 string.
+fn encode_summary(kind: MessageKind, author: &Mailbox, subject: &str) -> Vec<u8> {
+    let author = author.to_string();
+    let mut out = Vec::with_capacity(10 + author.len() + subject.len());
+    out.push(1);
+    out.push(kind.code());
+    for s in [author.as_bytes(), subject.as_bytes()] {
+        out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
+        out.extend_from_slice(s);
+    }
+    out
+}
+
+/// The author and subject of a summary, if it reads.
+fn decode_summary(b: &[u8]) -> Option<(Mailbox, String)> {
+    let [1, kind, rest @ ..] = b else { return None };
+    MessageKind::from_code(*kind)?;
+    let string = |b: &[u8]| -> Option<(String, usize)> {
+        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
+        let s = std::str::from_utf8(b.get(4..4usize.checked_add(len)?)?).ok()?;
+        Some((s.to_owned(), 4 + len))
+    };
+    let (author, n) = string(rest)?;
+    let (subject, m) = string(&rest[n..])?;
+    (n + m == rest.len()).then_some(())?;
+    Some((Mailbox::parse(&author).ok()?, subject))
 }
 
 fn subject_of(view: &FullView) -> String {
