@@ -15,7 +15,7 @@ use dime_core::crypto::CryptoProvider;
 use dime_core::{CryptoRngCore, Domain, Mailbox};
 use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, open_as_origin,
-    seal_message,
+    seal_message_origin_signed,
 };
 use dime_store::{QueueId, Store, StoreError, Timestamp};
 
@@ -114,14 +114,11 @@ pub(crate) fn build(
         recipient: author.clone(),
         recipient_keys: author_keys,
     };
+    // Sealed and origin-signed at once (`spec/envelope.md` §7.3): not opened again.
     let pok = local.keys().pok_seed();
-    let mut sealed = seal_message(p, rng, &addressing, Signer::TrustfulServer(pok), &message)
-        .map_err(|_| BounceError::Seal)?;
-    let chunk = open_as_origin(p, &sealed[..], &local.secret)
-        .and_then(|u| u.verify(p, &org_keys.signing))
-        .and_then(|v| v.origin_signature_chunk(p, rng, pok, &local.domain))
-        .map_err(|_| BounceError::Seal)?;
-    sealed.extend_from_slice(&chunk);
+    let sealed =
+        seal_message_origin_signed(p, rng, &addressing, Signer::TrustfulServer(pok), pok, &message)
+            .map_err(|_| BounceError::Seal)?;
     Ok(Bounce { author, envelope: sealed })
 }
 
