@@ -129,12 +129,28 @@ async fn a_session_sends_and_reads_without_logging_in_again_and_ends_as_the_spec
         Err(ReadError::NoSuchMessage)
     ));
 
+    // Keeping the mailbox: a folder, flags, a move, an expunge.
+    let archive = svc.create_mailbox(&mut bob, "Archive", at(44)).unwrap();
+    let names: Vec<String> =
+        svc.mailboxes(&mut bob, at(44)).unwrap().into_iter().map(|m| m.name).collect();
+    assert_eq!(names, ["INBOX", "Archive"]);
+    svc.set_flags(&mut bob, MailboxId::INBOX, listed[0].uid, &["\\Seen"], at(44)).unwrap();
+    assert_eq!(svc.flags(&mut bob, MailboxId::INBOX, listed[0].uid, at(44)).unwrap(), ["\\Seen"]);
+    let moved =
+        svc.move_messages(&mut bob, MailboxId::INBOX, &[listed[0].uid], archive, at(44)).unwrap();
+    assert_eq!(moved, [(listed[0].uid, Uid(1))]);
+    let now_in = svc.list(&mut bob, archive, at(44)).await.unwrap();
+    assert_eq!((now_in.len(), now_in[0].subject.as_str()), (1, "first"));
+    assert_eq!(svc.flags(&mut bob, archive, Uid(1), at(44)).unwrap(), ["\\Seen"]);
+    assert_eq!(svc.expunge(&mut bob, archive, &[Uid(1), Uid(2)], at(44)).unwrap(), 1);
+    assert_eq!(svc.list(&mut bob, MailboxId::INBOX, at(44)).await.unwrap().len(), 1);
     // Idle past the store's timeout (900 s): expired, for good.
     assert!(matches!(
-        svc.list(&mut bob, MailboxId::INBOX, at(43 + 901)).await,
+        svc.list(&mut bob, MailboxId::INBOX, at(44 + 901)).await,
         Err(ReadError::Session(SessionError::Expired))
     ));
-    assert!(bob.touch(at(43 + 902)).is_err());
+    assert!(bob.touch(at(44 + 902)).is_err());
+    assert!(svc.mailboxes(&mut bob, at(44 + 903)).is_err());
     // Active, but past its longest life.
     let svc = svc.with_session_max_secs(100);
     let mut s = svc.login(&mailbox(BOB), pw("bob-pw"), T0).await.unwrap();

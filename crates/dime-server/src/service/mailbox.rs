@@ -1,4 +1,5 @@
-//! Reading mail (`spec/dimed.md` §4.3): each message opened with the session's keys
+//! Reading mail (`spec/dimed.md` §4.3) and keeping mailboxes (flags, moves, expunges): each
+//! message opened with the session's keys
 //! (`spec/storage.md` §6.6) and verified, the author signatures with the author's signet (from
 //! the store for this domain, else discovered; the origin's key for a trustful message) and the
 //! origin signature with the origin's org signet. The signers' keys are kept for the session,
@@ -9,7 +10,7 @@ use super::{Directory, MailService};
 use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox};
 use dime_envelope::{FullView, MessageKind, PartKind, Unverified};
-use dime_store::{MailboxId, StoreError, Timestamp, Uid};
+use dime_store::{MailboxId, MailboxInfo, StoreError, Timestamp, Uid};
 
 /// Whether a message's signatures hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -243,6 +244,122 @@ impl<D: Directory> MailService<D> {
         let key = signet.signing_key().map_err(|e| format!("author key: {e}"))?;
         session.author_keys.insert(author.clone(), key);
         Ok(key)
+    }
+}
+
+/// Why a mailbox operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MailboxError {
+    /// The session ended.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// No such message or mailbox, or a name or flag the store refuses (its limits), or a
+    /// store failure: the store's error.
+    #[error("store: {0}")]
+    Store(StoreError),
+}
+
+impl From<StoreError> for MailboxError {
+    fn from(e: StoreError) -> MailboxError {
+        match e {
+            StoreError::SessionExpired => MailboxError::Session(SessionError::Expired),
+            e => MailboxError::Store(e),
+        }
+    }
+}
+
+impl<D: Directory> MailService<D> {
+    /// The session's user's mailboxes.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn mailboxes(
+        &self,
+        session: &mut UserSession,
+        now: Timestamp,
+    ) -> Result<Vec<MailboxInfo>, MailboxError> {
+        let keys = session.keys(now)?;
+        Ok(crate::in_place(|| self.store.mailboxes(keys, now))?)
+    }
+
+    /// Creates a mailbox named `name`.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn create_mailbox(
+        &self,
+        session: &mut UserSession,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<MailboxId, MailboxError> {
+        let keys = session.keys(now)?;
+        Ok(crate::in_place(|| self.store.create_mailbox(&mut rand_core::OsRng, keys, name, now))?)
+    }
+
+    /// Sets the flags of message `uid` (replacing them); returns its new MODSEQ.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn set_flags(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uid: Uid,
+        flags: &[&str],
+        now: Timestamp,
+    ) -> Result<u64, MailboxError> {
+        let keys = session.keys(now)?;
+        Ok(crate::in_place(|| {
+            self.store.set_flags(&mut rand_core::OsRng, keys, mailbox, uid, flags, now)
+        })?)
+    }
+
+    /// The flags of message `uid`.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn flags(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Vec<String>, MailboxError> {
+        let keys = session.keys(now)?;
+        Ok(crate::in_place(|| self.store.flags(keys, mailbox, uid, now))?)
+    }
+
+    /// Moves messages `uids` of `from` to `to`: their (old, new) UIDs.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn move_messages(
+        &self,
+        session: &mut UserSession,
+        from: MailboxId,
+        uids: &[Uid],
+        to: MailboxId,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, Uid)>, MailboxError> {
+        session.touch(now)?;
+        let a = session.account();
+        Ok(crate::in_place(|| self.store.move_messages(a, from, uids, to))?)
+    }
+
+    /// Expunges messages `uids` of `mailbox`: how many were there.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn expunge(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        now: Timestamp,
+    ) -> Result<usize, MailboxError> {
+        session.touch(now)?;
+        let a = session.account();
+        Ok(crate::in_place(|| self.store.expunge(a, mailbox, uids))?)
     }
 }
 

@@ -6,8 +6,9 @@
 //! - [`session`]: log in once (Argon2id once), keep the unlocked keys with idle and absolute
 //!   expiry and explicit logout, zeroized on every exit path.
 //! - [`compose`]: seal as the session's user, origin-signed at once.
-//! - [`mailbox`]: list and read (opened with the session's keys, verified with signer keys
-//!   cached for the session).
+//! - [`mailbox`]: list (from per-message summaries once verified), read (opened with the
+//!   session's keys, verified with signer keys cached for the session), mailboxes, flags,
+//!   moves and expunges.
 //! - [`outbox`]: queue an origin-signed envelope (the queue payload format) and show its
 //!   delivery status to its author.
 //!
@@ -30,7 +31,7 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use compose::{ComposeError, Composed, Draft};
-pub use mailbox::{Listed, ReadError, ReadMessage, Verification};
+pub use mailbox::{Listed, MailboxError, ReadError, ReadMessage, Verification};
 pub use outbox::{SendError, StatusError};
 pub use session::{LoginError, Password, SessionError, UserSession};
 
