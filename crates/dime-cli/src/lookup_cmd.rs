@@ -86,14 +86,14 @@ pub(crate) fn lookup(a: LookupArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "record authenticated: {how}")?;
         writeln!(out, "cache lifetime: {} s", auth.lifetime_secs)?;
         for h in resolver.delivery_hosts(&domain, &auth.record).await {
-            let addrs: Vec<String> = h.addresses.iter().map(|a| a.to_string()).collect();
+            let addrs: Vec<String> = h.addresses_to_show().iter().map(|a| a.to_string()).collect();
             writeln!(
                 out,
                 "delivery host: {} (from {}) [{}] ({})",
                 h.host,
                 h.source.as_str(),
                 addrs.join(" "),
-                h.proof
+                h.proof()
             )?;
         }
         if a.org_signet.is_none() {

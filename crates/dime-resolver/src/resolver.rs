@@ -159,12 +159,46 @@ pub struct DeliveryHost {
     pub host: Host,
     /// Where the name came from.
     pub source: HostSource,
-    /// Its IPv4 then IPv6 addresses (empty when the lookup found none, was bogus or failed).
-    pub addresses: Vec<IpAddr>,
+    /// Its IPv4 then IPv6 addresses (empty when the lookup found none, was bogus or failed):
+    /// reachable only through the proof ([`DeliveryHost::trusted_addresses`]).
+    addresses: Vec<IpAddr>,
     /// The weakest proof of the answers that led to the addresses: the A/AAAA answers, and
     /// for an MX host (or the domain itself) the MX answer too. Bogus when the MX answer was
     /// bogus, indeterminate when it failed: then delivery defers.
-    pub proof: DnssecProof,
+    proof: DnssecProof,
+}
+
+impl DeliveryHost {
+    /// A host with its addresses and the weakest proof of the answers that led to them.
+    pub fn new(
+        host: Host,
+        source: HostSource,
+        addresses: Vec<IpAddr>,
+        proof: DnssecProof,
+    ) -> DeliveryHost {
+        DeliveryHost { host, source, addresses, proof }
+    }
+
+    /// The addresses to deliver to: those of a secure or provably insecure answer (the
+    /// record's own proof decides the rest), none when an answer was bogus or indeterminate
+    /// (delivery then defers: `spec/discovery.md` §4.1). The one way to the addresses for
+    /// connecting, so that no caller can forget the check.
+    pub fn trusted_addresses(&self) -> Option<&[IpAddr]> {
+        match self.proof {
+            DnssecProof::Secure | DnssecProof::Insecure => Some(&self.addresses),
+            DnssecProof::Bogus | DnssecProof::Indeterminate => None,
+        }
+    }
+
+    /// The weakest proof of the answers that led to the addresses.
+    pub fn proof(&self) -> DnssecProof {
+        self.proof
+    }
+
+    /// Every address found, whatever its proof: to show (`dime lookup`), never to connect to.
+    pub fn addresses_to_show(&self) -> &[IpAddr] {
+        &self.addresses
+    }
 }
 
 /// A domain whose `_dx` record the resolver has authenticated (`spec/discovery.md` §5): what a
@@ -480,6 +514,26 @@ mod tests {
     use dime_core::crypto::default_provider;
     use dime_signet::{OrgKeys, Profile, Signet, create_org_signet};
     use std::sync::atomic::{AtomicUsize, Ordering};
+
+    #[test]
+    fn a_delivery_hosts_addresses_are_given_only_under_a_trustworthy_proof() {
+        let addrs: Vec<IpAddr> = vec!["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+        for (proof, trusted) in [
+            (DnssecProof::Secure, true),
+            (DnssecProof::Insecure, true),
+            (DnssecProof::Bogus, false),
+            (DnssecProof::Indeterminate, false),
+        ] {
+            let h = DeliveryHost::new(
+                Host::new("mx.test".parse().unwrap()),
+                HostSource::Mx,
+                addrs.clone(),
+                proof,
+            );
+            assert_eq!(h.trusted_addresses(), trusted.then_some(&addrs[..]), "{proof:?}");
+            assert_eq!((h.proof(), h.addresses_to_show()), (proof, &addrs[..]));
+        }
+    }
 
     /// A [`MemorySource`] that counts org signet fetches.
     #[derive(Debug)]

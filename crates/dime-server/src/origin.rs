@@ -23,8 +23,7 @@ use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicPool, TlsPool, TlsProvider, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
-    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
-    SignetSource,
+    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, KeyResolver, PinStore, SignetSource,
 };
 use dime_store::{OutboundEntry, QueueId, Settlement, Store, StoreError, Timestamp, Transport};
 use futures_util::FutureExt;
@@ -233,13 +232,12 @@ pub async fn delivery_targets(domain: &AuthenticatedDomain) -> Vec<Target> {
         .delivery_hosts()
         .await
         .iter()
-        .filter(|h| !matches!(h.proof, DnssecProof::Bogus | DnssecProof::Indeterminate))
-        .map(|h| {
+        .filter_map(|h| {
             let port = h.host.port.unwrap_or(DMTP_PORT);
-            Target {
+            Some(Target {
                 server_name: h.host.name.as_str().to_owned(),
-                addrs: h.addresses.iter().map(|a| SocketAddr::new(*a, port)).collect(),
-            }
+                addrs: h.trusted_addresses()?.iter().map(|a| SocketAddr::new(*a, port)).collect(),
+            })
         })
         .filter(|t| !t.addrs.is_empty())
         .collect()
@@ -941,18 +939,20 @@ fn log_outcome(destination: &Domain, outcome: &Outcome) {
 mod tests {
     use super::*;
     use dime_core::crypto::default_provider;
-    use dime_resolver::DeliveryHost;
+    use dime_resolver::{DeliveryHost, DnssecProof};
     use dime_testkit::FixedDraws;
 
     #[tokio::test]
     async fn only_hosts_with_a_trustworthy_proof_and_an_address_are_targets() {
         use dime_resolver::HostSource;
         use dime_signet::record::Host;
-        let host = |name: &str, port, proof, addresses: &[&str]| DeliveryHost {
-            host: Host { name: name.parse().unwrap(), port },
-            source: HostSource::Dx,
-            addresses: addresses.iter().map(|a| a.parse().unwrap()).collect(),
-            proof,
+        let host = |name: &str, port, proof, addresses: &[&str]| {
+            DeliveryHost::new(
+                Host { name: name.parse().unwrap(), port },
+                HostSource::Dx,
+                addresses.iter().map(|a| a.parse().unwrap()).collect(),
+                proof,
+            )
         };
         let hosts = [
             host("secure.test", None, DnssecProof::Secure, &["192.0.2.1", "2001:db8::1"]),
