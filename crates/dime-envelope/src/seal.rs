@@ -170,22 +170,7 @@ pub fn seal_message(
     signer: Signer<'_>,
     message: &Message,
 ) -> Result<Vec<u8>, SealError> {
-    let mut readers: Vec<&[u8]> = message.parts.iter().map(|p| p.data.as_slice()).collect();
-    let parts = message
-        .parts
-        .iter()
-        .zip(readers.iter_mut())
-        .map(|(part, r)| PartSource { kind: part.kind, info: part.info.clone(), data: r })
-        .collect();
-    let content = Content {
-        common_headers: &message.common_headers,
-        other_headers: &message.other_headers,
-        parts,
-    };
-    // Padme adds at most 12 %; segments, slots and the fixed chunks add a few KiB.
-    let data: usize = message.parts.iter().map(|p| p.data.len()).sum();
-    let estimate = data.saturating_add(data / 8).saturating_add(16 * 1024);
-    seal(p, rng, addressing, signer, content, Vec::with_capacity(estimate))
+    seal_in_memory(p, rng, addressing, signer, None, message)
 }
 
 /// [`seal_message`] by an origin server for its own user (or, with
@@ -204,6 +189,17 @@ pub fn seal_message_origin_signed(
     origin_seed: &Ed25519Seed,
     message: &Message,
 ) -> Result<Vec<u8>, SealError> {
+    seal_in_memory(p, rng, addressing, signer, Some(origin_seed), message)
+}
+
+fn seal_in_memory(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    addressing: &Addressing,
+    signer: Signer<'_>,
+    origin_seed: Option<&Ed25519Seed>,
+    message: &Message,
+) -> Result<Vec<u8>, SealError> {
     let mut readers: Vec<&[u8]> = message.parts.iter().map(|p| p.data.as_slice()).collect();
     let parts = message
         .parts
@@ -216,17 +212,11 @@ pub fn seal_message_origin_signed(
         other_headers: &message.other_headers,
         parts,
     };
+    // Padme adds at most 12 %; segments, slots and the fixed chunks add a few KiB.
     let data: usize = message.parts.iter().map(|p| p.data.len()).sum();
     let estimate = data.saturating_add(data / 8).saturating_add(16 * 1024);
-    seal_signed(
-        p,
-        rng,
-        addressing,
-        signer,
-        Some(origin_seed),
-        content,
-        Vec::with_capacity(estimate),
-    )
+    let out = Vec::with_capacity(estimate);
+    seal_signed(p, rng, addressing, signer, origin_seed, content, out)
 }
 
 /// Seals a message for its author, origin, destination and recipient and writes it to `out`

@@ -18,25 +18,7 @@ use dime_core::{CryptoRngCore, Secret};
 use std::collections::BTreeMap;
 
 /// Every table, in code order (`spec/storage.md` §3).
-pub const TABLES: [Table; 17] = [
-    Table::Accounts,
-    Table::Addresses,
-    Table::Keys,
-    Table::Mailboxes,
-    Table::Entries,
-    Table::Messages,
-    Table::Blobs,
-    Table::Queue,
-    Table::QueueDue,
-    Table::Jobs,
-    Table::Quarantine,
-    Table::Vault,
-    Table::Overlays,
-    Table::Status,
-    Table::StatusTime,
-    Table::Pins,
-    Table::QueuePayload,
-];
+pub const TABLES: [Table; 17] = Table::ALL;
 
 /// A record body with its checksum appended (`spec/storage.md` §3).
 pub fn seal_record(p: &CryptoProvider, table: Table, key: &[u8], body: &[u8]) -> Vec<u8> {
