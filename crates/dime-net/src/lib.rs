@@ -15,6 +15,7 @@
 mod caps;
 mod client;
 mod config;
+pub mod gate;
 mod pool;
 mod server;
 

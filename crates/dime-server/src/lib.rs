@@ -33,6 +33,7 @@ pub mod submission;
 
 pub use bounce::rfc5322_date;
 pub use destination::{Destination, OriginKeys, StaticOrigins};
+pub use lines::{LOCAL_SHUTDOWN_GRACE, MAX_LOCAL_CONNECTIONS};
 
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint};
