@@ -168,10 +168,10 @@ async fn keys_are_authenticated_through_real_dnssec_with_their_provenance() {
     assert_eq!(hosts[0].host.to_string(), "mx.secure.test:2525");
     assert_eq!(hosts[0].source, HostSource::Dx);
     assert_eq!(
-        hosts[0].addresses,
-        ["127.0.0.2".parse::<IpAddr>().unwrap(), "::2".parse().unwrap()]
+        hosts[0].trusted_addresses(),
+        Some(&["127.0.0.2".parse::<IpAddr>().unwrap(), "::2".parse().unwrap()][..])
     );
-    assert_eq!(hosts[0].proof, DnssecProof::Secure);
+    assert_eq!(hosts[0].proof(), DnssecProof::Secure);
     let hosts = resolver.delivery_hosts(&d("mxonly.test"), &record(&other_org, &[])).await;
     eprintln!("mxonly hosts: {hosts:?}");
     assert_eq!(hosts.len(), 1);
@@ -179,8 +179,8 @@ async fn keys_are_authenticated_through_real_dnssec_with_their_provenance() {
         (hosts[0].host.to_string().as_str(), hosts[0].source),
         ("mail.mxonly.test", HostSource::Mx)
     );
-    assert_eq!(hosts[0].addresses, ["127.0.0.3".parse::<IpAddr>().unwrap()]);
-    assert_eq!(hosts[0].proof, DnssecProof::Secure);
+    assert_eq!(hosts[0].trusted_addresses(), Some(&["127.0.0.3".parse::<IpAddr>().unwrap()][..]));
+    assert_eq!(hosts[0].proof(), DnssecProof::Secure);
     let hosts = resolver.delivery_hosts(&d("plain.test"), &plain.record).await;
     eprintln!("plain hosts: {hosts:?}");
     assert_eq!(hosts.len(), 1);
@@ -188,8 +188,8 @@ async fn keys_are_authenticated_through_real_dnssec_with_their_provenance() {
         (hosts[0].host.to_string().as_str(), hosts[0].source),
         ("plain.test", HostSource::Domain)
     );
-    assert_eq!(hosts[0].addresses, ["127.0.0.4".parse::<IpAddr>().unwrap()]);
-    assert_eq!(hosts[0].proof, DnssecProof::Insecure);
+    assert_eq!(hosts[0].trusted_addresses(), Some(&["127.0.0.4".parse::<IpAddr>().unwrap()][..]));
+    assert_eq!(hosts[0].proof(), DnssecProof::Insecure);
 }
 
 fn resolver_source_publish<'a>(
