@@ -226,3 +226,83 @@ async fn the_socket_keeps_one_session_per_connection_until_logout() {
     stop.send(true).unwrap();
     server.await.unwrap();
 }
+
+/// `who` seals a text to `to` with their own keys (a DIME-aware client).
+fn sealed_by(svc: &MailService<NoDirectory>, who: &str, password: &[u8], to: &str) -> Vec<u8> {
+    use dime_envelope::{
+        ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, seal_message,
+    };
+    let store = svc.store();
+    let mut keys = store.login(&mailbox(who), password, T0).unwrap();
+    let (_, author) = store.signet(&mailbox(who)).unwrap();
+    let (_, recipient) = store.signet(&mailbox(to)).unwrap();
+    let org = ActorKeys::from_signet(&svc.local().org_signet).unwrap();
+    let addressing = Addressing {
+        author: mailbox(who),
+        author_keys: ActorKeys::from_signet(&author).unwrap(),
+        origin: domain("a.test"),
+        origin_keys: org,
+        destination: domain("a.test"),
+        destination_keys: org,
+        recipient: mailbox(to),
+        recipient_keys: ActorKeys::from_signet(&recipient).unwrap(),
+    };
+    let message = Message {
+        common_headers: Headers::from_pairs([("Subject", "client-sealed")]).unwrap(),
+        other_headers: Headers::new(),
+        parts: vec![Part {
+            kind: PartKind::Display,
+            info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
+            data: b"sealed by the client".to_vec(),
+        }],
+    };
+    let seed = keys.current_keys().unwrap().signing_seed();
+    let sealed = seal_message(
+        p(),
+        &mut dime_testkit::seeded_rng(7),
+        &addressing,
+        Signer::Author(seed),
+        &message,
+    )
+    .unwrap();
+    keys.expire();
+    sealed
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_envelope_sealed_by_the_sessions_user_is_origin_signed_and_queued_and_no_other() {
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path());
+    let mut alice = svc.login(&mailbox(ALICE), pw("pw"), T0).await.unwrap();
+    // Sealed by alice: accepted in her session.
+    let own = sealed_by(&svc, ALICE, b"pw", BOB);
+    let (id, destination) = svc.submit_sealed(&mut alice, own.clone(), at(1)).await.unwrap();
+    assert_eq!(destination, domain("a.test"));
+    assert_eq!(svc.status(&mut alice, id, at(1)).unwrap().state, DeliveryState::Queued);
+    // Sealed by bob, or not an envelope at all: refused in alice's session; nothing queued.
+    let bobs = sealed_by(&svc, BOB, b"bob-pw", ALICE);
+    for bad in [bobs, b"not an envelope".to_vec(), own[..own.len() - 1].to_vec()] {
+        assert!(matches!(
+            svc.submit_sealed(&mut alice, bad, at(2)).await,
+            Err(dime_server::service::SubmitError::Envelope)
+        ));
+    }
+    let queued = svc.store().queue_entries().unwrap();
+    assert_eq!(queued.len(), 1);
+    // What was queued is the envelope with the origin signature: bob reads it verified.
+    let payload = parse_payload(p(), &queued[0].payload).unwrap();
+    assert!(
+        payload.envelope.bytes().starts_with(&own) && payload.envelope.bytes().len() > own.len()
+    );
+    svc.store().deliver(&mailbox(BOB), payload.envelope.bytes(), at(3)).unwrap();
+    let mut bob = svc.login(&mailbox(BOB), pw("bob-pw"), at(4)).await.unwrap();
+    let listed = svc.list(&mut bob, MailboxId::INBOX, at(4)).await.unwrap();
+    assert_eq!((listed.len(), listed[0].subject.as_str()), (1, "client-sealed"));
+    assert_eq!(listed[0].verification, Verification::Verified);
+    // An ended session submits nothing.
+    alice.touch(at(5)).unwrap();
+    assert!(matches!(
+        svc.submit_sealed(&mut alice, own, at(5 + 901)).await,
+        Err(dime_server::service::SubmitError::Session(_))
+    ));
+}

@@ -32,7 +32,7 @@ use std::sync::Arc;
 
 pub use compose::{ComposeError, Composed, Draft};
 pub use mailbox::{Listed, MailboxError, ReadError, ReadMessage, Verification};
-pub use outbox::{SendError, StatusError};
+pub use outbox::{SendError, StatusError, SubmitError};
 pub use session::{LoginError, Password, SessionError, UserSession};
 
 /// Authenticated keys of other domains (discovery, `spec/discovery.md`).

@@ -5,7 +5,9 @@
 use super::compose::{ComposeError, Composed, Draft};
 use super::session::{SessionError, UserSession};
 use super::{Directory, MailService, blocking};
+use dime_core::Domain;
 use dime_core::crypto::{CryptoProvider, Hashed};
+use dime_envelope::open_as_origin;
 use dime_store::{AccountId, DeliveryStatus, QueueId, Store, StoreError, Timestamp, Transport};
 use std::sync::Arc;
 
@@ -86,6 +88,21 @@ pub enum SendError {
     Store(#[from] StoreError),
 }
 
+/// Why a sealed envelope was not accepted for sending.
+#[derive(Debug, thiserror::Error)]
+pub enum SubmitError {
+    /// The session ended.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// It does not open with our org key, its author signatures do not verify under the
+    /// session's current key, or it names another author.
+    #[error("envelope does not open as the origin, or is not signed by the session's user")]
+    Envelope,
+    /// It could not be queued.
+    #[error("queue: {0}")]
+    Store(#[from] StoreError),
+}
+
 /// Why a delivery status is not shown.
 #[derive(Debug, thiserror::Error)]
 pub enum StatusError {
@@ -132,6 +149,47 @@ impl<D: Directory> MailService<D> {
             w.notify_one();
         }
         Ok(id)
+    }
+
+    /// Submits an envelope the session's user sealed (a DIME-aware client): opened as the
+    /// origin, its author signatures verified under the session's current key and its author
+    /// checked to be the session's user, then origin-signed and queued durably. Returns the
+    /// queue entry and the destination domain.
+    ///
+    /// # Errors
+    /// [`SubmitError`].
+    pub async fn submit_sealed(
+        &self,
+        session: &mut UserSession,
+        envelope: Vec<u8>,
+        now: Timestamp,
+    ) -> Result<(QueueId, Domain), SubmitError> {
+        let p = self.provider;
+        let keys = session.keys(now)?;
+        let author_key = keys.current_keys().ok_or(SessionError::Expired)?.signing_key(p);
+        let (author, account) = (session.address().clone(), session.account());
+        let (store, local) = (Arc::clone(&self.store), Arc::clone(&self.local));
+        let queued = blocking(move || {
+            let opened = open_as_origin(p, &envelope[..], &local.secret)
+                .and_then(|u| u.verify(p, &author_key))
+                .map_err(|_| SubmitError::Envelope)?;
+            if opened.view().author != author {
+                return Err(SubmitError::Envelope);
+            }
+            let mut rng = rand_core::OsRng;
+            let chunk = opened
+                .origin_signature_chunk(p, &mut rng, local.keys().pok_seed(), &local.domain)
+                .map_err(|_| SubmitError::Envelope)?;
+            let destination = opened.view().destination.clone();
+            let parts = [envelope.as_slice(), chunk.as_slice()];
+            let id = queue_envelope(p, &mut rng, &store, account, &destination, &parts, now)?;
+            Ok((id, destination))
+        })
+        .await?;
+        if let Some(w) = &self.wake {
+            w.notify_one();
+        }
+        Ok(queued)
     }
 
     /// Composes `draft` and queues it: [`MailService::compose`], then [`MailService::queue`].
