@@ -161,9 +161,14 @@ mod tests {
     use tokio::io::AsyncBufReadExt;
 
     /// Answers each line with `{"ok":true,"n":N}` (N counts this connection's requests),
-    /// after `wait`.
+    /// after `wait`; `started` is notified as each request starts.
     struct Slow {
         wait: Duration,
+        started: tokio::sync::Notify,
+    }
+
+    fn slow(wait: Duration) -> Arc<Slow> {
+        Arc::new(Slow { wait, started: tokio::sync::Notify::new() })
     }
 
     impl Service for Slow {
@@ -171,6 +176,7 @@ mod tests {
         type Connection = u32;
 
         async fn answer(self: Arc<Self>, n: &mut u32, _: Vec<u8>) -> Vec<u8> {
+            self.started.notify_one();
             tokio::time::sleep(self.wait).await;
             *n += 1;
             format!("{{\"ok\":true,\"n\":{n}}}").into_bytes()
@@ -197,7 +203,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
         let (stop, rx) = watch::channel(false);
-        let service = Arc::new(Slow { wait: Duration::ZERO });
+        let service = slow(Duration::ZERO);
         let task = serve_with(&path, 0o600, service, rx, 2, Duration::from_secs(5)).unwrap();
         let mut a = connect(&path).await;
         let mut b = connect(&path).await;
@@ -213,9 +219,14 @@ mod tests {
         drop(a);
         let mut d = None;
         for _ in 0..100 {
+            // Until the server has seen `a` close, a new connection is refused and closed,
+            // maybe before the request is written or read: retry.
             let mut next = connect(&path).await;
-            next.0.write_all(b"{}\n").await.unwrap();
-            if line(&mut next).await.contains("\"ok\":true") {
+            let mut answer = String::new();
+            if next.0.write_all(b"{}\n").await.is_ok()
+                && next.1.read_line(&mut answer).await.is_ok()
+                && answer.contains("\"ok\":true")
+            {
                 d = Some(next);
                 break;
             }
@@ -231,12 +242,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
         let (stop, rx) = watch::channel(false);
-        let service = Arc::new(Slow { wait: Duration::from_millis(300) });
-        let task = serve_with(&path, 0o600, service, rx, 8, Duration::from_secs(5)).unwrap();
+        let service = slow(Duration::from_millis(300));
+        let task =
+            serve_with(&path, 0o600, Arc::clone(&service), rx, 8, Duration::from_secs(5)).unwrap();
         let mut busy = connect(&path).await;
         let mut idle = connect(&path).await;
         busy.0.write_all(b"{}\n").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(100)).await;
+        service.started.notified().await;
         stop.send(true).unwrap();
         assert_eq!(line(&mut busy).await, "{\"ok\":true,\"n\":1}\n", "answered");
         assert_eq!(line(&mut busy).await, "", "then closed");
@@ -250,11 +262,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("s.sock");
         let (stop, rx) = watch::channel(false);
-        let service = Arc::new(Slow { wait: Duration::from_secs(3600) });
-        let task = serve_with(&path, 0o600, service, rx, 8, Duration::from_millis(200)).unwrap();
+        let service = slow(Duration::from_secs(3600));
+        let task =
+            serve_with(&path, 0o600, Arc::clone(&service), rx, 8, Duration::from_millis(200))
+                .unwrap();
         let mut c = connect(&path).await;
         c.0.write_all(b"{}\n").await.unwrap();
-        tokio::time::sleep(Duration::from_millis(50)).await;
+        service.started.notified().await;
         stop.send(true).unwrap();
         tokio::time::timeout(Duration::from_secs(5), task).await.unwrap().unwrap();
         assert_eq!(line(&mut c).await, "", "closed without an answer");
