@@ -14,32 +14,17 @@
 #[path = "../tests/common/mod.rs"]
 mod common;
 
-use common::{T0, mailbox, p, side_on};
+use common::{NoDirectory, T0, mailbox, p, side_on};
 use dime_core::crypto::Argon2Params;
-use dime_core::{Domain, Mailbox, Secret};
+use dime_core::{Mailbox, Secret};
 use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, seal_message,
 };
-use dime_resolver::{Decision, DeferReason, DiscoveryError};
 use dime_server::origin::submit_signed_by;
-use dime_server::service::{Directory, Draft, MailService, Password};
-use dime_signet::Signet;
+use dime_server::service::{Draft, MailService, Password};
 use dime_store::{MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp};
 use std::sync::Arc;
 use std::time::Instant;
-
-struct NoDirectory;
-
-impl Directory for NoDirectory {
-    async fn user_signets(&self, user: &Mailbox) -> Result<(Signet, Signet), DiscoveryError> {
-        Err(DiscoveryError::NotUsable(Decision::Defer(DeferReason::Bogus {
-            at: user.domain().clone(),
-        })))
-    }
-    async fn org_signet(&self, domain: &Domain) -> Result<Signet, DiscoveryError> {
-        Err(DiscoveryError::NotUsable(Decision::Defer(DeferReason::Bogus { at: domain.clone() })))
-    }
-}
 
 const AUTHOR: &str = "alice@a.test";
 

@@ -19,7 +19,6 @@ use crate::{LocalDomain, in_place};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Hashed};
 use dime_core::{CryptoRngCore, Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Outgoing, TransactionId};
-use dime_envelope::open_as_origin;
 use dime_net::{NetError, QuicPool, TlsPool, TlsProvider, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
@@ -37,7 +36,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::sync::OnceCell;
 
-use crate::service::outbox::queue_envelope;
+use crate::service::outbox::{NotSigned, origin_sign, queue_envelope};
 pub use crate::service::outbox::{PAYLOAD_MAGIC, Payload, parse_payload};
 /// The DMTP port when the record names none (`spec/dmtp.md` §2).
 pub const DMTP_PORT: u16 = 26;
@@ -106,16 +105,11 @@ pub fn submit_signed_by(
     if author.domain() != &local.domain {
         return Err(SubmitError::NotOurUser);
     }
-    let unverified =
-        open_as_origin(p, envelope, &local.secret).map_err(|_| SubmitError::Envelope)?;
-    let verified = unverified.verify(p, author_key).map_err(|_| SubmitError::Envelope)?;
-    if &verified.view().author != author {
-        return Err(SubmitError::NotOurUser);
-    }
-    let chunk = verified
-        .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain)
-        .map_err(|_| SubmitError::Envelope)?;
-    let destination = verified.view().destination.clone();
+    let (chunk, destination) =
+        origin_sign(p, rng, local, author, author_key, envelope).map_err(|e| match e {
+            NotSigned::Envelope => SubmitError::Envelope,
+            NotSigned::OtherAuthor => SubmitError::NotOurUser,
+        })?;
     let account = store.account_of(author)?;
     let id = queue_envelope(p, rng, store, account, &destination, &[envelope, &chunk], now)?;
     Ok((id, destination))

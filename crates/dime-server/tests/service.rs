@@ -7,34 +7,16 @@
 
 mod common;
 
-use common::{T0, domain, mailbox, p, side};
-use dime_core::{Domain, Mailbox};
-use dime_resolver::{Decision, DeferReason, DiscoveryError};
+use common::{NoDirectory, T0, domain, mailbox, p, side};
+
 use dime_server::origin::parse_payload;
 use dime_server::service::{
-    Directory, Draft, LoginError, MailService, Password, ReadError, SessionError, Verification,
+    Draft, LoginError, MailService, Password, ReadError, SessionError, Verification,
 };
 use dime_server::submission::{Response, Submission};
-use dime_signet::Signet;
 use dime_store::{DeliveryState, MailboxId, Timestamp, Uid};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-
-/// No other domain's keys: every lookup defers.
-struct NoDirectory;
-
-fn deferred(at: &Domain) -> DiscoveryError {
-    DiscoveryError::NotUsable(Decision::Defer(DeferReason::Bogus { at: at.clone() }))
-}
-
-impl Directory for NoDirectory {
-    async fn user_signets(&self, user: &Mailbox) -> Result<(Signet, Signet), DiscoveryError> {
-        Err(deferred(user.domain()))
-    }
-    async fn org_signet(&self, domain: &Domain) -> Result<Signet, DiscoveryError> {
-        Err(deferred(domain))
-    }
-}
 
 const ALICE: &str = "alice@a.test";
 const BOB: &str = "bob@a.test";

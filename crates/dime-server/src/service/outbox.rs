@@ -88,6 +88,38 @@ pub enum SendError {
     Store(#[from] StoreError),
 }
 
+/// Why an envelope from a client was not signed as the origin.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotSigned {
+    /// It does not open with our org key, or its author signatures do not verify.
+    Envelope,
+    /// It names another author than the one who submitted it.
+    OtherAuthor,
+}
+
+/// Checks an envelope `author` submitted as the origin (`spec/envelope.md` §7.3): it opens
+/// with our org key, its author signatures verify under `author_key`, and it names `author`.
+/// Returns the origin signature chunk to append and the destination domain.
+pub(crate) fn origin_sign(
+    p: &CryptoProvider,
+    rng: &mut dyn dime_core::CryptoRngCore,
+    local: &crate::LocalDomain,
+    author: &dime_core::Mailbox,
+    author_key: &dime_core::crypto::Ed25519PublicKey,
+    envelope: &[u8],
+) -> Result<(Vec<u8>, Domain), NotSigned> {
+    let verified = open_as_origin(p, envelope, &local.secret)
+        .and_then(|u| u.verify(p, author_key))
+        .map_err(|_| NotSigned::Envelope)?;
+    if &verified.view().author != author {
+        return Err(NotSigned::OtherAuthor);
+    }
+    let chunk = verified
+        .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain)
+        .map_err(|_| NotSigned::Envelope)?;
+    Ok((chunk, verified.view().destination.clone()))
+}
+
 /// Why a sealed envelope was not accepted for sending.
 #[derive(Debug, thiserror::Error)]
 pub enum SubmitError {
@@ -170,20 +202,13 @@ impl<D: Directory> MailService<D> {
         let (author, account) = (session.address().clone(), session.account());
         let (store, local) = (Arc::clone(&self.store), Arc::clone(&self.local));
         let queued = blocking(move || {
-            let opened = open_as_origin(p, &envelope[..], &local.secret)
-                .and_then(|u| u.verify(p, &author_key))
-                .map_err(|_| SubmitError::Envelope)?;
-            if opened.view().author != author {
-                return Err(SubmitError::Envelope);
-            }
             let mut rng = rand_core::OsRng;
-            let chunk = opened
-                .origin_signature_chunk(p, &mut rng, local.keys().pok_seed(), &local.domain)
-                .map_err(|_| SubmitError::Envelope)?;
-            let destination = opened.view().destination.clone();
+            let (chunk, destination) =
+                origin_sign(p, &mut rng, &local, &author, &author_key, &envelope)
+                    .map_err(|_| SubmitError::Envelope)?;
             let parts = [envelope.as_slice(), chunk.as_slice()];
             let id = queue_envelope(p, &mut rng, &store, account, &destination, &parts, now)?;
-            Ok((id, destination))
+            Ok::<_, SubmitError>((id, destination))
         })
         .await?;
         if let Some(w) = &self.wake {

@@ -298,3 +298,27 @@ pub fn contains(dir: &Path, needle: &str) -> bool {
         data.windows(needle.len()).any(|w| w == needle.as_bytes())
     })
 }
+
+/// A directory of no other domain: every lookup defers (a bogus answer at the domain).
+pub struct NoDirectory;
+
+fn deferred(at: &Domain) -> dime_resolver::DiscoveryError {
+    dime_resolver::DiscoveryError::NotUsable(dime_resolver::Decision::Defer(
+        dime_resolver::DeferReason::Bogus { at: at.clone() },
+    ))
+}
+
+impl dime_server::service::Directory for NoDirectory {
+    async fn user_signets(
+        &self,
+        user: &Mailbox,
+    ) -> Result<(dime_signet::Signet, dime_signet::Signet), dime_resolver::DiscoveryError> {
+        Err(deferred(user.domain()))
+    }
+    async fn org_signet(
+        &self,
+        domain: &Domain,
+    ) -> Result<dime_signet::Signet, dime_resolver::DiscoveryError> {
+        Err(deferred(domain))
+    }
+}
