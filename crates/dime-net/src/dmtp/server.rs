@@ -135,7 +135,7 @@ where
         while let Some(ev) = m.poll_event() {
             decide(&mut m, ev, handler).await?;
         }
-        if crate::write_frames(&mut writer, || m.poll_transmit()).await? {
+        if crate::stream::write_frames(&mut writer, || m.poll_transmit()).await? {
             // A TLS writer may keep records that the socket did not take at once (rustls
             // buffers them): only a flush sends them before the next read waits.
             writer.flush().await?;
@@ -148,7 +148,7 @@ where
             // Every event was answered above, so the machine can only be waiting for input.
             return Err(NetError::Misuse("machine wants no input and has nothing to do"));
         }
-        match crate::read_until(&mut reader, &mut buf, m.poll_timeout()).await? {
+        match crate::stream::read_until(&mut reader, &mut buf, m.poll_timeout()).await? {
             None => m.handle_timeout(Instant::now()),
             Some(0) => m.handle_end(Instant::now()),
             Some(n) => m.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),

@@ -44,7 +44,7 @@ where
             // The stream carried one command and nothing follows it; were the machine to
             // queue more, it would have nowhere to go.
             while c.poll_transmit().is_some() {}
-        } else if crate::write_frames(writer, || c.poll_transmit()).await? {
+        } else if crate::stream::write_frames(writer, || c.poll_transmit()).await? {
             writer.flush().await?;
         }
         if sending == Sending::EndWhenSent && !ended && c.all_sent() {
@@ -67,7 +67,7 @@ where
         if c.is_closed() {
             return Err(NetError::Closed);
         }
-        match crate::read_until(reader, &mut buf, c.poll_timeout()).await? {
+        match crate::stream::read_until(reader, &mut buf, c.poll_timeout()).await? {
             None => c.handle_timeout(Instant::now()),
             Some(0) => c.handle_end(),
             Some(n) => c.handle_input(buf.get(..n).unwrap_or_default(), Instant::now()),
