@@ -669,8 +669,8 @@ async fn dmtp_case(
     }
 
     let DestinationWorld { store, quic, tls, .. } = dest;
-    quic.shutdown();
-    tls.shutdown();
+    quic.shutdown(Duration::ZERO).await;
+    tls.shutdown(Duration::ZERO).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(store);
 
@@ -850,8 +850,8 @@ async fn origin_case(
         panic!("{name}: {left} left in the queue, {listed} of {n} stored");
     }
     let DestinationWorld { store: dest_store, quic, tls, .. } = dest;
-    quic.shutdown();
-    tls.shutdown();
+    quic.shutdown(Duration::ZERO).await;
+    tls.shutdown(Duration::ZERO).await;
     tokio::time::sleep(Duration::from_millis(50)).await;
     drop(dest_store);
 
@@ -998,8 +998,8 @@ async fn floor_case(root: &Path, origin: &Origin, sealed: &Path) -> String {
     let rtt_tls_us = median_us(rtts);
 
     let DestinationWorld { quic, tls, .. } = dest;
-    quic.shutdown();
-    tls.shutdown();
+    quic.shutdown(Duration::ZERO).await;
+    tls.shutdown(Duration::ZERO).await;
     let floor = |rtt: f64| crypto_us + fsync_us + rtt;
     format!(
         "{{\"bench\":\"dmtp_vs_postfix\",\"name\":\"floor_1_in_flight\",\"samples\":{k},\

@@ -3,7 +3,8 @@
 //! semaphore), an optional per-IP cap ([`ConnectionCaps`]), and a graceful stop. At
 //! [`Gate::stop`] the listener stops accepting, each connection finishes the request it is
 //! serving and then closes, and [`Gate::drain`] waits for them up to a deadline, then aborts
-//! the rest.
+//! the rest ([`Gate::settle`] and [`Gate::abort`] are its two halves, for a listener that
+//! closes what is left its own way first, as QUIC closes its endpoint).
 
 use crate::caps::{ConnectionCaps, ConnectionSlot};
 use std::future::Future;
@@ -102,19 +103,29 @@ impl Gate {
         self.stop.send_replace(true);
     }
 
-    /// [`Gate::stop`], then waits up to `grace` for the connections to end; aborts the rest.
-    /// Returns how many were aborted.
-    pub async fn drain(mut self, grace: Duration) -> usize {
+    /// [`Gate::stop`], then waits up to `grace` for the connections to end. Returns how many
+    /// are still open then (a caller may close them its own way before [`Gate::abort`]).
+    pub async fn settle(&mut self, grace: Duration) -> usize {
         self.stop();
-        let ended =
+        let _ =
             tokio::time::timeout(grace, async { while self.tasks.join_next().await.is_some() {} })
                 .await;
-        if ended.is_ok() {
-            return 0;
-        }
-        let n = self.tasks.len();
+        self.open()
+    }
+
+    /// Aborts the connections still open and waits until they are gone. Returns how many
+    /// were aborted.
+    pub async fn abort(mut self) -> usize {
+        let n = self.open();
         self.tasks.shutdown().await;
         n
+    }
+
+    /// [`Gate::settle`], then [`Gate::abort`]: stops, waits up to `grace` for the connections
+    /// to end, aborts the rest. Returns how many were aborted.
+    pub async fn drain(mut self, grace: Duration) -> usize {
+        self.settle(grace).await;
+        self.abort().await
     }
 }
 
@@ -152,5 +163,20 @@ mod tests {
         gate.spawn(gate.admit(None).unwrap(), std::future::pending());
         assert_eq!(gate.open(), 2);
         assert_eq!(gate.drain(Duration::from_millis(200)).await, 1);
+    }
+
+    #[tokio::test]
+    async fn settling_reports_the_connections_left_for_the_caller_to_close() {
+        let mut gate = Gate::new(4, None);
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        // Ends only when its caller closes it, after the grace.
+        gate.spawn(gate.admit(None).unwrap(), async move {
+            let _ = rx.await;
+        });
+        assert_eq!(gate.settle(Duration::from_millis(100)).await, 1);
+        assert_eq!(gate.admit(None).unwrap_err(), Refused::Stopping);
+        drop(tx);
+        assert_eq!(gate.settle(Duration::from_secs(10)).await, 0);
+        assert_eq!(gate.abort().await, 0);
     }
 }

@@ -24,8 +24,8 @@ mod stream;
 
 pub use caps::{ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP};
 pub use dmtp::{
-    Handler, MAX_CONCURRENT_STREAMS, MAX_STREAMS_PER_CONNECTION, NetError, PinnedCertVerifier,
-    QuicClient, QuicConnection, QuicPool, ServerHandle, ServerOptions, TLS_IDLE, TlsConnection,
-    TlsPool, TlsProvider, client_tls_config, is_temporary, quic_client_config, quic_server_config,
-    serve_stream, server_tls_config, spawn_quic, spawn_tls,
+    Handler, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, NetError,
+    PinnedCertVerifier, QuicClient, QuicConnection, QuicPool, SHUTDOWN_GRACE, ServerHandle,
+    ServerOptions, TLS_IDLE, TlsConnection, TlsPool, TlsProvider, client_tls_config, is_temporary,
+    quic_client_config, quic_server_config, serve_stream, server_tls_config, spawn_quic, spawn_tls,
 };

@@ -251,7 +251,7 @@ async fn quic_delivers_sealed_envelopes_concurrently_on_one_connection() {
     let name = SignetName { domain: domain("b.test"), mailbox: None };
     assert_eq!(conn.lookup_signet(&name, None).await.unwrap(), b"org-signet");
     conn.close();
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -274,7 +274,7 @@ async fn tls_delivers_in_turn_on_each_connection_and_concurrently_across_them() 
         t.await.unwrap();
     }
     assert_eq!(w.stored(), 32);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -284,7 +284,7 @@ async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
     let conn = w.quic_client().connect(server.local_addr, "b.test").await.unwrap();
     // Tampered before it was hashed: the commitment holds, the envelope does not open.
     let mut bad = w.outgoing();
-    let mut body = bad.body.into_bytes();
+    let mut body = bad.body.into_bytes().to_vec();
     let mid = body.len() / 2;
     body[mid] ^= 1;
     bad.body = Hashed::new(p(), body);
@@ -309,7 +309,7 @@ async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
     assert!(matches!(err, NetError::Refused { code: ReplyCode::STALE_FINGERPRINT, .. }), "{err}");
     assert!(!is_temporary(&err));
     assert_eq!(w.stored(), 0);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -366,7 +366,7 @@ async fn pool_reuses_a_live_connection_keeps_it_on_a_refusal_and_reconnects_on_a
     assert_eq!(calls.load(Ordering::SeqCst), 1);
     assert!(!pool.is_live(&other));
     assert_eq!(w.stored(), 4);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 /// Reads what the server sends until it closes (or 5 s pass).
@@ -396,7 +396,7 @@ async fn cross_protocol_text_is_closed_without_echo() {
     // The server still serves a real client.
     let mut c = w.tls_client(server.local_addr).await.unwrap();
     c.send(w.outgoing()).await.unwrap();
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -413,7 +413,7 @@ async fn quic_garbage_datagrams_do_not_disturb_a_real_client() {
     let conn = w.quic_client().connect(server.local_addr, "b.test").await.unwrap();
     conn.send(w.outgoing()).await.unwrap();
     assert_eq!(w.stored(), 1);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -431,7 +431,7 @@ async fn a_frame_over_the_limit_is_refused_and_the_stream_closed() {
     };
     assert_eq!(consumed, back.len(), "one reply, then close");
     assert_eq!(dime_wire::dmtp::Reply::decode(payload).unwrap().code, 500);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -456,7 +456,7 @@ async fn per_ip_cap_at_the_limit_and_one_past() {
     }
     assert!(ok, "slot released");
     drop(b);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -468,7 +468,7 @@ async fn silent_tcp_peer_is_closed_at_the_handshake_deadline() {
     let mut s = tokio::net::TcpStream::connect(server.local_addr).await.unwrap();
     let back = read_to_close(&mut s).await;
     assert!(back.is_empty());
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[test]
@@ -492,7 +492,7 @@ async fn silent_peer_after_the_tls_handshake_gets_421_at_the_hello_deadline() {
     tokio::time::timeout(Duration::from_secs(5), tls.read_to_end(&mut back)).await.unwrap().ok();
     let Ok(Split::Frame { payload, .. }) = split_frame(&back) else { panic!("no reply: {back:?}") };
     assert_eq!(dime_wire::dmtp::Reply::decode(payload).unwrap().code, 421);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 /// A writer that keeps each write it is given, as one entry.
@@ -681,8 +681,8 @@ async fn pool_requests_at_once_share_one_connection_attempt() {
     // A request after the failure makes its own attempt.
     let again = pool.run(&key, key, "b.test", &tls, send).await.unwrap_err();
     assert!(!matches!(again, NetError::ConnectFailed), "{again}");
-    refused.shutdown();
-    server.shutdown();
+    refused.shutdown(Duration::ZERO).await;
+    server.shutdown(Duration::ZERO).await;
 }
 
 /// A TCP relay on loopback to `to` that counts the connections it accepted; `cut` closes
@@ -768,7 +768,7 @@ async fn tls_pool_reuses_idle_connections_and_replaces_closed_and_spent_ones() {
     assert_eq!((relay.accepted(), pool.idle(&key)), (before + 1, 0));
     pool.send(&key, key, "b.test", &tls, &w.outgoing()).await.unwrap();
     assert_eq!((relay.accepted(), pool.idle(&key)), (before + 2, 1));
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -790,5 +790,5 @@ async fn tls_pool_closes_connections_idle_too_long_under_any_key() {
     pool.close_idle();
     assert_eq!(pool.idle_total(), 0);
     assert_eq!(w.stored(), 2);
-    server.shutdown();
+    server.shutdown(Duration::ZERO).await;
 }

@@ -170,6 +170,8 @@ pub struct Limits {
     pub max_transactions: Option<u32>,
     /// Signet lookups per stream.
     pub max_lookups: Option<u32>,
+    /// Connections at once on each DMTP listener (QUIC, TLS), from every address.
+    pub max_connections: Option<usize>,
     /// Connections at once from one IP address.
     pub max_connections_per_ip: Option<usize>,
     /// Streams per QUIC connection.
@@ -215,6 +217,7 @@ impl RawConfig {
             l.max_message_size.map(|v| v == 0),
             l.max_transactions.map(|v| v == 0),
             l.max_lookups.map(|v| v == 0),
+            l.max_connections.map(|v| v == 0),
             l.max_connections_per_ip.map(|v| v == 0),
             l.max_streams_per_connection.map(|v| v == 0),
             l.handshake_timeout_secs.map(|v| v == 0),
@@ -319,6 +322,9 @@ impl Config {
         if let Some(v) = l.max_lookups {
             o.dmtp.max_lookups = v;
         }
+        if let Some(v) = l.max_connections {
+            o.max_connections = v;
+        }
         if let Some(v) = l.max_connections_per_ip {
             o.max_connections_per_ip = v;
         }
@@ -414,13 +420,21 @@ mod tests {
 
     #[test]
     fn limits_reach_the_listener_options() -> Result<(), ConfigError> {
+        let p = dime_core::crypto::default_provider();
+        let c = load(MINIMAL)?;
+        let o = c.server_options(c.domain.clone(), p);
+        assert_eq!(o.max_connections, dime_net::MAX_CONNECTIONS);
         let c = load(&format!(
-            "{MINIMAL}[limits]\nmax_message_size = 4096\nmax_connections_per_ip = 3\nidle_timeout_secs = 7\n"
+            "{MINIMAL}[limits]\nmax_message_size = 4096\nmax_connections = 5\n\
+             max_connections_per_ip = 3\nidle_timeout_secs = 7\n"
         ))?;
-        let o = c.server_options(c.domain.clone(), dime_core::crypto::default_provider());
+        let o = c.server_options(c.domain.clone(), p);
         assert_eq!(o.dmtp.max_message_size, 4096);
+        assert_eq!(o.max_connections, 5);
         assert_eq!(o.max_connections_per_ip, 3);
         assert_eq!(o.dmtp.idle_timeout, Duration::from_secs(7));
+        let zero = load(&format!("{MINIMAL}[limits]\nmax_connections = 0\n"));
+        assert!(matches!(zero, Err(ConfigError::Invalid { key: "limits", .. })));
         Ok(())
     }
 }

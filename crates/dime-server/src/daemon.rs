@@ -126,19 +126,26 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
-    /// Stops listening (QUIC connections closed, the closes sent to the peers), lets the
-    /// outbound attempts under way end (the entries leased and not tried are handed back),
-    /// closes the store.
+    /// Stops: the DMTP listeners accept no more connections and let the transactions under
+    /// way finish for up to [`dime_net::SHUTDOWN_GRACE`], then close the rest (the QUIC
+    /// closes sent to the peers); the local sockets do likewise; the outbound attempts under
+    /// way end (the entries leased and not tried are handed back); the store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
-        for l in self.listeners {
-            l.shutdown();
+        // Every listener stops now; their graces run side by side with the tasks' ends.
+        let listeners: Vec<_> =
+            self.listeners.into_iter().map(|l| l.shutdown(dime_net::SHUTDOWN_GRACE)).collect();
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
+        for l in listeners {
+            let closed = l.await;
+            if closed > 0 {
+                tracing::warn!(closed, "dmtp connections closed at shutdown mid-transaction");
+            }
         }
         for ep in self.quic_endpoints {
             let _ = tokio::time::timeout(QUIC_CLOSE_WAIT, ep.wait_idle()).await;
-        }
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
         }
         let _ = std::fs::remove_file(&self.submission);
         let _ = std::fs::remove_file(&self.admin);

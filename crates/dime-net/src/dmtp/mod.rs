@@ -15,8 +15,8 @@ pub use config::{
 };
 pub use pool::{QuicPool, TLS_IDLE, TlsPool};
 pub use server::{
-    Handler, MAX_STREAMS_PER_CONNECTION, ServerHandle, ServerOptions, serve_stream, spawn_quic,
-    spawn_tls,
+    Handler, MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE, ServerHandle,
+    ServerOptions, serve_stream, spawn_quic, spawn_tls,
 };
 
 use dime_dmtp::{ClientError, CommandKind, ReplyCode};
@@ -67,4 +67,3 @@ pub enum NetError {
     #[error("driver misuse: {0}")]
     Misuse(&'static str),
 }
-
