@@ -9,8 +9,11 @@
 //! ALPN `dmtp/1` with 0-RTT disabled and over the rustls crypto provider the caller passes in
 //! ([`TlsProvider`]; the binaries build ring's once); the drivers that connect the sans-IO
 //! machines of `dime-dmtp` to their streams (one QUIC stream per transaction, many in flight;
-//! transactions in turn over TCP); handshake and idle deadlines; the client's connection
-//! pools. The server side asks a [`Handler`] (the resolver, the store, the signet service) for
+//! transactions in turn over TCP); the listeners [`spawn_quic`] and [`spawn_tls`], each on a
+//! gate ([`MAX_CONNECTIONS`] at once, [`MAX_CONNECTIONS_PER_IP`] from one address), with
+//! handshake and idle deadlines and a graceful stop ([`ServerHandle::shutdown`]: no new
+//! connection or transaction, those under way answered, the rest closed after a grace); the
+//! client's connection pools. The server side asks a [`Handler`] (the resolver, the store, the signet service) for
 //! every decision; the client side checks the server's certificate with a caller-supplied
 //! [`rustls::client::danger::ServerCertVerifier`] (the resolver's pinning verifier).
 //!
