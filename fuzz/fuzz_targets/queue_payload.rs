@@ -8,13 +8,14 @@
 #![no_main]
 
 use dime_server::origin::{PAYLOAD_MAGIC, parse_payload};
+use dime_core::crypto::Bytes;
 use dime_store::Timestamp;
 use dime_testkit::insecure_provider;
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     let p = insecure_provider();
-    if let Some(parsed) = parse_payload(p, data) {
+    if let Some(parsed) = parse_payload(p, &Bytes::copy_from_slice(data)) {
         let env = parsed.envelope.bytes();
         if data.starts_with(PAYLOAD_MAGIC) {
             let again =
@@ -34,7 +35,7 @@ fuzz_target!(|data: &[u8]| {
     let queued = Timestamp(u64::from_be_bytes(t));
     let sha512 = p.hash.sha512(&[envelope]);
     let built = [&PAYLOAD_MAGIC[..], &t, &sha512, envelope].concat();
-    let parsed = parse_payload(p, &built).expect("a built payload parses");
+    let parsed = parse_payload(p, &Bytes::from(built)).expect("a built payload parses");
     assert_eq!(parsed.queued, queued);
     assert_eq!(parsed.envelope.bytes(), envelope);
     assert_eq!(parsed.envelope.sha512(), &sha512);

@@ -70,9 +70,9 @@ use dime_envelope::{
 };
 use dime_interop_tests::postfix::{MailLog, Postfix, proc_kib, sample_tree};
 use dime_net::{QuicClient, ServerHandle, ServerOptions, TlsConnection};
-use dime_server::origin::{
-    Outbound, RetryPolicy, Route, RouteError, Routes, Target, Transports, submit_signed_by,
-};
+use dime_server::origin::submit_signed_by;
+use dime_server::outbound::dmtp::{Dmtp, Route, RouteError, Routes, Target, Transports};
+use dime_server::outbound::{Outbound, RetryPolicy};
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{
     FingerprintKind, OrgKeys, OrgSigner, Profile, Signet, UserKeys, create_org_signet, create_ssr,
@@ -799,12 +799,10 @@ async fn origin_case(
         RetryPolicy { batch: ORIGIN_BATCH, in_flight: concurrency, ..RetryPolicy::default() };
     let outbound = Outbound::new(
         Arc::clone(&store),
-        local,
-        Arc::new(FixedRoute(route)),
+        Arc::clone(&local),
+        Dmtp::new(local, Arc::new(FixedRoute(route)), transports, tls_provider()),
         policy,
-        transports,
         p(),
-        tls_provider(),
     );
     let reset = reset_peak_rss();
     let start_rss = proc_kib(Path::new("/proc/self/status"), "VmRSS:");

@@ -1,6 +1,6 @@
 //! The client side of one DMTP stream (`spec/dmtp.md` §7.2).
 
-use crate::frame::{Split, decode_payload, encode_frame, split_frame};
+use crate::frame::{Frame, Split, decode_payload, encode_frame, split_frame};
 use crate::limits::{
     BODY_CHUNK_SIZE, BODY_FOLLOWS_MAX, IDLE_TIMEOUT, MAX_HISTORY_SIGNETS, VERSION,
 };
@@ -8,7 +8,7 @@ use crate::reply::{ProtocolError, ReplyCode};
 use crate::types::{
     Greeting, Mode, SignetName, TransactionId, VerifyAnswer, parse_domain, parse_fingerprint,
 };
-use dime_core::crypto::Hashed;
+use dime_core::crypto::{Bytes, Hashed};
 use dime_core::{Domain, Fingerprint};
 use dime_wire::dmtp::{self, ClientFrame, client_frame::Command, reply::Detail};
 use std::collections::VecDeque;
@@ -138,7 +138,7 @@ enum Pending {
     Hello,
     Mail(TxnHandle),
     Rcpt(TxnHandle),
-    Data(TxnHandle, Vec<u8>),
+    Data(TxnHandle, Bytes),
     Body(TxnHandle),
     Sgnt,
     Vrfy,
@@ -160,7 +160,7 @@ enum Pending {
 pub struct Client {
     inbuf: Vec<u8>,
     /// Frames to write; `true` marks a DATA frame.
-    out: VecDeque<(Vec<u8>, bool)>,
+    out: VecDeque<(Frame, bool)>,
     /// Set when a DATA frame has been handed out: nothing more until its reply.
     held: bool,
     pending: VecDeque<Pending>,
@@ -231,9 +231,9 @@ impl Client {
             body_follows: follows,
         };
         if follows {
-            self.send(Command::Data(data), Pending::Data(txn, Vec::new()), now);
+            self.send(Command::Data(data), Pending::Data(txn, Bytes::new()), now);
             if !self.closed {
-                self.out.extend(body_frames(&msg.body).into_iter().map(|f| (f, false)));
+                self.out.extend(body_frames(&msg.body.shared()).into_iter().map(|f| (f, false)));
             }
         } else {
             self.send(Command::Data(data), Pending::Data(txn, msg.body.into_bytes()), now);
@@ -322,7 +322,7 @@ impl Client {
     }
 
     /// The next frame to write.
-    pub fn poll_transmit(&mut self) -> Option<Vec<u8>> {
+    pub fn poll_transmit(&mut self) -> Option<Frame> {
         if self.held || self.closed {
             return None;
         }
@@ -366,7 +366,7 @@ impl Client {
         let is_data = matches!(&pending, Pending::Data(_, body) if !body.is_empty());
         match encode_frame(&ClientFrame { command: Some(cmd) }) {
             Ok(frame) => {
-                self.out.push_back((frame, is_data));
+                self.out.push_back((Frame::whole(frame), is_data));
                 self.pending.push_back(pending);
                 if self.deadline.is_none() {
                     self.deadline = Some(now + IDLE_TIMEOUT);
@@ -478,15 +478,12 @@ impl Client {
     }
 }
 
-/// The BODY frames of `body`, `BODY_CHUNK_SIZE` octets each.
-fn body_frames(body: &[u8]) -> Vec<Vec<u8>> {
-    body.chunks(BODY_CHUNK_SIZE)
-        .filter_map(|c| {
-            encode_frame(&ClientFrame {
-                command: Some(Command::Body(dmtp::Body { chunk: c.to_vec() })),
-            })
-            .ok()
-        })
+/// The BODY frames of `body`, `BODY_CHUNK_SIZE` octets each, each chunk a slice of `body`
+/// (not copied).
+fn body_frames(body: &Bytes) -> Vec<Frame> {
+    (0..body.len())
+        .step_by(BODY_CHUNK_SIZE)
+        .filter_map(|at| Frame::body(body.slice(at..body.len().min(at + BODY_CHUNK_SIZE))).ok())
         .collect()
 }
 

@@ -57,7 +57,7 @@ impl Pair {
         loop {
             let mut progress = false;
             while let Some(f) = self.client.poll_transmit() {
-                self.server.handle_input(&f, self.now);
+                self.server.handle_input(&f.to_vec(), self.now);
                 progress = true;
             }
             while let Some(ev) = self.server.poll_event() {
@@ -192,7 +192,7 @@ fn all_sent_holds_once_the_last_frame_is_out_and_not_while_a_body_waits_for_354(
     assert_eq!(first.len(), 4);
     assert!(!pair.client.all_sent());
     for f in &first {
-        pair.server.handle_input(f, pair.now);
+        pair.server.handle_input(&f.to_vec(), pair.now);
     }
     while let Some(ev) = pair.server.poll_event() {
         match ev {

@@ -23,29 +23,44 @@ pub(crate) async fn read_until<R: tokio::io::AsyncRead + Unpin>(
 /// The most octets of frames gathered into one write.
 const WRITE_GATHER: usize = 64 * 1024;
 
+/// A frame as a machine gives it: one or two pieces, written back to back (a DMTP BODY frame
+/// is its header, then a chunk shared with the body, not copied into the frame).
+pub(crate) trait Pieces {
+    /// The pieces, in order (either may be empty).
+    fn pieces(&self) -> [&[u8]; 2];
+}
+
+impl Pieces for Vec<u8> {
+    fn pieces(&self) -> [&[u8]; 2] {
+        [self, &[]]
+    }
+}
+
 /// Writes every frame `next` gives, gathered: the frames ready at once go out in one write (a
 /// pipelined transaction, the replies to it) rather than one each, up to [`WRITE_GATHER`]
-/// octets per write, and a frame of that size or more goes alone, uncopied (a large body is
-/// never copied whole). Returns whether anything was written. The DMTP drivers write this way
+/// octets per write, and a frame's piece of that size or more goes alone, uncopied (a body chunk is
+/// never copied). Returns whether anything was written. The DMTP drivers write this way
 /// (`spec/dmtp.md` §2).
-pub(crate) async fn write_frames<W: tokio::io::AsyncWrite + Unpin>(
+pub(crate) async fn write_frames<W: tokio::io::AsyncWrite + Unpin, F: Pieces>(
     writer: &mut W,
-    mut next: impl FnMut() -> Option<Vec<u8>>,
+    mut next: impl FnMut() -> Option<F>,
 ) -> std::io::Result<bool> {
     use tokio::io::AsyncWriteExt;
     let mut out = Vec::new();
     let mut wrote = false;
     while let Some(frame) = next() {
-        if !out.is_empty() && out.len() + frame.len() > WRITE_GATHER {
-            writer.write_all(&out).await?;
-            out.clear();
-            wrote = true;
-        }
-        if frame.len() >= WRITE_GATHER {
-            writer.write_all(&frame).await?;
-            wrote = true;
-        } else {
-            out.extend_from_slice(&frame);
+        for piece in frame.pieces() {
+            if !out.is_empty() && out.len() + piece.len() > WRITE_GATHER {
+                writer.write_all(&out).await?;
+                out.clear();
+                wrote = true;
+            }
+            if piece.len() >= WRITE_GATHER {
+                writer.write_all(piece).await?;
+                wrote = true;
+            } else {
+                out.extend_from_slice(piece);
+            }
         }
     }
     if !out.is_empty() {
@@ -94,8 +109,34 @@ mod tests {
         let lens: Vec<usize> = w.0.iter().map(Vec::len).collect();
         assert_eq!(lens, [300 + 40 * 1024, 40 * 1024, 200 * 1024, 100]);
         assert_eq!(w.0.concat(), frames.concat(), "every octet, in order");
-        let mut none = std::iter::empty();
+        let mut none = std::iter::empty::<Vec<u8>>();
         assert!(!super::write_frames(&mut w, || none.next()).await.unwrap());
         assert_eq!(w.0.len(), 4);
+    }
+
+    /// A frame of two pieces, as a DMTP BODY frame is.
+    struct Two(Vec<u8>, Vec<u8>);
+
+    impl super::Pieces for Two {
+        fn pieces(&self) -> [&[u8]; 2] {
+            [&self.0, &self.1]
+        }
+    }
+
+    #[tokio::test]
+    async fn a_frames_pieces_go_in_order_its_large_tail_alone() {
+        let mut w = Writes::default();
+        let frames = [
+            Two(vec![1; 10], vec![2; 64 * 1024]),
+            Two(vec![3; 10], vec![4; 100]),
+            Two(vec![5; 10], Vec::new()),
+        ];
+        let mut queue = frames.iter().map(|f| Two(f.0.clone(), f.1.clone()));
+        assert!(super::write_frames(&mut w, || queue.next()).await.unwrap());
+        let lens: Vec<usize> = w.0.iter().map(Vec::len).collect();
+        assert_eq!(lens, [10, 64 * 1024, 120], "the header gathered, the chunk alone");
+        let sent: Vec<u8> =
+            frames.iter().flat_map(|f| [f.0.clone(), f.1.clone()].concat()).collect();
+        assert_eq!(w.0.concat(), sent, "every octet, in order");
     }
 }

@@ -221,7 +221,7 @@ impl World {
         let txn = c.send_message(self.outgoing(), now);
         let mut input = Vec::new();
         while let Some(f) = c.poll_transmit() {
-            input.extend_from_slice(&f);
+            input.extend_from_slice(&f.to_vec());
         }
         (c, txn, input)
     }

@@ -3,7 +3,8 @@
 //! directory. [`Config::load`] checks every value once and hands out typed values (the
 //! domain as a [`Domain`], the transports as [`Transports`]).
 
-use crate::origin::{RetryPolicy, Transports};
+use crate::outbound::RetryPolicy;
+use crate::outbound::dmtp::Transports;
 use dime_core::Domain;
 use serde::Deserialize;
 use std::net::SocketAddr;

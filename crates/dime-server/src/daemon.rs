@@ -3,7 +3,8 @@
 //! handler, the outbound worker, and the local submission socket.
 
 use crate::config::Config;
-use crate::origin::{Outbound, ResolverRoutes, Route, RouteError, Routes, Target};
+use crate::outbound::Outbound;
+use crate::outbound::dmtp::{Dmtp, ResolverRoutes, Route, RouteError, Routes, Target};
 use crate::pins::StorePins;
 use crate::setup::{files, read_org_keys};
 use crate::signets::{DmtpSignets, SignetServer};
@@ -315,16 +316,10 @@ pub async fn start(
         resolver: ResolverRoutes::new(Arc::clone(&resolver), p, webpki),
     });
     let wake = Arc::new(tokio::sync::Notify::new());
-    let worker = Outbound::new(
-        Arc::clone(&store),
-        Arc::clone(&local),
-        routes,
-        config.retry_policy(),
-        transports,
-        p,
-        tls_provider,
-    )
-    .with_wake(Arc::clone(&wake));
+    let dmtp = Dmtp::new(Arc::clone(&local), routes, transports, tls_provider);
+    let worker =
+        Outbound::new(Arc::clone(&store), Arc::clone(&local), dmtp, config.retry_policy(), p)
+            .with_wake(Arc::clone(&wake));
     let (stop, stop_rx) = watch::channel(false);
     let mut tasks = Vec::new();
     let interval = Duration::from_millis(config.outbound.interval_ms);

@@ -8,11 +8,13 @@
 //!   opened as the destination with our org key, its origin signature verified against the
 //!   origin's org signet, the recipient found, and the sealed envelope stored durably before
 //!   the 250. It also answers SGNT, VRFY and HIST for our domain and users.
-//! - [`origin`]: the origin's side. [`origin::submit`] checks an author's envelope, adds the
-//!   origin signature and queues it durably; [`origin::Outbound`] leases due entries, resolves
-//!   the destination ([`origin::Routes`]), connects (QUIC first, TLS over TCP as the
-//!   fallback), sends, and completes or reschedules with exponential backoff and jitter until a
-//!   maximum lifetime.
+//! - [`origin`]: the origin's submission. [`origin::submit`] checks an author's envelope, adds
+//!   the origin signature and queues it durably.
+//! - [`outbound`]: the scheduler of each transport's queue entries. [`outbound::Outbound`]
+//!   leases its transport's due entries and completes, reschedules (exponential backoff with
+//!   jitter, until a maximum lifetime) or fails and bounces each; what a transport does is a
+//!   [`outbound::Deliver`]: [`outbound::dmtp::Dmtp`] resolves the destination
+//!   ([`outbound::dmtp::Routes`]) and connects (QUIC first, TLS over TCP as the fallback).
 //! - [`LocalDomain`]: our domain's org keys and org signet.
 //!
 //! What it is not: a protocol or a store. Logs (tracing) carry domains, transaction ids and
@@ -25,6 +27,7 @@ pub mod daemon;
 mod destination;
 mod lines;
 pub mod origin;
+pub mod outbound;
 pub mod pins;
 pub mod service;
 pub mod setup;

@@ -143,7 +143,7 @@ pub fn create_domain(
     let cert_der = cert.cert.der().to_vec();
     let mut record = Record::new(vec![keys.pok(p)]);
     let mut host = Host::new(new.host.clone());
-    if new.published_port != crate::origin::DMTP_PORT {
+    if new.published_port != crate::outbound::dmtp::DMTP_PORT {
         host.port = Some(new.published_port);
     }
     record.delivery_hosts.push(host);

@@ -11,7 +11,7 @@
 //!
 //! [`KeyResolver`]: dime_resolver::KeyResolver
 
-use crate::origin::{Transports, delivery_targets, record_verifier};
+use crate::outbound::dmtp::{Transports, delivery_targets, record_verifier};
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::SignetName;

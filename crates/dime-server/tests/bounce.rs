@@ -11,7 +11,9 @@ use common::{
     AUTHOR, RECIPIENT, Side, T0, World, contains, domain, mailbox, p, store_config, world,
 };
 use dime_envelope::{Headers, MessageKind, inspect};
-use dime_server::origin::{BOUNCE_LOCAL_PART, Outcome, RetryPolicy, Transports, submit};
+use dime_server::origin::{BOUNCE_LOCAL_PART, submit};
+use dime_server::outbound::dmtp::Transports;
+use dime_server::outbound::{Outcome, RetryPolicy};
 use dime_store::{DeliveryState, MailboxId, QueueId, Store, Timestamp};
 use std::sync::{Arc, Mutex};
 

@@ -12,10 +12,12 @@ use dime_core::crypto::{Ed25519Seed, Hashed};
 use dime_dmtp::{Delivery, Refusal, SignetName, VerifyAnswer};
 use dime_envelope::{ActorSecret, open_as_origin};
 use dime_net::Handler;
-use dime_server::origin::{Outbound, Outcome, RetryPolicy, Transports, backoff, submit};
+use dime_server::origin::submit;
+use dime_server::outbound::dmtp::{Dmtp, Transports};
+use dime_server::outbound::{Outbound, Outcome, RetryPolicy, backoff};
 use dime_server::{Destination, StaticOrigins};
 use dime_signet::FingerprintKind;
-use dime_store::{DeliveryState, MailboxId, Timestamp};
+use dime_store::{DeliveryState, MailboxId, Timestamp, Transport};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
@@ -141,7 +143,11 @@ struct Worker {
 
 impl Worker {
     /// Runs `out` with `interval` between its looks for due entries.
-    fn start(out: Outbound<StaticRoutes>, interval: std::time::Duration, seed: u64) -> Worker {
+    fn start(
+        out: Outbound<Dmtp<StaticRoutes>>,
+        interval: std::time::Duration,
+        seed: u64,
+    ) -> Worker {
         let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
         let shutdown = async move {
             let _ = stopped.await;
@@ -216,7 +222,7 @@ async fn at_shutdown_the_worker_ends_its_attempts_and_hands_back_what_it_did_not
     assert!(matches!(status.state, DeliveryState::Delivered { .. }), "{status:?}");
     let now = dime_server::now();
     let mut again: Vec<_> =
-        w.a.store.lease(now, 60, 10).unwrap().iter().map(|l| l.entry.id).collect();
+        w.a.store.lease(Transport::Dmtp, now, 60, 10).unwrap().iter().map(|l| l.entry.id).collect();
     again.sort();
     assert_eq!(again, ids[1..].to_vec());
     assert_eq!(w.recipient_reads(), 1);

@@ -10,7 +10,8 @@ mod common;
 
 use common::{AUTHOR, Side, T0, domain, mailbox, p, side_on, store_config};
 use dime_core::Domain;
-use dime_server::origin::{Outbound, RetryPolicy, Route, RouteError, Routes, Transports};
+use dime_server::outbound::dmtp::{Dmtp, Route, RouteError, Routes, Transports};
+use dime_server::outbound::{Outbound, RetryPolicy};
 use dime_store::{CutMode, PowerCutFs, Store, Transport};
 use std::path::Path;
 use std::sync::Arc;
@@ -47,15 +48,18 @@ fn origin(fs: &PowerCutFs) -> (Side, Arc<CutRoutes>) {
     (a, routes)
 }
 
-fn outbound(a: &Side, routes: &Arc<CutRoutes>) -> Outbound<CutRoutes> {
+fn outbound(a: &Side, routes: &Arc<CutRoutes>) -> Outbound<Dmtp<CutRoutes>> {
     Outbound::new(
         Arc::clone(&a.store),
         Arc::clone(&a.local),
-        Arc::clone(routes),
+        Dmtp::new(
+            Arc::clone(&a.local),
+            Arc::clone(routes),
+            Transports::TlsOnly,
+            dime_testkit::tls_provider(),
+        ),
         RetryPolicy::default(),
-        Transports::TlsOnly,
         p(),
-        dime_testkit::tls_provider(),
     )
 }
 
@@ -83,7 +87,7 @@ async fn a_pass_gives_back_the_stores_error_when_an_outcome_cannot_be_recorded()
 
 /// Runs the worker on `out` until the test lets it stop; checks that it is still running
 /// once `ready` holds and a few intervals have passed, and that it stops when told.
-async fn worker_outlives_the_error(out: Outbound<CutRoutes>, ready: impl Fn() -> bool) {
+async fn worker_outlives_the_error(out: Outbound<Dmtp<CutRoutes>>, ready: impl Fn() -> bool) {
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
     let worker =
         tokio::spawn(out.run(Duration::from_millis(10), dime_testkit::seeded_rng(4), async {
@@ -159,15 +163,18 @@ fn queued(dir: &Path, n: usize) -> Side {
     a
 }
 
-fn outbound_with<R: Routes>(a: &Side, routes: &Arc<R>, policy: RetryPolicy) -> Outbound<R> {
+fn outbound_with<R: Routes>(a: &Side, routes: &Arc<R>, policy: RetryPolicy) -> Outbound<Dmtp<R>> {
     Outbound::new(
         Arc::clone(&a.store),
         Arc::clone(&a.local),
-        Arc::clone(routes),
+        Dmtp::new(
+            Arc::clone(&a.local),
+            Arc::clone(routes),
+            Transports::TlsOnly,
+            dime_testkit::tls_provider(),
+        ),
         policy,
-        Transports::TlsOnly,
         p(),
-        dime_testkit::tls_provider(),
     )
 }
 

@@ -86,6 +86,10 @@ impl<'a> Dec<'a> {
         }
         self.take(len)
     }
+    /// Whether everything was read.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
     pub(crate) fn finish(self) -> Result<(), StoreError> {
         if self.buf.is_empty() { Ok(()) } else { Err(self.bad()) }
     }

@@ -352,6 +352,7 @@ impl Store {
         } else {
             (None, 0)
         };
+        queue::upgrade(&inner)?;
         let committer = deliver::Committer::start(inner.clone(), log);
         Ok(Store { inner, committer, replayed })
     }

@@ -6,6 +6,9 @@
 //! An entry is two records: its schedule in `queue`, small, which leasing and each attempt's
 //! outcome rewrite, and its sealed payload in `queue_payload`, written once (an entry queued
 //! before that table kept its payload in its schedule record, and moves it at its first lease).
+//! The transport is in the clear, in the schedule and in the key of the due index: each
+//! transport's worker leases only its own entries ([`Store::lease`]). A store whose entries
+//! predate that is upgraded when it is opened ([`upgrade`]).
 //!
 //! Each entry has a delivery status (`status.rs`, `spec/storage.md` §7.1), written in the same
 //! transaction as the entry's change: [`Store::enqueue`] (queued), [`Store::defer`],
@@ -23,12 +26,30 @@ use dime_core::{CryptoRngCore, Mailbox};
 const NEXT_ID: &[u8] = b"queue-next-id";
 
 /// Which transfer protocol an entry leaves by.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Transport {
     /// DMTP to a DIME domain.
     Dmtp,
     /// SMTP to a legacy domain.
     Smtp,
+}
+
+impl Transport {
+    /// Its code in the store (`spec/storage.md` §7).
+    fn code(self) -> u8 {
+        match self {
+            Transport::Dmtp => 1,
+            Transport::Smtp => 2,
+        }
+    }
+
+    fn from_code(code: u8) -> Option<Transport> {
+        match code {
+            1 => Some(Transport::Dmtp),
+            2 => Some(Transport::Smtp),
+            _ => None,
+        }
+    }
 }
 
 /// A queue entry's id.
@@ -44,8 +65,9 @@ pub struct OutboundEntry {
     pub transport: Transport,
     /// The destination (domain or host), as the caller gave it.
     pub destination: String,
-    /// The payload (a sealed envelope, or what the SMTP bridge sends).
-    pub payload: Vec<u8>,
+    /// The payload (a sealed envelope, or what the SMTP bridge sends), shared: the worker
+    /// hands slices of it to the transport without copying.
+    pub payload: bytes::Bytes,
     /// Attempts made so far.
     pub attempts: u32,
     /// When it is next due.
@@ -83,33 +105,52 @@ pub(crate) struct QRec {
     next_attempt: u64,
     /// The sealed payload of an entry queued before `queue_payload`; empty otherwise.
     sealed: Vec<u8>,
+    /// The transport, in the clear; `None` in a record written before it was (only until the
+    /// store is opened: [`upgrade`]).
+    transport: Option<Transport>,
 }
 
 impl QRec {
     pub(crate) fn encode(&self) -> Vec<u8> {
-        Enc::new()
-            .u64(self.due)
-            .u32(self.attempts)
-            .u64(self.next_attempt)
-            .bytes(&self.sealed)
-            .finish()
+        let e =
+            Enc::new().u64(self.due).u32(self.attempts).u64(self.next_attempt).bytes(&self.sealed);
+        match self.transport {
+            Some(t) => e.u8(t.code()).finish(),
+            None => e.finish(),
+        }
     }
     pub(crate) fn decode(b: &[u8]) -> Result<QRec, StoreError> {
         let mut d = Dec::new(b, "queue entry");
-        let r = QRec {
+        let mut r = QRec {
             due: d.u64()?,
             attempts: d.u32()?,
             next_attempt: d.u64()?,
             sealed: d.bytes()?.to_vec(),
+            transport: None,
         };
+        if !d.is_empty() {
+            r.transport = Some(
+                Transport::from_code(d.u8()?).ok_or(StoreError::Corrupt { what: "queue entry" })?,
+            );
+        }
         d.finish()?;
         Ok(r)
     }
+
+    /// Its transport; a record without one is not read before [`upgrade`] gave it one.
+    fn transport(&self) -> Result<Transport, StoreError> {
+        self.transport.ok_or(StoreError::Corrupt { what: "queue entry" })
+    }
 }
 
-fn due_key(due: u64, id: u64) -> Vec<u8> {
-    Enc::new().u64(due).u64(id).finish()
+/// The key of entry `id` in the due index: its transport, its due time, its id. Each
+/// transport's entries are one range of the index, in due order.
+fn due_key(transport: Transport, due: u64, id: u64) -> Vec<u8> {
+    Enc::new().u8(transport.code()).u64(due).u64(id).finish()
 }
+
+/// The length of a due key written before the transport was in it (due ‖ id).
+const OLD_DUE_KEY_LEN: usize = 16;
 
 /// The sealed payload of entry `id` whose schedule is `r`: kept in `r` (queued before
 /// `queue_payload`) or in `queue_payload`.
@@ -146,15 +187,16 @@ fn reschedule(
     r: &mut QRec,
     due: u64,
 ) -> Result<(), StoreError> {
-    t.delete(Table::QueueDue, &due_key(r.due, id))?;
+    let transport = r.transport()?;
+    t.delete(Table::QueueDue, &due_key(transport, r.due, id))?;
     r.due = due;
     put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
-    t.put(Table::QueueDue, &due_key(due, id), &[])
+    t.put(Table::QueueDue, &due_key(transport, due, id), &[])
 }
 
 /// Removes entry `id`, whose schedule is `r`: its schedule, due index and payload.
 fn remove_entry(t: &mut dyn WriteTxn, id: u64, r: &QRec) -> Result<(), StoreError> {
-    t.delete(Table::QueueDue, &due_key(r.due, id))?;
+    t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id))?;
     t.delete(Table::Queue, &id.to_be_bytes())?;
     t.delete(Table::QueuePayload, &id.to_be_bytes())?;
     Ok(())
@@ -162,17 +204,22 @@ fn remove_entry(t: &mut dyn WriteTxn, id: u64, r: &QRec) -> Result<(), StoreErro
 
 impl Inner {
     fn open_entry(&self, id: u64, r: &QRec, sealed: &[u8]) -> Result<OutboundEntry, StoreError> {
-        let pt = open(self.p, &self.keys.queue, &id.to_be_bytes(), sealed)
-            .map_err(|_| StoreError::Corrupt { what: "queue entry" })?;
+        let corrupt = || StoreError::Corrupt { what: "queue entry" };
+        let mut opened =
+            open(self.p, &self.keys.queue, &id.to_be_bytes(), sealed).map_err(|_| corrupt())?;
+        // Nothing in it is a secret the store must wipe: the payload is a sealed envelope (or
+        // what the SMTP bridge sends, sealed likewise), and the destination is on the wire.
+        let pt = bytes::Bytes::from(std::mem::take(&mut *opened));
         let mut d = Dec::new(&pt, "queue entry");
-        let transport = match d.u8()? {
-            1 => Transport::Dmtp,
-            2 => Transport::Smtp,
-            _ => return Err(StoreError::Corrupt { what: "queue entry" }),
-        };
+        let transport = Transport::from_code(d.u8()?).ok_or_else(corrupt)?;
         let destination = String::from_utf8_lossy(d.bytes()?).into_owned();
-        let payload = d.bytes()?.to_vec();
+        let payload = d.bytes()?;
         d.finish()?;
+        // The payload is the end of the opened record: shared with it, not copied.
+        let payload = pt.slice_ref(payload);
+        if r.transport.is_some_and(|t| t != transport) {
+            return Err(corrupt());
+        }
         Ok(OutboundEntry {
             id: QueueId(id),
             transport,
@@ -182,6 +229,53 @@ impl Inner {
             next_attempt: Timestamp(r.next_attempt),
         })
     }
+}
+
+/// Gives every entry written before the transport was in the clear its transport: in its
+/// schedule record, and as the first octet of its key in the due index (`spec/storage.md` §7),
+/// in one transaction. The transport comes from the entry's sealed payload; one that does not
+/// open is a DMTP entry (the only transport that queued before), and fails when it is leased.
+/// Nothing is done once no old key is left: the old keys (due ‖ id, the due time's first octet
+/// 0) sort before every new one, so that one read of the index's start tells.
+pub(crate) fn upgrade(inner: &Inner) -> Result<usize, StoreError> {
+    let mut any = false;
+    inner.backend.read(&mut |t| {
+        any = !t.range(Table::QueueDue, &[], &[1], 1)?.is_empty();
+        Ok(())
+    })?;
+    if !any {
+        return Ok(0);
+    }
+    let mut n = 0;
+    inner.backend.write(&mut |t| {
+        n = 0;
+        // Every key whose first octet is 0, and no new key (a transport's code is at least 1).
+        let old = t.range(Table::QueueDue, &[], &[1], usize::MAX)?;
+        for (k, _) in old {
+            if k.len() != OLD_DUE_KEY_LEN {
+                continue;
+            }
+            t.delete(Table::QueueDue, &k)?;
+            let Some(id) = k.get(8..16).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes)
+            else {
+                continue;
+            };
+            let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")?
+            else {
+                continue;
+            };
+            let mut r = QRec::decode(&b)?;
+            let transport = sealed_of(inner, t, id, &r)
+                .and_then(|sealed| inner.open_entry(id, &r, &sealed))
+                .map_or(Transport::Dmtp, |e| e.transport);
+            r.transport = Some(transport);
+            put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
+            t.put(Table::QueueDue, &due_key(transport, r.due, id), &[])?;
+            n += 1;
+        }
+        Ok(())
+    })?;
+    Ok(n)
 }
 
 impl Store {
@@ -200,11 +294,8 @@ impl Store {
             return Err(StoreError::TooLarge { what: "queue payload", limit: MAX_ENVELOPE_LEN });
         }
         let inner = &*self.inner;
-        let code = match transport {
-            Transport::Dmtp => 1,
-            Transport::Smtp => 2,
-        };
-        let pt = Enc::new().u8(code).bytes(destination.as_bytes()).bytes(payload).finish();
+        let pt =
+            Enc::new().u8(transport.code()).bytes(destination.as_bytes()).bytes(payload).finish();
         let (qk, sk) = (&inner.keys.queue, &inner.keys.status);
         let mut id = 0;
         inner.backend.write(&mut |t| {
@@ -219,9 +310,15 @@ impl Store {
             put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
             let sealed = seal(inner.p, &mut *rng, qk, &id.to_be_bytes(), &pt);
             put_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), sealed)?;
-            let r = QRec { due: now.0, attempts: 0, next_attempt: now.0, sealed: Vec::new() };
+            let r = QRec {
+                due: now.0,
+                attempts: 0,
+                next_attempt: now.0,
+                sealed: Vec::new(),
+                transport: Some(transport),
+            };
             put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
-            t.put(Table::QueueDue, &due_key(now.0, id), &[])?;
+            t.put(Table::QueueDue, &due_key(transport, now.0, id), &[])?;
             let status = DeliveryStatus {
                 id: QueueId(id),
                 author: Some(author),
@@ -236,9 +333,11 @@ impl Store {
         Ok(QueueId(id))
     }
 
-    /// Leases up to `max` entries due at `now` for `lease_secs` seconds.
+    /// Leases up to `max` entries of `transport` due at `now` for `lease_secs` seconds, in due
+    /// order; the other transports' entries are not read.
     pub fn lease(
         &self,
+        transport: Transport,
         now: Timestamp,
         lease_secs: u64,
         max: usize,
@@ -248,10 +347,10 @@ impl Store {
         let mut got = Vec::new();
         inner.backend.write(&mut |t| {
             got.clear();
-            let due = t.range(Table::QueueDue, &[], &due_key(now.0, u64::MAX), max)?;
-            for (k, _) in due {
+            let (from, to) = (due_key(transport, 0, 0), due_key(transport, now.0, u64::MAX));
+            for (k, _) in t.range(Table::QueueDue, &from, &to, max)? {
                 t.delete(Table::QueueDue, &k)?;
-                let Some(id) = k.get(8..16).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes)
+                let Some(id) = k.get(9..17).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes)
                 else {
                     continue;
                 };
@@ -616,12 +715,12 @@ mod tests {
         let written = raw(&store, Table::QueuePayload, id).unwrap();
         let schedule = raw(&store, Table::Queue, id).unwrap();
         assert!(schedule.len() < 64, "the schedule record holds no payload: {}", schedule.len());
-        let leased = store.lease(T0, 60, 10).unwrap();
-        assert_eq!(leased[0].entry.payload, b"payload-1");
+        let leased = store.lease(Transport::Dmtp, T0, 60, 10).unwrap();
+        assert_eq!(leased[0].entry.payload, &b"payload-1"[..]);
         store.defer(&mut rng, id, Timestamp(T0.0 + 100), "later", T0).unwrap();
-        let leased = store.lease(Timestamp(T0.0 + 100), 60, 10).unwrap();
+        let leased = store.lease(Transport::Dmtp, Timestamp(T0.0 + 100), 60, 10).unwrap();
         assert_eq!(
-            (leased[0].entry.payload.as_slice(), leased[0].entry.attempts),
+            (&leased[0].entry.payload[..], leased[0].entry.attempts),
             (&b"payload-1"[..], 1)
         );
         assert_eq!(raw(&store, Table::QueuePayload, id).unwrap(), written);
@@ -640,13 +739,13 @@ mod tests {
         let mut rng = dime_testkit::seeded_rng(3);
         let a = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"a", T0).unwrap();
         let b = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"b", T0).unwrap();
-        assert_eq!(store.lease(T0, 300, 10).unwrap().len(), 2);
-        assert!(store.lease(Timestamp(T0.0 + 1), 300, 10).unwrap().is_empty());
+        assert_eq!(store.lease(Transport::Dmtp, T0, 300, 10).unwrap().len(), 2);
+        assert!(store.lease(Transport::Dmtp, Timestamp(T0.0 + 1), 300, 10).unwrap().is_empty());
         store.complete(b).unwrap();
         store.release(&[a, b], Timestamp(T0.0 + 1)).unwrap();
-        let again = store.lease(Timestamp(T0.0 + 1), 300, 10).unwrap();
+        let again = store.lease(Transport::Dmtp, Timestamp(T0.0 + 1), 300, 10).unwrap();
         assert_eq!(again.iter().map(|l| l.entry.id).collect::<Vec<_>>(), vec![a]);
-        assert_eq!((again[0].entry.payload.as_slice(), again[0].entry.attempts), (&b"a"[..], 0));
+        assert_eq!((&again[0].entry.payload[..], again[0].entry.attempts), (&b"a"[..], 0));
         assert!(store.queue_entries().unwrap().iter().all(|e| e.id != b));
     }
 
@@ -672,15 +771,134 @@ mod tests {
             })
             .unwrap();
         assert_eq!(payload_records(&store), 0);
-        assert_eq!(store.queue_entries().unwrap()[0].payload, b"old-payload");
-        let leased = store.lease(T0, 60, 10).unwrap();
-        assert_eq!(leased[0].entry.payload, b"old-payload");
+        assert_eq!(store.queue_entries().unwrap()[0].payload, &b"old-payload"[..]);
+        let leased = store.lease(Transport::Dmtp, T0, 60, 10).unwrap();
+        assert_eq!(leased[0].entry.payload, &b"old-payload"[..]);
         // Moved, once: the schedule record is small again, the payload in its own record.
         assert!(raw(&store, Table::Queue, id).unwrap().len() < 64);
         assert_eq!(payload_records(&store), 1);
-        assert_eq!(store.queue_entries().unwrap()[0].payload, b"old-payload");
+        assert_eq!(store.queue_entries().unwrap()[0].payload, &b"old-payload"[..]);
         store.complete_failed(&mut rng, id, "refused", T0).unwrap();
         assert_eq!(payload_records(&store), 0);
         assert!(store.queue_entries().unwrap().is_empty());
+    }
+
+    /// The keys of the due index.
+    fn due_keys(store: &Store) -> Vec<Vec<u8>> {
+        let mut keys = Vec::new();
+        store
+            .inner
+            .backend
+            .read(&mut |t| {
+                keys = t.range(Table::QueueDue, &[], &[0xff; 18], usize::MAX)?;
+                Ok(())
+            })
+            .unwrap();
+        keys.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn each_transport_leases_only_its_own_entries_in_due_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(4);
+        let mut q = |t, dest: &str, at: u64| {
+            store.enqueue(&mut rng, t, AUTHOR, dest, dest.as_bytes(), Timestamp(T0.0 + at)).unwrap()
+        };
+        let s1 = q(Transport::Smtp, "legacy-1.test", 0);
+        let d1 = q(Transport::Dmtp, "dime-1.test", 5);
+        let s2 = q(Transport::Smtp, "legacy-2.test", 3);
+        let d2 = q(Transport::Dmtp, "dime-2.test", 1);
+        let now = Timestamp(T0.0 + 10);
+        let ids = |l: Vec<Leased>| l.into_iter().map(|l| l.entry.id).collect::<Vec<_>>();
+        // A lease of one takes the transport's earliest entry, not the queue's.
+        assert_eq!(ids(store.lease(Transport::Dmtp, now, 60, 1).unwrap()), [d2]);
+        assert_eq!(ids(store.lease(Transport::Dmtp, now, 60, 10).unwrap()), [d1]);
+        assert!(store.lease(Transport::Dmtp, now, 60, 10).unwrap().is_empty());
+        let smtp = store.lease(Transport::Smtp, now, 60, 10).unwrap();
+        assert!(smtp.iter().all(|l| l.entry.transport == Transport::Smtp));
+        assert_eq!(ids(smtp), [s1, s2]);
+        // The transport is in the clear: in the schedule record and the index key.
+        let r = QRec::decode(&raw_body(&store, Table::Queue, s1)).unwrap();
+        assert_eq!(r.transport, Some(Transport::Smtp));
+        let firsts: Vec<u8> = due_keys(&store).iter().map(|k| k[0]).collect();
+        assert_eq!(firsts, [1, 1, 2, 2]);
+        // A deferral keeps the entry in its transport's range.
+        store.defer(&mut rng, s1, Timestamp(T0.0 + 100), "later", now).unwrap();
+        // (The DMTP entries' leases have ended: they are due again, and only they.)
+        let later = Timestamp(T0.0 + 1000);
+        assert_eq!(ids(store.lease(Transport::Dmtp, later, 60, 10).unwrap()), [d1, d2]);
+        let again = store.lease(Transport::Smtp, Timestamp(T0.0 + 100), 60, 10).unwrap();
+        assert_eq!(ids(again), [s2, s1], "s2 at the end of its lease, s1 deferred");
+    }
+
+    /// The body of the record of `table` under entry `id`'s key, its checksum checked.
+    fn raw_body(store: &Store, table: Table, id: QueueId) -> Vec<u8> {
+        let inner = &*store.inner;
+        let mut v = None;
+        inner
+            .backend
+            .read(&mut |t| {
+                v = get_body(inner, t, table, &id.0.to_be_bytes(), "q")?;
+                Ok(())
+            })
+            .unwrap();
+        v.unwrap()
+    }
+
+    #[test]
+    fn entries_from_before_the_transport_was_clear_get_it_when_the_store_opens() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut rng = dime_testkit::seeded_rng(5);
+        let (d, s, bad);
+        {
+            let store = open_store(dir.path());
+            d = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"dmtp", T0).unwrap();
+            s = store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "c.test", b"smtp", T0).unwrap();
+            bad = store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "d.test", b"bad", T0).unwrap();
+            // Rewritten as the previous version wrote them: no transport in the schedule
+            // record, due keys of due ‖ id; one entry's payload sealed under another id, so
+            // that it does not open.
+            let inner = &*store.inner;
+            inner
+                .backend
+                .write(&mut |t| {
+                    for id in [d, s, bad] {
+                        let key = id.0.to_be_bytes();
+                        let mut r =
+                            QRec::decode(&get_body(inner, t, Table::Queue, &key, "q")?.unwrap())?;
+                        t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id.0))?;
+                        t.put(Table::QueueDue, &Enc::new().u64(r.due).u64(id.0).finish(), &[])?;
+                        r.transport = None;
+                        put_body(inner, t, Table::Queue, &key, r.encode())?;
+                    }
+                    let other = get_body(inner, t, Table::QueuePayload, &d.0.to_be_bytes(), "q")?;
+                    put_body(inner, t, Table::QueuePayload, &bad.0.to_be_bytes(), other.unwrap())?;
+                    Ok(())
+                })
+                .unwrap();
+            assert!(due_keys(&store).iter().all(|k| k.len() == OLD_DUE_KEY_LEN));
+        }
+        let store = open_store(dir.path());
+        let mut keys = due_keys(&store);
+        keys.sort();
+        assert_eq!(
+            keys,
+            [
+                due_key(Transport::Dmtp, T0.0, d.0),
+                due_key(Transport::Dmtp, T0.0, bad.0),
+                due_key(Transport::Smtp, T0.0, s.0)
+            ]
+        );
+        for (id, t) in [(d, Transport::Dmtp), (s, Transport::Smtp), (bad, Transport::Dmtp)] {
+            let r = QRec::decode(&raw_body(&store, Table::Queue, id)).unwrap();
+            assert_eq!(r.transport, Some(t), "entry {id:?}");
+        }
+        let smtp = store.lease(Transport::Smtp, T0, 60, 10).unwrap();
+        assert_eq!((smtp.len(), &smtp[0].entry.payload[..]), (1, &b"smtp"[..]));
+        // Opened again: nothing left to upgrade.
+        drop(store);
+        let store = open_store(dir.path());
+        assert_eq!(upgrade(&store.inner).unwrap(), 0);
     }
 }

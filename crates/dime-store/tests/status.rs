@@ -43,8 +43,8 @@ fn status_follows_the_entry_from_queued_to_deferred_to_delivered_and_survives_re
         assert_eq!((s.queued, s.updated, s.attempts), (T0, at(61), 2));
         assert_eq!(s.author, Some(AUTHOR), "each change keeps the author");
         // The queue agrees: two attempts, due at the next attempt.
-        assert!(store.lease(at(199), 60, 10).unwrap().is_empty());
-        let leased = store.lease(at(200), 60, 10).unwrap();
+        assert!(store.lease(Transport::Dmtp, at(199), 60, 10).unwrap().is_empty());
+        let leased = store.lease(Transport::Dmtp, at(200), 60, 10).unwrap();
         assert_eq!(leased[0].entry.attempts, 2);
     }
     let store = open(dir.path());
@@ -165,7 +165,7 @@ fn the_operator_lists_the_queue_with_schedules_and_statuses_page_by_page() {
     store.defer(&mut rng, ids[0], at(60), REASON, at(1)).unwrap();
     store.complete_delivered(&mut rng, ids[1], TXID, at(2)).unwrap();
     // ids[2] and ids[3] are leased (an attempt under way), due again when the lease ends.
-    assert_eq!(store.lease(at(3), 300, 2).unwrap().len(), 2);
+    assert_eq!(store.lease(Transport::Dmtp, at(3), 300, 2).unwrap().len(), 2);
 
     let all = store.queued(QueueId(0), 10).unwrap();
     let listed: Vec<_> = all.iter().map(|e| (e.id, e.due, e.attempts)).collect();
@@ -258,7 +258,7 @@ fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
     let ids: Vec<QueueId> = (0..3)
         .map(|_| store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap())
         .collect();
-    assert_eq!(store.lease(T0, 60, 10).unwrap().len(), 3);
+    assert_eq!(store.lease(Transport::Dmtp, T0, 60, 10).unwrap().len(), 3);
     let outcomes = [
         (ids[0], Settlement::Delivered { txid: TXID.into() }),
         (ids[1], Settlement::Deferred { next_attempt: at(600), reason: REASON.into() }),
@@ -283,8 +283,8 @@ fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
     assert_eq!(state(ids[2]), DeliveryState::Failed { reason: REASON.into() });
     let left = store.queue_entries().unwrap();
     assert_eq!(left.iter().map(|e| (e.id, e.attempts)).collect::<Vec<_>>(), vec![(ids[1], 1)]);
-    assert!(store.lease(at(599), 60, 10).unwrap().is_empty());
-    assert_eq!(store.lease(at(600), 60, 10).unwrap().len(), 1);
+    assert!(store.lease(Transport::Dmtp, at(599), 60, 10).unwrap().is_empty());
+    assert_eq!(store.lease(Transport::Dmtp, at(600), 60, 10).unwrap().len(), 1);
     // Completed entries cannot be settled again; nothing else changes.
     let again = store.settle_all(&mut rng, &outcomes[..1], at(7)).unwrap();
     assert!(matches!(again[0], Err(StoreError::NoSuchQueueEntry)));

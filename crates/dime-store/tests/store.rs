@@ -420,12 +420,13 @@ fn outbound_queue_leases_retries_and_completes() {
     let a = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "example.net", b"env-a", T0).unwrap();
     let b =
         store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "legacy.example", b"env-b", T0).unwrap();
-    let got = store.lease(T0, 60, 10).unwrap();
-    assert_eq!(got.len(), 2);
-    assert_eq!(got[0].entry.payload, b"env-a");
-    assert_eq!(got[1].entry.transport, Transport::Smtp);
+    let got = store.lease(Transport::Dmtp, T0, 60, 10).unwrap();
+    assert_eq!(got.len(), 1, "each transport leases its own entries");
+    assert_eq!(got[0].entry.payload, &b"env-a"[..]);
+    let got = store.lease(Transport::Smtp, T0, 60, 10).unwrap();
+    assert_eq!((got.len(), got[0].entry.transport), (1, Transport::Smtp));
     assert!(
-        store.lease(Timestamp(T0.0 + 30), 60, 10).unwrap().is_empty(),
+        store.lease(Transport::Dmtp, Timestamp(T0.0 + 30), 60, 10).unwrap().is_empty(),
         "leased entries are not due"
     );
     store.complete(a).unwrap();
@@ -433,14 +434,14 @@ fn outbound_queue_leases_retries_and_completes() {
         store.defer(&mut rng, b, Timestamp(T0.0 + 300), "later", Timestamp(T0.0 + 30)).unwrap(),
         1
     );
-    assert!(store.lease(Timestamp(T0.0 + 100), 60, 10).unwrap().is_empty());
-    let again = store.lease(Timestamp(T0.0 + 300), 60, 10).unwrap();
+    assert!(store.lease(Transport::Smtp, Timestamp(T0.0 + 100), 60, 10).unwrap().is_empty());
+    let again = store.lease(Transport::Smtp, Timestamp(T0.0 + 300), 60, 10).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].entry.attempts, 1);
     // A lost lease makes the entry due again when the lease ends.
     drop(store);
     let store = open(dir.path());
-    assert_eq!(store.lease(Timestamp(T0.0 + 361), 60, 10).unwrap().len(), 1);
+    assert_eq!(store.lease(Transport::Smtp, Timestamp(T0.0 + 361), 60, 10).unwrap().len(), 1);
     assert_eq!(store.queue_entries().unwrap().len(), 1);
     assert_eq!(store.complete(a).unwrap_err(), StoreError::NoSuchQueueEntry);
 }
@@ -788,7 +789,7 @@ fn an_envelope_at_the_size_limit_is_stored_and_one_octet_more_is_refused_by_ever
     let over = Hashed::from_parts(over, [0; 64]);
     assert_eq!(store.deliver_hashed(&alice, &over, T0).unwrap_err(), too_large);
     assert_eq!(store.quota(a).unwrap().messages, 0, "nothing refused was stored");
-    let mut at = over.into_bytes();
+    let mut at = Vec::from(over.into_bytes());
     at.pop();
     let d = store.deliver_hashed(&alice, &Hashed::new(default_provider(), at), T0).unwrap();
     assert_eq!(store.fetch(a, MailboxId::INBOX, d.uid).unwrap().len(), MAX_ENVELOPE_LEN);

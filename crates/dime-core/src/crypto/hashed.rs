@@ -2,21 +2,24 @@
 //! of it: an origin hashes an envelope once when it queues it, and each attempt sends that
 //! hash as the DMTP commitment; a destination hashes the body as it arrives to check the
 //! commitment, and the store takes its blob digest from that hash (`spec/dmtp.md` §6.4,
-//! `spec/storage.md` §3).
+//! `spec/storage.md` §3). The bytes are [`Bytes`]: an envelope read from the queue is shared,
+//! not copied, from the lease to the frames that carry it.
 
 use super::{CryptoProvider, HashContext};
+pub use bytes::Bytes;
 use std::fmt;
 
-/// Bytes and their SHA-512.
+/// Bytes and their SHA-512. A clone shares the bytes.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Hashed {
-    bytes: Vec<u8>,
+    bytes: Bytes,
     sha512: [u8; 64],
 }
 
 impl Hashed {
     /// Hashes `bytes` with `p`.
-    pub fn new(p: &CryptoProvider, bytes: Vec<u8>) -> Hashed {
+    pub fn new(p: &CryptoProvider, bytes: impl Into<Bytes>) -> Hashed {
+        let bytes = bytes.into();
         let sha512 = p.hash.sha512(&[&bytes]);
         Hashed { bytes, sha512 }
     }
@@ -25,8 +28,8 @@ impl Hashed {
     /// not change (a sealed store record). Nothing checks it here: a wrong hash makes every
     /// check made against it later fail (a DMTP destination refuses the body, the store reads
     /// the message as corrupt).
-    pub fn from_parts(bytes: Vec<u8>, sha512: [u8; 64]) -> Hashed {
-        Hashed { bytes, sha512 }
+    pub fn from_parts(bytes: impl Into<Bytes>, sha512: [u8; 64]) -> Hashed {
+        Hashed { bytes: bytes.into(), sha512 }
     }
 
     /// The bytes.
@@ -39,8 +42,13 @@ impl Hashed {
         &self.sha512
     }
 
-    /// The bytes, by value.
-    pub fn into_bytes(self) -> Vec<u8> {
+    /// The bytes, shared (not copied).
+    pub fn shared(&self) -> Bytes {
+        self.bytes.clone()
+    }
+
+    /// The bytes, by value (shared, not copied).
+    pub fn into_bytes(self) -> Bytes {
         self.bytes
     }
 }
@@ -89,7 +97,7 @@ impl HashingBuffer {
 
     /// The bytes appended, with their SHA-512.
     pub fn finish(self) -> Hashed {
-        Hashed { bytes: self.bytes, sha512: self.hash.finish() }
+        Hashed { bytes: Bytes::from(self.bytes), sha512: self.hash.finish() }
     }
 }
 

@@ -14,7 +14,7 @@ mod hashed;
 mod keys;
 
 pub use default::default_provider;
-pub use hashed::{Hashed, HashingBuffer};
+pub use hashed::{Bytes, Hashed, HashingBuffer};
 pub use keys::{
     AeadKey, Ed25519PublicKey, Ed25519Seed, Ed25519Signature, SharedSecret, X25519PublicKey,
     X25519Secret,

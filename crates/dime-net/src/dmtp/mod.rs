@@ -21,6 +21,12 @@ pub use server::{
 
 use dime_dmtp::{ClientError, CommandKind, ReplyCode};
 
+impl crate::stream::Pieces for dime_dmtp::frame::Frame {
+    fn pieces(&self) -> [&[u8]; 2] {
+        [self.head(), self.tail()]
+    }
+}
+
 /// A transport or protocol failure (`spec/dmtp.md` §5).
 #[derive(Debug, thiserror::Error)]
 pub enum NetError {

@@ -6,7 +6,7 @@ use super::compose::{ComposeError, Composed, Draft};
 use super::session::{SessionError, UserSession};
 use super::{Directory, MailService, blocking};
 use dime_core::Domain;
-use dime_core::crypto::{CryptoProvider, Hashed};
+use dime_core::crypto::{Bytes, CryptoProvider, Hashed};
 use dime_envelope::open_as_origin;
 use dime_store::{AccountId, DeliveryStatus, QueueId, Store, StoreError, Timestamp, Transport};
 use std::sync::Arc;
@@ -43,19 +43,21 @@ pub fn encode_payload(p: &CryptoProvider, now: Timestamp, parts: &[&[u8]]) -> Ve
     payload
 }
 
-/// Reads a queue payload. One queued before the hash was kept (`DQ1`) has its envelope hashed
-/// here.
-pub fn parse_payload(p: &CryptoProvider, payload: &[u8]) -> Option<Payload> {
+/// Reads a queue payload; its envelope shares `payload`'s bytes (no copy). One queued before
+/// the hash was kept (`DQ1`) has its envelope hashed here.
+pub fn parse_payload(p: &CryptoProvider, payload: &Bytes) -> Option<Payload> {
     let time = |t: &[u8]| Some(Timestamp(u64::from_be_bytes(t.try_into().ok()?)));
     if let Some(rest) = payload.strip_prefix(PAYLOAD_MAGIC_V1) {
         let (t, env) = rest.split_at_checked(8)?;
-        return Some(Payload { queued: time(t)?, envelope: Hashed::new(p, env.to_vec()) });
+        let env = payload.slice_ref(env);
+        return Some(Payload { queued: time(t)?, envelope: Hashed::new(p, env) });
     }
     let rest = payload.strip_prefix(PAYLOAD_MAGIC)?;
     let (t, rest) = rest.split_at_checked(8)?;
     let (sha512, env) = rest.split_at_checked(64)?;
     let sha512 = <[u8; 64]>::try_from(sha512).ok()?;
-    Some(Payload { queued: time(t)?, envelope: Hashed::from_parts(env.to_vec(), sha512) })
+    let env = payload.slice_ref(env);
+    Some(Payload { queued: time(t)?, envelope: Hashed::from_parts(env, sha512) })
 }
 
 /// Queues the origin-signed envelope made of `parts` durably for `destination`, as `author`'s.
@@ -264,16 +266,22 @@ mod tests {
         v2.extend_from_slice(&7u64.to_be_bytes());
         v2.extend_from_slice(&p.hash.sha512(&[&envelope]));
         v2.extend_from_slice(&envelope);
-        assert_eq!(parse_payload(p, &v2), want);
+        let b = |v: &[u8]| Bytes::copy_from_slice(v);
+        let parsed = parse_payload(p, &b(&v2));
+        assert_eq!(parsed, want);
+        // The envelope shares the payload's bytes.
+        let payload = b(&v2);
+        let envelope_at = parse_payload(p, &payload).unwrap().envelope.bytes().as_ptr();
+        assert_eq!(envelope_at, payload[ENVELOPE_AT..].as_ptr(), "not copied");
         // What is written: the same octets, from the envelope in one part or several.
         assert_eq!(encode_payload(p, Timestamp(7), &[&envelope]), v2);
         assert_eq!(encode_payload(p, Timestamp(7), &[&envelope[..5], b"", &envelope[5..]]), v2);
         let mut v1 = PAYLOAD_MAGIC_V1.to_vec();
         v1.extend_from_slice(&7u64.to_be_bytes());
         v1.extend_from_slice(&envelope);
-        assert_eq!(parse_payload(p, &v1), want, "a DQ1 payload's envelope is hashed when read");
-        assert_eq!(parse_payload(p, &v2[..ENVELOPE_AT - 1]), None, "cut inside the hash");
-        assert_eq!(parse_payload(p, &v1[..11]), None, "cut inside the time");
-        assert_eq!(parse_payload(p, b"DQ3\0\0\0\0\0\0\0\0\x07"), None);
+        assert_eq!(parse_payload(p, &b(&v1)), want, "a DQ1 payload's envelope is hashed when read");
+        assert_eq!(parse_payload(p, &b(&v2[..ENVELOPE_AT - 1])), None, "cut inside the hash");
+        assert_eq!(parse_payload(p, &b(&v1[..11])), None, "cut inside the time");
+        assert_eq!(parse_payload(p, &b(b"DQ3\0\0\0\0\0\0\0\0\x07")), None);
     }
 }

@@ -11,7 +11,8 @@ use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, seal_message,
 };
 use dime_net::{Handler, ServerHandle, ServerOptions};
-use dime_server::origin::{Outbound, RetryPolicy, Route, RouteError, Routes, Target, Transports};
+use dime_server::outbound::dmtp::{Dmtp, Route, RouteError, Routes, Target, Transports};
+use dime_server::outbound::{Outbound, RetryPolicy};
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{OrgKeys, Profile, create_org_signet};
 use dime_store::{NewAccount, Recovery, Store, StoreConfig, Timestamp};
@@ -210,7 +211,11 @@ pub async fn world(subject: &'static str, body: &'static str) -> World {
 }
 
 impl World {
-    pub fn outbound(&self, addr: SocketAddr, transports: Transports) -> Outbound<StaticRoutes> {
+    pub fn outbound(
+        &self,
+        addr: SocketAddr,
+        transports: Transports,
+    ) -> Outbound<Dmtp<StaticRoutes>> {
         self.outbound_with(addr, transports, RetryPolicy::default())
     }
 
@@ -219,7 +224,7 @@ impl World {
         addr: SocketAddr,
         transports: Transports,
         policy: RetryPolicy,
-    ) -> Outbound<StaticRoutes> {
+    ) -> Outbound<Dmtp<StaticRoutes>> {
         let verifier =
             Arc::new(dime_net::PinnedCertVerifier::new(tls_provider(), self.cert.clone()));
         let route = Route {
@@ -230,11 +235,14 @@ impl World {
         Outbound::new(
             Arc::clone(&self.a.store),
             Arc::clone(&self.a.local),
-            Arc::new(StaticRoutes(route)),
+            Dmtp::new(
+                Arc::clone(&self.a.local),
+                Arc::new(StaticRoutes(route)),
+                transports,
+                tls_provider(),
+            ),
             policy,
-            transports,
             p(),
-            tls_provider(),
         )
     }
 
