@@ -1424,8 +1424,6 @@ fn unwrap_expect_lint_problems(root_toml: &str, manifests: &[TextFile]) -> Vec<S
 }
 
 #[test]
-#[ignore = "ARCHITECTURE.md (\"Errors\") says `unwrap`/`expect` are linted outside tests, but \
-            [workspace.lints.clippy] has unwrap_used and no expect_used (issue 18)"]
 fn unwrap_and_expect_are_linted() {
     let root_toml = std::fs::read_to_string(repo_root().join("Cargo.toml")).unwrap();
     let manifests: Vec<TextFile> = crate_files().into_iter().map(|c| c.manifest).collect();
