@@ -12,6 +12,7 @@ use dime_dmtp::{
 };
 use dime_net::*;
 use dime_testkit::tls_provider;
+use dime_wire::Message as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -206,6 +207,28 @@ fn frames_in(mut buf: &[u8]) -> usize {
     n
 }
 
+/// The codes of the replies in `buf`, in order.
+fn reply_codes(mut buf: &[u8]) -> Vec<u32> {
+    let mut codes = Vec::new();
+    while let Ok(Split::Frame { payload, consumed }) = split_frame(buf) {
+        codes.push(dime_wire::dmtp::Reply::decode(payload).unwrap().code);
+        buf = &buf[consumed..];
+    }
+    codes
+}
+
+/// The frames a client machine sends for one transaction, pipelined: HELLO, MAIL, RCPT, DATA
+/// and the body.
+fn transaction_frames() -> (dime_dmtp::Client, dime_dmtp::TxnHandle, Vec<Vec<u8>>) {
+    let now = Instant::now();
+    let mut c = dime_dmtp::Client::new(Some(&domain("a.test")), dime_dmtp::Mode::Transfer, now);
+    let txn = c.send_message(outgoing(), now);
+    let frames: Vec<Vec<u8>> =
+        std::iter::from_fn(|| c.poll_transmit().map(|f| f.to_vec())).collect();
+    assert!(frames.len() >= 5, "HELLO, MAIL, RCPT, DATA and the body, pipelined");
+    (c, txn, frames)
+}
+
 /// Reads into `got` until it holds `n` whole frames.
 async fn read_frames(r: &mut Reader, got: &mut Vec<u8>, n: usize) {
     let mut buf = vec![0u8; 4096];
@@ -295,12 +318,7 @@ async fn a_transaction_open_at_the_stop_finishes_and_an_idle_stream_closes(t: Tr
     let e = env();
     let server = e.server(t, e.options()).await;
     let addr = server.local_addr;
-    let now = Instant::now();
-    let mut c = dime_dmtp::Client::new(Some(&domain("a.test")), dime_dmtp::Mode::Transfer, now);
-    let txn = c.send_message(outgoing(), now);
-    let frames: Vec<Vec<u8>> =
-        std::iter::from_fn(|| c.poll_transmit().map(|f| f.to_vec())).collect();
-    assert!(frames.len() >= 5, "HELLO, MAIL, RCPT, DATA and the body, pipelined");
+    let (mut c, txn, frames) = transaction_frames();
     let (head, tail) = frames.split_at(3);
 
     let (mut r, mut w, _keep) = e.raw(t, addr).await;
@@ -340,6 +358,49 @@ async fn quic_a_transaction_open_at_the_stop_finishes_and_an_idle_stream_closes(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn tls_a_transaction_open_at_the_stop_finishes_and_an_idle_stream_closes() {
     a_transaction_open_at_the_stop_finishes_and_an_idle_stream_closes(Transport::Tls).await;
+}
+
+/// On a stream whose transaction was open at the stop, the MAIL of the next one, sent with the
+/// first's body, is refused with 450 (`Temporary`) after the first's 250.
+async fn a_transaction_begun_after_the_stop_is_refused_with_450(t: Transport) {
+    let e = env();
+    let server = e.server(t, e.options()).await;
+    let (_, _, first) = transaction_frames();
+    let (_, _, second) = transaction_frames();
+    let (head, tail) = first.split_at(3);
+    let (mut r, mut w, _keep) = e.raw(t, server.local_addr).await;
+    w.write_all(&head.concat()).await.unwrap();
+    w.flush().await.unwrap();
+    let mut got = Vec::new();
+    read_frames(&mut r, &mut got, 3).await;
+    // A stream idle at the stop: once it is closed, the stop has reached every connection.
+    let (mut idle_r, mut idle_w, _keep_idle) = e.raw(t, server.local_addr).await;
+    idle_w.write_all(&first[0]).await.unwrap();
+    idle_w.flush().await.unwrap();
+    read_frames(&mut idle_r, &mut Vec::new(), 1).await;
+
+    let drained = tokio::spawn(server.shutdown(Duration::from_secs(60)));
+    read_to_end(&mut idle_r, &mut Vec::new()).await;
+    e.held.release.add_permits(2);
+    // The first transaction's DATA and body, then the second's MAIL (its HELLO left out).
+    w.write_all(&[tail.concat(), second[1].clone()].concat()).await.unwrap();
+    w.shutdown().await.unwrap();
+    read_to_end(&mut r, &mut got).await;
+    let codes = reply_codes(&got);
+    assert_eq!(codes.get(4), Some(&250), "{t:?}: the transaction open at the stop: {codes:?}");
+    assert_eq!(codes.get(5), Some(&450), "{t:?}: a MAIL after the stop: {codes:?}");
+    let closed_at_grace = tokio::time::timeout(WAIT, drained).await.expect("drained").unwrap();
+    assert_eq!(closed_at_grace, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quic_a_transaction_begun_after_the_stop_is_refused_with_450() {
+    a_transaction_begun_after_the_stop_is_refused_with_450(Transport::Quic).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_a_transaction_begun_after_the_stop_is_refused_with_450() {
+    a_transaction_begun_after_the_stop_is_refused_with_450(Transport::Tls).await;
 }
 
 async fn connections_still_busy_at_the_grace_are_closed(t: Transport) {
