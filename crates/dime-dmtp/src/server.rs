@@ -277,6 +277,21 @@ impl Server {
         self.deadline
     }
 
+    /// Whether a transaction is under way (`spec/dmtp.md` §8): from its accepted MAIL until
+    /// the reply to its body, or until the RSET, refusal or error that ends it; a refused
+    /// DATA's body still arriving counts. A driver that stops lets such a stream go on to its
+    /// reply and closes the others when they next wait for the client.
+    pub fn in_transaction(&self) -> bool {
+        match self.state {
+            State::ExpectBody(_) | State::DiscardBody(_) | State::Await(Awaiting::Store) => true,
+            State::Await(Awaiting::Mail) | State::Closed | State::ExpectHello => false,
+            State::ExpectCommand
+            | State::Await(
+                Awaiting::Recipient | Awaiting::Signet | Awaiting::Verify | Awaiting::History,
+            ) => self.txn.mail.is_some(),
+        }
+    }
+
     /// Whether the driver should read more from the stream: not while a decision is pending,
     /// not when a complete frame is already buffered, not after close.
     pub fn wants_input(&self) -> bool {

@@ -896,3 +896,52 @@ fn a_refused_following_body_of_zero_octets_drops_nothing() {
         assert!(!s.is_closed());
     }
 }
+
+/// Feeds `frames` to `s`, one at a time, and gives the events.
+fn feed(s: &mut Server, frames: &[Vec<u8>], now: Instant) -> Vec<Event> {
+    for f in frames {
+        s.handle_input(f, now);
+    }
+    std::iter::from_fn(|| s.poll_event()).collect()
+}
+
+#[test]
+fn a_transaction_is_under_way_from_its_accepted_mail_to_the_reply_to_its_body_or_its_end() {
+    let now = Instant::now();
+    let mut s = Server::new(*default_provider(), ServerConfig::new(domain("b.test")), now);
+    let mut c = Client::new(Some(&domain("a.test")), Mode::Transfer, now);
+    let next = |c: &mut Client| c.poll_transmit().unwrap().to_vec();
+    let hello = next(&mut c);
+    assert!(feed(&mut s, &[hello], now).is_empty());
+    assert!(!s.in_transaction(), "after HELLO");
+    // One delivered: MAIL, RCPT, DATA and its body (which follows at once).
+    c.send_message(outgoing(vec![5; 100]), now);
+    let (mail, rcpt, data, body) = (next(&mut c), next(&mut c), next(&mut c), next(&mut c));
+    let ev = feed(&mut s, &[mail.clone()], now);
+    assert!(matches!(ev[..], [Event::NeedVerifyOrigin { .. }]));
+    assert!(!s.in_transaction(), "a MAIL being decided");
+    s.accept_mail(now).unwrap();
+    assert!(s.in_transaction(), "an accepted MAIL");
+    assert!(matches!(feed(&mut s, &[rcpt], now)[..], [Event::NeedRecipient { .. }]));
+    assert!(s.in_transaction());
+    s.accept_recipient(now).unwrap();
+    assert!(s.in_transaction());
+    assert!(feed(&mut s, &[data], now).is_empty());
+    assert!(s.in_transaction(), "a body arriving");
+    assert!(matches!(feed(&mut s, &[body], now)[..], [Event::MessageReceived(_)]));
+    assert!(s.in_transaction(), "a body being stored");
+    s.data_stored(TransactionId::new("tx1").unwrap(), now).unwrap();
+    assert!(!s.in_transaction(), "answered");
+    // Ended by RSET.
+    assert!(matches!(feed(&mut s, &[mail.clone()], now)[..], [Event::NeedVerifyOrigin { .. }]));
+    s.accept_mail(now).unwrap();
+    assert!(s.in_transaction());
+    c.rset(now);
+    let rset = next(&mut c);
+    assert!(feed(&mut s, &[rset], now).is_empty());
+    assert!(!s.in_transaction(), "after RSET");
+    // A refused MAIL starts none.
+    assert!(matches!(feed(&mut s, &[mail], now)[..], [Event::NeedVerifyOrigin { .. }]));
+    s.reject_mail(Refusal::Temporary, now).unwrap();
+    assert!(!s.in_transaction(), "a refused MAIL");
+}

@@ -183,11 +183,9 @@ where
 }
 
 /// [`serve_stream`], ending early once `stopping` turns true: the stream then starts no
-/// transaction (a MAIL, or an RCPT after a refused one, gets [`Refusal::Temporary`]) and
-/// closes when it waits for the client with none under way. A transaction is under way from
-/// its accepted MAIL to the decision on its body or a refused RCPT; one the machine ends by
-/// itself (RSET, a body refused for its size or hash) counts as under way until the stream's
-/// next MAIL, at worst until the listener's grace.
+/// transaction (a MAIL gets [`Refusal::Temporary`]) and closes when it waits for the client
+/// with none under way ([`Server::in_transaction`]: from an accepted MAIL to the reply to its
+/// body, or the RSET, refusal or error that ends it).
 async fn serve<R, W, H>(
     mut reader: R,
     mut writer: W,
@@ -202,11 +200,10 @@ where
 {
     let mut m = Server::new(*options.provider, options.dmtp.clone(), Instant::now());
     let mut buf = vec![0u8; READ_CHUNK];
-    let mut under_way = false;
     loop {
         while let Some(ev) = m.poll_event() {
             let stop = stopping.as_ref().is_some_and(|s| *s.borrow());
-            decide(&mut m, ev, handler, &mut under_way, stop).await?;
+            decide(&mut m, ev, handler, stop).await?;
         }
         if crate::stream::write_frames(&mut writer, || m.poll_transmit()).await? {
             // A TLS writer may keep records that the socket did not take at once (rustls
@@ -224,7 +221,7 @@ where
         let read = crate::stream::read_until(&mut reader, &mut buf, m.poll_timeout());
         let read = match stopping.as_mut() {
             // Between transactions, a stop ends the stream; one under way goes on.
-            Some(stop) if !under_way => tokio::select! {
+            Some(stop) if !m.in_transaction() => tokio::select! {
                 biased;
                 () = stopped(stop) => {
                     let _ = writer.shutdown().await;
@@ -242,51 +239,34 @@ where
     }
 }
 
-/// Answers `ev` through `handler` and keeps `under_way` (see [`serve`]); once `stopping`, a
-/// new transaction is refused without asking the handler.
+/// Answers `ev` through `handler` (see [`serve`]); once `stopping`, a new transaction is
+/// refused without asking the handler.
 async fn decide<H: Handler>(
     m: &mut Server,
     ev: Event,
     handler: &H,
-    under_way: &mut bool,
     stopping: bool,
 ) -> Result<(), NetError> {
     let r = match ev {
         Event::NeedVerifyOrigin { .. } if stopping => {
-            *under_way = false;
             m.reject_mail(Refusal::Temporary, Instant::now())
         }
         Event::NeedVerifyOrigin { origin, fingerprint } => {
             match handler.verify_origin(origin, fingerprint).await {
-                Ok(()) => {
-                    *under_way = true;
-                    m.accept_mail(Instant::now())
-                }
-                Err(r) => {
-                    *under_way = false;
-                    m.reject_mail(r, Instant::now())
-                }
+                Ok(()) => m.accept_mail(Instant::now()),
+                Err(r) => m.reject_mail(r, Instant::now()),
             }
-        }
-        Event::NeedRecipient { .. } if stopping && !*under_way => {
-            m.reject_recipient(Refusal::Temporary, Instant::now())
         }
         Event::NeedRecipient { destination, fingerprint } => {
             match handler.check_recipient(destination, fingerprint).await {
                 Ok(()) => m.accept_recipient(Instant::now()),
-                Err(r) => {
-                    *under_way = false;
-                    m.reject_recipient(r, Instant::now())
-                }
+                Err(r) => m.reject_recipient(r, Instant::now()),
             }
         }
-        Event::MessageReceived(delivery) => {
-            *under_way = false;
-            match handler.deliver(*delivery).await {
-                Ok(id) => m.data_stored(id, Instant::now()),
-                Err(r) => m.data_failed(r, Instant::now()),
-            }
-        }
+        Event::MessageReceived(delivery) => match handler.deliver(*delivery).await {
+            Ok(id) => m.data_stored(id, Instant::now()),
+            Err(r) => m.data_failed(r, Instant::now()),
+        },
         Event::NeedSignet { name, pin } => match handler.signet(name, pin).await {
             Ok(s) => m.provide_signet(s, Instant::now()),
             Err(r) => m.lookup_failed(r, Instant::now()),
