@@ -917,7 +917,7 @@ fn a_transaction_is_under_way_from_its_accepted_mail_to_the_reply_to_its_body_or
     // One delivered: MAIL, RCPT, DATA and its body (which follows at once).
     c.send_message(outgoing(vec![5; 100]), now);
     let (mail, rcpt, data, body) = (next(&mut c), next(&mut c), next(&mut c), next(&mut c));
-    let ev = feed(&mut s, &[mail.clone()], now);
+    let ev = feed(&mut s, std::slice::from_ref(&mail), now);
     assert!(matches!(ev[..], [Event::NeedVerifyOrigin { .. }]));
     assert!(!s.in_transaction(), "a MAIL being decided");
     s.accept_mail(now).unwrap();
@@ -933,7 +933,10 @@ fn a_transaction_is_under_way_from_its_accepted_mail_to_the_reply_to_its_body_or
     s.data_stored(TransactionId::new("tx1").unwrap(), now).unwrap();
     assert!(!s.in_transaction(), "answered");
     // Ended by RSET.
-    assert!(matches!(feed(&mut s, &[mail.clone()], now)[..], [Event::NeedVerifyOrigin { .. }]));
+    assert!(matches!(
+        feed(&mut s, std::slice::from_ref(&mail), now)[..],
+        [Event::NeedVerifyOrigin { .. }]
+    ));
     s.accept_mail(now).unwrap();
     assert!(s.in_transaction());
     c.rset(now);
