@@ -11,13 +11,16 @@
 //! - 2: the template's body, edited by the rest as triples (u16 offset modulo the length, one
 //!   octet XORed in); a last odd octet cuts the body to that fraction of its length.
 //!
-//! Properties: no input panics; an import succeeds or gives a `StoreError`.
+//! Properties: no input panics; an import succeeds or gives an `ArchiveError`.
 #![no_main]
 
 use dime_core::Secret;
 use dime_core::crypto::{AEAD_NONCE_LEN, AeadKey, Argon2Params, CryptoProvider};
 use dime_signet::OrgKeys;
-use dime_store::{NewAccount, PowerCutFs, Recovery, Store, StoreConfig, StoreFs, Timestamp};
+use dime_store::{
+    Accounts, Archive, Deliveries, NewAccount, PowerCutFs, Recovery, Store, StoreConfig, StoreFs,
+    Timestamp,
+};
 use dime_testkit::insecure_provider;
 use libfuzzer_sys::fuzz_target;
 use std::path::{Path, PathBuf};

@@ -21,7 +21,8 @@ use dime_core::Secret;
 use dime_core::crypto::{Argon2Params, CryptoProvider};
 use dime_signet::OrgKeys;
 use dime_store::{
-    AccountId, NewAccount, PowerCutFs, Recovery, Store, StoreConfig, StoreFs, Timestamp,
+    AccountId, Accounts, Deliveries, NewAccount, PowerCutFs, Recovery, Store, StoreConfig, StoreFs,
+    Timestamp,
 };
 use dime_testkit::insecure_provider;
 use libfuzzer_sys::fuzz_target;

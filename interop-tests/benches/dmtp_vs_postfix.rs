@@ -78,7 +78,10 @@ use dime_signet::{
     FingerprintKind, OrgKeys, OrgSigner, Profile, Signet, UserKeys, create_org_signet, create_ssr,
     sign_user_signet,
 };
-use dime_store::{AccountId, MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_store::{
+    AccountId, Accounts, MailboxId, Mailboxes, NewAccount, Queue as _, Recovery, Store,
+    StoreConfig, Timestamp,
+};
 use dime_testkit::tls_provider;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;

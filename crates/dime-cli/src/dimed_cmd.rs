@@ -8,7 +8,7 @@ use dime_core::crypto::default_provider;
 use dime_core::{Domain, Mailbox, Secret};
 use dime_server::config::Config;
 use dime_server::setup::{NewDomain, create_domain, files, read_org_keys};
-use dime_store::{NewAccount, Recovery, Store, StoreConfig};
+use dime_store::{Accounts, NewAccount, Recovery, Store, StoreConfig};
 use rand_core::{OsRng, RngCore};
 use std::io::Write;
 use std::net::SocketAddr;

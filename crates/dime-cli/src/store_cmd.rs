@@ -8,7 +8,9 @@ use clap::{Args, Subcommand};
 use dime_core::crypto::{Argon2Params, default_provider};
 use dime_core::{Mailbox, Secret};
 use dime_signet::{EncryptionSecret, keyfile};
-use dime_store::{NewAccount, Recovery, RecoveryCode, Store, StoreConfig, Timestamp};
+use dime_store::{
+    Accounts, Archive, Mailboxes, NewAccount, Recovery, RecoveryCode, Store, StoreConfig, Timestamp,
+};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand_core::{OsRng, RngCore};
 use std::io::Write;

@@ -1,6 +1,7 @@
 //! `dime user add|passwd|recover|delete|rotate|export|import|purge` end to end.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+use dime_store::{Accounts, Deliveries, Mailboxes};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

@@ -22,7 +22,9 @@ use dime_envelope::{
 };
 use dime_server::origin::submit_signed_by;
 use dime_server::service::{Draft, MailService, Password};
-use dime_store::{MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_store::{
+    Accounts, Deliveries, MailboxId, NewAccount, Recovery, Store, StoreConfig, Timestamp,
+};
 use std::sync::Arc;
 use std::time::Instant;
 

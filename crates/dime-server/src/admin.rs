@@ -5,7 +5,7 @@
 
 use crate::lines::{Service, error_answer};
 use crate::submission::QueueStatus;
-use dime_store::{QueueId, Store};
+use dime_store::{Queue, QueueId, Store};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;

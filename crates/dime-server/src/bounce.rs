@@ -17,7 +17,7 @@ use dime_envelope::{
     ActorKeys, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer, open_as_origin,
     seal_message_origin_signed,
 };
-use dime_store::{QueueId, Store, StoreError, Timestamp};
+use dime_store::{AccountError, Accounts, QueueId, Store, Timestamp};
 
 /// The local part the origin sends bounces from (`spec/dmtp.md` §11.3).
 pub const BOUNCE_LOCAL_PART: &str = "postmaster";
@@ -36,7 +36,7 @@ pub(crate) enum BounceError {
     NotOurUser,
     /// The author's signet could not be read (the account is gone).
     #[error("author signet unavailable: {0}")]
-    Signet(StoreError),
+    Signet(AccountError),
     /// The author's or our signet has no usable envelope keys.
     #[error("signet has no usable envelope keys")]
     Keys,

@@ -18,7 +18,7 @@ use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{DnsConfig, KeyResolver, LocalPolicy, TrustAnchor, UnchainedSignet};
 use dime_signet::record::Record;
 use dime_signet::{Signet, SignetKind};
-use dime_store::{Store, StoreConfig};
+use dime_store::{Deliveries, Store, StoreConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;

@@ -11,7 +11,7 @@ use dime_envelope::open_as_destination;
 use dime_net::Handler;
 use dime_resolver::{DiscoveryError, KeyResolver, OrgKey, PinStore, SignetSource};
 use dime_signet::{FingerprintKind, Signet};
-use dime_store::{Store, StoreError};
+use dime_store::{AccountError, Accounts, Deliveries, DeliveryError, Store};
 use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
@@ -127,7 +127,7 @@ impl<O: OriginKeys> Destination<O> {
 fn user_signet(store: &Store, mailbox: &Mailbox) -> Result<Signet, Refusal> {
     match store.signet(mailbox) {
         Ok((_, s)) => Ok(s),
-        Err(StoreError::UnknownAccount) => Err(Refusal::NotFound),
+        Err(AccountError::UnknownAccount) => Err(Refusal::NotFound),
         Err(e) => {
             tracing::warn!(error = %e, "signet lookup failed in the store");
             Err(Refusal::Temporary)
@@ -187,9 +187,9 @@ impl<O: OriginKeys> Handler for Destination<O> {
             }
             let delivered =
                 store.deliver_hashed(&view.recipient, &d.body, now()).map_err(|e| match e {
-                    StoreError::UnknownAccount | StoreError::Shredded => Refusal::NotFound,
+                    DeliveryError::UnknownAccount => Refusal::NotFound,
                     // The mailbox may have room later: the origin retries from its queue.
-                    StoreError::OverQuota { .. } => {
+                    DeliveryError::OverQuota { .. } => {
                         tracing::info!("recipient over quota");
                         Refusal::Temporary
                     }

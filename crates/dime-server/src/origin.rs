@@ -6,7 +6,7 @@ use crate::LocalDomain;
 use crate::service::outbox::{NotSigned, origin_sign, queue_envelope};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{CryptoRngCore, Domain, Mailbox};
-use dime_store::{QueueId, Store, StoreError, Timestamp};
+use dime_store::{AccountError, Accounts, QueueError, QueueId, Store, Timestamp};
 
 pub use crate::bounce::{BOUNCE_LOCAL_PART, BOUNCE_REASON_MAX_CHARS};
 pub use crate::service::outbox::{PAYLOAD_MAGIC, Payload, parse_payload};
@@ -20,9 +20,12 @@ pub enum SubmitError {
     /// The author is not one of our users.
     #[error("author is not a user of this domain")]
     NotOurUser,
-    /// The store refused (unknown author, I/O).
-    #[error("store: {0}")]
-    Store(#[from] StoreError),
+    /// The author's account refused (unknown, deleted) or could not be read.
+    #[error("author: {0}")]
+    Author(#[from] AccountError),
+    /// The queue refused or failed.
+    #[error("queue: {0}")]
+    Store(#[from] QueueError),
 }
 
 /// Checks an envelope submitted by `author` (authenticated by the caller: a login session) as

@@ -10,7 +10,7 @@
 use dime_core::{Fingerprint, Mailbox};
 use dime_resolver::{Pin, PinStore};
 use dime_signet::Signet;
-use dime_store::Store;
+use dime_store::{Pins, Store};
 use std::sync::Arc;
 
 /// Most superseded fingerprints a pin keeps (the oldest are dropped first).

@@ -5,7 +5,7 @@
 mod common;
 use common::{T0, p, store_config};
 use dime_server::admin::{Admin, MAX_ADMIN_REQUEST_LEN, serve};
-use dime_store::{AccountId, Store, Timestamp, Transport};
+use dime_store::{AccountId, Queue, Store, Timestamp, Transport};
 use std::os::unix::fs::PermissionsExt;
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};

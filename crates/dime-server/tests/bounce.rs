@@ -14,7 +14,7 @@ use dime_envelope::{Headers, MessageKind, inspect};
 use dime_server::origin::{BOUNCE_LOCAL_PART, submit};
 use dime_server::outbound::dmtp::Transports;
 use dime_server::outbound::{Outcome, RetryPolicy};
-use dime_store::{DeliveryState, MailboxId, QueueId, Store, Timestamp};
+use dime_store::{Accounts, DeliveryState, MailboxId, Mailboxes, Queue, QueueId, Store, Timestamp};
 use std::sync::{Arc, Mutex};
 
 const SUBJECT: &str = "canary-subject-5d1e";

@@ -17,7 +17,7 @@ use dime_server::outbound::dmtp::{Dmtp, Transports};
 use dime_server::outbound::{Outbound, Outcome, RetryPolicy, backoff};
 use dime_server::{Destination, StaticOrigins};
 use dime_signet::FingerprintKind;
-use dime_store::{DeliveryState, MailboxId, Timestamp, Transport};
+use dime_store::{Accounts, DeliveryState, MailboxId, Mailboxes, Queue, Timestamp, Transport};
 use std::net::SocketAddr;
 use std::sync::Arc;
 

@@ -14,7 +14,9 @@ use dime_server::service::{
     Draft, LoginError, MailService, Password, ReadError, SessionError, Verification,
 };
 use dime_server::submission::{Response, Submission};
-use dime_store::{DeliveryState, MailboxId, Timestamp, Uid};
+use dime_store::{
+    Accounts, Deliveries, DeliveryState, MailboxId, Mailboxes, Queue, Timestamp, Uid,
+};
 use std::sync::Arc;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 

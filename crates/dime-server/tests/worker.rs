@@ -12,7 +12,7 @@ use common::{AUTHOR, Side, T0, domain, mailbox, p, side_on, store_config};
 use dime_core::Domain;
 use dime_server::outbound::dmtp::{Dmtp, Route, RouteError, Routes, Transports};
 use dime_server::outbound::{Outbound, RetryPolicy};
-use dime_store::{CutMode, PowerCutFs, Store, Transport};
+use dime_store::{Accounts, CutMode, PowerCutFs, Queue, Store, Transport};
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};

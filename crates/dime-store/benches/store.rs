@@ -11,7 +11,9 @@
 use dime_core::crypto::{Argon2Params, default_provider};
 use dime_core::{Mailbox, Secret};
 use dime_signet::OrgKeys;
-use dime_store::{NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_store::{
+    Accounts, Deliveries, Mailboxes, NewAccount, Recovery, Store, StoreConfig, Timestamp,
+};
 use std::io::Write;
 use std::path::Path;
 use std::time::{Duration, Instant};

@@ -8,7 +8,8 @@ use crate::keys::{
     seal, server_salt,
 };
 use crate::{
-    AccountId, Inner, MAX_PASSWORD_LEN, MailboxId, Store, StoreError, Timestamp, quarantine,
+    AccountError, AccountId, Accounts, Inner, MAX_PASSWORD_LEN, MailboxId, Store, StoreError,
+    Timestamp, quarantine,
 };
 use dime_core::crypto::{Argon2Params, X25519PublicKey, X25519Secret};
 use dime_core::{CryptoRngCore, Mailbox, Secret};
@@ -46,7 +47,7 @@ impl Recovery {
     }
 }
 
-/// What [`Store::create_account`] needs.
+/// What [`Accounts::create_account`](crate::Accounts::create_account) needs.
 #[derive(Debug)]
 pub struct NewAccount<'a> {
     /// The account's address.
@@ -112,7 +113,7 @@ impl RecoveryCode {
     }
 }
 
-/// What [`Store::create_account`] returns.
+/// What [`Accounts::create_account`](crate::Accounts::create_account) returns.
 #[derive(Debug)]
 pub struct Created {
     /// The new account.
@@ -387,24 +388,21 @@ fn signet_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Signet(e.to_string())
 }
 
-impl Store {
-    /// Creates an account: fresh user keys, an SSR signed by `org` (its POK) into the user
-    /// signet, a random account key wrapping the keyring, the password wrap, the recovery
-    /// wrap, and the inbox. The shredding key goes to the vault first.
-    pub fn create_account(
+impl Accounts for Store {
+    fn create_account(
         &self,
         rng: &mut dyn CryptoRngCore,
         org: &OrgKeys,
         new: &NewAccount<'_>,
         now: Timestamp,
-    ) -> Result<Created, StoreError> {
+    ) -> Result<Created, AccountError> {
         let inner = &*self.inner;
         let p = inner.p;
         if new.password.len() > MAX_PASSWORD_LEN {
-            return Err(StoreError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN });
+            return Err(AccountError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN });
         }
         if inner.account_of(new.address).is_ok() {
-            return Err(StoreError::AccountExists);
+            return Err(AccountError::AccountExists);
         }
         let keys = UserKeys::generate(rng);
         let ssr = dime_signet::create_ssr(p, &keys).map_err(signet_err)?;
@@ -501,55 +499,49 @@ impl Store {
         Ok(Created { account: a, signet, recovery_code })
     }
 
-    /// The account of an address.
-    pub fn account_of(&self, address: &Mailbox) -> Result<AccountId, StoreError> {
-        self.inner.account_of(address)
+    fn account_of(&self, address: &Mailbox) -> Result<AccountId, AccountError> {
+        Ok(self.inner.account_of(address)?)
     }
 
-    /// Logs in: unwraps the account key with the password (the stored Argon2 parameters are
-    /// checked against the fixed bounds first), then the keyring.
-    pub fn login(
+    fn login(
         &self,
         address: &Mailbox,
         password: &[u8],
         now: Timestamp,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<Session, AccountError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
         let body = self.key_record(a, KIND_PASSWORD)?.ok_or(StoreError::LoginFailed)?;
         let ak = inner.unwrap_password(a, &shred, &body, password)?;
-        inner.session(a, address, ak, now)
+        Ok(inner.session(a, address, ak, now)?)
     }
 
-    /// Changes the password: re-wraps the account key, in one transaction (the old password
-    /// works until it commits, the new one after). Nothing else is re-encrypted.
-    pub fn change_password(
+    fn change_password(
         &self,
         rng: &mut dyn CryptoRngCore,
         session: &mut Session,
         new_password: &[u8],
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), AccountError> {
         session.touch(now)?;
         let inner = &*self.inner;
         let a = session.account;
         let shred = inner.shred_key(a)?;
         let body = inner.password_body(rng, a, &shred, new_password, &session.account_key)?;
-        inner.backend.write(&mut |t| {
+        Ok(inner.backend.write(&mut |t| {
             put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), body.clone())
-        })
+        })?)
     }
 
-    /// Recovers with the recovery code shown at creation and sets a new password.
-    pub fn recover_with_code(
+    fn recover_with_code(
         &self,
         rng: &mut dyn CryptoRngCore,
         address: &Mailbox,
         code: &RecoveryCode,
         new_password: &[u8],
         now: Timestamp,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<Session, AccountError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
@@ -561,18 +553,17 @@ impl Store {
         let kek = derive(inner.p, &ss, &code.bytes(), &[b"dime-store recovery code", &a.0])?;
         let pt = open(inner.p, &kek, &key_key(a, KIND_RECOVERY_CODE), sealed)
             .map_err(|_| StoreError::LoginFailed)?;
-        self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)
+        Ok(self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)?)
     }
 
-    /// Recovers with the organisation's escrow secret and sets a new password.
-    pub fn recover_with_escrow(
+    fn recover_with_escrow(
         &self,
         rng: &mut dyn CryptoRngCore,
         address: &Mailbox,
         org_secret: &X25519Secret,
         new_password: &[u8],
         now: Timestamp,
-    ) -> Result<Session, StoreError> {
+    ) -> Result<Session, AccountError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
@@ -590,42 +581,10 @@ impl Store {
         let kek = escrow_kek(inner, &shred, a, shared.expose(), &eph_pub, &org_pub)?;
         let pt = open(inner.p, &kek, &key_key(a, KIND_ESCROW), sealed)
             .map_err(|_| StoreError::LoginFailed)?;
-        self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)
+        Ok(self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)?)
     }
 
-    fn finish_recovery(
-        &self,
-        rng: &mut dyn CryptoRngCore,
-        a: AccountId,
-        address: &Mailbox,
-        ak: Secret<[u8; 32]>,
-        new_password: &[u8],
-        now: Timestamp,
-    ) -> Result<Session, StoreError> {
-        let mut s = self.inner.session(a, address, ak, now)?;
-        self.change_password(rng, &mut s, new_password, now)?;
-        Ok(s)
-    }
-
-    fn key_record(&self, a: AccountId, kind: u8) -> Result<Option<Vec<u8>>, StoreError> {
-        let inner = &*self.inner;
-        let mut out = None;
-        let kk = key_key(a, kind);
-        let r = inner.backend.read(&mut |t| {
-            out = get_body(inner, t, Table::Keys, &kk, "wrapped key")?;
-            Ok(())
-        });
-        if let Err(StoreError::Corrupt { what }) = r {
-            quarantine(inner, Table::Keys, &kk);
-            return Err(StoreError::Corrupt { what });
-        }
-        r?;
-        Ok(out)
-    }
-
-    /// The current user signet of an address (read with the pepper; the data directory alone
-    /// does not hold it in clear).
-    pub fn signet(&self, address: &Mailbox) -> Result<(u32, Signet), StoreError> {
+    fn signet(&self, address: &Mailbox) -> Result<(u32, Signet), AccountError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
@@ -645,16 +604,13 @@ impl Store {
         Ok((generation, signet))
     }
 
-    /// Rotates the user's keys: new keys, a rotation SSR with the chain-of-custody signature
-    /// by the current keys, signed by `org` into the new user signet. The keyring keeps every
-    /// older generation so old mail still opens. Returns the new signet.
-    pub fn rotate_keys(
+    fn rotate_keys(
         &self,
         rng: &mut dyn CryptoRngCore,
         session: &mut Session,
         org: &OrgKeys,
         now: Timestamp,
-    ) -> Result<Signet, StoreError> {
+    ) -> Result<Signet, AccountError> {
         session.touch(now)?;
         let inner = &*self.inner;
         let p = inner.p;
@@ -697,14 +653,12 @@ impl Store {
         Ok(signet)
     }
 
-    /// Deletes an account: first its shredding key in the vault (after that, no copy of the
-    /// data directory can be opened with the pepper and any password), then every record.
-    pub fn delete_account(&self, address: &Mailbox) -> Result<(), StoreError> {
+    fn delete_account(&self, address: &Mailbox) -> Result<(), AccountError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         inner.vault.write(&mut |t| t.delete(Table::Vault, &a.0).map(|_| ()))?;
         let tag = inner.address_tag(address)?;
-        inner.backend.write(&mut |t| {
+        Ok(inner.backend.write(&mut |t| {
             t.delete(Table::Addresses, &tag)?;
             for table in [
                 Table::Accounts,
@@ -721,7 +675,39 @@ impl Store {
                 }
             }
             Ok(())
-        })
+        })?)
+    }
+}
+
+impl Store {
+    fn finish_recovery(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        a: AccountId,
+        address: &Mailbox,
+        ak: Secret<[u8; 32]>,
+        new_password: &[u8],
+        now: Timestamp,
+    ) -> Result<Session, StoreError> {
+        let mut s = self.inner.session(a, address, ak, now)?;
+        self.change_password(rng, &mut s, new_password, now)?;
+        Ok(s)
+    }
+
+    fn key_record(&self, a: AccountId, kind: u8) -> Result<Option<Vec<u8>>, StoreError> {
+        let inner = &*self.inner;
+        let mut out = None;
+        let kk = key_key(a, kind);
+        let r = inner.backend.read(&mut |t| {
+            out = get_body(inner, t, Table::Keys, &kk, "wrapped key")?;
+            Ok(())
+        });
+        if let Err(StoreError::Corrupt { what }) = r {
+            quarantine(inner, Table::Keys, &kk);
+            return Err(StoreError::Corrupt { what });
+        }
+        r?;
+        Ok(out)
     }
 }
 
@@ -866,7 +852,7 @@ mod tests {
             recovery: Recovery::None,
             quota_bytes: 1,
         };
-        let refused = StoreError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN };
+        let refused = AccountError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN };
         assert_eq!(
             store.create_account(&mut rng, &org, &new(&too_long), Timestamp(1)).unwrap_err(),
             refused

@@ -12,7 +12,7 @@ use crate::backend::{Backend, Table};
 use crate::codec::{BlobDigest, Dec, Enc, open_record, seal_record};
 use crate::keys::{SALT_LEN, Session, derive, open, seal};
 use crate::mail::MsgRec;
-use crate::{AccountId, Store, StoreError, Timestamp};
+use crate::{AccountId, Accounts, Archive, ArchiveError, Store, StoreError, Timestamp};
 use dime_core::crypto::Argon2Params;
 use dime_core::{CryptoRngCore, Mailbox, Secret};
 use dime_signet::Signet;
@@ -38,31 +38,19 @@ fn header(params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
     Enc::new().raw(MAGIC).u32(params.m_kib).u32(params.t).u32(params.p).raw(salt).finish()
 }
 
-impl Store {
-    /// Exports the session's account to an archive sealed under `archive_password`.
-    pub fn export(
-        &self,
-        rng: &mut dyn CryptoRngCore,
-        s: &mut Session,
-        archive_password: &[u8],
-        now: Timestamp,
-    ) -> Result<Vec<u8>, StoreError> {
-        self.export_with_progress(rng, s, archive_password, now, &mut |_, _| {})
-    }
-
-    /// [`Store::export`], calling `progress(records done, records total)` as it goes.
-    pub fn export_with_progress(
+impl Archive for Store {
+    fn export_with_progress(
         &self,
         rng: &mut dyn CryptoRngCore,
         s: &mut Session,
         archive_password: &[u8],
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<Vec<u8>, StoreError> {
+    ) -> Result<Vec<u8>, ArchiveError> {
         s.touch(now)?;
         let inner = &*self.inner;
         let a = s.account;
-        let (generation, signet) = self.signet(&s.address)?;
+        let (generation, signet) = self.signet(&s.address).map_err(StoreError::from)?;
         let mut records = Vec::new();
         let mut acc = None;
         inner.backend.read(&mut |t| {
@@ -110,22 +98,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Imports an archive made by [`Store::export`] (here or on another server), protected by
-    /// `archive_password`; the account's login password becomes `new_password` and its
-    /// recovery is none. Returns the account and its address.
-    pub fn import(
-        &self,
-        rng: &mut dyn CryptoRngCore,
-        archive: &[u8],
-        archive_password: &[u8],
-        new_password: &[u8],
-        now: Timestamp,
-    ) -> Result<(AccountId, Mailbox), StoreError> {
-        self.import_with_progress(rng, archive, archive_password, new_password, now, &mut |_, _| {})
-    }
-
-    /// [`Store::import`], calling `progress(records checked, records total)` as it goes.
-    pub fn import_with_progress(
+    fn import_with_progress(
         &self,
         rng: &mut dyn CryptoRngCore,
         archive: &[u8],
@@ -133,7 +106,7 @@ impl Store {
         new_password: &[u8],
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
-    ) -> Result<(AccountId, Mailbox), StoreError> {
+    ) -> Result<(AccountId, Mailbox), ArchiveError> {
         let _ = now;
         let inner = &*self.inner;
         let p = inner.p;
@@ -141,7 +114,7 @@ impl Store {
         if d.take(MAGIC.len()).map_err(|_| StoreError::BadArchive("not a dime store archive"))?
             != MAGIC
         {
-            return Err(StoreError::BadArchive("not a dime store archive"));
+            return Err(ArchiveError::Refused("not a dime store archive"));
         }
         let bad = |_| StoreError::BadArchive("truncated header");
         let params = Argon2Params {
@@ -184,10 +157,10 @@ impl Store {
             let k = d.bytes().map_err(bad)?;
             let v = d.bytes().map_err(bad)?;
             if !k.starts_with(&a.0) {
-                return Err(StoreError::BadArchive("record of another account"));
+                return Err(ArchiveError::Refused("record of another account"));
             }
             if table == Table::Keys && k != key_key(a, KIND_KEYRING).as_slice() {
-                return Err(StoreError::BadArchive("unexpected key record"));
+                return Err(ArchiveError::Refused("unexpected key record"));
             }
             if table != Table::Blobs {
                 open_record(p, table, k, v, "archive record")
@@ -202,7 +175,7 @@ impl Store {
         d.finish().map_err(bad)?;
         in_this_format(inner, &mut records)?;
         if inner.account_of(&address).is_ok() {
-            return Err(StoreError::AccountExists);
+            return Err(ArchiveError::AccountExists);
         }
         let mut shred = Secret::new([0u8; 32]);
         rng.fill_bytes(shred.expose_mut());

@@ -1,6 +1,6 @@
 //! Delivery with group commit (`spec/storage.md` §4).
 //!
-//! [`Store::deliver`] hands the envelope to one committer thread and waits. The committer takes
+//! [`Deliveries::deliver`](crate::Deliveries::deliver) hands the envelope to one committer thread and waits. The committer takes
 //! every delivery waiting in its queue (up to [`MAX_GROUP_COMMIT`]) and makes the batch durable
 //! with one `fdatasync`: on a backend that defers durability (redb), it appends the batch to
 //! the delivery log (`spec/storage.md` §4.1) and, while the log thread writes it, applies it
@@ -16,8 +16,8 @@ use crate::fs::{StoreFs, create_dir_durably};
 use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
-    AccountId, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId, Store, StoreError, Timestamp,
-    Uid,
+    AccountId, Deliveries, DeliveryError, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId,
+    Store, StoreError, Timestamp, Uid,
 };
 use dime_core::Mailbox;
 use dime_core::crypto::Hashed;
@@ -413,49 +413,68 @@ fn fits(envelope: &[u8]) -> Result<(), StoreError> {
     Ok(())
 }
 
-impl Store {
-    /// Delivers a sealed envelope to `recipient`'s inbox. Needs no secret (the recipient may
-    /// be offline). Returns only once the message is on stable storage; concurrent deliveries
-    /// share one commit (group commit).
-    pub fn deliver(
+impl Deliveries for Store {
+    fn deliver(
         &self,
         recipient: &Mailbox,
         envelope: &[u8],
         now: Timestamp,
-    ) -> Result<Delivered, StoreError> {
+    ) -> Result<Delivered, DeliveryError> {
         fits(envelope)?;
         let account = self.inner.account_of(recipient)?;
         let digest = self.inner.blob_digest.of(self.inner.p, envelope);
-        self.deliver_digested(account, envelope, digest, now)
+        Ok(self.deliver_digested(account, envelope, digest, now)?)
     }
 
-    /// [`Store::deliver`] of an envelope whose SHA-512 the caller has (a DMTP destination
-    /// checked it against the DATA commitment): a store of format 2 takes the blob digest from
-    /// it instead of hashing the envelope again (`spec/storage.md` §2.1, §3).
-    pub fn deliver_hashed(
+    fn deliver_hashed(
         &self,
         recipient: &Mailbox,
         envelope: &Hashed,
         now: Timestamp,
-    ) -> Result<Delivered, StoreError> {
+    ) -> Result<Delivered, DeliveryError> {
         fits(envelope)?;
         let account = self.inner.account_of(recipient)?;
         let digest = self.inner.blob_digest.of_hashed(self.inner.p, envelope);
-        self.deliver_digested(account, envelope, digest, now)
+        Ok(self.deliver_digested(account, envelope, digest, now)?)
     }
 
-    /// [`Store::deliver`] by account id.
-    pub fn deliver_to(
+    fn deliver_to(
         &self,
         account: AccountId,
         envelope: &[u8],
         now: Timestamp,
-    ) -> Result<Delivered, StoreError> {
+    ) -> Result<Delivered, DeliveryError> {
         fits(envelope)?;
         let digest = self.inner.blob_digest.of(self.inner.p, envelope);
-        self.deliver_digested(account, envelope, digest, now)
+        Ok(self.deliver_digested(account, envelope, digest, now)?)
     }
 
+    fn deliver_many(
+        &self,
+        account: AccountId,
+        envelopes: &[&[u8]],
+        now: Timestamp,
+    ) -> Result<Vec<Delivered>, DeliveryError> {
+        envelopes.iter().try_for_each(|e| fits(e))?;
+        let inner = &*self.inner;
+        let digests: Vec<_> = envelopes.iter().map(|e| inner.blob_digest.of(inner.p, e)).collect();
+        let mut out = Vec::new();
+        inner.backend.write(&mut |t| {
+            out.clear();
+            for (e, d) in envelopes.iter().zip(&digests) {
+                out.push(deliver_one(inner, t, account, e, d, now)?);
+            }
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
+    fn replayed_deliveries(&self) -> usize {
+        self.replayed
+    }
+}
+
+impl Store {
     /// Hands a delivery with its blob digest to the committer and waits for its answer.
     fn deliver_digested(
         &self,
@@ -469,26 +488,5 @@ impl Store {
         tx.send(Job { account, envelope: envelope.to_vec(), digest, now, reply })
             .map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
-    }
-
-    /// Delivers many envelopes in one transaction (imports, benchmarks' fill). All or none.
-    pub fn deliver_many(
-        &self,
-        account: AccountId,
-        envelopes: &[&[u8]],
-        now: Timestamp,
-    ) -> Result<Vec<Delivered>, StoreError> {
-        envelopes.iter().try_for_each(|e| fits(e))?;
-        let inner = &*self.inner;
-        let digests: Vec<_> = envelopes.iter().map(|e| inner.blob_digest.of(inner.p, e)).collect();
-        let mut out = Vec::new();
-        inner.backend.write(&mut |t| {
-            out.clear();
-            for (e, d) in envelopes.iter().zip(&digests) {
-                out.push(deliver_one(inner, t, account, e, d, now)?);
-            }
-            Ok(())
-        })?;
-        Ok(out)
     }
 }

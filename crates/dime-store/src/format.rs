@@ -57,6 +57,7 @@ mod tests {
     use super::*;
     use crate::mail::MsgRec;
     use crate::testing::{config, open_store};
+    use crate::{Accounts, Archive, BackendError, Deliveries, MailboxError, Mailboxes};
     use crate::{MailboxId, NewAccount, Recovery, RedbBackend, Store, Timestamp, Uid};
     use dime_core::Mailbox;
     use dime_core::crypto::{Hashed, default_provider};
@@ -128,7 +129,7 @@ mod tests {
         assert_eq!(store.fetch(a, MailboxId::INBOX, plain.uid).unwrap(), b"two");
         assert_eq!(
             store.fetch(a, MailboxId::INBOX, lied.uid).unwrap_err(),
-            StoreError::Corrupt { what: "message" }
+            MailboxError::Backend(BackendError::Corrupt { what: "message" })
         );
     }
 

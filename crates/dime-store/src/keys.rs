@@ -1,7 +1,7 @@
 //! Key wrapping and sessions (`spec/storage.md` §6).
 
 use crate::codec::{Dec, Enc};
-use crate::{AccountId, StoreError, Timestamp};
+use crate::{AccountId, SessionExpired, StoreError, Timestamp};
 use dime_core::crypto::Ed25519Seed;
 use dime_core::crypto::{AEAD_NONCE_LEN, AeadKey, CryptoProvider, X25519Secret};
 use dime_core::{CryptoRngCore, Mailbox, Secret};
@@ -161,10 +161,10 @@ impl Session {
 
     /// Marks activity at `now`; fails (and wipes the keys) once the session has been idle
     /// longer than the idle timeout.
-    pub fn touch(&mut self, now: Timestamp) -> Result<(), StoreError> {
+    pub fn touch(&mut self, now: Timestamp) -> Result<(), SessionExpired> {
         if self.expired || now.0.saturating_sub(self.last_active.0) > self.idle_timeout_secs {
             self.expire();
-            return Err(StoreError::SessionExpired);
+            return Err(SessionExpired);
         }
         self.last_active = self.last_active.max(now);
         Ok(())

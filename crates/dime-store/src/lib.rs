@@ -9,14 +9,22 @@
 //! [`PowerCutFs`] an in-memory one for crash tests, whose power can be cut
 //! ([`Store::open_with_fs`]).
 //!
+//! The contract is six facets, one trait per owner of truth, each with its own error
+//! (`spec/storage.md` §1.1): [`Accounts`] ([`AccountError`]), [`Mailboxes`] ([`MailboxError`]),
+//! [`Deliveries`] ([`DeliveryError`]), [`Queue`] ([`QueueError`]), [`Pins`] ([`PinError`]) and
+//! [`Archive`] ([`ArchiveError`]); each error's `Backend` variant is a [`BackendError`]. [`Store`]
+//! implements them all (the handle a server opens once and shares); import the traits a caller
+//! uses. They name no storage engine, so a second backend can implement them. [`StoreError`] is
+//! the low-level error of opening a store and of its [`Backend`].
+//!
 //! What it is not: a message codec. A delivered envelope is opaque sealed bytes
-//! ([`Store::deliver`] needs no secret, and the store keeps it byte for byte). With a
-//! [`Session`], [`Store::open_message`] opens it through `dime-envelope` (its slots, or the key
+//! ([`Deliveries::deliver`] needs no secret, and the store keeps it byte for byte). With a
+//! [`Session`], [`Mailboxes::open_message`] opens it through `dime-envelope` (its slots, or the key
 //! overlays the store keeps beside it: re-wrap after a rotation, the read-key fast path); the
 //! caller verifies the signatures.
 //!
 //! The promises it keeps (`spec/storage.md` §1): an acknowledged delivery is on stable storage
-//! before [`Store::deliver`] returns; nothing beyond what delivery and quota need is stored in
+//! before [`Deliveries::deliver`] returns; nothing beyond what delivery and quota need is stored in
 //! clear; without the password (or recovery secret), the server's disk plus its configuration
 //! (the pepper) cannot open an account; a password change re-wraps one key, atomically.
 //!
@@ -27,6 +35,8 @@ mod archive;
 pub mod backend;
 mod codec;
 mod deliver;
+mod errors;
+mod facets;
 mod format;
 mod fs;
 #[cfg(feature = "fuzzing")]
@@ -48,6 +58,11 @@ mod testing;
 pub use account::{Created, NewAccount, Recovery, RecoveryCode};
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
 pub use deliver::Delivered;
+pub use errors::{
+    AccountError, ArchiveError, BackendError, DeliveryError, MailboxError, PinError, QueueError,
+    SessionExpired,
+};
+pub use facets::{Accounts, Archive, Deliveries, Facets, Mailboxes, Pins, Queue};
 pub use fs::{OsFs, StoreFile, StoreFs};
 pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
@@ -139,7 +154,9 @@ impl fmt::Debug for StoreConfig {
     }
 }
 
-/// Errors of the store, classified by blame (caller misuse, credentials, stored data, I/O).
+/// The low-level error of the redb store: of opening it ([`Store::open`]), of its key-value
+/// [`Backend`], and of the code behind its facets, which sorts it into each facet's own error
+/// ([`AccountError`], [`MailboxError`], ...) at the facet's boundary.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     /// The backend failed (I/O, database).
@@ -355,13 +372,6 @@ impl Store {
         queue::upgrade(&inner)?;
         let committer = deliver::Committer::start(inner.clone(), log);
         Ok(Store { inner, committer, replayed })
-    }
-
-    /// How many deliveries the delivery log gave back when this store was opened: those
-    /// acknowledged before a crash that the backend had not yet made durable
-    /// (`spec/storage.md` §4.1).
-    pub fn replayed_deliveries(&self) -> usize {
-        self.replayed
     }
 
     /// The store's format (`spec/storage.md` §2.1): [`STORE_FORMAT`], or 1 for a store

@@ -5,11 +5,13 @@ use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc};
 use crate::keys::{Session, open, seal};
 use crate::{
-    AccountId, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxId, Store, StoreError, Timestamp,
-    Uid, quarantine, quarantine_in,
+    AccountId, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxError, MailboxId, Mailboxes,
+    Opened, RewrapProgress, SealedSummaries, Store, StoreError, Timestamp, Uid, quarantine,
+    quarantine_in,
 };
 use dime_core::CryptoRngCore;
 use dime_core::crypto::{AeadKey, CryptoProvider};
+use zeroize::Zeroizing;
 
 /// Most mailbox entries one message may have (copies), `spec/storage.md` §5.
 pub(crate) const MAX_REFS: u32 = 65_536;
@@ -271,9 +273,8 @@ fn drop_message(
     save_account(inner, t, a, &acc)
 }
 
-impl Store {
-    /// Quota use of an account (no secret needed).
-    pub fn quota(&self, a: AccountId) -> Result<Quota, StoreError> {
+impl Mailboxes for Store {
+    fn quota(&self, a: AccountId) -> Result<Quota, MailboxError> {
         let inner = &*self.inner;
         let mut q = None;
         inner.backend.read(&mut |t| {
@@ -281,16 +282,306 @@ impl Store {
             q = Some(Quota { used: r.used, limit: r.quota, messages: r.count });
             Ok(())
         })?;
-        q.ok_or(StoreError::UnknownAccount)
+        q.ok_or(MailboxError::UnknownAccount)
     }
 
-    /// The entries of a mailbox, by UID (no secret needed). A corrupt index record is
-    /// quarantined and left out.
-    pub fn list(&self, a: AccountId, m: MailboxId) -> Result<Vec<EntryInfo>, StoreError> {
+    fn list(&self, a: AccountId, m: MailboxId) -> Result<Vec<EntryInfo>, MailboxError> {
         Ok(self.list_with_seqs(a, m)?.into_iter().map(|(e, _)| e).collect())
     }
 
-    /// [`Store::list`], each entry with its message's sequence number.
+    fn fetch(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Vec<u8>, MailboxError> {
+        Ok(self.fetch_with(a, m, uid, |_, _| Ok(()))?.blob)
+    }
+
+    fn expunge(&self, a: AccountId, m: MailboxId, uids: &[Uid]) -> Result<usize, MailboxError> {
+        let inner = &*self.inner;
+        let mut n = 0;
+        inner.backend.write(&mut |t| {
+            n = 0;
+            for uid in uids {
+                if remove_entry(inner, t, a, m, uid.0)? {
+                    n += 1;
+                }
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    fn copy(
+        &self,
+        a: AccountId,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, MailboxError> {
+        Ok(self.copy_or_move(a, src, uids, dst, false)?)
+    }
+
+    fn move_messages(
+        &self,
+        a: AccountId,
+        src: MailboxId,
+        uids: &[Uid],
+        dst: MailboxId,
+    ) -> Result<Vec<(Uid, Uid)>, MailboxError> {
+        Ok(self.copy_or_move(a, src, uids, dst, true)?)
+    }
+
+    fn purge_older_than(
+        &self,
+        a: AccountId,
+        days: u64,
+        now: Timestamp,
+    ) -> Result<u64, MailboxError> {
+        let inner = &*self.inner;
+        let cutoff = now.0.saturating_sub(days.saturating_mul(DAY));
+        let mut total = 0u64;
+        let mut start = msg_key(a, 0);
+        let end = prefix_end(&a.0);
+        loop {
+            let mut done = false;
+            let mut n = 0u64;
+            inner.backend.write(&mut |t| {
+                n = 0;
+                let page = t.range(Table::Messages, &start, &end, BATCH)?;
+                done = page.len() < BATCH;
+                for (k, v) in &page {
+                    let Ok(body) =
+                        crate::codec::open_record(inner.p, Table::Messages, k, v, "message record")
+                    else {
+                        continue;
+                    };
+                    let msg = MsgRec::decode(body)?;
+                    if msg.arrival < cutoff {
+                        for (mb, uid) in &msg.refs {
+                            remove_entry(inner, t, a, MailboxId(*mb), *uid)?;
+                        }
+                        n += 1;
+                    }
+                }
+                if let Some((k, _)) = page.last() {
+                    start = k.clone();
+                    start.push(0);
+                }
+                Ok(())
+            })?;
+            total += n;
+            if done {
+                return Ok(total);
+            }
+        }
+    }
+
+    fn mailboxes(&self, s: &mut Session, now: Timestamp) -> Result<Vec<MailboxInfo>, MailboxError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut raw = Vec::new();
+        inner.backend.read(&mut |t| {
+            raw = t.range(Table::Mailboxes, &a.0, &prefix_end(&a.0), usize::MAX)?;
+            Ok(())
+        })?;
+        let mut out = Vec::new();
+        for (k, v) in raw {
+            let Some(id) = k.get(16..20).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+            else {
+                continue;
+            };
+            let Ok(r) =
+                crate::codec::open_record(inner.p, Table::Mailboxes, &k, &v, "mailbox record")
+                    .and_then(MboxRec::decode)
+            else {
+                quarantine(inner, Table::Mailboxes, &k);
+                continue;
+            };
+            let name = open(inner.p, &s.meta_key, &name_aad(a, MailboxId(id)), &r.name)
+                .map_err(|_| StoreError::Corrupt { what: "mailbox name" })?;
+            out.push(MailboxInfo {
+                id: MailboxId(id),
+                name: String::from_utf8_lossy(&name).into_owned(),
+                uid_validity: r.uid_validity,
+                uid_next: r.uid_next,
+                highest_modseq: r.modseq,
+                messages: r.count,
+            });
+        }
+        Ok(out)
+    }
+
+    fn create_mailbox(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        name: &str,
+        now: Timestamp,
+    ) -> Result<MailboxId, MailboxError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut id = MailboxId(0);
+        inner.backend.write(&mut |t| {
+            let mut acc = load_account(inner, t, a)?;
+            id = MailboxId(acc.next_mbox);
+            acc.next_mbox = acc
+                .next_mbox
+                .checked_add(1)
+                .ok_or(StoreError::TooLarge { what: "mailbox ids", limit: u32::MAX as usize })?;
+            // The id is only known inside the transaction; the name is sealed to it here.
+            let body = new_mailbox_body(inner.p, &mut *rng, &s.meta_key, a, id, name, now)?;
+            put_body(inner, t, Table::Mailboxes, &mbox_key(a, id), body)?;
+            save_account(inner, t, a, &acc)
+        })?;
+        Ok(id)
+    }
+
+    fn delete_mailbox(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<(), MailboxError> {
+        s.touch(now)?;
+        if m == MailboxId::INBOX {
+            return Err(MailboxError::InboxIsFixed);
+        }
+        let inner = &*self.inner;
+        let a = s.account;
+        Ok(inner.backend.write(&mut |t| {
+            load_mbox(inner, t, a, m)?;
+            let prefix = mbox_key(a, m);
+            for (k, _) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
+                if let Some(uid) =
+                    k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
+                {
+                    remove_entry(inner, t, a, m, uid)?;
+                }
+            }
+            t.delete(Table::Mailboxes, &prefix)?;
+            Ok(())
+        })?)
+    }
+
+    fn set_flags(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        flags: &[&str],
+        now: Timestamp,
+    ) -> Result<u64, MailboxError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let plain = flags.join(" ");
+        if plain.len() > MAX_FLAGS_LEN {
+            return Err(MailboxError::TooLarge { what: "flags", limit: MAX_FLAGS_LEN });
+        }
+        let mut modseq = 0;
+        inner.backend.write(&mut |t| {
+            let ek = entry_key(a, m.0, uid.0);
+            let b = get_body(inner, t, Table::Entries, &ek, "index record")?
+                .ok_or(StoreError::NoSuchMessage)?;
+            let mut e = EntryRec::decode(&b)?;
+            let mut mb = load_mbox(inner, t, a, m)?;
+            mb.modseq += 1;
+            modseq = mb.modseq;
+            e.modseq = mb.modseq;
+            e.flags = seal(inner.p, &mut *rng, &s.meta_key, &flags_aad(a, e.seq), plain.as_bytes());
+            put_body(inner, t, Table::Entries, &ek, e.encode())?;
+            put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())
+        })?;
+        Ok(modseq)
+    }
+
+    fn flags(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Vec<String>, MailboxError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut e = None;
+        inner.backend.read(&mut |t| {
+            e = get_body(inner, t, Table::Entries, &entry_key(a, m.0, uid.0), "index record")?;
+            Ok(())
+        })?;
+        let e = EntryRec::decode(&e.ok_or(StoreError::NoSuchMessage)?)?;
+        if e.flags.is_empty() {
+            return Ok(Vec::new());
+        }
+        let pt = open(inner.p, &s.meta_key, &flags_aad(a, e.seq), &e.flags)
+            .map_err(|_| StoreError::Corrupt { what: "flags" })?;
+        Ok(String::from_utf8_lossy(&pt)
+            .split(' ')
+            .filter(|f| !f.is_empty())
+            .map(str::to_owned)
+            .collect())
+    }
+
+    fn list_summaries(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<Vec<(EntryInfo, Option<Zeroizing<Vec<u8>>>)>, MailboxError> {
+        Ok(self.list_summaries_inner(s, m, now)?)
+    }
+
+    fn seal_summaries(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        summaries: &[(Uid, &[u8])],
+        now: Timestamp,
+    ) -> Result<SealedSummaries, MailboxError> {
+        Ok(self.seal_summaries_inner(rng, s, m, summaries, now)?)
+    }
+
+    fn put_summaries(&self, summaries: &SealedSummaries) -> Result<usize, MailboxError> {
+        Ok(self.put_summaries_inner(summaries)?)
+    }
+
+    fn open_message(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Opened, MailboxError> {
+        Ok(self.open_message_inner(rng, s, m, uid, now)?)
+    }
+
+    fn open_message_uncached(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Opened, MailboxError> {
+        Ok(self.open_message_uncached_inner(s, m, uid, now)?)
+    }
+
+    fn rewrap_slots(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        batch: usize,
+        now: Timestamp,
+        progress: &mut dyn FnMut(RewrapProgress),
+    ) -> Result<RewrapProgress, MailboxError> {
+        Ok(self.rewrap_slots_inner(rng, s, batch, now, progress)?)
+    }
+}
+
+impl Store {
+    /// [`Mailboxes::list`](crate::Mailboxes::list), each entry with its message's sequence number.
     pub(crate) fn list_with_seqs(
         &self,
         a: AccountId,
@@ -355,13 +646,7 @@ impl Store {
         Ok(out)
     }
 
-    /// The sealed envelope of one message, checked against its digest. A corrupt message is
-    /// quarantined (and its entries removed), and [`StoreError::Corrupt`] returned.
-    pub fn fetch(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Vec<u8>, StoreError> {
-        Ok(self.fetch_with(a, m, uid, |_, _| Ok(()))?.blob)
-    }
-
-    /// [`Store::fetch`] with its record, reading in the same read transaction what `beside`
+    /// [`Mailboxes::fetch`](crate::Mailboxes::fetch) with its record, reading in the same read transaction what `beside`
     /// reads given the message key (it reports only backend errors: a corrupt item it reads
     /// is its own to handle). The blob's digest is checked once.
     pub(crate) fn fetch_with<T>(
@@ -440,45 +725,6 @@ impl Store {
         })
     }
 
-    /// Expunges messages from a mailbox (no secret needed); returns how many were removed.
-    pub fn expunge(&self, a: AccountId, m: MailboxId, uids: &[Uid]) -> Result<usize, StoreError> {
-        let inner = &*self.inner;
-        let mut n = 0;
-        inner.backend.write(&mut |t| {
-            n = 0;
-            for uid in uids {
-                if remove_entry(inner, t, a, m, uid.0)? {
-                    n += 1;
-                }
-            }
-            Ok(())
-        })?;
-        Ok(n)
-    }
-
-    /// Copies messages into `dst` (the sealed envelope is shared, not duplicated); returns
-    /// (source UID, new UID) pairs.
-    pub fn copy(
-        &self,
-        a: AccountId,
-        src: MailboxId,
-        uids: &[Uid],
-        dst: MailboxId,
-    ) -> Result<Vec<(Uid, Uid)>, StoreError> {
-        self.copy_or_move(a, src, uids, dst, false)
-    }
-
-    /// Moves messages into `dst`, atomically.
-    pub fn move_messages(
-        &self,
-        a: AccountId,
-        src: MailboxId,
-        uids: &[Uid],
-        dst: MailboxId,
-    ) -> Result<Vec<(Uid, Uid)>, StoreError> {
-        self.copy_or_move(a, src, uids, dst, true)
-    }
-
     fn copy_or_move(
         &self,
         a: AccountId,
@@ -531,211 +777,5 @@ impl Store {
             Ok(())
         })?;
         Ok(out)
-    }
-
-    /// Removes every message older than `days` days at `now` (retention); returns how many.
-    pub fn purge_older_than(
-        &self,
-        a: AccountId,
-        days: u64,
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        let inner = &*self.inner;
-        let cutoff = now.0.saturating_sub(days.saturating_mul(DAY));
-        let mut total = 0u64;
-        let mut start = msg_key(a, 0);
-        let end = prefix_end(&a.0);
-        loop {
-            let mut done = false;
-            let mut n = 0u64;
-            inner.backend.write(&mut |t| {
-                n = 0;
-                let page = t.range(Table::Messages, &start, &end, BATCH)?;
-                done = page.len() < BATCH;
-                for (k, v) in &page {
-                    let Ok(body) =
-                        crate::codec::open_record(inner.p, Table::Messages, k, v, "message record")
-                    else {
-                        continue;
-                    };
-                    let msg = MsgRec::decode(body)?;
-                    if msg.arrival < cutoff {
-                        for (mb, uid) in &msg.refs {
-                            remove_entry(inner, t, a, MailboxId(*mb), *uid)?;
-                        }
-                        n += 1;
-                    }
-                }
-                if let Some((k, _)) = page.last() {
-                    start = k.clone();
-                    start.push(0);
-                }
-                Ok(())
-            })?;
-            total += n;
-            if done {
-                return Ok(total);
-            }
-        }
-    }
-
-    /// The mailboxes of the session's account, names decrypted.
-    pub fn mailboxes(
-        &self,
-        s: &mut Session,
-        now: Timestamp,
-    ) -> Result<Vec<MailboxInfo>, StoreError> {
-        s.touch(now)?;
-        let inner = &*self.inner;
-        let a = s.account;
-        let mut raw = Vec::new();
-        inner.backend.read(&mut |t| {
-            raw = t.range(Table::Mailboxes, &a.0, &prefix_end(&a.0), usize::MAX)?;
-            Ok(())
-        })?;
-        let mut out = Vec::new();
-        for (k, v) in raw {
-            let Some(id) = k.get(16..20).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
-            else {
-                continue;
-            };
-            let Ok(r) =
-                crate::codec::open_record(inner.p, Table::Mailboxes, &k, &v, "mailbox record")
-                    .and_then(MboxRec::decode)
-            else {
-                quarantine(inner, Table::Mailboxes, &k);
-                continue;
-            };
-            let name = open(inner.p, &s.meta_key, &name_aad(a, MailboxId(id)), &r.name)
-                .map_err(|_| StoreError::Corrupt { what: "mailbox name" })?;
-            out.push(MailboxInfo {
-                id: MailboxId(id),
-                name: String::from_utf8_lossy(&name).into_owned(),
-                uid_validity: r.uid_validity,
-                uid_next: r.uid_next,
-                highest_modseq: r.modseq,
-                messages: r.count,
-            });
-        }
-        Ok(out)
-    }
-
-    /// Creates a mailbox with an encrypted name.
-    pub fn create_mailbox(
-        &self,
-        rng: &mut dyn CryptoRngCore,
-        s: &mut Session,
-        name: &str,
-        now: Timestamp,
-    ) -> Result<MailboxId, StoreError> {
-        s.touch(now)?;
-        let inner = &*self.inner;
-        let a = s.account;
-        let mut id = MailboxId(0);
-        inner.backend.write(&mut |t| {
-            let mut acc = load_account(inner, t, a)?;
-            id = MailboxId(acc.next_mbox);
-            acc.next_mbox = acc
-                .next_mbox
-                .checked_add(1)
-                .ok_or(StoreError::TooLarge { what: "mailbox ids", limit: u32::MAX as usize })?;
-            // The id is only known inside the transaction; the name is sealed to it here.
-            let body = new_mailbox_body(inner.p, &mut *rng, &s.meta_key, a, id, name, now)?;
-            put_body(inner, t, Table::Mailboxes, &mbox_key(a, id), body)?;
-            save_account(inner, t, a, &acc)
-        })?;
-        Ok(id)
-    }
-
-    /// Deletes a mailbox and expunges its messages (not the inbox).
-    pub fn delete_mailbox(
-        &self,
-        s: &mut Session,
-        m: MailboxId,
-        now: Timestamp,
-    ) -> Result<(), StoreError> {
-        s.touch(now)?;
-        if m == MailboxId::INBOX {
-            return Err(StoreError::InboxIsFixed);
-        }
-        let inner = &*self.inner;
-        let a = s.account;
-        inner.backend.write(&mut |t| {
-            load_mbox(inner, t, a, m)?;
-            let prefix = mbox_key(a, m);
-            for (k, _) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
-                if let Some(uid) =
-                    k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
-                {
-                    remove_entry(inner, t, a, m, uid)?;
-                }
-            }
-            t.delete(Table::Mailboxes, &prefix)?;
-            Ok(())
-        })
-    }
-
-    /// Sets a message's flags (encrypted under the account's meta key); returns the new
-    /// MODSEQ.
-    pub fn set_flags(
-        &self,
-        rng: &mut dyn CryptoRngCore,
-        s: &mut Session,
-        m: MailboxId,
-        uid: Uid,
-        flags: &[&str],
-        now: Timestamp,
-    ) -> Result<u64, StoreError> {
-        s.touch(now)?;
-        let inner = &*self.inner;
-        let a = s.account;
-        let plain = flags.join(" ");
-        if plain.len() > MAX_FLAGS_LEN {
-            return Err(StoreError::TooLarge { what: "flags", limit: MAX_FLAGS_LEN });
-        }
-        let mut modseq = 0;
-        inner.backend.write(&mut |t| {
-            let ek = entry_key(a, m.0, uid.0);
-            let b = get_body(inner, t, Table::Entries, &ek, "index record")?
-                .ok_or(StoreError::NoSuchMessage)?;
-            let mut e = EntryRec::decode(&b)?;
-            let mut mb = load_mbox(inner, t, a, m)?;
-            mb.modseq += 1;
-            modseq = mb.modseq;
-            e.modseq = mb.modseq;
-            e.flags = seal(inner.p, &mut *rng, &s.meta_key, &flags_aad(a, e.seq), plain.as_bytes());
-            put_body(inner, t, Table::Entries, &ek, e.encode())?;
-            put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())
-        })?;
-        Ok(modseq)
-    }
-
-    /// A message's flags, decrypted.
-    pub fn flags(
-        &self,
-        s: &mut Session,
-        m: MailboxId,
-        uid: Uid,
-        now: Timestamp,
-    ) -> Result<Vec<String>, StoreError> {
-        s.touch(now)?;
-        let inner = &*self.inner;
-        let a = s.account;
-        let mut e = None;
-        inner.backend.read(&mut |t| {
-            e = get_body(inner, t, Table::Entries, &entry_key(a, m.0, uid.0), "index record")?;
-            Ok(())
-        })?;
-        let e = EntryRec::decode(&e.ok_or(StoreError::NoSuchMessage)?)?;
-        if e.flags.is_empty() {
-            return Ok(Vec::new());
-        }
-        let pt = open(inner.p, &s.meta_key, &flags_aad(a, e.seq), &e.flags)
-            .map_err(|_| StoreError::Corrupt { what: "flags" })?;
-        Ok(String::from_utf8_lossy(&pt)
-            .split(' ')
-            .filter(|f| !f.is_empty())
-            .map(str::to_owned)
-            .collect())
     }
 }

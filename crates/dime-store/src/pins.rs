@@ -9,16 +9,14 @@
 
 use crate::backend::{Backend, Table};
 use crate::keys::{open, seal};
-use crate::{Store, StoreError, quarantine};
+use crate::{BackendError, PinError, Pins, Store, quarantine};
 use dime_core::{CryptoRngCore, Mailbox};
 
 /// Largest pin record, octets (a signet and a bounded list of fingerprints).
 pub const MAX_PIN_LEN: usize = 64 * 1024;
 
-impl Store {
-    /// The pin record of `address`, if one was stored. A record that does not open is
-    /// quarantined and reported as [`StoreError::Corrupt`].
-    pub fn pin(&self, address: &Mailbox) -> Result<Option<Vec<u8>>, StoreError> {
+impl Pins for Store {
+    fn pin(&self, address: &Mailbox) -> Result<Option<Vec<u8>>, PinError> {
         let inner = &*self.inner;
         let tag = inner.address_tag(address)?;
         let mut sealed = None;
@@ -31,24 +29,23 @@ impl Store {
             Ok(pt) => Ok(Some(pt.to_vec())),
             Err(_) => {
                 quarantine(inner, Table::Pins, &tag);
-                Err(StoreError::Corrupt { what: "signet pin" })
+                Err(BackendError::Corrupt { what: "signet pin" }.into())
             }
         }
     }
 
-    /// Replaces the pin record of `address`; durable before it returns.
-    pub fn set_pin(
+    fn set_pin(
         &self,
         rng: &mut dyn CryptoRngCore,
         address: &Mailbox,
         record: &[u8],
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), PinError> {
         if record.len() > MAX_PIN_LEN {
-            return Err(StoreError::TooLarge { what: "signet pin", limit: MAX_PIN_LEN });
+            return Err(PinError::TooLarge { what: "signet pin", limit: MAX_PIN_LEN });
         }
         let inner = &*self.inner;
         let tag = inner.address_tag(address)?;
         let sealed = seal(inner.p, rng, &inner.keys.pins, &tag, record);
-        inner.backend.write(&mut |t| t.put(Table::Pins, &tag, &sealed))
+        Ok(inner.backend.write(&mut |t| t.put(Table::Pins, &tag, &sealed))?)
     }
 }

@@ -7,12 +7,12 @@
 //! outcome rewrite, and its sealed payload in `queue_payload`, written once (an entry queued
 //! before that table kept its payload in its schedule record, and moves it at its first lease).
 //! The transport is in the clear, in the schedule and in the key of the due index: each
-//! transport's worker leases only its own entries ([`Store::lease`]). A store whose entries
+//! transport's worker leases only its own entries ([`Queue::lease`](crate::Queue::lease)). A store whose entries
 //! predate that is upgraded when it is opened ([`upgrade`]).
 //!
 //! Each entry has a delivery status (`status.rs`, `spec/storage.md` §7.1), written in the same
-//! transaction as the entry's change: [`Store::enqueue`] (queued), [`Store::defer`],
-//! [`Store::complete_delivered`], [`Store::complete_failed`] and [`Store::complete_bounced`].
+//! transaction as the entry's change: [`Queue::enqueue`](crate::Queue::enqueue) (queued), [`Queue::defer`](crate::Queue::defer),
+//! [`Queue::complete_delivered`](crate::Queue::complete_delivered), [`Queue::complete_failed`](crate::Queue::complete_failed) and [`Queue::complete_bounced`](crate::Queue::complete_bounced).
 
 use crate::account::{get_body, put_body};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
@@ -20,7 +20,10 @@ use crate::codec::{Dec, Enc};
 use crate::deliver::{Delivered, deliver_one};
 use crate::keys::{open, seal};
 use crate::status::{DeliveryState, DeliveryStatus, load_status, put_status};
-use crate::{AccountId, Inner, MAX_ENVELOPE_LEN, Store, StoreError, Timestamp};
+use crate::{
+    AccountId, BackendError, DeliveryError, Inner, MAX_ENVELOPE_LEN, Queue, QueueError, Store,
+    StoreError, Timestamp,
+};
 use dime_core::{CryptoRngCore, Mailbox};
 
 const NEXT_ID: &[u8] = b"queue-next-id";
@@ -74,7 +77,7 @@ pub struct OutboundEntry {
     pub next_attempt: Timestamp,
 }
 
-/// A queue entry as the operator lists it ([`Store::queued`]): its schedule and its status,
+/// A queue entry as the operator lists it ([`Queue::queued`](crate::Queue::queued)): its schedule and its status,
 /// without its payload.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueuedEntry {
@@ -278,10 +281,8 @@ pub(crate) fn upgrade(inner: &Inner) -> Result<usize, StoreError> {
     Ok(n)
 }
 
-impl Store {
-    /// Adds an entry queued by the account `author`, due at `now`; durable before it returns.
-    /// Its status (queued) records `author`, sealed: [`DeliveryStatus::author`].
-    pub fn enqueue(
+impl Queue for Store {
+    fn enqueue(
         &self,
         rng: &mut dyn CryptoRngCore,
         transport: Transport,
@@ -289,9 +290,9 @@ impl Store {
         destination: &str,
         payload: &[u8],
         now: Timestamp,
-    ) -> Result<QueueId, StoreError> {
+    ) -> Result<QueueId, QueueError> {
         if payload.len() > MAX_ENVELOPE_LEN {
-            return Err(StoreError::TooLarge { what: "queue payload", limit: MAX_ENVELOPE_LEN });
+            return Err(QueueError::TooLarge { what: "queue payload", limit: MAX_ENVELOPE_LEN });
         }
         let inner = &*self.inner;
         let pt =
@@ -333,15 +334,13 @@ impl Store {
         Ok(QueueId(id))
     }
 
-    /// Leases up to `max` entries of `transport` due at `now` for `lease_secs` seconds, in due
-    /// order; the other transports' entries are not read.
-    pub fn lease(
+    fn lease(
         &self,
         transport: Transport,
         now: Timestamp,
         lease_secs: u64,
         max: usize,
-    ) -> Result<Vec<Leased>, StoreError> {
+    ) -> Result<Vec<Leased>, QueueError> {
         let inner = &*self.inner;
         let until = now.0.saturating_add(lease_secs);
         let mut got = Vec::new();
@@ -377,14 +376,9 @@ impl Store {
             .collect()
     }
 
-    /// Hands back leased entries that were not tried: each is due at `now` again, not at the
-    /// end of its lease (a worker that stops). An entry that is gone is skipped.
-    ///
-    /// # Errors
-    /// Backend errors.
-    pub fn release(&self, ids: &[QueueId], now: Timestamp) -> Result<(), StoreError> {
+    fn release(&self, ids: &[QueueId], now: Timestamp) -> Result<(), QueueError> {
         let inner = &*self.inner;
-        inner.backend.write(&mut |t| {
+        Ok(inner.backend.write(&mut |t| {
             for id in ids {
                 let key = id.0.to_be_bytes();
                 let Some(b) = get_body(inner, t, Table::Queue, &key, "queue entry")? else {
@@ -393,69 +387,56 @@ impl Store {
                 reschedule(inner, t, id.0, &mut QRec::decode(&b)?, now.0)?;
             }
             Ok(())
-        })
+        })?)
     }
 
-    /// Removes an entry without recording a status (its status is pruned with the old ones);
-    /// the outbound worker uses [`Store::complete_delivered`], [`Store::complete_failed`] or
-    /// [`Store::complete_bounced`].
-    pub fn complete(&self, id: QueueId) -> Result<(), StoreError> {
+    fn complete(&self, id: QueueId) -> Result<(), QueueError> {
         let inner = &*self.inner;
-        inner.backend.write(&mut |t| {
+        Ok(inner.backend.write(&mut |t| {
             let b = get_body(inner, t, Table::Queue, &id.0.to_be_bytes(), "queue entry")?
                 .ok_or(StoreError::NoSuchQueueEntry)?;
             let r = QRec::decode(&b)?;
             remove_entry(t, id.0, &r)
-        })
+        })?)
     }
 
-    /// Records a failed attempt, schedules the next one at `next_attempt`, and records the
-    /// status deferred (`reason`, the attempts so far, the next attempt), in one transaction.
-    /// Returns the attempts made so far.
-    pub fn defer(
+    fn defer(
         &self,
         rng: &mut dyn CryptoRngCore,
         id: QueueId,
         next_attempt: Timestamp,
         reason: &str,
         now: Timestamp,
-    ) -> Result<u32, StoreError> {
+    ) -> Result<u32, QueueError> {
         let state = DeliveryState::Deferred { next_attempt, reason: reason.to_owned() };
-        self.settle(rng, id, state, None, now).map(|(attempts, _)| attempts)
+        Ok(self.settle(rng, id, state, None, now)?.0)
     }
 
-    /// Removes a delivered entry and records its status delivered with the destination's
-    /// transaction id, in one transaction.
-    pub fn complete_delivered(
+    fn complete_delivered(
         &self,
         rng: &mut dyn CryptoRngCore,
         id: QueueId,
         txid: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), QueueError> {
         let state = DeliveryState::Delivered { txid: txid.to_owned() };
-        self.settle(rng, id, state, None, now).map(|_| ())
+        self.settle(rng, id, state, None, now)?;
+        Ok(())
     }
 
-    /// Removes an entry that failed for good and records its status failed with `reason`, in
-    /// one transaction.
-    pub fn complete_failed(
+    fn complete_failed(
         &self,
         rng: &mut dyn CryptoRngCore,
         id: QueueId,
         reason: &str,
         now: Timestamp,
-    ) -> Result<(), StoreError> {
+    ) -> Result<(), QueueError> {
         let state = DeliveryState::Failed { reason: reason.to_owned() };
-        self.settle(rng, id, state, None, now).map(|_| ())
+        self.settle(rng, id, state, None, now)?;
+        Ok(())
     }
 
-    /// Removes an entry that failed for good, delivers `bounce` (a sealed envelope) to the
-    /// inbox of `author` (a local account) and records the status bounced with `reason`, all
-    /// in one transaction. When the bounce cannot be delivered (no such account, over quota)
-    /// nothing is written and the error is returned: record the failure with
-    /// [`Store::complete_failed`].
-    pub fn complete_bounced(
+    fn complete_bounced(
         &self,
         rng: &mut dyn CryptoRngCore,
         id: QueueId,
@@ -463,51 +444,23 @@ impl Store {
         author: &Mailbox,
         bounce: &[u8],
         now: Timestamp,
-    ) -> Result<Delivered, StoreError> {
+    ) -> Result<Delivered, QueueError> {
         if bounce.len() > MAX_ENVELOPE_LEN {
-            return Err(StoreError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN });
+            let too_large = DeliveryError::TooLarge { what: "envelope", limit: MAX_ENVELOPE_LEN };
+            return Err(QueueError::Bounce(too_large));
         }
         let account = self.inner.account_of(author)?;
         let state = DeliveryState::Bounced { reason: reason.to_owned() };
         let (_, delivered) = self.settle(rng, id, state, Some((account, bounce)), now)?;
-        delivered.ok_or(StoreError::Closed)
+        delivered.ok_or(QueueError::Backend(BackendError::Closed))
     }
 
-    /// Changes entry `id` to `state` (deferred: one more attempt, rescheduled; final: removed),
-    /// delivers `bounce` if given, and writes the status, in one transaction.
-    fn settle(
-        &self,
-        rng: &mut dyn CryptoRngCore,
-        id: QueueId,
-        state: DeliveryState,
-        bounce: Option<(AccountId, &[u8])>,
-        now: Timestamp,
-    ) -> Result<(u32, Option<Delivered>), StoreError> {
-        let inner = &*self.inner;
-        // Hashed once, outside the write transaction.
-        let bounce = bounce.map(|(a, e)| (a, e, inner.blob_digest.of(inner.p, e)));
-        let mut out = (0, None);
-        inner.backend.write(&mut |t: &mut dyn WriteTxn| {
-            out = settle_in(inner, t, &mut *rng, id, &state, bounce, now)?;
-            Ok(())
-        })?;
-        Ok(out)
-    }
-
-    /// Records the outcomes of many attempts in one transaction (one durable commit), each as
-    /// [`Store::complete_delivered`], [`Store::defer`] or [`Store::complete_failed`] would
-    /// (a bounce goes through [`Store::complete_bounced`], which also delivers it). An entry
-    /// that is gone or does not read is its own error in the answer, in the order given, and
-    /// the others are recorded; for a deferred entry the answer is its attempts so far.
-    ///
-    /// # Errors
-    /// Backend errors, for the whole batch: then nothing of it is recorded.
-    pub fn settle_all(
+    fn settle_all(
         &self,
         rng: &mut dyn CryptoRngCore,
         outcomes: &[(QueueId, Settlement)],
         now: Timestamp,
-    ) -> Result<Vec<Result<u32, StoreError>>, StoreError> {
+    ) -> Result<Vec<Result<u32, QueueError>>, QueueError> {
         let inner = &*self.inner;
         let states: Vec<DeliveryState> = outcomes.iter().map(|(_, s)| s.state()).collect();
         let mut answers = Vec::with_capacity(outcomes.len());
@@ -519,7 +472,7 @@ impl Store {
                 match settle_in(inner, t, &mut *rng, *id, state, None, now) {
                     Ok((attempts, _)) => answers.push(Ok(attempts)),
                     Err(e @ (StoreError::NoSuchQueueEntry | StoreError::Corrupt { .. })) => {
-                        answers.push(Err(e));
+                        answers.push(Err(e.into()));
                     }
                     Err(e) => return Err(e),
                 }
@@ -529,12 +482,7 @@ impl Store {
         Ok(answers)
     }
 
-    /// Up to `max` queue entries with ids above `after`, in id order, each with its schedule
-    /// and status. Opens no payload.
-    ///
-    /// # Errors
-    /// Backend errors; [`StoreError::Corrupt`] for a schedule record that does not read.
-    pub fn queued(&self, after: QueueId, max: usize) -> Result<Vec<QueuedEntry>, StoreError> {
+    fn queued(&self, after: QueueId, max: usize) -> Result<Vec<QueuedEntry>, QueueError> {
         let inner = &*self.inner;
         let mut out = Vec::new();
         let mut bad = Vec::new();
@@ -566,8 +514,7 @@ impl Store {
         Ok(out)
     }
 
-    /// Every queue entry, in id order.
-    pub fn queue_entries(&self) -> Result<Vec<OutboundEntry>, StoreError> {
+    fn queue_entries(&self) -> Result<Vec<OutboundEntry>, QueueError> {
         let inner = &*self.inner;
         let mut raw = Vec::new();
         inner.backend.read(&mut |t| {
@@ -578,11 +525,53 @@ impl Store {
             }
             Ok(())
         })?;
-        raw.iter().map(|(id, r, sealed)| inner.open_entry(*id, r, sealed)).collect()
+        Ok(raw
+            .iter()
+            .map(|(id, r, sealed)| inner.open_entry(*id, r, sealed))
+            .collect::<Result<_, _>>()?)
+    }
+
+    fn delivery_status(&self, id: QueueId) -> Result<Option<DeliveryStatus>, QueueError> {
+        Ok(self.delivery_status_inner(id)?)
+    }
+
+    fn delivery_statuses(
+        &self,
+        since: Timestamp,
+        max: usize,
+    ) -> Result<Vec<DeliveryStatus>, QueueError> {
+        Ok(self.delivery_statuses_inner(since, max)?)
+    }
+
+    fn prune_delivery_statuses(&self, before: Timestamp) -> Result<usize, QueueError> {
+        Ok(self.prune_delivery_statuses_inner(before)?)
     }
 }
 
-/// What [`Store::settle_all`] records of one attempt.
+impl Store {
+    /// Changes entry `id` to `state` (deferred: one more attempt, rescheduled; final: removed),
+    /// delivers `bounce` if given, and writes the status, in one transaction.
+    fn settle(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        id: QueueId,
+        state: DeliveryState,
+        bounce: Option<(AccountId, &[u8])>,
+        now: Timestamp,
+    ) -> Result<(u32, Option<Delivered>), StoreError> {
+        let inner = &*self.inner;
+        // Hashed once, outside the write transaction.
+        let bounce = bounce.map(|(a, e)| (a, e, inner.blob_digest.of(inner.p, e)));
+        let mut out = (0, None);
+        inner.backend.write(&mut |t: &mut dyn WriteTxn| {
+            out = settle_in(inner, t, &mut *rng, id, &state, bounce, now)?;
+            Ok(())
+        })?;
+        Ok(out)
+    }
+}
+
+/// What [`Queue::settle_all`](crate::Queue::settle_all) records of one attempt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Settlement {
     /// Stored by the destination: the entry is removed, its status delivered.
@@ -878,6 +867,26 @@ mod tests {
                 })
                 .unwrap();
             assert!(due_keys(&store).iter().all(|k| k.len() == OLD_DUE_KEY_LEN));
+            // What opening the store does, counted: three entries given their transport.
+            assert_eq!(upgrade(&store.inner).unwrap(), 3);
+            assert!(due_keys(&store).iter().all(|k| k.len() == OLD_DUE_KEY_LEN + 1));
+            // Back as the previous version wrote them, for the open below.
+            let inner = &*store.inner;
+            inner
+                .backend
+                .write(&mut |t| {
+                    for id in [d, s, bad] {
+                        let key = id.0.to_be_bytes();
+                        let mut r =
+                            QRec::decode(&get_body(inner, t, Table::Queue, &key, "q")?.unwrap())?;
+                        t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id.0))?;
+                        t.put(Table::QueueDue, &Enc::new().u64(r.due).u64(id.0).finish(), &[])?;
+                        r.transport = None;
+                        put_body(inner, t, Table::Queue, &key, r.encode())?;
+                    }
+                    Ok(())
+                })
+                .unwrap();
         }
         let store = open_store(dir.path());
         let mut keys = due_keys(&store);

@@ -2,12 +2,12 @@
 //! re-wrap after a key rotation, and the read-key fast path.
 //!
 //! A stored envelope is never changed: its author signatures cover its key slots. After a
-//! rotation, [`Store::rewrap_slots`] writes for each older message a *re-wrap overlay* (its
+//! rotation, [`Mailboxes::rewrap_slots`](crate::Mailboxes::rewrap_slots) writes for each older message a *re-wrap overlay* (its
 //! recipient chunk keys sealed to the new X25519 key) and moves the message's key generation
 //! forward, both in one transaction per batch. A crash loses at most the batch in flight; the
 //! next run skips every message already at the current generation.
 //!
-//! [`Store::open_message`] opens a message with the session's keys: through its *read
+//! [`Mailboxes::open_message`](crate::Mailboxes::open_message) opens a message with the session's keys: through its *read
 //! overlay* (chunk keys sealed under a read key derived from the account key: one HKDF and one
 //! AEAD unwrap) when it has one; otherwise through its re-wrap overlay or its own slots (one
 //! X25519), after which it stores the read overlay for the next open.
@@ -43,7 +43,7 @@ pub struct RewrapProgress {
     pub total: u64,
 }
 
-/// Which key opened a message ([`Store::open_message`]).
+/// Which key opened a message ([`Mailboxes::open_message`](crate::Mailboxes::open_message)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OpenedVia {
     /// The read overlay: one AEAD unwrap, no X25519.
@@ -125,7 +125,7 @@ struct Stored {
 
 impl Store {
     /// A message with its record and overlays, read in one transaction, its digest checked
-    /// (a corrupt message is quarantined as by [`Store::fetch`]).
+    /// (a corrupt message is quarantined as by [`Mailboxes::fetch`](crate::Mailboxes::fetch)).
     fn stored(&self, a: AccountId, m: MailboxId, uid: Uid) -> Result<Stored, StoreError> {
         let p = self.inner.p;
         let f = self.fetch_with(a, m, uid, |t, key| {
@@ -142,11 +142,8 @@ impl Store {
         Ok(Stored { key: msg_key(a, f.seq), msg: f.msg, blob: f.blob, rewrap, read })
     }
 
-    /// Opens a message with the session's keys (`spec/storage.md` §6.6): through its read
-    /// overlay when it has one (no X25519); otherwise through its re-wrap overlay or its own
-    /// slots (one X25519), then stores a read overlay so that the next open is fast. Old mail
-    /// delivered under a rotated key opens through the keyring or the re-wrap overlay.
-    pub fn open_message(
+    /// The body of [`Mailboxes::open_message`](crate::Mailboxes::open_message), with the store's low-level error.
+    pub(crate) fn open_message_inner(
         &self,
         rng: &mut dyn CryptoRngCore,
         s: &mut Session,
@@ -182,9 +179,8 @@ impl Store {
         Ok(Opened { message, via })
     }
 
-    /// Opens a message with the session's keys without the read overlay (neither read nor
-    /// written): the cost of one X25519. For audits and benchmarks.
-    pub fn open_message_uncached(
+    /// The body of [`Mailboxes::open_message_uncached`](crate::Mailboxes::open_message_uncached), with the store's low-level error.
+    pub(crate) fn open_message_uncached_inner(
         &self,
         s: &mut Session,
         m: MailboxId,
@@ -201,12 +197,8 @@ impl Store {
         Ok(Opened { message, via })
     }
 
-    /// Re-wraps every message delivered under an older key generation to the session's
-    /// current key (`spec/storage.md` §6.5): for each, a re-wrap overlay (its recipient chunk
-    /// keys sealed to the current X25519 key) and its new generation, `batch` messages per
-    /// transaction; the envelope itself is never changed. Calls `progress` before the first
-    /// batch and after each. Safe to interrupt and run again.
-    pub fn rewrap_slots(
+    /// The body of [`Mailboxes::rewrap_slots`](crate::Mailboxes::rewrap_slots), with the store's low-level error.
+    pub(crate) fn rewrap_slots_inner(
         &self,
         rng: &mut dyn CryptoRngCore,
         s: &mut Session,

@@ -1,10 +1,10 @@
 //! Delivery status of outbound queue entries (`spec/storage.md` §7.1).
 //!
-//! Every queue entry has a status record from [`Store::enqueue`] on: queued, deferred (with its
+//! Every queue entry has a status record from [`Queue::enqueue`](crate::Queue::enqueue) on: queued, deferred (with its
 //! attempts and next attempt), delivered (with the destination's transaction id), failed (with
 //! a short reason) or bounced. A change to an entry and its status is one write transaction
-//! ([`Store::complete_delivered`], [`Store::complete_failed`], [`Store::complete_bounced`],
-//! [`Store::defer`]), so no crash leaves an entry gone without a final status. The destination
+//! ([`Queue::complete_delivered`](crate::Queue::complete_delivered), [`Queue::complete_failed`](crate::Queue::complete_failed), [`Queue::complete_bounced`](crate::Queue::complete_bounced),
+//! [`Queue::defer`](crate::Queue::defer)), so no crash leaves an entry gone without a final status. The destination
 //! and the texts are sealed under a key derived from the pepper; the state, the times and the
 //! attempt count are clear (listing and pruning run on them without opening anything). The
 //! author's account id is sealed with the destination, so that the author, and nobody else,
@@ -329,9 +329,11 @@ fn index_id(k: &[u8]) -> Option<(u64, u64)> {
 }
 
 impl Store {
-    /// The delivery status of queue entry `id`, if it has one (pruned statuses are gone). A
-    /// corrupt record is quarantined and reported as [`StoreError::Corrupt`].
-    pub fn delivery_status(&self, id: QueueId) -> Result<Option<DeliveryStatus>, StoreError> {
+    /// The body of [`Queue::delivery_status`](crate::Queue::delivery_status), with the store's low-level error.
+    pub(crate) fn delivery_status_inner(
+        &self,
+        id: QueueId,
+    ) -> Result<Option<DeliveryStatus>, StoreError> {
         let inner = &*self.inner;
         let key = &inner.keys.status;
         let mut out = None;
@@ -347,9 +349,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Up to `max` delivery statuses written at or after `since`, oldest change first. Corrupt
-    /// records are quarantined and left out.
-    pub fn delivery_statuses(
+    /// The body of [`Queue::delivery_statuses`](crate::Queue::delivery_statuses), with the store's low-level error.
+    pub(crate) fn delivery_statuses_inner(
         &self,
         since: Timestamp,
         max: usize,
@@ -386,10 +387,11 @@ impl Store {
         Ok(out)
     }
 
-    /// Removes the statuses last written before `before` whose entries are complete
-    /// (delivered, failed, bounced), and those of entries no longer in the queue. Returns how
-    /// many were removed. Writes nothing when there is nothing to remove.
-    pub fn prune_delivery_statuses(&self, before: Timestamp) -> Result<usize, StoreError> {
+    /// The body of [`Queue::prune_delivery_statuses`](crate::Queue::prune_delivery_statuses), with the store's low-level error.
+    pub(crate) fn prune_delivery_statuses_inner(
+        &self,
+        before: Timestamp,
+    ) -> Result<usize, StoreError> {
         let inner = &*self.inner;
         let end = time_key(before.0, 0);
         let mut pending = false;
@@ -440,6 +442,7 @@ impl Store {
 mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
+    use crate::Queue;
     use crate::queue::Transport;
     use crate::testing::open_store;
 

@@ -2,8 +2,8 @@
 //! subject, ...: bytes the mail service defines), stored beside the message sealed under the
 //! account's read key, so that a listing reads one small record per message and opens no
 //! message. The service makes a summary when it first opens and verifies a message; it seals
-//! it inside the session ([`Store::seal_summaries`]) and may store it later, off the read
-//! path ([`Store::put_summaries`]).
+//! it inside the session ([`Mailboxes::seal_summaries`](crate::Mailboxes::seal_summaries)) and may store it later, off the read
+//! path ([`Mailboxes::put_summaries`](crate::Mailboxes::put_summaries)).
 
 use crate::account::{get_body, put_body};
 use crate::backend::{Backend, Table};
@@ -24,7 +24,7 @@ fn summary_aad(msg_key: &[u8]) -> Vec<u8> {
     Enc::new().raw(b"dime-store summary").raw(msg_key).finish()
 }
 
-/// Summaries sealed in a session, to store with [`Store::put_summaries`] (no key needed).
+/// Summaries sealed in a session, to store with [`Mailboxes::put_summaries`](crate::Mailboxes::put_summaries) (no key needed).
 #[derive(Debug)]
 pub struct SealedSummaries {
     account: AccountId,
@@ -46,13 +46,9 @@ impl SealedSummaries {
 }
 
 impl Store {
-    /// The entries of mailbox `m` in UID order ([`Store::list`]), each with its summary when
-    /// it has one that opens with the session's read key. Reads only; opens no message.
-    ///
-    /// # Errors
-    /// [`StoreError::SessionExpired`], the backend's.
+    /// The body of [`Mailboxes::list_summaries`](crate::Mailboxes::list_summaries), with the store's low-level error.
     #[allow(clippy::type_complexity)]
-    pub fn list_summaries(
+    pub(crate) fn list_summaries_inner(
         &self,
         s: &mut Session,
         m: MailboxId,
@@ -79,12 +75,8 @@ impl Store {
         Ok(out)
     }
 
-    /// Seals `summaries` (UID, bytes of at most [`MAX_SUMMARY_LEN`]) of mailbox `m` under the
-    /// session's read key; store them with [`Store::put_summaries`].
-    ///
-    /// # Errors
-    /// [`StoreError::SessionExpired`], [`StoreError::TooLarge`].
-    pub fn seal_summaries(
+    /// The body of [`Mailboxes::seal_summaries`](crate::Mailboxes::seal_summaries), with the store's low-level error.
+    pub(crate) fn seal_summaries_inner(
         &self,
         rng: &mut dyn CryptoRngCore,
         s: &mut Session,
@@ -122,12 +114,11 @@ impl Store {
         Ok(SealedSummaries { account: a, mailbox: m, sealed: done })
     }
 
-    /// Stores summaries sealed by [`Store::seal_summaries`], in one transaction, each beside
-    /// its message if it is still there. Returns how many were stored.
-    ///
-    /// # Errors
-    /// The backend's.
-    pub fn put_summaries(&self, summaries: &SealedSummaries) -> Result<usize, StoreError> {
+    /// The body of [`Mailboxes::put_summaries`](crate::Mailboxes::put_summaries), with the store's low-level error.
+    pub(crate) fn put_summaries_inner(
+        &self,
+        summaries: &SealedSummaries,
+    ) -> Result<usize, StoreError> {
         let inner = &*self.inner;
         let (a, m) = (summaries.account, summaries.mailbox);
         let mut stored = 0;
@@ -162,6 +153,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::testing::open_store;
+    use crate::{Accounts, Deliveries, MailboxError, Mailboxes};
     use crate::{NewAccount, Recovery};
     use dime_core::Mailbox;
 
@@ -229,7 +221,7 @@ mod tests {
         // An expired session reads nothing.
         assert_eq!(
             store.list_summaries(&mut s, MailboxId::INBOX, Timestamp(T0.0 + 10_000)).unwrap_err(),
-            StoreError::SessionExpired
+            MailboxError::SessionExpired
         );
     }
 }

@@ -11,7 +11,7 @@ mod common;
 use common::after_crash::{self, ALICE, FLAGGED};
 use common::*;
 use dime_core::RngCore;
-use dime_store::{MailboxId, Recovery, Store, Uid};
+use dime_store::{Accounts, Deliveries, MailboxId, Mailboxes, Recovery, Store, Uid};
 use std::collections::HashMap;
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;

@@ -6,7 +6,7 @@
 mod common;
 
 use common::{files, mailbox, open};
-use dime_store::{MAX_PIN_LEN, StoreError, Table};
+use dime_store::{BackendError, MAX_PIN_LEN, PinError, Pins, Table};
 
 #[test]
 fn pins_round_trip_survive_reopening_and_hide_the_address() {
@@ -24,7 +24,7 @@ fn pins_round_trip_survive_reopening_and_hide_the_address() {
         let big = vec![0u8; MAX_PIN_LEN + 1];
         assert!(matches!(
             store.set_pin(&mut rng, &who, &big),
-            Err(StoreError::TooLarge { what: "signet pin", .. })
+            Err(PinError::TooLarge { what: "signet pin", .. })
         ));
     }
     let store = open(dir.path());
@@ -64,7 +64,10 @@ fn a_corrupt_pin_is_quarantined_and_the_store_goes_on() {
     let last = value.len() - 1;
     value[last] ^= 1;
     store.backend().write(&mut |t| t.put(Table::Pins, &key, &value)).unwrap();
-    assert!(matches!(store.pin(&who), Err(StoreError::Corrupt { what: "signet pin" })));
+    assert!(matches!(
+        store.pin(&who),
+        Err(PinError::Backend(BackendError::Corrupt { what: "signet pin" }))
+    ));
     assert!(store.quarantined().unwrap().contains(&(Table::Pins.code(), key.clone())));
     // Gone from its table: the next lookup finds no pin, and a new one can be set.
     assert_eq!(store.pin(&who).unwrap(), None);

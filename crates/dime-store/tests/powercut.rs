@@ -20,7 +20,9 @@ use common::after_crash::{self, ALICE, FLAGGED};
 use common::*;
 use dime_core::RngCore;
 use dime_core::crypto::default_provider;
-use dime_store::{CutMode, MailboxId, PowerCutFs, Recovery, Store, Uid};
+use dime_store::{
+    Accounts, CutMode, Deliveries, MailboxId, Mailboxes, PowerCutFs, Recovery, Store, Uid,
+};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::sync::Mutex;

@@ -7,8 +7,9 @@ mod common;
 use common::*;
 use dime_core::crypto::default_provider;
 use dime_store::{
-    DeliveryState, MAX_STATUS_TEXT_LEN, MailboxId, NewAccount, QueueId, Recovery, Settlement,
-    Store, StoreError, Table, Timestamp, Transport,
+    Accounts, BackendError, DeliveryError, DeliveryState, MAX_STATUS_TEXT_LEN, MailboxId,
+    Mailboxes, NewAccount, Queue, QueueError, QueueId, Recovery, Settlement, Store, Table,
+    Timestamp, Transport,
 };
 
 const DEST: &str = "qzdestcanary31.example";
@@ -61,7 +62,7 @@ fn status_follows_the_entry_from_queued_to_deferred_to_delivered_and_survives_re
     // A completed entry cannot be completed again, and its status stays.
     assert_eq!(
         store.complete_failed(&mut rng, id, "late", at(300)).unwrap_err(),
-        StoreError::NoSuchQueueEntry
+        QueueError::NoSuchEntry
     );
     assert!(matches!(
         store.delivery_status(id).unwrap().unwrap().state,
@@ -82,7 +83,7 @@ fn a_bounce_lands_with_its_status_in_one_transaction_or_not_at_all() {
     let stranger = mailbox("nobody@example.org");
     assert_eq!(
         store.complete_bounced(&mut rng, id, REASON, &stranger, b"bounce", at(5)).unwrap_err(),
-        StoreError::UnknownAccount
+        QueueError::Bounce(DeliveryError::UnknownAccount)
     );
     assert_eq!(store.queue_entries().unwrap().len(), 1);
     assert_eq!(store.delivery_status(id).unwrap().unwrap().state, DeliveryState::Queued);
@@ -113,7 +114,7 @@ fn a_bounce_lands_with_its_status_in_one_transaction_or_not_at_all() {
     let id2 = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, b"env", T0).unwrap();
     assert!(matches!(
         store.complete_bounced(&mut rng, id2, REASON, &small, b"too big", at(9)).unwrap_err(),
-        StoreError::OverQuota { .. }
+        QueueError::Bounce(DeliveryError::OverQuota { .. })
     ));
     assert_eq!(store.queue_entries().unwrap().len(), 1);
     store.complete_failed(&mut rng, id2, REASON, at(9)).unwrap();
@@ -226,7 +227,10 @@ fn destination_and_texts_are_not_in_clear_and_a_corrupt_status_is_quarantined() 
     let mut cfg = config(dir.path());
     cfg.pepper = dime_core::Secret::new(vec![0x11; 32]);
     let other = Store::open(cfg, default_provider()).unwrap();
-    assert!(matches!(other.delivery_status(b), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(
+        other.delivery_status(b),
+        Err(QueueError::Backend(BackendError::Corrupt { .. }))
+    ));
     drop(other);
 
     // A flipped bit: reported corrupt and quarantined; the entry's next change replaces it.
@@ -240,7 +244,10 @@ fn destination_and_texts_are_not_in_clear_and_a_corrupt_status_is_quarantined() 
             t.put(Table::Status, &key, &v)
         })
         .unwrap();
-    assert!(matches!(store.delivery_status(a), Err(StoreError::Corrupt { .. })));
+    assert!(matches!(
+        store.delivery_status(a),
+        Err(QueueError::Backend(BackendError::Corrupt { .. }))
+    ));
     let quarantined = store.quarantined().unwrap();
     assert!(quarantined.contains(&(Table::Status.code(), a.0.to_be_bytes().to_vec())));
     assert_eq!(store.delivery_status(a).unwrap(), None);
@@ -269,7 +276,7 @@ fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
     assert_eq!(answers.len(), 4);
     assert!(matches!(answers[0], Ok(1)), "{:?}", answers[0]);
     assert!(matches!(answers[1], Ok(1)), "{:?}", answers[1]);
-    assert!(matches!(answers[2], Err(StoreError::NoSuchQueueEntry)), "{:?}", answers[2]);
+    assert!(matches!(answers[2], Err(QueueError::NoSuchEntry)), "{:?}", answers[2]);
     assert!(matches!(answers[3], Ok(1)), "{:?}", answers[3]);
     drop(store);
     // Durable, and each as its one-entry form records it.
@@ -287,6 +294,6 @@ fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
     assert_eq!(store.lease(Transport::Dmtp, at(600), 60, 10).unwrap().len(), 1);
     // Completed entries cannot be settled again; nothing else changes.
     let again = store.settle_all(&mut rng, &outcomes[..1], at(7)).unwrap();
-    assert!(matches!(again[0], Err(StoreError::NoSuchQueueEntry)));
+    assert!(matches!(again[0], Err(QueueError::NoSuchEntry)));
     assert_eq!(store.delivery_status(ids[0]).unwrap().unwrap().updated, at(5));
 }

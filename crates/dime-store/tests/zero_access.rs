@@ -10,7 +10,10 @@ use dime_envelope::{
     ActorKeys, ActorSecret, Addressing, Headers, Message, Part, PartInfo, PartKind, Signer,
 };
 use dime_signet::EncryptionSecret;
-use dime_store::{MailboxId, Recovery, RedbBackend, StoreError, Table, Uid};
+use dime_store::{
+    AccountError, Accounts, BackendError, Deliveries, MailboxError, MailboxId, Mailboxes, Queue,
+    Recovery, RedbBackend, Table, Uid,
+};
 
 const SUBJECT: &str = "qzSubjectCanary41";
 const BODY: &str = "qzBodyCanary73";
@@ -213,7 +216,7 @@ fn after_deletion_a_backup_of_the_data_directory_cannot_be_opened() {
     {
         let store = open(dir.path());
         store.delete_account(&alice).unwrap();
-        assert_eq!(store.login(&alice, b"pw", T0).unwrap_err(), StoreError::UnknownAccount);
+        assert_eq!(store.login(&alice, b"pw", T0).unwrap_err(), AccountError::UnknownAccount);
     }
     // Everything left on the server: the live data directory, the vault, the pepper.
     for f in common::files(dir.path()) {
@@ -229,13 +232,13 @@ fn after_deletion_a_backup_of_the_data_directory_cannot_be_opened() {
     let mut cfg = config(backup.path());
     cfg.vault_path = dir.path().join("vault/vault.redb");
     let old = dime_store::Store::open(cfg, default_provider()).unwrap();
-    assert_eq!(old.login(&alice, b"pw", T0).unwrap_err(), StoreError::Shredded);
+    assert_eq!(old.login(&alice, b"pw", T0).unwrap_err(), AccountError::Shredded);
     let mut rng = dime_testkit::seeded_rng(1);
     assert_eq!(
         old.recover_with_code(&mut rng, &alice, &code, b"x", T0).unwrap_err(),
-        StoreError::Shredded
+        AccountError::Shredded
     );
-    assert_eq!(old.signet(&alice).unwrap_err(), StoreError::Shredded);
+    assert_eq!(old.signet(&alice).unwrap_err(), AccountError::Shredded);
 }
 
 fn flip_first(store: &dime_store::Store, table: Table, prefix: &[u8], at: usize) -> Vec<u8> {
@@ -273,7 +276,7 @@ fn corrupt_message_index_record_and_wrapped_key_are_quarantined_and_the_store_st
     flip_first(&store, Table::Blobs, &a.0, 10);
     assert_eq!(
         store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap_err(),
-        StoreError::Corrupt { what: "message" }
+        MailboxError::Backend(BackendError::Corrupt { what: "message" })
     );
     assert_eq!(store.list(a, MailboxId::INBOX).unwrap().len(), 3);
     assert_eq!(store.quota(a).unwrap().used, 3 * 64);
@@ -284,7 +287,10 @@ fn corrupt_message_index_record_and_wrapped_key_are_quarantined_and_the_store_st
     assert_eq!(left, [Uid(3), Uid(4)]);
     // A wrapped key (the password wrap is the first key record).
     flip_first(&store, Table::Keys, &a.0, 30);
-    assert!(matches!(store.login(&alice, b"pw", T0).unwrap_err(), StoreError::Corrupt { .. }));
+    assert!(matches!(
+        store.login(&alice, b"pw", T0).unwrap_err(),
+        AccountError::Backend(BackendError::Corrupt { .. })
+    ));
     assert_eq!(
         store.quarantined().unwrap().len(),
         4,
@@ -330,7 +336,7 @@ fn a_byte_flipped_on_disk_inside_a_message_is_detected() {
     let store = open(dir.path());
     assert_eq!(
         store.fetch(a, MailboxId::INBOX, Uid(1)).unwrap_err(),
-        StoreError::Corrupt { what: "message" }
+        MailboxError::Backend(BackendError::Corrupt { what: "message" })
     );
     assert_eq!(store.fetch(a, MailboxId::INBOX, Uid(2)).unwrap(), b"other");
     assert_eq!(store.deliver(&alice, b"more", T0).unwrap().uid, Uid(3));

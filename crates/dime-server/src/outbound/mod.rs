@@ -4,7 +4,7 @@
 //! A queue entry's payload is the one the outbox wrote (`crate::service::outbox`): the time it
 //! was queued, the SHA-512 of the origin-signed envelope (each attempt's commitment, computed
 //! once) and that envelope. The scheduler leases its transport's due entries
-//! ([`Store::lease`]: it never reads another transport's), asks the [`Deliver`] for the
+//! ([`Queue::lease`]: it never reads another transport's), asks the [`Deliver`] for the
 //! destination's route (once for the attempts to one destination in a lease) and for each
 //! delivery, and then: completes the entry when it was delivered; fails it on a permanent
 //! refusal; reschedules it with [`backoff`] on a temporary failure; fails it once
@@ -25,7 +25,10 @@ use crate::service::outbox::{Payload, parse_payload};
 use crate::{LocalDomain, in_place};
 use dime_core::crypto::{CryptoProvider, Hashed};
 use dime_core::{CryptoRngCore, Domain};
-use dime_store::{OutboundEntry, QueueId, Settlement, Store, StoreError, Timestamp, Transport};
+use dime_store::{
+    BackendError, OutboundEntry, Queue, QueueError, QueueId, Settlement, Store, Timestamp,
+    Transport,
+};
 use futures_util::FutureExt;
 use futures_util::stream::{FuturesUnordered, StreamExt};
 use rand_chacha::ChaCha20Rng;
@@ -242,12 +245,12 @@ impl<D: Deliver> Outbound<D> {
     /// passes.
     ///
     /// # Errors
-    /// [`StoreError`] when the queue cannot be read or updated.
+    /// [`QueueError`] when the queue cannot be read or updated.
     pub async fn run_once(
         &self,
         now: Timestamp,
         rng: &mut (dyn CryptoRngCore + Send),
-    ) -> Result<Vec<Outcome>, StoreError> {
+    ) -> Result<Vec<Outcome>, QueueError> {
         self.drive(rng, Some(now), None, std::pin::pin!(std::future::pending())).await
     }
 
@@ -274,7 +277,7 @@ impl<D: Deliver> Outbound<D> {
         rng: &mut (dyn CryptoRngCore + Send),
         now: Timestamp,
         max: usize,
-    ) -> Result<(Vec<Attempt<D::Route>>, Vec<Outcome>), StoreError> {
+    ) -> Result<(Vec<Attempt<D::Route>>, Vec<Outcome>), QueueError> {
         let leased = in_place(|| self.store.lease(D::TRANSPORT, now, self.policy.lease_secs, max))?;
         let mut failed = Vec::new();
         let mut routes: HashMap<Domain, Arc<OnceCell<Result<D::Route, DeliverError>>>> =
@@ -302,10 +305,7 @@ impl<D: Deliver> Outbound<D> {
 
     /// One attempt: its route (looked up once for the attempts that share it), then the
     /// delivery.
-    async fn attempt(
-        &self,
-        a: Attempt<D::Route>,
-    ) -> Ended<D::Route> {
+    async fn attempt(&self, a: Attempt<D::Route>) -> Ended<D::Route> {
         let route = a.route.get_or_init(|| self.deliver.route(&a.destination)).await;
         let result = match route {
             Ok(route) => self.deliver.deliver(&a.destination, route, &a.payload.envelope).await,
@@ -323,7 +323,7 @@ impl<D: Deliver> Outbound<D> {
         rng: &mut (dyn CryptoRngCore + Send),
         ended: Vec<Ended<D::Route>>,
         now: Timestamp,
-    ) -> Result<(Vec<Outcome>, Option<Recording>), StoreError> {
+    ) -> Result<(Vec<Outcome>, Option<Recording>), QueueError> {
         let batch = in_place(|| self.classify(rng, ended, now))?;
         if batch.settle.is_empty() {
             return Ok((batch.outcomes, None));
@@ -332,13 +332,13 @@ impl<D: Deliver> Outbound<D> {
     }
 
     /// Records `batch`'s deliveries and deferrals in one transaction on the blocking pool
-    /// ([`Store::settle_all`]), then logs each; resolves to the batch's outcomes.
+    /// ([`Queue::settle_all`]), then logs each; resolves to the batch's outcomes.
     fn settle(
         &self,
         batch: Classified,
         rng: &mut (dyn CryptoRngCore + Send),
         now: Timestamp,
-    ) -> impl Future<Output = Result<Vec<Outcome>, StoreError>> + use<D> {
+    ) -> impl Future<Output = Result<Vec<Outcome>, QueueError>> + use<D> {
         let store = Arc::clone(&self.store);
         // The status seals take their nonces from a generator of their own, seeded from `rng`.
         let mut seed = [0u8; 32];
@@ -349,7 +349,7 @@ impl<D: Deliver> Outbound<D> {
         async move {
             let answers = write
                 .await
-                .map_err(|e| StoreError::Backend(format!("recording outcomes stopped: {e}")))??;
+                .map_err(|e| BackendError::Failed(format!("recording outcomes stopped: {e}")))??;
             for ((i, destination), answer) in settled.into_iter().zip(answers) {
                 match answer {
                     Ok(_) => log_outcome(&destination, &outcomes[i]),
@@ -372,7 +372,7 @@ impl<D: Deliver> Outbound<D> {
         rng: &mut (dyn CryptoRngCore + Send),
         ended: Vec<Ended<D::Route>>,
         now: Timestamp,
-    ) -> Result<Classified, StoreError> {
+    ) -> Result<Classified, QueueError> {
         let mut outcomes = Vec::with_capacity(ended.len());
         // (index in `outcomes`, destination) of each entry in `settle`.
         let mut settled = Vec::new();
@@ -424,7 +424,7 @@ impl<D: Deliver> Outbound<D> {
         envelope: &[u8],
         reason: String,
         now: Timestamp,
-    ) -> Result<Outcome, StoreError> {
+    ) -> Result<Outcome, QueueError> {
         let failure = Failure {
             id: e.id,
             destination,
@@ -438,11 +438,9 @@ impl<D: Deliver> Outbound<D> {
             Ok(b) => {
                 match self.store.complete_bounced(rng, e.id, &reason, &b.author, &b.envelope, now) {
                     Ok(_) => true,
-                    Err(
-                        err @ (StoreError::Backend(_)
-                        | StoreError::Closed
-                        | StoreError::NoSuchQueueEntry),
-                    ) => return Err(err),
+                    Err(err @ (QueueError::Backend(_) | QueueError::NoSuchEntry)) => {
+                        return Err(err);
+                    }
                     Err(err) => {
                         tracing::warn!(destination = %destination, queue_id = e.id.0, error = %err, "bounce not delivered");
                         false
@@ -490,7 +488,7 @@ impl<D: Deliver> Outbound<D> {
         once: Option<Timestamp>,
         mut tick: Option<tokio::time::Interval>,
         mut shutdown: std::pin::Pin<&mut S>,
-    ) -> Result<Vec<Outcome>, StoreError> {
+    ) -> Result<Vec<Outcome>, QueueError> {
         let worker = once.is_none();
         let clock = || once.unwrap_or_else(crate::now);
         let in_flight = self.policy.in_flight.max(1);
@@ -624,7 +622,7 @@ fn worker_lease_size(batch: usize, in_flight: usize, waiting: usize) -> usize {
 }
 
 /// A transaction of outcomes under way ([`Outbound::settle`]).
-type Recording = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Outcome>, StoreError>> + Send>>;
+type Recording = std::pin::Pin<Box<dyn Future<Output = Result<Vec<Outcome>, QueueError>> + Send>>;
 
 /// Outcomes of attempts that ended, the failures among them recorded.
 struct Classified {

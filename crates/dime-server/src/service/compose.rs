@@ -12,7 +12,7 @@ use dime_envelope::{
 };
 use dime_resolver::DiscoveryError;
 use dime_signet::EncryptionKey;
-use dime_store::{StoreError, Timestamp};
+use dime_store::{AccountError, Accounts, Timestamp};
 use std::sync::Arc;
 
 /// A text message to one recipient.
@@ -58,7 +58,7 @@ pub enum ComposeError {
     Seal(#[from] SealError),
     /// The store failed.
     #[error("store: {0}")]
-    Store(StoreError),
+    Store(AccountError),
 }
 
 fn keys_of(signet: &dime_signet::Signet, what: &'static str) -> Result<ActorKeys, ComposeError> {
@@ -82,7 +82,7 @@ impl<D: Directory> MailService<D> {
         let (recipient_keys, destination_keys) = if to.domain() == &self.local.domain {
             let signet = match self.store.signet(to) {
                 Ok((_, s)) => s,
-                Err(StoreError::UnknownAccount | StoreError::Shredded) => {
+                Err(AccountError::UnknownAccount | AccountError::Shredded) => {
                     return Err(ComposeError::NoSuchUser(to.clone()));
                 }
                 Err(e) => return Err(ComposeError::Store(e)),

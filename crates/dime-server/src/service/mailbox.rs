@@ -10,7 +10,7 @@ use super::{Directory, MailService};
 use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox};
 use dime_envelope::{FullView, MessageKind, PartKind, Unverified};
-use dime_store::{MailboxId, MailboxInfo, StoreError, Timestamp, Uid};
+use dime_store::{Accounts, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
 
 /// Whether a message's signatures hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -67,14 +67,14 @@ pub enum ReadError {
     NotShown(String),
     /// The store failed (or the message does not open with the user's keys).
     #[error("store: {0}")]
-    Store(StoreError),
+    Store(dime_store::MailboxError),
 }
 
-impl From<StoreError> for ReadError {
-    fn from(e: StoreError) -> ReadError {
+impl From<dime_store::MailboxError> for ReadError {
+    fn from(e: dime_store::MailboxError) -> ReadError {
         match e {
-            StoreError::SessionExpired => ReadError::Session(SessionError::Expired),
-            StoreError::NoSuchMessage => ReadError::NoSuchMessage,
+            dime_store::MailboxError::SessionExpired => ReadError::Session(SessionError::Expired),
+            dime_store::MailboxError::NoSuchMessage => ReadError::NoSuchMessage,
             e => ReadError::Store(e),
         }
     }
@@ -256,13 +256,15 @@ pub enum MailboxError {
     /// No such message or mailbox, or a name or flag the store refuses (its limits), or a
     /// store failure: the store's error.
     #[error("store: {0}")]
-    Store(StoreError),
+    Store(dime_store::MailboxError),
 }
 
-impl From<StoreError> for MailboxError {
-    fn from(e: StoreError) -> MailboxError {
+impl From<dime_store::MailboxError> for MailboxError {
+    fn from(e: dime_store::MailboxError) -> MailboxError {
         match e {
-            StoreError::SessionExpired => MailboxError::Session(SessionError::Expired),
+            dime_store::MailboxError::SessionExpired => {
+                MailboxError::Session(SessionError::Expired)
+            }
             e => MailboxError::Store(e),
         }
     }

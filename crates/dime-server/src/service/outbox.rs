@@ -8,7 +8,9 @@ use super::{Directory, MailService, blocking};
 use dime_core::Domain;
 use dime_core::crypto::{Bytes, CryptoProvider, Hashed};
 use dime_envelope::open_as_origin;
-use dime_store::{AccountId, DeliveryStatus, QueueId, Store, StoreError, Timestamp, Transport};
+use dime_store::{
+    AccountId, DeliveryStatus, Queue, QueueError, QueueId, Store, Timestamp, Transport,
+};
 use std::sync::Arc;
 
 /// The first octets of a DMTP queue payload.
@@ -72,7 +74,7 @@ pub fn queue_envelope(
     destination: &dime_core::Domain,
     parts: &[&[u8]],
     now: Timestamp,
-) -> Result<QueueId, StoreError> {
+) -> Result<QueueId, QueueError> {
     let payload = encode_payload(p, now, parts);
     let id = store.enqueue(rng, Transport::Dmtp, author, destination.as_str(), &payload, now)?;
     tracing::info!(destination = %destination, queue_id = id.0, "message queued");
@@ -87,7 +89,7 @@ pub enum SendError {
     Compose(#[from] ComposeError),
     /// It could not be queued.
     #[error("queue: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] QueueError),
 }
 
 /// Why an envelope from a client was not signed as the origin.
@@ -134,7 +136,7 @@ pub enum SubmitError {
     Envelope,
     /// It could not be queued.
     #[error("queue: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] QueueError),
 }
 
 /// Why a delivery status is not shown.
@@ -149,7 +151,7 @@ pub enum StatusError {
     NoSuchEntry,
     /// The store failed.
     #[error("store: {0}")]
-    Store(#[from] StoreError),
+    Store(#[from] QueueError),
 }
 
 impl<D: Directory> MailService<D> {

@@ -5,7 +5,7 @@
 use super::{Directory, MailService, blocking};
 use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox, Secret};
-use dime_store::{AccountId, StoreError, Timestamp};
+use dime_store::{AccountError, AccountId, Accounts, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -52,7 +52,7 @@ pub enum LoginError {
     Failed,
     /// The store failed.
     #[error("store: {0}")]
-    Store(StoreError),
+    Store(AccountError),
 }
 
 /// Why a session cannot be used.
@@ -139,7 +139,7 @@ impl<D: Directory> MailService<D> {
         let address = user.clone();
         let keys = blocking(move || store.login(&address, password.expose(), now)).await;
         let keys = keys.map_err(|e| match e {
-            StoreError::LoginFailed | StoreError::UnknownAccount | StoreError::Shredded => {
+            AccountError::LoginFailed | AccountError::UnknownAccount | AccountError::Shredded => {
                 LoginError::Failed
             }
             e => LoginError::Store(e),

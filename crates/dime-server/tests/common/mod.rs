@@ -15,7 +15,7 @@ use dime_server::outbound::dmtp::{Dmtp, Route, RouteError, Routes, Target, Trans
 use dime_server::outbound::{Outbound, RetryPolicy};
 use dime_server::{Destination, LocalDomain, StaticOrigins};
 use dime_signet::{OrgKeys, Profile, create_org_signet};
-use dime_store::{NewAccount, Recovery, Store, StoreConfig, Timestamp};
+use dime_store::{Accounts, NewAccount, Recovery, Store, StoreConfig, Timestamp};
 use dime_testkit::tls_provider;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use std::collections::HashMap;

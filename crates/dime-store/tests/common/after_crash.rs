@@ -2,7 +2,7 @@
 //! harnesses: `crash.rs` (a killed process) and `powercut.rs` (a power cut).
 
 use super::{Sender, T0, mailbox};
-use dime_store::{MailboxId, OpenedVia, Store, Uid};
+use dime_store::{Accounts, Deliveries, MailboxId, Mailboxes, OpenedVia, Store, Uid};
 use std::collections::{HashMap, HashSet};
 
 /// The one account of the scenarios.

@@ -4,6 +4,7 @@
 use dime_core::crypto::{Argon2Params, default_provider};
 use dime_core::{Mailbox, Secret};
 use dime_signet::OrgKeys;
+use dime_store::Accounts;
 use dime_store::{AccountId, Created, NewAccount, Recovery, Store, StoreConfig, Timestamp};
 use std::path::Path;
 
