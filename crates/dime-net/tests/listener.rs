@@ -49,6 +49,8 @@ impl Default for Held {
 }
 
 impl Handler for Held {
+    type Origin = ();
+
     async fn verify_origin(&self, _: Domain, _: Fingerprint) -> Result<(), Refusal> {
         Ok(())
     }
@@ -57,7 +59,7 @@ impl Handler for Held {
         Ok(())
     }
 
-    async fn deliver(&self, _: Delivery) -> Result<TransactionId, Refusal> {
+    async fn deliver(&self, _: Delivery, (): &()) -> Result<TransactionId, Refusal> {
         self.entered.add_permits(1);
         self.release.acquire().await.map_err(|_| Refusal::StoreFailed)?.forget();
         let n = self.next.fetch_add(1, Ordering::SeqCst);

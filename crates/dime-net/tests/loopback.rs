@@ -39,14 +39,24 @@ fn p() -> &'static CryptoProvider {
 struct Store {
     dest: ActorSecret,
     origin_signing: dime_core::crypto::Ed25519PublicKey,
-    stored: Mutex<Vec<(TransactionId, Mailbox)>>,
+    /// Each delivery: its id, its recipient, and the number of the origin check its MAIL had.
+    stored: Mutex<Vec<(TransactionId, Mailbox, u64)>>,
     next: AtomicU64,
+    /// Origin checks made so far.
+    checks: AtomicU64,
 }
 
 impl Handler for Store {
-    async fn verify_origin(&self, origin: Domain, fingerprint: Fingerprint) -> Result<(), Refusal> {
+    /// The number of the check, and the origin's key.
+    type Origin = (u64, dime_core::crypto::Ed25519PublicKey);
+
+    async fn verify_origin(
+        &self,
+        origin: Domain,
+        fingerprint: Fingerprint,
+    ) -> Result<Self::Origin, Refusal> {
         if origin == domain("a.test") && fingerprint == ORIGIN_FP {
-            Ok(())
+            Ok((self.checks.fetch_add(1, Ordering::SeqCst) + 1, self.origin_signing))
         } else {
             Err(Refusal::OriginNotVerified)
         }
@@ -66,13 +76,13 @@ impl Handler for Store {
         Ok(())
     }
 
-    async fn deliver(&self, d: Delivery) -> Result<TransactionId, Refusal> {
+    async fn deliver(&self, d: Delivery, origin: &Self::Origin) -> Result<TransactionId, Refusal> {
         let view = open_as_destination(p(), &d.body[..], &self.dest)
-            .and_then(|u| u.verify(p(), &self.origin_signing, &d.destination))
+            .and_then(|u| u.verify(p(), &origin.1, &d.destination))
             .map_err(|_| Refusal::BadSignature)?;
         let n = self.next.fetch_add(1, Ordering::SeqCst);
         let id = TransactionId::new(&format!("tx{n}")).unwrap();
-        self.stored.lock().unwrap().push((id.clone(), view.view().recipient.clone()));
+        self.stored.lock().unwrap().push((id.clone(), view.view().recipient.clone(), origin.0));
         Ok(id)
     }
 
@@ -157,6 +167,7 @@ fn world() -> World {
             origin_signing: origin.signing,
             stored: Mutex::default(),
             next: AtomicU64::new(1),
+            checks: AtomicU64::new(0),
         }),
         sealed,
         cert: ck.cert.der().clone(),
@@ -247,7 +258,7 @@ async fn quic_delivers_sealed_envelopes_concurrently_on_one_connection() {
     }
     assert_eq!(ids.len(), 32);
     assert_eq!(w.stored(), 32);
-    assert!(w.store.stored.lock().unwrap().iter().all(|(_, r)| r.local_part() == "bob"));
+    assert!(w.store.stored.lock().unwrap().iter().all(|(_, r, _)| r.local_part() == "bob"));
     let name = SignetName { domain: domain("b.test"), mailbox: None };
     assert_eq!(conn.lookup_signet(&name, None).await.unwrap(), b"org-signet");
     conn.close();
@@ -274,6 +285,11 @@ async fn tls_delivers_in_turn_on_each_connection_and_concurrently_across_them() 
         t.await.unwrap();
     }
     assert_eq!(w.stored(), 32);
+    // One origin check per transaction, at its MAIL, and each body verified under its own.
+    assert_eq!(w.store.checks.load(Ordering::SeqCst), 32);
+    let mut used: Vec<u64> = w.store.stored.lock().unwrap().iter().map(|s| s.2).collect();
+    used.sort_unstable();
+    assert_eq!(used, (1..=32).collect::<Vec<_>>());
     server.shutdown(Duration::ZERO).await;
 }
 

@@ -148,8 +148,15 @@ fn transaction_id(p: &CryptoProvider, d: &dime_store::Delivered) -> Option<Trans
 }
 
 impl<O: OriginKeys> Handler for Destination<O> {
-    async fn verify_origin(&self, origin: Domain, fingerprint: Fingerprint) -> Result<(), Refusal> {
-        let r = self.origins.origin_key(&origin, &fingerprint).await.map(|_| ());
+    /// The origin's signing key, from its org signet as MAIL named it.
+    type Origin = Ed25519PublicKey;
+
+    async fn verify_origin(
+        &self,
+        origin: Domain,
+        fingerprint: Fingerprint,
+    ) -> Result<Ed25519PublicKey, Refusal> {
+        let r = self.origins.origin_key(&origin, &fingerprint).await;
         if let Err(e) = &r {
             tracing::info!(origin = %origin, refusal = %e, "mail refused");
         }
@@ -170,8 +177,8 @@ impl<O: OriginKeys> Handler for Destination<O> {
         Ok(())
     }
 
-    async fn deliver(&self, d: Delivery) -> Result<TransactionId, Refusal> {
-        let key = self.origins.origin_key(&d.origin, &d.origin_fingerprint).await?;
+    async fn deliver(&self, d: Delivery, key: &Ed25519PublicKey) -> Result<TransactionId, Refusal> {
+        let key = *key;
         let (local, store, p) = (Arc::clone(&self.local), Arc::clone(&self.store), self.provider);
         let origin = d.origin.clone();
         let r = run_blocking(&self.delivering, move || {

@@ -380,7 +380,8 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
         p(),
     );
     // MAIL's check: the origin's org signet must be the one named, by its fingerprint.
-    assert_eq!(h.verify_origin(domain("a.test"), w.a.local.org_fingerprint).await, Ok(()));
+    // It gives the origin's signing key, which the transaction's body is verified with.
+    assert_eq!(h.verify_origin(domain("a.test"), w.a.local.org_fingerprint).await, Ok(a_key));
     assert_eq!(
         h.verify_origin(domain("a.test"), w.b.local.org_fingerprint).await,
         Err(Refusal::OriginNotVerified)
@@ -418,10 +419,12 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
         ("MAIL named another origin", delivery("c.test", origin_signed(&sealed, a_seed))),
     ];
     for (what, d) in refused {
-        assert_eq!(h.deliver(d).await, Err(Refusal::BadSignature), "{what}");
+        // The key MAIL's check gave for the origin it named.
+        let key = h.verify_origin(d.origin.clone(), d.origin_fingerprint).await.unwrap();
+        assert_eq!(h.deliver(d, &key).await, Err(Refusal::BadSignature), "{what}");
         assert_eq!(stored(), 0, "{what}: nothing stored");
     }
-    h.deliver(delivery("a.test", origin_signed(&sealed, a_seed))).await.unwrap();
+    h.deliver(delivery("a.test", origin_signed(&sealed, a_seed)), &a_key).await.unwrap();
     assert_eq!(stored(), 1);
 }
 

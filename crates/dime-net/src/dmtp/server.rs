@@ -48,22 +48,28 @@ const READ_CHUNK: usize = 64 * 1024;
 /// service, supplied by `dime-server` (or a test). Each method answers one `Need*` event of
 /// [`dime_dmtp::Event`].
 pub trait Handler: Send + Sync + 'static {
+    /// What an accepted MAIL established about its origin (a destination: the origin's
+    /// signing key), kept by the driver for that transaction's body: the origin is looked up
+    /// once per transaction.
+    type Origin: Send + Sync + 'static;
     /// MAIL: authenticate `origin`'s signet as `fingerprint`.
     fn verify_origin(
         &self,
         origin: Domain,
         fingerprint: Fingerprint,
-    ) -> impl Future<Output = Result<(), Refusal>> + Send;
+    ) -> impl Future<Output = Result<Self::Origin, Refusal>> + Send;
     /// RCPT: is `destination` served here, sealed to its current signet `fingerprint`?
     fn check_recipient(
         &self,
         destination: Domain,
         fingerprint: Fingerprint,
     ) -> impl Future<Output = Result<(), Refusal>> + Send;
-    /// A body whose size and hash matched: verify, open, store durably, return the id.
+    /// A body whose size and hash matched: verify (its origin as its MAIL established it),
+    /// open, store durably, return the id.
     fn deliver(
         &self,
         delivery: Delivery,
+        origin: &Self::Origin,
     ) -> impl Future<Output = Result<TransactionId, Refusal>> + Send;
     /// SGNT.
     fn signet(
@@ -200,10 +206,12 @@ where
 {
     let mut m = Server::new(*options.provider, options.dmtp.clone(), Instant::now());
     let mut buf = vec![0u8; READ_CHUNK];
+    // What the accepted MAIL of the transaction under way established.
+    let mut origin = None;
     loop {
         while let Some(ev) = m.poll_event() {
             let stop = stopping.as_ref().is_some_and(|s| *s.borrow());
-            decide(&mut m, ev, handler, stop).await?;
+            decide(&mut m, ev, handler, &mut origin, stop).await?;
         }
         if crate::stream::write_frames(&mut writer, || m.poll_transmit()).await? {
             // A TLS writer may keep records that the socket did not take at once (rustls
@@ -239,22 +247,31 @@ where
     }
 }
 
-/// Answers `ev` through `handler` (see [`serve`]); once `stopping`, a new transaction is
-/// refused without asking the handler.
+/// Answers `ev` through `handler` (see [`serve`]), keeping in `origin` what the transaction's
+/// accepted MAIL established, for its body; once `stopping`, a new transaction is refused
+/// without asking the handler.
 async fn decide<H: Handler>(
     m: &mut Server,
     ev: Event,
     handler: &H,
+    origin: &mut Option<H::Origin>,
     stopping: bool,
 ) -> Result<(), NetError> {
     let r = match ev {
         Event::NeedVerifyOrigin { .. } if stopping => {
+            *origin = None;
             m.reject_mail(Refusal::Temporary, Instant::now())
         }
-        Event::NeedVerifyOrigin { origin, fingerprint } => {
-            match handler.verify_origin(origin, fingerprint).await {
-                Ok(()) => m.accept_mail(Instant::now()),
-                Err(r) => m.reject_mail(r, Instant::now()),
+        Event::NeedVerifyOrigin { origin: domain, fingerprint } => {
+            match handler.verify_origin(domain, fingerprint).await {
+                Ok(o) => {
+                    *origin = Some(o);
+                    m.accept_mail(Instant::now())
+                }
+                Err(r) => {
+                    *origin = None;
+                    m.reject_mail(r, Instant::now())
+                }
             }
         }
         Event::NeedRecipient { destination, fingerprint } => {
@@ -263,9 +280,13 @@ async fn decide<H: Handler>(
                 Err(r) => m.reject_recipient(r, Instant::now()),
             }
         }
-        Event::MessageReceived(delivery) => match handler.deliver(*delivery).await {
-            Ok(id) => m.data_stored(id, Instant::now()),
-            Err(r) => m.data_failed(r, Instant::now()),
+        // The machine hands a body only in a transaction whose MAIL was accepted.
+        Event::MessageReceived(delivery) => match origin.take() {
+            None => m.data_failed(Refusal::Temporary, Instant::now()),
+            Some(o) => match handler.deliver(*delivery, &o).await {
+                Ok(id) => m.data_stored(id, Instant::now()),
+                Err(r) => m.data_failed(r, Instant::now()),
+            },
         },
         Event::NeedSignet { name, pin } => match handler.signet(name, pin).await {
             Ok(s) => m.provide_signet(s, Instant::now()),

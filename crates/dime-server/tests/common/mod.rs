@@ -123,7 +123,13 @@ impl<H> Counting<H> {
 }
 
 impl<H: Handler> Handler for Counting<H> {
-    async fn verify_origin(&self, origin: Domain, fingerprint: Fingerprint) -> Result<(), Refusal> {
+    type Origin = H::Origin;
+
+    async fn verify_origin(
+        &self,
+        origin: Domain,
+        fingerprint: Fingerprint,
+    ) -> Result<H::Origin, Refusal> {
         self.inner.verify_origin(origin, fingerprint).await
     }
 
@@ -135,12 +141,16 @@ impl<H: Handler> Handler for Counting<H> {
         self.inner.check_recipient(destination, fingerprint).await
     }
 
-    async fn deliver(&self, delivery: Delivery) -> Result<TransactionId, Refusal> {
+    async fn deliver(
+        &self,
+        delivery: Delivery,
+        origin: &H::Origin,
+    ) -> Result<TransactionId, Refusal> {
         let n = self.now.fetch_add(1, Ordering::SeqCst) + 1;
         self.most.fetch_max(n, Ordering::SeqCst);
         let hold = self.hold_ms.load(Ordering::SeqCst);
         tokio::time::sleep(std::time::Duration::from_millis(hold)).await;
-        let r = self.inner.deliver(delivery).await;
+        let r = self.inner.deliver(delivery, origin).await;
         self.now.fetch_sub(1, Ordering::SeqCst);
         r
     }
