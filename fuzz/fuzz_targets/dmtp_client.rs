@@ -91,6 +91,7 @@ fuzz_target!(|data: &[u8]| {
 
         while let Some(frame) = client.poll_transmit() {
             assert!(!over, "a frame after the stream was over");
+            let frame = frame.to_vec();
             let Ok(Split::Frame { payload, consumed }) = split_frame(&frame) else {
                 panic!("a transmit is one frame");
             };
