@@ -108,6 +108,19 @@ async fn a_session_sends_and_reads_without_logging_in_again_and_ends_as_the_spec
     let m = svc.read(&mut bob, MailboxId::INBOX, listed[1].uid, at(42)).await.unwrap();
     assert_eq!((m.from, m.to, m.origin), (mailbox(ALICE), mailbox(BOB), domain("a.test")));
     assert_eq!((m.subject.as_str(), m.body.as_str()), ("second", "body 1"));
+    // A read writes nothing: no read overlay beside the message (the store's own open, which
+    // would use one, still goes through the message's slots).
+    let opened = svc
+        .store()
+        .open_message(
+            &mut dime_testkit::seeded_rng(9),
+            &mut keys,
+            MailboxId::INBOX,
+            listed[1].uid,
+            at(42),
+        )
+        .unwrap();
+    assert_ne!(opened.via, dime_store::OpenedVia::ReadOverlay, "the read wrote a read overlay");
     assert!(matches!(
         svc.read(&mut bob, MailboxId::INBOX, Uid(99), at(43)).await,
         Err(ReadError::NoSuchMessage)

@@ -180,9 +180,10 @@ impl<D: Directory> MailService<D> {
         now: Timestamp,
     ) -> Result<Unverified<FullView>, ReadError> {
         let keys = session.keys(now)?;
-        let opened = crate::in_place(|| {
-            self.store.open_message(&mut rand_core::OsRng, keys, mailbox, uid, now)
-        })?;
+        // A read writes nothing: the store's read overlay would save one X25519 (tens of
+        // microseconds) on the next open of this message at the cost of a durable commit now.
+        let opened =
+            crate::in_place(|| self.store.open_message_uncached(keys, mailbox, uid, now))?;
         Ok(opened.message)
     }
 
