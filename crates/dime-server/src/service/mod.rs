@@ -14,7 +14,11 @@
 //!
 //! Every operation that uses a session takes it `&mut` and the current time: the session is
 //! bound to one connection (or token) and never shared across users. Blocking work (Argon2id,
-//! durable store writes) runs off the async workers.
+//! durable store writes) runs off the async workers, in one of two ways, by one rule: work
+//! that owns what it needs (a login's Argon2id, sealing a draft, queueing) moves to the
+//! blocking pool (`blocking`); work that borrows the session's unlocked keys (opening,
+//! listing, flags) runs where it is, with the worker's other tasks handed to another thread
+//! (`crate::in_place`), so that the keys never leave the session that holds them.
 
 pub mod compose;
 pub mod mailbox;
