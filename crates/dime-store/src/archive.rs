@@ -10,7 +10,7 @@ use crate::account::{
 };
 use crate::backend::{Backend, Table};
 use crate::codec::{BlobDigest, Dec, Enc, open_record, seal_record};
-use crate::keys::{SALT_LEN, Session, derive, open, seal};
+use crate::keys::{SALT_LEN, Session, account_subkey, decode_keyring, derive, open, seal};
 use crate::mail::MsgRec;
 use crate::{AccountId, Accounts, Archive, ArchiveError, Store, StoreError, Timestamp};
 use dime_core::crypto::Argon2Params;
@@ -173,6 +173,20 @@ impl Archive for Store {
             progress(u64::from(i) + 1, u64::from(n));
         }
         d.finish().map_err(bad)?;
+        // The account key must open the keyring the archive carries, or the account could
+        // never log in.
+        let kk = key_key(a, KIND_KEYRING);
+        let ring = records
+            .iter()
+            .find(|(t, k, _)| *t == Table::Keys && *k == kk)
+            .ok_or(ArchiveError::Refused("the archive has no keyring"))?;
+        let ring = open_record(p, Table::Keys, &kk, &ring.2, "archive record")?;
+        let rk = account_subkey(p, &ak, a, b"keyring")?;
+        if open(p, &rk, &kk, ring).ok().and_then(|pt| decode_keyring(&pt).ok()).is_none() {
+            return Err(ArchiveError::Refused(
+                "the keyring does not open with the archive's account key",
+            ));
+        }
         in_this_format(inner, &mut records)?;
         if inner.account_of(&address).is_ok() {
             return Err(ArchiveError::AccountExists);
@@ -242,4 +256,57 @@ fn in_this_format(
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::testing::open_store;
+    use crate::{NewAccount, Recovery};
+    use dime_core::crypto::default_provider;
+
+    const T0: Timestamp = Timestamp(1_700_000_000);
+
+    #[test]
+    fn an_archive_whose_keyring_does_not_open_with_its_account_key_is_refused() {
+        let p = default_provider();
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        let org = dime_signet::OrgKeys::generate(&mut dime_testkit::seeded_rng(1));
+        let new = NewAccount {
+            address: &alice,
+            password: b"pw",
+            recovery: Recovery::None,
+            quota_bytes: 1 << 20,
+        };
+        let mut rng = dime_testkit::seeded_rng(2);
+        store.create_account(&mut rng, &org, &new, T0).unwrap();
+        let mut s = store.login(&alice, b"pw", T0).unwrap();
+        let archive = store.export(&mut rng, &mut s, b"archive pw", T0).unwrap();
+        // The same archive, well formed and sealed under the same password, with another
+        // account key in it (after the account id, 16 octets).
+        let mut d = Dec::new(&archive, "archive");
+        d.take(MAGIC.len()).unwrap();
+        let params =
+            Argon2Params { m_kib: d.u32().unwrap(), t: d.u32().unwrap(), p: d.u32().unwrap() };
+        let salt = d.array::<SALT_LEN>().unwrap();
+        let hdr = header(&params, &salt);
+        let key = archive_key(p, b"archive pw", &params, &salt).unwrap();
+        let mut body = open(p, &key, &hdr, &archive[hdr.len()..]).unwrap();
+        body[16..48].copy_from_slice(&[0x42; 32]);
+        let forged = [hdr.clone(), seal(p, &mut rng, &key, &hdr, &body)].concat();
+
+        let dir2 = tempfile::tempdir().unwrap();
+        let other = open_store(dir2.path());
+        assert_eq!(
+            other.import(&mut rng, &forged, b"archive pw", b"new pw", T0).unwrap_err(),
+            ArchiveError::Refused("the keyring does not open with the archive's account key")
+        );
+        assert!(other.login(&alice, b"new pw", T0).is_err(), "no account was made");
+        // The archive as exported imports, and its account logs in.
+        other.import(&mut rng, &archive, b"archive pw", b"new pw", T0).unwrap();
+        other.login(&alice, b"new pw", T0).unwrap();
+    }
 }
