@@ -7,7 +7,9 @@ checks framing, padding and the actor matrix, and verifies the author tree, auth
 origin signatures. Also checks that a flipped octet and a low-order ephemeral key are refused.
 Opens the key-overlay vector (overlay.json, spec §16) in both forms, opens its message with the
 overlay's chunk keys and verifies it as the recipient; checks that a flipped overlay octet, an
-overlay of another message and an overlay missing a chunk key are refused.
+overlay of another message and an overlay missing a chunk key are refused. Checks that every
+negative vector (negative-*.json, spec §15) is refused by each role it lists, with the framing
+rule or the "does not authenticate" class it names.
 
 Requires: python3-cryptography, PyNaCl (`pip install pynacl`). Exit status 0 on success.
 """
@@ -52,7 +54,17 @@ ROLE_NAME = {A: b"author", O: b"origin", D: b"destination", R: b"recipient"}
 
 
 class Refused(Exception):
-    pass
+    """A reader refuses the message: "message does not authenticate" (spec §14) unless it is
+    a Framing error."""
+
+
+class Framing(Refused):
+    """A framing error naming the rule broken (spec §14): `rule` is the rule's name as the
+    negative vectors give it (`error.rule`)."""
+
+    def __init__(self, rule):
+        super().__init__(rule)
+        self.rule = rule
 
 
 def u16(b):
@@ -114,7 +126,10 @@ def parse(msg):
                 length = int.from_bytes(msg[pos + 1:pos + 5], "big")
                 last = sflags == 1
                 if sflags not in (0, 1) or length < 20 or length > SEG + 20 or (not last and length != SEG + 20):
-                    raise Refused("segment length")
+                    raise Framing("segment-length")
+                if last and length == 20 and c["segments"]:
+                    # An empty last segment only as the chunk's only segment (P = 0, §3.3).
+                    raise Framing("segment-length")
                 ct = msg[pos + 5:pos + 5 + length]
                 if len(ct) != length:
                     raise Refused("truncated")
@@ -437,6 +452,32 @@ def check_overlay(path):
     return failures
 
 
+ROLES = {"author": A, "origin": O, "destination": D, "recipient": R}
+
+
+def check_negative(path):
+    """A negative vector (spec §15): every role in `refused_by` refuses the message with the
+    error the vector names (`framing` with its rule, or `unauthentic`)."""
+    vec = json.loads(path.read_text())
+    msg = bytes.fromhex(vec["message_hex"])
+    cls, rule = vec["error"]["class"], vec["error"].get("rule")
+    # A negative vector's expectations are its refusals; open_as reads the destination's own
+    # domain from here.
+    vec.setdefault("expected", {"destination_domain": vec["destination_domain"]})
+    failures = []
+    for name in vec["refused_by"]:
+        try:
+            open_as(vec, msg, ROLES[name])
+            failures.append(f"accepted by the {name}")
+        except Framing as exc:
+            if cls != "framing" or exc.rule != rule:
+                failures.append(f"the {name} refused it as framing {exc.rule}, expected {cls} {rule}")
+        except Refused as exc:
+            if cls != "unauthentic":
+                failures.append(f"the {name} refused it as unauthentic ({exc}), expected {cls} {rule}")
+    return failures
+
+
 def main():
     files = sorted(VECTORS.glob("*.json"))
     if not files:
@@ -445,8 +486,11 @@ def main():
     bad = 0
     for f in files:
         try:
-            if json.loads(f.read_text()).get("vector") == "overlay":
+            kind = json.loads(f.read_text()).get("vector")
+            if kind == "overlay":
                 failures = check_overlay(f)
+            elif kind == "negative":
+                failures = check_negative(f)
             else:
                 failures = check(f)
         except Refused as exc:

@@ -509,9 +509,13 @@ impl<'a> Engine<'a> {
             let last = seg_flags & 1 == 1;
             let ct_len = src.u32()? as usize;
             let full = SEGMENT_PAYLOAD + crate::format::SEGMENT_OVERHEAD;
+            // Every segment but the last is full; an empty last segment is the chunk's only
+            // one (P = 0): a content has one encoding (§3.3).
+            let empty = ct_len == crate::format::SEGMENT_OVERHEAD;
             if ct_len > full
                 || ct_len < crate::format::SEGMENT_OVERHEAD
                 || (!last && ct_len != full)
+                || (last && empty && segment > 0)
             {
                 return Err(DecodeError::SegmentLength.into());
             }

@@ -25,6 +25,8 @@ mod error;
 pub mod format;
 mod inspect;
 pub mod limits;
+#[cfg(test)]
+mod negative;
 mod open;
 mod overlay;
 mod seal;

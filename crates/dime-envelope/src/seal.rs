@@ -351,9 +351,13 @@ fn seal_signed<W: Write>(
     }
 
     // The author tree signature (§7.1) and full signature (§7.2).
-    let input = tree_sig_input(&header, addressing.destination.as_str(), &tree);
+    let listed = &tree[..];
+    // Test only: a tree without its last entry (count t - 1), for the negative vector.
+    #[cfg(test)]
+    let listed = if quirks::get().short_tree { &tree[..tree.len() - 1] } else { listed };
+    let input = tree_sig_input(&header, addressing.destination.as_str(), listed);
     let sig = p.signature.sign(signer.seed(), &input);
-    let tree_content = encode_tree_sig(&tree, &sig);
+    let tree_content = encode_tree_sig(listed, &sig);
     let limit = tree_content.len() as u64;
     next(
         &mut cs,
@@ -545,6 +549,10 @@ impl ChunkSealer<'_, '_> {
             cur.truncate(4 + content);
             cur.resize(4 + payload, 0);
             let last = remaining == payload as u64;
+            // Test only: the encoding §3.3 forbids (a full last segment followed by an empty
+            // one), for the negative vector.
+            #[cfg(test)]
+            let last = last && !(payload == seg && quirks::get().empty_last_segment);
             self.emit(w, key, ty, index, segment, last, &mut cur, content, payload)?;
             if last {
                 break;
@@ -619,4 +627,37 @@ fn read_up_to(src: &mut dyn Read, buf: &mut Vec<u8>, max: usize) -> std::io::Res
     }
     buf.truncate(start + n);
     Ok(n)
+}
+
+/// Test only: ways to make the sealer break one rule of the spec while signing what it
+/// writes, to build negative vectors (`crate::negative`). Per thread, off by default.
+#[cfg(test)]
+pub(crate) mod quirks {
+    use std::cell::Cell;
+
+    /// The rules the sealer can be told to break.
+    #[derive(Debug, Clone, Copy, Default)]
+    pub(crate) struct Quirks {
+        /// End a chunk whose payload fills its last segment with an extra empty segment
+        /// (§3.3 forbids it).
+        pub(crate) empty_last_segment: bool,
+        /// List and sign a tree without its last entry, so its count is not `t` (§7.1).
+        pub(crate) short_tree: bool,
+    }
+
+    thread_local! {
+        static QUIRKS: Cell<Quirks> = const { Cell::new(Quirks { empty_last_segment: false, short_tree: false }) };
+    }
+
+    pub(crate) fn get() -> Quirks {
+        QUIRKS.with(Cell::get)
+    }
+
+    /// Runs `f` with `q` in force on this thread.
+    pub(crate) fn with<T>(q: Quirks, f: impl FnOnce() -> T) -> T {
+        QUIRKS.with(|c| c.set(q));
+        let out = f();
+        QUIRKS.with(|c| c.set(Quirks::default()));
+        out
+    }
 }
