@@ -92,7 +92,10 @@ def aead_open(key, nonce, aad, ct):
 
 def parse(msg):
     """Framing (§2, §3): returns header fields and a list of chunk dicts."""
-    if len(msg) < 42 or msg[:7] != MAGIC or msg[7] != 2 or msg[8] not in (1, 2) or msg[9] != 0:
+    if len(msg) >= 42 and msg[:7] == MAGIC and msg[7] != 2:
+        # Refused before any key agreement or AEAD: the ADs name version 2 by their labels (§2).
+        raise Framing("version")
+    if len(msg) < 42 or msg[:7] != MAGIC or msg[8] not in (1, 2) or msg[9] != 0:
         raise Refused("header")
     header = msg[:42]
     pos = 42
@@ -338,6 +341,17 @@ def check(path):
                 failures.append(f"flip in chunk {c['index']} accepted by role {role}")
             except Refused:
                 pass
+    # A changed version octet is refused by every role, as a framing error (§2).
+    for v in (0, 1, 3, 0xff):
+        for role in (A, O, D, R):
+            try:
+                open_as(vec, msg[:7] + bytes([v]) + msg[8:], role)
+                failures.append(f"version {v} accepted by role {role}")
+            except Framing as exc:
+                if exc.rule != "version":
+                    failures.append(f"version {v}: role {role} refused it as {exc.rule}")
+            except Refused as exc:
+                failures.append(f"version {v}: role {role} refused it as unauthentic ({exc})")
     for low in (bytes(32), bytes([1]) + bytes(31)):
         bad = msg[:48] + low + msg[80:]
         try:

@@ -8,7 +8,9 @@ use dime_core::crypto::{AEAD_NONCE_LEN, AeadKey, CryptoError, CryptoProvider, X2
 /// The first seven octets of every v2 message: `DIMEMSG` (`spec/envelope.md` §2). A libdime
 /// message starts with the u16 magic 1837 or 1847 (`07 2d` / `07 37`), never with `D`.
 pub const MAGIC: [u8; 7] = *b"DIMEMSG";
-/// The format version that follows the magic (`spec/envelope.md` §2).
+/// The format version that follows the magic (`spec/envelope.md` §2). The associated data
+/// carry `dime/v2/` labels, not this octet: a reader binds the version by refusing any other
+/// value ([`DecodeError::UnsupportedVersion`]) before any key agreement, KDF or AEAD.
 pub const VERSION: u8 = 2;
 /// Length of a message id (`spec/envelope.md` §2).
 pub const MESSAGE_ID_LEN: usize = 32;
