@@ -123,14 +123,26 @@ impl LoopState {
     }
 }
 
+/// Whether the decoder opens a message as an actor or inspects it (`spec/envelope.md` §6,
+/// §12). There is no third way: every open refuses what inspection reports.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// An actor's open (every `open_*`, the chunk keys of an overlay): a failed key agreement
+    /// or a slot of one of its roles that does not open refuses the message
+    /// ([`OpenError::Unauthentic`]), as does every framing error.
+    Open,
+    /// Inspection: a slot that does not open, or a failed key agreement, leaves the chunk
+    /// unopened and is not an error; a framing error ends the walk and is reported.
+    Inspect,
+}
+
 /// The decoder's state; after `run` (successful or not) it holds what was read.
 pub(crate) struct Engine<'a> {
     p: &'a CryptoProvider,
     secret: Option<&'a crate::ActorSecret>,
     roles: Vec<Role>,
-    /// In strict mode (every open), a slot of one of `roles` that fails to unwrap is an
-    /// error; `inspect` is lenient.
-    strict: bool,
+    /// Opening (a slot of one of `roles` that fails to unwrap refuses) or inspecting.
+    mode: Mode,
     pub(crate) header: Option<Header>,
     pub(crate) eph_pub: Option<X25519PublicKey>,
     keks: Vec<(Role, AeadKey)>,
@@ -248,13 +260,13 @@ impl<'a> Engine<'a> {
         p: &'a CryptoProvider,
         secret: Option<&'a crate::ActorSecret>,
         roles: &[Role],
-        strict: bool,
+        mode: Mode,
     ) -> Self {
         Engine {
             p,
             secret,
             roles: roles.to_vec(),
-            strict,
+            mode,
             header: None,
             eph_pub: None,
             keks: Vec::new(),
@@ -474,7 +486,7 @@ impl<'a> Engine<'a> {
             // The full signature covers every octet up to here (§7.2).
             self.full_digest = src.full.take().map(|h| h.finish());
         }
-        if slot_failed && self.strict {
+        if slot_failed && self.mode == Mode::Open {
             return Err(OpenError::Unauthentic);
         }
         if let Some(preset) = self.preset
@@ -623,7 +635,7 @@ impl<'a> Engine<'a> {
         }
         let shared = match self.p.key_agreement.agree(secret.secret(), eph) {
             Ok(s) => s,
-            Err(_) if !self.strict => return Ok(()),
+            Err(_) if self.mode == Mode::Inspect => return Ok(()),
             Err(_) => return Err(OpenError::Unauthentic),
         };
         let me = *secret.public();

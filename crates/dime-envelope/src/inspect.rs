@@ -2,7 +2,7 @@
 //! `dime message inspect FILE [--key KEYFILE]`.
 
 use crate::ActorSecret;
-use crate::engine::{DiscardSink, Engine};
+use crate::engine::{DiscardSink, Engine, Mode};
 use crate::format::{ChunkType, MessageKind, Role};
 use dime_core::crypto::CryptoProvider;
 
@@ -49,7 +49,7 @@ pub struct Inspection {
 /// [`Inspection::error`] with the structure read up to it.
 pub fn inspect(p: &CryptoProvider, message: &[u8], key: Option<&ActorSecret>) -> Inspection {
     let roles: &[Role] = if key.is_some() { &Role::ACTORS } else { &[] };
-    let mut engine = Engine::new(p, key, roles, false);
+    let mut engine = Engine::new(p, key, roles, Mode::Inspect);
     let mut src = message;
     let error = engine.run(&mut src, &mut DiscardSink).err().map(|e| e.to_string());
     let mut key_roles: Vec<Role> = Vec::new();

@@ -8,7 +8,7 @@
 
 use crate::ActorSecret;
 use crate::codec::{Headers, decode_destination, decode_origin, decode_sig, decode_tree_sig};
-use crate::engine::{CollectSink, DiscardSink, Engine, PartSink};
+use crate::engine::{CollectSink, DiscardSink, Engine, Mode, PartSink};
 use crate::error::{DecodeError, OpenError};
 use crate::format::{
     ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, TreeEntry, full_sig_input,
@@ -218,8 +218,8 @@ pub struct DestinationView {
     pub origin: Domain,
 }
 
-/// Decodes a whole message as `role` with `secret` (strict: a slot of `role` that fails to
-/// unwrap refuses the message).
+/// Decodes a whole message as `role` with `secret` ([`Mode::Open`]: a slot of `role` that
+/// fails to unwrap refuses the message, `spec/envelope.md` §6).
 fn run_engine<'a, R: Read>(
     p: &'a CryptoProvider,
     mut reader: R,
@@ -227,7 +227,7 @@ fn run_engine<'a, R: Read>(
     role: Role,
     sink: &mut dyn PartSink,
 ) -> Result<Engine<'a>, OpenError> {
-    let mut engine = Engine::new(p, Some(secret), &[role], true);
+    let mut engine = Engine::new(p, Some(secret), &[role], Mode::Open);
     engine.run(&mut reader, sink)?;
     Ok(engine)
 }
@@ -513,7 +513,7 @@ pub fn open_light(
     secret: &ActorSecret,
 ) -> Result<Unverified<LightView>, OpenError> {
     let mut sink = CollectSink::default();
-    let mut engine = Engine::new(p, Some(secret), &[Role::Recipient], true);
+    let mut engine = Engine::new(p, Some(secret), &[Role::Recipient], Mode::Open);
     engine.run_light(header, chunks, &mut sink)?;
     let mut u = full_view(&mut engine, sink.parts)?;
     u.ev.light = true;

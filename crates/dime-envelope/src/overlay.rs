@@ -10,7 +10,7 @@
 //!
 //! [`open_as_recipient`]: crate::open_as_recipient
 
-use crate::engine::{CollectSink, Engine};
+use crate::engine::{CollectSink, Engine, Mode};
 use crate::error::{DecodeError, OpenError, SealError};
 use crate::format::{ChunkType, Header, MESSAGE_ID_LEN, Role};
 use crate::limits::MAX_CHUNKS;
@@ -239,7 +239,7 @@ pub fn recipient_chunk_keys(
     message: &[u8],
     secret: &ActorSecret,
 ) -> Result<ChunkKeys, OpenError> {
-    let mut engine = Engine::new(p, Some(secret), &[Role::Recipient], true);
+    let mut engine = Engine::new(p, Some(secret), &[Role::Recipient], Mode::Open);
     engine.collect_keys = true;
     let mut reader = message;
     engine.run(&mut reader, &mut crate::DiscardSink)?;
@@ -328,7 +328,7 @@ pub fn open_as_recipient_with_keys(
         return Err(OpenError::Unauthentic);
     }
     let mut sink = CollectSink::default();
-    let mut engine = Engine::new(p, None, &[Role::Recipient], true);
+    let mut engine = Engine::new(p, None, &[Role::Recipient], Mode::Open);
     engine.preset = Some(keys);
     let mut reader = message;
     engine.run(&mut reader, &mut sink)?;

@@ -376,3 +376,46 @@ fn light_client_verifies_authorship_without_attachment_bodies() {
         .collect();
     assert!(matches!(open_light(p, header, &chunks, &w.recip.enc), Err(OpenError::Decode(_))));
 }
+
+#[test]
+fn an_open_refuses_a_slot_of_its_role_that_does_not_open_and_inspect_reports_it() {
+    // spec/envelope.md §6 (opening: one behaviour, refuse) and §12 (inspection: report).
+    let p = default_provider();
+    let w = world(p);
+    let msg = delivered(p, &mut seeded_rng(3), &w, &sample_message(100));
+    let chunks = inspect(p, &msg, None).chunks;
+    for (who, secret) in [
+        (Role::Author, &w.author.enc),
+        (Role::Origin, &w.origin.enc),
+        (Role::Destination, &w.dest.enc),
+        (Role::Recipient, &w.recip.enc),
+    ] {
+        for c in chunks.iter().filter(|c| c.slots.contains(&who)) {
+            // Flip an octet of the wrapped chunk key in `who`'s slot (after type, flags,
+            // index and slot count; one role octet, then the wrapped key).
+            let pos = c.slots.iter().position(|r| *r == who).unwrap();
+            let at = c.offset as usize + 5 + pos * 49 + 1 + 7;
+            let mut bad = msg.clone();
+            bad[at] ^= 0x40;
+            let opened = match who {
+                Role::Author => open_as_author(p, &bad, secret).map(|_| ()),
+                Role::Origin => open_as_origin(p, &bad[..], secret).map(|_| ()),
+                Role::Destination => open_as_destination(p, &bad[..], secret).map(|_| ()),
+                _ => open_as_recipient(p, &bad, secret).map(|_| ()),
+            };
+            assert!(
+                matches!(opened, Err(OpenError::Unauthentic)),
+                "{who:?}: a bad slot in {:?} gave {opened:?}",
+                c.chunk_type
+            );
+            if who == Role::Recipient {
+                let keys = recipient_chunk_keys(p, &bad, secret).map(|_| ());
+                assert!(matches!(keys, Err(OpenError::Unauthentic)), "{:?}", c.chunk_type);
+            }
+            let ins = inspect(p, &bad, Some(secret));
+            assert_eq!(ins.error, None, "{who:?} {:?}", c.chunk_type);
+            let seen = &ins.chunks[usize::from(c.index)];
+            assert_eq!(seen.opened_as, None, "{who:?} {:?}", c.chunk_type);
+        }
+    }
+}
