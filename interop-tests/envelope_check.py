@@ -281,6 +281,9 @@ def open_as(vec, msg, role, chunk_keys=None):
         out["author"], out["destination_domain"] = author, dst
         t = by_type[0x41][0]
         listed = opened[t["index"]]
+        # The tree lists exactly the t chunks before it (§7.1): count t, 2 + 67 t + 64 octets.
+        if u16(listed[:2]) != t["index"] or len(listed) != 2 + 67 * t["index"] + 64:
+            raise Framing("tree-count")
         if listed[:-64] != tree(chunks[:t["index"]]):
             raise Refused("tree")
         verify(author_pub, listed[-64:], b"dime/v2/sig/author-tree\0" + header + name(dst) + listed[:-64])

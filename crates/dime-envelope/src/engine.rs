@@ -237,6 +237,17 @@ fn content_limit(ty: ChunkType) -> usize {
     }
 }
 
+/// The author tree signature chunk at index `t` lists exactly the `t` chunks before it: its
+/// count is `t` and its content `2 + 67 t + 64` octets (§7.1). Checked as the chunk opens,
+/// before any signature.
+fn check_tree_count(content: &[u8], t: u16) -> Result<(), DecodeError> {
+    let want = 2 + usize::from(t) * crate::format::TREE_ENTRY_LEN + 64;
+    match content.first_chunk::<2>() {
+        Some(count) if u16::from_be_bytes(*count) == t && content.len() == want => Ok(()),
+        _ => Err(DecodeError::TreeCount),
+    }
+}
+
 /// Whether `next` may follow `prev` (§5).
 fn may_follow(prev: Option<ChunkType>, next: ChunkType) -> bool {
     use ChunkType::*;
@@ -608,6 +619,9 @@ impl<'a> Engine<'a> {
                 sink.end()?;
             }
             rec.padded_len = Some(payload_total);
+            if ty == ChunkType::AuthorTreeSig {
+                check_tree_count(&content, index)?;
+            }
             if ty == ChunkType::Transit {
                 let t: [u8; 32] = content
                     .as_slice()
@@ -664,5 +678,33 @@ impl<'a> Engine<'a> {
             .find(|c| c.entry.chunk_type == ty)
             .and_then(|c| c.content.as_ref())
             .map(|c| c.as_slice())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tree_lists_exactly_the_chunks_before_it() {
+        // spec/envelope.md §7.1: count t, content 2 + 67 t + 64 octets.
+        let tree = |count: u16, entries: usize| {
+            let mut v = count.to_be_bytes().to_vec();
+            v.resize(2 + entries * crate::format::TREE_ENTRY_LEN + 64, 0);
+            v
+        };
+        assert_eq!(check_tree_count(&tree(8, 8), 8), Ok(()));
+        for (content, t) in [
+            (tree(7, 7), 8),
+            (tree(9, 9), 8),
+            (tree(7, 8), 8),
+            (tree(8, 7), 8),
+            (tree(8, 9), 8),
+            (vec![0], 0),
+            (Vec::new(), 0),
+        ] {
+            assert_eq!(check_tree_count(&content, t), Err(DecodeError::TreeCount), "{t}");
+        }
+        assert_eq!(check_tree_count(&tree(0, 0), 0), Ok(()));
     }
 }

@@ -54,6 +54,10 @@ pub enum DecodeError {
     /// Padding is not canonical: not zero, not after the content, or not the Padme bucket (§3.4).
     #[error("padding is not canonical (zero octets to the padme bucket)")]
     Padding,
+    /// The author tree signature chunk's tree does not list exactly the `t` chunks before it
+    /// (`t` its index), or its content is not `2 + 67 t + 64` octets (§7.1).
+    #[error("the author tree must list exactly the chunks before it")]
+    TreeCount,
     /// A mandatory chunk is missing (§5).
     #[error("mandatory {0} chunk is missing")]
     MissingChunk(&'static str),

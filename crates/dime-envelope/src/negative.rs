@@ -100,20 +100,36 @@ struct Case {
 }
 
 fn cases() -> Vec<Case> {
-    vec![Case {
-        name: "negative-empty-last-segment",
-        description: "the attachment chunk's padded payload is exactly one segment (65536 \
+    vec![
+        Case {
+            name: "negative-empty-last-segment",
+            description: "the attachment chunk's padded payload is exactly one segment (65536 \
                       octets), encoded as a full segment followed by an empty last segment \
                       instead of one full last segment; every signature is valid",
-        spec: "spec/envelope.md §3.3",
-        seed: 2001,
-        // Part info (32 octets) + 65000 = 65032: padme gives P = 65536 = SEG.
-        attachment_len: 65_000,
-        breakage: Breakage::Quirks(Quirks { empty_last_segment: true, ..Quirks::default() }),
-        refused_by: &["author", "origin", "destination", "recipient"],
-        class: "framing",
-        rule: "segment-length",
-    }]
+            spec: "spec/envelope.md §3.3",
+            seed: 2001,
+            // Part info (32 octets) + 65000 = 65032: padme gives P = 65536 = SEG.
+            attachment_len: 65_000,
+            breakage: Breakage::Quirks(Quirks { empty_last_segment: true, ..Quirks::default() }),
+            refused_by: &["author", "origin", "destination", "recipient"],
+            class: "framing",
+            rule: "segment-length",
+        },
+        Case {
+            name: "negative-tree-count",
+            description: "the author tree signature chunk (index t) lists and signs a tree of t - 1 \
+                      entries, leaving out the attachment chunk just before it; every tag and \
+                      signature is valid, the origin signature included",
+            spec: "spec/envelope.md §7.1",
+            seed: 2002,
+            attachment_len: 300,
+            breakage: Breakage::Quirks(Quirks { short_tree: true, ..Quirks::default() }),
+            // The destination cannot open the tree signature chunk (§6).
+            refused_by: &["author", "origin", "recipient"],
+            class: "framing",
+            rule: "tree-count",
+        },
+    ]
 }
 
 fn actor_json(p: &CryptoProvider, a: &Actor, id: &str) -> Value {
@@ -193,6 +209,7 @@ fn is_expected(e: &OpenError, class: &str, rule: &str) -> bool {
         ("framing", OpenError::Decode(d)) => match rule {
             "segment-length" => *d == DecodeError::SegmentLength,
             "version" => matches!(d, DecodeError::UnsupportedVersion(_)),
+            "tree-count" => *d == DecodeError::TreeCount,
             _ => false,
         },
         _ => false,

@@ -69,7 +69,8 @@ impl Evidence {
             .position(|e| e.chunk_type == ChunkType::AuthorTreeSig)
             .ok_or(DecodeError::MissingChunk("author tree signature"))?;
         if listed.len() != pos {
-            return Err(OpenError::Unauthentic);
+            // The engine refused it as the chunk opened (§7.1); kept for every path.
+            return Err(DecodeError::TreeCount.into());
         }
         for (i, l) in listed.iter().enumerate() {
             let (Some(have), Some(omitted)) = (self.tree.get(i), self.omitted.get(i)) else {
