@@ -193,13 +193,57 @@ impl Archive for Store {
         }
         let mut shred = Secret::new([0u8; 32]);
         rng.fill_bytes(shred.expose_mut());
-        // Wrap under this server's pepper and the fresh shredding key.
-        inner
-            .vault
-            .write(&mut |t| put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec()))?;
-        let pw = inner.password_body(rng, a, &shred, new_password, &ak)?;
-        let dir = inner.directory_body(rng, a, &shred, &address, generation, &signet)?;
-        let tag = inner.address_tag(&address)?;
+        // Wrap under this server's pepper and the fresh shredding key. The vault takes it only
+        // under an id it does not hold yet: an existing account's shredding key is never
+        // replaced (that would shred it), whatever the archive claims.
+        inner.vault.write(&mut |t| {
+            if t.get(Table::Vault, &a.0)?.is_some() {
+                return Err(StoreError::AccountExists);
+            }
+            put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec())
+        })?;
+        let written = self.write_imported(
+            rng,
+            a,
+            &shred,
+            &ak,
+            new_password,
+            &address,
+            generation,
+            &signet,
+            (quota, used, count, next_msg, next_mbox, key_gen),
+            &records,
+        );
+        if let Err(e) = written {
+            // Refused (or failed) after the vault took the key: the key goes, nothing is left.
+            let _ = inner.vault.write(&mut |t| t.delete(Table::Vault, &a.0).map(|_| ()));
+            return Err(e.into());
+        }
+        Ok((a, address))
+    }
+}
+
+impl Store {
+    /// Writes an imported account's records (its wraps made with the new `shred`), refused when
+    /// its address or its id is taken.
+    #[allow(clippy::too_many_arguments)]
+    fn write_imported(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        a: AccountId,
+        shred: &Secret<[u8; 32]>,
+        ak: &Secret<[u8; 32]>,
+        new_password: &[u8],
+        address: &Mailbox,
+        generation: u32,
+        signet: &Signet,
+        (quota, used, count, next_msg, next_mbox, key_gen): (u64, u64, u64, u64, u32, u32),
+        records: &[(Table, Vec<u8>, Vec<u8>)],
+    ) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        let pw = inner.password_body(rng, a, shred, new_password, ak)?;
+        let dir = inner.directory_body(rng, a, shred, address, generation, signet)?;
+        let tag = inner.address_tag(address)?;
         let rec = AccountRec { recovery: 0, quota, used, count, next_msg, next_mbox, key_gen };
         inner.backend.write(&mut |t| {
             if t.get(Table::Addresses, &tag)?.is_some()
@@ -211,12 +255,11 @@ impl Archive for Store {
             save_account(inner, t, a, &rec)?;
             put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), pw.clone())?;
             put_body(inner, t, Table::Keys, &key_key(a, KIND_DIRECTORY), dir.clone())?;
-            for (table, k, v) in &records {
+            for (table, k, v) in records {
                 t.put(*table, k, v)?;
             }
             Ok(())
-        })?;
-        Ok((a, address))
+        })
     }
 }
 

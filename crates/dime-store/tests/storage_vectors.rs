@@ -642,12 +642,9 @@ fn the_archive_vector_opens_by_the_spec_and_imports() {
 }
 
 /// `spec/storage.md` §8.3: an archive refused because its account id is already in the store
-/// writes nothing. Today the importer writes the fresh shredding key to the vault before its
-/// transaction finds the account id taken, so the existing account's shredding key is replaced
-/// and its password no longer opens it (crypto-shredded by a refused import). Kept ignored
-/// until `archive.rs` checks before it writes; run with `--ignored` to see it fail.
+/// writes nothing. (It failed before the importer's vault write checked the id: the fresh
+/// shredding key replaced the existing account's, and its password no longer opened it.)
 #[test]
-#[ignore = "fails today: a refused import replaces the existing account's shredding key"]
 fn a_refused_import_of_a_taken_account_id_leaves_that_account_as_it_was() {
     let p = default_provider();
     let dir = tempfile::tempdir().unwrap();
