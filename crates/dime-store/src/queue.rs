@@ -835,6 +835,27 @@ mod tests {
         v.unwrap()
     }
 
+    /// Rewrites entries `ids` as the previous version wrote them: no transport in the schedule
+    /// record, due keys of due ‖ id.
+    fn as_before_the_transport_was_clear(store: &Store, ids: &[QueueId]) {
+        let inner = &*store.inner;
+        inner
+            .backend
+            .write(&mut |t| {
+                for id in ids {
+                    let key = id.0.to_be_bytes();
+                    let mut r =
+                        QRec::decode(&get_body(inner, t, Table::Queue, &key, "q")?.unwrap())?;
+                    t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id.0))?;
+                    t.put(Table::QueueDue, &Enc::new().u64(r.due).u64(id.0).finish(), &[])?;
+                    r.transport = None;
+                    put_body(inner, t, Table::Queue, &key, r.encode())?;
+                }
+                Ok(())
+            })
+            .unwrap();
+    }
+
     #[test]
     fn entries_from_before_the_transport_was_clear_get_it_when_the_store_opens() {
         let dir = tempfile::tempdir().unwrap();
@@ -845,22 +866,13 @@ mod tests {
             d = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"dmtp", T0).unwrap();
             s = store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "c.test", b"smtp", T0).unwrap();
             bad = store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "d.test", b"bad", T0).unwrap();
-            // Rewritten as the previous version wrote them: no transport in the schedule
-            // record, due keys of due ‖ id; one entry's payload sealed under another id, so
-            // that it does not open.
+            // Rewritten as the previous version wrote them; one entry's payload sealed under
+            // another id, so that it does not open.
+            as_before_the_transport_was_clear(&store, &[d, s, bad]);
             let inner = &*store.inner;
             inner
                 .backend
                 .write(&mut |t| {
-                    for id in [d, s, bad] {
-                        let key = id.0.to_be_bytes();
-                        let mut r =
-                            QRec::decode(&get_body(inner, t, Table::Queue, &key, "q")?.unwrap())?;
-                        t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id.0))?;
-                        t.put(Table::QueueDue, &Enc::new().u64(r.due).u64(id.0).finish(), &[])?;
-                        r.transport = None;
-                        put_body(inner, t, Table::Queue, &key, r.encode())?;
-                    }
                     let other = get_body(inner, t, Table::QueuePayload, &d.0.to_be_bytes(), "q")?;
                     put_body(inner, t, Table::QueuePayload, &bad.0.to_be_bytes(), other.unwrap())?;
                     Ok(())
@@ -871,22 +883,7 @@ mod tests {
             assert_eq!(upgrade(&store.inner).unwrap(), 3);
             assert!(due_keys(&store).iter().all(|k| k.len() == OLD_DUE_KEY_LEN + 1));
             // Back as the previous version wrote them, for the open below.
-            let inner = &*store.inner;
-            inner
-                .backend
-                .write(&mut |t| {
-                    for id in [d, s, bad] {
-                        let key = id.0.to_be_bytes();
-                        let mut r =
-                            QRec::decode(&get_body(inner, t, Table::Queue, &key, "q")?.unwrap())?;
-                        t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id.0))?;
-                        t.put(Table::QueueDue, &Enc::new().u64(r.due).u64(id.0).finish(), &[])?;
-                        r.transport = None;
-                        put_body(inner, t, Table::Queue, &key, r.encode())?;
-                    }
-                    Ok(())
-                })
-                .unwrap();
+            as_before_the_transport_was_clear(&store, &[d, s, bad]);
         }
         let store = open_store(dir.path());
         let mut keys = due_keys(&store);
