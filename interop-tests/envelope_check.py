@@ -1,10 +1,11 @@
 #!/usr/bin/env python3
 """Independent check of the dime envelope v2 vectors, written from spec/envelope.md alone.
 
-Opens every spec/vectors/envelope/*.json message as recipient, origin and destination with
-`cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
-checks framing, padding and the actor matrix, and verifies the author tree, author full and
-origin signatures. Also checks that a flipped octet and a low-order ephemeral key are refused.
+Opens every spec/vectors/envelope/*.json message as recipient, origin and destination
+with `cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
+checks framing, padding and the actor matrix, enforces the reader's content rules of spec §8
+(canonical names, header names and values, no Bcc field, part info), and verifies the author
+tree, author full and origin signatures. Also checks that a flipped octet and a low-order ephemeral key are refused.
 Opens the key-overlay vector (overlay.json, spec §16) in both forms, opens its message with the
 overlay's chunk keys and verifies it as the recipient; checks that a flipped overlay octet, an
 overlay of another message and an overlay missing a chunk key are refused. Checks that every
@@ -204,23 +205,95 @@ def str16s(b):
     out, pos = [], 0
     while pos < len(b):
         n = u16(b[pos:pos + 2])
-        out.append(b[pos + 2:pos + 2 + n].decode())
+        try:
+            out.append(b[pos + 2:pos + 2 + n].decode())
+        except UnicodeDecodeError:
+            raise Framing("name")
         pos += 2 + n
     return out
 
 
+def is_control(ch):
+    """A control character (spec §8.3): general category Cc, C0 U+0000-U+001F, DEL U+007F and
+    C1 U+0080-U+009F."""
+    return ord(ch) < 0x20 or 0x7f <= ord(ch) <= 0x9f
+
+
+LDH = set(b"abcdefghijklmnopqrstuvwxyz0123456789-_")
+
+
+def canonical_domain(d):
+    """Spec §8.1: ASCII lower case, 1 to 253 octets, labels of 1 to 63 octets of a-z, 0-9, `-`
+    and `_`, no label starting or ending with `-`, no final dot."""
+    b = d.encode()
+    if not 1 <= len(b) <= 253:
+        return False
+    return all(1 <= len(lb) <= 63 and set(lb) <= LDH and lb[:1] != b"-" and lb[-1:] != b"-"
+               for lb in b.split(b"."))
+
+
+def canonical_mailbox(m):
+    """Spec §8.1: local "@" domain, split at the last "@"; the local part 1 to 64 octets, no
+    control or white-space character, none of <>()[]\\,;:@" , no leading, trailing or double
+    dot; the domain canonical."""
+    local, at, domain = m.rpartition("@")
+    if not at or not local or not 1 <= len(local.encode()) <= 64:
+        return False
+    if any(is_control(c) or c.isspace() or c in '<>()[]\\,;:@"' for c in local):
+        return False
+    if local.startswith(".") or local.endswith(".") or ".." in local:
+        return False
+    return canonical_domain(domain)
+
+
+def names(b):
+    """The origin or destination chunk (spec §8.1, §8.2): a mailbox and a domain, each exactly
+    canonical, and nothing after them."""
+    got = str16s(b)
+    if len(got) != 2 or not canonical_mailbox(got[0]) or not canonical_domain(got[1]):
+        raise Framing("name")
+    return got
+
+
 def headers(b):
+    """A header chunk (spec §8.3) with the reader's rules: names of 1 to 128 octets 33-126 but
+    ":", never Bcc or Resent-Bcc; values UTF-8 without a control character but HTAB."""
     count, pos, out = u16(b[:2]), 2, []
     for _ in range(count):
         n = b[pos]
-        nm = b[pos + 1:pos + 1 + n].decode()
+        nb = b[pos + 1:pos + 1 + n]
+        if not nb or any(o < 33 or o > 126 or o == ord(":") for o in nb):
+            raise Framing("header-name")
+        nm = nb.decode()
+        if nm.lower() in ("bcc", "resent-bcc"):
+            raise Framing("bcc-header")
         pos += 1 + n
         vl = u16(b[pos:pos + 2])
-        out.append([nm, b[pos + 2:pos + 2 + vl].decode()])
+        try:
+            value = b[pos + 2:pos + 2 + vl].decode()
+        except UnicodeDecodeError:
+            raise Framing("header-value")
+        if any(is_control(c) and c != "\t" for c in value):
+            raise Framing("header-value")
+        out.append([nm, value])
         pos += 2 + vl
     if pos != len(b):
         raise Refused("header trailing")
     return out
+
+
+def part_info(b):
+    """A part's info (spec §8.4): content type and file name, UTF-8 without a control
+    character (HTAB included), the file name at most 1024 octets."""
+    cl = b[0]
+    fl = u16(b[1 + cl:3 + cl])
+    try:
+        ctype, fname = b[1:1 + cl].decode(), b[3 + cl:3 + cl + fl].decode()
+    except UnicodeDecodeError:
+        raise Framing("part-info")
+    if fl > 1024 or any(is_control(c) for c in ctype + fname):
+        raise Framing("part-info")
+    return ctype, fname, 3 + cl + fl
 
 
 def verify(pub_hex, sig, data):
@@ -276,8 +349,26 @@ def open_as(vec, msg, role, chunk_keys=None):
     e = vec["expected"]
     author_pub = vec["actors"][vec["author_signing_key"]]["ed25519_public"]
     origin_pub = vec["actors"]["origin"]["ed25519_public"]
+    # The content rules of §8 hold for every chunk this role opens, checked as it is decoded,
+    # before any signature (§8, §14).
     if role in (A, O, R):
-        author, dst = str16s(opened[2])
+        author, dst = names(opened[2])
+    if role in (A, D, R):
+        recipient, org = names(opened[3])
+    if role in (A, R):
+        out["common_headers"] = headers(opened[4])
+        out["other_headers"] = headers(opened[5])
+        parts = []
+        for c in chunks:
+            if c["type"] in (0x23, 0x24):
+                b = opened[c["index"]]
+                ctype, fname, used = part_info(b)
+                data = b[used:]
+                parts.append({"kind": "display" if c["type"] == 0x23 else "attachment",
+                              "content_type": ctype, "filename": fname,
+                              "sha512": hashlib.sha512(data).hexdigest(), "len": len(data)})
+        out["parts"] = parts
+    if role in (A, O, R):
         out["author"], out["destination_domain"] = author, dst
         t = by_type[0x41][0]
         listed = opened[t["index"]]
@@ -291,7 +382,6 @@ def open_as(vec, msg, role, chunk_keys=None):
         m = msg[:f["head_end"]]
         verify(author_pub, opened[f["index"]], b"dime/v2/sig/author-full\0" + header + hashlib.sha512(m).digest())
     if role in (A, D, R):
-        recipient, org = str16s(opened[3])
         out["recipient"], out["origin_domain"] = recipient, org
         dst = e["destination_domain"] if role == D else out["destination_domain"]
         if 0x61 not in by_type:
@@ -299,22 +389,6 @@ def open_as(vec, msg, role, chunk_keys=None):
         osig = by_type[0x61][0]
         verify(origin_pub, opened[osig["index"]],
                b"dime/v2/sig/origin\0" + header + name(org) + name(dst) + tree(chunks[:osig["index"]]))
-    if role in (A, R):
-        out["common_headers"] = headers(opened[4])
-        out["other_headers"] = headers(opened[5])
-        parts = []
-        for c in chunks:
-            if c["type"] in (0x23, 0x24):
-                b = opened[c["index"]]
-                cl = b[0]
-                ctype = b[1:1 + cl].decode()
-                fl = u16(b[1 + cl:3 + cl])
-                fname = b[3 + cl:3 + cl + fl].decode()
-                data = b[3 + cl + fl:]
-                parts.append({"kind": "display" if c["type"] == 0x23 else "attachment",
-                              "content_type": ctype, "filename": fname,
-                              "sha512": hashlib.sha512(data).hexdigest(), "len": len(data)})
-        out["parts"] = parts
     return out
 
 

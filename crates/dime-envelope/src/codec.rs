@@ -51,8 +51,9 @@ impl<'a> Reader<'a> {
 }
 
 /// An ordered list of header fields, `name: value` (`spec/envelope.md` §8.3). Names are
-/// 1-128 printable ASCII octets without `:`; values are UTF-8 without CR, LF or NUL. Order
-/// and duplicates are kept.
+/// 1-128 printable ASCII octets without `:`, never Bcc or Resent-Bcc; values are UTF-8
+/// without control characters (C0, DEL, C1) but HTAB. Order and duplicates are kept. The
+/// writer ([`Headers::push`]) and the reader refuse the same fields.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Headers(Vec<(String, String)>);
 
@@ -81,6 +82,12 @@ impl Headers {
             h.push(n, v)?;
         }
         Ok(h)
+    }
+
+    /// Test only: a list whose fields are not checked, for the negative vectors.
+    #[cfg(test)]
+    pub(crate) fn unchecked(pairs: &[(&str, &str)]) -> Self {
+        Headers(pairs.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect())
     }
 
     /// The fields in order.
@@ -125,9 +132,9 @@ impl Headers {
         let mut h = Vec::with_capacity(count.min(b.len() / 4));
         for _ in 0..count {
             let nl = usize::from(r.u8()?);
-            let name = utf8(r.take(nl)?)?;
+            let name = std::str::from_utf8(r.take(nl)?).map_err(|_| DecodeError::HeaderName)?;
             let vl = usize::from(r.u16()?);
-            let value = utf8(r.take(vl)?)?;
+            let value = std::str::from_utf8(r.take(vl)?).map_err(|_| DecodeError::HeaderValue)?;
             check_header(name, value)?;
             h.push((name.to_owned(), value.to_owned()));
         }
@@ -136,23 +143,28 @@ impl Headers {
     }
 }
 
+/// The reader and writer rules of a header field (`spec/envelope.md` §8.3).
 fn check_header(name: &str, value: &str) -> Result<(), DecodeError> {
+    // A control character is Unicode general category Cc: C0 (U+0000-U+001F), DEL (U+007F)
+    // and C1 (U+0080-U+009F), exactly `char::is_control`.
     if name.is_empty()
         || name.len() > HEADER_NAME_MAX_LEN
         || !name.bytes().all(|b| (33..=126).contains(&b) && b != b':')
     {
-        return Err(DecodeError::Field("header name must be 1-128 printable octets without ':'"));
+        return Err(DecodeError::HeaderName);
     }
-    if value.len() > HEADER_VALUE_MAX_LEN || value.bytes().any(|b| matches!(b, 0 | b'\r' | b'\n')) {
-        return Err(DecodeError::Field(
-            "header value must be at most 65535 octets without CR, LF or NUL",
-        ));
+    if is_bcc(name) {
+        return Err(DecodeError::BccHeader);
+    }
+    if value.len() > HEADER_VALUE_MAX_LEN || value.chars().any(|c| c.is_control() && c != '\t') {
+        return Err(DecodeError::HeaderValue);
     }
     Ok(())
 }
 
-fn utf8(b: &[u8]) -> Result<&str, DecodeError> {
-    std::str::from_utf8(b).map_err(|_| DecodeError::Field("text field is not utf-8"))
+/// Whether a header name is Bcc or Resent-Bcc, in any case (`spec/envelope.md` §8.3, §13).
+fn is_bcc(name: &str) -> bool {
+    name.eq_ignore_ascii_case("bcc") || name.eq_ignore_ascii_case("resent-bcc")
 }
 
 /// Whether a part is shown (display) or attached (`spec/envelope.md` §8.4).
@@ -187,17 +199,12 @@ impl PartInfo {
     /// Longest encoded part info.
     pub(crate) const MAX_ENCODED: usize = 1 + CONTENT_TYPE_MAX_LEN + 2 + FILENAME_MAX_LEN;
 
+    /// The reader and writer rules of part info (`spec/envelope.md` §8.4): no control
+    /// character (C0, DEL or C1, as `char::is_control`), within the lengths.
     pub(crate) fn check(&self) -> Result<(), DecodeError> {
         let ok = |s: &str, max: usize| s.len() <= max && !s.chars().any(char::is_control);
-        if !ok(&self.content_type, CONTENT_TYPE_MAX_LEN) {
-            return Err(DecodeError::Field(
-                "content type must be at most 255 octets without controls",
-            ));
-        }
-        if !ok(&self.filename, FILENAME_MAX_LEN) {
-            return Err(DecodeError::Field(
-                "file name must be at most 1024 octets without controls",
-            ));
+        if !ok(&self.content_type, CONTENT_TYPE_MAX_LEN) || !ok(&self.filename, FILENAME_MAX_LEN) {
+            return Err(DecodeError::PartInfo);
         }
         Ok(())
     }
@@ -214,15 +221,14 @@ impl PartInfo {
     /// Decodes the info at the start of `b`; returns it and the number of octets used.
     pub(crate) fn decode_prefix(b: &[u8]) -> Result<(Self, usize), DecodeError> {
         let mut r = Reader::new(b);
+        let text = |b: &[u8]| std::str::from_utf8(b).map(str::to_owned);
         let cl = usize::from(r.u8()?);
-        let ct = utf8(r.take(cl)?)?.to_owned();
+        let ct = text(r.take(cl)?).map_err(|_| DecodeError::PartInfo)?;
         let fl = usize::from(r.u16()?);
         if fl > FILENAME_MAX_LEN {
-            return Err(DecodeError::Field(
-                "file name must be at most 1024 octets without controls",
-            ));
+            return Err(DecodeError::PartInfo);
         }
-        let fname = utf8(r.take(fl)?)?.to_owned();
+        let fname = text(r.take(fl)?).map_err(|_| DecodeError::PartInfo)?;
         let info = PartInfo { content_type: ct, filename: fname };
         info.check()?;
         Ok((info, 3 + cl + fl))
@@ -234,23 +240,27 @@ fn push_str16(v: &mut Vec<u8>, s: &str) {
     v.extend_from_slice(s.as_bytes());
 }
 
-fn read_str16<'a>(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
+/// A name of the origin or destination chunk: UTF-8 (§8.1).
+fn read_name<'a>(r: &mut Reader<'a>) -> Result<&'a str, DecodeError> {
     let l = usize::from(r.u16()?);
-    utf8(r.take(l)?)
+    std::str::from_utf8(r.take(l)?).map_err(|_| DecodeError::Name)
 }
 
+/// A mailbox exactly in its canonical form (`spec/envelope.md` §8.1): what parses and prints
+/// back octet for octet.
 fn mailbox(s: &str) -> Result<Mailbox, DecodeError> {
-    let m = Mailbox::parse(s).map_err(|_| DecodeError::Field("address is not a valid mailbox"))?;
+    let m = Mailbox::parse(s).map_err(|_| DecodeError::Name)?;
     if m.to_string() != s {
-        return Err(DecodeError::Field("address is not in canonical form"));
+        return Err(DecodeError::Name);
     }
     Ok(m)
 }
 
+/// A domain exactly in its canonical form (`spec/envelope.md` §8.1).
 fn domain(s: &str) -> Result<Domain, DecodeError> {
-    let d = Domain::parse(s).map_err(|_| DecodeError::Field("domain is not valid"))?;
+    let d = Domain::parse(s).map_err(|_| DecodeError::Name)?;
     if d.as_str() != s {
-        return Err(DecodeError::Field("domain is not in canonical form"));
+        return Err(DecodeError::Name);
     }
     Ok(d)
 }
@@ -265,8 +275,8 @@ pub(crate) fn encode_origin(author: &Mailbox, destination: &Domain) -> Vec<u8> {
 
 pub(crate) fn decode_origin(b: &[u8]) -> Result<(Mailbox, Domain), DecodeError> {
     let mut r = Reader::new(b);
-    let a = mailbox(read_str16(&mut r)?)?;
-    let d = domain(read_str16(&mut r)?)?;
+    let a = mailbox(read_name(&mut r)?)?;
+    let d = domain(read_name(&mut r)?)?;
     r.finish()?;
     Ok((a, d))
 }
@@ -274,6 +284,16 @@ pub(crate) fn decode_origin(b: &[u8]) -> Result<(Mailbox, Domain), DecodeError> 
 /// Destination chunk content: recipient mailbox, origin domain (`spec/envelope.md` §8.2).
 pub(crate) fn encode_destination(recipient: &Mailbox, origin: &Domain) -> Vec<u8> {
     encode_origin(recipient, origin)
+}
+
+/// Test only: an origin or destination chunk's content from any two strings (§8.1, §8.2),
+/// for the negative vectors.
+#[cfg(test)]
+pub(crate) fn encode_names_unchecked(mailbox: &str, domain: &str) -> Vec<u8> {
+    let mut v = Vec::new();
+    push_str16(&mut v, mailbox);
+    push_str16(&mut v, domain);
+    v
 }
 
 pub(crate) fn decode_destination(b: &[u8]) -> Result<(Mailbox, Domain), DecodeError> {
@@ -340,6 +360,88 @@ mod tests {
         );
     }
 
+    /// A header chunk's content written field by field, without the writer's checks.
+    fn raw_headers(fields: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut v = u16::try_from(fields.len()).unwrap().to_be_bytes().to_vec();
+        for (n, val) in fields {
+            v.push(u8::try_from(n.len()).unwrap());
+            v.extend_from_slice(n);
+            v.extend_from_slice(&u16::try_from(val.len()).unwrap().to_be_bytes());
+            v.extend_from_slice(val);
+        }
+        v
+    }
+
+    #[test]
+    fn header_reader_refuses_control_characters_c0_del_and_c1() {
+        // spec/envelope.md §8.3: a value holds no control character but HTAB: C0, DEL
+        // (U+007F) and C1 (U+0080-U+009F) are refused by the reader and the writer alike.
+        let tab = raw_headers(&[(b"Subject", b"a\tb")]);
+        assert_eq!(Headers::decode(&tab).unwrap().get("subject"), Some("a\tb"));
+        assert!(Headers::from_pairs([("Subject", "a\tb")]).is_ok());
+        for bad in [
+            "\0",
+            "\r",
+            "\n",
+            "\u{1}",
+            "\u{1b}[31m",
+            "\u{1f}",
+            "\u{7f}",
+            "\u{80}",
+            "\u{85}",
+            "\u{9b}31m",
+            "\u{9f}",
+        ] {
+            let value = format!("x{bad}y");
+            let enc = raw_headers(&[(b"Subject", value.as_bytes())]);
+            assert_eq!(Headers::decode(&enc), Err(DecodeError::HeaderValue), "{value:?}");
+            assert_eq!(
+                Headers::from_pairs([("Subject", value.as_str())]),
+                Err(DecodeError::HeaderValue),
+                "{value:?}"
+            );
+        }
+        // A value that is not UTF-8, a name of a non-printable or non-ASCII octet or with ':'.
+        let enc = raw_headers(&[(b"Subject", b"\xff")]);
+        assert_eq!(Headers::decode(&enc), Err(DecodeError::HeaderValue));
+        for name in [&b"X Y"[..], b"X:Y", b"X\x7fY", b"X\xc3\xa9", b"", &[b'a'; 129]] {
+            let enc = raw_headers(&[(name, b"v")]);
+            assert_eq!(Headers::decode(&enc), Err(DecodeError::HeaderName), "{name:?}");
+        }
+    }
+
+    #[test]
+    fn header_reader_refuses_bcc() {
+        // spec/envelope.md §8.3, §13: no copy carries a Bcc (or Resent-Bcc) field, in any case.
+        for name in ["Bcc", "BCC", "bcc", "Resent-Bcc", "resent-BCC"] {
+            let enc =
+                raw_headers(&[(b"To", b"b@example.org"), (name.as_bytes(), b"c@example.net")]);
+            assert_eq!(Headers::decode(&enc), Err(DecodeError::BccHeader), "{name}");
+            assert_eq!(Headers::from_pairs([(name, "c@example.net")]), Err(DecodeError::BccHeader));
+        }
+        // Names that only contain it are other fields.
+        let enc = raw_headers(&[(b"X-Bcc-Note", b"v"), (b"Bccx", b"v")]);
+        assert_eq!(Headers::decode(&enc).unwrap().len(), 2);
+    }
+
+    #[test]
+    fn part_info_reader_refuses_control_characters() {
+        // spec/envelope.md §8.4: the same control characters as §8.3, HTAB included.
+        for bad in ["\t", "\u{1b}", "\u{7f}", "\u{85}"] {
+            for (ct, fname) in [
+                (format!("text/plain{bad}"), String::new()),
+                ("text/plain".to_owned(), format!("a{bad}.txt")),
+            ] {
+                let e = PartInfo { content_type: ct, filename: fname }.encode();
+                assert_eq!(PartInfo::decode_prefix(&e), Err(DecodeError::PartInfo));
+            }
+        }
+        let mut e = vec![1, 0xff, 0, 0];
+        assert_eq!(PartInfo::decode_prefix(&e), Err(DecodeError::PartInfo));
+        e = vec![0, 0x04, 0x01];
+        assert_eq!(PartInfo::decode_prefix(&e), Err(DecodeError::PartInfo));
+    }
+
     #[test]
     fn part_info_round_trips() {
         let i = PartInfo { content_type: "text/plain".into(), filename: "a.txt".into() };
@@ -359,6 +461,42 @@ mod tests {
         let mut bad = Vec::new();
         push_str16(&mut bad, "a@EXAMPLE.com");
         push_str16(&mut bad, "example.org");
-        assert!(decode_origin(&bad).is_err());
+        assert_eq!(decode_origin(&bad), Err(DecodeError::Name));
+    }
+
+    #[test]
+    fn names_must_be_exactly_canonical() {
+        // spec/envelope.md §8.1, §8.2: each name is refused unless it is exactly its
+        // canonical form; nothing is normalised on reading.
+        let good = ("Ab.c@example.org", "example.com");
+        let name = |m: &str, d: &str| {
+            let mut v = Vec::new();
+            push_str16(&mut v, m);
+            push_str16(&mut v, d);
+            decode_destination(&v)
+        };
+        assert!(name(good.0, good.1).is_ok());
+        for (m, d) in [
+            ("b@Example.org", good.1),
+            ("b@example.org.", good.1),
+            (good.0, "example.com."),
+            (good.0, "EXAMPLE.com"),
+            (good.0, "exämple.com"),
+            (good.0, "xn--exmple-cua.com "),
+            ("b c@example.org", good.1),
+            ("b\u{85}@example.org", good.1),
+            ("b\u{7f}@example.org", good.1),
+            (".b@example.org", good.1),
+            ("\"b\"@example.org", good.1),
+            ("b@", good.1),
+            ("example.org", good.1),
+            (good.0, ""),
+        ] {
+            assert_eq!(name(m, d), Err(DecodeError::Name), "{m:?} {d:?}");
+        }
+        let mut v = Vec::new();
+        v.extend_from_slice(&[0, 1, 0xff]);
+        push_str16(&mut v, good.1);
+        assert_eq!(decode_destination(&v), Err(DecodeError::Name));
     }
 }

@@ -58,6 +58,24 @@ pub enum DecodeError {
     /// (`t` its index), or its content is not `2 + 67 t + 64` octets (§7.1).
     #[error("the author tree must list exactly the chunks before it")]
     TreeCount,
+    /// A mailbox or domain of the origin or destination chunk is not exactly its canonical
+    /// form (§8.1, §8.2).
+    #[error("address is not a canonical mailbox or domain")]
+    Name,
+    /// A header name is not 1 to 128 octets of printable ASCII (33-126) without `:` (§8.3).
+    #[error("header name must be 1-128 printable ASCII octets without ':'")]
+    HeaderName,
+    /// A header value is not UTF-8, is longer than 65535 octets, or holds a control
+    /// character other than HTAB (C0, DEL or C1, §8.3).
+    #[error("header value must be UTF-8 without control characters (HTAB aside)")]
+    HeaderValue,
+    /// A header field named Bcc or Resent-Bcc, in any case (§8.3, §13).
+    #[error("a message never carries a Bcc header")]
+    BccHeader,
+    /// A part's content type or file name is not UTF-8, too long, or holds a control
+    /// character (C0, DEL or C1, §8.4).
+    #[error("part info must be UTF-8 without control characters, within its length")]
+    PartInfo,
     /// A mandatory chunk is missing (§5).
     #[error("mandatory {0} chunk is missing")]
     MissingChunk(&'static str),

@@ -318,6 +318,15 @@ fn seal_signed<W: Write>(
         HEADERS_MAX_LEN as u64,
     )?;
     let dest = encode_destination(&addressing.recipient, &addressing.origin);
+    // Test only: a recipient mailbox not in canonical form, for the negative vector.
+    #[cfg(test)]
+    let dest = if quirks::get().noncanonical_recipient {
+        let r = &addressing.recipient;
+        let upper = format!("{}@{}", r.local_part(), r.domain().as_str().to_ascii_uppercase());
+        crate::codec::encode_names_unchecked(&upper, addressing.origin.as_str())
+    } else {
+        dest
+    };
     next(
         &mut cs,
         &mut w,
@@ -643,10 +652,17 @@ pub(crate) mod quirks {
         pub(crate) empty_last_segment: bool,
         /// List and sign a tree without its last entry, so its count is not `t` (§7.1).
         pub(crate) short_tree: bool,
+        /// Write the recipient mailbox of the destination chunk with an upper-case domain,
+        /// not in its canonical form (§8.2).
+        pub(crate) noncanonical_recipient: bool,
     }
 
     thread_local! {
-        static QUIRKS: Cell<Quirks> = const { Cell::new(Quirks { empty_last_segment: false, short_tree: false }) };
+        static QUIRKS: Cell<Quirks> = const { Cell::new(Quirks {
+            empty_last_segment: false,
+            short_tree: false,
+            noncanonical_recipient: false,
+        }) };
     }
 
     pub(crate) fn get() -> Quirks {

@@ -197,6 +197,24 @@ fn reschedule(
     t.put(Table::QueueDue, &due_key(transport, due, id), &[])
 }
 
+/// Takes due key `k` out of the index and gives its entry's id (the 8 octets at `at` in the
+/// key) and schedule; `None` when the key is malformed or its entry gone.
+fn take_due(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    k: &[u8],
+    at: usize,
+) -> Result<Option<(u64, QRec)>, StoreError> {
+    t.delete(Table::QueueDue, k)?;
+    let Some(id) = k.get(at..at + 8).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes) else {
+        return Ok(None);
+    };
+    let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")? else {
+        return Ok(None);
+    };
+    Ok(Some((id, QRec::decode(&b)?)))
+}
+
 /// Removes entry `id`, whose schedule is `r`: its schedule, due index and payload.
 fn remove_entry(t: &mut dyn WriteTxn, id: u64, r: &QRec) -> Result<(), StoreError> {
     t.delete(Table::QueueDue, &due_key(r.transport()?, r.due, id))?;
@@ -258,16 +276,7 @@ pub(crate) fn upgrade(inner: &Inner) -> Result<usize, StoreError> {
             if k.len() != OLD_DUE_KEY_LEN {
                 continue;
             }
-            t.delete(Table::QueueDue, &k)?;
-            let Some(id) = k.get(8..16).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes)
-            else {
-                continue;
-            };
-            let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")?
-            else {
-                continue;
-            };
-            let mut r = QRec::decode(&b)?;
+            let Some((id, mut r)) = take_due(inner, t, &k, 8)? else { continue };
             let transport = sealed_of(inner, t, id, &r)
                 .and_then(|sealed| inner.open_entry(id, &r, &sealed))
                 .map_or(Transport::Dmtp, |e| e.transport);
@@ -348,16 +357,7 @@ impl Queue for Store {
             got.clear();
             let (from, to) = (due_key(transport, 0, 0), due_key(transport, now.0, u64::MAX));
             for (k, _) in t.range(Table::QueueDue, &from, &to, max)? {
-                t.delete(Table::QueueDue, &k)?;
-                let Some(id) = k.get(9..17).and_then(|s| s.try_into().ok()).map(u64::from_be_bytes)
-                else {
-                    continue;
-                };
-                let Some(b) = get_body(inner, t, Table::Queue, &id.to_be_bytes(), "queue entry")?
-                else {
-                    continue;
-                };
-                let mut r = QRec::decode(&b)?;
+                let Some((id, mut r)) = take_due(inner, t, &k, 9)? else { continue };
                 let sealed = sealed_of(inner, t, id, &r)?;
                 if !r.sealed.is_empty() {
                     // Queued before `queue_payload`: the payload moves there, once.
