@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Independent check of the dime envelope v2 vectors, written from spec/envelope.md alone.
 
-Opens every spec/vectors/envelope/*.json message as recipient, origin and destination
+Opens every spec/vectors/envelope/*.json message as recipient, author, origin and destination
 with `cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
 checks framing, padding and the actor matrix, enforces the reader's content rules of spec §8
 (canonical names, header names and values, no Bcc field, part info), and verifies the author
@@ -397,8 +397,11 @@ def check(path):
     msg = bytes.fromhex(vec["message_hex"])
     e = vec["expected"]
     failures = []
-    for role, keys in ((R, ["author", "recipient", "origin_domain", "destination_domain", "common_headers",
-                            "other_headers", "parts"]),
+    every = ["author", "recipient", "origin_domain", "destination_domain", "common_headers", "other_headers",
+             "parts"]
+    # The author opens with `actors.author`'s key: the key the author slots are sealed to, the
+    # user's own for a trustful message too (§10).
+    for role, keys in ((R, every), (A, every),
                        (O, ["author", "destination_domain"]),
                        (D, ["recipient", "origin_domain"])):
         got = open_as(vec, msg, role)

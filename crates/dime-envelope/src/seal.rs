@@ -57,7 +57,9 @@ impl ActorSecret {
 }
 
 /// Who a message is sealed for: the four actors' identities and keys (`spec/envelope.md` §6).
-/// For a trustful message the author keys are the origin server's (`spec/envelope.md` §10).
+/// For a trustful message (`spec/envelope.md` §10) the author keys are those of whoever is to
+/// reopen it as its author: the sender's own when it has a dime key, else the origin server's;
+/// the author signatures are the origin's either way ([`Signer::TrustfulServer`]).
 #[derive(Debug, Clone)]
 pub struct Addressing {
     /// The author's mailbox (origin chunk).
