@@ -84,6 +84,8 @@ enum Breakage {
     Quirks(Quirks),
     /// Seal a changed message whose header fields the writer did not check (§8.3).
     Headers(fn(&mut Message)),
+    /// Seal a changed message whose part info the writer did not check (§8.4).
+    PartInfo(fn(&mut Message)),
 }
 
 /// The common headers of [`message`] with one field's value replaced, unchecked.
@@ -227,6 +229,18 @@ fn cases() -> Vec<Case> {
             class: "framing",
             rule: "name",
         },
+        Case {
+            name: "negative-part-info",
+            description: "the attachment's file name holds HTAB (U+0009): part info allows no \
+                      control character, HTAB included",
+            spec: "spec/envelope.md §8.4",
+            seed: 2009,
+            attachment_len: 300,
+            breakage: Breakage::PartInfo(|m| m.parts[1].info.filename = "a\tb.bin".into()),
+            refused_by: &["author", "recipient"],
+            class: "framing",
+            rule: "part-info",
+        },
     ]
 }
 
@@ -244,17 +258,23 @@ fn build(p: &CryptoProvider, case: &Case) -> Value {
     let mut m = message(case.attachment_len);
     let mut rng = seeded_rng(case.seed);
     let msg = match &case.breakage {
-        Breakage::Headers(change) => {
+        Breakage::Headers(change) | Breakage::PartInfo(change) => {
             change(&mut m);
-            seal_message_origin_signed(
-                p,
-                &mut rng,
-                &w.addressing,
-                Signer::Author(&w.author.sign),
-                &w.origin.sign,
-                &m,
-            )
-            .unwrap()
+            let q = Quirks {
+                unchecked_part_info: matches!(case.breakage, Breakage::PartInfo(_)),
+                ..Quirks::default()
+            };
+            quirks::with(q, || {
+                seal_message_origin_signed(
+                    p,
+                    &mut rng,
+                    &w.addressing,
+                    Signer::Author(&w.author.sign),
+                    &w.origin.sign,
+                    &m,
+                )
+                .unwrap()
+            })
         }
         Breakage::Quirks(q) => quirks::with(*q, || {
             seal_message_origin_signed(
