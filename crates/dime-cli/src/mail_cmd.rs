@@ -127,9 +127,23 @@ pub(crate) fn inbox(a: InboxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string(&msgs)?)?;
         return Ok(());
     }
+    // `!`: not verified (the subject gives why); `?`: verified, with warnings.
     for m in msgs {
-        let mark = if m.verified { ' ' } else { '!' };
+        let mark = match (m.verified, m.warnings.is_empty()) {
+            (false, _) => '!',
+            (true, false) => '?',
+            (true, true) => ' ',
+        };
         writeln!(out, "{:>5}{mark} {:<32} {:>8}  {}", m.uid, m.from, m.size, m.subject)?;
+        let s = &m.signatures;
+        writeln!(
+            out,
+            "       signatures: author tree {}, author full {}, origin {}",
+            s.author_tree, s.author_full, s.origin
+        )?;
+        for w in &m.warnings {
+            writeln!(out, "       warning: {w}")?;
+        }
     }
     Ok(())
 }
@@ -142,7 +156,17 @@ pub(crate) fn read(a: ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         return Ok(());
     }
     writeln!(out, "From: {}\nTo: {}\nSubject: {}", m.from, m.to, m.subject)?;
-    writeln!(out, "X-Dime: {} via {}, signatures verified\n", m.kind, m.origin)?;
+    writeln!(out, "X-Dime: {} via {}, signatures verified", m.kind, m.origin)?;
+    let s = &m.signatures;
+    writeln!(
+        out,
+        "X-Dime-Signatures: author tree {}, author full {}, origin {}",
+        s.author_tree, s.author_full, s.origin
+    )?;
+    for w in &m.warnings {
+        writeln!(out, "X-Dime-Warning: {w}")?;
+    }
+    writeln!(out)?;
     writeln!(out, "{}", m.body)?;
     Ok(())
 }

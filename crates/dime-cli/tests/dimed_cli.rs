@@ -85,9 +85,21 @@ fn quickstart_serves_a_domain_that_delivers_to_itself() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(listing.contains(me) && listing.contains("hi") && !listing.contains('!'), "{listing}");
+    // Which signatures it carries and which verified (`spec/dimed.md` §4.3): all three.
+    assert!(
+        listing.contains("signatures: author tree verified, author full verified, origin verified")
+            && !listing.contains("warning"),
+        "{listing}"
+    );
     let o = dime(&["read", "1", "--socket", sock, "--user", me], "quickstart pw");
     let text = String::from_utf8(o.stdout).unwrap();
     assert!(text.contains("signatures verified") && text.ends_with("to myself\n"), "{text}");
+    assert!(
+        text.contains(
+            "X-Dime-Signatures: author tree verified, author full verified, origin verified\n"
+        ) && !text.contains("X-Dime-Warning"),
+        "{text}"
+    );
     // The author sees the delivery (the origin records it once the delivery has ended).
     let status = loop {
         let o = dime(&["status", "1", "--socket", sock, "--user", me], "quickstart pw");

@@ -334,6 +334,8 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     assert_eq!(read["kind"], "authored");
     assert_eq!(read["origin"], "a.test");
     assert_eq!(read["to"], recipient.as_str());
+    assert_eq!(read["signatures"]["origin"], "verified", "{read}");
+    assert_eq!(read["warnings"], serde_json::json!([]), "{read}");
     assert!(sa.log_text().contains("delivered destination=b.test"), "{}", sa.log_text());
 
     // The author sees it delivered, with the transaction id b.test gave it; another user of

@@ -38,9 +38,9 @@ pub use error::{DecodeError, OpenError, SealError};
 pub use format::{ChunkType, MessageKind, Role, TreeEntry, padded_len};
 pub use inspect::{ChunkSummary, Inspection, inspect};
 pub use open::{
-    DestinationView, FullView, LightChunk, LightView, OriginView, ReaderRole, Unverified, Verified,
-    chunk_hash, open_as_author, open_as_destination, open_as_origin, open_as_recipient, open_light,
-    open_streaming,
+    DestinationView, FullView, LightChunk, LightView, OriginView, ReaderRole, SignatureState,
+    Signatures, Unverified, Verified, chunk_hash, open_as_author, open_as_destination,
+    open_as_origin, open_as_recipient, open_light, open_streaming,
 };
 pub use overlay::{
     ChunkKeys, OVERLAY_AAD_LABEL, OVERLAY_ENTRY_LEN, OVERLAY_MAGIC, OVERLAY_MAX_LEN,

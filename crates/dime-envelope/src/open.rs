@@ -34,14 +34,59 @@ pub(crate) struct Evidence {
     full_sig: Option<Vec<u8>>,
     origin_sig: Option<Vec<u8>>,
     transit: Option<Zeroizing<[u8; 32]>>,
+    /// What this reader's checks found so far.
+    checked: Signatures,
+}
+
+/// One signature of a message, as a reader's checks left it (`spec/envelope.md` §7.4).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SignatureState {
+    /// Present and verified.
+    Verified,
+    /// Present, not verified by this reader: it cannot check it (the destination and the
+    /// author signatures, the origin and the origin signature, a light client and the author
+    /// full signature), or the message did not verify.
+    Present,
+    /// The message does not carry it.
+    Absent,
+}
+
+impl SignatureState {
+    /// `verified`, `present` or `absent`: the words the front ends show.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SignatureState::Verified => "verified",
+            SignatureState::Present => "present",
+            SignatureState::Absent => "absent",
+        }
+    }
+}
+
+/// Which signatures a message carries and which this reader verified (`spec/envelope.md`
+/// §7.4). The format has no destination signature: the destination domain is bound by the
+/// author tree and origin signatures (§9).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Signatures {
+    /// The author tree signature (§7.1): the origin's for a trustful message (§10).
+    pub author_tree: SignatureState,
+    /// The author full signature (§7.2).
+    pub author_full: SignatureState,
+    /// The origin signature (§7.3).
+    pub origin: SignatureState,
 }
 
 impl Evidence {
     fn from_engine(e: &mut Engine<'_>) -> Result<Self, OpenError> {
         let header = e.header.ok_or(DecodeError::Truncated)?;
+        let tree = e.tree();
+        let origin = if tree.iter().any(|t| t.chunk_type == ChunkType::OriginSig) {
+            SignatureState::Present
+        } else {
+            SignatureState::Absent
+        };
         Ok(Evidence {
             header,
-            tree: e.tree(),
+            tree,
             omitted: e.omitted(),
             light: false,
             full_digest: e.full_digest,
@@ -49,6 +94,11 @@ impl Evidence {
             full_sig: e.content(ChunkType::AuthorFullSig).map(<[u8]>::to_vec),
             origin_sig: e.content(ChunkType::OriginSig).map(<[u8]>::to_vec),
             transit: e.transit.take(),
+            checked: Signatures {
+                author_tree: SignatureState::Present,
+                author_full: SignatureState::Present,
+                origin,
+            },
         })
     }
 
@@ -91,6 +141,7 @@ impl Evidence {
         for (have, l) in self.tree.iter_mut().zip(&listed) {
             *have = *l;
         }
+        self.checked.author_tree = SignatureState::Verified;
         if self.light {
             return Ok(());
         }
@@ -98,7 +149,9 @@ impl Evidence {
         let digest = self.full_digest.ok_or(OpenError::Unauthentic)?;
         p.signature
             .verify(key, &full_sig_input(&self.header, &digest), &sig)
-            .map_err(|_| OpenError::Unauthentic)
+            .map_err(|_| OpenError::Unauthentic)?;
+        self.checked.author_full = SignatureState::Verified;
+        Ok(())
     }
 
     /// Whether the message carries an origin signature chunk.
@@ -110,7 +163,7 @@ impl Evidence {
     /// origin signature, or no key for a message with one, is
     /// [`OpenError::OriginSignature`]; no key and no signature is fine.
     fn verify_origin(
-        &self,
+        &mut self,
         p: &CryptoProvider,
         origin: &Domain,
         destination: &Domain,
@@ -129,7 +182,9 @@ impl Evidence {
             .ok_or(OpenError::OriginSignature)?;
         let tree = self.tree.get(..pos).ok_or(OpenError::Unauthentic)?;
         let input = origin_sig_input(&self.header, origin.as_str(), destination.as_str(), tree);
-        p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)
+        p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)?;
+        self.checked.origin = SignatureState::Verified;
+        Ok(())
     }
 }
 
@@ -170,6 +225,13 @@ impl<V> Verified<V> {
     /// The message id.
     pub fn message_id(&self) -> &[u8; MESSAGE_ID_LEN] {
         &self.ev.header.message_id
+    }
+
+    /// Which signatures the message carries and which this open verified
+    /// (`spec/envelope.md` §7.4): a front end shows them, and a reader of delivered mail
+    /// requires the origin's ([`Unverified::<FullView>::verify_delivered`]).
+    pub fn signatures(&self) -> Signatures {
+        self.ev.checked
     }
 }
 
@@ -372,6 +434,12 @@ impl<V> Unverified<V> {
     pub fn origin_signed(&self) -> bool {
         self.ev.origin_signed()
     }
+
+    /// Which signatures the message carries; none is verified yet (each present one is
+    /// [`SignatureState::Present`]).
+    pub fn signatures(&self) -> Signatures {
+        self.ev.checked
+    }
 }
 
 impl Unverified<FullView> {
@@ -400,6 +468,22 @@ impl Unverified<FullView> {
         ev.verify_author(p, &view.destination, author)?;
         ev.verify_origin(p, &view.origin, &view.destination, origin)?;
         Ok(Verified { view, ev })
+    }
+
+    /// Verifies a message that arrived over DMTP, as a reader of a mailbox does
+    /// (`spec/envelope.md` §7.4): as [`Self::verify`], and the origin signature must be
+    /// present and verify with `origin`. A message without one is
+    /// [`OpenError::OriginSignature`]: whoever held it may have removed it.
+    pub fn verify_delivered(
+        self,
+        p: &CryptoProvider,
+        author: &Ed25519PublicKey,
+        origin: &Ed25519PublicKey,
+    ) -> Result<Verified<FullView>, OpenError> {
+        if !self.ev.origin_signed() {
+            return Err(OpenError::OriginSignature);
+        }
+        self.verify(p, author, Some(origin))
     }
 }
 
@@ -471,7 +555,7 @@ impl Unverified<DestinationView> {
         origin: &Ed25519PublicKey,
         my_domain: &Domain,
     ) -> Result<Verified<DestinationView>, OpenError> {
-        let Unverified { view, ev } = self;
+        let Unverified { view, mut ev } = self;
         ev.verify_origin(p, &view.origin, my_domain, Some(origin))?;
         Ok(Verified { view, ev })
     }

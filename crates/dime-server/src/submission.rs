@@ -12,7 +12,7 @@ use crate::service::{
     Directory, Draft, Listed, MailService, Password, ReadError, UserSession, Verification,
 };
 use dime_core::Mailbox;
-use dime_envelope::MessageKind;
+use dime_envelope::{MessageKind, Signatures};
 use dime_store::{DeliveryState, DeliveryStatus, MailboxId, QueueId, Uid};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -128,8 +128,37 @@ pub struct Summary {
     pub from: String,
     /// Subject.
     pub subject: String,
-    /// Whether the signatures verified (author and origin).
+    /// Whether the message verified: its signatures (author and origin) and its addresses
+    /// (`spec/envelope.md` §7.4, §7.5).
     pub verified: bool,
+    /// Which signatures it carries and which verified.
+    pub signatures: SignatureStates,
+    /// What the reader should know of a verified message (`spec/envelope.md` §7.5).
+    #[serde(default)]
+    pub warnings: Vec<String>,
+}
+
+/// Which signatures a message carries and which verified (`spec/envelope.md` §7.4), each
+/// `verified`, `present` (carried, not verified) or `absent`. The format has no destination
+/// signature: the destination domain is bound by the author tree and origin signatures.
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]
+pub struct SignatureStates {
+    /// The author tree signature (the origin server's for a trustful message).
+    pub author_tree: String,
+    /// The author full signature (the origin server's for a trustful message).
+    pub author_full: String,
+    /// The origin signature.
+    pub origin: String,
+}
+
+impl From<Signatures> for SignatureStates {
+    fn from(s: Signatures) -> SignatureStates {
+        SignatureStates {
+            author_tree: s.author_tree.as_str().to_owned(),
+            author_full: s.author_full.as_str().to_owned(),
+            origin: s.origin.as_str().to_owned(),
+        }
+    }
 }
 
 /// A response.
@@ -167,8 +196,14 @@ pub struct ReadMessage {
     pub subject: String,
     /// `authored` or `trustful` (signed by the origin server for a legacy sender).
     pub kind: String,
-    /// Whether every signature verified.
+    /// Whether every signature verified and the addresses hold (always true: a message that
+    /// does not verify is not shown).
     pub verified: bool,
+    /// Which signatures it carries and which verified.
+    pub signatures: SignatureStates,
+    /// What the reader should know (`spec/envelope.md` §7.5).
+    #[serde(default)]
+    pub warnings: Vec<String>,
     /// Display parts' text, joined.
     pub body: String,
 }
@@ -288,6 +323,8 @@ async fn op<D: Directory>(
                         _ => "authored".into(),
                     },
                     verified: true,
+                    signatures: m.signatures.into(),
+                    warnings: m.warnings,
                     body: m.body,
                 }),
                 ..Response::default()
@@ -307,6 +344,14 @@ impl From<Listed> for Summary {
             Verification::Verified => (l.subject, true),
             Verification::NotVerified(why) => (format!("(not verified: {why})"), false),
         };
-        Summary { uid: l.uid.0, size: l.size, from: l.from.to_string(), subject, verified }
+        Summary {
+            uid: l.uid.0,
+            size: l.size,
+            from: l.from.to_string(),
+            subject,
+            verified,
+            signatures: l.signatures.into(),
+            warnings: l.warnings,
+        }
     }
 }

@@ -4,12 +4,20 @@
 //! the store for this domain, else discovered; the origin's key for a trustful message) and the
 //! origin signature with the origin's org signet. The signers' keys are kept for the session,
 //! so a mailbox of many messages from few senders costs few lookups.
+//!
+//! Every message of a mailbox arrived over DMTP (or is this server's own bounce, origin-signed
+//! as it was sealed): it is shown as verified only with a verified origin signature
+//! (`spec/envelope.md` §7.4), and only when its addresses agree with each other and with the
+//! reading account (`spec/envelope.md` §7.5); what the rules allow but a reader should know
+//! (another addressee, a Bcc copy) comes as warnings.
 
 use super::session::{SessionError, UserSession};
 use super::{Directory, MailService};
 use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox};
-use dime_envelope::{FullView, MessageKind, PartKind, Unverified};
+use dime_envelope::{
+    FullView, MessageKind, OpenError, PartKind, SignatureState, Signatures, Unverified,
+};
 use dime_store::{Accounts, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
 
 /// Whether a message's signatures hold.
@@ -34,6 +42,10 @@ pub struct Listed {
     pub subject: String,
     /// Whether it verified.
     pub verification: Verification,
+    /// Which signatures it carries and which verified (none verified when it did not).
+    pub signatures: Signatures,
+    /// What the reader should know of a verified message (`spec/envelope.md` §7.5).
+    pub warnings: Vec<String>,
 }
 
 /// A message as read: only a verified one.
@@ -49,8 +61,20 @@ pub struct ReadMessage {
     pub subject: String,
     /// Authored, or trustful (signed by the origin server for a legacy sender).
     pub kind: MessageKind,
+    /// Which signatures it carries and which verified (all, for a message shown).
+    pub signatures: Signatures,
+    /// What the reader should know (`spec/envelope.md` §7.5).
+    pub warnings: Vec<String>,
     /// The display parts' text, joined by line ends.
     pub body: String,
+}
+
+/// A message whose signatures and addresses hold.
+struct Checked {
+    view: FullView,
+    kind: MessageKind,
+    signatures: Signatures,
+    warnings: Vec<String>,
 }
 
 /// Why a message was not read.
@@ -100,9 +124,16 @@ impl<D: Directory> MailService<D> {
         let mut out = Vec::with_capacity(entries.len());
         let mut made: Vec<(Uid, Vec<u8>)> = Vec::new();
         for (e, summary) in entries {
-            if let Some((from, subject)) = summary.as_deref().and_then(|b| decode_summary(b)) {
-                let verification = Verification::Verified;
-                out.push(Listed { uid: e.uid, size: e.size, from, subject, verification });
+            if let Some(s) = summary.as_deref().and_then(|b| decode_summary(b)) {
+                out.push(Listed {
+                    uid: e.uid,
+                    size: e.size,
+                    from: s.author,
+                    subject: s.subject,
+                    verification: Verification::Verified,
+                    signatures: ALL_VERIFIED,
+                    warnings: s.warnings,
+                });
                 continue;
             }
             let keys = session.keys(now)?;
@@ -110,12 +141,23 @@ impl<D: Directory> MailService<D> {
                 crate::in_place(|| self.store.open_message_uncached(keys, mailbox, e.uid, now))?
                     .message;
             let author = opened.claimed_author().clone();
+            let present = opened.signatures();
             out.push(match self.verify(session, opened).await {
-                Ok((view, kind)) => {
-                    let subject = subject_of(&view);
-                    made.push((e.uid, encode_summary(kind, &view.author, &subject)));
-                    let verification = Verification::Verified;
-                    Listed { uid: e.uid, size: e.size, from: view.author, subject, verification }
+                Ok(c) => {
+                    let subject = subject_of(&c.view);
+                    made.push((
+                        e.uid,
+                        encode_summary(c.kind, c.signatures, &c.view.author, &subject, &c.warnings),
+                    ));
+                    Listed {
+                        uid: e.uid,
+                        size: e.size,
+                        from: c.view.author,
+                        subject,
+                        verification: Verification::Verified,
+                        signatures: c.signatures,
+                        warnings: c.warnings,
+                    }
                 }
                 Err(why) => Listed {
                     uid: e.uid,
@@ -123,6 +165,8 @@ impl<D: Directory> MailService<D> {
                     from: author,
                     subject: String::new(),
                     verification: Verification::NotVerified(why),
+                    signatures: present,
+                    warnings: Vec::new(),
                 },
             });
         }
@@ -153,7 +197,8 @@ impl<D: Directory> MailService<D> {
         now: Timestamp,
     ) -> Result<ReadMessage, ReadError> {
         let opened = self.open(session, mailbox, uid, now)?;
-        let (view, kind) = self.verify(session, opened).await.map_err(ReadError::NotShown)?;
+        let Checked { view, kind, signatures, warnings } =
+            self.verify(session, opened).await.map_err(ReadError::NotShown)?;
         let body = view
             .message
             .parts
@@ -168,6 +213,8 @@ impl<D: Directory> MailService<D> {
             to: view.recipient,
             origin: view.origin,
             kind,
+            signatures,
+            warnings,
             body,
         })
     }
@@ -182,28 +229,39 @@ impl<D: Directory> MailService<D> {
         let keys = session.keys(now)?;
         // A read writes nothing: the store's read overlay would save one X25519 (tens of
         // microseconds) on the next open of this message at the cost of a durable commit now.
-        let opened =
-            crate::in_place(|| self.store.open_message_uncached(keys, mailbox, uid, now))?;
+        let opened = crate::in_place(|| self.store.open_message_uncached(keys, mailbox, uid, now))?;
         Ok(opened.message)
     }
 
-    /// Verifies a message: its view when every signature holds, else why not.
+    /// Verifies a message of a mailbox (`spec/envelope.md` §7.4, §7.5): its view, its
+    /// signatures and the warnings when every signature holds (the origin's included: the
+    /// message arrived over DMTP) and its addresses agree, else why not.
     async fn verify(
         &self,
         session: &mut UserSession,
         m: Unverified<FullView>,
-    ) -> Result<(FullView, MessageKind), String> {
+    ) -> Result<Checked, String> {
         let kind = m.kind();
         let (author, origin) = (m.claimed_author().clone(), m.claimed_origin().clone());
+        // Refused whatever its signatures: no lookup at a domain the author cannot claim.
+        author_of_origin(kind, &author, &origin)?;
         let origin_key = self.origin_key(session, &origin).await?;
         let author_key = match kind {
             MessageKind::Trustful => origin_key,
             _ => self.author_key(session, &author).await?,
         };
-        let origin_key = m.origin_signed().then_some(origin_key);
-        m.verify(self.provider, &author_key, origin_key.as_ref())
-            .map(|v| (v.into_view(), kind))
-            .map_err(|_| "signatures do not verify".to_owned())
+        let v =
+            m.verify_delivered(self.provider, &author_key, &origin_key).map_err(|e| match e {
+                OpenError::OriginSignature => {
+                    "no origin signature (mail delivered over DMTP carries one: it was removed)"
+                        .to_owned()
+                }
+                _ => "signatures do not verify".to_owned(),
+            })?;
+        let signatures = v.signatures();
+        let view = v.into_view();
+        let warnings = address_rules(&view, session.address())?;
+        Ok(Checked { view, kind, signatures, warnings })
     }
 
     /// The signing key of `origin`'s organisation: ours, else discovered once per session.
@@ -366,33 +424,133 @@ impl<D: Directory> MailService<D> {
     }
 }
 
-/// A summary (`spec/dimed.md` §4.3): u8 version 1, u8 kind (1 authored, 2 trustful), then the
-/// author's address and the subject, each a u32-length-prefixed UTF-8 string.
-fn encode_summary(kind: MessageKind, author: &Mailbox, subject: &str) -> Vec<u8> {
+/// The signatures of every message shown as verified (only such messages get a summary).
+const ALL_VERIFIED: Signatures = Signatures {
+    author_tree: SignatureState::Verified,
+    author_full: SignatureState::Verified,
+    origin: SignatureState::Verified,
+};
+
+/// The summary version this code writes; a summary of another version (1: made before the
+/// origin signature was required and before the address rules) is as good as none.
+const SUMMARY_VERSION: u8 = 2;
+
+/// The signatures octet of a summary: bit 0 author tree, bit 1 author full, bit 2 origin, each
+/// set when verified.
+fn signatures_octet(s: Signatures) -> u8 {
+    [s.author_tree, s.author_full, s.origin]
+        .iter()
+        .enumerate()
+        .filter(|(_, st)| **st == SignatureState::Verified)
+        .fold(0, |acc, (i, _)| acc | (1 << i))
+}
+
+/// A summary (`spec/dimed.md` §4.3): u8 version 2, u8 kind (1 authored, 2 trustful), u8
+/// signatures verified (bit 0 author tree, bit 1 author full, bit 2 origin: all three set),
+/// the author's address and the subject, each a u32-length-prefixed UTF-8 string, then u8
+/// count and that many warnings, each a u32-length-prefixed UTF-8 string.
+fn encode_summary(
+    kind: MessageKind,
+    signatures: Signatures,
+    author: &Mailbox,
+    subject: &str,
+    warnings: &[String],
+) -> Vec<u8> {
     let author = author.to_string();
-    let mut out = Vec::with_capacity(10 + author.len() + subject.len());
-    out.push(1);
-    out.push(kind.code());
-    for s in [author.as_bytes(), subject.as_bytes()] {
+    let mut out = Vec::with_capacity(12 + author.len() + subject.len());
+    out.extend_from_slice(&[SUMMARY_VERSION, kind.code(), signatures_octet(signatures)]);
+    let string = |out: &mut Vec<u8>, s: &[u8]| {
         out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
         out.extend_from_slice(s);
+    };
+    string(&mut out, author.as_bytes());
+    string(&mut out, subject.as_bytes());
+    let warnings = warnings.get(..usize::from(u8::MAX)).unwrap_or(warnings);
+    out.push(u8::try_from(warnings.len()).unwrap_or(u8::MAX));
+    for w in warnings {
+        string(&mut out, w.as_bytes());
     }
     out
 }
 
-/// The author and subject of a summary, if it reads.
-fn decode_summary(b: &[u8]) -> Option<(Mailbox, String)> {
-    let [1, kind, rest @ ..] = b else { return None };
+/// What a summary keeps.
+#[derive(Debug, PartialEq, Eq)]
+struct Summary {
+    author: Mailbox,
+    subject: String,
+    warnings: Vec<String>,
+}
+
+/// A summary, if it reads as version 2 with every signature verified.
+fn decode_summary(b: &[u8]) -> Option<Summary> {
+    let [SUMMARY_VERSION, kind, sigs, rest @ ..] = b else { return None };
     MessageKind::from_code(*kind)?;
+    (*sigs == signatures_octet(ALL_VERIFIED)).then_some(())?;
     let string = |b: &[u8]| -> Option<(String, usize)> {
         let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
         let s = std::str::from_utf8(b.get(4..4usize.checked_add(len)?)?).ok()?;
         Some((s.to_owned(), 4 + len))
     };
     let (author, n) = string(rest)?;
-    let (subject, m) = string(&rest[n..])?;
-    (n + m == rest.len()).then_some(())?;
-    Some((Mailbox::parse(&author).ok()?, subject))
+    let mut at = n;
+    let (subject, m) = string(rest.get(at..)?)?;
+    at += m;
+    let count = *rest.get(at)?;
+    at += 1;
+    let mut warnings = Vec::with_capacity(usize::from(count));
+    for _ in 0..count {
+        let (w, k) = string(rest.get(at..)?)?;
+        warnings.push(w);
+        at += k;
+    }
+    (at == rest.len()).then_some(())?;
+    Some(Summary { author: Mailbox::parse(&author).ok()?, subject, warnings })
+}
+
+/// The reader's first address rule (`spec/envelope.md` §7.5): an authored message's author is
+/// of the origin domain. A trustful message's author is a legacy sender of any domain.
+fn author_of_origin(kind: MessageKind, author: &Mailbox, origin: &Domain) -> Result<(), String> {
+    if kind != MessageKind::Trustful && author.domain() != origin {
+        return Err(format!("the author {author} is not of the origin domain {origin}"));
+    }
+    Ok(())
+}
+
+/// The reader's other address rules (`spec/envelope.md` §7.5) for a verified message read by
+/// `account`: why it is refused, else its warnings.
+fn address_rules(view: &FullView, account: &Mailbox) -> Result<Vec<String>, String> {
+    if view.recipient.domain() != &view.destination {
+        return Err(format!(
+            "the recipient {} is not of the destination domain {}",
+            view.recipient, view.destination
+        ));
+    }
+    if &view.destination != account.domain() {
+        return Err(format!("addressed to the domain {}, not to this account's", view.destination));
+    }
+    let mut warnings = Vec::new();
+    if &view.recipient != account {
+        warnings.push(format!("addressed to {}, not to this account", view.recipient));
+    }
+    let headers = &view.message.common_headers;
+    let listed = headers
+        .fields()
+        .iter()
+        .filter(|(n, _)| n.eq_ignore_ascii_case("To") || n.eq_ignore_ascii_case("Cc"))
+        .any(|(_, value)| lists(value, &view.recipient));
+    if !listed {
+        warnings.push(format!("{} is not in To or Cc (a Bcc copy)", view.recipient));
+    }
+    Ok(warnings)
+}
+
+/// Whether a To or Cc value lists `who`: split at commas, semicolons, white space, angle
+/// brackets and double quotes, one of the pieces reads as `who` (`spec/envelope.md` §7.5).
+fn lists(value: &str, who: &Mailbox) -> bool {
+    value
+        .split(|c: char| matches!(c, ',' | ';' | '<' | '>' | '"') || c.is_whitespace())
+        .filter(|t| t.contains('@'))
+        .any(|t| Mailbox::parse(t).is_ok_and(|m| &m == who))
 }
 
 fn subject_of(view: &FullView) -> String {
