@@ -185,6 +185,9 @@ impl<O: OriginKeys> Handler for Destination<O> {
             let view = open_as_destination(p, &d.body[..], &local.secret)
                 .and_then(|u| u.verify(p, &key, &local.domain))
                 .map_err(|_| Refusal::BadSignature)?;
+            // The address rules of `spec/envelope.md` §7.5: the origin signature verified for
+            // our domain (rule 3), the destination chunk's origin is the transaction's (rule
+            // 2), and the recipient is of our domain (rule 1).
             let view = view.view();
             if view.origin != d.origin {
                 return Err(Refusal::BadSignature);

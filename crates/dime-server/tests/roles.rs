@@ -364,7 +364,8 @@ async fn unknown_recipient_fails_permanently() {
 /// The destination checks the origin's signature before it stores anything: a body with no
 /// origin signature, one signed with another key, one signed for another destination domain,
 /// or one whose signed origin is not the domain MAIL named is refused with 554 and not
-/// stored; the rightly signed body is stored (`spec/dmtp.md` §6, `spec/envelope.md` §7.3).
+/// stored; one whose recipient is of another domain is refused as an unknown recipient; the
+/// rightly signed body is stored (`spec/dmtp.md` §6, `spec/envelope.md` §7.3, §7.5).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_destination_refuses_a_body_without_the_origin_signature() {
     let w = world(SUBJECT, BODY).await;
@@ -424,6 +425,12 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
         assert_eq!(h.deliver(d, &key).await, Err(Refusal::BadSignature), "{what}");
         assert_eq!(stored(), 0, "{what}: nothing stored");
     }
+    // A recipient mailbox of another domain (c.test) in a message the author addressed, and
+    // a.test origin-signed, for b.test: every signature holds, and b.test refuses it as an
+    // unknown recipient (`spec/envelope.md` §7.5 rule 1).
+    let elsewhere = origin_signed(&w.seal_to(33, "b.test", "canaryrcpt@c.test"), a_seed);
+    assert_eq!(h.deliver(delivery("a.test", elsewhere), &a_key).await, Err(Refusal::NotFound));
+    assert_eq!(stored(), 0, "a recipient of another domain: nothing stored");
     h.deliver(delivery("a.test", origin_signed(&sealed, a_seed)), &a_key).await.unwrap();
     assert_eq!(stored(), 1);
 }

@@ -259,11 +259,17 @@ impl World {
     /// The author seals a message to the recipient at `to_domain` (keys from both sides'
     /// signets: b.test's whatever the domain).
     pub fn seal(&self, seed: u64, to_domain: &str) -> Vec<u8> {
+        self.seal_to(seed, to_domain, &RECIPIENT.replace("b.test", to_domain))
+    }
+
+    /// [`World::seal`] for the destination domain `to_domain` and the recipient mailbox
+    /// `recipient`, whatever its domain (the recipient's keys are b.test's recipient's).
+    pub fn seal_to(&self, seed: u64, to_domain: &str, recipient: &str) -> Vec<u8> {
         let mut s = self.a.store.login(&mailbox(AUTHOR), b"pw", T0).unwrap();
         let author_keys = s.current_keys().unwrap();
         let (_, author_signet) = self.a.store.signet(&mailbox(AUTHOR)).unwrap();
         let (_, recip_signet) = self.b.store.signet(&mailbox(RECIPIENT)).unwrap();
-        let recipient = mailbox(&RECIPIENT.replace("b.test", to_domain));
+        let recipient = mailbox(recipient);
         let addressing = Addressing {
             author: mailbox(AUTHOR),
             author_keys: ActorKeys::from_signet(&author_signet).unwrap(),
