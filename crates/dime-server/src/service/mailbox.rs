@@ -556,3 +556,48 @@ fn lists(value: &str, who: &Mailbox) -> bool {
 fn subject_of(view: &FullView) -> String {
     view.message.common_headers.get("Subject").unwrap_or("").to_owned()
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn mailbox(s: &str) -> Mailbox {
+        Mailbox::parse(s).unwrap()
+    }
+
+    #[test]
+    fn a_to_or_cc_value_lists_a_mailbox_by_its_address_pieces() {
+        let bob = mailbox("bob@a.test");
+        for yes in [
+            "bob@a.test",
+            "Bob <bob@a.test>",
+            "\"x\" <bob@A.Test>; c@d.test",
+            "a@b.test,bob@a.test",
+        ] {
+            assert!(lists(yes, &bob), "{yes}");
+        }
+        for no in ["", "Bob", "bobby@a.test", "bob@a.test.example", "BOB@a.test", "<bob@b.test>"] {
+            assert!(!lists(no, &bob), "{no}");
+        }
+    }
+
+    #[test]
+    fn a_summary_reads_back_only_as_version_2_with_every_signature_verified() {
+        let alice = mailbox("alice@a.test");
+        let warnings = vec!["one".to_owned(), "two".to_owned()];
+        let b = encode_summary(MessageKind::Authored, ALL_VERIFIED, &alice, "hi", &warnings);
+        let want = Summary { author: alice.clone(), subject: "hi".into(), warnings };
+        assert_eq!(decode_summary(&b), Some(want));
+        // Version 1 (the same author and subject): as good as none.
+        let v1 = [&[1u8, 1][..], &12u32.to_be_bytes(), b"alice@a.test", &2u32.to_be_bytes(), b"hi"]
+            .concat();
+        assert_eq!(decode_summary(&v1), None);
+        // A signature not verified, a truncation, a trailing octet: none.
+        let origin_absent = Signatures { origin: SignatureState::Absent, ..ALL_VERIFIED };
+        let b2 = encode_summary(MessageKind::Authored, origin_absent, &alice, "hi", &[]);
+        assert_eq!(decode_summary(&b2), None);
+        assert_eq!(decode_summary(&b[..b.len() - 1]), None);
+        assert_eq!(decode_summary(&[&b[..], &[0]].concat()), None);
+    }
+}
