@@ -59,6 +59,17 @@ class Refused(Exception):
     a Framing error."""
 
 
+class Unverified(Refused):
+    """Not verified (spec §14): every tag and signature the reader checked holds, but a rule of
+    §7.4 or §7.5 leaves the message not verified (a destination refuses it, a reader does not
+    show it). `rule` is the rule's token: `no-origin-signature`, `author-domain`,
+    `recipient-domain` or `destination-domain`."""
+
+    def __init__(self, rule):
+        super().__init__(rule)
+        self.cls, self.rule = "unverified", rule
+
+
 class Framing(Refused):
     """A framing error naming the rule broken (spec §14): `rule` is the rule's name as the
     negative vectors give it (`error.rule`)."""
@@ -368,6 +379,18 @@ def open_as(vec, msg, role, chunk_keys=None):
                               "content_type": ctype, "filename": fname,
                               "sha512": hashlib.sha512(data).hexdigest(), "len": len(data)})
         out["parts"] = parts
+    kind = header[8]
+    # §7.5: the origin signs only for its own users (checked before it signs), and a reader
+    # refuses an authored message whose author is not of the origin domain before it looks up
+    # any key. A trustful message's author is a legacy sender of any domain (§10).
+    if role == O and kind == 1 and author.rpartition("@")[2] != vec["actors"]["origin"]["id"]:
+        raise Unverified("author-domain")
+    if role == R and kind == 1 and author.rpartition("@")[2] != org:
+        raise Unverified("author-domain")
+    # §7.4: the destination and a reader of mailbox mail require the origin signature; the
+    # author's own copy may lack it (then the reader says it is absent).
+    if role in (D, R) and 0x61 not in by_type:
+        raise Unverified("no-origin-signature")
     if role in (A, O, R):
         out["author"], out["destination_domain"] = author, dst
         t = by_type[0x41][0]
@@ -384,11 +407,20 @@ def open_as(vec, msg, role, chunk_keys=None):
     if role in (A, D, R):
         out["recipient"], out["origin_domain"] = recipient, org
         dst = e["destination_domain"] if role == D else out["destination_domain"]
-        if 0x61 not in by_type:
-            raise Refused("no origin signature")
-        osig = by_type[0x61][0]
-        verify(origin_pub, opened[osig["index"]],
-               b"dime/v2/sig/origin\0" + header + name(org) + name(dst) + tree(chunks[:osig["index"]]))
+        if 0x61 in by_type:
+            osig = by_type[0x61][0]
+            verify(origin_pub, opened[osig["index"]],
+                   b"dime/v2/sig/origin\0" + header + name(org) + name(dst) + tree(chunks[:osig["index"]]))
+    # §7.5 rules 1 (the destination: the recipient is of its own domain), 5 (the reader: the
+    # recipient is of the destination domain) and 6 (the destination domain is the reading
+    # account's, `actors.recipient.id`).
+    if role == D and recipient.rpartition("@")[2] != dst:
+        raise Unverified("recipient-domain")
+    if role == R:
+        if recipient.rpartition("@")[2] != out["destination_domain"]:
+            raise Unverified("recipient-domain")
+        if out["destination_domain"] != vec["actors"]["recipient"]["id"].rpartition("@")[2]:
+            raise Unverified("destination-domain")
     return out
 
 
@@ -443,11 +475,16 @@ def check(path):
 
 
 OVERLAY_AAD = b"dime/v2/overlay\0"
+MAX_CHUNKS = 1034
+# §16.1: 9 + 32 + 24 + 2 + 1034 × 35 + 16 octets, the X25519 form with every possible entry.
+OVERLAY_MAX_LEN = 9 + 32 + 24 + 2 + MAX_CHUNKS * 35 + 16
 
 
 def overlay_open(msg, overlay, holder_secret=None, read_key=None):
     """Opens a key overlay of `msg` (§16) into {index: (type, key)}."""
     header = msg[:42]
+    if len(overlay) > OVERLAY_MAX_LEN:
+        raise Refused("overlay too long")  # before it is copied or opened
     if len(overlay) < 9 or overlay[:7] != b"DIMEOVL" or overlay[7] != 1:
         raise Refused("overlay head")
     form = overlay[8]
@@ -471,7 +508,7 @@ def overlay_open(msg, overlay, holder_secret=None, read_key=None):
     aad = OVERLAY_AAD + bytes([form]) + header[10:42] + hashlib.sha512(header).digest()
     pt = aead_open(kek, rest[:24], aad, rest[24:])
     count = u16(pt[:2])
-    if count == 0 or len(pt) != 2 + 35 * count:
+    if not 1 <= count <= MAX_CHUNKS or len(pt) != 2 + 35 * count:
         raise Refused("overlay count")
     keys, prev = {}, -1
     for i in range(count):
@@ -559,16 +596,42 @@ def check_negative(path):
     # domain from here.
     vec.setdefault("expected", {"destination_domain": vec["destination_domain"]})
     failures = []
-    for name in vec["refused_by"]:
+    # The roles that must open and verify it (§7.4, §7.5) with their own slots.
+    for name in vec["accepted_by"]:
         try:
             open_as(vec, msg, ROLES[name])
-            failures.append(f"accepted by the {name}")
+        except Refused as exc:
+            failures.append(f"the {name} refused it ({type(exc).__name__} {exc})")
+
+    def expect(who, attempt):
+        try:
+            attempt()
+            failures.append(f"accepted by {who}")
         except Framing as exc:
             if cls != "framing" or exc.rule != rule:
-                failures.append(f"the {name} refused it as framing {exc.rule}, expected {cls} {rule}")
+                failures.append(f"{who} refused it as framing {exc.rule}, expected {cls} {rule}")
+        except Unverified as exc:
+            if cls != exc.cls or exc.rule != rule:
+                failures.append(f"{who} refused it as {exc}, expected {cls} {rule}")
         except Refused as exc:
             if cls != "unauthentic":
-                failures.append(f"the {name} refused it as unauthentic ({exc}), expected {cls} {rule}")
+                failures.append(f"{who} refused it as unauthentic ({exc}), expected {cls} {rule}")
+
+    ov = vec.get("overlay")
+    if ov is not None:
+        # A key-overlay vector (§16): the recipient opens the message through the overlay, with
+        # the X25519 key, the read key, or both (the form octet picks), and refuses it.
+        overlay = bytes.fromhex(ov["overlay_hex"])
+        secret, read_key = bytes.fromhex(ov["holder_x25519_secret"]), bytes.fromhex(ov["read_key"])
+        if vec["refused_by"] != ["recipient"]:
+            failures.append("an overlay vector is refused by the recipient through its overlay only")
+        for label, kw in (("X25519 key", {"holder_secret": secret}), ("read key", {"read_key": read_key}),
+                          ("both keys", {"holder_secret": secret, "read_key": read_key})):
+            expect(f"the recipient through the overlay with the {label}",
+                   lambda kw=kw: open_as(vec, msg, R, chunk_keys=overlay_open(msg, overlay, **kw)))
+        return failures
+    for name in vec["refused_by"]:
+        expect(f"the {name}", lambda name=name: open_as(vec, msg, ROLES[name]))
     return failures
 
 
