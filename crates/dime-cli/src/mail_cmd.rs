@@ -127,14 +127,17 @@ pub(crate) fn inbox(a: InboxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         writeln!(out, "{}", serde_json::to_string(&msgs)?)?;
         return Ok(());
     }
-    // `!`: not verified (the subject gives why); `?`: verified, with warnings.
+    // `!`: not verified (the subject gives why: a class of `spec/envelope.md` §14, an address
+    // rule or the signers' keys not found); `?`: verified, with warnings.
     for m in msgs {
+        // A message that does not open names no author.
+        let from = if m.from.is_empty() { "(unknown)" } else { m.from.as_str() };
         let mark = match (m.verified, m.warnings.is_empty()) {
             (false, _) => '!',
             (true, false) => '?',
             (true, true) => ' ',
         };
-        writeln!(out, "{:>5}{mark} {:<32} {:>8}  {}", m.uid, m.from, m.size, m.subject)?;
+        writeln!(out, "{:>5}{mark} {from:<32} {:>8}  {}", m.uid, m.size, m.subject)?;
         let s = &m.signatures;
         writeln!(
             out,

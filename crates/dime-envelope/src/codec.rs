@@ -320,8 +320,7 @@ pub(crate) fn decode_tree_sig(b: &[u8]) -> Result<(Vec<TreeEntry>, Ed25519Signat
     let mut tree = Vec::with_capacity(n);
     for _ in 0..n {
         let code = r.u8()?;
-        let chunk_type = ChunkType::from_code(code)
-            .ok_or(DecodeError::Field("tree names an unknown chunk type"))?;
+        let chunk_type = ChunkType::from_code(code).ok_or(DecodeError::TreeEntry)?;
         let index = r.u16()?;
         let hash = r.array::<64>()?;
         tree.push(TreeEntry { chunk_type, index, hash });

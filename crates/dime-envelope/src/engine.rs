@@ -352,10 +352,7 @@ impl<'a> Engine<'a> {
                 }
                 crate::LightChunk::Omitted(ty) => {
                     if !ty.is_part() {
-                        return Err(DecodeError::Field(
-                            "only display and attachment chunks may be omitted",
-                        )
-                        .into());
+                        return Err(DecodeError::NotOmittable.into());
                     }
                     st.admit(*ty, self.chunks.len())?;
                     let index = u16::try_from(self.chunks.len()).unwrap_or(u16::MAX);
@@ -614,7 +611,7 @@ impl<'a> Engine<'a> {
             }
             if ty.is_part() {
                 if !part_started {
-                    return Err(DecodeError::Field("part info is missing").into());
+                    return Err(DecodeError::PartInfo.into());
                 }
                 sink.end()?;
             }
@@ -623,10 +620,8 @@ impl<'a> Engine<'a> {
                 check_tree_count(&content, index)?;
             }
             if ty == ChunkType::Transit {
-                let t: [u8; 32] = content
-                    .as_slice()
-                    .try_into()
-                    .map_err(|_| DecodeError::Field("transit key must be 32 octets"))?;
+                let t: [u8; 32] =
+                    content.as_slice().try_into().map_err(|_| DecodeError::TransitKey)?;
                 let t = Zeroizing::new(t);
                 let kek = transit_kek(self.p, header, &t).map_err(|_| OpenError::Unauthentic)?;
                 self.keks.push((Role::Transit, kek));

@@ -48,9 +48,15 @@ pub enum DecodeError {
     /// Bytes follow the end of a structure.
     #[error("trailing bytes after the end of a structure")]
     TrailingBytes,
-    /// A decoded field breaks its rule (§8).
-    #[error("{0}")]
-    Field(&'static str),
+    /// A light client's open omitted a chunk other than a display or attachment chunk.
+    #[error("only display and attachment chunks may be omitted")]
+    NotOmittable,
+    /// The transit chunk's content is not the 32-octet transit key (§8.5).
+    #[error("transit key must be 32 octets")]
+    TransitKey,
+    /// A tree entry names a chunk type that is not defined (§7, §5).
+    #[error("tree names an unknown chunk type")]
+    TreeEntry,
     /// Padding is not canonical: not zero, not after the content, or not the Padme bucket (§3.4).
     #[error("padding is not canonical (zero octets to the padme bucket)")]
     Padding,
@@ -73,12 +79,103 @@ pub enum DecodeError {
     #[error("a message never carries a Bcc header")]
     BccHeader,
     /// A part's content type or file name is not UTF-8, too long, or holds a control
-    /// character (C0, DEL or C1, §8.4).
+    /// character (C0, DEL or C1, §8.4), or a part chunk has no part info.
     #[error("part info must be UTF-8 without control characters, within its length")]
     PartInfo,
     /// A mandatory chunk is missing (§5).
     #[error("mandatory {0} chunk is missing")]
     MissingChunk(&'static str),
+}
+
+impl DecodeError {
+    /// The token of the rule broken (`spec/envelope.md` §14), which the framing class names.
+    #[must_use]
+    pub fn rule(&self) -> &'static str {
+        match self {
+            DecodeError::BadMagic => "magic",
+            DecodeError::UnsupportedVersion(_) => "version",
+            DecodeError::UnknownKind(_) => "kind",
+            DecodeError::ReservedBits => "flags",
+            DecodeError::UnknownChunkType(_) => "chunk-type",
+            DecodeError::ChunkOrder(_) | DecodeError::MissingChunk(_) => "order",
+            DecodeError::NotOmittable => "omitted",
+            DecodeError::IndexMismatch => "index",
+            DecodeError::SlotRoles => "slot-roles",
+            DecodeError::ClearLength => "clear-length",
+            DecodeError::SegmentLength => "segment-length",
+            DecodeError::TooManySegments | DecodeError::TooMany(..) => "limit",
+            DecodeError::Truncated => "truncated",
+            DecodeError::TrailingBytes => "trailing",
+            DecodeError::Padding => "padding",
+            DecodeError::TreeCount => "tree-count",
+            DecodeError::TreeEntry => "tree-entry",
+            DecodeError::TransitKey => "transit-key",
+            DecodeError::Name => "name",
+            DecodeError::HeaderName => "header-name",
+            DecodeError::HeaderValue => "header-value",
+            DecodeError::BccHeader => "bcc-header",
+            DecodeError::PartInfo => "part-info",
+        }
+    }
+}
+
+/// The error classes every reader returns (`spec/envelope.md` §14): what a reader may say of
+/// a message that does not open or verify, and nothing more. Every failed cryptographic check
+/// is the one class [`ErrorClass::Unauthentic`], so no one learns which check failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ErrorClass {
+    /// A framing or content rule is broken; the rule's token (§14).
+    Framing(&'static str),
+    /// A key agreement, a key slot (none of the reader's keys opens it), a tag, a tree hash or
+    /// a signature failed: "message does not authenticate".
+    Unauthentic,
+    /// Every tag and signature the reader checked holds, but the message breaks a rule of
+    /// §7.4 or §7.5 that leaves it not verified; the rule's token (§14): `no-origin-signature`
+    /// (this crate's; an origin signature a reader requires is absent), and the address rules
+    /// `author-domain`, `recipient-domain`, `destination-domain`, which the reader applies.
+    Unverified(&'static str),
+    /// Reading the message or writing a part failed: nothing is known of the message.
+    Io,
+}
+
+impl ErrorClass {
+    /// The class's token (§14): `framing`, `unauthentic`, `unverified` or `io`.
+    #[must_use]
+    pub fn token(self) -> &'static str {
+        match self {
+            ErrorClass::Framing(_) => "framing",
+            ErrorClass::Unauthentic => "unauthentic",
+            ErrorClass::Unverified(_) => "unverified",
+            ErrorClass::Io => "io",
+        }
+    }
+
+    /// The rule's token, for the framing and unverified classes.
+    #[must_use]
+    pub fn rule(self) -> Option<&'static str> {
+        match self {
+            ErrorClass::Framing(r) | ErrorClass::Unverified(r) => Some(r),
+            ErrorClass::Unauthentic | ErrorClass::Io => None,
+        }
+    }
+}
+
+/// The text every reader shows for the class (§14).
+impl std::fmt::Display for ErrorClass {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ErrorClass::Framing(rule) => write!(f, "malformed message ({rule})"),
+            ErrorClass::Unauthentic => f.write_str("message does not authenticate"),
+            ErrorClass::Unverified(rule) => write!(f, "not verified ({rule})"),
+            ErrorClass::Io => f.write_str("message could not be read"),
+        }
+    }
+}
+
+impl From<&DecodeError> for ErrorClass {
+    fn from(e: &DecodeError) -> ErrorClass {
+        ErrorClass::Framing(e.rule())
+    }
 }
 
 /// Why a message could not be opened or verified.
@@ -103,6 +200,23 @@ pub enum OpenError {
     Io(#[from] std::io::Error),
 }
 
+impl OpenError {
+    /// The class of §14 this error is: what a reader reports of the message.
+    #[must_use]
+    pub fn class(&self) -> ErrorClass {
+        match self {
+            OpenError::Decode(d) => d.into(),
+            OpenError::Unauthentic => ErrorClass::Unauthentic,
+            // A verifier given an origin key finds no origin signature (the reverse, a
+            // signature and no key, is the caller's mistake and reads the same).
+            OpenError::OriginSignature => ErrorClass::Unverified("no-origin-signature"),
+            // Signing it again would make a second origin signature chunk (§5).
+            OpenError::AlreadyOriginSigned => ErrorClass::Framing("order"),
+            OpenError::Io(_) => ErrorClass::Io,
+        }
+    }
+}
+
 /// Why a message could not be sealed.
 #[derive(Debug, thiserror::Error)]
 pub enum SealError {
@@ -118,4 +232,57 @@ pub enum SealError {
     /// Reading a part source or writing the message failed.
     #[error("i/o error while sealing: {0}")]
     Io(#[from] std::io::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_error_maps_to_one_class_of_section_14() {
+        let framing = [
+            (DecodeError::BadMagic, "magic"),
+            (DecodeError::UnsupportedVersion(3), "version"),
+            (DecodeError::UnknownKind(9), "kind"),
+            (DecodeError::ReservedBits, "flags"),
+            (DecodeError::UnknownChunkType(0x77), "chunk-type"),
+            (DecodeError::ChunkOrder(0x10), "order"),
+            (DecodeError::MissingChunk("origin"), "order"),
+            (DecodeError::NotOmittable, "omitted"),
+            (DecodeError::IndexMismatch, "index"),
+            (DecodeError::SlotRoles, "slot-roles"),
+            (DecodeError::ClearLength, "clear-length"),
+            (DecodeError::SegmentLength, "segment-length"),
+            (DecodeError::TooManySegments, "limit"),
+            (DecodeError::TooMany("chunks", 1034), "limit"),
+            (DecodeError::Truncated, "truncated"),
+            (DecodeError::TrailingBytes, "trailing"),
+            (DecodeError::Padding, "padding"),
+            (DecodeError::TreeCount, "tree-count"),
+            (DecodeError::TreeEntry, "tree-entry"),
+            (DecodeError::TransitKey, "transit-key"),
+            (DecodeError::Name, "name"),
+            (DecodeError::HeaderName, "header-name"),
+            (DecodeError::HeaderValue, "header-value"),
+            (DecodeError::BccHeader, "bcc-header"),
+            (DecodeError::PartInfo, "part-info"),
+        ];
+        for (d, rule) in framing {
+            assert_eq!(d.rule(), rule, "{d:?}");
+            let c = OpenError::Decode(d).class();
+            assert_eq!(c, ErrorClass::Framing(rule));
+            assert_eq!((c.token(), c.rule()), ("framing", Some(rule)));
+            assert_eq!(c.to_string(), format!("malformed message ({rule})"));
+        }
+        let c = OpenError::Unauthentic.class();
+        assert_eq!((c, c.token(), c.rule()), (ErrorClass::Unauthentic, "unauthentic", None));
+        assert_eq!(c.to_string(), "message does not authenticate");
+        let c = OpenError::OriginSignature.class();
+        assert_eq!(c, ErrorClass::Unverified("no-origin-signature"));
+        assert_eq!((c.token(), c.rule()), ("unverified", Some("no-origin-signature")));
+        assert_eq!(c.to_string(), "not verified (no-origin-signature)");
+        assert_eq!(OpenError::AlreadyOriginSigned.class(), ErrorClass::Framing("order"));
+        let io = OpenError::Io(std::io::Error::other("disk"));
+        assert_eq!((io.class(), io.class().token()), (ErrorClass::Io, "io"));
+    }
 }

@@ -34,7 +34,7 @@ mod signets;
 
 pub use codec::{Headers, PartInfo, PartKind};
 pub use engine::{CollectSink, DiscardSink, PartSink};
-pub use error::{DecodeError, OpenError, SealError};
+pub use error::{DecodeError, ErrorClass, OpenError, SealError};
 pub use format::{ChunkType, MessageKind, Role, TreeEntry, padded_len};
 pub use inspect::{ChunkSummary, Inspection, inspect};
 pub use open::{

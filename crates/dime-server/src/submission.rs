@@ -124,9 +124,10 @@ pub struct Summary {
     pub uid: u32,
     /// Sealed size, octets.
     pub size: u64,
-    /// Author address.
+    /// Author address (as claimed, when not verified); empty when the message does not open.
     pub from: String,
-    /// Subject.
+    /// Subject; for a message not verified, `(not verified: REASON)`, the reason a class of
+    /// `spec/envelope.md` §14, an address rule of §7.5 or the signers' keys not found.
     pub subject: String,
     /// Whether the message verified: its signatures (author and origin) and its addresses
     /// (`spec/envelope.md` §7.4, §7.5).
@@ -347,7 +348,7 @@ impl From<Listed> for Summary {
         Summary {
             uid: l.uid.0,
             size: l.size,
-            from: l.from.to_string(),
+            from: l.from.map(|m| m.to_string()).unwrap_or_default(),
             subject,
             verified,
             signatures: l.signatures.into(),

@@ -86,7 +86,7 @@ async fn a_session_sends_and_reads_without_logging_in_again_and_ends_as_the_spec
     let subjects: Vec<(&str, &Verification)> =
         listed.iter().map(|l| (l.subject.as_str(), &l.verification)).collect();
     assert_eq!(subjects, [("first", &Verification::Verified), ("second", &Verification::Verified)]);
-    assert!(listed.iter().all(|l| l.from == mailbox(ALICE)));
+    assert!(listed.iter().all(|l| l.from == Some(mailbox(ALICE))));
     // The listing stored each verified message's summary (off the read path: wait for it);
     // the next listing shows the same from them.
     let mut keys = svc.store().login(&mailbox(BOB), b"bob-pw", at(41)).unwrap();

@@ -109,10 +109,11 @@ pub enum MailboxError {
     /// The session's keys are not v2 keys (X25519): nothing can be re-wrapped to them.
     #[error("only v2 (x25519) keys can be stored")]
     NotV2Keys,
-    /// No key of the session's keyring opens the message (not sealed to this account, or its
-    /// chunks do not authenticate).
-    #[error("message does not open with this account's keys")]
-    Unopenable,
+    /// The message does not open with the session's keys: the class of
+    /// `spec/envelope.md` §14 (framing, its rule named; or "does not authenticate", which
+    /// is also what a message not sealed to this account gives).
+    #[error("{0}")]
+    Unopenable(dime_envelope::ErrorClass),
     /// Below the facet's rules.
     #[error(transparent)]
     Backend(#[from] BackendError),
@@ -329,7 +330,7 @@ impl From<StoreError> for MailboxError {
             StoreError::InboxIsFixed => MailboxError::InboxIsFixed,
             StoreError::TooLarge { what, limit } => MailboxError::TooLarge { what, limit },
             StoreError::NotV2Keys => MailboxError::NotV2Keys,
-            StoreError::Unopenable => MailboxError::Unopenable,
+            StoreError::Unopenable(c) => MailboxError::Unopenable(c),
             other => MailboxError::Backend(other.into()),
         }
     }
@@ -345,7 +346,7 @@ impl From<MailboxError> for StoreError {
             MailboxError::InboxIsFixed => StoreError::InboxIsFixed,
             MailboxError::TooLarge { what, limit } => StoreError::TooLarge { what, limit },
             MailboxError::NotV2Keys => StoreError::NotV2Keys,
-            MailboxError::Unopenable => StoreError::Unopenable,
+            MailboxError::Unopenable(c) => StoreError::Unopenable(c),
             MailboxError::Backend(b) => b.into(),
         }
     }

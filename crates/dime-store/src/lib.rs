@@ -240,10 +240,11 @@ pub enum StoreError {
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,
-    /// No key of the session's keyring opens the message (not sealed to this account, or its
-    /// chunks do not authenticate).
-    #[error("message does not open with this account's keys")]
-    Unopenable,
+    /// The message does not open with the session's keys: the class of
+    /// `spec/envelope.md` §14 (framing, its rule named; or "does not authenticate", which
+    /// is also what a message not sealed to this account gives).
+    #[error("{0}")]
+    Unopenable(dime_envelope::ErrorClass),
 }
 
 impl From<CryptoError> for StoreError {

@@ -21,8 +21,8 @@ use crate::{AccountId, MailboxId, Store, StoreError, Timestamp, Uid};
 use dime_core::CryptoRngCore;
 use dime_core::crypto::{CryptoProvider, X25519PublicKey};
 use dime_envelope::{
-    ActorSecret, ChunkKeys, FullView, OverlayKey, Unverified, open_as_recipient_with_keys,
-    open_overlay, recipient_chunk_keys,
+    ActorSecret, ChunkKeys, ErrorClass, FullView, OpenError, OverlayKey, Unverified,
+    open_as_recipient_with_keys, open_overlay, recipient_chunk_keys,
 };
 use dime_signet::{EncryptionSecret, UserKeys};
 
@@ -95,24 +95,29 @@ fn chunk_keys_slow(
     key_gen: u32,
     blob: &[u8],
     rewrap_overlay: Option<&[u8]>,
-) -> Option<(ChunkKeys, OpenedVia)> {
+) -> Result<(ChunkKeys, OpenedVia), StoreError> {
     if let Some(ov) = rewrap_overlay
         && let Some(me) = s.keys_for_generation(key_gen).and_then(|k| actor_secret(p, k))
         && let Ok(keys) = open_overlay(p, blob, ov, OverlayKey::X25519(&me))
     {
-        return Some((keys, OpenedVia::RewrapOverlay));
+        return Ok((keys, OpenedVia::RewrapOverlay));
     }
+    // No key opens it: "does not authenticate" (§14), unless a key met a framing error (the
+    // structure is the same for every key; a content rule is met only by the key that opens).
+    let mut why = ErrorClass::Unauthentic;
     let mut gens: Vec<u32> = vec![key_gen];
     gens.extend(s.keyring.iter().rev().map(|k| k.generation).filter(|g| *g != key_gen));
     for g in gens {
         let Some(me) = s.keys_for_generation(g).and_then(|k| actor_secret(p, k)) else {
             continue;
         };
-        if let Ok(keys) = recipient_chunk_keys(p, blob, &me) {
-            return Some((keys, OpenedVia::Slots(g)));
+        match recipient_chunk_keys(p, blob, &me) {
+            Ok(keys) => return Ok((keys, OpenedVia::Slots(g))),
+            Err(e @ OpenError::Decode(_)) => why = e.class(),
+            Err(_) => {}
         }
     }
-    None
+    Err(StoreError::Unopenable(why))
 }
 
 struct Stored {
@@ -160,13 +165,12 @@ impl Store {
         {
             return Ok(Opened { message, via: OpenedVia::ReadOverlay });
         }
-        let (keys, via) = chunk_keys_slow(p, s, st.msg.key_gen, &st.blob, st.rewrap.as_deref())
-            .ok_or(StoreError::Unopenable)?;
-        let message =
-            open_as_recipient_with_keys(p, &st.blob, &keys).map_err(|_| StoreError::Unopenable)?;
+        let (keys, via) = chunk_keys_slow(p, s, st.msg.key_gen, &st.blob, st.rewrap.as_deref())?;
+        let message = open_as_recipient_with_keys(p, &st.blob, &keys)
+            .map_err(|e| StoreError::Unopenable(e.class()))?;
         let sealed = keys
             .seal_with_read_key(p, rng, s.read_key.expose())
-            .map_err(|_| StoreError::Unopenable)?;
+            .map_err(|_| StoreError::Unopenable(ErrorClass::Unauthentic))?;
         let inner = &*self.inner;
         let ok = overlay_key(&st.key, OVERLAY_READ);
         inner.backend.write(&mut |t| {
@@ -190,10 +194,9 @@ impl Store {
         s.touch(now)?;
         let p = self.inner.p;
         let st = self.stored(s.account, m, uid)?;
-        let (keys, via) = chunk_keys_slow(p, s, st.msg.key_gen, &st.blob, st.rewrap.as_deref())
-            .ok_or(StoreError::Unopenable)?;
-        let message =
-            open_as_recipient_with_keys(p, &st.blob, &keys).map_err(|_| StoreError::Unopenable)?;
+        let (keys, via) = chunk_keys_slow(p, s, st.msg.key_gen, &st.blob, st.rewrap.as_deref())?;
+        let message = open_as_recipient_with_keys(p, &st.blob, &keys)
+            .map_err(|e| StoreError::Unopenable(e.class()))?;
         Ok(Opened { message, via })
     }
 
@@ -288,7 +291,7 @@ impl Store {
                     prog.failed += 1;
                     continue;
                 }
-                let Some((keys, _)) = chunk_keys_slow(p, s, m.key_gen, &blob, ov.as_deref()) else {
+                let Ok((keys, _)) = chunk_keys_slow(p, s, m.key_gen, &blob, ov.as_deref()) else {
                     prog.failed += 1;
                     continue;
                 };

@@ -397,7 +397,7 @@ fn the_first_open_stores_a_read_overlay_and_later_opens_use_it() {
     let bd = store.deliver(&bob, &env, T0).unwrap();
     assert_eq!(
         store.open_message(&mut rng, &mut sb, MailboxId::INBOX, bd.uid, T0).unwrap_err(),
-        MailboxError::Unopenable
+        MailboxError::Unopenable(dime_envelope::ErrorClass::Unauthentic)
     );
     // Expunging the message removes its overlays.
     store.expunge(a, MailboxId::INBOX, &[d.uid]).unwrap();

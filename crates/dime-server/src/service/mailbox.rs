@@ -10,13 +10,17 @@
 //! (`spec/envelope.md` §7.4), and only when its addresses agree with each other and with the
 //! reading account (`spec/envelope.md` §7.5); what the rules allow but a reader should know
 //! (another addressee, a Bcc copy) comes as warnings.
+//!
+//! A message that does not open or verify is reported by its class of `spec/envelope.md` §14
+//! and nothing more: a framing error names its rule ("malformed message (part-info)"), and
+//! every failed key slot, tag or signature is the one "message does not authenticate".
 
 use super::session::{SessionError, UserSession};
 use super::{Directory, MailService};
 use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox};
 use dime_envelope::{
-    FullView, MessageKind, OpenError, PartKind, SignatureState, Signatures, Unverified,
+    ChunkType, ErrorClass, FullView, MessageKind, PartKind, SignatureState, Signatures, Unverified,
 };
 use dime_store::{Accounts, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
 
@@ -25,7 +29,8 @@ use dime_store::{Accounts, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
 pub enum Verification {
     /// Every signature verified.
     Verified,
-    /// They did not, or the signers' keys could not be found: why.
+    /// They did not, or the signers' keys could not be found: why (a class of
+    /// `spec/envelope.md` §14, an address rule of §7.5, or the keys not found).
     NotVerified(String),
 }
 
@@ -36,8 +41,8 @@ pub struct Listed {
     pub uid: Uid,
     /// The sealed envelope's size, octets.
     pub size: u64,
-    /// The author (as claimed, when not verified).
-    pub from: Mailbox,
+    /// The author (as claimed, when not verified); none when the message does not open.
+    pub from: Option<Mailbox>,
     /// The subject; empty when not verified.
     pub subject: String,
     /// Whether it verified.
@@ -86,10 +91,11 @@ pub enum ReadError {
     /// No message with that UID.
     #[error("no such message")]
     NoSuchMessage,
-    /// It does not verify (or its signers' keys could not be found): not shown.
+    /// It does not open or verify (the class of `spec/envelope.md` §14), its addresses break
+    /// a rule of §7.5, or its signers' keys could not be found: not shown.
     #[error("message not shown: {0}")]
     NotShown(String),
-    /// The store failed (or the message does not open with the user's keys).
+    /// The store failed.
     #[error("store: {0}")]
     Store(dime_store::MailboxError),
 }
@@ -99,6 +105,7 @@ impl From<dime_store::MailboxError> for ReadError {
         match e {
             dime_store::MailboxError::SessionExpired => ReadError::Session(SessionError::Expired),
             dime_store::MailboxError::NoSuchMessage => ReadError::NoSuchMessage,
+            dime_store::MailboxError::Unopenable(c) => ReadError::NotShown(reason(c)),
             e => ReadError::Store(e),
         }
     }
@@ -128,7 +135,7 @@ impl<D: Directory> MailService<D> {
                 out.push(Listed {
                     uid: e.uid,
                     size: e.size,
-                    from: s.author,
+                    from: Some(s.author),
                     subject: s.subject,
                     verification: Verification::Verified,
                     signatures: ALL_VERIFIED,
@@ -137,9 +144,26 @@ impl<D: Directory> MailService<D> {
                 continue;
             }
             let keys = session.keys(now)?;
-            let opened =
-                crate::in_place(|| self.store.open_message_uncached(keys, mailbox, e.uid, now))?
-                    .message;
+            let opened = match crate::in_place(|| {
+                self.store.open_message_uncached(keys, mailbox, e.uid, now)
+            }) {
+                Ok(o) => o.message,
+                // Listed by its class (§14), with what its structure carries; the other
+                // messages are listed all the same.
+                Err(dime_store::MailboxError::Unopenable(class)) => {
+                    out.push(Listed {
+                        uid: e.uid,
+                        size: e.size,
+                        from: None,
+                        subject: String::new(),
+                        verification: Verification::NotVerified(reason(class)),
+                        signatures: self.carried(session, mailbox, e.uid),
+                        warnings: Vec::new(),
+                    });
+                    continue;
+                }
+                Err(err) => return Err(err.into()),
+            };
             let author = opened.claimed_author().clone();
             let present = opened.signatures();
             out.push(match self.verify(session, opened).await {
@@ -152,7 +176,7 @@ impl<D: Directory> MailService<D> {
                     Listed {
                         uid: e.uid,
                         size: e.size,
-                        from: c.view.author,
+                        from: Some(c.view.author),
                         subject,
                         verification: Verification::Verified,
                         signatures: c.signatures,
@@ -162,7 +186,7 @@ impl<D: Directory> MailService<D> {
                 Err(why) => Listed {
                     uid: e.uid,
                     size: e.size,
-                    from: author,
+                    from: Some(author),
                     subject: String::new(),
                     verification: Verification::NotVerified(why),
                     signatures: present,
@@ -250,18 +274,35 @@ impl<D: Directory> MailService<D> {
             MessageKind::Trustful => origin_key,
             _ => self.author_key(session, &author).await?,
         };
-        let v =
-            m.verify_delivered(self.provider, &author_key, &origin_key).map_err(|e| match e {
-                OpenError::OriginSignature => {
-                    "no origin signature (mail delivered over DMTP carries one: it was removed)"
-                        .to_owned()
-                }
-                _ => "signatures do not verify".to_owned(),
-            })?;
+        let v = m
+            .verify_delivered(self.provider, &author_key, &origin_key)
+            .map_err(|e| reason(e.class()))?;
         let signatures = v.signatures();
         let view = v.into_view();
         let warnings = address_rules(&view, session.address())?;
         Ok(Checked { view, kind, signatures, warnings })
+    }
+
+    /// The signatures a message that does not open carries, as far as its structure reads
+    /// (`inspect`, no key): each `present` or `absent`, none verified.
+    fn carried(&self, session: &UserSession, mailbox: MailboxId, uid: Uid) -> Signatures {
+        let mut s = Signatures {
+            author_tree: SignatureState::Absent,
+            author_full: SignatureState::Absent,
+            origin: SignatureState::Absent,
+        };
+        let Ok(blob) = crate::in_place(|| self.store.fetch(session.account(), mailbox, uid)) else {
+            return s;
+        };
+        for c in dime_envelope::inspect(self.provider, &blob, None).chunks {
+            match c.chunk_type {
+                ChunkType::AuthorTreeSig => s.author_tree = SignatureState::Present,
+                ChunkType::AuthorFullSig => s.author_full = SignatureState::Present,
+                ChunkType::OriginSig => s.origin = SignatureState::Present,
+                _ => {}
+            }
+        }
+        s
     }
 
     /// The signing key of `origin`'s organisation: ours, else discovered once per session.
@@ -276,9 +317,12 @@ impl<D: Directory> MailService<D> {
         if let Some(k) = session.origin_keys.get(origin) {
             return Ok(*k);
         }
-        let signet =
-            self.directory.org_signet(origin).await.map_err(|e| format!("origin keys: {e}"))?;
-        let key = signet.signing_key().map_err(|e| format!("origin key: {e}"))?;
+        let signet = self
+            .directory
+            .org_signet(origin)
+            .await
+            .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
+        let key = signet.signing_key().map_err(|e| unavailable(format_args!("origin key: {e}")))?;
         session.origin_keys.insert(origin.clone(), key);
         Ok(key)
     }
@@ -295,12 +339,16 @@ impl<D: Directory> MailService<D> {
         }
         let signet = if author.domain() == &self.local.domain {
             crate::in_place(|| self.store.signet(author))
-                .map_err(|e| format!("author signet: {e}"))?
+                .map_err(|e| unavailable(format_args!("author signet: {e}")))?
                 .1
         } else {
-            self.directory.user_signets(author).await.map_err(|e| format!("author keys: {e}"))?.0
+            self.directory
+                .user_signets(author)
+                .await
+                .map_err(|e| unavailable(format_args!("author keys: {e}")))?
+                .0
         };
-        let key = signet.signing_key().map_err(|e| format!("author key: {e}"))?;
+        let key = signet.signing_key().map_err(|e| unavailable(format_args!("author key: {e}")))?;
         session.author_keys.insert(author.clone(), key);
         Ok(key)
     }
@@ -507,11 +555,39 @@ fn decode_summary(b: &[u8]) -> Option<Summary> {
     Some(Summary { author: Mailbox::parse(&author).ok()?, subject, warnings })
 }
 
+/// What a reader says of a message that does not open or verify: its class's text
+/// (`spec/envelope.md` §14), and for a removed origin signature why it matters
+/// (`spec/dimed.md` §4.3).
+fn reason(class: ErrorClass) -> String {
+    match class {
+        ErrorClass::Unverified(rule @ "no-origin-signature") => unverified(
+            rule,
+            "no origin signature (mail delivered over DMTP carries one: it was removed)",
+        ),
+        c => c.to_string(),
+    }
+}
+
+/// The text of a rule of `spec/envelope.md` §7.4 or §7.5 that leaves a message not verified
+/// (§14: "not verified (RULE)"), with what the reader saw.
+fn unverified(rule: &'static str, detail: &str) -> String {
+    format!("{}: {detail}", ErrorClass::Unverified(rule))
+}
+
+/// The signers' keys could not be found: the message is not verified, and is checked again at
+/// the next listing (`spec/envelope.md` §14: not a class of the message).
+fn unavailable(what: impl std::fmt::Display) -> String {
+    format!("signer keys unavailable: {what}")
+}
+
 /// The reader's first address rule (`spec/envelope.md` §7.5): an authored message's author is
 /// of the origin domain. A trustful message's author is a legacy sender of any domain.
 fn author_of_origin(kind: MessageKind, author: &Mailbox, origin: &Domain) -> Result<(), String> {
     if kind != MessageKind::Trustful && author.domain() != origin {
-        return Err(format!("the author {author} is not of the origin domain {origin}"));
+        return Err(unverified(
+            "author-domain",
+            &format!("the author {author} is not of the origin domain {origin}"),
+        ));
     }
     Ok(())
 }
@@ -520,13 +596,19 @@ fn author_of_origin(kind: MessageKind, author: &Mailbox, origin: &Domain) -> Res
 /// `account`: why it is refused, else its warnings.
 fn address_rules(view: &FullView, account: &Mailbox) -> Result<Vec<String>, String> {
     if view.recipient.domain() != &view.destination {
-        return Err(format!(
-            "the recipient {} is not of the destination domain {}",
-            view.recipient, view.destination
+        return Err(unverified(
+            "recipient-domain",
+            &format!(
+                "the recipient {} is not of the destination domain {}",
+                view.recipient, view.destination
+            ),
         ));
     }
     if &view.destination != account.domain() {
-        return Err(format!("addressed to the domain {}, not to this account's", view.destination));
+        return Err(unverified(
+            "destination-domain",
+            &format!("addressed to the domain {}, not to this account's", view.destination),
+        ));
     }
     let mut warnings = Vec::new();
     if &view.recipient != account {
