@@ -4,8 +4,10 @@
 Opens every spec/vectors/envelope/*.json message as recipient, author, origin and destination
 with `cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
 checks framing, padding and the actor matrix, enforces the reader's content rules of spec §8
-(canonical names, header names and values, no Bcc field, part info), and verifies the author
-tree, author full and origin signatures. Also checks that a flipped octet and a low-order ephemeral key are refused.
+(canonical names, header names and values, no Bcc field, part info), verifies the author
+tree, author full and origin signatures (the origin's required by the destination and the
+recipient, §7.4), applies the address rules of §7.5 that one message shows, and compares what
+each role sees with the vector's view for it (`views`, §15) and the layout with `chunks`. Also checks that a flipped octet and a low-order ephemeral key are refused.
 Opens the key-overlay vector (overlay.json, spec §16) in both forms, opens its message with the
 overlay's chunk keys and verifies it as the recipient; checks that a flipped overlay octet, an
 overlay of another message and an overlay missing a chunk key are refused. Checks that every
@@ -356,8 +358,7 @@ def open_as(vec, msg, role, chunk_keys=None):
     by_type = {}
     for c in chunks:
         by_type.setdefault(c["type"], []).append(c)
-    out = {}
-    e = vec["expected"]
+    out = {"opens": [{"type": f"{c['type']:#04x}", "index": c["index"]} for c in chunks if c["index"] in opened]}
     author_pub = vec["actors"][vec["author_signing_key"]]["ed25519_public"]
     origin_pub = vec["actors"]["origin"]["ed25519_public"]
     # The content rules of §8 hold for every chunk this role opens, checked as it is decoded,
@@ -406,7 +407,7 @@ def open_as(vec, msg, role, chunk_keys=None):
         verify(author_pub, opened[f["index"]], b"dime/v2/sig/author-full\0" + header + hashlib.sha512(m).digest())
     if role in (A, D, R):
         out["recipient"], out["origin_domain"] = recipient, org
-        dst = e["destination_domain"] if role == D else out["destination_domain"]
+        dst = vec["destination_domain"] if role == D else out["destination_domain"]
         if 0x61 in by_type:
             osig = by_type[0x61][0]
             verify(origin_pub, opened[osig["index"]],
@@ -414,6 +415,11 @@ def open_as(vec, msg, role, chunk_keys=None):
     # §7.5 rules 1 (the destination: the recipient is of its own domain), 5 (the reader: the
     # recipient is of the destination domain) and 6 (the destination domain is the reading
     # account's, `actors.recipient.id`).
+    # What each role says of each signature (§7.4): verified, present (carried, not its to
+    # verify) or absent.
+    origin_state = "absent" if 0x61 not in by_type else "present" if role == O else "verified"
+    author_state = "present" if role == D else "verified"
+    out["signatures"] = {"author_tree": author_state, "author_full": author_state, "origin": origin_state}
     if role == D and recipient.rpartition("@")[2] != dst:
         raise Unverified("recipient-domain")
     if role == R:
@@ -427,21 +433,25 @@ def open_as(vec, msg, role, chunk_keys=None):
 def check(path):
     vec = json.loads(path.read_text())
     msg = bytes.fromhex(vec["message_hex"])
-    e = vec["expected"]
     failures = []
-    every = ["author", "recipient", "origin_domain", "destination_domain", "common_headers", "other_headers",
-             "parts"]
-    # The author opens with `actors.author`'s key: the key the author slots are sealed to, the
-    # user's own for a trustful message too (§10).
-    for role, keys in ((R, every), (A, every),
-                       (O, ["author", "destination_domain"]),
-                       (D, ["recipient", "origin_domain"])):
+    # The layout (§15 `chunks`): every chunk's type, index, offset, size and segment count.
+    _, chunks = parse(msg)
+    layout = [{"type": f"{c['type']:#04x}", "index": c["index"], "offset": c["end"] - len(c["bytes"]),
+               "size": len(c["bytes"]), "segments": len(c["segments"])} for c in chunks]
+    if layout != vec["chunks"]:
+        failures.append("chunks: the layout differs")
+    # Every role sees exactly its view (§6, §7.4, §15 `views`): the author opens with
+    # `actors.author`'s key, the key the author slots are sealed to, the user's own for a
+    # trustful message too (§10).
+    for role in (R, A, O, D):
+        name = {A: "author", O: "origin", D: "destination", R: "recipient"}[role]
+        want = vec["views"][name]
         got = open_as(vec, msg, role)
-        if set(got) != set(keys):
-            failures.append(f"role {role}: sees {sorted(got)}, expected {sorted(keys)}")
-        for k in keys:
-            if got.get(k) != e[k]:
-                failures.append(f"role {role}: {k} = {got.get(k)!r}, expected {e[k]!r}")
+        if set(got) != set(want):
+            failures.append(f"{name}: sees {sorted(got)}, expected {sorted(want)}")
+        for k in want:
+            if got.get(k) != want[k]:
+                failures.append(f"{name}: {k} = {got.get(k)!r}, expected {want[k]!r}")
     # Tampering: a flipped octet in every chunk, and low-order ephemeral keys, are refused.
     _, chunks = parse(msg)
     for c in chunks:
@@ -535,7 +545,7 @@ def check_overlay(path):
     ov = json.loads(path.read_text())
     vec = json.loads((VECTORS / ov["message_vector"]).read_text())
     msg = bytes.fromhex(vec["message_hex"])
-    e = vec["expected"]
+    e = vec["views"]["recipient"]
     secret = bytes.fromhex(ov["holder_x25519_secret"])
     read_key = bytes.fromhex(ov["read_key"])
     failures = []
@@ -548,8 +558,7 @@ def check_overlay(path):
         if [(f"{t:#04x}", i) for i, (t, _) in sorted(keys.items())] != listed:
             failures.append(f"{field}: chunk list differs")
         got = open_as(vec, msg, R, chunk_keys=keys)
-        for k in ["author", "recipient", "origin_domain", "destination_domain", "common_headers",
-                  "other_headers", "parts"]:
+        for k in e:
             if got.get(k) != e[k]:
                 failures.append(f"{field}: {k} = {got.get(k)!r}, expected {e[k]!r}")
         for i in range(len(overlay)):
@@ -592,9 +601,6 @@ def check_negative(path):
     vec = json.loads(path.read_text())
     msg = bytes.fromhex(vec["message_hex"])
     cls, rule = vec["error"]["class"], vec["error"].get("rule")
-    # A negative vector's expectations are its refusals; open_as reads the destination's own
-    # domain from here.
-    vec.setdefault("expected", {"destination_domain": vec["destination_domain"]})
     failures = []
     # The roles that must open and verify it (§7.4, §7.5) with their own slots.
     for name in vec["accepted_by"]:
