@@ -192,12 +192,16 @@ async fn mailbox_mail_needs_its_origin_signature_and_consistent_addresses() {
         // (carol of c.test, signed with carol's own key, origin-signed by a.test).
         (
             f.deliver(&Mail { author: CAROL, subject: "carol via a", ..GOOD }, false),
-            Err("is not of the origin domain a.test"),
+            Err(
+                "not verified (author-domain): the author carol@c.test is not of the origin domain a.test",
+            ),
         ),
         // A recipient mailbox not of the destination domain the author signed.
         (
             f.deliver(&Mail { recipient: "bob@c.test", subject: "other recipient", ..GOOD }, false),
-            Err("is not of the destination domain a.test"),
+            Err(
+                "not verified (recipient-domain): the recipient bob@c.test is not of the destination domain a.test",
+            ),
         ),
         // Addressed (and origin-signed) to another destination domain, found in bob's inbox.
         (
@@ -211,7 +215,7 @@ async fn mailbox_mail_needs_its_origin_signature_and_consistent_addresses() {
                 },
                 false,
             ),
-            Err("addressed to the domain c.test"),
+            Err("not verified (destination-domain): addressed to the domain c.test"),
         ),
         // Item 6, warnings: another addressee of this domain; a Bcc copy.
         (
