@@ -1261,14 +1261,49 @@ fn world_uses(text: &str) -> Vec<String> {
     found
 }
 
+/// The source files of `sources` that are compiled only for the crate's own unit tests: a
+/// module file declared `#[cfg(test)] mod name;` (its own tests may write the vectors they
+/// check, as other crates' `tests/` do). A `#[cfg(test)]` block inside a file is not told
+/// apart: such a file is checked whole.
+fn test_only_files(sources: &[(String, String)]) -> Vec<String> {
+    let mut out = Vec::new();
+    for (path, text) in sources {
+        let code = code_only(text);
+        let dir = match path.rsplit_once('/') {
+            Some((dir, file)) if matches!(file, "lib.rs" | "main.rs" | "mod.rs") => dir.to_owned(),
+            Some((dir, file)) => format!("{dir}/{}", file.trim_end_matches(".rs")),
+            None => continue,
+        };
+        let mut rest = code.as_str();
+        while let Some(at) = rest.find("#[cfg(test)]") {
+            rest = &rest[at + "#[cfg(test)]".len()..];
+            let decl = rest.trim_start();
+            let Some(after) = decl.strip_prefix("mod ") else { continue };
+            let name: String = after
+                .trim_start()
+                .chars()
+                .take_while(|c| c.is_alphanumeric() || *c == '_')
+                .collect();
+            if after.trim_start()[name.len()..].trim_start().starts_with(';') {
+                out.push(format!("{dir}/{name}.rs"));
+                out.push(format!("{dir}/{name}/mod.rs"));
+            }
+        }
+    }
+    out
+}
+
 #[test]
 fn sans_io_sources_touch_nothing_outside() {
     let sans_io = |path: &str| {
         let name = path.trim_start_matches("crates/").split('/').next().unwrap();
         layer_of(name).is_some_and(|l| l <= SANS_IO_MAX_LAYER)
     };
-    let sources: Vec<(String, String)> =
+    let all: Vec<(String, String)> =
         crate_sources().into_iter().filter(|(path, _)| sans_io(path)).collect();
+    let test_only = test_only_files(&all);
+    let sources: Vec<(String, String)> =
+        all.into_iter().filter(|(path, _)| !test_only.contains(path)).collect();
     for name in crate_dirs().iter().filter(|n| layer_of(n).is_some_and(|l| l <= SANS_IO_MAX_LAYER))
     {
         assert!(
@@ -1714,6 +1749,32 @@ fn clippy_toml_check_reports_each_planted_gap() {
     assert_reports(
         &clippy_toml_problems(&no_sockets, &[]),
         &[&["crates/dime-core/clippy.toml no longer bans socket calls"]],
+    );
+}
+
+#[test]
+fn test_only_module_files_are_told_apart() {
+    let file = |path: &str, text: &str| (path.to_owned(), text.to_owned());
+    let sources = [
+        file(
+            "crates/x/src/lib.rs",
+            "mod a;\n#[cfg(test)]\nmod negative;\n#[cfg(test)] mod tests { }",
+        ),
+        file(
+            "crates/x/src/codec.rs",
+            "#[cfg(test)]\n    mod vectors;\n// #[cfg(test)] mod commented;",
+        ),
+        file("crates/x/src/a.rs", "pub fn f() {}"),
+    ];
+    let got = test_only_files(&sources);
+    assert_eq!(
+        got,
+        [
+            "crates/x/src/negative.rs",
+            "crates/x/src/negative/mod.rs",
+            "crates/x/src/codec/vectors.rs",
+            "crates/x/src/codec/vectors/mod.rs",
+        ]
     );
 }
 
