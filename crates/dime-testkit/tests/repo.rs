@@ -1270,7 +1270,7 @@ fn test_only_files(sources: &[(String, String)]) -> Vec<String> {
     for (path, text) in sources {
         let code = code_only(text);
         let dir = match path.rsplit_once('/') {
-            Some((dir, file)) if matches!(file, "lib.rs" | "main.rs" | "mod.rs") => dir.to_owned(),
+            Some((dir, "lib.rs" | "main.rs" | "mod.rs")) => dir.to_owned(),
             Some((dir, file)) => format!("{dir}/{}", file.trim_end_matches(".rs")),
             None => continue,
         };
