@@ -297,3 +297,31 @@ fn settle_all_records_many_outcomes_at_once_and_a_missing_entry_alone() {
     assert!(matches!(again[0], Err(QueueError::NoSuchEntry)));
     assert_eq!(store.delivery_status(ids[0]).unwrap().unwrap().updated, at(5));
 }
+
+#[test]
+fn a_payload_or_a_bounce_at_the_envelope_limit_is_taken_and_one_octet_more_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut rng = dime_testkit::seeded_rng(7);
+    let big = mailbox("big@example.org");
+    let new = NewAccount {
+        address: &big,
+        password: b"pw",
+        recovery: Recovery::None,
+        quota_bytes: 1 << 30,
+    };
+    store.create_account(&mut rng, &org(1), &new, T0).unwrap();
+    let limit = dime_store::MAX_ENVELOPE_LEN;
+    let (at_limit, over) = (vec![7u8; limit], vec![7u8; limit + 1]);
+    assert_eq!(
+        store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, &over, T0).unwrap_err(),
+        QueueError::TooLarge { what: "queue payload", limit }
+    );
+    let id = store.enqueue(&mut rng, Transport::Dmtp, AUTHOR, DEST, &at_limit, T0).unwrap();
+    assert_eq!(
+        store.complete_bounced(&mut rng, id, REASON, &big, &over, at(5)).unwrap_err(),
+        QueueError::Bounce(DeliveryError::TooLarge { what: "envelope", limit })
+    );
+    let d = store.complete_bounced(&mut rng, id, REASON, &big, &at_limit, at(5)).unwrap();
+    assert_eq!(store.fetch(d.account, MailboxId::INBOX, d.uid).unwrap().len(), limit);
+}
