@@ -74,19 +74,7 @@ fn fixture() -> Fixture {
     let dir = tempfile::tempdir().unwrap();
     let a = side(&dir.path().join("a"), "a.test", 1, ALICE);
     let c = side(&dir.path().join("c"), "c.test", 3, CAROL);
-    a.store
-        .create_account(
-            &mut dime_testkit::seeded_rng(2),
-            a.local.keys(),
-            &dime_store::NewAccount {
-                address: &mailbox(BOB),
-                password: b"bob-pw",
-                recovery: dime_store::Recovery::None,
-                quota_bytes: 1 << 30,
-            },
-            T0,
-        )
-        .unwrap();
+    a.add_user(BOB, b"bob-pw");
     let (_, carol_signet) = c.store.signet(&mailbox(CAROL)).unwrap();
     let mut keys = c.store.login(&mailbox(CAROL), b"pw", T0).unwrap();
     let carol_seed = keys.current_keys().unwrap().signing_seed().duplicate();

@@ -124,19 +124,7 @@ const UNAUTHENTIC: &str = "message does not authenticate";
 async fn a_message_that_does_not_open_or_verify_is_reported_by_its_class() {
     let dir = tempfile::tempdir().unwrap();
     let a = side(&dir.path().join("a"), "a.test", 1, ALICE);
-    a.store
-        .create_account(
-            &mut dime_testkit::seeded_rng(2),
-            a.local.keys(),
-            &dime_store::NewAccount {
-                address: &mailbox(BOB),
-                password: b"bob-pw",
-                recovery: dime_store::Recovery::None,
-                quota_bytes: 1 << 30,
-            },
-            T0,
-        )
-        .unwrap();
+    a.add_user(BOB, b"bob-pw");
     let svc = MailService::new(a.store, a.local, Arc::new(NoDirectory), p());
     // Each message, the reason §14 gives (None: verified), and whether it opens (a message
     // that does not open has no claimed author to list).

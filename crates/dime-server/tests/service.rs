@@ -26,20 +26,7 @@ const BOB: &str = "bob@a.test";
 /// a.test with alice (password "pw") and bob (password "bob-pw").
 fn service(dir: &std::path::Path) -> MailService<NoDirectory> {
     let a = side(dir, "a.test", 1, ALICE);
-    let mut rng = dime_testkit::seeded_rng(2);
-    a.store
-        .create_account(
-            &mut rng,
-            a.local.keys(),
-            &dime_store::NewAccount {
-                address: &mailbox(BOB),
-                password: b"bob-pw",
-                recovery: dime_store::Recovery::None,
-                quota_bytes: 1 << 30,
-            },
-            T0,
-        )
-        .unwrap();
+    a.add_user(BOB, b"bob-pw");
     MailService::new(a.store, a.local, Arc::new(NoDirectory), p())
 }
 

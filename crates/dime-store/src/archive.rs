@@ -202,6 +202,7 @@ impl Archive for Store {
             }
             put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec())
         })?;
+        let rec = AccountRec { recovery: 0, quota, used, count, next_msg, next_mbox, key_gen };
         let written = self.write_imported(
             rng,
             a,
@@ -211,7 +212,7 @@ impl Archive for Store {
             &address,
             generation,
             &signet,
-            (quota, used, count, next_msg, next_mbox, key_gen),
+            &rec,
             &records,
         );
         if let Err(e) = written {
@@ -237,14 +238,13 @@ impl Store {
         address: &Mailbox,
         generation: u32,
         signet: &Signet,
-        (quota, used, count, next_msg, next_mbox, key_gen): (u64, u64, u64, u64, u32, u32),
+        rec: &AccountRec,
         records: &[(Table, Vec<u8>, Vec<u8>)],
     ) -> Result<(), StoreError> {
         let inner = &*self.inner;
         let pw = inner.password_body(rng, a, shred, new_password, ak)?;
         let dir = inner.directory_body(rng, a, shred, address, generation, signet)?;
         let tag = inner.address_tag(address)?;
-        let rec = AccountRec { recovery: 0, quota, used, count, next_msg, next_mbox, key_gen };
         inner.backend.write(&mut |t| {
             if t.get(Table::Addresses, &tag)?.is_some()
                 || get_body(inner, t, Table::Accounts, &a.0, "account record")?.is_some()
@@ -252,7 +252,7 @@ impl Store {
                 return Err(StoreError::AccountExists);
             }
             put_body(inner, t, Table::Addresses, &tag, a.0.to_vec())?;
-            save_account(inner, t, a, &rec)?;
+            save_account(inner, t, a, rec)?;
             put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), pw.clone())?;
             put_body(inner, t, Table::Keys, &key_key(a, KIND_DIRECTORY), dir.clone())?;
             for (table, k, v) in records {

@@ -95,6 +95,21 @@ pub fn side_on(store: Store, name: &str, seed: u64, user: &str) -> Side {
     Side { local: Arc::new(local), store: Arc::new(store) }
 }
 
+impl Side {
+    /// Adds `user` with `password` to this side's store (quota 1 GiB, no recovery).
+    pub fn add_user(&self, user: &str, password: &[u8]) {
+        let new = NewAccount {
+            address: &mailbox(user),
+            password,
+            recovery: Recovery::None,
+            quota_bytes: 1 << 30,
+        };
+        self.store
+            .create_account(&mut dime_testkit::seeded_rng(2), self.local.keys(), &new, T0)
+            .unwrap();
+    }
+}
+
 /// A handler that passes everything to `inner` and counts the deliveries under way at once;
 /// each delivery waits `hold` first, so that deliveries sent at once meet.
 pub struct Counting<H> {
