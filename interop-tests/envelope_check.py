@@ -3,16 +3,21 @@
 
 Opens every spec/vectors/envelope/*.json message as recipient, author, origin and destination
 with `cryptography` (X25519, Ed25519, HKDF-SHA-512, SHA-512) and PyNaCl (XChaCha20-Poly1305),
-checks framing, padding and the actor matrix, enforces the reader's content rules of spec §8
-(canonical names, header names and values, no Bcc field, part info), verifies the author
-tree, author full and origin signatures (the origin's required by the destination and the
-recipient, §7.4), applies the address rules of §7.5 that one message shows, and compares what
-each role sees with the vector's view for it (`views`, §15) and the layout with `chunks`. Also checks that a flipped octet and a low-order ephemeral key are refused.
+checks framing, padding, the actor matrix and the algorithm ids of every key slot and signature
+(§4.1: a slot's id fitting its role, checked as the slots are read, before any AEAD; a
+signature's as its chunk is decoded, before any signature check), enforces the reader's
+content rules of spec §8 (canonical names, header names and values, no Bcc field, part info),
+verifies the author tree, author full and origin signatures (the origin's required by the
+destination and the recipient, §7.4) under any key of the signer's set (§7.6: a vector's
+`ed25519_public` is one key or a list), applies the address rules of §7.5 that one message
+shows, and compares what each role sees with the vector's view for it (`views`, §15) and the
+layout with `chunks`. Also checks that a flipped octet, a changed key-slot algorithm id and a
+low-order ephemeral key are refused.
 Opens the key-overlay vector (overlay.json, spec §16) in both forms, opens its message with the
 overlay's chunk keys and verifies it as the recipient; checks that a flipped overlay octet, an
 overlay of another message and an overlay missing a chunk key are refused. Checks that every
 negative vector (negative-*.json, spec §15) is refused by each role it lists, with the framing
-rule or the "does not authenticate" class it names.
+rule (`algorithm` among them, §4.1) or the "does not authenticate" class it names.
 
 Requires: python3-cryptography, PyNaCl (`pip install pynacl`). Exit status 0 on success.
 """
@@ -54,6 +59,11 @@ TYPES = {
 PADDED = {0x03, 0x04, 0x21, 0x22, 0x23, 0x24}
 ORDER = [0x01, 0x02, 0x03, 0x04, 0x21, 0x22]
 ROLE_NAME = {A: b"author", O: b"origin", D: b"destination", R: b"recipient"}
+# §4.1: the key-slot algorithm each role's slot must carry (`01` x25519 for the actor roles,
+# `02` transit for the transit role), and the signature algorithms (`01` Ed25519, 64 octets).
+SLOT_ALG = {A: 1, O: 1, D: 1, R: 1, T: 2}
+SIG_LEN = {1: 64}
+MAX_SIGNER_KEYS = 8  # §11, §7.6
 
 
 class Refused(Exception):
@@ -132,11 +142,16 @@ def parse(msg):
                 raise Refused("slot count")
             pos += 1
             for role in roles:
-                slot = msg[pos:pos + 49]
-                if len(slot) != 49 or slot[0] != role:
+                # u8 role || u8 alg || AEAD(KEK, nonce_k, ad_k, K) (§4): 50 octets.
+                slot = msg[pos:pos + 50]
+                if len(slot) != 50 or slot[0] != role:
                     raise Refused("slot roles")
-                c["slots"][role] = slot[1:]
-                pos += 49
+                # §4.1: every slot's id is checked as the slots are read, before any key
+                # agreement, KDF or AEAD (parse runs before them all, for every chunk).
+                if slot[1] != SLOT_ALG[role]:
+                    raise Framing("algorithm")
+                c["slots"][role] = (slot[1], slot[2:])
+                pos += 50
             c["head_end"] = pos
             while True:
                 sflags = msg[pos]
@@ -197,8 +212,10 @@ def open_chunk(header, c, key):
 def unwrap(header, c, role, kek):
     mid, kind = header[10:42], header[8]
     nonce = bytes([role]) + bytes(21) + c["index"].to_bytes(2, "big")
-    aad = b"dime/v2/slot\0" + mid + bytes([kind, c["type"]]) + c["index"].to_bytes(2, "big") + bytes([role])
-    return aead_open(kek, nonce, aad, c["slots"][role])
+    alg, ct = c["slots"][role]
+    aad = (b"dime/v2/slot\0" + mid + bytes([kind, c["type"]]) + c["index"].to_bytes(2, "big")
+           + bytes([role, alg]))
+    return aead_open(kek, nonce, aad, ct)
 
 
 def entry(c):
@@ -309,11 +326,41 @@ def part_info(b):
     return ctype, fname, 3 + cl + fl
 
 
-def verify(pub_hex, sig, data):
-    try:
-        Ed25519PublicKey.from_public_bytes(bytes.fromhex(pub_hex)).verify(sig, data)
-    except InvalidSignature:
-        raise Refused("signature")
+def signature(b):
+    """A signature `u8 alg || sig` (§7, §4.1), decoded as its chunk is: an unknown id is the
+    framing error `algorithm`, before any signature check. Returns (alg, sig)."""
+    if not b:
+        raise Framing("truncated")
+    if b[0] not in SIG_LEN:
+        raise Framing("algorithm")
+    if len(b) != 1 + SIG_LEN[b[0]]:
+        raise Framing("truncated" if len(b) < 1 + SIG_LEN[b[0]] else "trailing")
+    return b[0], b[1:]
+
+
+def tree_signature(b, t):
+    """The author tree signature chunk (§7.1): `u16 count || entries || u8 alg || sig`, count
+    exactly `t`, `2 + 67 t + 65` octets for Ed25519. Returns (listed tree, alg, sig)."""
+    end = 2 + 67 * t
+    if u16(b[:2]) != t or len(b) <= end:
+        raise Framing("tree-count")
+    if b[end] not in SIG_LEN:
+        raise Framing("algorithm")
+    if len(b) != end + 1 + SIG_LEN[b[end]]:
+        raise Framing("tree-count")
+    return (b[:end],) + signature(b[end:])
+
+
+def verify(pubs, sig, data):
+    """Accepts a signature under any key of the signer's set (§7.6): `pubs` is one key (hex)
+    or a list of them, at most MAX_SIGNER_KEYS tried, the first that verifies wins."""
+    for pub_hex in ([pubs] if isinstance(pubs, str) else pubs)[:MAX_SIGNER_KEYS]:
+        try:
+            Ed25519PublicKey.from_public_bytes(bytes.fromhex(pub_hex)).verify(sig, data)
+            return
+        except InvalidSignature:
+            pass
+    raise Refused("signature")
 
 
 def open_as(vec, msg, role, chunk_keys=None):
@@ -380,6 +427,14 @@ def open_as(vec, msg, role, chunk_keys=None):
                               "content_type": ctype, "filename": fname,
                               "sha512": hashlib.sha512(data).hexdigest(), "len": len(data)})
         out["parts"] = parts
+    # The signature chunks this role opens are decoded with the others: the tree's count and
+    # length (§7.1) and every signature's algorithm id (§4.1), before any signature check.
+    sigs = {}
+    for c in chunks:
+        if c["index"] in opened and c["type"] == 0x41:
+            sigs[0x41] = tree_signature(opened[c["index"]], c["index"])
+        elif c["index"] in opened and c["type"] in (0x42, 0x61):
+            sigs[c["type"]] = signature(opened[c["index"]])
     kind = header[8]
     # §7.5: the origin signs only for its own users (checked before it signs), and a reader
     # refuses an authored message whose author is not of the origin domain before it looks up
@@ -395,23 +450,23 @@ def open_as(vec, msg, role, chunk_keys=None):
     if role in (A, O, R):
         out["author"], out["destination_domain"] = author, dst
         t = by_type[0x41][0]
-        listed = opened[t["index"]]
-        # The tree lists exactly the t chunks before it (§7.1): count t, 2 + 67 t + 64 octets.
-        if u16(listed[:2]) != t["index"] or len(listed) != 2 + 67 * t["index"] + 64:
-            raise Framing("tree-count")
-        if listed[:-64] != tree(chunks[:t["index"]]):
+        # The tree lists exactly the t chunks before it (§7.1), checked as it was decoded above.
+        listed, alg, sig = sigs[0x41]
+        if listed != tree(chunks[:t["index"]]):
             raise Refused("tree")
-        verify(author_pub, listed[-64:], b"dime/v2/sig/author-tree\0" + header + name(dst) + listed[:-64])
+        verify(author_pub, sig, b"dime/v2/sig/author-tree\0" + bytes([alg]) + header + name(dst) + listed)
         f = by_type[0x42][0]
         m = msg[:f["head_end"]]
-        verify(author_pub, opened[f["index"]], b"dime/v2/sig/author-full\0" + header + hashlib.sha512(m).digest())
+        alg, sig = sigs[0x42]
+        verify(author_pub, sig, b"dime/v2/sig/author-full\0" + bytes([alg]) + header + hashlib.sha512(m).digest())
     if role in (A, D, R):
         out["recipient"], out["origin_domain"] = recipient, org
         dst = vec["destination_domain"] if role == D else out["destination_domain"]
         if 0x61 in by_type:
             osig = by_type[0x61][0]
-            verify(origin_pub, opened[osig["index"]],
-                   b"dime/v2/sig/origin\0" + header + name(org) + name(dst) + tree(chunks[:osig["index"]]))
+            alg, sig = sigs[0x61]
+            verify(origin_pub, sig, b"dime/v2/sig/origin\0" + bytes([alg]) + header + name(org) + name(dst)
+                   + tree(chunks[:osig["index"]]))
     # §7.5 rules 1 (the destination: the recipient is of its own domain), 5 (the reader: the
     # recipient is of the destination domain) and 6 (the destination domain is the reading
     # account's, `actors.recipient.id`).
@@ -474,6 +529,25 @@ def check(path):
                     failures.append(f"version {v}: role {role} refused it as {exc.rule}")
             except Refused as exc:
                 failures.append(f"version {v}: role {role} refused it as unauthentic ({exc})")
+    # A key slot's algorithm id that is unknown, or another role's, is refused by every role as
+    # the framing error `algorithm` (§4.1), whichever chunk it is in: the ids are checked as
+    # the slots are read, before any AEAD, so a changed id is never met as a bad tag.
+    for c in chunks:
+        start = c["end"] - len(c["bytes"])
+        for k, r in enumerate(c["slots"]):
+            at = start + 5 + 50 * k + 1
+            for alg in (0, 3, 0xff, SLOT_ALG[r] ^ 3):
+                bad = msg[:at] + bytes([alg]) + msg[at + 1:]
+                what = f"slot id {alg} of role {r} in chunk {c['index']}"
+                for role in (A, O, D, R):
+                    try:
+                        open_as(vec, bad, role)
+                        failures.append(f"{what} accepted by role {role}")
+                    except Framing as exc:
+                        if exc.rule != "algorithm":
+                            failures.append(f"{what}: role {role} refused it as {exc.rule}")
+                    except Refused as exc:
+                        failures.append(f"{what}: role {role} refused it as unauthentic ({exc})")
     for low in (bytes(32), bytes([1]) + bytes(31)):
         bad = msg[:48] + low + msg[80:]
         try:
