@@ -300,15 +300,34 @@ pub(crate) fn decode_destination(b: &[u8]) -> Result<(Mailbox, Domain), DecodeEr
     decode_origin(b)
 }
 
-/// Tree signature chunk content: the tree, then the signature (`spec/envelope.md` §7.1).
-pub(crate) fn encode_tree_sig(tree: &[TreeEntry], sig: &Ed25519Signature) -> Vec<u8> {
-    let mut v = Vec::with_capacity(2 + tree.len() * TREE_ENTRY_LEN + SIGNATURE_LEN);
+/// Tree signature chunk content: the tree, then the signature, its algorithm first
+/// (`spec/envelope.md` §7, §7.1).
+pub(crate) fn encode_tree_sig(tree: &[TreeEntry], alg: u8, sig: &Ed25519Signature) -> Vec<u8> {
+    let mut v = Vec::with_capacity(2 + tree.len() * TREE_ENTRY_LEN + 1 + SIGNATURE_LEN);
     v.extend_from_slice(&u16::try_from(tree.len()).unwrap_or(u16::MAX).to_be_bytes());
     for e in tree {
         e.write(&mut v);
     }
-    v.extend_from_slice(&sig.0);
+    v.extend_from_slice(&encode_sig(alg, sig));
     v
+}
+
+/// A signature as a signature chunk carries it: `u8 alg || sig` (`spec/envelope.md` §7).
+pub(crate) fn encode_sig(alg: u8, sig: &Ed25519Signature) -> [u8; 1 + SIGNATURE_LEN] {
+    let mut v = [0u8; 1 + SIGNATURE_LEN];
+    v[0] = alg;
+    v[1..].copy_from_slice(&sig.0);
+    v
+}
+
+/// Reads `u8 alg || sig`, refusing an algorithm other than Ed25519 (`spec/envelope.md` §4.1)
+/// before any signature check.
+fn read_sig(r: &mut Reader<'_>) -> Result<Ed25519Signature, DecodeError> {
+    let alg = r.u8()?;
+    if alg != crate::format::SIG_ALG_ED25519 {
+        return Err(DecodeError::Algorithm(alg));
+    }
+    Ok(Ed25519Signature(r.array::<SIGNATURE_LEN>()?))
 }
 
 pub(crate) fn decode_tree_sig(b: &[u8]) -> Result<(Vec<TreeEntry>, Ed25519Signature), DecodeError> {
@@ -325,14 +344,14 @@ pub(crate) fn decode_tree_sig(b: &[u8]) -> Result<(Vec<TreeEntry>, Ed25519Signat
         let hash = r.array::<64>()?;
         tree.push(TreeEntry { chunk_type, index, hash });
     }
-    let sig = Ed25519Signature(r.array::<SIGNATURE_LEN>()?);
+    let sig = read_sig(&mut r)?;
     r.finish()?;
     Ok((tree, sig))
 }
 
 pub(crate) fn decode_sig(b: &[u8]) -> Result<Ed25519Signature, DecodeError> {
     let mut r = Reader::new(b);
-    let sig = Ed25519Signature(r.array::<SIGNATURE_LEN>()?);
+    let sig = read_sig(&mut r)?;
     r.finish()?;
     Ok(sig)
 }

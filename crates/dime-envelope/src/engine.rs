@@ -8,8 +8,8 @@
 use crate::codec::{PartInfo, PartKind};
 use crate::error::{DecodeError, OpenError};
 use crate::format::{
-    ChunkType, HEADER_LEN, Header, Role, SLOT_LEN, TreeEntry, actor_kek, padded_len, segment_aad,
-    segment_nonce, slot_aad, slot_nonce, transit_kek,
+    ChunkType, HEADER_LEN, Header, Role, SIGNATURE_FIELD_LEN, SLOT_LEN, TreeEntry, actor_kek,
+    padded_len, segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek,
 };
 use crate::limits::{
     HEADERS_MAX_LEN, MAX_CHUNKS, MAX_PARTS, MAX_SEGMENTS, MAX_TREE_ENTRIES, SEGMENT_PAYLOAD,
@@ -231,17 +231,19 @@ impl<R: Read> Src<'_, R> {
 fn content_limit(ty: ChunkType) -> usize {
     match ty {
         ChunkType::Transit => 32,
-        ChunkType::AuthorFullSig | ChunkType::OriginSig => 64,
-        ChunkType::AuthorTreeSig => 2 + MAX_TREE_ENTRIES * crate::format::TREE_ENTRY_LEN + 64,
+        ChunkType::AuthorFullSig | ChunkType::OriginSig => SIGNATURE_FIELD_LEN,
+        ChunkType::AuthorTreeSig => {
+            2 + MAX_TREE_ENTRIES * crate::format::TREE_ENTRY_LEN + SIGNATURE_FIELD_LEN
+        }
         _ => HEADERS_MAX_LEN,
     }
 }
 
 /// The author tree signature chunk at index `t` lists exactly the `t` chunks before it: its
-/// count is `t` and its content `2 + 67 t + 64` octets (§7.1). Checked as the chunk opens,
+/// count is `t` and its content `2 + 67 t + 65` octets (§7.1). Checked as the chunk opens,
 /// before any signature.
 fn check_tree_count(content: &[u8], t: u16) -> Result<(), DecodeError> {
-    let want = 2 + usize::from(t) * crate::format::TREE_ENTRY_LEN + 64;
+    let want = 2 + usize::from(t) * crate::format::TREE_ENTRY_LEN + SIGNATURE_FIELD_LEN;
     match content.first_chunk::<2>() {
         Some(count) if u16::from_be_bytes(*count) == t && content.len() == want => Ok(()),
         _ => Err(DecodeError::TreeCount),
@@ -462,19 +464,23 @@ impl<'a> Engine<'a> {
             if slot[0] != role.code() {
                 return Err(DecodeError::SlotRoles.into());
             }
+            // §4.1: every slot's algorithm is checked, the reader's own or not.
+            if slot[1] != role.slot_alg() {
+                return Err(DecodeError::Algorithm(slot[1]).into());
+            }
             rec.slots.push(role);
             if key.is_some() {
                 continue;
             }
             if let Some((_, kek)) = self.keks.iter().find(|(r, _)| *r == role) {
-                let mut wrapped = Zeroizing::new(slot[1..].to_vec());
+                let mut wrapped = Zeroizing::new(slot[2..].to_vec());
                 let ok = self
                     .p
                     .aead
                     .open(
                         kek,
                         &slot_nonce(role, index),
-                        &slot_aad(header, ty, index, role),
+                        &slot_aad(header, ty, index, role, slot[1]),
                         &mut wrapped,
                     )
                     .is_ok();
@@ -682,10 +688,10 @@ mod tests {
 
     #[test]
     fn a_tree_lists_exactly_the_chunks_before_it() {
-        // spec/envelope.md §7.1: count t, content 2 + 67 t + 64 octets.
+        // spec/envelope.md §7.1: count t, content 2 + 67 t + 65 octets.
         let tree = |count: u16, entries: usize| {
             let mut v = count.to_be_bytes().to_vec();
-            v.resize(2 + entries * crate::format::TREE_ENTRY_LEN + 64, 0);
+            v.resize(2 + entries * crate::format::TREE_ENTRY_LEN + SIGNATURE_FIELD_LEN, 0);
             v
         };
         assert_eq!(check_tree_count(&tree(8, 8), 8), Ok(()));

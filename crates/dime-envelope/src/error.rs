@@ -30,6 +30,10 @@ pub enum DecodeError {
     /// The key slots are not exactly the roles of the actor matrix, in order (§4, §6).
     #[error("key slots must be exactly the roles of the actor matrix, in order")]
     SlotRoles,
+    /// A key slot's or a signature's algorithm identifier is not one of §4.1, or a slot's
+    /// does not fit its role.
+    #[error("unknown algorithm identifier {0:#04x} (or not one of this slot's role)")]
+    Algorithm(u8),
     /// A clear chunk's length is not the length its type requires (§3.2).
     #[error("clear chunk length must be 32")]
     ClearLength,
@@ -61,7 +65,7 @@ pub enum DecodeError {
     #[error("padding is not canonical (zero octets to the padme bucket)")]
     Padding,
     /// The author tree signature chunk's tree does not list exactly the `t` chunks before it
-    /// (`t` its index), or its content is not `2 + 67 t + 64` octets (§7.1).
+    /// (`t` its index), or its content is not `2 + 67 t + 65` octets (§7.1).
     #[error("the author tree must list exactly the chunks before it")]
     TreeCount,
     /// A mailbox or domain of the origin or destination chunk is not exactly its canonical
@@ -101,6 +105,7 @@ impl DecodeError {
             DecodeError::NotOmittable => "omitted",
             DecodeError::IndexMismatch => "index",
             DecodeError::SlotRoles => "slot-roles",
+            DecodeError::Algorithm(_) => "algorithm",
             DecodeError::ClearLength => "clear-length",
             DecodeError::SegmentLength => "segment-length",
             DecodeError::TooManySegments | DecodeError::TooMany(..) => "limit",
@@ -251,6 +256,7 @@ mod tests {
             (DecodeError::NotOmittable, "omitted"),
             (DecodeError::IndexMismatch, "index"),
             (DecodeError::SlotRoles, "slot-roles"),
+            (DecodeError::Algorithm(3), "algorithm"),
             (DecodeError::ClearLength, "clear-length"),
             (DecodeError::SegmentLength, "segment-length"),
             (DecodeError::TooManySegments, "limit"),

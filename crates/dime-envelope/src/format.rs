@@ -16,8 +16,21 @@ pub const VERSION: u8 = 2;
 pub const MESSAGE_ID_LEN: usize = 32;
 /// Length of the message header: magic, version, kind, flags, message id (`spec/envelope.md` §2).
 pub const HEADER_LEN: usize = 7 + 1 + 1 + 1 + MESSAGE_ID_LEN;
-/// Length of a key slot: role, wrapped chunk key, tag (`spec/envelope.md` §4).
-pub const SLOT_LEN: usize = 1 + 32 + 16;
+/// Length of a key slot: role, algorithm, wrapped chunk key, tag (`spec/envelope.md` §4).
+pub const SLOT_LEN: usize = 1 + 1 + 32 + 16;
+/// Key-slot algorithm `x25519`: an actor role's KEK from the ephemeral X25519 key
+/// (`spec/envelope.md` §4.1).
+pub const SLOT_ALG_X25519: u8 = 0x01;
+/// Key-slot algorithm `transit`: the transit role's KEK from the transit key
+/// (`spec/envelope.md` §4.1).
+pub const SLOT_ALG_TRANSIT: u8 = 0x02;
+/// Signature algorithm `ed25519` (`spec/envelope.md` §4.1, §7).
+pub const SIG_ALG_ED25519: u8 = 0x01;
+/// Length of a signature as carried in a signature chunk: the algorithm octet and the Ed25519
+/// signature (`spec/envelope.md` §7).
+pub const SIGNATURE_FIELD_LEN: usize = 1 + 64;
+/// At most this many keys are tried for one signer (`spec/envelope.md` §7.6).
+pub const MAX_SIGNER_KEYS: usize = 8;
 /// Length of one tree entry: type, index, SHA-512 (`spec/envelope.md` §7.1).
 pub const TREE_ENTRY_LEN: usize = 1 + 2 + 64;
 /// Octets a segment adds to its payload: the content-length field and the tag
@@ -197,6 +210,14 @@ impl Role {
         }
     }
 
+    /// The key-slot algorithm of this role's slots (`spec/envelope.md` §4.1).
+    pub fn slot_alg(self) -> u8 {
+        match self {
+            Role::Transit => SLOT_ALG_TRANSIT,
+            _ => SLOT_ALG_X25519,
+        }
+    }
+
     /// The HKDF info label of this role's key-encryption key (`spec/envelope.md` §4).
     pub fn kek_label(self) -> &'static [u8] {
         match self {
@@ -303,14 +324,16 @@ pub(crate) fn slot_aad(
     ty: ChunkType,
     index: u16,
     role: Role,
-) -> [u8; 13 + 32 + 1 + 1 + 2 + 1] {
-    let mut a = [0u8; 13 + 32 + 1 + 1 + 2 + 1];
+    alg: u8,
+) -> [u8; 13 + 32 + 1 + 1 + 2 + 1 + 1] {
+    let mut a = [0u8; 13 + 32 + 1 + 1 + 2 + 1 + 1];
     a[..13].copy_from_slice(SLOT_AAD_LABEL);
     a[13..45].copy_from_slice(&header.message_id);
     a[45] = header.kind.code();
     a[46] = ty.code();
     a[47..49].copy_from_slice(&index.to_be_bytes());
     a[49] = role.code();
+    a[50] = alg;
     a
 }
 
@@ -387,9 +410,15 @@ fn push_tree(out: &mut Vec<u8>, tree: &[TreeEntry]) {
 }
 
 /// The author tree signature input (`spec/envelope.md` §7.1).
-pub(crate) fn tree_sig_input(header: &Header, destination: &str, tree: &[TreeEntry]) -> Vec<u8> {
+pub(crate) fn tree_sig_input(
+    alg: u8,
+    header: &Header,
+    destination: &str,
+    tree: &[TreeEntry],
+) -> Vec<u8> {
     let mut v = Vec::with_capacity(80 + destination.len() + tree.len() * TREE_ENTRY_LEN);
     v.extend_from_slice(TREE_SIG_LABEL);
+    v.push(alg);
     v.extend_from_slice(&header.to_bytes());
     push_name(&mut v, destination);
     push_tree(&mut v, tree);
@@ -397,9 +426,10 @@ pub(crate) fn tree_sig_input(header: &Header, destination: &str, tree: &[TreeEnt
 }
 
 /// The author full signature input (`spec/envelope.md` §7.2).
-pub(crate) fn full_sig_input(header: &Header, digest: &[u8; 64]) -> Vec<u8> {
-    let mut v = Vec::with_capacity(FULL_SIG_LABEL.len() + HEADER_LEN + 64);
+pub(crate) fn full_sig_input(alg: u8, header: &Header, digest: &[u8; 64]) -> Vec<u8> {
+    let mut v = Vec::with_capacity(FULL_SIG_LABEL.len() + 1 + HEADER_LEN + 64);
     v.extend_from_slice(FULL_SIG_LABEL);
+    v.push(alg);
     v.extend_from_slice(&header.to_bytes());
     v.extend_from_slice(digest);
     v
@@ -407,6 +437,7 @@ pub(crate) fn full_sig_input(header: &Header, digest: &[u8; 64]) -> Vec<u8> {
 
 /// The origin signature input (`spec/envelope.md` §7.3).
 pub(crate) fn origin_sig_input(
+    alg: u8,
     header: &Header,
     origin: &str,
     destination: &str,
@@ -414,6 +445,7 @@ pub(crate) fn origin_sig_input(
 ) -> Vec<u8> {
     let mut v = Vec::with_capacity(80 + 2 * 256 + tree.len() * TREE_ENTRY_LEN);
     v.extend_from_slice(ORIGIN_SIG_LABEL);
+    v.push(alg);
     v.extend_from_slice(&header.to_bytes());
     push_name(&mut v, origin);
     push_name(&mut v, destination);

@@ -35,11 +35,11 @@ mod signets;
 pub use codec::{Headers, PartInfo, PartKind};
 pub use engine::{CollectSink, DiscardSink, PartSink};
 pub use error::{DecodeError, ErrorClass, OpenError, SealError};
-pub use format::{ChunkType, MessageKind, Role, TreeEntry, padded_len};
+pub use format::{ChunkType, MAX_SIGNER_KEYS, MessageKind, Role, TreeEntry, padded_len};
 pub use inspect::{ChunkSummary, Inspection, inspect};
 pub use open::{
     DestinationView, FullView, LightChunk, LightView, OriginView, ReaderRole, SignatureState,
-    Signatures, Unverified, Verified, chunk_hash, open_as_author, open_as_destination,
+    Signatures, SignerKeys, Unverified, Verified, chunk_hash, open_as_author, open_as_destination,
     open_as_origin, open_as_recipient, open_light, open_streaming,
 };
 pub use overlay::{
@@ -52,4 +52,4 @@ pub use seal::{
     ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,
     seal_message, seal_message_origin_signed,
 };
-pub use signets::ActorKeyError;
+pub use signets::{ActorKeyError, author_signing_keys, origin_signing_keys};

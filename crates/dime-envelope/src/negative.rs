@@ -312,6 +312,57 @@ fn cases() -> Vec<Case> {
             class: "unverified",
             rule: "recipient-domain",
         },
+        Case {
+            name: "negative-slot-algorithm",
+            description: "the recipient slot of the display chunk has key-encryption algorithm \
+                      03 (reserved for a hybrid, not defined by this version), sealed under \
+                      the recipient's KEK with 03 in its associated data; every other slot, \
+                      tag and signature is valid",
+            spec: "spec/envelope.md §4.1",
+            seed: 2013,
+            attachment_len: 300,
+            breakage: Breakage::Quirks(Quirks {
+                slot_alg: Some((ChunkType::Display, Role::Recipient, 0x03)),
+                ..Quirks::default()
+            }),
+            // Every reader checks every slot's id, its own or not (§4.1).
+            refused_by: &["author", "origin", "destination", "recipient"],
+            accepted_by: &[],
+            class: "framing",
+            rule: "algorithm",
+        },
+        Case {
+            name: "negative-slot-algorithm-role",
+            description: "the author slot of the transit chunk has key-encryption algorithm 02 \
+                      (transit, the transit role's), sealed under the author's KEK with 02 in \
+                      its associated data",
+            spec: "spec/envelope.md §4.1",
+            seed: 2014,
+            attachment_len: 300,
+            breakage: Breakage::Quirks(Quirks {
+                slot_alg: Some((ChunkType::Transit, Role::Author, 0x02)),
+                ..Quirks::default()
+            }),
+            refused_by: &["author", "origin", "destination", "recipient"],
+            accepted_by: &[],
+            class: "framing",
+            rule: "algorithm",
+        },
+        Case {
+            name: "negative-signature-algorithm",
+            description: "the author full signature carries algorithm id 02 (reserved, not \
+                      defined by this version), the Ed25519 signature made over the input \
+                      with 02 as its algorithm octet",
+            spec: "spec/envelope.md §4.1, §7",
+            seed: 2015,
+            attachment_len: 300,
+            breakage: Breakage::Quirks(Quirks { full_sig_alg: Some(0x02), ..Quirks::default() }),
+            // The destination cannot open the full signature chunk (§6).
+            refused_by: &["author", "origin", "recipient"],
+            accepted_by: &["destination"],
+            class: "framing",
+            rule: "algorithm",
+        },
     ];
     v.extend(overlay_cases());
     v
@@ -684,7 +735,7 @@ fn reencrypt_display(p: &CryptoProvider, msg: &mut [u8], keys: &ChunkKeys) {
     let ins = inspect(p, msg, None);
     let c = ins.chunks.iter().find(|c| c.chunk_type == ChunkType::Display).unwrap();
     assert_eq!(c.segments, 1);
-    let at = usize::try_from(c.offset).unwrap() + 4 + 1 + 2 * 49;
+    let at = usize::try_from(c.offset).unwrap() + 4 + 1 + 2 * crate::format::SLOT_LEN;
     let len = u32::from_be_bytes(msg[at + 1..at + 5].try_into().unwrap()) as usize;
     let key = AeadKey::from_bytes(*keys.key_for(ChunkType::Display, c.index).unwrap());
     let mut nonce = [0u8; 24];
@@ -865,7 +916,7 @@ fn open_and_verify(p: &CryptoProvider, w: &World, msg: &[u8], role: &str) -> Res
     match role {
         "author" => {
             let u = open_as_author(p, msg, &w.author.enc)?;
-            let o = u.origin_signed().then_some(o);
+            let o = u.origin_signed().then_some(o as &dyn SignerKeys);
             let _ = u.verify(p, a, o)?;
         }
         "origin" => {
@@ -969,9 +1020,12 @@ fn negative_vectors_are_refused_with_their_error() {
         }
         // Inspection with the recipient's key reports a framing error (and refuses nothing,
         // §12); it decodes no content, so a content rule of §8 is not its to report, and the
-        // rules of §7.4 and §7.5 are not framing.
+        // rules of §7.4 and §7.5 are not framing. A signature's algorithm id is content too
+        // (inside the signature chunk); a slot's is structure.
         let ins = inspect(p, &msg, Some(&w.recip.enc));
-        if class == "framing" && !CONTENT_RULES.contains(&rule) {
+        let content = CONTENT_RULES.contains(&rule)
+            || path.file_name().is_some_and(|f| f == "negative-signature-algorithm.json");
+        if class == "framing" && !content {
             assert!(ins.error.is_some(), "{}: inspect reports no error", path.display());
         }
     }

@@ -11,8 +11,8 @@ use crate::codec::{Headers, decode_destination, decode_origin, decode_sig, decod
 use crate::engine::{CollectSink, DiscardSink, Engine, Mode, PartSink};
 use crate::error::{DecodeError, OpenError};
 use crate::format::{
-    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, TreeEntry, full_sig_input,
-    origin_sig_input, transit_kek, tree_sig_input,
+    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, SIG_ALG_ED25519, TreeEntry,
+    full_sig_input, origin_sig_input, transit_kek, tree_sig_input,
 };
 use crate::seal::{ChunkSealer, HashWriter, Message, Part};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey, Ed25519Seed};
@@ -109,7 +109,7 @@ impl Evidence {
         &mut self,
         p: &CryptoProvider,
         destination: &Domain,
-        key: &Ed25519PublicKey,
+        keys: &dyn SignerKeys,
     ) -> Result<(), OpenError> {
         let (listed, sig) =
             decode_tree_sig(self.tree_sig.as_deref().ok_or(OpenError::Unauthentic)?)?;
@@ -135,8 +135,10 @@ impl Evidence {
                 return Err(OpenError::Unauthentic);
             }
         }
-        let input = tree_sig_input(&self.header, destination.as_str(), &listed);
-        p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)?;
+        let input = tree_sig_input(SIG_ALG_ED25519, &self.header, destination.as_str(), &listed);
+        // §7.6: the first key of the set that verifies; the full signature must verify under
+        // the same key.
+        let key = verify_any(p, keys, &input, &sig)?;
         // The tree verified: it now vouches for the omitted chunks' hashes.
         for (have, l) in self.tree.iter_mut().zip(&listed) {
             *have = *l;
@@ -148,7 +150,7 @@ impl Evidence {
         let sig = decode_sig(self.full_sig.as_deref().ok_or(OpenError::Unauthentic)?)?;
         let digest = self.full_digest.ok_or(OpenError::Unauthentic)?;
         p.signature
-            .verify(key, &full_sig_input(&self.header, &digest), &sig)
+            .verify(key, &full_sig_input(SIG_ALG_ED25519, &self.header, &digest), &sig)
             .map_err(|_| OpenError::Unauthentic)?;
         self.checked.author_full = SignatureState::Verified;
         Ok(())
@@ -167,9 +169,9 @@ impl Evidence {
         p: &CryptoProvider,
         origin: &Domain,
         destination: &Domain,
-        key: Option<&Ed25519PublicKey>,
+        keys: Option<&dyn SignerKeys>,
     ) -> Result<(), OpenError> {
-        let key = match (self.origin_signed(), key) {
+        let keys = match (self.origin_signed(), keys) {
             (true, Some(k)) => k,
             (false, None) => return Ok(()),
             _ => return Err(OpenError::OriginSignature),
@@ -181,11 +183,70 @@ impl Evidence {
             .position(|e| e.chunk_type == ChunkType::OriginSig)
             .ok_or(OpenError::OriginSignature)?;
         let tree = self.tree.get(..pos).ok_or(OpenError::Unauthentic)?;
-        let input = origin_sig_input(&self.header, origin.as_str(), destination.as_str(), tree);
-        p.signature.verify(key, &input, &sig).map_err(|_| OpenError::Unauthentic)?;
+        let input = origin_sig_input(
+            SIG_ALG_ED25519,
+            &self.header,
+            origin.as_str(),
+            destination.as_str(),
+            tree,
+        );
+        verify_any(p, keys, &input, &sig)?;
         self.checked.origin = SignatureState::Verified;
         Ok(())
     }
+}
+
+/// The keys a signer may have signed with (`spec/envelope.md` §7.6): one key
+/// (`&Ed25519PublicKey`) or a set (a slice or `Vec`), of which at most
+/// [`MAX_SIGNER_KEYS`](crate::format::MAX_SIGNER_KEYS), the first ones, are tried.
+pub trait SignerKeys {
+    /// The keys, in the order to try them.
+    fn keys(&self) -> &[Ed25519PublicKey];
+}
+
+impl SignerKeys for Ed25519PublicKey {
+    fn keys(&self) -> &[Ed25519PublicKey] {
+        std::slice::from_ref(self)
+    }
+}
+
+impl SignerKeys for [Ed25519PublicKey] {
+    fn keys(&self) -> &[Ed25519PublicKey] {
+        self
+    }
+}
+
+impl<const N: usize> SignerKeys for [Ed25519PublicKey; N] {
+    fn keys(&self) -> &[Ed25519PublicKey] {
+        self
+    }
+}
+
+impl SignerKeys for Vec<Ed25519PublicKey> {
+    fn keys(&self) -> &[Ed25519PublicKey] {
+        self
+    }
+}
+
+impl<T: SignerKeys + ?Sized> SignerKeys for &T {
+    fn keys(&self) -> &[Ed25519PublicKey] {
+        (**self).keys()
+    }
+}
+
+/// The first of (at most [`MAX_SIGNER_KEYS`](crate::format::MAX_SIGNER_KEYS) of) `keys`
+/// under which `sig` of `input` verifies (`spec/envelope.md` §7.6).
+fn verify_any<'k>(
+    p: &CryptoProvider,
+    keys: &'k dyn SignerKeys,
+    input: &[u8],
+    sig: &dime_core::crypto::Ed25519Signature,
+) -> Result<&'k Ed25519PublicKey, OpenError> {
+    keys.keys()
+        .iter()
+        .take(crate::format::MAX_SIGNER_KEYS)
+        .find(|k| p.signature.verify(k, input, sig).is_ok())
+        .ok_or(OpenError::Unauthentic)
 }
 
 /// A view whose tags verified but whose signatures are not checked yet. Only the claimed
@@ -461,8 +522,8 @@ impl Unverified<FullView> {
     pub fn verify(
         self,
         p: &CryptoProvider,
-        author: &Ed25519PublicKey,
-        origin: Option<&Ed25519PublicKey>,
+        author: &dyn SignerKeys,
+        origin: Option<&dyn SignerKeys>,
     ) -> Result<Verified<FullView>, OpenError> {
         let Unverified { view, mut ev } = self;
         ev.verify_author(p, &view.destination, author)?;
@@ -477,8 +538,8 @@ impl Unverified<FullView> {
     pub fn verify_delivered(
         self,
         p: &CryptoProvider,
-        author: &Ed25519PublicKey,
-        origin: &Ed25519PublicKey,
+        author: &dyn SignerKeys,
+        origin: &dyn SignerKeys,
     ) -> Result<Verified<FullView>, OpenError> {
         if !self.ev.origin_signed() {
             return Err(OpenError::OriginSignature);
@@ -498,7 +559,7 @@ impl Unverified<OriginView> {
     pub fn verify(
         self,
         p: &CryptoProvider,
-        author: &Ed25519PublicKey,
+        author: &dyn SignerKeys,
     ) -> Result<Verified<OriginView>, OpenError> {
         let Unverified { view, mut ev } = self;
         ev.verify_author(p, &view.destination, author)?;
@@ -524,19 +585,26 @@ impl Verified<OriginView> {
         let kek = transit_kek(p, &self.ev.header, transit).map_err(|_| OpenError::Unauthentic)?;
         let keks = [(Role::Transit, kek)];
         let input = origin_sig_input(
+            SIG_ALG_ED25519,
             &self.ev.header,
             origin_domain.as_str(),
             self.view.destination.as_str(),
             &self.ev.tree,
         );
-        let sig = p.signature.sign(origin_seed, &input);
+        let sig = crate::codec::encode_sig(SIG_ALG_ED25519, &p.signature.sign(origin_seed, &input));
         let index = u16::try_from(self.ev.tree.len())
             .map_err(|_| DecodeError::TooMany("chunks", crate::limits::MAX_CHUNKS))?;
         let mut cs = ChunkSealer { p, header: self.ev.header, keks: &keks, rng };
         let mut w = HashWriter::new(p, Vec::new(), false);
         // From 64 octets in memory to a Vec: no I/O error can occur here.
-        cs.write_chunk(&mut w, ChunkType::OriginSig, index, &mut &sig.0[..], 64)
-            .map_err(|_| OpenError::Unauthentic)?;
+        cs.write_chunk(
+            &mut w,
+            ChunkType::OriginSig,
+            index,
+            &mut &sig[..],
+            crate::format::SIGNATURE_FIELD_LEN as u64,
+        )
+        .map_err(|_| OpenError::Unauthentic)?;
         Ok(w.into_inner())
     }
 }
@@ -552,7 +620,7 @@ impl Unverified<DestinationView> {
     pub fn verify(
         self,
         p: &CryptoProvider,
-        origin: &Ed25519PublicKey,
+        origin: &dyn SignerKeys,
         my_domain: &Domain,
     ) -> Result<Verified<DestinationView>, OpenError> {
         let Unverified { view, mut ev } = self;
@@ -616,8 +684,8 @@ impl Unverified<LightView> {
     pub fn verify(
         self,
         p: &CryptoProvider,
-        author: &Ed25519PublicKey,
-        origin: Option<&Ed25519PublicKey>,
+        author: &dyn SignerKeys,
+        origin: Option<&dyn SignerKeys>,
     ) -> Result<Verified<LightView>, OpenError> {
         let Unverified { mut view, mut ev } = self;
         ev.verify_author(p, &view.view.destination, author)?;

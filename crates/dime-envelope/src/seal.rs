@@ -3,13 +3,13 @@
 //! time, so memory stays bounded by two segments whatever the part sizes.
 
 use crate::codec::{
-    Headers, PartInfo, PartKind, encode_destination, encode_origin, encode_tree_sig,
+    Headers, PartInfo, PartKind, encode_destination, encode_origin, encode_sig, encode_tree_sig,
 };
 use crate::error::{DecodeError, SealError};
 use crate::format::{
-    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, TreeEntry, actor_kek, full_sig_input,
-    origin_sig_input, padded_len, segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek,
-    tree_sig_input,
+    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, SIG_ALG_ED25519, SIGNATURE_FIELD_LEN,
+    TreeEntry, actor_kek, full_sig_input, origin_sig_input, padded_len, segment_aad, segment_nonce,
+    slot_aad, slot_nonce, transit_kek, tree_sig_input,
 };
 use crate::limits::{HEADERS_MAX_LEN, MAX_PARTS, PART_MAX_LEN, SEGMENT_PAYLOAD};
 use dime_core::crypto::{
@@ -373,9 +373,9 @@ fn seal_signed<W: Write>(
     // Test only: a tree without its last entry (count t - 1), for the negative vector.
     #[cfg(test)]
     let listed = if quirks::get().short_tree { &tree[..tree.len() - 1] } else { listed };
-    let input = tree_sig_input(&header, addressing.destination.as_str(), listed);
+    let input = tree_sig_input(SIG_ALG_ED25519, &header, addressing.destination.as_str(), listed);
     let sig = p.signature.sign(signer.seed(), &input);
-    let tree_content = encode_tree_sig(listed, &sig);
+    let tree_content = encode_tree_sig(listed, SIG_ALG_ED25519, &sig);
     let limit = tree_content.len() as u64;
     next(
         &mut cs,
@@ -388,22 +388,41 @@ fn seal_signed<W: Write>(
     // The full signature covers every octet up to its own chunk's key slots (§7.2).
     let key = cs.write_head(&mut w, ChunkType::AuthorFullSig, index)?;
     let digest = w.finish_full();
-    let sig = p.signature.sign(signer.seed(), &full_sig_input(&header, &digest));
-    let full =
-        cs.write_segments(&mut w, &key, ChunkType::AuthorFullSig, index, &mut &sig.0[..], 64)?;
+    // Test only: another algorithm id, signed as such, for the negative vector (§4.1).
+    #[cfg(test)]
+    let full_alg = quirks::get().full_sig_alg.unwrap_or(SIG_ALG_ED25519);
+    #[cfg(not(test))]
+    let full_alg = SIG_ALG_ED25519;
+    let sig = p.signature.sign(signer.seed(), &full_sig_input(full_alg, &header, &digest));
+    let sig = encode_sig(full_alg, &sig);
+    let full = cs.write_segments(
+        &mut w,
+        &key,
+        ChunkType::AuthorFullSig,
+        index,
+        &mut &sig[..],
+        SIGNATURE_FIELD_LEN as u64,
+    )?;
     if let Some(seed) = origin_seed {
         // The origin signature covers the tree of every chunk before it and both domains.
         tree.push(full);
         let input = origin_sig_input(
+            SIG_ALG_ED25519,
             &header,
             addressing.origin.as_str(),
             addressing.destination.as_str(),
             &tree,
         );
-        let sig = p.signature.sign(seed, &input);
+        let sig = encode_sig(SIG_ALG_ED25519, &p.signature.sign(seed, &input));
         let index = u16::try_from(tree.len())
             .map_err(|_| DecodeError::TooMany("chunks", crate::limits::MAX_CHUNKS))?;
-        cs.write_chunk(&mut w, ChunkType::OriginSig, index, &mut &sig.0[..], 64)?;
+        cs.write_chunk(
+            &mut w,
+            ChunkType::OriginSig,
+            index,
+            &mut &sig[..],
+            SIGNATURE_FIELD_LEN as u64,
+        )?;
     }
     w.flush()?;
     Ok(w.into_inner())
@@ -507,14 +526,22 @@ impl ChunkSealer<'_, '_> {
                 .find(|(r, _)| *r == role)
                 .map(|(_, k)| k)
                 .ok_or(SealError::BadActorKey(role))?;
+            let alg = role.slot_alg();
+            // Test only: another algorithm id in one slot, sealed as such (§4.1).
+            #[cfg(test)]
+            let alg = match quirks::get().slot_alg {
+                Some((t, r, a)) if t == ty && r == role => a,
+                _ => alg,
+            };
             let mut wrapped = key.expose().to_vec();
             p.aead.seal(
                 kek,
                 &slot_nonce(role, index),
-                &slot_aad(&self.header, ty, index, role),
+                &slot_aad(&self.header, ty, index, role, alg),
                 &mut wrapped,
             );
             head.push(role.code());
+            head.push(alg);
             head.extend_from_slice(&wrapped);
         }
         w.write_raw(&head)?;
@@ -666,6 +693,11 @@ pub(crate) mod quirks {
         pub(crate) noncanonical_recipient: bool,
         /// Write part info without checking it (§8.4).
         pub(crate) unchecked_part_info: bool,
+        /// Write this algorithm id in the slot of this role of the chunk of this type, in its
+        /// associated data too, under the role's own KEK (§4.1).
+        pub(crate) slot_alg: Option<(crate::format::ChunkType, crate::format::Role, u8)>,
+        /// Write and sign the author full signature with this algorithm id (§4.1, §7).
+        pub(crate) full_sig_alg: Option<u8>,
     }
 
     thread_local! {
@@ -674,6 +706,8 @@ pub(crate) mod quirks {
             short_tree: false,
             noncanonical_recipient: false,
             unchecked_part_info: false,
+            slot_alg: None,
+            full_sig_alg: None,
         }) };
     }
 

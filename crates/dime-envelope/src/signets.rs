@@ -3,9 +3,13 @@
 //! These adapters read keys; they do not judge trust. Give [`ActorKeys::from_signet`] only a
 //! signet that has been validated (`Signet::validate`) and authenticated (key discovery).
 
+use crate::format::MAX_SIGNER_KEYS;
 use crate::seal::{ActorKeys, ActorSecret};
-use dime_core::crypto::CryptoProvider;
-use dime_signet::{EncryptionKey, EncryptionSecret, FieldError, OrgKeys, Signet, UserKeys};
+use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
+use dime_signet::{
+    EncryptionKey, EncryptionSecret, FieldError, OrgKeys, Signet, SokPermissions, UserKeys,
+    Verifier,
+};
 
 /// Why a signet or key set cannot serve as an actor's envelope keys.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -31,6 +35,52 @@ impl ActorKeys {
             EncryptionKey::Secp256k1(_) => Err(ActorKeyError::V1EncryptionKey),
         }
     }
+}
+
+/// The keys that may make an origin's signatures (`spec/envelope.md` §7.6): the org signet's
+/// POK, then each secondary organisational key whose permissions allow messages (bit 1), in
+/// field order, at most [`MAX_SIGNER_KEYS`] in all. Give it a validated, authenticated org
+/// signet. A malformed SOK field leaves the set at the POK (such a signet is malformed).
+pub fn origin_signing_keys(org: &Signet) -> Result<Vec<Ed25519PublicKey>, ActorKeyError> {
+    let mut keys = vec![org.signing_key().map_err(ActorKeyError::SigningKey)?];
+    let soks = org.soks().unwrap_or_default();
+    keys.extend(
+        soks.iter()
+            .filter(|s| s.permissions.contains(SokPermissions::MESSAGE))
+            .map(|s| s.key)
+            .take(MAX_SIGNER_KEYS - 1),
+    );
+    Ok(keys)
+}
+
+/// The keys that may have made an author's signatures (`spec/envelope.md` §7.6): `chain` is
+/// the author's signets, oldest first, the current one last, each already validated as a user
+/// signet of the author's organisation. The set is the current signet's key then, walking
+/// back, each earlier signet's key while the next signet's custody signature (field 4)
+/// verifies under it (`spec/signet.md` §5.4, §6 step 4); it stops at the first break (a signet
+/// without a custody signature, or one that does not verify), and keeps at most
+/// [`MAX_SIGNER_KEYS`], newest first. An empty chain gives an empty set.
+pub fn author_signing_keys(
+    p: &CryptoProvider,
+    chain: &[Signet],
+) -> Result<Vec<Ed25519PublicKey>, ActorKeyError> {
+    let Some(current) = chain.last() else {
+        return Ok(Vec::new());
+    };
+    let mut keys = vec![current.signing_key().map_err(ActorKeyError::SigningKey)?];
+    for pair in chain.windows(2).rev() {
+        let [previous, next] = pair else { break };
+        if keys.len() == MAX_SIGNER_KEYS {
+            break;
+        }
+        // Step 4 of the ladder alone decides: the signets were validated by the caller.
+        if !next.validate(p, &Verifier::new().previous(previous)).custody_checked() {
+            break;
+        }
+        let Ok(key) = previous.signing_key() else { break };
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 fn secret_of(p: &CryptoProvider, s: &EncryptionSecret) -> Result<ActorSecret, ActorKeyError> {

@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use dime_core::crypto::{CryptoProvider, default_provider};
+const SLOT: usize = 50;
 use dime_envelope::*;
 use dime_testkit::{insecure_provider, seeded_rng};
 
@@ -70,7 +71,7 @@ fn crypto_failures_do_not_say_which_check_failed() {
     // A flip in a slot, in a chunk's ciphertext and in its tag: the same error, same text.
     let (_, body) = ranges.iter().find(|(t, _)| *t == ChunkType::Display).unwrap().clone();
     let mut texts = Vec::new();
-    for off in [body.start + 6, body.start + 5 + 2 * 49 + 10, body.end - 1] {
+    for off in [body.start + 7, body.start + 5 + 2 * SLOT + 10, body.end - 1] {
         let mut bad = msg.clone();
         bad[off] ^= 1;
         let e = open_as_recipient(p, &bad, &w.recip.enc)
@@ -196,17 +197,17 @@ fn slot_swaps_are_detected() {
         let n = ty.slot_roles().len();
         for a in 0..n {
             for b in (a + 1)..n {
-                let sa = r.start + 5 + a * 49;
-                let sb = r.start + 5 + b * 49;
+                let sa = r.start + 5 + a * SLOT;
+                let sb = r.start + 5 + b * SLOT;
                 // Whole slots swapped (roles out of order), then only the wrapped keys.
                 let mut bad = msg.clone();
-                let (x, y) = (msg[sa..sa + 49].to_vec(), msg[sb..sb + 49].to_vec());
-                bad[sa..sa + 49].copy_from_slice(&y);
-                bad[sb..sb + 49].copy_from_slice(&x);
+                let (x, y) = (msg[sa..sa + SLOT].to_vec(), msg[sb..sb + SLOT].to_vec());
+                bad[sa..sa + SLOT].copy_from_slice(&y);
+                bad[sb..sb + SLOT].copy_from_slice(&x);
                 assert_all_refuse(p, &w, &bad, &format!("{ty:?} slots {a}<->{b}"));
                 let mut bad = msg.clone();
-                bad[sa + 1..sa + 49].copy_from_slice(&y[1..]);
-                bad[sb + 1..sb + 49].copy_from_slice(&x[1..]);
+                bad[sa + 2..sa + SLOT].copy_from_slice(&y[2..]);
+                bad[sb + 2..sb + SLOT].copy_from_slice(&x[2..]);
                 assert_all_refuse(p, &w, &bad, &format!("{ty:?} wrapped keys {a}<->{b}"));
             }
         }
@@ -359,7 +360,7 @@ fn declared_length_bombs_fail_before_allocating() {
     let msg = delivered(p, &mut seeded_rng(30), &w, &sample_message(5));
     let ranges = chunk_ranges(p, &w, &msg);
     let r = &ranges[1].1; // transit chunk: 5 + 4 slots, then the first segment frame
-    let len_at = r.start + 5 + 4 * 49 + 1;
+    let len_at = r.start + 5 + 4 * SLOT + 1;
     let mut bad = msg.clone();
     bad[len_at..len_at + 4].copy_from_slice(&u32::MAX.to_be_bytes());
     let e = open_as_recipient(p, &bad, &w.recip.enc).unwrap_err();

@@ -70,7 +70,7 @@ impl OriginKeys for Origins {
         &self,
         origin: &Domain,
         fingerprint: &Fingerprint,
-    ) -> Result<Ed25519PublicKey, Refusal> {
+    ) -> Result<Vec<Ed25519PublicKey>, Refusal> {
         if self.local.0.contains_key(origin) {
             return self.local.origin_key(origin, fingerprint).await;
         }

@@ -7,7 +7,7 @@ use crate::{LocalDomain, now};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_dmtp::{Delivery, Refusal, SignetName, TransactionId, VerifyAnswer};
-use dime_envelope::open_as_destination;
+use dime_envelope::{open_as_destination, origin_signing_keys};
 use dime_net::Handler;
 use dime_resolver::{DiscoveryError, KeyResolver, OrgKey, PinStore, SignetSource};
 use dime_signet::{FingerprintKind, Signet};
@@ -17,17 +17,18 @@ use std::future::Future;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// Where the destination finds an origin's org signing key, authenticated as the fingerprint
-/// MAIL named: the [`KeyResolver`] in production, a [`StaticOrigins`] map in tests.
+/// Where the destination finds an origin's message-signing keys, authenticated as the
+/// fingerprint MAIL named: the [`KeyResolver`] in production, a [`StaticOrigins`] map in tests.
 pub trait OriginKeys: Send + Sync + 'static {
-    /// The signing key of `origin`'s org signet whose fingerprint is `fingerprint`.
+    /// The message-signing keys of `origin`'s org signet whose fingerprint is `fingerprint`:
+    /// its POK and its SOKs that may sign messages (`spec/envelope.md` §7.6).
     /// [`Refusal::OriginNotVerified`] when it is not that signet, [`Refusal::Temporary`] when
     /// DNS or the signet fetch failed in a way that may pass.
     fn origin_key(
         &self,
         origin: &Domain,
         fingerprint: &Fingerprint,
-    ) -> impl Future<Output = Result<Ed25519PublicKey, Refusal>> + Send;
+    ) -> impl Future<Output = Result<Vec<Ed25519PublicKey>, Refusal>> + Send;
 }
 
 impl<S, P> OriginKeys for KeyResolver<S, P>
@@ -39,21 +40,21 @@ where
         &self,
         origin: &Domain,
         fingerprint: &Fingerprint,
-    ) -> Result<Ed25519PublicKey, Refusal> {
+    ) -> Result<Vec<Ed25519PublicKey>, Refusal> {
         origin_key_of(self.org_key(origin).await, fingerprint)
     }
 }
 
-/// What MAIL's origin check makes of the resolver's answer: the org signet's signing key when
-/// the authenticated signet is the one MAIL named; [`Refusal::OriginNotVerified`] when it is
+/// What MAIL's origin check makes of the resolver's answer: the org signet's message-signing
+/// keys (`spec/envelope.md` §7.6) when the authenticated signet is the one MAIL named; [`Refusal::OriginNotVerified`] when it is
 /// another, or when discovery failed for good; [`Refusal::Temporary`] when it may pass later.
 fn origin_key_of(
     found: Result<OrgKey, DiscoveryError>,
     fingerprint: &Fingerprint,
-) -> Result<Ed25519PublicKey, Refusal> {
+) -> Result<Vec<Ed25519PublicKey>, Refusal> {
     match found {
         Ok(k) if k.org.fingerprint == *fingerprint => {
-            k.org.signet.signing_key().map_err(|_| Refusal::OriginNotVerified)
+            origin_signing_keys(&k.org.signet).map_err(|_| Refusal::OriginNotVerified)
         }
         Ok(_) => Err(Refusal::OriginNotVerified),
         Err(e) if e.is_temporary() => Err(Refusal::Temporary),
@@ -71,9 +72,9 @@ impl OriginKeys for StaticOrigins {
         &self,
         origin: &Domain,
         fingerprint: &Fingerprint,
-    ) -> Result<Ed25519PublicKey, Refusal> {
+    ) -> Result<Vec<Ed25519PublicKey>, Refusal> {
         match self.0.get(origin) {
-            Some((fp, key)) if fp == fingerprint => Ok(*key),
+            Some((fp, key)) if fp == fingerprint => Ok(vec![*key]),
             _ => Err(Refusal::OriginNotVerified),
         }
     }
@@ -148,14 +149,14 @@ fn transaction_id(p: &CryptoProvider, d: &dime_store::Delivered) -> Option<Trans
 }
 
 impl<O: OriginKeys> Handler for Destination<O> {
-    /// The origin's signing key, from its org signet as MAIL named it.
-    type Origin = Ed25519PublicKey;
+    /// The origin's message-signing keys, from its org signet as MAIL named it.
+    type Origin = Vec<Ed25519PublicKey>;
 
     async fn verify_origin(
         &self,
         origin: Domain,
         fingerprint: Fingerprint,
-    ) -> Result<Ed25519PublicKey, Refusal> {
+    ) -> Result<Vec<Ed25519PublicKey>, Refusal> {
         let r = self.origins.origin_key(&origin, &fingerprint).await;
         if let Err(e) = &r {
             tracing::info!(origin = %origin, refusal = %e, "mail refused");
@@ -177,13 +178,17 @@ impl<O: OriginKeys> Handler for Destination<O> {
         Ok(())
     }
 
-    async fn deliver(&self, d: Delivery, key: &Ed25519PublicKey) -> Result<TransactionId, Refusal> {
-        let key = *key;
+    async fn deliver(
+        &self,
+        d: Delivery,
+        keys: &Vec<Ed25519PublicKey>,
+    ) -> Result<TransactionId, Refusal> {
+        let keys = keys.clone();
         let (local, store, p) = (Arc::clone(&self.local), Arc::clone(&self.store), self.provider);
         let origin = d.origin.clone();
         let r = run_blocking(&self.delivering, move || {
             let view = open_as_destination(p, &d.body[..], &local.secret)
-                .and_then(|u| u.verify(p, &key, &local.domain))
+                .and_then(|u| u.verify(p, &keys, &local.domain))
                 .map_err(|_| Refusal::BadSignature)?;
             // The address rules of `spec/envelope.md` §7.5: the origin signature verified for
             // our domain (rule 3), the destination chunk's origin is the transaction's (rule
@@ -284,14 +289,19 @@ mod tests {
     use dime_resolver::signets::ValidOrg;
     use dime_resolver::{Decision, DeferReason, DnssecProof, Provenance, SignetError, SourceError};
     use dime_signet::record::Record;
-    use dime_signet::{OrgKeys, Profile, SignetState, create_org_signet};
+    use dime_signet::{OrgKeys, Profile, SignetState, SokPermissions, create_org_signet};
     use std::thread::{ThreadId, current};
     use std::time::Duration;
 
     #[test]
     fn the_origin_key_is_the_named_signets_and_failures_keep_their_kind() {
         let p = dime_core::crypto::default_provider();
-        let keys = OrgKeys::generate(&mut dime_testkit::seeded_rng(5));
+        let mut rng = dime_testkit::seeded_rng(5);
+        let mut keys = OrgKeys::generate(&mut rng);
+        // spec/envelope.md §7.6: a SOK that may sign messages is in the set, one that may
+        // only sign user signets is not.
+        keys.add_sok(&mut rng, SokPermissions::SIGNET);
+        keys.add_sok(&mut rng, SokPermissions::MESSAGE);
         let domain: Domain = "a.test".parse().unwrap();
         let signet = create_org_signet(p, &keys, &domain, &Profile::new()).unwrap();
         let named = signet.naming_fingerprint(p).unwrap();
@@ -314,7 +324,11 @@ mod tests {
                 user: None,
             },
         };
-        assert_eq!(origin_key_of(Ok(found(named)), &named), Ok(signet.signing_key().unwrap()));
+        let message_sok = p.signature.public_key(&keys.soks()[1].seed);
+        assert_eq!(
+            origin_key_of(Ok(found(named)), &named),
+            Ok(vec![signet.signing_key().unwrap(), message_sok])
+        );
         let other = Fingerprint([7; 64]);
         assert_eq!(origin_key_of(Ok(found(other)), &named), Err(Refusal::OriginNotVerified));
         let temporary = [

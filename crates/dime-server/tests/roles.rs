@@ -382,7 +382,7 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
     );
     // MAIL's check: the origin's org signet must be the one named, by its fingerprint.
     // It gives the origin's signing key, which the transaction's body is verified with.
-    assert_eq!(h.verify_origin(domain("a.test"), w.a.local.org_fingerprint).await, Ok(a_key));
+    assert_eq!(h.verify_origin(domain("a.test"), w.a.local.org_fingerprint).await, Ok(vec![a_key]));
     assert_eq!(
         h.verify_origin(domain("a.test"), w.b.local.org_fingerprint).await,
         Err(Refusal::OriginNotVerified)
@@ -429,9 +429,12 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
     // a.test origin-signed, for b.test: every signature holds, and b.test refuses it as an
     // unknown recipient (`spec/envelope.md` §7.5 rule 1).
     let elsewhere = origin_signed(&w.seal_to(33, "b.test", "canaryrcpt@c.test"), a_seed);
-    assert_eq!(h.deliver(delivery("a.test", elsewhere), &a_key).await, Err(Refusal::NotFound));
+    assert_eq!(
+        h.deliver(delivery("a.test", elsewhere), &vec![a_key]).await,
+        Err(Refusal::NotFound)
+    );
     assert_eq!(stored(), 0, "a recipient of another domain: nothing stored");
-    h.deliver(delivery("a.test", origin_signed(&sealed, a_seed)), &a_key).await.unwrap();
+    h.deliver(delivery("a.test", origin_signed(&sealed, a_seed)), &vec![a_key]).await.unwrap();
     assert_eq!(stored(), 1);
 }
 

@@ -21,6 +21,7 @@ use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox};
 use dime_envelope::{
     ChunkType, ErrorClass, FullView, MessageKind, PartKind, SignatureState, Signatures, Unverified,
+    origin_signing_keys,
 };
 use dime_store::{Accounts, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
 
@@ -269,13 +270,13 @@ impl<D: Directory> MailService<D> {
         let (author, origin) = (m.claimed_author().clone(), m.claimed_origin().clone());
         // Refused whatever its signatures: no lookup at a domain the author cannot claim.
         author_of_origin(kind, &author, &origin)?;
-        let origin_key = self.origin_key(session, &origin).await?;
-        let author_key = match kind {
-            MessageKind::Trustful => origin_key,
-            _ => self.author_key(session, &author).await?,
+        let origin_keys = self.origin_keys(session, &origin).await?;
+        let author_keys = match kind {
+            MessageKind::Trustful => origin_keys.clone(),
+            _ => vec![self.author_key(session, &author).await?],
         };
         let v = m
-            .verify_delivered(self.provider, &author_key, &origin_key)
+            .verify_delivered(self.provider, &author_keys, &origin_keys)
             .map_err(|e| reason(e.class()))?;
         let signatures = v.signatures();
         let view = v.into_view();
@@ -305,26 +306,31 @@ impl<D: Directory> MailService<D> {
         s
     }
 
-    /// The signing key of `origin`'s organisation: ours, else discovered once per session.
-    async fn origin_key(
+    /// The message-signing keys of `origin`'s organisation (`spec/envelope.md` §7.6): ours,
+    /// else discovered once per session.
+    async fn origin_keys(
         &self,
         session: &mut UserSession,
         origin: &Domain,
-    ) -> Result<Ed25519PublicKey, String> {
-        if *origin == self.local.domain {
-            return Ok(self.local.keys().pok(self.provider));
-        }
+    ) -> Result<Vec<Ed25519PublicKey>, String> {
         if let Some(k) = session.origin_keys.get(origin) {
-            return Ok(*k);
+            return Ok(k.clone());
+        }
+        if *origin == self.local.domain {
+            let keys = origin_signing_keys(&self.local.org_signet)
+                .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
+            session.origin_keys.insert(origin.clone(), keys.clone());
+            return Ok(keys);
         }
         let signet = self
             .directory
             .org_signet(origin)
             .await
             .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
-        let key = signet.signing_key().map_err(|e| unavailable(format_args!("origin key: {e}")))?;
-        session.origin_keys.insert(origin.clone(), key);
-        Ok(key)
+        let keys = origin_signing_keys(&signet)
+            .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
+        session.origin_keys.insert(origin.clone(), keys.clone());
+        Ok(keys)
     }
 
     /// The signing key of `author`'s current signet: from the store for our domain, else

@@ -71,7 +71,7 @@ pub struct UserSession {
     max_secs: u64,
     /// Signing keys of the authors and origins whose mail this session verified.
     pub(super) author_keys: HashMap<Mailbox, Ed25519PublicKey>,
-    pub(super) origin_keys: HashMap<Domain, Ed25519PublicKey>,
+    pub(super) origin_keys: HashMap<Domain, Vec<Ed25519PublicKey>>,
 }
 
 impl std::fmt::Debug for UserSession {
