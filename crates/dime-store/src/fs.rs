@@ -16,9 +16,9 @@
 
 use crate::StoreError;
 use std::fmt;
-use std::fs::{File, OpenOptions};
+use std::fs::{File, OpenOptions, Permissions};
 use std::io;
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 /// A file system the store can live on: the operations it does on paths.
@@ -66,9 +66,41 @@ pub trait StoreFile: Send + Sync + fmt::Debug {
     fn into_os_file(self: Box<Self>) -> Result<File, Box<dyn StoreFile>>;
 }
 
+/// The store proper's database file in the data directory.
+pub(crate) const STORE_FILE: &str = "store.redb";
+
 /// The real file system (the default of [`crate::Store::open`]).
+///
+/// What it creates is private (`spec/dimed.md` §3): directories [`OsFs::DIR_MODE`], files
+/// [`OsFs::FILE_MODE`], set explicitly whatever the process's umask. A directory or file that
+/// exists already keeps its mode (`dimed` warns of a loose one at start).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OsFs;
+
+impl OsFs {
+    /// The mode of a directory the store creates: its owner's only.
+    pub const DIR_MODE: u32 = 0o700;
+    /// The mode of a file the store creates (`store.redb`, the delivery log, the key vault).
+    pub const FILE_MODE: u32 = 0o600;
+}
+
+impl crate::StoreConfig {
+    /// The directories and files of the store this configuration opens, each with whether it
+    /// is a directory: the data directory, `store.redb`, the delivery log, the key vault's
+    /// directory and the key vault. Each is private: [`OsFs::DIR_MODE`], [`OsFs::FILE_MODE`].
+    pub fn private_paths(&self) -> Vec<(std::path::PathBuf, bool)> {
+        let mut paths = vec![
+            (self.data_dir.clone(), true),
+            (self.data_dir.join(STORE_FILE), false),
+            (self.data_dir.join(crate::log::LOG_FILE), false),
+        ];
+        if let Some(dir) = self.vault_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            paths.push((dir.to_owned(), true));
+        }
+        paths.push((self.vault_path.clone(), false));
+        paths
+    }
+}
 
 impl StoreFs for OsFs {
     fn exists(&self, path: &Path) -> io::Result<bool> {
@@ -76,12 +108,27 @@ impl StoreFs for OsFs {
     }
 
     fn create_dir(&self, dir: &Path) -> io::Result<()> {
-        std::fs::create_dir(dir)
+        // Created private (never wider than DIR_MODE, whatever the umask), then set to exactly
+        // DIR_MODE: a stricter umask must not leave a directory its owner cannot use.
+        std::fs::DirBuilder::new().mode(OsFs::DIR_MODE).create(dir)?;
+        std::fs::set_permissions(dir, Permissions::from_mode(OsFs::DIR_MODE))
     }
 
     fn open(&self, path: &Path) -> io::Result<Box<dyn StoreFile>> {
-        let file =
-            OpenOptions::new().read(true).write(true).create(true).truncate(false).open(path)?;
+        let mut new = OpenOptions::new();
+        new.read(true).write(true).create_new(true).mode(OsFs::FILE_MODE);
+        let file = match new.open(path) {
+            Ok(file) => {
+                // Exactly FILE_MODE on the open file, whatever the umask left.
+                file.set_permissions(Permissions::from_mode(OsFs::FILE_MODE))?;
+                file
+            }
+            // An existing file keeps its mode (dimed warns of a loose one at start).
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                OpenOptions::new().read(true).write(true).open(path)?
+            }
+            Err(e) => return Err(e),
+        };
         Ok(Box::new(OsFile(file)))
     }
 

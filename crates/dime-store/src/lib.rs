@@ -323,7 +323,7 @@ impl Store {
         if let Some(parent) = config.vault_path.parent() {
             fs::create_dir_durably(fs, parent)?;
         }
-        let backend = RedbBackend::open_with_fs(fs, &config.data_dir.join("store.redb"))?;
+        let backend = RedbBackend::open_with_fs(fs, &config.data_dir.join(fs::STORE_FILE))?;
         let vault = RedbBackend::open_with_fs(fs, &config.vault_path)?;
         Store::assemble(Box::new(backend), Box::new(vault), config, provider, fs)
     }
