@@ -11,7 +11,9 @@ use crate::{
     AccountError, AccountId, Accounts, Inner, MAX_PASSWORD_LEN, MailboxId, Store, StoreError,
     Timestamp, quarantine,
 };
-use dime_core::crypto::{Argon2Params, X25519PublicKey, X25519Secret};
+use dime_core::crypto::{
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, Argon2Memory, Argon2Params, X25519PublicKey, X25519Secret,
+};
 use dime_core::{CryptoRngCore, Mailbox, Secret};
 use dime_signet::{OrgKeys, OrgSigner, Profile, Signet, UserKeys};
 use zeroize::Zeroizing;
@@ -268,7 +270,8 @@ impl Inner {
         let params = self.argon2;
         let mut salt = [0u8; SALT_LEN];
         rng.fill_bytes(&mut salt);
-        let kek = self.password_kek(a, shred, password, &params, &salt)?;
+        let kek =
+            self.password_kek(a, shred, password, &params, &salt, &mut Argon2Memory::new())?;
         let aad = password_aad(a, &params, &salt);
         let sealed = seal(self.p, rng, &kek, &aad, account_key.expose());
         Ok(Enc::new()
@@ -287,13 +290,14 @@ impl Inner {
         password: &[u8],
         params: &Argon2Params,
         salt: &[u8],
+        memory: &mut Argon2Memory,
     ) -> Result<dime_core::crypto::AeadKey, StoreError> {
         if password.len() > MAX_PASSWORD_LEN {
             return Err(StoreError::TooLarge { what: "password", limit: MAX_PASSWORD_LEN });
         }
         params.check().map_err(StoreError::HostileParams)?;
         let mut stretched = Secret::new([0u8; 32]);
-        self.p.password_kdf.argon2id(password, salt, params, stretched.expose_mut())?;
+        self.p.password_kdf.argon2id_in(password, salt, params, stretched.expose_mut(), memory)?;
         let ss = server_salt(self.pepper.expose(), shred.expose());
         derive(self.p, &ss, stretched.expose(), &[b"dime-store password kek", &a.0])
     }
@@ -304,16 +308,32 @@ impl Inner {
         shred: &Secret<[u8; 32]>,
         body: &[u8],
         password: &[u8],
+        memory: &mut Argon2Memory,
     ) -> Result<Secret<[u8; 32]>, StoreError> {
         let mut d = Dec::new(body, "wrapped key");
         let params = Argon2Params { m_kib: d.u32()?, t: d.u32()?, p: d.u32()? };
         let salt = d.array::<SALT_LEN>()?;
         let sealed = d.bytes()?;
         d.finish()?;
-        let kek = self.password_kek(a, shred, password, &params, &salt)?;
+        let kek = self.password_kek(a, shred, password, &params, &salt, memory)?;
         let pt = open(self.p, &kek, &password_aad(a, &params, &salt), sealed)
             .map_err(|_| StoreError::LoginFailed)?;
         to_key(&pt)
+    }
+
+    /// The work of [`Inner::unwrap_password`] for a login that has no password record to try
+    /// (an unknown address, a deleted account): the Argon2id of the store's parameters, the key
+    /// derivation and an AEAD open that fails, so that it takes as long as a wrong password
+    /// (`spec/dimed.md`, Logins). Its result is discarded.
+    fn dummy_unwrap(&self, password: &[u8], memory: &mut Argon2Memory) {
+        let a = AccountId([0; 16]);
+        let shred = Secret::new([0u8; 32]);
+        let salt = [0u8; SALT_LEN];
+        // The shape of a wrapped account key: nonce ‖ 32 octets ‖ tag.
+        let sealed = [0u8; AEAD_NONCE_LEN + 32 + AEAD_TAG_LEN];
+        if let Ok(kek) = self.password_kek(a, &shred, password, &self.argon2, &salt, memory) {
+            let _ = open(self.p, &kek, &password_aad(a, &self.argon2, &salt), &sealed);
+        }
     }
 
     fn session(
@@ -386,6 +406,60 @@ fn to_key(pt: &[u8]) -> Result<Secret<[u8; 32]>, StoreError> {
 
 fn signet_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Signet(e.to_string())
+}
+
+impl Store {
+    /// [`Accounts::login`], with Argon2id working in `memory` (the caller bounds how many run
+    /// at once and keeps one memory per slot, `spec/dimed.md`, Logins). An unknown address, a
+    /// deleted account or an account without a password does the same work as a wrong password
+    /// (a dummy Argon2id of the store's parameters, then an AEAD open that fails) before its
+    /// error, so that the time taken does not tell them apart.
+    ///
+    /// # Errors
+    /// As [`Accounts::login`].
+    pub fn login_in(
+        &self,
+        address: &Mailbox,
+        password: &[u8],
+        now: Timestamp,
+        memory: &mut Argon2Memory,
+    ) -> Result<Session, AccountError> {
+        let inner = &*self.inner;
+        let found = inner.account_of(address).and_then(|a| {
+            let shred = inner.shred_key(a)?;
+            let body = self.key_record(a, KIND_PASSWORD)?.ok_or(StoreError::LoginFailed)?;
+            Ok((a, shred, body))
+        });
+        let (a, shred, body) = match found {
+            Ok(found) => found,
+            Err(
+                e @ (StoreError::UnknownAccount | StoreError::Shredded | StoreError::LoginFailed),
+            ) => {
+                inner.dummy_unwrap(password, memory);
+                return Err(e.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let ak = inner.unwrap_password(a, &shred, &body, password, memory)?;
+        Ok(inner.session(a, address, ak, now)?)
+    }
+
+    /// A short keyed tag of `address` (its normalised form), for login throttling and audit
+    /// lines (`spec/dimed.md`, Logins): the same for the same address across restarts, whether
+    /// or not it has an account, neither the address nor its index key, and useless without the
+    /// store's pepper.
+    ///
+    /// # Errors
+    /// [`AccountError::Backend`] if the key derivation fails.
+    pub fn login_tag(&self, address: &Mailbox) -> Result<[u8; 8], AccountError> {
+        let inner = &*self.inner;
+        let norm = address.to_string().to_lowercase();
+        let k =
+            derive(inner.p, inner.pepper.expose(), norm.as_bytes(), &[b"dime-store login tag"])?;
+        let mut tag = [0u8; 8];
+        tag.copy_from_slice(&k.expose()[..8]);
+        Ok(tag)
+    }
 }
 
 impl Accounts for Store {
@@ -509,12 +583,7 @@ impl Accounts for Store {
         password: &[u8],
         now: Timestamp,
     ) -> Result<Session, AccountError> {
-        let inner = &*self.inner;
-        let a = inner.account_of(address)?;
-        let shred = inner.shred_key(a)?;
-        let body = self.key_record(a, KIND_PASSWORD)?.ok_or(StoreError::LoginFailed)?;
-        let ak = inner.unwrap_password(a, &shred, &body, password)?;
-        Ok(inner.session(a, address, ak, now)?)
+        self.login_in(address, password, now, &mut Argon2Memory::new())
     }
 
     fn change_password(
@@ -890,5 +959,110 @@ mod tests {
                 .unwrap();
             assert_eq!(rec.unwrap().recovery, code, "{user}");
         }
+    }
+
+    /// A password KDF that records, per thread, the parameters of each derivation and the
+    /// memory it was given, then derives with the default provider.
+    #[derive(Debug)]
+    struct Recording;
+
+    thread_local! {
+        static DERIVED: std::cell::RefCell<Vec<(Argon2Params, usize)>> =
+            const { std::cell::RefCell::new(Vec::new()) };
+    }
+
+    impl dime_core::crypto::PasswordKdf for Recording {
+        fn argon2id(
+            &self,
+            password: &[u8],
+            salt: &[u8],
+            params: &Argon2Params,
+            out: &mut [u8],
+        ) -> Result<(), dime_core::crypto::CryptoError> {
+            self.argon2id_in(password, salt, params, out, &mut Argon2Memory::new())
+        }
+
+        fn argon2id_in(
+            &self,
+            password: &[u8],
+            salt: &[u8],
+            params: &Argon2Params,
+            out: &mut [u8],
+            memory: &mut Argon2Memory,
+        ) -> Result<(), dime_core::crypto::CryptoError> {
+            let p = dime_core::crypto::default_provider();
+            let r = p.password_kdf.argon2id_in(password, salt, params, out, memory);
+            DERIVED.with(|d| d.borrow_mut().push((*params, memory.kib())));
+            r
+        }
+    }
+
+    fn derived() -> Vec<(Argon2Params, usize)> {
+        DERIVED.with(|d| std::mem::take(&mut *d.borrow_mut()))
+    }
+
+    #[test]
+    fn an_unknown_or_deleted_account_costs_the_argon2id_of_a_wrong_password() {
+        // spec/dimed.md, Logins: the time of a failed login does not tell the cases apart.
+        let provider: &'static dime_core::crypto::CryptoProvider =
+            Box::leak(Box::new(dime_core::crypto::CryptoProvider {
+                password_kdf: &Recording,
+                ..*dime_core::crypto::default_provider()
+            }));
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::testing::config(dir.path());
+        let params = config.argon2;
+        let store = Store::open(config, provider).unwrap();
+        let mut rng = dime_testkit::seeded_rng(5);
+        let org = OrgKeys::generate(&mut rng);
+        let [alice, bob, nobody] = ["alice", "bob", "nobody"]
+            .map(|u| Mailbox::parse(&format!("{u}@example.org")).unwrap());
+        for who in [&alice, &bob] {
+            let new = NewAccount {
+                address: who,
+                password: b"pw",
+                recovery: Recovery::None,
+                quota_bytes: 1,
+            };
+            store.create_account(&mut rng, &org, &new, Timestamp(1)).unwrap();
+        }
+        store.delete_account(&bob).unwrap();
+        let kib = params.m_kib as usize;
+        let mut memory = Argon2Memory::new();
+        derived();
+        for (who, password, want) in [
+            (&alice, &b"wrong"[..], Some(AccountError::LoginFailed)),
+            (&nobody, b"pw", Some(AccountError::UnknownAccount)),
+            (&bob, b"pw", Some(AccountError::UnknownAccount)),
+            (&alice, b"pw", None),
+        ] {
+            let r = store.login_in(who, password, Timestamp(2), &mut memory);
+            assert_eq!(r.err(), want, "{who}");
+            assert_eq!(derived(), [(params, kib)], "{who}: one Argon2id in the given memory");
+        }
+        // The memory is kept for the next login, and wiped (its Debug shows only its size).
+        assert_eq!(format!("{memory:?}"), format!("Argon2Memory({kib} KiB)"));
+        // The facet's login does the same, in a memory of its own.
+        assert_eq!(
+            store.login(&nobody, b"pw", Timestamp(2)).unwrap_err(),
+            AccountError::UnknownAccount
+        );
+        assert_eq!(derived(), [(params, kib)]);
+    }
+
+    #[test]
+    fn a_login_tag_is_short_stable_keyed_and_case_blind() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let alice = Mailbox::parse("alice@example.org").unwrap();
+        let tag = store.login_tag(&alice).unwrap();
+        assert_eq!(store.login_tag(&Mailbox::parse("Alice@Example.org").unwrap()).unwrap(), tag);
+        assert_ne!(store.login_tag(&Mailbox::parse("bob@example.org").unwrap()).unwrap(), tag);
+        assert_ne!(&store.inner.address_tag(&alice).unwrap()[..8], &tag[..], "not the index key");
+        let other = tempfile::tempdir().unwrap();
+        let mut config = crate::testing::config(other.path());
+        config.pepper = Secret::new(vec![8; 32]);
+        let peppered = Store::open(config, dime_core::crypto::default_provider()).unwrap();
+        assert_ne!(peppered.login_tag(&alice).unwrap(), tag, "keyed by the pepper");
     }
 }

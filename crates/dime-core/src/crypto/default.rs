@@ -1,9 +1,10 @@
 //! The default provider: ed25519-dalek, x25519-dalek, chacha20poly1305, sha2, hkdf, argon2.
 
 use super::{
-    AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Params, CryptoError, CryptoProvider,
-    Ed25519PublicKey, Ed25519Seed, Ed25519Signature, HKDF_MAX_OUTPUT, Hash, HashContext, Kdf,
-    KeyAgreement, PasswordKdf, SharedSecret, SignatureAlgorithm, X25519PublicKey, X25519Secret,
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Memory, Argon2Params, CryptoError,
+    CryptoProvider, Ed25519PublicKey, Ed25519Seed, Ed25519Signature, HKDF_MAX_OUTPUT, Hash,
+    HashContext, Kdf, KeyAgreement, PasswordKdf, SharedSecret, SignatureAlgorithm, X25519PublicKey,
+    X25519Secret,
 };
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
@@ -179,12 +180,27 @@ impl PasswordKdf for Argon2id {
         params: &Argon2Params,
         out: &mut [u8],
     ) -> Result<(), CryptoError> {
+        // A fresh memory, wiped when dropped (argon2's own allocation is not).
+        self.argon2id_in(password, salt, params, out, &mut Argon2Memory::new())
+    }
+
+    fn argon2id_in(
+        &self,
+        password: &[u8],
+        salt: &[u8],
+        params: &Argon2Params,
+        out: &mut [u8],
+        memory: &mut Argon2Memory,
+    ) -> Result<(), CryptoError> {
         params.check()?;
         let p = argon2::Params::new(params.m_kib, params.t, params.p, Some(out.len()))
             .map_err(|_| CryptoError::PasswordParams("rejected by argon2"))?;
-        argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
-            .hash_password_into(password, salt, out)
-            .map_err(|_| CryptoError::BadLength)
+        let blocks = memory.blocks(p.block_count());
+        let r = argon2::Argon2::new(argon2::Algorithm::Argon2id, argon2::Version::V0x13, p)
+            .hash_password_into_with_memory(password, salt, out, blocks)
+            .map_err(|_| CryptoError::BadLength);
+        memory.wipe();
+        r
     }
 }
 
@@ -327,6 +343,30 @@ mod tests {
         let mut out2 = [0u8; 32];
         p().password_kdf.argon2id(b"pw", b"saltsalt", &ok, &mut out2).unwrap();
         assert_eq!(out, out2);
+    }
+
+    #[test]
+    fn argon2_in_a_reused_memory_derives_as_a_fresh_one_and_leaves_it_wiped() {
+        let ok = Argon2Params { m_kib: 8192, t: 1, p: 1 };
+        let mut fresh = [0u8; 32];
+        p().password_kdf.argon2id(b"pw", b"saltsalt", &ok, &mut fresh).unwrap();
+        let mut memory = Argon2Memory::new();
+        for (pw, want) in [(&b"other"[..], None), (b"pw", Some(fresh)), (b"pw", Some(fresh))] {
+            let mut out = [0u8; 32];
+            p().password_kdf.argon2id_in(pw, b"saltsalt", &ok, &mut out, &mut memory).unwrap();
+            assert_ne!(out, [0u8; 32]);
+            if let Some(want) = want {
+                assert_eq!(out, want, "a memory used before derives the same");
+            }
+            assert_eq!(memory.kib(), 8192, "one allocation of the parameters' size, kept");
+            assert!(memory.blocks.iter().all(|b| b.as_ref().iter().all(|w| *w == 0)), "wiped");
+        }
+        assert_eq!(format!("{memory:?}"), "Argon2Memory(8192 KiB)");
+        // A smaller derivation uses a prefix; the memory keeps its size.
+        let mut big = Argon2Memory::for_params(&Argon2Params { m_kib: 9000, t: 1, p: 1 });
+        let mut out = [0u8; 32];
+        p().password_kdf.argon2id_in(b"pw", b"saltsalt", &ok, &mut out, &mut big).unwrap();
+        assert_eq!((out, big.kib()), (fresh, 9000));
     }
 
     fn hex(b: &[u8]) -> String {
