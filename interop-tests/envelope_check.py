@@ -433,8 +433,14 @@ def open_as(vec, msg, role, chunk_keys=None):
     for c in chunks:
         if c["index"] in opened and c["type"] == 0x41:
             sigs[0x41] = tree_signature(opened[c["index"]], c["index"])
-        elif c["index"] in opened and c["type"] in (0x42, 0x61):
-            sigs[c["type"]] = signature(opened[c["index"]])
+        elif c["index"] in opened and c["type"] == 0x42:
+            sigs[0x42] = signature(opened[c["index"]])
+        elif c["index"] in opened and c["type"] == 0x61:
+            # §7.3: `u64 signed_at || u8 alg || sig`.
+            b = opened[c["index"]]
+            if len(b) < 8:
+                raise Framing("truncated")
+            sigs[0x61] = (b[:8],) + signature(b[8:])
     kind = header[8]
     # §7.5: the origin signs only for its own users (checked before it signs), and a reader
     # refuses an authored message whose author is not of the origin domain before it looks up
@@ -464,9 +470,11 @@ def open_as(vec, msg, role, chunk_keys=None):
         dst = vec["destination_domain"] if role == D else out["destination_domain"]
         if 0x61 in by_type:
             osig = by_type[0x61][0]
-            alg, sig = sigs[0x61]
-            verify(origin_pub, sig, b"dime/v2/sig/origin\0" + bytes([alg]) + header + name(org) + name(dst)
-                   + tree(chunks[:osig["index"]]))
+            signed_at, alg, sig = sigs[0x61]
+            verify(origin_pub, sig, b"dime/v2/sig/origin\0" + bytes([alg]) + header + signed_at + name(org)
+                   + name(dst) + tree(chunks[:osig["index"]]))
+            if "origin_signed_at" in vec and int.from_bytes(signed_at, "big") != vec["origin_signed_at"]:
+                raise Refused("origin_signed_at differs from the vector's")
     # §7.5 rules 1 (the destination: the recipient is of its own domain), 5 (the reader: the
     # recipient is of the destination domain) and 6 (the destination domain is the reading
     # account's, `actors.recipient.id`).

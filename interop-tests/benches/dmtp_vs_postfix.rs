@@ -432,7 +432,16 @@ fn seal_all(origin: &Origin, dest: &DestinationStore, n: usize) -> Vec<Vec<u8>> 
                     .expect("open as the origin")
                     .verify(p(), &author_key)
                     .expect("author signature")
-                    .origin_signature_chunk(p(), &mut rng, origin.org.pok_seed(), &domain("a.test"))
+                    .origin_signature_chunk(
+                        p(),
+                        &mut rng,
+                        origin.org.pok_seed(),
+                        &domain("a.test"),
+                        std::time::SystemTime::now()
+                            .duration_since(std::time::UNIX_EPOCH)
+                            .unwrap()
+                            .as_secs(),
+                    )
                     .expect("origin signature");
                 sealed.extend_from_slice(&chunk);
                 sealed

@@ -245,7 +245,8 @@ fn main() {
             open_as_origin(p, &sealed[..], &w.o.enc).unwrap().verify(p, &w.a.keys.signing).unwrap();
         let mut delivered = sealed.clone();
         delivered.extend(
-            o.origin_signature_chunk(p, &mut rng, &w.o.sign, &w.addressing.origin).unwrap(),
+            o.origin_signature_chunk(p, &mut rng, &w.o.sign, &w.addressing.origin, 1_831_593_600)
+                .unwrap(),
         );
 
         let seal_op = || {

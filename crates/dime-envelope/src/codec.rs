@@ -320,6 +320,28 @@ pub(crate) fn encode_sig(alg: u8, sig: &Ed25519Signature) -> [u8; 1 + SIGNATURE_
     v
 }
 
+/// The origin signature chunk's content: `u64 signed_at || u8 alg || sig`
+/// (`spec/envelope.md` §7.3).
+pub(crate) fn encode_origin_sig(
+    signed_at: u64,
+    alg: u8,
+    sig: &Ed25519Signature,
+) -> [u8; crate::format::ORIGIN_SIG_CONTENT_LEN] {
+    let mut v = [0u8; crate::format::ORIGIN_SIG_CONTENT_LEN];
+    v[..8].copy_from_slice(&signed_at.to_be_bytes());
+    v[8..].copy_from_slice(&encode_sig(alg, sig));
+    v
+}
+
+/// Reads the origin signature chunk's content: its time, then its signature.
+pub(crate) fn decode_origin_sig(b: &[u8]) -> Result<(u64, Ed25519Signature), DecodeError> {
+    let mut r = Reader::new(b);
+    let signed_at = u64::from_be_bytes(r.array::<8>()?);
+    let sig = read_sig(&mut r)?;
+    r.finish()?;
+    Ok((signed_at, sig))
+}
+
 /// Reads `u8 alg || sig`, refusing an algorithm other than Ed25519 (`spec/envelope.md` §4.1)
 /// before any signature check.
 fn read_sig(r: &mut Reader<'_>) -> Result<Ed25519Signature, DecodeError> {

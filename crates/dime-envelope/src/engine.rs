@@ -231,7 +231,8 @@ impl<R: Read> Src<'_, R> {
 fn content_limit(ty: ChunkType) -> usize {
     match ty {
         ChunkType::Transit => 32,
-        ChunkType::AuthorFullSig | ChunkType::OriginSig => SIGNATURE_FIELD_LEN,
+        ChunkType::AuthorFullSig => SIGNATURE_FIELD_LEN,
+        ChunkType::OriginSig => crate::format::ORIGIN_SIG_CONTENT_LEN,
         ChunkType::AuthorTreeSig => {
             2 + MAX_TREE_ENTRIES * crate::format::TREE_ENTRY_LEN + SIGNATURE_FIELD_LEN
         }

@@ -29,6 +29,9 @@ pub const SIG_ALG_ED25519: u8 = 0x01;
 /// Length of a signature as carried in a signature chunk: the algorithm octet and the Ed25519
 /// signature (`spec/envelope.md` §7).
 pub const SIGNATURE_FIELD_LEN: usize = 1 + 64;
+/// Length of the origin signature chunk's content: the time it was signed (u64 seconds since
+/// the Unix epoch), then the signature (`spec/envelope.md` §7.3).
+pub const ORIGIN_SIG_CONTENT_LEN: usize = 8 + SIGNATURE_FIELD_LEN;
 /// At most this many keys are tried for one signer (`spec/envelope.md` §7.6).
 pub const MAX_SIGNER_KEYS: usize = 8;
 /// Length of one tree entry: type, index, SHA-512 (`spec/envelope.md` §7.1).
@@ -439,6 +442,7 @@ pub(crate) fn full_sig_input(alg: u8, header: &Header, digest: &[u8; 64]) -> Vec
 pub(crate) fn origin_sig_input(
     alg: u8,
     header: &Header,
+    signed_at: u64,
     origin: &str,
     destination: &str,
     tree: &[TreeEntry],
@@ -447,6 +451,7 @@ pub(crate) fn origin_sig_input(
     v.extend_from_slice(ORIGIN_SIG_LABEL);
     v.push(alg);
     v.extend_from_slice(&header.to_bytes());
+    v.extend_from_slice(&signed_at.to_be_bytes());
     push_name(&mut v, origin);
     push_name(&mut v, destination);
     push_tree(&mut v, tree);

@@ -368,6 +368,9 @@ fn cases() -> Vec<Case> {
     v
 }
 
+/// When the vectors' origin signs (`spec/envelope.md` §7.3): 2028-01-15.
+const SIGNED_AT: u64 = 1_831_593_600;
+
 /// The holder of the overlays of the overlay cases: its X25519 secret and its read key.
 const HOLDER_SECRET: [u8; 32] = [5; 32];
 const READ_KEY: [u8; 32] = [6; 32];
@@ -768,8 +771,16 @@ fn build(p: &CryptoProvider, case: &Case) -> Value {
     let mut m = message(case.attachment_len);
     let mut rng = seeded_rng(case.seed);
     let seal = |rng: &mut dyn dime_core::CryptoRngCore, a: &Addressing, m: &Message| {
-        seal_message_origin_signed(p, rng, a, Signer::Author(&w.author.sign), &w.origin.sign, m)
-            .unwrap()
+        seal_message_origin_signed(
+            p,
+            rng,
+            a,
+            Signer::Author(&w.author.sign),
+            &w.origin.sign,
+            SIGNED_AT,
+            m,
+        )
+        .unwrap()
     };
     let mut msg = match &case.breakage {
         Breakage::Headers(change) | Breakage::PartInfo(change) => {

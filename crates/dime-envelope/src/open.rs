@@ -7,7 +7,9 @@
 //! read: an [`OriginView`] has no body, a [`DestinationView`] no author.
 
 use crate::ActorSecret;
-use crate::codec::{Headers, decode_destination, decode_origin, decode_sig, decode_tree_sig};
+use crate::codec::{
+    Headers, decode_destination, decode_origin, decode_origin_sig, decode_sig, decode_tree_sig,
+};
 use crate::engine::{CollectSink, DiscardSink, Engine, Mode, PartSink};
 use crate::error::{DecodeError, OpenError};
 use crate::format::{
@@ -33,6 +35,8 @@ pub(crate) struct Evidence {
     tree_sig: Option<Vec<u8>>,
     full_sig: Option<Vec<u8>>,
     origin_sig: Option<Vec<u8>>,
+    /// The origin signature's time, once it verified.
+    signed_at: Option<u64>,
     transit: Option<Zeroizing<[u8; 32]>>,
     /// What this reader's checks found so far.
     checked: Signatures,
@@ -93,6 +97,7 @@ impl Evidence {
             tree_sig: e.content(ChunkType::AuthorTreeSig).map(<[u8]>::to_vec),
             full_sig: e.content(ChunkType::AuthorFullSig).map(<[u8]>::to_vec),
             origin_sig: e.content(ChunkType::OriginSig).map(<[u8]>::to_vec),
+            signed_at: None,
             transit: e.transit.take(),
             checked: Signatures {
                 author_tree: SignatureState::Present,
@@ -176,7 +181,8 @@ impl Evidence {
             (false, None) => return Ok(()),
             _ => return Err(OpenError::OriginSignature),
         };
-        let sig = decode_sig(self.origin_sig.as_deref().ok_or(OpenError::OriginSignature)?)?;
+        let (signed_at, sig) =
+            decode_origin_sig(self.origin_sig.as_deref().ok_or(OpenError::OriginSignature)?)?;
         let pos = self
             .tree
             .iter()
@@ -186,11 +192,13 @@ impl Evidence {
         let input = origin_sig_input(
             SIG_ALG_ED25519,
             &self.header,
+            signed_at,
             origin.as_str(),
             destination.as_str(),
             tree,
         );
         verify_any(p, keys, &input, &sig)?;
+        self.signed_at = Some(signed_at);
         self.checked.origin = SignatureState::Verified;
         Ok(())
     }
@@ -293,6 +301,12 @@ impl<V> Verified<V> {
     /// requires the origin's ([`Unverified::<FullView>::verify_delivered`]).
     pub fn signatures(&self) -> Signatures {
         self.ev.checked
+    }
+
+    /// When the origin signed the message (`spec/envelope.md` §7.3: seconds since the Unix
+    /// epoch), when this open verified its origin signature.
+    pub fn origin_signed_at(&self) -> Option<u64> {
+        self.ev.signed_at
     }
 }
 
@@ -569,14 +583,16 @@ impl Unverified<OriginView> {
 
 impl Verified<OriginView> {
     /// The origin's signature chunk (`spec/envelope.md` §7.3), to append to the message as
-    /// it was opened. It covers the tree of every chunk and both domains, so the message
-    /// cannot be replayed to another destination domain.
+    /// it was opened. It covers the tree of every chunk, both domains and `signed_at` (now, in
+    /// seconds since the Unix epoch), so the message cannot be replayed to another destination
+    /// domain, nor to its own after the window of `spec/dmtp.md` §6.4.2.
     pub fn origin_signature_chunk(
         &self,
         p: &CryptoProvider,
         rng: &mut dyn CryptoRngCore,
         origin_seed: &Ed25519Seed,
         origin_domain: &Domain,
+        signed_at: u64,
     ) -> Result<Vec<u8>, OpenError> {
         if self.ev.origin_signed() {
             return Err(OpenError::AlreadyOriginSigned);
@@ -587,22 +603,24 @@ impl Verified<OriginView> {
         let input = origin_sig_input(
             SIG_ALG_ED25519,
             &self.ev.header,
+            signed_at,
             origin_domain.as_str(),
             self.view.destination.as_str(),
             &self.ev.tree,
         );
-        let sig = crate::codec::encode_sig(SIG_ALG_ED25519, &p.signature.sign(origin_seed, &input));
+        let sig = p.signature.sign(origin_seed, &input);
+        let sig = crate::codec::encode_origin_sig(signed_at, SIG_ALG_ED25519, &sig);
         let index = u16::try_from(self.ev.tree.len())
             .map_err(|_| DecodeError::TooMany("chunks", crate::limits::MAX_CHUNKS))?;
         let mut cs = ChunkSealer { p, header: self.ev.header, keks: &keks, rng };
         let mut w = HashWriter::new(p, Vec::new(), false);
-        // From 64 octets in memory to a Vec: no I/O error can occur here.
+        // From 73 octets in memory to a Vec: no I/O error can occur here.
         cs.write_chunk(
             &mut w,
             ChunkType::OriginSig,
             index,
             &mut &sig[..],
-            crate::format::SIGNATURE_FIELD_LEN as u64,
+            crate::format::ORIGIN_SIG_CONTENT_LEN as u64,
         )
         .map_err(|_| OpenError::Unauthentic)?;
         Ok(w.into_inner())

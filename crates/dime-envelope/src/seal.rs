@@ -3,13 +3,14 @@
 //! time, so memory stays bounded by two segments whatever the part sizes.
 
 use crate::codec::{
-    Headers, PartInfo, PartKind, encode_destination, encode_origin, encode_sig, encode_tree_sig,
+    Headers, PartInfo, PartKind, encode_destination, encode_origin, encode_origin_sig, encode_sig,
+    encode_tree_sig,
 };
 use crate::error::{DecodeError, SealError};
 use crate::format::{
-    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, Role, SIG_ALG_ED25519, SIGNATURE_FIELD_LEN,
-    TreeEntry, actor_kek, full_sig_input, origin_sig_input, padded_len, segment_aad, segment_nonce,
-    slot_aad, slot_nonce, transit_kek, tree_sig_input,
+    ChunkType, Header, MESSAGE_ID_LEN, MessageKind, ORIGIN_SIG_CONTENT_LEN, Role, SIG_ALG_ED25519,
+    SIGNATURE_FIELD_LEN, TreeEntry, actor_kek, full_sig_input, origin_sig_input, padded_len,
+    segment_aad, segment_nonce, slot_aad, slot_nonce, transit_kek, tree_sig_input,
 };
 use crate::limits::{HEADERS_MAX_LEN, MAX_PARTS, PART_MAX_LEN, SEGMENT_PAYLOAD};
 use dime_core::crypto::{
@@ -177,8 +178,8 @@ pub fn seal_message(
 
 /// [`seal_message`] by an origin server for its own user (or, with
 /// [`Signer::TrustfulServer`], for a legacy sender), with the origin signature (§7.3, made
-/// with `origin_seed`, the key of `addressing.origin`) appended at once: the message as an
-/// origin sends it, without opening it again. The bytes are those of [`seal_message`] followed
+/// with `origin_seed`, the key of `addressing.origin`, at `signed_at`, seconds since the Unix
+/// epoch) appended at once: the message as an origin sends it, without opening it again. The bytes are those of [`seal_message`] followed
 /// by the chunk [`crate::Verified::origin_signature_chunk`] makes.
 ///
 /// # Errors
@@ -189,9 +190,10 @@ pub fn seal_message_origin_signed(
     addressing: &Addressing,
     signer: Signer<'_>,
     origin_seed: &Ed25519Seed,
+    signed_at: u64,
     message: &Message,
 ) -> Result<Vec<u8>, SealError> {
-    seal_in_memory(p, rng, addressing, signer, Some(origin_seed), message)
+    seal_in_memory(p, rng, addressing, signer, Some((origin_seed, signed_at)), message)
 }
 
 fn seal_in_memory(
@@ -199,7 +201,7 @@ fn seal_in_memory(
     rng: &mut dyn CryptoRngCore,
     addressing: &Addressing,
     signer: Signer<'_>,
-    origin_seed: Option<&Ed25519Seed>,
+    origin_seed: Option<(&Ed25519Seed, u64)>,
     message: &Message,
 ) -> Result<Vec<u8>, SealError> {
     let mut readers: Vec<&[u8]> = message.parts.iter().map(|p| p.data.as_slice()).collect();
@@ -235,13 +237,13 @@ pub fn seal<W: Write>(
     seal_signed(p, rng, addressing, signer, None, content, out)
 }
 
-/// [`seal`], and with `origin_seed` the origin signature appended (§7.3).
+/// [`seal`], and with `origin_seed` the origin signature appended (§7.3), made at its time.
 fn seal_signed<W: Write>(
     p: &CryptoProvider,
     rng: &mut dyn CryptoRngCore,
     addressing: &Addressing,
     signer: Signer<'_>,
-    origin_seed: Option<&Ed25519Seed>,
+    origin_seed: Option<(&Ed25519Seed, u64)>,
     content: Content<'_>,
     out: W,
 ) -> Result<W, SealError> {
@@ -403,17 +405,19 @@ fn seal_signed<W: Write>(
         &mut &sig[..],
         SIGNATURE_FIELD_LEN as u64,
     )?;
-    if let Some(seed) = origin_seed {
+    if let Some((seed, signed_at)) = origin_seed {
         // The origin signature covers the tree of every chunk before it and both domains.
         tree.push(full);
         let input = origin_sig_input(
             SIG_ALG_ED25519,
             &header,
+            signed_at,
             addressing.origin.as_str(),
             addressing.destination.as_str(),
             &tree,
         );
-        let sig = encode_sig(SIG_ALG_ED25519, &p.signature.sign(seed, &input));
+        let sig = p.signature.sign(seed, &input);
+        let sig = encode_origin_sig(signed_at, SIG_ALG_ED25519, &sig);
         let index = u16::try_from(tree.len())
             .map_err(|_| DecodeError::TooMany("chunks", crate::limits::MAX_CHUNKS))?;
         cs.write_chunk(
@@ -421,7 +425,7 @@ fn seal_signed<W: Write>(
             ChunkType::OriginSig,
             index,
             &mut &sig[..],
-            SIGNATURE_FIELD_LEN as u64,
+            ORIGIN_SIG_CONTENT_LEN as u64,
         )?;
     }
     w.flush()?;

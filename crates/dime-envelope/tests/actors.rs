@@ -125,7 +125,13 @@ fn origin_signs_only_once() {
         .verify(p, &w.author.keys.signing)
         .unwrap();
     assert!(matches!(
-        o.origin_signature_chunk(p, &mut seeded_rng(6), &w.origin.sign, &w.addressing.origin),
+        o.origin_signature_chunk(
+            p,
+            &mut seeded_rng(6),
+            &w.origin.sign,
+            &w.addressing.origin,
+            SIGNED_AT
+        ),
         Err(OpenError::AlreadyOriginSigned)
     ));
 }
@@ -180,6 +186,7 @@ fn an_origin_sealing_for_its_user_signs_at_once_with_the_same_bytes_as_after_ope
             &w.addressing,
             Signer::Author(&w.author.sign),
             &w.origin.sign,
+            SIGNED_AT,
             &m,
         )
         .unwrap();
@@ -194,6 +201,7 @@ fn an_origin_sealing_for_its_user_signs_at_once_with_the_same_bytes_as_after_ope
         &w.addressing,
         Signer::Author(&w.author.sign),
         &w.author.sign,
+        SIGNED_AT,
         &m,
     )
     .unwrap();
@@ -205,6 +213,7 @@ fn an_origin_sealing_for_its_user_signs_at_once_with_the_same_bytes_as_after_ope
         &w.addressing,
         Signer::TrustfulServer(&w.origin.sign),
         &w.origin.sign,
+        SIGNED_AT,
         &m,
     )
     .unwrap();
@@ -233,8 +242,14 @@ fn trustful_messages_say_so_and_verify_only_under_the_server_key() {
     assert_eq!(o.kind(), MessageKind::Trustful);
     let o = o.verify(p, &w.origin.keys.signing).unwrap();
     sealed.extend(
-        o.origin_signature_chunk(p, &mut seeded_rng(10), &w.origin.sign, &w.addressing.origin)
-            .unwrap(),
+        o.origin_signature_chunk(
+            p,
+            &mut seeded_rng(10),
+            &w.origin.sign,
+            &w.addressing.origin,
+            SIGNED_AT,
+        )
+        .unwrap(),
     );
 
     let r = open_as_recipient(p, &sealed, &w.recip.enc).unwrap();

@@ -172,7 +172,13 @@ fn hundred_mib_attachment_streams_under_16_mib_of_heap() {
             .verify(p, &wo.author.keys.signing)
             .unwrap();
         let chunk = v
-            .origin_signature_chunk(p, &mut seeded_rng(41), &wo.origin.sign, &wo.addressing.origin)
+            .origin_signature_chunk(
+                p,
+                &mut seeded_rng(41),
+                &wo.origin.sign,
+                &wo.addressing.origin,
+                SIGNED_AT,
+            )
             .unwrap();
         tx2.send(chunk).unwrap();
     });

@@ -63,7 +63,8 @@ fn check_round_trip(p: &CryptoProvider, m: &Message, seed: u64, trustful: bool) 
     assert_eq!(o.author, w.addressing.author);
     assert_eq!(o.destination, w.addressing.destination);
     msg.extend(
-        o.origin_signature_chunk(p, &mut rng, &w.origin.sign, &w.addressing.origin).unwrap(),
+        o.origin_signature_chunk(p, &mut rng, &w.origin.sign, &w.addressing.origin, SIGNED_AT)
+            .unwrap(),
     );
 
     for (secret, role) in

@@ -34,6 +34,7 @@ fn origin_signed_by(p: &CryptoProvider, w: &World, seed: &Ed25519Seed) -> Vec<u8
         &w.addressing,
         Signer::Author(&w.author.sign),
         seed,
+        SIGNED_AT,
         &sample_message(10),
     )
     .unwrap()
@@ -101,6 +102,7 @@ fn a_trustful_message_signed_by_a_secondary_key_verifies_with_the_origins_set() 
         &w.addressing,
         Signer::TrustfulServer(sok),
         sok,
+        SIGNED_AT,
         &sample_message(10),
     )
     .unwrap();
@@ -169,6 +171,7 @@ fn authored_by(p: &CryptoProvider, w: &World, keys: &UserKeys) -> Vec<u8> {
         &w.addressing,
         Signer::Author(keys.signing_seed()),
         &w.origin.sign,
+        SIGNED_AT,
         &sample_message(10),
     )
     .unwrap()

@@ -62,6 +62,7 @@ fn a_server_without_the_senders_key_seals_the_author_slots_to_its_own() {
         &addressing,
         Signer::TrustfulServer(&w.origin.sign),
         &w.origin.sign,
+        SIGNED_AT,
         &m,
     )
     .unwrap();

@@ -67,7 +67,8 @@ fn build(p: &CryptoProvider, case: &Case) -> Value {
     };
     let o = open_as_origin(p, &msg[..], &w.origin.enc).unwrap().verify(p, &author_key).unwrap();
     msg.extend(
-        o.origin_signature_chunk(p, &mut rng, &w.origin.sign, &w.addressing.origin).unwrap(),
+        o.origin_signature_chunk(p, &mut rng, &w.origin.sign, &w.addressing.origin, SIGNED_AT)
+            .unwrap(),
     );
     let ins = inspect(p, &msg, None);
     let headers = |h: &Headers| -> Value {
@@ -142,6 +143,7 @@ fn build(p: &CryptoProvider, case: &Case) -> Value {
         "provider": p.name,
         "rng_seed": case.seed,
         "kind": match case.kind { MessageKind::Authored => "authored", MessageKind::Trustful => "trustful" },
+        "origin_signed_at": SIGNED_AT,
         "actors": {
             "author": actor_json(p, &w.author, &w.addressing.author.to_string()),
             "origin": actor_json(p, &w.origin, w.addressing.origin.as_str()),
@@ -334,6 +336,7 @@ fn stored_vectors_open_as_every_actor() {
             }
             assert_eq!(signatures_json(r.signatures()), e["signatures"], "{role}");
             assert_eq!(opened_chunks(p, &msg, secret), e["opens"], "{role}");
+            assert_eq!(r.origin_signed_at(), v["origin_signed_at"].as_u64(), "{role}");
         }
         let d = open_as_destination(p, &msg[..], &w.dest.enc)
             .unwrap()
@@ -344,6 +347,7 @@ fn stored_vectors_open_as_every_actor() {
         assert_eq!(d.origin.as_str(), e["origin_domain"]);
         assert_eq!(signatures_json(d.signatures()), e["signatures"]);
         assert_eq!(opened_chunks(p, &msg, &w.dest.enc), e["opens"]);
+        assert_eq!(d.origin_signed_at(), v["origin_signed_at"].as_u64());
         let g = open_as_origin(p, &msg[..], &w.origin.enc).unwrap().verify(p, &author_key).unwrap();
         let e = &views["origin"];
         assert_eq!(g.author.to_string(), e["author"]);

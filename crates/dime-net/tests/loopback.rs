@@ -158,7 +158,14 @@ fn world() -> World {
         .verify(p(), &author.signing)
         .unwrap();
     sealed.extend_from_slice(
-        &v.origin_signature_chunk(p(), &mut rng, &origin_sign, &addressing.origin).unwrap(),
+        &v.origin_signature_chunk(
+            p(),
+            &mut rng,
+            &origin_sign,
+            &addressing.origin,
+            std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs(),
+        )
+        .unwrap(),
     );
     let ck = rcgen::generate_simple_self_signed(vec!["b.test".to_owned()]).unwrap();
     World {

@@ -116,9 +116,16 @@ pub(crate) fn build(
     };
     // Sealed and origin-signed at once (`spec/envelope.md` §7.3): not opened again.
     let pok = local.keys().pok_seed();
-    let sealed =
-        seal_message_origin_signed(p, rng, &addressing, Signer::TrustfulServer(pok), pok, &message)
-            .map_err(|_| BounceError::Seal)?;
+    let sealed = seal_message_origin_signed(
+        p,
+        rng,
+        &addressing,
+        Signer::TrustfulServer(pok),
+        pok,
+        crate::now().0,
+        &message,
+    )
+    .map_err(|_| BounceError::Seal)?;
     Ok(Bounce { author, envelope: sealed })
 }
 

@@ -150,8 +150,16 @@ impl Fixture {
         };
         let signer = if m.trustful { Signer::TrustfulServer(&seed) } else { Signer::Author(&seed) };
         let mut rng = dime_testkit::seeded_rng(u64::from(m.subject.len() as u8) + 40);
-        let mut sealed =
-            seal_message_origin_signed(p(), &mut rng, &addressing, signer, pok, &message).unwrap();
+        let mut sealed = seal_message_origin_signed(
+            p(),
+            &mut rng,
+            &addressing,
+            signer,
+            pok,
+            dime_server::now().0,
+            &message,
+        )
+        .unwrap();
         if strip_origin_signature {
             let last = inspect(p(), &sealed, None).chunks.last().unwrap().offset;
             sealed.truncate(usize::try_from(last).unwrap());

@@ -95,6 +95,7 @@ fn deliver(svc: &MailService<NoDirectory>, b: Break, n: u64) -> Uid {
         &addressing,
         Signer::Author(&seed),
         pok,
+        dime_server::now().0,
         &message,
     )
     .unwrap();

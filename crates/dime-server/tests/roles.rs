@@ -396,7 +396,9 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
     let origin_signed = |sealed: &[u8], seed: &Ed25519Seed| -> Vec<u8> {
         let v = open_as_origin(p(), sealed, &a_secret).unwrap().verify(p(), &author_key).unwrap();
         let mut rng = dime_testkit::seeded_rng(31);
-        let chunk = v.origin_signature_chunk(p(), &mut rng, seed, &domain("a.test")).unwrap();
+        let chunk = v
+            .origin_signature_chunk(p(), &mut rng, seed, &domain("a.test"), dime_server::now().0)
+            .unwrap();
         [sealed, &chunk].concat()
     };
     let delivery = |origin: &str, body: Vec<u8>| Delivery {

@@ -6,6 +6,9 @@ use dime_core::crypto::{CryptoProvider, Ed25519Seed, X25519Secret};
 use dime_core::{CryptoRngCore, Domain, Mailbox};
 use dime_envelope::*;
 
+/// When the tests' origin signs (`spec/envelope.md` §7.3): 2028-01-15.
+pub const SIGNED_AT: u64 = 1_831_593_600;
+
 pub struct Actor {
     pub enc: ActorSecret,
     pub sign: Ed25519Seed,
@@ -86,7 +89,8 @@ pub fn delivered(
         .unwrap()
         .verify(p, &w.author.keys.signing)
         .unwrap();
-    let chunk = v.origin_signature_chunk(p, rng, &w.origin.sign, &w.addressing.origin).unwrap();
+    let chunk =
+        v.origin_signature_chunk(p, rng, &w.origin.sign, &w.addressing.origin, SIGNED_AT).unwrap();
     sealed.extend_from_slice(&chunk);
     sealed
 }

@@ -140,6 +140,7 @@ impl<D: Directory> MailService<D> {
                 &addressing,
                 Signer::Author(&seed),
                 local.keys().pok_seed(),
+                now.0,
                 &message,
             )
         })

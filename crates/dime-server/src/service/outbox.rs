@@ -119,7 +119,7 @@ pub(crate) fn origin_sign(
         return Err(NotSigned::OtherAuthor);
     }
     let chunk = verified
-        .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain)
+        .origin_signature_chunk(p, rng, local.keys().pok_seed(), &local.domain, crate::now().0)
         .map_err(|_| NotSigned::Envelope)?;
     Ok((chunk, verified.view().destination.clone()))
 }

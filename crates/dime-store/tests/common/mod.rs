@@ -165,7 +165,17 @@ impl Sender {
             .verify(p, &self.author_key())
             .unwrap();
         sealed.extend(
-            v.origin_signature_chunk(p, &mut rng, &self.origin.0, &addressing.origin).unwrap(),
+            v.origin_signature_chunk(
+                p,
+                &mut rng,
+                &self.origin.0,
+                &addressing.origin,
+                std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .unwrap()
+                    .as_secs(),
+            )
+            .unwrap(),
         );
         sealed
     }
