@@ -170,10 +170,7 @@ impl Sender {
                 &mut rng,
                 &self.origin.0,
                 &addressing.origin,
-                std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .unwrap()
-                    .as_secs(),
+                T0.0,
             )
             .unwrap(),
         );
