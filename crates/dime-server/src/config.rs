@@ -62,6 +62,9 @@ pub struct Config {
     pub outbound: Outbound,
     /// Limits of the DMTP listener.
     pub limits: Limits,
+    /// Refuse to start when a private directory or file (the store's, the key files) is open
+    /// to other local users, rather than warn (`spec/dimed.md` §3).
+    pub strict_permissions: bool,
 }
 
 /// The file as written, before [`RawConfig::check`] types and checks its values.
@@ -79,6 +82,8 @@ struct RawConfig {
     outbound: RawOutbound,
     #[serde(default)]
     limits: Limits,
+    #[serde(default)]
+    strict_permissions: bool,
 }
 
 /// `[listen]`.
@@ -243,6 +248,7 @@ impl RawConfig {
                 in_flight: o.in_flight,
             },
             limits: self.limits,
+            strict_permissions: self.strict_permissions,
         })
     }
 }
@@ -395,6 +401,14 @@ mod tests {
         assert!(matches!(e, Some(ConfigError::Invalid { key: "limits", .. })));
         let e = load(&format!("{MINIMAL}[outbound]\nin_flight = 0\n")).err();
         assert!(matches!(e, Some(ConfigError::Invalid { key: "outbound.in_flight", .. })));
+    }
+
+    #[test]
+    fn strict_permissions_is_off_unless_set() -> Result<(), ConfigError> {
+        assert!(!load(MINIMAL)?.strict_permissions);
+        let strict = MINIMAL.replace("[listen]", "strict_permissions = true\n[listen]");
+        assert!(load(&strict)?.strict_permissions);
+        Ok(())
     }
 
     #[test]

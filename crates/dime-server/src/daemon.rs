@@ -18,7 +18,7 @@ use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{DnsConfig, KeyResolver, LocalPolicy, TrustAnchor, UnchainedSignet};
 use dime_signet::record::Record;
 use dime_signet::{Signet, SignetKind};
-use dime_store::{Deliveries, Store, StoreConfig};
+use dime_store::{Deliveries, OsFs, Store, StoreConfig};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
@@ -153,6 +153,88 @@ impl Running {
     }
 }
 
+/// A private directory or file open to other local users (`spec/dimed.md` §3): a
+/// directory should be [`OsFs::DIR_MODE`] (0700), a file [`OsFs::FILE_MODE`] (0600).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LooseMode {
+    /// The directory or file.
+    pub path: std::path::PathBuf,
+    /// Its mode (the permission bits).
+    pub mode: u32,
+    /// Whether it is a directory.
+    pub dir: bool,
+}
+
+impl LooseMode {
+    /// The mode it should have.
+    pub fn wanted(&self) -> u32 {
+        if self.dir { OsFs::DIR_MODE } else { OsFs::FILE_MODE }
+    }
+}
+
+impl std::fmt::Display for LooseMode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = if self.dir { "directory" } else { "file" };
+        write!(
+            f,
+            "private {what} {} is mode {:04o}, open to other local users: chmod {:o} {}",
+            self.path.display(),
+            self.mode,
+            self.wanted(),
+            self.path.display()
+        )
+    }
+}
+
+/// The private directories and files of `config` (`spec/dimed.md` §3) whose mode gives any
+/// permission to the group or to others: the store's (the data directory, `store.redb`, the
+/// delivery log, the key vault and its directory), the configuration directory and the
+/// secret files in it (`pepper`, `org.key`, `org.pass`, `tls.key`). One missing is not listed
+/// (the store creates its own private; a missing key is an error of its own).
+pub fn loose_permissions(config: &Config) -> Vec<LooseMode> {
+    use std::os::unix::fs::PermissionsExt;
+    let vault = config.secret_path(files::VAULT);
+    let mut paths = OsFs::private_paths(&config.data_dir, &vault);
+    paths.push((config.config_dir.clone(), true));
+    for f in [files::PEPPER, files::ORG_KEY, files::ORG_PASSPHRASE, files::TLS_KEY] {
+        paths.push((config.secret_path(f), false));
+    }
+    let mut seen = std::collections::HashSet::new();
+    paths
+        .into_iter()
+        .filter(|(path, _)| seen.insert(path.clone()))
+        .filter_map(|(path, dir)| {
+            let mode = std::fs::metadata(&path).ok()?.permissions().mode() & 0o7777;
+            (mode & 0o077 != 0).then_some(LooseMode { path, mode, dir })
+        })
+        .collect()
+}
+
+/// Warns of each loose private directory or file ([`loose_permissions`]), naming its path,
+/// its mode and the `chmod` that fixes it; with `strict_permissions`, refuses to start.
+fn check_permissions(config: &Config) -> Result<(), StartError> {
+    let loose = loose_permissions(config);
+    if loose.is_empty() {
+        return Ok(());
+    }
+    if config.strict_permissions {
+        let all: Vec<String> = loose.iter().map(ToString::to_string).collect();
+        return Err(StartError::Setup(format!(
+            "refusing to start (strict_permissions): {}",
+            all.join("; ")
+        )));
+    }
+    for l in &loose {
+        tracing::warn!(
+            path = %l.path.display(),
+            mode = format_args!("{:04o}", l.mode),
+            fix = format_args!("chmod {:o} {}", l.wanted(), l.path.display()),
+            "{l}"
+        );
+    }
+    Ok(())
+}
+
 fn read(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
     std::fs::read(path)
         .map_err(|e| StartError::Setup(format!("cannot read {}: {e}", path.display())))
@@ -169,6 +251,7 @@ pub async fn start(
     provider: &'static CryptoProvider,
     tls_provider: TlsProvider,
 ) -> Result<Running, StartError> {
+    check_permissions(config)?;
     let p = provider;
     let domain = config.domain.clone();
     let keys = read_org_keys(p, config, None).map_err(StartError::Setup)?;

@@ -120,11 +120,13 @@ pub fn create_domain(
     for d in [&new.dir, &data, &conf] {
         std::fs::create_dir_all(d).map_err(io(d))?;
     }
+    // The store's and the secrets' directories are their owner's only (`spec/dimed.md` §3),
+    // set whatever the umask.
     #[cfg(unix)]
-    {
+    for d in [&data, &conf] {
         use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(&conf, std::fs::Permissions::from_mode(0o700))
-            .map_err(io(&conf))?;
+        std::fs::set_permissions(d, std::fs::Permissions::from_mode(dime_store::OsFs::DIR_MODE))
+            .map_err(io(d))?;
     }
     let keys = OrgKeys::generate(rng);
     let signet = create_org_signet(p, &keys, &new.domain, &Profile::new())

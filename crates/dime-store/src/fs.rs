@@ -19,7 +19,7 @@ use std::fmt;
 use std::fs::{File, OpenOptions, Permissions};
 use std::io;
 use std::os::unix::fs::{DirBuilderExt, FileExt, OpenOptionsExt, PermissionsExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// A file system the store can live on: the operations it does on paths.
 ///
@@ -82,22 +82,21 @@ impl OsFs {
     pub const DIR_MODE: u32 = 0o700;
     /// The mode of a file the store creates (`store.redb`, the delivery log, the key vault).
     pub const FILE_MODE: u32 = 0o600;
-}
 
-impl crate::StoreConfig {
-    /// The directories and files of the store this configuration opens, each with whether it
-    /// is a directory: the data directory, `store.redb`, the delivery log, the key vault's
-    /// directory and the key vault. Each is private: [`OsFs::DIR_MODE`], [`OsFs::FILE_MODE`].
-    pub fn private_paths(&self) -> Vec<(std::path::PathBuf, bool)> {
+    /// The directories and files of the store with the data directory `data_dir` and the key
+    /// vault `vault_path` ([`crate::StoreConfig`]), each with whether it is a directory: the
+    /// data directory, `store.redb`, the delivery log, the key vault's directory and the key
+    /// vault. Each is private: [`OsFs::DIR_MODE`], [`OsFs::FILE_MODE`].
+    pub fn private_paths(data_dir: &Path, vault_path: &Path) -> Vec<(PathBuf, bool)> {
         let mut paths = vec![
-            (self.data_dir.clone(), true),
-            (self.data_dir.join(STORE_FILE), false),
-            (self.data_dir.join(crate::log::LOG_FILE), false),
+            (data_dir.to_owned(), true),
+            (data_dir.join(STORE_FILE), false),
+            (data_dir.join(crate::log::LOG_FILE), false),
         ];
-        if let Some(dir) = self.vault_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        if let Some(dir) = vault_path.parent().filter(|d| !d.as_os_str().is_empty()) {
             paths.push((dir.to_owned(), true));
         }
-        paths.push((self.vault_path.clone(), false));
+        paths.push((vault_path.to_owned(), false));
         paths
     }
 }

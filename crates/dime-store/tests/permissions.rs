@@ -46,8 +46,9 @@ fn a_fresh_store_has_private_directories_and_files() {
     let _again = common::open(tmp.path());
     assert_private(tmp.path());
     assert_eq!((OsFs::DIR_MODE, OsFs::FILE_MODE), (0o700, 0o600));
+    let c = common::config(tmp.path());
     let listed: Vec<PathBuf> =
-        common::config(tmp.path()).private_paths().into_iter().map(|(p, _)| p).collect();
+        OsFs::private_paths(&c.data_dir, &c.vault_path).into_iter().map(|(p, _)| p).collect();
     let want: Vec<PathBuf> = expected(tmp.path()).into_iter().map(|(p, _)| p).collect();
     assert_eq!(listed, want, "private_paths names every directory and file of the store");
 }
