@@ -46,11 +46,16 @@ pub enum Table {
     StatusTime,
     /// The resolver's signet pins, by keyed address tag (`spec/storage.md` §7.2).
     Pins,
+    /// Envelopes delivered within the replay window, by keyed tag: where each landed
+    /// (`spec/storage.md` §4.2).
+    Seen,
+    /// The seen index by arrival time, for pruning.
+    SeenTime,
 }
 
 impl Table {
     /// Every table, in a fixed order.
-    pub const ALL: [Table; 17] = [
+    pub const ALL: [Table; 19] = [
         Table::Accounts,
         Table::Addresses,
         Table::Keys,
@@ -68,6 +73,8 @@ impl Table {
         Table::StatusTime,
         Table::Pins,
         Table::QueuePayload,
+        Table::Seen,
+        Table::SeenTime,
     ];
 
     /// The table's stable name.
@@ -90,6 +97,8 @@ impl Table {
             Table::StatusTime => "delivery_status_time",
             Table::Pins => "pins",
             Table::QueuePayload => "queue_payload",
+            Table::Seen => "seen",
+            Table::SeenTime => "seen_time",
         }
     }
 
@@ -114,6 +123,8 @@ impl Table {
             Table::StatusTime => 15,
             Table::Pins => 16,
             Table::QueuePayload => 17,
+            Table::Seen => 18,
+            Table::SeenTime => 19,
         }
     }
 }

@@ -363,7 +363,52 @@ fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
     c.checkpoint();
 }
 
-/// Writes one delivery inside a transaction; all checks come before the first write.
+/// How long the store remembers where an envelope was delivered, from its arrival: a second
+/// delivery of the same octets to the same account within it lands nowhere and is answered
+/// with the first one's place (`spec/storage.md` §4.2). It covers the destination's replay
+/// window (`spec/dmtp.md` §6.4.2: 7 days from the origin's signature, 1 hour of clock skew)
+/// with a day to spare.
+pub const SEEN_RETENTION_SECS: u64 = 8 * 24 * 3600;
+
+/// Expired seen records removed by each delivery, at most: pruning keeps pace with deliveries
+/// without ever making one delivery long.
+const SEEN_PRUNE_PER_DELIVERY: usize = 8;
+
+/// The keyed tag under which a delivery is remembered: account, message id (the header's, for
+/// a dime v2 envelope) and blob digest, under a key from the pepper (`spec/storage.md` §4.2).
+fn seen_tag(
+    inner: &Inner,
+    a: AccountId,
+    envelope: &[u8],
+    digest: &[u8; CHECKSUM_LEN],
+) -> Result<[u8; 32], StoreError> {
+    let id = match envelope.get(..42) {
+        Some(h) if h.starts_with(b"DIMEMSG") => h.get(10..).unwrap_or_default(),
+        _ => &[],
+    };
+    let mut ikm = Vec::with_capacity(16 + 32 + CHECKSUM_LEN);
+    ikm.extend_from_slice(&a.0);
+    ikm.extend_from_slice(id);
+    ikm.extend_from_slice(digest);
+    let k = crate::keys::derive(inner.p, inner.pepper.expose(), &ikm, &[b"dime-store seen"])?;
+    Ok(*k.expose())
+}
+
+/// Removes up to [`SEEN_PRUNE_PER_DELIVERY`] seen records that arrived before `cutoff`.
+fn prune_seen(t: &mut dyn WriteTxn, cutoff: u64) -> Result<(), StoreError> {
+    let old = t.range(Table::SeenTime, &[], &cutoff.to_be_bytes(), SEEN_PRUNE_PER_DELIVERY)?;
+    for (k, _) in old {
+        if let Some(tag) = k.get(8..) {
+            t.delete(Table::Seen, tag)?;
+        }
+        t.delete(Table::SeenTime, &k)?;
+    }
+    Ok(())
+}
+
+/// Writes one delivery inside a transaction; all checks come before the first write. The same
+/// envelope delivered again to the same account within [`SEEN_RETENTION_SECS`] writes nothing
+/// and is answered with the first delivery's place.
 pub(crate) fn deliver_one(
     inner: &Inner,
     t: &mut dyn WriteTxn,
@@ -372,6 +417,13 @@ pub(crate) fn deliver_one(
     digest: &[u8; CHECKSUM_LEN],
     now: Timestamp,
 ) -> Result<Delivered, StoreError> {
+    let tag = seen_tag(inner, a, envelope, digest)?;
+    if let Some(b) = get_body(inner, t, Table::Seen, &tag, "seen record")? {
+        let (mailbox, uid, arrival) = decode_seen(&b)?;
+        if arrival.saturating_add(SEEN_RETENTION_SECS) > now.0 {
+            return Ok(Delivered { account: a, mailbox, uid });
+        }
+    }
     let mut acc = load_account(inner, t, a)?;
     let size = envelope.len() as u64;
     if acc.used.saturating_add(size) > acc.quota {
@@ -402,7 +454,28 @@ pub(crate) fn deliver_one(
     put_body(inner, t, Table::Entries, &entry_key(a, m.0, uid), e.encode())?;
     put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())?;
     save_account(inner, t, a, &acc)?;
+    let mut seen = Vec::with_capacity(16);
+    seen.extend_from_slice(&m.0.to_be_bytes());
+    seen.extend_from_slice(&uid.to_be_bytes());
+    seen.extend_from_slice(&now.0.to_be_bytes());
+    put_body(inner, t, Table::Seen, &tag, seen)?;
+    let mut by_time = now.0.to_be_bytes().to_vec();
+    by_time.extend_from_slice(&tag);
+    t.put(Table::SeenTime, &by_time, &[])?;
+    prune_seen(t, now.0.saturating_sub(SEEN_RETENTION_SECS))?;
     Ok(Delivered { account: a, mailbox: m, uid: Uid(uid) })
+}
+
+/// A seen record: u32 mailbox, u32 UID, u64 arrival.
+fn decode_seen(b: &[u8]) -> Result<(MailboxId, Uid, u64), StoreError> {
+    let bad = || StoreError::Corrupt { what: "seen record" };
+    let m = b.get(..4).and_then(|x| x.try_into().ok()).map(u32::from_be_bytes).ok_or_else(bad)?;
+    let u = b.get(4..8).and_then(|x| x.try_into().ok()).map(u32::from_be_bytes).ok_or_else(bad)?;
+    let t = b.get(8..16).and_then(|x| x.try_into().ok()).map(u64::from_be_bytes).ok_or_else(bad)?;
+    if b.len() != 16 {
+        return Err(bad());
+    }
+    Ok((MailboxId(m), Uid(u), t))
 }
 
 /// Refuses an envelope over [`MAX_ENVELOPE_LEN`], before any lookup or hashing.

@@ -18,7 +18,7 @@ use dime_core::{CryptoRngCore, Secret};
 use std::collections::BTreeMap;
 
 /// Every table, in code order (`spec/storage.md` §3).
-pub const TABLES: [Table; 17] = Table::ALL;
+pub const TABLES: [Table; 19] = Table::ALL;
 
 /// A record body with its checksum appended (`spec/storage.md` §3).
 pub fn seal_record(p: &CryptoProvider, table: Table, key: &[u8], body: &[u8]) -> Vec<u8> {

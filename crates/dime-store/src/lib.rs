@@ -57,7 +57,7 @@ mod testing;
 
 pub use account::{Created, NewAccount, Recovery, RecoveryCode};
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
-pub use deliver::Delivered;
+pub use deliver::{Delivered, SEEN_RETENTION_SECS};
 pub use errors::{
     AccountError, ArchiveError, BackendError, DeliveryError, MailboxError, PinError, QueueError,
     SessionExpired,
