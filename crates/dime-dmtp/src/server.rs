@@ -195,6 +195,8 @@ pub struct Server {
     transactions: u32,
     lookups: u32,
     txn: Transaction,
+    /// HELLO's domain in transfer mode: the only origin MAIL may name (`spec/dmtp.md` §6.2).
+    hello_domain: Option<Domain>,
 }
 
 impl fmt::Debug for Server {
@@ -220,6 +222,7 @@ impl Server {
             transactions: 0,
             lookups: 0,
             txn: Transaction::default(),
+            hello_domain: None,
         }
     }
 
@@ -627,7 +630,10 @@ impl Server {
         }
         let mode = Mode::from_wire(h.mode)?;
         if mode == Mode::Transfer || !h.domain.is_empty() {
-            parse_domain(&h.domain)?;
+            let domain = parse_domain(&h.domain)?;
+            if mode == Mode::Transfer {
+                self.hello_domain = Some(domain);
+            }
         }
         self.mode = mode;
         self.state = State::ExpectCommand;
@@ -657,6 +663,12 @@ impl Server {
         }
         let origin = parse_domain(&m.origin)?;
         let fingerprint = parse_fingerprint(&m.fingerprint)?;
+        if self.hello_domain.as_ref() != Some(&origin) {
+            // §6.2: a client speaks for the domain it said HELLO as, and only for it. Refused
+            // without asking the driver, as an origin that is not verified.
+            self.reply(Refusal::OriginNotVerified.code(), None);
+            return Ok(());
+        }
         self.txn.mail = Some((origin.clone(), fingerprint));
         self.state = State::Await(Awaiting::Mail);
         self.events.push_back(Event::NeedVerifyOrigin { origin, fingerprint });
