@@ -15,6 +15,14 @@ pub const FRAME_HEADER_LEN: usize = 4;
 /// (`spec/dmtp.md` §6.4, §8).
 pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 
+/// A destination refuses an envelope whose origin signature is older than this, in seconds
+/// (`spec/dmtp.md` §6.4.2): 7 days, beyond an origin's longest queue lifetime.
+pub const REPLAY_WINDOW_SECS: u64 = 7 * 24 * 3600;
+
+/// How far in the future a destination accepts an origin signature's time, in seconds
+/// (`spec/dmtp.md` §6.4.2): the clocks of two servers may differ by this much.
+pub const CLOCK_SKEW_SECS: u64 = 3600;
+
 /// Body octets the client puts in one BODY frame (`spec/dmtp.md` §6.4).
 pub const BODY_CHUNK_SIZE: usize = 64 * 1024;
 

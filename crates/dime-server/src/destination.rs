@@ -6,6 +6,7 @@
 use crate::{LocalDomain, now};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_dmtp::limits::{CLOCK_SKEW_SECS, REPLAY_WINDOW_SECS};
 use dime_dmtp::{Delivery, Refusal, SignetName, TransactionId, VerifyAnswer};
 use dime_envelope::{open_as_destination, origin_signing_keys};
 use dime_net::Handler;
@@ -190,6 +191,17 @@ impl<O: OriginKeys> Handler for Destination<O> {
             let view = open_as_destination(p, &d.body[..], &local.secret)
                 .and_then(|u| u.verify(p, &keys, &local.domain))
                 .map_err(|_| Refusal::BadSignature)?;
+            let now = now();
+            // `spec/dmtp.md` §6.4.2: an envelope signed too long ago is a replay (or an origin
+            // that kept it past any queue lifetime); one from too far ahead, an origin whose
+            // clock is wrong, which may pass later.
+            let signed_at = view.origin_signed_at().ok_or(Refusal::BadSignature)?;
+            if signed_at.saturating_add(REPLAY_WINDOW_SECS) < now.0 {
+                return Err(Refusal::Policy);
+            }
+            if signed_at > now.0.saturating_add(CLOCK_SKEW_SECS) {
+                return Err(Refusal::Temporary);
+            }
             // The address rules of `spec/envelope.md` §7.5: the origin signature verified for
             // our domain (rule 3), the destination chunk's origin is the transaction's (rule
             // 2), and the recipient is of our domain (rule 1).
@@ -201,7 +213,7 @@ impl<O: OriginKeys> Handler for Destination<O> {
                 return Err(Refusal::NotFound);
             }
             let delivered =
-                store.deliver_hashed(&view.recipient, &d.body, now()).map_err(|e| match e {
+                store.deliver_hashed(&view.recipient, &d.body, now).map_err(|e| match e {
                     DeliveryError::UnknownAccount => Refusal::NotFound,
                     // The mailbox may have room later: the origin retries from its queue.
                     DeliveryError::OverQuota { .. } => {

@@ -393,14 +393,14 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
     );
     let author_key = w.a.store.signet(&mailbox(AUTHOR)).unwrap().1.signing_key().unwrap();
     let a_secret = ActorSecret::from_org_keys(p(), w.a.local.keys()).unwrap();
-    let origin_signed = |sealed: &[u8], seed: &Ed25519Seed| -> Vec<u8> {
+    let signed_at = |sealed: &[u8], seed: &Ed25519Seed, at: u64| -> Vec<u8> {
         let v = open_as_origin(p(), sealed, &a_secret).unwrap().verify(p(), &author_key).unwrap();
         let mut rng = dime_testkit::seeded_rng(31);
-        let chunk = v
-            .origin_signature_chunk(p(), &mut rng, seed, &domain("a.test"), dime_server::now().0)
-            .unwrap();
+        let chunk = v.origin_signature_chunk(p(), &mut rng, seed, &domain("a.test"), at).unwrap();
         [sealed, &chunk].concat()
     };
+    let origin_signed =
+        |sealed: &[u8], seed: &Ed25519Seed| signed_at(sealed, seed, dime_server::now().0);
     let delivery = |origin: &str, body: Vec<u8>| Delivery {
         origin: domain(origin),
         origin_fingerprint: w.a.local.org_fingerprint,
@@ -436,8 +436,31 @@ async fn the_destination_refuses_a_body_without_the_origin_signature() {
         Err(Refusal::NotFound)
     );
     assert_eq!(stored(), 0, "a recipient of another domain: nothing stored");
-    h.deliver(delivery("a.test", origin_signed(&sealed, a_seed)), &vec![a_key]).await.unwrap();
+    let signed = origin_signed(&sealed, a_seed);
+    let first = h.deliver(delivery("a.test", signed.clone()), &vec![a_key]).await.unwrap();
     assert_eq!(stored(), 1);
+    // `spec/dmtp.md` §6.4.2: the same envelope again (an origin's retry after a lost reply,
+    // or a replay by whoever holds a copy) gets the first transaction id; nothing more stored.
+    for _ in 0..3 {
+        let again = h.deliver(delivery("a.test", signed.clone()), &vec![a_key]).await.unwrap();
+        assert_eq!(again, first);
+    }
+    assert_eq!(stored(), 1, "a resend is stored once");
+    // An origin signature older than the window is refused for good; one from beyond the
+    // clock skew, for now; one within both is delivered.
+    let now = dime_server::now().0;
+    let (window, skew) =
+        (dime_dmtp::limits::REPLAY_WINDOW_SECS, dime_dmtp::limits::CLOCK_SKEW_SECS);
+    let old = signed_at(&w.seal(34, "b.test"), a_seed, now - window - 60);
+    assert_eq!(h.deliver(delivery("a.test", old), &vec![a_key]).await, Err(Refusal::Policy));
+    let ahead = signed_at(&w.seal(35, "b.test"), a_seed, now + skew + 600);
+    assert_eq!(h.deliver(delivery("a.test", ahead), &vec![a_key]).await, Err(Refusal::Temporary));
+    assert_eq!(stored(), 1, "too old or too new: nothing stored");
+    let late = signed_at(&w.seal(36, "b.test"), a_seed, now - window + 600);
+    h.deliver(delivery("a.test", late), &vec![a_key]).await.unwrap();
+    let early = signed_at(&w.seal(37, "b.test"), a_seed, now + skew - 600);
+    h.deliver(delivery("a.test", early), &vec![a_key]).await.unwrap();
+    assert_eq!(stored(), 3);
 }
 
 /// The lifetime ends at queueing plus `max_lifetime`: a next attempt due exactly then is
