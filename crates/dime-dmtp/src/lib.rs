@@ -13,6 +13,7 @@
 //! back. On the wire there are domains and fingerprints only, never a local part of a
 //! transfer's author or recipient.
 
+pub mod budget;
 mod client;
 pub mod frame;
 pub mod limits;

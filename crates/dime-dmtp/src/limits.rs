@@ -15,6 +15,13 @@ pub const FRAME_HEADER_LEN: usize = 4;
 /// (`spec/dmtp.md` §6.4, §8).
 pub const MAX_MESSAGE_SIZE: u64 = 64 * 1024 * 1024;
 
+/// Slowest a DATA body may arrive, on average, in octets per second (`spec/dmtp.md` §6.4): a
+/// body must be complete within [`BODY_GRACE`] plus its declared size at this rate.
+pub const MIN_BODY_RATE: u64 = 32 * 1024;
+
+/// The time a body has beyond its size at [`MIN_BODY_RATE`] (`spec/dmtp.md` §6.4).
+pub const BODY_GRACE: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// A destination refuses an envelope whose origin signature is older than this, in seconds
 /// (`spec/dmtp.md` §6.4.2): 7 days, beyond an origin's longest queue lifetime.
 pub const REPLAY_WINDOW_SECS: u64 = 7 * 24 * 3600;

@@ -211,6 +211,10 @@ pub enum ProtocolError {
     /// No frame within the idle deadline.
     #[error("no frame within IDLE_TIMEOUT")]
     IdleTimeout,
+    /// A body not complete within its deadline: [`crate::limits::BODY_GRACE`] plus its
+    /// declared size at [`crate::limits::MIN_BODY_RATE`].
+    #[error("body slower than MIN_BODY_RATE")]
+    BodyTooSlow,
     /// More refused frames than [`crate::limits::MAX_ERRORS`].
     #[error("more errors than MAX_ERRORS")]
     TooManyErrors,
@@ -231,7 +235,7 @@ impl ProtocolError {
             TooManyRecipients | TooManyTransactions | TooManyLookups => ReplyCode::TOO_MANY,
             MessageTooLarge | BodyOverrun => ReplyCode::TOO_LARGE,
             BodyHashMismatch => ReplyCode::HASH_MISMATCH,
-            HandshakeTimeout | IdleTimeout | TooManyErrors | UnexpectedEnd => {
+            HandshakeTimeout | IdleTimeout | BodyTooSlow | TooManyErrors | UnexpectedEnd => {
                 ReplyCode::SERVICE_CLOSING
             }
         }
@@ -248,6 +252,7 @@ impl ProtocolError {
                 | BodyOverrun
                 | HandshakeTimeout
                 | IdleTimeout
+                | BodyTooSlow
                 | TooManyErrors
                 | UnexpectedEnd
                 | UnsupportedVersion

@@ -1,9 +1,10 @@
 //! The server side of one DMTP stream (`spec/dmtp.md` §7.1).
 
+use crate::budget::{BODY_BUDGET, BodyBudget, Reservation};
 use crate::frame::{Split, decode_payload, encode_frame, split_frame};
 use crate::limits::{
-    HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_ERRORS, MAX_FRAME_SIZE, MAX_HISTORY_SIGNETS, MAX_LOOKUPS,
-    MAX_MESSAGE_SIZE, MAX_RECIPIENTS, MAX_TRANSACTIONS, VERSION,
+    BODY_GRACE, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT, MAX_ERRORS, MAX_FRAME_SIZE, MAX_HISTORY_SIGNETS,
+    MAX_LOOKUPS, MAX_MESSAGE_SIZE, MAX_RECIPIENTS, MAX_TRANSACTIONS, MIN_BODY_RATE, VERSION,
 };
 use crate::reply::{ProtocolError, Refusal, ReplyCode};
 use crate::types::{
@@ -32,6 +33,10 @@ pub struct ServerConfig {
     pub handshake_timeout: Duration,
     /// Longest wait for the client's next frame.
     pub idle_timeout: Duration,
+    /// Octets of bodies held at once, shared with every clone of this configuration.
+    pub body_budget: BodyBudget,
+    /// Slowest average rate of a body, octets per second (0: no minimum).
+    pub min_body_rate: u64,
 }
 
 impl ServerConfig {
@@ -44,6 +49,8 @@ impl ServerConfig {
             max_lookups: MAX_LOOKUPS,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             idle_timeout: IDLE_TIMEOUT,
+            body_budget: BodyBudget::new(BODY_BUDGET),
+            min_body_rate: MIN_BODY_RATE,
         }
     }
 }
@@ -146,6 +153,10 @@ struct BodyIn {
     declared: u64,
     expected: [u8; 64],
     body: HashingBuffer,
+    /// The declared size, reserved from the body budget until the transaction ends.
+    reserved: Reservation,
+    /// When the whole body must have arrived (set as the DATA is read).
+    deadline: Option<Instant>,
 }
 
 /// The states, each named for what it waits for (`spec/dmtp.md` §7.1).
@@ -197,6 +208,8 @@ pub struct Server {
     txn: Transaction,
     /// HELLO's domain in transfer mode: the only origin MAIL may name (`spec/dmtp.md` §6.2).
     hello_domain: Option<Domain>,
+    /// The budget reserved for the body handed to the driver, until its decision.
+    delivering: Option<Reservation>,
 }
 
 impl fmt::Debug for Server {
@@ -223,6 +236,7 @@ impl Server {
             lookups: 0,
             txn: Transaction::default(),
             hello_domain: None,
+            delivering: None,
         }
     }
 
@@ -255,10 +269,12 @@ impl Server {
         if let Some(deadline) = self.deadline
             && now >= deadline
         {
-            let err = if matches!(self.state, State::ExpectHello) {
-                ProtocolError::HandshakeTimeout
-            } else {
-                ProtocolError::IdleTimeout
+            let err = match &self.state {
+                State::ExpectHello => ProtocolError::HandshakeTimeout,
+                State::ExpectBody(b) if b.deadline.is_some_and(|d| now >= d) => {
+                    ProtocolError::BodyTooSlow
+                }
+                _ => ProtocolError::IdleTimeout,
             };
             self.fail(err);
         }
@@ -365,6 +381,7 @@ impl Server {
     pub fn data_stored(&mut self, txid: TransactionId, now: Instant) -> Result<(), Misuse> {
         self.decide(Awaiting::Store, "data_stored", now)?;
         self.txn = Transaction::default();
+        self.delivering = None;
         let detail = Detail::Accepted(dmtp::Accepted { transaction_id: txid.as_str().to_owned() });
         self.reply(ReplyCode::OK, Some(detail));
         self.resume(now);
@@ -378,6 +395,7 @@ impl Server {
     pub fn data_failed(&mut self, why: Refusal, now: Instant) -> Result<(), Misuse> {
         self.decide(Awaiting::Store, "data_failed", now)?;
         self.txn = Transaction::default();
+        self.delivering = None;
         self.reply(why.code(), None);
         self.resume(now);
         Ok(())
@@ -530,11 +548,19 @@ impl Server {
                 Ok(ClientFrame { command: None }) => self.fail(ProtocolError::NoCommand),
                 Err(e) => self.fail(e),
             }
-            self.deadline = match self.state {
+            let idle = now + self.config.idle_timeout;
+            self.deadline = match &mut self.state {
                 State::ExpectHello => self.deadline,
                 State::Await(_) | State::Closed => None,
-                State::ExpectCommand | State::ExpectBody(_) | State::DiscardBody(_) => {
-                    Some(now + self.config.idle_timeout)
+                State::ExpectCommand | State::DiscardBody(_) => Some(idle),
+                // §6.4: the whole body within its grace plus its size at the minimum rate.
+                State::ExpectBody(b) => {
+                    let rate = self.config.min_body_rate;
+                    let whole = *b.deadline.get_or_insert_with(|| match rate {
+                        0 => now + Duration::from_secs(u64::from(u32::MAX)),
+                        r => now + BODY_GRACE + Duration::from_secs(b.declared / r),
+                    });
+                    Some(idle.min(whole))
                 }
             };
         }
@@ -706,11 +732,23 @@ impl Server {
             self.transactions += 1;
             return Err(ProtocolError::MessageTooLarge);
         }
+        // §6.4: the declared size must fit the memory the server gives bodies at once; if it
+        // does not, the origin tries again later (452, the transaction ends, no error counted).
+        let Some(reserved) = self.config.body_budget.try_reserve(d.size) else {
+            self.txn = Transaction::default();
+            self.reply(ReplyCode::TOO_MANY, None);
+            if d.body_follows {
+                self.state = State::DiscardBody(d.size);
+            }
+            return Ok(());
+        };
         // Allocated as the body arrives, never from the declared size alone.
         self.state = State::ExpectBody(BodyIn {
             declared: d.size,
             expected,
             body: HashingBuffer::new(&self.provider),
+            reserved,
+            deadline: None,
         });
         self.reply(ReplyCode::START_BODY, None);
         Ok(())
@@ -760,6 +798,8 @@ impl Server {
             return Err(ProtocolError::BadSequence);
         };
         self.state = State::Await(Awaiting::Store);
+        // The body's octets stay counted until the driver's decision on them.
+        self.delivering = Some(body.reserved);
         self.events.push_back(Event::MessageReceived(Box::new(Delivery {
             origin,
             origin_fingerprint,

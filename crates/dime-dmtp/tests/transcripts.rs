@@ -229,7 +229,15 @@ fn check_reply(reply: &dmtp::Reply, want: &str, client_sent: &[u8]) {
 fn replay(heading: &str, lines: &[String]) {
     let start = Instant::now();
     let mut now = start;
-    let config = ServerConfig::new(Domain::parse("b.test").unwrap());
+    let mut config = ServerConfig::new(Domain::parse("b.test").unwrap());
+    for line in lines.iter().filter_map(|l| l.strip_prefix("X: ")) {
+        match line.split_once(' ') {
+            Some(("body_budget", v)) => {
+                config.body_budget = dime_dmtp::budget::BodyBudget::new(v.parse().unwrap());
+            }
+            _ => panic!("{heading}: unknown setting {line}"),
+        }
+    }
     let mut server = Server::new(*default_provider(), config, now);
     let mut sent = Vec::new();
     for (n, line) in lines.iter().enumerate() {
@@ -265,6 +273,7 @@ fn replay(heading: &str, lines: &[String]) {
                 let reply = next_reply(&mut server).unwrap_or_else(|| panic!("{ctx}: no reply"));
                 check_reply(&reply, body, &sent);
             }
+            "X: " => {}
             "T: " => {
                 let secs: u64 = body.strip_prefix('+').unwrap().parse().unwrap();
                 now += Duration::from_secs(secs);
