@@ -3,7 +3,7 @@
 //! schedule and delivery status, the destination domain and the server's own reason texts,
 //! never a payload, a local part or a subject. `dimed queue` prints it.
 
-use crate::lines::{Service, error_answer};
+use crate::lines::{LocalLimits, Service, error_answer};
 use crate::submission::QueueStatus;
 use dime_store::{Queue, QueueId, Store};
 use serde::{Deserialize, Serialize};
@@ -71,7 +71,20 @@ pub fn serve(
     admin: Arc<Admin>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    crate::lines::serve(path, 0o600, admin, stop)
+    serve_with(path, admin, stop, LocalLimits::default())
+}
+
+/// [`serve`] within `limits` (`spec/dimed.md` §4, §5).
+///
+/// # Errors
+/// The socket cannot be bound.
+pub fn serve_with(
+    path: &Path,
+    admin: Arc<Admin>,
+    stop: watch::Receiver<bool>,
+    limits: LocalLimits,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    crate::lines::serve(path, 0o600, admin, stop, limits)
 }
 
 /// Longest request line, octets.

@@ -140,6 +140,10 @@ pub struct Outbound {
     pub in_flight: usize,
 }
 
+/// The longest queue lifetime `[outbound] max_lifetime_secs` may set: 6 days, a day inside a
+/// destination's replay window (`spec/dmtp.md` §6.4.2, §11.2).
+pub const MAX_LIFETIME_SECS: u64 = 6 * 24 * 3600;
+
 /// `[outbound]` as written.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -231,6 +235,14 @@ impl RawConfig {
         ];
         if zero.into_iter().flatten().any(|z| z) {
             return Err(bad("limits", "a limit of 0 would refuse everything"));
+        }
+        // `spec/dmtp.md` §6.4.2: a retry must reach the destination inside its replay window,
+        // clock skew and a day of margin included.
+        if o.max_lifetime_secs > MAX_LIFETIME_SECS {
+            return Err(bad(
+                "outbound.max_lifetime_secs",
+                "at most 518400 (6 days): destinations refuse envelopes signed over 7 days ago",
+            ));
         }
         Ok(Config {
             domain,
@@ -401,6 +413,11 @@ mod tests {
         assert!(matches!(e, Some(ConfigError::Invalid { key: "limits", .. })));
         let e = load(&format!("{MINIMAL}[outbound]\nin_flight = 0\n")).err();
         assert!(matches!(e, Some(ConfigError::Invalid { key: "outbound.in_flight", .. })));
+        // spec/dmtp.md §6.4.2: six days at most, one second more refused.
+        let life = |secs: u64| load(&format!("{MINIMAL}[outbound]\nmax_lifetime_secs = {secs}\n"));
+        assert!(life(MAX_LIFETIME_SECS).is_ok());
+        let e = life(MAX_LIFETIME_SECS + 1).err();
+        assert!(matches!(e, Some(ConfigError::Invalid { key: "outbound.max_lifetime_secs", .. })));
     }
 
     #[test]

@@ -277,7 +277,9 @@ pub async fn start(
             vault_path: config.secret_path(files::VAULT),
             pepper: Secret::new(pepper),
             argon2: dime_core::crypto::Argon2Params::DEFAULT,
-            idle_timeout_secs: 900,
+            // A session's idle timeout is the submission socket's for a logged-in
+            // connection: both end together (spec/dimed.md §4).
+            idle_timeout_secs: crate::LOCAL_SESSION_IDLE_TIMEOUT.as_secs(),
         },
         p,
     )?);

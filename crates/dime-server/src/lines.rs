@@ -2,12 +2,18 @@
 //! mode decides who may connect at all. Each request is one JSON object on one line; each is
 //! answered, in order, by one line. A line over the service's limit is answered with an error
 //! and the connection is closed.
+//!
+//! Its limits and deadlines are the network listeners' ([`LocalLimits`]): a cap on
+//! connections at once, an idle timeout between requests, a deadline for a request line from
+//! its first octet to its end (so no unfinished line is held longer), and a deadline for
+//! writing each answer (a client that never reads its answers is closed).
 
 use dime_net::gate::Gate;
 use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
-use tokio::io::{AsyncReadExt as _, AsyncWriteExt, BufReader};
+use std::time::Duration;
+use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt, BufReader};
 use tokio::sync::watch;
 
 /// What answers the requests of one socket.
@@ -18,6 +24,12 @@ pub(crate) trait Service: Send + Sync + 'static {
     /// What one connection keeps between its requests (a login session): made when the
     /// connection opens, dropped when it closes.
     type Connection: Default + Send;
+
+    /// Whether `conn` holds a live login session: between requests it may then stay silent
+    /// for [`LocalLimits::session_idle_timeout`] rather than [`LocalLimits::idle_timeout`].
+    fn holds_session(_conn: &Self::Connection) -> bool {
+        false
+    }
 
     /// The answer to the request `line` (its line end included) on connection `conn`: one
     /// JSON object, without a line end.
@@ -39,12 +51,58 @@ pub(crate) fn error_answer(msg: &str) -> Vec<u8> {
 pub const MAX_LOCAL_CONNECTIONS: usize = 64;
 /// How long a local socket, when it stops, waits for the requests under way (`spec/dimed.md`
 /// §4): then it closes the connections still open.
-pub const LOCAL_SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+pub const LOCAL_SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// Longest silence between requests on a local connection without a session
+/// (`spec/dimed.md` §4): the DMTP listeners' idle timeout (`spec/dmtp.md` §8).
+pub const LOCAL_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest silence between requests on a local connection with a live session
+/// (`spec/dimed.md` §4): the session's own idle timeout, after which it has ended anyway
+/// (`dimed` opens its store with it).
+pub const LOCAL_SESSION_IDLE_TIMEOUT: Duration = Duration::from_secs(900);
+/// Longest time from a request line's first octet to its line end (`spec/dimed.md` §4): an
+/// unfinished line is never held longer.
+pub const LOCAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// Longest wait for an answer to be written (`spec/dimed.md` §4): a client that does not read
+/// its answers is closed. The DMTP listeners' write deadline (`spec/dmtp.md` §8).
+pub const LOCAL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The limits and deadlines of a local socket (`spec/dimed.md` §4); the defaults are the
+/// constants above.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LocalLimits {
+    /// Connections at once ([`MAX_LOCAL_CONNECTIONS`]); one more is answered `busy` and
+    /// closed.
+    pub max_connections: usize,
+    /// Longest silence between requests without a session ([`LOCAL_IDLE_TIMEOUT`]).
+    pub idle_timeout: Duration,
+    /// Longest silence between requests with a live session
+    /// ([`LOCAL_SESSION_IDLE_TIMEOUT`]).
+    pub session_idle_timeout: Duration,
+    /// From a request line's first octet to its end ([`LOCAL_REQUEST_TIMEOUT`]).
+    pub request_timeout: Duration,
+    /// Longest wait for one answer to be written ([`LOCAL_WRITE_TIMEOUT`]).
+    pub write_timeout: Duration,
+    /// At a stop, how long the requests under way may still take ([`LOCAL_SHUTDOWN_GRACE`]).
+    pub shutdown_grace: Duration,
+}
+
+impl Default for LocalLimits {
+    fn default() -> LocalLimits {
+        LocalLimits {
+            max_connections: MAX_LOCAL_CONNECTIONS,
+            idle_timeout: LOCAL_IDLE_TIMEOUT,
+            session_idle_timeout: LOCAL_SESSION_IDLE_TIMEOUT,
+            request_timeout: LOCAL_REQUEST_TIMEOUT,
+            write_timeout: LOCAL_WRITE_TIMEOUT,
+            shutdown_grace: LOCAL_SHUTDOWN_GRACE,
+        }
+    }
+}
 
 /// Binds `path` (replacing a stale socket) with file mode `mode` and serves `service` on it
-/// until `stop` turns true: at most `max_connections` at once. At `stop` it accepts no more
-/// connections, lets each finish the request it is serving (for up to
-/// [`LOCAL_SHUTDOWN_GRACE`]) and closes them; the task ends then.
+/// until `stop` turns true, within `limits`: at most `max_connections` at once. At `stop` it
+/// accepts no more connections, lets each finish the request it is serving (for up to
+/// `shutdown_grace`) and closes them; the task ends then.
 ///
 /// # Errors
 /// The socket cannot be bound, or its mode set.
@@ -52,19 +110,8 @@ pub(crate) fn serve<S: Service>(
     path: &Path,
     mode: u32,
     service: Arc<S>,
-    stop: watch::Receiver<bool>,
-) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    serve_with(path, mode, service, stop, MAX_LOCAL_CONNECTIONS, LOCAL_SHUTDOWN_GRACE)
-}
-
-/// [`serve`] with its limits.
-pub(crate) fn serve_with<S: Service>(
-    path: &Path,
-    mode: u32,
-    service: Arc<S>,
     mut stop: watch::Receiver<bool>,
-    max_connections: usize,
-    grace: std::time::Duration,
+    limits: LocalLimits,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
     if path.exists() {
         std::fs::remove_file(path)?;
@@ -74,7 +121,7 @@ pub(crate) fn serve_with<S: Service>(
         use std::os::unix::fs::PermissionsExt;
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
-    let mut gate = Gate::new(max_connections, None);
+    let mut gate = Gate::new(limits.max_connections, None);
     Ok(tokio::spawn(async move {
         let mut stopped = std::pin::pin!(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -87,7 +134,8 @@ pub(crate) fn serve_with<S: Service>(
                     match gate.admit(None) {
                         Ok(admitted) => {
                             let stopping = gate.stopping();
-                            gate.spawn(admitted, connection(stream, Arc::clone(&service), stopping));
+                            let service = Arc::clone(&service);
+                            gate.spawn(admitted, connection(stream, service, limits, stopping));
                         }
                         Err(refused) => {
                             tracing::debug!(%refused, "local connection refused");
@@ -95,7 +143,7 @@ pub(crate) fn serve_with<S: Service>(
                             out.push(b'\n');
                             // Best effort, and never waiting on the peer.
                             let _ = tokio::time::timeout(
-                                std::time::Duration::from_secs(1),
+                                Duration::from_secs(1),
                                 stream.write_all(&out),
                             )
                             .await;
@@ -105,40 +153,67 @@ pub(crate) fn serve_with<S: Service>(
             }
         }
         drop(listener);
-        let aborted = gate.drain(grace).await;
+        let aborted = gate.drain(limits.shutdown_grace).await;
         if aborted > 0 {
             tracing::warn!(aborted, "local connections closed at shutdown mid-request");
         }
     }))
 }
 
+/// Serves one connection: a request line at a time, each answered before the next is read.
+/// It ends at the end of the stream, at a stop between requests, at a line too long, and at
+/// each deadline of `limits`; whatever it held (the line, the session) is dropped then.
 async fn connection<S: Service>(
     stream: tokio::net::UnixStream,
     service: Arc<S>,
+    limits: LocalLimits,
     stopping: watch::Receiver<bool>,
 ) {
     let (r, mut w) = stream.into_split();
     let mut r = BufReader::new(r);
     let mut conn = S::Connection::default();
-    let stop = stopping.clone();
     let mut stopped = std::pin::pin!(async move {
-        let mut stop = stop;
+        let mut stop = stopping;
         let _ = stop.wait_for(|s| *s).await;
     });
     loop {
+        let idle =
+            if S::holds_session(&conn) { limits.session_idle_timeout } else { limits.idle_timeout };
+        // Between requests, a stop or the idle timeout ends the connection; a request under
+        // way is answered.
+        let begun = tokio::select! {
+            () = &mut stopped => return,
+            b = tokio::time::timeout(idle, r.fill_buf()) => b.map(|b| b.map(|b| !b.is_empty())),
+        };
+        match begun {
+            Ok(Ok(true)) => {}
+            Ok(Ok(false) | Err(_)) => return,
+            Err(_) => {
+                tracing::debug!(secs = idle.as_secs(), "local connection idle: closed");
+                return;
+            }
+        }
+        // A request has begun: its line must end within the request deadline.
         let mut line = Vec::new();
         let mut limited = (&mut r).take(S::MAX_REQUEST_LEN as u64 + 1);
-        // Between requests, a stop ends the connection; a request under way is answered.
         let read = tokio::select! {
             () = &mut stopped => return,
-            n = tokio::io::AsyncBufReadExt::read_until(&mut limited, b'\n', &mut line) => n,
+            n = tokio::time::timeout(
+                limits.request_timeout,
+                limited.read_until(b'\n', &mut line),
+            ) => n,
         };
-        let n = match read {
-            Ok(n) => n,
-            Err(_) => return,
-        };
-        if n == 0 {
-            return;
+        match read {
+            Ok(Ok(n)) if n > 0 => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!(
+                    secs = limits.request_timeout.as_secs(),
+                    octets = line.len(),
+                    "local request line not ended within its deadline: closed"
+                );
+                return;
+            }
         }
         let too_long = line.len() > S::MAX_REQUEST_LEN;
         let mut out = if too_long {
@@ -147,8 +222,16 @@ async fn connection<S: Service>(
             Arc::clone(&service).answer(&mut conn, line).await
         };
         out.push(b'\n');
-        if w.write_all(&out).await.is_err() || too_long {
-            return;
+        match tokio::time::timeout(limits.write_timeout, w.write_all(&out)).await {
+            Ok(Ok(())) if !too_long => {}
+            Ok(_) => return,
+            Err(_) => {
+                tracing::debug!(
+                    secs = limits.write_timeout.as_secs(),
+                    "local answer not read within its deadline: closed"
+                );
+                return;
+            }
         }
     }
 }
@@ -183,6 +266,10 @@ mod tests {
         }
     }
 
+    fn limits(max_connections: usize, shutdown_grace: Duration) -> LocalLimits {
+        LocalLimits { max_connections, shutdown_grace, ..LocalLimits::default() }
+    }
+
     type Conn = (tokio::net::unix::OwnedWriteHalf, BufReader<tokio::net::unix::OwnedReadHalf>);
 
     async fn connect(path: &Path) -> Conn {
@@ -204,7 +291,7 @@ mod tests {
         let path = dir.path().join("s.sock");
         let (stop, rx) = watch::channel(false);
         let service = slow(Duration::ZERO);
-        let task = serve_with(&path, 0o600, service, rx, 2, Duration::from_secs(5)).unwrap();
+        let task = serve(&path, 0o600, service, rx, limits(2, Duration::from_secs(5))).unwrap();
         let mut a = connect(&path).await;
         let mut b = connect(&path).await;
         // Both are served (and so admitted) before the third comes.
@@ -243,8 +330,8 @@ mod tests {
         let path = dir.path().join("s.sock");
         let (stop, rx) = watch::channel(false);
         let service = slow(Duration::from_millis(300));
-        let task =
-            serve_with(&path, 0o600, Arc::clone(&service), rx, 8, Duration::from_secs(5)).unwrap();
+        let task = serve(&path, 0o600, Arc::clone(&service), rx, limits(8, Duration::from_secs(5)))
+            .unwrap();
         let mut busy = connect(&path).await;
         let mut idle = connect(&path).await;
         busy.0.write_all(b"{}\n").await.unwrap();
@@ -264,7 +351,7 @@ mod tests {
         let (stop, rx) = watch::channel(false);
         let service = slow(Duration::from_secs(3600));
         let task =
-            serve_with(&path, 0o600, Arc::clone(&service), rx, 8, Duration::from_millis(200))
+            serve(&path, 0o600, Arc::clone(&service), rx, limits(8, Duration::from_millis(200)))
                 .unwrap();
         let mut c = connect(&path).await;
         c.0.write_all(b"{}\n").await.unwrap();

@@ -217,6 +217,19 @@ fn done() -> Response {
     Response { ok: true, ..Response::default() }
 }
 
+/// [`serve`] within `limits` (`spec/dimed.md` §4).
+///
+/// # Errors
+/// The socket cannot be bound.
+pub fn serve_with<D: Directory>(
+    path: &Path,
+    sub: Arc<Submission<D>>,
+    stop: watch::Receiver<bool>,
+    limits: crate::LocalLimits,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    crate::lines::serve(path, 0o660, sub, stop, limits)
+}
+
 /// Binds `path` (replacing a stale socket, mode 0660) and serves it until `stop` turns true.
 ///
 /// # Errors
@@ -226,12 +239,16 @@ pub fn serve<D: Directory>(
     sub: Arc<Submission<D>>,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<tokio::task::JoinHandle<()>> {
-    crate::lines::serve(path, 0o660, sub, stop)
+    serve_with(path, sub, stop, crate::LocalLimits::default())
 }
 
 impl<D: Directory> crate::lines::Service for Submission<D> {
     const MAX_REQUEST_LEN: usize = MAX_REQUEST_LEN;
     type Connection = Option<UserSession>;
+
+    fn holds_session(session: &Option<UserSession>) -> bool {
+        session.is_some()
+    }
 
     async fn answer(self: Arc<Self>, session: &mut Option<UserSession>, line: Vec<u8>) -> Vec<u8> {
         // The line may hold a password: zeroized once parsed.
