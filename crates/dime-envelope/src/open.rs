@@ -224,12 +224,6 @@ impl SignerKeys for [Ed25519PublicKey] {
     }
 }
 
-impl<const N: usize> SignerKeys for [Ed25519PublicKey; N] {
-    fn keys(&self) -> &[Ed25519PublicKey] {
-        self
-    }
-}
-
 impl SignerKeys for Vec<Ed25519PublicKey> {
     fn keys(&self) -> &[Ed25519PublicKey] {
         self
