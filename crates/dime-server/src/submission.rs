@@ -9,7 +9,8 @@
 
 use crate::daemon::Resolver;
 use crate::service::{
-    Directory, Draft, Listed, MailService, Password, ReadError, UserSession, Verification,
+    Directory, Draft, Listed, LoginSource, MailService, Password, ReadError, UserSession,
+    Verification,
 };
 use dime_core::Mailbox;
 use dime_envelope::{MessageKind, Signatures};
@@ -17,6 +18,7 @@ use dime_store::{DeliveryState, DeliveryStatus, MailboxId, QueueId, Uid};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::watch;
 use zeroize::Zeroizing;
 
@@ -242,19 +244,34 @@ pub fn serve<D: Directory>(
     serve_with(path, sub, stop, crate::LocalLimits::default())
 }
 
+/// One connection's state: its session, and its number as the source of its logins
+/// (`spec/dimed.md`, Logins).
+pub struct Connection {
+    session: Option<UserSession>,
+    source: LoginSource,
+}
+
+impl Default for Connection {
+    fn default() -> Connection {
+        static NEXT: AtomicU64 = AtomicU64::new(1);
+        let connection = NEXT.fetch_add(1, Ordering::Relaxed);
+        Connection { session: None, source: LoginSource::Local { uid: None, connection } }
+    }
+}
+
 impl<D: Directory> crate::lines::Service for Submission<D> {
     const MAX_REQUEST_LEN: usize = MAX_REQUEST_LEN;
-    type Connection = Option<UserSession>;
+    type Connection = Connection;
 
-    fn holds_session(session: &Option<UserSession>) -> bool {
-        session.is_some()
+    fn holds_session(conn: &Connection) -> bool {
+        conn.session.is_some()
     }
 
-    async fn answer(self: Arc<Self>, session: &mut Option<UserSession>, line: Vec<u8>) -> Vec<u8> {
+    async fn answer(self: Arc<Self>, conn: &mut Connection, line: Vec<u8>) -> Vec<u8> {
         // The line may hold a password: zeroized once parsed.
         let line = Zeroizing::new(line);
         let resp = match serde_json::from_slice::<Request>(&line) {
-            Ok(req) => handle(&self.service, session, req).await,
+            Ok(req) => handle(&self.service, &mut conn.session, conn.source, req).await,
             Err(e) => fail(format!("bad request: {e}")),
         };
         serde_json::to_vec(&resp).unwrap_or_else(|_| b"{\"ok\":false}".to_vec())
@@ -268,6 +285,7 @@ fn address(s: &str) -> Result<Mailbox, String> {
 async fn handle<D: Directory>(
     service: &MailService<D>,
     session: &mut Option<UserSession>,
+    source: LoginSource,
     req: Request,
 ) -> Response {
     let now = crate::now();
@@ -281,7 +299,7 @@ async fn handle<D: Directory>(
                 Ok(u) => u,
                 Err(e) => return fail(e),
             };
-            return match service.login(&user, password, now).await {
+            return match service.login_from(&user, password, source, now).await {
                 Ok(s) => {
                     *session = Some(s);
                     done()

@@ -11,7 +11,7 @@ use common::{NoDirectory, T0, domain, mailbox, p, side};
 
 use dime_server::origin::parse_payload;
 use dime_server::service::{
-    Draft, LoginError, MailService, Password, ReadError, SessionError, Verification,
+    Draft, LoginError, LoginPolicy, MailService, Password, ReadError, SessionError, Verification,
 };
 use dime_server::submission::{Response, Submission};
 use dime_store::{
@@ -23,11 +23,13 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 const ALICE: &str = "alice@a.test";
 const BOB: &str = "bob@a.test";
 
-/// a.test with alice (password "pw") and bob (password "bob-pw").
+/// a.test with alice (password "pw") and bob (password "bob-pw"), without failure delays
+/// (these tests log in right after a wrong password; tests/login_storm.rs tests the delays).
 fn service(dir: &std::path::Path) -> MailService<NoDirectory> {
     let a = side(dir, "a.test", 1, ALICE);
     a.add_user(BOB, b"bob-pw");
     MailService::new(a.store, a.local, Arc::new(NoDirectory), p())
+        .with_login_policy(LoginPolicy { failure_delay_secs: 0, ..LoginPolicy::default() })
 }
 
 fn pw(s: &str) -> Password {

@@ -5,6 +5,9 @@
 //!
 //! - [`session`]: log in once (Argon2id once), keep the unlocked keys with idle and absolute
 //!   expiry and explicit logout, zeroized on every exit path.
+//! - [`throttle`]: the logins of every front end, throttled in one place: bounded password
+//!   checks at once (each with a reused Argon2id memory), failure delays per account and per
+//!   source, and an audit line per failure.
 //! - [`compose`]: seal as the session's user, origin-signed at once.
 //! - [`mailbox`]: list (from per-message summaries once verified), read (opened with the
 //!   session's keys, verified with signer keys cached for the session), mailboxes, flags,
@@ -24,6 +27,7 @@ pub mod compose;
 pub mod mailbox;
 pub mod outbox;
 pub mod session;
+pub mod throttle;
 
 use crate::LocalDomain;
 use dime_core::crypto::CryptoProvider;
@@ -38,6 +42,7 @@ pub use compose::{ComposeError, Composed, Draft};
 pub use mailbox::{Listed, MailboxError, ReadError, ReadMessage, Verification};
 pub use outbox::{SendError, StatusError, SubmitError};
 pub use session::{LoginError, Password, SessionError, UserSession};
+pub use throttle::{AccountTag, LoginPolicy, LoginSource};
 
 /// Authenticated keys of other domains (discovery, `spec/discovery.md`).
 pub trait Directory: Send + Sync + 'static {
@@ -75,6 +80,8 @@ pub struct MailService<D> {
     wake: Option<Arc<tokio::sync::Notify>>,
     /// A session's longest life, seconds, however active ([`session::SESSION_MAX_SECS`]).
     session_max_secs: u64,
+    /// Login slots and failure delays, shared by every front end.
+    logins: throttle::LoginThrottle,
 }
 
 impl<D: Directory> MailService<D> {
@@ -92,6 +99,7 @@ impl<D: Directory> MailService<D> {
             provider,
             wake: None,
             session_max_secs: session::SESSION_MAX_SECS,
+            logins: throttle::LoginThrottle::new(LoginPolicy::default()),
         }
     }
 
@@ -107,6 +115,13 @@ impl<D: Directory> MailService<D> {
     #[must_use]
     pub fn with_session_max_secs(mut self, secs: u64) -> MailService<D> {
         self.session_max_secs = secs;
+        self
+    }
+
+    /// Throttles logins by `policy` (default [`LoginPolicy::default`]).
+    #[must_use]
+    pub fn with_login_policy(mut self, policy: LoginPolicy) -> MailService<D> {
+        self.logins = throttle::LoginThrottle::new(policy);
         self
     }
 

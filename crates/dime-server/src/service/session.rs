@@ -1,11 +1,16 @@
 //! Sessions (`spec/dimed.md` §4.1): a login unwraps the user's keys once (Argon2id once); the
 //! session keeps them until it is idle longer than the store's idle timeout, older than
 //! [`SESSION_MAX_SECS`], logged out, or dropped, and zeroizes them on each of these.
+//!
+//! A login goes through the service's [`throttle`](super::throttle) (`spec/dimed.md`, Logins):
+//! refused while its account or source is in a failure delay, then a slot for the password
+//! check, whose failure is recorded and logged.
 
+use super::throttle::{AccountTag, FailureClass, LoginSource, Refusal};
 use super::{Directory, MailService, blocking};
 use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox, Secret};
-use dime_store::{AccountError, AccountId, Accounts, Timestamp};
+use dime_store::{AccountError, AccountId, Timestamp};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -50,6 +55,17 @@ pub enum LoginError {
     /// A wrong password, an unknown user or a deleted account: the same answer for each.
     #[error("login failed")]
     Failed,
+    /// The account or the source failed a login lately: no password is checked for it until
+    /// the delay has passed (`spec/dimed.md`, Logins).
+    #[error("too many failed logins: retry in {retry_after_secs} s")]
+    Delayed {
+        /// Seconds until a login is checked again.
+        retry_after_secs: u64,
+    },
+    /// Every password-check slot stayed taken for the queue deadline: the password was not
+    /// checked (`spec/dimed.md`, Logins).
+    #[error("server busy: too many logins at once, retry later")]
+    Busy,
     /// The store failed.
     #[error("store: {0}")]
     Store(AccountError),
@@ -125,25 +141,72 @@ impl Drop for UserSession {
 }
 
 impl<D: Directory> MailService<D> {
-    /// Logs `user` in with `password` at `now` (Argon2id, off the async workers).
+    /// [`MailService::login_from`] with no source: throttled per account only. For tools in
+    /// the process; a front end passes its peer.
     ///
     /// # Errors
-    /// [`LoginError::Failed`] for a wrong password, an unknown user or a deleted account alike.
+    /// As [`MailService::login_from`].
     pub async fn login(
         &self,
         user: &Mailbox,
         password: Password,
         now: Timestamp,
     ) -> Result<UserSession, LoginError> {
+        self.login_from(user, password, LoginSource::Unspecified, now).await
+    }
+
+    /// Logs `user` in with `password` from `source` at `now` (`spec/dimed.md`, Logins):
+    /// refused while the account or the source is in a failure delay, else checked in a
+    /// password-check slot (Argon2id in the slot's memory, off the async workers); a failure is
+    /// recorded for both and logged.
+    ///
+    /// # Errors
+    /// [`LoginError::Failed`] for a wrong password, an unknown user or a deleted account alike
+    /// (each taking the same work); [`LoginError::Delayed`] within a failure delay;
+    /// [`LoginError::Busy`] when no slot came free in time.
+    pub async fn login_from(
+        &self,
+        user: &Mailbox,
+        password: Password,
+        source: LoginSource,
+        now: Timestamp,
+    ) -> Result<UserSession, LoginError> {
+        let account = AccountTag(self.store.login_tag(user).map_err(LoginError::Store)?);
+        let logins = &self.logins;
+        let refused = |why: Refusal| {
+            logins.refused(account, &source, why);
+            match why {
+                Refusal::Delayed(retry_after_secs) => LoginError::Delayed { retry_after_secs },
+                Refusal::Busy => LoginError::Busy,
+            }
+        };
+        logins.admit(account, &source, now).map_err(refused)?;
+        let mut slot = logins.slot().await.map_err(refused)?;
+        // A failure recorded while this login waited for its slot counts too.
+        logins.admit(account, &source, now).map_err(refused)?;
         let store = Arc::clone(&self.store);
         let address = user.clone();
-        let keys = blocking(move || store.login(&address, password.expose(), now)).await;
-        let keys = keys.map_err(|e| match e {
-            AccountError::LoginFailed | AccountError::UnknownAccount | AccountError::Shredded => {
-                LoginError::Failed
-            }
-            e => LoginError::Store(e),
-        })?;
+        // The slot moves with the check: its permit and memory are held until the check ends,
+        // even if this future is dropped meanwhile.
+        let keys = blocking(move || {
+            let keys = store.login_in(&address, password.expose(), now, slot.memory());
+            drop(slot);
+            keys
+        })
+        .await;
+        let class = match &keys {
+            Ok(_) => None,
+            Err(AccountError::LoginFailed) => Some(FailureClass::Password),
+            Err(AccountError::UnknownAccount) => Some(FailureClass::Unknown),
+            Err(AccountError::Shredded) => Some(FailureClass::Deleted),
+            Err(_) => None,
+        };
+        if let Some(class) = class {
+            logins.failed(account, &source, now, class);
+            return Err(LoginError::Failed);
+        }
+        let keys = keys.map_err(LoginError::Store)?;
+        logins.succeeded(account, &source);
         Ok(UserSession {
             keys,
             started: now,
