@@ -1,7 +1,8 @@
 //! Hostile logins against the mail service (`spec/dimed.md`, Logins; issue 20 items 1, 5, 6):
 //! a storm of wrong-password logins stays within the documented memory budget, a wrong
 //! password and an unknown user take the same time, failures delay the next login of the
-//! account and of the source, and each failure is one audit line of the documented format.
+//! account and of the source, and each failure is one audit line of the documented format;
+//! the local socket counts each connection as a source and answers a delay with its own error.
 //!
 //! The tests run one at a time (`SERIAL`): the first two measure the process.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stderr)]
@@ -335,4 +336,37 @@ async fn a_login_that_waits_past_the_queue_deadline_is_refused_as_busy_not_faile
     }
     // One slot, held ~20 ms by each check: of 8 at once, most cannot wait 1 ms for it.
     assert!((1..8).contains(&busy), "{busy} of 8 busy");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_local_socket_counts_its_connections_as_sources_and_answers_the_delay() {
+    use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let svc = service(dir.path(), LoginPolicy::default());
+    let path = dir.path().join("dimed.sock");
+    let (_stop, stop_rx) = tokio::sync::watch::channel(false);
+    let sub = dime_server::submission::Submission { service: Arc::new(svc) };
+    dime_server::submission::serve(&path, Arc::new(sub), stop_rx).unwrap();
+    let ask = |req: String| {
+        let path = path.clone();
+        async move {
+            let (r, mut w) = tokio::net::UnixStream::connect(&path).await.unwrap().into_split();
+            w.write_all(format!("{req}\n").as_bytes()).await.unwrap();
+            let mut answer = String::new();
+            BufReader::new(r).read_line(&mut answer).await.unwrap();
+            serde_json::from_str::<serde_json::Value>(&answer).unwrap()
+        }
+    };
+    let login = |user: &str, password: &str| {
+        serde_json::json!({"op": "login", "user": user, "password": password}).to_string()
+    };
+    // A wrong password on one connection, then bob on another: the connection is the source,
+    // so bob is not refused...
+    assert_eq!(ask(login(ALICE, "no")).await["error"], "login failed");
+    assert_eq!(ask(login(BOB, "bob-pw")).await["ok"], true);
+    // ...but alice's account is, with its own answer, on any connection.
+    let e = ask(login(ALICE, "pw")).await;
+    let e = e["error"].as_str().unwrap();
+    assert!(e.starts_with("too many failed logins: retry in "), "{e}");
 }
