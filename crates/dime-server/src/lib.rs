@@ -37,8 +37,8 @@ pub mod submission;
 pub use bounce::rfc5322_date;
 pub use destination::{Destination, OriginKeys, StaticOrigins};
 pub use lines::{
-    LOCAL_IDLE_TIMEOUT, LOCAL_REQUEST_TIMEOUT, LOCAL_SESSION_IDLE_TIMEOUT, LOCAL_SHUTDOWN_GRACE,
-    LOCAL_WRITE_TIMEOUT, LocalLimits, MAX_LOCAL_CONNECTIONS,
+    LOCAL_IDLE_TIMEOUT, LOCAL_LINE_BUDGET, LOCAL_REQUEST_TIMEOUT, LOCAL_SESSION_IDLE_TIMEOUT,
+    LOCAL_SHUTDOWN_GRACE, LOCAL_WRITE_TIMEOUT, LocalLimits, MAX_LOCAL_CONNECTIONS,
 };
 
 use dime_core::crypto::CryptoProvider;

@@ -13,8 +13,8 @@ use std::future::Future;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::io::{AsyncBufReadExt as _, AsyncReadExt as _, AsyncWriteExt, BufReader};
-use tokio::sync::watch;
+use tokio::io::{AsyncBufReadExt as _, AsyncWriteExt, BufReader};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 
 /// What answers the requests of one socket.
 pub(crate) trait Service: Send + Sync + 'static {
@@ -66,6 +66,16 @@ pub const LOCAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// its answers is closed. The DMTP listeners' write deadline (`spec/dmtp.md` §8).
 pub const LOCAL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Octets of request lines in progress on one local socket, beyond the first
+/// [`LINE_ALLOWANCE`] of each (`spec/dimed.md` §4): a line that would pass it is answered
+/// `busy` and its connection closed. Four requests of the submission socket's largest.
+pub const LOCAL_LINE_BUDGET: usize = 64 * 1024 * 1024;
+/// The octets of each request line that need nothing of [`LocalLimits::line_budget`]: the
+/// requests without a message body (covered by the cap on connections).
+const LINE_ALLOWANCE: usize = 64 * 1024;
+/// How much of [`LocalLimits::line_budget`] a growing line takes at a time.
+const LINE_STEP: usize = 1024 * 1024;
+
 /// The limits and deadlines of a local socket (`spec/dimed.md` §4); the defaults are the
 /// constants above.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -84,6 +94,9 @@ pub struct LocalLimits {
     pub write_timeout: Duration,
     /// At a stop, how long the requests under way may still take ([`LOCAL_SHUTDOWN_GRACE`]).
     pub shutdown_grace: Duration,
+    /// Octets of request lines in progress at once, beyond the first 64 KiB of each
+    /// ([`LOCAL_LINE_BUDGET`]; counted in steps of 1 MiB).
+    pub line_budget: usize,
 }
 
 impl Default for LocalLimits {
@@ -95,6 +108,7 @@ impl Default for LocalLimits {
             request_timeout: LOCAL_REQUEST_TIMEOUT,
             write_timeout: LOCAL_WRITE_TIMEOUT,
             shutdown_grace: LOCAL_SHUTDOWN_GRACE,
+            line_budget: LOCAL_LINE_BUDGET,
         }
     }
 }
@@ -122,6 +136,7 @@ pub(crate) fn serve<S: Service>(
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))?;
     }
     let mut gate = Gate::new(limits.max_connections, None);
+    let budget = Arc::new(Semaphore::new(limits.line_budget / LINE_STEP));
     Ok(tokio::spawn(async move {
         let mut stopped = std::pin::pin!(async move {
             let _ = stop.wait_for(|s| *s).await;
@@ -135,7 +150,9 @@ pub(crate) fn serve<S: Service>(
                         Ok(admitted) => {
                             let stopping = gate.stopping();
                             let service = Arc::clone(&service);
-                            gate.spawn(admitted, connection(stream, service, limits, stopping));
+                            let budget = Arc::clone(&budget);
+                            let served = connection(stream, service, limits, budget, stopping);
+                            gate.spawn(admitted, served);
                         }
                         Err(refused) => {
                             tracing::debug!(%refused, "local connection refused");
@@ -160,13 +177,70 @@ pub(crate) fn serve<S: Service>(
     }))
 }
 
+/// How a request line's read ended.
+enum Line {
+    /// At its line end (or at the end of the stream, after some octets).
+    Whole,
+    /// Past the service's limit.
+    TooLong,
+    /// The line budget could not take it.
+    OverBudget,
+    /// The stream ended before any octet.
+    End,
+}
+
+/// Reads one request line into `line`, at most `max` octets and one more: past the first
+/// [`LINE_ALLOWANCE`] octets, it takes a [`LINE_STEP`] of `budget` into `held` before each
+/// step further.
+async fn read_line(
+    r: &mut BufReader<tokio::net::unix::OwnedReadHalf>,
+    line: &mut Vec<u8>,
+    max: usize,
+    budget: &Arc<Semaphore>,
+    held: &mut Option<OwnedSemaphorePermit>,
+) -> std::io::Result<Line> {
+    loop {
+        let buf = r.fill_buf().await?;
+        if buf.is_empty() {
+            return Ok(if line.is_empty() { Line::End } else { Line::Whole });
+        }
+        let (chunk, ends) = match buf.iter().position(|&b| b == b'\n') {
+            Some(i) => (&buf[..=i], true),
+            None => (buf, false),
+        };
+        let take = chunk.len().min(max + 1 - line.len());
+        let allowed = |held: &Option<OwnedSemaphorePermit>| {
+            LINE_ALLOWANCE + held.as_ref().map_or(0, |p| p.num_permits() * LINE_STEP)
+        };
+        while line.len() + take > allowed(held) {
+            let Ok(step) = Arc::clone(budget).try_acquire_owned() else {
+                return Ok(Line::OverBudget);
+            };
+            match held {
+                Some(p) => p.merge(step),
+                None => *held = Some(step),
+            }
+        }
+        line.extend_from_slice(&chunk[..take]);
+        r.consume(take);
+        if line.len() > max {
+            return Ok(Line::TooLong);
+        }
+        if ends {
+            return Ok(Line::Whole);
+        }
+    }
+}
+
 /// Serves one connection: a request line at a time, each answered before the next is read.
-/// It ends at the end of the stream, at a stop between requests, at a line too long, and at
-/// each deadline of `limits`; whatever it held (the line, the session) is dropped then.
+/// It ends at the end of the stream, at a stop between requests, at a line too long or over
+/// the line budget, and at each deadline of `limits`; whatever it held (the line, its part of
+/// the budget, the session) is dropped then.
 async fn connection<S: Service>(
     stream: tokio::net::UnixStream,
     service: Arc<S>,
     limits: LocalLimits,
+    budget: Arc<Semaphore>,
     stopping: watch::Receiver<bool>,
 ) {
     let (r, mut w) = stream.into_split();
@@ -193,19 +267,25 @@ async fn connection<S: Service>(
                 return;
             }
         }
-        // A request has begun: its line must end within the request deadline.
+        // A request has begun: its line must end within the request deadline. What it takes
+        // of the line budget is held until it is answered.
         let mut line = Vec::new();
-        let mut limited = (&mut r).take(S::MAX_REQUEST_LEN as u64 + 1);
+        let mut held = None;
         let read = tokio::select! {
             () = &mut stopped => return,
             n = tokio::time::timeout(
                 limits.request_timeout,
-                limited.read_until(b'\n', &mut line),
+                read_line(&mut r, &mut line, S::MAX_REQUEST_LEN, &budget, &mut held),
             ) => n,
         };
-        match read {
-            Ok(Ok(n)) if n > 0 => {}
-            Ok(_) => return,
+        let (mut out, last) = match read {
+            Ok(Ok(Line::Whole)) => (Arc::clone(&service).answer(&mut conn, line).await, false),
+            Ok(Ok(Line::TooLong)) => (error_answer("request too long"), true),
+            Ok(Ok(Line::OverBudget)) => {
+                tracing::debug!(octets = line.len(), "local request lines over their budget");
+                (error_answer("busy"), true)
+            }
+            Ok(Ok(Line::End) | Err(_)) => return,
             Err(_) => {
                 tracing::debug!(
                     secs = limits.request_timeout.as_secs(),
@@ -214,16 +294,12 @@ async fn connection<S: Service>(
                 );
                 return;
             }
-        }
-        let too_long = line.len() > S::MAX_REQUEST_LEN;
-        let mut out = if too_long {
-            error_answer("request too long")
-        } else {
-            Arc::clone(&service).answer(&mut conn, line).await
         };
         out.push(b'\n');
-        match tokio::time::timeout(limits.write_timeout, w.write_all(&out)).await {
-            Ok(Ok(())) if !too_long => {}
+        let written = tokio::time::timeout(limits.write_timeout, w.write_all(&out)).await;
+        drop(held);
+        match written {
+            Ok(Ok(())) if !last => {}
             Ok(_) => return,
             Err(_) => {
                 tracing::debug!(

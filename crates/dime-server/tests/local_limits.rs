@@ -229,3 +229,51 @@ async fn a_client_that_never_reads_its_answers_is_closed_at_the_write_deadline()
     drop(r);
     let _next = served(&path, QUEUE).await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_lines_past_the_line_budget_are_answered_busy_and_the_budget_frees() {
+    let dir = tempfile::tempdir().unwrap();
+    // Room for one 2 MiB line in progress (two steps of 1 MiB past the first 64 KiB), not two.
+    let limits = LocalLimits { line_budget: 3 << 20, ..LocalLimits::default() };
+    let (path, _stop) = submission(dir.path(), limits);
+    let mut big = br#"{"op":"send","to":"bob@a.test","subject":"s","body":""#.to_vec();
+    big.resize(2 << 20, b'a');
+    let big = Arc::new(big);
+    let ((wa, mut a), (wb, mut b)) = (connect(&path).await, connect(&path).await);
+    // Both lines at once, unfinished (no line end, so neither gives its part back by being
+    // answered): together they need more than the budget, so one is refused.
+    let send = |mut w: OwnedWriteHalf| {
+        let big = Arc::clone(&big);
+        tokio::spawn(async move {
+            // The refused one's write fails once it is closed.
+            let _ = w.write_all(&big).await;
+            w
+        })
+    };
+    let (wa, wb) = (send(wa), send(wb));
+    let (mut ra, mut rb) = (String::new(), String::new());
+    let first = tokio::time::timeout(PATIENCE, async {
+        tokio::select! {
+            r = a.read_line(&mut ra) => r.map(|_| true),
+            r = b.read_line(&mut rb) => r.map(|_| false),
+        }
+    });
+    let a_refused = first.await.expect("one line is refused").unwrap();
+    let (refused, fits, written) = if a_refused { (ra, b, wb) } else { (rb, a, wa) };
+    assert_eq!(refused, "{\"error\":\"busy\",\"ok\":false}\n");
+    // The other goes on to its line end and is answered.
+    let mut fits = (tokio::time::timeout(PATIENCE, written).await.expect("written").unwrap(), fits);
+    fits.0.write_all(b"\"}\n").await.unwrap();
+    let answer: serde_json::Value = serde_json::from_str(&line(&mut fits).await).unwrap();
+    assert_eq!(answer["error"], "not logged in", "{answer}");
+    // Each line's part of the budget is given back with its answer.
+    for _ in 0..2 {
+        let mut c = connect(&path).await;
+        c.0.write_all(&big).await.unwrap();
+        c.0.write_all(b"\"}\n").await.unwrap();
+        assert_eq!(
+            serde_json::from_str::<serde_json::Value>(&line(&mut c).await).unwrap()["error"],
+            "not logged in"
+        );
+    }
+}
