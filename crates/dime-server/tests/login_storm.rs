@@ -370,3 +370,22 @@ async fn the_local_socket_counts_its_connections_as_sources_and_answers_the_dela
     let e = e["error"].as_str().unwrap();
     assert!(e.starts_with("too many failed logins: retry in "), "{e}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_guess_whose_client_hangs_up_is_still_counted() {
+    let _one = SERIAL.lock().await;
+    let dir = tempfile::tempdir().unwrap();
+    let policy = LoginPolicy {
+        concurrent: 1,
+        queue_deadline: Duration::from_secs(120),
+        ..LoginPolicy::default()
+    };
+    let svc = service(dir.path(), policy);
+    // The guess's future is dropped (its client gone) while its check runs.
+    let alice = mailbox(ALICE);
+    let guess = svc.login_from(&alice, pw("guess"), ip(1), T0);
+    assert!(tokio::time::timeout(Duration::from_millis(1), guess).await.is_err());
+    // The next login waits for the one slot, then finds the account delayed.
+    let r = svc.login_from(&alice, pw("pw"), ip(2), T0).await;
+    assert!(matches!(r, Err(LoginError::Delayed { retry_after_secs: 2 })), "{:?}", r.err());
+}

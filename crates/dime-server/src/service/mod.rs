@@ -81,7 +81,7 @@ pub struct MailService<D> {
     /// A session's longest life, seconds, however active ([`session::SESSION_MAX_SECS`]).
     session_max_secs: u64,
     /// Login slots and failure delays, shared by every front end.
-    logins: throttle::LoginThrottle,
+    logins: Arc<throttle::LoginThrottle>,
 }
 
 impl<D: Directory> MailService<D> {
@@ -99,7 +99,7 @@ impl<D: Directory> MailService<D> {
             provider,
             wake: None,
             session_max_secs: session::SESSION_MAX_SECS,
-            logins: throttle::LoginThrottle::new(LoginPolicy::default()),
+            logins: Arc::new(throttle::LoginThrottle::new(LoginPolicy::default())),
         }
     }
 
@@ -121,7 +121,7 @@ impl<D: Directory> MailService<D> {
     /// Throttles logins by `policy` (default [`LoginPolicy::default`]).
     #[must_use]
     pub fn with_login_policy(mut self, policy: LoginPolicy) -> MailService<D> {
-        self.logins = throttle::LoginThrottle::new(policy);
+        self.logins = Arc::new(throttle::LoginThrottle::new(policy));
         self
     }
 

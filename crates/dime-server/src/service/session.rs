@@ -186,27 +186,44 @@ impl<D: Directory> MailService<D> {
         logins.admit(account, &source, now).map_err(refused)?;
         let store = Arc::clone(&self.store);
         let address = user.clone();
-        // The slot moves with the check: its permit and memory are held until the check ends,
-        // even if this future is dropped meanwhile.
-        let keys = blocking(move || {
-            let keys = store.login_in(&address, password.expose(), now, slot.memory());
+        let throttle = Arc::clone(logins);
+        // The check runs to its end and its outcome is recorded and logged even if this future
+        // is dropped meanwhile: a client that hangs up after sending a guess is throttled as one
+        // that waits for the answer. The slot (its permit and memory) is given back after the
+        // outcome is recorded, so that a login waiting for it sees that failure.
+        let check = tokio::spawn(async move {
+            let (keys, slot) = blocking(move || {
+                let keys = store.login_in(&address, password.expose(), now, slot.memory());
+                (keys, slot)
+            })
+            .await;
+            let class = match &keys {
+                Ok(_) => None,
+                Err(AccountError::LoginFailed) => Some(FailureClass::Password),
+                Err(AccountError::UnknownAccount) => Some(FailureClass::Unknown),
+                Err(AccountError::Shredded) => Some(FailureClass::Deleted),
+                Err(_) => None,
+            };
+            let outcome = match (class, keys) {
+                (Some(class), _) => {
+                    throttle.failed(account, &source, now, class);
+                    Err(LoginError::Failed)
+                }
+                (None, Ok(keys)) => {
+                    throttle.succeeded(account, &source);
+                    Ok(keys)
+                }
+                (None, Err(e)) => Err(LoginError::Store(e)),
+            };
             drop(slot);
-            keys
-        })
-        .await;
-        let class = match &keys {
-            Ok(_) => None,
-            Err(AccountError::LoginFailed) => Some(FailureClass::Password),
-            Err(AccountError::UnknownAccount) => Some(FailureClass::Unknown),
-            Err(AccountError::Shredded) => Some(FailureClass::Deleted),
-            Err(_) => None,
+            outcome
+        });
+        let keys = match check.await {
+            Ok(outcome) => outcome?,
+            Err(e) if e.is_panic() => std::panic::resume_unwind(e.into_panic()),
+            // The runtime is shutting down.
+            Err(_) => return Err(LoginError::Busy),
         };
-        if let Some(class) = class {
-            logins.failed(account, &source, now, class);
-            return Err(LoginError::Failed);
-        }
-        let keys = keys.map_err(LoginError::Store)?;
-        logins.succeeded(account, &source);
         Ok(UserSession {
             keys,
             started: now,
