@@ -165,14 +165,8 @@ impl Sender {
             .verify(p, &self.author_key())
             .unwrap();
         sealed.extend(
-            v.origin_signature_chunk(
-                p,
-                &mut rng,
-                &self.origin.0,
-                &addressing.origin,
-                T0.0,
-            )
-            .unwrap(),
+            v.origin_signature_chunk(p, &mut rng, &self.origin.0, &addressing.origin, T0.0)
+                .unwrap(),
         );
         sealed
     }
