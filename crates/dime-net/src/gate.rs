@@ -1,12 +1,13 @@
 //! Admission and shutdown for a listener's connections, whatever the protocol (DMTP over QUIC
 //! or TLS, the local sockets; DMAP and SMTP next): a global cap on connections at once (a
-//! semaphore), an optional per-IP cap ([`ConnectionCaps`]), and a graceful stop. At
+//! semaphore), optional per-IP and per-IPv6-/64 caps ([`ConnectionCaps`]), a back-off after
+//! failed accepts ([`AcceptBackoff`], through [`Gate::accept_failed`]), and a graceful stop. At
 //! [`Gate::stop`] the listener stops accepting, each connection finishes the request it is
 //! serving and then closes, and [`Gate::drain`] waits for them up to a deadline, then aborts
 //! the rest ([`Gate::settle`] and [`Gate::abort`] are its two halves, for a listener that
 //! closes what is left its own way first, as QUIC closes its endpoint).
 
-use crate::caps::{ConnectionCaps, ConnectionSlot};
+use crate::caps::{CapExceeded, ConnectionCaps, ConnectionSlot};
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
@@ -23,6 +24,9 @@ pub enum Refused {
     /// The peer's address has its most connections open.
     #[error("too many connections from one address")]
     PerIp,
+    /// The peer's IPv6 /64 has its most connections open.
+    #[error("too many connections from one ipv6 /64")]
+    PerPrefix,
     /// The listener is stopping.
     #[error("stopping")]
     Stopping,
@@ -42,16 +46,24 @@ pub struct Gate {
     per_ip: Option<ConnectionCaps>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
+    backoff: AcceptBackoff,
 }
 
 impl Gate {
-    /// At most `max_connections` at once, and at most `per_ip` from one address when given.
+    /// At most `max_connections` at once, and at most `per_ip` from one address when given
+    /// (and [`crate::MAX_CONNECTIONS_PER_PREFIX`] from one IPv6 /64: [`ConnectionCaps::new`]).
     pub fn new(max_connections: usize, per_ip: Option<usize>) -> Gate {
+        Gate::with_caps(max_connections, per_ip.map(ConnectionCaps::new))
+    }
+
+    /// At most `max_connections` at once, and within `caps` per source when given.
+    pub fn with_caps(max_connections: usize, caps: Option<ConnectionCaps>) -> Gate {
         Gate {
             permits: Arc::new(Semaphore::new(max_connections)),
-            per_ip: per_ip.map(ConnectionCaps::new),
+            per_ip: caps,
             stop: watch::Sender::new(false),
             tasks: JoinSet::new(),
+            backoff: AcceptBackoff::default(),
         }
     }
 
@@ -64,11 +76,38 @@ impl Gate {
             return Err(Refused::Stopping);
         }
         let slot = match (&self.per_ip, ip) {
-            (Some(caps), Some(ip)) => Some(caps.try_acquire(ip).ok_or(Refused::PerIp)?),
+            (Some(caps), Some(ip)) => Some(caps.acquire(ip).map_err(|e| match e {
+                CapExceeded::Ip => Refused::PerIp,
+                CapExceeded::Prefix => Refused::PerPrefix,
+            })?),
             _ => None,
         };
         let permit = Arc::clone(&self.permits).try_acquire_owned().map_err(|_| Refused::Busy)?;
         Ok(Admitted { _permit: permit, _slot: slot })
+    }
+
+    /// An accept on the listener failed (out of file descriptors, most often: `EMFILE`,
+    /// `ENFILE`; or `ENOBUFS`, `ENOMEM`, a connection reset before it was taken): waits as
+    /// [`AcceptBackoff`] says before the listener tries again, rather than spinning on a
+    /// listening socket that stays readable. The first failure of a run is logged as a
+    /// warning, the rest at debug.
+    pub async fn accept_failed(&mut self, error: &std::io::Error) {
+        let wait = self.backoff.failed();
+        if self.backoff.failures() == 1 {
+            tracing::warn!(%error, "accept failed; backing off");
+        } else {
+            tracing::debug!(%error, failures = self.backoff.failures(), ?wait, "accept failed");
+        }
+        tokio::time::sleep(wait).await;
+    }
+
+    /// An accept on the listener succeeded: the next failure backs off from the start again.
+    pub fn accepted(&mut self) {
+        let failures = self.backoff.failures();
+        if failures > 0 {
+            tracing::info!(failures, "accepting again after failed accepts");
+        }
+        self.backoff.reset();
     }
 
     /// What a connection watches: it turns true at [`Gate::stop`]. A connection ends once the
@@ -129,6 +168,40 @@ impl Gate {
     }
 }
 
+/// The first wait after a failed accept.
+pub const ACCEPT_BACKOFF_MIN: Duration = Duration::from_millis(10);
+/// The longest wait after failed accepts.
+pub const ACCEPT_BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// How long a listener waits after failed accepts: [`ACCEPT_BACKOFF_MIN`], doubling with each
+/// failure in a row up to [`ACCEPT_BACKOFF_MAX`], back to the start after a success. A
+/// listener out of file descriptors so tries at most about once a second, and takes
+/// connections again within a second of descriptors coming free.
+#[derive(Debug, Clone, Default)]
+pub struct AcceptBackoff {
+    failures: u32,
+}
+
+impl AcceptBackoff {
+    /// The wait after one more failure in a row.
+    pub fn failed(&mut self) -> Duration {
+        self.failures = self.failures.saturating_add(1);
+        // 10 ms * 2^7 > 1 s: the shift never needs more.
+        let doubled = ACCEPT_BACKOFF_MIN.saturating_mul(1 << (self.failures - 1).min(7));
+        doubled.min(ACCEPT_BACKOFF_MAX)
+    }
+
+    /// Failures in a row so far.
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// A success: the next failure waits [`ACCEPT_BACKOFF_MIN`].
+    pub fn reset(&mut self) {
+        self.failures = 0;
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
@@ -150,6 +223,54 @@ mod tests {
         drop((second, third, again));
         gate.stop();
         assert_eq!(gate.admit(None).unwrap_err(), Refused::Stopping);
+    }
+
+    #[test]
+    fn an_ipv6_64_is_refused_past_its_cap_and_a_mapped_ipv4_counts_as_ipv4() {
+        let gate = Gate::with_caps(100, Some(ConnectionCaps::with_prefix(1, 2)));
+        let a: IpAddr = "2001:db8::1".parse().unwrap();
+        let b: IpAddr = "2001:db8::2".parse().unwrap();
+        let held = [gate.admit(Some(a)).unwrap(), gate.admit(Some(b)).unwrap()];
+        assert_eq!(
+            gate.admit(Some("2001:db8::3".parse().unwrap())).unwrap_err(),
+            Refused::PerPrefix
+        );
+        assert_eq!(gate.admit(Some(a)).unwrap_err(), Refused::PerIp);
+        let v4 = gate.admit(Some("192.0.2.1".parse().unwrap())).unwrap();
+        assert_eq!(
+            gate.admit(Some("::ffff:192.0.2.1".parse().unwrap())).unwrap_err(),
+            Refused::PerIp
+        );
+        drop((held, v4));
+    }
+
+    #[test]
+    fn the_accept_backoff_doubles_from_10ms_to_1s_and_resets_on_success() {
+        let mut b = AcceptBackoff::default();
+        let waits: Vec<u64> = (0..10).map(|_| b.failed().as_millis() as u64).collect();
+        assert_eq!(waits, [10, 20, 40, 80, 160, 320, 640, 1000, 1000, 1000]);
+        assert_eq!(b.failures(), 10);
+        b.reset();
+        assert_eq!(b.failed(), ACCEPT_BACKOFF_MIN);
+        for _ in 0..100 {
+            assert!(b.failed() <= ACCEPT_BACKOFF_MAX);
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_gate_waits_longer_after_each_failed_accept_and_from_the_start_after_one_taken() {
+        let mut gate = Gate::new(4, None);
+        let emfile = std::io::Error::from_raw_os_error(24);
+        let start = tokio::time::Instant::now();
+        for _ in 0..9 {
+            gate.accept_failed(&emfile).await;
+        }
+        // 10 + 20 + ... + 640 + 1000 + 1000 ms in virtual time.
+        assert_eq!(start.elapsed(), Duration::from_millis(1270 + 2000));
+        gate.accepted();
+        let again = tokio::time::Instant::now();
+        gate.accept_failed(&emfile).await;
+        assert_eq!(again.elapsed(), ACCEPT_BACKOFF_MIN);
     }
 
     #[tokio::test]

@@ -2,9 +2,13 @@
 //! §8), and DMTP's transports over it.
 //!
 //! What it is: at its root, plumbing that knows no protocol: [`gate`], a listener's admission
-//! (a global connection cap and per-IP caps) and graceful stop, used by the DMTP listeners and
-//! the local sockets; the per-IP caps ([`ConnectionCaps`]); stream reads bounded by a
-//! machine's deadline and gathered frame writes. Under it, DMTP's transports (module `dmtp`,
+//! (a global connection cap, per-IP and per-IPv6-/64 caps), its back-off after failed accepts
+//! and graceful stop, used by the DMTP listeners and the local sockets; the per-source caps
+//! ([`ConnectionCaps`]); the open-file limit and the connection cap under it
+//! ([`raise_fd_limit`], [`fit_to_fd_limit`]); limits per source and per connection (a token
+//! bucket for lookups, [`SourceRate`]; log lines, [`LogLimiter`] and [`log_allowed`]; error
+//! delays, [`ErrorDelay`]); stream reads bounded by a machine's deadline and gathered frame
+//! writes bounded by a write deadline. Under it, DMTP's transports (module `dmtp`,
 //! re-exported here): QUIC endpoints (quinn) and TLS 1.3 over TCP (rustls), both under the
 //! ALPN `dmtp/1` with 0-RTT disabled and over the rustls crypto provider the caller passes in
 //! ([`TlsProvider`]; the binaries build ring's once); the drivers that connect the sans-IO
@@ -23,12 +27,24 @@
 mod caps;
 mod dmtp;
 pub mod gate;
+mod limits;
+mod ratelimit;
 mod stream;
 
-pub use caps::{ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP};
+pub use caps::{
+    CapExceeded, ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP,
+    MAX_CONNECTIONS_PER_PREFIX, source_of,
+};
 pub use dmtp::{
     Handler, MAX_CONCURRENT_STREAMS, MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, NetError,
     PinnedCertVerifier, QuicClient, QuicConnection, QuicPool, SHUTDOWN_GRACE, ServerHandle,
-    ServerOptions, TLS_IDLE, TlsConnection, TlsPool, TlsProvider, client_tls_config, is_temporary,
-    quic_client_config, quic_server_config, serve_stream, server_tls_config, spawn_quic, spawn_tls,
+    ServerOptions, TLS_IDLE, TlsConnection, TlsPool, TlsProvider, WRITE_TIMEOUT, client_tls_config,
+    is_temporary, quic_client_config, quic_server_config, serve_stream, server_tls_config,
+    spawn_quic, spawn_tls,
+};
+pub use limits::{FD_RESERVE, FdLimit, fit_to_fd_limit, raise_fd_limit};
+pub use ratelimit::{
+    ERROR_DELAY_FREE, ERROR_DELAY_MAX, ERROR_DELAY_STEP, ErrorDelay, LOG_INTERVAL, LOG_LINES,
+    LOOKUP_BURST, LOOKUP_RATE, LogLimiter, LogVerdict, MAX_TRACKED_SOURCES, SourceRate,
+    log_allowed, peer,
 };

@@ -20,6 +20,22 @@ pub(crate) async fn read_until<R: tokio::io::AsyncRead + Unpin>(
     })
 }
 
+/// Runs `write`, waiting at most `deadline` for it: a peer that takes no more (it reads
+/// nothing; its receive window and our send buffer are full) gets [`std::io::ErrorKind::TimedOut`],
+/// and the caller closes the stream (`spec/dmtp.md` §8).
+pub(crate) async fn within<T>(
+    deadline: std::time::Duration,
+    write: impl Future<Output = std::io::Result<T>>,
+) -> std::io::Result<T> {
+    match tokio::time::timeout(deadline, write).await {
+        Ok(r) => r,
+        Err(_) => Err(std::io::Error::new(
+            std::io::ErrorKind::TimedOut,
+            "write not taken within the write deadline",
+        )),
+    }
+}
+
 /// The most octets of frames gathered into one write.
 const WRITE_GATHER: usize = 64 * 1024;
 

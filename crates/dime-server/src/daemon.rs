@@ -370,7 +370,10 @@ pub async fn start(
         Arc::new(KeyResolver::new(dns, source, StorePins::new(Arc::clone(&store)), policy, p));
 
     // Listeners.
-    let options = config.server_options(domain.clone(), p);
+    let options = dime_net::fit_to_fd_limit(
+        config.server_options(domain.clone(), p),
+        usize::from(tcp_listener.is_some()),
+    );
     let mut statics = StaticOrigins::default();
     statics.0.insert(domain.clone(), (local.org_fingerprint, pok));
     let origins = Arc::new(Origins { local: statics, resolver: Arc::clone(&resolver) });

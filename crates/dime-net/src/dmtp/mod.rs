@@ -16,7 +16,7 @@ pub use config::{
 pub use pool::{QuicPool, TLS_IDLE, TlsPool};
 pub use server::{
     Handler, MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE, ServerHandle,
-    ServerOptions, serve_stream, spawn_quic, spawn_tls,
+    ServerOptions, WRITE_TIMEOUT, serve_stream, spawn_quic, spawn_tls,
 };
 
 use dime_dmtp::{ClientError, CommandKind, ReplyCode};

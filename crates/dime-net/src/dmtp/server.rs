@@ -1,20 +1,24 @@
 //! The server driver: accept loops for QUIC and TLS over TCP on a [`Gate`] (a global
-//! connection cap, per-IP caps, a graceful stop), and the loop that connects one stream to a
-//! [`dime_dmtp::Server`] machine and the [`Handler`] (`spec/dmtp.md` §2, §7.1, §8).
+//! connection cap, per-IP and per-IPv6-/64 caps, a back-off after failed accepts, a graceful
+//! stop), and the loop that connects one stream to a [`dime_dmtp::Server`] machine and the
+//! [`Handler`], with a write deadline, a lookup rate per source and error delays
+//! (`spec/dmtp.md` §2, §3, §7.1, §8).
 
 use crate::NetError;
-use crate::caps::MAX_CONNECTIONS_PER_IP;
+use crate::caps::{ConnectionCaps, MAX_CONNECTIONS_PER_IP, MAX_CONNECTIONS_PER_PREFIX};
 use crate::gate::Gate;
+use crate::ratelimit::{ErrorDelay, LogLimiter, Peer, SourceRate, with_peer};
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint};
-use dime_dmtp::limits::{ALPN, HANDSHAKE_TIMEOUT};
+use dime_dmtp::limits::{ALPN, HANDSHAKE_TIMEOUT, IDLE_TIMEOUT};
 use dime_dmtp::{
     Delivery, Event, Refusal, Server, ServerConfig, SignetName, TransactionId, VerifyAnswer,
 };
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, AsyncWriteExt};
 use tokio::net::TcpListener;
@@ -32,6 +36,15 @@ pub const MAX_CONNECTIONS: usize = 1024;
 /// How long a listener that stops lets the transactions under way finish before it closes
 /// the connections still open (`spec/dmtp.md` §8).
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+
+/// How long one write of replies may wait for the peer to take them (it reads nothing, its
+/// window stays shut) before the server closes the connection (`spec/dmtp.md` §8).
+pub const WRITE_TIMEOUT: Duration = IDLE_TIMEOUT;
+
+/// The TLS alert record a server sends to refuse a ClientHello without the ALPN `dmtp/1`
+/// (`spec/dmtp.md` §3): plaintext (no key is agreed before the ServerHello), content type
+/// alert (21), legacy version TLS 1.2, 2 octets: fatal (2), `no_application_protocol` (120).
+const NO_APPLICATION_PROTOCOL_ALERT: [u8; 7] = [21, 3, 3, 0, 2, 2, 120];
 
 /// The QUIC application error code of a connection the server closes because it stops
 /// (`spec/dmtp.md` §8), with the reason `shutdown`.
@@ -102,13 +115,35 @@ pub struct ServerOptions {
     pub max_connections: usize,
     /// Connections at once from one IP address.
     pub max_connections_per_ip: usize,
+    /// Connections at once from one IPv6 /64.
+    pub max_connections_per_prefix: usize,
     /// Time for the TLS or QUIC handshake.
     pub handshake_timeout: Duration,
     /// Streams per QUIC connection.
     pub max_streams_per_connection: u64,
+    /// How long one write may wait for the peer to take it before the connection is closed.
+    pub write_timeout: Duration,
+    /// The lookups (SGNT, VRFY, HIST) each source may make: over it a lookup is answered
+    /// [`Refusal::Temporary`] without asking the [`Handler`]. Shared by the listeners given
+    /// clones of these options.
+    pub lookup_rate: Arc<SourceRate>,
+    /// The log lines per source a [`Handler`] lets through ([`crate::log_allowed`]). Shared
+    /// like [`ServerOptions::lookup_rate`].
+    pub log_limiter: Arc<LogLimiter>,
+    /// The waits after errors on a connection (refusals, protocol errors that close).
+    pub error_delay: ErrorDelay,
 }
 
 impl ServerOptions {
+    /// The listener's gate over these caps.
+    fn gate(&self) -> Gate {
+        let caps = ConnectionCaps::with_prefix(
+            self.max_connections_per_ip,
+            self.max_connections_per_prefix,
+        );
+        Gate::with_caps(self.max_connections, Some(caps))
+    }
+
     /// The defaults of `spec/dmtp.md` §8 for `domain`.
     pub fn new(domain: Domain, provider: &'static CryptoProvider) -> ServerOptions {
         ServerOptions {
@@ -116,8 +151,13 @@ impl ServerOptions {
             provider,
             max_connections: MAX_CONNECTIONS,
             max_connections_per_ip: MAX_CONNECTIONS_PER_IP,
+            max_connections_per_prefix: MAX_CONNECTIONS_PER_PREFIX,
             handshake_timeout: HANDSHAKE_TIMEOUT,
             max_streams_per_connection: MAX_STREAMS_PER_CONNECTION,
+            write_timeout: WRITE_TIMEOUT,
+            lookup_rate: Arc::default(),
+            log_limiter: Arc::default(),
+            error_delay: ErrorDelay::default(),
         }
     }
 }
@@ -185,19 +225,66 @@ where
     W: AsyncWrite + Unpin,
     H: Handler,
 {
-    serve(reader, writer, handler, options, None).await
+    serve(reader, writer, handler, options, None, &Connection::default()).await
+}
+
+/// What the streams of one connection share: its peer (for the limits per source) and its
+/// error count (for [`ErrorDelay`]).
+#[derive(Debug, Default)]
+struct Connection {
+    peer: Option<IpAddr>,
+    errors: AtomicU32,
+}
+
+impl Connection {
+    fn new(peer: IpAddr) -> Connection {
+        Connection { peer: Some(peer), errors: AtomicU32::new(0) }
+    }
+
+    /// Counts one more error and waits as `delay` says for it.
+    async fn error(&self, delay: &ErrorDelay) {
+        let n = self.errors.fetch_add(1, Ordering::Relaxed).saturating_add(1);
+        let wait = delay.after(n);
+        if !wait.is_zero() {
+            tokio::time::sleep(wait).await;
+        }
+    }
 }
 
 /// [`serve_stream`], ending early once `stopping` turns true: the stream then starts no
 /// transaction (a MAIL gets [`Refusal::Temporary`]) and closes when it waits for the client
 /// with none under way ([`Server::in_transaction`]: from an accepted MAIL to the reply to its
 /// body, or the RSET, refusal or error that ends it).
+///
+/// Every write waits at most [`ServerOptions::write_timeout`] for the peer to take it: past
+/// that the stream ends with [`NetError::Io`] (`TimedOut`) and its connection is closed.
+/// Lookups from `conn`'s peer are limited by [`ServerOptions::lookup_rate`]; errors wait
+/// [`ServerOptions::error_delay`] before their answer; the handler runs with the peer as
+/// [`crate::peer`].
 async fn serve<R, W, H>(
+    reader: R,
+    writer: W,
+    handler: &H,
+    options: &ServerOptions,
+    stopping: Option<watch::Receiver<bool>>,
+    conn: &Connection,
+) -> Result<(), NetError>
+where
+    R: AsyncRead + Unpin,
+    W: AsyncWrite + Unpin,
+    H: Handler,
+{
+    let peer = conn.peer.map(|ip| Peer { ip, log: Arc::clone(&options.log_limiter) });
+    with_peer(peer, serve_in_scope(reader, writer, handler, options, stopping, conn)).await
+}
+
+async fn serve_in_scope<R, W, H>(
     mut reader: R,
     mut writer: W,
     handler: &H,
     options: &ServerOptions,
     mut stopping: Option<watch::Receiver<bool>>,
+    conn: &Connection,
 ) -> Result<(), NetError>
 where
     R: AsyncRead + Unpin,
@@ -211,15 +298,19 @@ where
     loop {
         while let Some(ev) = m.poll_event() {
             let stop = stopping.as_ref().is_some_and(|s| *s.borrow());
-            decide(&mut m, ev, handler, &mut origin, stop).await?;
+            decide(&mut m, ev, handler, &mut origin, stop, options, conn).await?;
         }
-        if crate::stream::write_frames(&mut writer, || m.poll_transmit()).await? {
-            // A TLS writer may keep records that the socket did not take at once (rustls
-            // buffers them): only a flush sends them before the next read waits.
-            writer.flush().await?;
-        }
+        let write = async {
+            if crate::stream::write_frames(&mut writer, || m.poll_transmit()).await? {
+                // A TLS writer may keep records that the socket did not take at once (rustls
+                // buffers them): only a flush sends them before the next read waits.
+                writer.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        crate::stream::within(options.write_timeout, write).await?;
         if m.is_closed() {
-            let _ = writer.shutdown().await;
+            let _ = crate::stream::within(options.write_timeout, writer.shutdown()).await;
             return Ok(());
         }
         if !m.wants_input() {
@@ -232,7 +323,7 @@ where
             Some(stop) if !m.in_transaction() => tokio::select! {
                 biased;
                 () = stopped(stop) => {
-                    let _ = writer.shutdown().await;
+                    let _ = crate::stream::within(options.write_timeout, writer.shutdown()).await;
                     return Ok(());
                 }
                 r = read => r?,
@@ -247,16 +338,28 @@ where
     }
 }
 
+/// Whether `conn`'s peer may make one more lookup ([`ServerOptions::lookup_rate`]); always
+/// with no peer known.
+fn lookup_allowed(options: &ServerOptions, conn: &Connection) -> bool {
+    conn.peer.is_none_or(|ip| options.lookup_rate.allow(ip, Instant::now()))
+}
+
 /// Answers `ev` through `handler` (see [`serve`]), keeping in `origin` what the transaction's
 /// accepted MAIL established, for its body; once `stopping`, a new transaction is refused
-/// without asking the handler.
+/// without asking the handler. A lookup over the peer's rate is refused
+/// [`Refusal::Temporary`] without asking the handler. Each refusal, and a protocol error that
+/// closes, counts as an error of `conn` and waits as [`ServerOptions::error_delay`] says
+/// before its answer.
 async fn decide<H: Handler>(
     m: &mut Server,
     ev: Event,
     handler: &H,
     origin: &mut Option<H::Origin>,
     stopping: bool,
+    options: &ServerOptions,
+    conn: &Connection,
 ) -> Result<(), NetError> {
+    let error = || conn.error(&options.error_delay);
     let r = match ev {
         Event::NeedVerifyOrigin { .. } if stopping => {
             *origin = None;
@@ -270,6 +373,7 @@ async fn decide<H: Handler>(
                 }
                 Err(r) => {
                     *origin = None;
+                    error().await;
                     m.reject_mail(r, Instant::now())
                 }
             }
@@ -277,7 +381,10 @@ async fn decide<H: Handler>(
         Event::NeedRecipient { destination, fingerprint } => {
             match handler.check_recipient(destination, fingerprint).await {
                 Ok(()) => m.accept_recipient(Instant::now()),
-                Err(r) => m.reject_recipient(r, Instant::now()),
+                Err(r) => {
+                    error().await;
+                    m.reject_recipient(r, Instant::now())
+                }
             }
         }
         // The machine hands a body only in a transaction whose MAIL was accepted.
@@ -285,23 +392,44 @@ async fn decide<H: Handler>(
             None => m.data_failed(Refusal::Temporary, Instant::now()),
             Some(o) => match handler.deliver(*delivery, &o).await {
                 Ok(id) => m.data_stored(id, Instant::now()),
-                Err(r) => m.data_failed(r, Instant::now()),
+                Err(r) => {
+                    error().await;
+                    m.data_failed(r, Instant::now())
+                }
             },
         },
+        Event::NeedSignet { .. } | Event::NeedVerify { .. } | Event::NeedHistory { .. }
+            if !lookup_allowed(options, conn) =>
+        {
+            tracing::debug!(peer = ?conn.peer, "lookup over the source's rate refused");
+            error().await;
+            m.lookup_failed(Refusal::Temporary, Instant::now())
+        }
         Event::NeedSignet { name, pin } => match handler.signet(name, pin).await {
             Ok(s) => m.provide_signet(s, Instant::now()),
-            Err(r) => m.lookup_failed(r, Instant::now()),
+            Err(r) => {
+                error().await;
+                m.lookup_failed(r, Instant::now())
+            }
         },
         Event::NeedVerify { name, fingerprint } => match handler.verify(name, fingerprint).await {
             Ok(a) => m.provide_verify(a, Instant::now()),
-            Err(r) => m.lookup_failed(r, Instant::now()),
+            Err(r) => {
+                error().await;
+                m.lookup_failed(r, Instant::now())
+            }
         },
         Event::NeedHistory { name, from } => match handler.history(name, from).await {
             Ok(h) => m.provide_history(h, Instant::now()),
-            Err(r) => m.lookup_failed(r, Instant::now()),
+            Err(r) => {
+                error().await;
+                m.lookup_failed(r, Instant::now())
+            }
         },
         Event::Closed(err) => {
             tracing::debug!(error = %err, "dmtp stream closed by protocol error");
+            // The closing reply waits too, as a refusal does.
+            error().await;
             Ok(())
         }
     };
@@ -325,7 +453,7 @@ pub fn spawn_quic<H: Handler>(
     let options = Arc::new(options);
     let (shutdown, mut asked) = watch::channel(None);
     let task = tokio::spawn(async move {
-        let mut gate = Gate::new(options.max_connections, Some(options.max_connections_per_ip));
+        let mut gate = options.gate();
         let grace = loop {
             tokio::select! {
                 biased;
@@ -401,6 +529,7 @@ async fn quic_connection<H: Handler>(
         conn.close(quinn::VarInt::from_u32(CLOSE_ALPN), b"alpn");
         return;
     }
+    let shared = Arc::new(Connection::new(conn.remote_address().ip()));
     let mut streams = JoinSet::new();
     let mut n = 0u64;
     loop {
@@ -417,8 +546,14 @@ async fn quic_connection<H: Handler>(
             return;
         }
         while streams.try_join_next().is_some() {}
-        let stream =
-            quic_stream(send, recv, Arc::clone(&handler), Arc::clone(&options), stopping.clone());
+        let stream = quic_stream(
+            send,
+            recv,
+            Arc::clone(&handler),
+            Arc::clone(&options),
+            stopping.clone(),
+            Arc::clone(&shared),
+        );
         streams.spawn(stream);
     }
     while streams.join_next().await.is_some() {}
@@ -433,8 +568,9 @@ async fn quic_stream<H: Handler>(
     handler: Arc<H>,
     options: Arc<ServerOptions>,
     stopping: watch::Receiver<bool>,
+    conn: Arc<Connection>,
 ) {
-    match serve(recv, &mut send, handler.as_ref(), &options, Some(stopping)).await {
+    match serve(recv, &mut send, handler.as_ref(), &options, Some(stopping), &conn).await {
         Ok(()) => {
             let _ = send.stopped().await;
         }
@@ -457,11 +593,11 @@ pub fn spawn_tls<H: Handler>(
     options: ServerOptions,
 ) -> Result<ServerHandle, NetError> {
     let local_addr = listener.local_addr()?;
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(tls));
+    let tls = Arc::new(tls);
     let options = Arc::new(options);
     let (shutdown, mut asked) = watch::channel(None);
     let task = tokio::spawn(async move {
-        let mut gate = Gate::new(options.max_connections, Some(options.max_connections_per_ip));
+        let mut gate = options.gate();
         let grace = loop {
             tokio::select! {
                 biased;
@@ -470,12 +606,13 @@ pub fn spawn_tls<H: Handler>(
                     let (tcp, peer) = match accepted {
                         Ok(a) => a,
                         Err(e) => {
-                            // Out of descriptors, most often: wait rather than spin.
-                            tracing::debug!(error = %e, "tcp accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            // Out of descriptors, most often: wait rather than spin, longer
+                            // while it lasts.
+                            gate.accept_failed(&e).await;
                             continue;
                         }
                     };
+                    gate.accepted();
                     let admitted = match gate.admit(Some(peer.ip())) {
                         Ok(a) => a,
                         Err(refused) => {
@@ -494,10 +631,11 @@ pub fn spawn_tls<H: Handler>(
                     let stopping = gate.stopping();
                     let c = tls_connection(
                         tcp,
-                        acceptor.clone(),
+                        Arc::clone(&tls),
                         Arc::clone(&handler),
                         Arc::clone(&options),
                         stopping,
+                        peer.ip(),
                     );
                     gate.spawn(admitted, c);
                 }
@@ -514,27 +652,53 @@ pub fn spawn_tls<H: Handler>(
     Ok(ServerHandle { local_addr, shutdown, task })
 }
 
+/// The TLS handshake of `tcp` under `config`, refused unless the ClientHello offers the ALPN
+/// `dmtp/1` (`spec/dmtp.md` §3): rustls itself refuses a ClientHello that offers other
+/// protocols only, but completes one that offers none, so the ClientHello is read first and
+/// one without `dmtp/1` is answered with a fatal `no_application_protocol` alert.
+async fn tls_handshake(
+    tcp: tokio::net::TcpStream,
+    config: Arc<rustls::ServerConfig>,
+) -> std::io::Result<Option<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>> {
+    let start =
+        tokio_rustls::LazyConfigAcceptor::new(rustls::server::Acceptor::default(), tcp).await?;
+    let offers_dmtp =
+        start.client_hello().alpn().is_some_and(|mut offered| offered.any(|p| p == ALPN));
+    if !offers_dmtp {
+        let mut tcp = start.io;
+        let _ = tcp.write_all(&NO_APPLICATION_PROTOCOL_ALERT).await;
+        let _ = tcp.shutdown().await;
+        return Ok(None);
+    }
+    let tls = start.into_stream(config).await?;
+    // Agreed by rustls from the offer checked above; checked again all the same.
+    Ok((tls.get_ref().1.alpn_protocol() == Some(ALPN)).then_some(tls))
+}
+
 /// One admitted TLS connection: its handshake, then its one stream.
 async fn tls_connection<H: Handler>(
     tcp: tokio::net::TcpStream,
-    acceptor: tokio_rustls::TlsAcceptor,
+    config: Arc<rustls::ServerConfig>,
     handler: Arc<H>,
     options: Arc<ServerOptions>,
     mut stopping: watch::Receiver<bool>,
+    peer: IpAddr,
 ) {
     let tls = tokio::select! {
         biased;
         () = stopped(&mut stopping) => return,
-        s = tokio::time::timeout(options.handshake_timeout, acceptor.accept(tcp)) => match s {
-            Ok(Ok(s)) => s,
+        s = tokio::time::timeout(options.handshake_timeout, tls_handshake(tcp, config)) => match s {
+            Ok(Ok(Some(s))) => s,
+            Ok(Ok(None)) => {
+                tracing::debug!(%peer, "tls handshake without alpn dmtp/1 refused");
+                return;
+            }
             _ => return,
         },
     };
-    if tls.get_ref().1.alpn_protocol() != Some(ALPN) {
-        return;
-    }
     let (r, w) = tokio::io::split(tls);
-    if let Err(e) = serve(r, w, handler.as_ref(), &options, Some(stopping)).await {
+    let conn = Connection::new(peer);
+    if let Err(e) = serve(r, w, handler.as_ref(), &options, Some(stopping), &conn).await {
         tracing::debug!(error = %e, "dmtp tls stream ended with an error");
     }
 }
