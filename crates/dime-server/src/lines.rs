@@ -145,7 +145,17 @@ pub(crate) fn serve<S: Service>(
             tokio::select! {
                 () = &mut stopped => break,
                 a = listener.accept() => {
-                    let Ok((mut stream, _)) = a else { continue };
+                    let mut stream = match a {
+                        Ok((stream, _)) => {
+                            gate.accepted();
+                            stream
+                        }
+                        Err(e) => {
+                            // Out of descriptors most often: back off rather than spin.
+                            gate.accept_failed(&e).await;
+                            continue;
+                        }
+                    };
                     match gate.admit(None) {
                         Ok(admitted) => {
                             let stopping = gate.stopping();
