@@ -1,10 +1,9 @@
 //! The default provider: ed25519-dalek, x25519-dalek, chacha20poly1305, sha2, hkdf, argon2.
 
 use super::{
-    AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Memory, Argon2Params, CryptoError,
-    CryptoProvider, Ed25519PublicKey, Ed25519Seed, Ed25519Signature, HKDF_MAX_OUTPUT, Hash,
-    HashContext, Kdf, KeyAgreement, PasswordKdf, SharedSecret, SignatureAlgorithm, X25519PublicKey,
-    X25519Secret,
+    AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Params, CryptoError, CryptoProvider,
+    Ed25519PublicKey, Ed25519Seed, Ed25519Signature, HKDF_MAX_OUTPUT, Hash, HashContext, Kdf,
+    KeyAgreement, PasswordKdf, SharedSecret, SignatureAlgorithm, X25519PublicKey, X25519Secret,
 };
 use chacha20poly1305::aead::AeadInPlace;
 use chacha20poly1305::{KeyInit, XChaCha20Poly1305};
@@ -201,6 +200,59 @@ impl PasswordKdf for Argon2id {
             .map_err(|_| CryptoError::BadLength);
         memory.wipe();
         r
+    }
+}
+
+/// Argon2id's working memory (its 1 KiB blocks), reusable across derivations. It holds values
+/// derived from the password while a derivation runs: it is wiped after each derivation and
+/// when dropped, and `Debug` shows only its size.
+#[derive(Default)]
+pub struct Argon2Memory {
+    blocks: Vec<argon2::Block>,
+}
+
+impl Argon2Memory {
+    /// Empty: the first derivation allocates.
+    pub const fn new() -> Argon2Memory {
+        Argon2Memory { blocks: Vec::new() }
+    }
+
+    /// Allocated (and touched) now for `params`, so that the first derivation allocates nothing.
+    pub fn for_params(params: &Argon2Params) -> Argon2Memory {
+        let mut m = Argon2Memory::new();
+        m.blocks(params.m_kib as usize);
+        m
+    }
+
+    /// Its size, KiB (one block is 1 KiB).
+    pub fn kib(&self) -> usize {
+        self.blocks.len()
+    }
+
+    /// The first `n` blocks, grown to `n` if smaller (a larger memory is kept for later).
+    pub(crate) fn blocks(&mut self, n: usize) -> &mut [argon2::Block] {
+        if self.blocks.len() < n {
+            self.blocks.resize(n, argon2::Block::default());
+        }
+        &mut self.blocks[..n]
+    }
+
+    /// Zeroes every block.
+    pub(crate) fn wipe(&mut self) {
+        use zeroize::Zeroize;
+        self.blocks.iter_mut().for_each(Zeroize::zeroize);
+    }
+}
+
+impl Drop for Argon2Memory {
+    fn drop(&mut self) {
+        self.wipe();
+    }
+}
+
+impl std::fmt::Debug for Argon2Memory {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Argon2Memory({} KiB)", self.kib())
     }
 }
 

@@ -13,7 +13,7 @@ mod default;
 mod hashed;
 mod keys;
 
-pub use default::default_provider;
+pub use default::{Argon2Memory, default_provider};
 pub use hashed::{Bytes, Hashed, HashingBuffer};
 pub use keys::{
     AeadKey, Ed25519PublicKey, Ed25519Seed, Ed25519Signature, SharedSecret, X25519PublicKey,
@@ -240,59 +240,6 @@ pub trait PasswordKdf: Send + Sync + fmt::Debug {
     ) -> Result<(), CryptoError> {
         let _ = memory;
         self.argon2id(password, salt, params, out)
-    }
-}
-
-/// Argon2id's working memory (its 1 KiB blocks), reusable across derivations. It holds values
-/// derived from the password while a derivation runs: it is wiped after each derivation and
-/// when dropped, and `Debug` shows only its size.
-#[derive(Default)]
-pub struct Argon2Memory {
-    blocks: Vec<argon2::Block>,
-}
-
-impl Argon2Memory {
-    /// Empty: the first derivation allocates.
-    pub const fn new() -> Argon2Memory {
-        Argon2Memory { blocks: Vec::new() }
-    }
-
-    /// Allocated (and touched) now for `params`, so that the first derivation allocates nothing.
-    pub fn for_params(params: &Argon2Params) -> Argon2Memory {
-        let mut m = Argon2Memory::new();
-        m.blocks(params.m_kib as usize);
-        m
-    }
-
-    /// Its size, KiB (one block is 1 KiB).
-    pub fn kib(&self) -> usize {
-        self.blocks.len()
-    }
-
-    /// The first `n` blocks, grown to `n` if smaller (a larger memory is kept for later).
-    pub(crate) fn blocks(&mut self, n: usize) -> &mut [argon2::Block] {
-        if self.blocks.len() < n {
-            self.blocks.resize(n, argon2::Block::default());
-        }
-        &mut self.blocks[..n]
-    }
-
-    /// Zeroes every block.
-    pub(crate) fn wipe(&mut self) {
-        use zeroize::Zeroize;
-        self.blocks.iter_mut().for_each(Zeroize::zeroize);
-    }
-}
-
-impl Drop for Argon2Memory {
-    fn drop(&mut self) {
-        self.wipe();
-    }
-}
-
-impl fmt::Debug for Argon2Memory {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Argon2Memory({} KiB)", self.kib())
     }
 }
 
