@@ -190,6 +190,10 @@ pub struct Limits {
     pub handshake_timeout_secs: Option<u64>,
     /// Seconds a stream may stay silent.
     pub idle_timeout_secs: Option<u64>,
+    /// Octets of DATA bodies held at once by the DMTP listeners (`spec/dmtp.md` §6.4).
+    pub body_budget: Option<u64>,
+    /// Slowest average rate of a DATA body, octets per second (`spec/dmtp.md` §6.4).
+    pub min_body_rate: Option<u64>,
 }
 
 impl RawConfig {
@@ -232,9 +236,17 @@ impl RawConfig {
             l.max_streams_per_connection.map(|v| v == 0),
             l.handshake_timeout_secs.map(|v| v == 0),
             l.idle_timeout_secs.map(|v| v == 0),
+            l.body_budget.map(|v| v == 0),
+            l.min_body_rate.map(|v| v == 0),
         ];
         if zero.into_iter().flatten().any(|z| z) {
             return Err(bad("limits", "a limit of 0 would refuse everything"));
+        }
+        // `spec/dmtp.md` §6.4: a body of the largest size must fit the budget, or it would be
+        // refused for ever.
+        let largest = l.max_message_size.unwrap_or(dime_dmtp::limits::MAX_MESSAGE_SIZE);
+        if l.body_budget.is_some_and(|b| b < largest) {
+            return Err(bad("limits.body_budget", "smaller than the largest message size"));
         }
         // `spec/dmtp.md` §6.4.2: a retry must reach the destination inside its replay window,
         // clock skew and a day of margin included.
@@ -354,6 +366,12 @@ impl Config {
             o.handshake_timeout = Duration::from_secs(v);
             o.dmtp.handshake_timeout = Duration::from_secs(v);
         }
+        if let Some(v) = l.body_budget {
+            o.dmtp.body_budget = dime_dmtp::budget::BodyBudget::new(v);
+        }
+        if let Some(v) = l.min_body_rate {
+            o.dmtp.min_body_rate = v;
+        }
         if let Some(v) = l.idle_timeout_secs {
             o.dmtp.idle_timeout = Duration::from_secs(v);
         }
@@ -467,6 +485,16 @@ mod tests {
         assert_eq!(o.dmtp.idle_timeout, Duration::from_secs(7));
         let zero = load(&format!("{MINIMAL}[limits]\nmax_connections = 0\n"));
         assert!(matches!(zero, Err(ConfigError::Invalid { key: "limits", .. })));
+        // The body budget and rate reach the machine's configuration; a budget below the
+        // largest message is refused, one equal to it taken.
+        let c = load(&format!(
+            "{MINIMAL}[limits]\nmax_message_size = 4096\nbody_budget = 4096\nmin_body_rate = 10\n"
+        ))?;
+        let o = c.server_options(c.domain.clone(), p);
+        assert_eq!((o.dmtp.body_budget.capacity(), o.dmtp.min_body_rate), (4096, 10));
+        let small =
+            load(&format!("{MINIMAL}[limits]\nmax_message_size = 4096\nbody_budget = 4095\n"));
+        assert!(matches!(small, Err(ConfigError::Invalid { key: "limits.body_budget", .. })));
         Ok(())
     }
 }
