@@ -31,8 +31,13 @@ pub(crate) fn write_new(path: &Path, data: &[u8], private: bool) -> anyhow::Resu
 
 /// Creates a directory (and parents) if missing.
 pub(crate) fn ensure_dir(dir: &Path) -> anyhow::Result<()> {
-    std::fs::create_dir_all(dir)
-        .with_context(|| format!("cannot create directory {}", dir.display()))
+    // Private, as `dimed` wants the directories of keys and the pepper (`spec/dimed.md` §3):
+    // the directories it creates are 0700 whatever the umask; an existing one keeps its mode.
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut b, 0o700);
+    b.create(dir).with_context(|| format!("cannot create directory {}", dir.display()))
 }
 
 /// The passphrase for a key file, or `None` with `--insecure-plaintext`. Sources, in order:

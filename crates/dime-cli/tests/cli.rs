@@ -60,6 +60,9 @@ fn org_init_writes_key_signet_and_record() {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(out.join("org.key")).unwrap().permissions().mode();
         assert_eq!(mode & 0o077, 0, "key file readable by others: {mode:o}");
+        // The directory it made for the keys is private too (`spec/dimed.md` §3).
+        let mode = std::fs::metadata(&out).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700, "key directory open to others: {mode:o}");
     }
     let j = json(&["signet", "inspect", s(&out.join("org.signet")), "--json"]);
     assert_eq!(j["state"], "Id");
