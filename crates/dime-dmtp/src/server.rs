@@ -37,6 +37,9 @@ pub struct ServerConfig {
     pub body_budget: BodyBudget,
     /// Slowest average rate of a body, octets per second (0: no minimum).
     pub min_body_rate: u64,
+    /// The stream's peer, when the driver knows it: its bodies count against its source's
+    /// share of [`ServerConfig::body_budget`].
+    pub peer: Option<std::net::IpAddr>,
 }
 
 impl ServerConfig {
@@ -51,6 +54,7 @@ impl ServerConfig {
             idle_timeout: IDLE_TIMEOUT,
             body_budget: BodyBudget::new(BODY_BUDGET),
             min_body_rate: MIN_BODY_RATE,
+            peer: None,
         }
     }
 }
@@ -734,7 +738,7 @@ impl Server {
         }
         // §6.4: the declared size must fit the memory the server gives bodies at once; if it
         // does not, the origin tries again later (452, the transaction ends, no error counted).
-        let Some(reserved) = self.config.body_budget.try_reserve(d.size) else {
+        let Some(reserved) = self.config.body_budget.try_reserve(self.config.peer, d.size) else {
             self.txn = Transaction::default();
             self.reply(ReplyCode::TOO_MANY, None);
             if d.body_follows {

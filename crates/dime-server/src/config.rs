@@ -242,11 +242,15 @@ impl RawConfig {
         if zero.into_iter().flatten().any(|z| z) {
             return Err(bad("limits", "a limit of 0 would refuse everything"));
         }
-        // `spec/dmtp.md` §6.4: a body of the largest size must fit the budget, or it would be
-        // refused for ever.
+        // `spec/dmtp.md` §6.4: a body of the largest size must fit one source's share of the
+        // budget (a quarter), or it would be refused for ever.
         let largest = l.max_message_size.unwrap_or(dime_dmtp::limits::MAX_MESSAGE_SIZE);
-        if l.body_budget.is_some_and(|b| b < largest) {
-            return Err(bad("limits.body_budget", "smaller than the largest message size"));
+        let share = |b: u64| b / dime_dmtp::budget::SOURCE_SHARE_DIVISOR;
+        if l.body_budget.is_some_and(|b| share(b) < largest) {
+            return Err(bad(
+                "limits.body_budget",
+                "a quarter of it (one source's share) is smaller than the largest message",
+            ));
         }
         // `spec/dmtp.md` §6.4.2: a retry must reach the destination inside its replay window,
         // clock skew and a day of margin included.
@@ -486,14 +490,14 @@ mod tests {
         let zero = load(&format!("{MINIMAL}[limits]\nmax_connections = 0\n"));
         assert!(matches!(zero, Err(ConfigError::Invalid { key: "limits", .. })));
         // The body budget and rate reach the machine's configuration; a budget below the
-        // largest message is refused, one equal to it taken.
+        // largest message, a quarter of it each source's share, is refused, four times it taken.
         let c = load(&format!(
-            "{MINIMAL}[limits]\nmax_message_size = 4096\nbody_budget = 4096\nmin_body_rate = 10\n"
+            "{MINIMAL}[limits]\nmax_message_size = 4096\nbody_budget = 16384\nmin_body_rate = 10\n"
         ))?;
         let o = c.server_options(c.domain.clone(), p);
-        assert_eq!((o.dmtp.body_budget.capacity(), o.dmtp.min_body_rate), (4096, 10));
+        assert_eq!((o.dmtp.body_budget.capacity(), o.dmtp.min_body_rate), (16384, 10));
         let small =
-            load(&format!("{MINIMAL}[limits]\nmax_message_size = 4096\nbody_budget = 4095\n"));
+            load(&format!("{MINIMAL}[limits]\nmax_message_size = 4096\nbody_budget = 16383\n"));
         assert!(matches!(small, Err(ConfigError::Invalid { key: "limits.body_budget", .. })));
         Ok(())
     }

@@ -291,7 +291,10 @@ where
     W: AsyncWrite + Unpin,
     H: Handler,
 {
-    let mut m = Server::new(*options.provider, options.dmtp.clone(), Instant::now());
+    // The peer's bodies count against its source's share of the body budget.
+    let mut config = options.dmtp.clone();
+    config.peer = conn.peer;
+    let mut m = Server::new(*options.provider, config, Instant::now());
     let mut buf = vec![0u8; READ_CHUNK];
     // What the accepted MAIL of the transaction under way established.
     let mut origin = None;
