@@ -494,3 +494,56 @@ async fn a_listener_out_of_file_descriptors_backs_off_and_serves_again() {
     assert!(failures >= 1, "the child's listener never ran out of descriptors");
     assert!(failures <= 12, "{failures} failed accepts in about 3 s out of descriptors");
 }
+
+/// The environment variable that makes [`raise_child`] run (in a child process).
+const RAISE_CHILD: &str = "DIME_NET_RAISE_CHILD";
+
+/// The child of [`dimed_raises_its_open_file_limit_and_keeps_the_cap_under_it`]: lowers its soft
+/// limit to 256, fits the default options to the limit as `dimed` does at start, and prints
+/// `raised SOFT HARD CAP`; then lowers its hard limit to 256 too and prints `held SOFT HARD
+/// CAP`. Does nothing unless [`RAISE_CHILD`] is set.
+#[test]
+fn raise_child() {
+    use rustix::process::{Resource, Rlimit, getrlimit, setrlimit};
+    if std::env::var(RAISE_CHILD).is_err() {
+        return;
+    }
+    let fit = |what: &str| {
+        let o = fit_to_fd_limit(ServerOptions::new(domain("b.test"), p()), 1);
+        let l = getrlimit(Resource::Nofile);
+        let n = |v: Option<u64>| v.map_or(-1, |v| v as i64);
+        println!("{what} {} {} {}", n(l.current), n(l.maximum), o.max_connections);
+    };
+    let hard = getrlimit(Resource::Nofile).maximum;
+    setrlimit(Resource::Nofile, Rlimit { current: Some(256), maximum: hard }).unwrap();
+    fit("raised");
+    setrlimit(Resource::Nofile, Rlimit { current: Some(256), maximum: Some(256) }).unwrap();
+    fit("held");
+}
+
+// Issue 20, point 2: `dimed` ran with the common soft limit of 1024 descriptors and a
+// connection cap of 1024 on top of it.
+#[test]
+fn dimed_raises_its_open_file_limit_and_keeps_the_cap_under_it() {
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "raise_child", "--nocapture", "--test-threads=1"])
+        .env(RAISE_CHILD, "1")
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the child failed: {}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let numbers = |what: &str| -> Vec<i64> {
+        let (_, rest) = text.split_once(what).expect("the child says it");
+        let line = rest.lines().next().unwrap();
+        line.split_whitespace().map(|n| n.parse().unwrap()).collect()
+    };
+    let raised = numbers("raised ");
+    let hard = rustix::process::getrlimit(rustix::process::Resource::Nofile).maximum;
+    let hard = hard.map_or(1 << 20, |h| h as i64);
+    // The soft limit went back up from 256 to the hard limit, and the cap fits under it.
+    assert_eq!(raised[0], hard, "{text}");
+    let reserve = (FD_RESERVE as i64).min(hard / 4);
+    assert_eq!(raised[2], (MAX_CONNECTIONS as i64).min(hard - reserve), "{text}");
+    // Held at 256 by the hard limit: a quarter kept back, the cap 192.
+    assert_eq!(numbers("held "), [256, 256, 192], "{text}");
+}
