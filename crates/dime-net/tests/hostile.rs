@@ -547,3 +547,28 @@ fn dimed_raises_its_open_file_limit_and_keeps_the_cap_under_it() {
     // Held at 256 by the hard limit: a quarter kept back, the cap 192.
     assert_eq!(numbers("held "), [256, 256, 192], "{text}");
 }
+
+// Issue 20, point 12: a protocol error that closes the stream, past the free errors, waits
+// before its reply and the close. A lower bound only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closing_protocol_error_past_the_free_ones_waits_before_the_close() {
+    let e = env();
+    let mut options = e.options();
+    let step = Duration::from_millis(400);
+    options.error_delay = ErrorDelay { free: 1, step, max: step };
+    let server = e.tls_server(options).await;
+    let from: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut tls = e.tls_from(from, server.local_addr, e.client_tls(), None).await.unwrap();
+    // One refusal, free.
+    tls.write_all(&hello_and_lookups(&user(1), 1)).await.unwrap();
+    assert_eq!(read_replies(&mut tls, 2).await[1], 550);
+    // A frame over MAX_FRAME_SIZE: 500, and the stream closed.
+    let start = Instant::now();
+    tls.write_all(&u32::MAX.to_be_bytes()).await.unwrap();
+    let mut back = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut back)).await.expect("closed");
+    let took = start.elapsed();
+    assert_eq!(reply_codes(&back), [500]);
+    assert!(took >= step, "the closing error answered in {took:?}");
+    server.shutdown(Duration::ZERO).await;
+}

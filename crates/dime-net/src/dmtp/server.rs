@@ -431,8 +431,13 @@ async fn decide<H: Handler>(
         },
         Event::Closed(err) => {
             tracing::debug!(error = %err, "dmtp stream closed by protocol error");
-            // The closing reply waits too, as a refusal does.
-            error().await;
+            // The closing reply of a peer's error waits too, as a refusal does; not a
+            // deadline's or an end's (the peer is silent or gone: waiting only holds its
+            // place).
+            use dime_dmtp::ProtocolError::*;
+            if !matches!(err, HandshakeTimeout | IdleTimeout | BodyTooSlow | UnexpectedEnd) {
+                error().await;
+            }
             Ok(())
         }
     };
