@@ -44,6 +44,16 @@ struct Buckets {
     by_source: HashMap<IpAddr, Bucket>,
     /// The bucket shared by the sources that did not fit in `by_source`.
     overflow: Option<Bucket>,
+    /// When a full table was last swept.
+    swept: Option<Instant>,
+}
+
+/// How often at most a full table is swept for entries to forget: a sweep reads every entry,
+/// so a flood of new sources does not pay for one per request.
+const SWEEP_EVERY: Duration = Duration::from_secs(1);
+
+fn sweep_due(swept: Option<Instant>, now: Instant) -> bool {
+    swept.is_none_or(|t| now.saturating_duration_since(t) >= SWEEP_EVERY)
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -90,7 +100,11 @@ impl SourceRate {
         let full = Bucket { tokens: burst, at: now };
         let key = source_of(ip);
         let mut b = self.buckets.lock().unwrap_or_else(|e| e.into_inner());
-        if !b.by_source.contains_key(&key) && b.by_source.len() >= MAX_TRACKED_SOURCES {
+        if !b.by_source.contains_key(&key)
+            && b.by_source.len() >= MAX_TRACKED_SOURCES
+            && sweep_due(b.swept, now)
+        {
+            b.swept = Some(now);
             // Forget the buckets that are full again: they are as a new source's.
             b.by_source.retain(|_, v| {
                 v.refill(rate, burst, now);
@@ -185,7 +199,8 @@ impl LogLimiter {
         let mut w = self.windows.lock().unwrap_or_else(|e| e.into_inner());
         let over = |v: &Window| now.saturating_duration_since(v.start) >= interval;
         let full = !w.by_source.contains_key(&key) && w.by_source.len() >= MAX_TRACKED_SOURCES;
-        if full || now.saturating_duration_since(w.swept) >= interval {
+        let since = now.saturating_duration_since(w.swept);
+        if (full && since >= SWEEP_EVERY) || since >= interval {
             w.swept = now;
             w.by_source.retain(|s, v| {
                 if over(v) {
@@ -355,6 +370,25 @@ mod tests {
         let t1 = t0 + Duration::from_secs(10);
         assert_eq!(l.check(a, t1), Emit);
         assert_eq!(l.windows.lock().unwrap().by_source[&a].suppressed, 0);
+    }
+
+    #[test]
+    fn the_log_table_stays_bounded_and_late_sources_share_one() {
+        let l = LogLimiter::new(1, Duration::from_secs(60));
+        let t0 = Instant::now();
+        for i in 0..MAX_TRACKED_SOURCES as u32 {
+            assert_eq!(
+                l.check(IpAddr::from((0x0a00_0000u32 + i).to_be_bytes()), t0),
+                LogVerdict::Emit
+            );
+        }
+        assert_eq!(l.check(ip("192.0.2.1"), t0), LogVerdict::Emit);
+        assert_eq!(l.check(ip("192.0.2.2"), t0), LogVerdict::Suppress);
+        assert_eq!(l.windows.lock().unwrap().by_source.len(), MAX_TRACKED_SOURCES);
+        // Once their interval is over they are summarized and forgotten.
+        let t1 = t0 + Duration::from_secs(60);
+        assert_eq!(l.check(ip("192.0.2.3"), t1), LogVerdict::Emit);
+        assert_eq!(l.windows.lock().unwrap().by_source.len(), 1);
     }
 
     #[test]
