@@ -44,7 +44,7 @@ pub use dmtp::{
 };
 pub use limits::{FD_RESERVE, FdLimit, fit_to_fd_limit, raise_fd_limit};
 pub use ratelimit::{
-    ERROR_DELAY_FREE, ERROR_DELAY_MAX, ERROR_DELAY_STEP, ErrorDelay, LOG_INTERVAL, LOG_LINES,
-    LOOKUP_BURST, LOOKUP_RATE, LogLimiter, LogVerdict, MAX_TRACKED_SOURCES, SourceRate,
+    ERROR_DELAY_FREE, ERROR_DELAY_MAX, ERROR_DELAY_STEP, ERROR_LIMIT, ErrorDelay, LOG_INTERVAL,
+    LOG_LINES, LOOKUP_BURST, LOOKUP_RATE, LogLimiter, LogVerdict, MAX_TRACKED_SOURCES, SourceRate,
     log_allowed, peer,
 };

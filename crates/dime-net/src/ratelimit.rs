@@ -243,6 +243,10 @@ pub const ERROR_DELAY_FREE: u32 = 3;
 pub const ERROR_DELAY_STEP: Duration = Duration::from_secs(1);
 /// The longest wait for one error.
 pub const ERROR_DELAY_MAX: Duration = Duration::from_secs(5);
+/// Errors on a connection after which the server closes it rather than answer (Postfix's
+/// `smtpd_hard_error_limit`): with the delays above, a connection whose every command fails is
+/// held at most 25 s.
+pub const ERROR_LIMIT: u32 = 10;
 
 /// Postfix-style error delays (`smtpd_error_sleep_time`, `smtpd_soft_error_limit`): the
 /// first `free` errors on a connection are answered at once; the next ones wait
@@ -257,12 +261,14 @@ pub struct ErrorDelay {
     pub step: Duration,
     /// The longest wait.
     pub max: Duration,
+    /// Errors after which the connection is closed instead of answered.
+    pub limit: u32,
 }
 
 impl ErrorDelay {
     /// No delay at all.
     pub const NONE: ErrorDelay =
-        ErrorDelay { free: u32::MAX, step: Duration::ZERO, max: Duration::ZERO };
+        ErrorDelay { free: u32::MAX, step: Duration::ZERO, max: Duration::ZERO, limit: u32::MAX };
 
     /// The wait before answering a connection's `errors`-th error (counting from 1).
     pub fn after(&self, errors: u32) -> Duration {
@@ -273,7 +279,12 @@ impl ErrorDelay {
 
 impl Default for ErrorDelay {
     fn default() -> ErrorDelay {
-        ErrorDelay { free: ERROR_DELAY_FREE, step: ERROR_DELAY_STEP, max: ERROR_DELAY_MAX }
+        ErrorDelay {
+            free: ERROR_DELAY_FREE,
+            step: ERROR_DELAY_STEP,
+            max: ERROR_DELAY_MAX,
+            limit: ERROR_LIMIT,
+        }
     }
 }
 
@@ -397,6 +408,7 @@ mod tests {
             free: 2,
             step: Duration::from_millis(100),
             max: Duration::from_millis(250),
+            limit: 6,
         };
         let waits: Vec<u128> = (1..=6).map(|n| d.after(n).as_millis()).collect();
         assert_eq!(waits, [0, 0, 100, 200, 250, 250]);

@@ -350,7 +350,7 @@ async fn errors_on_a_connection_past_the_free_ones_wait_before_their_answer() {
     let e = env();
     let mut options = e.options();
     let step = Duration::from_millis(300);
-    options.error_delay = ErrorDelay { free: 2, step, max: step };
+    options.error_delay = ErrorDelay { free: 2, step, max: step, limit: u32::MAX };
     let server = e.tls_server(options).await;
     let mut conn = e.connect(server.local_addr).await.unwrap();
     // Answers found cost nothing, and do not count.
@@ -555,7 +555,7 @@ async fn a_closing_protocol_error_past_the_free_ones_waits_before_the_close() {
     let e = env();
     let mut options = e.options();
     let step = Duration::from_millis(400);
-    options.error_delay = ErrorDelay { free: 1, step, max: step };
+    options.error_delay = ErrorDelay { free: 1, step, max: step, limit: u32::MAX };
     let server = e.tls_server(options).await;
     let from: IpAddr = "127.0.0.1".parse().unwrap();
     let mut tls = e.tls_from(from, server.local_addr, e.client_tls(), None).await.unwrap();
@@ -570,5 +570,31 @@ async fn a_closing_protocol_error_past_the_free_ones_waits_before_the_close() {
     let took = start.elapsed();
     assert_eq!(reply_codes(&back), [500]);
     assert!(took >= step, "the closing error answered in {took:?}");
+    server.shutdown(Duration::ZERO).await;
+}
+
+// Issue 20, point 12, as the soak bench found it: pipelined lookups that all fail were answered
+// only once every error's wait had run (64 lookups: no byte for minutes), and the connection
+// stayed open that long. The replies decided before a wait go out before it, and past the
+// error limit the connection is closed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn pipelined_errors_get_their_replies_before_each_wait_and_close_at_the_limit() {
+    let e = env();
+    let mut options = e.options();
+    let step = Duration::from_millis(400);
+    options.error_delay = ErrorDelay { free: 2, step, max: step, limit: 5 };
+    let server = e.tls_server(options).await;
+    let from: IpAddr = "127.0.0.1".parse().unwrap();
+    let mut tls = e.tls_from(from, server.local_addr, e.client_tls(), None).await.unwrap();
+    // HELLO and 20 lookups of unknown users, in one write.
+    tls.write_all(&hello_and_lookups(&user(1), 20)).await.unwrap();
+    // The greeting and the two free refusals come at once, before any wait.
+    let start = Instant::now();
+    assert_eq!(read_replies(&mut tls, 3).await, [250, 550, 550]);
+    assert!(start.elapsed() < step, "the free answers took {:?}", start.elapsed());
+    // Then three refusals each after its wait, and the close at the sixth error.
+    let mut back = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut back)).await.expect("closed");
+    assert_eq!(reply_codes(&back), [550, 550, 550]);
     server.shutdown(Duration::ZERO).await;
 }

@@ -775,11 +775,15 @@ async fn tls_pool_reuses_idle_connections_and_replaces_closed_and_spent_ones() {
     relay.cut();
     send(w.outgoing()).await.unwrap();
     assert_eq!((relay.accepted(), pool.idle(&key)), (2, 1));
-    // Two at once: the idle one and a new one, both kept.
+    // Two at once: the idle one and a new one, both kept; or, when the first is answered
+    // before the second takes a connection (a resend is answered without a store write), the
+    // idle one twice. Either way every connection made is kept idle.
     let (a, b) = tokio::join!(send(w.outgoing()), send(w.outgoing()));
     a.unwrap();
     b.unwrap();
-    assert_eq!((relay.accepted(), pool.idle(&key)), (3, 2));
+    let made = relay.accepted();
+    assert!((2..=3).contains(&made), "{made} connections");
+    assert_eq!(pool.idle(&key) as u64, made - 1);
     assert_eq!(w.stored(), 6);
     // A connection that carried MAX_TRANSACTIONS (the server's limit) says QUIT and is not
     // kept; the next transaction connects again.

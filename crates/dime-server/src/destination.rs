@@ -159,7 +159,11 @@ impl<O: OriginKeys> Handler for Destination<O> {
         fingerprint: Fingerprint,
     ) -> Result<Vec<Ed25519PublicKey>, Refusal> {
         let r = self.origins.origin_key(&origin, &fingerprint).await;
-        if let Err(e) = &r {
+        // At most a few lines per source and minute (`spec/dmtp.md` §8): a peer whose every
+        // MAIL is refused does not fill the log.
+        if let Err(e) = &r
+            && dime_net::log_allowed()
+        {
             tracing::info!(origin = %origin, refusal = %e, "mail refused");
         }
         r
@@ -231,7 +235,10 @@ impl<O: OriginKeys> Handler for Destination<O> {
         .unwrap_or(Err(Refusal::StoreFailed));
         match &r {
             Ok(id) => tracing::info!(origin = %origin, txid = %id, "message stored"),
-            Err(e) => tracing::info!(origin = %origin, refusal = %e, "message refused"),
+            Err(e) if dime_net::log_allowed() => {
+                tracing::info!(origin = %origin, refusal = %e, "message refused");
+            }
+            Err(_) => {}
         }
         r
     }

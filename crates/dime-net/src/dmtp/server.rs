@@ -241,13 +241,56 @@ impl Connection {
         Connection { peer: Some(peer), errors: AtomicU32::new(0) }
     }
 
-    /// Counts one more error and waits as `delay` says for it.
-    async fn error(&self, delay: &ErrorDelay) {
+    /// Counts one more error: the wait before its answer, or `None` when the connection has
+    /// had more than `delay.limit` and is to be closed.
+    fn error(&self, delay: &ErrorDelay) -> Option<Duration> {
         let n = self.errors.fetch_add(1, Ordering::Relaxed).saturating_add(1);
-        let wait = delay.after(n);
+        (n <= delay.limit).then(|| delay.after(n))
+    }
+}
+
+/// Where a stream's replies go: its writer and its write deadline.
+struct Out<'a, W> {
+    writer: &'a mut W,
+    timeout: Duration,
+}
+
+impl<W: AsyncWrite + Unpin> Out<'_, W> {
+    /// Writes every reply the machine has ready and flushes them.
+    async fn send(&mut self, m: &mut Server) -> Result<(), NetError> {
+        let writer = &mut *self.writer;
+        let write = async {
+            if crate::stream::write_frames(writer, || m.poll_transmit()).await? {
+                // A TLS writer may keep records that the socket did not take at once (rustls
+                // buffers them): only a flush sends them before the next read waits.
+                writer.flush().await?;
+            }
+            Ok::<_, std::io::Error>(())
+        };
+        Ok(crate::stream::within(self.timeout, write).await?)
+    }
+
+    /// One more error of `conn` (`spec/dmtp.md` §8): the replies already decided go out first,
+    /// so that a pipelining peer is not kept waiting for them, then the error's wait; past
+    /// the connection's limit of errors, the stream ends instead.
+    async fn error(
+        &mut self,
+        m: &mut Server,
+        conn: &Connection,
+        options: &ServerOptions,
+    ) -> Result<(), NetError> {
+        let Some(wait) = conn.error(&options.error_delay) else {
+            // The answers decided so far go out; this error's is never given.
+            self.send(m).await?;
+            let _ = crate::stream::within(self.timeout, self.writer.shutdown()).await;
+            tracing::debug!(peer = ?conn.peer, "too many errors on a connection: closed");
+            return Err(NetError::Io(std::io::Error::other("too many errors on the connection")));
+        };
         if !wait.is_zero() {
+            self.send(m).await?;
             tokio::time::sleep(wait).await;
         }
+        Ok(())
     }
 }
 
@@ -299,19 +342,12 @@ where
     // What the accepted MAIL of the transaction under way established.
     let mut origin = None;
     loop {
+        let mut out = Out { writer: &mut writer, timeout: options.write_timeout };
         while let Some(ev) = m.poll_event() {
             let stop = stopping.as_ref().is_some_and(|s| *s.borrow());
-            decide(&mut m, ev, handler, &mut origin, stop, options, conn).await?;
+            decide(&mut m, ev, handler, &mut origin, stop, options, conn, &mut out).await?;
         }
-        let write = async {
-            if crate::stream::write_frames(&mut writer, || m.poll_transmit()).await? {
-                // A TLS writer may keep records that the socket did not take at once (rustls
-                // buffers them): only a flush sends them before the next read waits.
-                writer.flush().await?;
-            }
-            Ok::<_, std::io::Error>(())
-        };
-        crate::stream::within(options.write_timeout, write).await?;
+        out.send(&mut m).await?;
         if m.is_closed() {
             let _ = crate::stream::within(options.write_timeout, writer.shutdown()).await;
             return Ok(());
@@ -353,7 +389,8 @@ fn lookup_allowed(options: &ServerOptions, conn: &Connection) -> bool {
 /// [`Refusal::Temporary`] without asking the handler. Each refusal, and a protocol error that
 /// closes, counts as an error of `conn` and waits as [`ServerOptions::error_delay`] says
 /// before its answer.
-async fn decide<H: Handler>(
+#[allow(clippy::too_many_arguments)]
+async fn decide<H: Handler, W: AsyncWrite + Unpin>(
     m: &mut Server,
     ev: Event,
     handler: &H,
@@ -361,8 +398,8 @@ async fn decide<H: Handler>(
     stopping: bool,
     options: &ServerOptions,
     conn: &Connection,
+    out: &mut Out<'_, W>,
 ) -> Result<(), NetError> {
-    let error = || conn.error(&options.error_delay);
     let r = match ev {
         Event::NeedVerifyOrigin { .. } if stopping => {
             *origin = None;
@@ -376,7 +413,7 @@ async fn decide<H: Handler>(
                 }
                 Err(r) => {
                     *origin = None;
-                    error().await;
+                    out.error(m, conn, options).await?;
                     m.reject_mail(r, Instant::now())
                 }
             }
@@ -385,7 +422,7 @@ async fn decide<H: Handler>(
             match handler.check_recipient(destination, fingerprint).await {
                 Ok(()) => m.accept_recipient(Instant::now()),
                 Err(r) => {
-                    error().await;
+                    out.error(m, conn, options).await?;
                     m.reject_recipient(r, Instant::now())
                 }
             }
@@ -396,7 +433,7 @@ async fn decide<H: Handler>(
             Some(o) => match handler.deliver(*delivery, &o).await {
                 Ok(id) => m.data_stored(id, Instant::now()),
                 Err(r) => {
-                    error().await;
+                    out.error(m, conn, options).await?;
                     m.data_failed(r, Instant::now())
                 }
             },
@@ -405,27 +442,27 @@ async fn decide<H: Handler>(
             if !lookup_allowed(options, conn) =>
         {
             tracing::debug!(peer = ?conn.peer, "lookup over the source's rate refused");
-            error().await;
+            out.error(m, conn, options).await?;
             m.lookup_failed(Refusal::Temporary, Instant::now())
         }
         Event::NeedSignet { name, pin } => match handler.signet(name, pin).await {
             Ok(s) => m.provide_signet(s, Instant::now()),
             Err(r) => {
-                error().await;
+                out.error(m, conn, options).await?;
                 m.lookup_failed(r, Instant::now())
             }
         },
         Event::NeedVerify { name, fingerprint } => match handler.verify(name, fingerprint).await {
             Ok(a) => m.provide_verify(a, Instant::now()),
             Err(r) => {
-                error().await;
+                out.error(m, conn, options).await?;
                 m.lookup_failed(r, Instant::now())
             }
         },
         Event::NeedHistory { name, from } => match handler.history(name, from).await {
             Ok(h) => m.provide_history(h, Instant::now()),
             Err(r) => {
-                error().await;
+                out.error(m, conn, options).await?;
                 m.lookup_failed(r, Instant::now())
             }
         },
@@ -436,7 +473,7 @@ async fn decide<H: Handler>(
             // place).
             use dime_dmtp::ProtocolError::*;
             if !matches!(err, HandshakeTimeout | IdleTimeout | BodyTooSlow | UnexpectedEnd) {
-                error().await;
+                out.error(m, conn, options).await?;
             }
             Ok(())
         }
