@@ -67,7 +67,7 @@ pub const LOCAL_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 pub const LOCAL_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// Octets of request lines in progress on one local socket, beyond the first
-/// [`LINE_ALLOWANCE`] of each (`spec/dimed.md` §4): a line that would pass it is answered
+/// 64 KiB of each (`spec/dimed.md` §4): a line that would pass it is answered
 /// `busy` and its connection closed. Four requests of the submission socket's largest.
 pub const LOCAL_LINE_BUDGET: usize = 64 * 1024 * 1024;
 /// The octets of each request line that need nothing of [`LocalLimits::line_budget`]: the
