@@ -12,7 +12,6 @@ use dime_testkit::tls_provider;
 use dime_wire::Message as _;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer, ServerName};
 use std::net::{IpAddr, SocketAddr};
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
@@ -366,37 +365,6 @@ async fn errors_on_a_connection_past_the_free_ones_wait_before_their_answer() {
     server.shutdown(Duration::ZERO).await;
 }
 
-/// Counts the events whose message says an accept failed.
-struct AcceptFailures(Arc<AtomicUsize>);
-
-impl tracing::Subscriber for AcceptFailures {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        struct Message(String);
-        impl tracing::field::Visit for Message {
-            fn record_debug(&mut self, f: &tracing::field::Field, v: &dyn std::fmt::Debug) {
-                if f.name() == "message" {
-                    self.0 = format!("{v:?}");
-                }
-            }
-        }
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        if m.0.contains("accept failed") {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 /// The environment variable that makes [`fd_child`] run (in a child process).
 const CHILD: &str = "DIME_NET_FD_CHILD";
 
@@ -416,8 +384,8 @@ fn unhex(s: &str) -> Vec<u8> {
 async fn fd_child() {
     let Ok(material) = std::env::var(CHILD) else { return };
     let (cert, key) = material.split_once(':').unwrap();
-    let failures = Arc::new(AtomicUsize::new(0));
-    tracing::subscriber::set_global_default(AcceptFailures(Arc::clone(&failures))).unwrap();
+    let logs = dime_testkit::logs::Captured::default();
+    tracing::subscriber::set_global_default(logs.clone()).unwrap();
     let e = Env::with(CertificateDer::from(unhex(cert)), unhex(key));
     let server = e.tls_server(e.options()).await;
     // Room for a few connections more than what is open now, no more.
@@ -431,7 +399,7 @@ async fn fd_child() {
         use std::io::BufRead;
         for line in std::io::stdin().lock().lines() {
             line.unwrap();
-            println!("accept failures {}", failures.load(Ordering::SeqCst));
+            println!("accept failures {}", logs.count("accept failed"));
         }
     })
     .await

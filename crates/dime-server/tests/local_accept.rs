@@ -11,7 +11,6 @@ use dime_store::Store;
 use std::io::BufRead;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -21,47 +20,14 @@ const CHILD: &str = "DIME_LOCAL_ACCEPT_CHILD_DIR";
 /// The child's open-file limit: room for the runtime, the store and a few connections.
 const CHILD_NOFILE: u32 = 48;
 
-/// Counts the events whose message says an accept failed.
-struct AcceptFailures(Arc<AtomicUsize>);
-
-struct Message(String);
-
-impl tracing::field::Visit for Message {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        if field.name() == "message" {
-            self.0 = format!("{value:?}");
-        }
-    }
-}
-
-impl tracing::Subscriber for AcceptFailures {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut m = Message(String::new());
-        event.record(&mut m);
-        if m.0.contains("accept failed") {
-            self.0.fetch_add(1, Ordering::SeqCst);
-        }
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
 /// The child of [`a_local_socket_out_of_file_descriptors_backs_off_and_serves_again`]: the
 /// operator's socket in [`CHILD`]'s directory. Prints `ready`, serves until its standard input
 /// closes, then prints `accept failures N`. Does nothing unless [`CHILD`] is set.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn local_accept_child() {
     let Some(dir) = std::env::var_os(CHILD).map(PathBuf::from) else { return };
-    let failures = Arc::new(AtomicUsize::new(0));
-    tracing::subscriber::set_global_default(AcceptFailures(Arc::clone(&failures))).unwrap();
+    let logs = dime_testkit::logs::Captured::default();
+    tracing::subscriber::set_global_default(logs.clone()).unwrap();
     let store = Arc::new(Store::open(store_config(&dir, 3), p()).unwrap());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let path = dir.join("admin.sock");
@@ -71,7 +37,7 @@ async fn local_accept_child() {
         .await
         .unwrap()
         .unwrap();
-    println!("accept failures {}", failures.load(Ordering::SeqCst));
+    println!("accept failures {}", logs.count("accept failed"));
 }
 
 // Issue 20, point 11 (as point 2 for the network listeners): out of descriptors, the local

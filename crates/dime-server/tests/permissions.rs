@@ -11,7 +11,7 @@ use dime_server::daemon::{LooseMode, StartError, loose_permissions, start};
 use dime_server::setup::{NewDomain, create_domain};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 fn mode(path: &Path) -> u32 {
     std::fs::metadata(path).unwrap().permissions().mode() & 0o7777
@@ -41,42 +41,6 @@ fn strict(config: &Path) {
 
 async fn start_dimed(config: &Config) -> Result<dime_server::daemon::Running, StartError> {
     start(config, default_provider(), Arc::new(rustls::crypto::ring::default_provider())).await
-}
-
-/// The events logged while it is the default subscriber: level and every field, as text.
-#[derive(Clone, Default)]
-struct Captured(Arc<Mutex<Vec<String>>>);
-
-struct Fields(String);
-
-impl tracing::field::Visit for Fields {
-    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-        self.0.push_str(&format!(" {}={value:?}", field.name()));
-    }
-}
-
-impl tracing::Subscriber for Captured {
-    fn enabled(&self, _: &tracing::Metadata<'_>) -> bool {
-        true
-    }
-    fn new_span(&self, _: &tracing::span::Attributes<'_>) -> tracing::span::Id {
-        tracing::span::Id::from_u64(1)
-    }
-    fn record(&self, _: &tracing::span::Id, _: &tracing::span::Record<'_>) {}
-    fn record_follows_from(&self, _: &tracing::span::Id, _: &tracing::span::Id) {}
-    fn event(&self, event: &tracing::Event<'_>) {
-        let mut f = Fields(event.metadata().level().to_string());
-        event.record(&mut f);
-        self.0.lock().unwrap().push(f.0);
-    }
-    fn enter(&self, _: &tracing::span::Id) {}
-    fn exit(&self, _: &tracing::span::Id) {}
-}
-
-impl Captured {
-    fn warnings(&self) -> Vec<String> {
-        self.0.lock().unwrap().iter().filter(|e| e.starts_with("WARN")).cloned().collect()
-    }
 }
 
 #[tokio::test]
@@ -118,7 +82,7 @@ async fn a_loose_store_directory_is_warned_of_at_start_with_its_mode_and_the_fix
             LooseMode { path: store_file.clone(), mode: 0o644, dir: false },
         ]
     );
-    let captured = Captured::default();
+    let captured = dime_testkit::logs::Captured::default();
     let running = {
         let _default = tracing::subscriber::set_default(captured.clone());
         start_dimed(&config).await.expect("not strict: starts")

@@ -21,6 +21,8 @@ use std::path::PathBuf;
 pub use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
+pub mod logs;
+
 /// A reproducible RNG seeded from a `u64`.
 pub fn seeded_rng(seed: u64) -> ChaCha20Rng {
     ChaCha20Rng::seed_from_u64(seed)
