@@ -1,7 +1,7 @@
 //! `dime send|inbox|read|status`: a user's mail through `dimed`'s local submission socket
 //! (`spec/dimed.md` §4).
 
-use anyhow::{Context, bail};
+use anyhow::Context;
 use clap::Args;
 use dime_server::submission::Response;
 use serde_json::json;
@@ -73,13 +73,134 @@ pub(crate) struct StatusArgs {
     pub(crate) json: bool,
 }
 
+/// What kind of failure a call to `dimed` met: the `class` of a `--json` error
+/// (`spec/dimed.md` §4.5).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Class {
+    /// The password could not be read (file, variable or prompt): dimed was not asked.
+    Input,
+    /// The socket could not be reached.
+    Unreachable,
+    /// dimed is too busy (`busy`, `server busy: ...`): retry later.
+    Busy,
+    /// The login was refused (`login failed`, `too many failed logins: retry in N s`).
+    Login,
+    /// The session is gone (`not logged in`, `session expired`).
+    Session,
+    /// No message with that UID (`no such message`).
+    NoSuchMessage,
+    /// The message does not verify and is not shown (`message not shown: REASON`).
+    NotShown,
+    /// dimed closed the connection or sent something that is not an answer.
+    Protocol,
+    /// Any other error answer of dimed.
+    Server,
+}
+
+impl Class {
+    fn as_str(self) -> &'static str {
+        match self {
+            Class::Input => "input",
+            Class::Unreachable => "unreachable",
+            Class::Busy => "busy",
+            Class::Login => "login",
+            Class::Session => "session",
+            Class::NoSuchMessage => "no-such-message",
+            Class::NotShown => "not-shown",
+            Class::Protocol => "protocol",
+            Class::Server => "server",
+        }
+    }
+}
+
+/// A failed call to `dimed`, with its class; displays as its text alone.
+#[derive(Debug)]
+struct CallError {
+    class: Class,
+    text: String,
+}
+
+impl std::fmt::Display for CallError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::error::Error for CallError {}
+
+fn failed(class: Class, text: impl Into<String>) -> anyhow::Error {
+    anyhow::Error::new(CallError { class, text: text.into() })
+}
+
+/// The class of dimed's error answer `text` (`spec/dimed.md` §4.1, §4.3) to a `login`
+/// (`login`) or to a later request.
+fn refused(login: bool, text: &str) -> Class {
+    if text == "busy" || text.starts_with("server busy") {
+        Class::Busy
+    } else if login {
+        Class::Login
+    } else if text == "not logged in" || text == "session expired" {
+        Class::Session
+    } else if text == "no such message" {
+        Class::NoSuchMessage
+    } else if text.starts_with("message not shown: ") {
+        Class::NotShown
+    } else {
+        Class::Server
+    }
+}
+
+/// An error as `--json` prints it (`spec/dimed.md` §4.5), its members in this order.
+#[derive(serde::Serialize)]
+struct ErrorJson<'a> {
+    /// The text of the `error:` line.
+    error: String,
+    /// The step that failed ([`Class`]), or `local`: an error that is no call's (writing the
+    /// output).
+    class: &'static str,
+    /// For a message not shown: the class of `spec/envelope.md` §14, as the socket gives it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<&'a str>,
+}
+
+fn error_json(e: &anyhow::Error) -> ErrorJson<'_> {
+    let error = format!("{e:#}");
+    match e.downcast_ref::<CallError>() {
+        Some(c) => ErrorJson {
+            error,
+            class: c.class.as_str(),
+            reason: match c.class {
+                Class::NotShown => c.text.strip_prefix("message not shown: "),
+                _ => None,
+            },
+        },
+        None => ErrorJson { error, class: "local", reason: None },
+    }
+}
+
+/// Runs a command's body; with `json`, its error is also printed on `out` as one JSON object
+/// ([`error_json`]), and is still returned (a non-zero exit; `error: ...` on standard error).
+fn with_json_errors(
+    json: bool,
+    out: &mut dyn Write,
+    body: impl FnOnce(&mut dyn Write) -> anyhow::Result<()>,
+) -> anyhow::Result<()> {
+    let r = body(out);
+    if let (true, Err(e)) = (json, &r) {
+        writeln!(out, "{}", serde_json::to_string(&error_json(e))?)?;
+    }
+    r
+}
+
 /// Logs in on a new connection to the socket, then sends `req` on it: the answer to `req`.
+/// Its errors are [`CallError`]s.
 fn call(a: &SocketArgs, req: serde_json::Value) -> anyhow::Result<Response> {
     let password = crate::store_cmd::secret(
         a.password_file.as_deref(),
         "DIME_USER_PASSWORD",
         "account password: ",
-    )?;
+    )
+    .map_err(|e| failed(Class::Input, format!("{e:#}")))?;
     #[derive(serde::Serialize)]
     struct Login<'a> {
         op: &'static str,
@@ -89,25 +210,33 @@ fn call(a: &SocketArgs, req: serde_json::Value) -> anyhow::Result<Response> {
     let login = Login { op: "login", user: &a.user, password: password.as_str() };
     let mut line = zeroize::Zeroizing::new(serde_json::to_vec(&login)?);
     line.push(b'\n');
-    let s = UnixStream::connect(&a.socket).with_context(|| {
-        format!("cannot reach dimed at {} (is it running?)", a.socket.display())
+    let s = UnixStream::connect(&a.socket).map_err(|e| {
+        let at = a.socket.display();
+        failed(Class::Unreachable, format!("cannot reach dimed at {at} (is it running?): {e}"))
     })?;
     let mut w = &s;
     let mut r = BufReader::new(&s);
-    let mut answer = |line: &[u8]| -> anyhow::Result<Response> {
-        w.write_all(line)?;
+    let mut answer = |line: &[u8], login: bool| -> anyhow::Result<Response> {
+        let closed = |e: std::io::Error| {
+            failed(Class::Protocol, format!("dimed closed the connection: {e}"))
+        };
+        w.write_all(line).map_err(closed)?;
         let mut resp = String::new();
-        r.read_line(&mut resp).context("dimed closed the connection")?;
-        let r: Response = serde_json::from_str(&resp).context("dimed sent a malformed answer")?;
+        if r.read_line(&mut resp).map_err(closed)? == 0 {
+            return Err(failed(Class::Protocol, "dimed closed the connection"));
+        }
+        let r: Response = serde_json::from_str(&resp)
+            .map_err(|e| failed(Class::Protocol, format!("dimed sent a malformed answer: {e}")))?;
         if !r.ok {
-            bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
+            let text = r.error.unwrap_or_else(|| "refused".into());
+            return Err(failed(refused(login, &text), text));
         }
         Ok(r)
     };
-    answer(&line)?;
+    answer(&line, true)?;
     let mut line = serde_json::to_vec(&req)?;
     line.push(b'\n');
-    answer(&line)
+    answer(&line, false)
 }
 
 pub(crate) fn send(a: SendArgs, out: &mut dyn Write) -> anyhow::Result<()> {
@@ -121,6 +250,10 @@ pub(crate) fn send(a: SendArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 pub(crate) fn inbox(a: InboxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    with_json_errors(a.json, out, |out| list(&a, out))
+}
+
+fn list(a: &InboxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let r = call(&a.socket, json!({"op": "list"}))?;
     let msgs = r.messages.unwrap_or_default();
     if a.json {
@@ -152,8 +285,12 @@ pub(crate) fn inbox(a: InboxArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 pub(crate) fn read(a: ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    with_json_errors(a.json, out, |out| read_message(&a, out))
+}
+
+fn read_message(a: &ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let r = call(&a.socket, json!({"op": "read", "uid": a.uid}))?;
-    let m = r.message.context("dimed sent no message")?;
+    let m = r.message.ok_or_else(|| failed(Class::Protocol, "dimed sent no message"))?;
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&m)?)?;
         return Ok(());
@@ -175,8 +312,12 @@ pub(crate) fn read(a: ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 pub(crate) fn status(a: StatusArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    with_json_errors(a.json, out, |out| show_status(&a, out))
+}
+
+fn show_status(a: &StatusArgs, out: &mut dyn Write) -> anyhow::Result<()> {
     let r = call(&a.socket, json!({"op": "status", "queue_id": a.queue_id}))?;
-    let s = r.status.context("dimed sent no status")?;
+    let s = r.status.ok_or_else(|| failed(Class::Protocol, "dimed sent no status"))?;
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&s)?)?;
         return Ok(());

@@ -100,6 +100,13 @@ fn quickstart_serves_a_domain_that_delivers_to_itself() {
         ) && !text.contains("X-Dime-Warning"),
         "{text}"
     );
+    // With --json an error is one JSON object on standard output (`spec/dimed.md` §4.5).
+    let o = dime(&["read", "99", "--json", "--socket", sock, "--user", me], "quickstart pw");
+    assert_eq!(o.status.code(), Some(1));
+    let out = String::from_utf8(o.stdout).unwrap();
+    assert_eq!(out.lines().count(), 1, "{out}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, serde_json::json!({"error": "no such message", "class": "no-such-message"}));
     // The author sees the delivery (the origin records it once the delivery has ended).
     let status = loop {
         let o = dime(&["status", "1", "--socket", sock, "--user", me], "quickstart pw");
