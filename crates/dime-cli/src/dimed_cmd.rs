@@ -1,6 +1,7 @@
 //! `dimed`: the server (`spec/dimed.md`). `dimed init` creates a domain, `dimed serve` runs
-//! it from its `dimed.toml`, `dimed quickstart` does both on loopback with one user, and
-//! `dimed queue` lists the running server's outbound queue through its operator's socket.
+//! it from its `dimed.toml`, `dimed quickstart` does both on loopback with one user,
+//! `dimed queue` lists the running server's outbound queue through its operator's socket, and
+//! `dimed compact` compacts the store of a stopped server.
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
@@ -78,6 +79,15 @@ enum DimedCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Compact the store of a `dimed.toml` while dimed is stopped: the store's database and
+    /// the key vault are rewritten with their live records only, and the delivery log is
+    /// zeroed, so no file keeps an octet of purged or deleted mail (`spec/storage.md` §12).
+    /// A running dimed does it itself every `[store] compact_interval_secs`.
+    Compact {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
 }
 
 /// Runs `dimed` with the process's arguments.
@@ -146,7 +156,40 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             if no_serve { Ok(()) } else { serve(&config) }
         }
         DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
+        DimedCommand::Compact { config } => compact(&config, &mut out),
     }
+}
+
+/// `dimed compact`: opens the store of `config` (refused while dimed runs: the store is
+/// opened exclusively) and compacts it.
+fn compact(config: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
+    let c = Config::load(config)?;
+    let size = |p: &Path| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+    let db = c.data_dir.join("store.redb");
+    let before = size(&db);
+    let store = open_store(&c)?;
+    if !store.compact().context("cannot compact the store")? {
+        anyhow::bail!("the store was not compacted: its backend does not compact");
+    }
+    drop(store);
+    writeln!(out, "compacted {}: {before} -> {} octets", db.display(), size(&db))?;
+    Ok(())
+}
+
+/// Opens the store of `config` (dimed must not be running: the store is opened exclusively).
+fn open_store(c: &Config) -> anyhow::Result<Store> {
+    let pepper = std::fs::read(c.secret_path(files::PEPPER)).context("pepper")?;
+    Store::open(
+        StoreConfig {
+            data_dir: c.data_dir.clone(),
+            vault_path: c.secret_path(files::VAULT),
+            pepper: Secret::new(pepper),
+            argon2: dime_core::crypto::Argon2Params::DEFAULT,
+            idle_timeout_secs: 900,
+        },
+        default_provider(),
+    )
+    .context("cannot open the store (is dimed running?)")
 }
 
 /// `dimed queue`: every entry, a page at a time, from the operator's socket; each page is
@@ -259,18 +302,7 @@ fn add_user(config: &Path, address: &str) -> anyhow::Result<Secret<String>> {
     let address =
         Mailbox::parse(address).with_context(|| format!("{address:?} is not an address"))?;
     let keys = read_org_keys(p, &c, None).map_err(anyhow::Error::msg)?;
-    let pepper = std::fs::read(c.secret_path(files::PEPPER)).context("pepper")?;
-    let store = Store::open(
-        StoreConfig {
-            data_dir: c.data_dir.clone(),
-            vault_path: c.secret_path(files::VAULT),
-            pepper: Secret::new(pepper),
-            argon2: dime_core::crypto::Argon2Params::DEFAULT,
-            idle_timeout_secs: 900,
-        },
-        p,
-    )
-    .context("cannot open the store")?;
+    let store = open_store(&c)?;
     let password = match std::env::var("DIME_USER_PASSWORD") {
         Ok(p) if !p.is_empty() => p,
         _ => {

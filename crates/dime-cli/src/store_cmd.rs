@@ -149,6 +149,10 @@ pub(crate) enum UserStoreCommand {
         /// Age limit in days.
         #[arg(long, value_name = "DAYS")]
         older_than_days: u64,
+        /// Then compact the store: no file of it keeps an octet of the purged mail
+        /// (`spec/storage.md` §12).
+        #[arg(long)]
+        compact: bool,
     },
 }
 
@@ -453,12 +457,18 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
             let (_, mailbox) = r.with_context(|| format!("cannot import {}", file.display()))?;
             writeln!(out, "imported {mailbox}")?;
         }
-        UserStoreCommand::Purge { store, address: addr, older_than_days } => {
+        UserStoreCommand::Purge { store, address: addr, older_than_days, compact } => {
             let mailbox = address(&addr)?;
             let st = open_store(&store, false)?;
             let a = st.account_of(&mailbox)?;
             let n = st.purge_older_than(a, older_than_days, now())?;
             writeln!(out, "purged {n} messages older than {older_than_days} days from {mailbox}")?;
+            if compact {
+                if !st.compact().context("cannot compact the store")? {
+                    bail!("the store was not compacted: its backend does not compact");
+                }
+                writeln!(out, "compacted the store")?;
+            }
         }
     }
     Ok(())

@@ -62,6 +62,8 @@ pub struct Config {
     pub outbound: Outbound,
     /// Limits of the DMTP listener.
     pub limits: Limits,
+    /// The store's upkeep.
+    pub store: StoreSection,
     /// Refuse to start when a private directory or file (the store's, the key files) is open
     /// to other local users, rather than warn (`spec/dimed.md` §3).
     pub strict_permissions: bool,
@@ -83,7 +85,28 @@ struct RawConfig {
     #[serde(default)]
     limits: Limits,
     #[serde(default)]
+    store: StoreSection,
+    #[serde(default)]
     strict_permissions: bool,
+}
+
+/// The default of `[store] compact_interval_secs`: once a day.
+pub const COMPACT_INTERVAL_SECS: u64 = 24 * 3600;
+
+/// `[store]`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreSection {
+    /// Seconds between two compactions of the running store (`spec/storage.md` §12), the
+    /// first one this long after the start; 0: never (then `dimed compact` on the stopped
+    /// store, or `dime user purge --compact`, does it).
+    pub compact_interval_secs: u64,
+}
+
+impl Default for StoreSection {
+    fn default() -> StoreSection {
+        StoreSection { compact_interval_secs: COMPACT_INTERVAL_SECS }
+    }
 }
 
 /// `[listen]`.
@@ -276,6 +299,7 @@ impl RawConfig {
                 in_flight: o.in_flight,
             },
             limits: self.limits,
+            store: self.store,
             strict_permissions: self.strict_permissions,
         })
     }
@@ -411,6 +435,9 @@ mod tests {
         assert_eq!(c.retry_policy().base_secs, RetryPolicy::default().base_secs);
         assert!(c.submission_socket().ends_with("data/dimed.sock"));
         assert!(c.admin_socket().ends_with("data/dimed-admin.sock"));
+        assert_eq!(c.store.compact_interval_secs, COMPACT_INTERVAL_SECS);
+        let c = load(&format!("{MINIMAL}[store]\ncompact_interval_secs = 0\n"))?;
+        assert_eq!(c.store.compact_interval_secs, 0);
         // Socket paths given relative are relative to the file too.
         let c = load(&format!("{MINIMAL}submission = \"s.sock\"\nadmin = \"run/a.sock\"\n"))?;
         assert!(c.submission_socket().is_absolute() && c.submission_socket().ends_with("s.sock"));

@@ -240,6 +240,28 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
         .map_err(|e| StartError::Setup(format!("cannot read {}: {e}", path.display())))
 }
 
+/// Compacts the store every `every` until `stop` (`spec/storage.md` §12): the store goes on
+/// serving meanwhile (its writes wait for the copy).
+async fn compact_every(every: Duration, store: Arc<Store>, mut stop: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(every) => {}
+            _ = stop.wait_for(|s| *s) => return,
+        }
+        let s = Arc::clone(&store);
+        let started = std::time::Instant::now();
+        match tokio::task::spawn_blocking(move || s.compact()).await {
+            Ok(Ok(done)) => tracing::info!(
+                rewritten = done,
+                millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                "store compacted"
+            ),
+            Ok(Err(e)) => tracing::warn!(error = %e, "store compaction failed"),
+            Err(e) => tracing::warn!(error = %e, "store compaction stopped"),
+        }
+    }
+}
+
 /// Starts `dimed` from `config` (inside a tokio runtime): DIME's primitives from `provider`,
 /// every TLS and QUIC configuration and certificate check over `tls_provider` (the binary's
 /// one rustls provider).
@@ -418,6 +440,10 @@ pub async fn start(
         };
         worker.run(interval, rand_core::OsRng, shutdown).await;
     }));
+    if config.store.compact_interval_secs > 0 {
+        let every = Duration::from_secs(config.store.compact_interval_secs);
+        tasks.push(tokio::spawn(compact_every(every, Arc::clone(&store), stop_rx.clone())));
+    }
 
     // Local submission.
     let submission = config.submission_socket();

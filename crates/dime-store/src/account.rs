@@ -727,7 +727,7 @@ impl Accounts for Store {
         let a = inner.account_of(address)?;
         inner.vault.write(&mut |t| t.delete(Table::Vault, &a.0).map(|_| ()))?;
         let tag = inner.address_tag(address)?;
-        Ok(inner.backend.write(&mut |t| {
+        inner.backend.write(&mut |t| {
             t.delete(Table::Addresses, &tag)?;
             for table in [
                 Table::Accounts,
@@ -744,7 +744,9 @@ impl Accounts for Store {
                 }
             }
             Ok(())
-        })?)
+        })?;
+        // Its envelopes leave the delivery log too (`spec/storage.md` §12).
+        Ok(self.committer.erase_log()?)
     }
 }
 

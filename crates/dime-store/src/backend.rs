@@ -4,8 +4,10 @@
 
 use crate::StoreError;
 use crate::fs::{OsFs, RedbFile, StoreFs, open_durably};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition};
-use std::path::Path;
+use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, MutexGuard};
 
 /// The tables of the store (`spec/storage.md` §3). Keys and values are opaque bytes to the
 /// backend.
@@ -190,6 +192,14 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn checkpoint(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Rewrites the stored data so that no file of the backend keeps the bytes of a removed
+    /// record (`spec/storage.md` §12); returns whether it did. Reads go on meanwhile; writes
+    /// wait until it is over. Every deferred write is durable when it returns `true`. The
+    /// default does nothing and returns `false`: a backend that cannot promise it says so.
+    fn compact(&self) -> Result<bool, StoreError> {
+        Ok(false)
+    }
 }
 
 type Def = TableDefinition<'static, &'static [u8], &'static [u8]>;
@@ -204,10 +214,18 @@ fn backend_err(e: impl std::fmt::Display) -> StoreError {
 
 /// The embedded default backend: one redb database file. [`Backend::write`] commits with
 /// `Durability::Immediate` (fsync before the commit returns); [`Backend::write_deferred`] with
-/// `Durability::None`.
+/// `Durability::None`. [`Backend::compact`] copies the live records into a new file that
+/// replaces the old one (`spec/storage.md` §12).
 #[derive(Debug)]
 pub struct RedbBackend {
-    db: redb::Database,
+    /// The open database; a compaction replaces it with its copy.
+    db: Mutex<Arc<redb::Database>>,
+    /// Held by every write transaction, and by a compaction for its whole copy: no write is
+    /// lost between the copy and the switch to it.
+    writers: Mutex<()>,
+    /// The database's file, when it is the operating system's (only such a file is
+    /// compacted: the copy is renamed over it).
+    path: Option<PathBuf>,
 }
 
 /// redb's page cache for one database, octets. redb's own default (1 GiB) lets a long-running
@@ -227,21 +245,151 @@ impl RedbBackend {
     /// `redb::Builder::create` does; any other through [`crate::StoreFile`].
     pub fn open_with_fs(fs: &dyn StoreFs, path: &Path) -> Result<RedbBackend, StoreError> {
         let file = open_durably(fs, path)?;
-        let mut builder = redb::Builder::new();
-        builder.set_cache_size(REDB_CACHE_BYTES);
-        let db = match file.into_os_file() {
-            Ok(file) => builder
-                .create_with_backend(redb::backends::FileBackend::new(file).map_err(backend_err)?),
-            Err(file) => builder.create_with_backend(RedbFile(file)),
-        }
-        .map_err(backend_err)?;
+        let (db, os) = match file.into_os_file() {
+            Ok(file) => {
+                // A copy left by a compaction that did not finish: it may hold records
+                // removed since (`spec/storage.md` §12).
+                remove_leftover(&compaction_path(path))?;
+                (open_os_file(file)?, true)
+            }
+            Err(file) => {
+                (builder().create_with_backend(RedbFile(file)).map_err(backend_err)?, false)
+            }
+        };
         let txn = db.begin_write().map_err(backend_err)?;
         for t in Table::ALL {
             txn.open_table(def(t)).map_err(backend_err)?;
         }
         txn.commit().map_err(backend_err)?;
-        Ok(RedbBackend { db })
+        Ok(RedbBackend {
+            db: Mutex::new(Arc::new(db)),
+            writers: Mutex::new(()),
+            path: os.then(|| path.to_owned()),
+        })
     }
+
+    /// The database as it is now (a compaction may replace it after this returns; a
+    /// transaction begun on this one stays on it).
+    fn current(&self) -> Arc<redb::Database> {
+        Arc::clone(&self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner))
+    }
+
+    /// Waits until no write transaction runs, and holds new ones back while the guard lives.
+    fn writer(&self) -> MutexGuard<'_, ()> {
+        // The lock guards no data: a thread that panicked holding it left nothing half done.
+        self.writers.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// [`Backend::compact`]: copies every table of the database into `<file>.compact`, in
+    /// key order, commits it durably, renames it over the database's file and syncs the
+    /// directory, then serves from the copy. The old file's octets (free pages included) are
+    /// in no file once its last reader ends. Writes wait meanwhile; reads go on, on the old
+    /// file.
+    fn compact_by_copy(&self, path: &Path) -> Result<bool, StoreError> {
+        let _writing = self.writer();
+        let old = self.current();
+        let tmp = compaction_path(path);
+        remove_leftover(&tmp)?;
+        let copied = open_durably(&OsFs, &tmp).and_then(|file| {
+            let file = file.into_os_file().map_err(|_| {
+                StoreError::Backend("compaction: not an operating system file".into())
+            })?;
+            let new = open_os_file(file)?;
+            copy_live(&old, &new)?;
+            Ok(new)
+        });
+        let new = match copied {
+            Ok(new) => new,
+            Err(e) => {
+                let _ = std::fs::remove_file(&tmp);
+                return Err(e);
+            }
+        };
+        let dir = match path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        std::fs::rename(&tmp, path).and_then(|()| OsFs.sync_dir(dir)).map_err(|e| {
+            StoreError::Backend(format!("compaction: rename {}: {e}", path.display()))
+        })?;
+        *self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
+        Ok(true)
+    }
+}
+
+fn builder() -> redb::Builder {
+    let mut builder = redb::Builder::new();
+    builder.set_cache_size(REDB_CACHE_BYTES);
+    builder
+}
+
+/// A database on a file of the operating system, through redb's own file backend (with its
+/// locks against a second process), as `redb::Builder::create` does.
+fn open_os_file(file: std::fs::File) -> Result<redb::Database, StoreError> {
+    builder()
+        .create_with_backend(redb::backends::FileBackend::new(file).map_err(backend_err)?)
+        .map_err(backend_err)
+}
+
+/// Where a compaction of the database at `path` writes its copy.
+fn compaction_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_owned();
+    name.push(".compact");
+    path.with_file_name(name)
+}
+
+fn remove_leftover(path: &Path) -> Result<(), StoreError> {
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            Err(StoreError::Backend(format!("remove {}: {e}", path.display())))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// Octets of records one transaction of a compaction's copy carries, at most.
+const COPY_CHUNK: usize = 16 * 1024 * 1024;
+
+/// Copies every table of `from` (one snapshot) into the empty database `to`, in chunks of
+/// [`COPY_CHUNK`] octets, and makes the copy durable.
+fn copy_live(from: &redb::Database, to: &redb::Database) -> Result<(), StoreError> {
+    let snapshot = from.begin_read().map_err(backend_err)?;
+    for handle in snapshot.list_tables().map_err(backend_err)? {
+        let name = handle.name().to_owned();
+        let d = TableDefinition::<&[u8], &[u8]>::new(&name);
+        let src = snapshot.open_table(d).map_err(backend_err)?;
+        let mut after: Option<Vec<u8>> = None;
+        loop {
+            let mut txn = to.begin_write().map_err(backend_err)?;
+            txn.set_durability(redb::Durability::None).map_err(backend_err)?;
+            let mut last = None;
+            {
+                let mut dst = txn.open_table(d).map_err(backend_err)?;
+                let from_key = match &after {
+                    Some(k) => Bound::Excluded(k.as_slice()),
+                    None => Bound::Unbounded,
+                };
+                let mut octets = 0usize;
+                for item in src.range::<&[u8]>((from_key, Bound::Unbounded)).map_err(backend_err)? {
+                    let (k, v) = item.map_err(backend_err)?;
+                    dst.insert(k.value(), v.value()).map_err(backend_err)?;
+                    octets += k.value().len() + v.value().len();
+                    if octets >= COPY_CHUNK {
+                        last = Some(k.value().to_vec());
+                        break;
+                    }
+                }
+            }
+            txn.commit().map_err(backend_err)?;
+            match last {
+                Some(k) => after = Some(k),
+                None => break,
+            }
+        }
+    }
+    // An empty durable commit persists the copy's `Durability::None` commits.
+    let txn = to.begin_write().map_err(backend_err)?;
+    txn.commit().map_err(backend_err)
 }
 
 struct RedbRead(redb::ReadTransaction);
@@ -345,7 +493,7 @@ impl Backend for RedbBackend {
         &self,
         f: &mut dyn FnMut(&dyn ReadTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let txn = self.db.begin_read().map_err(backend_err)?;
+        let txn = self.current().begin_read().map_err(backend_err)?;
         f(&RedbRead(txn))
     }
 
@@ -371,6 +519,13 @@ impl Backend for RedbBackend {
         // An empty durable commit persists every `Durability::None` commit before it.
         self.write_with(redb::Durability::Immediate, &mut |_| Ok(()))
     }
+
+    fn compact(&self) -> Result<bool, StoreError> {
+        match &self.path {
+            Some(path) => self.compact_by_copy(path),
+            None => Ok(false),
+        }
+    }
 }
 
 impl RedbBackend {
@@ -379,7 +534,8 @@ impl RedbBackend {
         durability: redb::Durability,
         f: &mut dyn FnMut(&mut dyn WriteTxn) -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let mut txn = self.db.begin_write().map_err(backend_err)?;
+        let _writing = self.writer();
+        let mut txn = self.current().begin_write().map_err(backend_err)?;
         txn.set_durability(durability).map_err(backend_err)?;
         let r = {
             let mut w = RedbWrite::new(&txn);

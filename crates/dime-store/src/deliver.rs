@@ -48,14 +48,23 @@ struct Job {
     reply: mpsc::SyncSender<Result<Delivered, StoreError>>,
 }
 
+/// What the committer is asked to do.
+enum Msg {
+    /// A delivery.
+    Deliver(Job),
+    /// Erase the delivery log's records once the backend holds them durably
+    /// (`spec/storage.md` §12), then answer.
+    Erase(mpsc::SyncSender<Result<(), StoreError>>),
+}
+
 pub(crate) struct Committer {
-    tx: Mutex<Option<mpsc::Sender<Job>>>,
+    tx: Mutex<Option<mpsc::Sender<Msg>>>,
     thread: Option<JoinHandle<()>>,
 }
 
 impl Committer {
     pub(crate) fn start(inner: Arc<Inner>, log: Option<DeliveryLog>) -> Committer {
-        let (tx, rx) = mpsc::channel::<Job>();
+        let (tx, rx) = mpsc::channel::<Msg>();
         let thread = std::thread::Builder::new()
             .name("dime-store-committer".into())
             .spawn(move || run(&inner, &rx, log))
@@ -63,8 +72,19 @@ impl Committer {
         Committer { tx: Mutex::new(Some(tx)), thread }
     }
 
-    fn sender(&self) -> Option<mpsc::Sender<Job>> {
+    fn sender(&self) -> Option<mpsc::Sender<Msg>> {
         self.tx.lock().ok().and_then(|g| g.clone())
+    }
+
+    /// Checkpoints and overwrites every record of the delivery log with zeros, between two
+    /// batches, and waits until it is done (`spec/storage.md` §12): after a purge or a
+    /// deletion, the log keeps no envelope the backend has let go. Nothing to do without a
+    /// log.
+    pub(crate) fn erase_log(&self) -> Result<(), StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let tx = self.sender().ok_or(StoreError::Closed)?;
+        tx.send(Msg::Erase(reply)).map_err(|_| StoreError::Closed)?;
+        answer.recv().map_err(|_| StoreError::Closed)?
     }
 }
 
@@ -328,9 +348,26 @@ impl Committing<'_> {
             log.restart();
         }
     }
+
+    /// Checkpoints (when a deferred commit is pending), then zeroes every record of the log.
+    fn erase(&mut self) -> Result<(), StoreError> {
+        if self.log.is_none() {
+            return Ok(());
+        }
+        // Poisoned, the log must keep the records the backend lacks.
+        self.inner.backend.check()?;
+        if self.deferred > 0 {
+            self.inner.backend.checkpoint()?;
+        }
+        self.checkpointed();
+        match self.log.as_mut() {
+            Some((log, _)) => log.erase(),
+            None => Ok(()),
+        }
+    }
 }
 
-fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
+fn run(inner: &Inner, rx: &mpsc::Receiver<Msg>, log: Option<DeliveryLog>) {
     let mut c = Committing { inner, log: log.map(|l| (l, Syncer::start())), deferred: 0 };
     loop {
         let first = if c.deferred > 0 {
@@ -348,15 +385,28 @@ fn run(inner: &Inner, rx: &mpsc::Receiver<Job>, log: Option<DeliveryLog>) {
                 Err(_) => break,
             }
         };
-        let mut batch = vec![first];
-        while batch.len() < MAX_GROUP_COMMIT {
+        let (mut batch, mut erase) = (Vec::new(), Vec::new());
+        match first {
+            Msg::Deliver(j) => batch.push(j),
+            Msg::Erase(reply) => erase.push(reply),
+        }
+        // An erase ends the batch: it comes after the deliveries asked for before it.
+        while batch.len() < MAX_GROUP_COMMIT && erase.is_empty() {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(Msg::Deliver(j)) => batch.push(j),
+                Ok(Msg::Erase(reply)) => erase.push(reply),
                 Err(_) => break,
             }
         }
-        c.commit(&batch);
-        if c.due() {
+        if !batch.is_empty() {
+            c.commit(&batch);
+        }
+        if !erase.is_empty() {
+            let r = c.erase();
+            for reply in erase {
+                let _ = reply.send(r.clone());
+            }
+        } else if c.due() {
             c.checkpoint();
         }
     }
@@ -558,7 +608,7 @@ impl Store {
     ) -> Result<Delivered, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.committer.sender().ok_or(StoreError::Closed)?;
-        tx.send(Job { account, envelope: envelope.to_vec(), digest, now, reply })
+        tx.send(Msg::Deliver(Job { account, envelope: envelope.to_vec(), digest, now, reply }))
             .map_err(|_| StoreError::Closed)?;
         answer.recv().map_err(|_| StoreError::Closed)?
     }

@@ -34,6 +34,7 @@ mod account;
 mod archive;
 pub mod backend;
 mod codec;
+mod compact;
 mod deliver;
 mod errors;
 mod facets;

@@ -177,6 +177,9 @@ pub(crate) struct DeliveryLog {
     size: u64,
     /// The next record's sequence number.
     next_seq: u64,
+    /// Octets from offset 0 that may hold records (of any round): zeros beyond, up to the
+    /// file's length. Unknown at open, so the file's whole length then.
+    dirty: u64,
 }
 
 impl DeliveryLog {
@@ -223,6 +226,7 @@ impl DeliveryLog {
             end: 0,
             size,
             next_seq: last.saturating_add(1),
+            dirty: size,
         };
         Ok((log, replay))
     }
@@ -261,6 +265,7 @@ impl DeliveryLog {
     /// Records that `span` (prepared by [`DeliveryLog::prepare`]) is on stable storage.
     pub(crate) fn written(&mut self, span: &Span, len: u64) {
         self.end = span.at + len;
+        self.dirty = self.dirty.max(self.end);
         self.next_seq = span.first + span.count;
         if let Some(to) = span.grow_to {
             self.size = self.size.max(to);
@@ -284,6 +289,26 @@ impl DeliveryLog {
     /// so a scan stops where the new ones end.
     pub(crate) fn restart(&mut self) {
         self.end = 0;
+    }
+
+    /// Overwrites every record in the file, of this round and of earlier ones, with zeros and
+    /// `fdatasync`s it, then starts again at offset 0 (`spec/storage.md` §12): call only when
+    /// the backend holds every record durably (after a checkpoint). The file keeps its
+    /// length; sequence numbers go on.
+    pub(crate) fn erase(&mut self) -> Result<(), StoreError> {
+        const STEP: u64 = GROW_STEP;
+        // The backend holds every record: writing may start again at 0 whatever happens here.
+        self.end = 0;
+        let zeros = vec![0u8; STEP.min(self.dirty) as usize];
+        let mut at = 0;
+        while at < self.dirty {
+            let n = STEP.min(self.dirty - at) as usize;
+            self.file.write_all_at(&zeros[..n], at).map_err(io_err)?;
+            at += n as u64;
+        }
+        self.file.sync_data().map_err(io_err)?;
+        self.dirty = 0;
+        Ok(())
     }
 }
 
@@ -463,6 +488,31 @@ mod tests {
         // Record 4 lies over record 1; record 2 follows it, but 2 is not 5.
         assert_eq!(open(&path, 3).1, [(4, 4)]);
         assert_eq!(open(&path, 0).1, [(4, 4)]);
+    }
+
+    #[test]
+    fn an_erase_zeroes_the_records_of_every_round_and_numbering_goes_on() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(LOG_FILE);
+        let (mut log, _) = open(&path, 0);
+        append(&mut log, &[record(1, b"first round, one"), record(2, b"first round, two")]);
+        log.restart();
+        append(&mut log, &[record(3, b"second")]);
+        // A restart leaves the first round's second record behind the second round's.
+        let bytes = std::fs::read(&path).unwrap();
+        assert!(bytes.windows(16).any(|w| w == b"first round, two"));
+        log.erase().unwrap();
+        assert_eq!(log.used(), 0);
+        assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
+        assert_eq!(file_len(&path), 1 << 20, "the file keeps its zero-filled length");
+        let span = append(&mut log, &[record(4, b"after")]);
+        assert_eq!((span.at, span.first), (0, 4));
+        drop(log);
+        assert_eq!(open(&path, 3).1, [(4, 4)]);
+        // Opened again, a log erases what the file held before (its whole length).
+        let (mut log, _) = open(&path, 4);
+        log.erase().unwrap();
+        assert!(std::fs::read(&path).unwrap().iter().all(|&b| b == 0));
     }
 
     #[test]

@@ -368,6 +368,10 @@ impl Mailboxes for Store {
             })?;
             total += n;
             if done {
+                if total > 0 {
+                    // The purged envelopes leave the delivery log too (`spec/storage.md` §12).
+                    self.committer.erase_log()?;
+                }
                 return Ok(total);
             }
         }
