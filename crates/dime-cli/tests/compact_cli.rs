@@ -233,6 +233,13 @@ fn a_running_dimed_compacts_on_its_schedule_and_goes_on_serving() {
         std::thread::sleep(Duration::from_millis(200));
     };
     assert!(listing.contains("after"), "{listing}");
+    // `dimed compact` is for a stopped store: refused, and says why, while dimed runs.
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["compact", "--config", config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && e.contains("is dimed running?"), "{e}");
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let status = child.wait().unwrap();
     assert!(status.success(), "dimed did not stop cleanly: {status}");
