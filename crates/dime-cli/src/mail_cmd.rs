@@ -56,6 +56,11 @@ pub(crate) struct ReadArgs {
     pub(crate) socket: SocketArgs,
     /// The message's UID (from `dime inbox`).
     pub(crate) uid: u32,
+    /// Verify it afresh: the signers' signets looked up now, the author's chain of custody
+    /// walked from the signet recorded at its first check (default: under the signets of that
+    /// record, which a key rotation or a move does not change).
+    #[arg(long)]
+    pub(crate) recheck: bool,
     /// Print JSON.
     #[arg(long)]
     pub(crate) json: bool,
@@ -289,7 +294,7 @@ pub(crate) fn read(a: ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
 }
 
 fn read_message(a: &ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let r = call(&a.socket, json!({"op": "read", "uid": a.uid}))?;
+    let r = call(&a.socket, json!({"op": "read", "uid": a.uid, "recheck": a.recheck}))?;
     let m = r.message.ok_or_else(|| failed(Class::Protocol, "dimed sent no message"))?;
     if a.json {
         writeln!(out, "{}", serde_json::to_string(&m)?)?;
@@ -303,6 +308,16 @@ fn read_message(a: &ReadArgs, out: &mut dyn Write) -> anyhow::Result<()> {
         "X-Dime-Signatures: author tree {}, author full {}, origin {}",
         s.author_tree, s.author_full, s.origin
     )?;
+    if let Some(p) = &m.provenance {
+        let when = dime_server::rfc5322_date(dime_store::Timestamp(p.recorded_at));
+        writeln!(
+            out,
+            "X-Dime-Verified: {} {when}; author signet {}; origin signet {}",
+            if p.fresh { "afresh at" } else { "as recorded at" },
+            p.author_signet.as_deref().unwrap_or("none (trustful)"),
+            p.origin_signet
+        )?;
+    }
     for w in &m.warnings {
         writeln!(out, "X-Dime-Warning: {w}")?;
     }

@@ -9,7 +9,8 @@ use dime_core::crypto::{Argon2Params, default_provider};
 use dime_core::{Mailbox, Secret};
 use dime_signet::{EncryptionSecret, keyfile};
 use dime_store::{
-    Accounts, Archive, Mailboxes, NewAccount, Recovery, RecoveryCode, Store, StoreConfig, Timestamp,
+    Accounts, Archive, ImportTarget, Mailboxes, NewAccount, Recovery, RecoveryCode, Store,
+    StoreConfig, Timestamp,
 };
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use rand_core::{OsRng, RngCore};
@@ -17,7 +18,8 @@ use std::io::Write;
 use std::path::{Path, PathBuf};
 use zeroize::Zeroizing;
 
-/// Where the store and its configuration are.
+/// Where the store and its configuration are: every `dime user` store command takes these,
+/// and only the commands that read a password take [`PasswordArgs`] or [`NewPasswordArgs`].
 #[derive(Debug, Args)]
 pub(crate) struct StoreArgs {
     /// The store's data directory.
@@ -30,13 +32,35 @@ pub(crate) struct StoreArgs {
     /// The pepper file (default: `pepper` in the configuration directory).
     #[arg(long, value_name = "FILE")]
     pub(crate) pepper_file: Option<PathBuf>,
+}
+
+/// The account's password, for the commands that read it.
+#[derive(Debug, Args)]
+pub(crate) struct PasswordArgs {
     /// The account password from this file's first line (else `DIME_USER_PASSWORD`, else a
     /// prompt).
     #[arg(long, value_name = "FILE")]
     pub(crate) password_file: Option<PathBuf>,
+}
+
+impl PasswordArgs {
+    fn read(&self) -> anyhow::Result<Zeroizing<String>> {
+        secret(self.password_file.as_deref(), "DIME_USER_PASSWORD", "account password: ")
+    }
+}
+
+/// The account's new password, for the commands that set one.
+#[derive(Debug, Args)]
+pub(crate) struct NewPasswordArgs {
     /// The new password from this file's first line (else `DIME_NEW_PASSWORD`, else a prompt).
     #[arg(long, value_name = "FILE")]
     pub(crate) new_password_file: Option<PathBuf>,
+}
+
+impl NewPasswordArgs {
+    fn read(&self) -> anyhow::Result<Zeroizing<String>> {
+        secret(self.new_password_file.as_deref(), "DIME_NEW_PASSWORD", "new account password: ")
+    }
 }
 
 /// Accounts of the zero-access store.
@@ -46,6 +70,8 @@ pub(crate) enum UserStoreCommand {
     Add {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
         /// The account's address.
         #[arg(long)]
         address: String,
@@ -69,21 +95,31 @@ pub(crate) enum UserStoreCommand {
     Passwd {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
+        #[command(flatten)]
+        new_password: NewPasswordArgs,
         /// The account's address.
         #[arg(long)]
         address: String,
     },
     /// Set a new password with the recovery code or the organisation's escrow key.
+    ///
+    /// A recovery code works once: the recovery replaces it with a new code, printed once
+    /// (keep it offline), and the code used no longer works. The escrow key (the
+    /// organisation's) stays as it is and recovers again.
     Recover {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        new_password: NewPasswordArgs,
         /// The account's address.
         #[arg(long)]
         address: String,
-        /// A file holding the recovery code.
+        /// A file holding the recovery code (single use: a new code is printed once).
         #[arg(long, value_name = "FILE")]
         code_file: Option<PathBuf>,
-        /// The organisation's key file (escrow recovery).
+        /// The organisation's key file (escrow recovery; the escrow stays).
         #[arg(long, value_name = "FILE")]
         org_key: Option<PathBuf>,
         #[command(flatten)]
@@ -104,6 +140,8 @@ pub(crate) enum UserStoreCommand {
     Rotate {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
         /// The account's address.
         #[arg(long)]
         address: String,
@@ -124,6 +162,8 @@ pub(crate) enum UserStoreCommand {
     Export {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        password: PasswordArgs,
         /// The account's address.
         #[arg(long)]
         address: String,
@@ -131,13 +171,34 @@ pub(crate) enum UserStoreCommand {
         #[arg(long, value_name = "FILE")]
         out: PathBuf,
     },
-    /// Import an account from an archive made by `dime user export`.
+    /// Import an account from an archive made by `dime user export` (here or on another host)
+    /// as an account of this host: its address must be of `--domain` (name the new one with
+    /// `--address` when it moves from another domain); it gets a new user signet signed by
+    /// `--org-key`, chained to its old keys, and keeps its mail and its history.
     Import {
         #[command(flatten)]
         store: StoreArgs,
+        #[command(flatten)]
+        new_password: NewPasswordArgs,
         /// The archive.
         #[arg(long, value_name = "FILE")]
         file: PathBuf,
+        /// The archive password from this file's first line (else `DIME_ARCHIVE_PASSWORD`,
+        /// else a prompt). It is checked before the new account password is asked for.
+        #[arg(long, value_name = "FILE")]
+        archive_password_file: Option<PathBuf>,
+        /// This host's domain.
+        #[arg(long)]
+        domain: String,
+        /// This host's organisation key file (signs the account's new user signet).
+        #[arg(long, value_name = "FILE")]
+        org_key: PathBuf,
+        /// The account's address here, when it moves from another domain (the old one is kept
+        /// in its history, and mail to it stays readable).
+        #[arg(long)]
+        address: Option<String>,
+        #[command(flatten)]
+        passphrase: PassphraseArgs,
     },
     /// Remove an account's mail older than N days.
     Purge {
@@ -256,19 +317,12 @@ fn tick(pb: &ProgressBar) -> impl FnMut(u64, u64) + '_ {
     }
 }
 
-fn password(a: &StoreArgs) -> anyhow::Result<Zeroizing<String>> {
-    secret(a.password_file.as_deref(), "DIME_USER_PASSWORD", "account password: ")
-}
-
-fn new_password(a: &StoreArgs) -> anyhow::Result<Zeroizing<String>> {
-    secret(a.new_password_file.as_deref(), "DIME_NEW_PASSWORD", "new account password: ")
-}
-
 pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<()> {
     let p = default_provider();
     match cmd {
         UserStoreCommand::Add {
             store,
+            password,
             address: addr,
             org_key,
             recovery,
@@ -289,7 +343,7 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
                 },
                 other => bail!("unknown recovery {other:?}: use none, code or escrow"),
             };
-            let pw = password(&store)?;
+            let pw = password.read()?;
             let st = open_store(&store, true)?;
             let created = st
                 .create_account(
@@ -319,25 +373,35 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
                 (None, _) => writeln!(out, "recovery: the organisation's escrow key")?,
             }
         }
-        UserStoreCommand::Passwd { store, address: addr } => {
+        UserStoreCommand::Passwd { store, password, new_password, address: addr } => {
             let mailbox = address(&addr)?;
             let st = open_store(&store, false)?;
-            let old = password(&store)?;
+            let old = password.read()?;
             let mut s = st.login(&mailbox, old.as_bytes(), now()).context("cannot log in")?;
-            let new = new_password(&store)?;
+            let new = new_password.read()?;
             st.change_password(&mut OsRng, &mut s, new.as_bytes(), now())?;
             writeln!(out, "password changed for {mailbox}")?;
         }
-        UserStoreCommand::Recover { store, address: addr, code_file, org_key, passphrase } => {
+        UserStoreCommand::Recover {
+            store,
+            new_password,
+            address: addr,
+            code_file,
+            org_key,
+            passphrase,
+        } => {
             let mailbox = address(&addr)?;
             let st = open_store(&store, false)?;
-            let new = new_password(&store)?;
+            let new = new_password.read()?;
+            let mut new_code = None;
             match (code_file, org_key) {
                 (Some(f), None) => {
                     let text = Zeroizing::new(read_text(&f)?);
                     let code =
                         RecoveryCode::parse(text.trim()).context("that is not a recovery code")?;
-                    st.recover_with_code(&mut OsRng, &mailbox, &code, new.as_bytes(), now())?;
+                    let (_, next) =
+                        st.recover_with_code(&mut OsRng, &mailbox, &code, new.as_bytes(), now())?;
+                    new_code = Some(next);
                 }
                 (None, Some(k)) => {
                     let org = org_keys(&k, &passphrase)?;
@@ -349,6 +413,14 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
                 _ => bail!("give exactly one of --code-file and --org-key"),
             }
             writeln!(out, "recovered {mailbox}: new password set")?;
+            if let Some(code) = new_code {
+                writeln!(
+                    out,
+                    "new recovery code (shown once, keep it offline; the code used no longer \
+                     works): {}",
+                    code.expose()
+                )?;
+            }
         }
         UserStoreCommand::Delete { store, address: addr, yes } => {
             if !yes {
@@ -360,6 +432,7 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
         }
         UserStoreCommand::Rotate {
             store,
+            password,
             address: addr,
             org_key,
             rewrap,
@@ -372,7 +445,7 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
                 _ => None,
             };
             let st = open_store(&store, false)?;
-            let pw = password(&store)?;
+            let pw = password.read()?;
             let mut s = st.login(&mailbox, pw.as_bytes(), now()).context("cannot log in")?;
             if let Some(org) = &org {
                 st.rotate_keys(&mut OsRng, &mut s, org, now())
@@ -419,10 +492,10 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
                 )?;
             }
         }
-        UserStoreCommand::Export { store, address: addr, out: path } => {
+        UserStoreCommand::Export { store, password, address: addr, out: path } => {
             let mailbox = address(&addr)?;
             let st = open_store(&store, false)?;
-            let pw = password(&store)?;
+            let pw = password.read()?;
             let mut s = st.login(&mailbox, pw.as_bytes(), now()).context("cannot log in")?;
             let ap = secret(None, "DIME_ARCHIVE_PASSWORD", "archive password: ")?;
             let pb = progress_bar("exporting");
@@ -438,24 +511,63 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
                 archive.len()
             )?;
         }
-        UserStoreCommand::Import { store, file } => {
+        UserStoreCommand::Import {
+            store,
+            new_password,
+            file,
+            archive_password_file,
+            domain,
+            org_key,
+            address: new_address,
+            passphrase,
+        } => {
+            let domain = dime_core::Domain::parse(&domain)
+                .with_context(|| format!("{domain:?} is not a domain name"))?;
+            let new_address = new_address.as_deref().map(address).transpose()?;
+            let org = org_keys(&org_key, &passphrase)?;
             let archive =
                 std::fs::read(&file).with_context(|| format!("cannot read {}", file.display()))?;
             let st = open_store(&store, true)?;
-            let ap = secret(None, "DIME_ARCHIVE_PASSWORD", "archive password: ")?;
-            let new = new_password(&store)?;
+            let ap = secret(
+                archive_password_file.as_deref(),
+                "DIME_ARCHIVE_PASSWORD",
+                "archive password: ",
+            )?;
+            // The archive password first: nothing else is asked for an archive that does not
+            // open, or whose address this host would refuse.
+            let old = st
+                .archive_address(&archive, ap.as_bytes())
+                .with_context(|| format!("cannot open {}", file.display()))?;
+            let here = new_address.clone().unwrap_or_else(|| old.clone());
+            if here.domain() != &domain {
+                bail!(
+                    "{here} is not of this host's domain {domain}: name its address here with \
+                     --address"
+                );
+            }
+            let new = new_password.read()?;
             let pb = progress_bar("importing");
+            let target = ImportTarget { domain: &domain, org: &org, address: new_address.as_ref() };
             let r = st.import_with_progress(
                 &mut OsRng,
                 &archive,
                 ap.as_bytes(),
                 new.as_bytes(),
+                Some(&target),
                 now(),
                 &mut tick(&pb),
             );
             pb.finish_and_clear();
             let (_, mailbox) = r.with_context(|| format!("cannot import {}", file.display()))?;
-            writeln!(out, "imported {mailbox}")?;
+            if mailbox == old {
+                writeln!(out, "imported {mailbox}: new keys signed by {domain}, old mail kept")?;
+            } else {
+                writeln!(
+                    out,
+                    "imported {old} as {mailbox}: new keys signed by {domain}; mail to {old} \
+                     stays readable"
+                )?;
+            }
         }
         UserStoreCommand::Purge { store, address: addr, older_than_days, compact } => {
             let mailbox = address(&addr)?;

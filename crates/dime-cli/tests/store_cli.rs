@@ -151,7 +151,18 @@ fn account_lifecycle_through_the_cli() {
     );
     let data2 = t.path().join("other");
     ok(
-        &["user", "import", "--data-dir", s(&data2), "--file", s(&archive)],
+        &[
+            "user",
+            "import",
+            "--data-dir",
+            s(&data2),
+            "--file",
+            s(&archive),
+            "--domain",
+            "example.org",
+            "--org-key",
+            s(&key),
+        ],
         &[("DIME_ARCHIVE_PASSWORD", "arch"), ("DIME_NEW_PASSWORD", "third")],
     );
     ok(
@@ -274,4 +285,116 @@ fn rotate_rewrap_moves_stored_mail_to_the_new_key() {
         assert_eq!(o.via, dime_store::OpenedVia::RewrapOverlay);
         assert_eq!(tx.verify(o), format!("mail {i}"));
     }
+}
+
+/// Issue 27 item 4: each `dime user` store command offers only the flags it reads. `delete`
+/// and `purge` are the operator's and read no password: a password file given to them is
+/// refused by the parser (exit 2), before anything is done.
+#[test]
+fn each_account_command_refuses_the_password_flags_it_does_not_read() {
+    let (t, key) = with_org();
+    let data = t.path().join("data");
+    let d = s(&data);
+    let addr = "dave@example.org";
+    add_user(d, addr, &key, "none", &[("DIME_USER_PASSWORD", "pw")]);
+    let x = t.path().join("x");
+    std::fs::write(&x, "not the password\n").unwrap();
+    let x = s(&x);
+    let out = t.path().join("dave.archive");
+    let code = t.path().join("code.txt");
+    let refused = |args: &[&str], flag: &str| {
+        let o = dime(args, &[("DIME_USER_PASSWORD", "pw"), ("DIME_NEW_PASSWORD", "new")]);
+        let e = String::from_utf8_lossy(&o.stderr);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {e}");
+        assert!(e.contains(&format!("unexpected argument '{flag}'")), "{args:?}: {e}");
+    };
+    let base = ["--data-dir", d, "--address", addr];
+    for flag in ["--password-file", "--new-password-file"] {
+        refused(&[&["user", "delete"], &base[..], &["--yes", flag, x]].concat(), flag);
+        refused(
+            &[&["user", "purge"], &base[..], &["--older-than-days", "1", flag, x]].concat(),
+            flag,
+        );
+    }
+    refused(
+        &[&["user", "add"], &base[..], &["--org-key", s(&key), "--new-password-file", x]].concat(),
+        "--new-password-file",
+    );
+    refused(
+        &[&["user", "rotate"], &base[..], &["--org-key", s(&key), "--new-password-file", x]]
+            .concat(),
+        "--new-password-file",
+    );
+    refused(
+        &[&["user", "export"], &base[..], &["--out", s(&out), "--new-password-file", x]].concat(),
+        "--new-password-file",
+    );
+    refused(
+        &[&["user", "recover"], &base[..], &["--code-file", s(&code), "--password-file", x]]
+            .concat(),
+        "--password-file",
+    );
+    refused(
+        &["user", "import", "--data-dir", d, "--file", s(&out), "--password-file", x],
+        "--password-file",
+    );
+    // Nothing was done: no archive, and the account is there with its password, which
+    // `passwd` reads from a file (as `add`, `rotate` and `export` do).
+    assert!(!out.exists());
+    let pw = t.path().join("pw");
+    std::fs::write(&pw, "pw\n").unwrap();
+    let o = ok(
+        &[&["user", "passwd"], &base[..], &["--password-file", s(&pw)]].concat(),
+        &[("DIME_NEW_PASSWORD", "pw2")],
+    );
+    assert!(o.contains("password changed for dave@example.org"), "{o}");
+}
+
+/// The recovery code printed on the line `PREFIX CODE` of `out`.
+fn code_after<'a>(out: &'a str, prefix: &str) -> &'a str {
+    out.lines().find_map(|l| l.strip_prefix(prefix)).unwrap_or_else(|| panic!("no code: {out}"))
+}
+
+/// Issue 27 item 5 (`spec/storage.md` §6.3): `dime user recover` with a code prints a new
+/// code, shown once; the code used fails the second time, and the new one works once.
+#[test]
+fn recover_prints_a_new_code_and_the_used_one_fails() {
+    let (t, key) = with_org();
+    let data = t.path().join("data");
+    let d = s(&data);
+    let addr = "erin@example.org";
+    let out = add_user(d, addr, &key, "code", &[("DIME_USER_PASSWORD", "lost")]);
+    let first = code_after(&out, "recovery code (shown once, keep it offline): ").to_owned();
+    let recover = |code: &str, new: &str| {
+        let f = t.path().join("code.txt");
+        std::fs::write(&f, code).unwrap();
+        dime(
+            &["user", "recover", "--data-dir", d, "--address", addr, "--code-file", s(&f)],
+            &[("DIME_NEW_PASSWORD", new)],
+        )
+    };
+    let new_code =
+        "new recovery code (shown once, keep it offline; the code used no longer works): ";
+    let o = recover(&first, "one");
+    let text = String::from_utf8(o.stdout).unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(text.starts_with("recovered erin@example.org: new password set\n"), "{text}");
+    let second = code_after(&text, new_code).to_owned();
+    assert_ne!(second, first);
+
+    let o = recover(&first, "two");
+    assert!(!o.status.success(), "the used code recovered again");
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("login failed: wrong password or recovery secret"), "{e}");
+    assert!(o.stdout.is_empty(), "no code is shown for a refused one");
+
+    let o = recover(&second, "two");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let third = code_after(&String::from_utf8(o.stdout).unwrap(), new_code).to_owned();
+    assert!(!recover(&second, "three").status.success());
+    assert_ne!(third, second);
+    ok(
+        &["user", "passwd", "--data-dir", d, "--address", addr],
+        &[("DIME_USER_PASSWORD", "two"), ("DIME_NEW_PASSWORD", "four")],
+    );
 }

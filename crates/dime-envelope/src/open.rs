@@ -37,6 +37,9 @@ pub(crate) struct Evidence {
     origin_sig: Option<Vec<u8>>,
     /// The origin signature's time, once it verified.
     signed_at: Option<u64>,
+    /// The keys under which the author signatures and the origin signature verified.
+    author_key: Option<Ed25519PublicKey>,
+    origin_key: Option<Ed25519PublicKey>,
     transit: Option<Zeroizing<[u8; 32]>>,
     /// What this reader's checks found so far.
     checked: Signatures,
@@ -98,6 +101,8 @@ impl Evidence {
             full_sig: e.content(ChunkType::AuthorFullSig).map(<[u8]>::to_vec),
             origin_sig: e.content(ChunkType::OriginSig).map(<[u8]>::to_vec),
             signed_at: None,
+            author_key: None,
+            origin_key: None,
             transit: e.transit.take(),
             checked: Signatures {
                 author_tree: SignatureState::Present,
@@ -144,6 +149,7 @@ impl Evidence {
         // §7.6: the first key of the set that verifies; the full signature must verify under
         // the same key.
         let key = verify_any(p, keys, &input, &sig)?;
+        self.author_key = Some(*key);
         // The tree verified: it now vouches for the omitted chunks' hashes.
         for (have, l) in self.tree.iter_mut().zip(&listed) {
             *have = *l;
@@ -197,7 +203,7 @@ impl Evidence {
             destination.as_str(),
             tree,
         );
-        verify_any(p, keys, &input, &sig)?;
+        self.origin_key = Some(*verify_any(p, keys, &input, &sig)?);
         self.signed_at = Some(signed_at);
         self.checked.origin = SignatureState::Verified;
         Ok(())
@@ -301,6 +307,17 @@ impl<V> Verified<V> {
     /// epoch), when this open verified its origin signature.
     pub fn origin_signed_at(&self) -> Option<u64> {
         self.ev.signed_at
+    }
+
+    /// The key of the set given (`spec/envelope.md` §7.6) under which the author signatures
+    /// verified: a reader records which signet it was.
+    pub fn author_key(&self) -> Option<&Ed25519PublicKey> {
+        self.ev.author_key.as_ref()
+    }
+
+    /// The key of the set given under which the origin signature verified, when it did.
+    pub fn origin_key(&self) -> Option<&Ed25519PublicKey> {
+        self.ev.origin_key.as_ref()
     }
 }
 

@@ -8,11 +8,12 @@ use crate::discovery::{
 use crate::dns::{Answer, Dns};
 use crate::proof::DnssecProof;
 use crate::signets::{
-    ChainStatus, PinStore, SignetError, SignetSource, SourceError, UserSigner, ValidOrg, ValidUser,
-    apply_pin, check_chain, validate_org, validate_user,
+    ChainStatus, MAX_ROTATION_WALK, PinStore, SignetError, SignetSource, SourceError, UserSigner,
+    ValidOrg, ValidUser, apply_pin, check_chain, validate_org, validate_user,
 };
 use dime_core::crypto::CryptoProvider;
 use dime_core::{Domain, Fingerprint, Mailbox};
+use dime_signet::Signet;
 use dime_signet::record::{Host, Record};
 use std::fmt;
 use std::net::IpAddr;
@@ -446,6 +447,33 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         provenance.user = Some((fp, signer, chain));
         let user = ValidUser { signet, state, signer, chain, fingerprint: fp };
         Ok(UserKey { org, user, provenance })
+    }
+
+    /// The user signets of `mailbox` published after the one whose crypto fingerprint is
+    /// `since`, oldest first (HIST, `spec/dmtp.md` §6.7), each validated as a user signet of
+    /// the mailbox under its organisation's current signet. A signet that does not validate
+    /// ends the history there: only those after it are given (`spec/envelope.md` §7.6: keys
+    /// before a break are not accepted). A source that does not know `since` gives none.
+    ///
+    /// # Errors
+    /// [`DiscoveryError`] of the domain, its org signet, or the source.
+    pub async fn user_history(
+        &self,
+        mailbox: &Mailbox,
+        since: &Fingerprint,
+    ) -> Result<Vec<Signet>, DiscoveryError> {
+        let domain = self.authenticated_domain(mailbox.domain()).await?;
+        let org = self.org_key_for(&domain).await?;
+        let history = match self.source.user_history(&domain, mailbox, since).await {
+            Ok(h) => h,
+            Err(SourceError::NotFound) => Vec::new(),
+            Err(e) => return Err(SignetError::from(e).into()),
+        };
+        let valid = history
+            .iter()
+            .rposition(|s| validate_user(self.crypto, &org.org, mailbox, s).is_err())
+            .map_or(0, |i| i + 1);
+        Ok(history.into_iter().skip(valid).take(MAX_ROTATION_WALK).collect())
     }
 
     /// Forgets every cached domain result and validated org key, and the DNS client's cached

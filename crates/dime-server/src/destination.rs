@@ -6,7 +6,7 @@
 use crate::{LocalDomain, now};
 use dime_core::crypto::{CryptoProvider, Ed25519PublicKey};
 use dime_core::{Domain, Fingerprint, Mailbox};
-use dime_dmtp::limits::{CLOCK_SKEW_SECS, REPLAY_WINDOW_SECS};
+use dime_dmtp::limits::{CLOCK_SKEW_SECS, MAX_HISTORY_SIGNETS, REPLAY_WINDOW_SECS};
 use dime_dmtp::{Delivery, Refusal, SignetName, TransactionId, VerifyAnswer};
 use dime_envelope::{open_as_destination, origin_signing_keys};
 use dime_net::Handler;
@@ -264,10 +264,27 @@ impl<O: OriginKeys> Handler for Destination<O> {
     }
 
     async fn history(&self, name: SignetName, from: Fingerprint) -> Result<Vec<Vec<u8>>, Refusal> {
-        // The store keeps the current signet of a user (its older generations only as keys):
-        // the chain after `from` is the current signet, or nothing when `from` is current.
-        let s = self.current(&name)?;
-        if self.matches(&s, &from) { Ok(Vec::new()) } else { Ok(vec![s.to_bytes()]) }
+        // A user's chain of custody from the store's directory record (`spec/storage.md`
+        // §6.5): the signets after `from`, oldest first, the newest MAX_HISTORY_SIGNETS; the
+        // current one alone when `from` is not in it (the client then finds no chain). The
+        // organisation keeps its current signet only.
+        let chain = match (&name.mailbox, name.domain == self.local.domain) {
+            (Some(m), true) => match self.store.directory(m) {
+                Ok(d) => d.chain(),
+                Err(AccountError::UnknownAccount) => return Err(Refusal::NotFound),
+                Err(e) => {
+                    tracing::warn!(error = %e, "signet history lookup failed in the store");
+                    return Err(Refusal::Temporary);
+                }
+            },
+            _ => vec![self.current(&name)?],
+        };
+        let after = match chain.iter().position(|s| self.matches(s, &from)) {
+            Some(i) => chain.get(i + 1..).unwrap_or_default(),
+            None => chain.get(chain.len().saturating_sub(1)..).unwrap_or_default(),
+        };
+        let newest = after.len().saturating_sub(MAX_HISTORY_SIGNETS);
+        Ok(after.iter().skip(newest).map(Signet::to_bytes).collect())
     }
 }
 

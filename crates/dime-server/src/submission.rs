@@ -9,8 +9,8 @@
 
 use crate::daemon::Resolver;
 use crate::service::{
-    Directory, Draft, Listed, LoginSource, MailService, Password, ReadError, UserSession,
-    Verification,
+    Directory, Draft, Listed, LoginSource, MailService, Password, Provenance, ReadError,
+    UserSession, Verification,
 };
 use dime_core::Mailbox;
 use dime_envelope::{MessageKind, Signatures};
@@ -60,6 +60,11 @@ pub enum Request {
     Read {
         /// Its UID.
         uid: u32,
+        /// Verify it afresh (the signers' signets looked up now, the author's history walked
+        /// from the recorded signet) instead of under the signets of its record
+        /// (`spec/dimed.md` §4.3).
+        #[serde(default)]
+        recheck: bool,
     },
     /// The delivery status of a message the user queued (`send`'s `queue_id`).
     Status {
@@ -139,6 +144,37 @@ pub struct Summary {
     /// What the reader should know of a verified message (`spec/envelope.md` §7.5).
     #[serde(default)]
     pub warnings: Vec<String>,
+    /// Where the verification of a verified message comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceJson>,
+}
+
+/// Where a message's verification comes from (`spec/dimed.md` §4.3).
+#[derive(Debug, Serialize, Deserialize, PartialEq, Eq, Clone)]
+pub struct ProvenanceJson {
+    /// When its signatures were checked against signets looked up then (seconds since the
+    /// Unix epoch).
+    pub recorded_at: u64,
+    /// The full fingerprint of the author's user signet that verified it (none for a
+    /// trustful message).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author_signet: Option<String>,
+    /// The full fingerprint of the origin's org signet that verified it.
+    pub origin_signet: String,
+    /// `true` when this answer checked the signatures against signets looked up now, `false`
+    /// when under those of the record.
+    pub fresh: bool,
+}
+
+impl From<Provenance> for ProvenanceJson {
+    fn from(p: Provenance) -> ProvenanceJson {
+        ProvenanceJson {
+            recorded_at: p.recorded_at.0,
+            author_signet: p.author_signet.map(|f| f.to_string()),
+            origin_signet: p.origin_signet.to_string(),
+            fresh: p.fresh,
+        }
+    }
 }
 
 /// Which signatures a message carries and which verified (`spec/envelope.md` §7.4), each
@@ -209,6 +245,9 @@ pub struct ReadMessage {
     pub warnings: Vec<String>,
     /// Display parts' text, joined.
     pub body: String,
+    /// Where its verification comes from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provenance: Option<ProvenanceJson>,
 }
 
 fn fail(msg: impl Into<String>) -> Response {
@@ -341,12 +380,16 @@ async fn op<D: Directory>(
             let messages = listed.into_iter().map(Summary::from).collect();
             Response { ok: true, messages: Some(messages), ..Response::default() }
         }
-        Request::Read { uid } => {
-            let m =
-                service.read(s, MailboxId::INBOX, Uid(uid), now).await.map_err(|e| match e {
-                    ReadError::NoSuchMessage => "no such message".to_owned(),
-                    e => e.to_string(),
-                })?;
+        Request::Read { uid, recheck } => {
+            let m = if recheck {
+                service.recheck(s, MailboxId::INBOX, Uid(uid), now).await
+            } else {
+                service.read(s, MailboxId::INBOX, Uid(uid), now).await
+            };
+            let m = m.map_err(|e| match e {
+                ReadError::NoSuchMessage => "no such message".to_owned(),
+                e => e.to_string(),
+            })?;
             Response {
                 ok: true,
                 message: Some(ReadMessage {
@@ -362,6 +405,7 @@ async fn op<D: Directory>(
                     signatures: m.signatures.into(),
                     warnings: m.warnings,
                     body: m.body,
+                    provenance: Some(m.provenance.into()),
                 }),
                 ..Response::default()
             }
@@ -388,6 +432,7 @@ impl From<Listed> for Summary {
             verified,
             signatures: l.signatures.into(),
             warnings: l.warnings,
+            provenance: l.provenance.map(ProvenanceJson::from),
         }
     }
 }

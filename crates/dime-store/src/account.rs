@@ -373,19 +373,127 @@ impl Inner {
         rng: &mut dyn CryptoRngCore,
         a: AccountId,
         shred: &Secret<[u8; 32]>,
-        address: &Mailbox,
-        generation: u32,
-        signet: &Signet,
+        dir: &DirectoryRec,
     ) -> Result<Vec<u8>, StoreError> {
-        let ss = server_salt(self.pepper.expose(), shred.expose());
-        let k = derive(self.p, &ss, b"", &[b"dime-store directory", &a.0])?;
-        let pt = Enc::new()
-            .bytes(address.to_string().as_bytes())
-            .u32(generation)
-            .bytes(signet.as_bytes())
-            .finish();
-        Ok(seal(self.p, rng, &k, &key_key(a, KIND_DIRECTORY), &pt))
+        let k = self.directory_key(a, shred)?;
+        Ok(seal(self.p, rng, &k, &key_key(a, KIND_DIRECTORY), &dir.encode()))
     }
+
+    fn directory_key(
+        &self,
+        a: AccountId,
+        shred: &Secret<[u8; 32]>,
+    ) -> Result<dime_core::crypto::AeadKey, StoreError> {
+        let ss = server_salt(self.pepper.expose(), shred.expose());
+        derive(self.p, &ss, b"", &[b"dime-store directory", &a.0])
+    }
+
+    /// The directory record of account `a` (read with the pepper).
+    pub(crate) fn directory(&self, a: AccountId) -> Result<DirectoryRec, StoreError> {
+        let shred = self.shred_key(a)?;
+        let kk = key_key(a, KIND_DIRECTORY);
+        let mut body = None;
+        self.backend.read(&mut |t| {
+            body = get_body(self, t, Table::Keys, &kk, "directory entry")?;
+            Ok(())
+        })?;
+        let body = body.ok_or(StoreError::Corrupt { what: "directory entry" })?;
+        let pt = open(self.p, &self.directory_key(a, &shred)?, &kk, &body)
+            .map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
+        DirectoryRec::decode(&pt)
+    }
+}
+
+/// Earlier signets a directory record keeps, the newest (`spec/storage.md` §6.5): as many as
+/// one DMTP HIST answer carries.
+pub const MAX_SIGNET_HISTORY: usize = 64;
+/// Former addresses a directory record keeps, the newest.
+pub const MAX_FORMER_ADDRESSES: usize = 16;
+
+/// An account's directory record (`spec/storage.md` §6.5): its address, its key generation,
+/// its current user signet, the earlier signets of its chain of custody (oldest first), and
+/// the addresses it had before it moved (oldest first).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DirectoryRec {
+    /// The account's address.
+    pub address: Mailbox,
+    /// Its current key generation.
+    pub generation: u32,
+    /// Its current user signet.
+    pub signet: Signet,
+    /// Its earlier user signets, oldest first (at most [`MAX_SIGNET_HISTORY`]).
+    pub history: Vec<Signet>,
+    /// The addresses it had on the hosts it moved from, oldest first (at most
+    /// [`MAX_FORMER_ADDRESSES`]).
+    pub former: Vec<Mailbox>,
+}
+
+impl DirectoryRec {
+    /// The chain, oldest first, the current signet last.
+    pub fn chain(&self) -> Vec<Signet> {
+        let mut c = self.history.clone();
+        c.push(self.signet.clone());
+        c
+    }
+
+    /// The record after a new signet: the current one joins the history.
+    pub(crate) fn rotated(&self, generation: u32, signet: Signet) -> DirectoryRec {
+        let mut history = self.history.clone();
+        history.push(self.signet.clone());
+        let over = history.len().saturating_sub(MAX_SIGNET_HISTORY);
+        history.drain(..over);
+        DirectoryRec { generation, signet, history, ..self.clone() }
+    }
+
+    /// `address || u32 generation || signet || u32 n || n signets || u32 m || m addresses`,
+    /// each signet and address u32-length-prefixed. A record of the first format ends after
+    /// the signet: no history, no former address.
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut e = Enc::new()
+            .bytes(self.address.to_string().as_bytes())
+            .u32(self.generation)
+            .bytes(self.signet.as_bytes())
+            .u32(u32::try_from(self.history.len()).unwrap_or(u32::MAX));
+        for s in &self.history {
+            e = e.bytes(s.as_bytes());
+        }
+        e = e.u32(u32::try_from(self.former.len()).unwrap_or(u32::MAX));
+        for m in &self.former {
+            e = e.bytes(m.to_string().as_bytes());
+        }
+        e.finish()
+    }
+
+    pub(crate) fn decode(b: &[u8]) -> Result<DirectoryRec, StoreError> {
+        let bad = StoreError::Corrupt { what: "directory entry" };
+        let mut d = Dec::new(b, "directory entry");
+        let address = mailbox_of(d.bytes()?).ok_or(bad.clone())?;
+        let generation = d.u32()?;
+        let signet = Signet::decode(d.bytes()?).map_err(|_| bad.clone())?;
+        let (mut history, mut former) = (Vec::new(), Vec::new());
+        if !d.is_empty() {
+            let n = d.u32()? as usize;
+            if n > MAX_SIGNET_HISTORY {
+                return Err(bad);
+            }
+            for _ in 0..n {
+                history.push(Signet::decode(d.bytes()?).map_err(|_| bad.clone())?);
+            }
+            let m = d.u32()? as usize;
+            if m > MAX_FORMER_ADDRESSES {
+                return Err(bad);
+            }
+            for _ in 0..m {
+                former.push(mailbox_of(d.bytes()?).ok_or(bad.clone())?);
+            }
+        }
+        d.finish()?;
+        Ok(DirectoryRec { address, generation, signet, history, former })
+    }
+}
+
+fn mailbox_of(b: &[u8]) -> Option<Mailbox> {
+    std::str::from_utf8(b).ok().and_then(|s| Mailbox::parse(s).ok())
 }
 
 fn password_aad(a: AccountId, params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
@@ -502,7 +610,18 @@ impl Accounts for Store {
         let ring = encode_keyring(&[KeyringEntry { generation: 0, keys }])?;
         let rk = account_subkey(p, &ak, a, b"keyring")?;
         let ring_sealed = seal(p, rng, &rk, &key_key(a, KIND_KEYRING), &ring);
-        let dir = inner.directory_body(rng, a, &shred, new.address, 0, &signet)?;
+        let dir = inner.directory_body(
+            rng,
+            a,
+            &shred,
+            &DirectoryRec {
+                address: new.address.clone(),
+                generation: 0,
+                signet: signet.clone(),
+                history: Vec::new(),
+                former: Vec::new(),
+            },
+        )?;
         let meta = account_subkey(p, &ak, a, b"meta")?;
         let inbox =
             crate::mail::new_mailbox_body(p, rng, &meta, a, MailboxId::INBOX, "INBOX", now)?;
@@ -511,12 +630,7 @@ impl Accounts for Store {
             Recovery::None => None,
             Recovery::Code => {
                 let code = RecoveryCode::generate(rng);
-                let kek = derive(
-                    p,
-                    &server_salt(inner.pepper.expose(), shred.expose()),
-                    &code.bytes(),
-                    &[b"dime-store recovery code", &a.0],
-                )?;
+                let kek = recovery_code_kek(inner, &shred, a, &code)?;
                 let body = Enc::new()
                     .bytes(&seal(p, rng, &kek, &key_key(a, KIND_RECOVERY_CODE), ak.expose()))
                     .finish();
@@ -610,19 +724,34 @@ impl Accounts for Store {
         code: &RecoveryCode,
         new_password: &[u8],
         now: Timestamp,
-    ) -> Result<Session, AccountError> {
+    ) -> Result<(Session, RecoveryCode), AccountError> {
         let inner = &*self.inner;
         let a = inner.account_of(address)?;
         let shred = inner.shred_key(a)?;
+        let kk = key_key(a, KIND_RECOVERY_CODE);
         let body = self.key_record(a, KIND_RECOVERY_CODE)?.ok_or(StoreError::NoRecovery("code"))?;
         let mut d = Dec::new(&body, "recovery wrap");
         let sealed = d.bytes()?;
         d.finish()?;
-        let ss = server_salt(inner.pepper.expose(), shred.expose());
-        let kek = derive(inner.p, &ss, &code.bytes(), &[b"dime-store recovery code", &a.0])?;
-        let pt = open(inner.p, &kek, &key_key(a, KIND_RECOVERY_CODE), sealed)
-            .map_err(|_| StoreError::LoginFailed)?;
-        Ok(self.finish_recovery(rng, a, address, to_key(&pt)?, new_password, now)?)
+        let kek = recovery_code_kek(inner, &shred, a, code)?;
+        let pt = open(inner.p, &kek, &kk, sealed).map_err(|_| StoreError::LoginFailed)?;
+        let ak = to_key(&pt)?;
+        // Single use (spec/storage.md §6.3): the new password wrap and the new code's wrap
+        // replace the old ones in one transaction, committed only while the code record is
+        // still the one that opened (a concurrent recovery with the same code loses).
+        let new_code = RecoveryCode::generate(rng);
+        let new_kek = recovery_code_kek(inner, &shred, a, &new_code)?;
+        let new_wrap = Enc::new().bytes(&seal(inner.p, rng, &new_kek, &kk, ak.expose())).finish();
+        let pw = inner.password_body(rng, a, &shred, new_password, &ak)?;
+        inner.backend.write(&mut |t| {
+            if get_body(inner, t, Table::Keys, &kk, "wrapped key")?.as_deref() != Some(&body[..]) {
+                return Err(StoreError::LoginFailed);
+            }
+            put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), pw.clone())?;
+            put_body(inner, t, Table::Keys, &kk, new_wrap.clone())
+        })?;
+        let session = inner.session(a, address, ak, now)?;
+        Ok((session, new_code))
     }
 
     fn recover_with_escrow(
@@ -655,22 +784,13 @@ impl Accounts for Store {
 
     fn signet(&self, address: &Mailbox) -> Result<(u32, Signet), AccountError> {
         let inner = &*self.inner;
-        let a = inner.account_of(address)?;
-        let shred = inner.shred_key(a)?;
-        let body = self
-            .key_record(a, KIND_DIRECTORY)?
-            .ok_or(StoreError::Corrupt { what: "directory entry" })?;
-        let ss = server_salt(inner.pepper.expose(), shred.expose());
-        let k = derive(inner.p, &ss, b"", &[b"dime-store directory", &a.0])?;
-        let pt = open(inner.p, &k, &key_key(a, KIND_DIRECTORY), &body)
-            .map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
-        let mut d = Dec::new(&pt, "directory entry");
-        let _address = d.bytes()?;
-        let generation = d.u32()?;
-        let signet = Signet::decode(d.bytes()?)
-            .map_err(|_| StoreError::Corrupt { what: "directory entry" })?;
-        d.finish()?;
-        Ok((generation, signet))
+        let dir = inner.directory(inner.account_of(address)?)?;
+        Ok((dir.generation, dir.signet))
+    }
+
+    fn directory(&self, address: &Mailbox) -> Result<DirectoryRec, AccountError> {
+        let inner = &*self.inner;
+        Ok(inner.directory(inner.account_of(address)?)?)
     }
 
     fn rotate_keys(
@@ -710,7 +830,8 @@ impl Accounts for Store {
         let rk = account_subkey(p, &session.account_key, a, b"keyring")?;
         let sealed = seal(p, rng, &rk, &key_key(a, KIND_KEYRING), &encode_keyring(&ring)?);
         let shred = inner.shred_key(a)?;
-        let dir = inner.directory_body(rng, a, &shred, &session.address, generation, &signet)?;
+        let dir = inner.directory(a)?.rotated(generation, signet.clone());
+        let dir = inner.directory_body(rng, a, &shred, &dir)?;
         inner.backend.write(&mut |t| {
             let mut rec = load_account(inner, t, a)?;
             rec.key_gen = generation;
@@ -780,6 +901,17 @@ impl Store {
         r?;
         Ok(out)
     }
+}
+
+/// The key that wraps the account key under a recovery code (`spec/storage.md` §6.3).
+fn recovery_code_kek(
+    inner: &Inner,
+    shred: &Secret<[u8; 32]>,
+    a: AccountId,
+    code: &RecoveryCode,
+) -> Result<dime_core::crypto::AeadKey, StoreError> {
+    let ss = server_salt(inner.pepper.expose(), shred.expose());
+    derive(inner.p, &ss, &code.bytes(), &[b"dime-store recovery code", &a.0])
 }
 
 fn escrow_kek(

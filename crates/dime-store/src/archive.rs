@@ -5,22 +5,49 @@
 //! pepper, so another server can import it. The whole body is sealed once more under that key.
 
 use crate::account::{
-    AccountRec, KIND_DIRECTORY, KIND_KEYRING, KIND_PASSWORD, get_body, key_key, load_account,
-    prefix_end, put_body, save_account,
+    AccountRec, DirectoryRec, KIND_DIRECTORY, KIND_KEYRING, KIND_PASSWORD, MAX_FORMER_ADDRESSES,
+    MAX_SIGNET_HISTORY, get_body, key_key, load_account, prefix_end, put_body, save_account,
 };
 use crate::backend::{Backend, Table};
 use crate::codec::{BlobDigest, Dec, Enc, open_record, seal_record};
-use crate::keys::{SALT_LEN, Session, account_subkey, decode_keyring, derive, open, seal};
+use crate::keys::{
+    KeyringEntry, SALT_LEN, Session, account_subkey, decode_keyring, derive, encode_keyring, open,
+    seal,
+};
 use crate::mail::MsgRec;
-use crate::{AccountId, Accounts, Archive, ArchiveError, Store, StoreError, Timestamp};
+use crate::{AccountId, Archive, ArchiveError, Store, StoreError, Timestamp};
 use dime_core::crypto::Argon2Params;
-use dime_core::{CryptoRngCore, Mailbox, Secret};
-use dime_signet::Signet;
+use dime_core::{CryptoRngCore, Domain, Mailbox, Secret};
+use dime_signet::{OrgKeys, OrgSigner, Profile, Signet, UserKeys};
 use zeroize::Zeroizing;
 
-const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
+/// The archive format this code writes (`spec/storage.md` §8): version 2 carries the
+/// account's signet history and former addresses after its records.
+const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x02";
+/// Version 1: no history, no former address; still imported.
+const MAGIC_V1: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
 const TABLES: [Table; 6] =
     [Table::Keys, Table::Mailboxes, Table::Entries, Table::Messages, Table::Blobs, Table::Overlays];
+
+/// Where an imported account lands ([`Archive::import_to`](crate::Archive::import_to),
+/// `spec/storage.md` §8.3).
+pub struct ImportTarget<'a> {
+    /// This host's domain: the account's address must be of it.
+    pub domain: &'a Domain,
+    /// This host's organisation keys: they sign the account's new user signet.
+    pub org: &'a OrgKeys,
+    /// The account's address here, when not the archive's (a move to another domain).
+    pub address: Option<&'a Mailbox>,
+}
+
+impl std::fmt::Debug for ImportTarget<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImportTarget")
+            .field("domain", &self.domain)
+            .field("address", &self.address)
+            .finish_non_exhaustive()
+    }
+}
 
 fn archive_key(
     p: &dime_core::crypto::CryptoProvider,
@@ -34,8 +61,22 @@ fn archive_key(
     derive(p, b"dime-store archive", st.expose(), &[b"dime-store archive key"])
 }
 
-fn header(params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
-    Enc::new().raw(MAGIC).u32(params.m_kib).u32(params.t).u32(params.p).raw(salt).finish()
+fn header(magic: &[u8], params: &Argon2Params, salt: &[u8]) -> Vec<u8> {
+    Enc::new().raw(magic).u32(params.m_kib).u32(params.t).u32(params.p).raw(salt).finish()
+}
+
+/// An archive opened with its password and checked record by record.
+struct Opened {
+    a: AccountId,
+    ak: Secret<[u8; 32]>,
+    dir: DirectoryRec,
+    quota: u64,
+    next_msg: u64,
+    next_mbox: u32,
+    key_gen: u32,
+    used: u64,
+    count: u64,
+    records: Vec<(Table, Vec<u8>, Vec<u8>)>,
 }
 
 impl Archive for Store {
@@ -50,7 +91,7 @@ impl Archive for Store {
         s.touch(now)?;
         let inner = &*self.inner;
         let a = s.account;
-        let (generation, signet) = self.signet(&s.address).map_err(StoreError::from)?;
+        let dir = inner.directory(a)?;
         let mut records = Vec::new();
         let mut acc = None;
         inner.backend.read(&mut |t| {
@@ -71,8 +112,8 @@ impl Archive for Store {
             .raw(&a.0)
             .raw(s.account_key.expose())
             .bytes(s.address.to_string().as_bytes())
-            .u32(generation)
-            .bytes(signet.as_bytes())
+            .u32(dir.generation)
+            .bytes(dir.signet.as_bytes())
             .u64(acc.quota)
             .u64(acc.next_msg)
             .u32(acc.next_mbox)
@@ -87,35 +128,94 @@ impl Archive for Store {
             body = body.u8(*code).bytes(k).bytes(v);
             progress(i as u64 + 1, total);
         }
+        // Version 2: what reading the account's mail elsewhere needs (`spec/storage.md` §8).
+        body = body.u32(u32::try_from(dir.history.len()).unwrap_or(u32::MAX));
+        for h in &dir.history {
+            body = body.bytes(h.as_bytes());
+        }
+        body = body.u32(u32::try_from(dir.former.len()).unwrap_or(u32::MAX));
+        for f in &dir.former {
+            body = body.bytes(f.to_string().as_bytes());
+        }
         let body = Zeroizing::new(body.finish());
         let params = inner.argon2;
         let mut salt = [0u8; SALT_LEN];
         rng.fill_bytes(&mut salt);
         let key = archive_key(inner.p, archive_password, &params, &salt)?;
-        let mut out = header(&params, &salt);
+        let mut out = header(MAGIC, &params, &salt);
         let sealed = seal(inner.p, rng, &key, &out, &body);
         out.extend_from_slice(&sealed);
         Ok(out)
     }
 
+    fn archive_address(
+        &self,
+        archive: &[u8],
+        archive_password: &[u8],
+    ) -> Result<Mailbox, ArchiveError> {
+        Ok(self.open_archive(archive, archive_password, &mut |_, _| {})?.dir.address)
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn import_with_progress(
         &self,
         rng: &mut dyn CryptoRngCore,
         archive: &[u8],
         archive_password: &[u8],
         new_password: &[u8],
+        target: Option<&ImportTarget<'_>>,
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(AccountId, Mailbox), ArchiveError> {
         let _ = now;
         let inner = &*self.inner;
+        let mut o = self.open_archive(archive, archive_password, progress)?;
+        if let Some(t) = target {
+            self.move_here(rng, &mut o, t)?;
+        }
+        let address = o.dir.address.clone();
+        if inner.account_of(&address).is_ok() {
+            return Err(ArchiveError::AccountExists);
+        }
+        let a = o.a;
+        let mut shred = Secret::new([0u8; 32]);
+        rng.fill_bytes(shred.expose_mut());
+        // Wrap under this server's pepper and the fresh shredding key. The vault takes it only
+        // under an id it does not hold yet: an existing account's shredding key is never
+        // replaced (that would shred it), whatever the archive claims.
+        inner.vault.write(&mut |t| {
+            if t.get(Table::Vault, &a.0)?.is_some() {
+                return Err(StoreError::AccountExists);
+            }
+            put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec())
+        })?;
+        let written = self.write_imported(rng, &shred, new_password, &o);
+        if let Err(e) = written {
+            // Refused (or failed) after the vault took the key: the key goes, nothing is left.
+            let _ = inner.vault.write(&mut |t| t.delete(Table::Vault, &a.0).map(|_| ()));
+            return Err(e.into());
+        }
+        Ok((a, address))
+    }
+}
+
+impl Store {
+    /// Opens `archive` with `archive_password` and checks every record (nothing written).
+    fn open_archive(
+        &self,
+        archive: &[u8],
+        archive_password: &[u8],
+        progress: &mut dyn FnMut(u64, u64),
+    ) -> Result<Opened, ArchiveError> {
+        let inner = &*self.inner;
         let p = inner.p;
         let mut d = Dec::new(archive, "archive");
-        if d.take(MAGIC.len()).map_err(|_| StoreError::BadArchive("not a dime store archive"))?
-            != MAGIC
-        {
+        let magic =
+            d.take(MAGIC.len()).map_err(|_| StoreError::BadArchive("not a dime store archive"))?;
+        if magic != MAGIC && magic != MAGIC_V1 {
             return Err(ArchiveError::Refused("not a dime store archive"));
         }
+        let v2 = magic == MAGIC;
         let bad = |_| StoreError::BadArchive("truncated header");
         let params = Argon2Params {
             m_kib: d.u32().map_err(bad)?,
@@ -123,7 +223,7 @@ impl Archive for Store {
             p: d.u32().map_err(bad)?,
         };
         let salt = d.array::<SALT_LEN>().map_err(bad)?;
-        let hdr = header(&params, &salt);
+        let hdr = header(magic, &params, &salt);
         let sealed = archive.get(hdr.len()..).ok_or(StoreError::BadArchive("truncated header"))?;
         let key = archive_key(p, archive_password, &params, &salt)?;
         let body = open(p, &key, &hdr, sealed)
@@ -172,79 +272,146 @@ impl Archive for Store {
             records.push((table, k.to_vec(), v.to_vec()));
             progress(u64::from(i) + 1, u64::from(n));
         }
+        let (mut history, mut former) = (Vec::new(), Vec::new());
+        if v2 {
+            let h = d.u32().map_err(bad)? as usize;
+            if h > MAX_SIGNET_HISTORY {
+                return Err(ArchiveError::Refused("too long a signet history"));
+            }
+            for _ in 0..h {
+                history.push(
+                    Signet::decode(d.bytes().map_err(bad)?)
+                        .map_err(|_| StoreError::BadArchive("bad signet"))?,
+                );
+            }
+            let f = d.u32().map_err(bad)? as usize;
+            if f > MAX_FORMER_ADDRESSES {
+                return Err(ArchiveError::Refused("too many former addresses"));
+            }
+            for _ in 0..f {
+                former.push(
+                    std::str::from_utf8(d.bytes().map_err(bad)?)
+                        .ok()
+                        .and_then(|s| Mailbox::parse(s).ok())
+                        .ok_or(StoreError::BadArchive("bad address"))?,
+                );
+            }
+        }
         d.finish().map_err(bad)?;
         // The account key must open the keyring the archive carries, or the account could
         // never log in.
-        let kk = key_key(a, KIND_KEYRING);
-        let ring = records
-            .iter()
-            .find(|(t, k, _)| *t == Table::Keys && *k == kk)
-            .ok_or(ArchiveError::Refused("the archive has no keyring"))?;
-        let ring = open_record(p, Table::Keys, &kk, &ring.2, "archive record")?;
-        let rk = account_subkey(p, &ak, a, b"keyring")?;
-        if open(p, &rk, &kk, ring).ok().and_then(|pt| decode_keyring(&pt).ok()).is_none() {
+        if self.archived_keyring(a, &ak, &records).is_none() {
             return Err(ArchiveError::Refused(
                 "the keyring does not open with the archive's account key",
             ));
         }
         in_this_format(inner, &mut records)?;
-        if inner.account_of(&address).is_ok() {
-            return Err(ArchiveError::AccountExists);
-        }
-        let mut shred = Secret::new([0u8; 32]);
-        rng.fill_bytes(shred.expose_mut());
-        // Wrap under this server's pepper and the fresh shredding key. The vault takes it only
-        // under an id it does not hold yet: an existing account's shredding key is never
-        // replaced (that would shred it), whatever the archive claims.
-        inner.vault.write(&mut |t| {
-            if t.get(Table::Vault, &a.0)?.is_some() {
-                return Err(StoreError::AccountExists);
-            }
-            put_body(inner, t, Table::Vault, &a.0, shred.expose().to_vec())
-        })?;
-        let rec = AccountRec { recovery: 0, quota, used, count, next_msg, next_mbox, key_gen };
-        let written = self.write_imported(
-            rng,
-            a,
-            &shred,
-            &ak,
-            new_password,
-            &address,
-            generation,
-            &signet,
-            &rec,
-            &records,
-        );
-        if let Err(e) = written {
-            // Refused (or failed) after the vault took the key: the key goes, nothing is left.
-            let _ = inner.vault.write(&mut |t| t.delete(Table::Vault, &a.0).map(|_| ()));
-            return Err(e.into());
-        }
-        Ok((a, address))
+        let dir = DirectoryRec { address, generation, signet, history, former };
+        Ok(Opened { a, ak, dir, quota, next_msg, next_mbox, key_gen, used, count, records })
     }
-}
 
-impl Store {
+    /// The keyring among `records`, opened with the account key `ak`.
+    fn archived_keyring(
+        &self,
+        a: AccountId,
+        ak: &Secret<[u8; 32]>,
+        records: &[(Table, Vec<u8>, Vec<u8>)],
+    ) -> Option<Vec<KeyringEntry>> {
+        let p = self.inner.p;
+        let kk = key_key(a, KIND_KEYRING);
+        let ring = records.iter().find(|(t, k, _)| *t == Table::Keys && *k == kk)?;
+        let ring = open_record(p, Table::Keys, &kk, &ring.2, "archive record").ok()?;
+        let rk = account_subkey(p, ak, a, b"keyring").ok()?;
+        open(p, &rk, &kk, ring).ok().and_then(|pt| decode_keyring(&pt).ok())
+    }
+
+    /// Makes an opened archive's account one of this host's (`spec/storage.md` §8.3): its
+    /// address here (of `t.domain`), a new generation of keys signed into a user signet by
+    /// this host's organisation with a custody signature by the account's current keys, the
+    /// archive's signet joining the history and a changed address the former ones.
+    fn move_here(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        o: &mut Opened,
+        t: &ImportTarget<'_>,
+    ) -> Result<(), ArchiveError> {
+        let p = self.inner.p;
+        let address = t.address.unwrap_or(&o.dir.address).clone();
+        if address.domain() != t.domain {
+            return Err(ArchiveError::Refused(if t.address.is_some() {
+                "the new address is not of this host's domain"
+            } else {
+                "the archive's address is not of this host's domain: name the new address"
+            }));
+        }
+        let mut ring = self.archived_keyring(o.a, &o.ak, &o.records).ok_or(
+            ArchiveError::Refused("the keyring does not open with the archive's account key"),
+        )?;
+        let current = ring
+            .iter()
+            .max_by_key(|k| k.generation)
+            .ok_or(StoreError::Corrupt { what: "keyring" })?;
+        let generation = current.generation.checked_add(1).ok_or(StoreError::NotV2Keys)?;
+        let new_keys = UserKeys::generate(rng);
+        let ssr = dime_signet::create_rotation_ssr(p, &new_keys, &current.keys)
+            .map_err(|e| StoreError::Signet(e.to_string()))?;
+        let signet = dime_signet::sign_user_signet(
+            p,
+            t.org,
+            OrgSigner::Pok,
+            &ssr,
+            &address,
+            &Profile::new(),
+        )
+        .map_err(|e| StoreError::Signet(e.to_string()))?;
+        ring.push(KeyringEntry { generation, keys: new_keys });
+        if ring.len() > crate::keys::MAX_KEYRING as usize {
+            return Err(ArchiveError::Refused("too many key generations"));
+        }
+        let kk = key_key(o.a, KIND_KEYRING);
+        let rk = account_subkey(p, &o.ak, o.a, b"keyring")?;
+        let sealed =
+            seal_record(p, Table::Keys, &kk, seal(p, rng, &rk, &kk, &encode_keyring(&ring)?));
+        for r in &mut o.records {
+            if r.0 == Table::Keys && r.1 == kk {
+                r.2.clone_from(&sealed);
+            }
+        }
+        let mut dir = o.dir.rotated(generation, signet);
+        if address != o.dir.address {
+            dir.former.push(o.dir.address.clone());
+            let over = dir.former.len().saturating_sub(MAX_FORMER_ADDRESSES);
+            dir.former.drain(..over);
+            dir.address = address;
+        }
+        o.dir = dir;
+        o.key_gen = generation;
+        Ok(())
+    }
+
     /// Writes an imported account's records (its wraps made with the new `shred`), refused when
     /// its address or its id is taken.
-    #[allow(clippy::too_many_arguments)]
     fn write_imported(
         &self,
         rng: &mut dyn CryptoRngCore,
-        a: AccountId,
         shred: &Secret<[u8; 32]>,
-        ak: &Secret<[u8; 32]>,
         new_password: &[u8],
-        address: &Mailbox,
-        generation: u32,
-        signet: &Signet,
-        rec: &AccountRec,
-        records: &[(Table, Vec<u8>, Vec<u8>)],
+        o: &Opened,
     ) -> Result<(), StoreError> {
         let inner = &*self.inner;
-        let pw = inner.password_body(rng, a, shred, new_password, ak)?;
-        let dir = inner.directory_body(rng, a, shred, address, generation, signet)?;
-        let tag = inner.address_tag(address)?;
+        let a = o.a;
+        let rec = AccountRec {
+            recovery: 0,
+            quota: o.quota,
+            used: o.used,
+            count: o.count,
+            next_msg: o.next_msg,
+            next_mbox: o.next_mbox,
+            key_gen: o.key_gen,
+        };
+        let pw = inner.password_body(rng, a, shred, new_password, &o.ak)?;
+        let dir = inner.directory_body(rng, a, shred, &o.dir)?;
+        let tag = inner.address_tag(&o.dir.address)?;
         inner.backend.write(&mut |t| {
             if t.get(Table::Addresses, &tag)?.is_some()
                 || get_body(inner, t, Table::Accounts, &a.0, "account record")?.is_some()
@@ -252,10 +419,10 @@ impl Store {
                 return Err(StoreError::AccountExists);
             }
             put_body(inner, t, Table::Addresses, &tag, a.0.to_vec())?;
-            save_account(inner, t, a, rec)?;
+            save_account(inner, t, a, &rec)?;
             put_body(inner, t, Table::Keys, &key_key(a, KIND_PASSWORD), pw.clone())?;
             put_body(inner, t, Table::Keys, &key_key(a, KIND_DIRECTORY), dir.clone())?;
-            for (table, k, v) in records {
+            for (table, k, v) in &o.records {
                 t.put(*table, k, v)?;
             }
             Ok(())
@@ -306,7 +473,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
     use crate::testing::open_store;
-    use crate::{NewAccount, Recovery};
+    use crate::{Accounts, NewAccount, Recovery};
     use dime_core::crypto::default_provider;
 
     const T0: Timestamp = Timestamp(1_700_000_000);
@@ -335,7 +502,7 @@ mod tests {
         let params =
             Argon2Params { m_kib: d.u32().unwrap(), t: d.u32().unwrap(), p: d.u32().unwrap() };
         let salt = d.array::<SALT_LEN>().unwrap();
-        let hdr = header(&params, &salt);
+        let hdr = header(MAGIC, &params, &salt);
         let key = archive_key(p, b"archive pw", &params, &salt).unwrap();
         let mut body = open(p, &key, &hdr, &archive[hdr.len()..]).unwrap();
         body[16..48].copy_from_slice(&[0x42; 32]);

@@ -80,11 +80,14 @@ pub trait Accounts: Send + Sync {
         now: Timestamp,
     ) -> Result<(), AccountError>;
 
-    /// Recovers with the recovery code shown at creation and sets a new password.
+    /// Recovers with the account's recovery code and sets a new password. A code recovers
+    /// once (`spec/storage.md` §6.3): in one transaction the new password wrap replaces the
+    /// old one and a new code's wrap replaces the used code's, so the used code no longer
+    /// opens anything. Returns the session and the new code: show it once.
     ///
     /// # Errors
-    /// [`AccountError::NoRecovery`], [`AccountError::LoginFailed`] (a wrong code), as
-    /// [`Accounts::login`].
+    /// [`AccountError::NoRecovery`], [`AccountError::LoginFailed`] (a wrong code, or one
+    /// used by another recovery in the meantime), as [`Accounts::login`].
     fn recover_with_code(
         &self,
         rng: &mut dyn CryptoRngCore,
@@ -92,9 +95,10 @@ pub trait Accounts: Send + Sync {
         code: &RecoveryCode,
         new_password: &[u8],
         now: Timestamp,
-    ) -> Result<Session, AccountError>;
+    ) -> Result<(Session, RecoveryCode), AccountError>;
 
-    /// Recovers with the organisation's escrow secret and sets a new password.
+    /// Recovers with the organisation's escrow secret and sets a new password. The escrow
+    /// wrap stays as it is: the organisation's key is the organisation's, and recovers again.
     ///
     /// # Errors
     /// [`AccountError::NoRecovery`], [`AccountError::LoginFailed`] (a wrong secret), as
@@ -114,6 +118,15 @@ pub trait Accounts: Send + Sync {
     /// # Errors
     /// [`AccountError::UnknownAccount`], [`AccountError::Shredded`], the backend's.
     fn signet(&self, address: &Mailbox) -> Result<(u32, Signet), AccountError>;
+
+    /// The directory record of an address (read with the pepper): its current signet, the
+    /// earlier signets of its chain of custody, oldest first, and the addresses it had before
+    /// it moved (`spec/storage.md` §6.5). What HIST answers and what a reader verifies an
+    /// author's older mail with (`spec/envelope.md` §7.6).
+    ///
+    /// # Errors
+    /// As [`Accounts::signet`].
+    fn directory(&self, address: &Mailbox) -> Result<crate::DirectoryRec, AccountError>;
 
     /// Rotates the user's keys: new keys, a rotation SSR with the chain-of-custody signature
     /// by the current keys, signed by `org` into the new user signet. The keyring keeps every
@@ -276,6 +289,19 @@ pub trait Mailboxes: Send + Sync {
         m: MailboxId,
         now: Timestamp,
     ) -> Result<Vec<(EntryInfo, Option<Zeroizing<Vec<u8>>>)>, MailboxError>;
+
+    /// The summary of message `uid` of mailbox `m`, when it has one that opens with the
+    /// session's read key (as [`Mailboxes::list_summaries`], for one message).
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMessage`], the backend's.
+    fn summary(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, MailboxError>;
 
     /// Seals `summaries` (UID, bytes of at most [`crate::MAX_SUMMARY_LEN`]) of mailbox `m`
     /// under the session's read key; store them with [`Mailboxes::put_summaries`].
@@ -633,19 +659,70 @@ pub trait Archive: Send + Sync {
         new_password: &[u8],
         now: Timestamp,
     ) -> Result<(AccountId, Mailbox), ArchiveError> {
-        self.import_with_progress(rng, archive, archive_password, new_password, now, &mut |_, _| {})
+        self.import_with_progress(
+            rng,
+            archive,
+            archive_password,
+            new_password,
+            None,
+            now,
+            &mut |_, _| {},
+        )
     }
 
-    /// [`Archive::import`], calling `progress(records checked, records total)` as it goes.
+    /// Imports an archive as an account of this host (`spec/storage.md` §8.3): its address is
+    /// `target.address`, else the archive's, and must be of `target.domain`; the account gets
+    /// a new generation of keys in a user signet signed by `target.org`, with a custody
+    /// signature by its keys of the host it moved from, and keeps its earlier signets and,
+    /// when the address changed, the former one.
+    ///
+    /// # Errors
+    /// As [`Archive::import`]; [`ArchiveError::Refused`] for an address outside
+    /// `target.domain`.
+    fn import_to(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        archive: &[u8],
+        archive_password: &[u8],
+        new_password: &[u8],
+        target: &crate::ImportTarget<'_>,
+        now: Timestamp,
+    ) -> Result<(AccountId, Mailbox), ArchiveError> {
+        self.import_with_progress(
+            rng,
+            archive,
+            archive_password,
+            new_password,
+            Some(target),
+            now,
+            &mut |_, _| {},
+        )
+    }
+
+    /// The address an archive holds, when `archive_password` opens it (the whole archive is
+    /// checked, nothing is written): a caller asks for the rest only then.
     ///
     /// # Errors
     /// As [`Archive::import`].
+    fn archive_address(
+        &self,
+        archive: &[u8],
+        archive_password: &[u8],
+    ) -> Result<Mailbox, ArchiveError>;
+
+    /// [`Archive::import`] (`target` none) or [`Archive::import_to`], calling
+    /// `progress(records checked, records total)` as it goes.
+    ///
+    /// # Errors
+    /// As [`Archive::import`].
+    #[allow(clippy::too_many_arguments)]
     fn import_with_progress(
         &self,
         rng: &mut dyn CryptoRngCore,
         archive: &[u8],
         archive_password: &[u8],
         new_password: &[u8],
+        target: Option<&crate::ImportTarget<'_>>,
         now: Timestamp,
         progress: &mut dyn FnMut(u64, u64),
     ) -> Result<(AccountId, Mailbox), ArchiveError>;

@@ -32,6 +32,7 @@
 
 mod account;
 mod archive;
+pub use archive::ImportTarget;
 pub mod backend;
 mod codec;
 mod compact;
@@ -56,7 +57,10 @@ mod summary;
 #[cfg(test)]
 mod testing;
 
-pub use account::{Created, NewAccount, Recovery, RecoveryCode};
+pub use account::{
+    Created, DirectoryRec, MAX_FORMER_ADDRESSES, MAX_SIGNET_HISTORY, NewAccount, Recovery,
+    RecoveryCode,
+};
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
 pub use deliver::{Delivered, SEEN_RETENTION_SECS};
 pub use errors::{

@@ -536,6 +536,16 @@ impl Mailboxes for Store {
         Ok(self.list_summaries_inner(s, m, now)?)
     }
 
+    fn summary(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, MailboxError> {
+        Ok(self.summary_inner(s, m, uid, now)?)
+    }
+
     fn seal_summaries(
         &self,
         rng: &mut dyn CryptoRngCore,

@@ -75,6 +75,35 @@ impl Store {
         Ok(out)
     }
 
+    /// The body of [`Mailboxes::summary`](crate::Mailboxes::summary), with the store's
+    /// low-level error.
+    pub(crate) fn summary_inner(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<Zeroizing<Vec<u8>>>, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let a = s.account;
+        let mut out = None;
+        inner.backend.read(&mut |t| {
+            let ek = entry_key(a, m.0, uid.0);
+            let e = get_body(inner, t, Table::Entries, &ek, "index record")?
+                .ok_or(StoreError::NoSuchMessage)?;
+            let mk = msg_key(a, EntryRec::decode(&e)?.seq);
+            let k = overlay_key(&mk, OVERLAY_SUMMARY);
+            // A corrupt or stale summary is as good as none.
+            out = t.get(Table::Overlays, &k)?.and_then(|v| {
+                let body = open_record(inner.p, Table::Overlays, &k, &v, "summary").ok()?;
+                open(inner.p, &s.read_key, &summary_aad(&mk), body).ok()
+            });
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     /// The body of [`Mailboxes::seal_summaries`](crate::Mailboxes::seal_summaries), with the store's low-level error.
     pub(crate) fn seal_summaries_inner(
         &self,

@@ -17,13 +17,13 @@
 
 use super::session::{SessionError, UserSession};
 use super::{Directory, MailService};
-use dime_core::crypto::Ed25519PublicKey;
-use dime_core::{Domain, Mailbox};
+use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_envelope::{
     ChunkType, ErrorClass, FullView, MessageKind, PartKind, SignatureState, Signatures, Unverified,
-    origin_signing_keys,
+    author_signing_keys, origin_signing_keys,
 };
-use dime_store::{Accounts, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
+use dime_signet::{FingerprintKind, Signet};
+use dime_store::{Accounts, Archive, MailboxId, MailboxInfo, Mailboxes, Timestamp, Uid};
 
 /// Whether a message's signatures hold.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,27 @@ pub struct Listed {
     pub signatures: Signatures,
     /// What the reader should know of a verified message (`spec/envelope.md` §7.5).
     pub warnings: Vec<String>,
+    /// Where its verification comes from, when verified.
+    pub provenance: Option<Provenance>,
+}
+
+/// Where the verification of a message shown comes from (`spec/dimed.md` §4.3): the signets
+/// that verified it, and whether this read checked them afresh or took them from the record
+/// of an earlier check (the first read of the message, on this host or the one it moved from).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Provenance {
+    /// When the signatures were checked against signets looked up then: the first check of
+    /// the message (or the last fresh one).
+    pub recorded_at: Timestamp,
+    /// The full fingerprint of the author's user signet whose key verified the author
+    /// signatures; none for a trustful message (the origin's keys signed it).
+    pub author_signet: Option<Fingerprint>,
+    /// The full fingerprint of the origin's org signet whose key verified the origin
+    /// signature.
+    pub origin_signet: Fingerprint,
+    /// Whether this read looked the signets up (true), or verified the signatures under the
+    /// signets of the record (false).
+    pub fresh: bool,
 }
 
 /// A message as read: only a verified one.
@@ -73,14 +94,48 @@ pub struct ReadMessage {
     pub warnings: Vec<String>,
     /// The display parts' text, joined by line ends.
     pub body: String,
+    /// Where its verification comes from.
+    pub provenance: Provenance,
 }
 
-/// A message whose signatures and addresses hold.
+/// A message whose signatures and addresses hold, and the signets that verified it.
 struct Checked {
     view: FullView,
     kind: MessageKind,
     signatures: Signatures,
     warnings: Vec<String>,
+    author_signet: Option<Signet>,
+    origin_signet: Signet,
+    recorded_at: Timestamp,
+    fresh: bool,
+}
+
+impl Checked {
+    fn provenance(&self, p: &dime_core::crypto::CryptoProvider) -> Option<Provenance> {
+        Some(Provenance {
+            recorded_at: self.recorded_at,
+            author_signet: match &self.author_signet {
+                Some(s) => Some(s.fingerprint(p, FingerprintKind::Full)?),
+                None => None,
+            },
+            origin_signet: self.origin_signet.fingerprint(p, FingerprintKind::Full)?,
+            fresh: self.fresh,
+        })
+    }
+
+    /// The record of this verification (`spec/dimed.md` §4.3).
+    fn record(&self) -> Record {
+        Record {
+            kind: self.kind,
+            recorded_at: self.recorded_at,
+            author: self.view.author.clone(),
+            recipient: self.view.recipient.clone(),
+            subject: subject_of(&self.view),
+            warnings: self.warnings.clone(),
+            author_signet: self.author_signet.clone(),
+            origin_signet: self.origin_signet.clone(),
+        }
+    }
 }
 
 /// Why a message was not read.
@@ -113,11 +168,11 @@ impl From<dime_store::MailboxError> for ReadError {
 }
 
 impl<D: Directory> MailService<D> {
-    /// Every message of `mailbox`, in UID order, verified. A message listed before is shown
-    /// from its summary (one small record, sealed under the session's read key: no message
-    /// opened, no signature checked again, no lookup); the others are opened and verified, and
-    /// the summaries of those that verify are stored afterwards, off the read path (the listing
-    /// does not wait for that write).
+    /// Every message of `mailbox`, in UID order, verified. A message checked before is shown
+    /// from its record (one small record, sealed under the session's read key: no message
+    /// opened, no signature checked again, no lookup); the others are opened and verified
+    /// afresh, and the records of those that verify are stored afterwards, off the read path
+    /// (the listing does not wait for that write).
     ///
     /// # Errors
     /// [`ReadError`] (never `NotShown`: an unverified message is listed as such).
@@ -127,20 +182,41 @@ impl<D: Directory> MailService<D> {
         mailbox: MailboxId,
         now: Timestamp,
     ) -> Result<Vec<Listed>, ReadError> {
+        let (listed, _) = self.list_recording(session, mailbox, now).await?;
+        Ok(listed)
+    }
+
+    /// [`MailService::list`], and the write of the records it made (to wait for).
+    async fn list_recording(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        now: Timestamp,
+    ) -> Result<(Vec<Listed>, Option<tokio::task::JoinHandle<()>>), ReadError> {
         let keys = session.keys(now)?;
         let entries = crate::in_place(|| self.store.list_summaries(keys, mailbox, now))?;
         let mut out = Vec::with_capacity(entries.len());
         let mut made: Vec<(Uid, Vec<u8>)> = Vec::new();
+        let former = self.former(session);
         for (e, summary) in entries {
-            if let Some(s) = summary.as_deref().and_then(|b| decode_summary(b)) {
+            if let Some(mut r) = summary.as_deref().and_then(|b| decode_record(b)) {
+                let provenance = r.provenance(self.provider);
+                // The address rules as they stand now: mail to the address this account had
+                // before it moved (the record made there does not say so).
+                if let Some(w) = moved_warning(&r.recipient, session.address(), &former)
+                    && !r.warnings.contains(&w)
+                {
+                    r.warnings.insert(0, w);
+                }
                 out.push(Listed {
                     uid: e.uid,
                     size: e.size,
-                    from: Some(s.author),
-                    subject: s.subject,
+                    from: Some(r.author),
+                    subject: r.subject,
                     verification: Verification::Verified,
                     signatures: ALL_VERIFIED,
-                    warnings: s.warnings,
+                    warnings: r.warnings,
+                    provenance,
                 });
                 continue;
             }
@@ -160,6 +236,7 @@ impl<D: Directory> MailService<D> {
                         verification: Verification::NotVerified(reason(class)),
                         signatures: self.carried(session, mailbox, e.uid),
                         warnings: Vec::new(),
+                        provenance: None,
                     });
                     continue;
                 }
@@ -167,21 +244,19 @@ impl<D: Directory> MailService<D> {
             };
             let author = opened.claimed_author().clone();
             let present = opened.signatures();
-            out.push(match self.verify(session, opened).await {
+            out.push(match self.verify_fresh(session, opened, None, now).await {
                 Ok(c) => {
-                    let subject = subject_of(&c.view);
-                    made.push((
-                        e.uid,
-                        encode_summary(c.kind, c.signatures, &c.view.author, &subject, &c.warnings),
-                    ));
+                    made.push((e.uid, encode_record(&c.record())));
+                    let provenance = c.provenance(self.provider);
                     Listed {
                         uid: e.uid,
                         size: e.size,
+                        subject: subject_of(&c.view),
                         from: Some(c.view.author),
-                        subject,
                         verification: Verification::Verified,
                         signatures: c.signatures,
                         warnings: c.warnings,
+                        provenance,
                     }
                 }
                 Err(why) => Listed {
@@ -192,25 +267,65 @@ impl<D: Directory> MailService<D> {
                     verification: Verification::NotVerified(why),
                     signatures: present,
                     warnings: Vec::new(),
+                    provenance: None,
                 },
             });
         }
-        if !made.is_empty() {
-            let items: Vec<(Uid, &[u8])> = made.iter().map(|(u, b)| (*u, b.as_slice())).collect();
-            let keys = session.keys(now)?;
-            let sealed =
-                self.store.seal_summaries(&mut rand_core::OsRng, keys, mailbox, &items, now)?;
-            let store = std::sync::Arc::clone(&self.store);
-            drop(tokio::task::spawn_blocking(move || {
-                if let Err(e) = store.put_summaries(&sealed) {
-                    tracing::warn!(error = %e, "message summaries not stored");
-                }
-            }));
-        }
-        Ok(out)
+        let written = self.keep_records(session, mailbox, &made, now)?;
+        Ok((out, written))
     }
 
-    /// The message `uid` of `mailbox`, when it verifies.
+    /// An archive of the session's account (`spec/storage.md` §8) that another host reads
+    /// with its provenance: every message of every mailbox is verified first (those without a
+    /// record, afresh), so that the archive carries the record of each message that verifies
+    /// here, with the signets that verified it.
+    ///
+    /// # Errors
+    /// [`ExportError`].
+    pub async fn export(
+        &self,
+        session: &mut UserSession,
+        archive_password: &[u8],
+        now: Timestamp,
+    ) -> Result<Vec<u8>, ExportError> {
+        for m in self.mailboxes(session, now).map_err(|e| ExportError::Mail(e.to_string()))? {
+            let (_, written) = self.list_recording(session, m.id, now).await?;
+            if let Some(w) = written {
+                w.await.map_err(|_| ExportError::Mail("records not stored".into()))?;
+            }
+        }
+        let keys = session.keys(now)?;
+        crate::in_place(|| self.store.export(&mut rand_core::OsRng, keys, archive_password, now))
+            .map_err(ExportError::Archive)
+    }
+
+    /// Seals `records` in the session and stores them off the read path (the caller does
+    /// not wait for the write; a record not stored is made again at the next read).
+    fn keep_records(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        records: &[(Uid, Vec<u8>)],
+        now: Timestamp,
+    ) -> Result<Option<tokio::task::JoinHandle<()>>, ReadError> {
+        if records.is_empty() {
+            return Ok(None);
+        }
+        let items: Vec<(Uid, &[u8])> = records.iter().map(|(u, b)| (*u, b.as_slice())).collect();
+        let keys = session.keys(now)?;
+        let sealed =
+            self.store.seal_summaries(&mut rand_core::OsRng, keys, mailbox, &items, now)?;
+        let store = std::sync::Arc::clone(&self.store);
+        Ok(Some(tokio::task::spawn_blocking(move || {
+            if let Err(e) = store.put_summaries(&sealed) {
+                tracing::warn!(error = %e, "verification records not stored");
+            }
+        })))
+    }
+
+    /// The message `uid` of `mailbox`, when it verifies: under the signets its record names
+    /// when it has one (a key rotation or a move since does not matter), else afresh, and
+    /// then its record is kept.
     ///
     /// # Errors
     /// [`ReadError`].
@@ -221,10 +336,60 @@ impl<D: Directory> MailService<D> {
         uid: Uid,
         now: Timestamp,
     ) -> Result<ReadMessage, ReadError> {
+        let record = self.record(session, mailbox, uid, now)?;
         let opened = self.open(session, mailbox, uid, now)?;
-        let Checked { view, kind, signatures, warnings } =
-            self.verify(session, opened).await.map_err(ReadError::NotShown)?;
-        let body = view
+        let checked = match record.filter(|r| r.is_of(&opened)) {
+            Some(r) => self.verify_recorded(session, opened, &r).map_err(ReadError::NotShown)?,
+            None => {
+                let c = self
+                    .verify_fresh(session, opened, None, now)
+                    .await
+                    .map_err(ReadError::NotShown)?;
+                drop(self.keep_records(
+                    session,
+                    mailbox,
+                    &[(uid, encode_record(&c.record()))],
+                    now,
+                )?);
+                c
+            }
+        };
+        Ok(self.shown(checked))
+    }
+
+    /// The message `uid` of `mailbox`, verified afresh (`spec/dimed.md` §4.3): the signers'
+    /// signets looked up now, the author's chain of custody walked from the signet its record
+    /// names (`spec/envelope.md` §7.6); when it verifies, its record is replaced.
+    ///
+    /// # Errors
+    /// [`ReadError`].
+    pub async fn recheck(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<ReadMessage, ReadError> {
+        let record = self.record(session, mailbox, uid, now)?;
+        let opened = self.open(session, mailbox, uid, now)?;
+        let from = record.filter(|r| r.is_of(&opened)).and_then(|r| r.author_signet);
+        let c = self
+            .verify_fresh(session, opened, from.as_ref(), now)
+            .await
+            .map_err(ReadError::NotShown)?;
+        drop(self.keep_records(session, mailbox, &[(uid, encode_record(&c.record()))], now)?);
+        Ok(self.shown(c))
+    }
+
+    fn shown(&self, c: Checked) -> ReadMessage {
+        let provenance = c.provenance(self.provider).unwrap_or(Provenance {
+            recorded_at: c.recorded_at,
+            author_signet: None,
+            origin_signet: Fingerprint([0; 64]),
+            fresh: c.fresh,
+        });
+        let body = c
+            .view
             .message
             .parts
             .iter()
@@ -232,16 +397,30 @@ impl<D: Directory> MailService<D> {
             .map(|p| String::from_utf8_lossy(&p.data).into_owned())
             .collect::<Vec<_>>()
             .join("\n");
-        Ok(ReadMessage {
-            subject: subject_of(&view),
-            from: view.author,
-            to: view.recipient,
-            origin: view.origin,
-            kind,
-            signatures,
-            warnings,
+        ReadMessage {
+            subject: subject_of(&c.view),
+            from: c.view.author,
+            to: c.view.recipient,
+            origin: c.view.origin,
+            kind: c.kind,
+            signatures: c.signatures,
+            warnings: c.warnings,
             body,
-        })
+            provenance,
+        }
+    }
+
+    /// The record of message `uid`, when it has one of this version.
+    fn record(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<Record>, ReadError> {
+        let keys = session.keys(now)?;
+        let b = crate::in_place(|| self.store.summary(keys, mailbox, uid, now))?;
+        Ok(b.as_deref().and_then(|b| decode_record(b)))
     }
 
     fn open(
@@ -258,30 +437,101 @@ impl<D: Directory> MailService<D> {
         Ok(opened.message)
     }
 
-    /// Verifies a message of a mailbox (`spec/envelope.md` §7.4, §7.5): its view, its
-    /// signatures and the warnings when every signature holds (the origin's included: the
-    /// message arrived over DMTP) and its addresses agree, else why not.
-    async fn verify(
+    /// Verifies a message of a mailbox (`spec/envelope.md` §7.4, §7.5) afresh: the origin's
+    /// current org signet, the author's chain of custody (from the store's directory for our
+    /// domain; else the current signet, with the domain's history after `from`, a signet a
+    /// record names); its view, its signatures, the signets that verified it, and the
+    /// warnings, when every signature holds (the origin's included: the message arrived over
+    /// DMTP) and its addresses agree; else why not.
+    async fn verify_fresh(
         &self,
         session: &mut UserSession,
         m: Unverified<FullView>,
+        from: Option<&Signet>,
+        now: Timestamp,
     ) -> Result<Checked, String> {
         let kind = m.kind();
         let (author, origin) = (m.claimed_author().clone(), m.claimed_origin().clone());
         // Refused whatever its signatures: no lookup at a domain the author cannot claim.
         author_of_origin(kind, &author, &origin)?;
-        let origin_keys = self.origin_keys(session, &origin).await?;
+        let origin_signet = self.origin_signet(session, &origin).await?;
+        let origin_keys = origin_signing_keys(&origin_signet)
+            .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
+        let chain = match kind {
+            MessageKind::Trustful => Vec::new(),
+            _ => self.author_chain(session, &author, from).await?,
+        };
         let author_keys = match kind {
             MessageKind::Trustful => origin_keys.clone(),
-            _ => vec![self.author_key(session, &author).await?],
+            _ => author_signing_keys(self.provider, &chain)
+                .map_err(|e| unavailable(format_args!("author keys: {e}")))?,
+        };
+        let v = m
+            .verify_delivered(self.provider, &author_keys, &origin_keys)
+            .map_err(|e| reason(e.class()))?;
+        let author_signet = v.author_key().and_then(|k| {
+            chain.iter().rev().find(|s| s.signing_key().ok().as_ref() == Some(k)).cloned()
+        });
+        let signatures = v.signatures();
+        let view = v.into_view();
+        let former = self.former(session);
+        let warnings = address_rules(&view, session.address(), &former)?;
+        Ok(Checked {
+            view,
+            kind,
+            signatures,
+            warnings,
+            author_signet: author_signet.filter(|_| kind != MessageKind::Trustful),
+            origin_signet,
+            recorded_at: now,
+            fresh: true,
+        })
+    }
+
+    /// Verifies a message under the signets its record names (no lookup): what a key
+    /// rotation or a move since does not change.
+    fn verify_recorded(
+        &self,
+        session: &mut UserSession,
+        m: Unverified<FullView>,
+        r: &Record,
+    ) -> Result<Checked, String> {
+        let origin_keys =
+            origin_signing_keys(&r.origin_signet).map_err(|_| reason(ErrorClass::Unauthentic))?;
+        let author_keys = match (r.kind, &r.author_signet) {
+            (MessageKind::Trustful, _) => origin_keys.clone(),
+            (_, Some(s)) => vec![s.signing_key().map_err(|_| reason(ErrorClass::Unauthentic))?],
+            (_, None) => return Err(reason(ErrorClass::Unauthentic)),
         };
         let v = m
             .verify_delivered(self.provider, &author_keys, &origin_keys)
             .map_err(|e| reason(e.class()))?;
         let signatures = v.signatures();
         let view = v.into_view();
-        let warnings = address_rules(&view, session.address())?;
-        Ok(Checked { view, kind, signatures, warnings })
+        let former = self.former(session);
+        let warnings = address_rules(&view, session.address(), &former)?;
+        Ok(Checked {
+            view,
+            kind: r.kind,
+            signatures,
+            warnings,
+            author_signet: r.author_signet.clone(),
+            origin_signet: r.origin_signet.clone(),
+            recorded_at: r.recorded_at,
+            fresh: false,
+        })
+    }
+
+    /// The addresses the session's account had before it moved here (read once a session).
+    fn former(&self, session: &mut UserSession) -> Vec<Mailbox> {
+        if let Some(f) = &session.former {
+            return f.clone();
+        }
+        let f = crate::in_place(|| self.store.directory(session.address()))
+            .map(|d| d.former)
+            .unwrap_or_default();
+        session.former = Some(f.clone());
+        f
     }
 
     /// The signatures a message that does not open carries, as far as its structure reads
@@ -306,57 +556,99 @@ impl<D: Directory> MailService<D> {
         s
     }
 
-    /// The message-signing keys of `origin`'s organisation (`spec/envelope.md` §7.6): ours,
-    /// else discovered once per session.
-    async fn origin_keys(
+    /// The current org signet of `origin` (`spec/envelope.md` §7.6): ours, else discovered
+    /// once per session.
+    async fn origin_signet(
         &self,
         session: &mut UserSession,
         origin: &Domain,
-    ) -> Result<Vec<Ed25519PublicKey>, String> {
-        if let Some(k) = session.origin_keys.get(origin) {
-            return Ok(k.clone());
+    ) -> Result<Signet, String> {
+        if let Some(s) = session.origin_signets.get(origin) {
+            return Ok(s.clone());
         }
-        if *origin == self.local.domain {
-            let keys = origin_signing_keys(&self.local.org_signet)
-                .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
-            session.origin_keys.insert(origin.clone(), keys.clone());
-            return Ok(keys);
-        }
-        let signet = self
-            .directory
-            .org_signet(origin)
-            .await
-            .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
-        let keys = origin_signing_keys(&signet)
-            .map_err(|e| unavailable(format_args!("origin keys: {e}")))?;
-        session.origin_keys.insert(origin.clone(), keys.clone());
-        Ok(keys)
+        let signet = if *origin == self.local.domain {
+            self.local.org_signet.clone()
+        } else {
+            self.directory
+                .org_signet(origin)
+                .await
+                .map_err(|e| unavailable(format_args!("origin keys: {e}")))?
+        };
+        session.origin_signets.insert(origin.clone(), signet.clone());
+        Ok(signet)
     }
 
-    /// The signing key of `author`'s current signet: from the store for our domain, else
-    /// discovered once per session.
-    async fn author_key(
+    /// The chain of custody of `author`, oldest first, the current signet last
+    /// (`spec/envelope.md` §7.6): for our domain, the store's directory record (every
+    /// signet the account had); else the current signet, discovered once per session, and
+    /// when `from` (a signet a record names) is not it, the domain's history after `from`
+    /// (HIST), which must end at the current signet.
+    async fn author_chain(
         &self,
         session: &mut UserSession,
         author: &Mailbox,
-    ) -> Result<Ed25519PublicKey, String> {
-        if let Some(k) = session.author_keys.get(author) {
-            return Ok(*k);
-        }
-        let signet = if author.domain() == &self.local.domain {
-            crate::in_place(|| self.store.signet(author))
+        from: Option<&Signet>,
+    ) -> Result<Vec<Signet>, String> {
+        if author.domain() == &self.local.domain {
+            if let Some(c) = session.author_chains.get(author) {
+                return Ok(c.clone());
+            }
+            let chain = crate::in_place(|| self.store.directory(author))
                 .map_err(|e| unavailable(format_args!("author signet: {e}")))?
-                .1
-        } else {
-            self.directory
-                .user_signets(author)
-                .await
-                .map_err(|e| unavailable(format_args!("author keys: {e}")))?
-                .0
+                .chain();
+            session.author_chains.insert(author.clone(), chain.clone());
+            return Ok(chain);
+        }
+        let current = match session.author_chains.get(author).and_then(|c| c.last()) {
+            Some(c) => c.clone(),
+            None => {
+                let (c, _) = self
+                    .directory
+                    .user_signets(author)
+                    .await
+                    .map_err(|e| unavailable(format_args!("author keys: {e}")))?;
+                session.author_chains.insert(author.clone(), vec![c.clone()]);
+                c
+            }
         };
-        let key = signet.signing_key().map_err(|e| unavailable(format_args!("author key: {e}")))?;
-        session.author_keys.insert(author.clone(), key);
-        Ok(key)
+        let Some(from) = from.filter(|f| **f != current) else {
+            return Ok(vec![current]);
+        };
+        let Some(since) = from.fingerprint(self.provider, FingerprintKind::Crypto) else {
+            return Ok(vec![current]);
+        };
+        let history = self
+            .directory
+            .user_history(author, &since)
+            .await
+            .map_err(|e| unavailable(format_args!("author history: {e}")))?;
+        if history.last() != Some(&current) {
+            return Ok(vec![current]);
+        }
+        Ok(std::iter::once(from.clone()).chain(history).collect())
+    }
+}
+
+/// Why an export failed.
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    /// The session ended.
+    #[error(transparent)]
+    Session(#[from] SessionError),
+    /// Verifying the mailboxes failed.
+    #[error("mail: {0}")]
+    Mail(String),
+    /// The store could not make the archive.
+    #[error("archive: {0}")]
+    Archive(dime_store::ArchiveError),
+}
+
+impl From<ReadError> for ExportError {
+    fn from(e: ReadError) -> ExportError {
+        match e {
+            ReadError::Session(s) => ExportError::Session(s),
+            e => ExportError::Mail(e.to_string()),
+        }
     }
 }
 
@@ -485,11 +777,12 @@ const ALL_VERIFIED: Signatures = Signatures {
     origin: SignatureState::Verified,
 };
 
-/// The summary version this code writes; a summary of another version (1: made before the
-/// origin signature was required and before the address rules) is as good as none.
-const SUMMARY_VERSION: u8 = 2;
+/// The record version this code writes (`spec/dimed.md` §4.3); a summary of another version
+/// (1: before the origin signature was required and the address rules; 2: without the signets
+/// that verified it) is as good as none: the message is verified afresh at its next read.
+const RECORD_VERSION: u8 = 3;
 
-/// The signatures octet of a summary: bit 0 author tree, bit 1 author full, bit 2 origin, each
+/// The signatures octet of a record: bit 0 author tree, bit 1 author full, bit 2 origin, each
 /// set when verified.
 fn signatures_octet(s: Signatures) -> u8 {
     [s.author_tree, s.author_full, s.origin]
@@ -499,66 +792,118 @@ fn signatures_octet(s: Signatures) -> u8 {
         .fold(0, |acc, (i, _)| acc | (1 << i))
 }
 
-/// A summary (`spec/dimed.md` §4.3): u8 version 2, u8 kind (1 authored, 2 trustful), u8
-/// signatures verified (bit 0 author tree, bit 1 author full, bit 2 origin: all three set),
-/// the author's address and the subject, each a u32-length-prefixed UTF-8 string, then u8
-/// count and that many warnings, each a u32-length-prefixed UTF-8 string.
-fn encode_summary(
+/// The record of a message's verification (`spec/dimed.md` §4.3), sealed beside it under the
+/// account's read key (`spec/storage.md` §6.7): what a listing shows, and the signets a later
+/// read verifies it under.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Record {
     kind: MessageKind,
-    signatures: Signatures,
-    author: &Mailbox,
-    subject: &str,
-    warnings: &[String],
-) -> Vec<u8> {
-    let author = author.to_string();
-    let mut out = Vec::with_capacity(12 + author.len() + subject.len());
-    out.extend_from_slice(&[SUMMARY_VERSION, kind.code(), signatures_octet(signatures)]);
+    recorded_at: Timestamp,
+    author: Mailbox,
+    /// The recipient mailbox the message was delivered to.
+    recipient: Mailbox,
+    subject: String,
+    warnings: Vec<String>,
+    /// The author's user signet whose key verified the author signatures (none for a
+    /// trustful message).
+    author_signet: Option<Signet>,
+    /// The origin's org signet whose keys verified the origin signature.
+    origin_signet: Signet,
+}
+
+impl Record {
+    /// Whether the record is of message `m` as it opens: its kind and author.
+    fn is_of(&self, m: &Unverified<FullView>) -> bool {
+        self.kind == m.kind() && &self.author == m.claimed_author()
+    }
+
+    fn provenance(&self, p: &dime_core::crypto::CryptoProvider) -> Option<Provenance> {
+        Some(Provenance {
+            recorded_at: self.recorded_at,
+            author_signet: match &self.author_signet {
+                Some(s) => Some(s.fingerprint(p, FingerprintKind::Full)?),
+                None => None,
+            },
+            origin_signet: self.origin_signet.fingerprint(p, FingerprintKind::Full)?,
+            fresh: false,
+        })
+    }
+}
+
+/// A record (`spec/dimed.md` §4.3): u8 version 3, u8 kind (1 authored, 2 trustful), u8
+/// signatures verified (bit 0 author tree, bit 1 author full, bit 2 origin: all three set),
+/// u64 the time of the check (seconds since the Unix epoch), the author's address, the
+/// recipient's and the subject, u8 count and that many warnings, then the author's user signet (empty for a
+/// trustful message) and the origin's org signet, each string and signet u32-length-prefixed.
+fn encode_record(r: &Record) -> Vec<u8> {
+    let author = r.author.to_string();
+    let author_signet = r.author_signet.as_ref().map(Signet::to_bytes).unwrap_or_default();
+    let origin_signet = r.origin_signet.to_bytes();
+    let mut out = Vec::with_capacity(
+        32 + author.len() + r.subject.len() + author_signet.len() + origin_signet.len(),
+    );
+    out.extend_from_slice(&[RECORD_VERSION, r.kind.code(), signatures_octet(ALL_VERIFIED)]);
+    out.extend_from_slice(&r.recorded_at.0.to_be_bytes());
     let string = |out: &mut Vec<u8>, s: &[u8]| {
         out.extend_from_slice(&u32::try_from(s.len()).unwrap_or(u32::MAX).to_be_bytes());
         out.extend_from_slice(s);
     };
     string(&mut out, author.as_bytes());
-    string(&mut out, subject.as_bytes());
-    let warnings = warnings.get(..usize::from(u8::MAX)).unwrap_or(warnings);
+    string(&mut out, r.recipient.to_string().as_bytes());
+    string(&mut out, r.subject.as_bytes());
+    let warnings = r.warnings.get(..usize::from(u8::MAX)).unwrap_or(&r.warnings);
     out.push(u8::try_from(warnings.len()).unwrap_or(u8::MAX));
     for w in warnings {
         string(&mut out, w.as_bytes());
     }
+    string(&mut out, &author_signet);
+    string(&mut out, &origin_signet);
     out
 }
 
-/// What a summary keeps.
-#[derive(Debug, PartialEq, Eq)]
-struct Summary {
-    author: Mailbox,
-    subject: String,
-    warnings: Vec<String>,
-}
-
-/// A summary, if it reads as version 2 with every signature verified.
-fn decode_summary(b: &[u8]) -> Option<Summary> {
-    let [SUMMARY_VERSION, kind, sigs, rest @ ..] = b else { return None };
-    MessageKind::from_code(*kind)?;
+/// A record, if it reads as version 3 with every signature verified.
+fn decode_record(b: &[u8]) -> Option<Record> {
+    let [RECORD_VERSION, kind, sigs, rest @ ..] = b else { return None };
+    let kind = MessageKind::from_code(*kind)?;
     (*sigs == signatures_octet(ALL_VERIFIED)).then_some(())?;
-    let string = |b: &[u8]| -> Option<(String, usize)> {
-        let len = u32::from_be_bytes(b.get(..4)?.try_into().ok()?) as usize;
-        let s = std::str::from_utf8(b.get(4..4usize.checked_add(len)?)?).ok()?;
-        Some((s.to_owned(), 4 + len))
-    };
-    let (author, n) = string(rest)?;
-    let mut at = n;
-    let (subject, m) = string(rest.get(at..)?)?;
-    at += m;
+    let recorded_at = Timestamp(u64::from_be_bytes(rest.get(..8)?.try_into().ok()?));
+    let mut at = 8;
+    let author = String::from_utf8(field(rest, &mut at)?.to_vec()).ok()?;
+    let recipient = String::from_utf8(field(rest, &mut at)?.to_vec()).ok()?;
+    let subject = String::from_utf8(field(rest, &mut at)?.to_vec()).ok()?;
     let count = *rest.get(at)?;
     at += 1;
     let mut warnings = Vec::with_capacity(usize::from(count));
     for _ in 0..count {
-        let (w, k) = string(rest.get(at..)?)?;
-        warnings.push(w);
-        at += k;
+        warnings.push(String::from_utf8(field(rest, &mut at)?.to_vec()).ok()?);
     }
+    let author_signet = field(rest, &mut at)?;
+    let origin_signet = Signet::decode(field(rest, &mut at)?).ok()?;
     (at == rest.len()).then_some(())?;
-    Some(Summary { author: Mailbox::parse(&author).ok()?, subject, warnings })
+    let author_signet = match (kind, author_signet.is_empty()) {
+        (MessageKind::Trustful, true) => None,
+        (MessageKind::Trustful, false) | (_, true) => return None,
+        (_, false) => Some(Signet::decode(author_signet).ok()?),
+    };
+    Some(Record {
+        kind,
+        recorded_at,
+        author: Mailbox::parse(&author).ok()?,
+        recipient: Mailbox::parse(&recipient).ok()?,
+        subject,
+        warnings,
+        author_signet,
+        origin_signet,
+    })
+}
+
+/// The u32-length-prefixed field of `b` at `at`, moving `at` past it.
+fn field<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
+    let len = u32::from_be_bytes(b.get(*at..at.checked_add(4)?)?.try_into().ok()?) as usize;
+    let start = at.checked_add(4)?;
+    let v = b.get(start..start.checked_add(len)?)?;
+    *at = start + len;
+    Some(v)
 }
 
 /// What a reader says of a message that does not open or verify: its class's text
@@ -599,8 +944,14 @@ fn author_of_origin(kind: MessageKind, author: &Mailbox, origin: &Domain) -> Res
 }
 
 /// The reader's other address rules (`spec/envelope.md` §7.5) for a verified message read by
-/// `account`: why it is refused, else its warnings.
-fn address_rules(view: &FullView, account: &Mailbox) -> Result<Vec<String>, String> {
+/// `account`, whose addresses before it moved here were `former`: why it is refused, else its
+/// warnings. Mail addressed to a former address (delivered before the move) is this
+/// account's, shown with a warning that says so.
+fn address_rules(
+    view: &FullView,
+    account: &Mailbox,
+    former: &[Mailbox],
+) -> Result<Vec<String>, String> {
     if view.recipient.domain() != &view.destination {
         return Err(unverified(
             "recipient-domain",
@@ -610,14 +961,17 @@ fn address_rules(view: &FullView, account: &Mailbox) -> Result<Vec<String>, Stri
             ),
         ));
     }
-    if &view.destination != account.domain() {
+    let moved = former.iter().find(|f| **f == view.recipient && *f != account);
+    if &view.destination != account.domain() && moved.is_none() {
         return Err(unverified(
             "destination-domain",
             &format!("addressed to the domain {}, not to this account's", view.destination),
         ));
     }
     let mut warnings = Vec::new();
-    if &view.recipient != account {
+    if let Some(w) = moved_warning(&view.recipient, account, former) {
+        warnings.push(w);
+    } else if &view.recipient != account {
         warnings.push(format!("addressed to {}, not to this account", view.recipient));
     }
     let headers = &view.message.common_headers;
@@ -630,6 +984,13 @@ fn address_rules(view: &FullView, account: &Mailbox) -> Result<Vec<String>, Stri
         warnings.push(format!("{} is not in To or Cc (a Bcc copy)", view.recipient));
     }
     Ok(warnings)
+}
+
+/// The warning of mail addressed to `recipient`, an address `account` had before it moved
+/// here (`former`), if it is one.
+fn moved_warning(recipient: &Mailbox, account: &Mailbox, former: &[Mailbox]) -> Option<String> {
+    (recipient != account && former.contains(recipient))
+        .then(|| format!("addressed to {recipient}, this account's address before it moved"))
 }
 
 /// Whether a To or Cc value lists `who`: split at commas, semicolons, white space, angle
@@ -670,22 +1031,63 @@ mod tests {
         }
     }
 
+    fn signets() -> (Signet, Signet) {
+        let mut rng = dime_testkit::seeded_rng(7);
+        let org = dime_signet::OrgKeys::generate(&mut rng);
+        let p = dime_core::crypto::default_provider();
+        let d = Domain::parse("a.test").unwrap();
+        let org_signet =
+            dime_signet::create_org_signet(p, &org, &d, &dime_signet::Profile::new()).unwrap();
+        let other = dime_signet::create_org_signet(
+            p,
+            &dime_signet::OrgKeys::generate(&mut rng),
+            &d,
+            &dime_signet::Profile::new(),
+        )
+        .unwrap();
+        (org_signet, other)
+    }
+
     #[test]
-    fn a_summary_reads_back_only_as_version_2_with_every_signature_verified() {
+    fn a_record_reads_back_only_as_version_3_with_every_signature_verified() {
         let alice = mailbox("alice@a.test");
-        let warnings = vec!["one".to_owned(), "two".to_owned()];
-        let b = encode_summary(MessageKind::Authored, ALL_VERIFIED, &alice, "hi", &warnings);
-        let want = Summary { author: alice.clone(), subject: "hi".into(), warnings };
-        assert_eq!(decode_summary(&b), Some(want));
-        // Version 1 (the same author and subject): as good as none.
-        let v1 = [&[1u8, 1][..], &12u32.to_be_bytes(), b"alice@a.test", &2u32.to_be_bytes(), b"hi"]
-            .concat();
-        assert_eq!(decode_summary(&v1), None);
-        // A signature not verified, a truncation, a trailing octet: none.
-        let origin_absent = Signatures { origin: SignatureState::Absent, ..ALL_VERIFIED };
-        let b2 = encode_summary(MessageKind::Authored, origin_absent, &alice, "hi", &[]);
-        assert_eq!(decode_summary(&b2), None);
-        assert_eq!(decode_summary(&b[..b.len() - 1]), None);
-        assert_eq!(decode_summary(&[&b[..], &[0]].concat()), None);
+        let (origin, author) = signets();
+        let r = Record {
+            kind: MessageKind::Authored,
+            recorded_at: Timestamp(1_700_000_123),
+            author: alice.clone(),
+            recipient: mailbox("bob@a.test"),
+            subject: "hi".into(),
+            warnings: vec!["one".to_owned(), "two".to_owned()],
+            author_signet: Some(author.clone()),
+            origin_signet: origin.clone(),
+        };
+        let b = encode_record(&r);
+        assert_eq!(decode_record(&b), Some(r.clone()));
+        // A trustful record names no author signet; one that does, or an authored record
+        // that does not, is as good as none.
+        let t = Record { kind: MessageKind::Trustful, author_signet: None, ..r.clone() };
+        assert_eq!(decode_record(&encode_record(&t)), Some(t.clone()));
+        let bad = Record { author_signet: Some(author), ..t };
+        assert_eq!(decode_record(&encode_record(&bad)), None);
+        let bad = Record { author_signet: None, ..r.clone() };
+        assert_eq!(decode_record(&encode_record(&bad)), None);
+        // Version 2 (no time, no signets), another signatures octet, a truncation, a trailing
+        // octet: none.
+        let v2 = [
+            &[2u8, 1, 7][..],
+            &12u32.to_be_bytes(),
+            b"alice@a.test",
+            &2u32.to_be_bytes(),
+            b"hi",
+            &[0],
+        ]
+        .concat();
+        assert_eq!(decode_record(&v2), None);
+        let mut other = b.clone();
+        other[2] = 3;
+        assert_eq!(decode_record(&other), None);
+        assert_eq!(decode_record(&b[..b.len() - 1]), None);
+        assert_eq!(decode_record(&[&b[..], &[0]].concat()), None);
     }
 }

@@ -31,7 +31,7 @@ pub mod throttle;
 
 use crate::LocalDomain;
 use dime_core::crypto::CryptoProvider;
-use dime_core::{Domain, Mailbox};
+use dime_core::{Domain, Fingerprint, Mailbox};
 use dime_resolver::DiscoveryError;
 use dime_signet::Signet;
 use dime_store::Store;
@@ -39,7 +39,9 @@ use std::future::Future;
 use std::sync::Arc;
 
 pub use compose::{ComposeError, Composed, Draft};
-pub use mailbox::{Listed, MailboxError, ReadError, ReadMessage, Verification};
+pub use mailbox::{
+    ExportError, Listed, MailboxError, Provenance, ReadError, ReadMessage, Verification,
+};
 pub use outbox::{SendError, StatusError, SubmitError};
 pub use session::{LoginError, Password, SessionError, UserSession};
 pub use throttle::{AccountTag, LoginPolicy, LoginSource};
@@ -57,6 +59,16 @@ pub trait Directory: Send + Sync + 'static {
         &self,
         domain: &Domain,
     ) -> impl Future<Output = Result<Signet, DiscoveryError>> + Send;
+
+    /// The signets of `user` after the one whose crypto fingerprint is `since`, oldest first
+    /// (the domain's HIST, `spec/dmtp.md` §6.7), each authenticated as a user signet of its
+    /// organisation: the chain a reader walks from a signet it recorded
+    /// (`spec/envelope.md` §7.6).
+    fn user_history(
+        &self,
+        user: &Mailbox,
+        since: &Fingerprint,
+    ) -> impl Future<Output = Result<Vec<Signet>, DiscoveryError>> + Send;
 }
 
 impl Directory for crate::daemon::Resolver {
@@ -67,6 +79,14 @@ impl Directory for crate::daemon::Resolver {
 
     async fn org_signet(&self, domain: &Domain) -> Result<Signet, DiscoveryError> {
         Ok(self.org_key(domain).await?.org.signet)
+    }
+
+    async fn user_history(
+        &self,
+        user: &Mailbox,
+        since: &Fingerprint,
+    ) -> Result<Vec<Signet>, DiscoveryError> {
+        dime_resolver::KeyResolver::user_history(self, user, since).await
     }
 }
 

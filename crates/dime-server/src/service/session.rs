@@ -8,7 +8,6 @@
 
 use super::throttle::{AccountTag, FailureClass, LoginSource, Refusal};
 use super::{Directory, MailService, blocking};
-use dime_core::crypto::Ed25519PublicKey;
 use dime_core::{Domain, Mailbox, Secret};
 use dime_store::{AccountError, AccountId, Timestamp};
 use std::collections::HashMap;
@@ -85,9 +84,12 @@ pub struct UserSession {
     /// Its login time.
     started: Timestamp,
     max_secs: u64,
-    /// Signing keys of the authors and origins whose mail this session verified.
-    pub(super) author_keys: HashMap<Mailbox, Ed25519PublicKey>,
-    pub(super) origin_keys: HashMap<Domain, Vec<Ed25519PublicKey>>,
+    /// The signets of the authors (each one's chain of custody, oldest first) and origins
+    /// (the current org signet) whose mail this session verified afresh.
+    pub(super) author_chains: HashMap<Mailbox, Vec<dime_signet::Signet>>,
+    pub(super) origin_signets: HashMap<Domain, dime_signet::Signet>,
+    /// The addresses this account had before it moved here (`spec/storage.md` §6.5).
+    pub(super) former: Option<Vec<Mailbox>>,
 }
 
 impl std::fmt::Debug for UserSession {
@@ -228,8 +230,9 @@ impl<D: Directory> MailService<D> {
             keys,
             started: now,
             max_secs: self.session_max_secs,
-            author_keys: HashMap::new(),
-            origin_keys: HashMap::new(),
+            author_chains: HashMap::new(),
+            origin_signets: HashMap::new(),
+            former: None,
         })
     }
 }

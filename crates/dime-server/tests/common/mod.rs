@@ -360,4 +360,11 @@ impl dime_server::service::Directory for NoDirectory {
     ) -> Result<dime_signet::Signet, dime_resolver::DiscoveryError> {
         Err(deferred(domain))
     }
+    async fn user_history(
+        &self,
+        user: &Mailbox,
+        _since: &dime_core::Fingerprint,
+    ) -> Result<Vec<dime_signet::Signet>, dime_resolver::DiscoveryError> {
+        Err(deferred(user.domain()))
+    }
 }
