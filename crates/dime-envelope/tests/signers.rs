@@ -199,9 +199,16 @@ fn mail_signed_by_a_rotated_out_key_verifies_while_the_chain_of_custody_holds() 
     let keys = author_signing_keys(p, &chain).unwrap();
     assert_eq!(keys, vec![k[2].signing_key(p), k[1].signing_key(p), k[0].signing_key(p)]);
     let m: Vec<Vec<u8>> = k.iter().map(|keys| authored_by(p, &w, keys)).collect();
-    // Every generation's mail verifies with the whole chain ...
-    for msg in &m[..3] {
+    // Every generation's mail verifies with the whole chain, and says under which key (a
+    // reader records which signet that was) ...
+    for (i, msg) in m[..3].iter().enumerate() {
         assert!(reads(p, &w, msg, &keys));
+        let v = open_as_recipient(p, msg, &w.recip.enc)
+            .unwrap()
+            .verify_delivered(p, &keys, &w.origin.keys.signing)
+            .unwrap();
+        assert_eq!(v.author_key(), Some(&k[i].signing_key(p)), "generation {i}");
+        assert_eq!(v.origin_key(), Some(&w.origin.keys.signing));
     }
     // ... and only the current key's mail with the current signet alone.
     let current = author_signing_keys(p, std::slice::from_ref(&s2)).unwrap();

@@ -345,6 +345,23 @@ async fn destination_refusals_and_signet_service() {
     );
     assert!(h.history(org.clone(), w.b.local.org_fingerprint).await.unwrap().is_empty());
     assert_eq!(h.history(org, Fingerprint([1; 64])).await.unwrap().len(), 1);
+    // A user's HIST is the chain after `from` (`spec/dmtp.md` §6.7): two rotations later, from
+    // the first signet both later ones, oldest first; from the second the current one; from
+    // the current none; from a fingerprint not in the chain the current one alone.
+    let mut s = w.b.store.login(&mailbox(RECIPIENT), b"pw", T0).unwrap();
+    let mut rng = dime_testkit::seeded_rng(31);
+    let s1 = w.b.store.rotate_keys(&mut rng, &mut s, w.b.local.keys(), T0).unwrap();
+    let s2 = w.b.store.rotate_keys(&mut rng, &mut s, w.b.local.keys(), T0).unwrap();
+    let crypto = |s: &dime_signet::Signet| s.fingerprint(p(), FingerprintKind::Crypto).unwrap();
+    let full = |s: &dime_signet::Signet| s.fingerprint(p(), FingerprintKind::Full).unwrap();
+    let chain = |from| h.history(user.clone(), from);
+    assert_eq!(chain(crypto(&us)).await.unwrap(), [s1.to_bytes(), s2.to_bytes()]);
+    assert_eq!(chain(full(&us)).await.unwrap(), [s1.to_bytes(), s2.to_bytes()]);
+    assert_eq!(chain(crypto(&s1)).await.unwrap(), [s2.to_bytes()]);
+    assert!(chain(crypto(&s2)).await.unwrap().is_empty());
+    assert_eq!(chain(Fingerprint([1; 64])).await.unwrap(), [s2.to_bytes()]);
+    let nobody = SignetName { domain: domain("b.test"), mailbox: Some(mailbox("nobody@b.test")) };
+    assert_eq!(h.history(nobody, crypto(&us)).await, Err(Refusal::NotFound));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

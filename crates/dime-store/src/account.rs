@@ -1199,4 +1199,53 @@ mod tests {
         let peppered = Store::open(config, dime_core::crypto::default_provider()).unwrap();
         assert_ne!(peppered.login_tag(&alice).unwrap(), tag, "keyed by the pepper");
     }
+
+    #[test]
+    fn a_directory_entry_keeps_its_history_and_former_addresses_and_reads_the_first_format() {
+        let mut rng = dime_testkit::seeded_rng(3);
+        let org = OrgKeys::generate(&mut rng);
+        let p = dime_core::crypto::default_provider();
+        let alice = Mailbox::parse("alice@a.test").unwrap();
+        let signet = |rng: &mut dyn CryptoRngCore| {
+            let ssr = dime_signet::create_ssr(p, &UserKeys::generate(rng)).unwrap();
+            dime_signet::sign_user_signet(p, &org, OrgSigner::Pok, &ssr, &alice, &Profile::new())
+                .unwrap()
+        };
+        let first = DirectoryRec {
+            address: alice.clone(),
+            generation: 0,
+            signet: signet(&mut rng),
+            history: Vec::new(),
+            former: Vec::new(),
+        };
+        // The first format: address, generation, signet, and nothing after.
+        let old = Enc::new().bytes(b"alice@a.test").u32(0).bytes(first.signet.as_bytes()).finish();
+        assert_eq!(DirectoryRec::decode(&old).unwrap(), first);
+        assert_eq!(DirectoryRec::decode(&first.encode()).unwrap(), first);
+        // Each rotation moves the current signet into the history, oldest first.
+        let second = first.rotated(1, signet(&mut rng));
+        let third = second.rotated(2, signet(&mut rng));
+        assert_eq!(third.history, [first.signet.clone(), second.signet.clone()]);
+        assert_eq!(third.chain().len(), 3);
+        let moved = DirectoryRec { former: vec![Mailbox::parse("alice@b.test").unwrap()], ..third };
+        assert_eq!(DirectoryRec::decode(&moved.encode()).unwrap(), moved);
+        // The history keeps the newest MAX_SIGNET_HISTORY; a longer one does not decode.
+        let third_signet = moved.signet.clone();
+        let mut long = moved.clone();
+        for g in 0..MAX_SIGNET_HISTORY as u32 {
+            long = long.rotated(g + 3, first.signet.clone());
+        }
+        assert_eq!(long.history.len(), MAX_SIGNET_HISTORY);
+        assert_eq!(long.history[0], third_signet, "the two oldest went");
+        let mut over = long.clone();
+        over.history.push(first.signet.clone());
+        assert!(DirectoryRec::decode(&over.encode()).is_err());
+        let mut many = moved;
+        many.former = vec![alice.clone(); MAX_FORMER_ADDRESSES + 1];
+        assert!(DirectoryRec::decode(&many.encode()).is_err());
+        // Cut or with a trailing octet: corrupt.
+        let b = long.encode();
+        assert!(DirectoryRec::decode(&b[..b.len() - 1]).is_err());
+        assert!(DirectoryRec::decode(&[&b[..], &[0]].concat()).is_err());
+    }
 }
