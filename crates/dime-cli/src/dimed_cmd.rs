@@ -168,7 +168,7 @@ fn compact(config: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
     let db = c.data_dir.join("store.redb");
     let before = size(&db);
     let store = open_store(&c)?;
-    if !store.compact().context("cannot compact the store")? {
+    if !store.compact(dime_server::now()).context("cannot compact the store")? {
         anyhow::bail!("the store was not compacted: its backend does not compact");
     }
     drop(store);

@@ -576,7 +576,7 @@ pub(crate) fn run(cmd: UserStoreCommand, out: &mut dyn Write) -> anyhow::Result<
             let n = st.purge_older_than(a, older_than_days, now())?;
             writeln!(out, "purged {n} messages older than {older_than_days} days from {mailbox}")?;
             if compact {
-                if !st.compact().context("cannot compact the store")? {
+                if !st.compact(now()).context("cannot compact the store")? {
                     bail!("the store was not compacted: its backend does not compact");
                 }
                 writeln!(out, "compacted the store")?;

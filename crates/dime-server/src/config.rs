@@ -97,8 +97,8 @@ pub const COMPACT_INTERVAL_SECS: u64 = 24 * 3600;
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreSection {
-    /// Seconds between two compactions of the running store (`spec/storage.md` §12), the
-    /// first one this long after the start; 0: never (then `dimed compact` on the stopped
+    /// Seconds between two compactions of the running store (`spec/storage.md` §12), counted
+    /// from the last one (the store records it); 0: never (then `dimed compact` on the stopped
     /// store, or `dime user purge --compact`, does it).
     pub compact_interval_secs: u64,
 }

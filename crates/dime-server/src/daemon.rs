@@ -240,24 +240,56 @@ fn read(path: &std::path::Path) -> Result<Vec<u8>, StartError> {
         .map_err(|e| StartError::Setup(format!("cannot read {}: {e}", path.display())))
 }
 
-/// Compacts the store every `every` until `stop` (`spec/storage.md` §12): the store goes on
-/// serving meanwhile (its writes wait for the copy).
+/// Compacts the store every `every` until `stop` (`spec/storage.md` §12), counted from the
+/// last compaction, which the store records (a restart does not put one off); after a failure,
+/// the next try is `every` later. The store goes on serving meanwhile (its writes wait for
+/// the copy).
 async fn compact_every(every: Duration, store: Arc<Store>, mut stop: watch::Receiver<bool>) {
     loop {
+        let s = Arc::clone(&store);
+        let now = crate::now();
+        let wait = match tokio::task::spawn_blocking(move || s.compaction_due(every.as_secs(), now))
+            .await
+        {
+            Ok(Ok(due)) => Duration::from_secs(due.0.saturating_sub(now.0)),
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "store: cannot read the compaction schedule");
+                every
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store: cannot read the compaction schedule");
+                every
+            }
+        };
         tokio::select! {
-            () = tokio::time::sleep(every) => {}
+            () = tokio::time::sleep(wait) => {}
             _ = stop.wait_for(|s| *s) => return,
         }
         let s = Arc::clone(&store);
         let started = std::time::Instant::now();
-        match tokio::task::spawn_blocking(move || s.compact()).await {
-            Ok(Ok(done)) => tracing::info!(
-                rewritten = done,
-                millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
-                "store compacted"
-            ),
-            Ok(Err(e)) => tracing::warn!(error = %e, "store compaction failed"),
-            Err(e) => tracing::warn!(error = %e, "store compaction stopped"),
+        let failed = match tokio::task::spawn_blocking(move || s.compact(crate::now())).await {
+            Ok(Ok(done)) => {
+                tracing::info!(
+                    rewritten = done,
+                    millis = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX),
+                    "store compacted"
+                );
+                false
+            }
+            Ok(Err(e)) => {
+                tracing::warn!(error = %e, "store compaction failed");
+                true
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "store compaction stopped");
+                true
+            }
+        };
+        if failed {
+            tokio::select! {
+                () = tokio::time::sleep(every) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
         }
     }
 }

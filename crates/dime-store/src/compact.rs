@@ -5,8 +5,14 @@
 //! The purge and the deletion erase the log themselves (the committer's `erase_log`);
 //! [`Store::compact`] rewrites the databases so that they hold only their live records.
 
-use crate::backend::Backend;
-use crate::{Store, StoreError};
+use crate::account::{get_body, put_body};
+use crate::backend::{Backend, Table};
+use crate::codec::Dec;
+use crate::{Store, StoreError, Timestamp};
+
+/// The key of the compaction schedule's mark in [`Table::Jobs`]: the time of the last
+/// compaction, or of the first time a schedule asked when none has run (a u64).
+const COMPACTION_MARK: &[u8] = b"compaction";
 
 impl Store {
     /// Compacts the store: the store's database and the key vault are each copied, live
@@ -21,13 +27,55 @@ impl Store {
     /// file of the operating system (a test's file system) or its backend cannot compact, and
     /// was left as it was.
     ///
+    /// `now` is recorded as the time of the last compaction ([`Store::compaction_due`]).
+    ///
     /// # Errors
     /// The backend's (the old files are then kept, whole).
-    pub fn compact(&self) -> Result<bool, StoreError> {
+    pub fn compact(&self, now: Timestamp) -> Result<bool, StoreError> {
         let store = self.inner.backend.compact()?;
         let vault = self.inner.vault.compact()?;
+        self.set_compaction_mark(now)?;
         self.committer.erase_log()?;
         Ok(store && vault)
+    }
+
+    /// When a compaction is due on a schedule of one every `interval` seconds: `interval`
+    /// after the last [`Store::compact`]. The mark is kept in the store, so restarting the
+    /// server does not put a compaction off; when none has run yet, the schedule starts at
+    /// the first call (`now` is recorded).
+    ///
+    /// # Errors
+    /// The backend's.
+    pub fn compaction_due(&self, interval: u64, now: Timestamp) -> Result<Timestamp, StoreError> {
+        let inner = &*self.inner;
+        let mut mark = None;
+        inner.backend.read(&mut |t| {
+            mark = match get_body(inner, t, Table::Jobs, COMPACTION_MARK, "compaction mark")? {
+                None => None,
+                Some(b) => {
+                    let mut d = Dec::new(&b, "compaction mark");
+                    let v = d.u64()?;
+                    d.finish()?;
+                    Some(v)
+                }
+            };
+            Ok(())
+        })?;
+        let mark = match mark {
+            Some(m) => m,
+            None => {
+                self.set_compaction_mark(now)?;
+                now.0
+            }
+        };
+        Ok(Timestamp(mark.saturating_add(interval)))
+    }
+
+    fn set_compaction_mark(&self, now: Timestamp) -> Result<(), StoreError> {
+        let inner = &*self.inner;
+        inner.backend.write(&mut |t| {
+            put_body(inner, t, Table::Jobs, COMPACTION_MARK, now.0.to_be_bytes().to_vec())
+        })
     }
 }
 
@@ -70,7 +118,22 @@ mod tests {
         let shred = shred.unwrap();
         store.delete_account(&alice).unwrap();
         assert!(any_file_contains(dir.path(), &shred), "the deletion alone left no copy");
-        assert!(store.compact().unwrap());
+        assert!(store.compact(Timestamp(1_700_000_000)).unwrap());
         assert!(!any_file_contains(dir.path(), &shred), "the shredding key is still in a file");
+    }
+
+    #[test]
+    fn the_schedule_counts_from_the_last_compaction_across_restarts() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        // None yet: the schedule starts at the first ask, and a later ask (a restart) keeps it.
+        assert_eq!(store.compaction_due(100, Timestamp(1_000)).unwrap(), Timestamp(1_100));
+        drop(store);
+        let store = open_store(dir.path());
+        assert_eq!(store.compaction_due(100, Timestamp(1_050)).unwrap(), Timestamp(1_100));
+        assert!(store.compact(Timestamp(1_120)).unwrap());
+        drop(store);
+        let store = open_store(dir.path());
+        assert_eq!(store.compaction_due(100, Timestamp(1_130)).unwrap(), Timestamp(1_220));
     }
 }

@@ -127,7 +127,7 @@ fn compaction_after_a_purge_leaves_no_octets_of_a_purged_envelope_in_any_file() 
     assert_eq!(store.purge_older_than(a, 30, LATER).unwrap(), 24);
     // What the issue saw: the purge alone leaves octets in the database's free pages.
     assert!(purged.iter().any(|e| on_disk(dir.path(), e)), "the purge alone left nothing");
-    assert!(store.compact().unwrap());
+    assert!(store.compact(LATER).unwrap());
     for (i, e) in purged.iter().enumerate() {
         assert!(!on_disk(dir.path(), e), "purged envelope {i} is still in a file");
     }
@@ -157,7 +157,7 @@ fn compaction_after_a_deletion_leaves_no_octets_of_the_accounts_mail_in_any_file
     deliver(&store, &alice, &alices, T0);
     store.delete_account(&alice).unwrap();
     assert!(alices.iter().any(|e| on_disk(dir.path(), e)), "the deletion alone left nothing");
-    assert!(store.compact().unwrap());
+    assert!(store.compact(LATER).unwrap());
     for (i, e) in alices.iter().enumerate() {
         assert!(!on_disk(dir.path(), e), "deleted envelope {i} is still in a file");
     }
@@ -179,7 +179,7 @@ fn deliveries_go_on_while_the_store_compacts_and_none_is_lost() {
         let writers: Vec<_> =
             all.iter().map(|mine| s.spawn(move || deliver(st, to, mine, T0))).collect();
         for _ in 0..3 {
-            assert!(st.compact().unwrap());
+            assert!(st.compact(LATER).unwrap());
             st.list(a, MailboxId::INBOX).unwrap();
         }
         writers.into_iter().map(|w| w.join().unwrap()).collect::<Vec<_>>()
@@ -193,4 +193,41 @@ fn deliveries_go_on_while_the_store_compacts_and_none_is_lost() {
     for (mine, uids) in all.iter().zip(&uids) {
         reads_back(&store, a, uids, mine);
     }
+}
+
+#[test]
+fn compaction_after_an_expunge_leaves_no_octets_of_the_expunged_envelopes() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (alice, a) = account(&store, 51, "alice@example.org");
+    let mail = envelopes(52, 8);
+    let uids = deliver(&store, &alice, &mail, T0);
+    assert_eq!(store.expunge(a, MailboxId::INBOX, &uids[..5]).unwrap(), 5);
+    assert!(store.compact(LATER).unwrap());
+    for (i, e) in mail[..5].iter().enumerate() {
+        assert!(!on_disk(dir.path(), e), "expunged envelope {i} is still in a file");
+    }
+    reads_back(&store, a, &uids[5..], &mail[5..]);
+}
+
+#[test]
+fn a_copy_left_by_an_unfinished_compaction_is_removed_when_the_store_opens() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let (alice, a) = account(&store, 61, "alice@example.org");
+    let purged = envelopes(62, 1);
+    deliver(&store, &alice, &purged, T0);
+    drop(store);
+    // What a compaction stopped before its rename leaves: copies of the databases, here
+    // holding an envelope purged since.
+    let copies =
+        [dir.path().join("data/store.redb.compact"), dir.path().join("vault/vault.redb.compact")];
+    for c in &copies {
+        std::fs::write(c, &purged[0]).unwrap();
+    }
+    let store = open(dir.path());
+    for c in &copies {
+        assert!(!c.exists(), "{c:?} is left");
+    }
+    assert_eq!(store.purge_older_than(a, 30, LATER).unwrap(), 1);
 }
