@@ -8,9 +8,15 @@ seal, the plaintext field by field, every record (order, account prefix, checksu
 the keyring under the account key's keyring key, mailbox names and flags under the meta key,
 summaries under the read key, message records against their blobs, and the key overlays
 (spec/envelope.md §16: the re-wrap overlay with the keyring's X25519 secret, the read overlay
-with the read key). Compares everything with the vector's expected contents, then checks that a
-wrong password, a changed header octet, a changed ciphertext octet, a truncated archive and
-out-of-bounds Argon2id parameters are refused.
+with the read key). Version 2 (magic ending 0x00 0x02; version 1, 0x00 0x01, has no trailer and
+is still read): the trailer after the records, the signet history and the former addresses,
+each checked against the vector's `history` and `former` and against the keyring (each history
+signet carries an earlier generation's public keys). Compares everything with the vector's
+expected contents, then checks that a wrong password, a changed header octet, a changed
+ciphertext octet, a truncated archive, out-of-bounds Argon2id parameters and the other
+version's magic on the archive are refused; for version 2 also a trailer cut (resealed under
+the archive key, so the seal opens and the plaintext is short), a trailer over its limits, and
+a version 2 plaintext resealed under a version 1 header.
 
 libsodium's Argon2id has one lane: a vector with p != 1 is reported, not checked.
 
@@ -26,15 +32,18 @@ from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
-from nacl.bindings import crypto_aead_xchacha20poly1305_ietf_decrypt
+from nacl.bindings import (crypto_aead_xchacha20poly1305_ietf_decrypt,
+                           crypto_aead_xchacha20poly1305_ietf_encrypt)
 from nacl.exceptions import CryptoError
 import nacl.pwhash.argon2id
 
 ROOT = pathlib.Path(__file__).resolve().parent.parent
 VECTORS = ROOT / "spec" / "vectors" / "storage"
 
-# spec/storage.md §8.1
-MAGIC = b"DIME-STORE-ARCHIVE\x00\x01"
+# spec/storage.md §8.1: the magic's last octet is the archive version
+MAGICS = {1: b"DIME-STORE-ARCHIVE\x00\x01", 2: b"DIME-STORE-ARCHIVE\x00\x02"}
+# §8.2: the version 2 trailer's limits
+MAX_HISTORY, MAX_FORMER = 64, 16
 HEADER_LEN = 48
 NONCE_LEN, TAG_LEN = 24, 16
 # §6: Argon2Params::check
@@ -124,7 +133,8 @@ def record_body(table, key, value):
 
 def open_archive(archive, password):
     """§8.1: the header, the keys and the plaintext."""
-    if len(archive) < HEADER_LEN or archive[:20] != MAGIC:
+    version = next((v for v, m in MAGICS.items() if archive[:20] == m), None)
+    if len(archive) < HEADER_LEN or version is None:
         raise Refused("not a dime store archive")
     header = archive[:HEADER_LEN]
     h = Reader(header)
@@ -134,13 +144,14 @@ def open_archive(archive, password):
     stretched = argon2id(password, salt, m, t, p)
     key = hkdf(b"dime-store archive", stretched, b"dime-store archive key")
     plain = seal_open(key, header, archive[HEADER_LEN:])
-    return {"header": header, "m": m, "t": t, "p": p, "salt": salt, "stretched": stretched,
+    return {"version": version, "header": header, "m": m, "t": t, "p": p, "salt": salt,
+            "stretched": stretched,
             "archive_key": key, "nonce": archive[HEADER_LEN:HEADER_LEN + NONCE_LEN],
             "plaintext": plain}
 
 
-def parse_plaintext(plain):
-    """§8.2."""
+def parse_plaintext(plain, version):
+    """§8.2; version 2 has the trailer after the records."""
     r = Reader(plain)
     out = {
         "account_id": r.take(16),
@@ -159,9 +170,31 @@ def parse_plaintext(plain):
         key = r.bytes()
         value = r.bytes()
         records.append((table, key, value))
-    r.end()
     out["records"] = records
+    history, former = [], []
+    if version == 2:
+        n = r.u32()
+        if n > MAX_HISTORY:
+            raise Refused("too long a signet history")
+        history = [r.bytes() for _ in range(n)]
+        m = r.u32()
+        if m > MAX_FORMER:
+            raise Refused("too many former addresses")
+        for _ in range(m):
+            f = r.bytes().decode("utf-8")
+            local, at, domain = f.rpartition("@")
+            if not (at and local and domain):
+                raise Refused("bad former address")
+            former.append(f)
+    r.end()
+    out["history"], out["former"] = history, former
     return out
+
+
+def reseal(key, header, plain):
+    """`plain` sealed again under `key` behind `header` (the header is the associated data)."""
+    nonce = bytes(range(NONCE_LEN))
+    return header + nonce + crypto_aead_xchacha20poly1305_ietf_encrypt(plain, header, nonce, key)
 
 
 def overlay_open(envelope, overlay, holder_secret=None, read_key=None):
@@ -278,7 +311,7 @@ def check(path):
     e, mid = vec["expected"], vec["intermediate"]
     password = vec["archive_password"].encode("utf-8")
     archive = bytes.fromhex(vec["archive"])
-    failures = []
+    failures, checked = [], []
 
     def same(what, got, want):
         if got != want:
@@ -286,8 +319,12 @@ def check(path):
 
     a2 = vec["argon2id"]
     if a2["p"] != 1:
-        return [f"skipped: p = {a2['p']} (libsodium's Argon2id has one lane)"]
+        return [f"skipped: p = {a2['p']} (libsodium's Argon2id has one lane)"], checked
     o = open_archive(archive, password)
+    version = o["version"]
+    # archive-<version>.json holds an archive of that version.
+    same("version (the magic's last octet)", version, int(path.stem.split("-")[1]))
+    checked.append(f"version {version}: header, Argon2id, archive key, nonce, seal")
     same("header", o["header"].hex(), mid["header"])
     same("argon2id parameters", [o["m"], o["t"], o["p"], o["salt"].hex()],
          [a2["m_kib"], a2["t"], a2["p"], a2["salt"]])
@@ -295,7 +332,7 @@ def check(path):
     same("archive key", o["archive_key"].hex(), mid["archive_key"])
     same("nonce", o["nonce"].hex(), mid["nonce"])
     same("plaintext length", len(o["plaintext"]), mid["plaintext_len"])
-    p = parse_plaintext(o["plaintext"])
+    p = parse_plaintext(o["plaintext"], version)
     for k in ("address", "generation", "quota", "next_message_number", "next_mailbox_id",
               "key_generation"):
         same(k, p[k], e[k])
@@ -303,6 +340,20 @@ def check(path):
         same(k, p[k].hex(), e[k])
     same("records", [[t, k.hex(), v.hex()] for t, k, v in p["records"]],
          [[r["table"], r["key"], r["value"]] for r in e["records"]])
+    checked.append(f"plaintext fields and {len(p['records'])} records")
+    # §8.2 version 2 trailer: every history signet (a u32-length-prefixed blob, read whole by
+    # the parser) and former address, in order, is the vector's; version 1 has none, and its
+    # vector claims none.
+    if version == 2:
+        if "history" not in e or "former" not in e:
+            failures.append("a version 2 vector without expected history and former")
+    same("history", [h.hex() for h in p["history"]], e.get("history", []))
+    same("former", p["former"], e.get("former", []))
+    if version == 1 and (p["history"] or p["former"] or e.get("history") or e.get("former")):
+        failures.append("version 1 has no history and no former address")
+    checked.append(f"trailer: {len(p['history'])} history signets, "
+                   f"{len(p['former'])} former addresses" if version == 2
+                   else "no trailer (version 1): empty history and former")
     d = decode(p)
     for k, v in d["keys"].items():
         same(k, v.hex(), mid[k])
@@ -319,6 +370,23 @@ def check(path):
     for k in ("ed25519_public", "x25519_public"):
         if bytes.fromhex(ring[-1][k]) not in p["signet"]:
             failures.append(f"the signet does not carry the current {k}")
+    # The history is the signets of the generations before the current one, oldest first:
+    # the last history signet is the previous generation's, and so on back.
+    if len(p["history"]) >= len(ring):
+        failures.append("more history signets than earlier key generations")
+    for i, h in enumerate(reversed(p["history"])):
+        g = ring[-2 - i] if i + 2 <= len(ring) else None
+        if g is None or any(bytes.fromhex(g[k]) not in h
+                            for k in ("ed25519_public", "x25519_public")):
+            failures.append(f"history signet {len(p['history']) - 1 - i} does not carry the keys"
+                            f" of generation {g and g['generation']}")
+        if h == p["signet"]:
+            failures.append("a history signet is the current signet")
+    if p["address"] in p["former"]:
+        failures.append("the current address is among the former ones")
+    if p["history"]:
+        checked.append("each history signet carries the public keys of the generation before "
+                       "the next (the last: the previous generation's)")
     entries = {(x["mailbox"], x["uid"]): x["message"] for x in d["entries"]}
     for msg in d["messages"]:
         blob = blobs.get(msg["number"])
@@ -350,12 +418,20 @@ def check(path):
                 overlay_open(blob, bytes.fromhex(ov["overlay"]), read_key=d["keys"]["read_key"])
         except Refused as exc:
             failures.append(f"overlay kind {kind} of message {n}: {exc}")
+    checked.append(f"keyring ({len(ring)} generations), {len(d['mailboxes'])} mailboxes, "
+                   f"{len(d['entries'])} entries, {len(d['messages'])} messages, "
+                   f"{len(d['overlays'])} overlays")
 
-    # Refusals.
-    def refused(what, data, pw=password):
+    # Refusals. `reason`, when given, is the refusal expected: the check fails on another.
+    def refused(what, data, pw=password, reason=None):
         try:
-            open_archive(data, pw)
-        except Refused:
+            q = open_archive(data, pw)
+            parse_plaintext(q["plaintext"], q["version"])
+        except Refused as exc:
+            if reason is not None and str(exc) != reason:
+                failures.append(f"{what} was refused as {exc!r}, not as {reason!r}")
+            else:
+                checked.append(f"refused: {what} ({exc})")
             return
         failures.append(f"{what} was not refused")
 
@@ -371,7 +447,59 @@ def check(path):
     low = bytearray(archive)
     low[20:24] = (M_MIN - 1).to_bytes(4, "big")
     refused("m below 8 MiB", bytes(low))
-    return failures
+    # The other version's magic: the header is the seal's associated data, so the seal does
+    # not open (it is not read as the other version).
+    other = 1 if version == 2 else 2
+    refused(f"a version {other} magic on a version {version} archive",
+            MAGICS[other] + archive[20:], reason="seal does not open")
+
+    # Plaintexts changed and sealed again under the archive key: the seal opens, the plaintext
+    # is refused. First the plaintext as it is, which must open and parse (so a refusal below
+    # is the change's).
+    key, header, plain = o["archive_key"], o["header"], o["plaintext"]
+    try:
+        q = open_archive(reseal(key, header, plain), password)
+        same("resealed as it is", parse_plaintext(q["plaintext"], version)["history"],
+             p["history"])
+    except Refused as exc:
+        failures.append(f"the plaintext resealed as it is was refused: {exc}")
+    if version == 2:
+        trailer = 8 + sum(4 + len(h) for h in p["history"]) + \
+            sum(4 + len(f.encode("utf-8")) for f in p["former"])
+        body = plain[:len(plain) - trailer]
+        for keep, what in ((0, "a version 2 archive without its trailer"),
+                           (4, "a version 2 trailer cut after its history count"),
+                           (trailer - 1, "a version 2 trailer without its last octet")):
+            refused(what, reseal(key, header, body + plain[len(body):len(body) + keep]),
+                    reason="truncated")
+        v1_header = MAGICS[1] + header[20:]
+        refused("a version 2 plaintext sealed under a version 1 header",
+                reseal(key, v1_header, plain), reason="octets after the end")
+        signet = p["signet"]
+        blob = len(signet).to_bytes(4, "big") + signet
+        for n, what in ((MAX_HISTORY, None), (MAX_HISTORY + 1, "too long a signet history")):
+            over = body + n.to_bytes(4, "big") + blob * n + (0).to_bytes(4, "big")
+            if what is None:
+                try:
+                    q = open_archive(reseal(key, header, over), password)
+                    same(f"{n} history signets", len(parse_plaintext(q["plaintext"], 2)["history"]), n)
+                except Refused as exc:
+                    failures.append(f"{n} history signets (the limit) were refused: {exc}")
+            else:
+                refused(f"{n} history signets", reseal(key, header, over), reason=what)
+        addr = p["address"].encode("utf-8")
+        addr = len(addr).to_bytes(4, "big") + addr
+        for n, what in ((MAX_FORMER, None), (MAX_FORMER + 1, "too many former addresses")):
+            over = body + (0).to_bytes(4, "big") + n.to_bytes(4, "big") + addr * n
+            if what is None:
+                try:
+                    q = open_archive(reseal(key, header, over), password)
+                    same(f"{n} former addresses", len(parse_plaintext(q["plaintext"], 2)["former"]), n)
+                except Refused as exc:
+                    failures.append(f"{n} former addresses (the limit) were refused: {exc}")
+            else:
+                refused(f"{n} former addresses", reseal(key, header, over), reason=what)
+    return failures, checked
 
 
 def main():
@@ -381,12 +509,15 @@ def main():
         return 1
     bad = 0
     for f in files:
+        checked = []
         try:
-            failures = check(f)
+            failures, checked = check(f)
         except Refused as exc:
             failures = [f"refused: {exc}"]
         status = "ok" if not failures else "FAIL"
         print(f"storage {f.name}: {status}")
+        for msg in checked:
+            print(f"  checked: {msg}")
         for msg in failures:
             print(f"  {msg}")
         bad += bool(failures)

@@ -1,17 +1,24 @@
-//! The archive vector of `spec/storage.md` §8: `spec/vectors/storage/archive-1.json`.
+//! The archive vectors of `spec/storage.md` §8: `spec/vectors/storage/archive-2.json` (the
+//! version the store writes) and `archive-1.json` (version 1, still imported).
 //!
 //! A deterministic account (seeded randomness, fixed times) with two key generations, two
 //! mailboxes, two real envelopes (one copied, one flagged), a re-wrap overlay, a read overlay
 //! and a summary is exported under a known password with the cheapest Argon2id parameters the
 //! store accepts. The test opens that archive the way `spec/storage.md` §6 and §8 say, with
 //! the bare primitives (Argon2id, HKDF-SHA-512, XChaCha20-Poly1305, SHA-512) and none of the
-//! store's own codecs, decodes every record, imports the archive into a second store and checks
-//! that what that store shows (quota, mailboxes, flags, keyring, signet, raw records, opened
-//! mail) is what the decoding found. The vector file is that archive with its password and
-//! the expected contents.
+//! store's own codecs, decodes every record and the version 2 trailer (signet history, former
+//! addresses), imports the archive into a second store and checks that what that store shows
+//! (quota, mailboxes, flags, keyring, signet, directory history and former addresses, raw
+//! records, opened mail) is what the decoding found. That account then moves: a second host
+//! imports it under another address (`Archive::import_to`), which gives it a third key
+//! generation, and exports it again; that archive, with two history signets and one former
+//! address, is the version 2 vector: the archive with its password and the expected contents.
+//!
+//! Version 1: the committed `archive-1.json` (made before version 2) still opens by the spec,
+//! renders exactly as committed, and imports with an empty history and no former address.
 //!
 //! `DIME_REGENERATE=1 cargo test -p dime-store --test storage_vectors` rewrites the committed
-//! file; without it a difference fails the test.
+//! version 2 file; without it a difference fails the test. Nothing rewrites `archive-1.json`.
 // This test, not the library, writes files: it regenerates the committed vector on request.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 
@@ -21,18 +28,22 @@ use common::{FAST, Sender, T0, mailbox, open, org};
 use dime_core::crypto::{AeadKey, Argon2Params, default_provider};
 use dime_signet::EncryptionSecret;
 use dime_store::{
-    Accounts, Archive, Deliveries, MailboxId, Mailboxes, NewAccount, Recovery, Table, Timestamp,
-    Uid,
+    Accounts, Archive, ArchiveError, Deliveries, ImportTarget, MailboxId, Mailboxes, NewAccount,
+    Recovery, Table, Timestamp, Uid,
 };
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
 const ADDRESS: &str = "alice@example.org";
+/// The account's address after its move to a second host.
+const MOVED: &str = "alice@example.net";
 const ARCHIVE_PASSWORD: &[u8] = b"archive password 19";
 const QUOTA: u64 = 1 << 20;
 
-fn vector_path() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../spec/vectors/storage/archive-1.json")
+/// `spec/vectors/storage/archive-<version>.json`.
+fn vector_path(version: u8) -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(format!("../../spec/vectors/storage/archive-{version}.json"))
 }
 
 fn at(secs: u64) -> Timestamp {
@@ -41,6 +52,20 @@ fn at(secs: u64) -> Timestamp {
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|o| format!("{o:02x}")).collect()
+}
+
+fn unhex(s: &str) -> Vec<u8> {
+    (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+}
+
+/// The string value of the top-level `"name": "..."` of a vector file (no escapes in it).
+fn string_field(json: &str, name: &str) -> String {
+    let key = format!("\n  \"{name}\": \"");
+    let start = json.find(&key).unwrap_or_else(|| panic!("no {name}")) + key.len();
+    let len = json[start..].find('"').unwrap();
+    let v = &json[start..start + len];
+    assert!(!v.contains('\\'));
+    v.to_string()
 }
 
 /// Builds the account and exports it. Every input is fixed, so the archive is too.
@@ -77,6 +102,23 @@ fn export(dir: &Path) -> Vec<u8> {
         .unwrap();
     assert_eq!(store.put_summaries(&sums).unwrap(), 1);
     store.export(&mut rng, &mut s, ARCHIVE_PASSWORD, at(100)).unwrap()
+}
+
+/// A second host (domain example.net, its own organisation) imports `archive` as [`MOVED`]
+/// (`Archive::import_to`: a new key generation chained by custody, the archive's signet
+/// joining the history, its address the former ones) and exports it again. Fixed inputs too.
+fn move_and_export(archive: &[u8], dir: &Path) -> Vec<u8> {
+    let store = open(dir);
+    let org = org(20);
+    let domain = dime_core::Domain::parse("example.net").unwrap();
+    let moved = mailbox(MOVED);
+    let target = ImportTarget { domain: &domain, org: &org, address: Some(&moved) };
+    let mut rng = dime_testkit::seeded_rng(2020);
+    let (_, address) =
+        store.import_to(&mut rng, archive, ARCHIVE_PASSWORD, b"pw", &target, at(150)).unwrap();
+    assert_eq!(address, moved);
+    let mut s = store.login(&moved, b"pw", at(160)).unwrap();
+    store.export(&mut rng, &mut s, ARCHIVE_PASSWORD, at(170)).unwrap()
 }
 
 /// A reader of the big-endian encodings of `spec/storage.md` §3.
@@ -166,6 +208,8 @@ struct MessageRec {
 
 /// The archive as `spec/storage.md` §8 reads it, every record decoded.
 struct Opened {
+    /// The archive version, the magic's last octet (1 or 2).
+    version: u8,
     params: Argon2Params,
     salt: [u8; 16],
     stretched: [u8; 32],
@@ -181,6 +225,10 @@ struct Opened {
     next_mailbox: u32,
     key_generation: u32,
     records: Vec<(u8, Vec<u8>, Vec<u8>)>,
+    /// Version 2's trailer: the earlier user signets, oldest first (empty in version 1).
+    history: Vec<Vec<u8>>,
+    /// Version 2's trailer: the former addresses, oldest first (empty in version 1).
+    former: Vec<String>,
     keyring_key: [u8; 32],
     meta_key: [u8; 32],
     read_key: [u8; 32],
@@ -194,13 +242,24 @@ struct Opened {
     count: u64,
 }
 
-const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
+/// The magic of version 2, the version the store writes (`spec/storage.md` §8.1).
+const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x02";
+/// The magic of version 1: no trailer.
+const MAGIC_V1: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
+/// At most this many history signets and former addresses in the trailer (§8.2).
+const MAX_HISTORY: u32 = 64;
+const MAX_FORMER: u32 = 16;
 
 /// Opens an archive from the spec alone: no code of `dime-store`.
 fn open_by_spec(archive: &[u8], password: &[u8]) -> Option<Opened> {
     let p = default_provider();
     let mut r = R(archive);
-    assert_eq!(r.take(MAGIC.len()), MAGIC);
+    let magic = r.take(MAGIC.len());
+    let version = match magic {
+        m if m == MAGIC => 2,
+        m if m == MAGIC_V1 => 1,
+        m => panic!("not a dime store archive: {}", hex(m)),
+    };
     let params = Argon2Params { m_kib: r.u32(), t: r.u32(), p: r.u32() };
     params.check().unwrap();
     let salt: [u8; 16] = r.take(16).try_into().unwrap();
@@ -231,11 +290,25 @@ fn open_by_spec(archive: &[u8], password: &[u8]) -> Option<Opened> {
         let value = r.bytes().to_vec();
         records.push((table, key, value));
     }
+    let (mut history, mut former) = (Vec::new(), Vec::new());
+    if version == 2 {
+        let n = r.u32();
+        assert!(n <= MAX_HISTORY, "too long a signet history");
+        for _ in 0..n {
+            history.push(r.bytes().to_vec());
+        }
+        let m = r.u32();
+        assert!(m <= MAX_FORMER, "too many former addresses");
+        for _ in 0..m {
+            former.push(String::from_utf8(r.bytes().to_vec()).unwrap());
+        }
+    }
     r.end();
 
     let sub = |purpose: &[u8]| hkdf(b"dime-store account", &account_key, &[purpose, &account]);
     let (keyring_key, meta_key, read_key) = (sub(b"keyring"), sub(b"meta"), sub(b"read"));
     let mut o = Opened {
+        version,
         params,
         salt,
         stretched,
@@ -251,6 +324,8 @@ fn open_by_spec(archive: &[u8], password: &[u8]) -> Option<Opened> {
         next_mailbox,
         key_generation,
         records: Vec::new(),
+        history,
+        former,
         keyring_key,
         meta_key,
         read_key,
@@ -364,7 +439,9 @@ fn open_by_spec(archive: &[u8], password: &[u8]) -> Option<Opened> {
     Some(o)
 }
 
-fn render(archive: &[u8], o: &Opened) -> String {
+/// The vector file of archive `o` (opened by the spec from `archive`, under `password`). A
+/// version 1 archive renders as `archive-1.json` was made: no `history`, no `former`.
+fn render(archive: &[u8], password: &[u8], o: &Opened) -> String {
     let p = default_provider();
     let mut j = String::new();
     let w = &mut j;
@@ -372,13 +449,21 @@ fn render(archive: &[u8], o: &Opened) -> String {
         Table::ALL.into_iter().find(|t| t.code() == code).map(|t| t.name()).unwrap_or("?")
     };
     writeln!(w, "{{").unwrap();
-    writeln!(
-        w,
-        "  \"description\": \"An account exported by dime-store (spec/storage.md §8), with the archive password, the Argon2id parameters (the least the store accepts), the intermediate keys and the expected contents. Made by crates/dime-store/tests/storage_vectors.rs; checked from the spec alone by interop-tests/storage_check.py.\","
-    )
-    .unwrap();
-    writeln!(w, "  \"archive_password\": \"{}\",", std::str::from_utf8(ARCHIVE_PASSWORD).unwrap())
+    if o.version == 1 {
+        writeln!(
+            w,
+            "  \"description\": \"An account exported by dime-store (spec/storage.md §8), with the archive password, the Argon2id parameters (the least the store accepts), the intermediate keys and the expected contents. Made by crates/dime-store/tests/storage_vectors.rs; checked from the spec alone by interop-tests/storage_check.py.\","
+        )
         .unwrap();
+    } else {
+        writeln!(
+            w,
+            "  \"description\": \"An account exported by dime-store in archive version {} (spec/storage.md §8): rotated once, then moved (imported by a second host under a new address, with a new key generation), so its trailer holds two history signets and one former address. With the archive password, the Argon2id parameters (the least the store accepts), the intermediate keys and the expected contents. Made by crates/dime-store/tests/storage_vectors.rs; checked from the spec alone by interop-tests/storage_check.py.\",",
+            o.version
+        )
+        .unwrap();
+    }
+    writeln!(w, "  \"archive_password\": \"{}\",", std::str::from_utf8(password).unwrap()).unwrap();
     writeln!(
         w,
         "  \"argon2id\": {{\"m_kib\": {}, \"t\": {}, \"p\": {}, \"salt\": \"{}\"}},",
@@ -404,6 +489,12 @@ fn render(archive: &[u8], o: &Opened) -> String {
     writeln!(w, "    \"address\": \"{}\",", o.address).unwrap();
     writeln!(w, "    \"generation\": {},", o.generation).unwrap();
     writeln!(w, "    \"signet\": \"{}\",", hex(&o.signet)).unwrap();
+    if o.version >= 2 {
+        let history: Vec<String> = o.history.iter().map(|h| format!("\"{}\"", hex(h))).collect();
+        writeln!(w, "    \"history\": [{}],", history.join(", ")).unwrap();
+        let former: Vec<String> = o.former.iter().map(|f| format!("\"{f}\"")).collect();
+        writeln!(w, "    \"former\": [{}],", former.join(", ")).unwrap();
+    }
     writeln!(w, "    \"quota\": {},", o.quota).unwrap();
     writeln!(w, "    \"next_message_number\": {},", o.next_message).unwrap();
     writeln!(w, "    \"next_mailbox_id\": {},", o.next_mailbox).unwrap();
@@ -516,11 +607,10 @@ fn render(archive: &[u8], o: &Opened) -> String {
 
 /// Imports the archive into a fresh store and checks that it shows what the spec's decoding
 /// found.
-fn import_matches(archive: &[u8], o: &Opened, dir: &Path) {
+fn import_matches(archive: &[u8], password: &[u8], o: &Opened, dir: &Path) {
     let store = open(dir);
     let mut rng = dime_testkit::seeded_rng(7);
-    let (a, address) =
-        store.import(&mut rng, archive, ARCHIVE_PASSWORD, b"new pw", at(200)).unwrap();
+    let (a, address) = store.import(&mut rng, archive, password, b"new pw", at(200)).unwrap();
     assert_eq!(a.0, o.account);
     assert_eq!(address.to_string(), o.address);
     let q = store.quota(a).unwrap();
@@ -528,6 +618,15 @@ fn import_matches(archive: &[u8], o: &Opened, dir: &Path) {
     let (generation, signet) = store.signet(&address).unwrap();
     assert_eq!(generation, o.generation);
     assert_eq!(signet.as_bytes(), &o.signet[..]);
+    // The directory record holds the trailer's history and former addresses, in its order
+    // (version 1: none).
+    let d = store.directory(&address).unwrap();
+    let history: Vec<&[u8]> = d.history.iter().map(|h| h.as_bytes()).collect();
+    let want: Vec<&[u8]> = o.history.iter().map(Vec::as_slice).collect();
+    assert_eq!(history, want, "the store's signet history is the trailer's");
+    let former: Vec<String> = d.former.iter().map(ToString::to_string).collect();
+    assert_eq!(former, o.former, "the store's former addresses are the trailer's");
+    assert_eq!((d.generation, d.signet.as_bytes()), (o.generation, &o.signet[..]));
 
     let mut s = store.login(&address, b"new pw", at(210)).unwrap();
     let ring: Vec<(u32, [u8; 32], [u8; 32])> = s
@@ -608,25 +707,105 @@ fn import_matches(archive: &[u8], o: &Opened, dir: &Path) {
     );
 }
 
+/// Whether `signet` carries the public keys of keyring generation `k` (`spec/storage.md` §8.2:
+/// a history signet is the one of an earlier generation).
+fn carries(signet: &[u8], k: &KeyringEntry) -> bool {
+    let p = default_provider();
+    let sign = p.signature.public_key(&dime_core::crypto::Ed25519Seed::from_bytes(k.seed));
+    let x = p.key_agreement.public_key(&dime_core::crypto::X25519Secret::from_bytes(k.x25519));
+    [sign.as_bytes(), x.as_bytes()].iter().all(|key| signet.windows(key.len()).any(|w| w == *key))
+}
+
+/// The archive's plaintext, opened by the spec with `o`'s archive key.
+fn plaintext(archive: &[u8], o: &Opened) -> Vec<u8> {
+    let (header, sealed) = archive.split_at(48);
+    aead_open(&o.archive_key, header, sealed).unwrap()
+}
+
+/// `plain` sealed again under `o`'s archive key, behind `header`.
+fn reseal(header: &[u8], plain: &[u8], o: &Opened) -> Vec<u8> {
+    let mut buf = plain.to_vec();
+    let nonce = [7u8; 24];
+    default_provider().aead.seal(&AeadKey::from_bytes(o.archive_key), &nonce, header, &mut buf);
+    [header, &nonce, &buf].concat()
+}
+
+/// The length of the version 2 trailer at the end of `o`'s plaintext.
+fn trailer_len(o: &Opened) -> usize {
+    8 + o.history.iter().map(|h| 4 + h.len()).sum::<usize>()
+        + o.former.iter().map(|f| 4 + f.len()).sum::<usize>()
+}
+
 #[test]
 fn the_archive_vector_opens_by_the_spec_and_imports() {
     let dir = tempfile::tempdir().unwrap();
-    let archive = export(&dir.path().join("export"));
-    assert_eq!(&archive[..20], MAGIC);
-    let o = open_by_spec(&archive, ARCHIVE_PASSWORD).expect("the archive opens by the spec");
+    let first = export(&dir.path().join("export"));
+    assert_eq!(&first[..20], MAGIC, "the store writes version 2");
+    let o = open_by_spec(&first, ARCHIVE_PASSWORD).expect("the archive opens by the spec");
+    assert_eq!(o.version, 2);
     assert_eq!(o.params, FAST, "the vector uses the cheapest parameters");
-    assert!(open_by_spec(&archive, b"wrong password").is_none());
-    let mut header_flip = archive.clone();
+    assert!(open_by_spec(&first, b"wrong password").is_none());
+    let mut header_flip = first.clone();
     header_flip[47] ^= 1; // the last salt octet: another key, and other associated data
     assert!(open_by_spec(&header_flip, ARCHIVE_PASSWORD).is_none());
     assert_eq!(o.keyring.len(), 2);
     assert_eq!(o.key_generation, 1);
     assert_eq!(o.mailboxes.len(), 2);
     assert_eq!(o.overlays.iter().map(|(_, k, _)| *k).collect::<Vec<_>>(), [1, 3, 2]);
-    import_matches(&archive, &o, &dir.path().join("import"));
+    // Rotated once: the signet of generation 0 is the history, no former address.
+    assert_eq!(o.history.len(), 1);
+    assert!(carries(&o.history[0], &o.keyring[0]) && carries(&o.signet, &o.keyring[1]));
+    assert!(o.former.is_empty());
+    import_matches(&first, ARCHIVE_PASSWORD, &o, &dir.path().join("import"));
 
-    let fresh = render(&archive, &o);
-    let path = vector_path();
+    // Moved to example.net: a third generation; the first host's signets are the history, its
+    // address the former one.
+    let archive = move_and_export(&first, &dir.path().join("moved"));
+    assert_eq!(&archive[..20], MAGIC);
+    let m = open_by_spec(&archive, ARCHIVE_PASSWORD).expect("the moved archive opens by the spec");
+    assert_eq!((m.version, m.account), (2, o.account));
+    assert_eq!(m.address, MOVED);
+    assert_eq!((m.key_generation, m.generation, m.keyring.len()), (2, 2, 3));
+    assert_eq!(m.history, [o.history[0].clone(), o.signet.clone()]);
+    assert_eq!(m.former, [ADDRESS]);
+    for (h, k) in m.history.iter().zip(&m.keyring) {
+        assert!(carries(h, k), "history signet of generation {}", k.generation);
+    }
+    assert!(carries(&m.signet, &m.keyring[2]));
+    import_matches(&archive, ARCHIVE_PASSWORD, &m, &dir.path().join("import moved"));
+
+    // Refused: a version 1 magic on a version 2 archive (the header is the seal's associated
+    // data: it does not open, by the spec or by the store), and a version 2 archive whose
+    // trailer is cut, sealed again under the right key (it opens; its plaintext is short).
+    let mut as_v1 = archive.clone();
+    as_v1[..20].copy_from_slice(MAGIC_V1);
+    assert!(open_by_spec(&as_v1, ARCHIVE_PASSWORD).is_none(), "v1 magic on a v2 archive");
+    let refuse = |bad: &[u8], why: &'static str| {
+        let d = tempfile::tempdir().unwrap();
+        let store = open(d.path());
+        let mut rng = dime_testkit::seeded_rng(8);
+        let got = store.import(&mut rng, bad, ARCHIVE_PASSWORD, b"new pw", at(200));
+        assert_eq!(got.unwrap_err(), ArchiveError::Refused(why));
+        assert!(store.login(&mailbox(MOVED), b"new pw", at(200)).is_err(), "nothing imported");
+    };
+    refuse(&as_v1, "wrong password or damaged archive");
+    let plain = plaintext(&archive, &m);
+    let cut = trailer_len(&m);
+    for keep in [0, 4, cut - 1] {
+        let short = &plain[..plain.len() - cut + keep];
+        refuse(&reseal(&archive[..48], short, &m), "malformed body");
+    }
+    // The same plaintext under a version 1 header: octets after the last record.
+    let v1_header = [MAGIC_V1, &archive[20..48]].concat();
+    refuse(&reseal(&v1_header, &plain, &m), "malformed body");
+    // And resealed as it was, it imports: the refusals above are the cut and the magic.
+    let resealed = reseal(&archive[..48], &plain, &m);
+    open(&dir.path().join("resealed"))
+        .import(&mut dime_testkit::seeded_rng(8), &resealed, ARCHIVE_PASSWORD, b"pw", at(200))
+        .unwrap();
+
+    let fresh = render(&archive, ARCHIVE_PASSWORD, &m);
+    let path = vector_path(2);
     let committed = std::fs::read_to_string(&path).unwrap_or_default();
     if fresh != committed {
         if std::env::var_os("DIME_REGENERATE").is_some() {
@@ -639,6 +818,33 @@ fn the_archive_vector_opens_by_the_spec_and_imports() {
             );
         }
     }
+}
+
+/// `spec/storage.md` §8: the committed version 1 vector (made before version 2, never
+/// regenerated) still opens by the spec, with no trailer, reads exactly as the file says, and
+/// imports with an empty signet history and no former address.
+#[test]
+fn the_version_1_vector_still_opens_by_the_spec_and_imports() {
+    let committed = std::fs::read_to_string(vector_path(1)).unwrap();
+    let archive = unhex(&string_field(&committed, "archive"));
+    let password = string_field(&committed, "archive_password");
+    assert_eq!(&archive[..20], MAGIC_V1);
+    let o = open_by_spec(&archive, password.as_bytes()).expect("version 1 opens by the spec");
+    assert_eq!(o.version, 1);
+    assert!(o.history.is_empty() && o.former.is_empty());
+    assert_eq!(o.keyring.len(), 2);
+    assert_eq!(o.address, ADDRESS);
+    assert_eq!(
+        render(&archive, password.as_bytes(), &o),
+        committed,
+        "archive-1.json reads by the spec as it was made"
+    );
+    // A version 2 magic on it does not open: the header is the seal's associated data.
+    let mut as_v2 = archive.clone();
+    as_v2[..20].copy_from_slice(MAGIC);
+    assert!(open_by_spec(&as_v2, password.as_bytes()).is_none());
+    let dir = tempfile::tempdir().unwrap();
+    import_matches(&archive, password.as_bytes(), &o, dir.path());
 }
 
 /// `spec/storage.md` §8.3: an archive refused because its account id is already in the store
@@ -660,6 +866,7 @@ fn a_refused_import_of_a_taken_account_id_leaves_that_account_as_it_was() {
     store.create_account(&mut rng, &org(1), &new, T0).unwrap();
     let mut s = store.login(&alice, b"pw", T0).unwrap();
     let archive = store.export(&mut rng, &mut s, ARCHIVE_PASSWORD, T0).unwrap();
+    assert_eq!(&archive[..20], MAGIC, "version 2");
     // The same archive under another address (the plaintext's third field), sealed again.
     let o = open_by_spec(&archive, ARCHIVE_PASSWORD).unwrap();
     let (header, sealed) = archive.split_at(48);
