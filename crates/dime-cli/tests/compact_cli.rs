@@ -14,6 +14,19 @@ use std::time::Duration;
 const ME: &str = "alice@example.test";
 const PW: &str = "compact pw";
 
+/// A running `dimed`, stopped with SIGTERM when the test ends, panicking or not.
+struct Dimed(std::process::Child);
+
+impl Drop for Dimed {
+    fn drop(&mut self) {
+        // Only while it runs (once reaped, its process id may be another's).
+        if let Ok(None) = self.0.try_wait() {
+            let _ = Command::new("kill").arg(self.0.id().to_string()).status();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 fn free_port() -> u16 {
     for _ in 0..50 {
         let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
@@ -180,13 +193,16 @@ fn a_running_dimed_compacts_on_its_schedule_and_goes_on_serving() {
     purge(&root, &[]);
     assert!(old.iter().any(|e| on_disk(&root, e)), "the purge alone left nothing behind");
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dimed"))
-        .args(["serve", "--config", config.to_str().unwrap()])
-        .env("DIMED_LOG", "info")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut dimed = Dimed(
+        Command::new(env!("CARGO_BIN_EXE_dimed"))
+            .args(["serve", "--config", config.to_str().unwrap()])
+            .env("DIMED_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let child = &mut dimed.0;
     // Every log line, as it comes (until dimed ends).
     let (tx, rx) = std::sync::mpsc::channel();
     let stderr = child.stderr.take().unwrap();
@@ -203,10 +219,9 @@ fn a_running_dimed_compacts_on_its_schedule_and_goes_on_serving() {
     // build from hanging the test).
     let mut seen = String::new();
     loop {
-        let l = rx.recv_timeout(Duration::from_secs(120)).unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("no scheduled compaction; dimed said:\n{seen}")
-        });
+        let l = rx
+            .recv_timeout(Duration::from_secs(120))
+            .unwrap_or_else(|_| panic!("no scheduled compaction; dimed said:\n{seen}"));
         seen.push_str(&l);
         seen.push('\n');
         if l.contains("store compacted") {
