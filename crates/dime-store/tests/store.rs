@@ -121,6 +121,85 @@ fn recovery_code_and_escrow_set_a_new_password() {
     );
 }
 
+/// `spec/storage.md` §6.3: a recovery code recovers once; the recovery makes a new code,
+/// which recovers once in its turn. A refused code changes nothing. The escrow stays.
+#[test]
+fn a_recovery_code_recovers_once_and_the_new_code_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let org = org(1);
+    let alice = mailbox("alice@example.org");
+    let first = create(&store, &org, &alice, b"lost", Recovery::Code).recovery_code.unwrap();
+    let mut rng = dime_testkit::seeded_rng(5);
+
+    let (s, second) = store.recover_with_code(&mut rng, &alice, &first, b"found", T0).unwrap();
+    assert_eq!(s.account(), store.account_of(&alice).unwrap());
+    assert_ne!(second.expose(), first.expose());
+    assert!(RecoveryCode::parse(second.expose()).is_some(), "the new code reads back");
+    assert_eq!(
+        store.recover_with_code(&mut rng, &alice, &first, b"again", T0).unwrap_err(),
+        AccountError::LoginFailed,
+        "the used code recovers no more"
+    );
+    assert!(store.login(&alice, b"found", T0).is_ok(), "a refused code changes nothing");
+    assert!(store.login(&alice, b"again", T0).is_err());
+
+    let typed = RecoveryCode::parse(&second.expose().to_uppercase()).unwrap();
+    let (_, third) = store.recover_with_code(&mut rng, &alice, &typed, b"again", T0).unwrap();
+    assert!(store.login(&alice, b"again", T0).is_ok());
+    assert!(store.login(&alice, b"found", T0).is_err());
+    for used in [&first, &second] {
+        assert_eq!(
+            store.recover_with_code(&mut rng, &alice, used, b"x", T0).unwrap_err(),
+            AccountError::LoginFailed
+        );
+    }
+    let _ = store.recover_with_code(&mut rng, &alice, &third, b"third", T0).unwrap();
+    assert!(store.login(&alice, b"third", T0).is_ok());
+
+    // Escrow: the organisation's key recovers as often as it is used.
+    let escrow = X25519Secret::generate(&mut rng);
+    let escrow_pub = default_provider().key_agreement.public_key(&escrow);
+    let bob = mailbox("bob@example.org");
+    create(&store, &org, &bob, b"lost", Recovery::Escrow(escrow_pub));
+    store.recover_with_escrow(&mut rng, &bob, &escrow, b"one", T0).unwrap();
+    store.recover_with_escrow(&mut rng, &bob, &escrow, b"two", T0).unwrap();
+    assert!(store.login(&bob, b"two", T0).is_ok());
+}
+
+/// `spec/storage.md` §6.3 step 4: of two recoveries with one code at once, exactly one
+/// succeeds, whichever order their reads and writes take; the other's password is not set.
+#[test]
+fn of_two_recoveries_with_one_code_at_once_one_succeeds() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let alice = mailbox("alice@example.org");
+    let code = create(&store, &org(1), &alice, b"lost", Recovery::Code).recovery_code.unwrap();
+    let start = std::sync::Barrier::new(2);
+    let results: Vec<_> = std::thread::scope(|s| {
+        let runs: Vec<_> = [b"one", b"two"]
+            .into_iter()
+            .enumerate()
+            .map(|(i, pw)| {
+                let (store, alice, code, start) = (&store, &alice, &code, &start);
+                s.spawn(move || {
+                    let mut rng = dime_testkit::seeded_rng(20 + i as u64);
+                    start.wait();
+                    store.recover_with_code(&mut rng, alice, code, pw, T0).map(|_| pw)
+                })
+            })
+            .collect();
+        runs.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    let won: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+    assert_eq!(won.len(), 1, "{results:?}");
+    let lost = results.iter().find_map(|r| r.as_ref().err()).unwrap();
+    assert_eq!(*lost, AccountError::LoginFailed);
+    let other: &[u8] = if **won[0] == *b"one" { b"two" } else { b"one" };
+    assert!(store.login(&alice, *won[0], T0).is_ok());
+    assert!(store.login(&alice, other, T0).is_err());
+}
+
 #[test]
 fn hostile_argon2_parameters_in_a_stored_wrap_are_refused_before_running() {
     let dir = tempfile::tempdir().unwrap();
