@@ -309,10 +309,16 @@ impl RedbBackend {
             Some(d) if !d.as_os_str().is_empty() => d,
             _ => Path::new("."),
         };
-        std::fs::rename(&tmp, path).and_then(|()| OsFs.sync_dir(dir)).map_err(|e| {
-            StoreError::Backend(format!("compaction: rename {}: {e}", path.display()))
-        })?;
+        if let Err(e) = std::fs::rename(&tmp, path) {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(StoreError::Backend(format!("compaction: rename {}: {e}", path.display())));
+        }
+        // The path names the copy now: from here on every transaction goes to it (the old file
+        // is unlinked), even if the directory's sync fails.
         *self.db.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(new);
+        OsFs.sync_dir(dir).map_err(|e| {
+            StoreError::Backend(format!("compaction: sync directory {}: {e}", dir.display()))
+        })?;
         Ok(true)
     }
 }
