@@ -354,7 +354,7 @@ impl<D: Directory> MailService<D> {
                 c
             }
         };
-        Ok(self.shown(checked))
+        self.shown(checked)
     }
 
     /// The message `uid` of `mailbox`, verified afresh (`spec/dimed.md` §4.3): the signers'
@@ -378,16 +378,15 @@ impl<D: Directory> MailService<D> {
             .await
             .map_err(ReadError::NotShown)?;
         drop(self.keep_records(session, mailbox, &[(uid, encode_record(&c.record()))], now)?);
-        Ok(self.shown(c))
+        self.shown(c)
     }
 
-    fn shown(&self, c: Checked) -> ReadMessage {
-        let provenance = c.provenance(self.provider).unwrap_or(Provenance {
-            recorded_at: c.recorded_at,
-            author_signet: None,
-            origin_signet: Fingerprint([0; 64]),
-            fresh: c.fresh,
-        });
+    fn shown(&self, c: Checked) -> Result<ReadMessage, ReadError> {
+        // A signet without a full fingerprint is neither an org nor a user signet: it verified
+        // nothing.
+        let provenance = c
+            .provenance(self.provider)
+            .ok_or(ReadError::NotShown(reason(ErrorClass::Unauthentic)))?;
         let body = c
             .view
             .message
@@ -397,7 +396,7 @@ impl<D: Directory> MailService<D> {
             .map(|p| String::from_utf8_lossy(&p.data).into_owned())
             .collect::<Vec<_>>()
             .join("\n");
-        ReadMessage {
+        Ok(ReadMessage {
             subject: subject_of(&c.view),
             from: c.view.author,
             to: c.view.recipient,
@@ -407,7 +406,7 @@ impl<D: Directory> MailService<D> {
             warnings: c.warnings,
             body,
             provenance,
-        }
+        })
     }
 
     /// The record of message `uid`, when it has one of this version.
