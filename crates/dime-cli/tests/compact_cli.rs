@@ -6,7 +6,6 @@
 use dime_store::{Accounts, Deliveries, MailboxId, Mailboxes, Timestamp, Uid};
 use rand_core::RngCore;
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -27,21 +26,10 @@ impl Drop for Dimed {
     }
 }
 
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
-
 /// `dimed quickstart --no-serve` in `dir`: a domain with the user [`ME`] (password [`PW`]).
 fn quickstart(dir: &Path) -> PathBuf {
     let root = dir.join("qs");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", dime_testkit::free_port());
     let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
         .args(["quickstart", "--no-serve", "--listen", &listen, "--data-dir"])
         .arg(&root)

@@ -4,21 +4,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::io::{BufRead, BufReader};
-use std::net::{TcpListener, UdpSocket};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
 
 fn dime(args: &[&str], password: &str) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_dime"))
@@ -32,7 +20,7 @@ fn dime(args: &[&str], password: &str) -> std::process::Output {
 fn quickstart_serves_a_domain_that_delivers_to_itself() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("qs");
-    let listen = format!("127.0.0.1:{}", free_port());
+    let listen = format!("127.0.0.1:{}", dime_testkit::free_port());
     let mut child = Command::new(env!("CARGO_BIN_EXE_dimed"))
         .args(["quickstart", "--listen", &listen, "--data-dir"])
         .arg(&data)

@@ -84,8 +84,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use crate::backend::Table;
     use crate::testing::{any_file_contains, open_store};
-    use crate::{Accounts, Deliveries, NewAccount, Recovery, Timestamp};
-    use dime_core::Mailbox;
+    use crate::{Accounts, Deliveries, Timestamp};
 
     #[test]
     fn compaction_after_a_deletion_leaves_no_copy_of_the_shredding_key_in_the_vault() {
@@ -95,15 +94,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path());
         let mut rng = dime_testkit::seeded_rng(1);
-        let org = dime_signet::OrgKeys::generate(&mut rng);
-        let alice = Mailbox::parse("alice@example.org").unwrap();
-        let new = NewAccount {
-            address: &alice,
-            password: b"pw",
-            recovery: Recovery::None,
-            quota_bytes: 1 << 20,
-        };
-        store.create_account(&mut rng, &org, &new, Timestamp(1_700_000_000)).unwrap();
+        let alice = crate::testing::add_alice(&store, &mut rng, Timestamp(1_700_000_000));
         store.deliver(&alice, &[7; 40], Timestamp(1_700_000_000)).unwrap();
         let a = store.account_of(&alice).unwrap();
         let mut shred = None;

@@ -183,8 +183,6 @@ mod tests {
     use super::*;
     use crate::testing::open_store;
     use crate::{Accounts, Deliveries, MailboxError, Mailboxes};
-    use crate::{NewAccount, Recovery};
-    use dime_core::Mailbox;
 
     const T0: Timestamp = Timestamp(1_700_000_000);
 
@@ -206,15 +204,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = open_store(dir.path());
         let mut rng = dime_testkit::seeded_rng(1);
-        let org = dime_signet::OrgKeys::generate(&mut rng);
-        let alice = Mailbox::parse("alice@example.org").unwrap();
-        let new = NewAccount {
-            address: &alice,
-            password: b"pw",
-            recovery: Recovery::None,
-            quota_bytes: 1 << 20,
-        };
-        store.create_account(&mut rng, &org, &new, T0).unwrap();
+        let alice = crate::testing::add_alice(&store, &mut rng, T0);
         let uids: Vec<Uid> =
             (0..3u8).map(|i| store.deliver(&alice, &[i; 40], T0).unwrap().uid).collect();
         let mut s = store.login(&alice, b"pw", T0).unwrap();

@@ -1,9 +1,9 @@
 //! Shared set-up for the unit tests.
 #![allow(clippy::unwrap_used)]
 
-use crate::{Store, StoreConfig};
-use dime_core::Secret;
+use crate::{Accounts, NewAccount, Recovery, Store, StoreConfig, Timestamp};
 use dime_core::crypto::{Argon2Params, default_provider};
+use dime_core::{CryptoRngCore, Mailbox, Secret};
 use std::path::Path;
 
 /// A store in `dir` with the cheapest Argon2id parameters.
@@ -32,4 +32,19 @@ pub(crate) fn any_file_contains(dir: &Path, needle: &[u8]) -> bool {
             std::fs::read(&path).unwrap().windows(needle.len()).any(|w| w == needle)
         }
     })
+}
+
+/// Creates `alice@example.org` (password `pw`, no recovery, 1 MiB) in `store`, her user signet
+/// signed by an organisation made from `rng`.
+pub(crate) fn add_alice(store: &Store, rng: &mut dyn CryptoRngCore, now: Timestamp) -> Mailbox {
+    let org = dime_signet::OrgKeys::generate(rng);
+    let alice = Mailbox::parse("alice@example.org").unwrap();
+    let new = NewAccount {
+        address: &alice,
+        password: b"pw",
+        recovery: Recovery::None,
+        quota_bytes: 1 << 20,
+    };
+    store.create_account(rng, &org, &new, now).unwrap();
+    alice
 }

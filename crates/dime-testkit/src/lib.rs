@@ -10,6 +10,7 @@
 //! - [`vectors_dir`]: where `spec/vectors/` lives.
 //! - [`tls_provider`]: the rustls crypto provider (ring) for tests and benchmarks, which build
 //!   their TLS and QUIC configurations over it as the binaries do over theirs.
+//! - [`free_port`]: a loopback port free for both UDP and TCP, for a server a test starts.
 
 use dime_core::crypto::{
     AEAD_NONCE_LEN, AEAD_TAG_LEN, Aead, AeadKey, Argon2Params, CryptoError, CryptoProvider,
@@ -22,6 +23,23 @@ pub use rand_chacha::ChaCha20Rng;
 use rand_chacha::rand_core::SeedableRng;
 
 pub mod logs;
+
+/// A port of 127.0.0.1 free for UDP and for TCP when asked (a server a test starts binds it
+/// next: QUIC and TLS, or DNS over both).
+///
+/// # Panics
+/// When 50 tries found none.
+#[allow(clippy::unwrap_used, clippy::panic)]
+pub fn free_port() -> u16 {
+    for _ in 0..50 {
+        let udp = std::net::UdpSocket::bind("127.0.0.1:0").unwrap();
+        let port = udp.local_addr().unwrap().port();
+        if std::net::TcpListener::bind(("127.0.0.1", port)).is_ok() {
+            return port;
+        }
+    }
+    panic!("no free port");
+}
 
 /// A reproducible RNG seeded from a `u64`.
 pub fn seeded_rng(seed: u64) -> ChaCha20Rng {

@@ -75,6 +75,28 @@ pub struct Provenance {
     pub fresh: bool,
 }
 
+impl Provenance {
+    /// The provenance of a check at `recorded_at` under these signets (their full
+    /// fingerprints; none for a signet that is neither an org nor a user signet).
+    fn of(
+        p: &dime_core::crypto::CryptoProvider,
+        recorded_at: Timestamp,
+        author_signet: Option<&Signet>,
+        origin_signet: &Signet,
+        fresh: bool,
+    ) -> Option<Provenance> {
+        Some(Provenance {
+            recorded_at,
+            author_signet: match author_signet {
+                Some(s) => Some(s.fingerprint(p, FingerprintKind::Full)?),
+                None => None,
+            },
+            origin_signet: origin_signet.fingerprint(p, FingerprintKind::Full)?,
+            fresh,
+        })
+    }
+}
+
 /// A message as read: only a verified one.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReadMessage {
@@ -112,15 +134,13 @@ struct Checked {
 
 impl Checked {
     fn provenance(&self, p: &dime_core::crypto::CryptoProvider) -> Option<Provenance> {
-        Some(Provenance {
-            recorded_at: self.recorded_at,
-            author_signet: match &self.author_signet {
-                Some(s) => Some(s.fingerprint(p, FingerprintKind::Full)?),
-                None => None,
-            },
-            origin_signet: self.origin_signet.fingerprint(p, FingerprintKind::Full)?,
-            fresh: self.fresh,
-        })
+        Provenance::of(
+            p,
+            self.recorded_at,
+            self.author_signet.as_ref(),
+            &self.origin_signet,
+            self.fresh,
+        )
     }
 
     /// The record of this verification (`spec/dimed.md` §4.3).
@@ -336,25 +356,7 @@ impl<D: Directory> MailService<D> {
         uid: Uid,
         now: Timestamp,
     ) -> Result<ReadMessage, ReadError> {
-        let record = self.record(session, mailbox, uid, now)?;
-        let opened = self.open(session, mailbox, uid, now)?;
-        let checked = match record.filter(|r| r.is_of(&opened)) {
-            Some(r) => self.verify_recorded(session, opened, &r).map_err(ReadError::NotShown)?,
-            None => {
-                let c = self
-                    .verify_fresh(session, opened, None, now)
-                    .await
-                    .map_err(ReadError::NotShown)?;
-                drop(self.keep_records(
-                    session,
-                    mailbox,
-                    &[(uid, encode_record(&c.record()))],
-                    now,
-                )?);
-                c
-            }
-        };
-        self.shown(checked)
+        self.read_checked(session, mailbox, uid, now, false).await
     }
 
     /// The message `uid` of `mailbox`, verified afresh (`spec/dimed.md` §4.3): the signers'
@@ -370,15 +372,42 @@ impl<D: Directory> MailService<D> {
         uid: Uid,
         now: Timestamp,
     ) -> Result<ReadMessage, ReadError> {
-        let record = self.record(session, mailbox, uid, now)?;
+        self.read_checked(session, mailbox, uid, now, true).await
+    }
+
+    /// [`MailService::read`], or with `recheck` [`MailService::recheck`].
+    async fn read_checked(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+        recheck: bool,
+    ) -> Result<ReadMessage, ReadError> {
+        let keys = session.keys(now)?;
+        let record = crate::in_place(|| self.store.summary(keys, mailbox, uid, now))?;
         let opened = self.open(session, mailbox, uid, now)?;
-        let from = record.filter(|r| r.is_of(&opened)).and_then(|r| r.author_signet);
-        let c = self
-            .verify_fresh(session, opened, from.as_ref(), now)
-            .await
-            .map_err(ReadError::NotShown)?;
-        drop(self.keep_records(session, mailbox, &[(uid, encode_record(&c.record()))], now)?);
-        self.shown(c)
+        let record = record.as_deref().and_then(|b| decode_record(b)).filter(|r| r.is_of(&opened));
+        let checked = match record {
+            Some(r) if !recheck => {
+                self.verify_recorded(session, opened, &r).map_err(ReadError::NotShown)?
+            }
+            r => {
+                let from = r.and_then(|r| r.author_signet);
+                let c = self
+                    .verify_fresh(session, opened, from.as_ref(), now)
+                    .await
+                    .map_err(ReadError::NotShown)?;
+                drop(self.keep_records(
+                    session,
+                    mailbox,
+                    &[(uid, encode_record(&c.record()))],
+                    now,
+                )?);
+                c
+            }
+        };
+        self.shown(checked)
     }
 
     fn shown(&self, c: Checked) -> Result<ReadMessage, ReadError> {
@@ -407,19 +436,6 @@ impl<D: Directory> MailService<D> {
             body,
             provenance,
         })
-    }
-
-    /// The record of message `uid`, when it has one of this version.
-    fn record(
-        &self,
-        session: &mut UserSession,
-        mailbox: MailboxId,
-        uid: Uid,
-        now: Timestamp,
-    ) -> Result<Option<Record>, ReadError> {
-        let keys = session.keys(now)?;
-        let b = crate::in_place(|| self.store.summary(keys, mailbox, uid, now))?;
-        Ok(b.as_deref().and_then(|b| decode_record(b)))
     }
 
     fn open(
@@ -817,15 +833,7 @@ impl Record {
     }
 
     fn provenance(&self, p: &dime_core::crypto::CryptoProvider) -> Option<Provenance> {
-        Some(Provenance {
-            recorded_at: self.recorded_at,
-            author_signet: match &self.author_signet {
-                Some(s) => Some(s.fingerprint(p, FingerprintKind::Full)?),
-                None => None,
-            },
-            origin_signet: self.origin_signet.fingerprint(p, FingerprintKind::Full)?,
-            fresh: false,
-        })
+        Provenance::of(p, self.recorded_at, self.author_signet.as_ref(), &self.origin_signet, false)
     }
 }
 
