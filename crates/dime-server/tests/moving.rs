@@ -10,10 +10,11 @@ mod common;
 
 use common::{NoDirectory, T0, mailbox, p, side};
 
+use dime_core::{Domain, Mailbox};
 use dime_envelope::author_signing_keys;
 use dime_server::origin::parse_payload;
-use dime_server::service::{Draft, LoginPolicy, MailService, Password, Verification};
-use dime_signet::{FingerprintKind, Verifier};
+use dime_server::service::{Directory, Draft, LoginPolicy, MailService, Password, Verification};
+use dime_signet::{FingerprintKind, Signet, Verifier};
 use dime_store::{
     Accounts, Archive, ArchiveError, Deliveries, ImportTarget, MailboxId, Mailboxes, Queue,
     Timestamp,
@@ -33,8 +34,47 @@ fn pw(s: &str) -> Password {
 }
 
 fn service(s: common::Side) -> MailService<NoDirectory> {
-    MailService::new(s.store, s.local, Arc::new(NoDirectory), p())
+    service_with(s, NoDirectory)
+}
+
+fn service_with<D: Directory>(s: common::Side, d: D) -> MailService<D> {
+    MailService::new(s.store, s.local, Arc::new(d), p())
         .with_login_policy(LoginPolicy { failure_delay_secs: 0, ..LoginPolicy::default() })
+}
+
+/// a.test as b.test finds it by discovery: its org signet and bob's current signet.
+struct ATest {
+    org: Signet,
+    bob: Signet,
+}
+
+impl Directory for ATest {
+    async fn user_signets(
+        &self,
+        user: &Mailbox,
+    ) -> Result<(Signet, Signet), dime_resolver::DiscoveryError> {
+        if *user == mailbox(BOB) {
+            Ok((self.bob.clone(), self.org.clone()))
+        } else {
+            Err(not_found(user.domain()))
+        }
+    }
+    async fn org_signet(&self, d: &Domain) -> Result<Signet, dime_resolver::DiscoveryError> {
+        if d.as_str() == "a.test" { Ok(self.org.clone()) } else { Err(not_found(d)) }
+    }
+    async fn user_history(
+        &self,
+        _user: &Mailbox,
+        _since: &dime_core::Fingerprint,
+    ) -> Result<Vec<Signet>, dime_resolver::DiscoveryError> {
+        Ok(Vec::new())
+    }
+}
+
+fn not_found(d: &Domain) -> dime_resolver::DiscoveryError {
+    dime_resolver::DiscoveryError::NotUsable(dime_resolver::Decision::Defer(
+        dime_resolver::DeferReason::Bogus { at: d.clone() },
+    ))
 }
 
 /// `who` sends `subject` to `to` on `svc`'s host; the envelope is delivered to `to` there.
@@ -152,4 +192,62 @@ async fn a_moved_account_reads_its_old_mail_verified_with_its_provenance() {
     // and its record still is.
     assert!(b.recheck(&mut alice, MailboxId::INBOX, by_self.uid, at(6)).await.is_err());
     assert!(b.read(&mut alice, MailboxId::INBOX, by_self.uid, at(6)).await.is_ok());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mail_moved_without_records_verifies_afresh_on_the_new_host() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = side(&dir.path().join("a"), "a.test", 1, ALICE);
+    a.add_user(BOB, b"bob-pw");
+    let a = service(a);
+    send(&a, BOB, "bob-pw", ALICE, "from bob").await;
+    send(&a, ALICE, "pw", ALICE, "note to self").await;
+    let mut s = a.store().login(&mailbox(ALICE), b"pw", at(2)).unwrap();
+    a.store()
+        .rotate_keys(&mut dime_testkit::seeded_rng(5), &mut s, a.local().keys(), at(2))
+        .unwrap();
+    // The store's own export (`dime user export`, no mail service): nothing was read, so the
+    // archive carries no record.
+    let mut keys = a.store().login(&mailbox(ALICE), b"pw", at(3)).unwrap();
+    let archive = a
+        .store()
+        .export(&mut dime_testkit::seeded_rng(6), &mut keys, b"archive pw", at(3))
+        .unwrap();
+
+    // b.test reaches a.test (discovery): its org signet, and bob, who stays there.
+    let (_, bob) = a.store().signet(&mailbox(BOB)).unwrap();
+    let a_test = ATest { org: a.local().org_signet.clone(), bob };
+    let b = service_with(side(&dir.path().join("b"), "b.test", 2, "someone@b.test"), a_test);
+    let target = ImportTarget {
+        domain: &b.local().domain,
+        org: b.local().keys(),
+        address: Some(&mailbox(MOVED)),
+    };
+    b.store()
+        .import_to(
+            &mut dime_testkit::seeded_rng(9),
+            &archive,
+            b"archive pw",
+            b"new pw",
+            &target,
+            at(4),
+        )
+        .unwrap();
+    let mut alice = b.login(&mailbox(MOVED), pw("new pw"), at(5)).await.unwrap();
+    // Bob's mail verifies with his signet from a.test; alice's own note, signed by her
+    // first a.test key, with her own chain, which moved with her (a.test no longer has her).
+    let listed = b.list(&mut alice, MailboxId::INBOX, at(5)).await.unwrap();
+    let got: Vec<(&str, &Verification, bool)> = listed
+        .iter()
+        .map(|l| {
+            (l.subject.as_str(), &l.verification, l.provenance.as_ref().is_some_and(|p| p.fresh))
+        })
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("from bob", &Verification::Verified, true),
+            ("note to self", &Verification::Verified, true)
+        ]
+    );
 }

@@ -595,7 +595,8 @@ impl<D: Directory> MailService<D> {
 
     /// The chain of custody of `author`, oldest first, the current signet last
     /// (`spec/envelope.md` §7.6): for our domain, the store's directory record (every
-    /// signet the account had); else the current signet, discovered once per session, and
+    /// signet the account had), and for a former address of the session's account, its own
+    /// record; else the current signet, discovered once per session, and
     /// when `from` (a signet a record names) is not it, the domain's history after `from`
     /// (HIST), which must end at the current signet.
     async fn author_chain(
@@ -604,11 +605,15 @@ impl<D: Directory> MailService<D> {
         author: &Mailbox,
         from: Option<&Signet>,
     ) -> Result<Vec<Signet>, String> {
-        if author.domain() == &self.local.domain {
+        // The account's own mail from before it moved here: its own chain, which the store
+        // keeps with the signets of the host it came from (`spec/storage.md` §8.3).
+        let own = self.former(session).contains(author);
+        if own || author.domain() == &self.local.domain {
             if let Some(c) = session.author_chains.get(author) {
                 return Ok(c.clone());
             }
-            let chain = crate::in_place(|| self.store.directory(author))
+            let whose = if own { session.address().clone() } else { author.clone() };
+            let chain = crate::in_place(|| self.store.directory(&whose))
                 .map_err(|e| unavailable(format_args!("author signet: {e}")))?
                 .chain();
             session.author_chains.insert(author.clone(), chain.clone());
