@@ -7,9 +7,11 @@
 //! that inputs can start from a real body. Every iteration imports into a fresh copy of an
 //! empty store. Input: byte 0 picks the mode, the rest is its input:
 //! - 0: the rest is the whole archive, raw (the header and the outer seal);
-//! - 1: the rest is the body, sealed here under a valid header;
-//! - 2: the template's body, edited by the rest as triples (u16 offset modulo the length, one
-//!   octet XORed in); a last odd octet cuts the body to that fraction of its length.
+//! - 1: the rest is the body, sealed here under a valid version 2 header;
+//! - 2: the template's body (version 2), edited by the rest as triples (u16 offset modulo the
+//!   length, one octet XORed in); a last odd octet cuts the body to that fraction of its
+//!   length;
+//! - 3: the rest is the body, sealed here under a valid version 1 header (no trailer).
 //!
 //! Properties: no input panics; an import succeeds or gives an `ArchiveError`.
 #![no_main]
@@ -28,7 +30,10 @@ use std::sync::OnceLock;
 
 const ROOT: &str = "/fuzz";
 const ARCHIVE_PASSWORD: &[u8] = b"archive password";
-const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
+/// The version this store writes (2: the signet history and former addresses after the
+/// records) and the one it still reads (1).
+const MAGIC: &[u8] = b"DIME-STORE-ARCHIVE\x00\x02";
+const MAGIC_V1: &[u8] = b"DIME-STORE-ARCHIVE\x00\x01";
 const PARAMS: Argon2Params = Argon2Params { m_kib: Argon2Params::MIN_M_KIB, t: 1, p: 1 };
 
 fn config() -> StoreConfig {
@@ -70,8 +75,8 @@ fn archive_key(p: &CryptoProvider, salt: &[u8]) -> AeadKey {
     AeadKey::from_bytes(key)
 }
 
-fn header(salt: &[u8]) -> Vec<u8> {
-    let mut h = MAGIC.to_vec();
+fn header(magic: &[u8], salt: &[u8]) -> Vec<u8> {
+    let mut h = magic.to_vec();
     for v in [PARAMS.m_kib, PARAMS.t, PARAMS.p] {
         h.extend_from_slice(&v.to_be_bytes());
     }
@@ -80,9 +85,9 @@ fn header(salt: &[u8]) -> Vec<u8> {
 }
 
 /// An archive of `body`, sealed under a valid header.
-fn archive_of(p: &CryptoProvider, body: &[u8]) -> Vec<u8> {
+fn archive_of(p: &CryptoProvider, magic: &[u8], body: &[u8]) -> Vec<u8> {
     let salt = [3u8; 16];
-    let hdr = header(&salt);
+    let hdr = header(magic, &salt);
     let nonce = [5u8; AEAD_NONCE_LEN];
     let mut sealed = body.to_vec();
     p.aead.seal(&archive_key(p, &salt), &nonce, &hdr, &mut sealed);
@@ -118,7 +123,7 @@ fn template() -> &'static Template {
             store.export(&mut rng, &mut session, ARCHIVE_PASSWORD, Timestamp(3)).expect("export");
         // Open the body again, as an importer does.
         let salt = &archive[MAGIC.len() + 12..MAGIC.len() + 28];
-        let hdr = header(salt);
+        let hdr = header(MAGIC, salt);
         let sealed = &archive[hdr.len()..];
         let (nonce, ct) = sealed.split_at(AEAD_NONCE_LEN);
         let mut body = ct.to_vec();
@@ -133,9 +138,10 @@ fuzz_target!(|data: &[u8]| {
     let p = insecure_provider();
     let t = template();
     let (&mode, rest) = data.split_first().unwrap_or((&0, &[]));
-    let archive = match mode % 3 {
+    let archive = match mode % 4 {
         0 => rest.to_vec(),
-        1 => archive_of(p, rest),
+        1 => archive_of(p, MAGIC, rest),
+        3 => archive_of(p, MAGIC_V1, rest),
         _ => {
             let mut body = t.body.clone();
             let mut edits = rest.chunks_exact(3);
@@ -146,7 +152,7 @@ fuzz_target!(|data: &[u8]| {
             if let [cut] = edits.remainder() {
                 body.truncate(body.len() * usize::from(*cut) / 256);
             }
-            archive_of(p, &body)
+            archive_of(p, MAGIC, &body)
         }
     };
     let fs = PowerCutFs::new();
