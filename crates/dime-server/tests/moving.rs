@@ -89,20 +89,25 @@ async fn send(svc: &MailService<NoDirectory>, who: &str, password: &str, to: &st
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_moved_account_reads_its_old_mail_verified_with_its_provenance() {
-    let dir = tempfile::tempdir().unwrap();
-    let a = side(&dir.path().join("a"), "a.test", 1, ALICE);
+/// a.test with alice and bob in `dir`: alice's inbox holds mail from bob and her own note to
+/// herself; then she rotates her keys once (her chain has two signets when she leaves).
+async fn a_test(dir: &std::path::Path) -> MailService<NoDirectory> {
+    let a = side(&dir.join("a"), "a.test", 1, ALICE);
     a.add_user(BOB, b"bob-pw");
     let a = service(a);
-    // Alice's mail on a.test: from bob (who stays), and her own to herself; then she rotates
-    // her keys once (her chain has two signets when she leaves).
     send(&a, BOB, "bob-pw", ALICE, "from bob").await;
     send(&a, ALICE, "pw", ALICE, "note to self").await;
     let mut s = a.store().login(&mailbox(ALICE), b"pw", at(2)).unwrap();
     a.store()
         .rotate_keys(&mut dime_testkit::seeded_rng(5), &mut s, a.local().keys(), at(2))
         .unwrap();
+    a
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_moved_account_reads_its_old_mail_verified_with_its_provenance() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = a_test(dir.path()).await;
     send(&a, BOB, "bob-pw", ALICE, "after the rotation").await;
 
     // The export verifies every message first: the archive carries their records.
@@ -197,15 +202,7 @@ async fn a_moved_account_reads_its_old_mail_verified_with_its_provenance() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn mail_moved_without_records_verifies_afresh_on_the_new_host() {
     let dir = tempfile::tempdir().unwrap();
-    let a = side(&dir.path().join("a"), "a.test", 1, ALICE);
-    a.add_user(BOB, b"bob-pw");
-    let a = service(a);
-    send(&a, BOB, "bob-pw", ALICE, "from bob").await;
-    send(&a, ALICE, "pw", ALICE, "note to self").await;
-    let mut s = a.store().login(&mailbox(ALICE), b"pw", at(2)).unwrap();
-    a.store()
-        .rotate_keys(&mut dime_testkit::seeded_rng(5), &mut s, a.local().keys(), at(2))
-        .unwrap();
+    let a = a_test(dir.path()).await;
     // The store's own export (`dime user export`, no mail service): nothing was read, so the
     // archive carries no record.
     let mut keys = a.store().login(&mailbox(ALICE), b"pw", at(3)).unwrap();
