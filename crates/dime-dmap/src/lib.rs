@@ -1,0 +1,15 @@
+//! `dime-dmap`: DMAP, dime's access protocol, sans-IO (`spec/dmap.md`). Part 1 is IMAP4rev2
+//! (RFC 9051) with IMAP4rev1 compatibility, for ordinary mail clients.
+//!
+//! What it is: the framing of client input (lines and literals, each refused over its limit
+//! before anything is allocated), the command parser ([`Command`]), the response encoder, and
+//! the rendering of a stored message as RFC 5322 with its BODYSTRUCTURE and ENVELOPE.
+//!
+//! What it is not: a transport, a store or a policy. It opens no socket, reads no clock and
+//! draws no randomness; the driver (`dime-server`) feeds bytes in, carries out each command
+//! against the mail service and writes the responses out.
+
+mod command;
+pub mod limits;
+
+pub use command::*;
