@@ -10,6 +10,8 @@
 //! against the mail service and writes the responses out.
 
 mod command;
+mod selected;
 pub mod limits;
 
 pub use command::*;
+pub use selected::{Selected, SnapshotEntry, Update};
