@@ -10,8 +10,12 @@
 //! against the mail service and writes the responses out.
 
 mod command;
+mod frame;
+mod mutf7;
 mod selected;
 pub mod limits;
 
 pub use command::*;
+pub use frame::{Frame, FrameLimits, FrameMode, Framer};
+pub use mutf7::{Mutf7Error, decode_mutf7, encode_mutf7};
 pub use selected::{Selected, SnapshotEntry, Update};

@@ -5,3 +5,22 @@ pub const MAX_TAG_LEN: usize = 64;
 
 /// Deepest nesting of parenthesised search keys, NOT and OR (`spec/dmap.md` §6).
 pub const MAX_SEARCH_DEPTH: usize = 32;
+
+/// Longest line segment of a command, octets without its CRLF: a line, or the text between two
+/// literals (`spec/dmap.md` §6). Also the limit of a line in line mode (an AUTHENTICATE
+/// response, IDLE's `DONE`).
+pub const MAX_LINE_LEN: usize = 8 * 1024;
+
+/// Largest whole command other than APPEND, octets: its lines and literals together
+/// (`spec/dmap.md` §6).
+pub const MAX_COMMAND_LEN: usize = 64 * 1024;
+
+/// Largest message an APPEND may carry, octets: the default of the APPENDLIMIT the framer is
+/// given (`spec/dmap.md` §6). Only an APPEND's literal may be this large.
+pub const MAX_APPEND_LEN: usize = 64 * 1024 * 1024;
+
+/// Most literals in one command (`spec/dmap.md` §6).
+pub const MAX_LITERALS_PER_COMMAND: usize = 64;
+
+/// Most ranges in one sequence set, `1,3:5,7:*` being three (`spec/dmap.md` §6).
+pub const MAX_SEQUENCE_RANGES: usize = 1024;
