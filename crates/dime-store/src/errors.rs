@@ -98,6 +98,28 @@ pub enum MailboxError {
     /// The inbox cannot be deleted or renamed.
     #[error("the inbox cannot be deleted or renamed")]
     InboxIsFixed,
+    /// Another mailbox of the account has that name (CREATE, RENAME; `spec/storage.md` §5).
+    #[error("a mailbox with that name exists already")]
+    MailboxExists,
+    /// Another mailbox of the account has that special use (`spec/storage.md` §5.2).
+    #[error("special use {role:?} belongs to mailbox {by:?} already")]
+    SpecialUseTaken {
+        /// The role asked for.
+        role: crate::SpecialUse,
+        /// The mailbox that has it.
+        by: crate::MailboxId,
+    },
+    /// Appending this message would exceed the account's quota (as a delivery,
+    /// [`DeliveryError::OverQuota`]).
+    #[error("quota exceeded: {used} of {limit} octets used, message is {size}")]
+    OverQuota {
+        /// Octets in use.
+        used: u64,
+        /// The quota.
+        limit: u64,
+        /// The refused message's size.
+        size: u64,
+    },
     /// A length (a name, flags, a summary) is over its named limit.
     #[error("{what} exceeds its limit of {limit} octets")]
     TooLarge {
@@ -328,6 +350,11 @@ impl From<StoreError> for MailboxError {
             StoreError::NoSuchMailbox => MailboxError::NoSuchMailbox,
             StoreError::NoSuchMessage => MailboxError::NoSuchMessage,
             StoreError::InboxIsFixed => MailboxError::InboxIsFixed,
+            StoreError::MailboxExists => MailboxError::MailboxExists,
+            StoreError::SpecialUseTaken { role, by } => MailboxError::SpecialUseTaken { role, by },
+            StoreError::OverQuota { used, limit, size } => {
+                MailboxError::OverQuota { used, limit, size }
+            }
             StoreError::TooLarge { what, limit } => MailboxError::TooLarge { what, limit },
             StoreError::NotV2Keys => MailboxError::NotV2Keys,
             StoreError::Unopenable(c) => MailboxError::Unopenable(c),
@@ -344,6 +371,11 @@ impl From<MailboxError> for StoreError {
             MailboxError::NoSuchMailbox => StoreError::NoSuchMailbox,
             MailboxError::NoSuchMessage => StoreError::NoSuchMessage,
             MailboxError::InboxIsFixed => StoreError::InboxIsFixed,
+            MailboxError::MailboxExists => StoreError::MailboxExists,
+            MailboxError::SpecialUseTaken { role, by } => StoreError::SpecialUseTaken { role, by },
+            MailboxError::OverQuota { used, limit, size } => {
+                StoreError::OverQuota { used, limit, size }
+            }
             MailboxError::TooLarge { what, limit } => StoreError::TooLarge { what, limit },
             MailboxError::NotV2Keys => StoreError::NotV2Keys,
             MailboxError::Unopenable(c) => StoreError::Unopenable(c),

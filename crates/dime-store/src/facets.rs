@@ -20,9 +20,10 @@ use crate::errors::{
     AccountError, ArchiveError, DeliveryError, MailboxError, PinError, QueueError,
 };
 use crate::{
-    AccountId, Created, Delivered, DeliveryStatus, EntryInfo, Leased, MailboxId, MailboxInfo,
-    NewAccount, Opened, OutboundEntry, QueueId, QueuedEntry, Quota, RecoveryCode, RewrapProgress,
-    SealedSummaries, Session, Settlement, Timestamp, Transport, Uid,
+    AccountId, Appended, Created, Delivered, DeliveryStatus, EntryInfo, FlagsStored, Leased,
+    MailboxId, MailboxInfo, NewAccount, Opened, OutboundEntry, QueueId, QueuedEntry, Quota,
+    RecoveryCode, RewrapProgress, SealedSummaries, Session, Settlement, SpecialUse, Timestamp,
+    Transport, Uid,
 };
 use dime_core::crypto::{Hashed, X25519Secret};
 use dime_core::{CryptoRngCore, Mailbox};
@@ -224,11 +225,13 @@ pub trait Mailboxes: Send + Sync {
     /// [`MailboxError::SessionExpired`], the backend's.
     fn mailboxes(&self, s: &mut Session, now: Timestamp) -> Result<Vec<MailboxInfo>, MailboxError>;
 
-    /// Creates a mailbox with an encrypted name.
+    /// Creates a mailbox with an encrypted name, subscribed and with no special use
+    /// (`spec/storage.md` §5.2). Names are case-sensitive, except `INBOX` in any case, which
+    /// is the inbox's.
     ///
     /// # Errors
-    /// [`MailboxError::SessionExpired`], [`MailboxError::TooLarge`] (the name), the
-    /// backend's.
+    /// [`MailboxError::SessionExpired`], [`MailboxError::MailboxExists`],
+    /// [`MailboxError::TooLarge`] (the name), the backend's.
     fn create_mailbox(
         &self,
         rng: &mut dyn CryptoRngCore,
@@ -370,6 +373,170 @@ pub trait Mailboxes: Send + Sync {
         now: Timestamp,
         progress: &mut dyn FnMut(RewrapProgress),
     ) -> Result<RewrapProgress, MailboxError>;
+
+    /// APPEND (RFC 9051 §6.3.12, RFC 4315): stores `envelope`, sealed to the user by the
+    /// server, as a new message of mailbox `m` (any mailbox), with `flags` sealed as
+    /// [`Mailboxes::set_flags`] seals them (none when empty), `internal_date` as its arrival,
+    /// the account's current key generation, and `summary` sealed as
+    /// [`Mailboxes::seal_summaries`] seals it (`spec/storage.md` §5.1). The quota is checked
+    /// as a delivery checks it. Durable (one durable transaction) before it returns; the
+    /// message opens with [`Mailboxes::open_message`] as a delivered one does.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMailbox`],
+    /// [`MailboxError::OverQuota`], [`MailboxError::TooLarge`] (the envelope, the flags, the
+    /// summary, UIDs), the backend's.
+    #[allow(clippy::too_many_arguments)]
+    fn append(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        envelope: &[u8],
+        flags: &[&str],
+        internal_date: Timestamp,
+        summary: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<Appended, MailboxError>;
+
+    /// Every entry of mailbox `m` with its MODSEQ and flags, decrypted, in UID order, from one
+    /// read transaction (`spec/storage.md` §5). A corrupt index record is quarantined and left
+    /// out.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMailbox`], the backend's
+    /// ([`crate::BackendError::Corrupt`] for flags that do not open).
+    #[allow(clippy::type_complexity)]
+    fn flags_all(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, u64, Vec<String>)>, MailboxError>;
+
+    /// STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3): sets the flags of many entries of mailbox
+    /// `m` in one durable transaction (`spec/storage.md` §5). Each entry whose flag set
+    /// changes gets a new MODSEQ from the mailbox's HIGHESTMODSEQ, strictly increasing in the
+    /// order given; an entry that already has that set keeps its MODSEQ. With
+    /// `unchanged_since`, an entry whose MODSEQ is above it is left as it is and reported in
+    /// [`FlagsStored::modified`]. UIDs that are not there are skipped.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMailbox`],
+    /// [`MailboxError::TooLarge`] (one entry's flags: then nothing is stored), the backend's.
+    fn store_flags(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        changes: &[(Uid, Vec<String>)],
+        unchanged_since: Option<u64>,
+        now: Timestamp,
+    ) -> Result<FlagsStored, MailboxError>;
+
+    /// QRESYNC's VANISHED (RFC 7162 §3.2.5.1, §3.2.10): the UIDs removed from mailbox `m`
+    /// (expunged, moved out, purged) after MODSEQ `modseq`, as ascending inclusive ranges
+    /// (`spec/storage.md` §5.3). Below the mailbox's tombstone floor, every UID below UIDNEXT
+    /// that is not there (more than was removed since, as the RFC allows). No secret needed.
+    ///
+    /// # Errors
+    /// [`MailboxError::NoSuchMailbox`], the backend's.
+    fn vanished_ranges_since(
+        &self,
+        a: AccountId,
+        m: MailboxId,
+        modseq: u64,
+    ) -> Result<Vec<(Uid, Uid)>, MailboxError>;
+
+    /// [`Mailboxes::vanished_ranges_since`], one UID at a time.
+    ///
+    /// # Errors
+    /// As [`Mailboxes::vanished_ranges_since`].
+    fn vanished_since(
+        &self,
+        a: AccountId,
+        m: MailboxId,
+        modseq: u64,
+    ) -> Result<Vec<Uid>, MailboxError> {
+        Ok(self
+            .vanished_ranges_since(a, m, modseq)?
+            .into_iter()
+            .flat_map(|(first, last)| (first.0..=last.0).map(Uid))
+            .collect())
+    }
+
+    /// [`Mailboxes::create_mailbox`] with a special use (RFC 6154 `CREATE-SPECIAL-USE`), sealed
+    /// with the mailbox's attributes (`spec/storage.md` §5.2). A new mailbox is subscribed.
+    /// Its UIDVALIDITY is above every one given before in the account (§5.4).
+    ///
+    /// # Errors
+    /// As [`Mailboxes::create_mailbox`]; [`MailboxError::SpecialUseTaken`].
+    fn create_mailbox_with(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        name: &str,
+        special_use: Option<SpecialUse>,
+        now: Timestamp,
+    ) -> Result<MailboxId, MailboxError>;
+
+    /// RENAME (RFC 9051 §6.3.6): the mailbox keeps its id, UIDVALIDITY, UIDs and messages; its
+    /// name is sealed anew (`spec/storage.md` §5.4). The store's names are flat: renaming the
+    /// children of a hierarchy is the caller's.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::InboxIsFixed`],
+    /// [`MailboxError::NoSuchMailbox`], [`MailboxError::MailboxExists`] (another mailbox, or
+    /// this one, has the name), [`MailboxError::TooLarge`] (the name), the backend's.
+    fn rename_mailbox(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        new_name: &str,
+        now: Timestamp,
+    ) -> Result<(), MailboxError>;
+
+    /// SUBSCRIBE and UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8) of an existing mailbox, sealed with
+    /// its attributes (`spec/storage.md` §5.2).
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMailbox`], the backend's.
+    fn set_subscribed(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        subscribed: bool,
+        now: Timestamp,
+    ) -> Result<(), MailboxError>;
+
+    /// Sets or clears a mailbox's special use (RFC 6154), sealed with its attributes
+    /// (`spec/storage.md` §5.2). At most one mailbox of an account has a given role.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMailbox`],
+    /// [`MailboxError::SpecialUseTaken`], the backend's.
+    fn set_special_use(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        special_use: Option<SpecialUse>,
+        now: Timestamp,
+    ) -> Result<(), MailboxError>;
+
+    /// One mailbox, as [`Mailboxes::mailboxes`] lists it, without reading the others (SELECT,
+    /// STATUS).
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMailbox`], the backend's.
+    fn mailbox(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<MailboxInfo, MailboxError>;
 }
 
 /// Delivery into an account's inbox (`spec/storage.md` §4): needs no secret, and returns only

@@ -45,6 +45,7 @@ mod fs;
 #[doc(hidden)]
 pub mod fuzzing;
 mod gate;
+mod imap;
 mod keys;
 mod log;
 mod mail;
@@ -69,6 +70,7 @@ pub use errors::{
 };
 pub use facets::{Accounts, Archive, Deliveries, Facets, Mailboxes, Pins, Queue};
 pub use fs::{OsFs, StoreFile, StoreFs};
+pub use imap::{Appended, FlagsStored, MAX_TOMBSTONES, SpecialUse};
 pub use keys::Session;
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
@@ -227,6 +229,17 @@ pub enum StoreError {
     /// The inbox cannot be deleted or renamed.
     #[error("the inbox cannot be deleted or renamed")]
     InboxIsFixed,
+    /// Another mailbox of the account has that name (`spec/storage.md` §5).
+    #[error("a mailbox with that name exists already")]
+    MailboxExists,
+    /// Another mailbox of the account has that special use (`spec/storage.md` §5.2).
+    #[error("special use {role:?} belongs to mailbox {by:?} already")]
+    SpecialUseTaken {
+        /// The role asked for.
+        role: SpecialUse,
+        /// The mailbox that has it.
+        by: MailboxId,
+    },
     /// The account has no recovery of the kind asked for.
     #[error("account has no {0} recovery")]
     NoRecovery(&'static str),

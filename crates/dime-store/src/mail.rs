@@ -3,11 +3,12 @@
 use crate::account::{get_body, load_account, prefix_end, put_body, save_account};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{Dec, Enc};
+use crate::imap::{Gone, delete_beside};
 use crate::keys::{Session, open, seal};
 use crate::{
-    AccountId, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxError, MailboxId, Mailboxes,
-    Opened, RewrapProgress, SealedSummaries, Store, StoreError, Timestamp, Uid, quarantine,
-    quarantine_in,
+    AccountId, Appended, FlagsStored, Inner, MAX_FLAGS_LEN, MAX_MAILBOX_NAME_LEN, MailboxError,
+    MailboxId, Mailboxes, Opened, RewrapProgress, SealedSummaries, SpecialUse, Store, StoreError,
+    Timestamp, Uid, quarantine, quarantine_in,
 };
 use dime_core::CryptoRngCore;
 use dime_core::crypto::{AeadKey, CryptoProvider};
@@ -33,6 +34,11 @@ pub struct MailboxInfo {
     pub highest_modseq: u64,
     /// Number of messages.
     pub messages: u32,
+    /// Whether the mailbox is subscribed (`spec/storage.md` §5.2; a mailbox is, until it is
+    /// unsubscribed).
+    pub subscribed: bool,
+    /// Its special use (RFC 6154), if it has one.
+    pub special_use: Option<crate::SpecialUse>,
 }
 
 /// One message of a mailbox, as the store sees it without any key.
@@ -174,10 +180,10 @@ pub(crate) fn msg_key(a: AccountId, seq: u64) -> Vec<u8> {
     Enc::new().raw(&a.0).u64(seq).finish()
 }
 
-fn name_aad(a: AccountId, m: MailboxId) -> Vec<u8> {
+pub(crate) fn name_aad(a: AccountId, m: MailboxId) -> Vec<u8> {
     Enc::new().raw(b"dime-store mailbox name").raw(&a.0).u32(m.0).finish()
 }
-fn flags_aad(a: AccountId, seq: u64) -> Vec<u8> {
+pub(crate) fn flags_aad(a: AccountId, seq: u64) -> Vec<u8> {
     Enc::new().raw(b"dime-store flags").raw(&a.0).u64(seq).finish()
 }
 
@@ -190,6 +196,19 @@ pub(crate) fn new_mailbox_body(
     name: &str,
     now: Timestamp,
 ) -> Result<Vec<u8>, StoreError> {
+    Ok(new_mailbox_rec(p, rng, meta, a, id, name, now)?.encode())
+}
+
+/// A new mailbox's record: its name sealed, UIDVALIDITY from `now` and its id (§5).
+pub(crate) fn new_mailbox_rec(
+    p: &CryptoProvider,
+    rng: &mut dyn CryptoRngCore,
+    meta: &AeadKey,
+    a: AccountId,
+    id: MailboxId,
+    name: &str,
+    now: Timestamp,
+) -> Result<MboxRec, StoreError> {
     if name.len() > MAX_MAILBOX_NAME_LEN {
         return Err(StoreError::TooLarge { what: "mailbox name", limit: MAX_MAILBOX_NAME_LEN });
     }
@@ -200,8 +219,12 @@ pub(crate) fn new_mailbox_body(
         uid_next: 1,
         modseq: 1,
         count: 0,
-    }
-    .encode())
+    })
+}
+
+/// Flags as their plaintext holds them: joined by single spaces (§8.2).
+pub(crate) fn parse_flags(plain: &[u8]) -> Vec<String> {
+    String::from_utf8_lossy(plain).split(' ').filter(|f| !f.is_empty()).map(str::to_owned).collect()
 }
 
 pub(crate) fn load_mbox(
@@ -227,13 +250,15 @@ pub(crate) fn load_msg(
     }
 }
 
-/// Removes one mailbox entry; the message goes when its last entry goes.
+/// Removes one mailbox entry; the message goes when its last entry goes. The removal is
+/// remembered in `gone`, for the mailbox's tombstones (§5.3).
 pub(crate) fn remove_entry(
     inner: &Inner,
     t: &mut dyn WriteTxn,
     a: AccountId,
     m: MailboxId,
     uid: u32,
+    gone: &mut Gone,
 ) -> Result<bool, StoreError> {
     let ek = entry_key(a, m.0, uid);
     let Some(b) = get_body(inner, t, Table::Entries, &ek, "index record")? else {
@@ -244,6 +269,7 @@ pub(crate) fn remove_entry(
     let mut mb = load_mbox(inner, t, a, m)?;
     mb.count = mb.count.saturating_sub(1);
     mb.modseq += 1;
+    gone.push(m, uid, mb.modseq);
     put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())?;
     if let Some(mut msg) = load_msg(inner, t, a, e.seq)? {
         msg.refs.retain(|r| *r != (m.0, uid));
@@ -298,12 +324,13 @@ impl Mailboxes for Store {
         let mut n = 0;
         inner.backend.write(&mut |t| {
             n = 0;
+            let mut gone = Gone::default();
             for uid in uids {
-                if remove_entry(inner, t, a, m, uid.0)? {
+                if remove_entry(inner, t, a, m, uid.0, &mut gone)? {
                     n += 1;
                 }
             }
-            Ok(())
+            gone.record(inner, t, a)
         })?;
         Ok(n)
     }
@@ -344,6 +371,7 @@ impl Mailboxes for Store {
             let mut n = 0u64;
             inner.backend.write(&mut |t| {
                 n = 0;
+                let mut gone = Gone::default();
                 let page = t.range(Table::Messages, &start, &end, BATCH)?;
                 done = page.len() < BATCH;
                 for (k, v) in &page {
@@ -355,7 +383,7 @@ impl Mailboxes for Store {
                     let msg = MsgRec::decode(body)?;
                     if msg.arrival < cutoff {
                         for (mb, uid) in &msg.refs {
-                            remove_entry(inner, t, a, MailboxId(*mb), *uid)?;
+                            remove_entry(inner, t, a, MailboxId(*mb), *uid, &mut gone)?;
                         }
                         n += 1;
                     }
@@ -364,7 +392,7 @@ impl Mailboxes for Store {
                     start = k.clone();
                     start.push(0);
                 }
-                Ok(())
+                gone.record(inner, t, a)
             })?;
             total += n;
             if done {
@@ -378,39 +406,7 @@ impl Mailboxes for Store {
     }
 
     fn mailboxes(&self, s: &mut Session, now: Timestamp) -> Result<Vec<MailboxInfo>, MailboxError> {
-        s.touch(now)?;
-        let inner = &*self.inner;
-        let a = s.account;
-        let mut raw = Vec::new();
-        inner.backend.read(&mut |t| {
-            raw = t.range(Table::Mailboxes, &a.0, &prefix_end(&a.0), usize::MAX)?;
-            Ok(())
-        })?;
-        let mut out = Vec::new();
-        for (k, v) in raw {
-            let Some(id) = k.get(16..20).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
-            else {
-                continue;
-            };
-            let Ok(r) =
-                crate::codec::open_record(inner.p, Table::Mailboxes, &k, &v, "mailbox record")
-                    .and_then(MboxRec::decode)
-            else {
-                quarantine(inner, Table::Mailboxes, &k);
-                continue;
-            };
-            let name = open(inner.p, &s.meta_key, &name_aad(a, MailboxId(id)), &r.name)
-                .map_err(|_| StoreError::Corrupt { what: "mailbox name" })?;
-            out.push(MailboxInfo {
-                id: MailboxId(id),
-                name: String::from_utf8_lossy(&name).into_owned(),
-                uid_validity: r.uid_validity,
-                uid_next: r.uid_next,
-                highest_modseq: r.modseq,
-                messages: r.count,
-            });
-        }
-        Ok(out)
+        Ok(self.mailboxes_inner(s, now)?)
     }
 
     fn create_mailbox(
@@ -420,23 +416,7 @@ impl Mailboxes for Store {
         name: &str,
         now: Timestamp,
     ) -> Result<MailboxId, MailboxError> {
-        s.touch(now)?;
-        let inner = &*self.inner;
-        let a = s.account;
-        let mut id = MailboxId(0);
-        inner.backend.write(&mut |t| {
-            let mut acc = load_account(inner, t, a)?;
-            id = MailboxId(acc.next_mbox);
-            acc.next_mbox = acc
-                .next_mbox
-                .checked_add(1)
-                .ok_or(StoreError::TooLarge { what: "mailbox ids", limit: u32::MAX as usize })?;
-            // The id is only known inside the transaction; the name is sealed to it here.
-            let body = new_mailbox_body(inner.p, &mut *rng, &s.meta_key, a, id, name, now)?;
-            put_body(inner, t, Table::Mailboxes, &mbox_key(a, id), body)?;
-            save_account(inner, t, a, &acc)
-        })?;
-        Ok(id)
+        Ok(self.create_mailbox_inner(rng, s, name, None, now)?)
     }
 
     fn delete_mailbox(
@@ -454,15 +434,17 @@ impl Mailboxes for Store {
         Ok(inner.backend.write(&mut |t| {
             load_mbox(inner, t, a, m)?;
             let prefix = mbox_key(a, m);
+            // The mailbox goes with its tombstones: nothing is recorded.
+            let mut gone = Gone::default();
             for (k, _) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
                 if let Some(uid) =
                     k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes)
                 {
-                    remove_entry(inner, t, a, m, uid)?;
+                    remove_entry(inner, t, a, m, uid, &mut gone)?;
                 }
             }
             t.delete(Table::Mailboxes, &prefix)?;
-            Ok(())
+            delete_beside(t, a, m)
         })?)
     }
 
@@ -520,11 +502,7 @@ impl Mailboxes for Store {
         }
         let pt = open(inner.p, &s.meta_key, &flags_aad(a, e.seq), &e.flags)
             .map_err(|_| StoreError::Corrupt { what: "flags" })?;
-        Ok(String::from_utf8_lossy(&pt)
-            .split(' ')
-            .filter(|f| !f.is_empty())
-            .map(str::to_owned)
-            .collect())
+        Ok(parse_flags(&pt))
     }
 
     fn list_summaries(
@@ -591,6 +569,103 @@ impl Mailboxes for Store {
         progress: &mut dyn FnMut(RewrapProgress),
     ) -> Result<RewrapProgress, MailboxError> {
         Ok(self.rewrap_slots_inner(rng, s, batch, now, progress)?)
+    }
+
+    fn append(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        envelope: &[u8],
+        flags: &[&str],
+        internal_date: Timestamp,
+        summary: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<Appended, MailboxError> {
+        Ok(self.append_inner(rng, s, m, envelope, flags, internal_date, summary, now)?)
+    }
+
+    fn flags_all(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, u64, Vec<String>)>, MailboxError> {
+        Ok(self.flags_all_inner(s, m, now)?)
+    }
+
+    fn store_flags(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        changes: &[(Uid, Vec<String>)],
+        unchanged_since: Option<u64>,
+        now: Timestamp,
+    ) -> Result<FlagsStored, MailboxError> {
+        Ok(self.store_flags_inner(rng, s, m, changes, unchanged_since, now)?)
+    }
+
+    fn vanished_ranges_since(
+        &self,
+        a: AccountId,
+        m: MailboxId,
+        modseq: u64,
+    ) -> Result<Vec<(Uid, Uid)>, MailboxError> {
+        Ok(self.vanished_inner(a, m, modseq)?)
+    }
+
+    fn create_mailbox_with(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        name: &str,
+        special_use: Option<SpecialUse>,
+        now: Timestamp,
+    ) -> Result<MailboxId, MailboxError> {
+        Ok(self.create_mailbox_inner(rng, s, name, special_use, now)?)
+    }
+
+    fn rename_mailbox(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        new_name: &str,
+        now: Timestamp,
+    ) -> Result<(), MailboxError> {
+        Ok(self.rename_mailbox_inner(rng, s, m, new_name, now)?)
+    }
+
+    fn set_subscribed(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        subscribed: bool,
+        now: Timestamp,
+    ) -> Result<(), MailboxError> {
+        Ok(self.set_attrs_inner(rng, s, m, &|a| a.subscribed = subscribed, now)?)
+    }
+
+    fn set_special_use(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        m: MailboxId,
+        special_use: Option<SpecialUse>,
+        now: Timestamp,
+    ) -> Result<(), MailboxError> {
+        Ok(self.set_attrs_inner(rng, s, m, &|a| a.special_use = special_use, now)?)
+    }
+
+    fn mailbox(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        now: Timestamp,
+    ) -> Result<MailboxInfo, MailboxError> {
+        Ok(self.mailbox_inner(s, m, now)?)
     }
 }
 
@@ -713,6 +788,7 @@ impl Store {
             }
             crate::rewrap::delete_overlays(t, &k)?;
             if let Some(msg) = msg {
+                let mut gone = Gone::default();
                 for (mb, uid) in &msg.refs {
                     if t.delete(Table::Entries, &entry_key(a, *mb, *uid))?
                         && let Ok(mut r) = load_mbox(inner, t, a, MailboxId(*mb))
@@ -720,6 +796,7 @@ impl Store {
                         {
                             r.count = r.count.saturating_sub(1);
                             r.modseq += 1;
+                            gone.push(MailboxId(*mb), *uid, r.modseq);
                             put_body(
                                 inner,
                                 t,
@@ -730,6 +807,7 @@ impl Store {
                         }
                     }
                 }
+                gone.record(inner, t, a)?;
                 let mut acc = load_account(inner, t, a)?;
                 acc.used = acc.used.saturating_sub(msg.size);
                 acc.count = acc.count.saturating_sub(1);
@@ -751,6 +829,7 @@ impl Store {
         let mut out = Vec::new();
         inner.backend.write(&mut |t| {
             out.clear();
+            let mut gone = Gone::default();
             for uid in uids {
                 let Some(b) = get_body(
                     inner,
@@ -784,11 +863,11 @@ impl Store {
                 msg.refs.push((dst.0, new_uid));
                 put_body(inner, t, Table::Messages, &msg_key(a, e.seq), msg.encode())?;
                 if remove {
-                    remove_entry(inner, t, a, src, uid.0)?;
+                    remove_entry(inner, t, a, src, uid.0, &mut gone)?;
                 }
                 out.push((*uid, Uid(new_uid)));
             }
-            Ok(())
+            gone.record(inner, t, a)
         })?;
         Ok(out)
     }

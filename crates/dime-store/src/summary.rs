@@ -20,7 +20,7 @@ pub(crate) const OVERLAY_SUMMARY: u8 = 3;
 /// Largest summary, octets.
 pub const MAX_SUMMARY_LEN: usize = 16 * 1024;
 
-fn summary_aad(msg_key: &[u8]) -> Vec<u8> {
+pub(crate) fn summary_aad(msg_key: &[u8]) -> Vec<u8> {
     Enc::new().raw(b"dime-store summary").raw(msg_key).finish()
 }
 
