@@ -12,7 +12,7 @@ use dime_envelope::{
 use dime_signet::EncryptionSecret;
 use dime_store::{
     AccountError, Accounts, BackendError, Deliveries, MailboxError, MailboxId, Mailboxes, Queue,
-    Recovery, RedbBackend, Table, Uid,
+    Recovery, RedbBackend, SpecialUse, Table, Uid,
 };
 
 const SUBJECT: &str = "qzSubjectCanary41";
@@ -20,6 +20,13 @@ const BODY: &str = "qzBodyCanary73";
 const LOCAL: &str = "qzlocalcanary29";
 const MBOX: &str = "qzMailboxCanary58";
 const FLAG: &str = "$qzFlagCanary16";
+/// A mailbox's name before and after a RENAME, a keyword given at APPEND and one by STORE
+/// (`spec/storage.md` §5.1-§5.4).
+const FIRST_NAME: &str = "qzFirstNameCanary12";
+const RENAMED: &str = "qzRenamedCanary77";
+const APPEND_FLAG: &str = "$qzAppendCanary35";
+const STORED_FLAG: &str = "$qzStoreCanary62";
+const APPEND_SUMMARY: &str = "qzSummaryCanary90";
 
 fn actor(rng: &mut dyn dime_core::CryptoRngCore) -> (ActorKeys, Ed25519Seed) {
     let p = default_provider();
@@ -85,6 +92,36 @@ fn canaries_are_nowhere_in_the_data_directory_or_logs_and_the_recipient_reads_th
         let m = store.create_mailbox(&mut rng, &mut s, MBOX, T0).unwrap();
         store.set_flags(&mut rng, &mut s, MailboxId::INBOX, d.uid, &[FLAG], T0).unwrap();
         store.copy(d.account, MailboxId::INBOX, &[d.uid], m).unwrap();
+        // IMAP's records: a special-use mailbox renamed and unsubscribed, an APPEND with a
+        // keyword and a summary, a STORE of another keyword, an expunge (tombstones).
+        let sent = store
+            .create_mailbox_with(&mut rng, &mut s, FIRST_NAME, Some(SpecialUse::Sent), T0)
+            .unwrap();
+        store.rename_mailbox(&mut rng, &mut s, sent, RENAMED, T0).unwrap();
+        store.set_subscribed(&mut rng, &mut s, sent, false, T0).unwrap();
+        let summary = APPEND_SUMMARY.as_bytes();
+        let ap = store
+            .append(&mut rng, &mut s, sent, &sealed, &[APPEND_FLAG], T0, Some(summary), T0)
+            .unwrap();
+        store
+            .store_flags(
+                &mut rng,
+                &mut s,
+                MailboxId::INBOX,
+                &[(d.uid, vec![STORED_FLAG.into()])],
+                None,
+                T0,
+            )
+            .unwrap();
+        let again = store.append(&mut rng, &mut s, sent, &sealed, &[], T0, None, T0).unwrap();
+        store.expunge(d.account, sent, &[again.uid]).unwrap();
+        let info = store.mailbox(&mut s, sent, T0).unwrap();
+        assert_eq!(
+            (info.name.as_str(), info.subscribed, info.special_use),
+            (RENAMED, false, Some(SpecialUse::Sent))
+        );
+        assert_eq!(store.flags(&mut s, sent, ap.uid, T0).unwrap(), [APPEND_FLAG]);
+        log += &format!("{ap:?}\n");
         store
             .enqueue(
                 &mut rng,
@@ -131,7 +168,18 @@ fn canaries_are_nowhere_in_the_data_directory_or_logs_and_the_recipient_reads_th
     // The canaries are really in the sealed bytes' plaintext, not in the sealed bytes.
     let all = common::files(dir.path());
     assert!(all.len() >= 2);
-    for canary in [SUBJECT, BODY, LOCAL, MBOX, FLAG] {
+    for canary in [
+        SUBJECT,
+        BODY,
+        LOCAL,
+        MBOX,
+        FLAG,
+        FIRST_NAME,
+        RENAMED,
+        APPEND_FLAG,
+        STORED_FLAG,
+        APPEND_SUMMARY,
+    ] {
         for form in [canary.to_string(), canary.to_lowercase(), canary.to_uppercase()] {
             for f in &all {
                 let bytes = std::fs::read(f).unwrap();
