@@ -365,6 +365,25 @@ fn open_by_spec(archive: &[u8], password: &[u8]) -> Option<Opened> {
                 }
                 k.end();
             }
+            // Beside a mailbox's record (`spec/storage.md` §5.2, §5.3): its tombstones (clear)
+            // and its attributes (sealed under the meta key).
+            4 if rest.len() == 5 && rest[4] == 1 => {
+                let mut v = R(record_body(4, key, value));
+                let _floor = v.u64();
+                let n = v.u32();
+                assert!(n as usize <= dime_store::MAX_TOMBSTONES);
+                for _ in 0..n {
+                    let (first, last, _modseq) = (v.u32(), v.u32(), v.u64());
+                    assert!(first <= last);
+                }
+                v.end();
+            }
+            4 if rest.len() == 5 && rest[4] == 2 => {
+                let aad = [&b"dime-store mailbox attributes"[..], &account, &rest[..4]].concat();
+                let plain = aead_open(&meta_key, &aad, record_body(4, key, value))
+                    .expect("mailbox attributes open");
+                assert!(plain.len() == 3 && plain[0] == 1 && plain[1] <= 1 && plain[2] <= 7);
+            }
             4 => {
                 let id = u32::from_be_bytes(rest.try_into().unwrap());
                 let mut m = R(record_body(4, key, value));

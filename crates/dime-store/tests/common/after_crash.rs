@@ -119,3 +119,111 @@ pub fn rewrap(store: &Store, tx: &Sender, sent: &[Vec<u8>], acks: &[String]) {
         assert!(at_current >= done.parse::<usize>().unwrap(), "re-wrap progress durable");
     }
 }
+
+/// What the IMAP scenario (APPEND, bulk STORE, EXPUNGE into the inbox) has established so
+/// far, across crashes.
+#[derive(Default)]
+pub struct ImapState {
+    /// Each UID ever seen or acknowledged, with its message's body: a UID never holds another.
+    pub bodies: HashMap<u32, String>,
+    /// The last acknowledged (or later seen) keyword of each UID: its flags are this or later.
+    pub floor: HashMap<u32, String>,
+    /// UIDs whose expunge was acknowledged, or which an expunge asked for took away.
+    pub expunged: HashSet<u32>,
+    /// The highest MODSEQ acknowledged or seen: HIGHESTMODSEQ never goes below it.
+    pub modseq: u64,
+    /// The highest UIDNEXT seen: it never decreases.
+    pub uid_next: u32,
+    /// Acknowledged appends, stores and expunges, for the report.
+    pub appends: usize,
+    /// Acknowledged flag changes.
+    pub stores: usize,
+    /// Acknowledged expunges.
+    pub expunges: usize,
+}
+
+/// After a crash in the IMAP scenario: every acknowledged append is there (unless an expunge
+/// of it was asked for) with its body and its last acknowledged keyword or a later one; an
+/// acknowledged expunge is durable and reported by `vanished_since`; no UID holds two
+/// messages; UIDNEXT and HIGHESTMODSEQ never go back. `acks`: `A uid modseq keyword body`,
+/// `S uid modseq keyword`, `e uid` (asked), `E uid` (acknowledged).
+pub fn imap(store: &Store, st: &mut ImapState, acks: &[String]) {
+    let mut asked = HashSet::new();
+    for a in acks {
+        let f: Vec<&str> = a.split(' ').collect();
+        match f[0] {
+            "A" => {
+                let (uid, modseq) = (f[1].parse().unwrap(), f[2].parse::<u64>().unwrap());
+                let body = f[4].to_string();
+                if let Some(old) = st.bodies.insert(uid, body.clone()) {
+                    assert_eq!(old, body, "UID {uid} reused");
+                }
+                st.floor.insert(uid, f[3].to_string());
+                st.modseq = st.modseq.max(modseq);
+                st.appends += 1;
+            }
+            "S" => {
+                let (uid, modseq) = (f[1].parse().unwrap(), f[2].parse::<u64>().unwrap());
+                let e = st.floor.entry(uid).or_default();
+                if f[3] > e.as_str() {
+                    *e = f[3].to_string();
+                }
+                st.modseq = st.modseq.max(modseq);
+                st.stores += 1;
+            }
+            "e" => {
+                asked.insert(f[1].parse::<u32>().unwrap());
+            }
+            "E" => {
+                st.expunged.insert(f[1].parse().unwrap());
+                st.expunges += 1;
+            }
+            other => panic!("unknown ack {other}"),
+        }
+    }
+    let alice = mailbox(ALICE);
+    let mut s = store.login(&alice, b"pw", T0).unwrap();
+    let a = s.account();
+    let inbox = MailboxId::INBOX;
+    let present: HashMap<u32, u64> =
+        store.list(a, inbox).unwrap().into_iter().map(|e| (e.uid.0, e.modseq)).collect();
+    let flags: HashMap<u32, Vec<String>> =
+        store.flags_all(&mut s, inbox, T0).unwrap().into_iter().map(|(u, _, f)| (u.0, f)).collect();
+    for (uid, body) in &st.bodies {
+        if st.expunged.contains(uid) {
+            assert!(!present.contains_key(uid), "acknowledged expunge of UID {uid} lost");
+        } else if !present.contains_key(uid) {
+            assert!(asked.contains(uid), "acknowledged append UID {uid} lost");
+        } else {
+            let got = store.fetch(a, inbox, Uid(*uid)).unwrap();
+            assert_eq!(String::from_utf8(got).unwrap(), *body, "UID {uid} holds its message");
+        }
+    }
+    for (uid, modseq) in &present {
+        let got = String::from_utf8(store.fetch(a, inbox, Uid(*uid)).unwrap()).unwrap();
+        let held = st.bodies.entry(*uid).or_insert_with(|| got.clone());
+        assert_eq!(*held, got, "UID {uid} reused");
+        let f = &flags[uid];
+        assert_eq!(f.len(), 1, "UID {uid}: one keyword");
+        if let Some(want) = st.floor.get(uid) {
+            assert!(f[0] >= *want, "UID {uid}: {} older than acknowledged {want}", f[0]);
+        }
+        st.floor.insert(*uid, f[0].clone());
+        st.modseq = st.modseq.max(*modseq);
+    }
+    for uid in asked {
+        if !present.contains_key(&uid) {
+            st.expunged.insert(uid);
+        }
+    }
+    let vanished: HashSet<u32> =
+        store.vanished_since(a, inbox, 0).unwrap().into_iter().map(|u| u.0).collect();
+    assert!(st.expunged.is_subset(&vanished), "every expunged UID is reported as vanished");
+    let info = store.mailbox(&mut s, inbox, T0).unwrap();
+    let max_uid = st.bodies.keys().copied().max().unwrap_or(0);
+    assert!(info.uid_next > max_uid, "UIDNEXT {} not above UID {max_uid}", info.uid_next);
+    assert!(info.uid_next >= st.uid_next, "UIDNEXT went back");
+    assert!(info.highest_modseq >= st.modseq, "HIGHESTMODSEQ went back");
+    st.uid_next = info.uid_next;
+    st.modseq = info.highest_modseq;
+}
