@@ -3,10 +3,10 @@
 //!
 //! Input: byte 0 picks the codec, the rest is its input. Properties: no input panics; every
 //! record decoder is canonical: what decodes encodes back to exactly the input (account,
-//! queue schedule, delivery status, mailbox, entry and message records, the keyring, and the
-//! field decoder driven by a script); a sealed record opens to its body under its table and
-//! key only; a delivery status written by the store reads back equal (its text cut to
-//! `MAX_STATUS_TEXT_LEN`).
+//! queue schedule, delivery status, mailbox, entry and message records, a mailbox's attributes
+//! and tombstones, the keyring, and the field decoder driven by a script); a sealed record
+//! opens to its body under its table and key only; a delivery status written by the store
+//! reads back equal (its text cut to `MAX_STATUS_TEXT_LEN`).
 #![no_main]
 
 use dime_store::fuzzing::{self, TABLES};
@@ -64,7 +64,7 @@ fuzz_target!(|data: &[u8]| {
     let Some((&which, rest)) = data.split_first() else {
         return;
     };
-    match which % 11 {
+    match which % 13 {
         0 => canonical(fuzzing::account_record(p, rest), rest, "account record"),
         1 => canonical(fuzzing::queue_record(rest), rest, "queue record"),
         2 => canonical(fuzzing::status_record(rest), rest, "status record"),
@@ -96,6 +96,8 @@ fuzz_target!(|data: &[u8]| {
             let id = u64_at(rest, 0);
             let _ = fuzzing::load_status_record(p, id, rest.get(8..).unwrap_or(&[]));
         }
+        11 => canonical(fuzzing::mailbox_attributes(rest), rest, "mailbox attributes"),
+        12 => canonical(fuzzing::tombstone_record(rest), rest, "tombstone record"),
         _ => {
             let s = status_of(rest);
             let mut rng = dime_testkit::seeded_rng(u64::from(which));

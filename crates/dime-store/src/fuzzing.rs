@@ -1,6 +1,6 @@
 //! Entry points for the fuzz targets (`fuzz/`), compiled only with the `fuzzing` feature: thin
 //! wrappers that feed raw bytes to the crate's record codecs (`spec/storage.md` §3, §3.1,
-//! §5, §7, §7.1). Not an API: nothing here is stable, and no product crate enables the feature.
+//! §5-§5.3, §7, §7.1). Not an API: nothing here is stable, and no product crate enables the feature.
 //!
 //! Each decoder wrapper returns what decoding gave, re-encoded by the crate's own encoder, so a
 //! target can check the round trip `encode(decode(b)) == b` (every record codec is canonical).
@@ -81,6 +81,16 @@ pub fn entry_record(body: &[u8]) -> Result<Vec<u8>, StoreError> {
 /// A message record, decoded and encoded again.
 pub fn message_record(body: &[u8]) -> Result<Vec<u8>, StoreError> {
     MsgRec::decode(body).map(|r| r.encode())
+}
+
+/// A mailbox's attribute plaintext (`spec/storage.md` §5.2), decoded and encoded again.
+pub fn mailbox_attributes(body: &[u8]) -> Result<Vec<u8>, StoreError> {
+    crate::imap::Attrs::decode(body).map(|a| a.encode())
+}
+
+/// A mailbox's tombstone record (`spec/storage.md` §5.3), decoded and encoded again.
+pub fn tombstone_record(body: &[u8]) -> Result<Vec<u8>, StoreError> {
+    crate::imap::Vanished::decode(body).map(|v| v.encode())
 }
 
 /// A keyring plaintext (`spec/storage.md` §6), decoded and encoded again.
