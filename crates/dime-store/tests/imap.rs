@@ -410,3 +410,33 @@ fn a_mailbox_deleted_and_created_again_gets_a_new_uidvalidity_even_with_the_cloc
     assert_eq!(all.len(), 1);
     let _ = default_provider();
 }
+
+#[test]
+fn attributes_tombstones_and_renames_travel_in_an_archive() {
+    use dime_store::Archive;
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(&dir.path().join("from"));
+    let mut s = alice(&store);
+    let mut rng = dime_testkit::seeded_rng(9);
+    let a = s.account();
+    fill(&store, &s, 4);
+    let trash =
+        store.create_mailbox_with(&mut rng, &mut s, "Bin", Some(SpecialUse::Trash), T0).unwrap();
+    store.rename_mailbox(&mut rng, &mut s, trash, "Trash", T0).unwrap();
+    store.set_subscribed(&mut rng, &mut s, trash, false, T0).unwrap();
+    let m0 = highest(&store, &mut s, MailboxId::INBOX);
+    store.expunge(a, MailboxId::INBOX, &[Uid(2), Uid(3)]).unwrap();
+    let want = store.mailboxes(&mut s, T0).unwrap();
+    let archive = store.export(&mut rng, &mut s, b"archive pw", T0).unwrap();
+    drop(store);
+
+    let other = open(&dir.path().join("to"));
+    other.import(&mut rng, &archive, b"archive pw", b"new pw", T0).unwrap();
+    let mut s = other.login(&mailbox(ALICE), b"new pw", T0).unwrap();
+    assert_eq!(other.mailboxes(&mut s, T0).unwrap(), want);
+    assert_eq!(other.vanished_since(a, MailboxId::INBOX, m0).unwrap(), [Uid(2), Uid(3)]);
+    let err = other
+        .create_mailbox_with(&mut rng, &mut s, "Other", Some(SpecialUse::Trash), T0)
+        .unwrap_err();
+    assert_eq!(err, MailboxError::SpecialUseTaken { role: SpecialUse::Trash, by: trash });
+}
