@@ -11,11 +11,17 @@
 
 mod command;
 mod frame;
+mod mime;
 mod mutf7;
 mod selected;
 pub mod limits;
 
 pub use command::*;
 pub use frame::{Frame, FrameLimits, FrameMode, Framer};
+pub use mime::{
+    BinaryError, LEGACY_CONTENT_TYPE, LegacyError, MimeNode, MimeTree, TextScope, binary, binary_size,
+    body_structure, contains_text, envelope, header_values, legacy_message, render_message, section,
+    sent_date,
+};
 pub use mutf7::{Mutf7Error, decode_mutf7, encode_mutf7};
 pub use selected::{Selected, SnapshotEntry, Update};

@@ -24,3 +24,10 @@ pub const MAX_LITERALS_PER_COMMAND: usize = 64;
 
 /// Most ranges in one sequence set, `1,3:5,7:*` being three (`spec/dmap.md` §6).
 pub const MAX_SEQUENCE_RANGES: usize = 1024;
+
+/// Deepest MIME nesting parsed (multiparts and nested messages); deeper entities read as
+/// opaque leaves (`spec/dmap.md` §6).
+pub const MAX_MIME_DEPTH: usize = 16;
+
+/// Most MIME entities parsed in one message; later parts are not split out (`spec/dmap.md` §6).
+pub const MAX_MIME_PARTS: usize = 1000;

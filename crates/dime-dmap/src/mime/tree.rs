@@ -1,0 +1,291 @@
+//! The MIME structure of RFC 5322 bytes (RFC 2045, RFC 2046): a lenient, bounded splitter
+//! that never fails. Offsets are byte-exact so sections are slices of the raw message.
+
+use std::ops::Range;
+
+use super::header::{self, Field, Params};
+use crate::limits::{MAX_MIME_DEPTH, MAX_MIME_PARTS};
+
+/// One MIME entity: a message, a part, or a nested message (`spec/dmap.md`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimeNode {
+    /// The header, with the empty line that ends it (when there is one).
+    pub header: Range<usize>,
+    /// The body.
+    pub body: Range<usize>,
+    /// The media type as written (`text` when absent or malformed).
+    pub media_type: String,
+    /// The subtype as written.
+    pub subtype: String,
+    /// Content-Type parameters, RFC 2231 continuations merged; `None` without any.
+    pub params: Vec<(String, String)>,
+    /// Whether the node had a usable Content-Type field.
+    pub explicit_type: bool,
+    /// Content-ID.
+    pub id: Option<String>,
+    /// Content-Description.
+    pub description: Option<String>,
+    /// Content-Transfer-Encoding as written (`None`: 7bit).
+    pub encoding: Option<String>,
+    /// Content-Disposition value and parameters.
+    pub disposition: Option<(String, Vec<(String, String)>)>,
+    /// Content-Language tags.
+    pub language: Option<Vec<String>>,
+    /// Content-Location.
+    pub location: Option<String>,
+    /// Content-MD5.
+    pub md5: Option<String>,
+    /// Line feeds in the body.
+    pub lines: usize,
+    /// The parts of a multipart, as indexes into [`MimeTree::nodes`].
+    pub children: Vec<usize>,
+    /// The nested message of a message/rfc822 or message/global part.
+    pub message: Option<usize>,
+}
+
+impl MimeNode {
+    /// Whether the media type is `ty`/`sub` (case-insensitive).
+    pub fn is(&self, ty: &str, sub: &str) -> bool {
+        self.media_type.eq_ignore_ascii_case(ty) && self.subtype.eq_ignore_ascii_case(sub)
+    }
+
+    /// Whether this is a multipart.
+    pub fn is_multipart(&self) -> bool {
+        self.media_type.eq_ignore_ascii_case("multipart")
+    }
+
+    /// Whether this is a text part.
+    pub fn is_text(&self) -> bool {
+        self.media_type.eq_ignore_ascii_case("text")
+    }
+
+    /// A Content-Type parameter by case-insensitive name.
+    pub fn param(&self, name: &str) -> Option<&str> {
+        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    }
+}
+
+/// The MIME tree of a message: node 0 is the message itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MimeTree {
+    /// Every node, parents before children.
+    pub nodes: Vec<MimeNode>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Default {
+    Text,
+    Message,
+}
+
+impl MimeTree {
+    /// Parses raw RFC 5322 bytes. Never fails: what is malformed reads as text/plain.
+    /// Bounded by [`MAX_MIME_DEPTH`] levels and [`MAX_MIME_PARTS`] nodes; each level scans
+    /// its own range once, so the time is linear in the size times the depth bound.
+    pub fn parse(raw: &[u8]) -> MimeTree {
+        let mut t = MimeTree { nodes: Vec::new() };
+        t.part(raw, 0..raw.len(), 0, Default::Text);
+        t
+    }
+
+    /// The message node.
+    pub fn root(&self) -> &MimeNode {
+        &self.nodes[0]
+    }
+
+    fn part(&mut self, raw: &[u8], range: Range<usize>, depth: usize, def: Default) -> usize {
+        let (hdr, body) = header::split_header(raw, range.start, range.end);
+        let fields = header::fields(raw, hdr.clone());
+        let mut node = describe(raw, &fields, def);
+        node.lines = raw[body.clone()].iter().filter(|&&b| b == b'\n').count();
+        node.header = hdr;
+        node.body = body.clone();
+        let idx = self.nodes.len();
+        let multipart = node.is_multipart();
+        let message = node.is("message", "rfc822") || node.is("message", "global");
+        let boundary = node.param("boundary").map(|b| b.as_bytes().to_vec());
+        let digest = node.is("multipart", "digest");
+        self.nodes.push(node);
+        if depth + 1 >= MAX_MIME_DEPTH {
+            return idx;
+        }
+        if multipart {
+            let Some(boundary) = boundary.filter(|b| !b.is_empty()) else { return idx };
+            let child_def = if digest { Default::Message } else { Default::Text };
+            for r in split_multipart(raw, body, &boundary) {
+                if self.nodes.len() >= MAX_MIME_PARTS {
+                    break;
+                }
+                let c = self.part(raw, r, depth + 1, child_def);
+                self.nodes[idx].children.push(c);
+            }
+        } else if message && self.nodes.len() < MAX_MIME_PARTS {
+            let m = self.part(raw, body, depth + 1, Default::Text);
+            self.nodes[idx].message = Some(m);
+        }
+        idx
+    }
+}
+
+/// The body ranges of the parts of a multipart body: between delimiter lines
+/// (`--boundary` at the start of a line), the line break before a delimiter belonging to
+/// it; an unclosed last part runs to the end.
+fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range<usize>> {
+    let mut parts = Vec::new();
+    let mut open: Option<usize> = None;
+    let mut i = body.start;
+    while i < body.end {
+        let e = header::line_end(raw, i, body.end);
+        let line = &raw[i..e];
+        if line.len() >= 2 + boundary.len()
+            && line.starts_with(b"--")
+            && &line[2..2 + boundary.len()] == boundary
+        {
+            let mut before = i;
+            if before > body.start && raw[before - 1] == b'\n' {
+                before -= 1;
+                if before > body.start && raw[before - 1] == b'\r' {
+                    before -= 1;
+                }
+            }
+            if let Some(s) = open.take() {
+                parts.push(s..before.max(s));
+            }
+            if line[2 + boundary.len()..].starts_with(b"--") {
+                return parts;
+            }
+            open = Some(e);
+        }
+        i = e;
+    }
+    if let Some(s) = open {
+        parts.push(s..body.end);
+    }
+    parts
+}
+
+fn text_of(raw: &[u8], f: &Field) -> String {
+    String::from_utf8_lossy(&header::unfold(&raw[f.value.clone()])).into_owned()
+}
+
+fn params_strings(p: Params) -> Vec<(String, String)> {
+    p.0.into_iter()
+        .map(|(n, v)| {
+            (String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(&v).into_owned())
+        })
+        .collect()
+}
+
+/// The Content-* description of an entity from its header fields.
+fn describe(raw: &[u8], fields: &[Field], def: Default) -> MimeNode {
+    let mut n = MimeNode {
+        header: 0..0,
+        body: 0..0,
+        media_type: String::new(),
+        subtype: String::new(),
+        params: Vec::new(),
+        explicit_type: false,
+        id: None,
+        description: None,
+        encoding: None,
+        disposition: None,
+        language: None,
+        location: None,
+        md5: None,
+        lines: 0,
+        children: Vec::new(),
+        message: None,
+    };
+    if let Some(f) = header::find(raw, fields, "Content-Type") {
+        let v = &raw[f.value.clone()];
+        let i = header::skip_cfws(v, 0);
+        let (e, ty) = header::token(v, i);
+        let j = header::skip_cfws(v, e);
+        if !ty.is_empty() && v.get(j) == Some(&b'/') {
+            let k = header::skip_cfws(v, j + 1);
+            let (e2, sub) = header::token(v, k);
+            if !sub.is_empty() {
+                n.media_type = String::from_utf8_lossy(ty).into_owned();
+                n.subtype = String::from_utf8_lossy(sub).into_owned();
+                n.params = params_strings(header::params(v, e2));
+                n.explicit_type = true;
+            }
+        }
+    }
+    if !n.explicit_type {
+        let (t, s) =
+            if def == Default::Message { ("message", "rfc822") } else { ("text", "plain") };
+        n.media_type = t.into();
+        n.subtype = s.into();
+    }
+    if let Some(f) = header::find(raw, fields, "Content-Transfer-Encoding") {
+        let v = &raw[f.value.clone()];
+        let (_, t) = header::token(v, header::skip_cfws(v, 0));
+        if !t.is_empty() {
+            n.encoding = Some(String::from_utf8_lossy(t).into_owned());
+        }
+    }
+    if let Some(f) = header::find(raw, fields, "Content-Disposition") {
+        let v = &raw[f.value.clone()];
+        let (e, t) = header::token(v, header::skip_cfws(v, 0));
+        if !t.is_empty() {
+            n.disposition = Some((
+                String::from_utf8_lossy(t).into_owned(),
+                params_strings(header::params(v, e)),
+            ));
+        }
+    }
+    if let Some(f) = header::find(raw, fields, "Content-Language") {
+        let v = &raw[f.value.clone()];
+        let tags: Vec<String> = v
+            .split(|&b| b == b',')
+            .filter_map(|t| {
+                let i = header::skip_cfws(t, 0);
+                let (_, tok) = header::token(t, i);
+                (!tok.is_empty()).then(|| String::from_utf8_lossy(tok).into_owned())
+            })
+            .collect();
+        if !tags.is_empty() {
+            n.language = Some(tags);
+        }
+    }
+    n.id = header::find(raw, fields, "Content-ID").map(|f| text_of(raw, f));
+    n.description = header::find(raw, fields, "Content-Description").map(|f| text_of(raw, f));
+    n.location = header::find(raw, fields, "Content-Location").map(|f| text_of(raw, f));
+    n.md5 = header::find(raw, fields, "Content-MD5").map(|f| text_of(raw, f));
+    n
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn multipart_parts_exclude_the_delimiter_line_break() {
+        let raw = b"Content-Type: multipart/mixed; boundary=b\r\n\r\npre\r\n--b\r\n\r\none\r\n--b\r\nContent-Type: text/html\r\n\r\ntwo\r\n--b--\r\nepi";
+        let t = MimeTree::parse(raw);
+        let r = t.root();
+        assert_eq!(r.children.len(), 2);
+        let one = &t.nodes[r.children[0]];
+        assert_eq!(&raw[one.body.clone()], b"one");
+        let two = &t.nodes[r.children[1]];
+        assert_eq!(&raw[two.body.clone()], b"two");
+        assert!(two.is("text", "html"));
+    }
+
+    #[test]
+    fn depth_and_part_count_are_bounded() {
+        let mut raw = Vec::new();
+        for _ in 0..100 {
+            raw.extend_from_slice(b"Content-Type: message/rfc822\r\n\r\n");
+        }
+        let t = MimeTree::parse(&raw);
+        assert_eq!(t.nodes.len(), MAX_MIME_DEPTH);
+        let mut raw = b"Content-Type: multipart/mixed; boundary=x\r\n\r\n".to_vec();
+        for _ in 0..5000 {
+            raw.extend_from_slice(b"--x\r\n\r\na\r\n");
+        }
+        let t = MimeTree::parse(&raw);
+        assert_eq!(t.nodes.len(), MAX_MIME_PARTS);
+    }
+}
