@@ -44,6 +44,12 @@ enum DimedCommand {
         /// The port to publish in the record (default: the listen port).
         #[arg(long)]
         published_port: Option<u16>,
+        /// Where DMAP (IMAP) listens on implicit TLS, for mail clients (none by default).
+        #[arg(long)]
+        imaps: Option<SocketAddr>,
+        /// Where DMAP (IMAP) listens with STARTTLS (needs --imaps).
+        #[arg(long, requires = "imaps")]
+        imap: Option<SocketAddr>,
     },
     /// Run the server of a `dimed.toml`.
     Serve {
@@ -65,6 +71,12 @@ enum DimedCommand {
         /// Where DMTP listens.
         #[arg(long, default_value = "127.0.0.1:2626")]
         listen: SocketAddr,
+        /// Where DMAP (IMAP) listens on implicit TLS, for mail clients.
+        #[arg(long, default_value = "127.0.0.1:9930")]
+        imaps: SocketAddr,
+        /// Where DMAP (IMAP) listens with STARTTLS.
+        #[arg(long, default_value = "127.0.0.1:1430")]
+        imap: SocketAddr,
         /// Create the domain and user, print how to use them, and exit without serving.
         #[arg(long)]
         no_serve: bool,
@@ -126,18 +138,19 @@ fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
 fn run(cli: Dimed) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     match cli.command {
-        DimedCommand::Init { dir, domain, host, listen, published_port } => {
-            let created = init(&dir, &domain, host.as_deref(), listen, published_port)?;
+        DimedCommand::Init { dir, domain, host, listen, published_port, imaps, imap } => {
+            let imap = imaps.map(|t| (t, imap.unwrap_or(SocketAddr::new(t.ip(), 143))));
+            let created = init(&dir, &domain, host.as_deref(), listen, published_port, imap)?;
             print_created(&mut out, &created, &dir)?;
             Ok(())
         }
         DimedCommand::Serve { config } => serve(&config),
-        DimedCommand::Quickstart { data_dir, domain, user, listen, no_serve } => {
+        DimedCommand::Quickstart { data_dir, domain, user, listen, imaps, imap, no_serve } => {
             let config = data_dir.join("dimed.toml");
             if config.exists() {
                 writeln!(out, "using the existing domain in {}", data_dir.display())?;
             } else {
-                let created = init(&data_dir, &domain, None, listen, None)?;
+                let created = init(&data_dir, &domain, None, listen, None, Some((imaps, imap)))?;
                 print_created(&mut out, &created, &data_dir)?;
                 let address = format!("{user}@{domain}");
                 let password = add_user(&config, &address)?;
@@ -150,6 +163,15 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
                     out,
                     "try, while dimed runs:\n  DIME_USER_PASSWORD='<password>' dime send --socket {sock} --user {address} --to {address} --subject hello --body 'first dime mail'\n  DIME_USER_PASSWORD='<password>' dime inbox --socket {sock} --user {address}",
                     sock = data_dir.join("data").join("dimed.sock").display()
+                )?;
+                writeln!(
+                    out,
+                    "mail clients (IMAP), while dimed runs:\n  server {host}, user {address}, the password above\n  IMAP over TLS: {ip} port {tls_port}; or STARTTLS: port {starttls_port}\n  the server's certificate (self-signed, for {host}; trust this file in the client): {cert}\n  e.g. curl --cacert {cert} --resolve {host}:{tls_port}:{ip} -u {address} 'imaps://{host}:{tls_port}/INBOX;UID=1'",
+                    host = created.host,
+                    ip = imaps.ip(),
+                    tls_port = imaps.port(),
+                    starttls_port = imap.port(),
+                    cert = data_dir.join("config").join(files::TLS_CERT).display(),
                 )?;
             }
             out.flush()?;
@@ -261,6 +283,7 @@ fn init(
     host: Option<&str>,
     listen: SocketAddr,
     published_port: Option<u16>,
+    imap: Option<(SocketAddr, SocketAddr)>,
 ) -> anyhow::Result<dime_server::setup::CreatedDomain> {
     let domain = Domain::parse(domain).with_context(|| format!("{domain:?} is not a domain"))?;
     let host = match host {
@@ -274,6 +297,7 @@ fn init(
         listen,
         published_port: published_port.unwrap_or(listen.port()),
         dir: dir.to_owned(),
+        imap,
     };
     Ok(create_domain(default_provider(), &mut OsRng, &new)?)
 }
@@ -335,10 +359,12 @@ fn serve(config: &Path) -> anyhow::Result<()> {
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
-            "dimed serving {} (quic {}, tls {}, submission {})",
+            "dimed serving {} (quic {}, tls {}, imaps {}, imap {}, submission {})",
             running.local.domain,
             running.quic_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
             running.tls_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+            running.imaps_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
+            running.imap_addr.map(|a| a.to_string()).unwrap_or_else(|| "off".into()),
             running.submission.display()
         )?;
         out.flush()?;

@@ -10,13 +10,21 @@
 //! against the mail service and writes the responses out.
 
 mod command;
+mod encode;
 mod frame;
 mod mime;
 mod mutf7;
+mod parse;
 mod selected;
+mod server;
+pub mod response;
 pub mod limits;
 
 pub use command::*;
+pub use encode::{
+    encode_astring, encode_date_time, encode_flag, encode_flags, encode_literal, encode_literal8,
+    encode_mailbox, encode_nstring, encode_quoted, encode_string, encode_uid_set,
+};
 pub use frame::{Frame, FrameLimits, FrameMode, Framer};
 pub use mime::{
     BinaryError, LEGACY_CONTENT_TYPE, LegacyError, MimeNode, MimeTree, TextScope, binary, binary_size,
@@ -24,4 +32,6 @@ pub use mime::{
     sent_date,
 };
 pub use mutf7::{Mutf7Error, decode_mutf7, encode_mutf7};
+pub use parse::{ParseError, SaslResponse, is_idle_done, parse_command, parse_sasl_response};
 pub use selected::{Selected, SnapshotEntry, Update};
+pub use server::{Enabled, Event, Server, ServerConfig, State, Status};

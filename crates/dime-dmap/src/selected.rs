@@ -92,6 +92,11 @@ impl Selected {
         u32::try_from(self.known.len()).unwrap_or(u32::MAX)
     }
 
+    /// The largest UID the client sees (0 for an empty mailbox).
+    pub fn max_uid(&self) -> u32 {
+        self.known.last().map_or(0, |k| k.uid)
+    }
+
     /// The UIDs the client sees, in sequence order (ghosts included).
     pub fn uids(&self) -> impl Iterator<Item = u32> + '_ {
         self.known.iter().map(|k| k.uid)

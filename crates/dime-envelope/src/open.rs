@@ -540,6 +540,14 @@ impl Unverified<FullView> {
         &self.view.origin
     }
 
+    /// The view, without verifying any signature: only for a reader that holds the record of
+    /// an earlier verification of this very message, kept where only the recipient's keys
+    /// reach it (`spec/dmap.md` §5.2: an IMAP FETCH does not check the signatures again on
+    /// every read). Every other reader calls [`Self::verify`].
+    pub fn into_unverified_view(self) -> FullView {
+        self.view
+    }
+
     /// Verifies the author signatures with `author` (the origin's key for a trustful message)
     /// and, when the message carries one, the origin signature with `origin`
     /// (`spec/envelope.md` §7). An origin key for a message without an origin signature, or

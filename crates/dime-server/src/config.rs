@@ -64,6 +64,8 @@ pub struct Config {
     pub limits: Limits,
     /// The store's upkeep.
     pub store: StoreSection,
+    /// The DMAP listeners' caps.
+    pub imap: ImapSection,
     /// Refuse to start when a private directory or file (the store's, the key files) is open
     /// to other local users, rather than warn (`spec/dimed.md` §3).
     pub strict_permissions: bool,
@@ -86,6 +88,8 @@ struct RawConfig {
     limits: Limits,
     #[serde(default)]
     store: StoreSection,
+    #[serde(default)]
+    imap: ImapSection,
     #[serde(default)]
     strict_permissions: bool,
 }
@@ -123,6 +127,23 @@ pub struct Listen {
     /// The operator's socket (`spec/dimed.md` §5); default `dimed-admin.sock` in the data
     /// directory.
     pub admin: Option<PathBuf>,
+    /// DMAP (IMAP4rev2) on implicit TLS, for mail clients (`spec/dmap.md` §2); usually port 993.
+    pub imaps: Option<SocketAddr>,
+    /// DMAP (IMAP4rev2) on plaintext with STARTTLS, no login before it (`spec/dmap.md` §2);
+    /// usually port 143.
+    pub imap: Option<SocketAddr>,
+}
+
+/// `[imap]`: the DMAP listeners' caps (`spec/dmap.md` §6); each absent value is the default.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImapSection {
+    /// Connections at once on each listener, from every address.
+    pub max_connections: Option<usize>,
+    /// Connections at once from one IP address, on each listener.
+    pub max_connections_per_ip: Option<usize>,
+    /// Largest APPEND, octets (at most the store's largest envelope).
+    pub append_limit: Option<u64>,
 }
 
 /// `[dns]`.
@@ -300,6 +321,7 @@ impl RawConfig {
             },
             limits: self.limits,
             store: self.store,
+            imap: self.imap,
             strict_permissions: self.strict_permissions,
         })
     }
@@ -402,6 +424,21 @@ impl Config {
         }
         if let Some(v) = l.idle_timeout_secs {
             o.dmtp.idle_timeout = Duration::from_secs(v);
+        }
+        o
+    }
+
+    /// The DMAP listeners' options.
+    pub fn dmap_options(&self) -> crate::dmap::DmapOptions {
+        let mut o = crate::dmap::DmapOptions::default();
+        if let Some(v) = self.imap.max_connections {
+            o.max_connections = v;
+        }
+        if let Some(v) = self.imap.max_connections_per_ip {
+            o.max_connections_per_ip = v;
+        }
+        if let Some(v) = self.imap.append_limit {
+            o.append_limit = v.min(o.append_limit);
         }
         o
     }

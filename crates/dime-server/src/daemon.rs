@@ -110,6 +110,11 @@ pub struct Running {
     pub store: Arc<Store>,
     /// The resolver.
     pub resolver: Arc<Resolver>,
+    /// Where DMAP listens on implicit TLS.
+    pub imaps_addr: Option<SocketAddr>,
+    /// Where DMAP listens with STARTTLS.
+    pub imap_addr: Option<SocketAddr>,
+    dmap: Vec<crate::dmap::DmapHandle>,
     stop: watch::Sender<bool>,
     listeners: Vec<dime_net::ServerHandle>,
     quic_endpoints: Vec<quinn::Endpoint>,
@@ -133,6 +138,9 @@ impl Running {
     /// way end (the entries leased and not tried are handed back); the store is closed.
     pub async fn shutdown(self) {
         let _ = self.stop.send(true);
+        for d in self.dmap {
+            d.shutdown().await;
+        }
         // Every listener stops now; their graces run side by side with the tasks' ends.
         let listeners: Vec<_> =
             self.listeners.into_iter().map(|l| l.shutdown(dime_net::SHUTDOWN_GRACE)).collect();
@@ -360,6 +368,9 @@ pub async fn start(
         .map_err(setup("tls.crt"))?;
     let key_pem = zeroize::Zeroizing::new(read(&config.secret_path(files::TLS_KEY))?);
     let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(setup("tls.key"))?;
+    let dmap_tls =
+        crate::dmap::tls_config(Arc::clone(&tls_provider), chain.clone(), key.clone_key())
+            .map_err(setup("imap tls"))?;
     let server_tls = dime_net::server_tls_config(Arc::clone(&tls_provider), chain, key)?;
 
     // The resolver, with our own domain answered without DNS.
@@ -431,7 +442,11 @@ pub async fn start(
     let mut statics = StaticOrigins::default();
     statics.0.insert(domain.clone(), (local.org_fingerprint, pok));
     let origins = Arc::new(Origins { local: statics, resolver: Arc::clone(&resolver) });
-    let handler = Arc::new(Destination::new(Arc::clone(&local), Arc::clone(&store), origins, p));
+    let changes = Arc::new(crate::service::Changes::default());
+    let handler = Arc::new(
+        Destination::new(Arc::clone(&local), Arc::clone(&store), origins, p)
+            .with_changes(Arc::clone(&changes)),
+    );
     let mut listeners = Vec::new();
     let mut quic_endpoints = Vec::new();
     if let Some(ep) = quic_endpoint {
@@ -485,8 +500,32 @@ pub async fn start(
         Arc::clone(&resolver),
         p,
     )
-    .with_wake(wake);
-    let sub = crate::submission::Submission { service: Arc::new(service) };
+    .with_wake(wake)
+    .with_changes(changes);
+    let service = Arc::new(service);
+    let mut dmap = Vec::new();
+    for (addr, security) in [
+        (config.listen.imaps, crate::dmap::Security::ImplicitTls),
+        (config.listen.imap, crate::dmap::Security::StartTls),
+    ] {
+        let Some(addr) = addr else { continue };
+        let l = tokio::net::TcpListener::bind(addr)
+            .await
+            .map_err(|source| StartError::Bind { what: format!("imap {addr}"), source })?;
+        dmap.push(
+            crate::dmap::spawn(
+                l,
+                security,
+                Arc::clone(&dmap_tls),
+                Arc::clone(&service),
+                config.dmap_options(),
+            )
+            .map_err(|source| StartError::Bind { what: format!("imap {addr}"), source })?,
+        );
+    }
+    let imaps_addr = config.listen.imaps.and(dmap.first().map(|d| d.addr));
+    let imap_addr = config.listen.imap.and(dmap.last().map(|d| d.addr));
+    let sub = crate::submission::Submission { service: Arc::clone(&service) };
     tasks.push(
         crate::submission::serve(&submission, Arc::new(sub), stop_rx.clone()).map_err(
             |source| StartError::Bind { what: submission.display().to_string(), source },
@@ -503,6 +542,8 @@ pub async fn start(
         domain = %domain,
         quic = ?quic_addr,
         tls = ?tls_addr,
+        imaps = ?imaps_addr,
+        imap = ?imap_addr,
         "dimed started"
     );
     Ok(Running {
@@ -513,6 +554,9 @@ pub async fn start(
         local,
         store,
         resolver,
+        imaps_addr,
+        imap_addr,
+        dmap,
         stop,
         listeners,
         quic_endpoints,

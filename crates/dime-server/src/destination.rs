@@ -89,6 +89,8 @@ pub struct Destination<O> {
     provider: &'static CryptoProvider,
     /// Deliveries between their DATA and their reply (see [`run_blocking`]).
     delivering: AtomicUsize,
+    /// Told of each stored message, so that the recipient's IDLE sessions see it.
+    changes: Option<Arc<crate::service::Changes>>,
 }
 
 impl<O> std::fmt::Debug for Destination<O> {
@@ -105,7 +107,21 @@ impl<O: OriginKeys> Destination<O> {
         origins: Arc<O>,
         provider: &'static CryptoProvider,
     ) -> Destination<O> {
-        Destination { local, store, origins, provider, delivering: AtomicUsize::new(0) }
+        Destination {
+            local,
+            store,
+            origins,
+            provider,
+            delivering: AtomicUsize::new(0),
+            changes: None,
+        }
+    }
+
+    /// Tells `changes` of each stored message (the recipient's IDLE sessions wake).
+    #[must_use]
+    pub fn with_changes(mut self, changes: Arc<crate::service::Changes>) -> Destination<O> {
+        self.changes = Some(changes);
+        self
     }
 
     /// The current signet of `name` and its fingerprints (full, crypto), if served here.
@@ -191,6 +207,7 @@ impl<O: OriginKeys> Handler for Destination<O> {
         let keys = keys.clone();
         let (local, store, p) = (Arc::clone(&self.local), Arc::clone(&self.store), self.provider);
         let origin = d.origin.clone();
+        let changes = self.changes.clone();
         let r = run_blocking(&self.delivering, move || {
             let view = open_as_destination(p, &d.body[..], &local.secret)
                 .and_then(|u| u.verify(p, &keys, &local.domain))
@@ -229,6 +246,9 @@ impl<O: OriginKeys> Handler for Destination<O> {
                         Refusal::StoreFailed
                     }
                 })?;
+            if let Some(c) = &changes {
+                c.changed(delivered.account);
+            }
             transaction_id(p, &delivered).ok_or(Refusal::StoreFailed)
         })
         .await

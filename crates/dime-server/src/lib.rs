@@ -25,6 +25,7 @@ mod bounce;
 pub mod config;
 pub mod daemon;
 mod destination;
+pub mod dmap;
 mod lines;
 pub mod origin;
 pub mod outbound;

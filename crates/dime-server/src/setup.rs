@@ -65,6 +65,8 @@ pub struct NewDomain {
     pub published_port: u16,
     /// The directory to create; `dimed.toml` goes in it, with `data/` and `config/`.
     pub dir: PathBuf,
+    /// Where DMAP listens on implicit TLS and with STARTTLS (`spec/dmap.md` §2), if at all.
+    pub imap: Option<(SocketAddr, SocketAddr)>,
 }
 
 /// What was created.
@@ -76,6 +78,8 @@ pub struct CreatedDomain {
     pub org_signet: Signet,
     /// The record to publish.
     pub record: Record,
+    /// The delivery host name (the certificate's name).
+    pub host: Domain,
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
@@ -174,6 +178,7 @@ pub fn create_domain(
          quic = \"{listen}\"\n\
          tls = \"{listen}\"\n\
          submission = \"data/dimed.sock\"\n\
+         {imap}\
          \n\
          [dns]\n\
          # servers = [\"127.0.0.1:53\"]   # validating resolvers; default: /etc/resolv.conf\n\
@@ -184,9 +189,13 @@ pub fn create_domain(
         domain = new.domain.as_str(),
         host = new.host.as_str(),
         listen = new.listen,
+        imap = match new.imap {
+            Some((tls, starttls)) => format!("imaps = \"{tls}\"\nimap = \"{starttls}\"\n"),
+            None => String::new(),
+        },
     );
     write_new(&config_file, toml.as_bytes(), false)?;
-    Ok(CreatedDomain { config_file, org_signet: signet, record })
+    Ok(CreatedDomain { config_file, org_signet: signet, record, host: new.host.clone() })
 }
 
 /// Reads the org keys of `config` (the key file under its passphrase file, or under

@@ -29,6 +29,7 @@ fn init(dir: &Path) -> PathBuf {
         listen: "127.0.0.1:0".parse().unwrap(),
         published_port: 2626,
         dir: dir.join("d"),
+        imap: None,
     };
     create_domain(default_provider(), &mut dime_testkit::seeded_rng(20), &new).unwrap().config_file
 }

@@ -121,11 +121,11 @@ pub struct ReadMessage {
 }
 
 /// A message whose signatures and addresses hold, and the signets that verified it.
-struct Checked {
-    view: FullView,
-    kind: MessageKind,
+pub(super) struct Checked {
+    pub(super) view: FullView,
+    pub(super) kind: MessageKind,
     signatures: Signatures,
-    warnings: Vec<String>,
+    pub(super) warnings: Vec<String>,
     author_signet: Option<Signet>,
     origin_signet: Signet,
     recorded_at: Timestamp,
@@ -144,7 +144,7 @@ impl Checked {
     }
 
     /// The record of this verification (`spec/dimed.md` §4.3).
-    fn record(&self) -> Record {
+    pub(super) fn record(&self) -> Record {
         Record {
             kind: self.kind,
             recorded_at: self.recorded_at,
@@ -321,7 +321,7 @@ impl<D: Directory> MailService<D> {
 
     /// Seals `records` in the session and stores them off the read path (the caller does
     /// not wait for the write; a record not stored is made again at the next read).
-    fn keep_records(
+    pub(super) fn keep_records(
         &self,
         session: &mut UserSession,
         mailbox: MailboxId,
@@ -458,7 +458,7 @@ impl<D: Directory> MailService<D> {
     /// record names); its view, its signatures, the signets that verified it, and the
     /// warnings, when every signature holds (the origin's included: the message arrived over
     /// DMTP) and its addresses agree; else why not.
-    async fn verify_fresh(
+    pub(super) async fn verify_fresh(
         &self,
         session: &mut UserSession,
         m: Unverified<FullView>,
@@ -816,24 +816,24 @@ fn signatures_octet(s: Signatures) -> u8 {
 /// account's read key (`spec/storage.md` §6.7): what a listing shows, and the signets a later
 /// read verifies it under.
 #[derive(Debug, Clone, PartialEq, Eq)]
-struct Record {
-    kind: MessageKind,
-    recorded_at: Timestamp,
-    author: Mailbox,
+pub(super) struct Record {
+    pub(super) kind: MessageKind,
+    pub(super) recorded_at: Timestamp,
+    pub(super) author: Mailbox,
     /// The recipient mailbox the message was delivered to.
-    recipient: Mailbox,
-    subject: String,
-    warnings: Vec<String>,
+    pub(super) recipient: Mailbox,
+    pub(super) subject: String,
+    pub(super) warnings: Vec<String>,
     /// The author's user signet whose key verified the author signatures (none for a
     /// trustful message).
-    author_signet: Option<Signet>,
+    pub(super) author_signet: Option<Signet>,
     /// The origin's org signet whose keys verified the origin signature.
-    origin_signet: Signet,
+    pub(super) origin_signet: Signet,
 }
 
 impl Record {
     /// Whether the record is of message `m` as it opens: its kind and author.
-    fn is_of(&self, m: &Unverified<FullView>) -> bool {
+    pub(super) fn is_of(&self, m: &Unverified<FullView>) -> bool {
         self.kind == m.kind() && &self.author == m.claimed_author()
     }
 
@@ -847,7 +847,7 @@ impl Record {
 /// u64 the time of the check (seconds since the Unix epoch), the author's address, the
 /// recipient's and the subject, u8 count and that many warnings, then the author's user signet (empty for a
 /// trustful message) and the origin's org signet, each string and signet u32-length-prefixed.
-fn encode_record(r: &Record) -> Vec<u8> {
+pub(super) fn encode_record(r: &Record) -> Vec<u8> {
     let author = r.author.to_string();
     let author_signet = r.author_signet.as_ref().map(Signet::to_bytes).unwrap_or_default();
     let origin_signet = r.origin_signet.to_bytes();
@@ -874,7 +874,7 @@ fn encode_record(r: &Record) -> Vec<u8> {
 }
 
 /// A record, if it reads as version 3 with every signature verified.
-fn decode_record(b: &[u8]) -> Option<Record> {
+pub(super) fn decode_record(b: &[u8]) -> Option<Record> {
     let [RECORD_VERSION, kind, sigs, rest @ ..] = b else { return None };
     let kind = MessageKind::from_code(*kind)?;
     (*sigs == signatures_octet(ALL_VERIFIED)).then_some(())?;
@@ -921,7 +921,7 @@ fn field<'a>(b: &'a [u8], at: &mut usize) -> Option<&'a [u8]> {
 /// What a reader says of a message that does not open or verify: its class's text
 /// (`spec/envelope.md` §14), and for a removed origin signature why it matters
 /// (`spec/dimed.md` §4.3).
-fn reason(class: ErrorClass) -> String {
+pub(super) fn reason(class: ErrorClass) -> String {
     match class {
         ErrorClass::Unverified(rule @ "no-origin-signature") => unverified(
             rule,
@@ -1014,7 +1014,7 @@ fn lists(value: &str, who: &Mailbox) -> bool {
         .any(|t| Mailbox::parse(t).is_ok_and(|m| &m == who))
 }
 
-fn subject_of(view: &FullView) -> String {
+pub(super) fn subject_of(view: &FullView) -> String {
     view.message.common_headers.get("Subject").unwrap_or("").to_owned()
 }
 

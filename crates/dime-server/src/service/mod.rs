@@ -23,6 +23,8 @@
 //! listing, flags) runs where it is, with the worker's other tasks handed to another thread
 //! (`crate::in_place`), so that the keys never leave the session that holds them.
 
+pub mod access;
+pub mod changes;
 pub mod compose;
 pub mod mailbox;
 pub mod outbox;
@@ -38,6 +40,8 @@ use dime_store::Store;
 use std::future::Future;
 use std::sync::Arc;
 
+pub use access::{AppendError, Rendered};
+pub use changes::Changes;
 pub use compose::{ComposeError, Composed, Draft};
 pub use mailbox::{
     ExportError, Listed, MailboxError, Provenance, ReadError, ReadMessage, Verification,
@@ -102,6 +106,8 @@ pub struct MailService<D> {
     session_max_secs: u64,
     /// Login slots and failure delays, shared by every front end.
     logins: Arc<throttle::LoginThrottle>,
+    /// Change notices per account, for IDLE.
+    changes: Arc<Changes>,
 }
 
 impl<D: Directory> MailService<D> {
@@ -120,7 +126,20 @@ impl<D: Directory> MailService<D> {
             wake: None,
             session_max_secs: session::SESSION_MAX_SECS,
             logins: Arc::new(throttle::LoginThrottle::new(LoginPolicy::default())),
+            changes: Arc::new(Changes::default()),
         }
+    }
+
+    /// The change notices of every account (give them to the DMTP destination too).
+    pub fn changes(&self) -> &Arc<Changes> {
+        &self.changes
+    }
+
+    /// Shares `changes` (one for the whole server).
+    #[must_use]
+    pub fn with_changes(mut self, changes: Arc<Changes>) -> MailService<D> {
+        self.changes = changes;
+        self
     }
 
     /// Notifies `wake` after each queued message.

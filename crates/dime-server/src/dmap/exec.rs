@@ -1,0 +1,1126 @@
+//! The commands of an authenticated DMAP session, carried out against the mail service
+//! (`spec/dmap.md` §4): each maps the service's answers and errors to IMAP responses.
+
+use super::conn::{Conn, End};
+use super::search;
+use crate::service::{Directory, MailboxError, ReadError, Rendered, SessionError};
+use dime_dmap::response::{self, Esearch, FetchWriter};
+use dime_dmap::{
+    Command, DateTime, Fetch, FetchItem, Flag, List, MimeTree, SearchReturn, Section,
+    SectionText, Selected, SequenceSet, State, StatusItem, Status, Store, StoreMode, Tag,
+    TaggedCommand,
+};
+use dime_store::{MailboxId, MailboxInfo, SpecialUse, Timestamp, Uid};
+use std::sync::Arc;
+
+/// What went wrong in a command.
+pub(super) enum Fail {
+    /// Tagged NO with a response code.
+    No(&'static str, String),
+    /// Tagged BAD.
+    Bad(String),
+    /// The session ended: BYE and close.
+    Expired,
+    /// The connection is gone.
+    End(End),
+}
+
+impl From<End> for Fail {
+    fn from(e: End) -> Fail {
+        Fail::End(e)
+    }
+}
+
+impl From<SessionError> for Fail {
+    fn from(_: SessionError) -> Fail {
+        Fail::Expired
+    }
+}
+
+impl From<MailboxError> for Fail {
+    fn from(e: MailboxError) -> Fail {
+        match e {
+            MailboxError::Session(_) => Fail::Expired,
+            MailboxError::Store(e) => store_fail(e),
+        }
+    }
+}
+
+impl From<ReadError> for Fail {
+    fn from(e: ReadError) -> Fail {
+        match e {
+            ReadError::Session(_) => Fail::Expired,
+            ReadError::NoSuchMessage => Fail::No("NONEXISTENT", "no such message".into()),
+            ReadError::NotShown(w) => Fail::No("UNAVAILABLE", w),
+            ReadError::Store(e) => store_fail(e),
+        }
+    }
+}
+
+/// The store's refusals as IMAP response codes (RFC 5530).
+fn store_fail(e: dime_store::MailboxError) -> Fail {
+    use dime_store::MailboxError as E;
+    match e {
+        E::SessionExpired => Fail::Expired,
+        E::NoSuchMailbox => Fail::No("NONEXISTENT", "no such mailbox".into()),
+        E::NoSuchMessage => Fail::No("NONEXISTENT", "no such message".into()),
+        E::InboxIsFixed => Fail::No("CANNOT", "the inbox cannot be deleted or renamed".into()),
+        E::MailboxExists => Fail::No("ALREADYEXISTS", "mailbox exists already".into()),
+        E::SpecialUseTaken { .. } => {
+            Fail::No("USEATTR", "another mailbox has that special use".into())
+        }
+        E::OverQuota { .. } => Fail::No("OVERQUOTA", "quota exceeded".into()),
+        E::TooLarge { what, limit } => Fail::No("LIMIT", format!("{what} over {limit} octets")),
+        e => {
+            tracing::warn!(error = %e, "imap: store failed");
+            Fail::No("SERVERBUG", "internal error".into())
+        }
+    }
+}
+
+fn now() -> Timestamp {
+    crate::now()
+}
+
+/// A flag as stored (`\Seen`, or the keyword as sent).
+pub(super) fn flag_name(f: &Flag) -> Option<String> {
+    Some(match f {
+        Flag::Seen => "\\Seen".into(),
+        Flag::Answered => "\\Answered".into(),
+        Flag::Flagged => "\\Flagged".into(),
+        Flag::Deleted => "\\Deleted".into(),
+        Flag::Draft => "\\Draft".into(),
+        Flag::Recent | Flag::Extension(_) => return None,
+        Flag::Keyword(k) => k.clone(),
+    })
+}
+
+fn special_use_of(attr: &str) -> Option<SpecialUse> {
+    SpecialUse::ALL.into_iter().find(|u| u.attribute().eq_ignore_ascii_case(attr))
+}
+
+/// Whether a FETCH item needs the message rendered.
+fn needs_content(i: &FetchItem) -> bool {
+    !matches!(i, FetchItem::Flags | FetchItem::Uid | FetchItem::ModSeq | FetchItem::InternalDate)
+}
+
+/// Whether a FETCH item sets `\Seen` (RFC 9051 §6.4.5).
+fn sets_seen(i: &FetchItem) -> bool {
+    matches!(
+        i,
+        FetchItem::BodySection { peek: false, .. }
+            | FetchItem::Binary { peek: false, .. }
+            | FetchItem::Rfc822
+            | FetchItem::Rfc822Text
+    )
+}
+
+/// A section as the response names it: `BODY[1.HEADER.FIELDS (From)]`.
+fn section_label(s: &Section) -> String {
+    let mut out: Vec<String> = s.part.iter().map(u32::to_string).collect();
+    if let Some(t) = &s.text {
+        out.push(match t {
+            SectionText::Header => "HEADER".into(),
+            SectionText::Text => "TEXT".into(),
+            SectionText::Mime => "MIME".into(),
+            SectionText::HeaderFields(f) => format!("HEADER.FIELDS ({})", quote_fields(f)),
+            SectionText::HeaderFieldsNot(f) => {
+                format!("HEADER.FIELDS.NOT ({})", quote_fields(f))
+            }
+        });
+    }
+    out.join(".")
+}
+
+fn quote_fields(f: &[String]) -> String {
+    f.iter()
+        .map(|n| {
+            let mut v = Vec::new();
+            dime_dmap::encode_astring(&mut v, n.as_bytes());
+            String::from_utf8_lossy(&v).into_owned()
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn partial_of(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
+    match partial {
+        None => data,
+        Some((off, len)) => {
+            let start = (off as usize).min(data.len());
+            let end = start.saturating_add(len as usize).min(data.len());
+            &data[start..end]
+        }
+    }
+}
+
+fn part_label(part: &[u32]) -> String {
+    part.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
+}
+
+/// Whether `name` matches the LIST pattern (`*` anything, `%` anything but the delimiter).
+pub(super) fn pattern_matches(pattern: &[u8], name: &[u8]) -> bool {
+    // Iterative with backtracking over the last star: linear in practice, bounded by the
+    // pattern's and the name's lengths (both under the line limit).
+    let (mut p, mut n) = (0usize, 0usize);
+    let mut star: Option<(usize, usize, bool)> = None;
+    while n < name.len() {
+        if p < pattern.len() && (pattern[p] == b'*' || pattern[p] == b'%') {
+            star = Some((p, n, pattern[p] == b'%'));
+            p += 1;
+        } else if p < pattern.len() && pattern[p] == name[n] {
+            p += 1;
+            n += 1;
+        } else if let Some((sp, sn, percent)) = star {
+            if percent && name[sn] == b'/' {
+                return false;
+            }
+            star = Some((sp, sn + 1, percent));
+            p = sp + 1;
+            n = sn + 1;
+        } else {
+            return false;
+        }
+    }
+    while p < pattern.len() && (pattern[p] == b'*' || pattern[p] == b'%') {
+        p += 1;
+    }
+    p == pattern.len()
+}
+
+impl<D: Directory> Conn<D> {
+    /// Carries out one command and answers it.
+    pub(super) async fn execute(&mut self, c: TaggedCommand) -> Result<(), End> {
+        let TaggedCommand { tag, command } = c;
+        let idle = matches!(command, Command::Idle);
+        let r = self.run_command(&tag, command).await;
+        match r {
+            Ok(Some(text)) => self.server.tagged(&tag, Status::Ok, None, &text),
+            Ok(None) => {}
+            Err(Fail::No(code, text)) => self.server.tagged(&tag, Status::No, Some(code), &text),
+            Err(Fail::Bad(text)) => self.server.tagged(&tag, Status::Bad, None, &text),
+            Err(Fail::Expired) => {
+                self.session = None;
+                self.server.bye("session expired: log in again");
+            }
+            Err(Fail::End(e)) => return Err(e),
+        }
+        let _ = idle;
+        Ok(())
+    }
+
+    fn session(&mut self) -> Result<&mut crate::service::UserSession, Fail> {
+        self.session.as_mut().ok_or(Fail::Expired)
+    }
+
+    fn utf8(&self) -> bool {
+        self.server.enabled().utf8_names()
+    }
+
+    /// A mailbox name as the client sent it, in UTF-8; `INBOX` in any case is the inbox.
+    fn decode_name(&self, raw: &str) -> Result<String, Fail> {
+        let name = if self.utf8() {
+            raw.to_owned()
+        } else {
+            dime_dmap::decode_mutf7(raw.as_bytes())
+                .map_err(|_| Fail::Bad("mailbox name is not valid modified UTF-7".into()))?
+        };
+        let name = name.trim_end_matches('/').to_owned();
+        if name.eq_ignore_ascii_case("INBOX") {
+            return Ok("INBOX".into());
+        }
+        if let Some(rest) = name.get(..6)
+            && rest.eq_ignore_ascii_case("INBOX/")
+        {
+            return Ok(format!("INBOX/{}", &name[6..]));
+        }
+        Ok(name)
+    }
+
+    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, Fail> {
+        let now = now();
+        let service = Arc::clone(&self.service);
+        Ok(service.mailboxes(self.session()?, now)?)
+    }
+
+    /// The mailbox named `raw`: the same answer for one that does not exist and one that is
+    /// not the user's (there is no other user's mailbox to name).
+    fn find(&mut self, raw: &str) -> Result<MailboxInfo, Fail> {
+        let name = self.decode_name(raw)?;
+        self.mailboxes()?
+            .into_iter()
+            .find(|m| m.name == name)
+            .ok_or_else(|| Fail::No("NONEXISTENT", "no such mailbox".into()))
+    }
+
+    fn selected(&mut self) -> Result<&mut Selected, Fail> {
+        self.selected.as_mut().ok_or_else(|| Fail::Bad("no mailbox selected".into()))
+    }
+
+    /// Sends the updates owed for the selected mailbox (`allow_expunge`: EXPUNGE or VANISHED
+    /// may be sent now).
+    pub(super) async fn send_updates(&mut self, allow_expunge: bool) {
+        let Some(id) = self.selected.as_ref().map(|s| s.id) else { return };
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let Some(session) = self.session.as_mut() else { return };
+        let snapshot = match service.snapshot(session, MailboxId(id as u32), now) {
+            Ok(s) => s,
+            Err(MailboxError::Session(_)) => {
+                self.session = None;
+                self.server.bye("session expired: log in again");
+                return;
+            }
+            Err(_) => return,
+        };
+        let enabled = self.server.enabled();
+        let Some(sel) = self.selected.as_mut() else { return };
+        let updates = sel.sync(&snapshot, allow_expunge, enabled.qresync);
+        if updates.iter().any(|u| matches!(u, dime_dmap::Update::Exists(_))) {
+            // New messages may have taken the place of expunged ones in the cache's keys:
+            // UIDs are never reused, so nothing to drop.
+        }
+        response::updates(self.server.output(), &updates, enabled.condstore);
+    }
+
+    async fn run_command(&mut self, tag: &Tag, command: Command) -> Result<Option<String>, Fail> {
+        match command {
+            Command::Noop | Command::Check => {
+                self.send_updates(true).await;
+                Ok(Some("NOOP completed".into()))
+            }
+            Command::Idle => {
+                // The client waits in IDLE: what is owed now goes out at once, the rest as
+                // changes come (the connection loop).
+                self.send_updates(true).await;
+                Ok(None)
+            }
+            Command::Select { mailbox, read_only, condstore, qresync } => {
+                self.select(&mailbox, read_only, condstore, qresync).await
+            }
+            Command::Close | Command::Unselect => {
+                let close = matches!(command, Command::Close);
+                if let Some(sel) = self.selected.take() {
+                    if close && !sel.read_only {
+                        let deleted: Vec<Uid> = self.deleted_uids(&sel, None)?;
+                        if !deleted.is_empty() {
+                            let now = now();
+                            let service = Arc::clone(&self.service);
+                            service.expunge_notify(
+                                self.session()?,
+                                MailboxId(sel.id as u32),
+                                &deleted,
+                                now,
+                            )?;
+                        }
+                    }
+                }
+                self.cache.clear();
+                self.server.set_state(State::Authenticated);
+                Ok(Some(if close { "CLOSE completed" } else { "UNSELECT completed" }.into()))
+            }
+            Command::Create { mailbox, special_use } => {
+                let name = self.decode_name(&mailbox)?;
+                if name == "INBOX" {
+                    return Err(Fail::No("ALREADYEXISTS", "the inbox exists".into()));
+                }
+                if name.is_empty() {
+                    return Err(Fail::Bad("empty mailbox name".into()));
+                }
+                let role = match special_use.as_slice() {
+                    [] => None,
+                    [one] => Some(
+                        special_use_of(one)
+                            .ok_or_else(|| Fail::No("USEATTR", "unknown special use".into()))?,
+                    ),
+                    _ => return Err(Fail::No("USEATTR", "one special use per mailbox".into())),
+                };
+                let now = now();
+                let service = Arc::clone(&self.service);
+                service.create_mailbox_with(self.session()?, &name, role, now)?;
+                Ok(Some("CREATE completed".into()))
+            }
+            Command::Delete(mailbox) => {
+                let m = self.find(&mailbox)?;
+                if m.id == MailboxId::INBOX {
+                    return Err(Fail::No("CANNOT", "the inbox cannot be deleted".into()));
+                }
+                if self.selected.as_ref().is_some_and(|s| s.id == u64::from(m.id.0)) {
+                    self.selected = None;
+                    self.server.set_state(State::Authenticated);
+                }
+                let now = now();
+                let service = Arc::clone(&self.service);
+                service.delete_mailbox(self.session()?, m.id, now)?;
+                Ok(Some("DELETE completed".into()))
+            }
+            Command::Rename { from, to } => {
+                let m = self.find(&from)?;
+                let to = self.decode_name(&to)?;
+                let now = now();
+                let service = Arc::clone(&self.service);
+                if m.id == MailboxId::INBOX {
+                    // RFC 9051 §6.3.6: the inbox's messages move to the new mailbox, and the
+                    // inbox stays, empty.
+                    let session = self.session()?;
+                    let new = service.create_mailbox_with(session, &to, None, now)?;
+                    let uids: Vec<Uid> =
+                        service.entries(session, m.id, now)?.iter().map(|e| e.uid).collect();
+                    if !uids.is_empty() {
+                        service.copy_notify(session, m.id, &uids, new, true, now)?;
+                    }
+                } else {
+                    let children: Vec<MailboxInfo> = self
+                        .mailboxes()?
+                        .into_iter()
+                        .filter(|c| c.name.starts_with(&format!("{}/", m.name)))
+                        .collect();
+                    let session = self.session()?;
+                    service.rename_mailbox(session, m.id, &to, now)?;
+                    for c in children {
+                        let new = format!("{to}{}", &c.name[m.name.len()..]);
+                        service.rename_mailbox(session, c.id, &new, now)?;
+                    }
+                }
+                Ok(Some("RENAME completed".into()))
+            }
+            Command::Subscribe(mailbox) => self.subscribe(&mailbox, true),
+            Command::Unsubscribe(mailbox) => self.subscribe(&mailbox, false),
+            Command::List(list) => self.list(list, "LIST").await,
+            Command::Lsub { reference, pattern } => {
+                let mut list = List { reference, patterns: vec![pattern], ..List::default() };
+                list.selection.subscribed = true;
+                self.list(list, "LSUB").await
+            }
+            Command::Namespace => {
+                self.server.output().extend_from_slice(b"* NAMESPACE ((\"\" \"/\")) NIL NIL\r\n");
+                Ok(Some("NAMESPACE completed".into()))
+            }
+            Command::Status { mailbox, items } => {
+                let m = self.find(&mailbox)?;
+                let values = self.status_values(&m, &items).await?;
+                let name = m.name.clone();
+                let utf8 = self.utf8();
+                response::status(self.server.output(), &name, utf8, &values);
+                Ok(Some("STATUS completed".into()))
+            }
+            Command::Append { mailbox, flags, date, message, binary: _ } => {
+                let m = match self.find(&mailbox) {
+                    Ok(m) => m,
+                    Err(Fail::No(_, _)) => {
+                        return Err(Fail::No("TRYCREATE", "no such mailbox".into()));
+                    }
+                    Err(e) => return Err(e),
+                };
+                if message.len() as u64 > self.options.append_limit {
+                    return Err(Fail::No("TOOBIG", "message over the append limit".into()));
+                }
+                let flags: Vec<String> = flags.iter().filter_map(flag_name).collect();
+                let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
+                let date = date.map(|d| Timestamp(u64::try_from(d.unix).unwrap_or(0)));
+                let now = now();
+                let service = Arc::clone(&self.service);
+                let appended = service
+                    .append(self.session()?, m.id, &message, &flags, date, now)
+                    .map_err(|e| match e {
+                        crate::service::AppendError::Session(_) => Fail::Expired,
+                        crate::service::AppendError::Refused(w) => Fail::No("CANNOT", w),
+                        crate::service::AppendError::Store(e) => store_fail(e),
+                    })?;
+                if self.selected.as_ref().is_some_and(|s| s.id == u64::from(m.id.0)) {
+                    self.send_updates(true).await;
+                }
+                self.server.tagged(
+                    tag,
+                    Status::Ok,
+                    Some(&format!("APPENDUID {} {}", appended.uid_validity, appended.uid.0)),
+                    "APPEND completed",
+                );
+                Ok(None)
+            }
+            Command::Expunge | Command::UidExpunge(_) => {
+                let only = match &command {
+                    Command::UidExpunge(set) => Some(set.clone()),
+                    _ => None,
+                };
+                let sel = self.selected()?.clone();
+                if sel.read_only {
+                    return Err(Fail::No("READ-ONLY", "mailbox is read-only".into()));
+                }
+                let deleted = self.deleted_uids(&sel, only.as_ref())?;
+                if !deleted.is_empty() {
+                    let now = now();
+                    let service = Arc::clone(&self.service);
+                    service.expunge_notify(self.session()?, MailboxId(sel.id as u32), &deleted, now)?;
+                }
+                self.send_updates(true).await;
+                Ok(Some("EXPUNGE completed".into()))
+            }
+            Command::Search(s) => self.search(tag, s).await,
+            Command::Fetch(f) => self.fetch(f).await,
+            Command::Store(s) => self.store(tag, s).await,
+            Command::Copy { uid, set, mailbox, is_move } => {
+                self.copy(tag, uid, &set, &mailbox, is_move).await
+            }
+            // The machine answers these itself.
+            Command::Capability
+            | Command::Logout
+            | Command::StartTls
+            | Command::Authenticate { .. }
+            | Command::Login { .. }
+            | Command::Enable(_)
+            | Command::Id(_) => Err(Fail::Bad("unexpected command".into())),
+        }
+    }
+}
+
+impl<D: Directory> Conn<D> {
+    fn subscribe(&mut self, mailbox: &str, on: bool) -> Result<Option<String>, Fail> {
+        let m = self.find(mailbox)?;
+        let now = now();
+        let service = Arc::clone(&self.service);
+        service.set_subscribed(self.session()?, m.id, on, now)?;
+        Ok(Some(if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }.into()))
+    }
+
+    /// The UIDs of `sel` flagged `\Deleted` now (within `only` when given).
+    fn deleted_uids(
+        &mut self,
+        sel: &Selected,
+        only: Option<&SequenceSet>,
+    ) -> Result<Vec<Uid>, Fail> {
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let snapshot = service.snapshot(self.session()?, MailboxId(sel.id as u32), now)?;
+        let allowed: Option<Vec<u32>> =
+            only.map(|set| sel.resolve(set, true).into_iter().map(|(_, u)| u).collect());
+        Ok(snapshot
+            .iter()
+            .filter(|e| e.flags.iter().any(|f| f == "\\Deleted"))
+            .filter(|e| allowed.as_ref().is_none_or(|a| a.binary_search(&e.uid).is_ok()))
+            .map(|e| Uid(e.uid))
+            .collect())
+    }
+
+    async fn select(
+        &mut self,
+        raw: &str,
+        read_only: bool,
+        condstore: bool,
+        qresync: Option<dime_dmap::Qresync>,
+    ) -> Result<Option<String>, Fail> {
+        if self.selected.take().is_some() {
+            // RFC 7162 §3.2.11 / RFC 9051 §6.3.2: the previous mailbox is closed first.
+            self.server.output().extend_from_slice(b"* OK [CLOSED] previous mailbox closed\r\n");
+            self.server.set_state(State::Authenticated);
+            self.cache.clear();
+        }
+        if qresync.is_some() && !self.server.enabled().qresync {
+            return Err(Fail::Bad("QRESYNC is not enabled".into()));
+        }
+        if condstore {
+            self.server.enable_condstore();
+        }
+        let m = self.find(raw)?;
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let snapshot = service.snapshot(self.session()?, m.id, now)?;
+        let info = service.mailbox(self.session()?, m.id, now)?;
+        let sel = Selected::new(u64::from(m.id.0), info.uid_validity, read_only, snapshot.clone());
+        let enabled = self.server.enabled();
+        let mut keywords: Vec<String> = snapshot
+            .iter()
+            .flat_map(|e| e.flags.iter())
+            .filter(|f| !f.starts_with('\\'))
+            .cloned()
+            .collect();
+        keywords.sort();
+        keywords.dedup();
+        let out = self.server.output();
+        response::mailbox_flags(out, &keywords, read_only);
+        out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
+        if !enabled.rev2 {
+            out.extend_from_slice(b"* 0 RECENT\r\n");
+            if let Some(i) = snapshot.iter().position(|e| !e.flags.iter().any(|f| f == "\\Seen"))
+            {
+                out.extend_from_slice(format!("* OK [UNSEEN {}] first unseen\r\n", i + 1).as_bytes());
+            }
+        }
+        out.extend_from_slice(
+            format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uid_validity).as_bytes(),
+        );
+        out.extend_from_slice(format!("* OK [UIDNEXT {}] predicted next UID\r\n", info.uid_next).as_bytes());
+        let highest = info.highest_modseq.max(1);
+        if enabled.condstore || condstore {
+            out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] highest\r\n").as_bytes());
+        }
+        if enabled.rev2 {
+            let utf8 = enabled.utf8_names();
+            response::list(out, "LIST", &[], &info.name, utf8, None);
+        }
+        // QRESYNC: what changed since the client's state (RFC 7162 §3.2.5).
+        if let Some(q) = qresync
+            && q.uid_validity == info.uid_validity
+        {
+            let vanished = service.vanished_since(self.session()?, m.id, q.modseq, now)?;
+            let mut known: Option<Vec<(u32, u32)>> = None;
+            if let Some(set) = &q.known_uids {
+                known = Some(sel.resolve(set, true));
+            }
+            let v: Vec<u32> = vanished
+                .iter()
+                .map(|u| u.0)
+                .filter(|u| {
+                    known.as_ref().is_none_or(|_| true) && *u < info.uid_next
+                })
+                .collect();
+            let out = self.server.output();
+            response::vanished_earlier(out, &v);
+            for e in snapshot.iter().filter(|e| e.modseq > q.modseq) {
+                if let Some(seq) = sel.seq_of(e.uid) {
+                    let mut w = FetchWriter::new(out, seq);
+                    w.uid(e.uid);
+                    w.flags(&e.flags);
+                    w.modseq(e.modseq);
+                    w.finish();
+                }
+            }
+        }
+        self.selected = Some(sel);
+        self.server.set_state(State::Selected);
+        let code = if read_only { "READ-ONLY" } else { "READ-WRITE" };
+        Ok(Some(format!("[{code}] {} completed", if read_only { "EXAMINE" } else { "SELECT" })))
+    }
+
+    async fn list(&mut self, list: List, verb: &str) -> Result<Option<String>, Fail> {
+        let utf8 = self.utf8();
+        if list.patterns.len() == 1 && list.patterns[0].is_empty() && verb == "LIST" {
+            // The hierarchy delimiter and root (RFC 9051 §6.3.9).
+            self.server.output().extend_from_slice(b"* LIST (\\Noselect) \"/\" \"\"\r\n");
+            return Ok(Some("LIST completed".into()));
+        }
+        let all = self.mailboxes()?;
+        let reference = self.decode_name(&list.reference).unwrap_or_default();
+        let mut patterns = Vec::new();
+        for p in &list.patterns {
+            let p = if utf8 {
+                p.clone()
+            } else {
+                dime_dmap::decode_mutf7(p.as_bytes())
+                    .map_err(|_| Fail::Bad("pattern is not valid modified UTF-7".into()))?
+            };
+            let full = if reference.is_empty() || p.starts_with('/') {
+                p
+            } else {
+                format!("{reference}/{p}")
+            };
+            patterns.push(full);
+        }
+        let matches = |name: &str| {
+            patterns.iter().any(|p| {
+                let inbox_p = p.eq_ignore_ascii_case("inbox");
+                (inbox_p && name == "INBOX") || pattern_matches(p.as_bytes(), name.as_bytes())
+            })
+        };
+        let sel = &list.selection;
+        let ret = &list.returns;
+        let mut lines: Vec<(Vec<&'static str>, MailboxInfo)> = Vec::new();
+        for m in &all {
+            if !matches(&m.name) {
+                continue;
+            }
+            if sel.subscribed && !m.subscribed {
+                continue;
+            }
+            if sel.special_use && m.special_use.is_none() {
+                continue;
+            }
+            let children = all.iter().any(|c| c.name.starts_with(&format!("{}/", m.name)));
+            let mut attrs: Vec<&'static str> = Vec::new();
+            if verb == "LIST" || ret.children {
+                attrs.push(if children { "\\HasChildren" } else { "\\HasNoChildren" });
+            }
+            if (sel.subscribed || ret.subscribed) && m.subscribed && verb == "LIST" {
+                attrs.push("\\Subscribed");
+            }
+            if let Some(u) = m.special_use {
+                attrs.push(u.attribute());
+            }
+            lines.push((attrs, m.clone()));
+        }
+        for (attrs, m) in lines {
+            response::list(self.server.output(), verb, &attrs, &m.name, utf8, None);
+            if let Some(items) = &ret.status {
+                let values = self.status_values(&m, items).await?;
+                response::status(self.server.output(), &m.name, utf8, &values);
+            }
+        }
+        Ok(Some(format!("{verb} completed")))
+    }
+
+    async fn status_values(
+        &mut self,
+        m: &MailboxInfo,
+        items: &[StatusItem],
+    ) -> Result<Vec<(StatusItem, u64)>, Fail> {
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let needs_flags =
+            items.iter().any(|i| matches!(i, StatusItem::Unseen | StatusItem::Deleted));
+        let snapshot =
+            if needs_flags { service.snapshot(self.session()?, m.id, now)? } else { Vec::new() };
+        let mut out = Vec::new();
+        for i in items {
+            let v = match i {
+                StatusItem::Messages => u64::from(m.messages),
+                StatusItem::UidNext => u64::from(m.uid_next),
+                StatusItem::UidValidity => u64::from(m.uid_validity),
+                StatusItem::Unseen => snapshot
+                    .iter()
+                    .filter(|e| !e.flags.iter().any(|f| f == "\\Seen"))
+                    .count() as u64,
+                StatusItem::Deleted => snapshot
+                    .iter()
+                    .filter(|e| e.flags.iter().any(|f| f == "\\Deleted"))
+                    .count() as u64,
+                StatusItem::Size => {
+                    let uids: Vec<Uid> =
+                        service.entries(self.session()?, m.id, now)?.iter().map(|e| e.uid).collect();
+                    let mut total = 0u64;
+                    for u in uids {
+                        total += self.rendered(m.id, u).await?.bytes.len() as u64;
+                    }
+                    total
+                }
+                StatusItem::HighestModSeq => m.highest_modseq.max(1),
+                StatusItem::Recent => 0,
+                StatusItem::AppendLimit => self.options.append_limit,
+            };
+            out.push((*i, v));
+        }
+        Ok(out)
+    }
+
+    async fn copy(
+        &mut self,
+        tag: &Tag,
+        uid: bool,
+        set: &SequenceSet,
+        mailbox: &str,
+        is_move: bool,
+    ) -> Result<Option<String>, Fail> {
+        let sel = self.selected()?.clone();
+        if is_move && sel.read_only {
+            return Err(Fail::No("READ-ONLY", "mailbox is read-only".into()));
+        }
+        let dest = match self.find(mailbox) {
+            Ok(m) => m,
+            Err(Fail::No(_, _)) => return Err(Fail::No("TRYCREATE", "no such mailbox".into())),
+            Err(e) => return Err(e),
+        };
+        let uids: Vec<Uid> = sel.resolve(set, uid).into_iter().map(|(_, u)| Uid(u)).collect();
+        if uids.is_empty() {
+            return Ok(Some(format!("{} completed", if is_move { "MOVE" } else { "COPY" })));
+        }
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let pairs = service.copy_notify(
+            self.session()?,
+            MailboxId(sel.id as u32),
+            &uids,
+            dest.id,
+            is_move,
+            now,
+        )?;
+        let src: Vec<u32> = pairs.iter().map(|(a, _)| a.0).collect();
+        let dst: Vec<u32> = pairs.iter().map(|(_, b)| b.0).collect();
+        let mut code = format!("COPYUID {} ", dest.uid_validity);
+        let mut v = Vec::new();
+        dime_dmap::encode_uid_set(&mut v, &src);
+        code.push_str(&String::from_utf8_lossy(&v));
+        code.push(' ');
+        v.clear();
+        // Destination UIDs in the order of the source UIDs (RFC 4315 §3): not compressed.
+        code.push_str(&dst.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
+        if is_move {
+            self.server
+                .output()
+                .extend_from_slice(format!("* OK [{code}] moved\r\n").as_bytes());
+            self.send_updates(true).await;
+            self.server.tagged(tag, Status::Ok, None, "MOVE completed");
+        } else {
+            self.server.tagged(tag, Status::Ok, Some(&code), "COPY completed");
+        }
+        Ok(None)
+    }
+
+    /// Message `uid` of mailbox `m` rendered, from the session's cache or the service.
+    pub(super) async fn rendered(&mut self, m: MailboxId, uid: Uid) -> Result<Arc<Rendered>, Fail> {
+        if let Some(r) = self.cache.get(m.0, uid.0) {
+            return Ok(r);
+        }
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let r = Arc::new(service.render(self.session()?, m, uid, now).await?);
+        self.cache.put(m.0, uid.0, Arc::clone(&r));
+        Ok(r)
+    }
+
+    async fn store(&mut self, tag: &Tag, s: Store) -> Result<Option<String>, Fail> {
+        let sel = self.selected()?.clone();
+        if sel.read_only {
+            return Err(Fail::No("READ-ONLY", "mailbox is read-only".into()));
+        }
+        if s.unchanged_since.is_some() {
+            self.server.enable_condstore();
+        }
+        let targets = sel.resolve(&s.set, s.uid);
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let snapshot = service.snapshot(self.session()?, MailboxId(sel.id as u32), now)?;
+        let given: Vec<String> = s.flags.iter().filter_map(flag_name).collect();
+        let mut changes: Vec<(Uid, Vec<String>)> = Vec::new();
+        let mut unchanged: Vec<(u32, u32, Vec<String>, u64)> = Vec::new();
+        for (seq, uid) in &targets {
+            let Ok(i) = snapshot.binary_search_by_key(uid, |e| e.uid) else { continue };
+            let cur = &snapshot[i].flags;
+            let mut new: Vec<String> = match s.mode {
+                StoreMode::Replace => given.clone(),
+                StoreMode::Add => cur.iter().chain(given.iter()).cloned().collect(),
+                StoreMode::Remove => cur.iter().filter(|f| !given.contains(f)).cloned().collect(),
+            };
+            new.sort();
+            new.dedup();
+            if &new == cur && s.unchanged_since.is_none() {
+                unchanged.push((*seq, *uid, new, snapshot[i].modseq));
+                continue;
+            }
+            changes.push((Uid(*uid), new));
+        }
+        let stored = if changes.is_empty() {
+            dime_store::FlagsStored { applied: Vec::new(), modified: Vec::new() }
+        } else {
+            service.store_flags(
+                self.session()?,
+                MailboxId(sel.id as u32),
+                &changes,
+                s.unchanged_since,
+                now,
+            )?
+        };
+        let condstore = self.server.enabled().condstore;
+        let Some(selm) = self.selected.as_mut() else { return Err(Fail::Expired) };
+        let mut answers: Vec<(u32, u32, Vec<String>, u64)> = unchanged;
+        for (uid, modseq) in &stored.applied {
+            if let Some((_, flags)) = changes.iter().find(|(u, _)| u == uid) {
+                selm.note_flags(uid.0, flags.clone(), *modseq);
+                if let Some(seq) = selm.seq_of(uid.0) {
+                    answers.push((seq, uid.0, flags.clone(), *modseq));
+                }
+            }
+        }
+        answers.sort_by_key(|a| a.0);
+        let out = self.server.output();
+        for (seq, uid, flags, modseq) in answers {
+            // .SILENT still reports MODSEQ under UNCHANGEDSINCE (RFC 7162 §3.1.3).
+            if s.silent && s.unchanged_since.is_none() {
+                continue;
+            }
+            let mut w = FetchWriter::new(out, seq);
+            if s.uid {
+                w.uid(uid);
+            }
+            if !s.silent {
+                w.flags(&flags);
+            }
+            if condstore {
+                w.modseq(modseq);
+            }
+            w.finish();
+        }
+        self.send_updates(false).await;
+        if stored.modified.is_empty() {
+            Ok(Some("STORE completed".into()))
+        } else {
+            let nums: Vec<u32> = if s.uid {
+                stored.modified.iter().map(|u| u.0).collect()
+            } else {
+                let sel = self.selected()?;
+                stored.modified.iter().filter_map(|u| sel.seq_of(u.0)).collect()
+            };
+            let mut v = Vec::new();
+            dime_dmap::encode_uid_set(&mut v, &nums);
+            self.server.tagged(
+                tag,
+                Status::Ok,
+                Some(&format!("MODIFIED {}", String::from_utf8_lossy(&v))),
+                "conditional STORE failed for some",
+            );
+            Ok(None)
+        }
+    }
+
+    async fn fetch(&mut self, f: Fetch) -> Result<Option<String>, Fail> {
+        let sel = self.selected()?.clone();
+        if f.changed_since.is_some() {
+            self.server.enable_condstore();
+        }
+        let enabled = self.server.enabled();
+        let targets = sel.resolve(&f.set, f.uid);
+        let m = MailboxId(sel.id as u32);
+        let now = now();
+        let service = Arc::clone(&self.service);
+        if f.vanished {
+            if !(f.uid && enabled.qresync && f.changed_since.is_some()) {
+                return Err(Fail::Bad("VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE".into()));
+            }
+            let since = f.changed_since.unwrap_or(0);
+            let gone = service.vanished_since(self.session()?, m, since, now)?;
+            let in_set: Vec<u32> = match &f.set {
+                SequenceSet::Ranges(r) => gone
+                    .iter()
+                    .map(|u| u.0)
+                    .filter(|u| {
+                        r.iter().any(|&(a, b)| {
+                            let v = |x: dime_dmap::SeqBound| match x {
+                                dime_dmap::SeqBound::Value(n) => n,
+                                dime_dmap::SeqBound::Star => u32::MAX,
+                            };
+                            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
+                            (lo..=hi).contains(u)
+                        })
+                    })
+                    .collect(),
+                SequenceSet::Saved => Vec::new(),
+            };
+            response::vanished_earlier(self.server.output(), &in_set);
+        }
+        let content = f.items.iter().any(needs_content);
+        let wants_date = f.items.iter().any(|i| matches!(i, FetchItem::InternalDate));
+        let entries = if wants_date {
+            service.entries(self.session()?, m, now)?
+        } else {
+            Vec::new()
+        };
+        let seen = !sel.read_only && f.items.iter().any(sets_seen);
+        let mut seen_changes: Vec<(Uid, Vec<String>)> = Vec::new();
+        for (seq, uid) in targets {
+            let modseq = sel.modseq_of(uid).unwrap_or(0);
+            if let Some(cs) = f.changed_since
+                && modseq <= cs
+            {
+                continue;
+            }
+            let rendered = if content { Some(self.rendered(m, Uid(uid)).await?) } else { None };
+            let mut flags: Vec<String> = sel.flags_of(uid).map(<[String]>::to_vec).unwrap_or_default();
+            let mut flags_changed = false;
+            if seen && !flags.iter().any(|x| x == "\\Seen") {
+                flags.push("\\Seen".into());
+                flags.sort();
+                seen_changes.push((Uid(uid), flags.clone()));
+                flags_changed = true;
+            }
+            let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
+            let out = self.server.output();
+            let mut w = FetchWriter::new(out, seq);
+            let asks_uid = f.items.iter().any(|i| matches!(i, FetchItem::Uid));
+            if f.uid || asks_uid {
+                w.uid(uid);
+            }
+            let mut said_flags = false;
+            let mut said_modseq = false;
+            for item in &f.items {
+                match item {
+                    FetchItem::Uid => {}
+                    FetchItem::Flags => {
+                        w.flags(&flags);
+                        said_flags = true;
+                    }
+                    FetchItem::ModSeq => {
+                        w.modseq(modseq);
+                        said_modseq = true;
+                    }
+                    FetchItem::InternalDate => {
+                        let arrival = entries
+                            .iter()
+                            .find(|e| e.uid.0 == uid)
+                            .map_or(0, |e| e.arrival.0);
+                        w.internal_date(DateTime {
+                            unix: i64::try_from(arrival).unwrap_or(0),
+                            offset_minutes: 0,
+                        });
+                    }
+                    FetchItem::Rfc822Size => {
+                        w.size(rendered.as_ref().map_or(0, |r| r.bytes.len() as u64));
+                    }
+                    FetchItem::Envelope => {
+                        if let Some(r) = &rendered {
+                            let mut v = Vec::new();
+                            dime_dmap::envelope(&r.bytes, &mut v);
+                            w.encoded("ENVELOPE", &v);
+                        }
+                    }
+                    FetchItem::BodyStructure | FetchItem::Body => {
+                        if let (Some(r), Some(t)) = (&rendered, &tree) {
+                            let ext = matches!(item, FetchItem::BodyStructure);
+                            let mut v = Vec::new();
+                            dime_dmap::body_structure(&r.bytes, t, ext, &mut v);
+                            w.encoded(if ext { "BODYSTRUCTURE" } else { "BODY" }, &v);
+                        }
+                    }
+                    FetchItem::BodySection { section, partial, .. } => {
+                        if let (Some(r), Some(t)) = (&rendered, &tree) {
+                            let data = dime_dmap::section(&r.bytes, t, section);
+                            let label = match partial {
+                                Some((o, _)) => format!("BODY[{}]<{o}>", section_label(section)),
+                                None => format!("BODY[{}]", section_label(section)),
+                            };
+                            let d = data.as_deref().map(|d| partial_of(d, *partial));
+                            w.string(&label, Some(d.unwrap_or(b"")));
+                        }
+                    }
+                    FetchItem::Binary { part, partial, .. } => {
+                        if let (Some(r), Some(t)) = (&rendered, &tree) {
+                            match dime_dmap::binary(&r.bytes, t, part) {
+                                Ok(d) => {
+                                    let label = match partial {
+                                        Some((o, _)) => format!("BINARY[{}]<{o}>", part_label(part)),
+                                        None => format!("BINARY[{}]", part_label(part)),
+                                    };
+                                    let d = partial_of(&d, *partial);
+                                    if d.contains(&0) {
+                                        w.binary(&label, d);
+                                    } else {
+                                        w.string(&label, Some(d));
+                                    }
+                                }
+                                Err(_) => {
+                                    w.finish();
+                                    return Err(Fail::No(
+                                        "UNKNOWN-CTE",
+                                        "unknown content transfer encoding".into(),
+                                    ));
+                                }
+                            }
+                        }
+                    }
+                    FetchItem::BinarySize(part) => {
+                        if let (Some(r), Some(t)) = (&rendered, &tree) {
+                            let n = dime_dmap::binary(&r.bytes, t, part).map_or(0, |d| d.len());
+                            w.encoded(&format!("BINARY.SIZE[{}]", part_label(part)), n.to_string().as_bytes());
+                        }
+                    }
+                    FetchItem::Rfc822 => {
+                        if let Some(r) = &rendered {
+                            w.string("RFC822", Some(&r.bytes));
+                        }
+                    }
+                    FetchItem::Rfc822Header => {
+                        if let (Some(r), Some(t)) = (&rendered, &tree) {
+                            let s = Section { part: Vec::new(), text: Some(SectionText::Header) };
+                            let d = dime_dmap::section(&r.bytes, t, &s);
+                            w.string("RFC822.HEADER", Some(d.as_deref().map_or(&[][..], |v| &v[..])));
+                        }
+                    }
+                    FetchItem::Rfc822Text => {
+                        if let (Some(r), Some(t)) = (&rendered, &tree) {
+                            let s = Section { part: Vec::new(), text: Some(SectionText::Text) };
+                            let d = dime_dmap::section(&r.bytes, t, &s);
+                            w.string("RFC822.TEXT", Some(d.as_deref().map_or(&[][..], |v| &v[..])));
+                        }
+                    }
+                }
+            }
+            if flags_changed && !said_flags {
+                w.flags(&flags);
+            }
+            if enabled.condstore && !said_modseq && (said_flags || flags_changed || f.changed_since.is_some()) {
+                w.modseq(modseq);
+            }
+            w.finish();
+            self.flush_if_full().await?;
+        }
+        if !seen_changes.is_empty() {
+            let stored = service.store_flags(self.session()?, m, &seen_changes, None, now)?;
+            if let Some(selm) = self.selected.as_mut() {
+                for (uid, modseq) in stored.applied {
+                    if let Some((_, flags)) = seen_changes.iter().find(|(u, _)| *u == uid) {
+                        selm.note_flags(uid.0, flags.clone(), modseq);
+                    }
+                }
+            }
+        }
+        self.send_updates(false).await;
+        Ok(Some("FETCH completed".into()))
+    }
+
+    async fn search(&mut self, tag: &Tag, s: dime_dmap::Search) -> Result<Option<String>, Fail> {
+        let sel = self.selected()?.clone();
+        if let Some(c) = &s.charset
+            && !matches!(c.as_str(), "UTF-8" | "US-ASCII")
+        {
+            return Err(Fail::No("BADCHARSET (UTF-8 US-ASCII)", "charset not supported".into()));
+        }
+        let m = MailboxId(sel.id as u32);
+        let now = now();
+        let service = Arc::clone(&self.service);
+        let snapshot = service.snapshot(self.session()?, m, now)?;
+        let entries = service.entries(self.session()?, m, now)?;
+        let content = search::needs_content(&s.key);
+        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
+        for e in &snapshot {
+            let Some(seq) = sel.seq_of(e.uid) else { continue };
+            let arrival = entries.iter().find(|x| x.uid.0 == e.uid).map_or(0, |x| x.arrival.0);
+            let rendered = if content { Some(self.rendered(m, Uid(e.uid)).await?) } else { None };
+            let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
+            let ctx = search::Message {
+                seq,
+                uid: e.uid,
+                flags: &e.flags,
+                modseq: e.modseq,
+                arrival,
+                raw: rendered.as_ref().map(|r| r.bytes.as_slice()),
+                tree: tree.as_ref(),
+            };
+            if search::matches(&s.key, &ctx, &sel) {
+                hits.push((seq, e.uid, e.modseq));
+            }
+        }
+        let nums: Vec<u32> = hits.iter().map(|h| if s.uid { h.1 } else { h.0 }).collect();
+        let modseq = search::uses_modseq(&s.key).then(|| hits.iter().map(|h| h.2).max()).flatten();
+        if modseq.is_some() {
+            self.server.enable_condstore();
+        }
+        let rev2 = self.server.enabled().rev2;
+        match &s.returns {
+            None if !rev2 => response::search(self.server.output(), &nums, modseq),
+            returns => {
+                let opts: Vec<SearchReturn> = match returns {
+                    Some(r) if !r.is_empty() => r.clone(),
+                    _ => vec![SearchReturn::All],
+                };
+                if opts.contains(&SearchReturn::Save) {
+                    let uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
+                    if let Some(selm) = self.selected.as_mut() {
+                        selm.saved = uids;
+                    }
+                }
+                let only_save = opts.iter().all(|o| *o == SearchReturn::Save);
+                if !only_save || returns.is_none() {
+                    let r = Esearch {
+                        min: opts.contains(&SearchReturn::Min).then(|| nums.first().copied()).flatten(),
+                        max: opts.contains(&SearchReturn::Max).then(|| nums.last().copied()).flatten(),
+                        all: opts.contains(&SearchReturn::All).then(|| nums.clone()),
+                        count: opts
+                            .contains(&SearchReturn::Count)
+                            .then(|| u32::try_from(nums.len()).unwrap_or(u32::MAX)),
+                        modseq,
+                    };
+                    response::esearch(self.server.output(), &tag.0, s.uid, &r);
+                }
+            }
+        }
+        self.send_updates(false).await;
+        Ok(Some("SEARCH completed".into()))
+    }
+}

@@ -1,0 +1,32 @@
+//! Real IMAP clients against `dimed`'s DMAP listeners (`spec/dmap.md`), on loopback: Python's
+//! imaplib and imapclient, mbsync, curl. Each test starts its own `dimed`.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
+
+use dime_interop_tests::dimed::Dimed;
+use std::path::Path;
+use std::process::Command;
+
+const ALICE: (&str, &str) = ("alice@example.test", "alice imap password");
+
+fn python(script: &str, args: &[String]) -> std::process::Output {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("imap").join(script);
+    Command::new("python3").arg(path).args(args).output().expect("python3 runs")
+}
+
+#[test]
+fn imaplib_smoke() {
+    let d = Dimed::start(&[ALICE], "");
+    let o = python(
+        "smoke.py",
+        &[
+            "127.0.0.1".into(),
+            d.imaps.port().to_string(),
+            d.cert.display().to_string(),
+            ALICE.0.into(),
+            ALICE.1.into(),
+        ],
+    );
+    println!("{}", String::from_utf8_lossy(&o.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success());
+}
