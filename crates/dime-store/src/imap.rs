@@ -863,6 +863,70 @@ mod tests {
         assert!(Vanished::decode(&Enc::new().u64(0).u32(1).u32(5).u32(4).u64(1).finish()).is_err());
     }
 
+    const T0: Timestamp = Timestamp(1_700_000_000);
+
+    fn raw(store: &Store, k: &[u8]) -> Option<Vec<u8>> {
+        let mut v = None;
+        store
+            .inner
+            .backend
+            .read(&mut |t| {
+                v = t.get(Table::Mailboxes, k)?;
+                Ok(())
+            })
+            .unwrap();
+        v
+    }
+
+    #[test]
+    fn a_mailbox_from_before_tombstones_reports_every_missing_uid_and_reads_subscribed() {
+        use crate::{Accounts, Deliveries, Mailboxes};
+        let dir = tempfile::tempdir().unwrap();
+        let store = crate::testing::open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(1);
+        let alice = crate::testing::add_alice(&store, &mut rng, T0);
+        for i in 0..5u8 {
+            store.deliver(&alice, &[i; 20], T0).unwrap();
+        }
+        let mut s = store.login(&alice, b"pw", T0).unwrap();
+        let (a, inbox) = (s.account(), MailboxId::INBOX);
+        store.expunge(a, inbox, &[Uid(2), Uid(4)]).unwrap();
+        // As an older store left it: removals made, no tombstone record.
+        let k = beside_key(a, inbox, SUFFIX_VANISHED);
+        assert!(raw(&store, &k).is_some());
+        store.inner.backend.write(&mut |t| t.delete(Table::Mailboxes, &k).map(|_| ())).unwrap();
+        let highest = store.mailbox(&mut s, inbox, T0).unwrap().highest_modseq;
+        assert_eq!(store.vanished_since(a, inbox, 0).unwrap(), [Uid(2), Uid(4)]);
+        assert_eq!(store.vanished_since(a, inbox, highest - 1).unwrap(), [Uid(2), Uid(4)]);
+        assert!(store.vanished_since(a, inbox, highest).unwrap().is_empty());
+        // The next removal starts the record; what came before stays below its floor.
+        store.expunge(a, inbox, &[Uid(5)]).unwrap();
+        assert_eq!(store.vanished_since(a, inbox, highest).unwrap(), [Uid(5)]);
+        assert_eq!(store.vanished_since(a, inbox, 1).unwrap(), [Uid(2), Uid(4), Uid(5)]);
+        // No attribute record: subscribed, no special use; the record, once written, is a
+        // seal of the same length for every value, new each time.
+        let info = store.mailbox(&mut s, inbox, T0).unwrap();
+        assert_eq!((info.subscribed, info.special_use), (true, None));
+        let ak = beside_key(a, inbox, SUFFIX_ATTRS);
+        assert!(raw(&store, &ak).is_none());
+        let mut seen = Vec::new();
+        // Setting what it already is writes nothing.
+        store.set_subscribed(&mut rng, &mut s, inbox, true, T0).unwrap();
+        assert!(raw(&store, &ak).is_none());
+        let changes =
+            [(Some(SpecialUse::Trash), false), (None, true), (Some(SpecialUse::Sent), true)];
+        for (role, subscribed) in changes {
+            store.set_special_use(&mut rng, &mut s, inbox, role, T0).unwrap();
+            store.set_subscribed(&mut rng, &mut s, inbox, subscribed, T0).unwrap();
+            let info = store.mailbox(&mut s, inbox, T0).unwrap();
+            assert_eq!((info.subscribed, info.special_use), (subscribed, role));
+            let v = raw(&store, &ak).unwrap();
+            assert_eq!(v.len(), 3 + 40 + crate::codec::CHECKSUM_LEN);
+            assert!(!seen.contains(&v));
+            seen.push(v);
+        }
+    }
+
     #[test]
     fn inbox_is_the_same_name_in_any_case_and_other_names_are_case_sensitive() {
         assert!(same_name("INBOX", "inbox"));
