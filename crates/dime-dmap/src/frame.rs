@@ -54,17 +54,21 @@ pub enum Frame {
     /// A synchronizing literal was announced within the limits: the driver writes
     /// `+ Ready for literal data\r\n` (RFC 9051 §7.5).
     ContinueLiteral,
-    /// A line (or the command so far) exceeded its limit: the driver answers `tag BAD` (or
-    /// `* BAD` without a tag). The framer discards through the next LF and resyncs there.
+    /// A line, or a command other than APPEND with its literals, exceeded its limit (or a
+    /// synchronizing literal went past [`FrameLimits::max_literals`]): the driver answers
+    /// `tag BAD` (or `* BAD` without a tag). The partial command is dropped and the framer
+    /// resyncs at the next line end (for a literal: the end of the line announcing it, so the
+    /// client, which waits for a continuation, sends nothing more of that command).
     LineTooLong {
         /// The command's tag, when it could be read.
         tag: Option<Tag>,
     },
-    /// A literal was announced over its limit (or past [`FrameLimits::max_literals`]). The
-    /// partial command is dropped. Synchronizing: the driver answers `tag NO [TOOBIG]` and
-    /// the client sends no literal. Non-synchronizing (RFC 7888 §4): the octets that follow
-    /// cannot be framed; the driver sends `* BYE` and closes, and the framer reads nothing
-    /// more.
+    /// A literal was announced over its limit (`spec/dmap.md` §6), and the partial command
+    /// is dropped. Synchronizing: only for an APPEND's message over
+    /// [`FrameLimits::max_append`]; the driver answers `tag NO [TOOBIG]` and the client sends
+    /// no literal. Non-synchronizing (RFC 7888 §4), any literal over its limit or past
+    /// [`FrameLimits::max_literals`]: the octets that follow cannot be framed; the driver
+    /// sends `* BYE` and closes, and the framer reads nothing more.
     LiteralTooLarge {
         /// The command's tag, when it could be read.
         tag: Option<Tag>,
@@ -361,16 +365,28 @@ impl Framer {
         let too_big = lit.size > max_literal as u64 || total > self.frame_limit() as u64;
         if too_many || too_big {
             let tag = tag_of(&self.frame);
+            let append = self.append;
             self.reset_frame();
-            self.ready.push_back(Frame::LiteralTooLarge {
-                tag,
-                size: lit.size,
-                synchronizing: lit.synchronizing,
-            });
             if !lit.synchronizing {
+                // The client sends the octets anyway: they cannot be framed (RFC 7888 §4).
+                self.ready.push_back(Frame::LiteralTooLarge {
+                    tag,
+                    size: lit.size,
+                    synchronizing: false,
+                });
                 self.state = State::Closed;
                 self.input = Vec::new();
                 self.pos = 0;
+            } else if append && !too_many {
+                // An APPEND's message over the limit: NO [TOOBIG] (`spec/dmap.md` §6).
+                self.ready.push_back(Frame::LiteralTooLarge {
+                    tag,
+                    size: lit.size,
+                    synchronizing: true,
+                });
+            } else {
+                // Any other command over its limit: BAD, resynced at the line end just read.
+                self.ready.push_back(Frame::LineTooLong { tag });
             }
             return;
         }
@@ -571,13 +587,7 @@ mod tests {
         );
         let mut f = Framer::new(small());
         let got = frames(&mut f, format!("t LOGIN {{{}}}\r\nu NOOP\r\n", at + 1).as_bytes());
-        assert_eq!(
-            got,
-            vec![
-                Frame::LiteralTooLarge { tag: tag("t"), size: 49, synchronizing: true },
-                cmd(b"u NOOP\r\n")
-            ]
-        );
+        assert_eq!(got, vec![Frame::LineTooLong { tag: tag("t") }, cmd(b"u NOOP\r\n")]);
     }
 
     /// RFC 7888 §4: a non-synchronizing literal over the limit is fatal.
@@ -625,7 +635,7 @@ mod tests {
         );
         // Not an APPEND: the command limit applies.
         let got = frames(&mut f, b"t APPENDX x {200}\r\n");
-        assert!(matches!(got[..], [Frame::LiteralTooLarge { size: 200, .. }]));
+        assert_eq!(got, vec![Frame::LineTooLong { tag: tag("t") }]);
     }
 
     /// `spec/dmap.md` §6: MAX_LITERALS_PER_COMMAND at the limit and one past.
@@ -641,9 +651,15 @@ mod tests {
                 Frame::ContinueLiteral,
                 Frame::ContinueLiteral,
                 Frame::ContinueLiteral,
-                Frame::LiteralTooLarge { tag: tag("t"), size: 1, synchronizing: true }
+                Frame::LineTooLong { tag: tag("t") }
             ]
         );
+        let got = frames(&mut f, b"t X {1+}\r\na {1+}\r\nb {1+}\r\nc {1+}\r\nd\r\n");
+        assert_eq!(
+            got,
+            vec![Frame::LiteralTooLarge { tag: tag("t"), size: 1, synchronizing: false }]
+        );
+        assert!(f.is_closed());
     }
 
     /// RFC 9051 §6.2.2 and RFC 2177: line mode reads one line, no literals.
