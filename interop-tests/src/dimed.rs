@@ -1,6 +1,8 @@
 //! A `dimed` for tests against real mail clients: a fresh domain (`example.test`) in a
 //! temporary directory, accounts with known passwords, served on loopback ports the system
-//! chose (DMTP, and DMAP on implicit TLS and STARTTLS) by a runtime on its own thread.
+//! chose (DMTP, and DMAP on implicit TLS and STARTTLS) by a runtime on its own thread. A
+//! fixture: it panics, naming the step, when it cannot set up.
+#![allow(clippy::expect_used)]
 
 use dime_core::Mailbox;
 use dime_core::crypto::default_provider;

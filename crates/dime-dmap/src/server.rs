@@ -140,7 +140,7 @@ impl Server {
     /// A new connection: the greeting is queued.
     pub fn new(config: ServerConfig) -> Server {
         let mut s = Server {
-            framer: Framer::new(config.frame.clone()),
+            framer: Framer::new(config.frame),
             state: State::NotAuthenticated,
             config,
             enabled: Enabled::default(),
@@ -150,7 +150,9 @@ impl Server {
             closed: false,
         };
         let caps = s.capabilities();
-        s.out.extend_from_slice(format!("* OK [CAPABILITY {caps}] {SERVER_NAME} ready\r\n").as_bytes());
+        s.out.extend_from_slice(
+            format!("* OK [CAPABILITY {caps}] {SERVER_NAME} ready\r\n").as_bytes(),
+        );
         s
     }
 
@@ -257,7 +259,7 @@ impl Server {
     /// The TLS handshake after STARTTLS succeeded.
     pub fn tls_started(&mut self) {
         self.config.tls = true;
-        self.framer = Framer::new(self.config.frame.clone());
+        self.framer = Framer::new(self.config.frame);
     }
 
     /// Answers the command `tag` (the driver's, after [`Event::Command`] or [`Event::Login`]);
@@ -451,7 +453,10 @@ impl Server {
                 } else if mechanism != "PLAIN" {
                     self.tagged_now(&tag, "NO unsupported authentication mechanism");
                 } else if !self.config.tls {
-                    self.tagged_now(&tag, "NO [PRIVACYREQUIRED] authentication is disabled before TLS");
+                    self.tagged_now(
+                        &tag,
+                        "NO [PRIVACYREQUIRED] authentication is disabled before TLS",
+                    );
                 } else {
                     match initial {
                         Some(d) => self.plain(tag, &d.0),
@@ -489,7 +494,8 @@ impl Server {
                 if done.is_empty() {
                     self.out.extend_from_slice(b"* ENABLED\r\n");
                 } else {
-                    self.out.extend_from_slice(format!("* ENABLED {}\r\n", done.join(" ")).as_bytes());
+                    self.out
+                        .extend_from_slice(format!("* ENABLED {}\r\n", done.join(" ")).as_bytes());
                 }
                 self.tagged_now(&tag, "OK ENABLE completed");
             }

@@ -3,9 +3,7 @@
 
 use super::stream::Stream;
 use super::{DmapOptions, Security};
-use crate::service::{
-    Directory, LoginError, LoginSource, MailService, Password, UserSession,
-};
+use crate::service::{Directory, LoginError, LoginSource, MailService, Password, UserSession};
 use dime_core::Mailbox;
 use dime_dmap::{Event, FrameLimits, Selected, Server, ServerConfig, State, Status, Tag};
 use std::collections::{HashMap, VecDeque};
@@ -259,7 +257,12 @@ impl<D: Directory> Conn<D> {
                 self.session = Some(s);
                 self.server.set_state(State::Authenticated);
                 let caps = self.server.capabilities();
-                self.server.tagged(tag, Status::Ok, Some(&format!("CAPABILITY {caps}")), "logged in");
+                self.server.tagged(
+                    tag,
+                    Status::Ok,
+                    Some(&format!("CAPABILITY {caps}")),
+                    "logged in",
+                );
             }
             Err(LoginError::Failed) => {
                 self.server.tagged(tag, Status::No, Some("AUTHENTICATIONFAILED"), failed);

@@ -2,13 +2,10 @@
 //! (`spec/dmap.md` §4): each maps the service's answers and errors to IMAP responses.
 
 use super::conn::{Conn, End};
-use super::search;
 use crate::service::{Directory, MailboxError, ReadError, Rendered, SessionError};
-use dime_dmap::response::{self, Esearch, FetchWriter};
+use dime_dmap::response::{self, FetchWriter};
 use dime_dmap::{
-    Command, DateTime, Fetch, FetchItem, Flag, List, MimeTree, SearchReturn, Section,
-    SectionText, Selected, SequenceSet, State, StatusItem, Status, Store, StoreMode, Tag,
-    TaggedCommand,
+    Command, Flag, List, Selected, SequenceSet, State, Status, StatusItem, Tag, TaggedCommand,
 };
 use dime_store::{MailboxId, MailboxInfo, SpecialUse, Timestamp, Uid};
 use std::sync::Arc;
@@ -78,7 +75,7 @@ fn store_fail(e: dime_store::MailboxError) -> Fail {
     }
 }
 
-fn now() -> Timestamp {
+pub(super) fn now() -> Timestamp {
     crate::now()
 }
 
@@ -97,65 +94,6 @@ pub(super) fn flag_name(f: &Flag) -> Option<String> {
 
 fn special_use_of(attr: &str) -> Option<SpecialUse> {
     SpecialUse::ALL.into_iter().find(|u| u.attribute().eq_ignore_ascii_case(attr))
-}
-
-/// Whether a FETCH item needs the message rendered.
-fn needs_content(i: &FetchItem) -> bool {
-    !matches!(i, FetchItem::Flags | FetchItem::Uid | FetchItem::ModSeq | FetchItem::InternalDate)
-}
-
-/// Whether a FETCH item sets `\Seen` (RFC 9051 §6.4.5).
-fn sets_seen(i: &FetchItem) -> bool {
-    matches!(
-        i,
-        FetchItem::BodySection { peek: false, .. }
-            | FetchItem::Binary { peek: false, .. }
-            | FetchItem::Rfc822
-            | FetchItem::Rfc822Text
-    )
-}
-
-/// A section as the response names it: `BODY[1.HEADER.FIELDS (From)]`.
-fn section_label(s: &Section) -> String {
-    let mut out: Vec<String> = s.part.iter().map(u32::to_string).collect();
-    if let Some(t) = &s.text {
-        out.push(match t {
-            SectionText::Header => "HEADER".into(),
-            SectionText::Text => "TEXT".into(),
-            SectionText::Mime => "MIME".into(),
-            SectionText::HeaderFields(f) => format!("HEADER.FIELDS ({})", quote_fields(f)),
-            SectionText::HeaderFieldsNot(f) => {
-                format!("HEADER.FIELDS.NOT ({})", quote_fields(f))
-            }
-        });
-    }
-    out.join(".")
-}
-
-fn quote_fields(f: &[String]) -> String {
-    f.iter()
-        .map(|n| {
-            let mut v = Vec::new();
-            dime_dmap::encode_astring(&mut v, n.as_bytes());
-            String::from_utf8_lossy(&v).into_owned()
-        })
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn partial_of(data: &[u8], partial: Option<(u32, u32)>) -> &[u8] {
-    match partial {
-        None => data,
-        Some((off, len)) => {
-            let start = (off as usize).min(data.len());
-            let end = start.saturating_add(len as usize).min(data.len());
-            &data[start..end]
-        }
-    }
-}
-
-fn part_label(part: &[u32]) -> String {
-    part.iter().map(u32::to_string).collect::<Vec<_>>().join(".")
 }
 
 /// Whether `name` matches the LIST pattern (`*` anything, `%` anything but the delimiter).
@@ -209,16 +147,16 @@ impl<D: Directory> Conn<D> {
         Ok(())
     }
 
-    fn session(&mut self) -> Result<&mut crate::service::UserSession, Fail> {
+    pub(super) fn session(&mut self) -> Result<&mut crate::service::UserSession, Fail> {
         self.session.as_mut().ok_or(Fail::Expired)
     }
 
-    fn utf8(&self) -> bool {
+    pub(super) fn utf8(&self) -> bool {
         self.server.enabled().utf8_names()
     }
 
     /// A mailbox name as the client sent it, in UTF-8; `INBOX` in any case is the inbox.
-    fn decode_name(&self, raw: &str) -> Result<String, Fail> {
+    pub(super) fn decode_name(&self, raw: &str) -> Result<String, Fail> {
         let name = if self.utf8() {
             raw.to_owned()
         } else {
@@ -237,7 +175,7 @@ impl<D: Directory> Conn<D> {
         Ok(name)
     }
 
-    fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, Fail> {
+    pub(super) fn mailboxes(&mut self) -> Result<Vec<MailboxInfo>, Fail> {
         let now = now();
         let service = Arc::clone(&self.service);
         Ok(service.mailboxes(self.session()?, now)?)
@@ -245,7 +183,7 @@ impl<D: Directory> Conn<D> {
 
     /// The mailbox named `raw`: the same answer for one that does not exist and one that is
     /// not the user's (there is no other user's mailbox to name).
-    fn find(&mut self, raw: &str) -> Result<MailboxInfo, Fail> {
+    pub(super) fn find(&mut self, raw: &str) -> Result<MailboxInfo, Fail> {
         let name = self.decode_name(raw)?;
         self.mailboxes()?
             .into_iter()
@@ -253,7 +191,7 @@ impl<D: Directory> Conn<D> {
             .ok_or_else(|| Fail::No("NONEXISTENT", "no such mailbox".into()))
     }
 
-    fn selected(&mut self) -> Result<&mut Selected, Fail> {
+    pub(super) fn selected(&mut self) -> Result<&mut Selected, Fail> {
         self.selected.as_mut().ok_or_else(|| Fail::Bad("no mailbox selected".into()))
     }
 
@@ -300,19 +238,20 @@ impl<D: Directory> Conn<D> {
             }
             Command::Close | Command::Unselect => {
                 let close = matches!(command, Command::Close);
-                if let Some(sel) = self.selected.take() {
-                    if close && !sel.read_only {
-                        let deleted: Vec<Uid> = self.deleted_uids(&sel, None)?;
-                        if !deleted.is_empty() {
-                            let now = now();
-                            let service = Arc::clone(&self.service);
-                            service.expunge_notify(
-                                self.session()?,
-                                MailboxId(sel.id as u32),
-                                &deleted,
-                                now,
-                            )?;
-                        }
+                if let Some(sel) = self.selected.take()
+                    && close
+                    && !sel.read_only
+                {
+                    let deleted: Vec<Uid> = self.deleted_uids(&sel, None)?;
+                    if !deleted.is_empty() {
+                        let now = now();
+                        let service = Arc::clone(&self.service);
+                        service.expunge_notify(
+                            self.session()?,
+                            MailboxId(sel.id as u32),
+                            &deleted,
+                            now,
+                        )?;
                     }
                 }
                 self.cache.clear();
@@ -423,10 +362,10 @@ impl<D: Directory> Conn<D> {
                 let appended = service
                     .append(self.session()?, m.id, &message, &flags, date, now)
                     .map_err(|e| match e {
-                        crate::service::AppendError::Session(_) => Fail::Expired,
-                        crate::service::AppendError::Refused(w) => Fail::No("CANNOT", w),
-                        crate::service::AppendError::Store(e) => store_fail(e),
-                    })?;
+                    crate::service::AppendError::Session(_) => Fail::Expired,
+                    crate::service::AppendError::Refused(w) => Fail::No("CANNOT", w),
+                    crate::service::AppendError::Store(e) => store_fail(e),
+                })?;
                 if self.selected.as_ref().is_some_and(|s| s.id == u64::from(m.id.0)) {
                     self.send_updates(true).await;
                 }
@@ -451,7 +390,12 @@ impl<D: Directory> Conn<D> {
                 if !deleted.is_empty() {
                     let now = now();
                     let service = Arc::clone(&self.service);
-                    service.expunge_notify(self.session()?, MailboxId(sel.id as u32), &deleted, now)?;
+                    service.expunge_notify(
+                        self.session()?,
+                        MailboxId(sel.id as u32),
+                        &deleted,
+                        now,
+                    )?;
                 }
                 self.send_updates(true).await;
                 Ok(Some("EXPUNGE completed".into()))
@@ -541,15 +485,18 @@ impl<D: Directory> Conn<D> {
         out.extend_from_slice(format!("* {} EXISTS\r\n", sel.exists()).as_bytes());
         if !enabled.rev2 {
             out.extend_from_slice(b"* 0 RECENT\r\n");
-            if let Some(i) = snapshot.iter().position(|e| !e.flags.iter().any(|f| f == "\\Seen"))
-            {
-                out.extend_from_slice(format!("* OK [UNSEEN {}] first unseen\r\n", i + 1).as_bytes());
+            if let Some(i) = snapshot.iter().position(|e| !e.flags.iter().any(|f| f == "\\Seen")) {
+                out.extend_from_slice(
+                    format!("* OK [UNSEEN {}] first unseen\r\n", i + 1).as_bytes(),
+                );
             }
         }
         out.extend_from_slice(
             format!("* OK [UIDVALIDITY {}] UIDs valid\r\n", info.uid_validity).as_bytes(),
         );
-        out.extend_from_slice(format!("* OK [UIDNEXT {}] predicted next UID\r\n", info.uid_next).as_bytes());
+        out.extend_from_slice(
+            format!("* OK [UIDNEXT {}] predicted next UID\r\n", info.uid_next).as_bytes(),
+        );
         let highest = info.highest_modseq.max(1);
         if enabled.condstore || condstore {
             out.extend_from_slice(format!("* OK [HIGHESTMODSEQ {highest}] highest\r\n").as_bytes());
@@ -570,9 +517,7 @@ impl<D: Directory> Conn<D> {
             let v: Vec<u32> = vanished
                 .iter()
                 .map(|u| u.0)
-                .filter(|u| {
-                    known.as_ref().is_none_or(|_| true) && *u < info.uid_next
-                })
+                .filter(|u| known.as_ref().is_none_or(|_| true) && *u < info.uid_next)
                 .collect();
             let out = self.server.output();
             response::vanished_earlier(out, &v);
@@ -675,17 +620,20 @@ impl<D: Directory> Conn<D> {
                 StatusItem::Messages => u64::from(m.messages),
                 StatusItem::UidNext => u64::from(m.uid_next),
                 StatusItem::UidValidity => u64::from(m.uid_validity),
-                StatusItem::Unseen => snapshot
-                    .iter()
-                    .filter(|e| !e.flags.iter().any(|f| f == "\\Seen"))
-                    .count() as u64,
-                StatusItem::Deleted => snapshot
-                    .iter()
-                    .filter(|e| e.flags.iter().any(|f| f == "\\Deleted"))
-                    .count() as u64,
+                StatusItem::Unseen => {
+                    snapshot.iter().filter(|e| !e.flags.iter().any(|f| f == "\\Seen")).count()
+                        as u64
+                }
+                StatusItem::Deleted => {
+                    snapshot.iter().filter(|e| e.flags.iter().any(|f| f == "\\Deleted")).count()
+                        as u64
+                }
                 StatusItem::Size => {
-                    let uids: Vec<Uid> =
-                        service.entries(self.session()?, m.id, now)?.iter().map(|e| e.uid).collect();
+                    let uids: Vec<Uid> = service
+                        .entries(self.session()?, m.id, now)?
+                        .iter()
+                        .map(|e| e.uid)
+                        .collect();
                     let mut total = 0u64;
                     for u in uids {
                         total += self.rendered(m.id, u).await?.bytes.len() as u64;
@@ -743,9 +691,7 @@ impl<D: Directory> Conn<D> {
         // Destination UIDs in the order of the source UIDs (RFC 4315 §3): not compressed.
         code.push_str(&dst.iter().map(u32::to_string).collect::<Vec<_>>().join(","));
         if is_move {
-            self.server
-                .output()
-                .extend_from_slice(format!("* OK [{code}] moved\r\n").as_bytes());
+            self.server.output().extend_from_slice(format!("* OK [{code}] moved\r\n").as_bytes());
             self.send_updates(true).await;
             self.server.tagged(tag, Status::Ok, None, "MOVE completed");
         } else {
@@ -764,363 +710,5 @@ impl<D: Directory> Conn<D> {
         let r = Arc::new(service.render(self.session()?, m, uid, now).await?);
         self.cache.put(m.0, uid.0, Arc::clone(&r));
         Ok(r)
-    }
-
-    async fn store(&mut self, tag: &Tag, s: Store) -> Result<Option<String>, Fail> {
-        let sel = self.selected()?.clone();
-        if sel.read_only {
-            return Err(Fail::No("READ-ONLY", "mailbox is read-only".into()));
-        }
-        if s.unchanged_since.is_some() {
-            self.server.enable_condstore();
-        }
-        let targets = sel.resolve(&s.set, s.uid);
-        let now = now();
-        let service = Arc::clone(&self.service);
-        let snapshot = service.snapshot(self.session()?, MailboxId(sel.id as u32), now)?;
-        let given: Vec<String> = s.flags.iter().filter_map(flag_name).collect();
-        let mut changes: Vec<(Uid, Vec<String>)> = Vec::new();
-        let mut unchanged: Vec<(u32, u32, Vec<String>, u64)> = Vec::new();
-        for (seq, uid) in &targets {
-            let Ok(i) = snapshot.binary_search_by_key(uid, |e| e.uid) else { continue };
-            let cur = &snapshot[i].flags;
-            let mut new: Vec<String> = match s.mode {
-                StoreMode::Replace => given.clone(),
-                StoreMode::Add => cur.iter().chain(given.iter()).cloned().collect(),
-                StoreMode::Remove => cur.iter().filter(|f| !given.contains(f)).cloned().collect(),
-            };
-            new.sort();
-            new.dedup();
-            if &new == cur && s.unchanged_since.is_none() {
-                unchanged.push((*seq, *uid, new, snapshot[i].modseq));
-                continue;
-            }
-            changes.push((Uid(*uid), new));
-        }
-        let stored = if changes.is_empty() {
-            dime_store::FlagsStored { applied: Vec::new(), modified: Vec::new() }
-        } else {
-            service.store_flags(
-                self.session()?,
-                MailboxId(sel.id as u32),
-                &changes,
-                s.unchanged_since,
-                now,
-            )?
-        };
-        let condstore = self.server.enabled().condstore;
-        let Some(selm) = self.selected.as_mut() else { return Err(Fail::Expired) };
-        let mut answers: Vec<(u32, u32, Vec<String>, u64)> = unchanged;
-        for (uid, modseq) in &stored.applied {
-            if let Some((_, flags)) = changes.iter().find(|(u, _)| u == uid) {
-                selm.note_flags(uid.0, flags.clone(), *modseq);
-                if let Some(seq) = selm.seq_of(uid.0) {
-                    answers.push((seq, uid.0, flags.clone(), *modseq));
-                }
-            }
-        }
-        answers.sort_by_key(|a| a.0);
-        let out = self.server.output();
-        for (seq, uid, flags, modseq) in answers {
-            // .SILENT still reports MODSEQ under UNCHANGEDSINCE (RFC 7162 §3.1.3).
-            if s.silent && s.unchanged_since.is_none() {
-                continue;
-            }
-            let mut w = FetchWriter::new(out, seq);
-            if s.uid {
-                w.uid(uid);
-            }
-            if !s.silent {
-                w.flags(&flags);
-            }
-            if condstore {
-                w.modseq(modseq);
-            }
-            w.finish();
-        }
-        self.send_updates(false).await;
-        if stored.modified.is_empty() {
-            Ok(Some("STORE completed".into()))
-        } else {
-            let nums: Vec<u32> = if s.uid {
-                stored.modified.iter().map(|u| u.0).collect()
-            } else {
-                let sel = self.selected()?;
-                stored.modified.iter().filter_map(|u| sel.seq_of(u.0)).collect()
-            };
-            let mut v = Vec::new();
-            dime_dmap::encode_uid_set(&mut v, &nums);
-            self.server.tagged(
-                tag,
-                Status::Ok,
-                Some(&format!("MODIFIED {}", String::from_utf8_lossy(&v))),
-                "conditional STORE failed for some",
-            );
-            Ok(None)
-        }
-    }
-
-    async fn fetch(&mut self, f: Fetch) -> Result<Option<String>, Fail> {
-        let sel = self.selected()?.clone();
-        if f.changed_since.is_some() {
-            self.server.enable_condstore();
-        }
-        let enabled = self.server.enabled();
-        let targets = sel.resolve(&f.set, f.uid);
-        let m = MailboxId(sel.id as u32);
-        let now = now();
-        let service = Arc::clone(&self.service);
-        if f.vanished {
-            if !(f.uid && enabled.qresync && f.changed_since.is_some()) {
-                return Err(Fail::Bad("VANISHED needs UID FETCH, QRESYNC and CHANGEDSINCE".into()));
-            }
-            let since = f.changed_since.unwrap_or(0);
-            let gone = service.vanished_since(self.session()?, m, since, now)?;
-            let in_set: Vec<u32> = match &f.set {
-                SequenceSet::Ranges(r) => gone
-                    .iter()
-                    .map(|u| u.0)
-                    .filter(|u| {
-                        r.iter().any(|&(a, b)| {
-                            let v = |x: dime_dmap::SeqBound| match x {
-                                dime_dmap::SeqBound::Value(n) => n,
-                                dime_dmap::SeqBound::Star => u32::MAX,
-                            };
-                            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
-                            (lo..=hi).contains(u)
-                        })
-                    })
-                    .collect(),
-                SequenceSet::Saved => Vec::new(),
-            };
-            response::vanished_earlier(self.server.output(), &in_set);
-        }
-        let content = f.items.iter().any(needs_content);
-        let wants_date = f.items.iter().any(|i| matches!(i, FetchItem::InternalDate));
-        let entries = if wants_date {
-            service.entries(self.session()?, m, now)?
-        } else {
-            Vec::new()
-        };
-        let seen = !sel.read_only && f.items.iter().any(sets_seen);
-        let mut seen_changes: Vec<(Uid, Vec<String>)> = Vec::new();
-        for (seq, uid) in targets {
-            let modseq = sel.modseq_of(uid).unwrap_or(0);
-            if let Some(cs) = f.changed_since
-                && modseq <= cs
-            {
-                continue;
-            }
-            let rendered = if content { Some(self.rendered(m, Uid(uid)).await?) } else { None };
-            let mut flags: Vec<String> = sel.flags_of(uid).map(<[String]>::to_vec).unwrap_or_default();
-            let mut flags_changed = false;
-            if seen && !flags.iter().any(|x| x == "\\Seen") {
-                flags.push("\\Seen".into());
-                flags.sort();
-                seen_changes.push((Uid(uid), flags.clone()));
-                flags_changed = true;
-            }
-            let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
-            let out = self.server.output();
-            let mut w = FetchWriter::new(out, seq);
-            let asks_uid = f.items.iter().any(|i| matches!(i, FetchItem::Uid));
-            if f.uid || asks_uid {
-                w.uid(uid);
-            }
-            let mut said_flags = false;
-            let mut said_modseq = false;
-            for item in &f.items {
-                match item {
-                    FetchItem::Uid => {}
-                    FetchItem::Flags => {
-                        w.flags(&flags);
-                        said_flags = true;
-                    }
-                    FetchItem::ModSeq => {
-                        w.modseq(modseq);
-                        said_modseq = true;
-                    }
-                    FetchItem::InternalDate => {
-                        let arrival = entries
-                            .iter()
-                            .find(|e| e.uid.0 == uid)
-                            .map_or(0, |e| e.arrival.0);
-                        w.internal_date(DateTime {
-                            unix: i64::try_from(arrival).unwrap_or(0),
-                            offset_minutes: 0,
-                        });
-                    }
-                    FetchItem::Rfc822Size => {
-                        w.size(rendered.as_ref().map_or(0, |r| r.bytes.len() as u64));
-                    }
-                    FetchItem::Envelope => {
-                        if let Some(r) = &rendered {
-                            let mut v = Vec::new();
-                            dime_dmap::envelope(&r.bytes, &mut v);
-                            w.encoded("ENVELOPE", &v);
-                        }
-                    }
-                    FetchItem::BodyStructure | FetchItem::Body => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let ext = matches!(item, FetchItem::BodyStructure);
-                            let mut v = Vec::new();
-                            dime_dmap::body_structure(&r.bytes, t, ext, &mut v);
-                            w.encoded(if ext { "BODYSTRUCTURE" } else { "BODY" }, &v);
-                        }
-                    }
-                    FetchItem::BodySection { section, partial, .. } => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let data = dime_dmap::section(&r.bytes, t, section);
-                            let label = match partial {
-                                Some((o, _)) => format!("BODY[{}]<{o}>", section_label(section)),
-                                None => format!("BODY[{}]", section_label(section)),
-                            };
-                            let d = data.as_deref().map(|d| partial_of(d, *partial));
-                            w.string(&label, Some(d.unwrap_or(b"")));
-                        }
-                    }
-                    FetchItem::Binary { part, partial, .. } => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            match dime_dmap::binary(&r.bytes, t, part) {
-                                Ok(d) => {
-                                    let label = match partial {
-                                        Some((o, _)) => format!("BINARY[{}]<{o}>", part_label(part)),
-                                        None => format!("BINARY[{}]", part_label(part)),
-                                    };
-                                    let d = partial_of(&d, *partial);
-                                    if d.contains(&0) {
-                                        w.binary(&label, d);
-                                    } else {
-                                        w.string(&label, Some(d));
-                                    }
-                                }
-                                Err(_) => {
-                                    w.finish();
-                                    return Err(Fail::No(
-                                        "UNKNOWN-CTE",
-                                        "unknown content transfer encoding".into(),
-                                    ));
-                                }
-                            }
-                        }
-                    }
-                    FetchItem::BinarySize(part) => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let n = dime_dmap::binary(&r.bytes, t, part).map_or(0, |d| d.len());
-                            w.encoded(&format!("BINARY.SIZE[{}]", part_label(part)), n.to_string().as_bytes());
-                        }
-                    }
-                    FetchItem::Rfc822 => {
-                        if let Some(r) = &rendered {
-                            w.string("RFC822", Some(&r.bytes));
-                        }
-                    }
-                    FetchItem::Rfc822Header => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let s = Section { part: Vec::new(), text: Some(SectionText::Header) };
-                            let d = dime_dmap::section(&r.bytes, t, &s);
-                            w.string("RFC822.HEADER", Some(d.as_deref().map_or(&[][..], |v| &v[..])));
-                        }
-                    }
-                    FetchItem::Rfc822Text => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let s = Section { part: Vec::new(), text: Some(SectionText::Text) };
-                            let d = dime_dmap::section(&r.bytes, t, &s);
-                            w.string("RFC822.TEXT", Some(d.as_deref().map_or(&[][..], |v| &v[..])));
-                        }
-                    }
-                }
-            }
-            if flags_changed && !said_flags {
-                w.flags(&flags);
-            }
-            if enabled.condstore && !said_modseq && (said_flags || flags_changed || f.changed_since.is_some()) {
-                w.modseq(modseq);
-            }
-            w.finish();
-            self.flush_if_full().await?;
-        }
-        if !seen_changes.is_empty() {
-            let stored = service.store_flags(self.session()?, m, &seen_changes, None, now)?;
-            if let Some(selm) = self.selected.as_mut() {
-                for (uid, modseq) in stored.applied {
-                    if let Some((_, flags)) = seen_changes.iter().find(|(u, _)| *u == uid) {
-                        selm.note_flags(uid.0, flags.clone(), modseq);
-                    }
-                }
-            }
-        }
-        self.send_updates(false).await;
-        Ok(Some("FETCH completed".into()))
-    }
-
-    async fn search(&mut self, tag: &Tag, s: dime_dmap::Search) -> Result<Option<String>, Fail> {
-        let sel = self.selected()?.clone();
-        if let Some(c) = &s.charset
-            && !matches!(c.as_str(), "UTF-8" | "US-ASCII")
-        {
-            return Err(Fail::No("BADCHARSET (UTF-8 US-ASCII)", "charset not supported".into()));
-        }
-        let m = MailboxId(sel.id as u32);
-        let now = now();
-        let service = Arc::clone(&self.service);
-        let snapshot = service.snapshot(self.session()?, m, now)?;
-        let entries = service.entries(self.session()?, m, now)?;
-        let content = search::needs_content(&s.key);
-        let mut hits: Vec<(u32, u32, u64)> = Vec::new();
-        for e in &snapshot {
-            let Some(seq) = sel.seq_of(e.uid) else { continue };
-            let arrival = entries.iter().find(|x| x.uid.0 == e.uid).map_or(0, |x| x.arrival.0);
-            let rendered = if content { Some(self.rendered(m, Uid(e.uid)).await?) } else { None };
-            let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
-            let ctx = search::Message {
-                seq,
-                uid: e.uid,
-                flags: &e.flags,
-                modseq: e.modseq,
-                arrival,
-                raw: rendered.as_ref().map(|r| r.bytes.as_slice()),
-                tree: tree.as_ref(),
-            };
-            if search::matches(&s.key, &ctx, &sel) {
-                hits.push((seq, e.uid, e.modseq));
-            }
-        }
-        let nums: Vec<u32> = hits.iter().map(|h| if s.uid { h.1 } else { h.0 }).collect();
-        let modseq = search::uses_modseq(&s.key).then(|| hits.iter().map(|h| h.2).max()).flatten();
-        if modseq.is_some() {
-            self.server.enable_condstore();
-        }
-        let rev2 = self.server.enabled().rev2;
-        match &s.returns {
-            None if !rev2 => response::search(self.server.output(), &nums, modseq),
-            returns => {
-                let opts: Vec<SearchReturn> = match returns {
-                    Some(r) if !r.is_empty() => r.clone(),
-                    _ => vec![SearchReturn::All],
-                };
-                if opts.contains(&SearchReturn::Save) {
-                    let uids: Vec<u32> = hits.iter().map(|h| h.1).collect();
-                    if let Some(selm) = self.selected.as_mut() {
-                        selm.saved = uids;
-                    }
-                }
-                let only_save = opts.iter().all(|o| *o == SearchReturn::Save);
-                if !only_save || returns.is_none() {
-                    let r = Esearch {
-                        min: opts.contains(&SearchReturn::Min).then(|| nums.first().copied()).flatten(),
-                        max: opts.contains(&SearchReturn::Max).then(|| nums.last().copied()).flatten(),
-                        all: opts.contains(&SearchReturn::All).then(|| nums.clone()),
-                        count: opts
-                            .contains(&SearchReturn::Count)
-                            .then(|| u32::try_from(nums.len()).unwrap_or(u32::MAX)),
-                        modseq,
-                    };
-                    response::esearch(self.server.output(), &tag.0, s.uid, &r);
-                }
-            }
-        }
-        self.send_updates(false).await;
-        Ok(Some("SEARCH completed".into()))
     }
 }

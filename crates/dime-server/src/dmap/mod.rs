@@ -13,6 +13,7 @@
 
 mod conn;
 mod exec;
+mod fetch;
 mod search;
 mod stream;
 

@@ -139,8 +139,11 @@ pub(super) fn matches(key: &SearchKey, m: &Message<'_>, sel: &Selected) -> bool 
         SearchKey::Header(name, s) => header_has(m, name, s),
         SearchKey::Body(s) | SearchKey::Text(s) => match (m.raw, m.tree) {
             (Some(raw), Some(tree)) => {
-                let scope =
-                    if matches!(key, SearchKey::Body(_)) { TextScope::Body } else { TextScope::Text };
+                let scope = if matches!(key, SearchKey::Body(_)) {
+                    TextScope::Body
+                } else {
+                    TextScope::Text
+                };
                 dime_dmap::contains_text(raw, tree, s, scope)
             }
             _ => false,

@@ -16,8 +16,7 @@ use dime_envelope::{
     ActorKeys, Addressing, FullView, MessageKind, Signer, seal_message_origin_signed,
 };
 use dime_store::{
-    Accounts, Appended, FlagsStored, MailboxId, MailboxInfo, Mailboxes, SpecialUse, Timestamp,
-    Uid,
+    Accounts, Appended, FlagsStored, MailboxId, MailboxInfo, Mailboxes, SpecialUse, Timestamp, Uid,
 };
 use zeroize::Zeroizing;
 
@@ -92,7 +91,12 @@ impl<D: Directory> MailService<D> {
         }
         match self.verify_fresh(session, opened, None, now).await {
             Ok(c) => {
-                drop(self.keep_records(session, mailbox, &[(uid, encode_record(&c.record()))], now)?);
+                drop(self.keep_records(
+                    session,
+                    mailbox,
+                    &[(uid, encode_record(&c.record()))],
+                    now,
+                )?);
                 Ok(Rendered { bytes: render_view(&c.view, &c.warnings), shown: true })
             }
             Err(why) => Ok(self.notice(session, uid, &why)),
@@ -149,9 +153,9 @@ impl<D: Directory> MailService<D> {
             .map_err(|e| AppendError::Refused(format!("the org keys: {e}")))?;
         let addressing = Addressing {
             author: user.clone(),
-            author_keys: user_keys.clone(),
+            author_keys: user_keys,
             origin: self.local.domain.clone(),
-            origin_keys: org_keys.clone(),
+            origin_keys: org_keys,
             destination: self.local.domain.clone(),
             destination_keys: org_keys,
             recipient: user.clone(),
