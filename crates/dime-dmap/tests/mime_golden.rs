@@ -9,6 +9,8 @@
 //!   part 2 has an unknown encoding, although part 1 is 7bit (and BINARY[1] succeeds); dime
 //!   answers 10, the size BINARY[1] returns.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
+
 use std::path::Path;
 
 use dime_dmap::{

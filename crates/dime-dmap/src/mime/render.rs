@@ -331,8 +331,18 @@ fn encode_words(v: &str) -> String {
             continue;
         }
         let mut e = k;
-        while e + 1 < tokens.len() && !tokens[e + 1].is_ascii() {
-            e += 1;
+        // Extend the run over further non-ASCII words, and over blanks between two of them
+        // (a decoder drops the blanks between adjacent encoded words).
+        loop {
+            let mut j = e + 1;
+            while j < tokens.len() && tokens[j].is_empty() {
+                j += 1;
+            }
+            if j < tokens.len() && !tokens[j].is_ascii() {
+                e = j;
+            } else {
+                break;
+            }
         }
         let mut run = tokens[k..=e].join(" ");
         // A quoted phrase loses its quotes: encoded words are not read inside quotes.
