@@ -89,6 +89,7 @@ fn crash_child() {
             ack("finished".into());
             std::thread::sleep(Duration::from_secs(60));
         }
+        "imap" => after_crash::imap_work(&store, tag, &mut ack, &|| true),
         _ => unreachable!(),
     }
 }
@@ -202,6 +203,28 @@ fn crash_during_password_change_leaves_exactly_one_password_working() {
         current = after_crash::password(&open(dir.path()), acked);
     }
     eprintln!("crash harness: password: {} kills, {n} acknowledged changes verified", iterations());
+}
+
+#[test]
+fn crash_during_append_store_and_expunge_keeps_every_acknowledged_change() {
+    // APPEND, bulk STORE and EXPUNGE (`spec/storage.md` §5.1-§5.3).
+    let dir = tempfile::tempdir().unwrap();
+    drop(setup(dir.path()));
+    let mut st = after_crash::ImapState::default();
+    for it in 0..iterations() {
+        let acks = run_and_kill(dir.path(), "imap", 500 + it as u64, &[]);
+        after_crash::imap(&open(dir.path()), &mut st, &acks);
+    }
+    eprintln!(
+        "crash harness: imap: {} kills, {} acknowledged appends, {} flag changes and {} \
+         expunges verified (UIDNEXT {}, HIGHESTMODSEQ {})",
+        iterations(),
+        st.appends,
+        st.stores,
+        st.expunges,
+        st.uid_next,
+        st.modseq
+    );
 }
 
 #[test]

@@ -322,64 +322,12 @@ fn imap(cut: Cut) {
     let mut in_flight = InFlight::default();
     let mut fs = PowerCutFs::new();
     setup(&fs);
-    let alice = mailbox(ALICE);
     let mut st = after_crash::ImapState::default();
     for it in 0..iterations() {
         let tag = 500 + it as u64;
         let (after, acks) =
             run_and_cut(&fs, cut, tag, 1, Duration::from_millis(200), |store, _, acks| {
-                let mut rng = dime_testkit::seeded_rng(tag);
-                let Ok(mut s) = store.login(&alice, b"pw", T0) else { return };
-                let inbox = MailboxId::INBOX;
-                let Ok(list) = store.list(s.account(), inbox) else { return };
-                let mut present: Vec<u32> = list.iter().map(|e| e.uid.0).collect();
-                for n in (0u64..).take_while(|_| acks.on()) {
-                    let f = format!("f{tag:04}{n:08}");
-                    match n % 4 {
-                        0 | 1 => {
-                            let body = format!("ap-{tag}-{n}-").repeat(8);
-                            let Ok(ap) = store.append(
-                                &mut rng,
-                                &mut s,
-                                inbox,
-                                body.as_bytes(),
-                                &[&f],
-                                T0,
-                                None,
-                                T0,
-                            ) else {
-                                return;
-                            };
-                            acks.push(format!("A {} {} {f} {body}", ap.uid.0, ap.modseq));
-                            present.push(ap.uid.0);
-                        }
-                        2 => {
-                            let changes: Vec<(Uid, Vec<String>)> = present
-                                .iter()
-                                .rev()
-                                .take(8)
-                                .map(|u| (Uid(*u), vec![f.clone()]))
-                                .collect();
-                            let Ok(done) =
-                                store.store_flags(&mut rng, &mut s, inbox, &changes, None, T0)
-                            else {
-                                return;
-                            };
-                            for (uid, modseq) in done.applied {
-                                acks.push(format!("S {} {modseq} {f}", uid.0));
-                            }
-                        }
-                        _ if present.len() > 4 => {
-                            let uid = present.remove(0);
-                            acks.push(format!("e {uid}"));
-                            if store.expunge(s.account(), inbox, &[Uid(uid)]).is_err() {
-                                return;
-                            }
-                            acks.push(format!("E {uid}"));
-                        }
-                        _ => {}
-                    }
-                }
+                after_crash::imap_work(store, tag, &mut |a| acks.push(a), &|| acks.on());
             });
         in_flight.count(&after);
         fs = after;

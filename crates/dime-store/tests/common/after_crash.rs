@@ -120,6 +120,53 @@ pub fn rewrap(store: &Store, tx: &Sender, sent: &[Vec<u8>], acks: &[String]) {
     }
 }
 
+/// The IMAP scenario's work (`spec/storage.md` §10): as alice, in her inbox, while `on()`, an
+/// APPEND (two in four steps), a STORE of a new keyword on the last 8 messages, an EXPUNGE of
+/// the oldest message (when more than 4 are there); each acknowledged as [`imap`] reads it.
+/// Returns at the first error.
+pub fn imap_work(store: &Store, tag: u64, ack: &mut dyn FnMut(String), on: &dyn Fn() -> bool) {
+    let mut rng = dime_testkit::seeded_rng(tag);
+    let Ok(mut s) = store.login(&mailbox(ALICE), b"pw", T0) else { return };
+    let inbox = MailboxId::INBOX;
+    let Ok(list) = store.list(s.account(), inbox) else { return };
+    let mut present: Vec<u32> = list.iter().map(|e| e.uid.0).collect();
+    for n in (0u64..).take_while(|_| on()) {
+        let f = format!("f{tag:04}{n:08}");
+        match n % 4 {
+            0 | 1 => {
+                let body = format!("ap-{tag}-{n}-").repeat(8);
+                let Ok(ap) =
+                    store.append(&mut rng, &mut s, inbox, body.as_bytes(), &[&f], T0, None, T0)
+                else {
+                    return;
+                };
+                ack(format!("A {} {} {f} {body}", ap.uid.0, ap.modseq));
+                present.push(ap.uid.0);
+            }
+            2 => {
+                let changes: Vec<(Uid, Vec<String>)> =
+                    present.iter().rev().take(8).map(|u| (Uid(*u), vec![f.clone()])).collect();
+                let Ok(done) = store.store_flags(&mut rng, &mut s, inbox, &changes, None, T0)
+                else {
+                    return;
+                };
+                for (uid, modseq) in done.applied {
+                    ack(format!("S {} {modseq} {f}", uid.0));
+                }
+            }
+            _ if present.len() > 4 => {
+                let uid = present.remove(0);
+                ack(format!("e {uid}"));
+                if store.expunge(s.account(), inbox, &[Uid(uid)]).is_err() {
+                    return;
+                }
+                ack(format!("E {uid}"));
+            }
+            _ => {}
+        }
+    }
+}
+
 /// What the IMAP scenario (APPEND, bulk STORE, EXPUNGE into the inbox) has established so
 /// far, across crashes.
 #[derive(Default)]
