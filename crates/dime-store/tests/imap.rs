@@ -440,3 +440,53 @@ fn attributes_tombstones_and_renames_travel_in_an_archive() {
         .unwrap_err();
     assert_eq!(err, MailboxError::SpecialUseTaken { role: SpecialUse::Trash, by: trash });
 }
+
+/// A backend that counts its durable write transactions.
+#[derive(Debug)]
+struct Counting(dime_store::RedbBackend, std::sync::Arc<std::sync::atomic::AtomicUsize>);
+
+impl dime_store::Backend for Counting {
+    fn read(
+        &self,
+        f: &mut dyn FnMut(&dyn dime_store::ReadTxn) -> Result<(), dime_store::StoreError>,
+    ) -> Result<(), dime_store::StoreError> {
+        self.0.read(f)
+    }
+    fn write(
+        &self,
+        f: &mut dyn FnMut(&mut dyn dime_store::WriteTxn) -> Result<(), dime_store::StoreError>,
+    ) -> Result<(), dime_store::StoreError> {
+        self.1.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        self.0.write(f)
+    }
+}
+
+#[test]
+fn a_store_of_every_message_and_an_append_are_one_durable_commit_each() {
+    use std::sync::atomic::Ordering;
+    let dir = tempfile::tempdir().unwrap();
+    let commits = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let cfg = config(dir.path());
+    std::fs::create_dir_all(&cfg.data_dir).unwrap();
+    std::fs::create_dir_all(cfg.vault_path.parent().unwrap()).unwrap();
+    let backend = dime_store::RedbBackend::open(&cfg.data_dir.join("store.redb")).unwrap();
+    let vault = dime_store::RedbBackend::open(&cfg.vault_path).unwrap();
+    let store = Store::with_backends(
+        Box::new(Counting(backend, commits.clone())),
+        Box::new(vault),
+        cfg,
+        default_provider(),
+    )
+    .unwrap();
+    let mut s = alice(&store);
+    let mut rng = dime_testkit::seeded_rng(10);
+    fill(&store, &s, 300);
+    let all: Vec<(Uid, Vec<String>)> =
+        (1..=300).map(|u| (Uid(u), vec!["\\Seen".to_string()])).collect();
+    let before = commits.load(Ordering::SeqCst);
+    let done = store.store_flags(&mut rng, &mut s, MailboxId::INBOX, &all, None, T0).unwrap();
+    assert_eq!(done.applied.len(), 300);
+    assert_eq!(commits.load(Ordering::SeqCst), before + 1, "STORE 1:* is one commit");
+    store.append(&mut rng, &mut s, MailboxId::INBOX, b"m", &["\\Seen"], T0, None, T0).unwrap();
+    assert_eq!(commits.load(Ordering::SeqCst), before + 2, "APPEND is one durable commit");
+}
