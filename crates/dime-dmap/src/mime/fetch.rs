@@ -319,10 +319,16 @@ pub fn binary(
     part: &[u32],
 ) -> Result<Zeroizing<Vec<u8>>, BinaryError> {
     if part.is_empty() {
-        return whole_binary(raw, tree).map(Zeroizing::new);
+        return rewrite_binary(raw, tree, 0..raw.len()).map(Zeroizing::new);
     }
     let idx = resolve(tree, part).ok_or(BinaryError::NoSuchPart)?;
-    decoded_body(raw, &tree.nodes[idx]).map(Zeroizing::new)
+    let n = &tree.nodes[idx];
+    if n.children.is_empty() && n.message.is_none() {
+        decoded_body(raw, n).map(Zeroizing::new)
+    } else {
+        // A multipart or a message: its body with the leaves inside decoded, as Dovecot does.
+        rewrite_binary(raw, tree, n.body.clone()).map(Zeroizing::new)
+    }
 }
 
 /// The size of [`binary`]'s answer (RFC 3516 BINARY.SIZE).
@@ -330,11 +336,16 @@ pub fn binary_size(raw: &[u8], tree: &MimeTree, part: &[u32]) -> Result<u64, Bin
     binary(raw, tree, part).map(|b| b.len() as u64)
 }
 
-fn whole_binary(raw: &[u8], tree: &MimeTree) -> Result<Vec<u8>, BinaryError> {
-    // Leaves in raw order (nodes are pushed parents first, children in order).
+/// `raw[range]` with every leaf inside it decoded and relabelled `binary`.
+fn rewrite_binary(
+    raw: &[u8],
+    tree: &MimeTree,
+    range: std::ops::Range<usize>,
+) -> Result<Vec<u8>, BinaryError> {
     let mut edits: Vec<(std::ops::Range<usize>, Vec<u8>)> = Vec::new();
     for n in &tree.nodes {
-        if !n.children.is_empty() || n.message.is_some() {
+        let inside = n.header.start >= range.start && n.body.end <= range.end;
+        if !inside || !n.children.is_empty() || n.message.is_some() {
             continue;
         }
         match cte(n)? {
@@ -352,8 +363,8 @@ fn whole_binary(raw: &[u8], tree: &MimeTree) -> Result<Vec<u8>, BinaryError> {
         }
     }
     edits.sort_by_key(|e| e.0.start);
-    let mut out = Vec::with_capacity(raw.len());
-    let mut at = 0;
+    let mut out = Vec::with_capacity(range.len());
+    let mut at = range.start;
     for (r, b) in edits {
         if r.start < at {
             continue;
@@ -362,6 +373,6 @@ fn whole_binary(raw: &[u8], tree: &MimeTree) -> Result<Vec<u8>, BinaryError> {
         out.extend_from_slice(&b);
         at = r.end;
     }
-    out.extend_from_slice(&raw[at..]);
+    out.extend_from_slice(&raw[at..range.end]);
     Ok(out)
 }

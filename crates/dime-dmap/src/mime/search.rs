@@ -65,7 +65,8 @@ fn parse_date(v: &[u8]) -> Option<i64> {
         return None;
     }
     let day: i64 = w[0].parse().ok()?;
-    let month = MONTHS.iter().position(|m| w[1].len() >= 3 && w[1][..3].eq_ignore_ascii_case(m))?;
+    let month =
+        MONTHS.iter().position(|m| w[1].get(..3).is_some_and(|x| x.eq_ignore_ascii_case(m)))?;
     let mut year: i64 = w[2].parse().ok()?;
     if w[2].len() <= 2 {
         year += if year < 50 { 2000 } else { 1900 };
@@ -132,9 +133,12 @@ pub fn contains_text(raw: &[u8], tree: &MimeTree, needle: &str, scope: TextScope
     if scope == TextScope::Text && header_hit(tree.root().header.clone()) {
         return true;
     }
+    let mut nested = vec![false; tree.nodes.len()];
+    for m in tree.nodes.iter().filter_map(|n| n.message) {
+        nested[m] = true;
+    }
     for (k, n) in tree.nodes.iter().enumerate() {
-        if k > 0 && tree.nodes.iter().any(|p| p.message == Some(k)) && header_hit(n.header.clone())
-        {
+        if nested[k] && header_hit(n.header.clone()) {
             return true;
         }
         if !n.children.is_empty() || n.message.is_some() || !n.is_text() {
@@ -161,6 +165,7 @@ mod tests {
         assert_eq!(parse_date(b"Mon, 7 Dec 2026 10:00:00 +0100 (CET)"), Some(1_796_634_000));
         assert_eq!(parse_date(b"1 Jan 2000 00:00:00 Z"), Some(946_684_800));
         assert_eq!(parse_date(b"garbage"), None);
+        assert_eq!(parse_date("1 éa 2000 00:00".as_bytes()), None);
         assert_eq!(parse_date(b"32 Jan 2000 00:00"), None);
     }
 

@@ -70,6 +70,8 @@ impl MimeNode {
 pub struct MimeTree {
     /// Every node, parents before children.
     pub nodes: Vec<MimeNode>,
+    /// While parsing: whether the next part is a part of a multipart.
+    in_multipart: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -83,7 +85,7 @@ impl MimeTree {
     /// Bounded by [`MAX_MIME_DEPTH`] levels and [`MAX_MIME_PARTS`] nodes; each level scans
     /// its own range once, so the time is linear in the size times the depth bound.
     pub fn parse(raw: &[u8]) -> MimeTree {
-        let mut t = MimeTree { nodes: Vec::new() };
+        let mut t = MimeTree { nodes: Vec::new(), in_multipart: false };
         t.part(raw, 0..raw.len(), 0, Default::Text);
         t
     }
@@ -94,6 +96,18 @@ impl MimeTree {
     }
 
     fn part(&mut self, raw: &[u8], range: Range<usize>, depth: usize, def: Default) -> usize {
+        let in_multipart = std::mem::replace(&mut self.in_multipart, false);
+        self.part_inner(raw, range, depth, def, in_multipart)
+    }
+
+    fn part_inner(
+        &mut self,
+        raw: &[u8],
+        range: Range<usize>,
+        depth: usize,
+        def: Default,
+        in_multipart: bool,
+    ) -> usize {
         let (hdr, body) = header::split_header(raw, range.start, range.end);
         let fields = header::fields(raw, hdr.clone());
         let mut node = describe(raw, &fields, def);
@@ -112,12 +126,25 @@ impl MimeTree {
         if multipart {
             let Some(boundary) = boundary.filter(|b| !b.is_empty()) else { return idx };
             let child_def = if digest { Default::Message } else { Default::Text };
-            for r in split_multipart(raw, body, &boundary) {
+            let (parts, close_end) = split_multipart(raw, body.clone(), &boundary);
+            for r in parts {
                 if self.nodes.len() >= MAX_MIME_PARTS {
                     break;
                 }
+                self.in_multipart = true;
                 let c = self.part(raw, r, depth + 1, child_def);
                 self.nodes[idx].children.push(c);
+            }
+            // Dovecot keeps the line break ending a multipart part's close delimiter when the
+            // parent's delimiter follows at once (no epilogue): that part's body includes it.
+            if in_multipart && close_end == Some(range.end) {
+                let lb = if raw[range.end..].starts_with(b"\r\n") {
+                    2
+                } else {
+                    usize::from(raw[range.end..].starts_with(b"\n"))
+                };
+                self.nodes[idx].body.end += lb;
+                self.nodes[idx].lines += lb.min(1);
             }
         } else if message && self.nodes.len() < MAX_MIME_PARTS {
             let m = self.part(raw, body, depth + 1, Default::Text);
@@ -130,7 +157,12 @@ impl MimeTree {
 /// The body ranges of the parts of a multipart body: between delimiter lines
 /// (`--boundary` at the start of a line), the line break before a delimiter belonging to
 /// it; an unclosed last part runs to the end.
-fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range<usize>> {
+/// Also returns where the close delimiter's line ends (before its line break), if found.
+fn split_multipart(
+    raw: &[u8],
+    body: Range<usize>,
+    boundary: &[u8],
+) -> (Vec<Range<usize>>, Option<usize>) {
     let mut parts = Vec::new();
     let mut open: Option<usize> = None;
     let mut i = body.start;
@@ -152,7 +184,14 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range
                 parts.push(s..before.max(s));
             }
             if line[2 + boundary.len()..].starts_with(b"--") {
-                return parts;
+                let mut le = e;
+                if le > i && raw[le - 1] == b'\n' {
+                    le -= 1;
+                    if le > i && raw[le - 1] == b'\r' {
+                        le -= 1;
+                    }
+                }
+                return (parts, Some(le));
             }
             open = Some(e);
         }
@@ -161,7 +200,7 @@ fn split_multipart(raw: &[u8], body: Range<usize>, boundary: &[u8]) -> Vec<Range
     if let Some(s) = open {
         parts.push(s..body.end);
     }
-    parts
+    (parts, None)
 }
 
 fn text_of(raw: &[u8], f: &Field) -> String {

@@ -143,7 +143,8 @@ class Imap:
 
 def value(item, untagged, tagged):
     if not tagged.split(b" ")[1].startswith(b"OK"):
-        return "no", tagged.split(b" ", 2)[2].rstrip(b"\r\n")
+        # Without Dovecot's timing suffix " (0.001 + 0.000 secs).".
+        return "no", re.sub(rb" \([0-9.]+ \+ [0-9.]+ secs\)\.$", b"", tagged.split(b" ", 2)[2].rstrip(b"\r\n"))
     fetch = [u for u in untagged if re.match(rb"\* \d+ FETCH ", u)]
     assert len(fetch) == 1, (item, untagged)
     r = fetch[0]
