@@ -30,3 +30,28 @@ fn imaplib_smoke() {
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success());
 }
+
+const BOB: (&str, &str) = ("bob@example.test", "bob imap password");
+
+/// Every command of `spec/dmap.md` §4 through Python's imaplib and imapclient (IDLE), with
+/// the answers checked: `interop-tests/imap/session.py`.
+#[test]
+fn imaplib_and_imapclient_session_covers_every_command() {
+    let d = Dimed::start(&[ALICE, BOB], "");
+    let o = python(
+        "session.py",
+        &[
+            "127.0.0.1".into(),
+            d.imaps.port().to_string(),
+            d.imap.port().to_string(),
+            d.cert.display().to_string(),
+            ALICE.0.into(),
+            ALICE.1.into(),
+            BOB.0.into(),
+            BOB.1.into(),
+        ],
+    );
+    println!("{}", String::from_utf8_lossy(&o.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "session.py failed");
+}
