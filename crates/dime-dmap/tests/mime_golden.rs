@@ -8,6 +8,15 @@
 //! - `BINARY.SIZE[1]` of `malformed_boundary.eml`: Dovecot answers NO [UNKNOWN-CTE] because
 //!   part 2 has an unknown encoding, although part 1 is 7bit (and BINARY[1] succeeds); dime
 //!   answers 10, the size BINARY[1] returns.
+//!
+//! Differences not in the corpus (no answer recorded, so nothing to compare):
+//! - Content-* values (type, parameters, id, description, language, location, md5) holding
+//!   8-bit octets that are not UTF-8 are read as UTF-8 with U+FFFD replacements; Dovecot
+//!   writes the raw octets in a literal. ENVELOPE and sections use the raw octets, as Dovecot.
+//! - A message with bare LF line ends is served as stored (legacy messages are byte-exact);
+//!   Dovecot serves CRLF and counts sizes over CRLF.
+//! - Nesting deeper than `MAX_MIME_DEPTH` or more than `MAX_MIME_PARTS` entities: the rest
+//!   reads as opaque leaves (Dovecot has its own, different bounds).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::disallowed_methods)]
 

@@ -159,12 +159,24 @@ pub(crate) fn parse(v: &[u8]) -> Vec<Address> {
     let mut p = P { v, i: 0, comment: None };
     let mut out = Vec::new();
     let mut in_group = false;
+    // Whether an element was read since the last comma: an empty element before a comma
+    // reads as a missing address (Dovecot).
+    let mut element = false;
     loop {
         p.ws();
         let Some(c) = p.peek() else { break };
         match c {
             b',' => {
                 p.i += 1;
+                if !element {
+                    out.push(Address {
+                        name: None,
+                        route: None,
+                        mailbox: Some(b"MISSING_MAILBOX".to_vec()),
+                        domain: Some(b"MISSING_DOMAIN".to_vec()),
+                    });
+                }
+                element = false;
                 continue;
             }
             b';' => {
@@ -184,8 +196,10 @@ pub(crate) fn parse(v: &[u8]) -> Vec<Address> {
             p.i += 1;
             out.push(Address { name: None, route: None, mailbox: Some(spaced), domain: None });
             in_group = true;
+            element = true;
             continue;
         }
+        element = true;
         p.i = start;
         let before = p.i;
         p.mailbox(&mut out);

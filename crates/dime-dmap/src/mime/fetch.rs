@@ -158,13 +158,24 @@ pub fn envelope(raw: &[u8], out: &mut Vec<u8>) {
 }
 
 fn envelope_of(raw: &[u8], h: std::ops::Range<usize>, out: &mut Vec<u8>) {
+    // As Dovecot: the last of repeated string fields, all of repeated address fields.
     let fields = header::fields(raw, h);
-    let value = |name: &str| header::find(raw, &fields, name).map(|f| &raw[f.value.clone()]);
-    let addrs = |name: &str| value(name).map(address::parse).filter(|l| !l.is_empty());
+    let last = |name: &str| {
+        fields.iter().rev().find(|f| header::is_named(raw, f, name)).map(|f| &raw[f.value.clone()])
+    };
+    let text = |name: &str| last(name).map(header::unfold);
+    let addrs = |name: &str| {
+        let l: Vec<Address> = fields
+            .iter()
+            .filter(|f| header::is_named(raw, f, name))
+            .flat_map(|f| address::parse(&raw[f.value.clone()]))
+            .collect();
+        (!l.is_empty()).then_some(l)
+    };
     out.push(b'(');
-    nstring(out, value("Date"));
+    nstring(out, text("Date").as_deref());
     out.push(b' ');
-    match value("Subject") {
+    match last("Subject") {
         Some(v) => for_humans(out, v),
         None => out.extend_from_slice(b"NIL"),
     }
@@ -176,9 +187,9 @@ fn envelope_of(raw: &[u8], h: std::ops::Range<usize>, out: &mut Vec<u8>) {
         write_addresses(out, l.as_deref());
     }
     out.push(b' ');
-    nstring(out, value("In-Reply-To"));
+    nstring(out, text("In-Reply-To").as_deref());
     out.push(b' ');
-    nstring(out, value("Message-ID"));
+    nstring(out, text("Message-ID").as_deref());
     out.push(b')');
 }
 
