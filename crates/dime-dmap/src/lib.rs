@@ -33,5 +33,5 @@ pub use mime::{
 };
 pub use mutf7::{Mutf7Error, decode_mutf7, encode_mutf7};
 pub use parse::{ParseError, SaslResponse, is_idle_done, parse_command, parse_sasl_response};
-pub use selected::{Selected, SnapshotEntry, Update};
+pub use selected::{Selected, SnapshotEntry, Update, clip_uid_ranges};
 pub use server::{Enabled, Event, Server, ServerConfig, State, Status};

@@ -146,13 +146,23 @@ pub fn updates(out: &mut Vec<u8>, updates: &[Update], condstore: bool) {
     }
 }
 
-/// `* VANISHED (EARLIER) uids` (RFC 7162 §3.2.10).
-pub fn vanished_earlier(out: &mut Vec<u8>, uids: &[u32]) {
-    if uids.is_empty() {
+/// `* VANISHED (EARLIER) a:b,c` (RFC 7162 §3.2.10), of sorted, merged UID ranges; nothing
+/// when there are none.
+pub fn vanished_earlier(out: &mut Vec<u8>, ranges: &[(u32, u32)]) {
+    if ranges.is_empty() {
         return;
     }
     out.extend_from_slice(b"* VANISHED (EARLIER) ");
-    encode::encode_uid_set(out, uids);
+    for (i, (a, b)) in ranges.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        if a == b {
+            out.extend_from_slice(a.to_string().as_bytes());
+        } else {
+            out.extend_from_slice(format!("{a}:{b}").as_bytes());
+        }
+    }
     out.extend_from_slice(b"\r\n");
 }
 

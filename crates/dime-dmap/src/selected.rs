@@ -262,6 +262,48 @@ impl Selected {
     }
 }
 
+/// The parts of the UID ranges `ranges` (inclusive, any order) that lie in `set` (UIDs; `*`
+/// is `star`; `$` is `saved`), as sorted, merged ranges, without expanding either: the cost
+/// is the product of the two range counts, never of the UIDs they span.
+pub fn clip_uid_ranges(
+    ranges: &[(u32, u32)],
+    set: &SequenceSet,
+    star: u32,
+    saved: &[u32],
+) -> Vec<(u32, u32)> {
+    let bounds: Vec<(u32, u32)> = match set {
+        SequenceSet::Saved => saved.iter().map(|&u| (u, u)).collect(),
+        SequenceSet::Ranges(r) => r
+            .iter()
+            .map(|&(a, b)| {
+                let v = |x: SeqBound| match x {
+                    SeqBound::Value(n) => n,
+                    SeqBound::Star => star,
+                };
+                (v(a).min(v(b)), v(a).max(v(b)))
+            })
+            .collect(),
+    };
+    let mut out: Vec<(u32, u32)> = Vec::new();
+    for &(a, b) in ranges {
+        for &(lo, hi) in &bounds {
+            let (x, y) = (a.max(lo), b.min(hi));
+            if x <= y {
+                out.push((x, y));
+            }
+        }
+    }
+    out.sort_unstable();
+    let mut merged: Vec<(u32, u32)> = Vec::with_capacity(out.len());
+    for (a, b) in out {
+        match merged.last_mut() {
+            Some(last) if a <= last.1.saturating_add(1) => last.1 = last.1.max(b),
+            _ => merged.push((a, b)),
+        }
+    }
+    merged
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -319,6 +361,21 @@ mod tests {
         let u = s.sync(&[e(5, &[])], true, true);
         assert_eq!(u, vec![Update::Vanished(vec![3, 9])]);
         assert_eq!(s.exists(), 1);
+    }
+
+    #[test]
+    fn clipped_ranges_never_expand_either_side() {
+        let all = set(&[(SeqBound::Value(1), SeqBound::Star)]);
+        assert_eq!(
+            clip_uid_ranges(&[(5, 9), (1, 2), (10, 4_000_000_000)], &all, u32::MAX, &[]),
+            vec![(1, 2), (5, 4_000_000_000)]
+        );
+        let some = set(&[
+            (SeqBound::Value(3), SeqBound::Value(6)),
+            (SeqBound::Value(8), SeqBound::Value(8)),
+        ]);
+        assert_eq!(clip_uid_ranges(&[(1, 10)], &some, 10, &[]), vec![(3, 6), (8, 8)]);
+        assert_eq!(clip_uid_ranges(&[(1, 10)], &SequenceSet::Saved, 10, &[2, 11]), vec![(2, 2)]);
     }
 
     #[test]

@@ -510,15 +510,15 @@ impl<D: Directory> Conn<D> {
             && q.uid_validity == info.uid_validity
         {
             let vanished = service.vanished_since(self.session()?, m.id, q.modseq, now)?;
-            let mut known: Option<Vec<(u32, u32)>> = None;
-            if let Some(set) = &q.known_uids {
-                known = Some(sel.resolve(set, true));
-            }
-            let v: Vec<u32> = vanished
-                .iter()
-                .map(|u| u.0)
-                .filter(|u| known.as_ref().is_none_or(|_| true) && *u < info.uid_next)
-                .collect();
+            let ranges: Vec<(u32, u32)> = vanished.iter().map(|(a, b)| (a.0, b.0)).collect();
+            // Only UIDs the client says it knows, when it says (RFC 7162 §3.2.5.1).
+            let all = dime_dmap::SequenceSet::Ranges(vec![(
+                dime_dmap::SeqBound::Value(1),
+                dime_dmap::SeqBound::Star,
+            )]);
+            let known = q.known_uids.as_ref().unwrap_or(&all);
+            let v =
+                dime_dmap::clip_uid_ranges(&ranges, known, info.uid_next.saturating_sub(1), &[]);
             let out = self.server.output();
             response::vanished_earlier(out, &v);
             for e in snapshot.iter().filter(|e| e.modseq > q.modseq) {

@@ -8,8 +8,8 @@ use super::search;
 use crate::service::Directory;
 use dime_dmap::response::{self, Esearch, FetchWriter};
 use dime_dmap::{
-    DateTime, Fetch, FetchItem, MimeTree, SearchReturn, Section, SectionText, SequenceSet, Status,
-    Store, StoreMode, Tag,
+    DateTime, Fetch, FetchItem, MimeTree, SearchReturn, Section, SectionText, Status, Store,
+    StoreMode, Tag,
 };
 use dime_store::{MailboxId, Uid};
 use std::sync::Arc;
@@ -184,24 +184,11 @@ impl<D: Directory> Conn<D> {
             }
             let since = f.changed_since.unwrap_or(0);
             let gone = service.vanished_since(self.session()?, m, since, now)?;
-            let in_set: Vec<u32> = match &f.set {
-                SequenceSet::Ranges(r) => gone
-                    .iter()
-                    .map(|u| u.0)
-                    .filter(|u| {
-                        r.iter().any(|&(a, b)| {
-                            let v = |x: dime_dmap::SeqBound| match x {
-                                dime_dmap::SeqBound::Value(n) => n,
-                                dime_dmap::SeqBound::Star => u32::MAX,
-                            };
-                            let (lo, hi) = (v(a).min(v(b)), v(a).max(v(b)));
-                            (lo..=hi).contains(u)
-                        })
-                    })
-                    .collect(),
-                SequenceSet::Saved => Vec::new(),
-            };
-            response::vanished_earlier(self.server.output(), &in_set);
+            let ranges: Vec<(u32, u32)> = gone.iter().map(|(a, b)| (a.0, b.0)).collect();
+            // `*` reaches past the largest UID still there: a removed last message is reported
+            // too (reporting more is allowed, RFC 7162 §3.2.6).
+            let v = dime_dmap::clip_uid_ranges(&ranges, &f.set, u32::MAX, &sel.saved);
+            response::vanished_earlier(self.server.output(), &v);
         }
         let content = f.items.iter().any(needs_content);
         let wants_date = f.items.iter().any(|i| matches!(i, FetchItem::InternalDate));

@@ -283,7 +283,7 @@ impl<D: Directory> MailService<D> {
         Ok(stored)
     }
 
-    /// UIDs removed from `mailbox` after `modseq` (QRESYNC).
+    /// UIDs removed from `mailbox` after `modseq` (QRESYNC), as inclusive ranges.
     ///
     /// # Errors
     /// [`MailboxError`].
@@ -293,10 +293,10 @@ impl<D: Directory> MailService<D> {
         mailbox: MailboxId,
         modseq: u64,
         now: Timestamp,
-    ) -> Result<Vec<Uid>, MailboxError> {
+    ) -> Result<Vec<(Uid, Uid)>, MailboxError> {
         session.touch(now)?;
         let a = session.account();
-        Ok(crate::in_place(|| self.store.vanished_since(a, mailbox, modseq))?)
+        Ok(crate::in_place(|| self.store.vanished_ranges_since(a, mailbox, modseq))?)
     }
 
     /// Expunges `uids` of `mailbox` and tells the account's other sessions.
