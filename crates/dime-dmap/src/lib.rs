@@ -27,9 +27,9 @@ pub use encode::{
 };
 pub use frame::{Frame, FrameLimits, FrameMode, Framer};
 pub use mime::{
-    BinaryError, LEGACY_CONTENT_TYPE, LegacyError, MimeNode, MimeTree, TextScope, binary, binary_size,
-    body_structure, contains_text, envelope, header_values, legacy_message, render_message, section,
-    sent_date,
+    BinaryError, Disposition, LEGACY_CONTENT_TYPE, LegacyError, MimeNode, MimeTree, TextScope,
+    binary, binary_size, body_structure, contains_text, envelope, header_values, legacy_message,
+    render_message, section, sent_date,
 };
 pub use mutf7::{Mutf7Error, decode_mutf7, encode_mutf7};
 pub use parse::{ParseError, SaslResponse, is_idle_done, parse_command, parse_sasl_response};

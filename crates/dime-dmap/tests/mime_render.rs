@@ -57,12 +57,13 @@ fn message() -> impl Strategy<Value = Message> {
 }
 
 fn filename(tree: &MimeTree, k: usize) -> String {
-    let Some((_, params)) = &tree.nodes[k].disposition else { return String::new() };
-    for (n, v) in params {
-        if n == "filename" {
-            return v.clone();
+    let Some(d) = &tree.nodes[k].disposition else { return String::new() };
+    for (n, v) in &d.params {
+        if n == b"filename" {
+            return String::from_utf8(v.clone()).unwrap();
         }
-        if n == "filename*" {
+        if n == b"filename*" {
+            let v = String::from_utf8(v.clone()).unwrap();
             let enc = v.strip_prefix("utf-8''").unwrap();
             let mut out = Vec::new();
             let b = enc.as_bytes();
@@ -105,10 +106,10 @@ proptest! {
             let got = binary(&raw, &tree, &[k as u32 + 1]).unwrap();
             prop_assert_eq!(&got[..], &p.data[..], "part {}", k + 1);
             let n = &tree.nodes[node];
-            let ct = format!("{}/{}", n.media_type, n.subtype);
+            let ct = format!("{}/{}", String::from_utf8_lossy(&n.media_type), String::from_utf8_lossy(&n.subtype));
             prop_assert!(p.info.content_type.starts_with(&ct), "{} vs {}", ct, p.info.content_type);
             prop_assert_eq!(filename(&tree, node), p.info.filename.clone());
-            let attached = n.disposition.as_ref().is_some_and(|d| d.0 == "attachment");
+            let attached = n.disposition.as_ref().is_some_and(|d| d.kind == b"attachment");
             prop_assert_eq!(attached, p.kind == PartKind::Attachment);
         }
     }

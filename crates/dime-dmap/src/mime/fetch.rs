@@ -24,15 +24,15 @@ pub enum BinaryError {
 /// The answer Dovecot gives for a multipart without parts (`imap-bodystructure.c`).
 const EMPTY_BODY: &[u8] = b"(\"text\" \"plain\" (\"charset\" \"us-ascii\") NIL NIL \"7bit\" 0 0";
 
-fn s(out: &mut Vec<u8>, v: &str) {
-    nstring(out, Some(v.as_bytes()));
+fn s(out: &mut Vec<u8>, v: &[u8]) {
+    nstring(out, Some(v));
 }
 
-fn ns(out: &mut Vec<u8>, v: Option<&String>) {
-    nstring(out, v.map(|v| v.as_bytes()));
+fn ns(out: &mut Vec<u8>, v: Option<&Vec<u8>>) {
+    nstring(out, v.map(|v| &v[..]));
 }
 
-fn param_list(out: &mut Vec<u8>, p: &[(String, String)]) {
+fn param_list(out: &mut Vec<u8>, p: &[(Vec<u8>, Vec<u8>)]) {
     if p.is_empty() {
         out.extend_from_slice(b"NIL");
         return;
@@ -53,11 +53,11 @@ fn extension(out: &mut Vec<u8>, n: &MimeNode) {
     out.push(b' ');
     match &n.disposition {
         None => out.extend_from_slice(b"NIL"),
-        Some((d, p)) => {
+        Some(d) => {
             out.push(b'(');
-            s(out, d);
+            s(out, &d.kind);
             out.push(b' ');
-            param_list(out, p);
+            param_list(out, &d.params);
             out.push(b')');
         }
     }
@@ -113,8 +113,11 @@ fn write_part(raw: &[u8], tree: &MimeTree, idx: usize, ext: bool, out: &mut Vec<
     out.push(b' ');
     s(out, &n.subtype);
     out.push(b' ');
-    if n.params.is_empty() && n.is_text() {
-        out.extend_from_slice(b"(\"charset\" \"us-ascii\")");
+    if n.is_text() && n.param("charset").is_none() {
+        // As Dovecot: a text part without a charset says us-ascii.
+        let mut p = n.params.clone();
+        p.push((b"charset".to_vec(), b"us-ascii".to_vec()));
+        param_list(out, &p);
     } else {
         param_list(out, &n.params);
     }
@@ -123,7 +126,7 @@ fn write_part(raw: &[u8], tree: &MimeTree, idx: usize, ext: bool, out: &mut Vec<
     out.push(b' ');
     ns(out, n.description.as_ref());
     out.push(b' ');
-    s(out, n.encoding.as_deref().unwrap_or("7bit"));
+    s(out, n.encoding.as_deref().unwrap_or(b"7bit"));
     out.extend_from_slice(format!(" {}", n.body.len()).as_bytes());
     if n.is_text() {
         out.extend_from_slice(format!(" {}", n.lines).as_bytes());
@@ -138,6 +141,9 @@ fn write_part(raw: &[u8], tree: &MimeTree, idx: usize, ext: bool, out: &mut Vec<
             None => {
                 out.extend_from_slice(b"(NIL NIL NIL NIL NIL NIL NIL NIL NIL NIL) ");
                 out.extend_from_slice(EMPTY_BODY);
+                if ext {
+                    out.extend_from_slice(b" NIL NIL NIL NIL");
+                }
                 out.push(b')');
             }
         }
@@ -300,11 +306,11 @@ enum Cte {
 
 fn cte(n: &MimeNode) -> Result<Cte, BinaryError> {
     let Some(e) = n.encoding.as_deref() else { return Ok(Cte::Identity) };
-    if ["7bit", "8bit", "binary"].iter().any(|x| e.eq_ignore_ascii_case(x)) {
+    if [&b"7bit"[..], b"8bit", b"binary"].iter().any(|x| e.eq_ignore_ascii_case(x)) {
         Ok(Cte::Identity)
-    } else if e.eq_ignore_ascii_case("base64") {
+    } else if e.eq_ignore_ascii_case(b"base64") {
         Ok(Cte::Base64)
-    } else if e.eq_ignore_ascii_case("quoted-printable") {
+    } else if e.eq_ignore_ascii_case(b"quoted-printable") {
         Ok(Cte::QuotedPrintable)
     } else {
         Err(BinaryError::UnknownCte)

@@ -15,4 +15,4 @@ mod tree;
 pub use fetch::{BinaryError, binary, binary_size, body_structure, envelope, section};
 pub use render::{LEGACY_CONTENT_TYPE, LegacyError, legacy_message, render_message};
 pub use search::{TextScope, contains_text, header_values, sent_date};
-pub use tree::{MimeNode, MimeTree};
+pub use tree::{Disposition, MimeNode, MimeTree};

@@ -145,8 +145,8 @@ pub fn contains_text(raw: &[u8], tree: &MimeTree, needle: &str, scope: TextScope
             continue;
         }
         let Ok(body) = decoded_body(raw, n) else { continue };
-        let charset = n.param("charset").unwrap_or("us-ascii");
-        if hit(&header::decode_charset(charset.as_bytes(), &body)) {
+        let charset = n.param("charset").unwrap_or(b"us-ascii");
+        if hit(&header::decode_charset(charset, &body)) {
             return true;
         }
     }

@@ -6,7 +6,8 @@ use std::ops::Range;
 use super::header::{self, Field, Params};
 use crate::limits::{MAX_MIME_DEPTH, MAX_MIME_PARTS};
 
-/// One MIME entity: a message, a part, or a nested message (`spec/dmap.md`).
+/// One MIME entity: a message, a part, or a nested message. Strings are the octets as
+/// written (unfolded), not necessarily UTF-8.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MimeNode {
     /// The header, with the empty line that ends it (when there is one).
@@ -14,27 +15,27 @@ pub struct MimeNode {
     /// The body.
     pub body: Range<usize>,
     /// The media type as written (`text` when absent or malformed).
-    pub media_type: String,
+    pub media_type: Vec<u8>,
     /// The subtype as written.
-    pub subtype: String,
+    pub subtype: Vec<u8>,
     /// Content-Type parameters, RFC 2231 continuations merged; `None` without any.
-    pub params: Vec<(String, String)>,
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
     /// Whether the node had a usable Content-Type field.
     pub explicit_type: bool,
     /// Content-ID.
-    pub id: Option<String>,
+    pub id: Option<Vec<u8>>,
     /// Content-Description.
-    pub description: Option<String>,
+    pub description: Option<Vec<u8>>,
     /// Content-Transfer-Encoding as written (`None`: 7bit).
-    pub encoding: Option<String>,
+    pub encoding: Option<Vec<u8>>,
     /// Content-Disposition value and parameters.
-    pub disposition: Option<(String, Vec<(String, String)>)>,
+    pub disposition: Option<Disposition>,
     /// Content-Language tags.
-    pub language: Option<Vec<String>>,
+    pub language: Option<Vec<Vec<u8>>>,
     /// Content-Location.
-    pub location: Option<String>,
+    pub location: Option<Vec<u8>>,
     /// Content-MD5.
-    pub md5: Option<String>,
+    pub md5: Option<Vec<u8>>,
     /// Line feeds in the body.
     pub lines: usize,
     /// The parts of a multipart, as indexes into [`MimeTree::nodes`].
@@ -46,23 +47,36 @@ pub struct MimeNode {
 impl MimeNode {
     /// Whether the media type is `ty`/`sub` (case-insensitive).
     pub fn is(&self, ty: &str, sub: &str) -> bool {
-        self.media_type.eq_ignore_ascii_case(ty) && self.subtype.eq_ignore_ascii_case(sub)
+        self.media_type.eq_ignore_ascii_case(ty.as_bytes())
+            && self.subtype.eq_ignore_ascii_case(sub.as_bytes())
     }
 
     /// Whether this is a multipart.
     pub fn is_multipart(&self) -> bool {
-        self.media_type.eq_ignore_ascii_case("multipart")
+        self.media_type.eq_ignore_ascii_case(b"multipart")
     }
 
     /// Whether this is a text part.
     pub fn is_text(&self) -> bool {
-        self.media_type.eq_ignore_ascii_case("text")
+        self.media_type.eq_ignore_ascii_case(b"text")
     }
 
     /// A Content-Type parameter by case-insensitive name.
-    pub fn param(&self, name: &str) -> Option<&str> {
-        self.params.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
+    pub fn param(&self, name: &str) -> Option<&[u8]> {
+        self.params
+            .iter()
+            .find(|(n, _)| n.eq_ignore_ascii_case(name.as_bytes()))
+            .map(|(_, v)| &v[..])
     }
+}
+
+/// A Content-Disposition (RFC 2183): its value and parameters, as written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Disposition {
+    /// `inline`, `attachment`, ...
+    pub kind: Vec<u8>,
+    /// The parameters, RFC 2231 continuations merged.
+    pub params: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 /// The MIME tree of a message: node 0 is the message itself.
@@ -100,6 +114,18 @@ impl MimeTree {
         self.part_inner(raw, range, depth, def, in_multipart)
     }
 
+    /// Extends a node's body over the line break at `end` (the one its parent's delimiter
+    /// line starts with).
+    fn extend_to_line_break(&mut self, raw: &[u8], idx: usize, end: usize) {
+        let lb = if raw[end..].starts_with(b"\r\n") {
+            2
+        } else {
+            usize::from(raw[end..].starts_with(b"\n"))
+        };
+        self.nodes[idx].body.end += lb;
+        self.nodes[idx].lines += lb.min(1);
+    }
+
     fn part_inner(
         &mut self,
         raw: &[u8],
@@ -117,7 +143,7 @@ impl MimeTree {
         let idx = self.nodes.len();
         let multipart = node.is_multipart();
         let message = node.is("message", "rfc822") || node.is("message", "global");
-        let boundary = node.param("boundary").map(|b| b.as_bytes().to_vec());
+        let boundary = node.param("boundary").map(<[u8]>::to_vec);
         let digest = node.is("multipart", "digest");
         self.nodes.push(node);
         if depth + 1 >= MAX_MIME_DEPTH {
@@ -138,17 +164,20 @@ impl MimeTree {
             // Dovecot keeps the line break ending a multipart part's close delimiter when the
             // parent's delimiter follows at once (no epilogue): that part's body includes it.
             if in_multipart && close_end == Some(range.end) {
-                let lb = if raw[range.end..].starts_with(b"\r\n") {
-                    2
-                } else {
-                    usize::from(raw[range.end..].starts_with(b"\n"))
-                };
-                self.nodes[idx].body.end += lb;
-                self.nodes[idx].lines += lb.min(1);
+                self.extend_to_line_break(raw, idx, range.end);
             }
         } else if message && self.nodes.len() < MAX_MIME_PARTS {
-            let m = self.part(raw, body, depth + 1, Default::Text);
-            self.nodes[idx].message = Some(m);
+            let identity = self.nodes[idx].encoding.as_ref().is_none_or(|e| {
+                [&b"7bit"[..], b"8bit", b"binary"].iter().any(|x| e.eq_ignore_ascii_case(x))
+            });
+            if identity {
+                let m = self.part(raw, body, depth + 1, Default::Text);
+                self.nodes[idx].message = Some(m);
+            } else if in_multipart {
+                // An encoded message is not parsed (Dovecot), and like a multipart it keeps
+                // the line break before the parent's delimiter.
+                self.extend_to_line_break(raw, idx, range.end);
+            }
         }
         idx
     }
@@ -203,16 +232,12 @@ fn split_multipart(
     (parts, None)
 }
 
-fn text_of(raw: &[u8], f: &Field) -> String {
-    String::from_utf8_lossy(&header::unfold(&raw[f.value.clone()])).into_owned()
+fn text_of(raw: &[u8], f: &Field) -> Vec<u8> {
+    header::unfold(&raw[f.value.clone()])
 }
 
-fn params_strings(p: Params) -> Vec<(String, String)> {
-    p.0.into_iter()
-        .map(|(n, v)| {
-            (String::from_utf8_lossy(&n).into_owned(), String::from_utf8_lossy(&v).into_owned())
-        })
-        .collect()
+fn params_strings(p: Params) -> Vec<(Vec<u8>, Vec<u8>)> {
+    p.0
 }
 
 /// The Content-* description of an entity from its header fields.
@@ -220,8 +245,8 @@ fn describe(raw: &[u8], fields: &[Field], def: Default) -> MimeNode {
     let mut n = MimeNode {
         header: 0..0,
         body: 0..0,
-        media_type: String::new(),
-        subtype: String::new(),
+        media_type: Vec::new(),
+        subtype: Vec::new(),
         params: Vec::new(),
         explicit_type: false,
         id: None,
@@ -236,19 +261,23 @@ fn describe(raw: &[u8], fields: &[Field], def: Default) -> MimeNode {
         message: None,
     };
     if let Some(f) = header::find(raw, fields, "Content-Type") {
+        // As Dovecot: a type without a subtype is kept, with an empty subtype.
         let v = &raw[f.value.clone()];
         let i = header::skip_cfws(v, 0);
         let (e, ty) = header::token(v, i);
-        let j = header::skip_cfws(v, e);
-        if !ty.is_empty() && v.get(j) == Some(&b'/') {
-            let k = header::skip_cfws(v, j + 1);
-            let (e2, sub) = header::token(v, k);
-            if !sub.is_empty() {
-                n.media_type = String::from_utf8_lossy(ty).into_owned();
-                n.subtype = String::from_utf8_lossy(sub).into_owned();
-                n.params = params_strings(header::params(v, e2));
-                n.explicit_type = true;
+        if !ty.is_empty() {
+            let mut j = header::skip_cfws(v, e);
+            let mut sub: &[u8] = b"";
+            if v.get(j) == Some(&b'/') {
+                let k = header::skip_cfws(v, j + 1);
+                let (e2, st) = header::token(v, k);
+                sub = st;
+                j = e2;
             }
+            n.media_type = ty.to_vec();
+            n.subtype = sub.to_vec();
+            n.params = params_strings(header::params(v, j));
+            n.explicit_type = true;
         }
     }
     if !n.explicit_type {
@@ -261,27 +290,27 @@ fn describe(raw: &[u8], fields: &[Field], def: Default) -> MimeNode {
         let v = &raw[f.value.clone()];
         let (_, t) = header::token(v, header::skip_cfws(v, 0));
         if !t.is_empty() {
-            n.encoding = Some(String::from_utf8_lossy(t).into_owned());
+            n.encoding = Some(t.to_vec());
         }
     }
     if let Some(f) = header::find(raw, fields, "Content-Disposition") {
         let v = &raw[f.value.clone()];
         let (e, t) = header::token(v, header::skip_cfws(v, 0));
         if !t.is_empty() {
-            n.disposition = Some((
-                String::from_utf8_lossy(t).into_owned(),
-                params_strings(header::params(v, e)),
-            ));
+            n.disposition = Some(Disposition {
+                kind: t.to_vec(),
+                params: params_strings(header::params(v, e)),
+            });
         }
     }
     if let Some(f) = header::find(raw, fields, "Content-Language") {
         let v = &raw[f.value.clone()];
-        let tags: Vec<String> = v
+        let tags: Vec<Vec<u8>> = v
             .split(|&b| b == b',')
             .filter_map(|t| {
                 let i = header::skip_cfws(t, 0);
                 let (_, tok) = header::token(t, i);
-                (!tok.is_empty()).then(|| String::from_utf8_lossy(tok).into_owned())
+                (!tok.is_empty()).then(|| tok.to_vec())
             })
             .collect();
         if !tags.is_empty() {
