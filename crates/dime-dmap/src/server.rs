@@ -259,6 +259,7 @@ impl Server {
     /// The TLS handshake after STARTTLS succeeded.
     pub fn tls_started(&mut self) {
         self.config.tls = true;
+        self.waiting = Waiting::Command;
         self.framer = Framer::new(self.config.frame);
     }
 
@@ -434,6 +435,9 @@ impl Server {
                     self.tagged_now(&tag, "BAD STARTTLS not available");
                 } else {
                     self.tagged_now(&tag, "OK begin TLS negotiation now");
+                    // Nothing more is parsed until the handshake: what follows in the buffer
+                    // was sent in plaintext and is dropped by `tls_started`.
+                    self.waiting = Waiting::Driver;
                     self.events.push_back(Event::StartTls);
                 }
             }
@@ -534,4 +538,157 @@ fn needs_selected(c: &Command) -> bool {
             | Command::Store(_)
             | Command::Copy { .. }
     )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn server(tls: bool) -> Server {
+        Server::new(ServerConfig {
+            tls,
+            starttls: true,
+            append_limit: 1024,
+            frame: FrameLimits::default(),
+        })
+    }
+
+    fn out(s: &mut Server) -> String {
+        String::from_utf8(s.take_output()).unwrap()
+    }
+
+    fn events(s: &mut Server) -> Vec<Event> {
+        std::iter::from_fn(|| s.poll_event()).collect()
+    }
+
+    #[test]
+    fn greeting_and_capabilities_before_tls_disable_logins() {
+        let mut s = server(false);
+        let g = out(&mut s);
+        assert!(
+            g.starts_with("* OK [CAPABILITY IMAP4rev1 IMAP4rev2 STARTTLS LOGINDISABLED"),
+            "{g}"
+        );
+        assert!(!g.contains("AUTH="), "{g}");
+        s.handle_input(b"a LOGIN alice secret\r\nb AUTHENTICATE PLAIN AGFsaWNlAHNlY3JldA==\r\n");
+        assert!(events(&mut s).is_empty());
+        let o = out(&mut s);
+        assert!(o.contains("a NO [PRIVACYREQUIRED]"), "{o}");
+        assert!(o.contains("b NO [PRIVACYREQUIRED]"), "{o}");
+        assert!(!o.contains("secret"), "{o}");
+    }
+
+    #[test]
+    fn input_pipelined_behind_starttls_is_discarded() {
+        let mut s = server(false);
+        out(&mut s);
+        // RFC 9051 §11.1 / CVE-2011-0411: a command sent with STARTTLS in one packet is not run
+        // after the handshake.
+        s.handle_input(b"a STARTTLS\r\nb LOGIN alice secret\r\n");
+        let e = events(&mut s);
+        assert!(matches!(e.as_slice(), [Event::StartTls]), "{e:?}");
+        let o = out(&mut s);
+        assert!(o.contains("a OK") && !o.contains("b "), "nothing answered to b: {o}");
+        s.tls_started();
+        assert!(events(&mut s).is_empty());
+        s.handle_input(b"c CAPABILITY\r\n");
+        assert!(events(&mut s).is_empty());
+        let o = out(&mut s);
+        assert!(o.contains("AUTH=PLAIN") && !o.contains("STARTTLS") && o.contains("c OK"), "{o}");
+    }
+
+    #[test]
+    fn authenticate_plain_with_a_continuation_and_with_sasl_ir() {
+        let mut s = server(true);
+        out(&mut s);
+        s.handle_input(b"a AUTHENTICATE PLAIN\r\n");
+        assert!(events(&mut s).is_empty());
+        assert_eq!(out(&mut s), "+ \r\n");
+        s.handle_input(b"AGFsaWNlAHNlY3JldA==\r\n");
+        let e = events(&mut s);
+        match e.as_slice() {
+            [Event::Login { tag, username, password }] => {
+                assert_eq!((tag.0.as_str(), username.as_str()), ("a", "alice"));
+                assert_eq!(&password.0[..], b"secret");
+            }
+            e => panic!("{e:?}"),
+        }
+        // The next command waits for the driver's answer.
+        s.handle_input(b"b NOOP\r\n");
+        assert!(events(&mut s).is_empty());
+        s.tagged(&Tag("a".into()), Status::Ok, None, "logged in");
+        s.set_state(State::Authenticated);
+        let e = events(&mut s);
+        assert!(matches!(e.as_slice(), [Event::Command(c)] if c.command == Command::Noop), "{e:?}");
+        // A proxy login and a cancelled exchange.
+        let mut s = server(true);
+        s.handle_input(
+            b"c AUTHENTICATE PLAIN Ym9iAGFsaWNlAHNlY3JldA==\r\nd AUTHENTICATE PLAIN\r\n*\r\n",
+        );
+        assert!(events(&mut s).is_empty());
+        let o = out(&mut s);
+        assert!(o.contains("c NO [AUTHORIZATIONFAILED]") && o.contains("d BAD"), "{o}");
+    }
+
+    #[test]
+    fn commands_are_checked_against_the_state() {
+        let mut s = server(true);
+        out(&mut s);
+        s.handle_input(b"a SELECT INBOX\r\nb FETCH 1 FLAGS\r\nc ENABLE IMAP4rev2\r\n");
+        assert!(events(&mut s).is_empty());
+        let o = out(&mut s);
+        assert!(o.contains("a BAD") && o.contains("b BAD") && o.contains("c BAD"), "{o}");
+        s.set_state(State::Authenticated);
+        s.handle_input(b"d FETCH 1 FLAGS\r\ne ENABLE IMAP4rev2 QRESYNC\r\n");
+        assert!(events(&mut s).is_empty());
+        let o = out(&mut s);
+        assert!(o.contains("d BAD [") || o.contains("d BAD no mailbox selected"), "{o}");
+        assert!(o.contains("* ENABLED IMAP4REV2 QRESYNC"), "{o}");
+        let en = s.enabled();
+        assert!(en.rev2 && en.qresync && en.condstore && en.utf8_names());
+    }
+
+    #[test]
+    fn idle_waits_for_done_then_the_driver_answers() {
+        let mut s = server(true);
+        s.set_state(State::Authenticated);
+        out(&mut s);
+        s.handle_input(b"a IDLE\r\n");
+        let e = events(&mut s);
+        assert!(matches!(e.as_slice(), [Event::Command(c)] if c.command == Command::Idle), "{e:?}");
+        assert!(s.idling());
+        assert_eq!(out(&mut s), "+ idling\r\n");
+        s.handle_input(b"NOOP\r\n");
+        assert!(events(&mut s).is_empty());
+        assert!(out(&mut s).contains("* BAD expected DONE"));
+        s.handle_input(b"done\r\n");
+        let e = events(&mut s);
+        assert!(matches!(e.as_slice(), [Event::IdleDone { tag }] if tag.0 == "a"), "{e:?}");
+        s.tagged(&Tag("a".into()), Status::Ok, None, "IDLE terminated");
+        assert!(!s.idling());
+    }
+
+    #[test]
+    fn bad_input_is_answered_without_echoing_it() {
+        let mut s = server(true);
+        out(&mut s);
+        s.handle_input(b"GET /<script> HTTP/1.1\r\n\x01\x02\xff\r\nt1 FROB <evil>\r\n");
+        assert!(events(&mut s).is_empty());
+        let o = out(&mut s);
+        assert!(o.contains("* BAD") || o.contains("GET BAD"), "{o}");
+        assert!(!o.contains("<script>") && !o.contains("<evil>"), "{o}");
+        assert!(o.contains("t1 BAD"), "{o}");
+    }
+
+    #[test]
+    fn logout_says_bye_and_closes() {
+        let mut s = server(true);
+        out(&mut s);
+        s.handle_input(b"z LOGOUT\r\nq NOOP\r\n");
+        let e = events(&mut s);
+        assert!(matches!(e.as_slice(), [Event::Close]), "{e:?}");
+        assert!(s.is_closed());
+        let o = out(&mut s);
+        assert!(o.contains("* BYE") && o.contains("z OK") && !o.contains("q OK"), "{o}");
+    }
 }
