@@ -84,8 +84,6 @@ pub struct Disposition {
 pub struct MimeTree {
     /// Every node, parents before children.
     pub nodes: Vec<MimeNode>,
-    /// While parsing: whether the next part is a part of a multipart.
-    in_multipart: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -99,7 +97,7 @@ impl MimeTree {
     /// Bounded by [`MAX_MIME_DEPTH`] levels and [`MAX_MIME_PARTS`] nodes; each level scans
     /// its own range once, so the time is linear in the size times the depth bound.
     pub fn parse(raw: &[u8]) -> MimeTree {
-        let mut t = MimeTree { nodes: Vec::new(), in_multipart: false };
+        let mut t = MimeTree { nodes: Vec::new() };
         t.part(raw, 0..raw.len(), 0, Default::Text);
         t
     }
@@ -109,31 +107,17 @@ impl MimeTree {
         &self.nodes[0]
     }
 
-    fn part(&mut self, raw: &[u8], range: Range<usize>, depth: usize, def: Default) -> usize {
-        let in_multipart = std::mem::replace(&mut self.in_multipart, false);
-        self.part_inner(raw, range, depth, def, in_multipart)
-    }
-
-    /// Extends a node's body over the line break at `end` (the one its parent's delimiter
-    /// line starts with).
-    fn extend_to_line_break(&mut self, raw: &[u8], idx: usize, end: usize) {
-        let lb = if raw[end..].starts_with(b"\r\n") {
-            2
-        } else {
-            usize::from(raw[end..].starts_with(b"\n"))
-        };
-        self.nodes[idx].body.end += lb;
-        self.nodes[idx].lines += lb.min(1);
-    }
-
-    fn part_inner(
+    /// Parses one entity into the arena. Returns its index and whether it is a container
+    /// whose content runs to the very end of `range`: a multipart closed there, a message
+    /// whose body is one, or an encoded message (not parsed). Dovecot then counts the line
+    /// break before the parent's next delimiter into that entity.
+    fn part(
         &mut self,
         raw: &[u8],
         range: Range<usize>,
         depth: usize,
         def: Default,
-        in_multipart: bool,
-    ) -> usize {
+    ) -> (usize, bool) {
         let (hdr, body) = header::split_header(raw, range.start, range.end);
         let fields = header::fields(raw, hdr.clone());
         let mut node = describe(raw, &fields, def);
@@ -147,39 +131,53 @@ impl MimeTree {
         let digest = node.is("multipart", "digest");
         self.nodes.push(node);
         if depth + 1 >= MAX_MIME_DEPTH {
-            return idx;
+            return (idx, false);
         }
         if multipart {
-            let Some(boundary) = boundary.filter(|b| !b.is_empty()) else { return idx };
+            let Some(boundary) = boundary.filter(|b| !b.is_empty()) else { return (idx, false) };
             let child_def = if digest { Default::Message } else { Default::Text };
             let (parts, close_end) = split_multipart(raw, body.clone(), &boundary);
             for r in parts {
                 if self.nodes.len() >= MAX_MIME_PARTS {
                     break;
                 }
-                self.in_multipart = true;
-                let c = self.part(raw, r, depth + 1, child_def);
+                let first = self.nodes.len();
+                let (c, runs_to_end) = self.part(raw, r.clone(), depth + 1, child_def);
                 self.nodes[idx].children.push(c);
+                if runs_to_end {
+                    self.extend_to_line_break(raw, first, r.end);
+                }
             }
-            // Dovecot keeps the line break ending a multipart part's close delimiter when the
-            // parent's delimiter follows at once (no epilogue): that part's body includes it.
-            if in_multipart && close_end == Some(range.end) {
-                self.extend_to_line_break(raw, idx, range.end);
-            }
-        } else if message && self.nodes.len() < MAX_MIME_PARTS {
+            return (idx, close_end == Some(range.end));
+        }
+        if message && self.nodes.len() < MAX_MIME_PARTS {
             let identity = self.nodes[idx].encoding.as_ref().is_none_or(|e| {
                 [&b"7bit"[..], b"8bit", b"binary"].iter().any(|x| e.eq_ignore_ascii_case(x))
             });
-            if identity {
-                let m = self.part(raw, body, depth + 1, Default::Text);
-                self.nodes[idx].message = Some(m);
-            } else if in_multipart {
-                // An encoded message is not parsed (Dovecot), and like a multipart it keeps
-                // the line break before the parent's delimiter.
-                self.extend_to_line_break(raw, idx, range.end);
+            if !identity {
+                return (idx, true);
+            }
+            let (m, runs_to_end) = self.part(raw, body, depth + 1, Default::Text);
+            self.nodes[idx].message = Some(m);
+            return (idx, runs_to_end);
+        }
+        (idx, false)
+    }
+
+    /// Extends over the line break at `end` every entity parsed from `first` on whose body
+    /// ends there.
+    fn extend_to_line_break(&mut self, raw: &[u8], first: usize, end: usize) {
+        let lb = if raw[end..].starts_with(b"\r\n") {
+            2
+        } else {
+            usize::from(raw[end..].starts_with(b"\n"))
+        };
+        for n in &mut self.nodes[first..] {
+            if n.body.end == end {
+                n.body.end += lb;
+                n.lines += lb.min(1);
             }
         }
-        idx
     }
 }
 
