@@ -759,36 +759,13 @@ impl Drop for Tmux {
     }
 }
 
-#[test]
-fn neomutt_reads_a_canary_on_screen() {
-    if !have("neomutt", "neomutt") || !have("tmux", "tmux") {
-        return;
-    }
-    let t0 = Instant::now();
-    let d = Dimed::start(&[ALICE], "");
-    let tmp = tempfile::tempdir().expect("tempdir");
-    let home = tmp.path().join("home");
-    let tmpdir = tmp.path().join("tmp");
+/// neomutt in a tmux session of its own (200×50, `TERM=xterm`, a private `HOME` and
+/// `TMPDIR` under `dir`), logged in as alice on implicit TLS, showing the INBOX.
+fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
+    let home = dir.join("home");
+    let tmpdir = dir.join("tmp");
     std::fs::create_dir(&home).expect("mkdir");
     std::fs::create_dir(&tmpdir).expect("mkdir");
-    let secret = canary();
-    let with_canary = format!(
-        "From: Bob Sender <bob@example.org>\r\nTo: Alice <alice@example.test>\r\n\
-         Subject: the one to open\r\nDate: Mon, 7 Dec 2026 11:00:00 +0000\r\n\
-         Message-ID: <open-{secret}@example.org>\r\n\r\nThe canary is {secret}-on-screen.\r\n"
-    )
-    .into_bytes();
-    let others = corpus(3, "neomutt");
-    let seeded = seed(
-        &d,
-        tmp.path(),
-        &[
-            ("INBOX", "", &others[0]),
-            ("INBOX", "", &with_canary),
-            ("INBOX", "\\Seen", &others[1]),
-            ("INBOX", "", &others[2]),
-        ],
-    );
     let muttrc = home.join("muttrc");
     std::fs::write(
         &muttrc,
@@ -814,7 +791,7 @@ fn neomutt_reads_a_canary_on_screen() {
         ),
     )
     .expect("write muttrc");
-    let tmux = Tmux { socket: tmp.path().join("tmux.sock") };
+    let tmux = Tmux { socket: dir.join("tmux.sock") };
     run_ok(
         tmux.cmd()
             .args(["-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50"])
@@ -823,6 +800,36 @@ fn neomutt_reads_a_canary_on_screen() {
             .env("TMPDIR", &tmpdir)
             .env("TERM", "xterm"),
     );
+    tmux
+}
+
+#[test]
+fn neomutt_reads_a_canary_on_screen() {
+    if !have("neomutt", "neomutt") || !have("tmux", "tmux") {
+        return;
+    }
+    let t0 = Instant::now();
+    let d = Dimed::start(&[ALICE], "");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secret = canary();
+    let with_canary = format!(
+        "From: Bob Sender <bob@example.org>\r\nTo: Alice <alice@example.test>\r\n\
+         Subject: the one to open\r\nDate: Mon, 7 Dec 2026 11:00:00 +0000\r\n\
+         Message-ID: <open-{secret}@example.org>\r\n\r\nThe canary is {secret}-on-screen.\r\n"
+    )
+    .into_bytes();
+    let others = corpus(3, "neomutt");
+    let seeded = seed(
+        &d,
+        tmp.path(),
+        &[
+            ("INBOX", "", &others[0]),
+            ("INBOX", "", &with_canary),
+            ("INBOX", "\\Seen", &others[1]),
+            ("INBOX", "", &others[2]),
+        ],
+    );
+    let tmux = neomutt(&d, tmp.path());
     // The index: four messages; the canary is in no subject, so not on screen yet.
     let index = tmux.wait_for("the one to open");
     assert!(!index.contains(&secret), "{index}");
@@ -855,4 +862,44 @@ fn neomutt_reads_a_canary_on_screen() {
     drop(tmux);
     d.stop();
     println!("neomutt: canary on screen in {:?}", t0.elapsed());
+}
+
+/// neomutt's folder browser lists with `LIST "" "%"`: a mailbox below a level of hierarchy
+/// that is no mailbox itself ("Parent/Child" without "Parent") is reached through that level,
+/// which the server must list (\Noselect). Before the fix, the browser showed no "Parent/".
+#[test]
+fn neomutt_browses_into_a_nested_mailbox() {
+    if !have("neomutt", "neomutt") || !have("tmux", "tmux") {
+        return;
+    }
+    let t0 = Instant::now();
+    let d = Dimed::start(&[ALICE], "");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let secret = canary();
+    let nested = format!(
+        "From: Bob Sender <bob@example.org>\r\nTo: Alice <alice@example.test>\r\n\
+         Subject: the nested one\r\nMessage-ID: <nested-{secret}@example.org>\r\n\r\n\
+         Nested canary {secret}.\r\n"
+    )
+    .into_bytes();
+    let others = corpus(1, "neomutt");
+    seed(&d, tmp.path(), &[("INBOX", "", &others[0]), ("Parent/Child", "", &nested)]);
+    let tmux = neomutt(&d, tmp.path());
+    tmux.wait_for("neomutt plain 0");
+    // Change folder, ask for the list, switch from the mailboxes to the server's folders.
+    tmux.keys(&["c"]);
+    tmux.wait_for("Open mailbox");
+    tmux.keys(&["?"]);
+    tmux.wait_for("Mailboxes");
+    tmux.keys(&["Tab"]);
+    tmux.wait_for("Parent/");
+    tmux.keys(&["/", "Parent", "Enter", "Enter"]);
+    tmux.wait_for("Child");
+    tmux.keys(&["/", "Child", "Enter", "Enter"]);
+    tmux.wait_for("the nested one");
+    tmux.keys(&["Enter"]);
+    tmux.wait_for(&format!("Nested canary {secret}."));
+    drop(tmux);
+    d.stop();
+    println!("neomutt: nested mailbox browsed and read in {:?}", t0.elapsed());
 }

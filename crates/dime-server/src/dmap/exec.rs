@@ -593,6 +593,28 @@ impl<D: Directory> Conn<D> {
             }
             lines.push((attrs, m.clone()));
         }
+        // A level of hierarchy that is no mailbox itself ("a" of "a/b") is listed \Noselect
+        // where a pattern matches it (RFC 9051 §6.3.9, as Dovecot does): clients browse with
+        // `LIST "" "%"` and would otherwise never reach what is below it.
+        if verb == "LIST" && !sel.subscribed && !sel.special_use {
+            let mut implied: Vec<&str> = Vec::new();
+            for m in &all {
+                for (i, _) in m.name.match_indices('/') {
+                    let level = &m.name[..i];
+                    if !level.is_empty()
+                        && !implied.contains(&level)
+                        && !all.iter().any(|x| x.name == level)
+                        && matches(level)
+                    {
+                        implied.push(level);
+                    }
+                }
+            }
+            for level in implied {
+                let attrs = ["\\Noselect", "\\HasChildren"];
+                response::list(self.server.output(), verb, &attrs, level, utf8, None);
+            }
+        }
         for (attrs, m) in lines {
             response::list(self.server.output(), verb, &attrs, &m.name, utf8, None);
             if let Some(items) = &ret.status {
@@ -695,6 +717,10 @@ impl<D: Directory> Conn<D> {
             self.send_updates(true).await;
             self.server.tagged(tag, Status::Ok, None, "MOVE completed");
         } else {
+            if u64::from(dest.id.0) == sel.id {
+                // Copied into the selected mailbox: its EXISTS now, as after an APPEND.
+                self.send_updates(true).await;
+            }
             self.server.tagged(tag, Status::Ok, Some(&code), "COPY completed");
         }
         Ok(None)
