@@ -98,32 +98,42 @@ fn special_use_of(attr: &str) -> Option<SpecialUse> {
 
 /// Whether `name` matches the LIST pattern (`*` anything, `%` anything but the delimiter).
 pub(super) fn pattern_matches(pattern: &[u8], name: &[u8]) -> bool {
-    // Iterative with backtracking over the last star: linear in practice, bounded by the
-    // pattern's and the name's lengths (both under the line limit).
-    let (mut p, mut n) = (0usize, 0usize);
-    let mut star: Option<(usize, usize, bool)> = None;
-    while n < name.len() {
-        if p < pattern.len() && (pattern[p] == b'*' || pattern[p] == b'%') {
-            star = Some((p, n, pattern[p] == b'%'));
-            p += 1;
-        } else if p < pattern.len() && pattern[p] == name[n] {
-            p += 1;
-            n += 1;
-        } else if let Some((sp, sn, percent)) = star {
-            if percent && name[sn] == b'/' {
-                return false;
+    // reach[n]: the pattern read so far matches name[..n]; one pass over `reach` per pattern
+    // byte (every wildcard tried at every place: backtracking to the last one alone missed
+    // "a/b/c" for "*/%"). Each literal takes one byte of the name, so a pattern with more
+    // literals than the name has bytes cannot match, and a run of wildcards takes at most two
+    // passes (as "%*"): at most 3 × name + 2 passes of name + 1 steps, names being under 1 KiB.
+    if pattern.iter().filter(|c| **c != b'*' && **c != b'%').count() > name.len() {
+        return false;
+    }
+    let mut reach = vec![false; name.len() + 1];
+    reach[0] = true;
+    let mut previous = 0u8;
+    for &c in pattern {
+        match c {
+            b'*' | b'%' if previous == b'*' => {}
+            b'%' if previous == b'%' => {}
+            b'*' => {
+                for n in 1..=name.len() {
+                    reach[n] = reach[n] || reach[n - 1];
+                }
             }
-            star = Some((sp, sn + 1, percent));
-            p = sp + 1;
-            n = sn + 1;
-        } else {
-            return false;
+            b'%' => {
+                for n in 1..=name.len() {
+                    reach[n] = reach[n] || (reach[n - 1] && name[n - 1] != b'/');
+                }
+            }
+            _ => {
+                for n in (1..=name.len()).rev() {
+                    reach[n] = reach[n - 1] && name[n - 1] == c;
+                }
+                reach[0] = false;
+            }
         }
+        // "%*" is "*": a star after a percent widens what the percent reached.
+        previous = if c == b'%' && previous == b'*' { b'*' } else { c };
     }
-    while p < pattern.len() && (pattern[p] == b'*' || pattern[p] == b'%') {
-        p += 1;
-    }
-    p == pattern.len()
+    reach[name.len()]
 }
 
 impl<D: Directory> Conn<D> {
@@ -736,5 +746,40 @@ impl<D: Directory> Conn<D> {
         let r = Arc::new(service.render(self.session()?, m, uid, now).await?);
         self.cache.put(m.0, uid.0, Arc::clone(&r));
         Ok(r)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::pattern_matches;
+
+    #[test]
+    fn list_patterns() {
+        let m = |p: &str, n: &str| pattern_matches(p.as_bytes(), n.as_bytes());
+        // Before: only the last wildcard was ever extended, so "*/%" missed "a/b/c".
+        assert!(m("*/%", "a/b/c"));
+        assert!(m("*/%", "a/b"));
+        assert!(!m("*/%", "a"));
+        assert!(m("%/*", "a/b/c"));
+        assert!(m("a/%/c", "a/b/c"));
+        assert!(!m("a/%", "a/b/c"));
+        assert!(m("%", "Work"));
+        assert!(!m("%", "a/b"));
+        assert!(m("*", "a/b"));
+        assert!(m("%*", "a/b"));
+        assert!(m("*%", "a/b"));
+        assert!(m("%%", "ab"));
+        assert!(!m("%%", "a/b"));
+        assert!(m("*b*", "a/b/c"));
+        assert!(m("", ""));
+        assert!(!m("", "a"));
+        assert!(!m("abc", "ab"));
+        assert!(m("a*c*e", "abcde"));
+        assert!(!m("a*c*e", "abcdef"));
+        assert!(m("Entw\u{fc}rfe", "Entw\u{fc}rfe"));
+        // The worst a client can ask: a long name, a pattern of alternating wildcards.
+        let name = "x/".repeat(512);
+        assert!(m(&"%*".repeat(4000), &name));
+        assert!(!m(&format!("{}y", "*x".repeat(511)), &name));
     }
 }
