@@ -202,3 +202,35 @@ fn native_render_shape() {
             .contains("boundary=\"=_dime_00000001\"")
     );
 }
+
+#[test]
+fn a_message_without_parts_renders_an_empty_text_body() {
+    let mut h = Headers::new();
+    h.push("Subject", "empty").unwrap();
+    let m = Message { common_headers: h, other_headers: Headers::new(), parts: vec![] };
+    assert_eq!(
+        &render_message(&m)[..],
+        b"Subject: empty\r\nMIME-Version: 1.0\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+    );
+}
+
+#[test]
+fn content_fields_in_the_header_chunks_are_not_rendered_twice() {
+    let mut o = Headers::new();
+    o.push("Content-Type", "text/html").unwrap();
+    o.push("MIME-Version", "1.0").unwrap();
+    o.push("X-Kept", "yes").unwrap();
+    let m = Message {
+        common_headers: Headers::new(),
+        other_headers: o,
+        parts: vec![Part {
+            kind: PartKind::Display,
+            info: PartInfo { content_type: "text/plain".into(), filename: String::new() },
+            data: b"hi".to_vec(),
+        }],
+    };
+    assert_eq!(
+        &render_message(&m)[..],
+        b"X-Kept: yes\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\nhi"
+    );
+}
