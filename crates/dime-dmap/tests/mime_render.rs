@@ -234,3 +234,47 @@ fn content_fields_in_the_header_chunks_are_not_rendered_twice() {
         b"X-Kept: yes\r\nMIME-Version: 1.0\r\nContent-Type: text/plain\r\nContent-Transfer-Encoding: 7bit\r\n\r\nhi"
     );
 }
+
+/// A native message of every shape the renderer writes (encoded words, folding, 7bit,
+/// quoted-printable, base64, RFC 2231 file names). Its rendering is kept in
+/// `tests/mime/native_rendered.eml`, which the Dovecot golden test also reads; regenerate it
+/// with `DIME_BLESS=1 cargo test -p dime-dmap --test mime_render` (then run `regen.py`).
+fn native_fixture() -> Message {
+    let mut h = Headers::new();
+    h.push("From", "Jürgen Müller <j@example.de>").unwrap();
+    h.push("To", "Åse <ase@example.no>, bob@example.net").unwrap();
+    h.push("Date", "Mon, 7 Dec 2026 10:00:00 +0000").unwrap();
+    h.push(
+        "Subject",
+        "Grüße aus Berlin: a subject long enough to need folding at a blank somewhere",
+    )
+    .unwrap();
+    let mut o = Headers::new();
+    o.push("Message-ID", "<native@example.de>").unwrap();
+    let part = |kind, ct: &str, name: &str, data: &[u8]| Part {
+        kind,
+        info: PartInfo { content_type: ct.into(), filename: name.into() },
+        data: data.to_vec(),
+    };
+    Message {
+        common_headers: h,
+        other_headers: o,
+        parts: vec![
+            part(PartKind::Display, "text/plain; charset=utf-8", "", b"Plain ASCII text.\r\n"),
+            part(PartKind::Display, "text/html; charset=utf-8", "", "<p>Grüße</p>\r\n".as_bytes()),
+            part(PartKind::Attachment, "application/pdf", "résumé.pdf", &[0, 1, 2, 255, 254]),
+            part(PartKind::Attachment, "text/plain", "notes \"v2\".txt", b"notes\r\n"),
+        ],
+    }
+}
+
+#[test]
+fn native_rendering_is_stable() {
+    let path =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/mime/native_rendered.eml");
+    let raw = render_message(&native_fixture());
+    if std::env::var_os("DIME_BLESS").is_some() {
+        std::fs::write(&path, &raw[..]).unwrap();
+    }
+    assert_eq!(&raw[..], &std::fs::read(&path).unwrap()[..], "rendering changed");
+}
