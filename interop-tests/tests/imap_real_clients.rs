@@ -627,7 +627,7 @@ fn curl_fetches_over_imaps_and_starttls() {
 // offlineimap.
 
 #[test]
-fn offlineimap_full_fetch() {
+fn offlineimap_full_fetch_then_an_upload() {
     if !have("offlineimap", "offlineimap3") {
         return;
     }
@@ -685,15 +685,19 @@ fn offlineimap_full_fetch() {
         ),
     )
     .expect("write rc");
-    let o = run_ok(
-        Command::new("offlineimap")
-            .args(["-o", "-u", "basic", "-c"])
-            .arg(&rc)
-            .env("HOME", &home)
-            .env("TMPDIR", tmp.path()),
-    );
-    let log = String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
-    assert!(!log.contains("ERROR"), "offlineimap reported an error:\n{log}");
+    let offlineimap = || {
+        let o = run_ok(
+            Command::new("offlineimap")
+                .args(["-o", "-u", "basic", "-c"])
+                .arg(&rc)
+                .env("HOME", &home)
+                .env("TMPDIR", tmp.path()),
+        );
+        let log =
+            String::from_utf8_lossy(&o.stderr).into_owned() + &String::from_utf8_lossy(&o.stdout);
+        assert!(!log.contains("ERROR"), "offlineimap reported an error:\n{log}");
+    };
+    offlineimap();
 
     // Every message of the two filtered folders, byte for byte (offlineimap stores LF line
     // ends), with its flags; the folder left out by the filter is not there.
@@ -706,13 +710,34 @@ fn offlineimap_full_fetch() {
     }
     assert!(!maildir.join("Skipped").exists(), "the folder filter was not applied");
     // Nothing changed on the server (a fetch is BODY.PEEK).
-    diff(
-        "server after offlineimap",
-        &server_view(&d, &["INBOX", "Archive 2026", "Skipped"], false).model,
-        &seeded,
+    let all = ["INBOX", "Archive 2026", "Skipped"];
+    diff("server after offlineimap", &server_view(&d, &all, false).model, &seeded);
+
+    // Then the other way: a message delivered into the Maildir is uploaded (APPEND, its UID
+    // from APPENDUID, so no X-OfflineIMAP header is added), a flag change is pushed (STORE);
+    // a third run finds nothing to do on either side.
+    let up = corpus(1, "uploaded").remove(0);
+    std::fs::write(maildir.join("INBOX/new/1796600002.P2.near"), lf(&up)).expect("write");
+    set_maildir_flags(&near.paths[&("INBOX".to_owned(), m[0].clone())], &['F', 'S']);
+    offlineimap();
+    let mut want = seeded.clone();
+    let inbox = want.get_mut("INBOX").expect("INBOX");
+    inbox.insert(up.clone(), Flags::new());
+    inbox.insert(m[0].clone(), flags("\\Flagged \\Seen"));
+    let far = server_view(&d, &all, false);
+    diff("server after the upload", &far.model, &want);
+    let near = maildir_view(&maildir, &boxes);
+    want.remove("Skipped");
+    diff("Maildir after the upload", &near.model, &want);
+    offlineimap();
+    assert_eq!(
+        maildir_view(&maildir, &boxes).files,
+        near.files,
+        "the third run changed the Maildir"
     );
+    assert_eq!(server_view(&d, &all, false).raw, far.raw, "the third run changed the server");
     d.stop();
-    println!("offlineimap: one fetch in {:?}", t0.elapsed());
+    println!("offlineimap: a fetch, an upload, an idle run in {:?}", t0.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -783,7 +808,8 @@ fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
              set imap_check_subscribed = no\n\
              set mail_check_stats = no\n\
              set sort = date\n\
-             set delete = yes\n",
+             set delete = yes\n\
+             set confirmappend = no\n",
             user = ALICE.0,
             port = d.imaps.port(),
             pass = ALICE.1,
@@ -818,7 +844,7 @@ fn neomutt_reads_a_canary_on_screen() {
          Message-ID: <open-{secret}@example.org>\r\n\r\nThe canary is {secret}-on-screen.\r\n"
     )
     .into_bytes();
-    let others = corpus(3, "neomutt");
+    let others = corpus(4, "neomutt");
     let seeded = seed(
         &d,
         tmp.path(),
@@ -827,6 +853,7 @@ fn neomutt_reads_a_canary_on_screen() {
             ("INBOX", "", &with_canary),
             ("INBOX", "\\Seen", &others[1]),
             ("INBOX", "", &others[2]),
+            ("Work", "", &others[3]),
         ],
     );
     let tmux = neomutt(&d, tmp.path());
@@ -838,18 +865,24 @@ fn neomutt_reads_a_canary_on_screen() {
     tmux.keys(&["Enter"]);
     let pager = tmux.wait_for(&format!("The canary is {secret}-on-screen."));
     assert!(pager.contains("Subject: the one to open"), "{pager}");
-    // Back in the index: flag the message just read, delete another, write the changes
-    // back ($): the server ends up with the read message \Seen and \Flagged, the other gone.
+    // Back in the index: flag the message just read, save another to Work (UID COPY, then
+    // \Deleted), delete a third, write the changes back ($, EXPUNGE): the server ends up with
+    // the read message \Seen and \Flagged, the saved one in Work only, the third gone.
     tmux.keys(&["i"]);
     tmux.wait_for("neomutt utf-8 1");
-    tmux.keys(&["F", "/", "neomutt utf-8 1", "Enter", "d", "$"]);
+    tmux.keys(&["F", "/", "neomutt utf-8 1", "Enter", "s"]);
+    tmux.wait_for("Save to mailbox");
+    tmux.keys(&["C-u", "=Work", "Enter"]);
+    tmux.keys(&["/", "neomutt attachment 2", "Enter", "d", "$"]);
     let mut want = seeded.clone();
     let inbox = want.get_mut("INBOX").expect("INBOX");
     inbox.insert(with_canary.clone(), flags("\\Seen \\Flagged"));
     inbox.remove(&others[1]);
+    inbox.remove(&others[2]);
+    want.get_mut("Work").expect("Work").insert(others[1].clone(), flags("\\Seen"));
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let now = server_view(&d, &["INBOX"], false).model;
+        let now = server_view(&d, &["INBOX", "Work"], false).model;
         if now == want {
             break;
         }
