@@ -1,12 +1,19 @@
 //! Real IMAP clients against `dimed`'s DMAP listeners (issue 21, "Real clients";
 //! `spec/dmap.md`), all on loopback, each test with its own `dimed` and its own temporary
-//! directory: mbsync (two-way sync, flags both ways, deletions, an idle third sync), curl (a
-//! fetch on implicit TLS and one over STARTTLS), offlineimap (a full fetch) and neomutt driven
-//! through tmux (a canary read on screen). Mailboxes are seeded and inspected with Python's
-//! imaplib (`imap/ops.py`).
+//! directory:
+//! - mbsync: a full sync into a Maildir (every message as the server holds it, flags), flag
+//!   changes and a deletion on each side plus a message delivered into the Maildir, a second
+//!   sync after which both sides agree, a third that sends nothing and changes nothing;
+//! - curl: a message fetched byte for byte on implicit TLS and over STARTTLS (`--ssl-reqd`),
+//!   with the certificate's host name checked;
+//! - offlineimap: a full fetch of filtered folders (byte for byte, flags), then an upload and
+//!   a flag change from the Maildir, then an idle run;
+//! - neomutt driven through tmux: a canary read on screen, a flag, a save to another mailbox,
+//!   a deletion, new mail seen through IDLE; and its folder browser reaching a nested mailbox.
 //!
-//! A test whose program is missing prints `SKIPPED: ...` on stderr and passes; `.ci/run`
-//! installs every one of them (isync, curl, offlineimap3, neomutt, tmux).
+//! Mailboxes are seeded and inspected with Python's imaplib (`imap/ops.py`). A test whose
+//! program is missing prints `SKIPPED: ...` on stderr and passes; `.ci/run` installs every one
+//! of them (isync, curl, offlineimap3, neomutt, tmux).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use dime_interop_tests::dimed::{Dimed, HOST};
@@ -809,7 +816,10 @@ fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
              set mail_check_stats = no\n\
              set sort = date\n\
              set delete = yes\n\
-             set confirmappend = no\n",
+             set confirmappend = no\n\
+             set imap_idle = yes\n\
+             set timeout = 1\n\
+             set mail_check = 1\n",
             user = ALICE.0,
             port = d.imaps.port(),
             pass = ALICE.1,
@@ -892,6 +902,14 @@ fn neomutt_reads_a_canary_on_screen() {
         }
         std::thread::sleep(Duration::from_millis(100));
     }
+    // Mail appended by another session reaches the open index (neomutt IDLEs: EXISTS).
+    let live = corpus(1, "arrived while open").remove(0);
+    let path = tmp.path().join("live.eml");
+    std::fs::write(&path, &live).expect("write");
+    ops(&d, &[op(&["append", "INBOX", "", path.to_str().expect("utf-8")])]);
+    let t = Instant::now();
+    tmux.wait_for("arrived while open plain 0");
+    println!("neomutt: a new message on screen {:?} after its APPEND", t.elapsed());
     drop(tmux);
     d.stop();
     println!("neomutt: canary on screen in {:?}", t0.elapsed());
