@@ -43,7 +43,7 @@ pub enum Command {
         /// The password.
         password: Secret,
     },
-    /// ENABLE capability...
+    /// ENABLE capability..., each upper-cased.
     Enable(Vec<String>),
     /// SELECT (`read_only` false) or EXAMINE (true), with the CONDSTORE / QRESYNC parameters.
     Select {

@@ -1046,6 +1046,11 @@ mod tests {
         assert_eq!(q.key, SearchKey::Text(s("string not in mailbox")));
         let q = search("A284 SEARCH CHARSET UTF-8 TEXT {14+}\r\nмедведь");
         assert_eq!((q.charset.as_deref(), q.key), (Some("UTF-8"), SearchKey::Text(s("медведь"))));
+        // RFC 4731 §3 example.
+        let q =
+            search("A282 SEARCH RETURN (MIN COUNT) FLAGGED SINCE 1-Feb-1994 NOT FROM \"Smith\"");
+        assert_eq!(q.returns, Some(vec![SearchReturn::Min, SearchReturn::Count]));
+        assert!(matches!(q.key, SearchKey::And(ref k) if k.len() == 3));
         let q = search("A285 UID SEARCH RETURN (MIN COUNT) OR (FROM a TO b) 1:*");
         assert!(q.uid);
         assert_eq!(q.returns, Some(vec![SearchReturn::Min, SearchReturn::Count]));
@@ -1204,6 +1209,18 @@ mod tests {
     /// RFC 9051 §6.4.6 examples, RFC 7162 §3.1.3.
     #[test]
     fn store_rfc9051_6_4_6() {
+        // RFC 7162 §3.1.3 example.
+        assert_eq!(
+            ok("d105 STORE 7,5,9 (UNCHANGEDSINCE 320162338) +FLAGS.SILENT (\\Deleted)"),
+            Command::Store(Store {
+                uid: false,
+                set: set(&[(7, 7), (5, 5), (9, 9)]),
+                unchanged_since: Some(320_162_338),
+                mode: StoreMode::Add,
+                silent: true,
+                flags: vec![Flag::Deleted]
+            })
+        );
         assert_eq!(
             ok("A003 STORE 2:4 +FLAGS (\\Deleted)"),
             Command::Store(Store {
