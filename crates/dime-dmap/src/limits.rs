@@ -22,8 +22,10 @@ pub const MAX_APPEND_LEN: usize = 64 * 1024 * 1024;
 /// Most literals in one command (`spec/dmap.md` §6).
 pub const MAX_LITERALS_PER_COMMAND: usize = 64;
 
-/// Most ranges in one sequence set, `1,3:5,7:*` being three (`spec/dmap.md` §6).
-pub const MAX_SEQUENCE_RANGES: usize = 1024;
+/// Most ranges in one sequence set, `1,3:5,7:*` being three (`spec/dmap.md` §6). Clients send
+/// long UID lists for a scattered selection (a COPY or STORE of many messages); a command of
+/// [`MAX_COMMAND_LEN`] holds at most about 32,000 ranges, and a range costs 16 octets parsed.
+pub const MAX_SEQUENCE_RANGES: usize = 16_384;
 
 /// Deepest MIME nesting parsed (multiparts and nested messages); deeper entities read as
 /// opaque leaves (`spec/dmap.md` §6).
