@@ -170,13 +170,15 @@ pub fn vanished_earlier(out: &mut Vec<u8>, ranges: &[(u32, u32)]) {
 pub struct FetchWriter<'a> {
     out: &'a mut Vec<u8>,
     first: bool,
+    start: usize,
 }
 
 impl<'a> FetchWriter<'a> {
     /// Starts the response for message `seq`.
     pub fn new(out: &'a mut Vec<u8>, seq: u32) -> FetchWriter<'a> {
+        let start = out.len();
         out.extend_from_slice(format!("* {seq} FETCH (").as_bytes());
-        FetchWriter { out, first: true }
+        FetchWriter { out, first: true, start }
     }
 
     fn sep(&mut self) {
@@ -244,8 +246,28 @@ impl<'a> FetchWriter<'a> {
         self.out.extend_from_slice(value);
     }
 
-    /// Ends the response.
+    /// Ends the response; one without any item is not sent at all (`msg-att` has at least one).
     pub fn finish(self) {
-        self.out.extend_from_slice(b")\r\n");
+        if self.first {
+            self.out.truncate(self.start);
+        } else {
+            self.out.extend_from_slice(b")\r\n");
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FetchWriter;
+
+    #[test]
+    fn a_fetch_response_without_items_is_not_sent() {
+        let mut out = b"* 1 FETCH (UID 1)\r\n".to_vec();
+        FetchWriter::new(&mut out, 2).finish();
+        assert_eq!(out, b"* 1 FETCH (UID 1)\r\n");
+        let mut w = FetchWriter::new(&mut out, 3);
+        w.uid(7);
+        w.finish();
+        assert_eq!(out, b"* 1 FETCH (UID 1)\r\n* 3 FETCH (UID 7)\r\n");
     }
 }

@@ -228,6 +228,7 @@ fn write_addresses(out: &mut Vec<u8>, l: Option<&[Address]>) {
 pub(crate) fn resolve(tree: &MimeTree, path: &[u32]) -> Option<usize> {
     let mut cur = 0usize;
     let mut in_message = true;
+    let mut root_leaf = false;
     for &n in path {
         let k = usize::try_from(n).ok()?.checked_sub(1)?;
         let node = &tree.nodes[cur];
@@ -239,8 +240,11 @@ pub(crate) fn resolve(tree: &MimeTree, path: &[u32]) -> Option<usize> {
         let t = &tree.nodes[target];
         if t.is_multipart() {
             cur = *t.children.get(k)?;
-        } else if k == 0 {
+        } else if k == 0 && !root_leaf {
             cur = target;
+            // Part 1 of a message that is one leaf is its body, with nothing below it
+            // (Dovecot: `1.1` of a text/plain message is empty).
+            root_leaf = in_message && tree.nodes[cur].message.is_none();
         } else {
             return None;
         }
@@ -392,4 +396,21 @@ fn rewrite_binary(
     }
     out.extend_from_slice(&raw[at..range.end]);
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_message_of_one_leaf_has_nothing_below_part_1() {
+        let raw = b"Subject: x\r\nContent-Type: text/plain\r\n\r\nbody\r\n";
+        let tree = MimeTree::parse(raw);
+        assert_eq!(resolve(&tree, &[1]), Some(0));
+        assert_eq!(resolve(&tree, &[1, 1]), None);
+        assert_eq!(resolve(&tree, &[2]), None);
+        let raw = b"Content-Type: message/rfc822\r\n\r\nSubject: in\r\n\r\ninner\r\n";
+        let tree = MimeTree::parse(raw);
+        assert!(resolve(&tree, &[1, 1]).is_some());
+    }
 }

@@ -272,7 +272,14 @@ impl<D: Directory> Conn<D> {
                     }
                     FetchItem::Binary { part, partial, .. } => {
                         if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            match dime_dmap::binary(&r.bytes, t, part) {
+                            // A part that does not exist is empty, as in BODY[...].
+                            let data = match dime_dmap::binary(&r.bytes, t, part) {
+                                Err(dime_dmap::BinaryError::NoSuchPart) => {
+                                    Ok(zeroize::Zeroizing::new(Vec::new()))
+                                }
+                                other => other,
+                            };
+                            match data {
                                 Ok(d) => {
                                     let label = match partial {
                                         Some((o, _)) => {
@@ -299,7 +306,17 @@ impl<D: Directory> Conn<D> {
                     }
                     FetchItem::BinarySize(part) => {
                         if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let n = dime_dmap::binary(&r.bytes, t, part).map_or(0, |d| d.len());
+                            let n = match dime_dmap::binary(&r.bytes, t, part) {
+                                Ok(d) => d.len(),
+                                Err(dime_dmap::BinaryError::NoSuchPart) => 0,
+                                Err(dime_dmap::BinaryError::UnknownCte) => {
+                                    w.finish();
+                                    return Err(Fail::No(
+                                        "UNKNOWN-CTE",
+                                        "unknown content transfer encoding".into(),
+                                    ));
+                                }
+                            };
                             w.encoded(
                                 &format!("BINARY.SIZE[{}]", part_label(part)),
                                 n.to_string().as_bytes(),
