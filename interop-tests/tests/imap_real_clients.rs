@@ -581,7 +581,7 @@ fn mbsync_full_sync_then_flags_and_deletions_both_ways() {
 fn curl(d: &Dimed, scheme: &str, port: u16, path: &str, extra: &[&str]) -> Vec<u8> {
     let o = run_ok(
         Command::new("curl")
-            .args(["-sS", "--max-time", "30", "--cacert"])
+            .args(["-q", "-sS", "--max-time", "30", "--cacert"])
             .arg(&d.cert)
             .arg("--resolve")
             .arg(format!("{HOST}:{port}:127.0.0.1"))
@@ -834,7 +834,8 @@ fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
             .arg(format!("neomutt -n -F '{}'", muttrc.display()))
             .env("HOME", &home)
             .env("TMPDIR", &tmpdir)
-            .env("TERM", "xterm"),
+            .env("TERM", "xterm")
+            .env_remove("TMUX"),
     );
     tmux
 }
