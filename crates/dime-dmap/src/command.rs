@@ -95,7 +95,7 @@ pub enum Command {
         /// The items asked for.
         items: Vec<StatusItem>,
     },
-    /// APPEND mailbox [flags] [date-time] literal (a `literal8` with `binary`).
+    /// `APPEND mailbox [flags] [date-time] literal` (a `literal8` with `binary`).
     Append {
         /// The mailbox.
         mailbox: String,
@@ -439,7 +439,7 @@ pub enum FetchItem {
     BodyStructure,
     /// BODY (the non-extensible structure).
     Body,
-    /// BODY[section]<partial> or BODY.PEEK[...].
+    /// `BODY[section]<partial>` or `BODY.PEEK[...]`.
     BodySection {
         /// BODY.PEEK: do not set `\Seen`.
         peek: bool,
@@ -448,7 +448,7 @@ pub enum FetchItem {
         /// `<offset.count>`.
         partial: Option<(u32, u32)>,
     },
-    /// BINARY[part]<partial> or BINARY.PEEK[...].
+    /// `BINARY[part]<partial>` or `BINARY.PEEK[...]`.
     Binary {
         /// BINARY.PEEK.
         peek: bool,
@@ -457,7 +457,7 @@ pub enum FetchItem {
         /// `<offset.count>`.
         partial: Option<(u32, u32)>,
     },
-    /// BINARY.SIZE[part].
+    /// `BINARY.SIZE[part]`.
     BinarySize(Vec<u32>),
     /// UID.
     Uid,
@@ -465,9 +465,9 @@ pub enum FetchItem {
     ModSeq,
     /// RFC822 (IMAP4rev1: BODY[]).
     Rfc822,
-    /// RFC822.HEADER (IMAP4rev1: BODY.PEEK[HEADER]).
+    /// RFC822.HEADER (IMAP4rev1: `BODY.PEEK[HEADER]`).
     Rfc822Header,
-    /// RFC822.TEXT (IMAP4rev1: BODY[TEXT]).
+    /// RFC822.TEXT (IMAP4rev1: `BODY[TEXT]`).
     Rfc822Text,
 }
 
