@@ -44,6 +44,8 @@ ITEMS = [
     "BODY.PEEK[2.1]",
     "BODY.PEEK[2.2]",
     "BODY.PEEK[2.1.MIME]",
+    "BODY.PEEK[1.1]",
+    "BODY.PEEK[1.2]",
     "BODY.PEEK[1.HEADER]",
     "BODY.PEEK[1.TEXT]",
     "BODY.PEEK[3]",
