@@ -2,8 +2,8 @@
 //! `spec/dmap.md`), all on loopback, each test with its own `dimed` and its own temporary
 //! directory:
 //! - mbsync: a full sync into a Maildir (every message as the server holds it, flags), flag
-//!   changes and a deletion on each side plus a message delivered into the Maildir, a second
-//!   sync after which both sides agree, a third that sends nothing and changes nothing;
+//!   changes and a deletion on each side, a message and a nested folder made in the Maildir, a
+//!   second sync after which both sides agree, a third that sends nothing and changes nothing;
 //! - curl: a message fetched byte for byte on implicit TLS and over STARTTLS (`--ssl-reqd`),
 //!   with the certificate's host name checked;
 //! - offlineimap: a full fetch of filtered folders (byte for byte, flags), then an upload and
@@ -527,6 +527,16 @@ fn mbsync_full_sync_then_flags_and_deletions_both_ways() {
     let fresh = corpus(1, "from-the-maildir").remove(0);
     std::fs::write(maildir.join("INBOX/new/1796600000.M1P1.near"), lf(&fresh)).expect("write");
     want.get_mut("INBOX").expect("INBOX").insert(fresh.clone(), Flags::new());
+    // A folder made in the Maildir below a level that is no folder ("Projects/2026"): mbsync
+    // creates it on the server (CREATE; the server then lists "Projects" \Noselect) and
+    // uploads its message.
+    let project = corpus(1, "in a new folder").remove(0);
+    for sub in ["cur", "new", "tmp"] {
+        std::fs::create_dir_all(maildir.join("Projects/2026").join(sub)).expect("mkdir");
+    }
+    let file = maildir.join("Projects/2026/cur/1796600001.M2P1.near:2,S");
+    std::fs::write(file, lf(&project)).expect("write");
+    want.insert("Projects/2026".into(), BTreeMap::from([(project.clone(), flags("\\Seen"))]));
     // On the server: m3 unanswered and flagged, m4 read, m5 expunged, Work's m7 undrafted.
     let uid = |i: usize, mailbox: &str| far.uids[&key(mailbox, i)].to_string();
     ops(
@@ -546,6 +556,8 @@ fn mbsync_full_sync_then_flags_and_deletions_both_ways() {
 
     let commands = mbsync(&rc);
     assert!(commands.iter().any(|c| c.starts_with("APPEND")), "{commands:?}");
+    assert!(commands.iter().any(|c| c.starts_with("CREATE")), "{commands:?}");
+    let boxes = ["INBOX", "Work", "Projects/2026"];
     let near = maildir_view(&maildir, &boxes);
     let far = server_view(&d, &boxes, true);
     diff("Maildir after the second sync", &near.model, &want);
