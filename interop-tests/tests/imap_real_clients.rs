@@ -4,12 +4,13 @@
 //! - mbsync: a full sync into a Maildir (every message as the server holds it, flags), flag
 //!   changes and a deletion on each side, a message and a nested folder made in the Maildir, a
 //!   second sync after which both sides agree, a third that sends nothing and changes nothing;
-//! - curl: a message fetched byte for byte on implicit TLS and over STARTTLS (`--ssl-reqd`),
-//!   with the certificate's host name checked;
+//! - curl: messages fetched byte for byte on implicit TLS and over STARTTLS (`--ssl-reqd`),
+//!   the certificate's host name checked; an upload (APPEND) and a search;
 //! - offlineimap: a full fetch of filtered folders (byte for byte, flags), then an upload and
 //!   a flag change from the Maildir, then an idle run;
-//! - neomutt driven through tmux: a canary read on screen, a flag, a save to another mailbox,
-//!   a deletion, new mail seen through IDLE; and its folder browser reaching a nested mailbox.
+//! - neomutt driven through tmux: a search on the server, a canary read on screen, a flag, a
+//!   save to another mailbox, a deletion, new mail seen through IDLE; and its folder browser
+//!   reaching a nested mailbox.
 //!
 //! Mailboxes are seeded and inspected with Python's imaplib (`imap/ops.py`). A test whose
 //! program is missing prints `SKIPPED: ...` on stderr and passes; `.ci/run` installs every one
@@ -606,7 +607,7 @@ fn curl(d: &Dimed, scheme: &str, port: u16, path: &str, extra: &[&str]) -> Vec<u
 }
 
 #[test]
-fn curl_fetches_over_imaps_and_starttls() {
+fn curl_fetches_uploads_and_searches_over_imaps_and_starttls() {
     if !have("curl", "curl") {
         return;
     }
@@ -638,8 +639,21 @@ fn curl_fetches_over_imaps_and_starttls() {
     assert_eq!(after["INBOX"][&m[2]], flags("\\Seen"));
     assert_eq!(after["INBOX"][&m[1]], flags("\\Flagged \\Seen"));
     assert_eq!(after["INBOX"][&m[0]], flags(""));
+
+    // An upload (-T: APPEND (\Seen) with a synchronizing literal) and a search (SEARCH, by sequence
+    // number) over STARTTLS: the message lands byte for byte.
+    let up = corpus(1, "uploaded by curl").remove(0);
+    let file = tmp.path().join("up.eml");
+    std::fs::write(&file, &up).expect("write");
+    let file = file.to_str().expect("utf-8");
+    curl(&d, "imap", d.imap.port(), "INBOX", &["--ssl-reqd", "-T", file]);
+    let inbox = server_view(&d, &["INBOX"], false);
+    // (curl appends with the flag \Seen.)
+    assert_eq!(inbox.model["INBOX"].get(&up), Some(&flags("\\Seen")), "the upload is not there");
+    let found = curl(&d, "imaps", imaps, "INBOX?SUBJECT%20%22uploaded%20by%20curl%22", &[]);
+    assert_eq!(String::from_utf8_lossy(&found).trim_end(), "* SEARCH 4");
     d.stop();
-    println!("curl: three requests in {:?}", t0.elapsed());
+    println!("curl: five requests in {:?}", t0.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------------
