@@ -33,3 +33,8 @@ pub const MAX_MIME_DEPTH: usize = 16;
 
 /// Most MIME entities parsed in one message; later parts are not split out (`spec/dmap.md` §6).
 pub const MAX_MIME_PARTS: usize = 1000;
+
+/// BAD answers in a row after which the connection is closed with `* BYE` (`spec/dmap.md` §6):
+/// a client that speaks no IMAP (a scanner, an HTTP request, binary garbage) is not answered
+/// for ever. Any OK or NO answer starts the count again.
+pub const MAX_BAD_COMMANDS: usize = 20;

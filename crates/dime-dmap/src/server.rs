@@ -19,6 +19,7 @@
 
 use crate::command::{Command, Secret, Tag, TaggedCommand};
 use crate::frame::{Frame, FrameLimits, FrameMode, Framer};
+use crate::limits::MAX_BAD_COMMANDS;
 use crate::parse::{SaslResponse, is_idle_done, parse_command, parse_sasl_response};
 use std::collections::VecDeque;
 use zeroize::Zeroizing;
@@ -131,6 +132,8 @@ pub struct Server {
     out: Vec<u8>,
     events: VecDeque<Event>,
     closed: bool,
+    /// BAD answers in a row ([`MAX_BAD_COMMANDS`]).
+    bad_in_a_row: usize,
 }
 
 /// The server's name in the greeting and ID.
@@ -148,6 +151,7 @@ impl Server {
             out: Vec::new(),
             events: VecDeque::new(),
             closed: false,
+            bad_in_a_row: 0,
         };
         let caps = s.capabilities();
         s.out.extend_from_slice(
@@ -286,6 +290,20 @@ impl Server {
             self.waiting = Waiting::Command;
             self.framer.set_mode(FrameMode::Command);
         }
+        self.count_answer(status == Status::Bad);
+    }
+
+    /// Counts BAD answers in a row; at [`MAX_BAD_COMMANDS`] the connection is closed with
+    /// `* BYE` (`spec/dmap.md` §6). Any other tagged answer starts the count again.
+    fn count_answer(&mut self, bad: bool) {
+        if !bad {
+            self.bad_in_a_row = 0;
+            return;
+        }
+        self.bad_in_a_row += 1;
+        if self.bad_in_a_row >= MAX_BAD_COMMANDS {
+            self.bye("too many bad commands");
+        }
     }
 
     /// Closes with an untagged BYE (a server shutdown, an expired session).
@@ -323,6 +341,7 @@ impl Server {
             }
             None => self.out.extend_from_slice(format!("* BAD {text}\r\n").as_bytes()),
         }
+        self.count_answer(true);
     }
 
     fn handle_frame(&mut self, frame: Frame) {
@@ -351,6 +370,7 @@ impl Server {
 
     fn tagged_now(&mut self, tag: &Tag, rest: &str) {
         self.out.extend_from_slice(format!("{} {rest}\r\n", tag.0).as_bytes());
+        self.count_answer(rest.starts_with("BAD"));
     }
 
     fn handle_line(&mut self, line: &[u8]) {
@@ -372,6 +392,7 @@ impl Server {
                 } else {
                     self.waiting = Waiting::Idle(tag);
                     self.out.extend_from_slice(b"* BAD expected DONE\r\n");
+                    self.count_answer(true);
                 }
             }
             w => {
