@@ -259,6 +259,84 @@ async fn append(c: &mut Client, mailbox: &str, msg: &[u8]) -> Vec<String> {
     c.until_tagged("ap").await
 }
 
+// ---------------------------------------------------------------------------------------------
+// 1. Literal bombs.
+
+/// `{4294967295}` and `{99999999999999999999}` are refused when announced, without a
+/// continuation and without the process growing; the APPENDLIMIT at the limit and one past;
+/// a non-synchronizing literal over its limit gets `* BYE` and the close; before a login an
+/// APPEND is held to the command limit (64 KiB), not to the APPENDLIMIT.
+#[test]
+fn literal_bombs_are_refused_before_allocating() {
+    let _x = exclusive();
+    let d = Dimed::start(&[ALICE], "[imap]\nappend_limit = 1048576\n");
+    runtime().block_on(async {
+        // The resident size once a login has run (its Argon2id memory is the slot's, kept).
+        let mut c = Client::login(&d, ALICE).await;
+        let before = rss_mib();
+        // Synchronizing bombs: answered at once, no continuation.
+        for (tag, n) in [("b1", "4294967295"), ("b2", "99999999999999999999"), ("b3", "1048577")] {
+            c.send(format!("{tag} APPEND INBOX {{{n}}}\r\n").as_bytes()).await;
+            let r = c.line().await.unwrap();
+            assert!(r.starts_with(&format!("{tag} NO [TOOBIG]")), "{n}: {r}");
+        }
+        // Any other command: its literal is held to the command limit.
+        for (tag, n) in [("b4", "4294967295"), ("b5", "99999999999999999999"), ("b6", "65537")] {
+            c.send(format!("{tag} SEARCH TEXT {{{n}}}\r\n").as_bytes()).await;
+            let r = c.line().await.unwrap();
+            assert!(r.starts_with(&format!("{tag} BAD")), "{n}: {r}");
+        }
+        let r = c.cmd("n1", "NOOP").await;
+        assert!(tagged(&r).starts_with("n1 OK"), "{r:?}");
+        let grown = rss_mib() - before;
+        println!("resident size after the bombs: {grown:+.1} MiB");
+        assert!(grown < 4.0, "the process grew by {grown:.1} MiB");
+        // The APPENDLIMIT itself: a continuation, then stored.
+        let m = message("at-the-limit", 1 << 20);
+        let pad = (1 << 20) - m.len();
+        let mut m = m;
+        m.extend(std::iter::repeat_n(b'x', pad));
+        c.send(format!("b7 APPEND INBOX {{{}}}\r\n", m.len()).as_bytes()).await;
+        let r = c.line().await.unwrap();
+        assert!(r.starts_with('+'), "{r}");
+        c.send(&m).await;
+        c.send(b"\r\n").await;
+        let r = c.until_tagged("b7").await;
+        assert!(tagged(&r).starts_with("b7 OK [APPENDUID"), "{r:?}");
+        let grown = rss_mib() - before;
+        println!("resident size after an APPEND of 1 MiB: {grown:+.1} MiB");
+        assert!(grown < 16.0, "the process grew by {grown:.1} MiB");
+
+        // Non-synchronizing over the limit: `* BYE`, closed.
+        c.send(b"b8 APPEND INBOX {100000000+}\r\n").await;
+        c.send(&[b'x'; 4096]).await;
+        let lines = c.closed_within(ANSWER).await;
+        assert!(lines.iter().any(|l| l.starts_with("* BYE")), "{lines:?}");
+
+        // Before a login: an APPEND is any command (64 KiB at most), at the limit and past.
+        let mut p = Client::tls(&d).await;
+        p.send(b"p1 APPEND INBOX {1048576}\r\n").await;
+        let r = p.line().await.unwrap();
+        assert!(r.starts_with("p1 BAD"), "a continuation for 1 MiB before a login: {r}");
+        p.send(b"p2 APPEND INBOX {65537}\r\n").await;
+        let r = p.line().await.unwrap();
+        assert!(r.starts_with("p2 BAD"), "{r}");
+        p.send(b"p3 APPEND INBOX {1000}\r\n").await;
+        let r = p.line().await.unwrap();
+        assert!(r.starts_with('+'), "{r}");
+        p.send(&[b'x'; 1000]).await;
+        p.send(b"\r\n").await;
+        let r = p.until_tagged("p3").await;
+        assert!(tagged(&r).starts_with("p3 BAD"), "{r:?}");
+        p.send(b"p4 APPEND INBOX {1048576+}\r\n").await;
+        let lines = p.closed_within(ANSWER).await;
+        assert!(lines.iter().any(|l| l.starts_with("* BYE")), "{lines:?}");
+        let grown = rss_mib() - before;
+        println!("resident size at the end: {grown:+.1} MiB");
+        assert!(grown < 16.0, "the process grew by {grown:.1} MiB");
+    });
+}
+
 /// An HTTP request and binary garbage get BAD lines that do not echo the attacker's octets
 /// (beyond what reads as a tag), and the connection is closed after
 /// `MAX_BAD_COMMANDS` (20) BAD answers in a row; 19 and then a good command keep it.

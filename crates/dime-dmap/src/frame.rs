@@ -139,6 +139,9 @@ pub struct Framer {
     literals: usize,
     /// Whether the frame is an APPEND (known from its first literal on).
     append: bool,
+    /// Whether an APPEND may carry [`FrameLimits::max_append`] (after a login); else it is
+    /// framed like any other command.
+    append_allowed: bool,
     state: State,
     ready: VecDeque<Frame>,
 }
@@ -156,9 +159,17 @@ impl Framer {
             seg_start: 0,
             literals: 0,
             append: false,
+            append_allowed: true,
             state: State::Line,
             ready: VecDeque::new(),
         }
+    }
+
+    /// Whether an APPEND's literal may be as large as [`FrameLimits::max_append`] (the
+    /// default); when not (before a login, `spec/dmap.md` §6), an APPEND is held to
+    /// [`FrameLimits::max_command`] like any command. Applies from the next frame.
+    pub fn set_append_allowed(&mut self, allowed: bool) {
+        self.append_allowed = allowed;
     }
 
     /// The current mode.
@@ -355,7 +366,7 @@ impl Framer {
     fn announce(&mut self, lit: Announcement) {
         self.literals += 1;
         if self.literals == 1 {
-            self.append = is_append(&self.frame);
+            self.append = self.append_allowed && is_append(&self.frame);
         }
         let max_literal =
             if self.append { self.limits.max_append } else { self.limits.max_command };
@@ -660,6 +671,22 @@ mod tests {
             vec![Frame::LiteralTooLarge { tag: tag("t"), size: 1, synchronizing: false }]
         );
         assert!(f.is_closed());
+    }
+
+    /// `spec/dmap.md` §6: before a login an APPEND is held to the command limit.
+    #[test]
+    fn append_not_allowed_is_any_command() {
+        let mut f = Framer::new(small());
+        f.set_append_allowed(false);
+        assert_eq!(
+            frames(&mut f, b"t APPEND x {65}\r\n"),
+            vec![Frame::LineTooLong { tag: tag("t") }]
+        );
+        assert_eq!(frames(&mut f, b"t APPEND x {40}\r\n"), vec![Frame::ContinueLiteral]);
+        f.handle_input(&[b'x'; 40]);
+        assert_eq!(frames(&mut f, b"\r\n").len(), 1);
+        f.set_append_allowed(true);
+        assert_eq!(frames(&mut f, b"t APPEND x {200}\r\n"), vec![Frame::ContinueLiteral]);
     }
 
     /// RFC 9051 §6.2.2 and RFC 2177: line mode reads one line, no literals.

@@ -153,6 +153,8 @@ impl Server {
             closed: false,
             bad_in_a_row: 0,
         };
+        // Before a login an APPEND is framed like any command (`spec/dmap.md` §6).
+        s.framer.set_append_allowed(false);
         let caps = s.capabilities();
         s.out.extend_from_slice(
             format!("* OK [CAPABILITY {caps}] {SERVER_NAME} ready\r\n").as_bytes(),
@@ -226,6 +228,7 @@ impl Server {
     /// Sets the state after a command the driver carried out (a login, SELECT, CLOSE...).
     pub fn set_state(&mut self, state: State) {
         self.state = state;
+        self.framer.set_append_allowed(matches!(state, State::Authenticated | State::Selected));
     }
 
     /// Whether the connection is to be closed once the output is written.
@@ -265,6 +268,7 @@ impl Server {
         self.config.tls = true;
         self.waiting = Waiting::Command;
         self.framer = Framer::new(self.config.frame);
+        self.framer.set_append_allowed(false);
     }
 
     /// Answers the command `tag` (the driver's, after [`Event::Command`] or [`Event::Login`]);
