@@ -337,6 +337,85 @@ fn literal_bombs_are_refused_before_allocating() {
     });
 }
 
+/// A literal trickled in (announced 1 MiB, then 1 octet a second) and a command line trickled
+/// in without its end are closed by the command deadline (`spec/dmap.md` §6), however often
+/// their octets come; a literal at the slowest allowed rate is taken.
+#[test]
+fn trickled_literal_and_line_are_closed_by_the_command_deadline() {
+    let _s = shared();
+    // A command may take 1 s plus its octets at 1 MiB/s: 2 s for a 1 MiB APPEND.
+    let d =
+        Dimed::start(&[ALICE], "[imap]\ncommand_timeout_secs = 1\nmin_literal_rate = 1048576\n");
+    runtime().block_on(async {
+        // Within the bound: 1 MiB in 8 pieces over about 0.5 s.
+        let mut c = Client::login(&d, ALICE).await;
+        let m = message("in-time", 1 << 20);
+        c.send(format!("t1 APPEND INBOX {{{}}}\r\n", m.len()).as_bytes()).await;
+        assert!(c.line().await.unwrap().starts_with('+'));
+        for piece in m.chunks(m.len() / 8 + 1) {
+            c.send(piece).await;
+            tokio::time::sleep(Duration::from_millis(60)).await;
+        }
+        c.send(b"\r\n").await;
+        let r = c.until_tagged("t1").await;
+        assert!(tagged(&r).starts_with("t1 OK"), "{r:?}");
+
+        // A trickle: 1 MiB announced, 1 octet a second.
+        let start = Instant::now();
+        c.send(b"t2 APPEND INBOX {1048576}\r\n").await;
+        assert!(c.line().await.unwrap().starts_with('+'));
+        let Client { io, buf } = c;
+        let (mut rd, mut wr) = tokio::io::split(io);
+        let trickle = tokio::spawn(async move {
+            for _ in 0..30 {
+                if wr.write_all(b"x").await.is_err() || wr.flush().await.is_err() {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+            }
+        });
+        let mut got = buf;
+        let mut b = [0u8; 4096];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(15), rd.read(&mut b)).await {
+                Ok(Ok(0) | Err(_)) => break,
+                Ok(Ok(n)) => got.extend_from_slice(&b[..n]),
+                Err(_) => panic!("the trickle was not closed within 15 s"),
+            }
+        }
+        let took = start.elapsed();
+        trickle.abort();
+        let got = String::from_utf8_lossy(&got);
+        println!("trickled literal closed after {took:?}: {got:?}");
+        assert!(got.contains("* BYE command too slow"), "{got}");
+        assert!(took >= Duration::from_millis(1900), "closed before its bound: {took:?}");
+        assert!(took < Duration::from_secs(6), "{took:?}");
+
+        // Before a login, a line without its end, one octet every 200 ms: 1 s.
+        let mut p = Client::plain(&d).await;
+        let start = Instant::now();
+        let mut closed = false;
+        for b in b"a NOOP and more and more and more and more and more and more".iter().cycle() {
+            if p.io.write_all(&[*b]).await.is_err() {
+                closed = true;
+                break;
+            }
+            if let Ok(false) = tokio::time::timeout(Duration::from_millis(200), p.fill()).await {
+                closed = true;
+                break;
+            }
+            if String::from_utf8_lossy(&p.buf).contains("* BYE") || start.elapsed() > ANSWER {
+                break;
+            }
+        }
+        let took = start.elapsed();
+        let got = String::from_utf8_lossy(&p.buf).into_owned();
+        println!("trickled line closed after {took:?}: {got:?}");
+        assert!(closed || got.contains("* BYE command too slow"), "{got}");
+        assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    });
+}
+
 /// An HTTP request and binary garbage get BAD lines that do not echo the attacker's octets
 /// (beyond what reads as a tag), and the connection is closed after
 /// `MAX_BAD_COMMANDS` (20) BAD answers in a row; 19 and then a good command keep it.
@@ -390,5 +469,58 @@ fn garbage_gets_unechoed_bad_lines_and_a_close_after_twenty() {
             assert!(!l.contains(CANARY) && !l.contains("evil.example"), "echoed: {l}");
             assert!(l.bytes().all(|b| (0x20..0x7f).contains(&b)), "{l:?}");
         }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 6. A slow reader of a large FETCH.
+
+/// 100 messages of 1 MiB (of 128) fetched by a client that reads nothing: the server holds a
+/// bounded output (the process's peak grows by far less than the 100 MiB asked for), and the
+/// write deadline (`[imap] write_timeout_secs`, 2 s here) closes the connection.
+#[test]
+fn slow_reader_of_a_large_fetch_is_bounded_and_closed() {
+    let _x = exclusive();
+    let d = Dimed::start(&[ALICE], "[imap]\nwrite_timeout_secs = 2\n");
+    runtime().block_on(async {
+        let mut c = Client::login(&d, ALICE).await;
+        let m = message("big", 1 << 20);
+        let seeding = Instant::now();
+        let r = append(&mut c, "INBOX", &m).await;
+        assert!(tagged(&r).starts_with("ap OK"), "{r:?}");
+        let r = c.cmd("s", "SELECT INBOX").await;
+        assert!(tagged(&r).starts_with("s OK"), "{r:?}");
+        // Doubled by COPY up to 128 messages (1 + 1 + 2 + ... + 64).
+        for k in 0..7 {
+            let mut r = c.cmd("cp", "COPY 1:* INBOX").await;
+            assert!(tagged(&r).starts_with("cp OK"), "{r:?}");
+            r.extend(c.cmd("n", "NOOP").await);
+            assert!(r.iter().any(|l| *l == format!("* {} EXISTS", 2 << k)), "{r:?}");
+        }
+        println!("128 x 1 MiB in the mailbox after {:?}", seeding.elapsed());
+
+        let before = rss_mib();
+        let hwm_reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+        let start = Instant::now();
+        c.send(b"f FETCH 1:100 BODY.PEEK[]\r\n").await;
+        // Peak resident size while the server is stuck on its write, sampled until the write
+        // deadline (2 s) has surely passed.
+        let mut peak = before;
+        while start.elapsed() < Duration::from_secs(4) {
+            peak = peak.max(rss_mib());
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        if hwm_reset {
+            peak = peak.max(status_kib("VmHWM:") as f64 / 1024.0);
+        }
+        let grown = peak - before;
+        println!("peak growth during the stuck FETCH: {grown:.1} MiB (hwm reset: {hwm_reset})");
+        assert!(grown < 40.0, "the server held {grown:.1} MiB for a client that reads nothing");
+        // Now read: what the kernel buffered, then the end; never the whole answer.
+        let got = c.drain(ANSWER).await;
+        let tail = String::from_utf8_lossy(&got[got.len().saturating_sub(200)..]).into_owned();
+        println!("read {} octets after the close", got.len());
+        assert!(got.len() < 50 << 20, "{} octets", got.len());
+        assert!(!tail.contains("f OK"), "the FETCH completed: {tail}");
     });
 }

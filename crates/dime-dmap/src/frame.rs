@@ -172,6 +172,20 @@ impl Framer {
         self.append_allowed = allowed;
     }
 
+    /// When a command or line has begun and is not whole yet (including input being dropped
+    /// up to a line end): the octets it has announced so far, its literals' included. `None`
+    /// between commands. The driver bounds the time a command takes to arrive by it.
+    #[must_use]
+    pub fn partial(&self) -> Option<u64> {
+        let remaining = match self.state {
+            State::Literal { remaining } => remaining,
+            State::Discard => 0,
+            State::Line if !self.frame.is_empty() => 0,
+            State::Line | State::Closed => return None,
+        };
+        Some(self.frame.len() as u64 + remaining as u64)
+    }
+
     /// The current mode.
     #[must_use]
     pub fn mode(&self) -> FrameMode {
@@ -687,6 +701,25 @@ mod tests {
         assert_eq!(frames(&mut f, b"\r\n").len(), 1);
         f.set_append_allowed(true);
         assert_eq!(frames(&mut f, b"t APPEND x {200}\r\n"), vec![Frame::ContinueLiteral]);
+    }
+
+    /// What a command in progress has announced, for the driver's command deadline.
+    #[test]
+    fn partial_counts_the_announced_octets() {
+        let mut f = Framer::new(small());
+        assert_eq!(f.partial(), None);
+        assert!(frames(&mut f, b"t NO").is_empty());
+        assert_eq!(f.partial(), Some(4));
+        assert_eq!(frames(&mut f, b"OP\r\n"), vec![cmd(b"t NOOP\r\n")]);
+        assert_eq!(f.partial(), None);
+        assert_eq!(frames(&mut f, b"t APPEND x {100}\r\nabc"), vec![Frame::ContinueLiteral]);
+        assert_eq!(f.partial(), Some(18 + 100));
+        // A line too long is dropped up to its end: still a command in progress.
+        let mut f = Framer::new(small());
+        assert_eq!(frames(&mut f, &[b'x'; 40]), vec![Frame::LineTooLong { tag: None }]);
+        assert_eq!(f.partial(), Some(0));
+        assert!(frames(&mut f, b"x\r\n").is_empty());
+        assert_eq!(f.partial(), None);
     }
 
     /// RFC 9051 §6.2.2 and RFC 2177: line mode reads one line, no literals.

@@ -231,6 +231,13 @@ impl Server {
         self.framer.set_append_allowed(matches!(state, State::Authenticated | State::Selected));
     }
 
+    /// When a command (or a line) has begun to arrive and is not whole yet: the octets it
+    /// announced so far, literals included ([`Framer::partial`]); the driver bounds the time
+    /// it may take (`spec/dmap.md` §6).
+    pub fn partial_command(&self) -> Option<u64> {
+        self.framer.partial()
+    }
+
     /// Whether the connection is to be closed once the output is written.
     pub fn is_closed(&self) -> bool {
         self.closed

@@ -144,6 +144,12 @@ pub struct ImapSection {
     pub max_connections_per_ip: Option<usize>,
     /// Largest APPEND, octets (at most the store's largest envelope).
     pub append_limit: Option<u64>,
+    /// Seconds one write may wait for the client to read (`spec/dmap.md` §6).
+    pub write_timeout_secs: Option<u64>,
+    /// Seconds a command may take to arrive beyond its literals' time (`spec/dmap.md` §6).
+    pub command_timeout_secs: Option<u64>,
+    /// Slowest rate a command's literals may arrive at, octets per second (`spec/dmap.md` §6).
+    pub min_literal_rate: Option<u64>,
 }
 
 /// `[dns]`.
@@ -439,6 +445,15 @@ impl Config {
         }
         if let Some(v) = self.imap.append_limit {
             o.append_limit = v.min(o.append_limit);
+        }
+        if let Some(v) = self.imap.write_timeout_secs {
+            o.write_timeout = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = self.imap.command_timeout_secs {
+            o.command_timeout = Duration::from_secs(v.max(1));
+        }
+        if let Some(v) = self.imap.min_literal_rate {
+            o.min_literal_rate = v.max(1);
         }
         o
     }

@@ -155,6 +155,8 @@ impl<D: Directory> Conn<D> {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut keepalive = tokio::time::interval(Duration::from_secs(60));
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        // When the command now arriving began to (`spec/dmap.md` §6).
+        let mut command_started: Option<tokio::time::Instant> = None;
         loop {
             self.flush().await?;
             while let Some(ev) = self.server.poll_event() {
@@ -185,7 +187,26 @@ impl<D: Directory> Conn<D> {
                 _ => self.options.idle_timeout,
             };
             let idling = self.server.idling();
-            let deadline = tokio::time::sleep(wait);
+            // A command must arrive whole within the command timeout plus its octets at the
+            // slowest literal rate from its first octet, however often its octets come.
+            let now = tokio::time::Instant::now();
+            let mut at = now + wait;
+            let mut too_slow = false;
+            match self.server.partial_command() {
+                Some(octets) => {
+                    let started = *command_started.get_or_insert(now);
+                    let octets_time = Duration::from_millis(
+                        octets.saturating_mul(1000) / self.options.min_literal_rate.max(1),
+                    );
+                    let whole_by = started + self.options.command_timeout + octets_time;
+                    if whole_by < at {
+                        at = whole_by;
+                        too_slow = true;
+                    }
+                }
+                None => command_started = None,
+            }
+            let deadline = tokio::time::sleep_until(at);
             tokio::pin!(deadline);
             tokio::select! {
                 read = self.stream.read(&mut buf) => match read {
@@ -193,7 +214,11 @@ impl<D: Directory> Conn<D> {
                     Ok(n) => self.server.handle_input(&buf[..n]),
                 },
                 () = &mut deadline => {
-                    self.server.bye("autologout: idle too long");
+                    if too_slow {
+                        self.server.bye("command too slow");
+                    } else {
+                        self.server.bye("autologout: idle too long");
+                    }
                 }
                 _ = changed(&mut self.changes), if idling => {
                     self.send_updates(true).await;

@@ -41,6 +41,13 @@ pub const DMAP_IDLE_TIMEOUT: Duration = crate::LOCAL_SESSION_IDLE_TIMEOUT;
 pub const DMAP_IDLE_COMMAND_TIMEOUT: Duration = Duration::from_secs(31 * 60);
 /// Longest wait for one write to be taken by the client (`spec/dmap.md` §6).
 pub const DMAP_WRITE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Time a command may take to arrive, from its first octet, beyond its literals' octets at
+/// [`DMAP_MIN_LITERAL_RATE`] (`spec/dmap.md` §6): a client trickling a command or a literal is
+/// closed, however often its octets arrive.
+pub const DMAP_COMMAND_TIMEOUT: Duration = Duration::from_secs(30);
+/// Slowest rate a command's literals may arrive at, octets per second (`spec/dmap.md` §6;
+/// the same as DMTP's `MIN_BODY_RATE`).
+pub const DMAP_MIN_LITERAL_RATE: u64 = 32 * 1024;
 /// Output a command may hold before it is written (`spec/dmap.md` §6): a FETCH of many
 /// messages is written as it goes.
 pub const DMAP_OUTPUT_HIGH_WATER: usize = 256 * 1024;
@@ -66,6 +73,10 @@ pub struct DmapOptions {
     pub idle_command_timeout: Duration,
     /// Write deadline.
     pub write_timeout: Duration,
+    /// A command's time to arrive beyond its literals'.
+    pub command_timeout: Duration,
+    /// Slowest rate of a command's literals, octets per second.
+    pub min_literal_rate: u64,
 }
 
 impl Default for DmapOptions {
@@ -79,6 +90,8 @@ impl Default for DmapOptions {
             idle_timeout: DMAP_IDLE_TIMEOUT,
             idle_command_timeout: DMAP_IDLE_COMMAND_TIMEOUT,
             write_timeout: DMAP_WRITE_TIMEOUT,
+            command_timeout: DMAP_COMMAND_TIMEOUT,
+            min_literal_rate: DMAP_MIN_LITERAL_RATE,
         }
     }
 }
