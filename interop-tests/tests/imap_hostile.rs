@@ -416,6 +416,173 @@ fn trickled_literal_and_line_are_closed_by_the_command_deadline() {
     });
 }
 
+// ---------------------------------------------------------------------------------------------
+// 2. Deep nesting and huge sequence sets.
+
+#[test]
+fn deep_nesting_and_huge_sequence_sets_are_bounded() {
+    let _s = shared();
+    let d = Dimed::start(&[ALICE], "");
+    runtime().block_on(async {
+        let mut c = Client::login(&d, ALICE).await;
+        for k in 0..3 {
+            let r = append(&mut c, "INBOX", &message(&format!("m{k}"), 300)).await;
+            assert!(tagged(&r).starts_with("ap OK"), "{r:?}");
+        }
+        assert!(tagged(&c.cmd("s", "SELECT INBOX").await).starts_with("s OK"));
+        let depth = 32;
+        for (open, close) in [("NOT ", ""), ("(", ")"), ("OR ALL ", "")] {
+            let at = format!("SEARCH {}ALL{}", open.repeat(depth), close.repeat(depth));
+            let r = c.cmd("d1", &at).await;
+            assert!(tagged(&r).starts_with("d1 OK"), "{open}: {r:?}");
+            let past = format!("SEARCH {}ALL{}", open.repeat(depth + 1), close.repeat(depth + 1));
+            let r = c.cmd("d2", &past).await;
+            assert!(tagged(&r).starts_with("d2 BAD"), "{open}: {r:?}");
+            assert_eq!(r.len(), 1, "{r:?}");
+        }
+        // Deeper than a line may be: refused as a line, the connection kept.
+        let r = c.cmd("d3", &format!("SEARCH {}ALL", "NOT ".repeat(100_000))).await;
+        assert!(tagged(&r).starts_with("d3 BAD"), "{r:?}");
+
+        // Huge sequence sets: answered at once, with the messages there are.
+        for (tag, cmd) in [
+            ("h1", "FETCH 1:4294967295 (FLAGS)".to_owned()),
+            ("h2", "UID FETCH 1:4294967295 (FLAGS)".to_owned()),
+            ("h3", "UID SEARCH UID 1:4294967295".to_owned()),
+            ("h4", "FETCH 1:* (FLAGS)".to_owned()),
+        ] {
+            let start = Instant::now();
+            let r = c.cmd(tag, &cmd).await;
+            let took = start.elapsed();
+            assert!(took < Duration::from_secs(2), "{cmd}: {took:?}");
+            let t = tagged(&r);
+            assert!(t.starts_with(&format!("{tag} OK")) || t.starts_with(&format!("{tag} BAD")));
+            assert!(r.len() <= 4, "{cmd}: {r:?}");
+        }
+        // A line of exactly `MAX_LINE_LEN` (8 KiB) octets of overlapping ranges (2,042 of
+        // them, every one to `*`), and one octet more.
+        let line_of = |tag: &str, len: usize| {
+            let (head, tail) = (format!("{tag} UID FETCH "), " (FLAGS)");
+            let room = len - head.len() - tail.len();
+            let k = (room - 1) / 4;
+            let last = "1234567890"[..room - 4 * k].to_owned();
+            format!("{head}{}{last}{tail}", "1:*,".repeat(k))
+        };
+        let start = Instant::now();
+        let line = line_of("h5", 8192);
+        assert_eq!(line.len(), 8192);
+        c.send(format!("{line}\r\n").as_bytes()).await;
+        let r = c.until_tagged("h5").await;
+        let took = start.elapsed();
+        assert!(tagged(&r).starts_with("h5 OK"), "{:?}", tagged(&r));
+        assert!(r.len() <= 4, "{} responses", r.len());
+        assert!(took < Duration::from_secs(2), "{took:?}");
+        c.send(format!("{}\r\n", line_of("h6", 8193)).as_bytes()).await;
+        let r = c.until_tagged("h6").await;
+        assert_eq!(r, ["h6 BAD line too long"]);
+        let r = c.cmd("h9", "FETCH 1:4294967296 (FLAGS)").await;
+        assert!(tagged(&r).starts_with("h9 BAD"), "{r:?}");
+        let r = c.cmd("n", "NOOP").await;
+        assert!(tagged(&r).starts_with("n OK"), "{r:?}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. The pre-auth surface.
+
+/// Every command that needs a login, before one (on both ports): BAD or NO, never data.
+const AUTHENTICATED: &[&str] = &[
+    "SELECT INBOX",
+    "EXAMINE INBOX",
+    "CREATE x",
+    "DELETE INBOX",
+    "RENAME INBOX x",
+    "SUBSCRIBE INBOX",
+    "UNSUBSCRIBE INBOX",
+    "LIST \"\" \"*\"",
+    "LIST (SUBSCRIBED) \"\" \"*\" RETURN (STATUS (MESSAGES))",
+    "LSUB \"\" \"*\"",
+    "NAMESPACE",
+    "STATUS INBOX (MESSAGES UIDNEXT SIZE)",
+    "APPEND INBOX {5+}\r\nhello",
+    "IDLE",
+    "CLOSE",
+    "UNSELECT",
+    "EXPUNGE",
+    "UID EXPUNGE 1:*",
+    "SEARCH ALL",
+    "UID SEARCH ALL",
+    "FETCH 1:* (FLAGS BODY[])",
+    "UID FETCH 1:* (BODY.PEEK[])",
+    "STORE 1 +FLAGS (\\Deleted)",
+    "UID STORE 1 +FLAGS (\\Deleted)",
+    "COPY 1 x",
+    "UID COPY 1 x",
+    "MOVE 1 x",
+    "UID MOVE 1 x",
+    "ENABLE IMAP4rev2 QRESYNC",
+];
+
+async fn pre_auth_commands_give_no_data(c: &mut Client) {
+    for (k, cmd) in AUTHENTICATED.iter().enumerate() {
+        let tag = format!("u{k}");
+        let r = c.cmd(&tag, cmd).await;
+        assert_eq!(r.len(), 1, "{cmd}: {r:?}");
+        let t = text(&r[0]);
+        assert!(t.starts_with("BAD") || t.starts_with("NO"), "{cmd}: {r:?}");
+        // A NOOP between them: the bad-command budget counts BADs in a row only.
+        let r = c.cmd("n", "NOOP").await;
+        assert_eq!(r, ["n OK NOOP completed"], "{cmd}");
+    }
+}
+
+#[test]
+fn pre_auth_surface() {
+    let _s = shared();
+    let d = Dimed::start(&[ALICE], "");
+    runtime().block_on(async {
+        // Plaintext: logins disabled, every other command refused without data.
+        let mut c = Client::plain(&d).await;
+        let r = c.cmd("c", "CAPABILITY").await;
+        assert!(r[0].contains("LOGINDISABLED") && !r[0].contains("AUTH=PLAIN"), "{r:?}");
+        let r = c.cmd("l", &format!("LOGIN \"{}\" \"{}\"", ALICE.0, ALICE.1)).await;
+        assert_eq!(r, ["l NO [PRIVACYREQUIRED] LOGIN is disabled before TLS"]);
+        let ir = "AGFsaWNlQGV4YW1wbGUudGVzdABhbGljZSBpbWFwIHBhc3N3b3Jk";
+        let r = c.cmd("a", &format!("AUTHENTICATE PLAIN {ir}")).await;
+        assert!(tagged(&r).starts_with("a NO [PRIVACYREQUIRED]"), "{r:?}");
+        let r = c.cmd("a2", "AUTHENTICATE PLAIN").await;
+        assert!(tagged(&r).starts_with("a2 NO"), "{r:?}");
+        pre_auth_commands_give_no_data(&mut c).await;
+        // Implicit TLS, before a login.
+        let mut t = Client::tls(&d).await;
+        pre_auth_commands_give_no_data(&mut t).await;
+
+        // STARTTLS with commands pipelined behind it in the same packet (CVE-2011-0411): the
+        // plaintext after the OK is dropped, never run under TLS.
+        let injected = format!(
+            "s STARTTLS\r\ni1 CAPABILITY\r\ni2 LOGIN \"{}\" \"{}\"\r\ni3 NOOP\r\n",
+            ALICE.0, ALICE.1
+        );
+        let mut raw = tcp_from(Ipv4Addr::LOCALHOST, d.imap).await.unwrap();
+        let mut g = [0u8; 512];
+        let n = raw.read(&mut g).await.unwrap();
+        assert!(g[..n].starts_with(b"* OK"));
+        raw.write_all(injected.as_bytes()).await.unwrap();
+        let mut ok = Vec::new();
+        while !ok.ends_with(b"\r\n") {
+            let mut b = [0u8; 1];
+            assert_eq!(raw.read(&mut b).await.unwrap(), 1);
+            ok.push(b[0]);
+        }
+        assert_eq!(ok, b"s OK begin TLS negotiation now\r\n");
+        let mut s = Client::new(tls_over(&d, raw).await);
+        let r = s.cmd("after", "NOOP").await;
+        assert_eq!(r, ["after OK NOOP completed"], "an injected command was run under TLS");
+        let r = s.cmd("c2", "CAPABILITY").await;
+        assert!(r[0].contains("AUTH=PLAIN"), "{r:?}");
+    });
+}
+
 /// An HTTP request and binary garbage get BAD lines that do not echo the attacker's octets
 /// (beyond what reads as a tag), and the connection is closed after
 /// `MAX_BAD_COMMANDS` (20) BAD answers in a row; 19 and then a good command keep it.
@@ -473,6 +640,269 @@ fn garbage_gets_unechoed_bad_lines_and_a_close_after_twenty() {
 }
 
 // ---------------------------------------------------------------------------------------------
+// 4. Login throttling and timing.
+
+const FAILED: &str = "NO [AUTHENTICATIONFAILED] authentication failed";
+const UNAVAILABLE: &str = "NO [UNAVAILABLE] try again later";
+
+/// One LOGIN from `from` on a new TLS connection: the answer without its tag and the time it
+/// took (from the command sent to the answer read).
+async fn login_once(d: &Dimed, from: Ipv4Addr, user: &str, password: &str) -> (String, Duration) {
+    let mut c = Client::tls_from(d, from).await;
+    let start = Instant::now();
+    let r = c.cmd("l", &format!("LOGIN \"{user}\" \"{password}\"")).await;
+    let took = start.elapsed();
+    (text(tagged(&r)).to_owned(), took)
+}
+
+fn median(mut v: Vec<Duration>) -> Duration {
+    v.sort();
+    v[v.len() / 2]
+}
+
+/// Unknown user, wrong password and an address that does not parse: the same answer, and
+/// (failure delays kept out: each attempt from its own address and on its own account) the
+/// same time within noise: an unknown user is not answered at once.
+#[test]
+fn login_failures_look_the_same_and_take_the_same_time() {
+    let _s = shared();
+    let users: Vec<(String, String)> =
+        (0..10).map(|k| (format!("t{k}@example.test"), format!("password {k}"))).collect();
+    let refs: Vec<(&str, &str)> = users.iter().map(|(a, p)| (a.as_str(), p.as_str())).collect();
+    let d = Dimed::start(&refs, "");
+    runtime().block_on(async {
+        let (a, _) = login_once(&d, Ipv4Addr::new(127, 0, 1, 101), "t0", "password 0").await;
+        assert!(a.starts_with("OK"), "a bare local part is of the domain: {a}");
+        let (mut wrong, mut unknown) = (Vec::new(), Vec::new());
+        for k in 0..10u8 {
+            let (a, t) =
+                login_once(&d, Ipv4Addr::new(127, 0, 1, 2 * k + 1), &users[k as usize].0, "nope")
+                    .await;
+            assert_eq!(a, FAILED, "wrong password");
+            wrong.push(t);
+            let (a, t) = login_once(
+                &d,
+                Ipv4Addr::new(127, 0, 1, 2 * k + 2),
+                &format!("nobody{k}@example.test"),
+                "nope",
+            )
+            .await;
+            assert_eq!(a, FAILED, "unknown user");
+            unknown.push(t);
+        }
+        let (a, _) = login_once(&d, Ipv4Addr::new(127, 0, 1, 100), "not an @@ address", "x").await;
+        assert_eq!(a, FAILED, "an address that does not parse");
+        let (w, u) = (median(wrong.clone()), median(unknown.clone()));
+        let ratio = u.as_secs_f64() / w.as_secs_f64();
+        println!("median wrong password {w:?}, unknown user {u:?}, ratio {ratio:.2}");
+        println!("wrong {wrong:?}\nunknown {unknown:?}");
+        assert!((0.5..=2.0).contains(&ratio), "unknown/wrong = {ratio:.2} ({u:?} vs {w:?})");
+    });
+}
+
+/// Polls a login of `user` from a new address each time (or from `from` when given) until it
+/// is checked rather than refused within a delay; returns when it was checked and its answer.
+async fn next_checked(
+    d: &Dimed,
+    from: &mut dyn FnMut() -> Ipv4Addr,
+    user: &mut dyn FnMut() -> String,
+    password: &str,
+) -> (Instant, String) {
+    let give_up = Instant::now() + Duration::from_secs(12);
+    loop {
+        let (a, _) = login_once(d, from(), &user(), password).await;
+        if a != UNAVAILABLE {
+            return (Instant::now(), a);
+        }
+        assert!(Instant::now() < give_up, "still delayed after 12 s");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// After a failure, the account and the source address are each refused for a delay that
+/// grows (2 s, then 4 s: whole seconds of the server's clock), a refusal checks no password
+/// (a right one included) and does not lengthen it.
+#[test]
+fn failure_delays_grow_per_account_and_per_address() {
+    let _s = shared();
+    let d = Dimed::start(&[ALICE, BOB], "");
+    runtime().block_on(async {
+        // Per address: unknown users from one address.
+        let by_address = async {
+            let ip = Ipv4Addr::new(127, 0, 2, 1);
+            let mut n = 0;
+            let mut who = move || {
+                n += 1;
+                format!("nobody{n}@example.test")
+            };
+            let (a, _) = login_once(&d, ip, &who(), "x").await;
+            assert_eq!(a, FAILED);
+            let t0 = Instant::now();
+            // The right password of another account, from that address: refused unchecked.
+            let (a, _) = login_once(&d, ip, ALICE.0, ALICE.1).await;
+            assert_eq!(a, UNAVAILABLE, "a login from a delayed address");
+            let (t1, a) = next_checked(&d, &mut || ip, &mut who, "x").await;
+            assert_eq!(a, FAILED);
+            let (t2, a) = next_checked(&d, &mut || ip, &mut who, "x").await;
+            assert_eq!(a, FAILED);
+            (t1 - t0, t2 - t1)
+        };
+        // Per account: BOB's wrong password from ever new addresses.
+        let by_account = async {
+            let mut k = 0u8;
+            let mut ip = move || {
+                k += 1;
+                Ipv4Addr::new(127, 0, 3, k)
+            };
+            let (a, _) = login_once(&d, ip(), BOB.0, "wrong").await;
+            assert_eq!(a, FAILED);
+            let t0 = Instant::now();
+            let (a, _) = login_once(&d, ip(), BOB.0, BOB.1).await;
+            assert_eq!(a, UNAVAILABLE, "the right password within the account's delay");
+            let (t1, a) = next_checked(&d, &mut ip, &mut || BOB.0.to_owned(), "wrong").await;
+            assert_eq!(a, FAILED);
+            let (t2, a) = next_checked(&d, &mut ip, &mut || BOB.0.to_owned(), BOB.1).await;
+            assert!(a.starts_with("OK"), "the right password after the delay: {a}");
+            (t1 - t0, t2 - t1)
+        };
+        let ((a1, a2), (b1, b2)) = tokio::join!(by_address, by_account);
+        println!("delays per address {a1:?} then {a2:?}; per account {b1:?} then {b2:?}");
+        for (first, second) in [(a1, a2), (b1, b2)] {
+            assert!(first >= Duration::from_millis(900), "first delay {first:?}");
+            assert!(second >= Duration::from_millis(2900), "second delay {second:?}");
+            assert!(second > first, "the delay did not grow: {first:?}, {second:?}");
+        }
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Cross-user mailbox names.
+
+/// A command that takes a mailbox name, and how it is written for a name.
+type Named = (&'static str, fn(&str) -> String);
+
+/// Names that try to reach BOB's `Private` (or play on look-alikes) get exactly the answer a
+/// name that exists nowhere gets, through every command that takes a mailbox name.
+#[test]
+fn cross_user_mailbox_names_get_the_missing_answer() {
+    let _s = shared();
+    let d = Dimed::start(&[ALICE, BOB], "");
+    runtime().block_on(async {
+        let mut b = Client::login(&d, BOB).await;
+        for n in ["Private", "Private/Sub", "Archive"] {
+            let r = b.cmd("c", &format!("CREATE \"{n}\"")).await;
+            assert!(tagged(&r).starts_with("c OK"), "{r:?}");
+        }
+        assert!(tagged(&append(&mut b, "Private", &message("secret", 200)).await).contains("OK"));
+
+        let mut a = Client::login(&d, ALICE).await;
+        // A name of ALICE's own that looks like one of BOB's must not be taken for it.
+        let names = [
+            "Private",
+            "Private/Sub",
+            "../Private",
+            "../bob/Private",
+            "../bob@example.test/Private",
+            "INBOX/../../bob/Private",
+            "/bob/Private",
+            "bob/Private",
+            "bob@example.test/Private",
+            "#users/bob/Private",
+            "#shared/bob/Private",
+            "#public/Private",
+            "~bob/Private",
+            "Other Users/bob/Private",
+            "user.bob.Private",
+            "&AC8-bob&AC8-Private",
+            "..&AC8-bob&AC8-Private",
+        ];
+        let commands: [Named; 7] = [
+            ("SELECT", |n| format!("SELECT \"{n}\"")),
+            ("EXAMINE", |n| format!("EXAMINE \"{n}\"")),
+            ("STATUS", |n| format!("STATUS \"{n}\" (MESSAGES UIDNEXT)")),
+            ("DELETE", |n| format!("DELETE \"{n}\"")),
+            ("RENAME", |n| format!("RENAME \"{n}\" \"Mine\"")),
+            ("APPEND", |n| format!("APPEND \"{n}\" {{5+}}\r\nhello")),
+            ("UNSUBSCRIBE", |n| format!("UNSUBSCRIBE \"{n}\"")),
+        ];
+        let ask = async |a: &mut Client, cmd: &str| -> Vec<String> {
+            let r = a.cmd("x", cmd).await;
+            // Not 20 BADs in a row (`MAX_BAD_COMMANDS`): a NOOP between two.
+            assert_eq!(text(tagged(&a.cmd("n", "NOOP").await)), "OK NOOP completed");
+            r.iter().map(|l| text(l).to_owned()).collect()
+        };
+        for n in names {
+            let missing = n.replace("Private", "Nowhere7c1").replace("bob", "nobody9");
+            for (what, cmd) in &commands {
+                let hostile = ask(&mut a, &cmd(n)).await;
+                let expected = ask(&mut a, &cmd(&missing)).await;
+                assert_eq!(hostile, expected, "{what} {n:?} vs {missing:?}");
+                let t = hostile.last().unwrap();
+                assert!(
+                    t.starts_with("NO [NONEXISTENT]")
+                        || t.starts_with("NO [TRYCREATE]")
+                        || t.starts_with("BAD"),
+                    "{what} {n:?}: {t}"
+                );
+            }
+        }
+        // Look-alikes of BOB's names and of ALICE's own INBOX, in UTF-8 (IMAP4rev2).
+        let r = a.cmd("e", "ENABLE IMAP4rev2").await;
+        assert!(tagged(&r).starts_with("e OK"));
+        for n in [
+            "\u{420}rivate",                            // Cyrillic Р
+            "Priv\u{430}te",                            // Cyrillic а
+            "Private\u{200b}",                          // zero-width space
+            "Pri\u{301}vate",                           // combining accent
+            "\u{ff29}\u{ff2e}\u{ff22}\u{ff2f}\u{ff38}", // fullwidth INBOX
+            "\u{130}NBOX",                              // dotted capital I
+        ] {
+            for (what, cmd) in &commands {
+                let hostile = ask(&mut a, &cmd(n)).await;
+                let expected = ask(&mut a, &cmd("Nowhere7c1")).await;
+                assert_eq!(hostile, expected, "{what} {n:?}");
+            }
+        }
+        // mUTF-7 look-alikes, in an IMAP4rev1 session: the same answer as a missing name.
+        let mut a1 = Client::login(&d, ALICE).await;
+        for n in ["&BCA-rivate", "&,yn,Lv8i,y,,OA-", "Private&ACA-", "&AFA-rivate"] {
+            for (what, cmd) in &commands {
+                let hostile = ask(&mut a1, &cmd(n)).await;
+                let expected = ask(&mut a1, &cmd("Nowhere7c1")).await;
+                let t = hostile.last().unwrap();
+                // A non-canonical form (an encoded printable character) is refused as such.
+                assert!(
+                    hostile == expected || t.starts_with("BAD"),
+                    "{what} {n:?}: {hostile:?} vs {expected:?}"
+                );
+            }
+        }
+        // LIST shows none of BOB's names, whatever the reference.
+        for (reference, pattern) in
+            [("", "*"), ("", "%/%"), ("../", "*"), ("#users/", "*"), ("~bob/", "*"), ("/", "*")]
+        {
+            let r = a.cmd("l", &format!("LIST \"{reference}\" \"{pattern}\"")).await;
+            assert!(tagged(&r).starts_with("l OK") || tagged(&r).starts_with("l BAD"), "{r:?}");
+            assert!(!r.iter().any(|l| l.contains("Private")), "{reference}{pattern}: {r:?}");
+        }
+        // COPY and MOVE to them: TRYCREATE, as to a missing one.
+        append(&mut a, "INBOX", &message("mine", 200)).await;
+        a.cmd("s", "SELECT INBOX").await;
+        for n in ["Private", "../bob/Private", "#users/bob/Private"] {
+            for verb in ["COPY", "MOVE"] {
+                let hostile = ask(&mut a, &format!("{verb} 1 \"{n}\"")).await;
+                let expected = ask(&mut a, &format!("{verb} 1 \"Nowhere7c1\"")).await;
+                assert_eq!(hostile, expected, "{verb} {n}");
+                assert!(hostile.last().unwrap().starts_with("NO [TRYCREATE]"), "{hostile:?}");
+            }
+        }
+        // BOB's message is where it was.
+        let r = b.cmd("s", "STATUS Private (MESSAGES)").await;
+        assert!(r[0].contains("MESSAGES 1"), "{r:?}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
 // 6. A slow reader of a large FETCH.
 
 /// 100 messages of 1 MiB (of 128) fetched by a client that reads nothing: the server holds a
@@ -522,5 +952,96 @@ fn slow_reader_of_a_large_fetch_is_bounded_and_closed() {
         println!("read {} octets after the close", got.len());
         assert!(got.len() < 50 << 20, "{} octets", got.len());
         assert!(!tail.contains("f OK"), "the FETCH completed: {tail}");
+    });
+}
+
+// ---------------------------------------------------------------------------------------------
+// 7. Connection caps.
+
+/// Connects `n` times from `from` to `to`, `at_once` at a time, keeping every connection the
+/// server greets; returns them and how many were refused (`* BYE` or closed at once).
+async fn flood(
+    from: Ipv4Addr,
+    to: SocketAddr,
+    n: usize,
+    at_once: usize,
+) -> (Vec<TcpStream>, usize) {
+    let mut kept = Vec::new();
+    let mut refused = 0;
+    let mut set = tokio::task::JoinSet::new();
+    let mut started = 0;
+    while started < n || !set.is_empty() {
+        while started < n && set.len() < at_once {
+            started += 1;
+            set.spawn(async move {
+                let mut s = tcp_from(from, to).await.unwrap();
+                let mut b = [0u8; 256];
+                let got = tokio::time::timeout(ANSWER, s.read(&mut b)).await;
+                match got {
+                    Ok(Ok(k)) if b[..k].starts_with(b"* OK") => Some(s),
+                    Ok(Ok(k)) => {
+                        assert!(k == 0 || b[..k].starts_with(b"* BYE too many connections"));
+                        None
+                    }
+                    Ok(Err(_)) => None,
+                    Err(_) => panic!("no greeting and no refusal"),
+                }
+            });
+        }
+        match set.join_next().await.unwrap().unwrap() {
+            Some(s) => kept.push(s),
+            None => refused += 1,
+        }
+    }
+    (kept, refused)
+}
+
+/// 10,000 connections from one address: exactly 64 (the per-address cap) are served, the
+/// rest refused at accept; another address still gets in; a closed one frees its place. The
+/// listener-wide cap at the limit and one past.
+#[test]
+fn ten_thousand_connections_from_one_address_meet_the_cap() {
+    let _s = shared();
+    dime_net::raise_fd_limit();
+    let d = Dimed::start(&[ALICE], "");
+    runtime().block_on(async {
+        let start = Instant::now();
+        let (first, refused) = flood(Ipv4Addr::LOCALHOST, d.imap, 64, 64).await;
+        assert_eq!((first.len(), refused), (64, 0), "the cap itself");
+        let (more, refused) = flood(Ipv4Addr::LOCALHOST, d.imap, 10_000 - 64, 64).await;
+        assert_eq!((more.len(), refused), (0, 10_000 - 64), "past the cap");
+        println!("10,000 connections in {:?}", start.elapsed());
+        // Another address gets in meanwhile.
+        let other = Client::plain_from(&d, Ipv4Addr::new(127, 0, 0, 2)).await;
+        drop(other);
+        // A closed connection frees its place (when the server has seen it close).
+        let mut first = first;
+        first.pop();
+        let give_up = Instant::now() + ANSWER;
+        loop {
+            let (got, _) = flood(Ipv4Addr::LOCALHOST, d.imap, 1, 1).await;
+            if got.len() == 1 {
+                first.extend(got);
+                break;
+            }
+            assert!(Instant::now() < give_up, "the freed place was not given again");
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        let (none, _) = flood(Ipv4Addr::LOCALHOST, d.imap, 1, 1).await;
+        assert!(none.is_empty(), "65 from one address");
+        drop(first);
+    });
+    drop(d);
+    // The listener-wide cap: 8 at most, from 8 addresses; the 9th refused.
+    let d = Dimed::start(&[ALICE], "[imap]\nmax_connections = 8\n");
+    runtime().block_on(async {
+        let mut kept = Vec::new();
+        for k in 0..8 {
+            let (got, _) = flood(Ipv4Addr::new(127, 0, 4, k + 1), d.imap, 1, 1).await;
+            assert_eq!(got.len(), 1, "connection {k} of 8");
+            kept.extend(got);
+        }
+        let (got, refused) = flood(Ipv4Addr::new(127, 0, 4, 9), d.imap, 1, 1).await;
+        assert_eq!((got.len(), refused), (0, 1), "the 9th");
     });
 }
