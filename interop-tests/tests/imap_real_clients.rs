@@ -9,8 +9,8 @@
 //! - offlineimap: a full fetch of filtered folders (byte for byte, flags), then an upload and
 //!   a flag change from the Maildir, then an idle run;
 //! - neomutt driven through tmux: a search on the server, a canary read on screen, a flag, a
-//!   save to another mailbox, a deletion, new mail seen through IDLE; and its folder browser
-//!   reaching a nested mailbox.
+//!   save to another mailbox, a deletion, new mail seen through IDLE; its folder browser
+//!   reaching a nested mailbox; a reopen from its header cache through QRESYNC.
 //!
 //! Mailboxes are seeded and inspected with Python's imaplib (`imap/ops.py`). A test whose
 //! program is missing prints `SKIPPED: ...` on stderr and passes; `.ci/run` installs every one
@@ -811,6 +811,17 @@ impl Tmux {
     }
 }
 
+impl Tmux {
+    /// Waits (30 s at most) for the session to end: its program has exited.
+    fn wait_gone(&self) {
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while run(self.cmd().arg("has-session"), LIMIT).status.success() {
+            assert!(Instant::now() < deadline, "still running:\n{}", self.screen());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Tmux {
     fn drop(&mut self) {
         let _ = run(self.cmd().arg("kill-server"), Duration::from_secs(10));
@@ -818,13 +829,14 @@ impl Drop for Tmux {
 }
 
 /// neomutt in a tmux session of its own (200×50, `TERM=xterm`, a private `HOME` and
-/// `TMPDIR` under `dir`), logged in as alice on implicit TLS, showing the INBOX.
-fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
+/// `TMPDIR` under `dir`), logged in as alice on implicit TLS, showing the INBOX; `extra` ends
+/// its muttrc. Its debug log (level 2: the IMAP commands) goes to `dir/neomutt-RUN.log0`.
+fn neomutt(d: &Dimed, dir: &Path, run: &str, extra: &str) -> Tmux {
     let home = dir.join("home");
     let tmpdir = dir.join("tmp");
-    std::fs::create_dir(&home).expect("mkdir");
-    std::fs::create_dir(&tmpdir).expect("mkdir");
-    let muttrc = home.join("muttrc");
+    std::fs::create_dir_all(&home).expect("mkdir");
+    std::fs::create_dir_all(&tmpdir).expect("mkdir");
+    let muttrc = home.join(format!("muttrc-{run}"));
     std::fs::write(
         &muttrc,
         format!(
@@ -845,7 +857,8 @@ fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
              set confirmappend = no\n\
              set imap_idle = yes\n\
              set timeout = 1\n\
-             set mail_check = 1\n",
+             set mail_check = 1\n\
+             {extra}\n",
             user = ALICE.0,
             port = d.imaps.port(),
             pass = ALICE.1,
@@ -853,11 +866,12 @@ fn neomutt(d: &Dimed, dir: &Path) -> Tmux {
         ),
     )
     .expect("write muttrc");
-    let tmux = Tmux { socket: dir.join("tmux.sock") };
+    let tmux = Tmux { socket: dir.join(format!("tmux-{run}.sock")) };
+    let log = dir.join(format!("neomutt-{run}.log"));
     run_ok(
         tmux.cmd()
             .args(["-f", "/dev/null", "new-session", "-d", "-x", "200", "-y", "50"])
-            .arg(format!("neomutt -n -F '{}'", muttrc.display()))
+            .arg(format!("neomutt -n -d 2 -l '{}' -F '{}'", log.display(), muttrc.display()))
             .env("HOME", &home)
             .env("TMPDIR", &tmpdir)
             .env("TERM", "xterm")
@@ -893,7 +907,7 @@ fn neomutt_reads_a_canary_on_screen() {
             ("Work", "", &others[3]),
         ],
     );
-    let tmux = neomutt(&d, tmp.path());
+    let tmux = neomutt(&d, tmp.path(), "1", "");
     // The index: four messages; the canary is in no subject, so not on screen yet.
     let index = tmux.wait_for("the one to open");
     assert!(!index.contains(&secret), "{index}");
@@ -971,7 +985,7 @@ fn neomutt_browses_into_a_nested_mailbox() {
     .into_bytes();
     let others = corpus(1, "neomutt");
     seed(&d, tmp.path(), &[("INBOX", "", &others[0]), ("Parent/Child", "", &nested)]);
-    let tmux = neomutt(&d, tmp.path());
+    let tmux = neomutt(&d, tmp.path(), "1", "");
     tmux.wait_for("neomutt plain 0");
     // Change folder, ask for the list, switch from the mailboxes to the server's folders.
     tmux.keys(&["c"]);
@@ -989,4 +1003,81 @@ fn neomutt_browses_into_a_nested_mailbox() {
     drop(tmux);
     d.stop();
     println!("neomutt: nested mailbox browsed and read in {:?}", t0.elapsed());
+}
+
+/// neomutt with a header cache and QRESYNC (RFC 7162) reopens the INBOX from its cache: `UID
+/// FETCH 1:n (FLAGS) (CHANGEDSINCE m VANISHED)` after `ENABLE QRESYNC` and a `SELECT ...
+/// (CONDSTORE)`; the server's VANISHED (EARLIER) and changed flags must leave its index right:
+/// the message expunged meanwhile gone, the one flagged meanwhile flagged, the new one there.
+#[test]
+fn neomutt_resyncs_its_header_cache_with_qresync() {
+    if !have("neomutt", "neomutt") || !have("tmux", "tmux") {
+        return;
+    }
+    let t0 = Instant::now();
+    let d = Dimed::start(&[ALICE], "");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m = corpus(5, "cached");
+    let seeded = seed(
+        &d,
+        tmp.path(),
+        &[
+            ("INBOX", "", &m[0]),
+            ("INBOX", "\\Seen", &m[1]),
+            ("INBOX", "", &m[2]),
+            ("INBOX", "", &m[3]),
+        ],
+    );
+    let cache = tmp.path().join("cache");
+    std::fs::create_dir(&cache).expect("mkdir");
+    let extra = format!(
+        "set header_cache = \"{c}/\"\nset imap_condstore = yes\nset imap_qresync = yes\n",
+        c = cache.display()
+    );
+    let first = neomutt(&d, tmp.path(), "first", &extra);
+    first.wait_for("cached alternative 3");
+    first.keys(&["q"]);
+    first.wait_gone();
+    drop(first);
+
+    let far = server_view(&d, &["INBOX"], false);
+    let uid = |i: usize| far.uids[&("INBOX".to_owned(), m[i].clone())].to_string();
+    let path = tmp.path().join("new.eml");
+    std::fs::write(&path, &m[4]).expect("write");
+    ops(
+        &d,
+        &[
+            op(&["delete_uid", "INBOX", &uid(1)]),
+            op(&["store", "INBOX", &uid(2), "+FLAGS.SILENT", "\\Flagged"]),
+            op(&["append", "INBOX", "", path.to_str().expect("utf-8")]),
+        ],
+    );
+
+    let second = neomutt(&d, tmp.path(), "second", &extra);
+    let index = second.wait_for("cached large 4");
+    let line = |subject: &str| index.lines().find(|l| l.contains(subject)).map(str::to_owned);
+    assert!(line("cached utf-8 1").is_none(), "the expunged message is still listed:\n{index}");
+    let flagged = line("cached attachment 2").expect("message 2 listed");
+    assert!(flagged.contains('!'), "not shown flagged: {flagged:?}\n{index}");
+    assert!(!line("cached plain 0").expect("message 0 listed").contains('!'), "{index}");
+    second.keys(&["q"]);
+    second.wait_gone();
+    drop(second);
+    let log = std::fs::read(tmp.path().join("neomutt-second.log0")).expect("neomutt's log");
+    let log = String::from_utf8_lossy(&log);
+    assert!(log.contains("(CHANGEDSINCE "), "neomutt did not resync from its cache:\n{log}");
+    assert!(log.contains("Handling VANISHED"), "no VANISHED (EARLIER) handled:\n{log}");
+    // Nothing else changed on the server but neomutt's own "Old" keyword.
+    let mut want = seeded.clone();
+    let inbox = want.get_mut("INBOX").expect("INBOX");
+    inbox.remove(&m[1]);
+    inbox.insert(m[2].clone(), flags("\\Flagged"));
+    inbox.insert(m[4].clone(), Flags::new());
+    let mut now = server_view(&d, &["INBOX"], false).model;
+    for fl in now.get_mut("INBOX").expect("INBOX").values_mut() {
+        fl.remove("Old");
+    }
+    diff("server after neomutt's resync", &now, &want);
+    d.stop();
+    println!("neomutt: QRESYNC from the header cache in {:?}", t0.elapsed());
 }
