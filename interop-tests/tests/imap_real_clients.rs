@@ -4,6 +4,7 @@
 //! - mbsync: a full sync into a Maildir (every message as the server holds it, flags), flag
 //!   changes and a deletion on each side, a message and a nested folder made in the Maildir, a
 //!   second sync after which both sides agree, a third that sends nothing and changes nothing;
+//!   and a sync over STARTTLS with AUTHENTICATE PLAIN;
 //! - curl: messages fetched byte for byte on implicit TLS and over STARTTLS (`--ssl-reqd`),
 //!   the certificate's host name checked; an upload (APPEND) and a search;
 //! - offlineimap: a full fetch of filtered folders (byte for byte, flags), then an upload and
@@ -449,6 +450,36 @@ fn mbsync(rc: &Path) -> Vec<String> {
     commands
 }
 
+/// An mbsync configuration syncing every mailbox of alice both ways with the Maildir `maildir`
+/// (created), on implicit TLS with LOGIN, or over STARTTLS with AUTHENTICATE PLAIN.
+fn mbsyncrc(d: &Dimed, dir: &Path, maildir: &Path, starttls: bool) -> PathBuf {
+    std::fs::create_dir_all(maildir).expect("mkdir");
+    let rc = dir.join(if starttls { "mbsyncrc-starttls" } else { "mbsyncrc" });
+    let (port, tls, auth) = if starttls {
+        (d.imap.port(), "STARTTLS", "PLAIN")
+    } else {
+        (d.imaps.port(), "IMAPS", "LOGIN")
+    };
+    std::fs::write(
+        &rc,
+        format!(
+            "IMAPAccount dime\nHost 127.0.0.1\nPort {port}\nUser {user}\nPass \"{pass}\"\n\
+             SSLType {tls}\n# A certificate listed here is trusted as is (no host name check).\n\
+             CertificateFile {cert}\nAuthMechs {auth}\n\n\
+             IMAPStore remote\nAccount dime\n\n\
+             MaildirStore local\nPath {md}/\nInbox {md}/INBOX\nSubFolders Verbatim\n\n\
+             Channel dime\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\n\
+             Expunge Both\nSyncState *\nSync All\n",
+            user = ALICE.0,
+            pass = ALICE.1,
+            cert = d.cert.display(),
+            md = maildir.display(),
+        ),
+    )
+    .expect("write rc");
+    rc
+}
+
 #[test]
 fn mbsync_full_sync_then_flags_and_deletions_both_ways() {
     if !have("mbsync", "isync") {
@@ -474,26 +505,7 @@ fn mbsync_full_sync_then_flags_and_deletions_both_ways() {
     );
     let boxes = ["INBOX", "Work"];
     let maildir = tmp.path().join("maildir");
-    std::fs::create_dir(&maildir).expect("mkdir");
-    let rc = tmp.path().join("mbsyncrc");
-    std::fs::write(
-        &rc,
-        format!(
-            "IMAPAccount dime\nHost 127.0.0.1\nPort {port}\nUser {user}\nPass \"{pass}\"\n\
-             SSLType IMAPS\n# A certificate listed here is trusted as is (no host name check).\n\
-             CertificateFile {cert}\nAuthMechs LOGIN\n\n\
-             IMAPStore remote\nAccount dime\n\n\
-             MaildirStore local\nPath {md}/\nInbox {md}/INBOX\nSubFolders Verbatim\n\n\
-             Channel dime\nFar :remote:\nNear :local:\nPatterns *\nCreate Both\n\
-             Expunge Both\nSyncState *\nSync All\n",
-            port = d.imaps.port(),
-            user = ALICE.0,
-            pass = ALICE.1,
-            cert = d.cert.display(),
-            md = maildir.display(),
-        ),
-    )
-    .expect("write rc");
+    let rc = mbsyncrc(&d, tmp.path(), &maildir, false);
 
     // 1. A full sync: every message lands in the Maildir as the server holds it (mbsync
     // stores LF line ends and adds an X-TUID header line: nothing else may differ), with its
@@ -584,6 +596,34 @@ fn mbsync_full_sync_then_flags_and_deletions_both_ways() {
     assert_eq!(far3.raw, far.raw, "the third sync changed the server");
     d.stop();
     println!("mbsync: three syncs in {:?}", t0.elapsed());
+}
+
+/// mbsync's other way in: STARTTLS on the `imap` port, then AUTHENTICATE PLAIN (SASL-IR); one
+/// full sync, byte for byte.
+#[test]
+fn mbsync_over_starttls_with_authenticate_plain() {
+    if !have("mbsync", "isync") {
+        return;
+    }
+    let t0 = Instant::now();
+    let d = Dimed::start(&[ALICE], "");
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let m = corpus(6, "starttls");
+    let entries: Vec<(&str, &str, &[u8])> = m
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (if i < 4 { "INBOX" } else { "Sent" }, "\\Seen", b.as_slice()))
+        .collect();
+    let seeded = seed(&d, tmp.path(), &entries);
+    let maildir = tmp.path().join("maildir");
+    let commands = mbsync(&mbsyncrc(&d, tmp.path(), &maildir, true));
+    assert_eq!(commands.first().map(String::as_str), Some("STARTTLS"), "{commands:?}");
+    assert!(commands.iter().any(|c| c.starts_with("AUTHENTICATE PLAIN")), "{commands:?}");
+    assert!(!commands.iter().any(|c| c.starts_with("LOGIN")), "{commands:?}");
+    let near = maildir_view(&maildir, &["INBOX", "Sent"]);
+    diff("Maildir after a sync over STARTTLS", &near.model, &seeded);
+    d.stop();
+    println!("mbsync: a sync over STARTTLS in {:?}", t0.elapsed());
 }
 
 // ---------------------------------------------------------------------------------------------
