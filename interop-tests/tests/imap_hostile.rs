@@ -391,6 +391,23 @@ fn trickled_literal_and_line_are_closed_by_the_command_deadline() {
         assert!(took >= Duration::from_millis(1900), "closed before its bound: {took:?}");
         assert!(took < Duration::from_secs(6), "{took:?}");
 
+        // The deadline is per command: a client pipelining commands for 3 s, each of its
+        // writes ending inside the next command, is not closed.
+        let mut q = Client::plain(&d).await;
+        let start = Instant::now();
+        let mut k = 0;
+        q.send(b"p0 NO").await;
+        while start.elapsed() < Duration::from_secs(3) {
+            q.send(format!("OP\r\np{} NO", k + 1).as_bytes()).await;
+            let r = q.until_tagged(&format!("p{k}")).await;
+            assert_eq!(r, [format!("p{k} OK NOOP completed")]);
+            k += 1;
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        q.send(b"OP\r\n").await;
+        let r = q.until_tagged(&format!("p{k}")).await;
+        assert_eq!(r, [format!("p{k} OK NOOP completed")]);
+
         // Before a login, a line without its end, one octet every 200 ms: 1 s.
         let mut p = Client::plain(&d).await;
         let start = Instant::now();

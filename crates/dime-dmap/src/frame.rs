@@ -142,6 +142,8 @@ pub struct Framer {
     /// Whether an APPEND may carry [`FrameLimits::max_append`] (after a login); else it is
     /// framed like any other command.
     append_allowed: bool,
+    /// Frames ended so far (read whole, or dropped over a limit): numbers the current one.
+    ended: u64,
     state: State,
     ready: VecDeque<Frame>,
 }
@@ -160,6 +162,7 @@ impl Framer {
             literals: 0,
             append: false,
             append_allowed: true,
+            ended: 0,
             state: State::Line,
             ready: VecDeque::new(),
         }
@@ -173,17 +176,18 @@ impl Framer {
     }
 
     /// When a command or line has begun and is not whole yet (including input being dropped
-    /// up to a line end): the octets it has announced so far, its literals' included. `None`
-    /// between commands. The driver bounds the time a command takes to arrive by it.
+    /// up to a line end): its number (frames ended before it) and the octets it has announced
+    /// so far, its literals' included. `None` between commands. The driver bounds the time a
+    /// command takes to arrive by it.
     #[must_use]
-    pub fn partial(&self) -> Option<u64> {
+    pub fn partial(&self) -> Option<(u64, u64)> {
         let remaining = match self.state {
             State::Literal { remaining } => remaining,
             State::Discard => 0,
             State::Line if !self.frame.is_empty() => 0,
             State::Line | State::Closed => return None,
         };
-        Some(self.frame.len() as u64 + remaining as u64)
+        Some((self.ended, self.frame.len() as u64 + remaining as u64))
     }
 
     /// The current mode.
@@ -230,6 +234,7 @@ impl Framer {
     }
 
     fn reset_frame(&mut self) {
+        self.ended += 1;
         self.frame.clear();
         self.seg_start = 0;
         self.literals = 0;
@@ -709,15 +714,18 @@ mod tests {
         let mut f = Framer::new(small());
         assert_eq!(f.partial(), None);
         assert!(frames(&mut f, b"t NO").is_empty());
-        assert_eq!(f.partial(), Some(4));
-        assert_eq!(frames(&mut f, b"OP\r\n"), vec![cmd(b"t NOOP\r\n")]);
+        assert_eq!(f.partial(), Some((0, 4)));
+        // The next command, begun in the same input: another number.
+        assert_eq!(frames(&mut f, b"OP\r\nu NO"), vec![cmd(b"t NOOP\r\n")]);
+        assert_eq!(f.partial(), Some((1, 4)));
+        assert_eq!(frames(&mut f, b"OP\r\n"), vec![cmd(b"u NOOP\r\n")]);
         assert_eq!(f.partial(), None);
         assert_eq!(frames(&mut f, b"t APPEND x {100}\r\nabc"), vec![Frame::ContinueLiteral]);
-        assert_eq!(f.partial(), Some(18 + 100));
+        assert_eq!(f.partial(), Some((2, 18 + 100)));
         // A line too long is dropped up to its end: still a command in progress.
         let mut f = Framer::new(small());
         assert_eq!(frames(&mut f, &[b'x'; 40]), vec![Frame::LineTooLong { tag: None }]);
-        assert_eq!(f.partial(), Some(0));
+        assert_eq!(f.partial(), Some((1, 0)));
         assert!(frames(&mut f, b"x\r\n").is_empty());
         assert_eq!(f.partial(), None);
     }

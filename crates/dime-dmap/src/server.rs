@@ -231,10 +231,10 @@ impl Server {
         self.framer.set_append_allowed(matches!(state, State::Authenticated | State::Selected));
     }
 
-    /// When a command (or a line) has begun to arrive and is not whole yet: the octets it
-    /// announced so far, literals included ([`Framer::partial`]); the driver bounds the time
-    /// it may take (`spec/dmap.md` §6).
-    pub fn partial_command(&self) -> Option<u64> {
+    /// When a command (or a line) has begun to arrive and is not whole yet: its number and
+    /// the octets it announced so far, literals included ([`Framer::partial`]); the driver
+    /// bounds the time it may take (`spec/dmap.md` §6).
+    pub fn partial_command(&self) -> Option<(u64, u64)> {
         self.framer.partial()
     }
 

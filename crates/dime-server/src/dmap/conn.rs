@@ -155,8 +155,8 @@ impl<D: Directory> Conn<D> {
         let mut buf = vec![0u8; READ_CHUNK];
         let mut keepalive = tokio::time::interval(Duration::from_secs(60));
         keepalive.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        // When the command now arriving began to (`spec/dmap.md` §6).
-        let mut command_started: Option<tokio::time::Instant> = None;
+        // Which command is arriving and when it began to (`spec/dmap.md` §6).
+        let mut command_started: Option<(u64, tokio::time::Instant)> = None;
         loop {
             self.flush().await?;
             while let Some(ev) = self.server.poll_event() {
@@ -193,8 +193,14 @@ impl<D: Directory> Conn<D> {
             let mut at = now + wait;
             let mut too_slow = false;
             match self.server.partial_command() {
-                Some(octets) => {
-                    let started = *command_started.get_or_insert(now);
+                Some((number, octets)) => {
+                    let started = match command_started {
+                        Some((n, t)) if n == number => t,
+                        _ => {
+                            command_started = Some((number, now));
+                            now
+                        }
+                    };
                     let octets_time = Duration::from_millis(
                         octets.saturating_mul(1000) / self.options.min_literal_rate.max(1),
                     );
