@@ -6,8 +6,9 @@
 //! limit is tried at the limit and one past.
 //!
 //! `dimed` runs in this process (the fixture's runtime on its own thread), so the process's
-//! resident size is the server's: the tests that measure it take [`RSS`] for writing, every
-//! other test takes it for reading, so that no other test's server runs meanwhile.
+//! resident size is the server's: the tests that measure it (and the one that measures login
+//! times) take [`RSS`] for writing, every other test takes it for reading, so that no other
+//! test's server runs meanwhile.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::print_stdout, clippy::print_stderr)]
 
 use dime_interop_tests::dimed::{Dimed, HOST};
@@ -315,6 +316,11 @@ fn literal_bombs_are_refused_before_allocating() {
 
         // Before a login: an APPEND is any command (64 KiB at most), at the limit and past.
         let mut p = Client::tls(&d).await;
+        for (tag, n) in [("q1", "4294967295"), ("q2", "99999999999999999999")] {
+            p.send(format!("{tag} LOGIN {{{n}}}\r\n").as_bytes()).await;
+            let r = p.line().await.unwrap();
+            assert!(r.starts_with(&format!("{tag} BAD")), "{n}: {r}");
+        }
         p.send(b"p1 APPEND INBOX {1048576}\r\n").await;
         let r = p.line().await.unwrap();
         assert!(r.starts_with("p1 BAD"), "a continuation for 1 MiB before a login: {r}");
@@ -682,7 +688,8 @@ fn median(mut v: Vec<Duration>) -> Duration {
 /// same time within noise: an unknown user is not answered at once.
 #[test]
 fn login_failures_look_the_same_and_take_the_same_time() {
-    let _s = shared();
+    // Alone: no other test's server takes the cores while the times are measured.
+    let _x = exclusive();
     let users: Vec<(String, String)> =
         (0..10).map(|k| (format!("t{k}@example.test"), format!("password {k}"))).collect();
     let refs: Vec<(&str, &str)> = users.iter().map(|(a, p)| (a.as_str(), p.as_str())).collect();
