@@ -92,6 +92,11 @@ impl Selected {
         u32::try_from(self.known.len()).unwrap_or(u32::MAX)
     }
 
+    /// Whether a removed message waits to be told (a ghost).
+    pub fn has_ghosts(&self) -> bool {
+        self.known.iter().any(|k| k.ghost)
+    }
+
     /// The largest UID the client sees (0 for an empty mailbox).
     pub fn max_uid(&self) -> u32 {
         self.known.last().map_or(0, |k| k.uid)

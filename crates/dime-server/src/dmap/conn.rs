@@ -73,6 +73,9 @@ pub(super) struct Conn<D: Directory> {
     pub(super) selected: Option<Selected>,
     pub(super) changes: Option<watch::Receiver<u64>>,
     pub(super) cache: RenderCache,
+    /// The selected mailbox's (UIDNEXT, HIGHESTMODSEQ, messages) when its updates were last
+    /// computed, with its id.
+    pub(super) seen_state: Option<(u64, (u32, u64, u32))>,
 }
 
 /// Serves one accepted connection to its end.
@@ -115,6 +118,7 @@ pub(super) async fn serve<D: Directory>(
         selected: None,
         changes: None,
         cache: RenderCache::default(),
+        seen_state: None,
     };
     let _ = c.run(&mut stopping).await;
     if let Some(s) = c.session.take() {

@@ -212,7 +212,24 @@ impl<D: Directory> Conn<D> {
         let now = now();
         let service = Arc::clone(&self.service);
         let Some(session) = self.session.as_mut() else { return };
-        let snapshot = match service.snapshot(session, MailboxId(id as u32), now) {
+        let m = MailboxId(id as u32);
+        // Every change of a mailbox moves its UIDNEXT, HIGHESTMODSEQ or message count: when
+        // none moved since the last look and no removal waits to be told, nothing is owed,
+        // and the flags of every message are not read again.
+        let state = match service.mailbox(session, m, now) {
+            Ok(i) => (i.uid_next, i.highest_modseq, i.messages),
+            Err(MailboxError::Session(_)) => {
+                self.session = None;
+                self.server.bye("session expired: log in again");
+                return;
+            }
+            Err(_) => return,
+        };
+        let ghosts = self.selected.as_ref().is_some_and(Selected::has_ghosts);
+        if self.seen_state == Some((id, state)) && !(allow_expunge && ghosts) {
+            return;
+        }
+        let snapshot = match service.snapshot(session, m, now) {
             Ok(s) => s,
             Err(MailboxError::Session(_)) => {
                 self.session = None;
@@ -221,13 +238,10 @@ impl<D: Directory> Conn<D> {
             }
             Err(_) => return,
         };
+        self.seen_state = Some((id, state));
         let enabled = self.server.enabled();
         let Some(sel) = self.selected.as_mut() else { return };
         let updates = sel.sync(&snapshot, allow_expunge, enabled.qresync);
-        if updates.iter().any(|u| matches!(u, dime_dmap::Update::Exists(_))) {
-            // New messages may have taken the place of expunged ones in the cache's keys:
-            // UIDs are never reused, so nothing to drop.
-        }
         response::updates(self.server.output(), &updates, enabled.condstore);
     }
 
@@ -605,15 +619,21 @@ impl<D: Directory> Conn<D> {
         }
         // A level of hierarchy that is no mailbox itself ("a" of "a/b") is listed \Noselect
         // where a pattern matches it (RFC 9051 §6.3.9, as Dovecot does): clients browse with
-        // `LIST "" "%"` and would otherwise never reach what is below it.
-        if verb == "LIST" && !sel.subscribed && !sel.special_use {
+        // `LIST "" "%"` and would otherwise never reach what is below it. LSUB likewise lists
+        // \Noselect a level that is not subscribed above a subscribed mailbox the pattern
+        // misses ("a" of "a/b" for "%", RFC 3501 §6.3.9).
+        let lsub = verb == "LSUB";
+        if (lsub || verb == "LIST" && !sel.subscribed) && !sel.special_use {
             let mut implied: Vec<&str> = Vec::new();
             for m in &all {
+                if lsub && (!m.subscribed || matches(&m.name)) {
+                    continue;
+                }
                 for (i, _) in m.name.match_indices('/') {
                     let level = &m.name[..i];
                     if !level.is_empty()
                         && !implied.contains(&level)
-                        && !all.iter().any(|x| x.name == level)
+                        && !all.iter().any(|x| x.name == level && (x.subscribed || !lsub))
                         && matches(level)
                     {
                         implied.push(level);
@@ -621,8 +641,9 @@ impl<D: Directory> Conn<D> {
                 }
             }
             for level in implied {
-                let attrs = ["\\Noselect", "\\HasChildren"];
-                response::list(self.server.output(), verb, &attrs, level, utf8, None);
+                let attrs: &[&str] =
+                    if lsub { &["\\Noselect"] } else { &["\\Noselect", "\\HasChildren"] };
+                response::list(self.server.output(), verb, attrs, level, utf8, None);
             }
         }
         for (attrs, m) in lines {
