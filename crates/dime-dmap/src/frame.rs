@@ -3,6 +3,7 @@
 //! refused over its limit before anything is allocated for it.
 
 use std::collections::VecDeque;
+use zeroize::Zeroize;
 
 use crate::command::Tag;
 use crate::limits::{
@@ -124,7 +125,6 @@ enum State {
 /// refused from its announcement, before any of it is read, and no buffer is sized from a
 /// declared length), plus input given and not yet framed, which is at most the last read when
 /// the driver polls as above. Each input octet is examined a bounded number of times.
-#[derive(Debug)]
 pub struct Framer {
     limits: FrameLimits,
     mode: FrameMode,
@@ -146,6 +146,26 @@ pub struct Framer {
     ended: u64,
     state: State,
     ready: VecDeque<Frame>,
+}
+
+// Input may carry passwords (LOGIN, AUTHENTICATE): only lengths are shown, and what was read
+// is zeroed once framed or dropped.
+impl std::fmt::Debug for Framer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Framer")
+            .field("mode", &self.mode)
+            .field("unframed", &(self.input.len() - self.pos))
+            .field("partial", &self.frame.len())
+            .field("state", &self.state)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Framer {
+    fn drop(&mut self) {
+        self.input.zeroize();
+        self.frame.zeroize();
+    }
 }
 
 impl Framer {
@@ -215,9 +235,10 @@ impl Framer {
             return;
         }
         if self.pos == self.input.len() {
-            self.input.clear();
+            self.input.zeroize();
             self.pos = 0;
         } else if self.pos > 0 && self.pos >= self.input.len() / 2 {
+            self.input[..self.pos].zeroize();
             self.input.drain(..self.pos);
             self.pos = 0;
         }
@@ -254,6 +275,7 @@ impl Framer {
         loop {
             match self.state {
                 State::Closed => {
+                    self.input.zeroize();
                     self.input = Vec::new();
                     self.pos = 0;
                     return;
@@ -502,6 +524,18 @@ pub(crate) fn is_tag_char(b: u8) -> bool {
 mod tests {
     use super::*;
     use proptest::prelude::*;
+
+    #[test]
+    fn debug_shows_no_input_octets() {
+        let mut f = Framer::new(FrameLimits::default());
+        f.handle_input(b"a LOGIN alice hunter2-secret");
+        let shown = format!("{f:?}");
+        // Neither as text nor as the octets' numbers ("hun" is 104, 117, 110).
+        assert!(!shown.contains("hunter2") && !shown.contains("104, 117, 110"), "{shown}");
+        f.handle_input(b"\r\n");
+        assert!(matches!(f.poll_frame(), Some(Frame::Command(_))));
+        assert!(!format!("{f:?}").contains("hunter2"));
+    }
 
     fn small() -> FrameLimits {
         FrameLimits { max_line: 32, max_command: 64, max_append: 200, max_literals: 3 }

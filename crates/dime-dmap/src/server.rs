@@ -368,7 +368,11 @@ impl Server {
             Frame::LiteralTooLarge { synchronizing: false, .. } => {
                 self.bye("non-synchronizing literal too large");
             }
-            Frame::Line(line) => self.handle_line(&line),
+            Frame::Line(line) => {
+                // A SASL response carries a password.
+                let line = Zeroizing::new(line);
+                self.handle_line(&line);
+            }
             Frame::Command(bytes) => {
                 let bytes = Zeroizing::new(bytes);
                 match parse_command(&bytes) {
