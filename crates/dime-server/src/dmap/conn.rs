@@ -16,6 +16,8 @@ use tokio::sync::watch;
 
 /// Octets read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
+/// Octets read at a time in IDLE.
+const IDLE_READ_CHUNK: usize = 256;
 
 /// Why a connection ends.
 pub(super) enum End {
@@ -191,6 +193,12 @@ impl<D: Directory> Conn<D> {
                 _ => self.options.idle_timeout,
             };
             let idling = self.server.idling();
+            // An idle session waits with a small buffer (`DONE` is all it expects): a
+            // thousand IDLE sessions hold a thousand of these (`spec/dmap.md` §6).
+            let size = if idling { IDLE_READ_CHUNK } else { READ_CHUNK };
+            if buf.len() != size {
+                buf = vec![0u8; size];
+            }
             // A command must arrive whole within the command timeout plus its octets at the
             // slowest literal rate from its first octet, however often its octets come.
             let now = tokio::time::Instant::now();
