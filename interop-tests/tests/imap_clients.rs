@@ -55,3 +55,29 @@ fn imaplib_and_imapclient_session_covers_every_command() {
     eprintln!("{}", String::from_utf8_lossy(&o.stderr));
     assert!(o.status.success(), "session.py failed");
 }
+
+/// Several clients of one account APPEND, STORE, EXPUNGE, COPY and FETCH at once
+/// (`interop-tests/imap/stress.py`): no acknowledged APPEND lost, no UID given twice, no UID's
+/// content changed. A few seconds here; the long run of the test plan is
+/// `DIME_IMAP_STRESS_SECS=600 cargo test -p dime-interop-tests --test imap_clients concurrent`.
+#[test]
+fn concurrent_clients_lose_no_acknowledged_append() {
+    let secs = std::env::var("DIME_IMAP_STRESS_SECS").unwrap_or_else(|_| "5".into());
+    let d = Dimed::start(&[ALICE], "");
+    let o = python(
+        "stress.py",
+        &[
+            "127.0.0.1".into(),
+            d.imaps.port().to_string(),
+            d.cert.display().to_string(),
+            ALICE.0.into(),
+            ALICE.1.into(),
+            secs,
+            "6".into(),
+            "7".into(),
+        ],
+    );
+    println!("{}", String::from_utf8_lossy(&o.stdout));
+    eprintln!("{}", String::from_utf8_lossy(&o.stderr));
+    assert!(o.status.success(), "stress.py failed");
+}
