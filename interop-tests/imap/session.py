@@ -11,7 +11,7 @@ import sys
 import threading
 import time
 
-host, imaps_port, imap_port, cafile, user, pw, user2, pw2 = sys.argv[1:9]
+host, imaps_port, imap_port, cafile, user, pw, user2, pw2, submission = sys.argv[1:10]
 imaps_port, imap_port = int(imaps_port), int(imap_port)
 
 ctx = ssl.create_default_context(cafile=cafile)
@@ -312,6 +312,40 @@ other.store("1", "+FLAGS", "(\\Flagged)")
 responses = c.idle_check(timeout=5)
 check(any(r[1] == b"FETCH" for r in responses), f"IDLE FETCH FLAGS {responses}")
 c.idle_done()
+
+# A message over DMTP (sent through the submission socket to the user itself): IDLE sees it
+# within 1 s of its storing, and FETCH renders it from its chunks, verified (spec/dmap.md §5.2).
+step = "idle sees a DMTP delivery"
+import json
+
+sub = socket.socket(socket.AF_UNIX)
+sub.connect(submission)
+subf = sub.makefile("rwb")
+
+
+def call(req):
+    subf.write(json.dumps(req).encode() + b"\n")
+    subf.flush()
+    return json.loads(subf.readline())
+
+
+check(call({"op": "login", "user": user, "password": pw})["ok"], "submission login")
+c.idle()
+t0 = time.time()
+r = call({"op": "send", "to": user, "subject": "over dmtp", "body": "dmtp canary body"})
+check(r["ok"], f"send {r}")
+responses = c.idle_check(timeout=10)
+dt = time.time() - t0
+check(any(r[1] == b"EXISTS" for r in responses), f"IDLE EXISTS after a DMTP delivery {responses}")
+check(dt < 2.0, f"IDLE saw the DMTP delivery {dt:.2f} s after the send")
+c.idle_done()
+n = max(r[0] for r in responses if r[1] == b"EXISTS")
+c.use_uid = False
+fetched = c.fetch([n], ["BODY.PEEK[]", "ENVELOPE"])
+raw_msg = fetched[n][b"BODY[]"]
+check(b"dmtp canary body" in raw_msg and b"Subject: over dmtp" in raw_msg, f"native rendering {raw_msg!r}")
+check(fetched[n][b"ENVELOPE"].subject == b"over dmtp", f"ENVELOPE {fetched[n][b'ENVELOPE']}")
+sub.close()
 c.logout()
 other.logout()
 

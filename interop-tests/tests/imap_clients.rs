@@ -49,6 +49,7 @@ fn imaplib_and_imapclient_session_covers_every_command() {
             ALICE.1.into(),
             BOB.0.into(),
             BOB.1.into(),
+            d.dir.path().join("d/data/dimed.sock").display().to_string(),
         ],
     );
     println!("{}", String::from_utf8_lossy(&o.stdout));
