@@ -6,6 +6,7 @@ Logs in over implicit TLS (trusting CERT, no host name check: the tests dial 127
 runs each operation in order, failing (exit 1) on any response that is not OK:
 
     ["create", MAILBOX]
+    ["unsubscribe", MAILBOX]
     ["append", MAILBOX, FLAGS, FILE]        FLAGS like "\\Seen \\Flagged" or ""
     ["store", MAILBOX, UID, ITEM, FLAGS]    ITEM like "+FLAGS.SILENT"
     ["delete_uid", MAILBOX, UID]            \\Deleted, then UID EXPUNGE of that UID
@@ -43,6 +44,8 @@ def main():
         kind = op[0]
         if kind == "create":
             ok(m.create(quote(op[1])))
+        elif kind == "unsubscribe":
+            ok(m.unsubscribe(quote(op[1])))
         elif kind == "append":
             _, mailbox, flags, path = op
             with open(path, "rb") as f:

@@ -1005,9 +1005,11 @@ fn neomutt_reads_a_canary_on_screen() {
     println!("neomutt: canary on screen in {:?}", t0.elapsed());
 }
 
-/// neomutt's folder browser lists with `LIST "" "%"`: a mailbox below a level of hierarchy
-/// that is no mailbox itself ("Parent/Child" without "Parent") is reached through that level,
-/// which the server must list (\Noselect). Before the fix, the browser showed no "Parent/".
+/// neomutt's folder browser lists with `LIST "" "%"`, its browser of subscribed folders with
+/// `LIST (SUBSCRIBED RECURSIVEMATCH) "" "%"`: a mailbox below a level of hierarchy that is no
+/// mailbox itself ("Parent/Child" without "Parent") is reached through that level, which the
+/// server must list (\Noselect; \NonExistent with CHILDINFO). Before the fixes neither browser
+/// showed "Parent/".
 #[test]
 fn neomutt_browses_into_a_nested_mailbox() {
     if !have("neomutt", "neomutt") || !have("tmux", "tmux") {
@@ -1023,17 +1025,29 @@ fn neomutt_browses_into_a_nested_mailbox() {
          Nested canary {secret}.\r\n"
     )
     .into_bytes();
-    let others = corpus(1, "neomutt");
-    seed(&d, tmp.path(), &[("INBOX", "", &others[0]), ("Parent/Child", "", &nested)]);
-    let tmux = neomutt(&d, tmp.path(), "1", "");
+    let others = corpus(2, "neomutt");
+    seed(
+        &d,
+        tmp.path(),
+        &[("INBOX", "", &others[0]), ("Parent/Child", "", &nested), ("Hidden/Box", "", &others[1])],
+    );
+    ops(&d, &[op(&["unsubscribe", "Hidden/Box"])]);
+    let tmux = neomutt(&d, tmp.path(), "1", "set imap_list_subscribed = yes");
     tmux.wait_for("neomutt plain 0");
-    // Change folder, ask for the list, switch from the mailboxes to the server's folders.
+    // Change folder, ask for the list, switch from the mailboxes to the server's subscribed
+    // folders: "Parent/" (above the subscribed Parent/Child), not "Hidden/".
     tmux.keys(&["c"]);
     tmux.wait_for("Open mailbox");
     tmux.keys(&["?"]);
     tmux.wait_for("Mailboxes");
     tmux.keys(&["Tab"]);
-    tmux.wait_for("Parent/");
+    let subscribed = tmux.wait_for("Parent/");
+    assert!(subscribed.contains("Subscribed ["), "{subscribed}");
+    assert!(!subscribed.contains("Hidden/"), "{subscribed}");
+    // Every folder (T): both.
+    tmux.keys(&["T"]);
+    let all = tmux.wait_for("Hidden/");
+    assert!(all.contains("Parent/"), "{all}");
     tmux.keys(&["/", "Parent", "Enter", "Enter"]);
     tmux.wait_for("Child");
     tmux.keys(&["/", "Child", "Enter", "Enter"]);

@@ -621,29 +621,44 @@ impl<D: Directory> Conn<D> {
         // where a pattern matches it (RFC 9051 §6.3.9, as Dovecot does): clients browse with
         // `LIST "" "%"` and would otherwise never reach what is below it. LSUB likewise lists
         // \Noselect a level that is not subscribed above a subscribed mailbox the pattern
-        // misses ("a" of "a/b" for "%", RFC 3501 §6.3.9).
+        // misses ("a" of "a/b" for "%", RFC 3501 §6.3.9); LIST (SUBSCRIBED RECURSIVEMATCH)
+        // lists it with CHILDINFO (RFC 5258 §3.5; neomutt's browser of subscribed folders).
         let lsub = verb == "LSUB";
-        if (lsub || verb == "LIST" && !sel.subscribed) && !sel.special_use {
-            let mut implied: Vec<&str> = Vec::new();
+        let recursive = verb == "LIST" && sel.subscribed && sel.recursive_match;
+        let plain = verb == "LIST" && !sel.subscribed;
+        if (lsub || recursive || plain) && !sel.special_use {
+            let mut implied: Vec<(&str, bool)> = Vec::new();
             for m in &all {
-                if lsub && (!m.subscribed || matches(&m.name)) {
+                // (Only for a subscribed mailbox the pattern misses, as Dovecot does.)
+                if !plain && (!m.subscribed || matches(&m.name)) {
                     continue;
                 }
                 for (i, _) in m.name.match_indices('/') {
                     let level = &m.name[..i];
+                    let existing = all.iter().find(|x| x.name == level);
                     if !level.is_empty()
-                        && !implied.contains(&level)
-                        && !all.iter().any(|x| x.name == level && (x.subscribed || !lsub))
+                        && !implied.iter().any(|(l, _)| *l == level)
+                        && existing.is_none_or(|x| !plain && !x.subscribed)
                         && matches(level)
                     {
-                        implied.push(level);
+                        implied.push((level, existing.is_some()));
                     }
                 }
             }
-            for level in implied {
-                let attrs: &[&str] =
-                    if lsub { &["\\Noselect"] } else { &["\\Noselect", "\\HasChildren"] };
-                response::list(self.server.output(), verb, attrs, level, utf8, None);
+            for (level, exists) in implied {
+                let (attrs, extended): (&[&str], _) = if lsub {
+                    (&["\\Noselect"], None)
+                } else if recursive {
+                    let attrs: &[&str] = if exists {
+                        &["\\HasChildren"]
+                    } else {
+                        &["\\NonExistent", "\\HasChildren"]
+                    };
+                    (attrs, Some("(\"CHILDINFO\" (\"SUBSCRIBED\"))"))
+                } else {
+                    (&["\\Noselect", "\\HasChildren"], None)
+                };
+                response::list(self.server.output(), verb, attrs, level, utf8, extended);
             }
         }
         for (attrs, m) in lines {
