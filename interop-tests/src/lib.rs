@@ -4,5 +4,6 @@
 //! [`dimed`], [`knot`], [`postfix`].
 
 pub mod dimed;
+pub mod dovecot;
 pub mod knot;
 pub mod postfix;
