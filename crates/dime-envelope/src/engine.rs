@@ -160,6 +160,9 @@ pub(crate) struct Engine<'a> {
     pub(crate) collect_keys: bool,
     /// The keys collected (type, index, key).
     pub(crate) collected: Vec<(ChunkType, u16, Zeroizing<[u8; 32]>)>,
+    /// Whether chunks are hashed for the signatures (off only for a reader that verifies
+    /// nothing: its evidence then has zero hashes and must never be verified).
+    pub(crate) hashing: bool,
 }
 
 struct Src<'r, R: Read> {
@@ -292,6 +295,7 @@ impl<'a> Engine<'a> {
             preset_used: 0,
             collect_keys: false,
             collected: Vec::new(),
+            hashing: true,
         }
     }
 
@@ -304,7 +308,7 @@ impl<'a> Engine<'a> {
         // Only the readers of the full signature chunk (A, O, R) need the full digest (§7.2).
         let needs_full =
             self.roles.iter().any(|r| ChunkType::AuthorFullSig.slot_roles().contains(r));
-        let full = needs_full.then(|| self.p.hash.start());
+        let full = (needs_full && self.hashing).then(|| self.p.hash.start());
         let mut src = Src { r, full, chunk: None, pos: 0 };
         let result = self.run_inner(&mut src, sink);
         self.total_len = src.pos;
@@ -397,7 +401,7 @@ impl<'a> Engine<'a> {
         let ty = ChunkType::from_code(code).ok_or(DecodeError::UnknownChunkType(code))?;
         st.admit(ty, self.chunks.len())?;
         let offset = src.pos;
-        src.chunk = Some(self.p.hash.start());
+        src.chunk = self.hashing.then(|| self.p.hash.start());
         src.absorb(&[code]);
         self.chunk(src, header, ty, sink, buf)?;
         let hash = src.chunk.take().map(|h| h.finish()).unwrap_or([0u8; 64]);

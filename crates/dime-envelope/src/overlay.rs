@@ -338,6 +338,37 @@ pub fn open_as_recipient_with_keys(
     full_view(&mut engine, sink.parts)
 }
 
+/// [`open_as_recipient_with_keys`] for a reader that verifies nothing: no chunk is hashed
+/// for the signatures (the hashing is most of the cost of an open), so the result is the view
+/// and the message's kind, never something that could be verified. Only for a reader that
+/// holds the record of an earlier verification of this very message (`spec/dmap.md` §5.2);
+/// every chunk is still opened and authenticated with its key.
+///
+/// # Errors
+/// As [`open_as_recipient_with_keys`].
+pub fn open_as_recipient_with_keys_unverified(
+    p: &CryptoProvider,
+    message: &[u8],
+    keys: &ChunkKeys,
+) -> Result<(FullView, crate::MessageKind), OpenError> {
+    let header = message_header(message)?;
+    if header != keys.header {
+        return Err(OpenError::Unauthentic);
+    }
+    let mut sink = CollectSink::default();
+    let mut engine = Engine::new(p, None, &[Role::Recipient], Mode::Open);
+    engine.preset = Some(keys);
+    engine.hashing = false;
+    let mut reader = message;
+    engine.run(&mut reader, &mut sink)?;
+    if engine.preset_used != keys.len() {
+        return Err(OpenError::Unauthentic);
+    }
+    let u = full_view(&mut engine, sink.parts)?;
+    let kind = u.kind();
+    Ok((u.into_unverified_view(), kind))
+}
+
 /// Opens `message` as its recipient through a key overlay (`spec/envelope.md` §16): the
 /// overlay's keys open the chunks, then `verify` checks the author and origin signatures over
 /// the unchanged octets, exactly as for [`crate::open_as_recipient`].

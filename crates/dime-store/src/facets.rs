@@ -344,6 +344,23 @@ pub trait Mailboxes: Send + Sync {
         now: Timestamp,
     ) -> Result<Opened, MailboxError>;
 
+    /// Opens a message for display only (`spec/storage.md` §6.6): in one read transaction its
+    /// envelope, read overlay and summary; the chunks opened with the overlay's keys, each
+    /// authenticated, without hashing them for the signatures and without checking the blob
+    /// digest (every octet shown is authenticated by its chunk's tag). `None` when the message
+    /// has no read overlay, or anything fails to open that way: then [`Mailboxes::open_message`]
+    /// (the checked way, which quarantines a corrupt message). Writes nothing.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], [`MailboxError::NoSuchMessage`], the backend's.
+    fn open_for_display(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<crate::Displayed>, MailboxError>;
+
     /// Opens a message with the session's keys without the read overlay (neither read nor
     /// written): the cost of one X25519. For audits and benchmarks.
     ///

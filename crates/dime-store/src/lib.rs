@@ -76,7 +76,7 @@ pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
 pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};
 pub use queue::{Leased, OutboundEntry, QueueId, QueuedEntry, Settlement, Transport};
-pub use rewrap::{Opened, OpenedVia, RewrapProgress};
+pub use rewrap::{Displayed, Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 pub use summary::{MAX_SUMMARY_LEN, SealedSummaries};
 

@@ -550,6 +550,16 @@ impl Mailboxes for Store {
         Ok(self.open_message_inner(rng, s, m, uid, now)?)
     }
 
+    fn open_for_display(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<crate::Displayed>, MailboxError> {
+        Ok(self.open_for_display_inner(s, m, uid, now)?)
+    }
+
     fn open_message_uncached(
         &self,
         s: &mut Session,

@@ -15,8 +15,8 @@
 use crate::account::{get_body, load_account, prefix_end, put_body};
 use crate::backend::{Backend, Table, WriteTxn};
 use crate::codec::open_record;
-use crate::keys::Session;
-use crate::mail::{MsgRec, msg_key};
+use crate::keys::{Session, open};
+use crate::mail::{EntryRec, MsgRec, entry_key, msg_key};
 use crate::{AccountId, MailboxId, Store, StoreError, Timestamp, Uid};
 use dime_core::CryptoRngCore;
 use dime_core::crypto::{CryptoProvider, X25519PublicKey};
@@ -25,6 +25,7 @@ use dime_envelope::{
     open_as_recipient_with_keys, open_overlay, recipient_chunk_keys,
 };
 use dime_signet::{EncryptionSecret, UserKeys};
+use zeroize::Zeroizing;
 
 /// Overlay kind octet of a re-wrap overlay (X25519 form, sealed to the key of the message's
 /// recorded generation), `spec/storage.md` §6.5.
@@ -63,6 +64,23 @@ pub struct Opened {
     pub message: Unverified<FullView>,
     /// How it was opened.
     pub via: OpenedVia,
+}
+
+/// A message opened for display only ([`Mailboxes::open_for_display`](crate::Mailboxes::open_for_display)):
+/// its view and kind, without what it would take to verify its signatures, and its summary.
+pub struct Displayed {
+    /// What the recipient reads.
+    pub view: dime_envelope::FullView,
+    /// Authored or trustful.
+    pub kind: dime_envelope::MessageKind,
+    /// Its summary, when it has one that opens with the session's read key.
+    pub summary: Option<Zeroizing<Vec<u8>>>,
+}
+
+impl std::fmt::Debug for Displayed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Displayed").field("kind", &self.kind).finish_non_exhaustive()
+    }
 }
 
 pub(crate) fn overlay_key(msg_key: &[u8], kind: u8) -> Vec<u8> {
@@ -173,7 +191,10 @@ impl Store {
             .map_err(|_| StoreError::Unopenable(ErrorClass::Unauthentic))?;
         let inner = &*self.inner;
         let ok = overlay_key(&st.key, OVERLAY_READ);
-        inner.backend.write(&mut |t| {
+        // A cache: visible at once, durable with the next durable commit; lost to a crash, it
+        // is made again at the next open (`spec/storage.md` §6.6). A durable commit here cost
+        // one fsync per message at the first FETCH of a mailbox.
+        inner.backend.write_deferred(&mut |t| {
             // Only beside the message it was made for, if it is still there.
             if t.get(Table::Blobs, &st.key)?.is_some() {
                 put_body(inner, t, Table::Overlays, &ok, sealed.clone())?;
@@ -181,6 +202,51 @@ impl Store {
             Ok(())
         })?;
         Ok(Opened { message, via })
+    }
+
+    /// The body of [`Mailboxes::open_for_display`](crate::Mailboxes::open_for_display), with
+    /// the store's low-level error.
+    pub(crate) fn open_for_display_inner(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uid: Uid,
+        now: Timestamp,
+    ) -> Result<Option<Displayed>, StoreError> {
+        s.touch(now)?;
+        let inner = &*self.inner;
+        let p = inner.p;
+        let a = s.account;
+        // The envelope, its read overlay and its summary.
+        type Read = (Vec<u8>, Option<Vec<u8>>, Option<Zeroizing<Vec<u8>>>);
+        let mut got: Option<Read> = None;
+        inner.backend.read(&mut |t| {
+            let ek = entry_key(a, m.0, uid.0);
+            let e = get_body(inner, t, Table::Entries, &ek, "index record")?
+                .ok_or(StoreError::NoSuchMessage)?;
+            let mk = msg_key(a, EntryRec::decode(&e)?.seq);
+            let Some(blob) = t.get(Table::Blobs, &mk)? else { return Ok(()) };
+            let rk = overlay_key(&mk, OVERLAY_READ);
+            let read = t.get(Table::Overlays, &rk)?.and_then(|v| {
+                open_record(p, Table::Overlays, &rk, &v, "overlay").ok().map(<[u8]>::to_vec)
+            });
+            let sk = overlay_key(&mk, crate::summary::OVERLAY_SUMMARY);
+            let summary = t.get(Table::Overlays, &sk)?.and_then(|v| {
+                let body = open_record(p, Table::Overlays, &sk, &v, "summary").ok()?;
+                open(p, &s.read_key, &crate::summary::summary_aad(&mk), body).ok()
+            });
+            got = Some((blob, read, summary));
+            Ok(())
+        })?;
+        let Some((blob, Some(read), summary)) = got else { return Ok(None) };
+        // Anything that does not open here (a corrupt octet included) goes the checked way.
+        let Ok(keys) = open_overlay(p, &blob, &read, OverlayKey::Read(s.read_key.expose())) else {
+            return Ok(None);
+        };
+        match dime_envelope::open_as_recipient_with_keys_unverified(p, &blob, &keys) {
+            Ok((view, kind)) => Ok(Some(Displayed { view, kind, summary })),
+            Err(_) => Ok(None),
+        }
     }
 
     /// The body of [`Mailboxes::open_message_uncached`](crate::Mailboxes::open_message_uncached), with the store's low-level error.

@@ -490,3 +490,47 @@ fn a_store_of_every_message_and_an_append_are_one_durable_commit_each() {
     store.append(&mut rng, &mut s, MailboxId::INBOX, b"m", &["\\Seen"], T0, None, T0).unwrap();
     assert_eq!(commits.load(Ordering::SeqCst), before + 2, "APPEND is one durable commit");
 }
+
+/// `open_for_display` (`spec/storage.md` §6.6): nothing without a read overlay; with one, the
+/// same view `open_message` gives, its kind and summary, in one read and no write; a corrupt
+/// octet in the envelope makes it give nothing (the checked way then quarantines it).
+#[test]
+fn open_for_display_reads_through_the_read_overlay_only_and_never_shows_a_corrupt_octet() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut s = alice(&store);
+    let mut rng = dime_testkit::seeded_rng(2);
+    let tx = Sender::new();
+    let envelope = tx.seal(&store, &mailbox(ALICE), "for display", 9);
+    let m = MailboxId::INBOX;
+    let ap = store.append(&mut rng, &mut s, m, &envelope, &[], T0, Some(b"rec"), T0).unwrap();
+    assert!(store.open_for_display(&mut s, m, ap.uid, T0).unwrap().is_none(), "no overlay yet");
+    let full = store.open_message(&mut rng, &mut s, m, ap.uid, T0).unwrap();
+    let kind = full.message.kind();
+    let view = full.message.into_unverified_view();
+    let d = store.open_for_display(&mut s, m, ap.uid, T0).unwrap().expect("through the overlay");
+    assert_eq!((d.view, d.kind), (view, kind));
+    assert_eq!(d.summary.as_deref().map(|v| &v[..]), Some(&b"rec"[..]));
+    assert!(matches!(
+        store.open_for_display(&mut s, m, Uid(99), T0),
+        Err(MailboxError::NoSuchMessage)
+    ));
+
+    // The overlay (a deferred write) is kept by a clean close.
+    drop(store);
+    let store = open(dir.path());
+    let mut s = store.login(&mailbox(ALICE), b"pw", T0).unwrap();
+    assert!(store.open_for_display(&mut s, m, ap.uid, T0).unwrap().is_some());
+    // Flip one octet of the stored envelope in the middle of its display chunk.
+    drop(store);
+    let db = common::config(dir.path()).data_dir.join("store.redb");
+    let mut bytes = std::fs::read(&db).unwrap();
+    let needle = &envelope[envelope.len() / 2..envelope.len() / 2 + 32];
+    let at_ = bytes.windows(needle.len()).position(|w| w == needle).expect("envelope in file");
+    bytes[at_ + 3] ^= 0x01;
+    std::fs::write(&db, bytes).unwrap();
+    let store = open(dir.path());
+    let mut s = store.login(&mailbox(ALICE), b"pw", T0).unwrap();
+    assert!(store.open_for_display(&mut s, m, ap.uid, T0).unwrap().is_none());
+    assert!(store.open_message(&mut rng, &mut s, m, ap.uid, T0).is_err());
+}

@@ -834,7 +834,12 @@ pub(super) struct Record {
 impl Record {
     /// Whether the record is of message `m` as it opens: its kind and author.
     pub(super) fn is_of(&self, m: &Unverified<FullView>) -> bool {
-        self.kind == m.kind() && &self.author == m.claimed_author()
+        self.is_of_view(m.kind(), m.claimed_author())
+    }
+
+    /// [`Record::is_of`] of a message opened for display only.
+    pub(super) fn is_of_view(&self, kind: MessageKind, author: &Mailbox) -> bool {
+        self.kind == kind && &self.author == author
     }
 
     fn provenance(&self, p: &dime_core::crypto::CryptoProvider) -> Option<Provenance> {
