@@ -534,16 +534,6 @@ def _(line, d, v):
     return strip(d), strip(v)
 
 
-@allowed("check-unselected",
-         "CHECK with no mailbox selected: Dovecot BAD (RFC 3501: a selected-state command), "
-         "dime OK as a NOOP (a dime leniency: reported, not fixed here)")
-def _(line, d, v):
-    if verb_of(line) == "CHECK" and d[0] == ("OK", None) and v[0][0] == "BAD" \
-            and GEN is not None and GEN.selected is None:
-        return d, d
-    return None
-
-
 @allowed("partial-of-empty-header-fields",
          "BODY[HEADER.FIELDS (...)]<1.n> when no field matches (the answer is the CRLF alone): "
          "Dovecot returns \\r for the octet at offset 1, which is \\n")

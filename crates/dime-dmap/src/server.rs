@@ -459,7 +459,7 @@ impl Server {
                 self.tagged_now(&tag, "OK LOGOUT completed");
                 self.close();
             }
-            Command::Noop | Command::Check if !authed => self.tagged_now(&tag, "OK NOOP completed"),
+            Command::Noop if !authed => self.tagged_now(&tag, "OK NOOP completed"),
             Command::Id(_) => {
                 self.out.extend_from_slice(
                     format!("* ID (\"name\" \"{SERVER_NAME}\" \"vendor\" \"dime\")\r\n").as_bytes(),
@@ -565,7 +565,8 @@ impl Server {
 fn needs_selected(c: &Command) -> bool {
     matches!(
         c,
-        Command::Close
+        Command::Check
+            | Command::Close
             | Command::Unselect
             | Command::Expunge
             | Command::UidExpunge(_)
@@ -675,6 +676,10 @@ mod tests {
         let o = out(&mut s);
         assert!(o.contains("a BAD") && o.contains("b BAD") && o.contains("c BAD"), "{o}");
         s.set_state(State::Authenticated);
+        // CHECK is of the selected state (RFC 3501 §6.4.1), as Dovecot answers.
+        s.handle_input(b"f CHECK\r\n");
+        assert!(events(&mut s).is_empty());
+        assert!(out(&mut s).contains("f BAD"));
         s.handle_input(b"d FETCH 1 FLAGS\r\ne ENABLE IMAP4rev2 QRESYNC\r\n");
         assert!(events(&mut s).is_empty());
         let o = out(&mut s);

@@ -160,8 +160,9 @@ pub(crate) struct Engine<'a> {
     pub(crate) collect_keys: bool,
     /// The keys collected (type, index, key).
     pub(crate) collected: Vec<(ChunkType, u16, Zeroizing<[u8; 32]>)>,
-    /// Whether chunks are hashed for the signatures (off only for a reader that verifies
-    /// nothing: its evidence then has zero hashes and must never be verified).
+    /// Whether the signatures can be verified afterwards: chunks hashed, the transit and
+    /// signature chunks opened. Off only for a reader that displays and verifies nothing (its
+    /// evidence then has zero hashes and no signatures, and must never be verified).
     pub(crate) hashing: bool,
 }
 
@@ -518,6 +519,18 @@ impl<'a> Engine<'a> {
         }
         if self.collect_keys {
             // Collecting keys verifies nothing else: no segment is opened.
+            key = None;
+        }
+        if !self.hashing
+            && matches!(
+                ty,
+                ChunkType::Transit
+                    | ChunkType::AuthorTreeSig
+                    | ChunkType::AuthorFullSig
+                    | ChunkType::OriginSig
+            )
+        {
+            // A display verifies no signature: these chunks are read past, not opened.
             key = None;
         }
         rec.opened_by = key.as_ref().map(|(r, _)| *r);

@@ -172,3 +172,37 @@ fn a_tampered_message_does_not_open_through_a_good_overlay() {
         assert!(r.is_err(), "flip in chunk {} accepted", c.index);
     }
 }
+
+/// The display-only open (`spec/dmap.md` §5.2): the same view and kind as the verified open;
+/// a flipped octet in any chunk it shows (headers, parts, addresses) refuses the message; a
+/// flip in a chunk it reads past (transit and signatures, which it does not open) changes
+/// nothing it shows.
+#[test]
+fn the_unverified_open_shows_what_the_verified_one_does_and_nothing_tampered() {
+    let p = default_provider();
+    let (w, msg, _) = setup();
+    let direct = verify_ok(&w, open_as_recipient(p, &msg, &w.recip.enc));
+    let keys = recipient_chunk_keys(p, &msg, &w.recip.enc).unwrap();
+    let (view, kind) = open_as_recipient_with_keys_unverified(p, &msg, &keys).unwrap();
+    assert_eq!(&view, direct.view());
+    assert_eq!(kind, direct.kind());
+    for c in inspect(p, &msg, None).chunks {
+        let mut bad = msg.clone();
+        let last = usize::try_from(c.offset + c.size).unwrap() - 1;
+        bad[last] ^= 1;
+        let r = open_as_recipient_with_keys_unverified(p, &bad, &keys);
+        let shown = !matches!(
+            c.chunk_type,
+            ChunkType::Ephemeral
+                | ChunkType::Transit
+                | ChunkType::AuthorTreeSig
+                | ChunkType::AuthorFullSig
+                | ChunkType::OriginSig
+        );
+        if shown {
+            assert!(r.is_err(), "flip in shown chunk {:?} accepted", c.chunk_type);
+        } else if let Ok((v, _)) = r {
+            assert_eq!(&v, direct.view(), "flip in {:?} changed the view", c.chunk_type);
+        }
+    }
+}

@@ -249,7 +249,8 @@ impl<D: Directory> Conn<D> {
         match command {
             Command::Noop | Command::Check => {
                 self.send_updates(true).await;
-                Ok(Some("NOOP completed".into()))
+                let check = matches!(command, Command::Check);
+                Ok(Some(if check { "CHECK completed" } else { "NOOP completed" }.into()))
             }
             Command::Idle => {
                 // The client waits in IDLE: what is owed now goes out at once, the rest as
