@@ -45,96 +45,82 @@ pub enum Update {
     },
 }
 
-#[derive(Debug, Clone)]
-struct Known {
-    uid: u32,
-    modseq: u64,
-    flags: Vec<String>,
-    /// Removed from the mailbox, not yet reported.
-    ghost: bool,
-}
-
-/// The selected mailbox of one session.
+/// The selected mailbox of one session: 4 octets per message (its UID), so that a thousand
+/// sessions idling in large mailboxes stay small (`spec/dmap.md` §6). Flags and MODSEQs are
+/// not kept: a change is found by MODSEQ (every flag change moves a message's MODSEQ above
+/// the highest the session has seen), and a command that shows flags reads them.
 #[derive(Debug, Clone)]
 pub struct Selected {
-    known: Vec<Known>,
+    /// The UIDs the client sees, in sequence order, ghosts included.
+    uids: Vec<u32>,
+    /// The UIDs removed from the mailbox and not yet told (sorted).
+    ghosts: Vec<u32>,
+    /// Changes the session made itself and told already: (UID, MODSEQ).
+    own: Vec<(u32, u64)>,
     /// EXAMINE, or SELECT.
     pub read_only: bool,
     /// UIDVALIDITY.
     pub uid_validity: u32,
     /// The mailbox's store id, for the driver.
     pub id: u64,
-    /// The highest MODSEQ told to the client.
+    /// The highest MODSEQ of the messages the client was told of.
     pub highest_modseq: u64,
-    /// The saved search result (RFC 5182), UIDs.
+    /// The saved search result (RFC 5182), UIDs, sorted.
     pub saved: Vec<u32>,
 }
 
 impl Selected {
     /// A mailbox selected with this snapshot (UIDs ascending).
-    pub fn new(id: u64, uid_validity: u32, read_only: bool, snapshot: Vec<SnapshotEntry>) -> Self {
-        let highest_modseq = snapshot.iter().map(|e| e.modseq).max().unwrap_or(0);
+    pub fn new(id: u64, uid_validity: u32, read_only: bool, snapshot: &[SnapshotEntry]) -> Self {
         Selected {
-            known: snapshot
-                .into_iter()
-                .map(|e| Known { uid: e.uid, modseq: e.modseq, flags: e.flags, ghost: false })
-                .collect(),
+            uids: snapshot.iter().map(|e| e.uid).collect(),
+            ghosts: Vec::new(),
+            own: Vec::new(),
             read_only,
             uid_validity,
             id,
-            highest_modseq,
+            highest_modseq: snapshot.iter().map(|e| e.modseq).max().unwrap_or(0),
             saved: Vec::new(),
         }
     }
 
     /// Number of messages the client sees (EXISTS), ghosts included.
     pub fn exists(&self) -> u32 {
-        u32::try_from(self.known.len()).unwrap_or(u32::MAX)
-    }
-
-    /// Whether a removed message waits to be told (a ghost).
-    pub fn has_ghosts(&self) -> bool {
-        self.known.iter().any(|k| k.ghost)
-    }
-
-    /// The largest UID the client sees (0 for an empty mailbox).
-    pub fn max_uid(&self) -> u32 {
-        self.known.last().map_or(0, |k| k.uid)
+        u32::try_from(self.uids.len()).unwrap_or(u32::MAX)
     }
 
     /// The UIDs the client sees, in sequence order (ghosts included).
     pub fn uids(&self) -> impl Iterator<Item = u32> + '_ {
-        self.known.iter().map(|k| k.uid)
+        self.uids.iter().copied()
+    }
+
+    /// Whether a removed message waits to be told (a ghost).
+    pub fn has_ghosts(&self) -> bool {
+        !self.ghosts.is_empty()
+    }
+
+    /// The largest UID the client sees (0 for an empty mailbox).
+    pub fn max_uid(&self) -> u32 {
+        self.uids.last().copied().unwrap_or(0)
+    }
+
+    fn is_ghost(&self, uid: u32) -> bool {
+        self.ghosts.binary_search(&uid).is_ok()
     }
 
     /// The sequence number of `uid`, when the client sees it and it is not a ghost.
     pub fn seq_of(&self, uid: u32) -> Option<u32> {
-        let i = self.known.binary_search_by_key(&uid, |k| k.uid).ok()?;
-        if self.known[i].ghost {
+        let i = self.uids.binary_search(&uid).ok()?;
+        if self.is_ghost(uid) {
             return None;
         }
         u32::try_from(i + 1).ok()
     }
 
-    /// The flags the client was last told for `uid`.
-    pub fn flags_of(&self, uid: u32) -> Option<&[String]> {
-        let i = self.known.binary_search_by_key(&uid, |k| k.uid).ok()?;
-        Some(&self.known[i].flags)
-    }
-
-    /// The MODSEQ the client was last told for `uid`.
-    pub fn modseq_of(&self, uid: u32) -> Option<u64> {
-        let i = self.known.binary_search_by_key(&uid, |k| k.uid).ok()?;
-        Some(self.known[i].modseq)
-    }
-
-    /// Records what the session itself changed (its own STORE): no update is owed for it.
-    pub fn note_flags(&mut self, uid: u32, flags: Vec<String>, modseq: u64) {
-        if let Ok(i) = self.known.binary_search_by_key(&uid, |k| k.uid) {
-            self.known[i].flags = flags;
-            self.known[i].modseq = modseq;
-            self.highest_modseq = self.highest_modseq.max(modseq);
-        }
+    /// Records a change the session made and told itself (its own STORE, its FETCH setting
+    /// `\Seen`): no update is owed for it.
+    pub fn note_own(&mut self, uid: u32, modseq: u64) {
+        self.own.push((uid, modseq));
     }
 
     /// The (sequence number, UID) pairs `set` names, in ascending order, without ghosts. In
@@ -145,8 +131,7 @@ impl Selected {
         let ranges: Vec<(u32, u32)> = match set {
             SequenceSet::Saved => self.saved.iter().map(|&u| (u, u)).collect(),
             SequenceSet::Ranges(r) => {
-                let star =
-                    if uid_mode { self.known.last().map_or(0, |k| k.uid) } else { self.exists() };
+                let star = if uid_mode { self.max_uid() } else { self.exists() };
                 r.iter()
                     .map(|&(a, b)| {
                         let v = |x: SeqBound| match x {
@@ -160,17 +145,17 @@ impl Selected {
             }
         };
         let uid_mode = uid_mode || matches!(set, SequenceSet::Saved);
-        let mut hit = vec![false; self.known.len()];
+        let mut hit = vec![false; self.uids.len()];
         for (lo, hi) in ranges {
             if uid_mode {
-                let start = self.known.partition_point(|k| k.uid < lo);
-                let end = self.known.partition_point(|k| k.uid <= hi);
+                let start = self.uids.partition_point(|&u| u < lo);
+                let end = self.uids.partition_point(|&u| u <= hi);
                 for h in &mut hit[start..end] {
                     *h = true;
                 }
             } else {
-                let lo = (lo.max(1) as usize).min(self.known.len() + 1);
-                let hi = (hi as usize).min(self.known.len());
+                let lo = (lo.max(1) as usize).min(self.uids.len() + 1);
+                let hi = (hi as usize).min(self.uids.len());
                 if lo <= hi {
                     for h in &mut hit[lo - 1..hi] {
                         *h = true;
@@ -180,15 +165,16 @@ impl Selected {
         }
         hit.iter()
             .enumerate()
-            .filter(|(i, h)| **h && !self.known[*i].ghost)
-            .map(|(i, _)| (u32::try_from(i + 1).unwrap_or(u32::MAX), self.known[i].uid))
+            .filter(|(i, h)| **h && !self.is_ghost(self.uids[*i]))
+            .map(|(i, _)| (u32::try_from(i + 1).unwrap_or(u32::MAX), self.uids[i]))
             .collect()
     }
 
     /// Compares a fresh snapshot of the mailbox (UIDs ascending) with what the client knows
     /// and returns the updates owed, in the order they must be sent: expunges (or VANISHED
     /// with `qresync`) when `allow_expunge`, then EXISTS when messages arrived, then FETCH
-    /// FLAGS for messages whose flags changed. With `allow_expunge` false, removed messages
+    /// FLAGS for known messages whose MODSEQ passed the highest told (a change by another
+    /// session; the session's own are skipped). With `allow_expunge` false, removed messages
     /// stay as ghosts until a later call allows them.
     pub fn sync(
         &mut self,
@@ -197,72 +183,59 @@ impl Selected {
         qresync: bool,
     ) -> Vec<Update> {
         let mut out = Vec::new();
-        // Mark removed messages as ghosts.
+        // Removed messages become ghosts.
         let mut j = 0;
-        for k in &mut self.known {
-            while j < snapshot.len() && snapshot[j].uid < k.uid {
+        for &u in &self.uids {
+            while j < snapshot.len() && snapshot[j].uid < u {
                 j += 1;
             }
-            if j >= snapshot.len() || snapshot[j].uid != k.uid {
-                k.ghost = true;
+            if (j >= snapshot.len() || snapshot[j].uid != u)
+                && let Err(at) = self.ghosts.binary_search(&u)
+            {
+                self.ghosts.insert(at, u);
             }
         }
-        if allow_expunge && self.known.iter().any(|k| k.ghost) {
+        if allow_expunge && !self.ghosts.is_empty() {
             if qresync {
-                let gone: Vec<u32> = self.known.iter().filter(|k| k.ghost).map(|k| k.uid).collect();
-                out.push(Update::Vanished(gone));
+                out.push(Update::Vanished(self.ghosts.clone()));
             } else {
                 // Highest sequence number first, so that no report shifts another's number.
-                for i in (0..self.known.len()).rev() {
-                    if self.known[i].ghost {
+                for i in (0..self.uids.len()).rev() {
+                    if self.ghosts.binary_search(&self.uids[i]).is_ok() {
                         out.push(Update::Expunge(u32::try_from(i + 1).unwrap_or(u32::MAX)));
                     }
                 }
             }
-            self.known.retain(|k| !k.ghost);
+            let ghosts = std::mem::take(&mut self.ghosts);
+            self.uids.retain(|u| ghosts.binary_search(u).is_err());
         }
         // Flag changes of messages the client knows.
+        let top = self.max_uid();
         let mut changed = Vec::new();
-        let mut j = 0;
-        for (i, k) in self.known.iter_mut().enumerate() {
-            while j < snapshot.len() && snapshot[j].uid < k.uid {
-                j += 1;
+        for s in snapshot.iter().filter(|s| s.modseq > self.highest_modseq && s.uid <= top) {
+            if self.own.contains(&(s.uid, s.modseq)) {
+                continue;
             }
-            if j < snapshot.len() && snapshot[j].uid == k.uid && !k.ghost {
-                let s = &snapshot[j];
-                if s.flags != k.flags || s.modseq != k.modseq {
-                    let flags_changed = s.flags != k.flags;
-                    k.flags = s.flags.clone();
-                    k.modseq = s.modseq;
-                    if flags_changed {
-                        changed.push(Update::Flags {
-                            seq: u32::try_from(i + 1).unwrap_or(u32::MAX),
-                            uid: k.uid,
-                            flags: k.flags.clone(),
-                            modseq: k.modseq,
-                        });
-                    }
-                }
+            if let Some(seq) = self.seq_of(s.uid) {
+                changed.push(Update::Flags {
+                    seq,
+                    uid: s.uid,
+                    flags: s.flags.clone(),
+                    modseq: s.modseq,
+                });
             }
         }
         // New messages: UIDs above the highest known.
-        let top = self.known.last().map_or(0, |k| k.uid);
-        let before = self.known.len();
-        for s in snapshot.iter().filter(|s| s.uid > top) {
-            self.known.push(Known {
-                uid: s.uid,
-                modseq: s.modseq,
-                flags: s.flags.clone(),
-                ghost: false,
-            });
-        }
-        if self.known.len() != before {
+        let before = self.uids.len();
+        self.uids.extend(snapshot.iter().filter(|s| s.uid > top).map(|s| s.uid));
+        if self.uids.len() != before {
             out.push(Update::Exists(self.exists()));
         }
         out.extend(changed);
         if let Some(m) = snapshot.iter().map(|e| e.modseq).max() {
             self.highest_modseq = self.highest_modseq.max(m);
         }
+        self.own.clear();
         out
     }
 }
@@ -327,7 +300,7 @@ mod tests {
 
     #[test]
     fn resolve_uid_ranges_cost_the_mailbox_not_the_range() {
-        let s = Selected::new(1, 7, false, vec![e(3, &[]), e(5, &[]), e(9, &[])]);
+        let s = Selected::new(1, 7, false, &[e(3, &[]), e(5, &[]), e(9, &[])]);
         let all = set(&[(SeqBound::Value(1), SeqBound::Value(u32::MAX))]);
         assert_eq!(s.resolve(&all, true), vec![(1, 3), (2, 5), (3, 9)]);
         // `n:*` with n above the largest UID names the largest (RFC 9051 §6.4.8).
@@ -341,16 +314,20 @@ mod tests {
 
     #[test]
     fn expunges_wait_for_a_point_that_allows_them() {
-        let mut s = Selected::new(1, 7, false, vec![e(3, &[]), e(5, &[]), e(9, &[])]);
-        let after = vec![e(3, &[]), e(9, &["\\Seen"]), e(10, &[])];
+        let mut s = Selected::new(1, 7, false, &[e(3, &[]), e(5, &[]), e(9, &[])]);
+        // Message 9's flags changed (its MODSEQ moved past the highest told), 10 arrived.
+        let mut seen = e(9, &["\\Seen"]);
+        seen.modseq = 12;
+        let after = vec![e(3, &[]), seen, e(10, &[])];
         let u = s.sync(&after, false, false);
         assert_eq!(
             u,
             vec![
                 Update::Exists(4),
-                Update::Flags { seq: 3, uid: 9, flags: vec!["\\Seen".into()], modseq: 9 }
+                Update::Flags { seq: 3, uid: 9, flags: vec!["\\Seen".into()], modseq: 12 }
             ]
         );
+        assert_eq!(s.highest_modseq, 12);
         // The ghost keeps its number but is named by no command.
         assert_eq!(s.seq_of(5), None);
         assert_eq!(s.seq_of(9), Some(3));
@@ -362,10 +339,29 @@ mod tests {
 
     #[test]
     fn qresync_reports_vanished_uids() {
-        let mut s = Selected::new(1, 7, false, vec![e(3, &[]), e(5, &[]), e(9, &[])]);
+        let mut s = Selected::new(1, 7, false, &[e(3, &[]), e(5, &[]), e(9, &[])]);
         let u = s.sync(&[e(5, &[])], true, true);
         assert_eq!(u, vec![Update::Vanished(vec![3, 9])]);
         assert_eq!(s.exists(), 1);
+    }
+
+    #[test]
+    fn a_sessions_own_changes_are_not_told_again_and_others_are() {
+        let mut s = Selected::new(1, 7, false, &[e(1, &[]), e(2, &[])]);
+        s.note_own(1, 5);
+        let mut mine = e(1, &["\\Flagged"]);
+        mine.modseq = 5;
+        let mut theirs = e(2, &["\\Seen"]);
+        theirs.modseq = 6;
+        let u = s.sync(&[mine.clone(), theirs], true, false);
+        assert_eq!(
+            u,
+            vec![Update::Flags { seq: 2, uid: 2, flags: vec!["\\Seen".into()], modseq: 6 }]
+        );
+        // Nothing moved since: nothing owed.
+        let mut theirs = e(2, &["\\Seen"]);
+        theirs.modseq = 6;
+        assert!(s.sync(&[mine, theirs], true, false).is_empty());
     }
 
     #[test]
@@ -385,7 +381,7 @@ mod tests {
 
     #[test]
     fn expunges_are_reported_highest_first() {
-        let mut s = Selected::new(1, 7, false, vec![e(1, &[]), e(2, &[]), e(3, &[]), e(4, &[])]);
+        let mut s = Selected::new(1, 7, false, &[e(1, &[]), e(2, &[]), e(3, &[]), e(4, &[])]);
         let u = s.sync(&[e(2, &[]), e(4, &[])], true, false);
         assert_eq!(u, vec![Update::Expunge(3), Update::Expunge(1)]);
     }

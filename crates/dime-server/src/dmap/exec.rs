@@ -495,7 +495,7 @@ impl<D: Directory> Conn<D> {
         let service = Arc::clone(&self.service);
         let snapshot = service.snapshot(self.session()?, m.id, now)?;
         let info = service.mailbox(self.session()?, m.id, now)?;
-        let sel = Selected::new(u64::from(m.id.0), info.uid_validity, read_only, snapshot.clone());
+        let sel = Selected::new(u64::from(m.id.0), info.uid_validity, read_only, &snapshot);
         let enabled = self.server.enabled();
         let mut keywords: Vec<String> = snapshot
             .iter()

@@ -121,7 +121,7 @@ impl<D: Directory> Conn<D> {
         let mut answers: Vec<(u32, u32, Vec<String>, u64)> = unchanged;
         for (uid, modseq) in &stored.applied {
             if let Some((_, flags)) = changes.iter().find(|(u, _)| u == uid) {
-                selm.note_flags(uid.0, flags.clone(), *modseq);
+                selm.note_own(uid.0, *modseq);
                 if let Some(seq) = selm.seq_of(uid.0) {
                     answers.push((seq, uid.0, flags.clone(), *modseq));
                 }
@@ -195,17 +195,39 @@ impl<D: Directory> Conn<D> {
         let entries =
             if wants_date { service.entries(self.session()?, m, now)? } else { Vec::new() };
         let seen = !sel.read_only && f.items.iter().any(sets_seen);
+        // Flags and MODSEQs as they are now, read once when an item, CHANGEDSINCE, CONDSTORE
+        // or `\Seen` needs them (the session keeps only UIDs).
+        let needs_state = seen
+            || enabled.condstore
+            || f.changed_since.is_some()
+            || f.items.iter().any(|i| matches!(i, FetchItem::Flags | FetchItem::ModSeq));
+        let state =
+            if needs_state { service.snapshot(self.session()?, m, now)? } else { Vec::new() };
         let mut seen_changes: Vec<(Uid, Vec<String>)> = Vec::new();
         for (seq, uid) in targets {
-            let modseq = sel.modseq_of(uid).unwrap_or(0);
+            let now_state = state.binary_search_by_key(&uid, |e| e.uid).ok().map(|i| &state[i]);
+            if needs_state && now_state.is_none() {
+                // Removed since the last update: a ghost until it may be told.
+                continue;
+            }
+            let modseq = now_state.map_or(0, |e| e.modseq);
             if let Some(cs) = f.changed_since
                 && modseq <= cs
             {
                 continue;
             }
-            let rendered = if content { Some(self.rendered(m, Uid(uid)).await?) } else { None };
-            let mut flags: Vec<String> =
-                sel.flags_of(uid).map(<[String]>::to_vec).unwrap_or_default();
+            let rendered = if content {
+                match self.rendered(m, Uid(uid)).await {
+                    Ok(r) => Some(r),
+                    // Expunged by another session since this one's last update: no data for
+                    // it (RFC 9051 §7.4.1 lets the server send none).
+                    Err(Fail::No("NONEXISTENT", _)) => continue,
+                    Err(e) => return Err(e),
+                }
+            } else {
+                None
+            };
+            let mut flags: Vec<String> = now_state.map(|e| e.flags.clone()).unwrap_or_default();
             let mut flags_changed = false;
             if seen && !flags.iter().any(|x| x == "\\Seen") {
                 flags.push("\\Seen".into());
@@ -363,9 +385,7 @@ impl<D: Directory> Conn<D> {
             let stored = service.store_flags(self.session()?, m, &seen_changes, None, now)?;
             if let Some(selm) = self.selected.as_mut() {
                 for (uid, modseq) in stored.applied {
-                    if let Some((_, flags)) = seen_changes.iter().find(|(u, _)| *u == uid) {
-                        selm.note_flags(uid.0, flags.clone(), modseq);
-                    }
+                    selm.note_own(uid.0, modseq);
                 }
             }
         }
