@@ -14,6 +14,11 @@ use dime_dmap::{
 use dime_store::{MailboxId, Uid};
 use std::sync::Arc;
 
+/// Messages a FETCH renders in one pass off the async workers.
+const FETCH_BATCH: usize = 64;
+/// Octets a FETCH renders in one pass at most (then the rest of the batch one by one).
+const FETCH_BATCH_OCTETS: usize = 4 * 1024 * 1024;
+
 /// Whether a FETCH item needs the message rendered.
 fn needs_content(i: &FetchItem) -> bool {
     !matches!(i, FetchItem::Flags | FetchItem::Uid | FetchItem::ModSeq | FetchItem::InternalDate)
@@ -204,182 +209,212 @@ impl<D: Directory> Conn<D> {
         let state =
             if needs_state { service.snapshot(self.session()?, m, now)? } else { Vec::new() };
         let mut seen_changes: Vec<(Uid, Vec<String>)> = Vec::new();
-        for (seq, uid) in targets {
-            let now_state = state.binary_search_by_key(&uid, |e| e.uid).ok().map(|i| &state[i]);
-            if needs_state && now_state.is_none() {
-                // Removed since the last update: a ghost until it may be told.
-                continue;
-            }
-            let modseq = now_state.map_or(0, |e| e.modseq);
-            if let Some(cs) = f.changed_since
-                && modseq <= cs
-            {
-                continue;
-            }
-            let rendered = if content {
-                match self.rendered(m, Uid(uid)).await {
-                    Ok(r) => Some(r),
-                    // Expunged by another session since this one's last update: no data for
-                    // it (RFC 9051 §7.4.1 lets the server send none).
-                    Err(Fail::No("NONEXISTENT", _)) => continue,
-                    Err(e) => return Err(e),
+        for chunk in targets.chunks(FETCH_BATCH) {
+            // The chunk's messages with a record and a read overlay, rendered in one pass off
+            // the async workers (one hand-off per chunk, not per message).
+            let mut pre: std::collections::HashMap<u32, Arc<crate::service::Rendered>> =
+                std::collections::HashMap::new();
+            if content {
+                let need: Vec<Uid> = chunk
+                    .iter()
+                    .filter(|(_, u)| self.cache.get(m.0, *u).is_none())
+                    .map(|(_, u)| Uid(*u))
+                    .collect();
+                if !need.is_empty() {
+                    let session = self.session.as_mut().ok_or(Fail::Expired)?;
+                    pre = service
+                        .render_recorded(session, m, &need, FETCH_BATCH_OCTETS, now)?
+                        .into_iter()
+                        .map(|(u, r)| (u.0, Arc::new(r)))
+                        .collect();
                 }
-            } else {
-                None
-            };
-            let mut flags: Vec<String> = now_state.map(|e| e.flags.clone()).unwrap_or_default();
-            let mut flags_changed = false;
-            if seen && !flags.iter().any(|x| x == "\\Seen") {
-                flags.push("\\Seen".into());
-                flags.sort();
-                seen_changes.push((Uid(uid), flags.clone()));
-                flags_changed = true;
             }
-            let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
-            let out = self.server.output();
-            let mut w = FetchWriter::new(out, seq);
-            let asks_uid = f.items.iter().any(|i| matches!(i, FetchItem::Uid));
-            if f.uid || asks_uid {
-                w.uid(uid);
-            }
-            let mut said_flags = false;
-            let mut said_modseq = false;
-            for item in &f.items {
-                match item {
-                    FetchItem::Uid => {}
-                    FetchItem::Flags => {
-                        w.flags(&flags);
-                        said_flags = true;
+            for &(seq, uid) in chunk {
+                let now_state = state.binary_search_by_key(&uid, |e| e.uid).ok().map(|i| &state[i]);
+                if needs_state && now_state.is_none() {
+                    // Removed since the last update: a ghost until it may be told.
+                    continue;
+                }
+                let modseq = now_state.map_or(0, |e| e.modseq);
+                if let Some(cs) = f.changed_since
+                    && modseq <= cs
+                {
+                    continue;
+                }
+                let rendered = if let Some(r) = pre.remove(&uid) {
+                    self.cache.put(m.0, uid, Arc::clone(&r));
+                    Some(r)
+                } else if content {
+                    match self.rendered(m, Uid(uid)).await {
+                        Ok(r) => Some(r),
+                        // Expunged by another session since this one's last update: no data for
+                        // it (RFC 9051 §7.4.1 lets the server send none).
+                        Err(Fail::No("NONEXISTENT", _)) => continue,
+                        Err(e) => return Err(e),
                     }
-                    FetchItem::ModSeq => {
-                        w.modseq(modseq);
-                        said_modseq = true;
-                    }
-                    FetchItem::InternalDate => {
-                        let arrival =
-                            entries.iter().find(|e| e.uid.0 == uid).map_or(0, |e| e.arrival.0);
-                        w.internal_date(DateTime {
-                            unix: i64::try_from(arrival).unwrap_or(0),
-                            offset_minutes: 0,
-                        });
-                    }
-                    FetchItem::Rfc822Size => {
-                        w.size(rendered.as_ref().map_or(0, |r| r.bytes.len() as u64));
-                    }
-                    FetchItem::Envelope => {
-                        if let Some(r) = &rendered {
-                            let mut v = Vec::new();
-                            dime_dmap::envelope(&r.bytes, &mut v);
-                            w.encoded("ENVELOPE", &v);
+                } else {
+                    None
+                };
+                let mut flags: Vec<String> = now_state.map(|e| e.flags.clone()).unwrap_or_default();
+                let mut flags_changed = false;
+                if seen && !flags.iter().any(|x| x == "\\Seen") {
+                    flags.push("\\Seen".into());
+                    flags.sort();
+                    seen_changes.push((Uid(uid), flags.clone()));
+                    flags_changed = true;
+                }
+                let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
+                let out = self.server.output();
+                let mut w = FetchWriter::new(out, seq);
+                let asks_uid = f.items.iter().any(|i| matches!(i, FetchItem::Uid));
+                if f.uid || asks_uid {
+                    w.uid(uid);
+                }
+                let mut said_flags = false;
+                let mut said_modseq = false;
+                for item in &f.items {
+                    match item {
+                        FetchItem::Uid => {}
+                        FetchItem::Flags => {
+                            w.flags(&flags);
+                            said_flags = true;
                         }
-                    }
-                    FetchItem::BodyStructure | FetchItem::Body => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let ext = matches!(item, FetchItem::BodyStructure);
-                            let mut v = Vec::new();
-                            dime_dmap::body_structure(&r.bytes, t, ext, &mut v);
-                            w.encoded(if ext { "BODYSTRUCTURE" } else { "BODY" }, &v);
+                        FetchItem::ModSeq => {
+                            w.modseq(modseq);
+                            said_modseq = true;
                         }
-                    }
-                    FetchItem::BodySection { section, partial, .. } => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let data = dime_dmap::section(&r.bytes, t, section);
-                            let label = match partial {
-                                Some((o, _)) => format!("BODY[{}]<{o}>", section_label(section)),
-                                None => format!("BODY[{}]", section_label(section)),
-                            };
-                            let d = data.as_deref().map(|d| partial_of(d, *partial));
-                            w.string(&label, Some(d.unwrap_or(b"")));
+                        FetchItem::InternalDate => {
+                            let arrival =
+                                entries.iter().find(|e| e.uid.0 == uid).map_or(0, |e| e.arrival.0);
+                            w.internal_date(DateTime {
+                                unix: i64::try_from(arrival).unwrap_or(0),
+                                offset_minutes: 0,
+                            });
                         }
-                    }
-                    FetchItem::Binary { part, partial, .. } => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            // A part that does not exist is empty, as in BODY[...].
-                            let data = match dime_dmap::binary(&r.bytes, t, part) {
-                                Err(dime_dmap::BinaryError::NoSuchPart) => {
-                                    Ok(zeroize::Zeroizing::new(Vec::new()))
-                                }
-                                other => other,
-                            };
-                            match data {
-                                Ok(d) => {
-                                    let label = match partial {
-                                        Some((o, _)) => {
-                                            format!("BINARY[{}]<{o}>", part_label(part))
-                                        }
-                                        None => format!("BINARY[{}]", part_label(part)),
-                                    };
-                                    let d = partial_of(&d, *partial);
-                                    if d.contains(&0) {
-                                        w.binary(&label, d);
-                                    } else {
-                                        w.string(&label, Some(d));
+                        FetchItem::Rfc822Size => {
+                            w.size(rendered.as_ref().map_or(0, |r| r.bytes.len() as u64));
+                        }
+                        FetchItem::Envelope => {
+                            if let Some(r) = &rendered {
+                                let mut v = Vec::new();
+                                dime_dmap::envelope(&r.bytes, &mut v);
+                                w.encoded("ENVELOPE", &v);
+                            }
+                        }
+                        FetchItem::BodyStructure | FetchItem::Body => {
+                            if let (Some(r), Some(t)) = (&rendered, &tree) {
+                                let ext = matches!(item, FetchItem::BodyStructure);
+                                let mut v = Vec::new();
+                                dime_dmap::body_structure(&r.bytes, t, ext, &mut v);
+                                w.encoded(if ext { "BODYSTRUCTURE" } else { "BODY" }, &v);
+                            }
+                        }
+                        FetchItem::BodySection { section, partial, .. } => {
+                            if let (Some(r), Some(t)) = (&rendered, &tree) {
+                                let data = dime_dmap::section(&r.bytes, t, section);
+                                let label = match partial {
+                                    Some((o, _)) => {
+                                        format!("BODY[{}]<{o}>", section_label(section))
                                     }
-                                }
-                                Err(_) => {
-                                    w.finish();
-                                    return Err(Fail::No(
-                                        "UNKNOWN-CTE",
-                                        "unknown content transfer encoding".into(),
-                                    ));
+                                    None => format!("BODY[{}]", section_label(section)),
+                                };
+                                let d = data.as_deref().map(|d| partial_of(d, *partial));
+                                w.string(&label, Some(d.unwrap_or(b"")));
+                            }
+                        }
+                        FetchItem::Binary { part, partial, .. } => {
+                            if let (Some(r), Some(t)) = (&rendered, &tree) {
+                                // A part that does not exist is empty, as in BODY[...].
+                                let data = match dime_dmap::binary(&r.bytes, t, part) {
+                                    Err(dime_dmap::BinaryError::NoSuchPart) => {
+                                        Ok(zeroize::Zeroizing::new(Vec::new()))
+                                    }
+                                    other => other,
+                                };
+                                match data {
+                                    Ok(d) => {
+                                        let label = match partial {
+                                            Some((o, _)) => {
+                                                format!("BINARY[{}]<{o}>", part_label(part))
+                                            }
+                                            None => format!("BINARY[{}]", part_label(part)),
+                                        };
+                                        let d = partial_of(&d, *partial);
+                                        if d.contains(&0) {
+                                            w.binary(&label, d);
+                                        } else {
+                                            w.string(&label, Some(d));
+                                        }
+                                    }
+                                    Err(_) => {
+                                        w.finish();
+                                        return Err(Fail::No(
+                                            "UNKNOWN-CTE",
+                                            "unknown content transfer encoding".into(),
+                                        ));
+                                    }
                                 }
                             }
                         }
-                    }
-                    FetchItem::BinarySize(part) => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let n = match dime_dmap::binary(&r.bytes, t, part) {
-                                Ok(d) => d.len(),
-                                Err(dime_dmap::BinaryError::NoSuchPart) => 0,
-                                Err(dime_dmap::BinaryError::UnknownCte) => {
-                                    w.finish();
-                                    return Err(Fail::No(
-                                        "UNKNOWN-CTE",
-                                        "unknown content transfer encoding".into(),
-                                    ));
-                                }
-                            };
-                            w.encoded(
-                                &format!("BINARY.SIZE[{}]", part_label(part)),
-                                n.to_string().as_bytes(),
-                            );
+                        FetchItem::BinarySize(part) => {
+                            if let (Some(r), Some(t)) = (&rendered, &tree) {
+                                let n = match dime_dmap::binary(&r.bytes, t, part) {
+                                    Ok(d) => d.len(),
+                                    Err(dime_dmap::BinaryError::NoSuchPart) => 0,
+                                    Err(dime_dmap::BinaryError::UnknownCte) => {
+                                        w.finish();
+                                        return Err(Fail::No(
+                                            "UNKNOWN-CTE",
+                                            "unknown content transfer encoding".into(),
+                                        ));
+                                    }
+                                };
+                                w.encoded(
+                                    &format!("BINARY.SIZE[{}]", part_label(part)),
+                                    n.to_string().as_bytes(),
+                                );
+                            }
                         }
-                    }
-                    FetchItem::Rfc822 => {
-                        if let Some(r) = &rendered {
-                            w.string("RFC822", Some(&r.bytes));
+                        FetchItem::Rfc822 => {
+                            if let Some(r) = &rendered {
+                                w.string("RFC822", Some(&r.bytes));
+                            }
                         }
-                    }
-                    FetchItem::Rfc822Header => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let s = Section { part: Vec::new(), text: Some(SectionText::Header) };
-                            let d = dime_dmap::section(&r.bytes, t, &s);
-                            w.string(
-                                "RFC822.HEADER",
-                                Some(d.as_deref().map_or(&[][..], |v| &v[..])),
-                            );
+                        FetchItem::Rfc822Header => {
+                            if let (Some(r), Some(t)) = (&rendered, &tree) {
+                                let s =
+                                    Section { part: Vec::new(), text: Some(SectionText::Header) };
+                                let d = dime_dmap::section(&r.bytes, t, &s);
+                                w.string(
+                                    "RFC822.HEADER",
+                                    Some(d.as_deref().map_or(&[][..], |v| &v[..])),
+                                );
+                            }
                         }
-                    }
-                    FetchItem::Rfc822Text => {
-                        if let (Some(r), Some(t)) = (&rendered, &tree) {
-                            let s = Section { part: Vec::new(), text: Some(SectionText::Text) };
-                            let d = dime_dmap::section(&r.bytes, t, &s);
-                            w.string("RFC822.TEXT", Some(d.as_deref().map_or(&[][..], |v| &v[..])));
+                        FetchItem::Rfc822Text => {
+                            if let (Some(r), Some(t)) = (&rendered, &tree) {
+                                let s = Section { part: Vec::new(), text: Some(SectionText::Text) };
+                                let d = dime_dmap::section(&r.bytes, t, &s);
+                                w.string(
+                                    "RFC822.TEXT",
+                                    Some(d.as_deref().map_or(&[][..], |v| &v[..])),
+                                );
+                            }
                         }
                     }
                 }
+                if flags_changed && !said_flags {
+                    w.flags(&flags);
+                }
+                if enabled.condstore
+                    && !said_modseq
+                    && (said_flags || flags_changed || f.changed_since.is_some())
+                {
+                    w.modseq(modseq);
+                }
+                w.finish();
+                self.flush_if_full().await?;
             }
-            if flags_changed && !said_flags {
-                w.flags(&flags);
-            }
-            if enabled.condstore
-                && !said_modseq
-                && (said_flags || flags_changed || f.changed_since.is_some())
-            {
-                w.modseq(modseq);
-            }
-            w.finish();
-            self.flush_if_full().await?;
         }
         if !seen_changes.is_empty() {
             let stored = service.store_flags(self.session()?, m, &seen_changes, None, now)?;
