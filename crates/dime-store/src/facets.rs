@@ -361,6 +361,22 @@ pub trait Mailboxes: Send + Sync {
         now: Timestamp,
     ) -> Result<Option<crate::Displayed>, MailboxError>;
 
+    /// [`Mailboxes::open_for_display`] of many messages of mailbox `m` in one read transaction,
+    /// in the order of `uids`, until `budget` octets of envelopes are read (the rest left
+    /// out): each with what it gives, `None` also for a message not there.
+    ///
+    /// # Errors
+    /// [`MailboxError::SessionExpired`], the backend's.
+    #[allow(clippy::type_complexity)]
+    fn open_for_display_many(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uids: &[Uid],
+        budget: usize,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, Option<crate::Displayed>)>, MailboxError>;
+
     /// Opens a message with the session's keys without the read overlay (neither read nor
     /// written): the cost of one X25519. For audits and benchmarks.
     ///

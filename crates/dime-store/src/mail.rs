@@ -560,6 +560,24 @@ impl Mailboxes for Store {
         Ok(self.open_for_display_inner(s, m, uid, now)?)
     }
 
+    fn open_for_display_many(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uids: &[Uid],
+        budget: usize,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, Option<crate::Displayed>)>, MailboxError> {
+        Ok(self
+            .open_for_display_many_inner(s, m, uids, budget, now)?
+            .into_iter()
+            .map(|(u, f)| match f {
+                crate::rewrap::Found::Shown(d) => (u, Some(*d)),
+                _ => (u, None),
+            })
+            .collect())
+    }
+
     fn open_message_uncached(
         &self,
         s: &mut Session,

@@ -83,6 +83,16 @@ impl std::fmt::Debug for Displayed {
     }
 }
 
+/// What the display path found of one message.
+pub(crate) enum Found {
+    /// Not in the mailbox.
+    Missing,
+    /// There, but not for the display path (no read overlay, or it did not open).
+    NotShown,
+    /// Opened for display.
+    Shown(Box<Displayed>),
+}
+
 pub(crate) fn overlay_key(msg_key: &[u8], kind: u8) -> Vec<u8> {
     let mut k = msg_key.to_vec();
     k.push(kind);
@@ -213,40 +223,80 @@ impl Store {
         uid: Uid,
         now: Timestamp,
     ) -> Result<Option<Displayed>, StoreError> {
+        let mut one = self.open_for_display_many_inner(s, m, &[uid], usize::MAX, now)?;
+        match one.pop() {
+            Some((_, Found::Shown(d))) => Ok(Some(*d)),
+            Some((_, Found::NotShown)) => Ok(None),
+            Some((_, Found::Missing)) | None => Err(StoreError::NoSuchMessage),
+        }
+    }
+
+    /// The body of [`Mailboxes::open_for_display_many`](crate::Mailboxes::open_for_display_many),
+    /// with the store's low-level error: one read transaction for every message read.
+    pub(crate) fn open_for_display_many_inner(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uids: &[Uid],
+        budget: usize,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, Found)>, StoreError> {
         s.touch(now)?;
         let inner = &*self.inner;
         let p = inner.p;
         let a = s.account;
-        // The envelope, its read overlay and its summary.
-        type Read = (Vec<u8>, Option<Vec<u8>>, Option<Zeroizing<Vec<u8>>>);
-        let mut got: Option<Read> = None;
+        // Each message's envelope, read overlay and summary (none for a message not there).
+        type Read = (Uid, Option<(Vec<u8>, Option<Vec<u8>>, Option<Zeroizing<Vec<u8>>>)>);
+        let mut got: Vec<Read> = Vec::new();
         inner.backend.read(&mut |t| {
-            let ek = entry_key(a, m.0, uid.0);
-            let e = get_body(inner, t, Table::Entries, &ek, "index record")?
-                .ok_or(StoreError::NoSuchMessage)?;
-            let mk = msg_key(a, EntryRec::decode(&e)?.seq);
-            let Some(blob) = t.get(Table::Blobs, &mk)? else { return Ok(()) };
-            let rk = overlay_key(&mk, OVERLAY_READ);
-            let read = t.get(Table::Overlays, &rk)?.and_then(|v| {
-                open_record(p, Table::Overlays, &rk, &v, "overlay").ok().map(<[u8]>::to_vec)
-            });
-            let sk = overlay_key(&mk, crate::summary::OVERLAY_SUMMARY);
-            let summary = t.get(Table::Overlays, &sk)?.and_then(|v| {
-                let body = open_record(p, Table::Overlays, &sk, &v, "summary").ok()?;
-                open(p, &s.read_key, &crate::summary::summary_aad(&mk), body).ok()
-            });
-            got = Some((blob, read, summary));
+            got.clear();
+            let mut used = 0usize;
+            for &uid in uids {
+                if used >= budget {
+                    break;
+                }
+                let ek = entry_key(a, m.0, uid.0);
+                let Some(e) = get_body(inner, t, Table::Entries, &ek, "index record")? else {
+                    got.push((uid, None));
+                    continue;
+                };
+                let mk = msg_key(a, EntryRec::decode(&e)?.seq);
+                let Some(blob) = t.get(Table::Blobs, &mk)? else {
+                    got.push((uid, None));
+                    continue;
+                };
+                let rk = overlay_key(&mk, OVERLAY_READ);
+                let read = t.get(Table::Overlays, &rk)?.and_then(|v| {
+                    open_record(p, Table::Overlays, &rk, &v, "overlay").ok().map(<[u8]>::to_vec)
+                });
+                let sk = overlay_key(&mk, crate::summary::OVERLAY_SUMMARY);
+                let summary = t.get(Table::Overlays, &sk)?.and_then(|v| {
+                    let body = open_record(p, Table::Overlays, &sk, &v, "summary").ok()?;
+                    open(p, &s.read_key, &crate::summary::summary_aad(&mk), body).ok()
+                });
+                used = used.saturating_add(blob.len());
+                got.push((uid, Some((blob, read, summary))));
+            }
             Ok(())
         })?;
-        let Some((blob, Some(read), summary)) = got else { return Ok(None) };
-        // Anything that does not open here (a corrupt octet included) goes the checked way.
-        let Ok(keys) = open_overlay(p, &blob, &read, OverlayKey::Read(s.read_key.expose())) else {
-            return Ok(None);
-        };
-        match dime_envelope::open_as_recipient_with_keys_unverified(p, &blob, &keys) {
-            Ok((view, kind)) => Ok(Some(Displayed { view, kind, summary })),
-            Err(_) => Ok(None),
+        let mut out = Vec::with_capacity(got.len());
+        for (uid, item) in got {
+            let Some(item) = item else {
+                out.push((uid, Found::Missing));
+                continue;
+            };
+            let shown = Some(item).and_then(|(blob, read, summary)| {
+                // Anything that does not open here (a corrupt octet included) goes the
+                // checked way.
+                let keys =
+                    open_overlay(p, &blob, &read?, OverlayKey::Read(s.read_key.expose())).ok()?;
+                let (view, kind) =
+                    dime_envelope::open_as_recipient_with_keys_unverified(p, &blob, &keys).ok()?;
+                Some(Displayed { view, kind, summary })
+            });
+            out.push((uid, shown.map_or(Found::NotShown, |d| Found::Shown(Box::new(d)))));
         }
+        Ok(out)
     }
 
     /// The body of [`Mailboxes::open_message_uncached`](crate::Mailboxes::open_message_uncached), with the store's low-level error.

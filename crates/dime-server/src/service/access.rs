@@ -131,32 +131,21 @@ impl<D: Directory> MailService<D> {
         now: Timestamp,
     ) -> Result<Vec<(Uid, Rendered)>, ReadError> {
         let keys = session.keys(now)?;
-        let mut out = Vec::new();
-        crate::in_place(|| {
-            let mut used = 0usize;
-            for &uid in uids {
-                if used >= budget {
-                    break;
-                }
-                let d = match self.store.open_for_display(keys, mailbox, uid, now) {
-                    Ok(Some(d)) => d,
-                    Ok(None) | Err(dime_store::MailboxError::NoSuchMessage) => continue,
-                    Err(e) => return Err(ReadError::from(e)),
-                };
-                let Some(r) = d
-                    .summary
-                    .as_deref()
-                    .and_then(|b| decode_record(b))
-                    .filter(|r| r.is_of_view(d.kind, &d.view.author))
-                else {
-                    continue;
-                };
-                let bytes = render_view(&d.view, &r.warnings);
-                used = used.saturating_add(bytes.len());
-                out.push((uid, Rendered { bytes, shown: true }));
-            }
-            Ok(())
-        })?;
+        let shown =
+            crate::in_place(|| self.store.open_for_display_many(keys, mailbox, uids, budget, now))?;
+        let mut out = Vec::with_capacity(shown.len());
+        for (uid, d) in shown {
+            let Some(d) = d else { continue };
+            let Some(r) = d
+                .summary
+                .as_deref()
+                .and_then(|b| decode_record(b))
+                .filter(|r| r.is_of_view(d.kind, &d.view.author))
+            else {
+                continue;
+            };
+            out.push((uid, Rendered { bytes: render_view(&d.view, &r.warnings), shown: true }));
+        }
         Ok(out)
     }
 
