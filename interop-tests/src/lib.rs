@@ -1,7 +1,7 @@
 //! `dime-interop-tests`: black-box tests of dime against real external peers (knotd, delv,
-//! Postfix), started by the tests themselves on loopback. The tests live in `tests/` and
+//! Postfix, Dovecot, mail clients), started by the tests themselves on loopback. The tests live in `tests/` and
 //! `benches/`; this library holds the fixtures they share (and that `dime-cli`'s tests reuse):
-//! [`dimed`], [`knot`], [`postfix`].
+//! [`dimed`], [`dovecot`], [`knot`], [`postfix`].
 
 pub mod dimed;
 pub mod dovecot;
