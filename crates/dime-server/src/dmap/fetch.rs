@@ -200,6 +200,19 @@ impl<D: Directory> Conn<D> {
         let entries =
             if wants_date { service.entries(self.session()?, m, now)? } else { Vec::new() };
         let seen = !sel.read_only && f.items.iter().any(sets_seen);
+        // Whether an item needs the message's MIME structure (BODY[] and RFC822 do not).
+        let parse = f.items.iter().any(|i| match i {
+            FetchItem::BodySection { section, .. } => {
+                !(section.part.is_empty() && section.text.is_none())
+            }
+            FetchItem::BodyStructure
+            | FetchItem::Body
+            | FetchItem::Binary { .. }
+            | FetchItem::BinarySize(_)
+            | FetchItem::Rfc822Header
+            | FetchItem::Rfc822Text => true,
+            _ => false,
+        });
         // Flags and MODSEQs as they are now, read once when an item, CHANGEDSINCE, CONDSTORE
         // or `\Seen` needs them (the session keeps only UIDs).
         let needs_state = seen
@@ -263,7 +276,8 @@ impl<D: Directory> Conn<D> {
                     seen_changes.push((Uid(uid), flags.clone()));
                     flags_changed = true;
                 }
-                let tree = rendered.as_ref().map(|r| MimeTree::parse(&r.bytes));
+                let tree =
+                    if parse { rendered.as_ref().map(|r| MimeTree::parse(&r.bytes)) } else { None };
                 let out = self.server.output();
                 let mut w = FetchWriter::new(out, seq);
                 let asks_uid = f.items.iter().any(|i| matches!(i, FetchItem::Uid));
@@ -307,6 +321,18 @@ impl<D: Directory> Conn<D> {
                                 let mut v = Vec::new();
                                 dime_dmap::body_structure(&r.bytes, t, ext, &mut v);
                                 w.encoded(if ext { "BODYSTRUCTURE" } else { "BODY" }, &v);
+                            }
+                        }
+                        FetchItem::BodySection { section, partial, .. }
+                            if section.part.is_empty() && section.text.is_none() =>
+                        {
+                            // The whole message: no structure to parse.
+                            if let Some(r) = &rendered {
+                                let label = match partial {
+                                    Some((o, _)) => format!("BODY[]<{o}>"),
+                                    None => "BODY[]".to_owned(),
+                                };
+                                w.string(&label, Some(partial_of(&r.bytes, *partial)));
                             }
                         }
                         FetchItem::BodySection { section, partial, .. } => {
