@@ -12,13 +12,13 @@
 mod command;
 mod encode;
 mod frame;
+pub mod limits;
 mod mime;
 mod mutf7;
 mod parse;
+pub mod response;
 mod selected;
 mod server;
-pub mod response;
-pub mod limits;
 
 pub use command::*;
 pub use encode::{

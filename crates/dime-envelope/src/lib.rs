@@ -46,8 +46,7 @@ pub use overlay::{
     ChunkKeys, OVERLAY_AAD_LABEL, OVERLAY_ENTRY_LEN, OVERLAY_MAGIC, OVERLAY_MAX_LEN,
     OVERLAY_READ_LABEL, OVERLAY_VERSION, OVERLAY_X25519_LABEL, OverlayForm, OverlayKey,
     open_as_recipient_with_keys, open_as_recipient_with_keys_unverified,
-    open_as_recipient_with_overlay, open_overlay,
-    recipient_chunk_keys,
+    open_as_recipient_with_overlay, open_overlay, recipient_chunk_keys,
 };
 pub use seal::{
     ActorKeys, ActorSecret, Addressing, Content, Message, Part, PartSource, Signer, seal,

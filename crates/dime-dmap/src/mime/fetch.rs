@@ -331,7 +331,7 @@ pub(crate) fn decoded_body(raw: &[u8], n: &MimeNode) -> Result<Vec<u8>, BinaryEr
     })
 }
 
-/// The decoded content of a part (RFC 3516 BINARY[part]; RFC 9051 §6.4.5). An empty path is
+/// The decoded content of a part (RFC 3516 `BINARY[part]`; RFC 9051 §6.4.5). An empty path is
 /// the whole message with every base64 or quoted-printable leaf decoded and its
 /// Content-Transfer-Encoding field rewritten to `binary`, as Dovecot does.
 pub fn binary(
