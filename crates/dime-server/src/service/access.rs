@@ -130,9 +130,24 @@ impl<D: Directory> MailService<D> {
         budget: usize,
         now: Timestamp,
     ) -> Result<Vec<(Uid, Rendered)>, ReadError> {
+        crate::in_place(|| self.render_recorded_now(session, mailbox, uids, budget, now))
+    }
+
+    /// [`MailService::render_recorded`] on the calling thread (a thread of the blocking pool:
+    /// the caller moved the session there for the call).
+    ///
+    /// # Errors
+    /// As [`MailService::render_recorded`].
+    pub fn render_recorded_now(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uids: &[Uid],
+        budget: usize,
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, Rendered)>, ReadError> {
         let keys = session.keys(now)?;
-        let shown =
-            crate::in_place(|| self.store.open_for_display_many(keys, mailbox, uids, budget, now))?;
+        let shown = self.store.open_for_display_many(keys, mailbox, uids, budget, now)?;
         let mut out = Vec::with_capacity(shown.len());
         for (uid, d) in shown {
             let Some(d) = d else { continue };
