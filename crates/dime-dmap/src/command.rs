@@ -288,6 +288,18 @@ pub enum SeqBound {
     Star,
 }
 
+impl SeqBound {
+    /// One range `a:b` as the inclusive `(low, high)` it names when `*` is `star` (RFC 9051
+    /// §9: `a:b` and `b:a` are the same range).
+    pub fn range(a: SeqBound, b: SeqBound, star: u32) -> (u32, u32) {
+        let v = |x| match x {
+            SeqBound::Value(n) => n,
+            SeqBound::Star => star,
+        };
+        (v(a).min(v(b)), v(a).max(v(b)))
+    }
+}
+
 /// A sequence set (RFC 9051 `sequence-set`), or `$` (RFC 5182 SEARCHRES: the saved result).
 /// Ranges are kept as sent, unexpanded: `1:4294967295` costs one range.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -132,16 +132,7 @@ impl Selected {
             SequenceSet::Saved => self.saved.iter().map(|&u| (u, u)).collect(),
             SequenceSet::Ranges(r) => {
                 let star = if uid_mode { self.max_uid() } else { self.exists() };
-                r.iter()
-                    .map(|&(a, b)| {
-                        let v = |x: SeqBound| match x {
-                            SeqBound::Value(n) => n,
-                            SeqBound::Star => star,
-                        };
-                        let (a, b) = (v(a), v(b));
-                        (a.min(b), a.max(b))
-                    })
-                    .collect()
+                r.iter().map(|&(a, b)| SeqBound::range(a, b, star)).collect()
             }
         };
         let uid_mode = uid_mode || matches!(set, SequenceSet::Saved);
@@ -251,16 +242,7 @@ pub fn clip_uid_ranges(
 ) -> Vec<(u32, u32)> {
     let bounds: Vec<(u32, u32)> = match set {
         SequenceSet::Saved => saved.iter().map(|&u| (u, u)).collect(),
-        SequenceSet::Ranges(r) => r
-            .iter()
-            .map(|&(a, b)| {
-                let v = |x: SeqBound| match x {
-                    SeqBound::Value(n) => n,
-                    SeqBound::Star => star,
-                };
-                (v(a).min(v(b)), v(a).max(v(b)))
-            })
-            .collect(),
+        SequenceSet::Ranges(r) => r.iter().map(|&(a, b)| SeqBound::range(a, b, star)).collect(),
     };
     let mut out: Vec<(u32, u32)> = Vec::new();
     for &(a, b) in ranges {

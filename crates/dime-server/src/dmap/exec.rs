@@ -267,17 +267,7 @@ impl<D: Directory> Conn<D> {
                     && close
                     && !sel.read_only
                 {
-                    let deleted: Vec<Uid> = self.deleted_uids(&sel, None)?;
-                    if !deleted.is_empty() {
-                        let now = now();
-                        let service = Arc::clone(&self.service);
-                        service.expunge_notify(
-                            self.session()?,
-                            MailboxId(sel.id as u32),
-                            &deleted,
-                            now,
-                        )?;
-                    }
+                    self.expunge_deleted(&sel, None)?;
                 }
                 self.cache.clear();
                 self.server.set_state(State::Authenticated);
@@ -411,17 +401,7 @@ impl<D: Directory> Conn<D> {
                 if sel.read_only {
                     return Err(Fail::No("READ-ONLY", "mailbox is read-only".into()));
                 }
-                let deleted = self.deleted_uids(&sel, only.as_ref())?;
-                if !deleted.is_empty() {
-                    let now = now();
-                    let service = Arc::clone(&self.service);
-                    service.expunge_notify(
-                        self.session()?,
-                        MailboxId(sel.id as u32),
-                        &deleted,
-                        now,
-                    )?;
-                }
+                self.expunge_deleted(&sel, only.as_ref())?;
                 self.send_updates(true).await;
                 Ok(Some("EXPUNGE completed".into()))
             }
@@ -450,6 +430,18 @@ impl<D: Directory> Conn<D> {
         let service = Arc::clone(&self.service);
         service.set_subscribed(self.session()?, m.id, on, now)?;
         Ok(Some(if on { "SUBSCRIBE completed" } else { "UNSUBSCRIBE completed" }.into()))
+    }
+
+    /// Expunges the messages of `sel` flagged `\Deleted` now (within `only` when given):
+    /// CLOSE, EXPUNGE and UID EXPUNGE.
+    fn expunge_deleted(&mut self, sel: &Selected, only: Option<&SequenceSet>) -> Result<(), Fail> {
+        let deleted = self.deleted_uids(sel, only)?;
+        if !deleted.is_empty() {
+            let now = now();
+            let service = Arc::clone(&self.service);
+            service.expunge_notify(self.session()?, MailboxId(sel.id as u32), &deleted, now)?;
+        }
+        Ok(())
     }
 
     /// The UIDs of `sel` flagged `\Deleted` now (within `only` when given).

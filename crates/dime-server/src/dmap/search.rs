@@ -91,11 +91,10 @@ fn in_set(set: &SequenceSet, n: u32, uid_mode: bool, sel: &Selected) -> bool {
         SequenceSet::Saved => sel.saved.binary_search(&n).is_ok(),
         SequenceSet::Ranges(r) => {
             let star = if uid_mode { sel.max_uid() } else { sel.exists() };
-            let v = |x: SeqBound| match x {
-                SeqBound::Value(v) => v,
-                SeqBound::Star => star,
-            };
-            r.iter().any(|&(a, b)| (v(a).min(v(b))..=v(a).max(v(b))).contains(&n))
+            r.iter().any(|&(a, b)| {
+                let (lo, hi) = SeqBound::range(a, b, star);
+                (lo..=hi).contains(&n)
+            })
         }
     }
 }
