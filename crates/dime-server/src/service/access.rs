@@ -74,15 +74,9 @@ impl<D: Directory> MailService<D> {
     ) -> Result<Rendered, ReadError> {
         // The fast way: the read overlay's keys, the record, no hashing for signatures
         // (`spec/dmap.md` §5.2).
-        let keys = session.keys(now)?;
-        if let Some(d) = crate::in_place(|| self.store.open_for_display(keys, mailbox, uid, now))?
-            && let Some(r) = d
-                .summary
-                .as_deref()
-                .and_then(|b| decode_record(b))
-                .filter(|r| r.is_of_view(d.kind, &d.view.author))
+        if let Some((_, r)) = self.render_recorded(session, mailbox, &[uid], usize::MAX, now)?.pop()
         {
-            return Ok(Rendered { bytes: render_view(&d.view, &r.warnings), shown: true });
+            return Ok(r);
         }
         let keys = session.keys(now)?;
         let record = crate::in_place(|| self.store.summary(keys, mailbox, uid, now))?;
