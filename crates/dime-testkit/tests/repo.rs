@@ -623,8 +623,8 @@ fn members() -> Vec<Member> {
 /// The crypto libraries a crate would call directly: the RustCrypto/dalek crates behind DIME's
 /// own primitives, and ring. ARCHITECTURE.md, "Crypto provider seam": DIME's primitives go
 /// through dime-core's `CryptoProvider` (its default provider is the one user of RustCrypto and
-/// dalek); TLS and QUIC go through the rustls provider, which dime-cli builds through rustls;
-/// ring is used directly only by libraries below rustls (quinn, hickory, rcgen), none of ours.
+/// dalek, and ring's ChaCha20-Poly1305 under XChaCha20's subkey); TLS and QUIC go through the
+/// rustls provider, which dime-cli builds through rustls.
 const CRYPTO_LIBRARIES: &[&str] = &[
     "ed25519-dalek",
     "x25519-dalek",
@@ -640,10 +640,10 @@ const CRYPTO_LIBRARIES: &[&str] = &[
 ];
 
 /// Whether crate `name` may depend (normally) on the crypto library `lib`: dime-core on the
-/// RustCrypto/dalek crates of its default provider, no crate on ring. Dev-dependencies are
-/// free: tests check the provider against these libraries.
-fn may_call_crypto(name: &str, lib: &str) -> bool {
-    name == "dime-core" && lib != "ring"
+/// crates of its default provider (RustCrypto/dalek, and ring for XChaCha20-Poly1305), no other
+/// crate. Dev-dependencies are free: tests check the provider against these libraries.
+fn may_call_crypto(name: &str, _lib: &str) -> bool {
+    name == "dime-core"
 }
 
 fn crypto_dependency_problems(members: &[Member]) -> Vec<String> {
@@ -992,7 +992,7 @@ const BUILDS_TLS_PROVIDER: &[&str] = &["crates/dime-cli/src/", "crates/dime-test
 
 /// The crypto libraries behind DIME's own primitives (`dime_core::crypto::CryptoProvider`).
 const DIME_CRYPTO_CRATES: &[&str] =
-    &["ed25519_dalek", "x25519_dalek", "chacha20poly1305", "argon2", "hkdf", "sha2"];
+    &["ed25519_dalek", "x25519_dalek", "chacha20", "ring", "argon2", "hkdf", "sha2"];
 
 /// The sources that may use [`DIME_CRYPTO_CRATES`]: dime-core's default provider alone. Every
 /// other crate goes through a `&CryptoProvider`, so that tests and fuzzers can substitute
@@ -1065,7 +1065,7 @@ fn only_dime_cores_default_provider_uses_the_crypto_crates() {
     // The check still sees the provider's own uses.
     let default = std::fs::read_to_string(repo_root().join(USES_DIME_CRYPTO[0])).unwrap();
     assert!(
-        ["chacha20poly1305", "sha2", "ed25519_dalek"].iter().all(|k| uses_crate(&default, k)),
+        ["chacha20", "ring", "sha2", "ed25519_dalek"].iter().all(|k| uses_crate(&default, k)),
         "the crypto crate check no longer recognises dime-core's default provider"
     );
 }
@@ -1628,14 +1628,16 @@ fn crypto_dependency_check_reports_each_planted_dependency() {
         planted_member("dime-signet", &[("ed25519-dalek", DEV, &[])]),
         planted_member("dime-net", &[("ring", BUILD, &[])]),
     ];
+    let problems = crypto_dependency_problems(&members);
+    assert_eq!(problems.len(), 2, "dime-core's own and dev-dependencies are free: {problems:?}");
     assert_reports(
-        &crypto_dependency_problems(&members),
+        &problems,
         &[
             &[
-                "crates/dime-core/Cargo.toml: dime-core depends on ring in [dependencies]",
+                "crates/dime-dmtp/Cargo.toml: dime-dmtp depends on sha2",
+                "no crate but dime-core",
                 "Crypto provider seam",
             ],
-            &["crates/dime-dmtp/Cargo.toml: dime-dmtp depends on sha2", "no crate but dime-core"],
             &["crates/dime-net/Cargo.toml: dime-net depends on ring in [build-dependencies]"],
         ],
     );
