@@ -363,18 +363,19 @@ pub trait Mailboxes: Send + Sync {
 
     /// [`Mailboxes::open_for_display`] of many messages of mailbox `m` in one read transaction,
     /// in the order of `uids`, until `budget` octets of envelopes are read (the rest left
-    /// out): each with what it gives, `None` also for a message not there.
+    /// out): each with what it gives, `None` also for a message not there. It takes a
+    /// session's [`crate::DisplayKey`] (not the session), so that several threads can open
+    /// the parts of one FETCH at once.
     ///
     /// # Errors
-    /// [`MailboxError::SessionExpired`], the backend's.
+    /// The backend's.
     #[allow(clippy::type_complexity)]
     fn open_for_display_many(
         &self,
-        s: &mut Session,
+        k: &crate::DisplayKey,
         m: MailboxId,
         uids: &[Uid],
         budget: usize,
-        now: Timestamp,
     ) -> Result<Vec<(Uid, Option<crate::Displayed>)>, MailboxError>;
 
     /// Opens a message with the session's keys without the read overlay (neither read nor

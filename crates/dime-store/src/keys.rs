@@ -138,6 +138,28 @@ pub struct Session {
     pub(crate) expired: bool,
 }
 
+/// What opening messages for display takes from a session (`spec/storage.md` §6.6): its
+/// account and a copy of its read key, zeroized on drop. Taken for one command with
+/// [`Session::display_key`], so that several threads open the messages of a FETCH at once while
+/// the session stays with its connection; it checks no idle timeout of its own.
+pub struct DisplayKey {
+    pub(crate) account: AccountId,
+    pub(crate) read_key: AeadKey,
+}
+
+impl DisplayKey {
+    /// An explicit copy, for another thread.
+    pub fn duplicate(&self) -> DisplayKey {
+        DisplayKey { account: self.account, read_key: self.read_key.duplicate() }
+    }
+}
+
+impl std::fmt::Debug for DisplayKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DisplayKey").field("account", &self.account).finish_non_exhaustive()
+    }
+}
+
 impl std::fmt::Debug for Session {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Session")
@@ -157,6 +179,16 @@ impl Session {
     /// The account's address.
     pub fn address(&self) -> &Mailbox {
         &self.address
+    }
+
+    /// The key to open this session's messages for display with, after
+    /// [`Session::touch`] at `now`.
+    ///
+    /// # Errors
+    /// [`SessionExpired`] as [`Session::touch`].
+    pub fn display_key(&mut self, now: Timestamp) -> Result<DisplayKey, SessionExpired> {
+        self.touch(now)?;
+        Ok(DisplayKey { account: self.account, read_key: self.read_key.duplicate() })
     }
 
     /// Marks activity at `now`; fails (and wipes the keys) once the session has been idle

@@ -71,7 +71,7 @@ pub use errors::{
 pub use facets::{Accounts, Archive, Deliveries, Facets, Mailboxes, Pins, Queue};
 pub use fs::{OsFs, StoreFile, StoreFs};
 pub use imap::{Appended, FlagsStored, MAX_TOMBSTONES, SpecialUse};
-pub use keys::Session;
+pub use keys::{DisplayKey, Session};
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
 pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};

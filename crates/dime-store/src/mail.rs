@@ -562,14 +562,13 @@ impl Mailboxes for Store {
 
     fn open_for_display_many(
         &self,
-        s: &mut Session,
+        k: &crate::DisplayKey,
         m: MailboxId,
         uids: &[Uid],
         budget: usize,
-        now: Timestamp,
     ) -> Result<Vec<(Uid, Option<crate::Displayed>)>, MailboxError> {
         Ok(self
-            .open_for_display_many_inner(s, m, uids, budget, now)?
+            .open_for_display_many_inner(k, m, uids, budget)?
             .into_iter()
             .map(|(u, f)| match f {
                 crate::rewrap::Found::Shown(d) => (u, Some(*d)),

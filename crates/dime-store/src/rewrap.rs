@@ -223,7 +223,8 @@ impl Store {
         uid: Uid,
         now: Timestamp,
     ) -> Result<Option<Displayed>, StoreError> {
-        let mut one = self.open_for_display_many_inner(s, m, &[uid], usize::MAX, now)?;
+        let k = s.display_key(now)?;
+        let mut one = self.open_for_display_many_inner(&k, m, &[uid], usize::MAX)?;
         match one.pop() {
             Some((_, Found::Shown(d))) => Ok(Some(*d)),
             Some((_, Found::NotShown)) => Ok(None),
@@ -235,13 +236,11 @@ impl Store {
     /// with the store's low-level error: one read transaction for every message read.
     pub(crate) fn open_for_display_many_inner(
         &self,
-        s: &mut Session,
+        s: &crate::DisplayKey,
         m: MailboxId,
         uids: &[Uid],
         budget: usize,
-        now: Timestamp,
     ) -> Result<Vec<(Uid, Found)>, StoreError> {
-        s.touch(now)?;
         let inner = &*self.inner;
         let p = inner.p;
         let a = s.account;

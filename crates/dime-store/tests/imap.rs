@@ -517,11 +517,12 @@ fn open_for_display_reads_through_the_read_overlay_only_and_never_shows_a_corrup
     ));
 
     // Many at once, in the order asked, a missing one as nothing, up to the budget.
-    let many = store.open_for_display_many(&mut s, m, &[ap.uid, Uid(99), ap.uid], usize::MAX, T0);
+    let k = s.display_key(T0).unwrap();
+    let many = store.open_for_display_many(&k, m, &[ap.uid, Uid(99), ap.uid], usize::MAX);
     let many = many.unwrap();
     let got: Vec<(Uid, bool)> = many.iter().map(|(u, d)| (*u, d.is_some())).collect();
     assert_eq!(got, [(ap.uid, true), (Uid(99), false), (ap.uid, true)]);
-    let cut = store.open_for_display_many(&mut s, m, &[ap.uid, ap.uid], 1, T0).unwrap();
+    let cut = store.open_for_display_many(&k, m, &[ap.uid, ap.uid], 1).unwrap();
     assert_eq!(cut.len(), 1, "the budget is passed after the first envelope");
     // The overlay (a deferred write) is kept by a clean close.
     drop(store);

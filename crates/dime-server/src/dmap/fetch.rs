@@ -14,18 +14,23 @@ use dime_dmap::{
 use dime_store::{MailboxId, Uid};
 use std::sync::Arc;
 
-/// Messages a FETCH renders in one pass off the async workers.
+/// Messages a FETCH renders in one pass on the blocking pool.
 const FETCH_BATCH: usize = 64;
 /// Octets a FETCH renders in one pass at most (then the rest of the batch one by one).
-const FETCH_BATCH_OCTETS: usize = 4 * 1024 * 1024;
+const FETCH_BATCH_OCTETS: usize = 2 * 1024 * 1024;
+
+/// Batches of one FETCH rendering at once on the blocking pool while the connection writes the
+/// one before them: the machine's cores, at most 4 (so a FETCH holds at most 5 batches,
+/// 10 MiB of renderings, beside the session's cache).
+fn render_ahead() -> usize {
+    static N: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4))
+}
 
 /// A batch of messages rendered the fast way.
 type Batch = Vec<(Uid, crate::service::Rendered)>;
-/// A batch rendering on the blocking pool, with the session it borrowed.
-type Pending = tokio::task::JoinHandle<(
-    crate::service::UserSession,
-    Result<Batch, crate::service::ReadError>,
-)>;
+/// A batch rendering on the blocking pool.
+type Pending = tokio::task::JoinHandle<Result<Batch, crate::service::ReadError>>;
 
 /// Whether a FETCH item needs the message rendered.
 fn needs_content(i: &FetchItem) -> bool {
@@ -191,31 +196,6 @@ impl<D: Directory> Conn<D> {
     }
 
     pub(super) async fn fetch(&mut self, f: Fetch) -> Result<Option<String>, Fail> {
-        let mut pending: Option<Pending> = None;
-        let r = self.fetch_inner(f, &mut pending).await;
-        // A batch still rendering holds the session: it comes back whatever happened.
-        let _ = self.take_pending(&mut pending).await;
-        r
-    }
-
-    /// Waits for the batch rendering on the blocking pool, if any: the session comes back to
-    /// the connection, and the batch is returned.
-    async fn take_pending(&mut self, pending: &mut Option<Pending>) -> Option<Result<Batch, Fail>> {
-        let h = pending.take()?;
-        match h.await {
-            Ok((s, r)) => {
-                self.session = Some(s);
-                Some(r.map_err(Fail::from))
-            }
-            Err(_) => Some(Err(Fail::Expired)),
-        }
-    }
-
-    async fn fetch_inner(
-        &mut self,
-        f: Fetch,
-        pending: &mut Option<Pending>,
-    ) -> Result<Option<String>, Fail> {
         let sel = self.selected()?.clone();
         if f.changed_since.is_some() {
             self.server.enable_condstore();
@@ -265,47 +245,46 @@ impl<D: Directory> Conn<D> {
             if needs_state { service.snapshot(self.session()?, m, now)? } else { Vec::new() };
         let mut seen_changes: Vec<(Uid, Vec<String>)> = Vec::new();
         let chunks: Vec<&[(u32, u32)]> = targets.chunks(FETCH_BATCH).collect();
-        let mut ready: Option<Batch> = None;
+        // The chunks' messages with a record and a read overlay are rendered in batches off
+        // the async workers (one hand-off per chunk, not per message), the next `ahead` chunks
+        // at once on the blocking pool while this one is written, each with its copy of the
+        // session's display key.
+        let key = if content { Some(self.session()?.display_key(now)?) } else { None };
+        let ahead = if crate::multi_threaded() { render_ahead() } else { 0 };
+        let mut pending: std::collections::VecDeque<Option<Pending>> =
+            std::collections::VecDeque::new();
+        let mut spawned = 0;
         for (i, chunk) in chunks.iter().enumerate() {
-            // The chunk's messages with a record and a read overlay, rendered in one pass off
-            // the async workers (one hand-off per chunk, not per message); the next chunk's
-            // rendering runs on the blocking pool while this one is written (two cores).
             let mut pre: std::collections::HashMap<u32, Arc<crate::service::Rendered>> =
                 std::collections::HashMap::new();
-            if content {
-                let got = match (ready.take(), self.take_pending(pending).await) {
-                    (_, Some(r)) => r?,
-                    (Some(b), None) => b,
-                    (None, None) => {
-                        let need = self.not_cached(m, chunk);
-                        if need.is_empty() {
-                            Vec::new()
-                        } else {
-                            let session = self.session.as_mut().ok_or(Fail::Expired)?;
-                            service.render_recorded(session, m, &need, FETCH_BATCH_OCTETS, now)?
-                        }
+            if let Some(key) = &key {
+                let got = if ahead == 0 {
+                    let need = self.not_cached(m, chunk);
+                    if need.is_empty() {
+                        Vec::new()
+                    } else {
+                        crate::in_place(|| {
+                            service.render_recorded(key, m, &need, FETCH_BATCH_OCTETS)
+                        })?
+                    }
+                } else {
+                    while spawned < chunks.len() && spawned <= i + ahead {
+                        let need = self.not_cached(m, chunks[spawned]);
+                        pending.push_back((!need.is_empty()).then(|| {
+                            let svc = Arc::clone(&service);
+                            let key = key.duplicate();
+                            tokio::task::spawn_blocking(move || {
+                                svc.render_recorded(&key, m, &need, FETCH_BATCH_OCTETS)
+                            })
+                        }));
+                        spawned += 1;
+                    }
+                    match pending.pop_front().flatten() {
+                        Some(h) => h.await.map_err(|_| Fail::Expired)??,
+                        None => Vec::new(),
                     }
                 };
                 pre = got.into_iter().map(|(u, r)| (u.0, Arc::new(r))).collect();
-                if let Some(next) = chunks.get(i + 1)
-                    && crate::multi_threaded()
-                {
-                    let need = self.not_cached(m, next);
-                    if !need.is_empty() {
-                        let mut session = self.session.take().ok_or(Fail::Expired)?;
-                        let svc = Arc::clone(&service);
-                        *pending = Some(tokio::task::spawn_blocking(move || {
-                            let r = svc.render_recorded_now(
-                                &mut session,
-                                m,
-                                &need,
-                                FETCH_BATCH_OCTETS,
-                                now,
-                            );
-                            (session, r)
-                        }));
-                    }
-                }
             }
             for &(seq, uid) in chunk.iter() {
                 let now_state = state.binary_search_by_key(&uid, |e| e.uid).ok().map(|i| &state[i]);
@@ -323,10 +302,6 @@ impl<D: Directory> Conn<D> {
                     self.cache.put(m.0, uid, Arc::clone(&r));
                     Some(r)
                 } else if content {
-                    // The slow way needs the session: the next batch gives it back first.
-                    if let Some(r) = self.take_pending(pending).await {
-                        ready = Some(r?);
-                    }
                     match self.rendered(m, Uid(uid)).await {
                         Ok(r) => Some(r),
                         // Expunged by another session since this one's last update: no data for
@@ -510,9 +485,6 @@ impl<D: Directory> Conn<D> {
                 w.finish();
                 self.flush_if_full().await?;
             }
-        }
-        if let Some(r) = self.take_pending(pending).await {
-            r?;
         }
         if !seen_changes.is_empty() {
             let stored = service.store_flags(self.session()?, m, &seen_changes, None, now)?;

@@ -74,10 +74,13 @@ impl<D: Directory> MailService<D> {
     ) -> Result<Rendered, ReadError> {
         // The fast way: the read overlay's keys, the record, no hashing for signatures
         // (`spec/dmap.md` §5.2).
-        if let Some((_, r)) = self.render_recorded(session, mailbox, &[uid], usize::MAX, now)?.pop()
+        let key = session.display_key(now)?;
+        if let Some((_, r)) =
+            crate::in_place(|| self.render_recorded(&key, mailbox, &[uid], usize::MAX))?.pop()
         {
             return Ok(r);
         }
+        drop(key);
         let keys = session.keys(now)?;
         let record = crate::in_place(|| self.store.summary(keys, mailbox, uid, now))?;
         let keys = session.keys(now)?;
@@ -110,38 +113,22 @@ impl<D: Directory> MailService<D> {
     }
 
     /// The fast way of [`MailService::render`] for many messages at once (`spec/dmap.md`
-    /// §5.2), in one pass off the async workers: each of `uids` that has a read overlay and a
-    /// verification record, rendered, until `budget` octets are; the others (a message
-    /// without either, one gone, those past the budget) are left out, for `render`.
+    /// §5.2), on the calling thread (a blocking one: several may render the parts of one FETCH
+    /// at once, each with its copy of the session's [`dime_store::DisplayKey`]): each of `uids`
+    /// that has a read overlay and a verification record, rendered, until `budget` octets are;
+    /// the others (a message without either, one gone, those past the budget) are left out,
+    /// for `render`.
     ///
     /// # Errors
-    /// [`ReadError`] (the session's, the store's).
+    /// [`ReadError`] (the store's).
     pub fn render_recorded(
         &self,
-        session: &mut UserSession,
+        key: &dime_store::DisplayKey,
         mailbox: MailboxId,
         uids: &[Uid],
         budget: usize,
-        now: Timestamp,
     ) -> Result<Vec<(Uid, Rendered)>, ReadError> {
-        crate::in_place(|| self.render_recorded_now(session, mailbox, uids, budget, now))
-    }
-
-    /// [`MailService::render_recorded`] on the calling thread (a thread of the blocking pool:
-    /// the caller moved the session there for the call).
-    ///
-    /// # Errors
-    /// As [`MailService::render_recorded`].
-    pub fn render_recorded_now(
-        &self,
-        session: &mut UserSession,
-        mailbox: MailboxId,
-        uids: &[Uid],
-        budget: usize,
-        now: Timestamp,
-    ) -> Result<Vec<(Uid, Rendered)>, ReadError> {
-        let keys = session.keys(now)?;
-        let shown = self.store.open_for_display_many(keys, mailbox, uids, budget, now)?;
+        let shown = self.store.open_for_display_many(key, mailbox, uids, budget)?;
         let mut out = Vec::with_capacity(shown.len());
         for (uid, d) in shown {
             let Some(d) = d else { continue };

@@ -122,6 +122,15 @@ impl UserSession {
         Ok(&mut self.keys)
     }
 
+    /// The key that opens this session's messages for display (`spec/storage.md` §6.6), for
+    /// one command: several threads render the parts of a FETCH with it at once.
+    ///
+    /// # Errors
+    /// [`SessionError::Expired`].
+    pub fn display_key(&mut self, now: Timestamp) -> Result<dime_store::DisplayKey, SessionError> {
+        self.keys(now)?.display_key(now).map_err(|_| SessionError::Expired)
+    }
+
     /// Checks that the session is still live at `now` (and marks activity).
     ///
     /// # Errors
