@@ -277,10 +277,23 @@ fn seal_signed<W: Write>(
     let eph = X25519Secret::generate(rng);
     let eph_pub = p.key_agreement.public_key(&eph);
     let mut keks = Vec::with_capacity(5);
+    // Actors with the same key (a trustful message: the origin is the destination, and an
+    // APPEND's author is its recipient) share one X25519: the same ephemeral and the same key
+    // give the same shared secret. Their key-encryption keys still differ by role (§4).
+    let mut agreed: Vec<(X25519PublicKey, dime_core::crypto::SharedSecret)> = Vec::new();
     for role in Role::ACTORS {
         let actor = addressing.keys(role).encryption;
-        let shared =
-            p.key_agreement.agree(&eph, &actor).map_err(|_| SealError::BadActorKey(role))?;
+        let shared = match agreed.iter().find(|(k, _)| *k == actor) {
+            Some((_, s)) => s.duplicate(),
+            None => {
+                let s = p
+                    .key_agreement
+                    .agree(&eph, &actor)
+                    .map_err(|_| SealError::BadActorKey(role))?;
+                agreed.push((actor, s.duplicate()));
+                s
+            }
+        };
         let kek = actor_kek(p, &shared, &eph_pub, &actor, role)
             .map_err(|_| SealError::BadActorKey(role))?;
         keks.push((role, kek));
