@@ -416,8 +416,16 @@ impl Parser<'_> {
         let mut charset = None;
         if self.eat_keyword("CHARSET") {
             self.sp()?;
-            charset = Some(self.astring_utf8()?.to_ascii_uppercase());
+            let c = self.astring_utf8()?.to_ascii_uppercase();
             self.sp()?;
+            if !matches!(c.as_str(), "UTF-8" | "US-ASCII") {
+                // The keys are octets of a charset this server does not read: left unparsed,
+                // for the server's NO [BADCHARSET] (RFC 9051 §6.4.4), not a BAD.
+                let tail = if self.b.ends_with(b"\r\n") { 2 } else { 1 };
+                self.i = self.b.len().saturating_sub(tail);
+                return Ok(Search { uid, returns, charset: Some(c), key: SearchKey::All });
+            }
+            charset = Some(c);
         }
         let mut keys = vec![self.search_key(0)?];
         while self.eat(b' ') {
@@ -1042,6 +1050,13 @@ mod tests {
                 ])
             }
         );
+        // A charset this server does not read: the keys (octets of that charset, not UTF-8)
+        // are left unparsed, for the server's NO [BADCHARSET] (RFC 9051 §6.4.4).
+        let latin1 = parse_command(b"A9 SEARCH CHARSET ISO-8859-1 TEXT {3+}\r\n\xe9t\xe9\r\n");
+        match latin1.map(|c| c.command) {
+            Ok(Command::Search(q)) => assert_eq!(q.charset.as_deref(), Some("ISO-8859-1")),
+            other => panic!("{other:?}"),
+        }
         let q = search("A283 SEARCH TEXT \"string not in mailbox\"");
         assert_eq!(q.key, SearchKey::Text(s("string not in mailbox")));
         let q = search("A284 SEARCH CHARSET UTF-8 TEXT {14+}\r\nмедведь");
