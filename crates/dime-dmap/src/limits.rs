@@ -27,6 +27,14 @@ pub const MAX_LITERALS_PER_COMMAND: usize = 64;
 /// [`MAX_COMMAND_LEN`] holds at most about 32,000 ranges, and a range costs 16 octets parsed.
 pub const MAX_SEQUENCE_RANGES: usize = 16_384;
 
+/// ID (RFC 2971 §3.3): most field-value pairs, longest field name and longest value, octets
+/// (`spec/dmap.md` §6).
+pub const MAX_ID_PAIRS: usize = 30;
+/// See [`MAX_ID_PAIRS`].
+pub const MAX_ID_FIELD_LEN: usize = 30;
+/// See [`MAX_ID_PAIRS`].
+pub const MAX_ID_VALUE_LEN: usize = 1024;
+
 /// Deepest MIME nesting parsed (multiparts and nested messages); deeper entities read as
 /// opaque leaves (`spec/dmap.md` §6).
 pub const MAX_MIME_DEPTH: usize = 16;

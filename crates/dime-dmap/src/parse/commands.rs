@@ -9,7 +9,7 @@ use crate::command::{
     SearchKey, SearchReturn, Secret, Section, SectionText, SequenceSet, StatusItem, Store,
     StoreMode,
 };
-use crate::limits::MAX_SEARCH_DEPTH;
+use crate::limits::{MAX_ID_FIELD_LEN, MAX_ID_PAIRS, MAX_ID_VALUE_LEN, MAX_SEARCH_DEPTH};
 
 impl Parser<'_> {
     fn status_items(&mut self) -> R<Vec<StatusItem>> {
@@ -376,6 +376,15 @@ impl Parser<'_> {
                 let k = utf8(self.string()?)?;
                 self.sp()?;
                 let v = self.nstring()?.map(utf8).transpose()?;
+                // RFC 2971 §3.3's limits.
+                if pairs.len() >= MAX_ID_PAIRS
+                    || k.len() > MAX_ID_FIELD_LEN
+                    || v.as_ref().is_some_and(|v| v.len() > MAX_ID_VALUE_LEN)
+                {
+                    return Err(
+                        "ID over its limits (30 pairs, fields of 30 octets, values of 1024)",
+                    );
+                }
                 pairs.push((k, v));
                 if !self.eat(b' ') {
                     break;
@@ -1108,6 +1117,25 @@ mod tests {
         assert_eq!(err(b"a SEARCH SINCE 30-Feb-2020").reason, "day out of range");
         assert_eq!(err(b"a SEARCH RETURN (BOGUS) ALL").reason, "unknown search return option");
         assert_eq!(err(b"a SEARCH").reason, "expected a space");
+    }
+
+    /// `spec/dmap.md` §6: ID's limits (RFC 2971 §3.3), each at the limit and one past.
+    #[test]
+    fn id_limits_at_and_past() {
+        let pairs = |n: usize| {
+            let p: Vec<String> = (0..n).map(|i| format!("\"f{i}\" \"v\"")).collect();
+            format!("a ID ({})", p.join(" "))
+        };
+        assert!(
+            matches!(ok(&pairs(MAX_ID_PAIRS)), Command::Id(Some(p)) if p.len() == MAX_ID_PAIRS)
+        );
+        err(pairs(MAX_ID_PAIRS + 1).as_bytes());
+        let field = |n: usize| format!("a ID (\"{}\" NIL)", "f".repeat(n));
+        assert!(matches!(ok(&field(MAX_ID_FIELD_LEN)), Command::Id(Some(_))));
+        err(field(MAX_ID_FIELD_LEN + 1).as_bytes());
+        let value = |n: usize| format!("a ID (\"name\" \"{}\")", "v".repeat(n));
+        assert!(matches!(ok(&value(MAX_ID_VALUE_LEN)), Command::Id(Some(_))));
+        err(value(MAX_ID_VALUE_LEN + 1).as_bytes());
     }
 
     /// `spec/dmap.md` §6: MAX_SEARCH_DEPTH at the limit and one past, for NOT, OR and lists.
