@@ -86,6 +86,10 @@ impl<'a> Dec<'a> {
         }
         self.take(len)
     }
+    /// Everything not read yet.
+    pub(crate) fn rest(self) -> &'a [u8] {
+        self.buf
+    }
     /// Whether everything was read.
     pub(crate) fn is_empty(&self) -> bool {
         self.buf.is_empty()

@@ -13,7 +13,8 @@ use crate::account::{get_body, load_account, put_body, save_account};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{CHECKSUM_LEN, Dec};
 use crate::fs::{StoreFs, create_dir_durably};
-use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, WRAP_BYTES};
+use crate::imap::{AppendJob, append_one, replay_append};
+use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, Span, WRAP_BYTES};
 use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
     AccountId, Deliveries, DeliveryError, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId,
@@ -37,6 +38,13 @@ pub struct Delivered {
     pub uid: Uid,
 }
 
+/// What the committer answers a job with.
+#[derive(Debug, Clone, Copy)]
+enum Done {
+    Delivered(Delivered),
+    Appended(crate::Appended),
+}
+
 struct Job {
     account: AccountId,
     envelope: Vec<u8>,
@@ -45,7 +53,9 @@ struct Job {
     /// on) does no hashing.
     digest: [u8; CHECKSUM_LEN],
     now: Timestamp,
-    reply: mpsc::SyncSender<Result<Delivered, StoreError>>,
+    /// An APPEND's place and seals (`spec/storage.md` §5.1); `None` for a delivery.
+    append: Option<Box<AppendJob>>,
+    reply: mpsc::SyncSender<Answer>,
 }
 
 /// What the committer is asked to do.
@@ -143,10 +153,14 @@ pub(crate) fn recover(
     if let Some(last) = replay.last().map(|r| r.seq) {
         inner.backend.write(&mut |t| {
             for r in &replay {
-                // Item errors (quota, a deleted account) are what the first run decided too.
-                if let Err(StoreError::Backend(e)) =
-                    deliver_one(inner, t, r.account, &r.envelope, &r.digest, r.now)
-                {
+                // Item errors (quota, a deleted account) are what the first run decided too
+                // (an APPEND is logged only once applied).
+                let done = if r.append {
+                    replay_append(inner, t, r.account, &r.envelope).map(|_| ())
+                } else {
+                    deliver_one(inner, t, r.account, &r.envelope, &r.digest, r.now).map(|_| ())
+                };
+                if let Err(StoreError::Backend(e)) = done {
                     return Err(StoreError::Backend(e));
                 }
             }
@@ -158,43 +172,60 @@ pub(crate) fn recover(
     Ok((log, replay.len()))
 }
 
-type Answer = Result<Delivered, StoreError>;
+type Answer = Result<Done, StoreError>;
 
-/// Writes `batch` in one transaction: deferred when `mark` is given (the delivery log holds
-/// the batch up to that sequence number), durable otherwise. `before_commit` runs after the
-/// batch is written and before the transaction commits, with each item's answer; its error
-/// aborts the transaction. Returns each item's answer (or the batch's error).
+/// What `before_commit` of [`write_batch`] is given: each item's answer, each APPEND's delivery
+/// log payload (`None` for a delivery or a refused APPEND), and the transaction.
+type BeforeCommit<'a> =
+    dyn FnMut(&[Answer], &[Option<Vec<u8>>], &mut dyn WriteTxn) -> Result<(), StoreError> + 'a;
+
+/// Writes `batch` in one transaction: deferred when `deferred` (the delivery log holds the
+/// batch; with `mark`, up to that sequence number), durable otherwise. `before_commit` runs
+/// after the batch is written and before the transaction commits; its error aborts the
+/// transaction. Returns each item's answer (or the batch's error).
 fn write_batch(
     inner: &Inner,
     batch: &[Job],
+    deferred: bool,
     mark: Option<u64>,
-    before_commit: &mut dyn FnMut(&[Answer]) -> Result<(), StoreError>,
+    before_commit: &mut BeforeCommit<'_>,
 ) -> Result<Vec<Answer>, StoreError> {
     let mut results = Vec::new();
+    let mut payloads = Vec::new();
     let mut f = |t: &mut dyn WriteTxn| {
         results.clear();
+        payloads.clear();
         for j in batch {
             // Item errors (quota) are decided before the item writes anything; a backend
             // error aborts the whole batch.
-            match deliver_one(inner, t, j.account, &j.envelope, &j.digest, j.now) {
-                Err(StoreError::Backend(e)) => return Err(StoreError::Backend(e)),
-                other => results.push(other),
+            let (r, payload) = match &j.append {
+                None => (
+                    deliver_one(inner, t, j.account, &j.envelope, &j.digest, j.now)
+                        .map(Done::Delivered),
+                    None,
+                ),
+                Some(job) => match append_one(inner, t, j.account, &j.envelope, &j.digest, job) {
+                    Ok((done, payload)) => (Ok(Done::Appended(done)), Some(payload)),
+                    Err(e) => (Err(e), None),
+                },
+            };
+            if let Err(StoreError::Backend(e)) = r {
+                return Err(StoreError::Backend(e));
             }
+            results.push(r);
+            payloads.push(payload);
         }
         if let Some(seq) = mark {
             set_log_mark(inner, t, seq)?;
         }
-        before_commit(&results)
+        before_commit(&results, &payloads, t)
     };
-    if mark.is_some() {
-        inner.backend.write_deferred(&mut f)
-    } else {
-        inner.backend.write(&mut f)
-    }?;
+    if deferred { inner.backend.write_deferred(&mut f) } else { inner.backend.write(&mut f) }?;
     Ok(results)
 }
 
 fn answer(batch: &[Job], answers: Result<Vec<Answer>, StoreError>) {
+    // (Every job is answered once: the hooks answer only when the batch is synced.)
     match answers {
         Ok(v) => {
             for (j, a) in batch.iter().zip(v) {
@@ -269,12 +300,15 @@ impl Committing<'_> {
         let logged = batch.iter().map(|j| j.envelope.len()).sum::<usize>() <= MAX_LOGGED_BATCH;
         let Some((log, syncer)) = self.log.as_mut().filter(|_| logged) else {
             // A durable commit, which also makes every deferred one durable.
-            let r = write_batch(self.inner, batch, None, &mut |_| Ok(()));
+            let r = write_batch(self.inner, batch, false, None, &mut |_, _, _| Ok(()));
             if r.is_ok() {
                 self.checkpointed();
             }
             return answer(batch, r);
         };
+        if batch.iter().any(|j| j.append.is_some()) {
+            return self.commit_with_appends(batch);
+        }
         let records: Vec<Record<'_>> = batch
             .iter()
             .map(|j| Record {
@@ -282,6 +316,7 @@ impl Committing<'_> {
                 now: j.now,
                 digest: j.digest,
                 envelope: &j.envelope,
+                append: false,
             })
             .collect();
         let prepared = log.prepare(&records);
@@ -296,12 +331,13 @@ impl Committing<'_> {
         // storage, every caller is answered, and then the deferred transaction commits: the
         // read gate holds readers back until it has (`spec/storage.md` §4.1).
         let mut synced = None;
-        let applied = write_batch(self.inner, batch, Some(span.last()), &mut |results| {
-            synced.get_or_insert_with(|| syncer.wait()).clone()?;
-            gate.answering(n);
-            answer(batch, Ok(results.to_vec()));
-            Ok(())
-        });
+        let applied =
+            write_batch(self.inner, batch, true, Some(span.last()), &mut |results, _, _| {
+                synced.get_or_insert_with(|| syncer.wait()).clone()?;
+                gate.answering(n);
+                answer(batch, Ok(results.to_vec()));
+                Ok(())
+            });
         // The callers were answered exactly when the records were synced before the commit.
         let answered = matches!(synced, Some(Ok(())));
         match (synced.unwrap_or_else(|| syncer.wait()), applied) {
@@ -324,6 +360,84 @@ impl Committing<'_> {
                 answer(batch, Err(e));
             }
             (Err(e), _) => answer(batch, Err(e)),
+        }
+    }
+
+    /// [`Committing::commit`] of a batch with APPENDs: an APPEND's record holds its seals,
+    /// bound to the message number the transaction gives it, so the batch is applied first and
+    /// then its records (every delivery's, every APPEND that was applied) are written and
+    /// synced; once they are on stable storage every caller is answered, and the deferred
+    /// transaction commits (`spec/storage.md` §4.1).
+    fn commit_with_appends(&mut self, batch: &[Job]) {
+        let inner = self.inner;
+        let Some((log, _)) = self.log.as_mut() else { return };
+        let gate = &inner.backend;
+        // The records written (their span and length; none when no item left a record) and
+        // the outcome of writing them.
+        type Logged = (Option<(Span, u64)>, Result<(), StoreError>);
+        let mut logged: Option<Logged> = None;
+        let applied = write_batch(inner, batch, true, None, &mut |results, payloads, t| {
+            if logged.is_none() {
+                let records: Vec<Record<'_>> = batch
+                    .iter()
+                    .zip(payloads)
+                    .filter_map(|(j, payload)| match (&j.append, payload) {
+                        (None, _) => Some(Record {
+                            account: j.account,
+                            now: j.now,
+                            digest: j.digest,
+                            envelope: &j.envelope,
+                            append: false,
+                        }),
+                        (Some(_), Some(p)) => Some(Record {
+                            account: j.account,
+                            now: j.now,
+                            digest: inner.blob_digest.of(inner.p, p),
+                            envelope: p,
+                            append: true,
+                        }),
+                        (Some(_), None) => None,
+                    })
+                    .collect();
+                logged = Some(if records.is_empty() {
+                    (None, Ok(()))
+                } else {
+                    let prepared = log.prepare(&records);
+                    let span = prepared.span;
+                    let r = set_log_mark(inner, t, span.last()).and_then(|()| prepared.write());
+                    (Some((span, prepared.len())), r)
+                });
+            }
+            let Some((span, written)) = &logged else {
+                return Err(StoreError::Backend("delivery log: not written".into()));
+            };
+            written.clone()?;
+            if let Some((span, _)) = span {
+                gate.answering(span.last());
+            }
+            answer(batch, Ok(results.to_vec()));
+            Ok(())
+        });
+        match (logged, applied) {
+            (Some((span, Ok(()))), Ok(_)) => {
+                if let Some((span, len)) = span {
+                    log.written(&span, len);
+                    gate.committed(span.last());
+                }
+                self.deferred += 1;
+            }
+            (Some((span, Ok(()))), Err(e)) => {
+                // Answered, and durable in the log, but not in the backend: stop until the
+                // store is reopened, which replays these records (as in `commit`).
+                if let Some((span, len)) = span {
+                    log.written(&span, len);
+                    gate.poison(&e.to_string());
+                }
+            }
+            // The records did not reach stable storage (`Batch::write` zeroed them), or the
+            // batch failed before: nothing was answered.
+            (Some((_, Err(e))), _) | (None, Err(e)) => answer(batch, Err(e)),
+            (None, Ok(_)) => {}
         }
     }
 
@@ -608,8 +722,38 @@ impl Store {
     ) -> Result<Delivered, StoreError> {
         let (reply, answer) = mpsc::sync_channel(1);
         let tx = self.committer.sender().ok_or(StoreError::Closed)?;
-        tx.send(Msg::Deliver(Job { account, envelope: envelope.to_vec(), digest, now, reply }))
-            .map_err(|_| StoreError::Closed)?;
-        answer.recv().map_err(|_| StoreError::Closed)?
+        let job = Job { account, envelope: envelope.to_vec(), digest, now, append: None, reply };
+        tx.send(Msg::Deliver(job)).map_err(|_| StoreError::Closed)?;
+        match answer.recv().map_err(|_| StoreError::Closed)?? {
+            Done::Delivered(d) => Ok(d),
+            Done::Appended(_) => Err(StoreError::Backend("committer: a wrong answer".into())),
+        }
+    }
+
+    /// Hands an APPEND to the committer and waits until it is durable (`spec/storage.md`
+    /// §5.1): written with the deliveries, through the delivery log.
+    pub(crate) fn append_through_committer(
+        &self,
+        account: AccountId,
+        envelope: &[u8],
+        digest: [u8; CHECKSUM_LEN],
+        now: Timestamp,
+        job: AppendJob,
+    ) -> Result<crate::Appended, StoreError> {
+        let (reply, answer) = mpsc::sync_channel(1);
+        let tx = self.committer.sender().ok_or(StoreError::Closed)?;
+        let job = Job {
+            account,
+            envelope: envelope.to_vec(),
+            digest,
+            now,
+            append: Some(Box::new(job)),
+            reply,
+        };
+        tx.send(Msg::Deliver(job)).map_err(|_| StoreError::Closed)?;
+        match answer.recv().map_err(|_| StoreError::Closed)?? {
+            Done::Appended(a) => Ok(a),
+            Done::Delivered(_) => Err(StoreError::Backend("committer: a wrong answer".into())),
+        }
     }
 }

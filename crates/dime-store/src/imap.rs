@@ -10,8 +10,8 @@
 
 use crate::account::{get_body, load_account, prefix_end, put_body, save_account};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
-use crate::codec::{Dec, Enc, open_record};
-use crate::keys::{Session, open, seal};
+use crate::codec::{CHECKSUM_LEN, Dec, Enc, open_record};
+use crate::keys::{Session, open, seal, seal_with_nonce};
 use crate::mail::{
     EntryRec, MailboxInfo, MboxRec, MsgRec, entry_key, flags_aad, load_mbox, mbox_key, msg_key,
     name_aad, new_mailbox_rec, parse_flags,
@@ -23,7 +23,9 @@ use crate::{
     MailboxId, Store, StoreError, Timestamp, Uid,
 };
 use dime_core::CryptoRngCore;
+use dime_core::crypto::{AEAD_NONCE_LEN, AeadKey};
 use std::collections::BTreeMap;
+use zeroize::Zeroizing;
 
 /// Most tombstone runs one mailbox keeps (`spec/storage.md` §5.3): a run is a range of UIDs
 /// removed one after another, with the MODSEQ of the last removal. Past it the oldest run is
@@ -442,6 +444,146 @@ fn flags_plain(flags: &[impl AsRef<str>]) -> Result<String, StoreError> {
     Ok(plain)
 }
 
+/// An APPEND handed to the committer (`spec/storage.md` §4.1, §5.1): what it seals in its
+/// transaction, once the message number the seals are bound to is known. The plaintext and
+/// the keys are zeroized when it is dropped.
+pub(crate) struct AppendJob {
+    pub(crate) mailbox: MailboxId,
+    pub(crate) internal_date: Timestamp,
+    /// The flags, space-separated (empty for none).
+    pub(crate) flags: Zeroizing<Vec<u8>>,
+    pub(crate) summary: Option<Zeroizing<Vec<u8>>>,
+    pub(crate) meta_key: AeadKey,
+    pub(crate) read_key: AeadKey,
+    /// The nonces of the flags' and the summary's seals, drawn by the caller.
+    pub(crate) nonces: [[u8; AEAD_NONCE_LEN]; 2],
+}
+
+/// An APPEND's seals: its flags (empty for none) and its summary.
+type Seals = (Vec<u8>, Option<Vec<u8>>);
+
+/// Writes one APPEND inside a transaction; every check comes before the first write. `seals`
+/// gives the sealed flags and summary once the message number is known. Returns where it
+/// landed, its message number and its seals.
+#[allow(clippy::too_many_arguments)]
+fn append_write(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    a: AccountId,
+    m: MailboxId,
+    internal_date: Timestamp,
+    digest: &[u8; CHECKSUM_LEN],
+    envelope: &[u8],
+    seals: &mut dyn FnMut(u64) -> Result<Seals, StoreError>,
+) -> Result<(crate::Appended, u64, Seals), StoreError> {
+    let size = envelope.len() as u64;
+    let mut acc = load_account(inner, t, a)?;
+    let mut mb = load_mbox(inner, t, a, m)?;
+    if acc.used.saturating_add(size) > acc.quota {
+        return Err(StoreError::OverQuota { used: acc.used, limit: acc.quota, size });
+    }
+    let uid = mb.uid_next;
+    mb.uid_next =
+        uid.checked_add(1).ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
+    mb.modseq += 1;
+    mb.count += 1;
+    let seq = acc.next_msg;
+    // The seals are bound to the message number, known only here.
+    let (sealed_flags, sealed_summary) = seals(seq)?;
+    acc.next_msg += 1;
+    acc.used += size;
+    acc.count += 1;
+    let msg = MsgRec {
+        size,
+        arrival: internal_date.0,
+        key_gen: acc.key_gen,
+        digest: *digest,
+        refs: vec![(m.0, uid)],
+    };
+    let mk = msg_key(a, seq);
+    t.put(Table::Blobs, &mk, envelope)?;
+    put_body(inner, t, Table::Messages, &mk, msg.encode())?;
+    let e = EntryRec { seq, modseq: mb.modseq, flags: sealed_flags.clone() };
+    put_body(inner, t, Table::Entries, &entry_key(a, m.0, uid), e.encode())?;
+    if let Some(sealed) = &sealed_summary {
+        put_body(inner, t, Table::Overlays, &overlay_key(&mk, OVERLAY_SUMMARY), sealed.clone())?;
+    }
+    put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())?;
+    save_account(inner, t, a, &acc)?;
+    let done = crate::Appended { uid: Uid(uid), modseq: mb.modseq, uid_validity: mb.uid_validity };
+    Ok((done, seq, (sealed_flags, sealed_summary)))
+}
+
+/// Applies `job` in the committer's transaction: sealed with the job's keys and nonces.
+/// Returns where it landed and its delivery log payload (`spec/storage.md` §4.1): u32 mailbox,
+/// u64 message number, u64 internal date, the envelope's 16-octet blob digest, the sealed
+/// flags and the sealed summary (each u32 length ‖ octets; a summary of length 0 is none),
+/// then the envelope.
+pub(crate) fn append_one(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    a: AccountId,
+    envelope: &[u8],
+    digest: &[u8; CHECKSUM_LEN],
+    job: &AppendJob,
+) -> Result<(crate::Appended, Vec<u8>), StoreError> {
+    let p = inner.p;
+    let (done, seq, (flags, summary)) =
+        append_write(inner, t, a, job.mailbox, job.internal_date, digest, envelope, &mut |seq| {
+            let flags = if job.flags.is_empty() {
+                Vec::new()
+            } else {
+                seal_with_nonce(p, &job.nonces[0], &job.meta_key, &flags_aad(a, seq), &job.flags)
+            };
+            let aad = summary_aad(&msg_key(a, seq));
+            let summary = job
+                .summary
+                .as_ref()
+                .map(|b| seal_with_nonce(p, &job.nonces[1], &job.read_key, &aad, b));
+            Ok((flags, summary))
+        })?;
+    let payload = Enc::new()
+        .u32(job.mailbox.0)
+        .u64(seq)
+        .u64(job.internal_date.0)
+        .raw(digest)
+        .bytes(&flags)
+        .bytes(summary.as_deref().unwrap_or_default())
+        .raw(envelope)
+        .finish();
+    Ok((done, payload))
+}
+
+/// Applies an APPEND's delivery log payload again (the replay of `spec/storage.md` §4.1): the
+/// same message number, the same seals.
+pub(crate) fn replay_append(
+    inner: &Inner,
+    t: &mut dyn WriteTxn,
+    a: AccountId,
+    payload: &[u8],
+) -> Result<crate::Appended, StoreError> {
+    let what = "delivery log APPEND record";
+    let mut d = Dec::new(payload, what);
+    let m = MailboxId(d.u32()?);
+    let seq = d.u64()?;
+    let date = Timestamp(d.u64()?);
+    let digest: [u8; CHECKSUM_LEN] = d.array()?;
+    let flags = d.bytes()?;
+    let summary = d.bytes()?;
+    let envelope = d.rest();
+    let summary = (!summary.is_empty()).then_some(summary);
+    let (done, _, _) = append_write(inner, t, a, m, date, &digest, envelope, &mut |s| {
+        if s == seq {
+            Ok((flags.to_vec(), summary.map(<[u8]>::to_vec)))
+        } else {
+            // Replay is deterministic: an acknowledged APPEND that would land elsewhere is
+            // never dropped silently; the store does not open.
+            Err(StoreError::Backend(format!("{what}: message {seq} would replay as {s}")))
+        }
+    })?;
+    Ok(done)
+}
+
 fn same_set(x: &[String], y: &[String]) -> bool {
     let norm = |v: &[String]| {
         let mut v: Vec<String> = v.iter().filter(|f| !f.is_empty()).cloned().collect();
@@ -453,7 +595,9 @@ fn same_set(x: &[String], y: &[String]) -> bool {
 }
 
 impl Store {
-    /// The body of [`Mailboxes::append`](crate::Mailboxes::append).
+    /// The body of [`Mailboxes::append`](crate::Mailboxes::append): checked and sealed
+    /// (what can be) here, then written by the committer with the deliveries, through the
+    /// delivery log (`spec/storage.md` §4.1, §5.1): durable when this returns.
     #[allow(clippy::too_many_arguments)]
     pub(crate) fn append_inner(
         &self,
@@ -475,59 +619,21 @@ impl Store {
         }
         let plain = flags_plain(flags)?;
         let inner = &*self.inner;
-        let a = s.account;
         let digest = inner.blob_digest.of(inner.p, envelope);
-        let size = envelope.len() as u64;
-        let mut out = None;
-        // A durable transaction: the message is on stable storage when it returns (§5.1).
-        inner.backend.write(&mut |t| {
-            let mut acc = load_account(inner, t, a)?;
-            let mut mb = load_mbox(inner, t, a, m)?;
-            if acc.used.saturating_add(size) > acc.quota {
-                return Err(StoreError::OverQuota { used: acc.used, limit: acc.quota, size });
-            }
-            let uid = mb.uid_next;
-            mb.uid_next = uid
-                .checked_add(1)
-                .ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
-            mb.modseq += 1;
-            mb.count += 1;
-            let seq = acc.next_msg;
-            acc.next_msg += 1;
-            acc.used += size;
-            acc.count += 1;
-            let msg = MsgRec {
-                size,
-                arrival: internal_date.0,
-                key_gen: acc.key_gen,
-                digest,
-                refs: vec![(m.0, uid)],
-            };
-            let mk = msg_key(a, seq);
-            t.put(Table::Blobs, &mk, envelope)?;
-            put_body(inner, t, Table::Messages, &mk, msg.encode())?;
-            // The seals are bound to the message number, known only here.
-            let sealed_flags = if flags.is_empty() {
-                Vec::new()
-            } else {
-                seal(inner.p, &mut *rng, &s.meta_key, &flags_aad(a, seq), plain.as_bytes())
-            };
-            let e = EntryRec { seq, modseq: mb.modseq, flags: sealed_flags };
-            put_body(inner, t, Table::Entries, &entry_key(a, m.0, uid), e.encode())?;
-            if let Some(summary) = summary {
-                let sealed = seal(inner.p, &mut *rng, &s.read_key, &summary_aad(&mk), summary);
-                put_body(inner, t, Table::Overlays, &overlay_key(&mk, OVERLAY_SUMMARY), sealed)?;
-            }
-            put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())?;
-            save_account(inner, t, a, &acc)?;
-            out = Some(crate::Appended {
-                uid: Uid(uid),
-                modseq: mb.modseq,
-                uid_validity: mb.uid_validity,
-            });
-            Ok(())
-        })?;
-        out.ok_or(StoreError::Backend("append wrote nothing".into()))
+        let mut nonces = [[0u8; AEAD_NONCE_LEN]; 2];
+        for n in &mut nonces {
+            rng.fill_bytes(n);
+        }
+        let job = AppendJob {
+            mailbox: m,
+            internal_date,
+            flags: Zeroizing::new(plain.into_bytes()),
+            summary: summary.map(|b| Zeroizing::new(b.to_vec())),
+            meta_key: s.meta_key.duplicate(),
+            read_key: s.read_key.duplicate(),
+            nonces,
+        };
+        self.append_through_committer(s.account, envelope, digest, now, job)
     }
 
     /// The body of [`Mailboxes::flags_all`](crate::Mailboxes::flags_all).

@@ -42,8 +42,19 @@ pub(crate) fn seal(
 ) -> Vec<u8> {
     let mut nonce = [0u8; AEAD_NONCE_LEN];
     rng.fill_bytes(&mut nonce);
+    seal_with_nonce(p, &nonce, key, aad, plaintext)
+}
+
+/// [`seal`] with a nonce drawn before (by the caller that holds the randomness).
+pub(crate) fn seal_with_nonce(
+    p: &CryptoProvider,
+    nonce: &[u8; AEAD_NONCE_LEN],
+    key: &AeadKey,
+    aad: &[u8],
+    plaintext: &[u8],
+) -> Vec<u8> {
     let mut buf = plaintext.to_vec();
-    p.aead.seal(key, &nonce, aad, &mut buf);
+    p.aead.seal(key, nonce, aad, &mut buf);
     let mut out = nonce.to_vec();
     out.extend_from_slice(&buf);
     buf.iter_mut().for_each(|b| *b = 0);

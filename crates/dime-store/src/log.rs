@@ -24,8 +24,11 @@ use std::sync::Arc;
 
 /// The file's name in the data directory.
 pub(crate) const LOG_FILE: &str = "deliveries.log";
-/// The magic of a record.
+/// The magic of a delivery's record.
 const MAGIC: &[u8; 4] = b"DLG1";
+/// The magic of an APPEND's record: its payload is the APPEND as applied (`spec/storage.md`
+/// §4.1), the envelope with its place and its sealed flags and summary.
+const MAGIC_APPEND: &[u8; 4] = b"DLA1";
 /// Octets of a record header: magic, u64 sequence, account id, u64 time, digest, u32 length,
 /// checksum.
 pub(crate) const HEADER_LEN: usize = 4 + 8 + 16 + 8 + CHECKSUM_LEN + 4 + CHECKSUM_LEN;
@@ -41,12 +44,16 @@ pub(crate) const WRAP_BYTES: u64 = 1024 * 1024;
 /// small).
 pub(crate) const MAX_LOGGED_BATCH: usize = 4 * 1024 * 1024;
 
-/// One delivery as the log keeps it.
+/// One delivery (or APPEND) as the log keeps it.
 pub(crate) struct Record<'a> {
     pub(crate) account: AccountId,
     pub(crate) now: Timestamp,
+    /// The blob digest of `envelope`.
     pub(crate) digest: [u8; CHECKSUM_LEN],
+    /// A delivery's envelope, or an APPEND's payload.
     pub(crate) envelope: &'a [u8],
+    /// Whether it is an APPEND's.
+    pub(crate) append: bool,
 }
 
 /// A record read back by [`DeliveryLog::open`].
@@ -56,6 +63,7 @@ pub(crate) struct Replayed {
     pub(crate) now: Timestamp,
     pub(crate) digest: [u8; CHECKSUM_LEN],
     pub(crate) envelope: Vec<u8>,
+    pub(crate) append: bool,
 }
 
 fn io_err(e: std::io::Error) -> StoreError {
@@ -71,7 +79,7 @@ fn header_checksum(p: &CryptoProvider, fields: &[u8]) -> [u8; CHECKSUM_LEN] {
 
 fn encode(p: &CryptoProvider, seq: u64, r: &Record<'_>, out: &mut Vec<u8>) {
     let start = out.len();
-    out.extend_from_slice(MAGIC);
+    out.extend_from_slice(if r.append { MAGIC_APPEND } else { MAGIC });
     out.extend_from_slice(&seq.to_be_bytes());
     out.extend_from_slice(&r.account.0);
     out.extend_from_slice(&r.now.0.to_be_bytes());
@@ -82,12 +90,13 @@ fn encode(p: &CryptoProvider, seq: u64, r: &Record<'_>, out: &mut Vec<u8>) {
     out.extend_from_slice(r.envelope);
 }
 
-/// A decoded header: (sequence, account, time, digest, envelope length).
-type Header = (u64, AccountId, Timestamp, [u8; CHECKSUM_LEN], usize);
+/// A decoded header: (sequence, account, time, digest, envelope length, an APPEND's).
+type Header = (u64, AccountId, Timestamp, [u8; CHECKSUM_LEN], usize, bool);
 
 fn decode_header(p: &CryptoProvider, h: &[u8; HEADER_LEN]) -> Option<Header> {
     let (fields, sum) = h.split_at(HEADER_LEN - CHECKSUM_LEN);
-    if &fields[..4] != MAGIC || header_checksum(p, fields) != *sum {
+    let append = &fields[..4] == MAGIC_APPEND;
+    if (&fields[..4] != MAGIC && !append) || header_checksum(p, fields) != *sum {
         return None;
     }
     let seq = u64::from_be_bytes(fields[4..12].try_into().ok()?);
@@ -95,7 +104,9 @@ fn decode_header(p: &CryptoProvider, h: &[u8; HEADER_LEN]) -> Option<Header> {
     let now = Timestamp(u64::from_be_bytes(fields[28..36].try_into().ok()?));
     let digest: [u8; CHECKSUM_LEN] = fields[36..52].try_into().ok()?;
     let len = u32::from_be_bytes(fields[52..56].try_into().ok()?) as usize;
-    (len <= crate::MAX_ENVELOPE_LEN).then_some((seq, account, now, digest, len))
+    // An APPEND's payload adds its place and seals to the envelope.
+    let max = crate::MAX_ENVELOPE_LEN + if append { 64 * 1024 } else { 0 };
+    (len <= max).then_some((seq, account, now, digest, len, append))
 }
 
 /// Where a prepared batch goes in the log.
@@ -203,7 +214,9 @@ impl DeliveryLog {
             if reader.read_exact(&mut h).is_err() {
                 break;
             }
-            let Some((seq, account, now, digest, len)) = decode_header(p, &h) else { break };
+            let Some((seq, account, now, digest, len, append)) = decode_header(p, &h) else {
+                break;
+            };
             if expect.is_some_and(|e| e != seq) {
                 break;
             }
@@ -216,7 +229,7 @@ impl DeliveryLog {
             }
             expect = seq.checked_add(1);
             if seq > durable {
-                replay.push(Replayed { seq, account, now, digest, envelope });
+                replay.push(Replayed { seq, account, now, digest, envelope, append });
             }
         }
         let last = replay.last().map_or(durable, |r| r.seq);
@@ -326,6 +339,7 @@ mod tests {
             now: Timestamp(1_700_000_000 + u64::from(account)),
             digest: DIGEST.of(P(), envelope),
             envelope,
+            append: false,
         }
     }
 
@@ -376,11 +390,19 @@ mod tests {
         want.extend_from_slice(b"sealed");
         assert_eq!(out, want);
         let header: [u8; HEADER_LEN] = out[..HEADER_LEN].try_into().unwrap();
-        let (seq, account, now, digest, len) = decode_header(P(), &header).unwrap();
+        let (seq, account, now, digest, len, append) = decode_header(P(), &header).unwrap();
         assert_eq!(
-            (seq, account, now, digest, len),
-            (0x0102_0304_0506_0708, r.account, r.now, r.digest, 6)
+            (seq, account, now, digest, len, append),
+            (0x0102_0304_0506_0708, r.account, r.now, r.digest, 6, false)
         );
+        // An APPEND's record differs only by its magic, `DLA1`.
+        let a = Record { append: true, ..record(7, b"sealed") };
+        let mut out_a = Vec::new();
+        encode(P(), 0x0102_0304_0506_0708, &a, &mut out_a);
+        assert_eq!(&out_a[..4], b"DLA1");
+        assert_eq!(out_a[4..HEADER_LEN - CHECKSUM_LEN], out[4..HEADER_LEN - CHECKSUM_LEN]);
+        let header: [u8; HEADER_LEN] = out_a[..HEADER_LEN].try_into().unwrap();
+        assert!(decode_header(P(), &header).is_some_and(|h| h.5));
     }
 
     #[test]

@@ -491,6 +491,49 @@ fn a_store_of_every_message_and_an_append_are_one_durable_commit_each() {
     assert_eq!(commits.load(Ordering::SeqCst), before + 2, "APPEND is one durable commit");
 }
 
+/// An APPEND on redb is durable in the delivery log (`spec/storage.md` §4.1, §5.1): a `DLA1`
+/// record whose payload is laid out as the spec says, with its flags and summary sealed (not in
+/// clear) and the envelope last.
+#[test]
+fn an_append_is_logged_as_a_dla1_record_laid_out_as_the_spec_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut s = alice(&store);
+    let mut rng = dime_testkit::seeded_rng(12);
+    let tx = Sender::new();
+    let work = store.create_mailbox(&mut rng, &mut s, "Work", T0).unwrap();
+    let envelope = tx.seal(&store, &mailbox(ALICE), "logged", 3);
+    let date = Timestamp(1_650_000_000);
+    let flags = ["\\Flagged", "kwcanary77"];
+    let ap = store
+        .append(&mut rng, &mut s, work, &envelope, &flags, date, Some(b"summarycanary"), at(2))
+        .unwrap();
+    let log = std::fs::read(dir.path().join("data").join("deliveries.log")).unwrap();
+    assert_eq!(&log[..4], b"DLA1");
+    let len = u32::from_be_bytes(log[52..56].try_into().unwrap()) as usize;
+    let payload = &log[72..72 + len];
+    let u32_at = |i: usize| u32::from_be_bytes(payload[i..i + 4].try_into().unwrap());
+    let u64_at = |i: usize| u64::from_be_bytes(payload[i..i + 8].try_into().unwrap());
+    assert_eq!(u32_at(0), work.0, "the mailbox");
+    let number = u64_at(4);
+    assert_eq!(u64_at(12), date.0, "the internal date");
+    let flags_len = u32_at(36) as usize;
+    let summary_len = u32_at(40 + flags_len) as usize;
+    assert!(flags_len > 0 && summary_len > 0, "flags and summary are there, sealed");
+    assert_eq!(&payload[44 + flags_len + summary_len..], &envelope[..], "the envelope last");
+    for canary in [&b"kwcanary77"[..], b"summarycanary"] {
+        assert!(!log.windows(canary.len()).any(|w| w == canary), "in clear in the log");
+    }
+    // Its message number is the message's: a second APPEND gets the next one.
+    store.append(&mut rng, &mut s, work, &envelope, &[], date, None, at(3)).unwrap();
+    let log = std::fs::read(dir.path().join("data").join("deliveries.log")).unwrap();
+    let second = &log[72 + len..];
+    assert_eq!(&second[..4], b"DLA1");
+    let n2 = u64::from_be_bytes(second[72 + 4..72 + 12].try_into().unwrap());
+    assert_eq!(n2, number + 1);
+    assert_eq!(store.flags(&mut s, work, ap.uid, at(3)).unwrap(), flags);
+}
+
 /// `open_for_display` (`spec/storage.md` §6.6): nothing without a read overlay; with one, the
 /// same view `open_message` gives, its kind and summary, in one read and no write; a corrupt
 /// octet in the envelope makes it give nothing (the checked way then quarantines it).
