@@ -131,6 +131,55 @@ impl Gate {
         });
     }
 
+    /// The accept loop of a TCP listener, until `stop` resolves (its output is returned): each
+    /// accepted connection is admitted (a refused one is passed to `refused`, which may write
+    /// a line without blocking, then closed; a failed accept backs off), gets `TCP_NODELAY`
+    /// (replies are small writes: with Nagle's algorithm one written while the previous is
+    /// unacknowledged waits for the peer's delayed ACK, 40 ms on Linux) and runs as `start`
+    /// makes it, tracked until [`Gate::drain`]. `what` names the listener in the logs.
+    pub async fn accept_tcp<T, F>(
+        &mut self,
+        listener: &tokio::net::TcpListener,
+        stop: impl Future<Output = T>,
+        what: &'static str,
+        mut refused: impl FnMut(&tokio::net::TcpStream),
+        mut start: impl FnMut(tokio::net::TcpStream, std::net::SocketAddr, watch::Receiver<bool>) -> F,
+    ) -> T
+    where
+        F: Future<Output = ()> + Send + 'static,
+    {
+        tokio::pin!(stop);
+        loop {
+            tokio::select! {
+                biased;
+                t = &mut stop => return t,
+                accepted = listener.accept() => {
+                    let (tcp, peer) = match accepted {
+                        Ok(a) => a,
+                        Err(e) => {
+                            self.accept_failed(&e).await;
+                            continue;
+                        }
+                    };
+                    self.accepted();
+                    let admitted = match self.admit(Some(peer.ip())) {
+                        Ok(a) => a,
+                        Err(why) => {
+                            tracing::debug!(%why, what, "connection refused");
+                            refused(&tcp);
+                            continue;
+                        }
+                    };
+                    if let Err(e) = tcp.set_nodelay(true) {
+                        tracing::debug!(error = %e, what, "tcp nodelay not set");
+                    }
+                    let c = start(tcp, peer, self.stopping());
+                    self.spawn(admitted, c);
+                }
+            }
+        }
+    }
+
     /// Connections under way.
     pub fn open(&mut self) -> usize {
         while self.tasks.try_join_next().is_some() {}

@@ -643,49 +643,24 @@ pub fn spawn_tls<H: Handler>(
     let (shutdown, mut asked) = watch::channel(None);
     let task = tokio::spawn(async move {
         let mut gate = options.gate();
-        let grace = loop {
-            tokio::select! {
-                biased;
-                grace = shutdown_asked(&mut asked) => break grace,
-                accepted = listener.accept() => {
-                    let (tcp, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            // Out of descriptors, most often: wait rather than spin, longer
-                            // while it lasts.
-                            gate.accept_failed(&e).await;
-                            continue;
-                        }
-                    };
-                    gate.accepted();
-                    let admitted = match gate.admit(Some(peer.ip())) {
-                        Ok(a) => a,
-                        Err(refused) => {
-                            tracing::debug!(%refused, "tls connection refused");
-                            drop(tcp);
-                            continue;
-                        }
-                    };
-                    // Replies are small frames written one by one: with Nagle's algorithm a
-                    // reply written while the previous one is unacknowledged waits for the
-                    // client's delayed ACK (40 ms on Linux), once per transaction. The client
-                    // sets it too.
-                    if let Err(e) = tcp.set_nodelay(true) {
-                        tracing::debug!(error = %e, "tcp nodelay not set");
-                    }
-                    let stopping = gate.stopping();
-                    let c = tls_connection(
+        let grace = gate
+            .accept_tcp(
+                &listener,
+                shutdown_asked(&mut asked),
+                "tls",
+                |_| {},
+                |tcp, peer, stopping| {
+                    tls_connection(
                         tcp,
                         Arc::clone(&tls),
                         Arc::clone(&handler),
                         Arc::clone(&options),
                         stopping,
                         peer.ip(),
-                    );
-                    gate.spawn(admitted, c);
-                }
-            }
-        };
+                    )
+                },
+            )
+            .await;
         drop(listener);
         let left = gate.settle(grace).await;
         let aborted = gate.abort().await;

@@ -154,45 +154,29 @@ pub fn spawn<D: Directory>(
     let options = Arc::new(options);
     let task = tokio::spawn(async move {
         let mut gate = Gate::new(options.max_connections, Some(options.max_connections_per_ip));
-        loop {
-            tokio::select! {
-                biased;
-                () = async { drop(stop_rx.wait_for(|s| *s).await) } => break,
-                accepted = listener.accept() => {
-                    let (tcp, peer) = match accepted {
-                        Ok(a) => a,
-                        Err(e) => {
-                            gate.accept_failed(&e).await;
-                            continue;
-                        }
-                    };
-                    gate.accepted();
-                    let admitted = match gate.admit(Some(peer.ip())) {
-                        Ok(a) => a,
-                        Err(refused) => {
-                            tracing::debug!(%refused, "imap connection refused");
-                            // A line the client can show (never blocking the accept loop);
-                            // then closed.
-                            if security == Security::StartTls {
-                                let _ = tcp.try_write(b"* BYE too many connections\r\n");
-                            }
-                            continue;
-                        }
-                    };
-                    let _ = tcp.set_nodelay(true);
-                    let c = conn::serve(
-                        tcp,
-                        peer,
-                        security,
-                        Arc::clone(&tls),
-                        Arc::clone(&service),
-                        Arc::clone(&options),
-                        gate.stopping(),
-                    );
-                    gate.spawn(admitted, c);
+        gate.accept_tcp(
+            &listener,
+            async { drop(stop_rx.wait_for(|s| *s).await) },
+            "imap",
+            |tcp| {
+                // A line the client can show (never blocking the accept loop); then closed.
+                if security == Security::StartTls {
+                    let _ = tcp.try_write(b"* BYE too many connections\r\n");
                 }
-            }
-        }
+            },
+            |tcp, peer, stopping| {
+                conn::serve(
+                    tcp,
+                    peer,
+                    security,
+                    Arc::clone(&tls),
+                    Arc::clone(&service),
+                    Arc::clone(&options),
+                    stopping,
+                )
+            },
+        )
+        .await;
         drop(listener);
         let left = gate.drain(crate::LOCAL_SHUTDOWN_GRACE).await;
         if left > 0 {
