@@ -531,6 +531,20 @@ pub trait Mailboxes: Send + Sync {
         now: Timestamp,
     ) -> Result<(), MailboxError>;
 
+    /// [`Mailboxes::rename_mailbox`] of several mailboxes in one transaction (a RENAME of a
+    /// hierarchy: the mailbox, then its children), each new name free when its turn comes:
+    /// all renamed, or none.
+    ///
+    /// # Errors
+    /// As [`Mailboxes::rename_mailbox`], for any of them.
+    fn rename_mailboxes(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        renames: &[(MailboxId, &str)],
+        now: Timestamp,
+    ) -> Result<(), MailboxError>;
+
     /// SUBSCRIBE and UNSUBSCRIBE (RFC 9051 §6.3.7, §6.3.8) of an existing mailbox, sealed with
     /// its attributes (`spec/storage.md` §5.2).
     ///

@@ -831,22 +831,29 @@ impl Store {
         &self,
         rng: &mut dyn CryptoRngCore,
         s: &mut Session,
-        m: MailboxId,
-        new_name: &str,
+        renames: &[(MailboxId, &str)],
         now: Timestamp,
     ) -> Result<(), StoreError> {
         s.touch(now)?;
-        if m == MailboxId::INBOX {
-            return Err(StoreError::InboxIsFixed);
+        for (m, new_name) in renames {
+            if *m == MailboxId::INBOX {
+                return Err(StoreError::InboxIsFixed);
+            }
+            check_name(new_name)?;
         }
-        check_name(new_name)?;
         let inner = &*self.inner;
         let a = s.account;
+        // One transaction: a hierarchy is renamed whole or not at all. Each new name must be
+        // free when its turn comes, in the order given.
         inner.backend.write(&mut |t| {
-            let mut mb = load_mbox(inner, t, a, m)?;
-            check_free(inner, t, s, Some(new_name), None, None)?;
-            mb.name = seal(inner.p, &mut *rng, &s.meta_key, &name_aad(a, m), new_name.as_bytes());
-            put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())
+            for (m, new_name) in renames {
+                let mut mb = load_mbox(inner, t, a, *m)?;
+                check_free(inner, t, s, Some(new_name), None, None)?;
+                let aad = name_aad(a, *m);
+                mb.name = seal(inner.p, &mut *rng, &s.meta_key, &aad, new_name.as_bytes());
+                put_body(inner, t, Table::Mailboxes, &mbox_key(a, *m), mb.encode())?;
+            }
+            Ok(())
         })?;
         Ok(())
     }

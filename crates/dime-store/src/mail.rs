@@ -661,7 +661,17 @@ impl Mailboxes for Store {
         new_name: &str,
         now: Timestamp,
     ) -> Result<(), MailboxError> {
-        Ok(self.rename_mailbox_inner(rng, s, m, new_name, now)?)
+        Ok(self.rename_mailbox_inner(rng, s, &[(m, new_name)], now)?)
+    }
+
+    fn rename_mailboxes(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        s: &mut Session,
+        renames: &[(MailboxId, &str)],
+        now: Timestamp,
+    ) -> Result<(), MailboxError> {
+        Ok(self.rename_mailbox_inner(rng, s, renames, now)?)
     }
 
     fn set_subscribed(

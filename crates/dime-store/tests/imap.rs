@@ -378,6 +378,19 @@ fn create_and_rename_refuse_taken_names_inbox_in_any_case_and_long_names() {
     );
     // The old name is free again.
     store.create_mailbox(&mut rng, &mut s, "Work", T0).unwrap();
+
+    // A hierarchy is renamed in one transaction: when one new name is taken, none changes.
+    let p = store.create_mailbox(&mut rng, &mut s, "P", T0).unwrap();
+    let c = store.create_mailbox(&mut rng, &mut s, "P/c", T0).unwrap();
+    store.create_mailbox(&mut rng, &mut s, "Q/c", T0).unwrap();
+    assert_eq!(
+        store.rename_mailboxes(&mut rng, &mut s, &[(p, "Q"), (c, "Q/c")], T0).unwrap_err(),
+        MailboxError::MailboxExists
+    );
+    let name = |s: &mut Session, m| store.mailbox(s, m, T0).unwrap().name;
+    assert_eq!((name(&mut s, p), name(&mut s, c)), ("P".to_owned(), "P/c".to_owned()));
+    store.rename_mailboxes(&mut rng, &mut s, &[(p, "R"), (c, "R/c")], T0).unwrap();
+    assert_eq!((name(&mut s, p), name(&mut s, c)), ("R".to_owned(), "R/c".to_owned()));
 }
 
 #[test]

@@ -329,12 +329,17 @@ impl<D: Directory> Conn<D> {
                         .into_iter()
                         .filter(|c| c.name.starts_with(&format!("{}/", m.name)))
                         .collect();
-                    let session = self.session()?;
-                    service.rename_mailbox(session, m.id, &to, now)?;
-                    for c in children {
-                        let new = format!("{to}{}", &c.name[m.name.len()..]);
-                        service.rename_mailbox(session, c.id, &new, now)?;
-                    }
+                    // The mailbox, then its children, in one transaction.
+                    let news: Vec<(MailboxId, String)> = std::iter::once((m.id, to.clone()))
+                        .chain(
+                            children
+                                .iter()
+                                .map(|c| (c.id, format!("{to}{}", &c.name[m.name.len()..]))),
+                        )
+                        .collect();
+                    let renames: Vec<(MailboxId, &str)> =
+                        news.iter().map(|(id, n)| (*id, n.as_str())).collect();
+                    service.rename_mailbox(self.session()?, &renames, now)?;
                 }
                 Ok(Some("RENAME completed".into()))
             }

@@ -422,21 +422,18 @@ impl<D: Directory> MailService<D> {
         Ok(())
     }
 
-    /// Renames a mailbox.
+    /// Renames mailboxes, all or none (a hierarchy: the mailbox, then its children).
     ///
     /// # Errors
     /// [`MailboxError`].
     pub fn rename_mailbox(
         &self,
         session: &mut UserSession,
-        mailbox: MailboxId,
-        name: &str,
+        renames: &[(MailboxId, &str)],
         now: Timestamp,
     ) -> Result<(), MailboxError> {
         let keys = session.keys(now)?;
-        crate::in_place(|| {
-            self.store.rename_mailbox(&mut rand_core::OsRng, keys, mailbox, name, now)
-        })?;
+        crate::in_place(|| self.store.rename_mailboxes(&mut rand_core::OsRng, keys, renames, now))?;
         self.changes.changed(session.account());
         Ok(())
     }
