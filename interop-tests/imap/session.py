@@ -400,6 +400,11 @@ fetched = c.fetch([n], ["BODY.PEEK[]", "ENVELOPE"])
 raw_msg = fetched[n][b"BODY[]"]
 check(b"dmtp canary body" in raw_msg and b"Subject: over dmtp" in raw_msg, f"native rendering {raw_msg!r}")
 check(fetched[n][b"ENVELOPE"].subject == b"over dmtp", f"ENVELOPE {fetched[n][b'ENVELOPE']}")
+# The composer gives every message a Message-ID of the origin's domain (clients thread and
+# de-duplicate by it), and ENVELOPE reports it.
+mid = fetched[n][b"ENVELOPE"].message_id
+check(mid is not None and mid.startswith(b"<") and mid.endswith(b"@example.test>"), f"Message-ID {mid!r}")
+check(b"\r\nMessage-ID: " + mid + b"\r\n" in raw_msg, f"Message-ID in the rendering {raw_msg!r}")
 sub.close()
 c.logout()
 other.logout()

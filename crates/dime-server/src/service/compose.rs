@@ -102,9 +102,19 @@ impl<D: Directory> MailService<D> {
         ] {
             common.push(k, &v).map_err(|e| ComposeError::Header(k, e.to_string()))?;
         }
+        // A Message-ID of the origin's domain, as any mail client makes one (clients thread and
+        // de-duplicate by it): 16 random octets in hex.
+        let mut id = [0u8; 16];
+        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let mut other = Headers::new();
+        let message_id = format!("<{id}@{}>", self.local.domain);
+        other
+            .push("Message-ID", &message_id)
+            .map_err(|e| ComposeError::Header("Message-ID", e.to_string()))?;
         let message = Message {
             common_headers: common,
-            other_headers: Headers::new(),
+            other_headers: other,
             parts: vec![Part {
                 kind: PartKind::Display,
                 info: PartInfo {
