@@ -11,7 +11,8 @@
 //! digest, the length and the header checksum) and then, as the flags say, breaks it: bit 0
 //! the magic, bit 1 the checksum, bit 2 the sequence, bit 3 the digest, bit 4 another account,
 //! bit 5 a cut envelope (it ends the log), bit 6 zeros after it (the file's zero-filled
-//! growth). Byte 0 sets the first sequence number (0 to 3).
+//! growth), bit 7 an APPEND's record (magic `DLA1`, the octets its payload, which the replay
+//! decodes). Byte 0 sets the first sequence number (0 to 3).
 //!
 //! Properties: no input panics; opening succeeds or gives a `StoreError`; an open store
 //! replays no more deliveries than the log holds valid records above the store's mark.
@@ -110,7 +111,13 @@ fn log_of(p: &CryptoProvider, account: AccountId, data: &[u8]) -> (Vec<u8>, u64)
         let (envelope, tail) = tail.split_at(n);
         rest = tail;
         let start = log.len();
-        log.extend_from_slice(if flags & 1 == 0 { b"DLG1" } else { b"DLG2" });
+        // Bit 7: an APPEND's record (`DLA1`), its payload the octets as given.
+        let magic = match (flags & 1, flags & 128) {
+            (0, 0) => b"DLG1",
+            (0, _) => b"DLA1",
+            _ => b"DLG2",
+        };
+        log.extend_from_slice(magic);
         let s = if flags & 4 == 0 { seq } else { seq.wrapping_add(2) };
         log.extend_from_slice(&s.to_be_bytes());
         let a = if flags & 16 == 0 { account } else { AccountId([flags & 0xe0; 16]) };
