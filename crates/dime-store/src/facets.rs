@@ -448,6 +448,21 @@ pub trait Mailboxes: Send + Sync {
         now: Timestamp,
     ) -> Result<Vec<(Uid, u64, Vec<String>)>, MailboxError>;
 
+    /// [`Mailboxes::flags_all`] of the entries of `uids` alone (each looked up: for a command
+    /// that names a few messages of a large mailbox), in UID order; a UID with no entry is
+    /// left out.
+    ///
+    /// # Errors
+    /// As [`Mailboxes::flags_all`].
+    #[allow(clippy::type_complexity)]
+    fn flags_of(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uids: &[Uid],
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, u64, Vec<String>)>, MailboxError>;
+
     /// STORE (RFC 9051 §6.4.6, RFC 7162 §3.1.3): sets the flags of many entries of mailbox
     /// `m` in one durable transaction (`spec/storage.md` §5). Each entry whose flag set
     /// changes gets a new MODSEQ from the mailbox's HIGHESTMODSEQ, strictly increasing in the

@@ -638,10 +638,14 @@ impl Store {
 
     /// The body of [`Mailboxes::flags_all`](crate::Mailboxes::flags_all).
     #[allow(clippy::type_complexity)]
+    ///
+    /// With `only`, the entries of those UIDs alone (each looked up, for a command that names
+    /// a few messages of a large mailbox), in UID order; a UID with no entry is left out.
     pub(crate) fn flags_all_inner(
         &self,
         s: &mut Session,
         m: MailboxId,
+        only: Option<&[Uid]>,
         now: Timestamp,
     ) -> Result<Vec<(Uid, u64, Vec<String>)>, StoreError> {
         s.touch(now)?;
@@ -649,12 +653,30 @@ impl Store {
         let a = s.account;
         let mut out = Vec::new();
         let mut bad = Vec::new();
+        let mut wanted: Option<Vec<Uid>> = only.map(<[Uid]>::to_vec);
+        if let Some(w) = wanted.as_mut() {
+            w.sort_unstable_by_key(|u| u.0);
+            w.dedup();
+        }
         inner.backend.read(&mut |t| {
             out.clear();
             bad.clear();
             load_mbox(inner, t, a, m)?;
             let prefix = mbox_key(a, m);
-            for (k, v) in t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)? {
+            let entries: Vec<(Vec<u8>, Vec<u8>)> = match &wanted {
+                None => t.range(Table::Entries, &prefix, &prefix_end(&prefix), usize::MAX)?,
+                Some(w) => {
+                    let mut v = Vec::with_capacity(w.len());
+                    for u in w {
+                        let k = entry_key(a, m.0, u.0);
+                        if let Some(val) = t.get(Table::Entries, &k)? {
+                            v.push((k, val));
+                        }
+                    }
+                    v
+                }
+            };
+            for (k, v) in entries {
                 let uid = k.get(20..24).and_then(|s| s.try_into().ok()).map(u32::from_be_bytes);
                 let e = open_record(inner.p, Table::Entries, &k, &v, "index record")
                     .and_then(EntryRec::decode);

@@ -618,7 +618,17 @@ impl Mailboxes for Store {
         m: MailboxId,
         now: Timestamp,
     ) -> Result<Vec<(Uid, u64, Vec<String>)>, MailboxError> {
-        Ok(self.flags_all_inner(s, m, now)?)
+        Ok(self.flags_all_inner(s, m, None, now)?)
+    }
+
+    fn flags_of(
+        &self,
+        s: &mut Session,
+        m: MailboxId,
+        uids: &[Uid],
+        now: Timestamp,
+    ) -> Result<Vec<(Uid, u64, Vec<String>)>, MailboxError> {
+        Ok(self.flags_all_inner(s, m, Some(uids), now)?)
     }
 
     fn store_flags(

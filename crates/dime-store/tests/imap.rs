@@ -147,6 +147,13 @@ fn store_flags_bumps_modseq_once_per_change_and_honours_unchanged_since() {
     assert_eq!(modseqs, (start + 1..=start + 5).collect::<Vec<_>>(), "strictly increasing");
     assert!(done.modified.is_empty());
     assert_eq!(highest(&store, &mut s, inbox), start + 5);
+    // The flags of a few UIDs, looked up alone: those of `flags_all`, in UID order, a UID
+    // with no entry left out.
+    let all = store.flags_all(&mut s, inbox, T0).unwrap();
+    let some = store.flags_of(&mut s, inbox, &[Uid(4), Uid(2), Uid(9), Uid(2)], T0).unwrap();
+    let want: Vec<_> = all.iter().filter(|(u, _, _)| [2, 4].contains(&u.0)).cloned().collect();
+    assert_eq!(some, want);
+    assert_eq!(some.len(), 2);
     // The same flags again (in another order, repeated): nothing changes, no MODSEQ moves.
     let same: Vec<(Uid, Vec<String>)> =
         vec![(Uid(2), vec!["\\Seen".into(), "\\Seen".into()]), (Uid(1), vec!["\\Seen".into()])];

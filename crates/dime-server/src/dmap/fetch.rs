@@ -27,6 +27,17 @@ fn render_ahead() -> usize {
     *N.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()).clamp(1, 4))
 }
 
+/// The UIDs whose flags a command reads one by one instead of the whole mailbox's: when it
+/// names at most this many, or under a quarter of the mailbox.
+const FEW_UIDS: usize = 256;
+
+/// The UIDs of `targets` to look up alone, or `None` to read the whole mailbox's flags (a
+/// command that names most of it).
+fn few(targets: &[(u32, u32)], mailbox_len: usize) -> Option<Vec<Uid>> {
+    (targets.len() <= FEW_UIDS || targets.len() < mailbox_len / 4)
+        .then(|| targets.iter().map(|(_, u)| Uid(*u)).collect())
+}
+
 /// A batch of messages rendered the fast way.
 type Batch = Vec<(Uid, crate::service::Rendered)>;
 /// A batch rendering on the blocking pool.
@@ -112,7 +123,9 @@ impl<D: Directory> Conn<D> {
         let targets = sel.resolve(&s.set, s.uid);
         let now = now();
         let service = Arc::clone(&self.service);
-        let snapshot = service.snapshot(self.session()?, MailboxId(sel.id as u32), now)?;
+        let only = few(&targets, sel.exists() as usize);
+        let m = MailboxId(sel.id as u32);
+        let snapshot = service.snapshot_of(self.session()?, m, only.as_deref(), now)?;
         let given: Vec<String> = s.flags.iter().filter_map(flag_name).collect();
         let mut changes: Vec<(Uid, Vec<String>)> = Vec::new();
         let mut unchanged: Vec<(u32, u32, Vec<String>, u64)> = Vec::new();
@@ -241,8 +254,12 @@ impl<D: Directory> Conn<D> {
             || enabled.condstore
             || f.changed_since.is_some()
             || f.items.iter().any(|i| matches!(i, FetchItem::Flags | FetchItem::ModSeq));
-        let state =
-            if needs_state { service.snapshot(self.session()?, m, now)? } else { Vec::new() };
+        let state = if needs_state {
+            let only = few(&targets, sel.exists() as usize);
+            service.snapshot_of(self.session()?, m, only.as_deref(), now)?
+        } else {
+            Vec::new()
+        };
         let mut seen_changes: Vec<(Uid, Vec<String>)> = Vec::new();
         let chunks: Vec<&[(u32, u32)]> = targets.chunks(FETCH_BATCH).collect();
         // The chunks' messages with a record and a read overlay are rendered in batches off

@@ -254,8 +254,27 @@ impl<D: Directory> MailService<D> {
         mailbox: MailboxId,
         now: Timestamp,
     ) -> Result<Vec<dime_dmap::SnapshotEntry>, MailboxError> {
+        self.snapshot_of(session, mailbox, None, now)
+    }
+
+    /// [`MailService::snapshot`] of the messages of `uids` alone when given (a command that
+    /// names a few messages of a large mailbox reads only theirs), in UID order; a UID gone is
+    /// left out.
+    ///
+    /// # Errors
+    /// [`MailboxError`].
+    pub fn snapshot_of(
+        &self,
+        session: &mut UserSession,
+        mailbox: MailboxId,
+        uids: Option<&[Uid]>,
+        now: Timestamp,
+    ) -> Result<Vec<dime_dmap::SnapshotEntry>, MailboxError> {
         let keys = session.keys(now)?;
-        let all = crate::in_place(|| self.store.flags_all(keys, mailbox, now))?;
+        let all = crate::in_place(|| match uids {
+            None => self.store.flags_all(keys, mailbox, now),
+            Some(u) => self.store.flags_of(keys, mailbox, u, now),
+        })?;
         Ok(all
             .into_iter()
             .map(|(uid, modseq, mut flags)| {
