@@ -20,8 +20,24 @@ use std::process::ExitCode;
 #[derive(Debug, Parser)]
 #[command(name = "dimed", version, about)]
 struct Dimed {
+    /// Log level: error, warn, info, debug, trace or off (default: `DIMED_LOG`, else info).
+    #[arg(long, global = true, value_name = "LEVEL")]
+    log_level: Option<String>,
+    /// Log format on standard error: text, or json (one object per line).
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: DimedCommand,
+}
+
+/// How log lines are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// One line of text per event.
+    Text,
+    /// One JSON object per line: `timestamp`, `level`, `target`, `fields` (`message` and the
+    /// event's fields).
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -108,7 +124,10 @@ pub fn dimed_main() -> ExitCode {
         Ok(c) => c,
         Err(code) => return code,
     };
-    init_logging();
+    if let Err(e) = init_logging(cli.log_level.as_deref(), cli.log_format) {
+        let _ = writeln!(std::io::stderr(), "error: {e:#}");
+        return ExitCode::FAILURE;
+    }
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -118,17 +137,34 @@ pub fn dimed_main() -> ExitCode {
     }
 }
 
-/// Logs to standard error at `DIMED_LOG` (error, warn, info, debug, trace; default info).
-fn init_logging() {
-    let level = std::env::var("DIMED_LOG")
-        .ok()
-        .and_then(|l| l.parse::<tracing_subscriber::filter::LevelFilter>().ok())
-        .unwrap_or(tracing_subscriber::filter::LevelFilter::INFO);
-    let _ = tracing_subscriber::fmt()
+/// Logs to standard error at `level` (else `DIMED_LOG`, else info), as `format` says
+/// (`spec/dimed.md` §2).
+///
+/// # Errors
+/// An unknown level, naming the levels.
+fn init_logging(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
+    use tracing_subscriber::filter::LevelFilter;
+    let given = match level {
+        Some(l) => Some(l.to_owned()),
+        None => std::env::var("DIMED_LOG").ok().filter(|l| !l.is_empty()),
+    };
+    let level = match given {
+        None => LevelFilter::INFO,
+        Some(l) => l.parse::<LevelFilter>().map_err(|_| {
+            anyhow::anyhow!(
+                "unknown log level {l:?} (give one of error, warn, info, debug, trace, off)"
+            )
+        })?,
+    };
+    let builder = tracing_subscriber::fmt()
         .with_max_level(level)
         .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .try_init();
+        .with_ansi(false);
+    let _ = match format {
+        LogFormat::Text => builder.try_init(),
+        LogFormat::Json => builder.json().try_init(),
+    };
+    Ok(())
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {

@@ -154,3 +154,67 @@ fn bad_configuration_is_one_line_naming_the_key() {
         .unwrap();
     assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /nonexistent/dimed.toml"));
 }
+
+/// Logging flags (issue 25): `--log-level` and `--log-format json` on every command, the
+/// environment variable `DIMED_LOG` kept; an unknown level, from either, is an error that names
+/// the levels, before anything runs.
+#[test]
+fn log_level_and_format_flags() {
+    let dimed = || Command::new(env!("CARGO_BIN_EXE_dimed"));
+    for o in [
+        dimed().args(["--log-level", "loud", "serve", "--config", "/nonexistent/dimed.toml"]),
+        dimed().args(["serve", "--config", "/nonexistent/dimed.toml"]).env("DIMED_LOG", "loud"),
+    ]
+    .map(|c| c.output().unwrap())
+    {
+        assert!(!o.status.success());
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            err.starts_with("error: unknown log level \"loud\"")
+                && err.contains("error, warn, info, debug, trace"),
+            "{err}"
+        );
+    }
+    // JSON lines: one object per event, with its level and message.
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", dime_testkit::free_port());
+    let d = dir.path().join("d");
+    let o = dimed()
+        .args(["init", "--domain", "a.test", "--listen", &listen, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    // Serves with `flags` until the socket is up, stops it; returns what it logged.
+    let serve = |flags: &[&str]| {
+        let log = dir.path().join("log");
+        let mut child = dimed()
+            .arg("serve")
+            .args(flags)
+            .arg("--config")
+            .arg(d.join("dimed.toml"))
+            .stdout(Stdio::null())
+            .stderr(std::fs::File::create(&log).unwrap())
+            .spawn()
+            .unwrap();
+        let t0 = Instant::now();
+        while !d.join("data/dimed.sock").exists() {
+            assert!(t0.elapsed() < Duration::from_secs(20), "dimed did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = Command::new("kill").arg(child.id().to_string()).status();
+        assert!(child.wait().unwrap().success());
+        std::fs::read_to_string(&log).unwrap()
+    };
+    let text = serve(&["--log-format", "json"]);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines.len() >= 2, "{text}");
+    for l in &lines {
+        let v: serde_json::Value = serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}"));
+        assert!(v["level"].is_string() && v["fields"]["message"].is_string(), "{l}");
+    }
+    assert!(text.contains("\"dimed started\""), "{text}");
+    // The level filters: at warn, the info lines are gone.
+    let text = serve(&["--log-level", "warn"]);
+    assert!(!text.contains("dimed started") && !text.contains('{'), "{text}");
+}
