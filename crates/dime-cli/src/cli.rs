@@ -3,9 +3,10 @@
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
-/// dime: keys, signets and DNS records for the Dark Internet Mail Environment.
+/// dime: the user's and the administrator's tool of the Dark Internet Mail Environment: keys,
+/// signets and DNS records, accounts, and mail through a running `dimed`.
 #[derive(Debug, Parser)]
-#[command(name = "dime", version, about)]
+#[command(name = "dime", version)]
 pub struct Cli {
     /// The command to run.
     #[command(subcommand)]

@@ -16,9 +16,10 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
-/// dimed: the dime mail server (DMTP over QUIC and TLS, the zero-access store).
+/// dimed: the dime mail server: DMTP over QUIC and TLS, IMAP for mail clients, the
+/// zero-access store.
 #[derive(Debug, Parser)]
-#[command(name = "dimed", version, about)]
+#[command(name = "dimed", version)]
 struct Dimed {
     /// Log level: error, warn, info, debug, trace or off (default: `DIMED_LOG`, else info).
     #[arg(long, global = true, value_name = "LEVEL")]

@@ -271,3 +271,19 @@ fn record_format_then_parse_round_trips() {
     let zone = ok(&["record", "format", "--pok", pok, "--zone"]);
     assert_eq!(zone.trim(), format!("\"ver=1 pok={pok}\""));
 }
+
+/// `dime --help` and `dimed --help` each open with their own description (issue 25,
+/// packaging), not the crate's.
+#[test]
+fn each_binary_describes_itself_in_its_help() {
+    let first = |bin: &str| {
+        let o = Command::new(bin).arg("--help").output().unwrap();
+        assert!(o.status.success());
+        String::from_utf8(o.stdout).unwrap().lines().next().unwrap_or_default().to_owned()
+    };
+    let dime = first(env!("CARGO_BIN_EXE_dime"));
+    let dimed = first(env!("CARGO_BIN_EXE_dimed"));
+    assert!(dime.starts_with("dime: "), "{dime}");
+    assert!(dimed.starts_with("dimed: "), "{dimed}");
+    assert_ne!(dime, dimed);
+}
