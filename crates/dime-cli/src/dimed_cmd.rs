@@ -73,6 +73,9 @@ enum DimedCommand {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
+        /// Start an empty store when `data_dir` does not exist (else that is an error).
+        #[arg(long)]
+        create: bool,
     },
     /// Create a local domain with one user (unless DIR has one), then serve it on loopback.
     Quickstart {
@@ -181,7 +184,7 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             print_created(&mut out, &created, &dir)?;
             Ok(())
         }
-        DimedCommand::Serve { config } => serve(&config),
+        DimedCommand::Serve { config, create } => serve(&config, create),
         DimedCommand::Quickstart { data_dir, domain, user, listen, imaps, imap, no_serve } => {
             let config = data_dir.join("dimed.toml");
             if config.exists() {
@@ -212,7 +215,7 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
                 )?;
             }
             out.flush()?;
-            if no_serve { Ok(()) } else { serve(&config) }
+            if no_serve { Ok(()) } else { serve(&config, false) }
         }
         DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
         DimedCommand::Compact { config } => compact(&config, &mut out),
@@ -386,8 +389,17 @@ fn add_user(config: &Path, address: &str) -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(password))
 }
 
-fn serve(config: &Path) -> anyhow::Result<()> {
+fn serve(config: &Path, create: bool) -> anyhow::Result<()> {
     let c = Config::load(config)?;
+    // A typo in `data_dir` must not start an empty store (spec/dimed.md §2).
+    if !create && !c.data_dir.exists() {
+        anyhow::bail!(
+            "data_dir {} does not exist: check `data_dir` in {}, or give --create to start an \
+             empty store there",
+            c.data_dir.display(),
+            config.display()
+        );
+    }
     let rt = runtime()?;
     rt.block_on(async {
         let running = dime_server::daemon::start(&c, default_provider(), crate::tls_provider())

@@ -128,6 +128,9 @@ fn quickstart_serves_a_domain_that_delivers_to_itself() {
 fn bad_configuration_is_one_line_naming_the_key() {
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("dimed.toml");
+    // The data directory exists (a missing one is its own error: the test below).
+    std::fs::create_dir(dir.path().join("d")).unwrap();
+    std::fs::set_permissions(dir.path().join("d"), std::fs::Permissions::from_mode(0o700)).unwrap();
     let run = |text: &str| {
         std::fs::write(&conf, text).unwrap();
         let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
@@ -217,4 +220,60 @@ fn log_level_and_format_flags() {
     // The level filters: at warn, the info lines are gone.
     let text = serve(&["--log-level", "warn"]);
     assert!(!text.contains("dimed started") && !text.contains('{'), "{text}");
+}
+
+/// A `data_dir` that does not exist is an error unless `--create` (issue 25): a typo in
+/// `dimed.toml` does not start an empty store.
+#[test]
+fn a_missing_data_dir_is_an_error_unless_create() {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = format!("127.0.0.1:{}", dime_testkit::free_port());
+    let d = dir.path().join("d");
+    let dimed = || Command::new(env!("CARGO_BIN_EXE_dimed"));
+    let o = dimed()
+        .args(["init", "--domain", "a.test", "--listen", &listen, "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let conf = d.join("dimed.toml");
+    let text = std::fs::read_to_string(&conf).unwrap();
+    std::fs::write(&conf, text.replace("data_dir = \"data\"", "data_dir = \"dta\"")).unwrap();
+    // (Spawned, not run to its end: before the fix it served an empty store for ever.)
+    let mut child = dimed()
+        .args(["serve", "--config"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if t0.elapsed() > Duration::from_secs(20) {
+            let _ = child.kill();
+            panic!("dimed served a data_dir that does not exist");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.starts_with("error: ") && err.contains("dta") && err.contains("--create"), "{err}");
+    assert!(!d.join("dta").exists(), "nothing created");
+    let mut child = dimed()
+        .args(["serve", "--create", "--config"])
+        .arg(&conf)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    // (The submission socket stays where `listen.submission` says, under `data/`.)
+    while !d.join("data/dimed.sock").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "dimed --create did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+    assert!(d.join("dta/store.redb").exists(), "the empty store was made where data_dir says");
 }
