@@ -182,6 +182,7 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             let imap = imaps.map(|t| (t, imap.unwrap_or(SocketAddr::new(t.ip(), 143))));
             let created = init(&dir, &domain, host.as_deref(), listen, published_port, imap)?;
             print_created(&mut out, &created, &dir)?;
+            print_next_steps(&mut out, &created, &domain, &dir, listen)?;
             Ok(())
         }
         DimedCommand::Serve { config, create } => serve(&config, create),
@@ -355,6 +356,54 @@ fn print_created(
     )?;
     let zone = std::fs::read_to_string(dir.join("config").join(files::RECORD_ZONE))?;
     write!(out, "{zone}")?;
+    Ok(())
+}
+
+/// What an operator does after `dimed init` (`spec/dimed.md` §3): publish the record and the
+/// delivery host's address, point the resolver at a private root if there is one, add users,
+/// start.
+fn print_next_steps(
+    out: &mut dyn Write,
+    created: &dime_server::setup::CreatedDomain,
+    domain: &str,
+    dir: &Path,
+    listen: SocketAddr,
+) -> anyhow::Result<()> {
+    let config = dir.join("dimed.toml");
+    let conf = dir.join("config");
+    let (kind, address) = match listen.ip() {
+        ip if ip.is_unspecified() => {
+            (if ip.is_ipv4() { "A" } else { "AAAA" }, "<this machine's public address>".into())
+        }
+        std::net::IpAddr::V4(ip) => ("A", ip.to_string()),
+        std::net::IpAddr::V6(ip) => ("AAAA", ip.to_string()),
+    };
+    let loopback = if listen.ip().is_loopback() {
+        " (a loopback address: only this machine reaches it)"
+    } else {
+        ""
+    };
+    writeln!(out, "\nnext steps:")?;
+    writeln!(out, "  1. publish the _dx.{domain} record above, in a zone signed with DNSSEC")?;
+    writeln!(out, "  2. publish the address of the delivery host{loopback}:")?;
+    writeln!(out, "       {}. IN {kind} {address}", created.host)?;
+    writeln!(
+        out,
+        "  3. with a private DNS root (a test network), set dns.servers = [\"IP:PORT\"] and \
+         dns.trust_anchor = \"FILE\" in {}",
+        config.display()
+    )?;
+    writeln!(
+        out,
+        "  4. add users while dimed is stopped (it asks for each one's password): dime user add \
+         --data-dir {} --config-dir {} --address USER@DOMAIN --org-key {} --passphrase-file {} \
+         --recovery none",
+        dir.join("data").display(),
+        conf.display(),
+        conf.join("org.key").display(),
+        conf.join("org.pass").display()
+    )?;
+    writeln!(out, "  5. start it: dimed serve --config {}", config.display())?;
     Ok(())
 }
 

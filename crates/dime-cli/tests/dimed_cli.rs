@@ -277,3 +277,30 @@ fn a_missing_data_dir_is_an_error_unless_create() {
     assert!(child.wait().unwrap().success());
     assert!(d.join("dta/store.redb").exists(), "the empty store was made where data_dir says");
 }
+
+/// `dimed init` ends with the next steps (issue 25): the record to publish, the A/AAAA record
+/// of the `dx=` host with the address dimed listens on, the `[dns]` keys for a private DNS
+/// root, and the command that starts it.
+#[test]
+fn init_ends_with_the_next_steps() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().join("d");
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["init", "--domain", "b.test", "--listen", "127.0.0.1:4004", "--dir"])
+        .arg(&d)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8(o.stdout).unwrap();
+    let next = out.split("next steps:").nth(1).unwrap_or_else(|| panic!("{out}"));
+    for want in [
+        "_dx.b.test",
+        "mx.b.test. IN A 127.0.0.1",
+        "dns.servers",
+        "dns.trust_anchor",
+        "dime user add",
+        &format!("dimed serve --config {}", d.join("dimed.toml").display()),
+    ] {
+        assert!(next.contains(want), "{want:?} missing from the next steps:\n{next}");
+    }
+}
