@@ -41,6 +41,17 @@ pub(crate) enum Command {
     Read(crate::mail_cmd::ReadArgs),
     /// Show what became of a message the user sent (`dime send`'s queue id) through dimed.
     Status(crate::mail_cmd::StatusArgs),
+    /// Write this program's man pages (`DIR/man/`) and shell completions for bash, zsh and
+    /// fish (`DIR/completions/`).
+    Docs(DocsArgs),
+}
+
+/// `dime docs --out DIR` (and `dimed docs`).
+#[derive(Debug, Args)]
+pub(crate) struct DocsArgs {
+    /// The directory to write into (created).
+    #[arg(long, value_name = "DIR")]
+    pub(crate) out: std::path::PathBuf,
 }
 
 /// `dime lookup DOMAIN|ADDRESS`.

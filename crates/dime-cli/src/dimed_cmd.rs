@@ -69,6 +69,9 @@ enum DimedCommand {
         imap: Option<SocketAddr>,
     },
     /// Run the server of a `dimed.toml`.
+    /// Write dimed's man pages (`DIR/man/`) and shell completions for bash, zsh and fish
+    /// (`DIR/completions/`).
+    Docs(crate::cli::DocsArgs),
     Serve {
         /// The configuration file.
         #[arg(long, value_name = "FILE")]
@@ -184,6 +187,9 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             print_created(&mut out, &created, &dir)?;
             print_next_steps(&mut out, &created, &domain, &dir, listen)?;
             Ok(())
+        }
+        DimedCommand::Docs(a) => {
+            crate::write_docs(<Dimed as clap::CommandFactory>::command(), "dimed", &a.out, &mut out)
         }
         DimedCommand::Serve { config, create } => serve(&config, create),
         DimedCommand::Quickstart { data_dir, domain, user, listen, imaps, imap, no_serve } => {

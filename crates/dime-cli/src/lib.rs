@@ -68,6 +68,9 @@ pub fn main_entry() -> ExitCode {
 /// Runs one parsed command, writing its normal output to `out`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
     match cli.command {
+        cli::Command::Docs(a) => {
+            write_docs(<Cli as clap::CommandFactory>::command(), "dime", &a.out, out)
+        }
         cli::Command::Org(cli::OrgCommand::Init(a)) => org::init(a, out),
         cli::Command::Org(cli::OrgCommand::SignUser(a)) => org::sign_user(a, out),
         cli::Command::User(cli::UserCommand::Request(a)) => user::request(a, out),
@@ -82,4 +85,31 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Read(a) => mail_cmd::read(a, out),
         cli::Command::Status(a) => mail_cmd::status(a, out),
     }
+}
+
+/// Writes the man pages of `cmd` (one per command and subcommand, `out/man/NAME[-SUB].1`) and
+/// its completions for bash, zsh and fish (`out/completions/`), generated from the grammar.
+pub(crate) fn write_docs(
+    mut cmd: clap::Command,
+    name: &'static str,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> anyhow::Result<()> {
+    use anyhow::Context as _;
+    let man = dir.join("man");
+    let completions = dir.join("completions");
+    for d in [&man, &completions] {
+        std::fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    cmd = cmd.name(name).bin_name(name);
+    clap_mangen::generate_to(cmd.clone(), &man)
+        .with_context(|| format!("cannot write the man pages in {}", man.display()))?;
+    for shell in [clap_complete::Shell::Bash, clap_complete::Shell::Zsh, clap_complete::Shell::Fish]
+    {
+        clap_complete::generate_to(shell, &mut cmd, name, &completions).with_context(|| {
+            format!("cannot write the completions in {}", completions.display())
+        })?;
+    }
+    writeln!(out, "wrote {} and {}", man.display(), completions.display())?;
+    Ok(())
 }

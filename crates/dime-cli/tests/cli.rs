@@ -287,3 +287,27 @@ fn each_binary_describes_itself_in_its_help() {
     assert!(dimed.starts_with("dimed: "), "{dimed}");
     assert_ne!(dime, dimed);
 }
+
+/// Man pages and shell completions generated from the command grammar (issue 25,
+/// packaging): `dime docs --out DIR` and `dimed docs --out DIR`.
+#[test]
+fn docs_writes_man_pages_and_completions_for_each_binary() {
+    let dir = tempfile::tempdir().unwrap();
+    for (bin, name, sub) in [
+        (env!("CARGO_BIN_EXE_dime"), "dime", "dime-user.1"),
+        (env!("CARGO_BIN_EXE_dimed"), "dimed", "dimed-serve.1"),
+    ] {
+        let o = Command::new(bin).args(["docs", "--out"]).arg(dir.path()).output().unwrap();
+        assert!(o.status.success(), "{name}: {}", String::from_utf8_lossy(&o.stderr));
+        let man = std::fs::read_to_string(dir.path().join("man").join(format!("{name}.1")))
+            .unwrap_or_else(|e| panic!("{name}.1: {e}"));
+        assert!(man.contains(&format!(".TH {name} 1")), "{man}");
+        assert!(dir.path().join("man").join(sub).exists(), "{sub}");
+        let bash =
+            std::fs::read_to_string(dir.path().join("completions").join(format!("{name}.bash")))
+                .unwrap();
+        assert!(bash.contains(&format!("complete -F _{name}")), "{bash}");
+        assert!(dir.path().join("completions").join(format!("_{name}")).exists(), "zsh");
+        assert!(dir.path().join("completions").join(format!("{name}.fish")).exists(), "fish");
+    }
+}
