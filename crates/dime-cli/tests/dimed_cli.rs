@@ -304,3 +304,49 @@ fn init_ends_with_the_next_steps() {
         assert!(next.contains(want), "{want:?} missing from the next steps:\n{next}");
     }
 }
+
+/// The systemd unit of `dist/` (issue 25, packaging): hardened, its `ExecStart` a command this
+/// dimed has, `systemd-analyze verify` clean, and `systemd-analyze security` (offline) rating
+/// its exposure at most 2.0 ("OK").
+#[test]
+fn the_systemd_unit_verifies_and_is_hardened() {
+    let repo = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let unit = std::fs::read_to_string(repo.join("dist/dimed.service")).unwrap();
+    for want in [
+        "User=dimed",
+        "ProtectSystem=strict",
+        "NoNewPrivileges=yes",
+        "ReadWritePaths=/var/lib/dimed",
+        "ExecStart=/usr/local/bin/dimed serve --config /var/lib/dimed/domain/dimed.toml",
+    ] {
+        assert!(unit.lines().any(|l| l == want), "{want} missing from dist/dimed.service");
+    }
+    let help = Command::new(env!("CARGO_BIN_EXE_dimed")).args(["serve", "--help"]).output();
+    assert!(String::from_utf8_lossy(&help.unwrap().stdout).contains("--config"));
+    // Verified with this build's binary in place of /usr/local/bin/dimed.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("dimed.service");
+    std::fs::write(&path, unit.replace("/usr/local/bin/dimed", env!("CARGO_BIN_EXE_dimed")))
+        .unwrap();
+    let o = Command::new("systemd-analyze")
+        .args(["verify", "--man=no"])
+        .arg(&path)
+        .output()
+        .expect("systemd-analyze (Debian's systemd, installed by .ci/run)");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success() && err.trim().is_empty(), "systemd-analyze verify: {err}");
+    let o = Command::new("systemd-analyze")
+        .args(["security", "--offline=yes", "--no-pager"])
+        .arg(&path)
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&o.stdout);
+    let level: f64 = text
+        .split("Overall exposure level for dimed.service: ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no exposure level in: {text}"));
+    println!("systemd-analyze security: exposure {level}");
+    assert!(level <= 2.0, "exposure {level}:\n{text}");
+}
