@@ -155,7 +155,16 @@ fn bad_configuration_is_one_line_naming_the_key() {
         .args(["serve", "--config", "/nonexistent/dimed.toml"])
         .output()
         .unwrap();
-    assert!(String::from_utf8_lossy(&o.stderr).contains("cannot read /nonexistent/dimed.toml"));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot read /nonexistent/dimed.toml"), "{err}");
+    // The cause once, not once per layer (issue 25: errors were doubled).
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["queue", "--config", "/nonexistent/dimed.toml"])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(err.matches("(os error 2)").count(), 1, "{err}");
 }
 
 /// Logging flags (issue 25): `--log-level` and `--log-format json` on every command, the
@@ -276,6 +285,13 @@ fn a_missing_data_dir_is_an_error_unless_create() {
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     assert!(child.wait().unwrap().success());
     assert!(d.join("dta/store.redb").exists(), "the empty store was made where data_dir says");
+    // A port taken: the cause said once (issue 25: errors were doubled).
+    let _taken = std::net::TcpListener::bind(&listen).unwrap();
+    let o = dimed().args(["serve", "--config"]).arg(&conf).output().unwrap();
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("cannot bind tls"), "{err}");
+    assert_eq!(err.matches("(os error 98)").count(), 1, "{err}");
 }
 
 /// `dimed init` ends with the next steps (issue 25): the record to publish, the A/AAAA record

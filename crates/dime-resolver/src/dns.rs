@@ -95,12 +95,12 @@ pub enum ConfigError {
     #[error("no dns server configured")]
     NoServers,
     /// The trust-anchor file could not be read.
-    #[error("cannot read trust anchor file {path}: {source}")]
+    #[error("cannot read trust anchor file {path}: {error}")]
     AnchorIo {
         /// The file.
         path: PathBuf,
-        /// The error.
-        source: std::io::Error,
+        /// The error: in the message, not also a source (a chain would say it twice).
+        error: std::io::Error,
     },
     /// The trust-anchor file is larger than [`TRUST_ANCHOR_FILE_MAX_LEN`].
     #[error("trust anchor file is over {TRUST_ANCHOR_FILE_MAX_LEN} octets")]
@@ -202,7 +202,7 @@ fn load_anchor(anchor: &TrustAnchor) -> Result<Option<TrustAnchors>, ConfigError
         TrustAnchor::IanaRoot => return Ok(None),
         TrustAnchor::Text(t) => t.clone(),
         TrustAnchor::File(path) => {
-            let io = |source| ConfigError::AnchorIo { path: path.clone(), source };
+            let io = |error| ConfigError::AnchorIo { path: path.clone(), error };
             let len = std::fs::metadata(path).map_err(io)?.len();
             if len > TRUST_ANCHOR_FILE_MAX_LEN {
                 return Err(ConfigError::AnchorTooLarge);

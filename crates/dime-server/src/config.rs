@@ -15,12 +15,12 @@ use std::time::Duration;
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}: {error}")]
     Read {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why: in the message, and not also a source (an error chain would say it twice).
+        error: std::io::Error,
     },
     /// The file is not valid TOML for this schema (the message names the key and line).
     #[error("{path}: {message}")]
@@ -340,7 +340,7 @@ impl Config {
     /// [`ConfigError`] naming the file, the key and what is wrong.
     pub fn load(path: &Path) -> Result<Config, ConfigError> {
         let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+            .map_err(|error| ConfigError::Read { path: path.to_owned(), error })?;
         let raw: RawConfig = toml::from_str(&text)
             .map_err(|e| ConfigError::Syntax { path: path.to_owned(), message: e.to_string() })?;
         let mut c = raw.check(path)?;
@@ -470,9 +470,9 @@ mod tests {
 
     fn load(text: &str) -> Result<Config, ConfigError> {
         let dir = tempfile::tempdir()
-            .map_err(|source| ConfigError::Read { path: PathBuf::from("tempdir"), source })?;
+            .map_err(|error| ConfigError::Read { path: PathBuf::from("tempdir"), error })?;
         let p = dir.path().join("dimed.toml");
-        std::fs::write(&p, text).map_err(|source| ConfigError::Read { path: p.clone(), source })?;
+        std::fs::write(&p, text).map_err(|error| ConfigError::Read { path: p.clone(), error })?;
         Config::load(&p)
     }
 

@@ -46,12 +46,12 @@ pub enum StartError {
     #[error("listener: {0}")]
     Net(#[from] dime_net::NetError),
     /// A socket could not be bound.
-    #[error("cannot bind {what}: {source}")]
+    #[error("cannot bind {what}: {error}")]
     Bind {
         /// Which socket.
         what: String,
-        /// Why.
-        source: std::io::Error,
+        /// Why: in the message, not also a source (a chain would say it twice).
+        error: std::io::Error,
     },
 }
 
@@ -406,7 +406,7 @@ pub async fn start(
     let quic_endpoint = match config.listen.quic {
         Some(a) => Some(
             quinn::Endpoint::server(dime_net::quic_server_config(server_tls.clone())?, a)
-                .map_err(|source| StartError::Bind { what: format!("quic {a}"), source })?,
+                .map_err(|error| StartError::Bind { what: format!("quic {a}"), error })?,
         ),
         None => None,
     };
@@ -414,7 +414,7 @@ pub async fn start(
         Some(a) => Some(
             tokio::net::TcpListener::bind(a)
                 .await
-                .map_err(|source| StartError::Bind { what: format!("tls {a}"), source })?,
+                .map_err(|error| StartError::Bind { what: format!("tls {a}"), error })?,
         ),
         None => None,
     };
@@ -511,7 +511,7 @@ pub async fn start(
         let Some(addr) = addr else { continue };
         let l = tokio::net::TcpListener::bind(addr)
             .await
-            .map_err(|source| StartError::Bind { what: format!("imap {addr}"), source })?;
+            .map_err(|error| StartError::Bind { what: format!("imap {addr}"), error })?;
         dmap.push(
             crate::dmap::spawn(
                 l,
@@ -520,22 +520,21 @@ pub async fn start(
                 Arc::clone(&service),
                 config.dmap_options(),
             )
-            .map_err(|source| StartError::Bind { what: format!("imap {addr}"), source })?,
+            .map_err(|error| StartError::Bind { what: format!("imap {addr}"), error })?,
         );
     }
     let imaps_addr = config.listen.imaps.and(dmap.first().map(|d| d.addr));
     let imap_addr = config.listen.imap.and(dmap.last().map(|d| d.addr));
     let sub = crate::submission::Submission { service: Arc::clone(&service) };
     tasks.push(
-        crate::submission::serve(&submission, Arc::new(sub), stop_rx.clone()).map_err(
-            |source| StartError::Bind { what: submission.display().to_string(), source },
-        )?,
+        crate::submission::serve(&submission, Arc::new(sub), stop_rx.clone())
+            .map_err(|error| StartError::Bind { what: submission.display().to_string(), error })?,
     );
     let admin = config.admin_socket();
     let a = Arc::new(crate::admin::Admin { store: Arc::clone(&store) });
     tasks.push(
         crate::admin::serve(&admin, a, stop_rx)
-            .map_err(|source| StartError::Bind { what: admin.display().to_string(), source })?,
+            .map_err(|error| StartError::Bind { what: admin.display().to_string(), error })?,
     );
 
     tracing::info!(

@@ -37,12 +37,12 @@ pub mod files {
 #[derive(Debug, thiserror::Error)]
 pub enum SetupError {
     /// A file or directory could not be written.
-    #[error("cannot write {path}: {source}")]
+    #[error("cannot write {path}: {error}")]
     Io {
         /// The path.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why: in the message, not also a source (a chain would say it twice).
+        error: std::io::Error,
     },
     /// Something already exists where a new file would be written.
     #[error("{0} exists already: refusing to overwrite it")]
@@ -83,7 +83,7 @@ pub struct CreatedDomain {
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> SetupError + '_ {
-    move |source| SetupError::Io { path: path.to_owned(), source }
+    move |source| SetupError::Io { path: path.to_owned(), error: source }
 }
 
 /// Writes a new file (never replacing one); `secret` files get mode 0600.
@@ -101,7 +101,7 @@ pub fn write_new(path: &Path, data: &[u8], secret: bool) -> Result<(), SetupErro
         if e.kind() == std::io::ErrorKind::AlreadyExists {
             SetupError::Exists(path.to_owned())
         } else {
-            SetupError::Io { path: path.to_owned(), source: e }
+            SetupError::Io { path: path.to_owned(), error: e }
         }
     })?;
     f.write_all(data).and_then(|()| f.sync_all()).map_err(io(path))

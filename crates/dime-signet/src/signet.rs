@@ -15,20 +15,20 @@ pub enum FieldError {
     #[error("field {0} is missing")]
     Missing(u8),
     /// A key field is not of an accepted form.
-    #[error("field {id}: {source}")]
+    #[error("field {id}: {error}")]
     Key {
         /// The field id.
         id: u8,
-        /// The rule broken.
-        source: KeyFormatError,
+        /// The rule broken: in the message, not also a source.
+        error: KeyFormatError,
     },
     /// The identifier 254 is not a domain (org) or mailbox (user).
-    #[error("field 254: signet identifier is not a valid {expected}: {source}")]
+    #[error("field 254: signet identifier is not a valid {expected}: {error}")]
     Identifier {
         /// `domain` or `mailbox`.
         expected: &'static str,
-        /// The rule broken.
-        source: NameError,
+        /// The rule broken: in the message, not also a source.
+        error: NameError,
     },
     /// The identifier 254 is not UTF-8.
     #[error("field 254: signet identifier is not utf-8")]
@@ -148,14 +148,14 @@ impl Signet {
     /// The signing key: org POK or user signing key (field 1).
     pub fn signing_key(&self) -> Result<Ed25519PublicKey, FieldError> {
         let f = self.field(1).ok_or(FieldError::Missing(1))?;
-        parse_signing_key(f.data).map_err(|source| FieldError::Key { id: 1, source })
+        parse_signing_key(f.data).map_err(|error| FieldError::Key { id: 1, error })
     }
 
     /// The encryption key: org field 3, user/SSR field 2.
     pub fn encryption_key(&self) -> Result<EncryptionKey, FieldError> {
         let id = if self.kind == SignetKind::Org { 3 } else { 2 };
         let f = self.field(id).ok_or(FieldError::Missing(id))?;
-        EncryptionKey::parse(f.data).map_err(|source| FieldError::Key { id, source })
+        EncryptionKey::parse(f.data).map_err(|error| FieldError::Key { id, error })
     }
 
     /// A user's alternate encryption keys (field 3); empty for an org signet.
@@ -164,9 +164,7 @@ impl Signet {
             return Ok(Vec::new());
         }
         self.fields_with_id(3)
-            .map(|f| {
-                EncryptionKey::parse(f.data).map_err(|source| FieldError::Key { id: 3, source })
-            })
+            .map(|f| EncryptionKey::parse(f.data).map_err(|error| FieldError::Key { id: 3, error }))
             .collect()
     }
 
@@ -176,7 +174,7 @@ impl Signet {
             return Ok(Vec::new());
         }
         self.fields_with_id(2)
-            .map(|f| Sok::parse(f.data).map_err(|source| FieldError::Key { id: 2, source }))
+            .map(|f| Sok::parse(f.data).map_err(|error| FieldError::Key { id: 2, error }))
             .collect()
     }
 
@@ -192,10 +190,10 @@ impl Signet {
         match self.kind {
             SignetKind::Org => Domain::parse(text)
                 .map(|d| Some(Identifier::Domain(d)))
-                .map_err(|source| FieldError::Identifier { expected: "domain", source }),
+                .map_err(|error| FieldError::Identifier { expected: "domain", error }),
             _ => Mailbox::parse(text)
                 .map(|m| Some(Identifier::Mailbox(m)))
-                .map_err(|source| FieldError::Identifier { expected: "mailbox", source }),
+                .map_err(|error| FieldError::Identifier { expected: "mailbox", error }),
         }
     }
 
