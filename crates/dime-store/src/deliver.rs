@@ -9,13 +9,12 @@
 //! other backend it commits the batch durably, then answers. A caller therefore returns only
 //! after its own delivery is on stable storage.
 
-use crate::account::{get_body, load_account, put_body, save_account};
+use crate::account::{get_body, put_body};
 use crate::backend::{Backend, ReadTxn, Table, WriteTxn};
 use crate::codec::{CHECKSUM_LEN, Dec};
 use crate::fs::{StoreFs, create_dir_durably};
-use crate::imap::{AppendJob, append_one, replay_append};
+use crate::imap::{AppendJob, append_one, append_write, replay_append};
 use crate::log::{Batch, DeliveryLog, LOG_FILE, MAX_LOGGED_BATCH, Record, Span, WRAP_BYTES};
-use crate::mail::{EntryRec, MsgRec, entry_key, load_mbox, mbox_key, msg_key};
 use crate::{
     AccountId, Deliveries, DeliveryError, Inner, MAX_ENVELOPE_LEN, MAX_GROUP_COMMIT, MailboxId,
     Store, StoreError, Timestamp, Uid,
@@ -588,36 +587,11 @@ pub(crate) fn deliver_one(
             return Ok(Delivered { account: a, mailbox, uid });
         }
     }
-    let mut acc = load_account(inner, t, a)?;
-    let size = envelope.len() as u64;
-    if acc.used.saturating_add(size) > acc.quota {
-        return Err(StoreError::OverQuota { used: acc.used, limit: acc.quota, size });
-    }
+    // A delivery lands as an APPEND to the inbox with no flags and no summary would.
     let m = MailboxId::INBOX;
-    let mut mb = load_mbox(inner, t, a, m)?;
-    let uid = mb.uid_next;
-    mb.uid_next =
-        uid.checked_add(1).ok_or(StoreError::TooLarge { what: "uid", limit: u32::MAX as usize })?;
-    mb.modseq += 1;
-    mb.count += 1;
-    let seq = acc.next_msg;
-    acc.next_msg += 1;
-    acc.used += size;
-    acc.count += 1;
-    let msg = MsgRec {
-        size,
-        arrival: now.0,
-        key_gen: acc.key_gen,
-        digest: *digest,
-        refs: vec![(m.0, uid)],
-    };
-    let mk = msg_key(a, seq);
-    t.put(Table::Blobs, &mk, envelope)?;
-    put_body(inner, t, Table::Messages, &mk, msg.encode())?;
-    let e = EntryRec { seq, modseq: mb.modseq, flags: Vec::new() };
-    put_body(inner, t, Table::Entries, &entry_key(a, m.0, uid), e.encode())?;
-    put_body(inner, t, Table::Mailboxes, &mbox_key(a, m), mb.encode())?;
-    save_account(inner, t, a, &acc)?;
+    let (landed, _, _) =
+        append_write(inner, t, a, m, now, digest, envelope, &mut |_| Ok((Vec::new(), None)))?;
+    let uid = landed.uid.0;
     let mut seen = Vec::with_capacity(16);
     seen.extend_from_slice(&m.0.to_be_bytes());
     seen.extend_from_slice(&uid.to_be_bytes());

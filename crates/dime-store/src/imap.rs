@@ -462,11 +462,12 @@ pub(crate) struct AppendJob {
 /// An APPEND's seals: its flags (empty for none) and its summary.
 type Seals = (Vec<u8>, Option<Vec<u8>>);
 
-/// Writes one APPEND inside a transaction; every check comes before the first write. `seals`
-/// gives the sealed flags and summary once the message number is known. Returns where it
-/// landed, its message number and its seals.
+/// Writes one new message inside a transaction (an APPEND, and a delivery, which is one to the
+/// inbox without flags or summary); every check comes before the first write. `seals` gives
+/// the sealed flags and summary once the message number is known. Returns where it landed,
+/// its message number and its seals.
 #[allow(clippy::too_many_arguments)]
-fn append_write(
+pub(crate) fn append_write(
     inner: &Inner,
     t: &mut dyn WriteTxn,
     a: AccountId,
