@@ -197,25 +197,9 @@ fn log_level_and_format_flags() {
         .output()
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    // Serves with `flags` until the socket is up, stops it; returns what it logged.
     let serve = |flags: &[&str]| {
         let log = dir.path().join("log");
-        let mut child = dimed()
-            .arg("serve")
-            .args(flags)
-            .arg("--config")
-            .arg(d.join("dimed.toml"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap();
-        let t0 = Instant::now();
-        while !d.join("data/dimed.sock").exists() {
-            assert!(t0.elapsed() < Duration::from_secs(20), "dimed did not start");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        let _ = Command::new("kill").arg(child.id().to_string()).status();
-        assert!(child.wait().unwrap().success());
+        serve_briefly(&d, flags, std::fs::File::create(&log).unwrap());
         std::fs::read_to_string(&log).unwrap()
     };
     let text = serve(&["--log-format", "json"]);
@@ -269,21 +253,7 @@ fn a_missing_data_dir_is_an_error_unless_create() {
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(err.starts_with("error: ") && err.contains("dta") && err.contains("--create"), "{err}");
     assert!(!d.join("dta").exists(), "nothing created");
-    let mut child = dimed()
-        .args(["serve", "--create", "--config"])
-        .arg(&conf)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    // (The submission socket stays where `listen.submission` says, under `data/`.)
-    while !d.join("data/dimed.sock").exists() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "dimed --create did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    assert!(child.wait().unwrap().success());
+    serve_briefly(&d, &["--create"], Stdio::null());
     assert!(d.join("dta/store.redb").exists(), "the empty store was made where data_dir says");
     // A port taken: the cause said once (issue 25: errors were doubled).
     let _taken = std::net::TcpListener::bind(&listen).unwrap();
@@ -365,4 +335,25 @@ fn the_systemd_unit_verifies_and_is_hardened() {
         .unwrap_or_else(|| panic!("no exposure level in: {text}"));
     println!("systemd-analyze security: exposure {level}");
     assert!(level <= 2.0, "exposure {level}:\n{text}");
+}
+
+/// Runs `dimed serve FLAGS --config D/dimed.toml` (its log to `stderr`) until its submission
+/// socket (under `D/data/`) is up, then stops it with SIGTERM: it must exit cleanly.
+fn serve_briefly(d: &std::path::Path, flags: &[&str], stderr: impl Into<Stdio>) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .arg("serve")
+        .args(flags)
+        .arg("--config")
+        .arg(d.join("dimed.toml"))
+        .stdout(Stdio::null())
+        .stderr(stderr)
+        .spawn()
+        .unwrap();
+    let t0 = Instant::now();
+    while !d.join("data/dimed.sock").exists() {
+        assert!(t0.elapsed() < Duration::from_secs(20), "dimed {flags:?} did not start");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success(), "dimed {flags:?} did not stop cleanly");
 }

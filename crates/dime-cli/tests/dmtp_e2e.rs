@@ -10,6 +10,8 @@
 //! local part, the subject or the body.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::audit;
 use dime_interop_tests::knot::{Knot, Zone, ZoneKind};
 use std::net::{Ipv4Addr, SocketAddr, TcpListener, UdpSocket};
 use std::path::{Path, PathBuf};
@@ -277,33 +279,6 @@ fn wait_for_messages(
 }
 
 /// Every file under `dir` and the `logs`, searched for each needle (as bytes).
-fn audit(what: &str, dirs: &[&Path], logs: &[&Path], needles: &[&str]) {
-    let mut files = Vec::new();
-    let mut stack: Vec<PathBuf> = dirs.iter().map(|d| d.to_path_buf()).collect();
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                files.push(p);
-            }
-        }
-    }
-    files.extend(logs.iter().map(|l| l.to_path_buf()));
-    assert!(files.len() > 5, "{what}: nothing to audit");
-    for f in &files {
-        let Ok(bytes) = std::fs::read(f) else { continue };
-        for n in needles {
-            assert!(
-                !bytes.windows(n.len()).any(|w| w == n.as_bytes()),
-                "{what}: {n:?} found in {}",
-                f.display()
-            );
-        }
-    }
-}
-
 #[test]
 fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     let root = tempfile::tempdir().unwrap();
