@@ -106,7 +106,7 @@ impl<D: Directory> MailService<D> {
         // de-duplicate by it): 16 random octets in hex.
         let mut id = [0u8; 16];
         rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
-        let id: String = id.iter().map(|b| format!("{b:02x}")).collect();
+        let id = hex::encode(id);
         let mut other = Headers::new();
         let message_id = format!("<{id}@{}>", self.local.domain);
         other
