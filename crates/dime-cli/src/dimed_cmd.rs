@@ -15,6 +15,7 @@ use std::io::Write;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use zeroize::Zeroizing;
 
 /// dimed: the dime mail server: DMTP over QUIC and TLS, IMAP for mail clients, the
 /// zero-access store.
@@ -79,6 +80,11 @@ enum DimedCommand {
         /// Start an empty store when `data_dir` does not exist (else that is an error).
         #[arg(long)]
         create: bool,
+        /// The org key's passphrase, from this file's first line, for a domain whose
+        /// `org.pass` was removed (e.g. a systemd credential); without it and without
+        /// `org.pass`, dimed asks on its terminal.
+        #[arg(long, value_name = "FILE")]
+        org_passphrase_file: Option<PathBuf>,
     },
     /// Create a local domain with one user (unless DIR has one), then serve it on loopback.
     Quickstart {
@@ -191,7 +197,9 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
         DimedCommand::Docs(a) => {
             crate::write_docs(<Dimed as clap::CommandFactory>::command(), "dimed", &a.out, &mut out)
         }
-        DimedCommand::Serve { config, create } => serve(&config, create),
+        DimedCommand::Serve { config, create, org_passphrase_file } => {
+            serve(&config, create, org_passphrase_file.as_deref())
+        }
         DimedCommand::Quickstart { data_dir, domain, user, listen, imaps, imap, no_serve } => {
             let config = data_dir.join("dimed.toml");
             if config.exists() {
@@ -222,7 +230,7 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
                 )?;
             }
             out.flush()?;
-            if no_serve { Ok(()) } else { serve(&config, false) }
+            if no_serve { Ok(()) } else { serve(&config, false, None) }
         }
         DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
         DimedCommand::Compact { config } => compact(&config, &mut out),
@@ -376,7 +384,6 @@ fn print_next_steps(
     listen: SocketAddr,
 ) -> anyhow::Result<()> {
     let config = dir.join("dimed.toml");
-    let conf = dir.join("config");
     let (kind, address) = match listen.ip() {
         ip if ip.is_unspecified() => {
             (if ip.is_ipv4() { "A" } else { "AAAA" }, "<this machine's public address>".into())
@@ -401,13 +408,9 @@ fn print_next_steps(
     )?;
     writeln!(
         out,
-        "  4. add users while dimed is stopped (it asks for each one's password): dime user add \
-         --data-dir {} --config-dir {} --address USER@DOMAIN --org-key {} --passphrase-file {} \
-         --recovery none",
-        dir.join("data").display(),
-        conf.display(),
-        conf.join("org.key").display(),
-        conf.join("org.pass").display()
+        "  4. add users, dimed stopped or running (it asks for each one's password twice): \
+         dime user add --config {} --address USER@{domain}",
+        config.display()
     )?;
     writeln!(out, "  5. start it: dimed serve --config {}", config.display())?;
     Ok(())
@@ -444,8 +447,32 @@ fn add_user(config: &Path, address: &str) -> anyhow::Result<Secret<String>> {
     Ok(Secret::new(password))
 }
 
-fn serve(config: &Path, create: bool) -> anyhow::Result<()> {
+/// The org key's passphrase when `org.pass` is gone (`spec/dimed.md` §3): from `file`, else
+/// asked on the terminal; `None` while `org.pass` exists.
+fn org_passphrase(c: &Config, file: Option<&Path>) -> anyhow::Result<Option<Zeroizing<String>>> {
+    if let Some(f) = file {
+        let text = Zeroizing::new(
+            std::fs::read_to_string(f).with_context(|| format!("cannot read {}", f.display()))?,
+        );
+        return Ok(Some(Zeroizing::new(text.lines().next().unwrap_or("").to_owned())));
+    }
+    let pass = c.secret_path(files::ORG_PASSPHRASE);
+    if pass.exists() {
+        return Ok(None);
+    }
+    let asked = rpassword::prompt_password("org key passphrase: ").map_err(|_| {
+        anyhow::anyhow!(
+            "{} is absent: give the org key's passphrase with --org-passphrase-file, or start \
+             dimed on a terminal to type it",
+            pass.display()
+        )
+    })?;
+    Ok(Some(Zeroizing::new(asked)))
+}
+
+fn serve(config: &Path, create: bool, passphrase_file: Option<&Path>) -> anyhow::Result<()> {
     let c = Config::load(config)?;
+    let passphrase = org_passphrase(&c, passphrase_file)?;
     // A typo in `data_dir` must not start an empty store (spec/dimed.md §2).
     if !create && !c.data_dir.exists() {
         anyhow::bail!(
@@ -457,9 +484,15 @@ fn serve(config: &Path, create: bool) -> anyhow::Result<()> {
     }
     let rt = runtime()?;
     rt.block_on(async {
-        let running = dime_server::daemon::start(&c, default_provider(), crate::tls_provider())
-            .await
-            .with_context(|| format!("cannot start dimed from {}", config.display()))?;
+        let pass = passphrase.as_ref().map(|p| p.as_bytes());
+        let running =
+            dime_server::daemon::start_with(&c, default_provider(), crate::tls_provider(), pass)
+                .await
+                .with_context(|| format!("cannot start dimed from {}", config.display()))?;
+        // The handlers first: a signal sent once "dimed serving" is out stops dimed cleanly.
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).context("signal handler")?;
+        let mut int = signal(SignalKind::interrupt()).context("signal handler")?;
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
@@ -473,10 +506,8 @@ fn serve(config: &Path, create: bool) -> anyhow::Result<()> {
         )?;
         out.flush()?;
         drop(out);
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-            .context("signal handler")?;
         tokio::select! {
-            _ = tokio::signal::ctrl_c() => {}
+            _ = int.recv() => {}
             _ = term.recv() => {}
         }
         tracing::info!("dimed stopping");

@@ -284,7 +284,7 @@ fn init_ends_with_the_next_steps() {
         "mx.b.test. IN A 127.0.0.1",
         "dns.servers",
         "dns.trust_anchor",
-        "dime user add",
+        &format!("dime user add --config {} --address USER@b.test", d.join("dimed.toml").display()),
         &format!("dimed serve --config {}", d.join("dimed.toml").display()),
     ] {
         assert!(next.contains(want), "{want:?} missing from the next steps:\n{next}");

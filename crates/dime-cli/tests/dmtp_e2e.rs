@@ -43,6 +43,7 @@ fn dime(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_dime"))
         .args(args)
         .env("DIME_USER_PASSWORD", PASSWORD)
+        .env("DIME_ALLOW_WEAK_PASSWORD", "1")
         .output()
         .expect("run dime")
 }

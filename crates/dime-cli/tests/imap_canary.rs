@@ -103,6 +103,7 @@ fn an_imap_session_leaves_no_canary_in_the_data_dir_or_the_log() {
         .arg(conf.join("org.pass"))
         .args(["--recovery", "none"])
         .env("DIME_USER_PASSWORD", PASSWORD)
+        .env("DIME_ALLOW_WEAK_PASSWORD", "1")
         .output()
         .unwrap();
     assert!(o.status.success(), "dime user add: {}", String::from_utf8_lossy(&o.stderr));

@@ -13,6 +13,7 @@ fn dime(args: &[&str], env: &[(&str, &str)]) -> Output {
     // Only the secrets a test gives, and no terminal: a secret not given is an error.
     c.args(args)
         .env("DIME_PASSPHRASE", "org passphrase")
+        .env("DIME_ALLOW_WEAK_PASSWORD", "1")
         .env_remove("DIME_USER_PASSWORD")
         .env_remove("DIME_NEW_PASSWORD")
         .env_remove("DIME_ARCHIVE_PASSWORD")

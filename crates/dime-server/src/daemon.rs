@@ -313,10 +313,24 @@ pub async fn start(
     provider: &'static CryptoProvider,
     tls_provider: TlsProvider,
 ) -> Result<Running, StartError> {
+    start_with(config, provider, tls_provider, None).await
+}
+
+/// [`start`], the org key's passphrase given (for a domain whose `org.pass` was removed:
+/// `spec/dimed.md` §3); `None` reads `org.pass`.
+///
+/// # Errors
+/// [`StartError`] saying what is missing or wrong.
+pub async fn start_with(
+    config: &Config,
+    provider: &'static CryptoProvider,
+    tls_provider: TlsProvider,
+    org_passphrase: Option<&[u8]>,
+) -> Result<Running, StartError> {
     check_permissions(config)?;
     let p = provider;
     let domain = config.domain.clone();
-    let keys = read_org_keys(p, config, None).map_err(StartError::Setup)?;
+    let keys = read_org_keys(p, config, org_passphrase).map_err(StartError::Setup)?;
     let signet_text = read(&config.secret_path(files::ORG_SIGNET))?;
     let org_signet = Signet::decode_any(&signet_text).map_err(setup("org signet"))?;
     if org_signet.kind() != SignetKind::Org {
@@ -531,7 +545,10 @@ pub async fn start(
             .map_err(|error| StartError::Bind { what: submission.display().to_string(), error })?,
     );
     let admin = config.admin_socket();
-    let a = Arc::new(crate::admin::Admin { store: Arc::clone(&store) });
+    let a = Arc::new(crate::admin::Admin {
+        store: Arc::clone(&store),
+        local: Some(Arc::clone(&local)),
+    });
     tasks.push(
         crate::admin::serve(&admin, a, stop_rx)
             .map_err(|error| StartError::Bind { what: admin.display().to_string(), error })?,

@@ -32,7 +32,7 @@ async fn the_queue_is_listed_page_by_page_on_a_socket_only_its_owner_may_open() 
 
     let path = dir.path().join("admin.sock");
     let (stop, stop_rx) = watch::channel(false);
-    let served = serve(&path, Arc::new(Admin { store }), stop_rx).unwrap();
+    let served = serve(&path, Arc::new(Admin { store, local: None }), stop_rx).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let mut c = BufReader::new(tokio::net::UnixStream::connect(&path).await.unwrap());
 

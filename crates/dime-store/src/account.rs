@@ -49,6 +49,39 @@ impl Recovery {
     }
 }
 
+impl Recovery {
+    /// The recovery of an account record's code (`spec/storage.md` §3.1): "none", "code",
+    /// "escrow".
+    fn name_of(code: u8) -> &'static str {
+        match code {
+            0 => "none",
+            1 => "code",
+            2 => "escrow",
+            _ => "unknown",
+        }
+    }
+}
+
+/// One account as [`Accounts::accounts`](crate::Accounts::accounts) lists it: what the
+/// operator sees of it (no key, no mail).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AccountInfo {
+    /// The account.
+    pub id: AccountId,
+    /// Its address (none when its directory entry does not open: a damaged record).
+    pub address: Option<Mailbox>,
+    /// Its current key generation.
+    pub generation: u32,
+    /// Its recovery: "none", "code" or "escrow".
+    pub recovery: &'static str,
+    /// Its quota, octets.
+    pub quota_bytes: u64,
+    /// The octets its mail takes.
+    pub used_bytes: u64,
+    /// Its messages.
+    pub messages: u64,
+}
+
 /// What [`Accounts::create_account`](crate::Accounts::create_account) needs.
 #[derive(Debug)]
 pub struct NewAccount<'a> {
@@ -869,6 +902,52 @@ impl Accounts for Store {
         // Its envelopes leave the delivery log too (`spec/storage.md` §12).
         Ok(self.committer.erase_log()?)
     }
+
+    fn accounts(
+        &self,
+        after: Option<AccountId>,
+        max: usize,
+    ) -> Result<Vec<AccountInfo>, AccountError> {
+        let inner = &*self.inner;
+        // Keys are 16 octets: the one after `after` is `after` ‖ 0x00 (a longer key sorts
+        // after its prefix).
+        let start = match after {
+            Some(a) => {
+                let mut k = a.0.to_vec();
+                k.push(0);
+                k
+            }
+            None => Vec::new(),
+        };
+        let mut listed = Vec::new();
+        inner.backend.read(&mut |t| {
+            listed.clear();
+            for (k, _) in t.range(Table::Accounts, &start, &[0xff; 17], max)? {
+                let Ok(id) = <[u8; 16]>::try_from(k.as_slice()) else { continue };
+                let a = AccountId(id);
+                listed.push((a, load_account(inner, t, a)));
+            }
+            Ok(())
+        })?;
+        let mut out = Vec::with_capacity(listed.len());
+        for (a, rec) in listed {
+            let dir = inner.directory(a).ok();
+            let (recovery, quota_bytes, used_bytes, messages, generation) = match rec {
+                Ok(r) => (Recovery::name_of(r.recovery), r.quota, r.used, r.count, r.key_gen),
+                Err(_) => ("unknown", 0, 0, 0, 0),
+            };
+            out.push(AccountInfo {
+                id: a,
+                generation: dir.as_ref().map_or(generation, |d| d.generation),
+                address: dir.map(|d| d.address),
+                recovery,
+                quota_bytes,
+                used_bytes,
+                messages,
+            });
+        }
+        Ok(out)
+    }
 }
 
 impl Store {
@@ -1063,6 +1142,40 @@ mod tests {
         store.create_account(&mut rng, &org, &new(&longest), Timestamp(1)).unwrap();
         store.login(&alice, &longest, Timestamp(2)).unwrap();
         assert_eq!(store.login(&alice, &too_long, Timestamp(2)).unwrap_err(), refused);
+    }
+
+    #[test]
+    fn accounts_lists_every_account_a_page_at_a_time_with_its_address_and_use() {
+        // spec/storage.md §3.1, §6.5: the operator's list of accounts.
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(3);
+        let org = OrgKeys::generate(&mut rng);
+        let mut want = Vec::new();
+        for (i, recovery) in
+            [Recovery::None, Recovery::Code, Recovery::None].into_iter().enumerate()
+        {
+            let address = Mailbox::parse(&format!("user{i}@example.org")).unwrap();
+            let new = NewAccount { address: &address, password: b"pw", recovery, quota_bytes: 7 };
+            store.create_account(&mut rng, &org, &new, Timestamp(1)).unwrap();
+            want.push(address);
+        }
+        assert!(store.accounts(None, 0).unwrap().is_empty());
+        let first = store.accounts(None, 2).unwrap();
+        assert_eq!(first.len(), 2);
+        let rest = store.accounts(Some(first[1].id), 2).unwrap();
+        assert_eq!(rest.len(), 1, "the page after the second account holds the third only");
+        let all: Vec<AccountInfo> = first.into_iter().chain(rest).collect();
+        let mut got: Vec<String> =
+            all.iter().map(|i| i.address.as_ref().unwrap().to_string()).collect();
+        got.sort();
+        let mut want: Vec<String> = want.iter().map(ToString::to_string).collect();
+        want.sort();
+        assert_eq!(got, want);
+        assert!(all.iter().all(|i| i.quota_bytes == 7 && i.generation == 0), "{all:?}");
+        assert_eq!(all.iter().filter(|i| i.recovery == "code").count(), 1);
+        store.delete_account(&Mailbox::parse("user1@example.org").unwrap()).unwrap();
+        assert_eq!(store.accounts(None, 10).unwrap().len(), 2, "a deleted account is gone");
     }
 
     #[test]

@@ -150,6 +150,20 @@ pub trait Accounts: Send + Sync {
     /// # Errors
     /// [`AccountError::UnknownAccount`], the backend's.
     fn delete_account(&self, address: &Mailbox) -> Result<(), AccountError>;
+
+    /// Up to `max` accounts whose ids follow `after` (from the first when none), in id order
+    /// (random, so in no order of address): each one's address (from its directory entry,
+    /// read with the configuration), key generation, recovery, quota and use
+    /// (`spec/storage.md` §3.1, §6.5). An account whose records do not open is listed with
+    /// its id and no address.
+    ///
+    /// # Errors
+    /// The backend's.
+    fn accounts(
+        &self,
+        after: Option<AccountId>,
+        max: usize,
+    ) -> Result<Vec<crate::AccountInfo>, AccountError>;
 }
 
 /// Mailboxes and the messages in them (`spec/storage.md` §5, §6.5-§6.7): listing, fetching,

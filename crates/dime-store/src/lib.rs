@@ -59,8 +59,8 @@ mod summary;
 mod testing;
 
 pub use account::{
-    Created, DirectoryRec, MAX_FORMER_ADDRESSES, MAX_SIGNET_HISTORY, NewAccount, Recovery,
-    RecoveryCode,
+    AccountInfo, Created, DirectoryRec, MAX_FORMER_ADDRESSES, MAX_SIGNET_HISTORY, NewAccount,
+    Recovery, RecoveryCode,
 };
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
 pub use deliver::{Delivered, SEEN_RETENTION_SECS};
@@ -321,6 +321,11 @@ impl fmt::Debug for Store {
 }
 
 impl Store {
+    /// The cryptographic provider the store was opened with.
+    pub fn provider(&self) -> &'static CryptoProvider {
+        self.inner.p
+    }
+
     /// Opens (or creates) the store of `config.data_dir` with the redb backend.
     pub fn open(
         config: StoreConfig,
