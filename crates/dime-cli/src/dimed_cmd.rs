@@ -97,15 +97,17 @@ enum DimedCommand {
         /// The user to create (local part).
         #[arg(long, default_value = "alice")]
         user: String,
-        /// Where DMTP listens.
-        #[arg(long, default_value = "127.0.0.1:2626")]
-        listen: SocketAddr,
-        /// Where DMAP (IMAP) listens on implicit TLS, for mail clients.
-        #[arg(long, default_value = "127.0.0.1:9930")]
-        imaps: SocketAddr,
-        /// Where DMAP (IMAP) listens with STARTTLS.
-        #[arg(long, default_value = "127.0.0.1:1430")]
-        imap: SocketAddr,
+        /// Where DMTP listens [default: 127.0.0.1:2626; on a rerun, the domain's dimed.toml].
+        #[arg(long)]
+        listen: Option<SocketAddr>,
+        /// Where DMAP (IMAP) listens on implicit TLS, for mail clients [default:
+        /// 127.0.0.1:9930; on a rerun, the domain's dimed.toml].
+        #[arg(long)]
+        imaps: Option<SocketAddr>,
+        /// Where DMAP (IMAP) listens with STARTTLS [default: 127.0.0.1:1430; on a rerun, the
+        /// domain's dimed.toml].
+        #[arg(long)]
+        imap: Option<SocketAddr>,
         /// Create the domain and user, print how to use them, and exit without serving.
         #[arg(long)]
         no_serve: bool,
@@ -198,39 +200,31 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             crate::write_docs(<Dimed as clap::CommandFactory>::command(), "dimed", &a.out, &mut out)
         }
         DimedCommand::Serve { config, create, org_passphrase_file } => {
-            serve(&config, create, org_passphrase_file.as_deref())
+            serve(&config, create, org_passphrase_file.as_deref(), &Listen::default())
         }
         DimedCommand::Quickstart { data_dir, domain, user, listen, imaps, imap, no_serve } => {
             let config = data_dir.join("dimed.toml");
-            if config.exists() {
+            let rerun = config.exists();
+            let given = Listen { dmtp: listen, imaps, imap };
+            if rerun {
                 writeln!(out, "using the existing domain in {}", data_dir.display())?;
             } else {
+                let listen = listen.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 2626)));
+                let imaps = imaps.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 9930)));
+                let imap = imap.unwrap_or(SocketAddr::from(([127, 0, 0, 1], 1430)));
+                // Nothing is created when dimed could not serve it.
+                if !no_serve {
+                    can_bind(listen, imaps, imap)?;
+                }
                 let created = init(&data_dir, &domain, None, listen, None, Some((imaps, imap)))?;
                 print_created(&mut out, &created, &data_dir)?;
                 let address = format!("{user}@{domain}");
                 let password = add_user(&config, &address)?;
-                writeln!(
-                    out,
-                    "\nuser {address} created; password (shown once): {}",
-                    password.expose()
-                )?;
-                writeln!(
-                    out,
-                    "try, while dimed runs:\n  DIME_USER_PASSWORD='<password>' dime send --socket {sock} --user {address} --to {address} --subject hello --body 'first dime mail'\n  DIME_USER_PASSWORD='<password>' dime inbox --socket {sock} --user {address}",
-                    sock = data_dir.join("data").join("dimed.sock").display()
-                )?;
-                writeln!(
-                    out,
-                    "mail clients (IMAP), while dimed runs:\n  server {host}, user {address}, the password above\n  IMAP over TLS: {ip} port {tls_port}; or STARTTLS: port {starttls_port}\n  the server's certificate (self-signed, for {host}; trust this file in the client): {cert}\n  e.g. curl --cacert {cert} --resolve {host}:{tls_port}:{ip} -u {address} 'imaps://{host}:{tls_port}/INBOX;UID=1'",
-                    host = created.host,
-                    ip = imaps.ip(),
-                    tls_port = imaps.port(),
-                    starttls_port = imap.port(),
-                    cert = data_dir.join("config").join(files::TLS_CERT).display(),
-                )?;
+                print_quickstart(&mut out, &created, &data_dir, &address, &password, imaps, imap)?;
             }
             out.flush()?;
-            if no_serve { Ok(()) } else { serve(&config, false, None) }
+            drop(out);
+            if no_serve { Ok(()) } else { serve(&config, false, None, &given) }
         }
         DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
         DimedCommand::Compact { config } => compact(&config, &mut out),
@@ -470,8 +464,103 @@ fn org_passphrase(c: &Config, file: Option<&Path>) -> anyhow::Result<Option<Zero
     Ok(Some(Zeroizing::new(asked)))
 }
 
-fn serve(config: &Path, create: bool, passphrase_file: Option<&Path>) -> anyhow::Result<()> {
-    let c = Config::load(config)?;
+/// Listening addresses given on the command line, over those of `dimed.toml`.
+#[derive(Debug, Default)]
+struct Listen {
+    dmtp: Option<SocketAddr>,
+    imaps: Option<SocketAddr>,
+    imap: Option<SocketAddr>,
+}
+
+/// Binds (and releases) each address dimed will serve, so that quickstart creates nothing
+/// that cannot be served.
+fn can_bind(dmtp: SocketAddr, imaps: SocketAddr, imap: SocketAddr) -> anyhow::Result<()> {
+    let taken = |what: &str, flag: &str, a: SocketAddr, e: std::io::Error| {
+        anyhow::anyhow!("cannot listen for {what} on {a} ({e}): choose another with {flag} ADDR")
+    };
+    std::net::UdpSocket::bind(dmtp).map_err(|e| taken("DMTP over QUIC", "--listen", dmtp, e))?;
+    std::net::TcpListener::bind(dmtp).map_err(|e| taken("DMTP over TLS", "--listen", dmtp, e))?;
+    std::net::TcpListener::bind(imaps).map_err(|e| taken("IMAP over TLS", "--imaps", imaps, e))?;
+    std::net::TcpListener::bind(imap).map_err(|e| taken("IMAP", "--imap", imap, e))?;
+    Ok(())
+}
+
+/// The `dime` command as the operator can type it: `cargo run` when dimed itself was started
+/// by cargo, else the `dime` beside this dimed, else `dime` from the PATH.
+fn dime_command() -> String {
+    if std::env::var_os("CARGO").is_some() {
+        return "cargo run -q -p dime-cli --bin dime --".into();
+    }
+    match std::env::current_exe().map(|e| e.with_file_name("dime")) {
+        Ok(d) if d.exists() => shell_quote(&d.display().to_string()),
+        _ => "dime".into(),
+    }
+}
+
+/// `s` as one shell word.
+fn shell_quote(s: &str) -> String {
+    if s.bytes().all(|b| b.is_ascii_alphanumeric() || b"/._-@:=+,".contains(&b)) {
+        s.to_owned()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
+}
+
+/// What quickstart prints once it created the domain: the user, commands that work as printed
+/// (`spec/dimed.md` §3), and a mail client's settings.
+fn print_quickstart(
+    out: &mut dyn Write,
+    created: &dime_server::setup::CreatedDomain,
+    dir: &Path,
+    address: &str,
+    password: &Secret<String>,
+    imaps: SocketAddr,
+    imap: SocketAddr,
+) -> anyhow::Result<()> {
+    let dime = dime_command();
+    let sock = shell_quote(&dir.join("data").join("dimed.sock").display().to_string());
+    let cert = shell_quote(&dir.join("config").join(files::TLS_CERT).display().to_string());
+    writeln!(out, "\nuser {address} created; password (shown once): {}", password.expose())?;
+    writeln!(out, "try, in another terminal while dimed runs:")?;
+    writeln!(out, "  export DIME_USER_PASSWORD={}", shell_quote(password.expose()))?;
+    writeln!(
+        out,
+        "  {dime} send --socket {sock} --user {address} --to {address} --subject hello --body \
+         'first dime mail'"
+    )?;
+    writeln!(out, "  {dime} inbox --socket {sock} --user {address}")?;
+    writeln!(out, "  {dime} read 1 --socket {sock} --user {address}")?;
+    writeln!(
+        out,
+        "mail clients (IMAP), while dimed runs:\n  server {host}, user {address}, the password \
+         above\n  IMAP over TLS: {ip} port {tls_port}; or STARTTLS: port {starttls_port}\n  the \
+         server's certificate (self-signed, for {host}; trust this file in the client): \
+         {cert}\n  e.g. curl --cacert {cert} --resolve {host}:{tls_port}:{ip} -u {address} \
+         'imaps://{host}:{tls_port}/INBOX;UID=1'",
+        host = created.host,
+        ip = imaps.ip(),
+        tls_port = imaps.port(),
+        starttls_port = imap.port(),
+    )?;
+    Ok(())
+}
+
+fn serve(
+    config: &Path,
+    create: bool,
+    passphrase_file: Option<&Path>,
+    given: &Listen,
+) -> anyhow::Result<()> {
+    let mut c = Config::load(config)?;
+    if let Some(a) = given.dmtp {
+        (c.listen.quic, c.listen.tls) = (Some(a), Some(a));
+    }
+    if given.imaps.is_some() {
+        c.listen.imaps = given.imaps;
+    }
+    if given.imap.is_some() {
+        c.listen.imap = given.imap;
+    }
     let passphrase = org_passphrase(&c, passphrase_file)?;
     // A typo in `data_dir` must not start an empty store (spec/dimed.md §2).
     if !create && !c.data_dir.exists() {

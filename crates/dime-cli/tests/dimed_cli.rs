@@ -357,3 +357,74 @@ fn serve_briefly(d: &std::path::Path, flags: &[&str], stderr: impl Into<Stdio>) 
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     assert!(child.wait().unwrap().success(), "dimed {flags:?} did not stop cleanly");
 }
+
+/// Quickstart as a new operator meets it (issue 25): a port in use is an error before
+/// anything is created; a rerun serves on the addresses given then; the commands it prints
+/// work as printed (pasted into a shell).
+#[test]
+fn quickstart_checks_its_ports_honours_a_rerun_and_prints_commands_that_work() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("qs");
+    let port = || format!("127.0.0.1:{}", dime_testkit::free_port());
+    let quickstart = |args: &[&str]| {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_dimed"));
+        c.arg("quickstart").args(args).arg("--data-dir").arg(&data).env_remove("CARGO");
+        c
+    };
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let taken_addr = taken.local_addr().unwrap().to_string();
+    let (imaps, imap) = (port(), port());
+    let o = quickstart(&["--listen", &port(), "--imaps", &taken_addr, "--imap", &imap])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!("cannot listen for IMAP over TLS on {taken_addr}"))
+            && err.contains("--imaps"),
+        "{err}"
+    );
+    assert!(!data.exists(), "nothing created");
+    drop(taken);
+
+    let o = quickstart(&["--no-serve", "--listen", &port(), "--imaps", &imaps, "--imap", &imap])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let printed = String::from_utf8(o.stdout).unwrap();
+    // A rerun, elsewhere.
+    let (dmtp2, imaps2, imap2) = (port(), port(), port());
+    let mut child = quickstart(&["--listen", &dmtp2, "--imaps", &imaps2, "--imap", &imap2])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let serving = lines.find_map(|l| l.ok().filter(|l| l.starts_with("dimed serving"))).unwrap();
+    for want in [&dmtp2, &imaps2, &imap2] {
+        assert!(serving.contains(want.as_str()), "{want} not in {serving:?}");
+    }
+    // The printed commands, pasted into a shell.
+    let block = printed.split("try, in another terminal while dimed runs:\n").nth(1).unwrap();
+    let cmds: Vec<&str> = block.lines().take_while(|l| l.starts_with("  ")).collect();
+    assert!(cmds[0].starts_with("  export DIME_USER_PASSWORD="), "{cmds:?}");
+    let run = |i: usize| {
+        let o = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{}\n{}", cmds[0], cmds[i]))
+            .env_remove("DIME_USER_PASSWORD")
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}: {}", cmds[i], String::from_utf8_lossy(&o.stderr));
+        String::from_utf8(o.stdout).unwrap()
+    };
+    assert!(run(1).contains("queued"), "send");
+    let t0 = Instant::now();
+    while !run(2).contains("hello") {
+        assert!(t0.elapsed() < Duration::from_secs(30), "the message did not arrive");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(run(3).ends_with("first dime mail\n"));
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    assert!(child.wait().unwrap().success());
+}
