@@ -33,6 +33,10 @@ pub(crate) enum Command {
     /// Key discovery: the `_dx` record of a domain or address, its DNSSEC proof and the
     /// resolver's decision (`spec/discovery.md`).
     Lookup(LookupArgs),
+    /// Check a DIME domain from outside (`spec/dimed.md` §7): its `_dx` record and DNSSEC,
+    /// its delivery hosts over QUIC and TLS (certificate and org signet), the certificate's
+    /// expiry; one line per check, a non-zero exit status when a check fails.
+    Doctor(DoctorArgs),
     /// Send a text message as a user through dimed's submission socket.
     Send(crate::mail_cmd::SendArgs),
     /// List a user's inbox through dimed's submission socket.
@@ -74,6 +78,25 @@ pub(crate) struct LookupArgs {
     /// The user signet to validate under the org signet (with an address).
     #[arg(long)]
     pub(crate) user_signet: Option<std::path::PathBuf>,
+}
+
+/// `dime doctor DOMAIN`.
+#[derive(Debug, Args)]
+pub(crate) struct DoctorArgs {
+    /// The domain to check.
+    pub(crate) domain: String,
+    /// The DNS resolver to ask, IP:PORT (default: the nameservers of /etc/resolv.conf).
+    #[arg(long)]
+    pub(crate) resolver: Option<std::net::SocketAddr>,
+    /// A file of DNSKEY lines to use as trust anchor instead of the IANA root keys.
+    #[arg(long)]
+    pub(crate) trust_anchor: Option<std::path::PathBuf>,
+    /// A strict sender's view: an unsigned zone fails rather than warns.
+    #[arg(long)]
+    pub(crate) strict: bool,
+    /// Print JSON (one array of {check, status, detail}).
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 #[derive(Debug, Subcommand)]

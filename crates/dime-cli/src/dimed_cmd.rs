@@ -131,6 +131,18 @@ enum DimedCommand {
         #[arg(long, value_name = "FILE")]
         config: PathBuf,
     },
+    /// Check the domain of a `dimed.toml` (`spec/dimed.md` §7): the published `_dx` record
+    /// against the org key and the certificate, DNSSEC, the delivery hosts over QUIC and TLS,
+    /// the certificate's expiry, the store and free disk; one line per check (ok, warn, fail,
+    /// skip) with what to do; a non-zero exit status when a check fails.
+    Doctor {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+        /// Print JSON (one array of {check, status, detail}).
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Runs `dimed` with the process's arguments.
@@ -228,6 +240,9 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
         }
         DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
         DimedCommand::Compact { config } => compact(&config, &mut out),
+        DimedCommand::Doctor { config, json } => {
+            crate::doctor::dimed_doctor(&config, json, &mut out)
+        }
     }
 }
 

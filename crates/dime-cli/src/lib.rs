@@ -7,6 +7,7 @@
 
 mod cli;
 mod dimed_cmd;
+mod doctor;
 mod files;
 mod lookup_cmd;
 mod mail_cmd;
@@ -80,6 +81,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> anyhow::Result<()> {
         cli::Command::Record(cli::RecordCommand::Format(a)) => record_cmd::format(a, out),
         cli::Command::Message(cli::MessageCommand::Inspect(a)) => message::inspect(a, out),
         cli::Command::Lookup(a) => lookup_cmd::lookup(a, out),
+        cli::Command::Doctor(a) => doctor::dime_doctor(a, out),
         cli::Command::Send(a) => mail_cmd::send(a, out),
         cli::Command::Inbox(a) => mail_cmd::inbox(a, out),
         cli::Command::Read(a) => mail_cmd::read(a, out),
