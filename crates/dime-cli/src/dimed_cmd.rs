@@ -114,13 +114,18 @@ enum DimedCommand {
     },
     /// List the outbound queue of the running server of a `dimed.toml` (its operator's
     /// socket): each entry's state, attempts, due time, destination domain and last reason.
+    ///
+    /// With an action, acts on it (`spec/dimed.md` §5): an entry under way is refused until
+    /// its attempt ends.
     Queue {
         /// The configuration file.
-        #[arg(long, value_name = "FILE")]
-        config: PathBuf,
+        #[arg(long, value_name = "FILE", global = true)]
+        config: Option<PathBuf>,
         /// Print JSON (one array of every entry).
         #[arg(long)]
         json: bool,
+        #[command(subcommand)]
+        action: Option<QueueAction>,
     },
     /// Compact the store of a `dimed.toml` while dimed is stopped: the store's database and
     /// the key vault are rewritten with their live records only, and the delivery log is
@@ -142,6 +147,37 @@ enum DimedCommand {
         /// Print JSON (one array of {check, status, detail}).
         #[arg(long)]
         json: bool,
+    },
+}
+
+/// What `dimed queue` does to the queue.
+#[derive(Debug, Subcommand)]
+enum QueueAction {
+    /// Make every waiting entry (not held, not under way) due now.
+    Flush,
+    /// Try entry ID now (a held one too).
+    Retry {
+        /// The queue id (`dimed queue` lists them).
+        id: u64,
+    },
+    /// Hold entry ID: it is not tried until released.
+    Hold {
+        /// The queue id.
+        id: u64,
+    },
+    /// Release held entry ID: due at its scheduled attempt (now when that is past).
+    Release {
+        /// The queue id.
+        id: u64,
+    },
+    /// Delete entry ID: its author gets a bounce ("deleted by the operator") unless --silent;
+    /// its status reads bounced or failed.
+    Delete {
+        /// The queue id.
+        id: u64,
+        /// No bounce: the status alone says it failed.
+        #[arg(long)]
+        silent: bool,
     },
 }
 
@@ -238,7 +274,13 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             drop(out);
             if no_serve { Ok(()) } else { serve(&config, false, None, &given) }
         }
-        DimedCommand::Queue { config, json } => queue(&config, json, &mut out),
+        DimedCommand::Queue { config, json, action } => {
+            let Some(config) = config else { anyhow::bail!("give --config FILE (dimed.toml)") };
+            match action {
+                None => queue(&config, json, &mut out),
+                Some(a) => queue_action(&config, a, &mut out),
+            }
+        }
         DimedCommand::Compact { config } => compact(&config, &mut out),
         DimedCommand::Doctor { config, json } => {
             crate::doctor::dimed_doctor(&config, json, &mut out)
@@ -280,43 +322,78 @@ fn open_store(c: &Config) -> anyhow::Result<Store> {
 
 /// `dimed queue`: every entry, a page at a time, from the operator's socket; each page is
 /// printed as it comes (a queue of any length takes one page of memory).
+/// One request on the operator's socket of the running dimed of `config`.
+fn admin_request(
+    config: &Path,
+    req: &serde_json::Value,
+) -> anyhow::Result<dime_server::admin::AdminResponse> {
+    crate::store_cmd::admin_request(&Config::load(config)?.admin_socket(), req)
+}
+
+/// `dimed queue flush|retry|hold|release|delete`.
+fn queue_action(config: &Path, action: QueueAction, out: &mut dyn Write) -> anyhow::Result<()> {
+    use serde_json::json;
+    match action {
+        QueueAction::Flush => {
+            let r = admin_request(config, &json!({"op": "queue_flush"}))?;
+            writeln!(out, "{} entries due now", r.count.unwrap_or(0))?;
+        }
+        QueueAction::Retry { id } => {
+            admin_request(config, &json!({"op": "queue_retry", "id": id}))?;
+            writeln!(out, "entry {id} due now")?;
+        }
+        QueueAction::Hold { id } => {
+            admin_request(config, &json!({"op": "queue_hold", "id": id}))?;
+            writeln!(out, "entry {id} held")?;
+        }
+        QueueAction::Release { id } => {
+            admin_request(config, &json!({"op": "queue_release", "id": id}))?;
+            writeln!(out, "entry {id} released")?;
+        }
+        QueueAction::Delete { id, silent } => {
+            let r =
+                admin_request(config, &json!({"op": "queue_delete", "id": id, "silent": silent}))?;
+            if r.bounced == Some(true) {
+                writeln!(out, "entry {id} deleted; its author got a bounce")?;
+            } else {
+                writeln!(out, "entry {id} deleted; its status reads failed (no bounce)")?;
+            }
+        }
+    }
+    Ok(())
+}
+
 fn queue(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
-    use dime_server::admin::{AdminResponse, MAX_LISTED};
-    use std::io::{BufRead, BufReader};
-    let path = Config::load(config)?.admin_socket();
-    let s = std::os::unix::net::UnixStream::connect(&path).with_context(|| {
-        format!("cannot reach dimed's operator socket {} (is it running?)", path.display())
-    })?;
-    let mut reader = BufReader::new(s.try_clone()?);
-    let mut w = s;
+    use dime_server::admin::MAX_LISTED;
     let (mut after, mut listed) = (0, 0_u64);
     if json {
         write!(out, "[")?;
     }
     loop {
         let req = serde_json::json!({"op": "queue", "after": after, "max": MAX_LISTED});
-        writeln!(w, "{req}")?;
-        let mut line = String::new();
-        reader.read_line(&mut line).context("dimed closed the connection")?;
-        let r: AdminResponse =
-            serde_json::from_str(&line).context("dimed sent a malformed answer")?;
-        if !r.ok {
-            anyhow::bail!("{}", r.error.unwrap_or_else(|| "refused".into()));
-        }
+        let r = admin_request(config, &req)?;
         let page = r.entries.unwrap_or_default();
         for e in &page {
             if json {
                 let comma = if listed == 0 { "" } else { "," };
                 write!(out, "{comma}{}", serde_json::to_string(e)?)?;
             } else {
-                let date = dime_server::rfc5322_date(dime_store::Timestamp(e.due));
+                let date = |t: u64| dime_server::rfc5322_date(dime_store::Timestamp(t));
                 let (state, destination, reason) = match &e.status {
                     Some(s) => (s.state.as_str(), s.destination.as_str(), s.reason.as_deref()),
                     None => ("unknown", "?", None),
                 };
+                // What the entry is doing now: held, under way, or waiting for its attempt.
+                let (state, when) = if e.held {
+                    ("held", "until released".to_owned())
+                } else if e.in_flight {
+                    ("in flight", format!("attempt under way, lease ends {}", date(e.due)))
+                } else {
+                    (state, format!("due {}", date(e.due)))
+                };
                 write!(
                     out,
-                    "{:>8}  {state:<9} {:>3} attempts  due {date}  {destination}",
+                    "{:>8}  {state:<9} {:>3} attempts  {when}  {destination}",
                     e.queue_id, e.attempts
                 )?;
                 match reason {

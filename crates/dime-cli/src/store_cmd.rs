@@ -516,7 +516,10 @@ fn org_keys_of(
 
 /// One request on the operator's socket of a running dimed (the request line is zeroized:
 /// it may hold passwords).
-fn admin_request(socket: &Path, req: &impl serde::Serialize) -> anyhow::Result<AdminResponse> {
+pub(crate) fn admin_request(
+    socket: &Path,
+    req: &impl serde::Serialize,
+) -> anyhow::Result<AdminResponse> {
     use std::io::{BufRead, BufReader};
     let mut line = Zeroizing::new(serde_json::to_vec(req)?);
     line.push(b'\n');

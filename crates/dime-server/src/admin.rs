@@ -10,7 +10,7 @@ use crate::lines::{LocalLimits, Service, error_answer};
 use crate::submission::QueueStatus;
 use dime_core::Mailbox;
 use dime_signet::EncryptionSecret;
-use dime_store::{AccountId, Accounts, NewAccount, Queue, QueueId, Recovery, Store};
+use dime_store::{AccountId, Accounts, NewAccount, Queue, QueueControl, QueueId, Recovery, Store};
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::sync::Arc;
@@ -24,9 +24,20 @@ pub const MAX_LISTED: usize = 1000;
 pub struct Admin {
     /// The store.
     pub store: Arc<Store>,
-    /// The served domain, whose org keys sign new accounts' user signets (none: the account
-    /// requests are refused).
+    /// The served domain, whose org keys sign new accounts' user signets and bounces (none:
+    /// the account requests and the deletion of queue entries are refused).
     pub local: Option<Arc<LocalDomain>>,
+    /// Wakes the outbound worker when entries are made due (none: it finds them at its next
+    /// look).
+    pub wake: Option<Arc<tokio::sync::Notify>>,
+}
+
+impl Admin {
+    /// The socket over `store` alone: the queue's listing and control (no deletion), no
+    /// account requests.
+    pub fn new(store: Arc<Store>) -> Admin {
+        Admin { store, local: None, wake: None }
+    }
 }
 
 /// A password in a request: zeroized when dropped, never shown by `Debug`.
@@ -93,6 +104,31 @@ pub enum AdminRequest {
         /// The account's address.
         address: String,
     },
+    /// Holds a queue entry: it is not tried until released.
+    QueueHold {
+        /// The entry.
+        id: u64,
+    },
+    /// Releases a held queue entry.
+    QueueRelease {
+        /// The entry.
+        id: u64,
+    },
+    /// Tries a queue entry at once.
+    QueueRetry {
+        /// The entry.
+        id: u64,
+    },
+    /// Makes every waiting queue entry due at once.
+    QueueFlush,
+    /// Removes a queue entry: bounced to its author, or with `silent` only recorded failed.
+    QueueDelete {
+        /// The entry.
+        id: u64,
+        /// No bounce.
+        #[serde(default)]
+        silent: bool,
+    },
 }
 
 /// One account as listed: no key, no mail.
@@ -124,6 +160,15 @@ pub struct QueuedView {
     pub due: u64,
     /// Attempts made so far.
     pub attempts: u32,
+    /// When its next attempt is scheduled, seconds since the Unix epoch.
+    #[serde(default)]
+    pub next_attempt: u64,
+    /// Held by the operator.
+    #[serde(default)]
+    pub held: bool,
+    /// An attempt is under way.
+    #[serde(default)]
+    pub in_flight: bool,
     /// Its delivery status (none when its record is missing or does not open).
     pub status: Option<QueueStatus>,
 }
@@ -159,6 +204,12 @@ pub struct AdminResponse {
     /// user_add: the account's recovery code (shown once), when it has one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub recovery_code: Option<String>,
+    /// queue_flush: how many entries were made due.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub count: Option<usize>,
+    /// queue_delete: whether the author got a bounce.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bounced: Option<bool>,
 }
 
 fn ok_answer(resp: AdminResponse) -> Vec<u8> {
@@ -209,6 +260,11 @@ impl Service for Admin {
         match request {
             AdminRequest::Queue { after, max } => self.queue(after, max).await,
             AdminRequest::UserList { after, max } => self.user_list(after, max).await,
+            r @ (AdminRequest::QueueHold { .. }
+            | AdminRequest::QueueRelease { .. }
+            | AdminRequest::QueueRetry { .. }
+            | AdminRequest::QueueFlush
+            | AdminRequest::QueueDelete { .. }) => self.queue_control(r).await,
             other => self.account_change(other).await,
         }
     }
@@ -224,12 +280,16 @@ impl Admin {
             Ok(Err(e)) => return error_answer(&format!("store: {e}")),
             Err(_) => return error_answer("internal error"),
         };
+        let now = crate::now();
         let entries = entries
             .into_iter()
             .map(|e| QueuedView {
                 queue_id: e.id.0,
                 due: e.due.0,
                 attempts: e.attempts,
+                next_attempt: e.next_attempt.0,
+                held: e.held,
+                in_flight: e.in_flight(now),
                 status: e.status.map(QueueStatus::from),
             })
             .collect();
@@ -258,6 +318,124 @@ impl Admin {
         ok_answer(AdminResponse { accounts: Some(accounts), ..AdminResponse::default() })
     }
 
+    /// queue_hold, queue_release, queue_retry, queue_flush, queue_delete, on a blocking thread
+    /// (`spec/dimed.md` §5, `spec/storage.md` §7.3); the worker is woken when entries became
+    /// due.
+    async fn queue_control(self: Arc<Self>, request: AdminRequest) -> Vec<u8> {
+        let this = Arc::clone(&self);
+        let done = tokio::task::spawn_blocking(move || this.control_blocking(request)).await;
+        match done {
+            Ok(Ok((resp, due))) => {
+                if let Some(w) = self.wake.as_ref().filter(|_| due) {
+                    w.notify_one();
+                }
+                ok_answer(resp)
+            }
+            Ok(Err(e)) => error_answer(&e),
+            Err(_) => error_answer("internal error"),
+        }
+    }
+
+    /// The answer, and whether entries became due.
+    fn control_blocking(&self, request: AdminRequest) -> Result<(AdminResponse, bool), String> {
+        let now = crate::now();
+        let store = &*self.store;
+        let control = |id: u64, action| {
+            store.control(QueueId(id), action, now).map_err(|e| format!("entry {id}: {e}"))
+        };
+        let none = AdminResponse::default();
+        match request {
+            AdminRequest::QueueHold { id } => {
+                control(id, QueueControl::Hold)?;
+                tracing::info!(queue_id = id, "queue entry held by the operator");
+                Ok((none, false))
+            }
+            AdminRequest::QueueRelease { id } => {
+                control(id, QueueControl::Release)?;
+                tracing::info!(queue_id = id, "queue entry released by the operator");
+                Ok((none, true))
+            }
+            AdminRequest::QueueRetry { id } => {
+                control(id, QueueControl::Retry)?;
+                tracing::info!(queue_id = id, "queue entry retried by the operator");
+                Ok((none, true))
+            }
+            AdminRequest::QueueFlush => {
+                let n = store.flush(now).map_err(|e| e.to_string())?;
+                tracing::info!(entries = n, "queue flushed by the operator");
+                Ok((AdminResponse { count: Some(n), ..none }, n > 0))
+            }
+            AdminRequest::QueueDelete { id, silent } => {
+                let Some(local) = &self.local else {
+                    return Err("queue entries are not deleted on this socket".into());
+                };
+                // Held first: no worker leases it while it is bounced and removed.
+                control(id, QueueControl::Hold)?;
+                let bounced = self.delete_entry(local, QueueId(id), silent, now)?;
+                tracing::info!(queue_id = id, bounced, "queue entry deleted by the operator");
+                Ok((AdminResponse { bounced: Some(bounced), ..none }, false))
+            }
+            _ => Err("internal error".into()),
+        }
+    }
+
+    /// Removes held entry `id`: bounced to its author unless `silent` (or when no bounce can
+    /// be built or delivered), else recorded failed; answers whether it bounced.
+    fn delete_entry(
+        &self,
+        local: &LocalDomain,
+        id: QueueId,
+        silent: bool,
+        now: dime_store::Timestamp,
+    ) -> Result<bool, String> {
+        let store = &*self.store;
+        let mut rng = rand_core::OsRng;
+        let err = |e: dime_store::QueueError| format!("entry {}: {e}", id.0);
+        if !silent {
+            let entry = store.entry(id).map_err(err)?;
+            let payload = crate::service::outbox::parse_payload(store.provider(), &entry.payload);
+            let destination = dime_core::Domain::parse(&entry.destination).ok();
+            if let (Some(payload), Some(destination)) = (payload, destination) {
+                let queued = payload.queued;
+                let failure = crate::bounce::Failure {
+                    id,
+                    destination: &destination,
+                    reason: DELETED,
+                    queued,
+                    failed: now,
+                    attempts: entry.attempts,
+                };
+                let built = crate::bounce::build(
+                    store.provider(),
+                    &mut rng,
+                    local,
+                    store,
+                    payload.envelope.bytes(),
+                    &failure,
+                );
+                match built {
+                    Ok(b) => match store.complete_bounced(
+                        &mut rng,
+                        id,
+                        DELETED,
+                        &b.author,
+                        &b.envelope,
+                        now,
+                    ) {
+                        Ok(_) => return Ok(true),
+                        Err(e @ dime_store::QueueError::Backend(_)) => return Err(err(e)),
+                        Err(e) => {
+                            tracing::warn!(queue_id = id.0, error = %e, "bounce not delivered");
+                        }
+                    },
+                    Err(e) => tracing::warn!(queue_id = id.0, error = %e, "bounce not built"),
+                }
+            }
+        }
+        store.complete_failed(&mut rng, id, DELETED, now).map_err(err)?;
+        Ok(false)
+    }
+
     /// user_add, user_passwd, user_delete: each on a blocking thread (Argon2id, the store's
     /// transactions).
     async fn account_change(self: Arc<Self>, request: AdminRequest) -> Vec<u8> {
@@ -274,6 +452,9 @@ impl Admin {
         }
     }
 }
+
+/// The reason a deleted entry's status and bounce give.
+pub const DELETED: &str = "deleted by the operator";
 
 /// An address of the served domain.
 fn local_address(local: &LocalDomain, address: &str) -> Result<Mailbox, String> {
@@ -340,6 +521,6 @@ fn change_account(
             tracing::info!("account deleted by the operator");
             Ok(AdminResponse::default())
         }
-        AdminRequest::Queue { .. } | AdminRequest::UserList { .. } => Err("internal error".into()),
+        _ => Err("internal error".into()),
     }
 }

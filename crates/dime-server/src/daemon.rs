@@ -514,7 +514,7 @@ pub async fn start_with(
         Arc::clone(&resolver),
         p,
     )
-    .with_wake(wake)
+    .with_wake(Arc::clone(&wake))
     .with_changes(changes);
     let service = Arc::new(service);
     let mut dmap = Vec::new();
@@ -548,6 +548,7 @@ pub async fn start_with(
     let a = Arc::new(crate::admin::Admin {
         store: Arc::clone(&store),
         local: Some(Arc::clone(&local)),
+        wake: Some(wake),
     });
     tasks.push(
         crate::admin::serve(&admin, a, stop_rx)

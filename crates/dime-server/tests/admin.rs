@@ -32,7 +32,7 @@ async fn the_queue_is_listed_page_by_page_on_a_socket_only_its_owner_may_open() 
 
     let path = dir.path().join("admin.sock");
     let (stop, stop_rx) = watch::channel(false);
-    let served = serve(&path, Arc::new(Admin { store, local: None }), stop_rx).unwrap();
+    let served = serve(&path, Arc::new(Admin::new(store)), stop_rx).unwrap();
     assert_eq!(std::fs::metadata(&path).unwrap().permissions().mode() & 0o777, 0o600);
     let mut c = BufReader::new(tokio::net::UnixStream::connect(&path).await.unwrap());
 
@@ -66,6 +66,55 @@ async fn the_queue_is_listed_page_by_page_on_a_socket_only_its_owner_may_open() 
     let mut rest = String::new();
     assert_eq!(c.read_line(&mut rest).await.unwrap(), 0, "closed after a request too long");
 
+    stop.send(true).unwrap();
+    served.await.unwrap();
+}
+
+/// An entry the worker leased is listed in flight, and the operator's hold and retry of it
+/// are refused until its attempt ends (`spec/dimed.md` §5, `spec/storage.md` §7.3); another
+/// entry is held, listed held, and released.
+#[tokio::test]
+async fn an_entry_under_way_is_listed_in_flight_and_not_held_behind_the_worker() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Arc::new(Store::open(store_config(dir.path(), 3), p()).unwrap());
+    let mut rng = dime_testkit::seeded_rng(1);
+    let now = dime_server::now();
+    let mut queue = || {
+        store.enqueue(&mut rng, Transport::Dmtp, AccountId([1; 16]), "b.test", b"e", now).unwrap()
+    };
+    let (busy, waiting) = (queue(), queue());
+    // As the worker leases (`Outbound::run`): the first entry, for five minutes.
+    let leased = store.lease(Transport::Dmtp, now, 300, 1).unwrap();
+    assert_eq!(leased[0].entry.id, busy);
+
+    let path = dir.path().join("admin.sock");
+    let (stop, stop_rx) = watch::channel(false);
+    let served = serve(&path, Arc::new(Admin::new(Arc::clone(&store))), stop_rx).unwrap();
+    let mut c = BufReader::new(tokio::net::UnixStream::connect(&path).await.unwrap());
+    let listed = ask(&mut c, b"{\"op\":\"queue\"}\n").await;
+    let e = listed["entries"].as_array().unwrap();
+    assert_eq!((&e[0]["in_flight"], &e[1]["in_flight"]), (&true.into(), &false.into()), "{e:?}");
+    for op in ["queue_hold", "queue_retry", "queue_release"] {
+        let r = ask(&mut c, format!("{{\"op\":\"{op}\",\"id\":{}}}\n", busy.0).as_bytes()).await;
+        assert_eq!(r["ok"], false, "{op}");
+        assert!(r["error"].as_str().unwrap().contains("under way"), "{op}: {r}");
+    }
+    let hold = format!("{{\"op\":\"queue_hold\",\"id\":{}}}\n", waiting.0);
+    assert_eq!(ask(&mut c, hold.as_bytes()).await["ok"], true);
+    let listed = ask(&mut c, b"{\"op\":\"queue\"}\n").await;
+    assert_eq!(listed["entries"][1]["held"], true);
+    assert!(store.lease(Transport::Dmtp, now, 300, 10).unwrap().is_empty(), "held: not leased");
+    let release = format!("{{\"op\":\"queue_release\",\"id\":{}}}\n", waiting.0);
+    assert_eq!(ask(&mut c, release.as_bytes()).await["ok"], true);
+    let listed = ask(&mut c, b"{\"op\":\"queue\"}\n").await;
+    assert_eq!(listed["entries"][1]["held"], false);
+    // Deleting needs the served domain (its bounce); this socket has none.
+    let delete = format!("{{\"op\":\"queue_delete\",\"id\":{}}}\n", waiting.0);
+    let r = ask(&mut c, delete.as_bytes()).await;
+    assert_eq!(
+        (&r["ok"], &r["error"]),
+        (&false.into(), &"queue entries are not deleted on this socket".into())
+    );
     stop.send(true).unwrap();
     served.await.unwrap();
 }

@@ -31,7 +31,7 @@ async fn local_accept_child() {
     let store = Arc::new(Store::open(store_config(&dir, 3), p()).unwrap());
     let (_stop, stop_rx) = tokio::sync::watch::channel(false);
     let path = dir.join("admin.sock");
-    dime_server::admin::serve(&path, Arc::new(Admin { store, local: None }), stop_rx).unwrap();
+    dime_server::admin::serve(&path, Arc::new(Admin::new(store)), stop_rx).unwrap();
     println!("ready");
     tokio::task::spawn_blocking(|| std::io::copy(&mut std::io::stdin(), &mut std::io::sink()))
         .await

@@ -60,8 +60,7 @@ fn admin(dir: &Path, limits: LocalLimits) -> (std::path::PathBuf, watch::Sender<
     let store = Arc::new(Store::open(store_config(dir, 3), p()).unwrap());
     let path = dir.join("admin.sock");
     let (stop, stop_rx) = watch::channel(false);
-    dime_server::admin::serve_with(&path, Arc::new(Admin { store, local: None }), stop_rx, limits)
-        .unwrap();
+    dime_server::admin::serve_with(&path, Arc::new(Admin::new(store)), stop_rx, limits).unwrap();
     (path, stop)
 }
 

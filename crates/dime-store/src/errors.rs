@@ -184,6 +184,12 @@ pub enum QueueError {
         /// The limit (a constant of this crate).
         limit: usize,
     },
+    /// An attempt to deliver the entry is under way (its lease has not ended).
+    #[error("an attempt to deliver it is under way: try again when it ends")]
+    InFlight,
+    /// The entry is not held (a release).
+    #[error("the entry is not held")]
+    NotHeld,
     /// The bounce could not be delivered to its author's inbox: nothing was written.
     #[error("bounce not delivered: {0}")]
     Bounce(DeliveryError),
@@ -414,6 +420,8 @@ impl From<StoreError> for QueueError {
     fn from(e: StoreError) -> QueueError {
         match e {
             StoreError::NoSuchQueueEntry => QueueError::NoSuchEntry,
+            StoreError::QueueEntryInFlight => QueueError::InFlight,
+            StoreError::QueueEntryNotHeld => QueueError::NotHeld,
             StoreError::TooLarge { what, limit } => QueueError::TooLarge { what, limit },
             // Only a bounce's delivery refuses these.
             StoreError::UnknownAccount => QueueError::Bounce(DeliveryError::UnknownAccount),
@@ -429,6 +437,8 @@ impl From<QueueError> for StoreError {
     fn from(e: QueueError) -> StoreError {
         match e {
             QueueError::NoSuchEntry => StoreError::NoSuchQueueEntry,
+            QueueError::InFlight => StoreError::QueueEntryInFlight,
+            QueueError::NotHeld => StoreError::QueueEntryNotHeld,
             QueueError::TooLarge { what, limit } => StoreError::TooLarge { what, limit },
             QueueError::Bounce(d) => d.into(),
             QueueError::Backend(b) => b.into(),

@@ -805,6 +805,34 @@ pub trait Queue: Send + Sync {
     /// The backend's ([`crate::BackendError::Corrupt`] for a schedule record that does not read).
     fn queued(&self, after: QueueId, max: usize) -> Result<Vec<QueuedEntry>, QueueError>;
 
+    /// The operator's hand on entry `id` (`spec/storage.md` §7.3): hold it (no lease reaches
+    /// it), release a held one (due at its scheduled attempt, or `now` when that is past), or
+    /// retry it at `now` (held or not). In one transaction with the check that no attempt is
+    /// under way.
+    ///
+    /// # Errors
+    /// [`QueueError::NoSuchEntry`], [`QueueError::InFlight`] (leased, its lease not ended),
+    /// [`QueueError::NotHeld`] (release of an entry not held), the backend's.
+    fn control(
+        &self,
+        id: QueueId,
+        action: crate::QueueControl,
+        now: Timestamp,
+    ) -> Result<(), QueueError>;
+
+    /// Makes every entry due later than `now`, neither held nor under way, due at `now`;
+    /// returns how many.
+    ///
+    /// # Errors
+    /// The backend's.
+    fn flush(&self, now: Timestamp) -> Result<usize, QueueError>;
+
+    /// Entry `id` with its payload, opened, without leasing it.
+    ///
+    /// # Errors
+    /// [`QueueError::NoSuchEntry`], the backend's ([`crate::BackendError::Corrupt`]).
+    fn entry(&self, id: QueueId) -> Result<OutboundEntry, QueueError>;
+
     /// Every queue entry, in id order.
     ///
     /// # Errors

@@ -75,7 +75,7 @@ pub use keys::{DisplayKey, Session};
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
 pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};
-pub use queue::{Leased, OutboundEntry, QueueId, QueuedEntry, Settlement, Transport};
+pub use queue::{Leased, OutboundEntry, QueueControl, QueueId, QueuedEntry, Settlement, Transport};
 pub use rewrap::{Displayed, Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 pub use summary::{MAX_SUMMARY_LEN, SealedSummaries};
@@ -255,6 +255,12 @@ pub enum StoreError {
     /// No such outbound queue entry (or its lease was lost).
     #[error("no such queue entry")]
     NoSuchQueueEntry,
+    /// An attempt to deliver the queue entry is under way.
+    #[error("an attempt to deliver it is under way")]
+    QueueEntryInFlight,
+    /// The queue entry is not held.
+    #[error("the queue entry is not held")]
+    QueueEntryNotHeld,
     /// The store is shutting down.
     #[error("store is closed")]
     Closed,

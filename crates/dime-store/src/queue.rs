@@ -88,9 +88,40 @@ pub struct QueuedEntry {
     pub due: Timestamp,
     /// Attempts made so far.
     pub attempts: u32,
+    /// When its next attempt is scheduled (earlier than `due` while it is leased).
+    pub next_attempt: Timestamp,
+    /// Held by the operator: not leased until released ([`Queue::control`](crate::Queue::control)).
+    pub held: bool,
     /// Its delivery status; `None` when it has none or its record does not open (then
     /// quarantined, `spec/storage.md` §7.1).
     pub status: Option<DeliveryStatus>,
+}
+
+impl QueuedEntry {
+    /// Whether an attempt is under way at `now`: it is leased (due at its lease's end, later
+    /// than its scheduled attempt) and the lease has not ended.
+    pub fn in_flight(&self, now: Timestamp) -> bool {
+        !self.held && self.due > self.next_attempt && self.due > now
+    }
+}
+
+/// The due time of a held entry: after every other, so no lease reaches it.
+pub(crate) const HELD: u64 = u64::MAX;
+
+/// What the operator does to one queue entry (`spec/storage.md` §7.3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum QueueControl {
+    /// Keep it from being tried until released.
+    Hold,
+    /// Let a held entry go on: due at its scheduled attempt (at once when that is past).
+    Release,
+    /// Try it at once (a held entry too).
+    Retry,
+}
+
+/// Whether schedule `r` is leased at `now` (an attempt under way).
+fn leased(r: &QRec, now: u64) -> bool {
+    r.due != HELD && r.due > r.next_attempt && r.due > now
 }
 
 /// An entry leased to a worker until `until`.
@@ -503,6 +534,8 @@ impl Queue for Store {
                     id: QueueId(id),
                     due: Timestamp(r.due),
                     attempts: r.attempts,
+                    next_attempt: Timestamp(r.next_attempt),
+                    held: r.due == HELD,
                     status,
                 });
             }
@@ -512,6 +545,73 @@ impl Queue for Store {
             crate::quarantine(inner, Table::Status, &id.to_be_bytes());
         }
         Ok(out)
+    }
+
+    fn control(&self, id: QueueId, action: QueueControl, now: Timestamp) -> Result<(), QueueError> {
+        let inner = &*self.inner;
+        Ok(inner.backend.write(&mut |t| {
+            let key = id.0.to_be_bytes();
+            let b = get_body(inner, t, Table::Queue, &key, "queue entry")?
+                .ok_or(StoreError::NoSuchQueueEntry)?;
+            let mut r = QRec::decode(&b)?;
+            if leased(&r, now.0) {
+                return Err(StoreError::QueueEntryInFlight);
+            }
+            let due = match action {
+                QueueControl::Hold => HELD,
+                QueueControl::Release if r.due != HELD => {
+                    return Err(StoreError::QueueEntryNotHeld);
+                }
+                QueueControl::Release => r.next_attempt.max(now.0),
+                QueueControl::Retry => now.0,
+            };
+            if due != r.due {
+                reschedule(inner, t, id.0, &mut r, due)?;
+            }
+            Ok(())
+        })?)
+    }
+
+    fn flush(&self, now: Timestamp) -> Result<usize, QueueError> {
+        let inner = &*self.inner;
+        let mut n = 0;
+        inner.backend.write(&mut |t| {
+            n = 0;
+            let mut from = 1_u64.to_be_bytes().to_vec();
+            loop {
+                let page = schedules(inner, t, &from, 256)?;
+                let Some(last) = page.last().map(|(id, _)| *id) else { break };
+                let full = page.len() == 256;
+                for (id, mut r) in page {
+                    if r.due != HELD && !leased(&r, now.0) && r.due > now.0 {
+                        reschedule(inner, t, id, &mut r, now.0)?;
+                        n += 1;
+                    }
+                }
+                match last.checked_add(1) {
+                    Some(next) if full => from = next.to_be_bytes().to_vec(),
+                    _ => break,
+                }
+            }
+            Ok(())
+        })?;
+        Ok(n)
+    }
+
+    fn entry(&self, id: QueueId) -> Result<OutboundEntry, QueueError> {
+        let inner = &*self.inner;
+        let mut got = None;
+        inner.backend.read(&mut |t| {
+            let key = id.0.to_be_bytes();
+            let b = get_body(inner, t, Table::Queue, &key, "queue entry")?
+                .ok_or(StoreError::NoSuchQueueEntry)?;
+            let r = QRec::decode(&b)?;
+            let sealed = sealed_of(inner, t, id.0, &r)?;
+            got = Some((r, sealed));
+            Ok(())
+        })?;
+        let (r, sealed) = got.ok_or(StoreError::NoSuchQueueEntry)?;
+        Ok(inner.open_entry(id.0, &r, &sealed)?)
     }
 
     fn queue_entries(&self) -> Result<Vec<OutboundEntry>, QueueError> {
@@ -719,6 +819,64 @@ mod tests {
             store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "c.test", b"payload-2", T0).unwrap();
         store.complete(id).unwrap();
         assert_eq!((payload_records(&store), raw(&store, Table::Queue, id)), (0, None));
+    }
+
+    #[test]
+    fn the_operator_holds_releases_retries_and_flushes_entries_but_not_one_under_way() {
+        // spec/storage.md §7.3.
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(5);
+        let q = |n: &[u8]| {
+            store
+                .enqueue(&mut dime_testkit::seeded_rng(6), Transport::Dmtp, AUTHOR, "b.test", n, T0)
+                .unwrap()
+        };
+        let (a, b, c) = (q(b"a"), q(b"b"), q(b"c"));
+        let later = |s: u64| Timestamp(T0.0 + s);
+        let listed = |now: Timestamp| {
+            store
+                .queued(QueueId(0), 10)
+                .unwrap()
+                .into_iter()
+                .map(|e| (e.id, e.held, e.in_flight(now), e.due))
+                .collect::<Vec<_>>()
+        };
+        // b under way: it cannot be held, retried or deleted behind the worker's back.
+        store.control(a, QueueControl::Hold, T0).unwrap();
+        let leased = store.lease(Transport::Dmtp, T0, 300, 1).unwrap();
+        assert_eq!(leased[0].entry.id, b, "a held entry is not leased");
+        for action in [QueueControl::Hold, QueueControl::Retry] {
+            assert_eq!(store.control(b, action, later(1)), Err(QueueError::InFlight));
+        }
+        assert_eq!(store.control(c, QueueControl::Release, T0), Err(QueueError::NotHeld));
+        assert_eq!(
+            store.control(QueueId(99), QueueControl::Hold, T0),
+            Err(QueueError::NoSuchEntry)
+        );
+        assert_eq!(
+            listed(later(1)),
+            vec![
+                (a, true, false, Timestamp(HELD)),
+                (b, false, true, later(300)),
+                (c, false, false, T0)
+            ]
+        );
+        // Its lease ended (a worker that died): no longer under way.
+        assert!(!listed(later(301))[1].2);
+        // c deferred for an hour; flush makes it due now, leaves a (held) and b (leased).
+        store.lease(Transport::Dmtp, T0, 300, 1).unwrap();
+        store.defer(&mut rng, c, later(3600), "later", T0).unwrap();
+        assert_eq!(store.flush(later(10)).unwrap(), 1);
+        assert_eq!(listed(later(10))[2].3, later(10));
+        // Released: due at its scheduled attempt, at once when that is past.
+        store.control(a, QueueControl::Release, later(20)).unwrap();
+        assert_eq!(listed(later(20))[0], (a, false, false, later(20)));
+        store.control(a, QueueControl::Hold, later(20)).unwrap();
+        store.control(a, QueueControl::Retry, later(30)).unwrap();
+        assert_eq!(listed(later(30))[0], (a, false, false, later(30)));
+        assert_eq!(&store.entry(a).unwrap().payload[..], b"a");
+        assert_eq!(store.entry(QueueId(99)).unwrap_err(), QueueError::NoSuchEntry);
     }
 
     #[test]
