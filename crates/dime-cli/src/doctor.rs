@@ -260,7 +260,10 @@ async fn resolver_check(
     let dns = match Dns::new(&config) {
         Ok(d) => d,
         Err(e) => {
-            r.fail("resolver", format!("{e}: set dns.servers and dns.trust_anchor"));
+            r.fail(
+                "resolver",
+                format!("{e}: name a resolver (dns.servers, or --resolver) and its trust anchor"),
+            );
             return None;
         }
     };
@@ -322,6 +325,7 @@ async fn record_checks(
                 }
                 p => {
                     r.fail("dnssec", format!("{name}: no dnssec status ({p}): check the zone"));
+                    r.skip("record", "not checked: no dnssec status");
                     return None;
                 }
             }
