@@ -543,7 +543,8 @@ fn org_passphrase(c: &Config, file: Option<&Path>) -> anyhow::Result<Option<Zero
         return Ok(Some(Zeroizing::new(text.lines().next().unwrap_or("").to_owned())));
     }
     let pass = c.secret_path(files::ORG_PASSPHRASE);
-    if pass.exists() {
+    // With org.pass, or without an org key (the start names what is missing), nothing to ask.
+    if pass.exists() || !c.secret_path(files::ORG_KEY).exists() {
         return Ok(None);
     }
     let asked = rpassword::prompt_password("org key passphrase: ").map_err(|_| {

@@ -1,7 +1,6 @@
 //! `dime send|inbox|read|status`: a user's mail through `dimed`'s local submission socket
 //! (`spec/dimed.md` §4).
 
-use anyhow::Context;
 use clap::Args;
 use dime_server::submission::Response;
 use serde_json::json;
@@ -24,6 +23,10 @@ pub(crate) struct SocketArgs {
 }
 
 /// `dime send`.
+///
+/// The message, as one request (recipient, subject and body, JSON-encoded), is at most 16 MiB
+/// (16777216 octets), the submission socket's limit: a larger one is refused before anything
+/// is sent.
 #[derive(Debug, Args)]
 pub(crate) struct SendArgs {
     #[command(flatten)]
@@ -34,9 +37,19 @@ pub(crate) struct SendArgs {
     /// The subject.
     #[arg(long, default_value = "")]
     pub(crate) subject: String,
-    /// The text body (else read from standard input).
+    /// The text body (else read from standard input). At most 16 MiB with the rest of the
+    /// request.
     #[arg(long)]
     pub(crate) body: Option<String>,
+    /// The message's Message-ID, `<left@right>`, made by you: also its idempotency key, so
+    /// the same command run again (a retry after a lost answer) prints the first queue id
+    /// and sends nothing.
+    #[arg(long, value_name = "<LEFT@RIGHT>")]
+    pub(crate) message_id: Option<String>,
+    /// Print JSON: `{"queue_id":N,"duplicate":B}` (`duplicate`: queued before, under this
+    /// Message-ID), or an error object.
+    #[arg(long)]
+    pub(crate) json: bool,
 }
 
 /// `dime inbox`.
@@ -98,6 +111,8 @@ enum Class {
     NotShown,
     /// dimed closed the connection or sent something that is not an answer.
     Protocol,
+    /// The message is over the submission socket's request limit: dimed was not asked.
+    TooLarge,
     /// Any other error answer of dimed.
     Server,
 }
@@ -113,6 +128,7 @@ impl Class {
             Class::NoSuchMessage => "no-such-message",
             Class::NotShown => "not-shown",
             Class::Protocol => "protocol",
+            Class::TooLarge => "too-large",
             Class::Server => "server",
         }
     }
@@ -245,12 +261,40 @@ fn call(a: &SocketArgs, req: serde_json::Value) -> anyhow::Result<Response> {
 }
 
 pub(crate) fn send(a: SendArgs, out: &mut dyn Write) -> anyhow::Result<()> {
-    let body = match a.body {
-        Some(b) => b,
-        None => std::io::read_to_string(std::io::stdin()).context("reading the body")?,
+    with_json_errors(a.json, out, |out| send_one(&a, out))
+}
+
+fn send_one(a: &SendArgs, out: &mut dyn Write) -> anyhow::Result<()> {
+    let body = match &a.body {
+        Some(b) => b.clone(),
+        None => std::io::read_to_string(std::io::stdin())
+            .map_err(|e| failed(Class::Input, format!("reading the body: {e}")))?,
     };
-    let r = call(&a.socket, json!({"op": "send", "to": a.to, "subject": a.subject, "body": body}))?;
-    writeln!(out, "queued as {}", r.queue_id.unwrap_or_default())?;
+    let mut req = json!({"op": "send", "to": a.to, "subject": a.subject, "body": body});
+    if let Some(m) = &a.message_id {
+        req["message_id"] = json!(m);
+    }
+    // Refused here rather than by dimed, which would close the connection mid-request.
+    let len = serde_json::to_vec(&req)?.len() + 1;
+    let limit = dime_server::submission::MAX_REQUEST_LEN;
+    if len > limit {
+        return Err(failed(
+            Class::TooLarge,
+            format!(
+                "the message is {len} octets as a request, over the submission socket's limit \
+                 of {limit} octets (16 MiB): send a smaller body"
+            ),
+        ));
+    }
+    let r = call(&a.socket, req)?;
+    let (id, duplicate) = (r.queue_id.unwrap_or_default(), r.duplicate.unwrap_or(false));
+    if a.json {
+        writeln!(out, "{}", json!({"queue_id": id, "duplicate": duplicate}))?;
+    } else if duplicate {
+        writeln!(out, "queued as {id} before (this Message-ID): nothing sent again")?;
+    } else {
+        writeln!(out, "queued as {id}")?;
+    }
     Ok(())
 }
 

@@ -183,3 +183,61 @@ fn the_operator_holds_retries_flushes_and_deletes_queue_entries() {
     let e = err(DIMED, &["queue", "retry", "99", "--config", &conf]);
     assert!(e.contains("no such queue entry"), "{e}");
 }
+
+/// `dime send --message-id` is idempotent (issue 25): the same Message-ID again answers the
+/// first queue id and queues nothing; `--json` answers one object; a message over the
+/// submission socket's 16 MiB is refused by the client before it connects.
+#[test]
+fn send_with_a_message_id_queues_once_and_an_oversized_message_never_leaves() {
+    let dir = tempfile::tempdir().unwrap();
+    let srv = start(dir.path());
+    let send = |extra: &[&str]| {
+        let base = ["send", "--socket", &srv.sock, "--user", "alice@a.test", "--to"];
+        let rest = ["alice@a.test", "--subject", "once", "--body", "b", "--json"];
+        run(DIME, &[&base[..], &rest, extra].concat())
+    };
+    let json = |o: &Output| -> serde_json::Value {
+        serde_json::from_slice(&o.stdout).unwrap_or_else(|_| panic!("{o:?}"))
+    };
+    let first = send(&["--message-id", "<k1-3e9a@client.example>"]);
+    assert!(first.status.success(), "{first:?}");
+    let id = json(&first)["queue_id"].as_u64().unwrap();
+    assert_eq!(json(&first), serde_json::json!({"queue_id": id, "duplicate": false}));
+    let again = send(&["--message-id", "<k1-3e9a@client.example>"]);
+    assert_eq!(json(&again), serde_json::json!({"queue_id": id, "duplicate": true}));
+    let other = send(&["--message-id", "<k2-3e9a@client.example>"]);
+    assert_eq!(json(&other)["queue_id"], id + 1);
+    let t0 = Instant::now();
+    loop {
+        let inbox = ok(DIME, &["inbox", "--json", "--socket", &srv.sock, "--user", "alice@a.test"]);
+        let n =
+            serde_json::from_str::<serde_json::Value>(&inbox).unwrap().as_array().unwrap().len();
+        if n == 2 {
+            break;
+        }
+        assert!(n < 2, "a retry was delivered twice");
+        assert!(t0.elapsed() < Duration::from_secs(30), "not delivered");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let bad = send(&["--message-id", "no-brackets@client.example"]);
+    assert!(!bad.status.success());
+    assert!(json(&bad)["error"].as_str().unwrap().contains("header Message-ID"), "{bad:?}");
+
+    // 16 MiB and one octet of body: refused before connecting (no socket is there).
+    let big = "x".repeat(16 * 1024 * 1024 + 1);
+    let mut child = Command::new(DIME)
+        .args(["send", "--json", "--socket", "/nonexistent/dimed.sock", "--user", "a@a.test"])
+        .args(["--to", "b@a.test"])
+        .env("DIME_USER_PASSWORD", PASSWORD)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // The body from standard input (an argument that long is over the system's limit).
+    std::io::Write::write_all(&mut child.stdin.take().unwrap(), big.as_bytes()).unwrap();
+    let o = child.wait_with_output().unwrap();
+    assert!(!o.status.success());
+    let v = json(&o);
+    assert_eq!(v["class"], "too-large", "{v}");
+    assert!(v["error"].as_str().unwrap().contains("limit of 16777216 octets"), "{v}");
+}

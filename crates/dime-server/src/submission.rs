@@ -53,6 +53,10 @@ pub enum Request {
         subject: String,
         /// The text body.
         body: String,
+        /// A client-made Message-ID, also the submission key: a retry with it queues
+        /// nothing and answers the first queue id (`spec/dimed.md` §4.2).
+        #[serde(default)]
+        message_id: Option<String>,
     },
     /// The user's inbox: one line per message.
     List {},
@@ -211,6 +215,9 @@ pub struct Response {
     /// send: the queue entry.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub queue_id: Option<u64>,
+    /// send with a `message_id`: true when it was queued before (a retry).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duplicate: Option<bool>,
     /// list.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub messages: Option<Vec<Summary>>,
@@ -370,10 +377,24 @@ async fn op<D: Directory>(
     now: dime_store::Timestamp,
 ) -> Result<Response, String> {
     Ok(match req {
-        Request::Send { to, subject, body } => {
+        Request::Send { to, subject, body, message_id } => {
             let draft = Draft { to: address(&to)?, subject, body };
-            let id = service.send(s, &draft, now).await.map_err(|e| e.to_string())?;
-            Response { ok: true, queue_id: Some(id.0), ..Response::default() }
+            match message_id {
+                Some(m) => {
+                    let (id, fresh) =
+                        service.send_once(s, &draft, &m, now).await.map_err(|e| e.to_string())?;
+                    Response {
+                        ok: true,
+                        queue_id: Some(id.0),
+                        duplicate: Some(!fresh),
+                        ..Response::default()
+                    }
+                }
+                None => {
+                    let id = service.send(s, &draft, now).await.map_err(|e| e.to_string())?;
+                    Response { ok: true, queue_id: Some(id.0), ..Response::default() }
+                }
+            }
         }
         Request::List {} => {
             let listed = service.list(s, MailboxId::INBOX, now).await.map_err(|e| e.to_string())?;

@@ -695,6 +695,33 @@ pub trait Queue: Send + Sync {
         now: Timestamp,
     ) -> Result<QueueId, QueueError>;
 
+    /// [`Queue::enqueue`] once per submission key: the first call with `author`'s `key` (a
+    /// client-made Message-ID) queues the entry and records its id under the key, in the same
+    /// transaction; a later one (a client's retry) queues nothing and answers that id. The
+    /// answer says whether the entry is new. Keys are kept as long as the statuses
+    /// (`spec/storage.md` §7.4), as a tag derived with the pepper, never in clear.
+    ///
+    /// # Errors
+    /// [`QueueError::TooLarge`] (the payload, or a key empty or over
+    /// [`crate::MAX_SUBMISSION_KEY_LEN`]), the backend's.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_once(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        transport: Transport,
+        author: AccountId,
+        destination: &str,
+        payload: &[u8],
+        key: &[u8],
+        now: Timestamp,
+    ) -> Result<(QueueId, bool), QueueError>;
+
+    /// The entry `author` queued under submission key `key`, if its record is kept.
+    ///
+    /// # Errors
+    /// [`QueueError::TooLarge`] (the key), the backend's.
+    fn submitted(&self, author: AccountId, key: &[u8]) -> Result<Option<QueueId>, QueueError>;
+
     /// Leases up to `max` entries of `transport` due at `now` for `lease_secs` seconds, in due
     /// order; the other transports' entries are not read.
     ///

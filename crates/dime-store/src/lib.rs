@@ -75,7 +75,10 @@ pub use keys::{DisplayKey, Session};
 pub use mail::{EntryInfo, MailboxInfo, Quota};
 pub use pins::MAX_PIN_LEN;
 pub use powercut::{CutMode, POWER_CUT_PAGE, PowerCutFs};
-pub use queue::{Leased, OutboundEntry, QueueControl, QueueId, QueuedEntry, Settlement, Transport};
+pub use queue::{
+    Leased, MAX_SUBMISSION_KEY_LEN, OutboundEntry, QueueControl, QueueId, QueuedEntry, Settlement,
+    Transport,
+};
 pub use rewrap::{Displayed, Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 pub use summary::{MAX_SUMMARY_LEN, SealedSummaries};

@@ -331,47 +331,32 @@ impl Queue for Store {
         payload: &[u8],
         now: Timestamp,
     ) -> Result<QueueId, QueueError> {
-        if payload.len() > MAX_ENVELOPE_LEN {
-            return Err(QueueError::TooLarge { what: "queue payload", limit: MAX_ENVELOPE_LEN });
-        }
+        Ok(self.enqueue_keyed(rng, transport, author, destination, payload, None, now)?.0)
+    }
+
+    fn enqueue_once(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        transport: Transport,
+        author: AccountId,
+        destination: &str,
+        payload: &[u8],
+        key: &[u8],
+        now: Timestamp,
+    ) -> Result<(QueueId, bool), QueueError> {
+        let k = submission_key(&self.inner, author, key)?;
+        self.enqueue_keyed(rng, transport, author, destination, payload, Some(&k), now)
+    }
+
+    fn submitted(&self, author: AccountId, key: &[u8]) -> Result<Option<QueueId>, QueueError> {
         let inner = &*self.inner;
-        let pt =
-            Enc::new().u8(transport.code()).bytes(destination.as_bytes()).bytes(payload).finish();
-        let (qk, sk) = (&inner.keys.queue, &inner.keys.status);
-        let mut id = 0;
-        inner.backend.write(&mut |t| {
-            id = match get_body(inner, t, Table::Jobs, NEXT_ID, "queue counter")? {
-                Some(b) => u64::from_be_bytes(
-                    b.as_slice()
-                        .try_into()
-                        .map_err(|_| StoreError::Corrupt { what: "queue counter" })?,
-                ),
-                None => 1,
-            };
-            put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
-            let sealed = seal(inner.p, &mut *rng, qk, &id.to_be_bytes(), &pt);
-            put_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), sealed)?;
-            let r = QRec {
-                due: now.0,
-                attempts: 0,
-                next_attempt: now.0,
-                sealed: Vec::new(),
-                transport: Some(transport),
-            };
-            put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
-            t.put(Table::QueueDue, &due_key(transport, now.0, id), &[])?;
-            let status = DeliveryStatus {
-                id: QueueId(id),
-                author: Some(author),
-                destination: destination.to_owned(),
-                queued: now,
-                updated: now,
-                attempts: 0,
-                state: DeliveryState::Queued,
-            };
-            put_status(inner, t, &mut *rng, sk, &status)
+        let k = submission_key(inner, author, key)?;
+        let mut found = None;
+        inner.backend.read(&mut |t| {
+            found = submitted_id(inner, t, &k)?;
+            Ok(())
         })?;
-        Ok(QueueId(id))
+        Ok(found)
     }
 
     fn lease(
@@ -644,7 +629,143 @@ impl Queue for Store {
     }
 
     fn prune_delivery_statuses(&self, before: Timestamp) -> Result<usize, QueueError> {
-        Ok(self.prune_delivery_statuses_inner(before)?)
+        let n = self.prune_delivery_statuses_inner(before)?;
+        // The submission keys go with them: a read, and a write only when one is old.
+        let inner = &*self.inner;
+        let mut old = Vec::new();
+        inner.backend.read(&mut |t| {
+            old = old_submission_keys(inner, t, before)?;
+            Ok(())
+        })?;
+        if !old.is_empty() {
+            inner.backend.write(&mut |t| {
+                for k in &old {
+                    t.delete(Table::Jobs, k)?;
+                }
+                Ok(())
+            })?;
+        }
+        Ok(n)
+    }
+}
+
+/// The prefix of a submission key's record in `jobs` (`spec/storage.md` §7.4).
+pub(crate) const SUBMISSION_KEY: &[u8] = b"submission-key\0";
+
+/// Longest submission key, octets.
+pub const MAX_SUBMISSION_KEY_LEN: usize = 998;
+
+/// The `jobs` key of `author`'s submission key `key`: [`SUBMISSION_KEY`] ‖ a 32-octet tag
+/// derived with the pepper, so the key itself is never stored.
+fn submission_key(inner: &Inner, author: AccountId, key: &[u8]) -> Result<Vec<u8>, StoreError> {
+    if key.is_empty() || key.len() > MAX_SUBMISSION_KEY_LEN {
+        return Err(StoreError::TooLarge { what: "submission key", limit: MAX_SUBMISSION_KEY_LEN });
+    }
+    let ikm = [&author.0[..], key].concat();
+    let tag =
+        crate::keys::derive(inner.p, inner.pepper.expose(), &ikm, &[b"dime-store submission key"])?;
+    Ok([SUBMISSION_KEY, &tag.expose()[..]].concat())
+}
+
+/// The queue id a submission key's record names.
+fn submitted_id(inner: &Inner, t: &dyn ReadTxn, k: &[u8]) -> Result<Option<QueueId>, StoreError> {
+    let Some(b) = get_body(inner, t, Table::Jobs, k, "submission key")? else { return Ok(None) };
+    let mut d = Dec::new(&b, "submission key");
+    let id = d.u64()?;
+    let _created = d.u64()?;
+    d.finish()?;
+    Ok(Some(QueueId(id)))
+}
+
+/// The submission keys recorded before `before` (kept as long as the statuses:
+/// `spec/storage.md` §7.4); a record that does not read counts as old.
+fn old_submission_keys(
+    inner: &Inner,
+    t: &dyn ReadTxn,
+    before: Timestamp,
+) -> Result<Vec<Vec<u8>>, StoreError> {
+    let end = [SUBMISSION_KEY, &[0xff; 33][..]].concat();
+    let mut old = Vec::new();
+    for (k, _) in t.range(Table::Jobs, SUBMISSION_KEY, &end, usize::MAX)? {
+        let created = match get_body(inner, t, Table::Jobs, &k, "submission key") {
+            Ok(Some(b)) => {
+                let mut d = Dec::new(&b, "submission key");
+                d.u64().and_then(|_| d.u64()).unwrap_or(0)
+            }
+            _ => 0,
+        };
+        if created < before.0 {
+            old.push(k);
+        }
+    }
+    Ok(old)
+}
+
+impl Store {
+    /// [`Queue::enqueue`], and with `key` ([`submission_key`]) the queue id recorded under it
+    /// when there is one (nothing written: `false`), else the new entry recorded under it.
+    #[allow(clippy::too_many_arguments)]
+    fn enqueue_keyed(
+        &self,
+        rng: &mut dyn CryptoRngCore,
+        transport: Transport,
+        author: AccountId,
+        destination: &str,
+        payload: &[u8],
+        key: Option<&[u8]>,
+        now: Timestamp,
+    ) -> Result<(QueueId, bool), QueueError> {
+        if payload.len() > MAX_ENVELOPE_LEN {
+            return Err(QueueError::TooLarge { what: "queue payload", limit: MAX_ENVELOPE_LEN });
+        }
+        let inner = &*self.inner;
+        let pt =
+            Enc::new().u8(transport.code()).bytes(destination.as_bytes()).bytes(payload).finish();
+        let (qk, sk) = (&inner.keys.queue, &inner.keys.status);
+        let (mut id, mut fresh) = (0, true);
+        inner.backend.write(&mut |t| {
+            if let Some(QueueId(old)) =
+                key.map(|k| submitted_id(inner, t, k)).transpose()?.flatten()
+            {
+                (id, fresh) = (old, false);
+                return Ok(());
+            }
+            fresh = true;
+            id = match get_body(inner, t, Table::Jobs, NEXT_ID, "queue counter")? {
+                Some(b) => u64::from_be_bytes(
+                    b.as_slice()
+                        .try_into()
+                        .map_err(|_| StoreError::Corrupt { what: "queue counter" })?,
+                ),
+                None => 1,
+            };
+            put_body(inner, t, Table::Jobs, NEXT_ID, (id + 1).to_be_bytes().to_vec())?;
+            let sealed = seal(inner.p, &mut *rng, qk, &id.to_be_bytes(), &pt);
+            put_body(inner, t, Table::QueuePayload, &id.to_be_bytes(), sealed)?;
+            let r = QRec {
+                due: now.0,
+                attempts: 0,
+                next_attempt: now.0,
+                sealed: Vec::new(),
+                transport: Some(transport),
+            };
+            put_body(inner, t, Table::Queue, &id.to_be_bytes(), r.encode())?;
+            t.put(Table::QueueDue, &due_key(transport, now.0, id), &[])?;
+            if let Some(k) = key {
+                put_body(inner, t, Table::Jobs, k, Enc::new().u64(id).u64(now.0).finish())?;
+            }
+            let status = DeliveryStatus {
+                id: QueueId(id),
+                author: Some(author),
+                destination: destination.to_owned(),
+                queued: now,
+                updated: now,
+                attempts: 0,
+                state: DeliveryState::Queued,
+            };
+            put_status(inner, t, &mut *rng, sk, &status)
+        })?;
+        Ok((QueueId(id), fresh))
     }
 }
 
@@ -819,6 +940,36 @@ mod tests {
             store.enqueue(&mut rng, Transport::Smtp, AUTHOR, "c.test", b"payload-2", T0).unwrap();
         store.complete(id).unwrap();
         assert_eq!((payload_records(&store), raw(&store, Table::Queue, id)), (0, None));
+    }
+
+    #[test]
+    fn a_submission_key_queues_once_per_author_and_lives_as_long_as_the_statuses() {
+        // spec/storage.md §7.4.
+        let dir = tempfile::tempdir().unwrap();
+        let store = open_store(dir.path());
+        let mut rng = dime_testkit::seeded_rng(7);
+        let key = b"<retry-canary-5c1e@client.example>";
+        let once = |rng: &mut dyn CryptoRngCore, author: AccountId, now: Timestamp| {
+            store.enqueue_once(rng, Transport::Dmtp, author, "b.test", b"p", key, now).unwrap()
+        };
+        let (id, fresh) = once(&mut rng, AUTHOR, T0);
+        assert!(fresh);
+        assert_eq!(once(&mut rng, AUTHOR, T0), (id, false), "a retry queues nothing");
+        assert_eq!(store.queue_entries().unwrap().len(), 1);
+        assert_eq!(store.submitted(AUTHOR, key).unwrap(), Some(id));
+        let other = AccountId([0x11; 16]);
+        let (id2, fresh) = once(&mut rng, other, T0);
+        assert!(fresh && id2 != id, "another author's key is another key");
+        assert_eq!(store.submitted(AUTHOR, b"<other@client>").unwrap(), None);
+        assert!(matches!(
+            store.enqueue_once(&mut rng, Transport::Dmtp, AUTHOR, "b.test", b"p", b"", T0),
+            Err(QueueError::TooLarge { .. })
+        ));
+        assert!(!crate::testing::any_file_contains(dir.path(), b"retry-canary-5c1e"));
+        // Pruned with the statuses of its time: the key queues anew.
+        store.prune_delivery_statuses(Timestamp(T0.0 + 1)).unwrap();
+        assert_eq!(store.submitted(AUTHOR, key).unwrap(), None);
+        assert!(once(&mut rng, AUTHOR, Timestamp(T0.0 + 2)).1);
     }
 
     #[test]

@@ -61,6 +61,35 @@ pub enum ComposeError {
     Store(AccountError),
 }
 
+/// Longest client-made Message-ID, octets (RFC 5322's line limit less `Message-ID: `).
+pub const MAX_MESSAGE_ID_LEN: usize = 250;
+
+/// Checks a client-made Message-ID (`spec/dimed.md` §4.2): `<left@right>`, printable ASCII
+/// without spaces, at most [`MAX_MESSAGE_ID_LEN`] octets.
+///
+/// # Errors
+/// [`ComposeError::Header`] saying what is wrong.
+pub fn check_message_id(m: &str) -> Result<(), ComposeError> {
+    let bad = |why: &str| Err(ComposeError::Header("Message-ID", why.to_owned()));
+    if m.len() > MAX_MESSAGE_ID_LEN {
+        return bad("longer than 250 octets");
+    }
+    let Some(inner) = m.strip_prefix('<').and_then(|r| r.strip_suffix('>')) else {
+        return bad("not of the form <left@right>");
+    };
+    match inner.split_once('@') {
+        Some((l, r))
+            if !l.is_empty()
+                && !r.is_empty()
+                && !r.contains('@')
+                && inner.bytes().all(|b| b.is_ascii_graphic() && !b"<>\\\"".contains(&b)) =>
+        {
+            Ok(())
+        }
+        _ => bad("not of the form <left@right> in printable ASCII"),
+    }
+}
+
 fn keys_of(signet: &dime_signet::Signet, what: &'static str) -> Result<ActorKeys, ComposeError> {
     ActorKeys::from_signet(signet).map_err(|e| ComposeError::Keys(what, e))
 }
@@ -74,6 +103,21 @@ impl<D: Directory> MailService<D> {
         &self,
         session: &mut UserSession,
         draft: &Draft,
+        now: Timestamp,
+    ) -> Result<Composed, ComposeError> {
+        self.compose_as(session, draft, None, now).await
+    }
+
+    /// [`MailService::compose`] with the Message-ID `message_id` (checked with
+    /// [`check_message_id`]) instead of a new one.
+    ///
+    /// # Errors
+    /// [`ComposeError`].
+    pub async fn compose_as(
+        &self,
+        session: &mut UserSession,
+        draft: &Draft,
+        message_id: Option<&str>,
         now: Timestamp,
     ) -> Result<Composed, ComposeError> {
         session.touch(now)?;
@@ -104,11 +148,18 @@ impl<D: Directory> MailService<D> {
         }
         // A Message-ID of the origin's domain, as any mail client makes one (clients thread and
         // de-duplicate by it): 16 random octets in hex.
-        let mut id = [0u8; 16];
-        rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
-        let id = hex::encode(id);
+        let message_id = match message_id {
+            Some(m) => {
+                check_message_id(m)?;
+                m.to_owned()
+            }
+            None => {
+                let mut id = [0u8; 16];
+                rand_core::RngCore::fill_bytes(&mut rand_core::OsRng, &mut id);
+                format!("<{}@{}>", hex::encode(id), self.local.domain)
+            }
+        };
         let mut other = Headers::new();
-        let message_id = format!("<{id}@{}>", self.local.domain);
         other
             .push("Message-ID", &message_id)
             .map_err(|e| ComposeError::Header("Message-ID", e.to_string()))?;

@@ -75,10 +75,46 @@ pub fn queue_envelope(
     parts: &[&[u8]],
     now: Timestamp,
 ) -> Result<QueueId, QueueError> {
+    Ok(queue_envelope_once(p, rng, store, author, destination, parts, None, now)?.0)
+}
+
+/// [`queue_envelope`], once per submission `key` when one is given (`spec/storage.md` §7.4):
+/// a retry answers the first entry's id and `false`.
+///
+/// # Errors
+/// The store's.
+#[allow(clippy::too_many_arguments)]
+pub fn queue_envelope_once(
+    p: &CryptoProvider,
+    rng: &mut dyn dime_core::CryptoRngCore,
+    store: &Store,
+    author: AccountId,
+    destination: &dime_core::Domain,
+    parts: &[&[u8]],
+    key: Option<&[u8]>,
+    now: Timestamp,
+) -> Result<(QueueId, bool), QueueError> {
     let payload = encode_payload(p, now, parts);
-    let id = store.enqueue(rng, Transport::Dmtp, author, destination.as_str(), &payload, now)?;
-    tracing::info!(destination = %destination, queue_id = id.0, "message queued");
-    Ok(id)
+    let (id, fresh) = match key {
+        Some(k) => store.enqueue_once(
+            rng,
+            Transport::Dmtp,
+            author,
+            destination.as_str(),
+            &payload,
+            k,
+            now,
+        )?,
+        None => {
+            (store.enqueue(rng, Transport::Dmtp, author, destination.as_str(), &payload, now)?, true)
+        }
+    };
+    if fresh {
+        tracing::info!(destination = %destination, queue_id = id.0, "message queued");
+    } else {
+        tracing::info!(queue_id = id.0, "a retried submission: queued before");
+    }
+    Ok((id, fresh))
 }
 
 /// Why a message was not sent.
@@ -166,25 +202,41 @@ impl<D: Directory> MailService<D> {
         composed: Composed,
         now: Timestamp,
     ) -> Result<QueueId, SendError> {
+        Ok(self.queue_once(session, composed, None, now).await?.0)
+    }
+
+    /// [`MailService::queue`] once per submission `key` (`spec/storage.md` §7.4): `false`
+    /// with the first entry's id when the key was queued before.
+    ///
+    /// # Errors
+    /// As [`MailService::queue`].
+    pub async fn queue_once(
+        &self,
+        session: &mut UserSession,
+        composed: Composed,
+        key: Option<String>,
+        now: Timestamp,
+    ) -> Result<(QueueId, bool), SendError> {
         session.touch(now).map_err(ComposeError::from)?;
         let (p, store, author) = (self.provider, Arc::clone(&self.store), session.account());
-        let id = blocking(move || {
+        let queued = blocking(move || {
             let parts = [composed.envelope.as_slice()];
-            queue_envelope(
+            queue_envelope_once(
                 p,
                 &mut rand_core::OsRng,
                 &store,
                 author,
                 &composed.destination,
                 &parts,
+                key.as_deref().map(str::as_bytes),
                 now,
             )
         })
         .await?;
-        if let Some(w) = &self.wake {
+        if let Some(w) = self.wake.as_ref().filter(|_| queued.1) {
             w.notify_one();
         }
-        Ok(id)
+        Ok(queued)
     }
 
     /// Submits an envelope the session's user sealed (a DIME-aware client): opened as the
@@ -233,6 +285,28 @@ impl<D: Directory> MailService<D> {
     ) -> Result<QueueId, SendError> {
         let composed = self.compose(session, draft, now).await?;
         self.queue(session, composed, now).await
+    }
+
+    /// [`MailService::send`] with a client-made Message-ID that is also the submission key
+    /// (`spec/dimed.md` §4.2): a retry with the same one queues nothing and answers the first
+    /// entry's id and `false` (nothing is composed for it).
+    ///
+    /// # Errors
+    /// [`SendError`] ([`ComposeError::Header`] for a malformed Message-ID).
+    pub async fn send_once(
+        &self,
+        session: &mut UserSession,
+        draft: &Draft,
+        message_id: &str,
+        now: Timestamp,
+    ) -> Result<(QueueId, bool), SendError> {
+        session.touch(now).map_err(ComposeError::from)?;
+        super::compose::check_message_id(message_id)?;
+        if let Some(id) = self.store.submitted(session.account(), message_id.as_bytes())? {
+            return Ok((id, false));
+        }
+        let composed = self.compose_as(session, draft, Some(message_id), now).await?;
+        self.queue_once(session, composed, Some(message_id.to_owned()), now).await
     }
 
     /// The delivery status of `id`, when the session's user queued it.
