@@ -669,7 +669,7 @@ impl Tally {
     /// [`MAX_TRIES`] times.
     fn failure(&mut self, q: &Queue, m: Outgoing, tries: u32, e: &NetError) {
         let what = match e {
-            NetError::Refused { command, code } => format!("{command:?} {}", code.0),
+            NetError::Refused { command, code, .. } => format!("{command:?} {}", code.0),
             other => {
                 let s = other.to_string();
                 s.split(':').next().unwrap_or(&s).to_owned()

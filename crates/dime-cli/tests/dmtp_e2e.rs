@@ -97,7 +97,7 @@ impl Domain {
         let text = std::fs::read_to_string(&path).unwrap();
         let base = text.split("[dns]").next().unwrap().to_owned();
         let text = format!(
-            "{base}[dns]\nservers = [\"{}\"]\ntrust_anchor = \"{}\"\ntimeout_secs = 2\n\n\
+            "{base}[dns]\nservers = [\"{}\"]\ntrust_anchor = \"{}\"\ntimeout_secs = 2\nstrict = true\n\n\
              [outbound]\ntransports = \"{transports}\"\ninterval_ms = 200\nretry_base_secs = 1\n",
             knot.addr,
             knot.anchor_dnskey.display()
@@ -285,7 +285,11 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     let root = tempfile::tempdir().unwrap();
     let a = Domain::init(root.path(), "a.test", Ipv4Addr::new(127, 0, 0, 2));
     let b = Domain::init(root.path(), "b.test", Ipv4Addr::new(127, 0, 0, 3));
-    let knot = Knot::start(&[a.zone(), b.zone()]);
+    // Domains whose keys cannot be found, each for its own reason (issue 25): a bogus zone
+    // (its signatures altered), an unsigned one (a.test is strict), and one not in DNS.
+    let bogus = Zone::new("bogus", ZoneKind::TamperedRrsig).dx(&b.record());
+    let plain = Zone::new("plain", ZoneKind::Unsigned).dx(&b.record());
+    let knot = Knot::start(&[a.zone(), b.zone(), bogus, plain]);
     a.configure(&knot, "quic");
     b.configure(&knot, "quic-then-tls");
     a.add_user(AUTHOR, 1024);
@@ -334,6 +338,22 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     // Again over TLS on TCP only.
     a.configure(&knot, "tls");
     let sa = a.start("a-tls.log");
+    // Keys not found: not sent, and each says why (issue 25).
+    let mut reasons = Vec::new();
+    for (to, why) in [
+        ("x@bogus.test", "bogus dnssec answer for _dx.bogus.test"),
+        ("x@plain.test", "unauthenticated (insecure, ca-tls refused locally"),
+        ("x@nowhere.test", "not a dime domain"),
+    ] {
+        let args = ["send", "--socket", &a.socket(), "--user", &author, "--to", to, "--body", "b"];
+        let o = dime(&args);
+        let err = String::from_utf8_lossy(&o.stderr).into_owned();
+        assert!(!o.status.success(), "{to}: {err}");
+        assert!(err.starts_with(&format!("error: not sent: the keys of {to} cannot be found (")));
+        assert!(err.contains(why) && !err.contains("defer"), "{to}: {err}");
+        reasons.push(err);
+    }
+    assert!(reasons[0].ends_with("; it may work later\n"), "{}", reasons[0]);
     // First to a mailbox over its quota: b.test answers 450, and the message waits in
     // a.test's queue, deferred, where its author and the operator see it.
     let full = format!("{FULL}@b.test");
@@ -342,7 +362,11 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     let entry = deferred_entry(&a, waiting);
     assert_eq!(entry["status"]["destination"], "b.test", "{entry}");
     assert!(entry["attempts"].as_u64().unwrap() >= 1, "{entry}");
-    assert!(entry["status"]["reason"].as_str().unwrap().contains("450"), "{entry}");
+    let quota_reason = entry["status"]["reason"].as_str().unwrap().to_owned();
+    assert!(
+        quota_reason.contains("refused by the peer with 450 \"temporarily unavailable\""),
+        "{entry}"
+    );
     assert!(entry["due"].as_u64() >= entry["status"]["updated"].as_u64(), "{entry}");
     let status = ok(&["status", &waiting.to_string(), "--socket", &a.socket(), "--user", &author]);
     assert!(status.starts_with(&format!("{waiting} to b.test: deferred\n")), "{status}");
@@ -370,10 +394,31 @@ fn two_dimed_processes_exchange_layered_mail_over_quic_and_tls() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("login failed"));
 
+    // b.test down: the waiting message, retried at once by the operator, now waits for
+    // another reason, and its status says so, not as the 450 did.
+    sb.stop();
+    let conf = a.dir.join("dimed.toml");
+    let o = Command::new(env!("CARGO_BIN_EXE_dimed"))
+        .args(["queue", "retry", &waiting.to_string(), "--config", conf.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let t0 = Instant::now();
+    let down_reason = loop {
+        let entry = deferred_entry(&a, waiting);
+        let r = entry["status"]["reason"].as_str().unwrap().to_owned();
+        if r != quota_reason {
+            break r;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(30), "not retried: {entry}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(down_reason.contains("Connection refused"), "{down_reason}");
+    assert!(!down_reason.contains("450"), "{down_reason}");
+
     let (a_log_quic, a_log_tls) = (root.path().join("a-quic.log"), root.path().join("a-tls.log"));
     let b_log = root.path().join("b.log");
     sa.stop();
-    sb.stop();
 
     // Canary audit: the origin never holds the recipient's local part; the destination
     // never holds the author's local part, the subject or the body.

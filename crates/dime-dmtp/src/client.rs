@@ -91,6 +91,9 @@ pub enum ClientEvent {
         command: CommandKind,
         /// The server's code.
         code: ReplyCode,
+        /// The server's text: printable ASCII, at most [`MAX_REFUSAL_TEXT_LEN`] octets (its
+        /// other characters `?`); empty when the client itself refused.
+        text: String,
     },
     /// SGNT's answer: a signet's canonical bytes, not yet validated.
     Signet(Vec<u8>),
@@ -378,6 +381,7 @@ impl Client {
                 txn: txn_of(&pending),
                 command: kind_of(&pending),
                 code: ReplyCode::SYNTAX,
+                text: String::new(),
             }),
         }
     }
@@ -394,14 +398,15 @@ impl Client {
     }
 
     /// Reports a refusal once per transaction.
-    fn refused(&mut self, pending: &Pending, code: ReplyCode) {
+    fn refused(&mut self, pending: &Pending, code: ReplyCode, text: &str) {
         let txn = txn_of(pending);
         if txn.is_some() && txn == self.failed {
             return;
         }
         self.failed = txn;
         self.reset_due |= txn.is_some();
-        self.events.push_back(ClientEvent::Refused { txn, command: kind_of(pending), code });
+        let text = refusal_text(text);
+        self.events.push_back(ClientEvent::Refused { txn, command: kind_of(pending), code, text });
     }
 
     fn reply(&mut self, r: dmtp::Reply, _now: Instant) {
@@ -466,7 +471,7 @@ impl Client {
                     self.held = false;
                 }
                 let closes = matches!(pending, Pending::Hello);
-                self.refused(&pending, code);
+                self.refused(&pending, code, &r.text);
                 if closes {
                     self.closed = true;
                     self.deadline = None;
@@ -528,4 +533,16 @@ fn verify_answer(v: &dmtp::VerifyReply) -> Option<VerifyAnswer> {
         Status::Updated => parse_fingerprint(&v.current).ok().map(VerifyAnswer::Updated),
         Status::Unspecified => None,
     }
+}
+
+/// Longest refusal text a [`ClientEvent::Refused`] carries, octets.
+pub const MAX_REFUSAL_TEXT_LEN: usize = 128;
+
+/// A server's reply text as a refusal carries it: printable ASCII (any other character `?`),
+/// cut to [`MAX_REFUSAL_TEXT_LEN`].
+fn refusal_text(text: &str) -> String {
+    text.chars()
+        .take(MAX_REFUSAL_TEXT_LEN)
+        .map(|c| if c.is_ascii_graphic() || c == ' ' { c } else { '?' })
+        .collect()
 }

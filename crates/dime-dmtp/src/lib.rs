@@ -21,7 +21,9 @@ mod reply;
 mod server;
 mod types;
 
-pub use client::{Client, ClientError, ClientEvent, CommandKind, Outgoing, TxnHandle};
+pub use client::{
+    Client, ClientError, ClientEvent, CommandKind, MAX_REFUSAL_TEXT_LEN, Outgoing, TxnHandle,
+};
 pub use reply::{ProtocolError, Refusal, ReplyCode};
 pub use server::{Delivery, Event, Misuse, Server, ServerConfig};
 pub use types::{Greeting, Mode, SignetName, TransactionId, TransactionIdError, VerifyAnswer};

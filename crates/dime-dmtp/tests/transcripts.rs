@@ -366,7 +366,7 @@ fn client_event_text(ev: &dime_dmtp::ClientEvent) -> String {
     match ev {
         Greeted(g) => format!("Greeted {}", g.domain.as_str()),
         Delivered { txn, id } => format!("Delivered {} {id}", txn.0),
-        Refused { txn, command, code } => {
+        Refused { txn, command, code, .. } => {
             let t = txn.map_or("-".to_owned(), |t| t.0.to_string());
             format!("Refused {t} {command:?} {code}")
         }

@@ -315,7 +315,7 @@ async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
     assert!(
         matches!(
             err,
-            NetError::Refused { command: CommandKind::Data, code: ReplyCode::BAD_SIGNATURE }
+            NetError::Refused { command: CommandKind::Data, code: ReplyCode::BAD_SIGNATURE, .. }
         ),
         "{err}"
     );
@@ -323,9 +323,14 @@ async fn tampered_envelope_unknown_destination_and_stale_key_get_their_codes() {
     other.destination = domain("c.test");
     let err = conn.send(other).await.unwrap_err();
     assert!(
-        matches!(err, NetError::Refused { command: CommandKind::Rcpt, code: ReplyCode::NOT_FOUND }),
+        matches!(
+            err,
+            NetError::Refused { command: CommandKind::Rcpt, code: ReplyCode::NOT_FOUND, .. }
+        ),
         "{err}"
     );
+    // The refusal says the code and the peer's text (issue 25: a deferral says why).
+    assert_eq!(err.to_string(), "Rcpt refused by the peer with 550 \"not found\"");
     let mut stale = w.outgoing();
     stale.destination_fingerprint = Fingerprint([0; 64]);
     let err = conn.send(stale).await.unwrap_err();

@@ -29,7 +29,7 @@ impl Routes for CutRoutes {
     async fn route(&self, _: &Domain) -> Result<Route, RouteError> {
         self.fs.cut(CutMode::Clean);
         self.looked_up.store(true, Ordering::SeqCst);
-        Err(RouteError::Permanent("not a DIME domain"))
+        Err(RouteError::Permanent("not a DIME domain".into()))
     }
 }
 
@@ -144,7 +144,7 @@ struct NotDime(AtomicUsize);
 impl Routes for NotDime {
     async fn route(&self, _: &Domain) -> Result<Route, RouteError> {
         self.0.fetch_add(1, Ordering::SeqCst);
-        Err(RouteError::Permanent("not a DIME domain"))
+        Err(RouteError::Permanent("not a DIME domain".into()))
     }
 }
 

@@ -56,8 +56,8 @@ where
                 Ok(picked) => return Ok(picked),
                 Err(ev) => match ev {
                     ClientEvent::Failed(e) => return Err(NetError::Protocol(e)),
-                    ClientEvent::Refused { command, code, .. } => {
-                        return Err(NetError::Refused { command, code });
+                    ClientEvent::Refused { command, code, text, .. } => {
+                        return Err(NetError::Refused { command, code, text });
                     }
                     ClientEvent::Closed => return Err(NetError::Closed),
                     _ => {}

@@ -56,12 +56,14 @@ pub enum NetError {
     #[error("alpn dmtp/1 not negotiated")]
     Alpn,
     /// The server refused a command.
-    #[error("{command:?} refused with {code}")]
+    #[error("{command:?} refused by the peer with {code} {text:?}")]
     Refused {
         /// The command refused.
         command: CommandKind,
         /// The server's code.
         code: ReplyCode,
+        /// The server's text (printable ASCII, bounded: [`dime_dmtp::MAX_REFUSAL_TEXT_LEN`]).
+        text: String,
     },
     /// The server broke the protocol.
     #[error("protocol: {0}")]

@@ -10,7 +10,8 @@ use dime_dmtp::{Outgoing, TransactionId};
 use dime_net::{NetError, QuicPool, TlsPool, TlsProvider, is_temporary};
 use dime_resolver::tls::{CertPolicy, DimeCertVerifier, WebPki};
 use dime_resolver::{
-    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, KeyResolver, PinStore, SignetSource,
+    AuthenticatedDomain, AuthenticatedRecord, DiscoveryError, DnssecProof, KeyResolver, PinStore,
+    SignetSource,
 };
 use dime_store::Transport;
 use rustls::client::danger::ServerCertVerifier;
@@ -51,11 +52,11 @@ impl std::fmt::Debug for Route {
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum RouteError {
     /// It may work later (DNS indeterminate or bogus, fetch failed): defer.
-    #[error("route temporarily unavailable: {0}")]
-    Temporary(&'static str),
+    #[error("{0}")]
+    Temporary(String),
     /// It will not work (not a DIME domain, signet refused): fail.
-    #[error("no route: {0}")]
-    Permanent(&'static str),
+    #[error("{0}")]
+    Permanent(String),
 }
 
 /// Resolves a destination domain to a [`Route`].
@@ -87,11 +88,37 @@ impl<S, P> ResolverRoutes<S, P> {
     }
 }
 
-fn route_error(e: &DiscoveryError) -> RouteError {
+/// What the status of an entry to `destination` says when its keys could not be found: the
+/// resolver's own reason (a bogus answer and where, a failed lookup, an unsigned zone under a
+/// strict policy, a signet refused), so that each reads differently (`spec/dmtp.md` §11.2).
+fn route_error(destination: &Domain, e: &DiscoveryError) -> RouteError {
     if e.is_temporary() {
-        RouteError::Temporary("org signet lookup deferred")
+        RouteError::Temporary(format!("keys of {destination} not found for now: {e}"))
     } else {
-        RouteError::Permanent("org signet refused")
+        RouteError::Permanent(format!("keys of {destination} refused: {e}"))
+    }
+}
+
+/// Why `domain` has no delivery host to connect to: each host with why it has no trustworthy
+/// address (its answer's proof, or no address).
+async fn no_target_reason(domain: &AuthenticatedDomain) -> String {
+    let hosts = domain.delivery_hosts().await;
+    let each: Vec<String> = hosts
+        .iter()
+        .map(|h| {
+            let why = match (h.proof(), h.addresses_to_show().is_empty()) {
+                (DnssecProof::Bogus, _) => "bogus DNSSEC answer",
+                (DnssecProof::Indeterminate, _) => "lookup failed",
+                (_, true) => "no address",
+                (_, false) => "no usable address",
+            };
+            format!("{}: {why}", h.host.name)
+        })
+        .collect();
+    if each.is_empty() {
+        "no delivery host in the record".to_owned()
+    } else {
+        format!("no delivery host with a trustworthy address ({})", each.join("; "))
     }
 }
 
@@ -101,12 +128,16 @@ where
     P: PinStore + 'static,
 {
     async fn route(&self, destination: &Domain) -> Result<Route, RouteError> {
-        let domain =
-            self.resolver.authenticated_domain(destination).await.map_err(|e| route_error(&e))?;
-        let org = self.resolver.org_key_for(&domain).await.map_err(|e| route_error(&e))?;
+        let domain = self
+            .resolver
+            .authenticated_domain(destination)
+            .await
+            .map_err(|e| route_error(destination, &e))?;
+        let org =
+            self.resolver.org_key_for(&domain).await.map_err(|e| route_error(destination, &e))?;
         let targets = delivery_targets(&domain).await;
         if targets.is_empty() {
-            return Err(RouteError::Temporary("no delivery host with a trustworthy address"));
+            return Err(RouteError::Temporary(no_target_reason(&domain).await));
         }
         let verifier = record_verifier(domain.record(), &self.webpki, self.provider);
         Ok(Route { destination_fingerprint: org.org.fingerprint, targets, verifier })
@@ -168,8 +199,8 @@ fn classify(e: NetError) -> DeliverError {
 impl From<RouteError> for DeliverError {
     fn from(e: RouteError) -> DeliverError {
         match e {
-            RouteError::Temporary(r) => DeliverError::Temporary(r.into()),
-            RouteError::Permanent(r) => DeliverError::Permanent(r.into()),
+            RouteError::Temporary(r) => DeliverError::Temporary(r),
+            RouteError::Permanent(r) => DeliverError::Permanent(r),
         }
     }
 }

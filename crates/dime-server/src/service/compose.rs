@@ -44,9 +44,9 @@ pub enum ComposeError {
     /// The recipient is of our domain and has no account.
     #[error("no such user {0}")]
     NoSuchUser(Mailbox),
-    /// The recipient's keys could not be discovered.
-    #[error("recipient keys: {0}")]
-    RecipientKeys(#[from] DiscoveryError),
+    /// The recipient's keys could not be discovered: the message was not sent.
+    #[error("{}", not_sent(.0, .1))]
+    RecipientKeys(Mailbox, DiscoveryError),
     /// A signet has no usable keys.
     #[error("{0}'s signet has no usable keys: {1}")]
     Keys(&'static str, ActorKeyError),
@@ -59,6 +59,17 @@ pub enum ComposeError {
     /// The store failed.
     #[error("store: {0}")]
     Store(AccountError),
+}
+
+/// What the author reads when `to`'s keys were not found (`spec/dimed.md` §4.2): "not sent",
+/// the resolver's reason, and whether trying again later may help.
+fn not_sent(to: &Mailbox, e: &DiscoveryError) -> String {
+    let why = match e {
+        DiscoveryError::NotUsable(dime_resolver::Decision::Defer(reason)) => reason.to_string(),
+        e => e.to_string(),
+    };
+    let later = if e.is_temporary() { "; it may work later" } else { "" };
+    format!("not sent: the keys of {to} cannot be found ({why}){later}")
 }
 
 /// Longest client-made Message-ID, octets (RFC 5322's line limit less `Message-ID: `).
@@ -133,7 +144,11 @@ impl<D: Directory> MailService<D> {
             };
             (keys_of(&signet, "recipient")?, origin_keys)
         } else {
-            let (user, org) = self.directory.user_signets(to).await?;
+            let (user, org) = self
+                .directory
+                .user_signets(to)
+                .await
+                .map_err(|e| ComposeError::RecipientKeys(to.clone(), e))?;
             (keys_of(&user, "recipient")?, keys_of(&org, "destination")?)
         };
         let author = session.address().clone();

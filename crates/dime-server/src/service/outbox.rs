@@ -105,9 +105,10 @@ pub fn queue_envelope_once(
             k,
             now,
         )?,
-        None => {
-            (store.enqueue(rng, Transport::Dmtp, author, destination.as_str(), &payload, now)?, true)
-        }
+        None => (
+            store.enqueue(rng, Transport::Dmtp, author, destination.as_str(), &payload, now)?,
+            true,
+        ),
     };
     if fresh {
         tracing::info!(destination = %destination, queue_id = id.0, "message queued");

@@ -49,7 +49,7 @@ impl Routes for StaticRoutes {
         if destination == &domain("b.test") {
             Ok(self.0.clone())
         } else {
-            Err(RouteError::Permanent("not a known domain"))
+            Err(RouteError::Permanent("not a known domain".into()))
         }
     }
 }
