@@ -219,15 +219,32 @@ fn init_logging(level: Option<&str>, format: LogFormat) -> anyhow::Result<()> {
             )
         })?,
     };
-    let builder = tracing_subscriber::fmt()
-        .with_max_level(level)
-        .with_writer(std::io::stderr)
-        .with_ansi(false);
+    use tracing_subscriber::layer::SubscriberExt;
+    use tracing_subscriber::util::SubscriberInitExt;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr).with_ansi(false);
+    let registry = tracing_subscriber::registry().with(log_filter(level));
     let _ = match format {
-        LogFormat::Text => builder.try_init(),
-        LogFormat::Json => builder.json().try_init(),
+        LogFormat::Text => registry.with(layer).try_init(),
+        LogFormat::Json => registry.with(layer.json()).try_init(),
     };
     Ok(())
+}
+
+/// The libraries whose debug events are dumps (hickory's whole DNS messages over many lines,
+/// QUIC and TLS packet traces): shown at `info` and above unless the level is `trace`.
+const NOISY_DEPENDENCIES: &[&str] =
+    &["hickory_proto", "hickory_resolver", "quinn", "quinn_proto", "quinn_udp", "rustls"];
+
+/// dimed's events at `level`; the [`NOISY_DEPENDENCIES`] at `info` at most, unless `level` is
+/// `trace` (`spec/dimed.md` §2).
+fn log_filter(
+    level: tracing_subscriber::filter::LevelFilter,
+) -> tracing_subscriber::filter::Targets {
+    use tracing_subscriber::filter::{LevelFilter, Targets};
+    let dependencies = if level == LevelFilter::TRACE { level } else { level.min(LevelFilter::INFO) };
+    NOISY_DEPENDENCIES
+        .iter()
+        .fold(Targets::new().with_default(level), |t, d| t.with_target(*d, dependencies))
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -696,4 +713,25 @@ fn serve(
         running.shutdown().await;
         Ok::<_, anyhow::Error>(())
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tracing_subscriber::filter::LevelFilter;
+
+    #[test]
+    fn debug_leaves_out_the_dependencies_dumps_and_trace_keeps_them() {
+        use tracing::Level;
+        let debug = log_filter(LevelFilter::DEBUG);
+        assert!(debug.would_enable("dime_server::outbound", &Level::DEBUG));
+        assert!(!debug.would_enable("hickory_proto::udp::udp_client_stream", &Level::DEBUG));
+        assert!(!debug.would_enable("quinn_proto::connection", &Level::DEBUG));
+        assert!(debug.would_enable("hickory_proto::xfer", &Level::WARN));
+        let trace = log_filter(LevelFilter::TRACE);
+        assert!(trace.would_enable("hickory_proto::udp", &Level::TRACE));
+        let warn = log_filter(LevelFilter::WARN);
+        assert!(!warn.would_enable("hickory_proto::udp", &Level::INFO), "never above the level");
+        assert!(!warn.would_enable("dime_server", &Level::INFO));
+    }
 }

@@ -27,8 +27,8 @@ pub use discovery::{
 pub use dns::{Answer, ConfigError, Dns, DnsConfig, TemporaryFailure, TrustAnchor};
 pub use proof::DnssecProof;
 pub use resolver::{
-    AuthenticatedDomain, DeliveryHost, DiscoveryError, DomainDiscovery, HostSource, KeyResolver,
-    OrgKey, Provenance, UserKey, delivery_hosts,
+    AuthenticatedDomain, DNS_PROOFS_METRIC, DeliveryHost, DiscoveryError, DomainDiscovery,
+    HostSource, KeyResolver, OrgKey, Provenance, UserKey, delivery_hosts,
 };
 pub use signets::{
     ChainStatus, MemoryPinStore, MemorySource, Pin, PinStore, SignetError, SignetSource,

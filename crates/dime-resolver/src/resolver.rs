@@ -25,6 +25,12 @@ use tokio::sync::OnceCell;
 /// (`spec/discovery.md` §8).
 pub const FAILURE_CACHE_SECS: u64 = 5;
 
+/// The counter of `_dx` record lookups by the proof of their answers (`proof`: `secure`,
+/// `insecure`, `bogus`, `indeterminate`; `spec/dimed.md` §8): one per lookup made, none for an
+/// answer from the cache. Kept through the `metrics` facade, so nothing unless the process
+/// installed a recorder.
+pub const DNS_PROOFS_METRIC: &str = "dime_dns_proofs_total";
+
 /// A domain's record lookup and the decision it leads to.
 #[must_use = "a discovery says whether and how the domain's keys may be used"]
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -317,6 +323,7 @@ impl<S: SignetSource, P: PinStore> KeyResolver<S, P> {
         self.domains
             .get_or_fetch(domain.as_str(), || async move {
                 let lookup = lookup_record(dns, domain).await;
+                metrics::counter!(DNS_PROOFS_METRIC, "proof" => lookup.proof.as_str()).increment(1);
                 let decision = decide(&lookup, &local);
                 let ttl = match &decision {
                     Decision::Defer(_) => FAILURE_CACHE_SECS,

@@ -66,6 +66,8 @@ pub struct Config {
     pub store: StoreSection,
     /// The DMAP listeners' caps.
     pub imap: ImapSection,
+    /// The Prometheus endpoint.
+    pub metrics: MetricsSection,
     /// Refuse to start when a private directory or file (the store's, the key files) is open
     /// to other local users, rather than warn (`spec/dimed.md` §3).
     pub strict_permissions: bool,
@@ -91,7 +93,21 @@ struct RawConfig {
     #[serde(default)]
     imap: ImapSection,
     #[serde(default)]
+    metrics: MetricsSection,
+    #[serde(default)]
     strict_permissions: bool,
+}
+
+/// `[metrics]`: the Prometheus endpoint (`spec/dimed.md` §8); no `listen`, no endpoint.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsSection {
+    /// Where `GET /metrics` is answered; a loopback address unless `allow_public`.
+    pub listen: Option<SocketAddr>,
+    /// Allow a `listen` address that is not loopback: the metrics tell traffic volumes, so
+    /// this is a decision the operator states (then a firewall should stand in front).
+    #[serde(default)]
+    pub allow_public: bool,
 }
 
 /// The default of `[store] compact_interval_secs`: once a day.
@@ -310,6 +326,16 @@ impl RawConfig {
                 "at most 518400 (6 days): destinations refuse envelopes signed over 7 days ago",
             ));
         }
+        if let Some(a) = self.metrics.listen
+            && !a.ip().to_canonical().is_loopback()
+            && !self.metrics.allow_public
+        {
+            return Err(bad(
+                "metrics.listen",
+                "not a loopback address: metrics tell traffic volumes; set metrics.allow_public \
+                 = true to serve them there",
+            ));
+        }
         Ok(Config {
             domain,
             host: self.host,
@@ -328,6 +354,7 @@ impl RawConfig {
             limits: self.limits,
             store: self.store,
             imap: self.imap,
+            metrics: self.metrics,
             strict_permissions: self.strict_permissions,
         })
     }
@@ -519,6 +546,35 @@ mod tests {
         assert!(life(MAX_LIFETIME_SECS).is_ok());
         let e = life(MAX_LIFETIME_SECS + 1).err();
         assert!(matches!(e, Some(ConfigError::Invalid { key: "outbound.max_lifetime_secs", .. })));
+    }
+
+    #[test]
+    fn metrics_listen_only_on_loopback_unless_allowed() -> Result<(), ConfigError> {
+        assert!(load(MINIMAL)?.metrics.listen.is_none());
+        for addr in ["127.0.0.1:9464", "[::1]:9464", "[::ffff:127.0.0.1]:9464"] {
+            let c = load(&format!("{MINIMAL}[metrics]\nlisten = \"{addr}\"\n"))?;
+            assert_eq!(c.metrics.listen, Some(addr.parse().map_err(|_| bad_test(addr))?));
+        }
+        for addr in ["0.0.0.0:9464", "192.0.2.1:9464", "[::]:9464"] {
+            let e = load(&format!("{MINIMAL}[metrics]\nlisten = \"{addr}\"\n")).err();
+            assert!(
+                matches!(&e, Some(ConfigError::Invalid { key: "metrics.listen", message, .. })
+                    if message.contains("allow_public")),
+                "{addr}: {e:?}"
+            );
+            let c =
+                load(&format!("{MINIMAL}[metrics]\nlisten = \"{addr}\"\nallow_public = true\n"))?;
+            assert!(c.metrics.allow_public && c.metrics.listen.is_some());
+        }
+        let e = load(&format!("{MINIMAL}[metrics]\nlisten_on = \"127.0.0.1:1\"\n")).err();
+        assert!(
+            matches!(&e, Some(ConfigError::Syntax { message, .. }) if message.contains("listen_on"))
+        );
+        Ok(())
+    }
+
+    fn bad_test(what: &str) -> ConfigError {
+        ConfigError::Invalid { path: PathBuf::from("test"), key: "test", message: what.to_owned() }
     }
 
     #[test]

@@ -544,6 +544,9 @@ pub async fn start_with(
         crate::submission::serve(&submission, Arc::new(sub), stop_rx.clone())
             .map_err(|error| StartError::Bind { what: submission.display().to_string(), error })?,
     );
+    if let Some(addr) = config.metrics.listen {
+        tasks.push(crate::metrics::serve(addr, Arc::clone(&store), stop_rx.clone()).await?.1);
+    }
     let admin = config.admin_socket();
     let a = Arc::new(crate::admin::Admin {
         store: Arc::clone(&store),

@@ -175,6 +175,9 @@ impl<O: OriginKeys> Handler for Destination<O> {
         fingerprint: Fingerprint,
     ) -> Result<Vec<Ed25519PublicKey>, Refusal> {
         let r = self.origins.origin_key(&origin, &fingerprint).await;
+        if r.is_err() {
+            crate::metrics::inbound(&r);
+        }
         // At most a few lines per source and minute (`spec/dmtp.md` §8): a peer whose every
         // MAIL is refused does not fill the log.
         if let Err(e) = &r
@@ -190,13 +193,17 @@ impl<O: OriginKeys> Handler for Destination<O> {
         destination: Domain,
         fingerprint: Fingerprint,
     ) -> Result<(), Refusal> {
-        if destination != self.local.domain {
-            return Err(Refusal::NotFound);
+        let r = if destination != self.local.domain {
+            Err(Refusal::NotFound)
+        } else if fingerprint != self.local.org_fingerprint {
+            Err(Refusal::StaleFingerprint)
+        } else {
+            Ok(())
+        };
+        if r.is_err() {
+            crate::metrics::inbound(&r);
         }
-        if fingerprint != self.local.org_fingerprint {
-            return Err(Refusal::StaleFingerprint);
-        }
-        Ok(())
+        r
     }
 
     async fn deliver(
@@ -253,6 +260,7 @@ impl<O: OriginKeys> Handler for Destination<O> {
         })
         .await
         .unwrap_or(Err(Refusal::StoreFailed));
+        crate::metrics::inbound(&r);
         match &r {
             Ok(id) => tracing::info!(origin = %origin, txid = %id, "message stored"),
             Err(e) if dime_net::log_allowed() => {

@@ -27,6 +27,7 @@ pub mod daemon;
 mod destination;
 pub mod dmap;
 mod lines;
+pub mod metrics;
 pub mod origin;
 pub mod outbound;
 pub mod pins;

@@ -4,7 +4,7 @@
 
 use crate::StoreError;
 use crate::fs::{OsFs, RedbFile, StoreFs, open_durably};
-use redb::{ReadableDatabase, ReadableTable, TableDefinition, TableHandle};
+use redb::{ReadableDatabase, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -146,6 +146,8 @@ pub trait ReadTxn {
         end: &[u8],
         limit: usize,
     ) -> Result<Vec<Pair>, StoreError>;
+    /// How many keys `table` holds (redb keeps the count in the table's header: no scan).
+    fn len(&self, table: Table) -> Result<u64, StoreError>;
 }
 
 /// Reads and writes inside one atomic transaction.
@@ -435,6 +437,10 @@ impl ReadTxn for RedbRead {
         let t = self.0.open_table(def(table)).map_err(backend_err)?;
         range_of(&t, start, end, limit)
     }
+    fn len(&self, table: Table) -> Result<u64, StoreError> {
+        let t = self.0.open_table(def(table)).map_err(backend_err)?;
+        t.len().map_err(backend_err)
+    }
 }
 
 /// A write transaction, each table opened once (at its first use) and kept open until the
@@ -482,6 +488,9 @@ impl ReadTxn for RedbWrite<'_> {
         limit: usize,
     ) -> Result<Vec<Pair>, StoreError> {
         self.with(table, |t| range_of(t, start, end, limit))
+    }
+    fn len(&self, table: Table) -> Result<u64, StoreError> {
+        self.with(table, |t| t.len().map_err(backend_err))
     }
 }
 

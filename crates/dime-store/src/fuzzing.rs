@@ -140,6 +140,9 @@ impl ReadTxn for MapTxn {
             .map(|((_, k), v)| (k.clone(), v.clone()))
             .collect())
     }
+    fn len(&self, table: Table) -> Result<u64, StoreError> {
+        Ok(self.0.keys().filter(|(t, _)| *t == table.code()).count() as u64)
+    }
 }
 
 impl WriteTxn for MapTxn {

@@ -52,6 +52,7 @@ mod mail;
 mod pins;
 mod powercut;
 mod queue;
+mod queue_stats;
 mod rewrap;
 mod status;
 mod summary;
@@ -63,7 +64,7 @@ pub use account::{
     Recovery, RecoveryCode,
 };
 pub use backend::{Backend, ReadTxn, RedbBackend, Table, WriteTxn};
-pub use deliver::{Delivered, SEEN_RETENTION_SECS};
+pub use deliver::{COMMIT_SECONDS_METRIC, Delivered, SEEN_RETENTION_SECS};
 pub use errors::{
     AccountError, ArchiveError, BackendError, DeliveryError, MailboxError, PinError, QueueError,
     SessionExpired,
@@ -79,6 +80,7 @@ pub use queue::{
     Leased, MAX_SUBMISSION_KEY_LEN, OutboundEntry, QueueControl, QueueId, QueuedEntry, Settlement,
     Transport,
 };
+pub use queue_stats::QueueStats;
 pub use rewrap::{Displayed, Opened, OpenedVia, RewrapProgress};
 pub use status::{DeliveryState, DeliveryStatus, MAX_STATUS_TEXT_LEN};
 pub use summary::{MAX_SUMMARY_LEN, SealedSummaries};

@@ -15,8 +15,9 @@ pub use config::{
 };
 pub use pool::{QuicPool, TLS_IDLE, TlsPool};
 pub use server::{
-    Handler, MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE, ServerHandle,
-    ServerOptions, WRITE_TIMEOUT, serve_stream, spawn_quic, spawn_tls,
+    DMTP_CONNECTIONS_METRIC, DMTP_CONNECTIONS_OPEN_METRIC, Handler, MAX_CONNECTIONS,
+    MAX_STREAMS_PER_CONNECTION, SHUTDOWN_GRACE, ServerHandle, ServerOptions, WRITE_TIMEOUT,
+    serve_stream, spawn_quic, spawn_tls,
 };
 
 use dime_dmtp::{ClientError, CommandKind, ReplyCode};

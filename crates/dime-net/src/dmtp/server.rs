@@ -57,6 +57,30 @@ const CLOSE_TOO_MANY_STREAMS: u32 = 2;
 /// Octets read from a stream at a time.
 const READ_CHUNK: usize = 64 * 1024;
 
+/// The counter of DMTP connections accepted, handshake and ALPN done, by `transport` (`quic`,
+/// `tls`) (`spec/dimed.md` §8); kept through the `metrics` facade, so nothing unless the
+/// process installed a recorder.
+pub const DMTP_CONNECTIONS_METRIC: &str = "dime_dmtp_connections_total";
+/// The gauge of DMTP connections open now, by `transport` (`spec/dimed.md` §8).
+pub const DMTP_CONNECTIONS_OPEN_METRIC: &str = "dime_dmtp_connections_open";
+
+/// One connection counted accepted, and open until it is dropped.
+struct Counted(&'static str);
+
+impl Counted {
+    fn new(transport: &'static str) -> Counted {
+        metrics::counter!(DMTP_CONNECTIONS_METRIC, "transport" => transport).increment(1);
+        metrics::gauge!(DMTP_CONNECTIONS_OPEN_METRIC, "transport" => transport).increment(1.0);
+        Counted(transport)
+    }
+}
+
+impl Drop for Counted {
+    fn drop(&mut self) {
+        metrics::gauge!(DMTP_CONNECTIONS_OPEN_METRIC, "transport" => self.0).decrement(1.0);
+    }
+}
+
 /// What the server does with the machine's requests: the resolver, the store and the signet
 /// service, supplied by `dime-server` (or a test). Each method answers one `Need*` event of
 /// [`dime_dmtp::Event`].
@@ -574,6 +598,7 @@ async fn quic_connection<H: Handler>(
         conn.close(quinn::VarInt::from_u32(CLOSE_ALPN), b"alpn");
         return;
     }
+    let _counted = Counted::new("quic");
     let shared = Arc::new(Connection::new(conn.remote_address().ip()));
     let mut streams = JoinSet::new();
     let mut n = 0u64;
@@ -716,6 +741,7 @@ async fn tls_connection<H: Handler>(
             _ => return,
         },
     };
+    let _counted = Counted::new("tls");
     let (r, w) = tokio::io::split(tls);
     let conn = Connection::new(peer);
     if let Err(e) = serve(r, w, handler.as_ref(), &options, Some(stopping), &conn).await {

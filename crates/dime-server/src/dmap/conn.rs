@@ -100,6 +100,7 @@ pub(super) async fn serve<D: Directory>(
             }
         }
     };
+    let _counted = crate::metrics::DmapConnection::new(security == Security::ImplicitTls);
     let config = ServerConfig {
         tls: security == Security::ImplicitTls,
         starttls: true,

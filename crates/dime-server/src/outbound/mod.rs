@@ -633,8 +633,9 @@ struct Classified {
     settle: Vec<(QueueId, Settlement)>,
 }
 
-/// Logs an outcome once recorded.
+/// Logs an outcome once recorded, and counts it.
 fn log_outcome(destination: &Domain, outcome: &Outcome) {
+    crate::metrics::outbound(outcome);
     match outcome {
         Outcome::Delivered { id, txid } => {
             tracing::info!(destination = %destination, queue_id = id.0, txid = %txid, "delivered")

@@ -328,6 +328,7 @@ impl LoginThrottle {
                 sources.failed(k, now.0, &self.policy);
             }
         }
+        crate::metrics::login_failed(source, class.as_str());
         tracing::warn!(
             target: AUDIT_TARGET,
             account = %account,
@@ -345,6 +346,8 @@ impl LoginThrottle {
 
     /// Logs a refusal.
     pub(crate) fn refused(&self, account: AccountTag, source: &LoginSource, why: Refusal) {
+        let reason = if matches!(why, Refusal::Busy) { "busy" } else { "delayed" };
+        crate::metrics::login_failed(source, reason);
         match why {
             Refusal::Delayed(left) => tracing::debug!(
                 target: AUDIT_TARGET,
