@@ -127,6 +127,14 @@ enum DimedCommand {
         #[command(subcommand)]
         action: Option<QueueAction>,
     },
+    /// Make the running dimed of a `dimed.toml` re-read its certificate and key (a renewed
+    /// certificate), through its operator's socket; SIGHUP does the same. Connections open
+    /// keep the certificate they began with.
+    Reload {
+        /// The configuration file.
+        #[arg(long, value_name = "FILE")]
+        config: PathBuf,
+    },
     /// Compact the store of a `dimed.toml` while dimed is stopped: the store's database and
     /// the key vault are rewritten with their live records only, and the delivery log is
     /// zeroed, so no file keeps an octet of purged or deleted mail (`spec/storage.md` §12).
@@ -241,7 +249,8 @@ fn log_filter(
     level: tracing_subscriber::filter::LevelFilter,
 ) -> tracing_subscriber::filter::Targets {
     use tracing_subscriber::filter::{LevelFilter, Targets};
-    let dependencies = if level == LevelFilter::TRACE { level } else { level.min(LevelFilter::INFO) };
+    let dependencies =
+        if level == LevelFilter::TRACE { level } else { level.min(LevelFilter::INFO) };
     NOISY_DEPENDENCIES
         .iter()
         .fold(Targets::new().with_default(level), |t, d| t.with_target(*d, dependencies))
@@ -299,6 +308,11 @@ fn run(cli: Dimed) -> anyhow::Result<()> {
             }
         }
         DimedCommand::Compact { config } => compact(&config, &mut out),
+        DimedCommand::Reload { config } => {
+            let r = admin_request(&config, &serde_json::json!({"op": "reload"}))?;
+            writeln!(out, "{}", r.reloaded.unwrap_or_else(|| "reloaded".into()))?;
+            Ok(())
+        }
         DimedCommand::Doctor { config, json } => {
             crate::doctor::dimed_doctor(&config, json, &mut out)
         }
@@ -692,6 +706,7 @@ fn serve(
         use tokio::signal::unix::{SignalKind, signal};
         let mut term = signal(SignalKind::terminate()).context("signal handler")?;
         let mut int = signal(SignalKind::interrupt()).context("signal handler")?;
+        let mut hup = signal(SignalKind::hangup()).context("signal handler")?;
         let mut out = std::io::stdout().lock();
         writeln!(
             out,
@@ -705,9 +720,15 @@ fn serve(
         )?;
         out.flush()?;
         drop(out);
-        tokio::select! {
-            _ = int.recv() => {}
-            _ = term.recv() => {}
+        loop {
+            tokio::select! {
+                _ = int.recv() => break,
+                _ = term.recv() => break,
+                _ = hup.recv() => match running.reload() {
+                    Ok(what) => tracing::info!("SIGHUP: {what}"),
+                    Err(e) => tracing::error!("SIGHUP: reload refused: {e}"),
+                },
+            }
         }
         tracing::info!("dimed stopping");
         running.shutdown().await;

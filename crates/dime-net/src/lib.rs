@@ -25,6 +25,7 @@
 //! queue, retries and bounces are `dime-server`'s.
 
 mod caps;
+mod certs;
 mod dmtp;
 pub mod gate;
 mod limits;
@@ -35,12 +36,14 @@ pub use caps::{
     CapExceeded, ConnectionCaps, ConnectionSlot, MAX_CONNECTIONS_PER_IP,
     MAX_CONNECTIONS_PER_PREFIX, source_of,
 };
+pub use certs::{CertError, ReloadableCert};
 pub use dmtp::{
     DMTP_CONNECTIONS_METRIC, DMTP_CONNECTIONS_OPEN_METRIC, Handler, MAX_CONCURRENT_STREAMS,
     MAX_CONNECTIONS, MAX_STREAMS_PER_CONNECTION, NetError, PinnedCertVerifier, QuicClient,
     QuicConnection, QuicPool, SHUTDOWN_GRACE, ServerHandle, ServerOptions, TLS_IDLE, TlsConnection,
     TlsPool, TlsProvider, WRITE_TIMEOUT, client_tls_config, is_temporary, quic_client_config,
-    quic_server_config, serve_stream, server_tls_config, spawn_quic, spawn_tls,
+    quic_server_config, serve_stream, server_tls_config, server_tls_config_reloadable, spawn_quic,
+    spawn_tls,
 };
 pub use limits::{FD_RESERVE, FdLimit, fit_to_fd_limit, raise_fd_limit};
 pub use ratelimit::{

@@ -30,13 +30,15 @@ pub struct Admin {
     /// Wakes the outbound worker when entries are made due (none: it finds them at its next
     /// look).
     pub wake: Option<Arc<tokio::sync::Notify>>,
+    /// What `reload` re-reads (none: refused).
+    pub reload: Option<Arc<crate::daemon::Reloader>>,
 }
 
 impl Admin {
     /// The socket over `store` alone: the queue's listing and control (no deletion), no
     /// account requests.
     pub fn new(store: Arc<Store>) -> Admin {
-        Admin { store, local: None, wake: None }
+        Admin { store, local: None, wake: None, reload: None }
     }
 }
 
@@ -121,6 +123,8 @@ pub enum AdminRequest {
     },
     /// Makes every waiting queue entry due at once.
     QueueFlush,
+    /// Re-reads the certificate and key (`spec/dimed.md` §5.2).
+    Reload,
     /// Removes a queue entry: bounced to its author, or with `silent` only recorded failed.
     QueueDelete {
         /// The entry.
@@ -207,6 +211,9 @@ pub struct AdminResponse {
     /// queue_flush: how many entries were made due.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub count: Option<usize>,
+    /// reload: what was reloaded.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reloaded: Option<String>,
     /// queue_delete: whether the author got a bounce.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub bounced: Option<bool>,
@@ -260,6 +267,20 @@ impl Service for Admin {
         match request {
             AdminRequest::Queue { after, max } => self.queue(after, max).await,
             AdminRequest::UserList { after, max } => self.user_list(after, max).await,
+            AdminRequest::Reload => match &self.reload {
+                Some(r) => {
+                    let r = Arc::clone(r);
+                    match tokio::task::spawn_blocking(move || r.reload()).await {
+                        Ok(Ok(what)) => ok_answer(AdminResponse {
+                            reloaded: Some(what),
+                            ..AdminResponse::default()
+                        }),
+                        Ok(Err(e)) => error_answer(&e),
+                        Err(_) => error_answer("internal error"),
+                    }
+                }
+                None => error_answer("reload is not served on this socket"),
+            },
             r @ (AdminRequest::QueueHold { .. }
             | AdminRequest::QueueRelease { .. }
             | AdminRequest::QueueRetry { .. }

@@ -19,8 +19,6 @@ use dime_resolver::{DnsConfig, KeyResolver, LocalPolicy, TrustAnchor, UnchainedS
 use dime_signet::record::Record;
 use dime_signet::{Signet, SignetKind};
 use dime_store::{Deliveries, OsFs, Store, StoreConfig};
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -94,6 +92,57 @@ impl Routes for DimedRoutes {
     }
 }
 
+/// What `dimed reload` (SIGHUP, or the operator's socket) re-reads (`spec/dimed.md` §5.2).
+pub struct Reloader {
+    config: Config,
+    certs: Arc<dime_net::ReloadableCert>,
+}
+
+impl Reloader {
+    /// Reads the certificate and key again and serves them; answers what was reloaded, or
+    /// why nothing was.
+    ///
+    /// # Errors
+    /// The files cannot be read, or do not make a certificate and its key.
+    pub fn reload(&self) -> Result<String, String> {
+        let cert = self.config.secret_path(files::TLS_CERT);
+        let key = self.config.secret_path(files::TLS_KEY);
+        let chain =
+            std::fs::read(&cert).map_err(|e| format!("cannot read {}: {e}", cert.display()))?;
+        let pem = zeroize::Zeroizing::new(
+            std::fs::read(&key).map_err(|e| format!("cannot read {}: {e}", key.display()))?,
+        );
+        self.certs.replace(&chain, &pem).map_err(|e| {
+            format!(
+                "{} and {}: {e}; the certificate served is unchanged",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        tracing::info!("certificate reloaded");
+        Ok(format!("certificate reloaded from {}", cert.display()))
+    }
+}
+
+impl std::fmt::Debug for Reloader {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Reloader").finish_non_exhaustive()
+    }
+}
+
+/// The certificate and key of `config`.
+fn read_certs(
+    config: &Config,
+    tls_provider: &TlsProvider,
+) -> Result<dime_net::ReloadableCert, String> {
+    let cert = read(&config.secret_path(files::TLS_CERT)).map_err(|e| e.to_string())?;
+    let key = zeroize::Zeroizing::new(
+        read(&config.secret_path(files::TLS_KEY)).map_err(|e| e.to_string())?,
+    );
+    dime_net::ReloadableCert::from_pem(Arc::clone(tls_provider), &cert, &key)
+        .map_err(|e| e.to_string())
+}
+
 /// A running `dimed`: stop it with [`Running::shutdown`].
 pub struct Running {
     /// Where QUIC listens.
@@ -115,6 +164,7 @@ pub struct Running {
     /// Where DMAP listens with STARTTLS.
     pub imap_addr: Option<SocketAddr>,
     dmap: Vec<crate::dmap::DmapHandle>,
+    reloader: Arc<Reloader>,
     stop: watch::Sender<bool>,
     listeners: Vec<dime_net::ServerHandle>,
     quic_endpoints: Vec<quinn::Endpoint>,
@@ -132,6 +182,16 @@ impl std::fmt::Debug for Running {
 }
 
 impl Running {
+    /// Re-reads what a running dimed can take without a restart (`spec/dimed.md` §5.2): the
+    /// certificate and key, served from the next handshake on every listener. Answers what
+    /// was reloaded; on an error nothing changed.
+    ///
+    /// # Errors
+    /// What could not be read, named.
+    pub fn reload(&self) -> Result<String, String> {
+        self.reloader.reload()
+    }
+
     /// Stops: the DMTP listeners accept no more connections and let the transactions under
     /// way finish for up to [`dime_net::SHUTDOWN_GRACE`], then close the rest (the QUIC
     /// closes sent to the peers); the local sockets do likewise; the outbound attempts under
@@ -375,17 +435,15 @@ pub async fn start_with(
         );
     }
 
-    // TLS material.
-    let cert_pem = read(&config.secret_path(files::TLS_CERT))?;
-    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_slice_iter(&cert_pem)
-        .collect::<Result<_, _>>()
-        .map_err(setup("tls.crt"))?;
-    let key_pem = zeroize::Zeroizing::new(read(&config.secret_path(files::TLS_KEY))?);
-    let key = PrivateKeyDer::from_pem_slice(&key_pem).map_err(setup("tls.key"))?;
+    // TLS material: one certificate for every listener, replaced by `reload`.
+    let certs = Arc::new(
+        read_certs(config, &tls_provider).map_err(|e| StartError::Setup(format!("tls: {e}")))?,
+    );
     let dmap_tls =
-        crate::dmap::tls_config(Arc::clone(&tls_provider), chain.clone(), key.clone_key())
+        crate::dmap::tls_config_reloadable(Arc::clone(&tls_provider), Arc::clone(&certs))
             .map_err(setup("imap tls"))?;
-    let server_tls = dime_net::server_tls_config(Arc::clone(&tls_provider), chain, key)?;
+    let server_tls =
+        dime_net::server_tls_config_reloadable(Arc::clone(&tls_provider), Arc::clone(&certs))?;
 
     // The resolver, with our own domain answered without DNS.
     let transports = config.outbound.transports;
@@ -548,10 +606,12 @@ pub async fn start_with(
         tasks.push(crate::metrics::serve(addr, Arc::clone(&store), stop_rx.clone()).await?.1);
     }
     let admin = config.admin_socket();
+    let reloader = Arc::new(Reloader { config: config.clone(), certs });
     let a = Arc::new(crate::admin::Admin {
         store: Arc::clone(&store),
         local: Some(Arc::clone(&local)),
         wake: Some(wake),
+        reload: Some(Arc::clone(&reloader)),
     });
     tasks.push(
         crate::admin::serve(&admin, a, stop_rx)
@@ -577,6 +637,7 @@ pub async fn start_with(
         imaps_addr,
         imap_addr,
         dmap,
+        reloader,
         stop,
         listeners,
         quic_endpoints,

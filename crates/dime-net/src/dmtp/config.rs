@@ -36,6 +36,24 @@ pub fn server_tls_config(
     Ok(config)
 }
 
+/// [`server_tls_config`] with its certificate from `certs` (replaceable while it runs).
+///
+/// # Errors
+/// [`NetError::Tls`] when rustls refuses the protocol versions for the provider.
+pub fn server_tls_config_reloadable(
+    provider: TlsProvider,
+    certs: Arc<crate::ReloadableCert>,
+) -> Result<rustls::ServerConfig, NetError> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![ALPN.to_vec()];
+    config.max_early_data_size = 0;
+    config.send_half_rtt_data = false;
+    Ok(config)
+}
+
 /// The client's rustls configuration: TLS 1.3, ALPN `dmtp/1`, no early data, the server's
 /// certificate checked by `verifier` (the resolver's pinning verifier in production), over
 /// `provider`.

@@ -11,7 +11,7 @@ mod server;
 pub use client::{QuicClient, QuicConnection, TlsConnection, is_temporary};
 pub use config::{
     MAX_CONCURRENT_STREAMS, PinnedCertVerifier, TlsProvider, client_tls_config, quic_client_config,
-    quic_server_config, server_tls_config,
+    quic_server_config, server_tls_config, server_tls_config_reloadable,
 };
 pub use pool::{QuicPool, TLS_IDLE, TlsPool};
 pub use server::{

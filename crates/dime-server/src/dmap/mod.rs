@@ -115,6 +115,23 @@ pub fn tls_config(
     Ok(Arc::new(config))
 }
 
+/// [`tls_config`] with its certificate from `certs` (replaceable while it runs: `dimed
+/// reload`).
+///
+/// # Errors
+/// rustls refuses the protocol versions for the provider.
+pub fn tls_config_reloadable(
+    provider: Arc<rustls::crypto::CryptoProvider>,
+    certs: Arc<dime_net::ReloadableCert>,
+) -> Result<Arc<rustls::ServerConfig>, rustls::Error> {
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()?
+        .with_no_client_auth()
+        .with_cert_resolver(certs);
+    config.alpn_protocols = vec![b"imap".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// A running DMAP listener.
 #[derive(Debug)]
 pub struct DmapHandle {
