@@ -34,8 +34,10 @@ pub struct Dimed {
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-fn free() -> SocketAddr {
-    SocketAddr::from(([127, 0, 0, 1], dime_testkit::free_port()))
+/// Port 0 of 127.0.0.1: the system picks a free port when dimed binds it, so no other
+/// process can take it between a choice and the bind (a free port chosen first could be).
+fn any_port() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
 }
 
 /// Creates `users` (address, password) in the store of `config` (dimed stopped).
@@ -78,14 +80,14 @@ impl Dimed {
     /// (for example an `[imap]` section).
     pub fn start(users: &[(&str, &str)], extra: &str) -> Dimed {
         let dir = tempfile::tempdir().expect("tempdir");
-        let (imaps, imap, listen) = (free(), free(), free());
         let new = NewDomain {
             domain: dime_core::Domain::parse(DOMAIN).expect("domain"),
             host: dime_core::Domain::parse(HOST).expect("host"),
-            listen,
-            published_port: listen.port(),
+            listen: any_port(),
+            // The record is not looked up: the domain delivers to its own listener as bound.
+            published_port: 2626,
             dir: dir.path().join("d"),
-            imap: Some((imaps, imap)),
+            imap: Some((any_port(), any_port())),
         };
         let created =
             create_domain(default_provider(), &mut rand_core::OsRng, &new).expect("domain");
@@ -113,12 +115,13 @@ impl Dimed {
                 let running = dime_server::daemon::start(&c, default_provider(), tls)
                     .await
                     .expect("dimed start");
-                let _ = ready_tx.send(());
+                let bound = running.imaps_addr.zip(running.imap_addr).expect("imap listeners");
+                let _ = ready_tx.send(bound);
                 let _ = stop_rx.await;
                 running.shutdown().await;
             });
         });
-        ready_rx.recv().expect("dimed started");
+        let (imaps, imap) = ready_rx.recv().expect("dimed started");
         Dimed { dir, config, imaps, imap, cert, stop: Some(stop), thread: Some(thread) }
     }
 

@@ -9,7 +9,7 @@ use dime_core::crypto::default_provider;
 use dime_core::{Domain, Mailbox, Secret};
 use dime_server::config::Config;
 use dime_server::setup::{NewDomain, create_domain, files, read_org_keys};
-use dime_store::{Accounts, NewAccount, Recovery, Store, StoreConfig};
+use dime_store::{Accounts, NewAccount, Recovery, Store};
 use rand_core::{OsRng, RngCore};
 use std::io::Write;
 use std::net::SocketAddr;
@@ -337,18 +337,7 @@ fn compact(config: &Path, out: &mut dyn Write) -> anyhow::Result<()> {
 
 /// Opens the store of `config` (dimed must not be running: the store is opened exclusively).
 fn open_store(c: &Config) -> anyhow::Result<Store> {
-    let pepper = std::fs::read(c.secret_path(files::PEPPER)).context("pepper")?;
-    Store::open(
-        StoreConfig {
-            data_dir: c.data_dir.clone(),
-            vault_path: c.secret_path(files::VAULT),
-            pepper: Secret::new(pepper),
-            argon2: dime_core::crypto::Argon2Params::DEFAULT,
-            idle_timeout_secs: 900,
-        },
-        default_provider(),
-    )
-    .context("cannot open the store (is dimed running?)")
+    crate::store_cmd::open_configured(c).context("is dimed running? (it holds the store open)")
 }
 
 /// `dimed queue`: every entry, a page at a time, from the operator's socket; each page is

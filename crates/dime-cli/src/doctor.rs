@@ -27,7 +27,7 @@ use rustls::pki_types::{CertificateDer, ServerName, UnixTime};
 use serde::Serialize;
 use std::io::Write;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -821,20 +821,7 @@ fn store_check(r: &mut Report, c: &Config) {
 
 /// Opens the store of `c` for a moment (dimed is not running).
 fn open_store(c: &Config) -> anyhow::Result<dime_store::Store> {
-    let pepper_path: PathBuf = c.secret_path(files::PEPPER);
-    let pepper = std::fs::read(&pepper_path)
-        .with_context(|| format!("cannot read {}", pepper_path.display()))?;
-    dime_store::Store::open(
-        dime_store::StoreConfig {
-            data_dir: c.data_dir.clone(),
-            vault_path: c.secret_path(files::VAULT),
-            pepper: dime_core::Secret::new(pepper),
-            argon2: dime_core::crypto::Argon2Params::DEFAULT,
-            idle_timeout_secs: 900,
-        },
-        default_provider(),
-    )
-    .context("cannot open the store")
+    crate::store_cmd::open_configured(c)
 }
 
 /// Free space on the file system of the data directory.

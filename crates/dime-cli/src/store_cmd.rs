@@ -485,11 +485,16 @@ fn open_store(a: &StoreArgs, create: bool) -> anyhow::Result<Store> {
 /// The store's database file in its data directory (`spec/storage.md` §2).
 const STORE_FILE: &str = "store.redb";
 
+/// The store of a `dimed.toml` (dimed must not be running: the store is opened exclusively).
+pub(crate) fn open_configured(c: &Config) -> anyhow::Result<Store> {
+    store_at(&c.data_dir, &c.config_dir, &c.secret_path(files::PEPPER))
+}
+
 fn store_at(data_dir: &Path, config_dir: &Path, pepper_path: &Path) -> anyhow::Result<Store> {
     let pepper = Zeroizing::new(read_bytes(pepper_path)?);
     let config = StoreConfig {
         data_dir: data_dir.to_owned(),
-        vault_path: config_dir.join("vault.redb"),
+        vault_path: config_dir.join(files::VAULT),
         pepper: Secret::new(pepper.to_vec()),
         argon2: Argon2Params::DEFAULT,
         idle_timeout_secs: 900,
