@@ -108,7 +108,7 @@ mod tests {
 
     #[test]
     fn a_replaced_certificate_is_served_and_a_bad_one_leaves_the_old() {
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let provider = dime_testkit::tls_provider();
         let (c1, k1) = pem();
         let (c2, k2) = pem();
         let r =
