@@ -4,9 +4,11 @@
 //! address outside the domain and a weak password are refused.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::Serving;
+
 use std::path::Path;
-use std::process::{Child, Command, Output, Stdio};
-use std::time::{Duration, Instant};
+use std::process::{Command, Output, Stdio};
 
 /// Strong enough for the estimator (zxcvbn 3 or 4).
 const STRONG: &str = "violet-anchor-quartz-47-mellow";
@@ -55,25 +57,9 @@ fn init(d: &Path) {
 }
 
 /// `dimed serve` of `d`, once its operator's socket answers.
-fn serve(d: &Path) -> Child {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dimed"))
-        .args(["serve", "--config", s(&d.join("dimed.toml"))])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::os::unix::net::UnixStream::connect(d.join("data/dimed-admin.sock")).is_err() {
-        assert!(child.try_wait().unwrap().is_none(), "dimed exited");
-        assert!(t0.elapsed() < Duration::from_secs(20), "dimed did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child
-}
-
-fn stop(mut child: Child) {
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    assert!(child.wait().unwrap().success(), "dimed did not stop cleanly");
+fn serve(d: &Path) -> Serving {
+    let conf = d.join("dimed.toml");
+    Serving::start(&["serve", "--config", s(&conf)], &d.join("data/dimed-admin.sock"))
 }
 
 #[test]
@@ -188,7 +174,7 @@ fn accounts_are_managed_with_the_servers_config_stopped_and_running() {
     assert!(err.contains("dimed is running") && err.contains("stop it"), "{err}");
     ok(&user(&c, "delete", &["--address", "carol@example.test", "--yes"]), &[]);
     assert!(!inbox(STRONG2).status.success(), "a deleted account does not log in");
-    stop(dimed);
+    dimed.stop();
 
     let listed = ok(&user(&c, "list", &[]), &[]);
     assert!(listed.ends_with("1 accounts\n") && listed.contains("bob@example.test"), "{listed}");
@@ -233,5 +219,5 @@ fn without_org_pass_the_passphrase_is_given_at_start() {
     )
     .unwrap();
     assert!(line.starts_with("dimed serving example.test"), "{line}");
-    stop(child);
+    Serving(child).stop();
 }

@@ -8,21 +8,10 @@
 
 use dime_interop_tests::knot::{Knot, Zone, ZoneKind};
 use dime_signet::record::{Record, TlsPin, check_tls};
-use std::net::{SocketAddr, TcpListener, UdpSocket};
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
-
-fn free_port() -> u16 {
-    for _ in 0..50 {
-        let udp = UdpSocket::bind("127.0.0.1:0").unwrap();
-        let port = udp.local_addr().unwrap().port();
-        if TcpListener::bind(("127.0.0.1", port)).is_ok() {
-            return port;
-        }
-    }
-    panic!("no free port");
-}
 
 /// A domain made by `dimed init` under a temporary directory.
 struct Domain {
@@ -36,7 +25,7 @@ impl Domain {
     fn init(name: &'static str) -> Domain {
         let root = tempfile::tempdir().unwrap();
         let dir = root.path().join(name);
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let addr = SocketAddr::from(([127, 0, 0, 1], dime_testkit::free_port()));
         init_dir(&dir, name, addr);
         Domain { _root: root, dir, name, addr }
     }

@@ -3,8 +3,11 @@
 //! does not load is refused, named, and the one served stays.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+mod common;
+use common::Serving;
+
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
 fn s(p: &Path) -> &str {
@@ -60,17 +63,10 @@ fn a_renewed_certificate_is_served_after_reload_and_sighup() {
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let conf = d.join("dimed.toml");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_dimed"))
-        .args(["serve", "--create", "--config", s(&conf)])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let t0 = Instant::now();
-    while std::os::unix::net::UnixStream::connect(d.join("data/dimed-admin.sock")).is_err() {
-        assert!(t0.elapsed() < Duration::from_secs(20), "dimed did not start");
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    let mut server = Serving::start(
+        &["serve", "--create", "--config", s(&conf)],
+        &d.join("data/dimed-admin.sock"),
+    );
     let (cert, key) = (d.join("config/tls.crt"), d.join("config/tls.key"));
     let first = served(imaps, "imap");
     assert_eq!(served(dmtp, "dmtp/1"), first, "one certificate on every listener");
@@ -96,15 +92,14 @@ fn a_renewed_certificate_is_served_after_reload_and_sighup() {
     let (pem3, key3, der3) = new_cert();
     std::fs::write(&cert, &pem3).unwrap();
     std::fs::write(&key, &key3).unwrap();
-    let hup = Command::new("kill").args(["-HUP", &child.id().to_string()]).status().unwrap();
+    let hup = Command::new("kill").args(["-HUP", &server.0.id().to_string()]).status().unwrap();
     assert!(hup.success());
     let t0 = Instant::now();
     while served(imaps, "imap") != der3 {
-        assert!(child.try_wait().unwrap().is_none(), "SIGHUP stopped dimed");
+        assert!(server.0.try_wait().unwrap().is_none(), "SIGHUP stopped dimed");
         assert!(t0.elapsed() < Duration::from_secs(20), "SIGHUP did not reload");
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(served(dmtp, "dmtp/1"), der3);
-    let _ = Command::new("kill").arg(child.id().to_string()).status();
-    assert!(child.wait().unwrap().success(), "dimed did not stop cleanly");
+    server.stop();
 }

@@ -31,3 +31,44 @@ pub(crate) fn audit(what: &str, dirs: &[&Path], logs: &[&Path], needles: &[&str]
         }
     }
 }
+
+/// A `dimed serve` started by a test: ready once its operator's socket (`admin`) answers;
+/// stopped with SIGTERM by [`Serving::stop`] (which checks it stopped cleanly), or killed on
+/// drop, so a test that fails leaves no dimed behind.
+pub(crate) struct Serving(pub(crate) std::process::Child);
+
+impl Serving {
+    /// Runs `dimed` with `args` and waits up to 20 s for `admin` to answer.
+    pub(crate) fn start(args: &[&str], admin: &Path) -> Serving {
+        use std::process::{Command, Stdio};
+        let child = Command::new(env!("CARGO_BIN_EXE_dimed"))
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut s = Serving(child);
+        let t0 = std::time::Instant::now();
+        while std::os::unix::net::UnixStream::connect(admin).is_err() {
+            assert!(s.0.try_wait().unwrap().is_none(), "dimed exited");
+            assert!(t0.elapsed() < std::time::Duration::from_secs(20), "dimed did not start");
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        s
+    }
+
+    /// SIGTERM, then waits: it must exit successfully.
+    pub(crate) fn stop(mut self) {
+        let _ = std::process::Command::new("kill").arg(self.0.id().to_string()).status();
+        assert!(self.0.wait().unwrap().success(), "dimed did not stop cleanly");
+    }
+}
+
+impl Drop for Serving {
+    fn drop(&mut self) {
+        if self.0.try_wait().ok().flatten().is_none() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
