@@ -385,13 +385,15 @@ fn queue_action(config: &Path, action: QueueAction, out: &mut dyn Write) -> anyh
 
 fn queue(config: &Path, json: bool, out: &mut dyn Write) -> anyhow::Result<()> {
     use dime_server::admin::MAX_LISTED;
+    // The configuration read once, not for each page.
+    let socket = Config::load(config)?.admin_socket();
     let (mut after, mut listed) = (0, 0_u64);
     if json {
         write!(out, "[")?;
     }
     loop {
         let req = serde_json::json!({"op": "queue", "after": after, "max": MAX_LISTED});
-        let r = admin_request(config, &req)?;
+        let r = crate::store_cmd::admin_request(&socket, &req)?;
         let page = r.entries.unwrap_or_default();
         for e in &page {
             if json {
